@@ -1,0 +1,45 @@
+//! `weir validate PATH`: the pull-request check.
+
+use std::path::PathBuf;
+
+use super::render::{self, Format};
+use crate::source::dir;
+use crate::validate::{self, Options};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Folder (or single file) of definitions.
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    /// Output: `human` (snippets), `json`, or `github` (pull-request annotations).
+    #[arg(short = 'o', long = "output", visible_alias = "format", value_enum, default_value_t = Format::Human)]
+    pub output: Format,
+    /// Project of definitions without `metadata.project`.
+    #[arg(long, default_value = "default")]
+    pub project: String,
+    /// Largest definition file read, in bytes.
+    #[arg(long, default_value_t = dir::DEFAULT_MAX_FILE_SIZE)]
+    pub max_file_size: u64,
+}
+
+pub fn run(args: &Args) -> u8 {
+    let tree = match dir::read_tree(&args.path, args.max_file_size) {
+        Ok(tree) => tree,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return super::EXIT_ERROR;
+        }
+    };
+    let options = Options {
+        default_project: args.project.clone(),
+        ..Options::default()
+    };
+    let report = validate::validate(&tree, &options);
+    let prefix = render::display_prefix(&args.path);
+    print!("{}", render::report(&report, args.output, &prefix));
+    if report.is_valid() {
+        super::EXIT_OK
+    } else {
+        super::EXIT_INVALID
+    }
+}

@@ -1,0 +1,10 @@
+//! weir: a Git-native orchestrator for ML and data workflows.
+//!
+//! The library holds everything; `src/main.rs` only parses arguments and
+//! calls in. Modules depend downwards only (see STYLE.md):
+//! `cli` → `validate` → `spec`, and `source` feeds files to `validate`.
+
+pub mod cli;
+pub mod source;
+pub mod spec;
+pub mod validate;

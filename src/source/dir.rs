@@ -1,0 +1,177 @@
+//! Reading a directory of definitions from the filesystem.
+//!
+//! Layer 1 of validation (size and safety) happens here, before any parser
+//! sees a byte: files over the size limit are not read, symbolic links that
+//! resolve outside the root are refused (and named), link loops are cut, and
+//! non-UTF-8 files are reported. Hidden entries (`.git`, `.github`, `.weir`)
+//! are skipped. Problems with single files become diagnostics in the
+//! [`Tree`]; only an unusable root is an [`Error`].
+
+use std::collections::HashSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::validate::{Code, Diagnostic, SourceFile, Tree};
+
+/// The default per-file limit: 1 MiB.
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read `{path}`: {source}")]
+    Root {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Reads every `*.yaml`/`*.yml` below `root` (or `root` itself if it is a file).
+pub fn read_tree(root: &Path, max_file_size: u64) -> Result<Tree, Error> {
+    let root_err = |source| Error::Root {
+        path: root.to_owned(),
+        source,
+    };
+    let canonical_root = root.canonicalize().map_err(root_err)?;
+    let meta = fs::metadata(&canonical_root).map_err(root_err)?;
+    let mut walk = Walk {
+        root: canonical_root.clone(),
+        max_file_size,
+        tree: Tree::default(),
+        visited_dirs: HashSet::new(),
+    };
+    if meta.is_file() {
+        let name = canonical_root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        walk.root = canonical_root
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        walk.file(&canonical_root, &name);
+    } else {
+        walk.visited_dirs.insert(canonical_root.clone());
+        walk.dir(&canonical_root, "").map_err(root_err)?;
+    }
+    walk.tree.files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(walk.tree)
+}
+
+struct Walk {
+    root: PathBuf,
+    max_file_size: u64,
+    tree: Tree,
+    visited_dirs: HashSet<PathBuf>,
+}
+
+fn is_definition(name: &str) -> bool {
+    name.ends_with(".yaml") || name.ends_with(".yml")
+}
+
+impl Walk {
+    fn dir(&mut self, dir: &Path, rel: &str) -> std::io::Result<()> {
+        let mut entries: Vec<_> = fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            let rel_path = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
+            let path = entry.path();
+            let file_type = entry.file_type()?;
+            let target = if file_type.is_symlink() {
+                match self.resolve_link(&path, &rel_path) {
+                    Some(t) => t,
+                    None => continue,
+                }
+            } else {
+                path.clone()
+            };
+            if target.is_dir() {
+                let canonical = target.canonicalize()?;
+                if self.visited_dirs.insert(canonical) {
+                    if let Err(e) = self.dir(&target, &rel_path) {
+                        self.unreadable(&rel_path, &e.to_string());
+                    }
+                }
+            } else if is_definition(&name) {
+                self.file(&target, &rel_path);
+            } else {
+                self.tree.other_paths.insert(rel_path);
+            }
+        }
+        Ok(())
+    }
+
+    /// The link's target when it stays inside the root; reports it otherwise.
+    fn resolve_link(&mut self, path: &Path, rel_path: &str) -> Option<PathBuf> {
+        match path.canonicalize() {
+            Ok(target) if target.starts_with(&self.root) => Some(target),
+            Ok(target) => {
+                self.tree.read_errors.push(
+                    Diagnostic::new(
+                        Code::SymlinkEscape,
+                        rel_path,
+                        None,
+                        format!("symbolic link `{rel_path}` points outside the repository, to `{}`", target.display()),
+                    )
+                    .with_help("definitions are read only from inside the repository; copy the file in instead of linking to it"),
+                );
+                None
+            }
+            Err(e) => {
+                self.unreadable(rel_path, &format!("broken symbolic link: {e}"));
+                None
+            }
+        }
+    }
+
+    fn file(&mut self, path: &Path, rel_path: &str) {
+        let size = match fs::metadata(path) {
+            Ok(m) => m.len(),
+            Err(e) => return self.unreadable(rel_path, &e.to_string()),
+        };
+        if size > self.max_file_size {
+            self.tree.read_errors.push(
+                Diagnostic::new(
+                    Code::FileTooLarge,
+                    rel_path,
+                    None,
+                    format!(
+                        "`{rel_path}` is {size} bytes, over the limit of {} bytes",
+                        self.max_file_size
+                    ),
+                )
+                .with_help("split it into several files, or raise the limit with --max-file-size"),
+            );
+            return;
+        }
+        match fs::read(path) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => self.tree.files.push(SourceFile {
+                    path: rel_path.to_owned(),
+                    text,
+                }),
+                Err(e) => {
+                    self.unreadable(rel_path, &format!("not UTF-8 text ({})", e.utf8_error()))
+                }
+            },
+            Err(e) => self.unreadable(rel_path, &e.to_string()),
+        }
+    }
+
+    fn unreadable(&mut self, rel_path: &str, why: &str) {
+        self.tree.read_errors.push(Diagnostic::new(
+            Code::UnreadableFile,
+            rel_path,
+            None,
+            format!("cannot read `{rel_path}`: {why}"),
+        ));
+    }
+}

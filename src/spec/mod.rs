@@ -1,0 +1,509 @@
+//! The definition types: what a user writes in a `*.yaml` file.
+//!
+//! These structs *are* the product's file format (DESIGN.md section 3): their
+//! serde names are the field names users type, and `weir schema` generates the
+//! JSON Schema from them (schemars). They describe what was written, not what
+//! was checked: `validate` turns them into a [`crate::validate::Snapshot`] and
+//! nothing past validation sees an unchecked definition.
+//!
+//! Every struct denies unknown fields, so a typo is an error, never ignored.
+//! Defaults are declared here (serde + schemars) so that the canonical form
+//! used for version digests has them filled in.
+
+pub mod digest;
+pub mod duration;
+pub mod quantity;
+pub mod schema;
+pub mod template;
+pub mod types;
+pub mod yaml;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use digest::Digest;
+
+/// The only `apiVersion` this release reads.
+pub const API_VERSION: &str = "weir.dev/v1alpha1";
+
+/// The three kinds of definition, as in Flyte.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+pub enum Kind {
+    Task,
+    Workflow,
+    LaunchPlan,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::Task, Kind::Workflow, Kind::LaunchPlan];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Task => "Task",
+            Kind::Workflow => "Workflow",
+            Kind::LaunchPlan => "LaunchPlan",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The identity of a definition: `(project, kind, name)`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct EntityRef {
+    pub project: String,
+    pub kind: Kind,
+    pub name: String,
+}
+
+impl EntityRef {
+    pub fn new(project: impl Into<String>, kind: Kind, name: impl Into<String>) -> Self {
+        EntityRef {
+            project: project.into(),
+            kind,
+            name: name.into(),
+        }
+    }
+}
+
+impl fmt::Display for EntityRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.project, self.kind, self.name)
+    }
+}
+
+/// `apiVersion: weir.dev/v1alpha1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ApiVersion {
+    #[serde(rename = "weir.dev/v1alpha1")]
+    V1Alpha1,
+}
+
+/// Fields common to every document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Metadata {
+    /// A DNS-1123 label: lower-case letters, digits and `-`, at most 63 characters.
+    #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"), length(max = 63))]
+    pub name: String,
+    /// The project this definition belongs to; the source's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"), length(max = 63))]
+    pub project: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+macro_rules! document {
+    ($(#[$doc:meta])* $name:ident, $marker:ident, $spec:ty) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+        #[serde(deny_unknown_fields, rename_all = "camelCase")]
+        pub struct $name {
+            pub api_version: ApiVersion,
+            pub kind: $marker,
+            pub metadata: Metadata,
+            pub spec: $spec,
+        }
+
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+        pub enum $marker {
+            $marker,
+        }
+    };
+}
+
+document!(
+    /// `kind: Task`: one unit of work.
+    TaskDocument,
+    Task,
+    TaskSpec
+);
+document!(
+    /// `kind: Workflow`: a DAG of nodes calling tasks and sub-workflows.
+    WorkflowDocument,
+    Workflow,
+    WorkflowSpec
+);
+document!(
+    /// `kind: LaunchPlan`: a workflow with fixed and default inputs and a schedule.
+    LaunchPlanDocument,
+    LaunchPlan,
+    LaunchPlanSpec
+);
+
+/// One parsed document of any kind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Definition {
+    Task(TaskDocument),
+    Workflow(WorkflowDocument),
+    LaunchPlan(LaunchPlanDocument),
+}
+
+impl Definition {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Definition::Task(_) => Kind::Task,
+            Definition::Workflow(_) => Kind::Workflow,
+            Definition::LaunchPlan(_) => Kind::LaunchPlan,
+        }
+    }
+
+    pub fn metadata(&self) -> &Metadata {
+        match self {
+            Definition::Task(d) => &d.metadata,
+            Definition::Workflow(d) => &d.metadata,
+            Definition::LaunchPlan(d) => &d.metadata,
+        }
+    }
+
+    /// Reads a document that already passed the JSON Schema.
+    pub fn from_json(kind: Kind, value: Value) -> Result<Definition, serde_json::Error> {
+        Ok(match kind {
+            Kind::Task => Definition::Task(serde_json::from_value(value)?),
+            Kind::Workflow => Definition::Workflow(serde_json::from_value(value)?),
+            Kind::LaunchPlan => Definition::LaunchPlan(serde_json::from_value(value)?),
+        })
+    }
+
+    /// The spec with every default filled in, as JSON: the input of the digest.
+    pub fn canonical_spec(&self) -> Value {
+        let value = match self {
+            Definition::Task(d) => serde_json::to_value(&d.spec),
+            Definition::Workflow(d) => serde_json::to_value(&d.spec),
+            Definition::LaunchPlan(d) => serde_json::to_value(&d.spec),
+        };
+        value.expect("specs are plain data and always serialize")
+    }
+}
+
+/// An input or output declaration: `{ type: int, default: 3 }` or
+/// `{ enum: [a, b] }`. Exactly one of `type` and `enum`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(extend(
+    "oneOf" = [{"required": ["type"]}, {"required": ["enum"]}],
+    "errorMessage" = "declare exactly one of `type` or `enum`"
+))]
+pub struct Port {
+    /// `string`, `int`, `float`, `bool`, `datetime`, `duration`, `file`,
+    /// `directory`, `json`, `list<T>` or `map<T>`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(
+        pattern = r"^(string|int|float|bool|datetime|duration|file|directory|json|(list|map)<.+>)$"
+    ))]
+    pub type_name: Option<String>,
+    /// The allowed values of an enum (a string).
+    #[serde(rename = "enum", default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub enum_values: Option<Vec<String>>,
+    /// The value used when nothing is bound; an input with a default is optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// `kind: Task` spec.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(extend(
+    "oneOf" = [{"required": ["container"]}, {"required": ["script"]}, {"required": ["notebook"]}],
+    "errorMessage" = "a task needs exactly one body: `container`, `script` or `notebook`"
+))]
+pub struct TaskSpec {
+    #[serde(default)]
+    pub inputs: BTreeMap<String, Port>,
+    #[serde(default)]
+    pub outputs: BTreeMap<String, Port>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<ContainerBody>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<ScriptBody>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notebook: Option<NotebookBody>,
+    #[serde(default)]
+    pub retries: Retries,
+    /// The longest one attempt may run, e.g. `30m` or `1h30m`; none when absent.
+    #[serde(default)]
+    pub timeout: Option<String>,
+    #[serde(default)]
+    pub cache: CacheSettings,
+    #[serde(default)]
+    pub resources: Resources,
+    /// Kubernetes Secrets exposed as environment variables; never values.
+    #[serde(default)]
+    pub secrets: Vec<SecretRef>,
+    #[serde(default)]
+    pub service_account: Option<String>,
+}
+
+/// Run a container image (`command`/`args` on the host under the local executor).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ContainerBody {
+    #[schemars(length(min = 1))]
+    pub image: String,
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// May interpolate `{{ inputs.x }}`.
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub working_dir: Option<String>,
+}
+
+/// Run `source` with `interpreter` (for example `python3` or `bash`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptBody {
+    #[schemars(length(min = 1))]
+    pub interpreter: String,
+    /// The script; may interpolate `{{ inputs.x }}`.
+    pub source: String,
+    /// The image used on Kubernetes.
+    #[serde(default)]
+    pub image: Option<String>,
+}
+
+/// Run a Jupyter notebook with papermill; inputs become its parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NotebookBody {
+    /// Path of the `.ipynb`, relative to the source's root folder.
+    #[schemars(regex(pattern = r"\.ipynb$"))]
+    pub path: String,
+    /// The image used on Kubernetes.
+    #[serde(default)]
+    pub image: Option<String>,
+}
+
+/// How often a failed attempt is retried.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Retries {
+    /// Retries after the first failed attempt (0: never retry).
+    #[serde(default)]
+    #[schemars(range(max = 100))]
+    pub attempts: u32,
+    /// The wait before the first retry; it doubles with each further retry.
+    #[serde(default = "default_backoff")]
+    pub backoff: String,
+}
+
+fn default_backoff() -> String {
+    "10s".to_owned()
+}
+
+impl Default for Retries {
+    fn default() -> Self {
+        Retries {
+            attempts: 0,
+            backoff: default_backoff(),
+        }
+    }
+}
+
+/// Memoisation of task results (DESIGN.md section 6).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CacheSettings {
+    #[serde(default)]
+    pub enabled: bool,
+    /// Bump to invalidate; the task's version is used when absent.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Inputs left out of the cache key.
+    #[serde(default)]
+    pub ignore_inputs: Vec<String>,
+}
+
+/// Kubernetes resource requests and limits (`cpu: 500m`, `memory: 1Gi`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    #[serde(default)]
+    pub requests: BTreeMap<String, quantity::Quantity>,
+    #[serde(default)]
+    pub limits: BTreeMap<String, quantity::Quantity>,
+}
+
+/// One key of a Kubernetes Secret, exposed as the environment variable `env`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRef {
+    /// The Secret's name.
+    #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    pub name: String,
+    /// The key inside the Secret.
+    pub key: String,
+    /// The environment variable that receives the value.
+    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"))]
+    pub env: String,
+}
+
+/// `kind: Workflow` spec.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowSpec {
+    #[serde(default)]
+    pub inputs: BTreeMap<String, Port>,
+    #[schemars(length(min = 1))]
+    pub nodes: Vec<Node>,
+    /// Each output is one `{{ nodes.N.outputs.y }}` reference.
+    #[serde(default)]
+    pub outputs: BTreeMap<String, String>,
+}
+
+/// One step of a workflow: a call of a task or of a sub-workflow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(extend(
+    "oneOf" = [{"required": ["task"]}, {"required": ["workflow"]}],
+    "errorMessage" = "a node calls exactly one of `task` or `workflow`"
+))]
+pub struct Node {
+    #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9_]*[a-z0-9])?$"), length(max = 63))]
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<String>,
+    /// Literals, or templates such as `{{ inputs.day }}` and
+    /// `{{ nodes.extract.outputs.events }}`.
+    #[serde(default)]
+    pub inputs: BTreeMap<String, Value>,
+    /// Nodes that must finish first, without a data dependency.
+    #[serde(default)]
+    pub after: Vec<String>,
+}
+
+/// `kind: LaunchPlan` spec.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LaunchPlanSpec {
+    pub workflow: String,
+    /// Fixed inputs: cannot be overridden at run time.
+    #[serde(default)]
+    pub inputs: BTreeMap<String, Value>,
+    /// Default inputs: `weir run` may override them.
+    #[serde(default)]
+    pub defaults: BTreeMap<String, Value>,
+    #[serde(default)]
+    pub schedule: Option<Schedule>,
+    #[serde(default)]
+    pub notify: Vec<NotifyRule>,
+}
+
+/// When a launch plan runs by itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(extend(
+    "oneOf" = [{"required": ["cron"]}, {"required": ["every"]}],
+    "errorMessage" = "a schedule needs exactly one of `cron` or `every`"
+))]
+pub struct Schedule {
+    /// Five fields (`0 2 * * *`) or a macro (`@hourly`, `@daily`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron: Option<String>,
+    /// A fixed rate such as `15m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every: Option<String>,
+    /// IANA time zone the cron expression is read in.
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+    /// A `datetime` workflow input that receives the scheduled instant.
+    #[serde(default)]
+    pub kickoff_time_input: Option<String>,
+    #[serde(default)]
+    pub concurrency: Concurrency,
+    #[serde(default)]
+    pub catch_up: CatchUp,
+    /// The most missed runs `catchUp: all` starts after downtime.
+    #[serde(default = "default_max_catch_up")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub max_catch_up: u32,
+    /// A run not started within this long after its instant is skipped.
+    #[serde(default)]
+    pub starting_deadline: Option<String>,
+}
+
+fn default_timezone() -> String {
+    "UTC".to_owned()
+}
+
+fn default_max_catch_up() -> u32 {
+    10
+}
+
+/// What happens when a run is due while the previous one still runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Concurrency {
+    /// Start it anyway.
+    #[default]
+    Allow,
+    /// Skip the new run.
+    Forbid,
+    /// Cancel the running one and start the new one.
+    Replace,
+}
+
+/// Which missed instants run after downtime.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum CatchUp {
+    /// Only future instants.
+    None,
+    /// The most recent missed instant.
+    #[default]
+    Latest,
+    /// Every missed instant, up to `maxCatchUp`.
+    All,
+}
+
+/// Terminal phases a notification can be sent on.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum Phase {
+    Succeeded,
+    Failed,
+    TimedOut,
+    Cancelled,
+}
+
+/// Send a notification when an execution ends in one of `on`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyRule {
+    #[schemars(length(min = 1))]
+    pub on: Vec<Phase>,
+    pub webhook: WebhookTarget,
+}
+
+/// A JSON `POST` to `url`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookTarget {
+    #[schemars(regex(pattern = r"^https?://"))]
+    pub url: String,
+}

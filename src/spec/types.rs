@@ -1,0 +1,234 @@
+//! The type system of task and workflow interfaces, and the check of a
+//! literal value against a type.
+//!
+//! Types are written as text (`int`, `list<file>`, `map<list<int>>`) or as an
+//! enum (`enum: [a, b]`); [`TypeExpr::parse`] reads the text form. Validation
+//! uses [`TypeExpr::accepts_literal`] for literals in bindings and defaults and
+//! `==` (plus [`TypeExpr::accepts_reference`]) for references, as Flyte's
+//! compiler does: no implicit conversion between references of different types.
+
+use std::fmt;
+
+use serde_json::Value;
+
+use super::duration;
+
+/// A parsed interface type.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TypeExpr {
+    String,
+    Int,
+    Float,
+    Bool,
+    Datetime,
+    Duration,
+    File,
+    Directory,
+    Json,
+    List(Box<TypeExpr>),
+    Map(Box<TypeExpr>),
+    Enum(Vec<String>),
+}
+
+/// Nesting deeper than this is refused: `list<list<list<...>>>` past it is
+/// a mistake, not a data model.
+const MAX_DEPTH: usize = 8;
+
+impl TypeExpr {
+    /// Parses the text form of a type (everything but enums).
+    pub fn parse(text: &str) -> Result<TypeExpr, String> {
+        parse_at(text.trim(), 0)
+    }
+
+    /// Whether a literal written in YAML fits this type.
+    pub fn accepts_literal(&self, value: &Value) -> Result<(), String> {
+        let ok = match (self, value) {
+            (TypeExpr::Json, _) => true,
+            (TypeExpr::String, Value::String(_)) => true,
+            (TypeExpr::Int, Value::Number(n)) => n.is_i64() || n.is_u64(),
+            (TypeExpr::Float, Value::Number(_)) => true,
+            (TypeExpr::Bool, Value::Bool(_)) => true,
+            (TypeExpr::Datetime, Value::String(s)) => {
+                return parse_datetime(s).map(|_| ()).map_err(|_| {
+                    format!("`{s}` is not an RFC 3339 date-time or a date (YYYY-MM-DD)")
+                });
+            }
+            (TypeExpr::Duration, Value::String(s)) => {
+                return duration::parse(s).map(|_| ()).map_err(|e| e.to_string());
+            }
+            (TypeExpr::File | TypeExpr::Directory, Value::String(s)) => !s.is_empty(),
+            (TypeExpr::Enum(values), Value::String(s)) => {
+                if values.contains(s) {
+                    return Ok(());
+                }
+                return Err(format!("`{s}` is not one of [{}]", values.join(", ")));
+            }
+            (TypeExpr::List(item), Value::Array(items)) => {
+                for (i, v) in items.iter().enumerate() {
+                    item.accepts_literal(v)
+                        .map_err(|e| format!("item {i}: {e}"))?;
+                }
+                true
+            }
+            (TypeExpr::Map(item), Value::Object(entries)) => {
+                for (k, v) in entries {
+                    item.accepts_literal(v)
+                        .map_err(|e| format!("key `{k}`: {e}"))?;
+                }
+                true
+            }
+            _ => false,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("expected {self}, found {}", describe(value)))
+        }
+    }
+
+    /// Whether a reference carrying type `from` may feed this type.
+    pub fn accepts_reference(&self, from: &TypeExpr) -> bool {
+        match (self, from) {
+            (a, b) if a == b => true,
+            // An enum value is a string; the reverse would need a runtime check.
+            (TypeExpr::String, TypeExpr::Enum(_)) => true,
+            (TypeExpr::Enum(to), TypeExpr::Enum(from)) => from.iter().all(|v| to.contains(v)),
+            (TypeExpr::List(a), TypeExpr::List(b)) | (TypeExpr::Map(a), TypeExpr::Map(b)) => {
+                a.accepts_reference(b)
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the value is passed as a path (local) or URI (object store).
+    pub fn is_blob(&self) -> bool {
+        matches!(self, TypeExpr::File | TypeExpr::Directory)
+    }
+}
+
+fn parse_at(text: &str, depth: usize) -> Result<TypeExpr, String> {
+    if depth > MAX_DEPTH {
+        return Err(format!("types nest at most {MAX_DEPTH} deep"));
+    }
+    let simple = match text {
+        "string" => Some(TypeExpr::String),
+        "int" => Some(TypeExpr::Int),
+        "float" => Some(TypeExpr::Float),
+        "bool" => Some(TypeExpr::Bool),
+        "datetime" => Some(TypeExpr::Datetime),
+        "duration" => Some(TypeExpr::Duration),
+        "file" => Some(TypeExpr::File),
+        "directory" => Some(TypeExpr::Directory),
+        "json" => Some(TypeExpr::Json),
+        _ => None,
+    };
+    if let Some(t) = simple {
+        return Ok(t);
+    }
+    for (prefix, wrap) in [
+        ("list<", TypeExpr::List as fn(Box<TypeExpr>) -> TypeExpr),
+        ("map<", TypeExpr::Map),
+    ] {
+        if let Some(rest) = text.strip_prefix(prefix) {
+            let inner = rest
+                .strip_suffix('>')
+                .ok_or_else(|| format!("`{text}` is missing its closing `>`"))?;
+            return Ok(wrap(Box::new(parse_at(inner.trim(), depth + 1)?)));
+        }
+    }
+    Err(format!("unknown type `{text}`"))
+}
+
+/// Reads a datetime literal: RFC 3339, or a bare date meaning midnight UTC.
+pub fn parse_datetime(text: &str) -> Result<chrono::DateTime<chrono::Utc>, chrono::ParseError> {
+    match chrono::DateTime::parse_from_rfc3339(text) {
+        Ok(t) => Ok(t.with_timezone(&chrono::Utc)),
+        Err(e) => chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc())
+            .map_err(|_| e),
+    }
+}
+
+fn describe(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a bool",
+        Value::Number(n) if n.is_f64() => "a float",
+        Value::Number(_) => "an int",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a map",
+    }
+}
+
+impl fmt::Display for TypeExpr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TypeExpr::String => f.write_str("string"),
+            TypeExpr::Int => f.write_str("int"),
+            TypeExpr::Float => f.write_str("float"),
+            TypeExpr::Bool => f.write_str("bool"),
+            TypeExpr::Datetime => f.write_str("datetime"),
+            TypeExpr::Duration => f.write_str("duration"),
+            TypeExpr::File => f.write_str("file"),
+            TypeExpr::Directory => f.write_str("directory"),
+            TypeExpr::Json => f.write_str("json"),
+            TypeExpr::List(t) => write!(f, "list<{t}>"),
+            TypeExpr::Map(t) => write!(f, "map<{t}>"),
+            TypeExpr::Enum(values) => write!(f, "enum[{}]", values.join(", ")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parses_nested_types() {
+        assert_eq!(
+            TypeExpr::parse("map<list<file>>").unwrap(),
+            TypeExpr::Map(Box::new(TypeExpr::List(Box::new(TypeExpr::File))))
+        );
+        assert!(TypeExpr::parse("list<>").is_err());
+        assert!(TypeExpr::parse("list<int").is_err());
+        assert!(TypeExpr::parse("integer").is_err());
+        assert!(TypeExpr::parse(&"list<".repeat(20)).is_err());
+    }
+
+    #[test]
+    fn literals() {
+        assert!(TypeExpr::Float.accepts_literal(&json!(1)).is_ok());
+        assert!(TypeExpr::Int.accepts_literal(&json!(1.5)).is_err());
+        assert!(
+            TypeExpr::Datetime
+                .accepts_literal(&json!("2026-03-29T01:00:00Z"))
+                .is_ok()
+        );
+        assert!(
+            TypeExpr::Datetime
+                .accepts_literal(&json!("2026-03-29"))
+                .is_ok()
+        );
+        assert!(
+            TypeExpr::Datetime
+                .accepts_literal(&json!("yesterday"))
+                .is_err()
+        );
+        let e = TypeExpr::Enum(vec!["eu".into(), "us".into()]);
+        assert!(e.accepts_literal(&json!("eu")).is_ok());
+        assert!(e.accepts_literal(&json!("asia")).is_err());
+        let l = TypeExpr::List(Box::new(TypeExpr::Int));
+        assert!(l.accepts_literal(&json!([1, 2])).is_ok());
+        assert!(l.accepts_literal(&json!([1, "x"])).is_err());
+    }
+
+    #[test]
+    fn references_need_the_same_type() {
+        assert!(TypeExpr::Int.accepts_reference(&TypeExpr::Int));
+        assert!(!TypeExpr::Float.accepts_reference(&TypeExpr::Int));
+        assert!(!TypeExpr::File.accepts_reference(&TypeExpr::String));
+        assert!(TypeExpr::String.accepts_reference(&TypeExpr::Enum(vec!["a".into()])));
+    }
+}

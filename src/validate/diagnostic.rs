@@ -1,0 +1,224 @@
+//! Diagnostics as data: a code, a severity, a message, a help line and a
+//! position. Every check produces these; only `cli::render` turns them into
+//! text, JSON or GitHub annotations.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::spec::yaml::Pos;
+
+/// Every diagnostic weir can report. The code (`W012`) and the name
+/// (`unknown-task`) are stable: CI scripts and docs refer to them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Code {
+    FileTooLarge,
+    SymlinkEscape,
+    UnreadableFile,
+    YamlSyntax,
+    DuplicateKey,
+    YamlLimit,
+    SchemaViolation,
+    UnknownField,
+    DuplicateDefinition,
+    InvalidName,
+    UnknownTask,
+    UnknownWorkflow,
+    DependencyCycle,
+    TypeMismatch,
+    UnknownNode,
+    UnknownOutput,
+    UnknownInput,
+    MissingInput,
+    InvalidTemplate,
+    UnknownAfter,
+    InvalidCron,
+    InvalidTimezone,
+    InvalidDuration,
+    InvalidQuantity,
+    InvalidKickoffInput,
+    UnfilledInput,
+    InvalidType,
+    DuplicateNode,
+    InvalidDefault,
+    MissingNotebook,
+    RedundantAfter,
+    InvalidPortName,
+    ConflictingInput,
+}
+
+impl Code {
+    pub const ALL: [Code; 33] = [
+        Code::FileTooLarge,
+        Code::SymlinkEscape,
+        Code::UnreadableFile,
+        Code::YamlSyntax,
+        Code::DuplicateKey,
+        Code::YamlLimit,
+        Code::SchemaViolation,
+        Code::UnknownField,
+        Code::DuplicateDefinition,
+        Code::InvalidName,
+        Code::UnknownTask,
+        Code::UnknownWorkflow,
+        Code::DependencyCycle,
+        Code::TypeMismatch,
+        Code::UnknownNode,
+        Code::UnknownOutput,
+        Code::UnknownInput,
+        Code::MissingInput,
+        Code::InvalidTemplate,
+        Code::UnknownAfter,
+        Code::InvalidCron,
+        Code::InvalidTimezone,
+        Code::InvalidDuration,
+        Code::InvalidQuantity,
+        Code::InvalidKickoffInput,
+        Code::UnfilledInput,
+        Code::InvalidType,
+        Code::DuplicateNode,
+        Code::InvalidDefault,
+        Code::MissingNotebook,
+        Code::RedundantAfter,
+        Code::InvalidPortName,
+        Code::ConflictingInput,
+    ];
+
+    /// The short code, e.g. `W012`.
+    pub fn id(self) -> &'static str {
+        self.describe().0
+    }
+
+    /// The readable name, e.g. `unknown-task`.
+    pub fn name(self) -> &'static str {
+        self.describe().1
+    }
+
+    /// Warnings are reported but do not fail validation.
+    pub fn severity(self) -> Severity {
+        match self {
+            Code::RedundantAfter => Severity::Warning,
+            _ => Severity::Error,
+        }
+    }
+
+    fn describe(self) -> (&'static str, &'static str) {
+        match self {
+            Code::FileTooLarge => ("W001", "file-too-large"),
+            Code::SymlinkEscape => ("W002", "symlink-escape"),
+            Code::UnreadableFile => ("W003", "unreadable-file"),
+            Code::YamlSyntax => ("W004", "yaml-syntax"),
+            Code::DuplicateKey => ("W005", "duplicate-key"),
+            Code::YamlLimit => ("W006", "yaml-limit"),
+            Code::SchemaViolation => ("W007", "schema-violation"),
+            Code::UnknownField => ("W008", "unknown-field"),
+            Code::DuplicateDefinition => ("W010", "duplicate-definition"),
+            Code::InvalidName => ("W011", "invalid-name"),
+            Code::UnknownTask => ("W012", "unknown-task"),
+            Code::UnknownWorkflow => ("W013", "unknown-workflow"),
+            Code::DependencyCycle => ("W014", "dependency-cycle"),
+            Code::TypeMismatch => ("W015", "type-mismatch"),
+            Code::UnknownNode => ("W016", "unknown-node"),
+            Code::UnknownOutput => ("W017", "unknown-output"),
+            Code::UnknownInput => ("W018", "unknown-input"),
+            Code::MissingInput => ("W019", "missing-input"),
+            Code::InvalidTemplate => ("W020", "invalid-template"),
+            Code::UnknownAfter => ("W021", "unknown-after"),
+            Code::InvalidCron => ("W022", "invalid-cron"),
+            Code::InvalidTimezone => ("W023", "invalid-timezone"),
+            Code::InvalidDuration => ("W024", "invalid-duration"),
+            Code::InvalidQuantity => ("W025", "invalid-quantity"),
+            Code::InvalidKickoffInput => ("W026", "invalid-kickoff-input"),
+            Code::UnfilledInput => ("W027", "unfilled-input"),
+            Code::InvalidType => ("W028", "invalid-type"),
+            Code::DuplicateNode => ("W029", "duplicate-node"),
+            Code::InvalidDefault => ("W030", "invalid-default"),
+            Code::MissingNotebook => ("W031", "missing-notebook"),
+            Code::RedundantAfter => ("W032", "redundant-after"),
+            Code::InvalidPortName => ("W033", "invalid-port-name"),
+            Code::ConflictingInput => ("W034", "conflicting-input"),
+        }
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.id(), self.name())
+    }
+}
+
+impl Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.id())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// One finding, at one place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub code: Code,
+    pub severity: Severity,
+    pub message: String,
+    pub help: Option<String>,
+    /// Path relative to the validated root, with `/` separators.
+    pub file: PathBuf,
+    /// Unknown only for errors about a whole file that has no text (unreadable).
+    pub pos: Option<Pos>,
+}
+
+impl Diagnostic {
+    pub fn new(
+        code: Code,
+        file: impl Into<PathBuf>,
+        pos: Option<Pos>,
+        message: impl Into<String>,
+    ) -> Self {
+        Diagnostic {
+            code,
+            severity: code.severity(),
+            message: message.into(),
+            help: None,
+            file: file.into(),
+            pos,
+        }
+    }
+
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+
+    /// `file:line:col` (or just the file).
+    pub fn location(&self) -> String {
+        match self.pos {
+            Some(p) => format!("{}:{}:{}", self.file.display(), p.line, p.column),
+            None => self.file.display().to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Code;
+    use std::collections::HashSet;
+
+    #[test]
+    fn codes_and_names_are_unique() {
+        let ids: HashSet<_> = Code::ALL.iter().map(|c| c.id()).collect();
+        let names: HashSet<_> = Code::ALL.iter().map(|c| c.name()).collect();
+        assert_eq!(ids.len(), Code::ALL.len());
+        assert_eq!(names.len(), Code::ALL.len());
+    }
+}

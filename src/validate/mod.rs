@@ -1,0 +1,178 @@
+//! Validation of a whole tree of definition files (DESIGN.md section 4).
+//!
+//! Layers run in order and every error of every layer is collected, so one
+//! run reports everything that is wrong, not only the first thing:
+//!
+//! 1. size and safety (done while reading the tree, see `source::dir`);
+//! 2. YAML syntax, duplicate keys, alias and nesting budgets ([`crate::spec::yaml`]);
+//! 3. the JSON Schema, with each error mapped back to its line ([`schema`]);
+//! 4. semantics across documents ([`semantic`]): identities, references,
+//!    cycles, binding types, cron, time zones, durations, quantities.
+//!
+//! The result is a [`Report`]: diagnostics plus every entity that parsed, with
+//! its version digest when the tree is valid. Validation never touches Git,
+//! the store or the network; it is a pure function of the files (I3 depends on
+//! it: a commit is accepted only when this finds no error).
+
+pub mod diagnostic;
+pub mod schema;
+pub mod semantic;
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+pub use diagnostic::{Code, Diagnostic, Severity};
+
+use crate::spec::yaml::{self, Pos, SyntaxErrorKind, YamlNode};
+use crate::spec::{Definition, Digest, EntityRef, Kind};
+
+/// One definition file as read from a directory or a Git tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFile {
+    /// Relative to the source's root, `/`-separated.
+    pub path: String,
+    pub text: String,
+}
+
+/// Everything validation looks at: the definition files, the paths of every
+/// other file (notebooks must exist), and what went wrong while reading.
+#[derive(Debug, Clone, Default)]
+pub struct Tree {
+    pub files: Vec<SourceFile>,
+    pub other_paths: BTreeSet<String>,
+    pub read_errors: Vec<Diagnostic>,
+}
+
+/// Settings of a validation run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The project of definitions without `metadata.project`.
+    pub default_project: String,
+    pub yaml_limits: yaml::Limits,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            default_project: "default".to_owned(),
+            yaml_limits: yaml::Limits::default(),
+        }
+    }
+}
+
+/// A document that passed the schema, with where it came from.
+#[derive(Debug, Clone)]
+pub struct Entity {
+    pub id: EntityRef,
+    pub file: String,
+    pub pos: Pos,
+    pub definition: Definition,
+    /// Filled in only when the whole tree is valid.
+    pub digest: Option<Digest>,
+    /// The positioned YAML, to report later findings at their line.
+    pub node: YamlNode,
+}
+
+/// The outcome of validating a tree.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub diagnostics: Vec<Diagnostic>,
+    pub entities: Vec<Entity>,
+    /// The text of each file, for rendering snippets.
+    pub sources: Vec<SourceFile>,
+}
+
+impl Report {
+    pub fn error_count(&self) -> usize {
+        self.diagnostics.iter().filter(|d| d.is_error()).count()
+    }
+
+    pub fn is_valid(&self) -> bool {
+        self.error_count() == 0
+    }
+
+    pub fn source_text(&self, path: &str) -> Option<&str> {
+        self.sources
+            .iter()
+            .find(|s| s.path == path)
+            .map(|s| s.text.as_str())
+    }
+
+    /// What `weir validate -o json` lists per entity.
+    pub fn summaries(&self) -> Vec<EntitySummary<'_>> {
+        self.entities
+            .iter()
+            .map(|e| EntitySummary {
+                kind: e.id.kind,
+                name: &e.id.name,
+                project: &e.id.project,
+                file: &e.file,
+                line: e.pos.line,
+                version: e.digest.as_ref().map(Digest::short),
+                digest: e.digest.as_ref().map(Digest::as_str),
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct EntitySummary<'a> {
+    pub kind: Kind,
+    pub name: &'a str,
+    pub project: &'a str,
+    pub file: &'a str,
+    pub line: u32,
+    pub version: Option<&'a str>,
+    pub digest: Option<&'a str>,
+}
+
+/// Validates every file of `tree` together.
+pub fn validate(tree: &Tree, options: &Options) -> Report {
+    let mut diagnostics = tree.read_errors.clone();
+    let mut entities = Vec::new();
+    for file in &tree.files {
+        let docs = match yaml::parse_documents(&file.text, options.yaml_limits) {
+            Ok(docs) => docs,
+            Err(e) => {
+                let code = match e.kind {
+                    SyntaxErrorKind::Syntax => Code::YamlSyntax,
+                    SyntaxErrorKind::DuplicateKey => Code::DuplicateKey,
+                    SyntaxErrorKind::Limit => Code::YamlLimit,
+                };
+                let pos = (e.pos.line > 0).then_some(e.pos);
+                let mut d = Diagnostic::new(code, &file.path, pos, e.message);
+                if code == Code::YamlLimit {
+                    d = d.with_help("definitions are small; deep nesting or alias expansion this large is refused");
+                }
+                diagnostics.push(d);
+                continue;
+            }
+        };
+        for node in docs {
+            match schema::check_document(&file.path, &node, &options.default_project) {
+                Ok((id, definition)) => entities.push(Entity {
+                    id,
+                    file: file.path.clone(),
+                    pos: node.pos,
+                    definition,
+                    digest: None,
+                    node,
+                }),
+                Err(found) => diagnostics.extend(found),
+            }
+        }
+    }
+    let semantic = semantic::check(&mut entities, tree);
+    diagnostics.extend(semantic);
+    diagnostics.sort_by(|a, b| (&a.file, a.pos, a.code).cmp(&(&b.file, b.pos, b.code)));
+    let mut report = Report {
+        diagnostics,
+        entities,
+        sources: tree.files.clone(),
+    };
+    if report.is_valid() {
+        semantic::assign_digests(&mut report.entities);
+    }
+    report
+}
