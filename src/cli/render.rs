@@ -68,17 +68,17 @@ pub fn human(report: &Report, prefix: &str, color: bool) -> String {
     let (errors, warnings) = counts(report);
     if errors > 0 {
         out.push_str(&format!(
-            "error: {} in {} definition files ({})\n",
+            "error: {} in {} ({})\n",
             plural(errors, "error"),
-            report.sources.len(),
+            plural(report.sources.len(), "definition file"),
             plural(warnings, "warning")
         ));
     } else {
         out.push_str(&entity_table(report));
         out.push_str(&format!(
-            "ok: {} valid in {} files ({})\n",
+            "ok: {} valid in {} ({})\n",
             plural(report.entities.len(), "definition"),
-            report.sources.len(),
+            plural(report.sources.len(), "file"),
             plural(warnings, "warning")
         ));
     }

@@ -151,7 +151,7 @@ document!(
 /// One parsed document of any kind.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Definition {
-    Task(TaskDocument),
+    Task(Box<TaskDocument>),
     Workflow(WorkflowDocument),
     LaunchPlan(LaunchPlanDocument),
 }
@@ -176,7 +176,7 @@ impl Definition {
     /// Reads a document that already passed the JSON Schema.
     pub fn from_json(kind: Kind, value: Value) -> Result<Definition, serde_json::Error> {
         Ok(match kind {
-            Kind::Task => Definition::Task(serde_json::from_value(value)?),
+            Kind::Task => Definition::Task(Box::new(serde_json::from_value(value)?)),
             Kind::Workflow => Definition::Workflow(serde_json::from_value(value)?),
             Kind::LaunchPlan => Definition::LaunchPlan(serde_json::from_value(value)?),
         })

@@ -79,7 +79,7 @@ pub fn parse(text: &str) -> Result<(), String> {
             .trim_start_matches(['+', '-'])
             .bytes()
             .all(|b| b.is_ascii_digit())
-        && suffix[1..].trim_start_matches(['+', '-']).len() > 0);
+        && !suffix[1..].trim_start_matches(['+', '-']).is_empty());
     if ok_suffix { Ok(()) } else { Err(bad()) }
 }
 

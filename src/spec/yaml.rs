@@ -135,11 +135,17 @@ fn syntax_error(err: serde_saphyr::Error) -> SyntaxError {
     } else {
         SyntaxErrorKind::Syntax
     };
-    SyntaxError {
-        pos,
-        message: strip_position_suffix(&message),
-        kind,
+    let mut message = strip_position_suffix(&message);
+    if kind == SyntaxErrorKind::DuplicateKey {
+        // "duplicate mapping key: timeout, set DuplicateKeyPolicy in Options if acceptable"
+        let key = message
+            .split_once(": ")
+            .map(|(_, rest)| rest.split(", set ").next().unwrap_or(rest).to_owned());
+        if let Some(key) = key {
+            message = format!("duplicate key `{key}`: a key may appear only once in a mapping");
+        }
     }
+    SyntaxError { pos, message, kind }
 }
 
 /// serde-saphyr appends "at line X, column Y"; we print positions ourselves.

@@ -1,1 +1,8 @@
+//! The one integration-test binary (STYLE.md rule 15): each module is an area.
 
+mod common;
+mod digests;
+mod loader_props;
+mod safety;
+mod schema;
+mod validate_cli;

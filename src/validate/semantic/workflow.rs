@@ -419,6 +419,9 @@ fn check_workflow(
             .rev()
             .map(|&i| spec.nodes[i].id.as_str())
             .collect();
+        // Edges point from a node to what it needs; show the flow of data,
+        // starting at the node the error is reported on.
+        names.rotate_right(1);
         names.push(names[0]);
         found.push(
             at(entity, Code::DependencyCycle, &[Key("spec"), Key("nodes"), At(cycle[0]), Key("id")],
