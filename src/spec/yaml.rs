@@ -108,8 +108,7 @@ impl Default for Limits {
     }
 }
 
-/// Parses every document of a file. Empty documents are skipped.
-pub fn parse_documents(text: &str, limits: Limits) -> Result<Vec<YamlNode>, SyntaxError> {
+fn options(limits: Limits) -> serde_saphyr::Options {
     let mut budget = serde_saphyr::Budget::default();
     budget.max_depth = limits.max_depth;
     budget.max_nodes = limits.max_nodes;
@@ -121,7 +120,29 @@ pub fn parse_documents(text: &str, limits: Limits) -> Result<Vec<YamlNode>, Synt
     options.with_snippet = false;
     // YAML 1.2 core booleans only: `on:` (as in `notify: - on: [failed]`) is a key, not `true`.
     options.strict_booleans = true;
-    serde_saphyr::from_multiple_with_options::<YamlNode>(text, options).map_err(syntax_error)
+    options
+}
+
+/// Parses every document of a file into JSON, with the position of each
+/// document. This is the fast path every file takes; positions of values
+/// inside a document are recovered with [`parse_documents`] only for files
+/// that have something to report. Empty documents are skipped.
+pub fn parse_values(text: &str, limits: Limits) -> Result<Vec<(Pos, Value)>, SyntaxError> {
+    serde_saphyr::from_multiple_with_options::<Spanned<Value>>(text, options(limits))
+        .map(|docs| {
+            docs.into_iter()
+                .map(|d| (Pos::from_location(d.referenced), d.value))
+                .collect()
+        })
+        .map_err(syntax_error)
+}
+
+/// Parses every document of a file into positioned trees (the slow path,
+/// used to report findings at their line). Empty documents are skipped, as
+/// in [`parse_values`], so document indexes agree.
+pub fn parse_documents(text: &str, limits: Limits) -> Result<Vec<YamlNode>, SyntaxError> {
+    serde_saphyr::from_multiple_with_options::<YamlNode>(text, options(limits))
+        .map_err(syntax_error)
 }
 
 fn syntax_error(err: serde_saphyr::Error) -> SyntaxError {
@@ -194,14 +215,14 @@ impl YamlNode {
         }
     }
 
-    /// Follows `path` as far as it exists and returns the deepest node found:
-    /// an error about a missing value is shown where its parent is.
-    pub fn locate(&self, path: &[PathStep<'_>]) -> &YamlNode {
+    /// Follows a JSON pointer as far as it exists and returns the deepest
+    /// node found: an error about a missing value is shown at its parent.
+    pub fn locate(&self, pointer: &str) -> &YamlNode {
         let mut node = self;
-        for step in path {
-            let next = match (step, &node.value) {
-                (PathStep::Key(k), YamlValue::Map(_)) => node.get(k),
-                (PathStep::Index(i), YamlValue::Seq(items)) => items.get(*i),
+        for segment in pointer_segments(pointer) {
+            let next = match &node.value {
+                YamlValue::Map(_) => node.get(&segment),
+                YamlValue::Seq(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
                 _ => None,
             };
             match next {
@@ -212,15 +233,18 @@ impl YamlNode {
         node
     }
 
-    /// Position of `path`; when its last step is a key, the position of the key.
-    pub fn key_pos(&self, path: &[PathStep<'_>]) -> Pos {
-        if let Some((PathStep::Key(last), parent)) = path.split_last() {
-            let parent_node = self.locate(parent);
-            if let Some((key, _)) = parent_node.entry(last) {
-                return key.pos;
+    /// Position of the value at `pointer`, or of its key when `key` is set
+    /// and the pointer ends in a mapping key.
+    pub fn pos_of(&self, pointer: &str, key: bool) -> Pos {
+        if key {
+            if let Some((parent, last)) = pointer.rsplit_once('/') {
+                let last = unescape(last);
+                if let Some((k, _)) = self.locate(parent).entry(&last) {
+                    return k.pos;
+                }
             }
         }
-        self.locate(path).pos
+        self.locate(pointer).pos
     }
 
     pub fn as_str(&self) -> Option<&str> {
@@ -231,16 +255,26 @@ impl YamlNode {
     }
 }
 
-/// Splits a JSON pointer (`/spec/nodes/0/task`) into steps.
-pub fn pointer_steps(pointer: &str) -> Vec<PathStep<'_>> {
-    pointer
-        .split('/')
-        .skip(1)
-        .map(|s| match s.parse::<usize>() {
-            Ok(i) => PathStep::Index(i),
-            Err(_) => PathStep::Key(s),
-        })
-        .collect()
+/// Splits a JSON pointer (`/spec/nodes/0/task`) into unescaped segments.
+pub fn pointer_segments(pointer: &str) -> Vec<String> {
+    pointer.split('/').skip(1).map(unescape).collect()
+}
+
+fn unescape(segment: &str) -> String {
+    segment.replace("~1", "/").replace("~0", "~")
+}
+
+/// Builds a JSON pointer from path steps.
+pub fn to_pointer(steps: &[PathStep<'_>]) -> String {
+    let mut out = String::new();
+    for step in steps {
+        out.push('/');
+        match step {
+            PathStep::Key(k) => out.push_str(&k.replace('~', "~0").replace('/', "~1")),
+            PathStep::Index(i) => out.push_str(&i.to_string()),
+        }
+    }
+    out
 }
 
 impl<'de> Deserialize<'de> for YamlNode {
@@ -383,16 +417,24 @@ mod tests {
         let b = docs[0].get("b").unwrap();
         let c = b.get("c").unwrap();
         assert_eq!(c.pos.line, 3);
-        let steps = pointer_steps("/b/c/1");
-        assert_eq!(docs[0].locate(&steps).pos, Pos::new(3, 10));
-        assert_eq!(docs[0].key_pos(&pointer_steps("/b/c")), Pos::new(3, 3));
+        assert_eq!(docs[0].pos_of("/b/c/1", false), Pos::new(3, 10));
+        assert_eq!(docs[0].pos_of("/b/c", true), Pos::new(3, 3));
+        assert_eq!(
+            docs[0].pos_of("/b/missing", false),
+            docs[0].locate("/b").pos
+        );
+        let values =
+            parse_values("a: 1\nb:\n  c: [x, y]\n---\nz: on\n", Limits::default()).unwrap();
+        assert_eq!(values.len(), 2);
+        assert_eq!(values[1].0.line, 5);
+        assert_eq!(values[0].1, docs[0].to_json());
         // YAML 1.2: `on` is a string, not a boolean.
         assert_eq!(docs[1].get("z").unwrap().to_json(), serde_json::json!("on"));
     }
 
     #[test]
     fn duplicate_keys_and_alias_bombs_are_refused() {
-        let dup = parse_documents("a: 1\na: 2\n", Limits::default()).unwrap_err();
+        let dup = parse_values("a: 1\na: 2\n", Limits::default()).unwrap_err();
         assert_eq!(dup.kind, SyntaxErrorKind::DuplicateKey);
         assert_eq!(dup.pos.line, 2);
         let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
@@ -404,7 +446,7 @@ mod tests {
             };
             bomb.push_str(&format!("l{i}: &l{i} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"));
         }
-        let err = parse_documents(&bomb, Limits::default()).unwrap_err();
+        let err = parse_values(&bomb, Limits::default()).unwrap_err();
         assert_eq!(err.kind, SyntaxErrorKind::Limit, "{err:?}");
     }
 }

@@ -172,6 +172,20 @@ pub struct Diagnostic {
     pub file: PathBuf,
     /// Unknown only for errors about a whole file that has no text (unreadable).
     pub pos: Option<Pos>,
+    /// Where inside which document, until `validate` turns it into `pos`.
+    pub(crate) site: Option<Site>,
+}
+
+/// A place inside a document, named by a JSON pointer. Checks name places
+/// this way because the fast parse keeps no positions; `validate` re-reads
+/// only the files that have findings to turn sites into lines and columns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Site {
+    /// Index of the document in its file (empty documents not counted).
+    pub doc: usize,
+    pub pointer: String,
+    /// Point at the key of the pointer's last step rather than its value.
+    pub key: bool,
 }
 
 impl Diagnostic {
@@ -188,7 +202,26 @@ impl Diagnostic {
             help: None,
             file: file.into(),
             pos,
+            site: None,
         }
+    }
+
+    /// A finding at `pointer` inside document `doc` of `file`.
+    pub(crate) fn at_site(
+        code: Code,
+        file: impl Into<PathBuf>,
+        doc: usize,
+        pointer: impl Into<String>,
+        key: bool,
+        message: impl Into<String>,
+    ) -> Self {
+        let mut d = Diagnostic::new(code, file, None, message);
+        d.site = Some(Site {
+            doc,
+            pointer: pointer.into(),
+            key,
+        });
+        d
     }
 
     pub fn with_help(mut self, help: impl Into<String>) -> Self {

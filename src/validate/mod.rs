@@ -15,6 +15,7 @@
 //! it: a commit is accepted only when this finds no error).
 
 pub mod diagnostic;
+mod par;
 pub mod schema;
 pub mod semantic;
 
@@ -24,7 +25,7 @@ use serde::Serialize;
 
 pub use diagnostic::{Code, Diagnostic, Severity};
 
-use crate::spec::yaml::{self, Pos, SyntaxErrorKind, YamlNode};
+use crate::spec::yaml::{self, Pos, SyntaxErrorKind};
 use crate::spec::{Definition, Digest, EntityRef, Kind};
 
 /// One definition file as read from a directory or a Git tree.
@@ -70,8 +71,8 @@ pub struct Entity {
     pub definition: Definition,
     /// Filled in only when the whole tree is valid.
     pub digest: Option<Digest>,
-    /// The positioned YAML, to report later findings at their line.
-    pub node: YamlNode,
+    /// Index of the document in its file, to report findings at their line.
+    pub doc: usize,
 }
 
 /// The outcome of validating a tree.
@@ -131,40 +132,14 @@ pub struct EntitySummary<'a> {
 pub fn validate(tree: &Tree, options: &Options) -> Report {
     let mut diagnostics = tree.read_errors.clone();
     let mut entities = Vec::new();
-    for file in &tree.files {
-        let docs = match yaml::parse_documents(&file.text, options.yaml_limits) {
-            Ok(docs) => docs,
-            Err(e) => {
-                let code = match e.kind {
-                    SyntaxErrorKind::Syntax => Code::YamlSyntax,
-                    SyntaxErrorKind::DuplicateKey => Code::DuplicateKey,
-                    SyntaxErrorKind::Limit => Code::YamlLimit,
-                };
-                let pos = (e.pos.line > 0).then_some(e.pos);
-                let mut d = Diagnostic::new(code, &file.path, pos, e.message);
-                if code == Code::YamlLimit {
-                    d = d.with_help("definitions are small; deep nesting or alias expansion this large is refused");
-                }
-                diagnostics.push(d);
-                continue;
-            }
-        };
-        for node in docs {
-            match schema::check_document(&file.path, &node, &options.default_project) {
-                Ok((id, definition)) => entities.push(Entity {
-                    id,
-                    file: file.path.clone(),
-                    pos: node.pos,
-                    definition,
-                    digest: None,
-                    node,
-                }),
-                Err(found) => diagnostics.extend(found),
-            }
-        }
+    // Files are independent until the semantic layer: parse them in parallel.
+    for (found, parsed) in par::map(&tree.files, |f| load_file(f, options)) {
+        diagnostics.extend(found);
+        entities.extend(parsed);
     }
     let semantic = semantic::check(&mut entities, tree);
     diagnostics.extend(semantic);
+    resolve_sites(&mut diagnostics, &tree.files, options.yaml_limits);
     diagnostics.sort_by(|a, b| (&a.file, a.pos, a.code).cmp(&(&b.file, b.pos, b.code)));
     let mut report = Report {
         diagnostics,
@@ -175,4 +150,71 @@ pub fn validate(tree: &Tree, options: &Options) -> Report {
         semantic::assign_digests(&mut report.entities);
     }
     report
+}
+
+/// Parses one file and checks each of its documents against the schema.
+fn load_file(file: &SourceFile, options: &Options) -> (Vec<Diagnostic>, Vec<Entity>) {
+    let docs = match yaml::parse_values(&file.text, options.yaml_limits) {
+        Ok(docs) => docs,
+        Err(e) => {
+            let code = match e.kind {
+                SyntaxErrorKind::Syntax => Code::YamlSyntax,
+                SyntaxErrorKind::DuplicateKey => Code::DuplicateKey,
+                SyntaxErrorKind::Limit => Code::YamlLimit,
+            };
+            let pos = (e.pos.line > 0).then_some(e.pos);
+            let mut d = Diagnostic::new(code, &file.path, pos, e.message);
+            if code == Code::YamlLimit {
+                d = d.with_help(
+                    "definitions are small; deep nesting or alias expansion this large is refused",
+                );
+            }
+            return (vec![d], Vec::new());
+        }
+    };
+    let mut diagnostics = Vec::new();
+    let mut entities = Vec::with_capacity(docs.len());
+    for (doc, (pos, json)) in docs.into_iter().enumerate() {
+        match schema::check_document(&file.path, doc, json, &options.default_project) {
+            Ok((id, definition)) => entities.push(Entity {
+                id,
+                file: file.path.clone(),
+                pos,
+                definition,
+                digest: None,
+                doc,
+            }),
+            Err(found) => diagnostics.extend(found),
+        }
+    }
+    (diagnostics, entities)
+}
+
+/// Turns each finding's site into a line and column, parsing with positions
+/// only the files that have findings.
+fn resolve_sites(diagnostics: &mut [Diagnostic], files: &[SourceFile], limits: yaml::Limits) {
+    let mut by_file: std::collections::BTreeMap<&std::path::Path, Vec<usize>> = Default::default();
+    for (i, d) in diagnostics.iter().enumerate() {
+        if d.site.is_some() {
+            by_file.entry(d.file.as_path()).or_default().push(i);
+        }
+    }
+    let mut resolved = Vec::new();
+    for (path, indexes) in by_file {
+        let docs = files
+            .iter()
+            .find(|f| std::path::Path::new(&f.path) == path)
+            .and_then(|f| yaml::parse_documents(&f.text, limits).ok())
+            .unwrap_or_default();
+        for i in indexes {
+            let site = diagnostics[i].site.as_ref().expect("collected above");
+            if let Some(root) = docs.get(site.doc) {
+                resolved.push((i, root.pos_of(&site.pointer, site.key)));
+            }
+        }
+    }
+    for (i, pos) in resolved {
+        diagnostics[i].pos = Some(pos);
+        diagnostics[i].site = None;
+    }
 }

@@ -12,7 +12,7 @@ use jsonschema::error::ValidationErrorKind;
 use serde_json::Value;
 
 use super::diagnostic::{Code, Diagnostic};
-use crate::spec::yaml::{PathStep, YamlNode, pointer_steps};
+use crate::spec::yaml::pointer_segments;
 use crate::spec::{Definition, EntityRef, Kind};
 
 const SCHEMA_TEXT: &str = include_str!("../../schema/weir.schema.json");
@@ -38,15 +38,15 @@ fn compiled() -> &'static CompiledSchema {
 /// Checks one document and reads it into its typed form.
 pub fn check_document(
     file: &str,
-    node: &YamlNode,
+    doc: usize,
+    json: Value,
     default_project: &str,
 ) -> Result<(EntityRef, Definition), Vec<Diagnostic>> {
     let schema = compiled();
-    let json = node.to_json();
     let mut found: Vec<Diagnostic> = schema
         .validator
         .iter_errors(&json)
-        .flat_map(|e| map_error(file, node, &schema.raw, &e))
+        .flat_map(|e| map_error(file, doc, &schema.raw, &e))
         .collect();
     found.dedup();
     if !found.is_empty() {
@@ -58,10 +58,12 @@ pub fn check_document(
         .and_then(Kind::parse)
         .expect("the schema only admits the three kinds");
     let definition = Definition::from_json(kind, json).map_err(|e| {
-        vec![Diagnostic::new(
+        vec![Diagnostic::at_site(
             Code::SchemaViolation,
             file,
-            Some(node.pos),
+            doc,
+            "",
+            false,
             format!("cannot read this {kind}: {e}"),
         )]
     })?;
@@ -72,13 +74,13 @@ pub fn check_document(
 
 fn map_error(
     file: &str,
-    root: &YamlNode,
+    doc: usize,
     schema: &Value,
     error: &jsonschema::ValidationError<'_>,
 ) -> Vec<Diagnostic> {
     let pointer = error.instance_path().as_str();
-    let steps = pointer_steps(pointer);
-    let at = |steps: &[PathStep<'_>]| Some(root.key_pos(steps));
+    let here =
+        |code: Code, message: String| Diagnostic::at_site(code, file, doc, pointer, false, message);
     let parent_schema = parent_of(schema, error.schema_path().as_str());
     let field = describe_path(pointer);
     match error.kind() {
@@ -91,12 +93,13 @@ fn map_error(
             unexpected
                 .iter()
                 .map(|name| {
-                    let mut path = steps.clone();
-                    path.push(PathStep::Key(name));
-                    let mut d = Diagnostic::new(
+                    let key = format!("{pointer}/{}", name.replace('~', "~0").replace('/', "~1"));
+                    let mut d = Diagnostic::at_site(
                         Code::UnknownField,
                         file,
-                        at(&path),
+                        doc,
+                        key,
+                        true,
                         format!("unknown field `{name}` in {field}"),
                     );
                     let help = match closest(name, &allowed) {
@@ -113,10 +116,8 @@ fn map_error(
         }
         ValidationErrorKind::Required { property } => {
             let name = property.as_str().unwrap_or("?");
-            vec![Diagnostic::new(
+            vec![here(
                 Code::SchemaViolation,
-                file,
-                Some(root.locate(&steps).pos),
                 format!("missing required field `{name}` in {field}"),
             )]
         }
@@ -124,11 +125,7 @@ fn map_error(
             if pointer == "/metadata/name" || pointer == "/metadata/project" =>
         {
             vec![
-                Diagnostic::new(
-                    Code::InvalidName,
-                    file,
-                    Some(root.locate(&steps).pos),
-                    format!("{} is not a valid {field}", error.instance()),
+                here(Code::InvalidName, format!("{} is not a valid {field}", error.instance()),
                 )
                 .with_help(
                     "names are DNS-1123 labels: lower-case letters, digits and `-`, starting and ending with a letter or digit",
@@ -137,10 +134,8 @@ fn map_error(
         }
         ValidationErrorKind::MaxLength { .. } if pointer.starts_with("/metadata/") => {
             vec![
-                Diagnostic::new(
+                here(
                     Code::InvalidName,
-                    file,
-                    Some(root.locate(&steps).pos),
                     format!("{field} is longer than 63 characters"),
                 )
                 .with_help("names are DNS-1123 labels of at most 63 characters"),
@@ -152,10 +147,8 @@ fn map_error(
                 .and_then(|s| s.get("errorMessage"))
                 .and_then(Value::as_str)
                 .map_or_else(|| error.to_string(), str::to_owned);
-            vec![Diagnostic::new(
+            vec![here(
                 Code::SchemaViolation,
-                file,
-                Some(root.locate(&steps).pos),
                 format!("{message} (in {field})"),
             )]
         }
@@ -165,12 +158,7 @@ fn map_error(
                 message.truncate(300);
                 message.push('…');
             }
-            vec![Diagnostic::new(
-                Code::SchemaViolation,
-                file,
-                Some(root.locate(&steps).pos),
-                format!("{field}: {message}"),
-            )]
+            vec![here(Code::SchemaViolation, format!("{field}: {message}"))]
         }
     }
 }
@@ -190,15 +178,14 @@ fn describe_path(pointer: &str) -> String {
         return "the document".to_owned();
     }
     let mut out = String::new();
-    for step in pointer_steps(pointer) {
-        match step {
-            PathStep::Key(k) => {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push_str(k);
+    for segment in pointer_segments(pointer) {
+        if segment.parse::<usize>().is_ok() {
+            out.push_str(&format!("[{segment}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
             }
-            PathStep::Index(i) => out.push_str(&format!("[{i}]")),
+            out.push_str(&segment);
         }
     }
     format!("`{out}`")

@@ -20,7 +20,7 @@ use serde_json::json;
 
 use super::diagnostic::{Code, Diagnostic};
 use super::{Entity, Tree};
-use crate::spec::yaml::{PathStep, Pos};
+use crate::spec::yaml::{PathStep, to_pointer};
 use crate::spec::{Definition, Digest, EntityRef, Kind};
 
 pub use ports::{Interface, Param};
@@ -57,7 +57,14 @@ pub(crate) fn at(
     path: &[PathStep<'_>],
     message: impl Into<String>,
 ) -> Diagnostic {
-    Diagnostic::new(code, &entity.file, Some(value_pos(entity, path)), message)
+    Diagnostic::at_site(
+        code,
+        &entity.file,
+        entity.doc,
+        to_pointer(path),
+        false,
+        message,
+    )
 }
 
 /// Like [`at`], pointing at the key of the last step rather than its value.
@@ -67,11 +74,14 @@ pub(crate) fn at_key(
     path: &[PathStep<'_>],
     message: impl Into<String>,
 ) -> Diagnostic {
-    Diagnostic::new(code, &entity.file, Some(entity.node.key_pos(path)), message)
-}
-
-fn value_pos(entity: &Entity, path: &[PathStep<'_>]) -> Pos {
-    entity.node.locate(path).pos
+    Diagnostic::at_site(
+        code,
+        &entity.file,
+        entity.doc,
+        to_pointer(path),
+        true,
+        message,
+    )
 }
 
 /// "did you mean `x`?" for the name closest to `name` among `known`.
@@ -134,22 +144,27 @@ pub fn check(entities: &mut [Entity], tree: &Tree) -> Vec<Diagnostic> {
 }
 
 /// Computes the version digest of every entity of a valid tree.
+///
+/// A task's version is the digest of its canonical spec. A workflow's is the
+/// digest of (its spec's digest, the versions of every task and workflow it
+/// calls); a launch plan's of (its spec's digest, its workflow's version).
+/// Spec digests are independent and computed in parallel; combining them is
+/// cheap.
 pub fn assign_digests(entities: &mut [Entity]) {
+    let spec_digests = super::par::map(entities, |e| {
+        Digest::of_json(&e.definition.canonical_spec())
+    });
     let mut digests: HashMap<EntityRef, Digest> = HashMap::with_capacity(entities.len());
-    for e in entities.iter() {
+    for (e, spec) in entities.iter().zip(&spec_digests) {
         if e.id.kind == Kind::Task {
-            digests.insert(
-                e.id.clone(),
-                Digest::of_json(&e.definition.canonical_spec()),
-            );
+            digests.insert(e.id.clone(), spec.clone());
         }
     }
     // Workflows may call workflows: resolve callees first (the tree is valid,
     // so the call graph is acyclic and this terminates).
-    let workflows: Vec<usize> = (0..entities.len())
+    let mut pending: Vec<usize> = (0..entities.len())
         .filter(|&i| entities[i].id.kind == Kind::Workflow)
         .collect();
-    let mut pending = workflows;
     while !pending.is_empty() {
         let before = pending.len();
         pending.retain(|&i| {
@@ -172,7 +187,7 @@ pub fn assign_digests(entities: &mut [Entity]) {
                     None => return true,
                 }
             }
-            let canonical = json!({ "spec": e.definition.canonical_spec(), "closure": closure });
+            let canonical = json!({ "spec": spec_digests[i].as_str(), "closure": closure });
             digests.insert(e.id.clone(), Digest::of_json(&canonical));
             false
         });
@@ -183,7 +198,7 @@ pub fn assign_digests(entities: &mut [Entity]) {
             break;
         }
     }
-    for e in entities.iter() {
+    for (i, e) in entities.iter().enumerate() {
         if let Definition::LaunchPlan(lp) = &e.definition {
             let wf = EntityRef::new(
                 e.id.project.clone(),
@@ -191,7 +206,7 @@ pub fn assign_digests(entities: &mut [Entity]) {
                 lp.spec.workflow.clone(),
             );
             let wf_digest = digests.get(&wf).map(|d| d.as_str().to_owned());
-            let canonical = json!({ "spec": e.definition.canonical_spec(), "workflow": wf_digest });
+            let canonical = json!({ "spec": spec_digests[i].as_str(), "workflow": wf_digest });
             digests.insert(e.id.clone(), Digest::of_json(&canonical));
         }
     }
