@@ -5,6 +5,9 @@
 //! `cli` → `validate` → `spec`, and `source` feeds files to `validate`.
 
 pub mod cli;
+pub mod reconcile;
+pub mod registry;
 pub mod source;
 pub mod spec;
+pub mod store;
 pub mod validate;

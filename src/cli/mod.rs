@@ -2,9 +2,14 @@
 //! subcommand; rendering of results lives in [`render`]. Subcommands return
 //! an exit code: 0 success, 1 the input is invalid, 2 weir could not run.
 
+mod plan;
 pub mod render;
 mod schema;
+mod status;
+mod store_args;
+mod sync;
 mod validate;
+mod versions;
 
 use std::process::ExitCode;
 
@@ -34,6 +39,16 @@ pub enum Command {
     Validate(validate::Args),
     /// Print the JSON Schema of definition files.
     Schema(schema::Args),
+    /// Reconcile a Git branch into the registry once (exit 1 if its head is invalid).
+    Sync(sync::Args),
+    /// List registered versions.
+    Versions(versions::Args),
+    /// Show each source's last reconciled and attempted commit.
+    Status(status::Args),
+    /// Show the audit log, newest first.
+    Audit(status::AuditArgs),
+    /// Show what merging a branch would change (versions and schedules); no store needed.
+    Plan(plan::Args),
 }
 
 /// Runs the CLI with the process arguments.
@@ -42,6 +57,11 @@ pub fn main() -> ExitCode {
     let code = match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Schema(args) => schema::run(&args),
+        Command::Sync(args) => sync::run(&args),
+        Command::Versions(args) => versions::run(&args),
+        Command::Status(args) => status::run(&args),
+        Command::Audit(args) => status::run_audit(&args),
+        Command::Plan(args) => plan::run(&args),
     };
     ExitCode::from(code)
 }

@@ -183,15 +183,15 @@ fn entity_table(report: &Report) -> String {
 }
 
 /// A plain left-aligned table.
-pub fn table(header: &[String], rows: &[[String; 5]]) -> String {
+pub fn table<R: AsRef<[String]>>(header: &[String], rows: &[R]) -> String {
     let mut widths: Vec<usize> = header.iter().map(String::len).collect();
     for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
+        for (w, cell) in widths.iter_mut().zip(row.as_ref()) {
             *w = (*w).max(cell.chars().count());
         }
     }
     let mut out = String::new();
-    for row in std::iter::once(header).chain(rows.iter().map(|r| r.as_slice())) {
+    for row in std::iter::once(header).chain(rows.iter().map(AsRef::as_ref)) {
         let line: Vec<String> = row
             .iter()
             .zip(&widths)
@@ -207,18 +207,7 @@ fn json_report(report: &Report, prefix: &str) -> String {
     let diagnostics: Vec<_> = report
         .diagnostics
         .iter()
-        .map(|d| {
-            json!({
-                "code": d.code.id(),
-                "name": d.code.name(),
-                "severity": d.severity,
-                "message": d.message,
-                "help": d.help,
-                "file": format!("{prefix}{}", d.file.display()),
-                "line": d.pos.map(|p| p.line),
-                "column": d.pos.map(|p| p.column),
-            })
-        })
+        .map(|d| d.to_json(prefix))
         .collect();
     let entities: Vec<_> = report
         .summaries()

@@ -1,4 +1,7 @@
-//! Where definition files come from. This release reads a directory
-//! (`dir`); Git trees come next and produce the same [`crate::validate::Tree`].
+//! Where definition files come from: a directory on disk (`dir`, for
+//! `weir validate`) or a commit of a Git repository (`git`, for `sync` and
+//! the daemon). Both produce the same [`crate::validate::Tree`], with the
+//! same size and safety rules.
 
 pub mod dir;
+pub mod git;

@@ -233,6 +233,21 @@ impl Diagnostic {
         self.severity == Severity::Error
     }
 
+    /// The JSON form of `weir validate -o json` (and of stored statuses);
+    /// `prefix` is prepended to the file path.
+    pub fn to_json(&self, prefix: &str) -> serde_json::Value {
+        serde_json::json!({
+            "code": self.code.id(),
+            "name": self.code.name(),
+            "severity": self.severity,
+            "message": self.message,
+            "help": self.help,
+            "file": format!("{prefix}{}", self.file.display()),
+            "line": self.pos.map(|p| p.line),
+            "column": self.pos.map(|p| p.column),
+        })
+    }
+
     /// `file:line:col` (or just the file).
     pub fn location(&self) -> String {
         match self.pos {

@@ -54,3 +54,171 @@ pub fn validate_files(files: &[(&str, &str)]) -> Report {
     };
     validate::validate(&tree, &Options::default())
 }
+
+/// A Git repository in a temporary folder, driven with git2.
+pub struct GitRepo {
+    pub dir: tempfile::TempDir,
+    pub repo: git2::Repository,
+}
+
+impl GitRepo {
+    /// An empty repository whose branch is `main`.
+    pub fn new() -> GitRepo {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut opts = git2::RepositoryInitOptions::new();
+        opts.initial_head("main");
+        let repo = git2::Repository::init_opts(dir.path(), &opts).expect("git init");
+        let mut config = repo.config().expect("config");
+        config.set_str("user.name", "Ada Lovelace").expect("name");
+        config
+            .set_str("user.email", "ada@example.com")
+            .expect("email");
+        GitRepo { dir, repo }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, rel: &str, text: &str) {
+        let path = self.dir.path().join(rel);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    }
+
+    pub fn remove(&self, rel: &str) {
+        std::fs::remove_file(self.dir.path().join(rel)).expect("remove");
+    }
+
+    /// Stages everything (additions and deletions) and commits on HEAD.
+    pub fn commit(&self, message: &str) -> String {
+        let mut index = self.repo.index().expect("index");
+        index
+            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+            .expect("add");
+        index.update_all(["*"], None).expect("update");
+        index.write().expect("write index");
+        let tree = self
+            .repo
+            .find_tree(index.write_tree().expect("tree"))
+            .expect("tree");
+        let sig = self.repo.signature().expect("signature");
+        let parent = self.repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+        let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+        self.repo
+            .commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
+            .expect("commit")
+            .to_string()
+    }
+
+    /// `git revert SHA` (no conflicts expected).
+    pub fn revert(&self, sha: &str) -> String {
+        let commit = self
+            .repo
+            .find_commit(git2::Oid::from_str(sha).expect("sha"))
+            .expect("commit");
+        self.repo.revert(&commit, None).expect("revert");
+        self.repo.cleanup_state().expect("cleanup");
+        let summary = commit
+            .summary()
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+            .to_owned();
+        self.commit(&format!("Revert \"{summary}\""))
+    }
+
+    /// `git reset --hard SHA` (what a force-push looks like to a reader).
+    pub fn reset_hard(&self, sha: &str) {
+        let object = self.repo.revparse_single(sha).expect("revision");
+        self.repo
+            .reset(&object, git2::ResetType::Hard, None)
+            .expect("reset");
+    }
+}
+
+/// Where a test's store lives: a SQLite file, or a fresh PostgreSQL schema.
+pub enum TestDb {
+    Sqlite(tempfile::TempDir),
+    Postgres {
+        url: String,
+        base: String,
+        schema: String,
+    },
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let TestDb::Postgres { base, schema, .. } = self {
+            let _ = Command::new("psql")
+                .args([
+                    base.as_str(),
+                    "-qc",
+                    &format!("drop schema if exists {schema} cascade"),
+                ])
+                .status();
+        }
+    }
+}
+
+impl TestDb {
+    pub fn sqlite() -> TestDb {
+        TestDb::Sqlite(tempfile::tempdir().expect("tempdir"))
+    }
+
+    /// A fresh schema in the database at `WEIR_TEST_POSTGRES_URL`; `None`
+    /// (skip) when it is not set, a failure when `CI=true`.
+    pub fn postgres() -> Option<TestDb> {
+        let Ok(base) = std::env::var("WEIR_TEST_POSTGRES_URL") else {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "WEIR_TEST_POSTGRES_URL is not set; CI must test PostgreSQL"
+            );
+            eprintln!("skipping: WEIR_TEST_POSTGRES_URL is not set");
+            return None;
+        };
+        let schema = format!("weir_it_{}_{}", std::process::id(), rand_suffix());
+        let status = Command::new("psql")
+            .args([base.as_str(), "-qc", &format!("create schema {schema}")])
+            .status()
+            .expect("psql runs");
+        assert!(status.success(), "cannot create schema {schema} at {base}");
+        let sep = if base.contains('?') { '&' } else { '?' };
+        Some(TestDb::Postgres {
+            url: format!("{base}{sep}options=-csearch_path%3D{schema}"),
+            base,
+            schema,
+        })
+    }
+
+    /// The flags that point weir at this store.
+    pub fn args(&self) -> Vec<String> {
+        match self {
+            TestDb::Sqlite(dir) => vec!["--state-dir".into(), dir.path().display().to_string()],
+            TestDb::Postgres { url, .. } => vec!["--db".into(), url.clone()],
+        }
+    }
+}
+
+fn rand_suffix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{nanos:x}")
+}
+
+/// Runs weir with `args` followed by the store flags, and parses JSON stdout.
+pub fn weir_json(args: &[&str], db: &TestDb) -> (i32, serde_json::Value) {
+    let mut all: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+    all.extend(db.args());
+    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+    let out = weir(&refs);
+    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "weir {args:?}: not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().expect("exited"), json)
+}

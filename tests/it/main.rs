@@ -5,4 +5,6 @@ mod digests;
 mod loader_props;
 mod safety;
 mod schema;
+mod store;
+mod sync_story;
 mod validate_cli;

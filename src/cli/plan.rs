@@ -1,0 +1,229 @@
+//! `weir plan`: what merging `--head` into `--base` would do, for a pull
+//! request's CI (no store needed). Markdown output is fit to paste as a PR
+//! comment.
+
+use serde_json::json;
+
+use super::render;
+use crate::registry::compare::{Comparison, EntityChange, compare};
+use crate::source::dir::DEFAULT_MAX_FILE_SIZE;
+use crate::source::git::{GitSource, SourceSpec};
+use crate::validate::{self, Options, Report};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlanFormat {
+    Text,
+    Markdown,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Local path of the Git repository.
+    #[arg(long, default_value = ".")]
+    pub repo: String,
+    /// The revision merged into (e.g. `origin/main`).
+    #[arg(long)]
+    pub base: String,
+    /// The revision proposed (default: `HEAD`).
+    #[arg(long, default_value = "HEAD")]
+    pub head: String,
+    /// Folder of definitions inside the repository.
+    #[arg(long, default_value = "")]
+    pub path: String,
+    #[arg(long, default_value = "default")]
+    pub project: String,
+    #[arg(short = 'o', long = "format", visible_alias = "output", value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+}
+
+fn load(source: &GitSource, revision: &str, options: &Options) -> Result<(String, Report), String> {
+    let commit = source
+        .resolve(revision)
+        .map_err(|e| format!("{revision}: {e}"))?;
+    let tree = source
+        .read_tree(&commit.id, DEFAULT_MAX_FILE_SIZE)
+        .map_err(|e| e.to_string())?;
+    Ok((commit.id.0, validate::validate(&tree, options)))
+}
+
+pub fn run(args: &Args) -> u8 {
+    let spec = SourceSpec {
+        repo: args.repo.clone(),
+        branch: None,
+        path: args.path.clone(),
+    };
+    let options = Options {
+        default_project: args.project.clone(),
+        ..Options::default()
+    };
+    let loaded = GitSource::open(&spec, std::path::Path::new(".weir"))
+        .map_err(|e| e.to_string())
+        .and_then(|source| {
+            Ok((
+                load(&source, &args.base, &options)?,
+                load(&source, &args.head, &options)?,
+            ))
+        });
+    let ((base_sha, base), (head_sha, head)) = match loaded {
+        Ok(both) => both,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return super::EXIT_ERROR;
+        }
+    };
+    let prefix = if args.path.is_empty() {
+        String::new()
+    } else {
+        format!("{}/", args.path.trim_matches('/'))
+    };
+    if !head.is_valid() {
+        let format = match args.format {
+            PlanFormat::Json => render::Format::Json,
+            _ => render::Format::Human,
+        };
+        print!("{}", render::report(&head, format, &prefix));
+        eprintln!(
+            "error: the head {} is invalid; nothing would be reconciled",
+            &head_sha[..12]
+        );
+        return super::EXIT_INVALID;
+    }
+    let comparison = compare(&base.entities, &head.entities);
+    let base_note =
+        (!base.is_valid()).then_some("the base is invalid; versions of its entities are unknown");
+    match args.format {
+        PlanFormat::Json => println!(
+            "{:#}",
+            json!({
+                "base": base_sha,
+                "head": head_sha,
+                "baseValid": base.is_valid(),
+                "added": changes_json(&comparison.added),
+                "changed": changes_json(&comparison.changed),
+                "removed": changes_json(&comparison.removed),
+                "unchanged": comparison.unchanged,
+                "schedules": comparison.schedules.iter().map(|s| json!({
+                    "project": s.launch_plan.project,
+                    "name": s.launch_plan.name,
+                    "change": s.change,
+                    "from": s.from,
+                    "to": s.to,
+                })).collect::<Vec<_>>(),
+            })
+        ),
+        PlanFormat::Markdown => {
+            print!("{}", markdown(&comparison, &base_sha, &head_sha, base_note))
+        }
+        PlanFormat::Text => print!("{}", text(&comparison, &base_sha, &head_sha, base_note)),
+    }
+    super::EXIT_OK
+}
+
+fn version(d: &Option<crate::spec::Digest>) -> &str {
+    d.as_ref().map_or("-", |d| d.short())
+}
+
+fn changes_json(changes: &[EntityChange]) -> serde_json::Value {
+    json!(
+        changes
+            .iter()
+            .map(|c| json!({
+                "project": c.entity.project,
+                "kind": c.entity.kind,
+                "name": c.entity.name,
+                "from": c.from.as_ref().map(|d| d.short()),
+                "to": c.to.as_ref().map(|d| d.short()),
+                "file": c.file,
+            }))
+            .collect::<Vec<_>>()
+    )
+}
+
+fn text(c: &Comparison, base: &str, head: &str, note: Option<&str>) -> String {
+    let mut out = format!("plan {}..{}\n", &base[..12], &head[..12]);
+    if let Some(note) = note {
+        out.push_str(&format!("note: {note}\n"));
+    }
+    for (sign, list) in [("+", &c.added), ("~", &c.changed), ("-", &c.removed)] {
+        for e in list {
+            out.push_str(&format!(
+                "  {sign} {}/{}/{}  {} -> {}\n",
+                e.entity.project,
+                e.entity.kind,
+                e.entity.name,
+                version(&e.from),
+                version(&e.to)
+            ));
+        }
+    }
+    for s in &c.schedules {
+        out.push_str(&format!(
+            "  schedule {} {}/{}: {}\n",
+            s.change,
+            s.launch_plan.project,
+            s.launch_plan.name,
+            s.to.as_deref().or(s.from.as_deref()).unwrap_or("")
+        ));
+    }
+    out.push_str(&format!(
+        "{} added, {} changed, {} removed, {} unchanged\n",
+        c.added.len(),
+        c.changed.len(),
+        c.removed.len(),
+        c.unchanged
+    ));
+    out
+}
+
+fn markdown(c: &Comparison, base: &str, head: &str, note: Option<&str>) -> String {
+    let mut out = format!(
+        "### weir plan\n\nMerging `{}` into `{}`: **{} added, {} changed, {} removed**, {} unchanged.\n\n",
+        &head[..12],
+        &base[..12],
+        c.added.len(),
+        c.changed.len(),
+        c.removed.len(),
+        c.unchanged
+    );
+    if let Some(note) = note {
+        out.push_str(&format!("> **Note:** {note}.\n\n"));
+    }
+    if !c.is_empty() {
+        out.push_str("| | kind | project | name | version | file |\n|---|---|---|---|---|---|\n");
+        for (label, list) in [
+            ("added", &c.added),
+            ("changed", &c.changed),
+            ("removed", &c.removed),
+        ] {
+            for e in list {
+                out.push_str(&format!(
+                    "| {label} | {} | {} | `{}` | `{}` → `{}` | `{}` |\n",
+                    e.entity.kind,
+                    e.entity.project,
+                    e.entity.name,
+                    version(&e.from),
+                    version(&e.to),
+                    e.file
+                ));
+            }
+        }
+        out.push('\n');
+    }
+    if !c.schedules.is_empty() {
+        out.push_str("**Schedules**\n\n");
+        for s in &c.schedules {
+            let detail = match (&s.from, &s.to) {
+                (Some(a), Some(b)) => format!("{a} → {b}"),
+                (None, Some(b)) => b.clone(),
+                (Some(a), None) => a.clone(),
+                (None, None) => String::new(),
+            };
+            out.push_str(&format!(
+                "- {} `{}/{}`: {detail}\n",
+                s.change, s.launch_plan.project, s.launch_plan.name
+            ));
+        }
+    }
+    out
+}

@@ -1,0 +1,165 @@
+//! `weir sync`: one reconcile pass of one source.
+
+use serde_json::json;
+
+use super::render::{self, Format};
+use super::store_args::{StoreArgs, block_on};
+use crate::reconcile::{self, Outcome};
+use crate::source::dir::DEFAULT_MAX_FILE_SIZE;
+use crate::source::git::{GitSource, SourceSpec};
+use crate::store::{Changes, VersionKey};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Local path or URL of the Git repository.
+    #[arg(long)]
+    pub repo: String,
+    /// Branch to follow (default: the remote's default branch, else `main`).
+    #[arg(long)]
+    pub branch: Option<String>,
+    /// Folder of definitions inside the repository.
+    #[arg(long, default_value = "")]
+    pub path: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Project of definitions without `metadata.project`.
+    #[arg(long, default_value = "default")]
+    pub project: String,
+    /// Largest definition file read, in bytes.
+    #[arg(long, default_value_t = DEFAULT_MAX_FILE_SIZE)]
+    pub max_file_size: u64,
+    #[arg(short = 'o', long = "output", visible_alias = "format", value_enum, default_value_t = Format::Human)]
+    pub output: Format,
+}
+
+pub fn run(args: &Args) -> u8 {
+    let spec = SourceSpec {
+        repo: args.repo.clone(),
+        branch: args.branch.clone(),
+        path: args.path.clone(),
+    };
+    let mut options = reconcile::Options {
+        max_file_size: args.max_file_size,
+        ..reconcile::Options::default()
+    };
+    options.validate.default_project = args.project.clone();
+    let loaded = GitSource::open(&spec, &args.store.state_dir)
+        .map_err(reconcile::Error::from)
+        .and_then(|source| reconcile::load(&source, &options));
+    let loaded = match loaded {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return super::EXIT_ERROR;
+        }
+    };
+    let source = loaded.source.clone();
+    let outcome = block_on(async {
+        let store = args.store.open().await?;
+        reconcile::register(store.as_ref(), loaded).await
+    });
+    let prefix = if args.path.is_empty() {
+        String::new()
+    } else {
+        format!("{}/", args.path.trim_matches('/'))
+    };
+    match outcome {
+        Err(e) => {
+            eprintln!("error: {e}");
+            super::EXIT_ERROR
+        }
+        Ok(Outcome::Reconciled { commit, changes }) => {
+            if args.output == Format::Json {
+                println!(
+                    "{:#}",
+                    changes_json(&source.0, "reconciled", &commit.id.0, &changes)
+                );
+            } else {
+                print!("{}", human_changes(&commit.id.0, &commit.message, &changes));
+            }
+            super::EXIT_OK
+        }
+        Ok(Outcome::Rejected { commit, report }) => {
+            if args.output == Format::Json {
+                let diagnostics: Vec<_> = report
+                    .diagnostics
+                    .iter()
+                    .map(|d| d.to_json(&prefix))
+                    .collect();
+                println!(
+                    "{:#}",
+                    json!({
+                        "source": source.0,
+                        "status": "rejected",
+                        "commit": commit.id.0,
+                        "diagnostics": diagnostics,
+                    })
+                );
+            } else {
+                print!("{}", render::report(&report, args.output, &prefix));
+                eprintln!(
+                    "error: commit {} is invalid and was not reconciled; the previous active set stays",
+                    short(&commit.id.0)
+                );
+            }
+            super::EXIT_INVALID
+        }
+    }
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..12.min(sha.len())]
+}
+
+fn keys_json(keys: &[VersionKey]) -> serde_json::Value {
+    json!(
+        keys.iter()
+            .map(|k| json!({
+                "project": k.entity.project,
+                "kind": k.entity.kind,
+                "name": k.entity.name,
+                "version": k.digest.short(),
+            }))
+            .collect::<Vec<_>>()
+    )
+}
+
+fn changes_json(source: &str, status: &str, commit: &str, changes: &Changes) -> serde_json::Value {
+    let registered: Vec<VersionKey> = changes.registered.iter().map(|v| v.key.clone()).collect();
+    json!({
+        "source": source,
+        "status": status,
+        "commit": commit,
+        "registered": keys_json(&registered),
+        "activated": keys_json(&changes.activated),
+        "updated": keys_json(&changes.updated),
+        "reactivated": keys_json(&changes.reactivated),
+        "deactivated": keys_json(&changes.deactivated),
+        "active": changes.active.len(),
+    })
+}
+
+fn human_changes(commit: &str, message: &str, changes: &Changes) -> String {
+    let subject = message.lines().next().unwrap_or("");
+    let mut out = format!("reconciled {} {subject}\n", short(commit));
+    let mut line = |label: &str, keys: &[VersionKey]| {
+        for k in keys {
+            out.push_str(&format!(
+                "  {label:<12} {}/{} {}\n",
+                k.entity.kind,
+                k.entity.name,
+                k.digest.short()
+            ));
+        }
+    };
+    line("activated", &changes.activated);
+    line("updated", &changes.updated);
+    line("reactivated", &changes.reactivated);
+    line("deactivated", &changes.deactivated);
+    out.push_str(&format!(
+        "{} registered, {} active\n",
+        changes.registered.len(),
+        changes.active.len()
+    ));
+    out
+}

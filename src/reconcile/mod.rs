@@ -1,0 +1,136 @@
+//! One reconcile pass of one source, as a fixed sequence of named steps
+//! (like Flux's source-controller): fetch → load → validate → register.
+//! (Signature verification will sit between fetch and load.)
+//!
+//! What each step records when it fails:
+//! - fetch / load (Git unreachable, branch or path missing): returns
+//!   [`Error::Source`]; nothing is written, the last good active set keeps
+//!   running.
+//! - validate: the commit is refused; the source's status and the audit log
+//!   record `ValidationFailed` with the diagnostics; the active set is
+//!   untouched (I3). This is an [`Outcome`], not an error: the pass worked.
+//! - register: `registry::plan` decides, the store applies in one
+//!   transaction (I1, I2); a store error leaves the previous state intact.
+
+use serde_json::json;
+
+use crate::registry;
+use crate::source::git::GitSource;
+use crate::store::{Changes, CommitInfo, SourceError, SourceKey, Store};
+use crate::validate::{self, Report};
+
+/// Settings of a reconcile pass.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub max_file_size: u64,
+    pub validate: validate::Options,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_file_size: crate::source::dir::DEFAULT_MAX_FILE_SIZE,
+            validate: validate::Options::default(),
+        }
+    }
+}
+
+/// A commit read and validated, not yet registered.
+pub struct Loaded {
+    pub source: SourceKey,
+    pub commit: CommitInfo,
+    pub report: Report,
+}
+
+/// What a pass did.
+pub enum Outcome {
+    /// The head was valid; `changes` were applied (possibly none).
+    Reconciled {
+        commit: CommitInfo,
+        changes: Box<Changes>,
+    },
+    /// The head was invalid and refused; the previous active set stays.
+    Rejected {
+        commit: CommitInfo,
+        report: Box<Report>,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Source(#[from] crate::source::git::Error),
+    #[error(transparent)]
+    Store(#[from] crate::store::Error),
+}
+
+impl Error {
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Source(e) => e.metric_label(),
+            Error::Store(e) => e.metric_label(),
+        }
+    }
+}
+
+/// Steps fetch, load and validate (blocking Git work, no store access).
+pub fn load(source: &GitSource, options: &Options) -> Result<Loaded, Error> {
+    source.fetch()?;
+    let commit = source.head()?;
+    let tree = source.read_tree(&commit.id, options.max_file_size)?;
+    let report = validate::validate(&tree, &options.validate);
+    Ok(Loaded {
+        source: source.key(),
+        commit,
+        report,
+    })
+}
+
+/// Step register: refuse an invalid commit (I3) or apply a valid one.
+pub async fn register(store: &dyn Store, loaded: Loaded) -> Result<Outcome, Error> {
+    let Loaded {
+        source,
+        commit,
+        report,
+    } = loaded;
+    if !report.is_valid() {
+        let error = SourceError {
+            reason: "ValidationFailed".to_owned(),
+            message: format!(
+                "commit {} is invalid: {} error(s)",
+                &commit.id.0[..12.min(commit.id.0.len())],
+                report.error_count()
+            ),
+            diagnostics: json!(
+                report
+                    .diagnostics
+                    .iter()
+                    .map(|d| d.to_json(""))
+                    .collect::<Vec<_>>()
+            ),
+        };
+        store.record_failure(&source, &commit, &error).await?;
+        return Ok(Outcome::Rejected {
+            commit,
+            report: Box::new(report),
+        });
+    }
+    let keys = registry::version_keys(&report.entities);
+    let current = store.active_set(&source).await?;
+    let known = store.known_versions(&keys).await?;
+    let changes = registry::plan(&source, &commit, &current, &known, &report.entities);
+    store.apply(&changes).await?;
+    tracing::info!(
+        source = %source.0,
+        commit = %commit.id,
+        registered = changes.registered.len(),
+        reactivated = changes.reactivated.len(),
+        deactivated = changes.deactivated.len(),
+        active = changes.active.len(),
+        "reconciled"
+    );
+    Ok(Outcome::Reconciled {
+        commit,
+        changes: Box::new(changes),
+    })
+}

@@ -1,0 +1,139 @@
+//! What merging a branch would do, decided purely from two valid snapshots:
+//! the base (e.g. `origin/main`) and the head of a pull request. No store is
+//! needed, so `weir plan` runs in a pull request's CI.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::spec::{Definition, Digest, EntityRef, Schedule};
+use crate::validate::Entity;
+
+/// One entity that differs between base and head.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EntityChange {
+    pub entity: EntityRef,
+    /// `None` when the entity is added.
+    pub from: Option<Digest>,
+    /// `None` when the entity is removed.
+    pub to: Option<Digest>,
+    pub file: String,
+}
+
+/// A launch plan whose schedule starts, stops or changes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScheduleChange {
+    pub launch_plan: EntityRef,
+    /// `started`, `stopped` or `changed`.
+    pub change: &'static str,
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Comparison {
+    pub added: Vec<EntityChange>,
+    pub changed: Vec<EntityChange>,
+    pub removed: Vec<EntityChange>,
+    pub unchanged: usize,
+    pub schedules: Vec<ScheduleChange>,
+}
+
+impl Comparison {
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.changed.is_empty() && self.removed.is_empty()
+    }
+}
+
+/// Describes a schedule in one line: `cron 0 2 * * * (Europe/Berlin)`.
+pub fn describe_schedule(s: &Schedule) -> String {
+    let when = match (&s.cron, &s.every) {
+        (Some(c), _) => format!("cron `{c}`"),
+        (None, Some(e)) => format!("every {e}"),
+        (None, None) => "never".to_owned(),
+    };
+    format!(
+        "{when} in {}, concurrency {:?}, catch-up {:?}",
+        s.timezone, s.concurrency, s.catch_up
+    )
+}
+
+fn schedule_of(e: &Entity) -> Option<&Schedule> {
+    match &e.definition {
+        Definition::LaunchPlan(lp) => lp.spec.schedule.as_ref(),
+        _ => None,
+    }
+}
+
+/// Compares two valid snapshots (entities with digests).
+pub fn compare(base: &[Entity], head: &[Entity]) -> Comparison {
+    let index = |entities: &[Entity]| -> BTreeMap<EntityRef, usize> {
+        entities
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.id.clone(), i))
+            .collect()
+    };
+    let (base_ix, head_ix) = (index(base), index(head));
+    let mut out = Comparison::default();
+    for (id, &h) in &head_ix {
+        let new = &head[h];
+        match base_ix.get(id).map(|&b| &base[b]) {
+            None => out.added.push(EntityChange {
+                entity: id.clone(),
+                from: None,
+                to: new.digest.clone(),
+                file: new.file.clone(),
+            }),
+            Some(old) if old.digest == new.digest => out.unchanged += 1,
+            Some(old) => out.changed.push(EntityChange {
+                entity: id.clone(),
+                from: old.digest.clone(),
+                to: new.digest.clone(),
+                file: new.file.clone(),
+            }),
+        }
+        let before = base_ix.get(id).and_then(|&b| schedule_of(&base[b]));
+        match (before, schedule_of(new)) {
+            (None, Some(s)) => out.schedules.push(ScheduleChange {
+                launch_plan: id.clone(),
+                change: "started",
+                from: None,
+                to: Some(describe_schedule(s)),
+            }),
+            (Some(s), None) => out.schedules.push(ScheduleChange {
+                launch_plan: id.clone(),
+                change: "stopped",
+                from: Some(describe_schedule(s)),
+                to: None,
+            }),
+            (Some(a), Some(b)) if a != b => out.schedules.push(ScheduleChange {
+                launch_plan: id.clone(),
+                change: "changed",
+                from: Some(describe_schedule(a)),
+                to: Some(describe_schedule(b)),
+            }),
+            _ => {}
+        }
+    }
+    for (id, &b) in &base_ix {
+        if !head_ix.contains_key(id) {
+            let old = &base[b];
+            out.removed.push(EntityChange {
+                entity: id.clone(),
+                from: old.digest.clone(),
+                to: None,
+                file: old.file.clone(),
+            });
+            if let Some(s) = schedule_of(old) {
+                out.schedules.push(ScheduleChange {
+                    launch_plan: id.clone(),
+                    change: "stopped",
+                    from: Some(describe_schedule(s)),
+                    to: None,
+                });
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,489 @@
+//! Git sources (git2): open or clone a repository, resolve the branch, and
+//! read definitions from a commit's tree — never from a working tree, so
+//! uncommitted edits in a local repository are not seen, and no checkout is
+//! needed.
+//!
+//! A local path is read in place. A URL (`file://`, later `https://` and
+//! `ssh://`) is cloned bare into the state directory once and fetched on
+//! every reconcile. The same size and safety rules as for a directory apply
+//! to the tree: files over the limit are refused, symbolic links are
+//! followed only when they stay inside the repository, hidden entries are
+//! skipped.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{TimeZone, Utc};
+use git2::{ObjectType, Oid, Repository};
+
+use crate::store::{CommitId, CommitInfo, Person, SourceKey};
+use crate::validate::{Code, Diagnostic, SourceFile, Tree};
+
+/// Where definitions come from: a repository, a branch, a folder inside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceSpec {
+    /// A local path or a URL.
+    pub repo: String,
+    /// `None`: the remote's default branch (a local repository's current
+    /// branch), else `main`.
+    pub branch: Option<String>,
+    /// Folder inside the repository (`""` for its root).
+    pub path: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot open the Git repository at `{path}`: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: git2::Error,
+    },
+    #[error("cannot clone `{url}`: {source}")]
+    Clone {
+        url: String,
+        #[source]
+        source: git2::Error,
+    },
+    #[error("cannot fetch `{url}`: {source}")]
+    Fetch {
+        url: String,
+        #[source]
+        source: git2::Error,
+    },
+    #[error("branch `{branch}` does not exist in `{repo}`")]
+    MissingBranch { repo: String, branch: String },
+    #[error("path `{path}` does not exist at commit {commit}")]
+    MissingPath { path: String, commit: String },
+    #[error("path `{path}` at commit {commit} is not a folder")]
+    NotAFolder { path: String, commit: String },
+    #[error("cannot create the state directory `{path}`: {source}")]
+    StateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("Git error while {doing}: {source}")]
+    Git {
+        doing: &'static str,
+        #[source]
+        source: git2::Error,
+    },
+}
+
+impl Error {
+    /// A stable label for status reasons and metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Open { .. } | Error::StateDir { .. } => "SourceUnavailable",
+            Error::Clone { .. } | Error::Fetch { .. } => "FetchFailed",
+            Error::MissingBranch { .. } => "MissingBranch",
+            Error::MissingPath { .. } | Error::NotAFolder { .. } => "MissingPath",
+            Error::Git { .. } => "GitError",
+        }
+    }
+}
+
+fn git(doing: &'static str) -> impl FnOnce(git2::Error) -> Error {
+    move |source| Error::Git { doing, source }
+}
+
+fn is_url(repo: &str) -> bool {
+    repo.contains("://") || (repo.contains('@') && repo.contains(':') && !Path::new(repo).exists())
+}
+
+/// An opened source.
+pub struct GitSource {
+    spec: SourceSpec,
+    repo: Repository,
+    /// The branch actually read.
+    branch: String,
+    /// Whether `repo` is our own clone (fetched) or a local repository.
+    remote: bool,
+}
+
+impl GitSource {
+    /// Opens a local repository, or clones (first time) / opens (later) a
+    /// remote one under `state_dir/sources/`.
+    pub fn open(spec: &SourceSpec, state_dir: &Path) -> Result<GitSource, Error> {
+        if is_url(&spec.repo) {
+            let dir = state_dir.join("sources").join(clone_dir_name(&spec.repo));
+            let repo = if dir.join("HEAD").exists() {
+                Repository::open_bare(&dir).map_err(|source| Error::Open {
+                    path: dir.clone(),
+                    source,
+                })?
+            } else {
+                std::fs::create_dir_all(&dir).map_err(|source| Error::StateDir {
+                    path: dir.clone(),
+                    source,
+                })?;
+                git2::build::RepoBuilder::new()
+                    .bare(true)
+                    .clone(&spec.repo, &dir)
+                    .map_err(|source| Error::Clone {
+                        url: spec.repo.clone(),
+                        source,
+                    })?
+            };
+            let branch = match &spec.branch {
+                Some(b) => b.clone(),
+                None => remote_default_branch(&repo).unwrap_or_else(|| "main".to_owned()),
+            };
+            Ok(GitSource {
+                spec: spec.clone(),
+                repo,
+                branch,
+                remote: true,
+            })
+        } else {
+            let path = PathBuf::from(&spec.repo);
+            let repo = Repository::open(&path).map_err(|source| Error::Open { path, source })?;
+            let branch = match &spec.branch {
+                Some(b) => b.clone(),
+                None => current_branch(&repo).unwrap_or_else(|| "main".to_owned()),
+            };
+            Ok(GitSource {
+                spec: spec.clone(),
+                repo,
+                branch,
+                remote: false,
+            })
+        }
+    }
+
+    /// The source's identity: repository, branch and path.
+    pub fn key(&self) -> SourceKey {
+        let repo = if self.remote {
+            self.spec.repo.clone()
+        } else {
+            let path = Path::new(&self.spec.repo);
+            let abs = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+            format!("file://{}", abs.display())
+        };
+        SourceKey(format!(
+            "{repo}#{}:{}",
+            self.branch,
+            self.spec.path.trim_matches('/')
+        ))
+    }
+
+    pub fn branch(&self) -> &str {
+        &self.branch
+    }
+
+    pub fn repository(&self) -> &Repository {
+        &self.repo
+    }
+
+    pub fn spec(&self) -> &SourceSpec {
+        &self.spec
+    }
+
+    /// Brings a cloned repository up to date with its remote (a no-op for
+    /// a local repository, which is read in place).
+    pub fn fetch(&self) -> Result<(), Error> {
+        if !self.remote {
+            return Ok(());
+        }
+        let mut remote = self
+            .repo
+            .find_remote("origin")
+            .map_err(|source| Error::Fetch {
+                url: self.spec.repo.clone(),
+                source,
+            })?;
+        let refspec = format!("+refs/heads/{0}:refs/heads/{0}", self.branch);
+        remote
+            .fetch(&[refspec.as_str()], None, None)
+            .map_err(|source| Error::Fetch {
+                url: self.spec.repo.clone(),
+                source,
+            })
+    }
+
+    /// The commit at the head of the branch.
+    pub fn head(&self) -> Result<CommitInfo, Error> {
+        let reference = self
+            .repo
+            .find_reference(&format!("refs/heads/{}", self.branch))
+            .map_err(|_| Error::MissingBranch {
+                repo: self.spec.repo.clone(),
+                branch: self.branch.clone(),
+            })?;
+        let commit = reference
+            .peel_to_commit()
+            .map_err(git("reading the branch's commit"))?;
+        Ok(commit_info(&commit))
+    }
+
+    /// Resolves a revision (`main`, `HEAD~1`, a sha) to a commit.
+    pub fn resolve(&self, revision: &str) -> Result<CommitInfo, Error> {
+        let object = self
+            .repo
+            .revparse_single(revision)
+            .map_err(git("resolving a revision"))?;
+        let commit = object
+            .peel_to_commit()
+            .map_err(git("resolving a revision to a commit"))?;
+        Ok(commit_info(&commit))
+    }
+
+    /// Reads the definitions under the source's path at `commit`.
+    pub fn read_tree(&self, commit: &CommitId, max_file_size: u64) -> Result<Tree, Error> {
+        let oid = Oid::from_str(&commit.0).map_err(git("parsing a commit id"))?;
+        let root = self
+            .repo
+            .find_commit(oid)
+            .and_then(|c| c.tree())
+            .map_err(git("reading a commit's tree"))?;
+        let base = self.spec.path.trim_matches('/');
+        let folder = if base.is_empty() {
+            root.clone()
+        } else {
+            let entry = root
+                .get_path(Path::new(base))
+                .map_err(|_| Error::MissingPath {
+                    path: base.to_owned(),
+                    commit: commit.0.clone(),
+                })?;
+            if entry.kind() != Some(ObjectType::Tree) {
+                return Err(Error::NotAFolder {
+                    path: base.to_owned(),
+                    commit: commit.0.clone(),
+                });
+            }
+            self.repo
+                .find_tree(entry.id())
+                .map_err(git("reading the source's folder"))?
+        };
+        let mut walk = TreeWalk {
+            repo: &self.repo,
+            root: &root,
+            base,
+            max_file_size,
+            tree: Tree::default(),
+        };
+        walk.folder(&folder, "")?;
+        walk.tree.files.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(walk.tree)
+    }
+}
+
+/// A stable folder name for a clone of `url`.
+fn clone_dir_name(url: &str) -> String {
+    let digest = crate::spec::Digest::of_json(&serde_json::Value::String(url.to_owned()));
+    let tail: String = url
+        .rsplit('/')
+        .next()
+        .unwrap_or("repo")
+        .trim_end_matches(".git")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    format!("{tail}-{}", digest.short())
+}
+
+fn remote_default_branch(repo: &Repository) -> Option<String> {
+    // A bare clone's HEAD points at the remote's default branch.
+    let head = repo.find_reference("HEAD").ok()?;
+    head.symbolic_target()
+        .ok()??
+        .strip_prefix("refs/heads/")
+        .map(str::to_owned)
+}
+
+fn current_branch(repo: &Repository) -> Option<String> {
+    let head = repo.find_reference("HEAD").ok()?;
+    head.symbolic_target()
+        .ok()??
+        .strip_prefix("refs/heads/")
+        .map(str::to_owned)
+}
+
+fn person(sig: &git2::Signature<'_>) -> Person {
+    Person {
+        name: String::from_utf8_lossy(sig.name_bytes()).into_owned(),
+        email: String::from_utf8_lossy(sig.email_bytes()).into_owned(),
+    }
+}
+
+/// What weir records of a commit.
+pub fn commit_info(commit: &git2::Commit<'_>) -> CommitInfo {
+    let seconds = commit.committer().when().seconds();
+    CommitInfo {
+        id: CommitId(commit.id().to_string()),
+        author: person(&commit.author()),
+        committer: person(&commit.committer()),
+        time: Utc.timestamp_opt(seconds, 0).single().unwrap_or_default(),
+        message: String::from_utf8_lossy(commit.message_bytes()).into_owned(),
+    }
+}
+
+struct TreeWalk<'r> {
+    repo: &'r Repository,
+    /// The commit's root tree, to resolve symbolic links.
+    root: &'r git2::Tree<'r>,
+    /// The source's folder inside the repository.
+    base: &'r str,
+    max_file_size: u64,
+    tree: Tree,
+}
+
+impl TreeWalk<'_> {
+    fn folder(&mut self, folder: &git2::Tree<'_>, rel: &str) -> Result<(), Error> {
+        for entry in folder.iter() {
+            let Ok(name) = entry.name().map(str::to_owned) else {
+                continue;
+            };
+            if name.starts_with('.') {
+                continue;
+            }
+            let rel_path = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
+            match entry.kind() {
+                Some(ObjectType::Tree) => {
+                    let sub = self
+                        .repo
+                        .find_tree(entry.id())
+                        .map_err(git("reading a folder"))?;
+                    self.folder(&sub, &rel_path)?;
+                }
+                Some(ObjectType::Blob) if entry.filemode() == 0o120000 => {
+                    self.link(entry.id(), &rel_path)?
+                }
+                Some(ObjectType::Blob) => {
+                    if is_definition(&name) {
+                        self.file(entry.id(), &rel_path)?;
+                    } else {
+                        self.tree.other_paths.insert(rel_path);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn file(&mut self, id: Oid, rel_path: &str) -> Result<(), Error> {
+        let blob = self.repo.find_blob(id).map_err(git("reading a file"))?;
+        let size = blob.size() as u64;
+        if size > self.max_file_size {
+            self.tree.read_errors.push(
+                Diagnostic::new(
+                    Code::FileTooLarge,
+                    rel_path,
+                    None,
+                    format!(
+                        "`{rel_path}` is {size} bytes, over the limit of {} bytes",
+                        self.max_file_size
+                    ),
+                )
+                .with_help("split it into several files, or raise the limit with --max-file-size"),
+            );
+            return Ok(());
+        }
+        match std::str::from_utf8(blob.content()) {
+            Ok(text) => self.tree.files.push(SourceFile {
+                path: rel_path.to_owned(),
+                text: text.to_owned(),
+            }),
+            Err(e) => self.tree.read_errors.push(Diagnostic::new(
+                Code::UnreadableFile,
+                rel_path,
+                None,
+                format!("cannot read `{rel_path}`: not UTF-8 text ({e})"),
+            )),
+        }
+        Ok(())
+    }
+
+    /// A symbolic link: followed when its target is a file inside the
+    /// repository, refused when it leaves it.
+    fn link(&mut self, id: Oid, rel_path: &str) -> Result<(), Error> {
+        let blob = self
+            .repo
+            .find_blob(id)
+            .map_err(git("reading a symbolic link"))?;
+        let target = String::from_utf8_lossy(blob.content()).into_owned();
+        let in_repo = if self.base.is_empty() {
+            rel_path.to_owned()
+        } else {
+            format!("{}/{rel_path}", self.base)
+        };
+        let Some(resolved) = resolve_link(&in_repo, &target) else {
+            self.tree.read_errors.push(
+                Diagnostic::new(
+                    Code::SymlinkEscape,
+                    rel_path,
+                    None,
+                    format!("symbolic link `{rel_path}` points outside the repository, to `{target}`"),
+                )
+                .with_help("definitions are read only from inside the repository; copy the file in instead of linking to it"),
+            );
+            return Ok(());
+        };
+        let entry = self.root.get_path(Path::new(&resolved)).ok();
+        match entry {
+            Some(e) if e.kind() == Some(ObjectType::Blob) && e.filemode() != 0o120000 => {
+                if is_definition(rel_path) {
+                    self.file(e.id(), rel_path)?;
+                } else {
+                    self.tree.other_paths.insert(rel_path.to_owned());
+                }
+            }
+            _ => self.tree.read_errors.push(Diagnostic::new(
+                Code::UnreadableFile,
+                rel_path,
+                None,
+                format!("cannot read `{rel_path}`: symbolic link to `{target}`, which is not a file in this commit"),
+            )),
+        }
+        Ok(())
+    }
+}
+
+fn is_definition(name: &str) -> bool {
+    name.ends_with(".yaml") || name.ends_with(".yml")
+}
+
+/// Resolves `target` relative to the folder of `link` (both repository
+/// paths); `None` when it is absolute or climbs out of the repository.
+fn resolve_link(link: &str, target: &str) -> Option<String> {
+    if target.starts_with('/') {
+        return None;
+    }
+    let mut parts: Vec<&str> = link.split('/').collect();
+    parts.pop();
+    for segment in target.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            s => parts.push(s),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resolve_link;
+
+    #[test]
+    fn links_resolve_inside_the_repository_only() {
+        assert_eq!(
+            resolve_link("defs/a.yaml", "b.yaml").as_deref(),
+            Some("defs/b.yaml")
+        );
+        assert_eq!(
+            resolve_link("defs/a.yaml", "../shared/b.yaml").as_deref(),
+            Some("shared/b.yaml")
+        );
+        assert_eq!(resolve_link("defs/a.yaml", "../../etc/passwd"), None);
+        assert_eq!(resolve_link("a.yaml", "/etc/passwd"), None);
+    }
+}

@@ -1,0 +1,266 @@
+//! The store: everything weir remembers, behind one trait with two
+//! implementations (SQLite, the embedded default, and PostgreSQL for several
+//! replicas and large histories), both with sqlx and migrations.
+//!
+//! The store *applies* decisions; it does not make them. `registry::plan`
+//! decides purely what a commit changes ([`Changes`]); [`Store::apply`]
+//! writes all of it in one transaction, so a reader sees either the old
+//! active set or the new one, never a mix (I2), and a crash mid-way loses
+//! nothing. Versions are only ever inserted, never updated or deleted (I1).
+//! A commit that fails validation is recorded with [`Store::record_failure`],
+//! which touches the source's status and the audit log only (I3).
+
+pub mod postgres;
+mod sql;
+pub mod sqlite;
+
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::spec::{Digest, EntityRef, Kind};
+
+/// A boxed future, so that `dyn Store` can be chosen at run time.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, Error>> + Send + 'a>>;
+
+/// The identity of a source: repository, branch and path, as one string
+/// (e.g. `file:///srv/repo#main:pipelines`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SourceKey(pub String);
+
+/// A full 40-hex Git commit id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CommitId(pub String);
+
+impl std::fmt::Display for CommitId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Person {
+    pub name: String,
+    pub email: String,
+}
+
+/// What weir records of a commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitInfo {
+    pub id: CommitId,
+    pub author: Person,
+    pub committer: Person,
+    /// The committer's time.
+    pub time: DateTime<Utc>,
+    pub message: String,
+}
+
+/// One version: an entity and the digest of its content.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct VersionKey {
+    pub entity: EntityRef,
+    pub digest: Digest,
+}
+
+/// The active version of every entity of one source.
+pub type ActiveSet = BTreeMap<EntityRef, Digest>;
+
+/// A version seen for the first time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewVersion {
+    pub key: VersionKey,
+    /// The canonical spec (defaults filled in) as JSON.
+    pub spec: serde_json::Value,
+    /// The document as written, as JSON (what `rollback` restores).
+    pub document: serde_json::Value,
+    /// The file it was defined in, relative to the source's path.
+    pub path: String,
+}
+
+/// Everything one valid commit changes, decided by `registry::plan`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Changes {
+    pub source: SourceKey,
+    pub commit: CommitInfo,
+    /// Versions to insert (digests never seen before for their entity).
+    pub registered: Vec<NewVersion>,
+    /// Entities that were not active and now are, with a brand-new version.
+    pub activated: Vec<VersionKey>,
+    /// Entities whose active version changes to one registered earlier
+    /// (a `git revert` brings old content back).
+    pub reactivated: Vec<VersionKey>,
+    /// Entities that disappeared from the tree (their versions stay).
+    pub deactivated: Vec<VersionKey>,
+    /// Entities whose active version changes to a brand-new version.
+    pub updated: Vec<VersionKey>,
+    /// The complete active set after this commit (I2).
+    pub active: ActiveSet,
+}
+
+impl Changes {
+    /// Whether the commit changes the active set or registers anything.
+    pub fn is_empty(&self) -> bool {
+        self.registered.is_empty()
+            && self.activated.is_empty()
+            && self.reactivated.is_empty()
+            && self.deactivated.is_empty()
+            && self.updated.is_empty()
+    }
+}
+
+/// A registered version as listed by `weir versions`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionRecord {
+    pub key: VersionKey,
+    /// The commit where it first appeared.
+    pub commit: CommitId,
+    pub path: String,
+    pub registered_at: DateTime<Utc>,
+    /// Active in at least one source.
+    pub active: bool,
+    /// Every commit at which it became active (first registration, then each
+    /// reactivation), oldest first.
+    pub activations: Vec<CommitId>,
+}
+
+/// Filter of `weir versions`.
+#[derive(Debug, Clone, Default)]
+pub struct VersionFilter {
+    pub kind: Option<Kind>,
+    pub name: Option<String>,
+    pub project: Option<String>,
+}
+
+/// The reconcile status of one source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceStatus {
+    pub source: SourceKey,
+    pub last_reconciled: Option<CommitId>,
+    pub last_reconciled_at: Option<DateTime<Utc>>,
+    pub last_attempted: Option<CommitId>,
+    pub last_attempted_at: Option<DateTime<Utc>>,
+    /// Set when the last attempted commit was refused: what went wrong, and
+    /// the diagnostics (as `weir validate -o json` prints them).
+    pub error: Option<SourceError>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceError {
+    /// A short reason usable as a metric label, e.g. `ValidationFailed`.
+    pub reason: String,
+    pub message: String,
+    pub diagnostics: serde_json::Value,
+}
+
+/// One entry of the audit log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub source: SourceKey,
+    pub commit: CommitId,
+    /// Who made the change: the commit's author.
+    pub actor: Person,
+    /// `reconciled` or `rejected`.
+    pub action: String,
+    /// `{registered, activated, updated, reactivated, deactivated}` lists of
+    /// `{project, kind, name, version}`, or the rejection's error.
+    pub details: serde_json::Value,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot open the database at {url}: {source}")]
+    Connect {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("cannot migrate the database at {url}: {source}")]
+    Migrate {
+        url: String,
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+    #[error("database error while {doing}: {source}")]
+    Query {
+        doing: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("corrupt row while {doing}: {message}")]
+    Corrupt {
+        doing: &'static str,
+        message: String,
+    },
+}
+
+impl Error {
+    /// A stable label for metrics and status reasons.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Connect { .. } => "StoreUnavailable",
+            Error::Migrate { .. } => "StoreMigrationFailed",
+            Error::Query { .. } => "StoreQueryFailed",
+            Error::Corrupt { .. } => "StoreCorrupt",
+        }
+    }
+}
+
+/// What weir remembers. Every method is one transaction.
+pub trait Store: Send + Sync {
+    /// The active set of `source` (empty for a source never reconciled).
+    fn active_set<'a>(&'a self, source: &'a SourceKey) -> StoreFuture<'a, ActiveSet>;
+
+    /// Which of `keys` are registered already.
+    fn known_versions<'a>(&'a self, keys: &'a [VersionKey])
+    -> StoreFuture<'a, HashSet<VersionKey>>;
+
+    /// Writes a valid commit's changes in one transaction: the commit, new
+    /// versions (inserting a digest that exists is a no-op, I1), one
+    /// activation record per activated/updated/reactivated version, the new
+    /// active set replacing the old one (I2), an audit entry when anything
+    /// changed, and the source's status (reconciled = attempted = commit,
+    /// error cleared).
+    fn apply<'a>(&'a self, changes: &'a Changes) -> StoreFuture<'a, ()>;
+
+    /// Records that `commit` was refused: the source's status (attempted =
+    /// commit, the error) and an audit entry. The active set is untouched (I3).
+    fn record_failure<'a>(
+        &'a self,
+        source: &'a SourceKey,
+        commit: &'a CommitInfo,
+        error: &'a SourceError,
+    ) -> StoreFuture<'a, ()>;
+
+    /// Registered versions, newest registration first.
+    fn versions<'a>(&'a self, filter: &'a VersionFilter) -> StoreFuture<'a, Vec<VersionRecord>>;
+
+    /// The document of a version as it was written (for rollback).
+    fn version_document<'a>(
+        &'a self,
+        key: &'a VersionKey,
+    ) -> StoreFuture<'a, Option<serde_json::Value>>;
+
+    /// Every source's status, ordered by key.
+    fn sources(&self) -> StoreFuture<'_, Vec<SourceStatus>>;
+
+    /// The audit log, newest first, at most `limit` entries.
+    fn audit(&self, limit: u32) -> StoreFuture<'_, Vec<AuditEntry>>;
+}
+
+/// Opens the store at `url`: `sqlite://PATH` (created if missing) or
+/// `postgres://…`; runs pending migrations.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, Error> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStore::open(url).await?))
+    } else {
+        Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
+    }
+}

@@ -1,0 +1,291 @@
+//! What the two SQL backends share: turning [`Changes`] into the rows to
+//! write, and rows read back into the store's types.
+//!
+//! Everything here is pure (no connection, no SQL text), so that SQLite and
+//! PostgreSQL write the same rows and read them back the same way; each
+//! backend only decides how to send them (multi-row `INSERT`s on SQLite,
+//! `UNNEST` arrays on PostgreSQL). The row types decode on both backends
+//! (SQLite's RFC 3339 text and JSON text, PostgreSQL's timestamptz and
+//! jsonb). Malformed stored values become [`Error::Corrupt`], never a panic.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use serde_json::{Value, json};
+use sqlx::types::Json;
+
+use super::{
+    ActiveSet, AuditEntry, Changes, CommitId, Error, NewVersion, Person, SourceError, SourceKey,
+    SourceStatus, VersionKey, VersionRecord,
+};
+use crate::spec::{Digest, EntityRef, Kind};
+
+/// The current time at the precision both backends keep (microseconds), so
+/// that a timestamp read back equals the one written.
+pub(crate) fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// Maps a driver error to [`Error::Query`] with what the store was doing;
+/// a stored value that does not decode is [`Error::Corrupt`].
+pub(crate) fn query_error(doing: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
+    move |source| match source {
+        sqlx::Error::ColumnDecode { index, source } => Error::Corrupt {
+            doing,
+            message: format!("column {index}: {source}"),
+        },
+        source => Error::Query { doing, source },
+    }
+}
+
+/// Parses a stored kind.
+fn parse_kind(text: &str, doing: &'static str) -> Result<Kind, Error> {
+    Kind::parse(text).ok_or_else(|| Error::Corrupt {
+        doing,
+        message: format!("unknown kind {text:?}"),
+    })
+}
+
+/// Rebuilds a version key from its four stored columns.
+fn version_key(
+    project: String,
+    kind: &str,
+    name: String,
+    digest: String,
+    doing: &'static str,
+) -> Result<VersionKey, Error> {
+    Ok(VersionKey {
+        entity: EntityRef {
+            project,
+            kind: parse_kind(kind, doing)?,
+            name,
+        },
+        digest: Digest::from_hex(digest),
+    })
+}
+
+/// The versions to insert, sorted by key and without duplicates. A fixed
+/// order makes concurrent writers take row locks in the same order
+/// (no deadlock on PostgreSQL).
+pub(crate) fn new_versions(changes: &Changes) -> Vec<&NewVersion> {
+    let mut rows: Vec<&NewVersion> = changes.registered.iter().collect();
+    rows.sort_by(|a, b| a.key.cmp(&b.key));
+    rows.dedup_by(|a, b| a.key == b.key);
+    rows
+}
+
+/// One activation record to insert: a version and why it is recorded
+/// (`registered`, `activated`, `updated` or `reactivated`).
+pub(crate) struct NewActivation<'a> {
+    pub key: &'a VersionKey,
+    pub change: &'static str,
+}
+
+/// One record per activated, updated and reactivated version, and one per
+/// registered version that is none of those (registered without becoming
+/// active), so every version has at least its registration.
+pub(crate) fn new_activations(changes: &Changes) -> Vec<NewActivation<'_>> {
+    let mut rows = Vec::new();
+    let tagged = [
+        (&changes.activated, "activated"),
+        (&changes.updated, "updated"),
+        (&changes.reactivated, "reactivated"),
+    ];
+    for (keys, change) in tagged {
+        rows.extend(keys.iter().map(|key| NewActivation { key, change }));
+    }
+    let recorded: std::collections::HashSet<&VersionKey> = rows.iter().map(|r| r.key).collect();
+    for version in &changes.registered {
+        if !recorded.contains(&version.key) {
+            rows.push(NewActivation {
+                key: &version.key,
+                change: "registered",
+            });
+        }
+    }
+    rows
+}
+
+/// How the stored active set must change to become `next` exactly (I2):
+/// entities to remove, and entries to insert or repoint.
+pub(crate) struct ActiveDiff<'a> {
+    pub removed: Vec<&'a EntityRef>,
+    pub upserted: Vec<(&'a EntityRef, &'a Digest)>,
+}
+
+pub(crate) fn active_diff<'a>(current: &'a ActiveSet, next: &'a ActiveSet) -> ActiveDiff<'a> {
+    ActiveDiff {
+        removed: current
+            .keys()
+            .filter(|entity| !next.contains_key(*entity))
+            .collect(),
+        upserted: next
+            .iter()
+            .filter(|(entity, digest)| current.get(*entity) != Some(*digest))
+            .collect(),
+    }
+}
+
+/// The audit details of a reconciled commit: for each kind of change, the
+/// versions it concerns as `{project, kind, name, version, digest}`.
+pub(crate) fn audit_details(changes: &Changes) -> Value {
+    fn list<'a>(keys: impl Iterator<Item = &'a VersionKey>) -> Value {
+        Value::Array(
+            keys.map(|key| {
+                json!({
+                    "project": key.entity.project,
+                    "kind": key.entity.kind.as_str(),
+                    "name": key.entity.name,
+                    "version": key.digest.short(),
+                    "digest": key.digest.as_str(),
+                })
+            })
+            .collect(),
+        )
+    }
+    json!({
+        "registered": list(changes.registered.iter().map(|v| &v.key)),
+        "activated": list(changes.activated.iter()),
+        "updated": list(changes.updated.iter()),
+        "reactivated": list(changes.reactivated.iter()),
+        "deactivated": list(changes.deactivated.iter()),
+    })
+}
+
+/// The four columns that name a version, as read.
+#[derive(sqlx::FromRow)]
+pub(crate) struct KeyRow {
+    project: String,
+    kind: String,
+    name: String,
+    digest: String,
+}
+
+impl KeyRow {
+    pub(crate) fn into_key(self, doing: &'static str) -> Result<VersionKey, Error> {
+        version_key(self.project, &self.kind, self.name, self.digest, doing)
+    }
+}
+
+/// A row of `SELECT project, kind, name, digest FROM active` as a set.
+pub(crate) fn active_set(rows: Vec<KeyRow>, doing: &'static str) -> Result<ActiveSet, Error> {
+    rows.into_iter()
+        .map(|row| row.into_key(doing).map(|key| (key.entity, key.digest)))
+        .collect()
+}
+
+/// A version as listed, before its activations are attached.
+#[derive(sqlx::FromRow)]
+pub(crate) struct VersionRow {
+    #[sqlx(flatten)]
+    key: KeyRow,
+    first_commit: String,
+    path: String,
+    registered_at: DateTime<Utc>,
+    active: bool,
+}
+
+/// One activation of a version, as read.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ActivationRow {
+    #[sqlx(flatten)]
+    key: KeyRow,
+    commit_sha: String,
+}
+
+/// Attaches to each version the commits of its activation records, which
+/// must come oldest first (one query for each, not one per version).
+pub(crate) fn version_records(
+    rows: Vec<VersionRow>,
+    activations: Vec<ActivationRow>,
+    doing: &'static str,
+) -> Result<Vec<VersionRecord>, Error> {
+    let mut by_key: HashMap<VersionKey, Vec<CommitId>> = HashMap::new();
+    for row in activations {
+        let key = row.key.into_key(doing)?;
+        by_key
+            .entry(key)
+            .or_default()
+            .push(CommitId(row.commit_sha));
+    }
+    rows.into_iter()
+        .map(|row| {
+            let key = row.key.into_key(doing)?;
+            Ok(VersionRecord {
+                activations: by_key.remove(&key).unwrap_or_default(),
+                key,
+                commit: CommitId(row.first_commit),
+                path: row.path,
+                registered_at: row.registered_at,
+                active: row.active,
+            })
+        })
+        .collect()
+}
+
+/// A row of `sources`.
+#[derive(sqlx::FromRow)]
+pub(crate) struct SourceRow {
+    key: String,
+    last_reconciled: Option<String>,
+    last_reconciled_at: Option<DateTime<Utc>>,
+    last_attempted: Option<String>,
+    last_attempted_at: Option<DateTime<Utc>>,
+    error: Option<Json<Value>>,
+}
+
+impl SourceRow {
+    pub(crate) fn into_status(self, doing: &'static str) -> Result<SourceStatus, Error> {
+        let error = self.error.map(|Json(value)| serde_json::from_value(value));
+        Ok(SourceStatus {
+            source: SourceKey(self.key),
+            last_reconciled: self.last_reconciled.map(CommitId),
+            last_reconciled_at: self.last_reconciled_at,
+            last_attempted: self.last_attempted.map(CommitId),
+            last_attempted_at: self.last_attempted_at,
+            error: error.transpose().map_err(|e| Error::Corrupt {
+                doing,
+                message: format!("invalid source error JSON: {e}"),
+            })?,
+        })
+    }
+}
+
+/// A row of `audit`.
+#[derive(sqlx::FromRow)]
+pub(crate) struct AuditRow {
+    id: i64,
+    at: DateTime<Utc>,
+    source: String,
+    commit_sha: String,
+    actor_name: String,
+    actor_email: String,
+    action: String,
+    details: Json<Value>,
+}
+
+impl From<AuditRow> for AuditEntry {
+    fn from(row: AuditRow) -> AuditEntry {
+        AuditEntry {
+            id: row.id,
+            at: row.at,
+            source: SourceKey(row.source),
+            commit: CommitId(row.commit_sha),
+            actor: Person {
+                name: row.actor_name,
+                email: row.actor_email,
+            },
+            action: row.action,
+            details: row.details.0,
+        }
+    }
+}
+
+/// A `SourceError` as stored (status and audit details).
+pub(crate) fn error_json(error: &SourceError) -> Value {
+    json!({
+        "reason": error.reason,
+        "message": error.message,
+        "diagnostics": error.diagnostics,
+    })
+}

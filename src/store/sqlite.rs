@@ -1,0 +1,539 @@
+//! SQLite: the embedded default store, one file in the state directory.
+//!
+//! The file is created (with its directory) on first open and migrated with
+//! the embedded `migrations/sqlite`. It runs in WAL mode, so readers never
+//! block the writer, with a busy timeout, so that two weir processes on one
+//! state directory wait for each other instead of failing. Every write
+//! transaction starts with `BEGIN IMMEDIATE`: it takes the write lock first,
+//! which is what makes the busy timeout apply (a deferred transaction that
+//! reads and then writes may fail at once with `SQLITE_BUSY`), and it makes
+//! the read-diff-write of the active set race-free (I2).
+//!
+//! Bulk writes are multi-row `INSERT`s sized to SQLite's limit of bound
+//! parameters, so 10,000 new versions cost a handful of statements.
+//! Timestamps are fixed-precision RFC 3339 text (see the migration).
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::Value;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::types::Json;
+use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection};
+
+use super::sql::{self, query_error};
+use super::{
+    ActiveSet, AuditEntry, Changes, CommitInfo, Error, SourceError, SourceKey, SourceStatus, Store,
+    StoreFuture, VersionFilter, VersionKey, VersionRecord,
+};
+use crate::spec::Digest;
+
+/// SQLite's limit of bound parameters in one statement (since 3.32).
+const MAX_PARAMS: usize = 32766;
+
+/// How long a writer waits for another one (possibly another process).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The store in one SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url`, `sqlite://PATH`
+    /// or a bare path, and runs pending migrations.
+    pub async fn open(url: &str) -> Result<SqliteStore, Error> {
+        let connect = |source| Error::Connect {
+            url: url.to_owned(),
+            source,
+        };
+        let options = connect_options(url).map_err(connect)?;
+        switch_to_wal(&options).await.map_err(connect)?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(connect)?;
+        let migrator = sqlx::migrate!("./migrations/sqlite");
+        if let Err(first) = migrator.run(&pool).await {
+            // Two processes opening a fresh file race to apply the same
+            // migration; the loser's transaction rolled back, and a second
+            // run finds it applied. A real failure fails again.
+            tracing::debug!(url, error = %first, "migration failed; retrying once");
+            migrator.run(&pool).await.map_err(|source| Error::Migrate {
+                url: url.to_owned(),
+                source,
+            })?;
+        }
+        Ok(SqliteStore { pool })
+    }
+
+    /// Starts a write transaction holding the write lock.
+    async fn begin_write(
+        &self,
+        doing: &'static str,
+    ) -> Result<sqlx::Transaction<'static, Sqlite>, Error> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(query_error(doing))
+    }
+
+    /// The steps of [`Store::apply`], in one transaction; the source's row
+    /// is written first so that every later row can reference it.
+    async fn apply_changes(&self, changes: &Changes) -> Result<(), Error> {
+        let at = encode_time(sql::now());
+        let mut tx = self.begin_write("starting to apply a commit").await?;
+        insert_commit(&mut tx, &changes.commit).await?;
+        mark_reconciled(&mut tx, changes, &at).await?;
+        insert_versions(&mut tx, changes, &at).await?;
+        insert_activations(&mut tx, changes, &at).await?;
+        replace_active(&mut tx, &changes.source, &changes.active).await?;
+        if !changes.is_empty() {
+            let details = sql::audit_details(changes);
+            let (source, commit) = (&changes.source.0, &changes.commit);
+            insert_audit(&mut tx, &at, source, commit, "reconciled", &details).await?;
+        }
+        tx.commit()
+            .await
+            .map_err(query_error("committing a commit's changes"))
+    }
+
+    async fn record(
+        &self,
+        source: &SourceKey,
+        commit: &CommitInfo,
+        error: &SourceError,
+    ) -> Result<(), Error> {
+        let at = encode_time(sql::now());
+        let error = sql::error_json(error);
+        let mut tx = self
+            .begin_write("starting to record a refused commit")
+            .await?;
+        insert_commit(&mut tx, commit).await?;
+        sqlx::query(
+            "INSERT INTO sources (key, last_attempted, last_attempted_at, error) \
+             VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (key) DO UPDATE SET last_attempted = excluded.last_attempted, \
+             last_attempted_at = excluded.last_attempted_at, error = excluded.error",
+        )
+        .bind(&source.0)
+        .bind(&commit.id.0)
+        .bind(&at)
+        .bind(error.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(query_error("recording the source's refused commit"))?;
+        insert_audit(&mut tx, &at, &source.0, commit, "rejected", &error).await?;
+        tx.commit()
+            .await
+            .map_err(query_error("committing a refused commit"))
+    }
+
+    async fn read_active(&self, source: &SourceKey) -> Result<ActiveSet, Error> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(query_error("reading an active set"))?;
+        read_active(&mut conn, source).await
+    }
+
+    async fn known(&self, keys: &[VersionKey]) -> Result<HashSet<VersionKey>, Error> {
+        const DOING: &str = "looking up known versions";
+        let mut known = HashSet::new();
+        let mut tx = self.pool.begin().await.map_err(query_error(DOING))?;
+        for chunk in keys.chunks(MAX_PARAMS / 4) {
+            let mut select =
+                QueryBuilder::<Sqlite>::new("WITH k (project, kind, name, digest) AS (");
+            select.push_values(chunk, |mut row, key| {
+                row.push_bind(key.entity.project.as_str())
+                    .push_bind(key.entity.kind.as_str())
+                    .push_bind(key.entity.name.as_str())
+                    .push_bind(key.digest.as_str());
+            });
+            select.push(
+                ") SELECT v.project, v.kind, v.name, v.digest FROM versions v JOIN k \
+                 ON v.project = k.project AND v.kind = k.kind AND v.name = k.name \
+                 AND v.digest = k.digest",
+            );
+            let rows: Vec<sql::KeyRow> = select
+                .build_query_as()
+                .persistent(false)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(query_error(DOING))?;
+            for row in rows {
+                known.insert(row.into_key(DOING)?);
+            }
+        }
+        Ok(known)
+    }
+
+    async fn list_versions(&self, filter: &VersionFilter) -> Result<Vec<VersionRecord>, Error> {
+        const DOING: &str = "listing versions";
+        const WHERE: &str = "(?1 IS NULL OR kind = ?1) AND (?2 IS NULL OR name = ?2) \
+                             AND (?3 IS NULL OR project = ?3)";
+        let kind = filter.kind.map(|k| k.as_str());
+        // One read transaction: one snapshot for both queries.
+        let mut tx = self.pool.begin().await.map_err(query_error(DOING))?;
+        let rows: Vec<sql::VersionRow> = sqlx::query_as(&format!(
+            "SELECT v.project, v.kind, v.name, v.digest, v.first_commit, v.path, \
+             v.registered_at, EXISTS (SELECT 1 FROM active a WHERE a.project = v.project \
+             AND a.kind = v.kind AND a.name = v.name AND a.digest = v.digest) AS active \
+             FROM versions v WHERE {WHERE} \
+             ORDER BY v.registered_at DESC, v.project, v.kind, v.name, v.digest"
+        ))
+        .bind(kind)
+        .bind(filter.name.as_deref())
+        .bind(filter.project.as_deref())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(query_error(DOING))?;
+        let activations: Vec<sql::ActivationRow> = sqlx::query_as(&format!(
+            "SELECT project, kind, name, digest, commit_sha FROM activations \
+             WHERE {WHERE} ORDER BY id"
+        ))
+        .bind(kind)
+        .bind(filter.name.as_deref())
+        .bind(filter.project.as_deref())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(query_error(DOING))?;
+        sql::version_records(rows, activations, DOING)
+    }
+
+    async fn document(&self, key: &VersionKey) -> Result<Option<Value>, Error> {
+        let document: Option<Json<Value>> = sqlx::query_scalar(
+            "SELECT document FROM versions \
+             WHERE project = ? AND kind = ? AND name = ? AND digest = ?",
+        )
+        .bind(&key.entity.project)
+        .bind(key.entity.kind.as_str())
+        .bind(&key.entity.name)
+        .bind(key.digest.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error("reading a version's document"))?;
+        Ok(document.map(|Json(value)| value))
+    }
+
+    async fn list_sources(&self) -> Result<Vec<SourceStatus>, Error> {
+        const DOING: &str = "listing sources";
+        let rows: Vec<sql::SourceRow> = sqlx::query_as(
+            "SELECT key, last_reconciled, last_reconciled_at, last_attempted, \
+             last_attempted_at, error FROM sources ORDER BY key",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error(DOING))?;
+        rows.into_iter().map(|row| row.into_status(DOING)).collect()
+    }
+
+    async fn list_audit(&self, limit: u32) -> Result<Vec<AuditEntry>, Error> {
+        let rows: Vec<sql::AuditRow> = sqlx::query_as(
+            "SELECT id, at, source, commit_sha, actor_name, actor_email, action, details \
+             FROM audit ORDER BY id DESC LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("reading the audit log"))?;
+        Ok(rows.into_iter().map(AuditEntry::from).collect())
+    }
+}
+
+impl Store for SqliteStore {
+    fn active_set<'a>(&'a self, source: &'a SourceKey) -> StoreFuture<'a, ActiveSet> {
+        Box::pin(self.read_active(source))
+    }
+
+    fn known_versions<'a>(
+        &'a self,
+        keys: &'a [VersionKey],
+    ) -> StoreFuture<'a, HashSet<VersionKey>> {
+        Box::pin(self.known(keys))
+    }
+
+    fn apply<'a>(&'a self, changes: &'a Changes) -> StoreFuture<'a, ()> {
+        Box::pin(self.apply_changes(changes))
+    }
+
+    fn record_failure<'a>(
+        &'a self,
+        source: &'a SourceKey,
+        commit: &'a CommitInfo,
+        error: &'a SourceError,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(self.record(source, commit, error))
+    }
+
+    fn versions<'a>(&'a self, filter: &'a VersionFilter) -> StoreFuture<'a, Vec<VersionRecord>> {
+        Box::pin(self.list_versions(filter))
+    }
+
+    fn version_document<'a>(&'a self, key: &'a VersionKey) -> StoreFuture<'a, Option<Value>> {
+        Box::pin(self.document(key))
+    }
+
+    fn sources(&self) -> StoreFuture<'_, Vec<SourceStatus>> {
+        Box::pin(self.list_sources())
+    }
+
+    fn audit(&self, limit: u32) -> StoreFuture<'_, Vec<AuditEntry>> {
+        Box::pin(self.list_audit(limit))
+    }
+}
+
+/// Creates the file if missing and puts it in WAL mode, which the file
+/// then keeps, so pooled connections need not switch it again.
+///
+/// Switching takes an exclusive lock and SQLite does not always wait for it
+/// (two processes opening a fresh file at once get `SQLITE_BUSY` at once),
+/// so this retries on busy for as long as the busy timeout.
+async fn switch_to_wal(options: &SqliteConnectOptions) -> Result<(), sqlx::Error> {
+    let options = options.clone().journal_mode(SqliteJournalMode::Wal);
+    let deadline = Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match SqliteConnection::connect_with(&options).await {
+            Ok(conn) => return conn.close().await,
+            Err(error) if is_busy(&error) && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+/// Whether `error` is `SQLITE_BUSY` or `SQLITE_LOCKED` (any extended code).
+fn is_busy(error: &sqlx::Error) -> bool {
+    let code = error.as_database_error().and_then(|e| e.code());
+    let code = code.and_then(|c| c.parse::<i32>().ok());
+    code.is_some_and(|c| matches!(c & 0xff, 5 | 6))
+}
+
+/// Connection options for `url`; creates the file's directory.
+fn connect_options(url: &str) -> Result<SqliteConnectOptions, sqlx::Error> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let (path, query) = match rest.split_once('?') {
+        Some((path, _)) => (path, true),
+        None => (rest, false),
+    };
+    let in_memory = path.is_empty() || path == ":memory:";
+    if !in_memory {
+        if let Some(parent) = Path::new(path)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent)?;
+        }
+    }
+    let options = if query || in_memory {
+        // Query parameters (`?mode=…`) and `:memory:` are sqlx's to parse.
+        SqliteConnectOptions::from_str(&format!("sqlite://{rest}"))?
+    } else {
+        SqliteConnectOptions::new().filename(path)
+    };
+    Ok(options
+        .create_if_missing(true)
+        .busy_timeout(BUSY_TIMEOUT)
+        .foreign_keys(true))
+}
+
+async fn execute(
+    conn: &mut SqliteConnection,
+    mut query: QueryBuilder<'_, Sqlite>,
+    doing: &'static str,
+) -> Result<(), Error> {
+    query
+        .build()
+        .persistent(false)
+        .execute(conn)
+        .await
+        .map_err(query_error(doing))?;
+    Ok(())
+}
+
+async fn insert_commit(conn: &mut SqliteConnection, commit: &CommitInfo) -> Result<(), Error> {
+    sqlx::query(
+        "INSERT INTO commits (sha, author_name, author_email, committer_name, \
+         committer_email, time, message) VALUES (?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (sha) DO NOTHING",
+    )
+    .bind(&commit.id.0)
+    .bind(&commit.author.name)
+    .bind(&commit.author.email)
+    .bind(&commit.committer.name)
+    .bind(&commit.committer.email)
+    .bind(encode_time(commit.time))
+    .bind(&commit.message)
+    .execute(conn)
+    .await
+    .map_err(query_error("recording a commit"))?;
+    Ok(())
+}
+
+/// Source status after a valid commit: reconciled = attempted = it, no error.
+async fn mark_reconciled(
+    conn: &mut SqliteConnection,
+    changes: &Changes,
+    at: &str,
+) -> Result<(), Error> {
+    sqlx::query(
+        "INSERT INTO sources (key, last_reconciled, last_reconciled_at, last_attempted, \
+         last_attempted_at, error) VALUES (?1, ?2, ?3, ?2, ?3, NULL) \
+         ON CONFLICT (key) DO UPDATE SET last_reconciled = excluded.last_reconciled, \
+         last_reconciled_at = excluded.last_reconciled_at, \
+         last_attempted = excluded.last_attempted, \
+         last_attempted_at = excluded.last_attempted_at, error = NULL",
+    )
+    .bind(&changes.source.0)
+    .bind(&changes.commit.id.0)
+    .bind(at)
+    .execute(conn)
+    .await
+    .map_err(query_error("recording the source's reconciled commit"))?;
+    Ok(())
+}
+
+/// Inserts new versions; a version that exists stays as it is (I1).
+async fn insert_versions(
+    conn: &mut SqliteConnection,
+    changes: &Changes,
+    at: &str,
+) -> Result<(), Error> {
+    let commit = changes.commit.id.0.as_str();
+    for chunk in sql::new_versions(changes).chunks(MAX_PARAMS / 9) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO versions (project, kind, name, digest, spec, document, path, \
+             first_commit, registered_at) ",
+        );
+        insert.push_values(chunk, |mut row, v| {
+            row.push_bind(v.key.entity.project.as_str())
+                .push_bind(v.key.entity.kind.as_str())
+                .push_bind(v.key.entity.name.as_str())
+                .push_bind(v.key.digest.as_str())
+                .push_bind(v.spec.to_string())
+                .push_bind(v.document.to_string())
+                .push_bind(v.path.as_str())
+                .push_bind(commit)
+                .push_bind(at);
+        });
+        insert.push(" ON CONFLICT DO NOTHING");
+        execute(conn, insert, "inserting new versions").await?;
+    }
+    Ok(())
+}
+
+async fn insert_activations(
+    conn: &mut SqliteConnection,
+    changes: &Changes,
+    at: &str,
+) -> Result<(), Error> {
+    let (source, commit) = (changes.source.0.as_str(), changes.commit.id.0.as_str());
+    for chunk in sql::new_activations(changes).chunks(MAX_PARAMS / 8) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO activations (project, kind, name, digest, source, commit_sha, at, \
+             change) ",
+        );
+        insert.push_values(chunk, |mut row, a| {
+            row.push_bind(a.key.entity.project.as_str())
+                .push_bind(a.key.entity.kind.as_str())
+                .push_bind(a.key.entity.name.as_str())
+                .push_bind(a.key.digest.as_str())
+                .push_bind(source)
+                .push_bind(commit)
+                .push_bind(at)
+                .push_bind(a.change);
+        });
+        execute(conn, insert, "recording activations").await?;
+    }
+    Ok(())
+}
+
+async fn insert_audit(
+    conn: &mut SqliteConnection,
+    at: &str,
+    source: &str,
+    commit: &CommitInfo,
+    action: &str,
+    details: &Value,
+) -> Result<(), Error> {
+    sqlx::query(
+        "INSERT INTO audit (at, source, commit_sha, actor_name, actor_email, action, details) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(at)
+    .bind(source)
+    .bind(&commit.id.0)
+    .bind(&commit.author.name)
+    .bind(&commit.author.email)
+    .bind(action)
+    .bind(details.to_string())
+    .execute(conn)
+    .await
+    .map_err(query_error("writing an audit entry"))?;
+    Ok(())
+}
+
+async fn read_active(conn: &mut SqliteConnection, source: &SourceKey) -> Result<ActiveSet, Error> {
+    const DOING: &str = "reading an active set";
+    let rows = sqlx::query_as("SELECT project, kind, name, digest FROM active WHERE source = ?")
+        .bind(&source.0)
+        .fetch_all(conn)
+        .await
+        .map_err(query_error(DOING))?;
+    sql::active_set(rows, DOING)
+}
+
+/// Makes the source's rows in `active` equal `next` exactly (I2), writing
+/// only what differs from the stored set.
+async fn replace_active(
+    conn: &mut SqliteConnection,
+    source: &SourceKey,
+    next: &ActiveSet,
+) -> Result<(), Error> {
+    let current = read_active(conn, source).await?;
+    let diff = sql::active_diff(&current, next);
+    for chunk in diff.removed.chunks(MAX_PARAMS / 3 - 1) {
+        let mut delete = QueryBuilder::<Sqlite>::new("DELETE FROM active WHERE source = ");
+        delete.push_bind(source.0.as_str());
+        delete.push(" AND (project, kind, name) IN (");
+        delete.push_values(chunk, |mut row, entity| {
+            row.push_bind(entity.project.as_str())
+                .push_bind(entity.kind.as_str())
+                .push_bind(entity.name.as_str());
+        });
+        delete.push(")");
+        execute(conn, delete, "removing entities from the active set").await?;
+    }
+    for chunk in diff.upserted.chunks(MAX_PARAMS / 5) {
+        let mut upsert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO active (source, project, kind, name, digest) ",
+        );
+        upsert.push_values(chunk, |mut row, (entity, digest): &(_, &Digest)| {
+            row.push_bind(source.0.as_str())
+                .push_bind(entity.project.as_str())
+                .push_bind(entity.kind.as_str())
+                .push_bind(entity.name.as_str())
+                .push_bind(digest.as_str());
+        });
+        upsert.push(
+            " ON CONFLICT (source, project, kind, name) DO UPDATE SET digest = excluded.digest",
+        );
+        execute(conn, upsert, "writing the active set").await?;
+    }
+    Ok(())
+}
+
+/// Timestamps as stored: UTC, exactly six fractional digits.
+fn encode_time(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Micros, true)
+}

@@ -1,0 +1,407 @@
+//! The user's story of DESIGN.md sections 2 and 5, on real Git repositories
+//! and on both stores: commit → sync → versions; reformat → nothing new;
+//! change a task → new versions for it and exactly what is above it;
+//! `git revert` → old versions active again, none added (I1); a bad commit →
+//! exit 1, active set unchanged, `status` shows why (I3); delete a file →
+//! deactivated, versions kept; reset to an older commit → the active set
+//! follows (I2).
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::common::{GitRepo, TestDb, weir_json};
+
+const TASKS: &str = r#"apiVersion: weir.dev/v1alpha1
+kind: Task
+metadata: { name: extract, project: churn }
+spec:
+  inputs: { day: { type: datetime } }
+  outputs: { rows: { type: int } }
+  script: { interpreter: bash, source: "echo extract" }
+---
+apiVersion: weir.dev/v1alpha1
+kind: Task
+metadata: { name: cleanup, project: churn }
+spec:
+  script: { interpreter: bash, source: "echo cleanup" }
+"#;
+
+const PIPELINE: &str = r#"apiVersion: weir.dev/v1alpha1
+kind: Workflow
+metadata: { name: training, project: churn }
+spec:
+  inputs: { day: { type: datetime } }
+  nodes:
+    - { id: extract, task: extract, inputs: { day: "{{ inputs.day }}" } }
+---
+apiVersion: weir.dev/v1alpha1
+kind: LaunchPlan
+metadata: { name: nightly, project: churn }
+spec:
+  workflow: training
+  schedule: { cron: "0 2 * * *", kickoffTimeInput: day }
+"#;
+
+/// `weir versions -o json` as name → [(version, active)].
+fn versions(db: &TestDb) -> BTreeMap<String, Vec<(String, bool)>> {
+    let (code, json) = weir_json(&["versions", "-o", "json"], db);
+    assert_eq!(code, 0, "{json:#}");
+    let mut map: BTreeMap<String, Vec<(String, bool)>> = BTreeMap::new();
+    for v in json.as_array().expect("array") {
+        for field in [
+            "project",
+            "kind",
+            "name",
+            "version",
+            "digest",
+            "commit",
+            "active",
+            "registeredAt",
+        ] {
+            assert!(!v[field].is_null(), "{field} missing in {v}");
+        }
+        map.entry(v["name"].as_str().expect("name").to_owned())
+            .or_default()
+            .push((
+                v["version"].as_str().expect("version").to_owned(),
+                v["active"].as_bool().expect("active"),
+            ));
+    }
+    map
+}
+
+fn active(db: &TestDb) -> BTreeMap<String, String> {
+    versions(db)
+        .into_iter()
+        .filter_map(|(name, vs)| vs.into_iter().find(|(_, a)| *a).map(|(v, _)| (name, v)))
+        .collect()
+}
+
+fn count(db: &TestDb) -> usize {
+    versions(db).values().map(Vec::len).sum()
+}
+
+fn sync(repo: &GitRepo, db: &TestDb) -> (i32, Value) {
+    weir_json(
+        &[
+            "sync",
+            "--repo",
+            repo.path().to_str().expect("utf-8"),
+            "--path",
+            "defs",
+            "-o",
+            "json",
+        ],
+        db,
+    )
+}
+
+fn story(db: &TestDb) {
+    let repo = GitRepo::new();
+    repo.write("defs/tasks.yaml", TASKS);
+    repo.write("defs/pipeline.yaml", PIPELINE);
+    let first = repo.commit("Add the churn pipeline");
+
+    // commit → sync → versions
+    let (code, out) = sync(&repo, db);
+    assert_eq!(code, 0, "{out:#}");
+    assert_eq!(out["status"], "reconciled");
+    assert_eq!(out["commit"], first);
+    assert_eq!(out["activated"].as_array().expect("list").len(), 4);
+    let v1 = active(db);
+    assert_eq!(v1.len(), 4);
+    let (_, versions_json) = weir_json(&["versions", "-o", "json", "--name", "extract"], db);
+    assert_eq!(
+        versions_json[0]["commit"], first,
+        "a version records the commit where it first appeared"
+    );
+
+    // A second sync of the same commit changes nothing.
+    let (code, out) = sync(&repo, db);
+    assert_eq!(code, 0);
+    assert_eq!(out["registered"].as_array().expect("list").len(), 0);
+
+    // Reformat only → no new version.
+    let reformatted = TASKS.replace(
+        "metadata: { name: cleanup, project: churn }",
+        "metadata:\n  project: churn   # same task\n  name: cleanup",
+    );
+    repo.write("defs/tasks.yaml", &reformatted);
+    repo.commit("Reformat");
+    assert_eq!(sync(&repo, db).0, 0);
+    assert_eq!(count(db), 4, "reformatting registers nothing");
+
+    // Change one task → new versions for it, the workflow and the launch plan; not for `cleanup`.
+    repo.write(
+        "defs/tasks.yaml",
+        &reformatted.replace("echo extract", "echo extract --fast"),
+    );
+    let change = repo.commit("Speed up extract");
+    let (code, out) = sync(&repo, db);
+    assert_eq!(code, 0, "{out:#}");
+    let v2 = active(db);
+    for name in ["extract", "training", "nightly"] {
+        assert_ne!(v1[name], v2[name], "{name} gets a new version");
+    }
+    assert_eq!(v1["cleanup"], v2["cleanup"]);
+    assert_eq!(count(db), 7);
+
+    // git revert → the old versions are active again; nothing is registered (I1).
+    repo.revert(&change);
+    let (code, out) = sync(&repo, db);
+    assert_eq!(code, 0, "{out:#}");
+    assert_eq!(out["registered"].as_array().expect("list").len(), 0);
+    assert_eq!(out["reactivated"].as_array().expect("list").len(), 3);
+    assert_eq!(active(db), v1);
+    assert_eq!(count(db), 7);
+    let (_, versions_json) = weir_json(&["versions", "-o", "json", "--name", "extract"], db);
+    let old = versions_json
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|v| v["version"] == v1["extract"].as_str())
+        .expect("old version listed");
+    assert!(
+        old["activations"].as_array().expect("activations").len() >= 2,
+        "the reactivation is recorded: {old:#}"
+    );
+    let good_before_bad = repo
+        .repo
+        .head()
+        .expect("head")
+        .peel_to_commit()
+        .expect("commit")
+        .id()
+        .to_string();
+
+    // A bad commit → exit 1; the active set is unchanged; status says why (I3).
+    repo.write(
+        "defs/pipeline.yaml",
+        &PIPELINE.replace("task: extract,", "task: extrakt,"),
+    );
+    let bad = repo.commit("Break the pipeline");
+    let (code, out) = sync(&repo, db);
+    assert_eq!(code, 1, "{out:#}");
+    assert_eq!(out["status"], "rejected");
+    assert_eq!(out["diagnostics"][0]["code"], "W012");
+    assert_eq!(active(db), v1, "I3: the previous active set keeps running");
+    assert_eq!(count(db), 7);
+    let (_, status) = weir_json(&["status", "-o", "json"], db);
+    let source = &status[0];
+    assert_eq!(source["lastAttemptedCommit"], bad);
+    assert_eq!(source["lastReconciledCommit"], good_before_bad);
+    assert_eq!(source["error"]["reason"], "ValidationFailed");
+    assert_eq!(source["error"]["diagnostics"][0]["code"], "W012");
+    assert!(source["error"]["diagnostics"][0]["line"].as_u64().is_some());
+
+    // Fix it by deleting the pipeline file → deactivated, versions kept.
+    repo.remove("defs/pipeline.yaml");
+    repo.commit("Drop the pipeline for now");
+    let (code, out) = sync(&repo, db);
+    assert_eq!(code, 0, "{out:#}");
+    assert_eq!(out["deactivated"].as_array().expect("list").len(), 2);
+    let now = active(db);
+    assert_eq!(now.keys().collect::<Vec<_>>(), ["cleanup", "extract"]);
+    assert_eq!(count(db), 7, "deactivation deletes no version");
+    let (_, status) = weir_json(&["status", "-o", "json"], db);
+    assert!(
+        status[0]["error"].is_null(),
+        "a good commit clears the error"
+    );
+
+    // Force-push to the first commit → the active set follows (I2).
+    repo.reset_hard(&first);
+    let (code, out) = sync(&repo, db);
+    assert_eq!(code, 0, "{out:#}");
+    assert_eq!(active(db), v1);
+    assert_eq!(count(db), 7);
+
+    // The audit log, newest first, says who did what.
+    let (code, audit) = weir_json(&["audit", "-o", "json"], db);
+    assert_eq!(code, 0);
+    let entries = audit.as_array().expect("array");
+    assert_eq!(entries[0]["commit"], first);
+    assert_eq!(entries[0]["actor"]["email"], "ada@example.com");
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["action"] == "rejected" && e["commit"] == bad)
+    );
+    let ids: Vec<i64> = entries
+        .iter()
+        .map(|e| e["id"].as_i64().expect("id"))
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
+}
+
+#[test]
+fn story_on_sqlite() {
+    story(&TestDb::sqlite());
+}
+
+#[test]
+fn story_on_postgres() {
+    if let Some(db) = TestDb::postgres() {
+        story(&db);
+    }
+}
+
+#[test]
+fn uncommitted_edits_are_not_read_and_missing_things_are_clear_errors() {
+    let db = TestDb::sqlite();
+    let repo = GitRepo::new();
+    repo.write("defs/tasks.yaml", TASKS);
+    repo.commit("tasks");
+    repo.write("defs/tasks.yaml", "this: [is not committed");
+    let (code, out) = sync(&repo, &db);
+    assert_eq!(code, 0, "{out:#}");
+
+    let path = repo.path().to_str().expect("utf-8");
+    let mut args = vec!["sync", "--repo", path, "--path", "nope"];
+    let store = db.args();
+    args.extend(store.iter().map(String::as_str));
+    let missing_path = crate::common::weir(&args);
+    assert_eq!(missing_path.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing_path.stderr).contains("path `nope` does not exist"));
+
+    let mut args = vec!["sync", "--repo", path, "--branch", "release"];
+    args.extend(store.iter().map(String::as_str));
+    let missing_branch = crate::common::weir(&args);
+    assert_eq!(missing_branch.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&missing_branch.stderr).contains("branch `release` does not exist")
+    );
+
+    let mut args = vec!["sync", "--repo", "/nonexistent/repo"];
+    args.extend(store.iter().map(String::as_str));
+    let missing_repo = crate::common::weir(&args);
+    assert_eq!(missing_repo.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing_repo.stderr).contains("/nonexistent/repo"));
+}
+
+#[test]
+fn a_remote_repository_is_cloned_into_the_state_directory_and_fetched() {
+    let db = TestDb::sqlite();
+    let origin = GitRepo::new();
+    origin.write("defs/tasks.yaml", TASKS);
+    origin.commit("tasks");
+    let url = format!("file://{}", origin.path().display());
+    let (code, out) = weir_json(
+        &["sync", "--repo", &url, "--path", "defs", "-o", "json"],
+        &db,
+    );
+    assert_eq!(code, 0, "{out:#}");
+    assert_eq!(active(&db).len(), 2);
+    origin.write(
+        "defs/more.yaml",
+        &TASKS
+            .replace("name: extract", "name: extract-two")
+            .replace("name: cleanup", "name: cleanup-two"),
+    );
+    let second = origin.commit("more tasks");
+    let (code, out) = weir_json(
+        &["sync", "--repo", &url, "--path", "defs", "-o", "json"],
+        &db,
+    );
+    assert_eq!(code, 0, "{out:#}");
+    assert_eq!(out["commit"], second, "the clone was fetched");
+    assert_eq!(active(&db).len(), 4);
+}
+
+#[test]
+fn plan_shows_what_a_pull_request_would_change_without_a_store() {
+    let repo = GitRepo::new();
+    repo.write("defs/tasks.yaml", TASKS);
+    repo.write("defs/pipeline.yaml", PIPELINE);
+    let base = repo.commit("base");
+    repo.write(
+        "defs/tasks.yaml",
+        &TASKS.replace("echo extract", "echo extract v2"),
+    );
+    repo.write(
+        "defs/pipeline.yaml",
+        &PIPELINE.replace("0 2 * * *", "30 3 * * *").replace(
+            "kickoffTimeInput: day",
+            "kickoffTimeInput: day, timezone: Europe/Berlin",
+        ),
+    );
+    repo.write(
+        "defs/hourly.yaml",
+        &PIPELINE
+            .split("---")
+            .nth(1)
+            .expect("launch plan")
+            .replace("name: nightly", "name: hourly")
+            .replace("0 2 * * *", "@hourly"),
+    );
+    let head = repo.commit("head");
+    let path = repo.path().to_str().expect("utf-8");
+    let out = crate::common::weir(&[
+        "plan", "--repo", path, "--base", &base, "--head", &head, "--path", "defs", "-o", "json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let names = |k: &str| -> Vec<String> {
+        json[k]
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|e| e["name"].as_str().expect("name").to_owned())
+            .collect()
+    };
+    assert_eq!(names("added"), ["hourly"]);
+    assert_eq!(
+        names("changed"),
+        ["extract", "training", "nightly"],
+        "ordered by kind"
+    );
+    assert!(names("removed").is_empty());
+    assert_eq!(json["unchanged"], 1);
+    let schedules: Vec<(String, String)> = json["schedules"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().expect("name").to_owned(),
+                s["change"].as_str().expect("change").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        schedules,
+        [
+            ("hourly".to_owned(), "started".to_owned()),
+            ("nightly".to_owned(), "changed".to_owned())
+        ]
+    );
+
+    let md = crate::common::weir(&[
+        "plan", "--repo", path, "--base", &base, "--head", &head, "--path", "defs", "--format",
+        "markdown",
+    ]);
+    let text = String::from_utf8_lossy(&md.stdout);
+    assert!(text.contains("**1 added, 3 changed, 0 removed**"), "{text}");
+    assert!(
+        text.contains("| changed | Task | churn | `extract` |"),
+        "{text}"
+    );
+
+    // An invalid head exits 1 with its diagnostics.
+    repo.write(
+        "defs/pipeline.yaml",
+        &PIPELINE.replace("workflow: training", "workflow: trainin"),
+    );
+    let bad = repo.commit("bad");
+    let out = crate::common::weir(&[
+        "plan", "--repo", path, "--base", &base, "--head", &bad, "--path", "defs",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("W013"));
+}
