@@ -4,6 +4,7 @@
 
 mod plan;
 pub mod render;
+mod rollback;
 mod schema;
 mod status;
 mod store_args;
@@ -49,6 +50,8 @@ pub enum Command {
     Audit(status::AuditArgs),
     /// Show what merging a branch would change (versions and schedules); no store needed.
     Plan(plan::Args),
+    /// Commit the restoration of an entity's previous version (Git stays the source of truth).
+    Rollback(rollback::Args),
 }
 
 /// Runs the CLI with the process arguments.
@@ -62,6 +65,7 @@ pub fn main() -> ExitCode {
         Command::Status(args) => status::run(&args),
         Command::Audit(args) => status::run_audit(&args),
         Command::Plan(args) => plan::run(&args),
+        Command::Rollback(args) => rollback::run(&args),
     };
     ExitCode::from(code)
 }

@@ -16,6 +16,7 @@ pub enum Output {
 pub enum KindArg {
     Task,
     Workflow,
+    #[value(alias = "launchplan")]
     LaunchPlan,
 }
 
@@ -31,7 +32,8 @@ impl From<KindArg> for Kind {
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    #[arg(long, value_enum)]
+    /// `Task`, `Workflow` or `LaunchPlan` (any case).
+    #[arg(long, value_enum, ignore_case = true)]
     pub kind: Option<KindArg>,
     #[arg(long)]
     pub name: Option<String>,

@@ -236,6 +236,17 @@ impl GitSource {
             .find_commit(oid)
             .and_then(|c| c.tree())
             .map_err(git("reading a commit's tree"))?;
+        self.read_root(&root, &commit.0, max_file_size)
+    }
+
+    /// Reads the definitions under the source's path in a root tree
+    /// (`label` names it in errors).
+    pub fn read_root(
+        &self,
+        root: &git2::Tree<'_>,
+        label: &str,
+        max_file_size: u64,
+    ) -> Result<Tree, Error> {
         let base = self.spec.path.trim_matches('/');
         let folder = if base.is_empty() {
             root.clone()
@@ -244,12 +255,12 @@ impl GitSource {
                 .get_path(Path::new(base))
                 .map_err(|_| Error::MissingPath {
                     path: base.to_owned(),
-                    commit: commit.0.clone(),
+                    commit: label.to_owned(),
                 })?;
             if entry.kind() != Some(ObjectType::Tree) {
                 return Err(Error::NotAFolder {
                     path: base.to_owned(),
-                    commit: commit.0.clone(),
+                    commit: label.to_owned(),
                 });
             }
             self.repo
@@ -258,7 +269,7 @@ impl GitSource {
         };
         let mut walk = TreeWalk {
             repo: &self.repo,
-            root: &root,
+            root,
             base,
             max_file_size,
             tree: Tree::default(),
@@ -266,6 +277,16 @@ impl GitSource {
         walk.folder(&folder, "")?;
         walk.tree.files.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(walk.tree)
+    }
+
+    /// The repository path of a file given relative to the source's path.
+    pub fn repo_path(&self, rel: &str) -> String {
+        let base = self.spec.path.trim_matches('/');
+        if base.is_empty() {
+            rel.to_owned()
+        } else {
+            format!("{base}/{rel}")
+        }
     }
 }
 

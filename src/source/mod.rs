@@ -5,3 +5,4 @@
 
 pub mod dir;
 pub mod git;
+pub mod write;

@@ -127,6 +127,9 @@ pub struct VersionRecord {
     /// Every commit at which it became active (first registration, then each
     /// reactivation), oldest first.
     pub activations: Vec<CommitId>,
+    /// Position of its latest activation in the store's global sequence
+    /// (larger is later; 0 when none): which version was active before.
+    pub last_activation: i64,
 }
 
 /// Filter of `weir versions`.

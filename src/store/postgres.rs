@@ -181,7 +181,7 @@ impl PgStore {
         .await
         .map_err(query_error(DOING))?;
         let activations: Vec<sql::ActivationRow> = sqlx::query_as(&format!(
-            "SELECT project, kind, name, digest, commit_sha FROM activations \
+            "SELECT project, kind, name, digest, id, commit_sha FROM activations \
              WHERE {WHERE} ORDER BY id"
         ))
         .bind(kind)

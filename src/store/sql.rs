@@ -190,6 +190,7 @@ pub(crate) struct VersionRow {
 pub(crate) struct ActivationRow {
     #[sqlx(flatten)]
     key: KeyRow,
+    id: i64,
     commit_sha: String,
 }
 
@@ -200,19 +201,20 @@ pub(crate) fn version_records(
     activations: Vec<ActivationRow>,
     doing: &'static str,
 ) -> Result<Vec<VersionRecord>, Error> {
-    let mut by_key: HashMap<VersionKey, Vec<CommitId>> = HashMap::new();
+    let mut by_key: HashMap<VersionKey, (Vec<CommitId>, i64)> = HashMap::new();
     for row in activations {
         let key = row.key.into_key(doing)?;
-        by_key
-            .entry(key)
-            .or_default()
-            .push(CommitId(row.commit_sha));
+        let entry = by_key.entry(key).or_default();
+        entry.0.push(CommitId(row.commit_sha));
+        entry.1 = entry.1.max(row.id);
     }
     rows.into_iter()
         .map(|row| {
             let key = row.key.into_key(doing)?;
+            let (activations, last_activation) = by_key.remove(&key).unwrap_or_default();
             Ok(VersionRecord {
-                activations: by_key.remove(&key).unwrap_or_default(),
+                activations,
+                last_activation,
                 key,
                 commit: CommitId(row.first_commit),
                 path: row.path,

@@ -405,3 +405,93 @@ fn plan_shows_what_a_pull_request_would_change_without_a_store() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("W013"));
 }
+
+#[test]
+fn rollback_writes_a_commit_and_the_next_sync_reactivates_the_old_version() {
+    let db = TestDb::sqlite();
+    let repo = GitRepo::new();
+    repo.write("defs/tasks.yaml", TASKS);
+    repo.write("defs/pipeline.yaml", PIPELINE);
+    repo.commit("Add the churn pipeline");
+    assert_eq!(sync(&repo, &db).0, 0);
+    let v1 = active(&db);
+    repo.write(
+        "defs/tasks.yaml",
+        &TASKS.replace("echo extract", "echo extract --broken"),
+    );
+    let bad = repo.commit("Try a faster extract");
+    assert_eq!(sync(&repo, &db).0, 0);
+    assert_ne!(active(&db)["extract"], v1["extract"]);
+
+    let path = repo.path().to_str().expect("utf-8");
+    let rollback = |extra: &[&str]| {
+        let mut args = vec![
+            "rollback", "extract", "--kind", "Task", "--repo", path, "--path", "defs",
+        ];
+        args.extend_from_slice(extra);
+        let store = db.args();
+        args.extend(store.iter().map(String::as_str));
+        crate::common::weir(&args)
+    };
+
+    // Uncommitted edits to the files it would restore: refused, nothing written.
+    repo.write("defs/tasks.yaml", "# work in progress\n");
+    let refused = rollback(&[]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("uncommitted changes to defs/tasks.yaml")
+    );
+    repo.write(
+        "defs/tasks.yaml",
+        &TASKS.replace("echo extract", "echo extract --broken"),
+    );
+
+    let out = rollback(&[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let head = repo
+        .repo
+        .head()
+        .expect("head")
+        .peel_to_commit()
+        .expect("commit");
+    let message = head.message().ok().unwrap_or_default().to_owned();
+    assert!(
+        message.starts_with(&format!("Roll back Task/extract to {}", v1["extract"])),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("Weir-Rollback-Of: {bad}")),
+        "{message}"
+    );
+
+    let (code, out) = sync(&repo, &db);
+    assert_eq!(code, 0, "{out:#}");
+    assert_eq!(
+        out["registered"].as_array().expect("list").len(),
+        0,
+        "nothing re-registered"
+    );
+    assert_eq!(active(&db), v1, "the old versions are active again");
+    let (_, audit) = weir_json(&["audit", "-o", "json"], &db);
+    assert_eq!(
+        audit[0]["actor"]["email"], "ada@example.com",
+        "the audit says who rolled back"
+    );
+    assert_eq!(
+        audit[0]["details"]["reactivated"]
+            .as_array()
+            .expect("list")
+            .len(),
+        3
+    );
+
+    // Nothing earlier than the oldest version: a clear refusal.
+    let again = rollback(&["--to", "ffffffffffff"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("has no version ffffffffffff"));
+}
