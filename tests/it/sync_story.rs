@@ -495,3 +495,60 @@ fn rollback_writes_a_commit_and_the_next_sync_reactivates_the_old_version() {
     assert_eq!(again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&again.stderr).contains("has no version ffffffffffff"));
 }
+
+#[test]
+fn an_unreachable_remote_is_a_clear_error_and_changes_nothing() {
+    let db = TestDb::sqlite();
+    let (code, _) = {
+        let repo = GitRepo::new();
+        repo.write("defs/tasks.yaml", TASKS);
+        repo.commit("tasks");
+        sync(&repo, &db)
+    };
+    assert_eq!(code, 0);
+    let before = active(&db);
+    let mut args = vec!["sync", "--repo", "file:///nonexistent/pipelines.git"];
+    let store = db.args();
+    args.extend(store.iter().map(String::as_str));
+    let out = crate::common::weir(&args);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot clone `file:///nonexistent/pipelines.git`"),
+        "{stderr}"
+    );
+    assert_eq!(active(&db), before, "the last good state is kept");
+}
+
+#[test]
+fn two_syncs_at_once_on_one_state_directory_both_succeed() {
+    let db = TestDb::sqlite();
+    let repo = GitRepo::new();
+    repo.write("defs/tasks.yaml", TASKS);
+    repo.write("defs/pipeline.yaml", PIPELINE);
+    repo.commit("pipeline");
+    let path = repo.path().to_str().expect("utf-8").to_owned();
+    let store = db.args();
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+                .args(["sync", "--repo", &path, "--path", "defs", "-o", "json"])
+                .args(&store)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().expect("wait");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(count(&db), 4, "each version registered once");
+    assert_eq!(active(&db).len(), 4);
+}
