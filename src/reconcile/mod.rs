@@ -115,9 +115,14 @@ pub async fn register(store: &dyn Store, loaded: Loaded) -> Result<Outcome, Erro
             report: Box::new(report),
         });
     }
-    let keys = registry::version_keys(&report.entities);
     let current = store.active_set(&source).await?;
-    let known = store.known_versions(&keys).await?;
+    // Only versions that are not already active can be new or reactivated:
+    // ask the store about those alone, so the cost follows what changed.
+    let candidates: Vec<_> = registry::version_keys(&report.entities)
+        .into_iter()
+        .filter(|k| current.get(&k.entity) != Some(&k.digest))
+        .collect();
+    let known = store.known_versions(&candidates).await?;
     let changes = registry::plan(&source, &commit, &current, &known, &report.entities);
     store.apply(&changes).await?;
     tracing::info!(
