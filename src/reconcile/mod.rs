@@ -38,6 +38,9 @@ impl Default for Options {
 /// A commit read and validated, not yet registered.
 pub struct Loaded {
     pub source: SourceKey,
+    /// The source's folder inside the repository, with a trailing `/` (or
+    /// empty): diagnostics are stored with repository paths.
+    pub prefix: String,
     pub commit: CommitInfo,
     pub report: Report,
 }
@@ -79,8 +82,14 @@ pub fn load(source: &GitSource, options: &Options) -> Result<Loaded, Error> {
     let commit = source.head()?;
     let tree = source.read_tree(&commit.id, options.max_file_size)?;
     let report = validate::validate(&tree, &options.validate);
+    let folder = source.spec().path.trim_matches('/');
     Ok(Loaded {
         source: source.key(),
+        prefix: if folder.is_empty() {
+            String::new()
+        } else {
+            format!("{folder}/")
+        },
         commit,
         report,
     })
@@ -90,6 +99,7 @@ pub fn load(source: &GitSource, options: &Options) -> Result<Loaded, Error> {
 pub async fn register(store: &dyn Store, loaded: Loaded) -> Result<Outcome, Error> {
     let Loaded {
         source,
+        prefix,
         commit,
         report,
     } = loaded;
@@ -105,11 +115,18 @@ pub async fn register(store: &dyn Store, loaded: Loaded) -> Result<Outcome, Erro
                 report
                     .diagnostics
                     .iter()
-                    .map(|d| d.to_json(""))
+                    .map(|d| d.to_json(&prefix))
                     .collect::<Vec<_>>()
             ),
         };
         store.record_failure(&source, &commit, &error).await?;
+        tracing::warn!(
+            source = %source.0,
+            commit = %commit.id,
+            reason = %error.reason,
+            errors = report.error_count(),
+            "commit refused; the previous active set stays"
+        );
         return Ok(Outcome::Rejected {
             commit,
             report: Box::new(report),
