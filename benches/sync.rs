@@ -60,6 +60,7 @@ fn sync(repo_dir: &std::path::Path, state: &std::path::Path) -> (Duration, usize
         repo: repo_dir.display().to_string(),
         branch: Some("main".into()),
         path: "defs".into(),
+        credentials: Default::default(),
     };
     let source = GitSource::open(&spec, state).expect("source");
     let loaded = reconcile::load(&source, &reconcile::Options::default()).expect("load");

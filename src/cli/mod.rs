@@ -6,6 +6,7 @@ mod plan;
 pub mod render;
 mod rollback;
 mod schema;
+mod source_args;
 mod status;
 mod store_args;
 mod sync;

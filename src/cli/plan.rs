@@ -52,6 +52,7 @@ pub fn run(args: &Args) -> u8 {
         repo: args.repo.clone(),
         branch: None,
         path: args.path.clone(),
+        credentials: Default::default(),
     };
     let options = Options {
         default_project: args.project.clone(),

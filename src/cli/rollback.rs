@@ -11,6 +11,7 @@
 
 use std::collections::BTreeSet;
 
+use super::source_args::CredentialArgs;
 use super::store_args::{StoreArgs, block_on};
 use super::versions::KindArg;
 use crate::registry::compare::compare;
@@ -44,6 +45,8 @@ pub struct Args {
     pub push: bool,
     #[command(flatten)]
     pub store: StoreArgs,
+    #[command(flatten)]
+    pub credentials: CredentialArgs,
 }
 
 pub fn run(args: &Args) -> u8 {
@@ -89,6 +92,7 @@ fn rollback(args: &Args) -> Result<String, Failure> {
         repo: args.repo.clone(),
         branch: None,
         path: args.path.clone(),
+        credentials: args.credentials.credentials(),
     };
     let source = GitSource::open(&spec, &args.store.state_dir).map_err(broken)?;
     let repo = source.repository();
@@ -212,7 +216,7 @@ fn rollback(args: &Args) -> Result<String, Failure> {
         }
     }
     if args.push {
-        write::push(repo, &branch).map_err(broken)?;
+        write::push(repo, &branch, &args.credentials.credentials()).map_err(broken)?;
         out.push_str(&format!("pushed {branch} to origin\n"));
     } else {
         out.push_str(

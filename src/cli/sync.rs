@@ -3,6 +3,7 @@
 use serde_json::json;
 
 use super::render::{self, Format};
+use super::source_args::CredentialArgs;
 use super::store_args::{StoreArgs, block_on};
 use crate::reconcile::{self, Outcome};
 use crate::source::dir::DEFAULT_MAX_FILE_SIZE;
@@ -22,6 +23,8 @@ pub struct Args {
     pub path: String,
     #[command(flatten)]
     pub store: StoreArgs,
+    #[command(flatten)]
+    pub credentials: CredentialArgs,
     /// Project of definitions without `metadata.project`.
     #[arg(long, default_value = "default")]
     pub project: String,
@@ -37,6 +40,7 @@ pub fn run(args: &Args) -> u8 {
         repo: args.repo.clone(),
         branch: args.branch.clone(),
         path: args.path.clone(),
+        credentials: args.credentials.credentials(),
     };
     let mut options = reconcile::Options {
         max_file_size: args.max_file_size,

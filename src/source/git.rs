@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use chrono::{TimeZone, Utc};
 use git2::{ObjectType, Oid, Repository};
 
+use super::credentials::{self, Credentials};
 use crate::store::{CommitId, CommitInfo, Person, SourceKey};
 use crate::validate::{Code, Diagnostic, SourceFile, Tree};
 
@@ -28,6 +29,8 @@ pub struct SourceSpec {
     pub branch: Option<String>,
     /// Folder inside the repository (`""` for its root).
     pub path: String,
+    /// Secrets for remote repositories.
+    pub credentials: Credentials,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +65,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Credentials(#[from] credentials::Error),
     #[error("Git error while {doing}: {source}")]
     Git {
         doing: &'static str,
@@ -78,6 +83,7 @@ impl Error {
             Error::Clone { .. } | Error::Fetch { .. } => "FetchFailed",
             Error::MissingBranch { .. } => "MissingBranch",
             Error::MissingPath { .. } | Error::NotAFolder { .. } => "MissingPath",
+            Error::Credentials(_) => "CredentialsUnavailable",
             Error::Git { .. } => "GitError",
         }
     }
@@ -117,8 +123,11 @@ impl GitSource {
                     path: dir.clone(),
                     source,
                 })?;
+                let mut fetch = git2::FetchOptions::new();
+                fetch.remote_callbacks(spec.credentials.callbacks()?);
                 git2::build::RepoBuilder::new()
                     .bare(true)
+                    .fetch_options(fetch)
                     .clone(&spec.repo, &dir)
                     .map_err(|source| Error::Clone {
                         url: spec.repo.clone(),
@@ -193,8 +202,10 @@ impl GitSource {
                 source,
             })?;
         let refspec = format!("+refs/heads/{0}:refs/heads/{0}", self.branch);
+        let mut options = git2::FetchOptions::new();
+        options.remote_callbacks(self.spec.credentials.callbacks()?);
         remote
-            .fetch(&[refspec.as_str()], None, None)
+            .fetch(&[refspec.as_str()], Some(&mut options), None)
             .map_err(|source| Error::Fetch {
                 url: self.spec.repo.clone(),
                 source,

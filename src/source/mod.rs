@@ -3,6 +3,7 @@
 //! the daemon). Both produce the same [`crate::validate::Tree`], with the
 //! same size and safety rules.
 
+pub mod credentials;
 pub mod dir;
 pub mod git;
 pub mod write;

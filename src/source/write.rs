@@ -6,6 +6,7 @@ use std::path::Path;
 
 use git2::{Oid, Repository, Status};
 
+use super::credentials::Credentials;
 use super::git::{Error, commit_info};
 use crate::store::CommitId;
 
@@ -140,13 +141,15 @@ pub fn commit_files(
 }
 
 /// Pushes `branch` to `origin`.
-pub fn push(repo: &Repository, branch: &str) -> Result<(), Error> {
+pub fn push(repo: &Repository, branch: &str, credentials: &Credentials) -> Result<(), Error> {
     let mut remote = repo
         .find_remote("origin")
         .map_err(git("finding the remote `origin`"))?;
     let url = remote.url().ok().unwrap_or_default().to_owned();
     let refspec = format!("refs/heads/{branch}:refs/heads/{branch}");
+    let mut options = git2::PushOptions::new();
+    options.remote_callbacks(credentials.callbacks()?);
     remote
-        .push(&[refspec.as_str()], None)
+        .push(&[refspec.as_str()], Some(&mut options))
         .map_err(|source| Error::Fetch { url, source })
 }

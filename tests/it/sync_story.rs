@@ -518,6 +518,22 @@ fn an_unreachable_remote_is_a_clear_error_and_changes_nothing() {
         "{stderr}"
     );
     assert_eq!(active(&db), before, "the last good state is kept");
+
+    // A token that cannot be had is named before any network access.
+    let mut args = vec![
+        "sync",
+        "--repo",
+        "https://git.example.invalid/pipelines.git",
+        "--token-env",
+        "WEIR_IT_NO_SUCH_TOKEN",
+    ];
+    args.extend(store.iter().map(String::as_str));
+    let out = crate::common::weir(&args);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("`WEIR_IT_NO_SUCH_TOKEN` (--token-env) is not set")
+    );
 }
 
 #[test]
