@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod reconcile;
 pub mod registry;
+pub mod schedule;
 pub mod source;
 pub mod spec;
 pub mod store;

@@ -13,20 +13,10 @@ use super::task::check_duration;
 use super::{Code, Diagnostic, Index, at, at_key, suggestion};
 use crate::spec::types::TypeExpr;
 use crate::spec::yaml::PathStep;
-use crate::spec::{Kind, LaunchPlanSpec, Schedule, duration};
+use crate::spec::{Kind, LaunchPlanSpec, Schedule, cron, duration};
 use crate::validate::Entity;
 
 use PathStep::Key;
-
-const CRON_MACROS: [&str; 7] = [
-    "@yearly",
-    "@annually",
-    "@monthly",
-    "@weekly",
-    "@daily",
-    "@midnight",
-    "@hourly",
-];
 
 pub fn check(
     entity: &Entity,
@@ -159,7 +149,7 @@ fn check_values(
 
 fn check_schedule(entity: &Entity, schedule: &Schedule, found: &mut Vec<Diagnostic>) {
     if let Some(cron) = &schedule.cron {
-        if let Err(e) = parse_cron(cron) {
+        if let Err(e) = cron::parse(cron) {
             found.push(
                 at(entity, Code::InvalidCron, &[Key("spec"), Key("schedule"), Key("cron")], e)
                     .with_help("five fields (minute hour day-of-month month day-of-week), e.g. `0 2 * * *`, or a macro such as `@hourly`"),
@@ -198,25 +188,4 @@ fn check_schedule(entity: &Entity, schedule: &Schedule, found: &mut Vec<Diagnost
             }),
         );
     }
-}
-
-/// Accepts five-field cron expressions and the `@hourly`-style macros.
-pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
-    let trimmed = expr.trim();
-    if trimmed.starts_with('@') {
-        if !CRON_MACROS.contains(&trimmed) {
-            return Err(format!(
-                "unknown cron macro `{trimmed}` (known: {})",
-                CRON_MACROS.join(", ")
-            ));
-        }
-    } else {
-        let fields = trimmed.split_whitespace().count();
-        if fields != 5 {
-            return Err(format!(
-                "cron `{trimmed}` has {fields} fields; weir reads exactly 5"
-            ));
-        }
-    }
-    croner::Cron::from_str(trimmed).map_err(|e| format!("invalid cron `{trimmed}`: {e}"))
 }

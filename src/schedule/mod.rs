@@ -1,0 +1,167 @@
+//! Scheduling, decided purely with the clock injected: which instants of a
+//! launch plan's schedule are due, which of them start an execution, and the
+//! deterministic id each execution gets.
+//!
+//! - Cron schedules are read in the plan's IANA time zone. Daylight saving
+//!   follows croner (and Vixie cron): a fixed wall-clock time skipped by a
+//!   spring-forward gap fires once, right after the gap; a fixed time
+//!   repeated by a fall-back overlap fires once; crons whose hour field is a
+//!   wildcard or a step keep firing every real hour.
+//! - `every` schedules are a fixed rate anchored at the Unix epoch, so every
+//!   replica and every restart computes the same instants.
+//! - The id of the execution of (launch plan, version, instant) is derived
+//!   from exactly those, so creating it twice finds the first (I4).
+//!
+//! Nothing here reads the clock, the store or the network.
+
+pub mod tick;
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+use crate::spec::{CatchUp, Concurrency, Digest, EntityRef, Schedule, cron, duration};
+
+/// The id of an execution: `<launch plan name>-<12 hex>`, a DNS-1123 label.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ExecutionId(pub String);
+
+impl fmt::Display for ExecutionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The deterministic id of the scheduled execution of `version` of
+/// `launch_plan` at `instant` (I4 holds by construction: a second create of
+/// the same trigger collides with the first).
+pub fn execution_id(
+    launch_plan: &EntityRef,
+    version: &Digest,
+    instant: DateTime<Utc>,
+) -> ExecutionId {
+    let key = format!(
+        "{}/{}/{}@{}@{}",
+        launch_plan.project,
+        launch_plan.kind,
+        launch_plan.name,
+        version.as_str(),
+        instant.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    let digest = Digest::of_json(&serde_json::Value::String(key));
+    // 63 characters at most: 50 of the name, `-`, 12 of the digest.
+    let name: String = launch_plan.name.chars().take(50).collect();
+    ExecutionId(format!("{}-{}", name.trim_end_matches('-'), digest.short()))
+}
+
+/// When a schedule fires.
+#[derive(Debug, Clone)]
+pub enum When {
+    Cron(Box<croner::Cron>),
+    /// A fixed rate in whole seconds, anchored at the Unix epoch.
+    Every(i64),
+}
+
+/// A launch plan's schedule, parsed.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub when: When,
+    pub timezone: Tz,
+    pub concurrency: Concurrency,
+    pub catch_up: CatchUp,
+    pub max_catch_up: u32,
+    pub starting_deadline: Option<chrono::Duration>,
+}
+
+impl Rule {
+    /// Parses a schedule that passed validation.
+    pub fn from_spec(schedule: &Schedule) -> Result<Rule, String> {
+        let when = match (&schedule.cron, &schedule.every) {
+            (Some(c), _) => When::Cron(Box::new(cron::parse(c)?)),
+            (None, Some(e)) => {
+                let every = duration::parse(e).map_err(|e| e.to_string())?;
+                let secs =
+                    i64::try_from(every.as_secs()).map_err(|_| format!("`{e}` is too long"))?;
+                if secs < 1 {
+                    return Err(format!("`every: {e}` is shorter than one second"));
+                }
+                When::Every(secs)
+            }
+            (None, None) => return Err("a schedule needs `cron` or `every`".to_owned()),
+        };
+        let timezone = Tz::from_str(&schedule.timezone)
+            .map_err(|_| format!("`{}` is not an IANA time zone", schedule.timezone))?;
+        let starting_deadline = match &schedule.starting_deadline {
+            Some(d) => Some(
+                chrono::Duration::from_std(duration::parse(d).map_err(|e| e.to_string())?)
+                    .map_err(|_| format!("startingDeadline `{d}` is too long"))?,
+            ),
+            None => None,
+        };
+        Ok(Rule {
+            when,
+            timezone,
+            concurrency: schedule.concurrency,
+            catch_up: schedule.catch_up,
+            max_catch_up: schedule.max_catch_up,
+            starting_deadline,
+        })
+    }
+
+    /// The first instant strictly after `after`.
+    pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match &self.when {
+            When::Cron(cron) => cron
+                .find_next_occurrence(&after.with_timezone(&self.timezone), false)
+                .ok()
+                .map(|t| t.with_timezone(&Utc)),
+            When::Every(secs) => {
+                let t = after.timestamp();
+                let next = (t.div_euclid(*secs) + 1) * secs;
+                DateTime::from_timestamp(next, 0)
+            }
+        }
+    }
+
+    /// The last instant at or before `at`.
+    pub fn last_at_or_before(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match &self.when {
+            When::Cron(cron) => cron
+                .find_previous_occurrence(&at.with_timezone(&self.timezone), true)
+                .ok()
+                .map(|t| t.with_timezone(&Utc)),
+            When::Every(secs) => {
+                DateTime::from_timestamp(at.timestamp().div_euclid(*secs) * secs, 0)
+            }
+        }
+    }
+
+    /// Instants in `(after, until]`, newest last; at most `limit`, keeping
+    /// the most recent ones. The cost is bounded by `limit`, not by the
+    /// length of the window (a year of a minutely cron is cheap).
+    pub fn instants_between(
+        &self,
+        after: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: usize,
+    ) -> Vec<DateTime<Utc>> {
+        let mut newest_first = Vec::new();
+        let mut cursor = self.last_at_or_before(until);
+        while let Some(t) = cursor {
+            if t <= after || newest_first.len() >= limit {
+                break;
+            }
+            newest_first.push(t);
+            cursor = self.last_at_or_before(t - chrono::Duration::seconds(1));
+        }
+        newest_first.reverse();
+        newest_first
+    }
+}
+
+#[cfg(test)]
+mod tests;
