@@ -41,9 +41,12 @@ fn load(source: &GitSource, revision: &str, options: &Options) -> Result<(String
     let commit = source
         .resolve(revision)
         .map_err(|e| format!("{revision}: {e}"))?;
-    let tree = source
-        .read_tree(&commit.id, DEFAULT_MAX_FILE_SIZE)
-        .map_err(|e| e.to_string())?;
+    let tree = match source.read_tree(&commit.id, DEFAULT_MAX_FILE_SIZE) {
+        Ok(tree) => tree,
+        // A pull request that creates the definitions folder: the base has none.
+        Err(crate::source::git::Error::MissingPath { .. }) => Default::default(),
+        Err(e) => return Err(e.to_string()),
+    };
     Ok((commit.id.0, validate::validate(&tree, options)))
 }
 

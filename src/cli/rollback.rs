@@ -118,12 +118,19 @@ fn rollback(args: &Args) -> Result<String, Failure> {
     );
     let files = closure_files(&at_target.entities, &entity);
     if files.is_empty() {
-        return Err(Failure::Broken(format!(
-            "{entity} is not defined at commit {}",
-            target.commit
+        return Err(Failure::Refused(format!(
+            "{entity} is not defined at commit {} of `{}` (was that version registered from another source?)",
+            target.commit, args.repo
         )));
     }
     let repo_paths: Vec<String> = files.iter().map(|f| source.repo_path(f)).collect();
+    let linked = write::linked_paths(repo, &repo_paths);
+    if !linked.is_empty() {
+        return Err(Failure::Refused(format!(
+            "{} is a symbolic link (or inside one) in the working tree; rollback does not write through links",
+            linked.join(", ")
+        )));
+    }
     let dirty = write::dirty_files(repo, &repo_paths).map_err(broken)?;
     if !dirty.is_empty() {
         return Err(Failure::Refused(format!(
@@ -197,7 +204,7 @@ fn rollback(args: &Args) -> Result<String, Failure> {
         current.commit.0,
         target.commit.0,
     );
-    let commit = write::commit_files(repo, &contents, &message).map_err(broken)?;
+    let commit = write::commit_tree(repo, &new_tree, &contents, &message).map_err(broken)?;
     let mut out = format!(
         "committed {} on {branch}: Roll back {}/{} from {} to {}\n",
         short(&commit.0),
@@ -257,10 +264,28 @@ fn choose<'a>(
         ))
     })?;
     let target = match &args.to {
-        Some(prefix) => versions
-            .iter()
-            .find(|v| v.key.digest.as_str().starts_with(prefix.as_str()))
-            .ok_or_else(|| Failure::Refused(format!("`{}` has no version {prefix}", args.name)))?,
+        Some(prefix) => {
+            let matching: Vec<&VersionRecord> = versions
+                .iter()
+                .filter(|v| v.key.digest.as_str().starts_with(prefix.as_str()))
+                .collect();
+            match matching.as_slice() {
+                [one] => *one,
+                [] => {
+                    return Err(Failure::Refused(format!(
+                        "`{}` has no version {prefix}",
+                        args.name
+                    )));
+                }
+                _ => {
+                    return Err(Failure::Refused(format!(
+                        "`{prefix}` matches {} versions of `{}`; give more characters",
+                        matching.len(),
+                        args.name
+                    )));
+                }
+            }
+        }
         None => versions
             .iter()
             .filter(|v| !v.active && v.last_activation > 0)

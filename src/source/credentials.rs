@@ -30,6 +30,7 @@ pub enum Error {
 /// What to answer when the server asks for credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
+    Username(String),
     SshKey {
         user: String,
         key: PathBuf,
@@ -51,6 +52,8 @@ pub enum Answer {
 pub struct Allowed {
     pub ssh_key: bool,
     pub user_pass: bool,
+    /// The server first asks for a user name only (SSH URLs without one).
+    pub username: bool,
 }
 
 impl Credentials {
@@ -65,7 +68,7 @@ impl Credentials {
         }
         if let Some(var) = &self.token_env {
             return std::env::var(var)
-                .map(Some)
+                .map(|t| Some(t.trim().to_owned()))
                 .map_err(|_| Error::TokenEnv(var.clone()));
         }
         Ok(None)
@@ -73,6 +76,9 @@ impl Credentials {
 
     /// Chooses the credential for one request of the server.
     pub fn answer(&self, allowed: Allowed, url_user: Option<&str>, token: Option<&str>) -> Answer {
+        if allowed.username && !allowed.ssh_key && !allowed.user_pass {
+            return Answer::Username(url_user.unwrap_or("git").to_owned());
+        }
         if allowed.ssh_key {
             let user = url_user.unwrap_or("git").to_owned();
             return match &self.ssh_key_file {
@@ -112,8 +118,10 @@ impl Credentials {
             let allowed = Allowed {
                 ssh_key: allowed.contains(git2::CredentialType::SSH_KEY),
                 user_pass: allowed.contains(git2::CredentialType::USER_PASS_PLAINTEXT),
+                username: allowed.contains(git2::CredentialType::USERNAME),
             };
             match this.answer(allowed, url_user, token.as_deref()) {
+                Answer::Username(user) => git2::Cred::username(&user),
                 Answer::SshKey { user, key } => git2::Cred::ssh_key(&user, None, &key, None),
                 Answer::SshAgent { user } => git2::Cred::ssh_key_from_agent(&user),
                 Answer::Token { user, token } => git2::Cred::userpass_plaintext(&user, &token),
@@ -136,8 +144,16 @@ mod tests {
         };
         let ssh = Allowed {
             ssh_key: true,
-            user_pass: false,
+            ..Allowed::default()
         };
+        let ask_user = Allowed {
+            username: true,
+            ..Allowed::default()
+        };
+        assert_eq!(
+            Credentials::default().answer(ask_user, None, None),
+            Answer::Username("git".into())
+        );
         assert_eq!(
             with_key.answer(ssh, None, None),
             Answer::SshKey {
@@ -156,8 +172,8 @@ mod tests {
     #[test]
     fn https_uses_the_token_and_never_guesses() {
         let https = Allowed {
-            ssh_key: false,
             user_pass: true,
+            ..Allowed::default()
         };
         assert_eq!(
             Credentials::default().answer(https, None, Some("t0k3n")),

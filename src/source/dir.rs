@@ -113,6 +113,9 @@ impl Walk {
     fn resolve_link(&mut self, path: &Path, rel_path: &str) -> Option<PathBuf> {
         match path.canonicalize() {
             Ok(target) if target.starts_with(&self.root) => Some(target),
+            // A link to a file outside that is not a definition (a shared
+            // README, say) cannot carry definitions: ignore it.
+            Ok(target) if target.is_file() && !is_definition(rel_path) => None,
             Ok(target) => {
                 self.tree.read_errors.push(
                     Diagnostic::new(
@@ -125,6 +128,7 @@ impl Walk {
                 );
                 None
             }
+            Err(_) if !is_definition(rel_path) => None,
             Err(e) => {
                 self.unreadable(rel_path, &format!("broken symbolic link: {e}"));
                 None

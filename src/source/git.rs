@@ -93,6 +93,19 @@ fn git(doing: &'static str) -> impl FnOnce(git2::Error) -> Error {
     move |source| Error::Git { doing, source }
 }
 
+/// `url` without a `user:password@` part: secrets in URLs never reach
+/// errors, logs, the source key or the store.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let host_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..host_end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
 fn is_url(repo: &str) -> bool {
     repo.contains("://") || (repo.contains('@') && repo.contains(':') && !Path::new(repo).exists())
 }
@@ -130,7 +143,7 @@ impl GitSource {
                     .fetch_options(fetch)
                     .clone(&spec.repo, &dir)
                     .map_err(|source| Error::Clone {
-                        url: spec.repo.clone(),
+                        url: redact_url(&spec.repo),
                         source,
                     })?
             };
@@ -147,9 +160,11 @@ impl GitSource {
         } else {
             let path = PathBuf::from(&spec.repo);
             let repo = Repository::open(&path).map_err(|source| Error::Open { path, source })?;
+            // Not the checked-out branch: the source's identity must not
+            // change when someone switches branches in the checkout.
             let branch = match &spec.branch {
                 Some(b) => b.clone(),
-                None => current_branch(&repo).unwrap_or_else(|| "main".to_owned()),
+                None => origin_default_branch(&repo).unwrap_or_else(|| "main".to_owned()),
             };
             Ok(GitSource {
                 spec: spec.clone(),
@@ -163,7 +178,7 @@ impl GitSource {
     /// The source's identity: repository, branch and path.
     pub fn key(&self) -> SourceKey {
         let repo = if self.remote {
-            self.spec.repo.clone()
+            redact_url(&self.spec.repo)
         } else {
             let path = Path::new(&self.spec.repo);
             let abs = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
@@ -198,7 +213,7 @@ impl GitSource {
             .repo
             .find_remote("origin")
             .map_err(|source| Error::Fetch {
-                url: self.spec.repo.clone(),
+                url: redact_url(&self.spec.repo),
                 source,
             })?;
         let refspec = format!("+refs/heads/{0}:refs/heads/{0}", self.branch);
@@ -207,7 +222,7 @@ impl GitSource {
         remote
             .fetch(&[refspec.as_str()], Some(&mut options), None)
             .map_err(|source| Error::Fetch {
-                url: self.spec.repo.clone(),
+                url: redact_url(&self.spec.repo),
                 source,
             })
     }
@@ -218,7 +233,7 @@ impl GitSource {
             .repo
             .find_reference(&format!("refs/heads/{}", self.branch))
             .map_err(|_| Error::MissingBranch {
-                repo: self.spec.repo.clone(),
+                repo: redact_url(&self.spec.repo),
                 branch: self.branch.clone(),
             })?;
         let commit = reference
@@ -284,6 +299,7 @@ impl GitSource {
             base,
             max_file_size,
             tree: Tree::default(),
+            visited: std::collections::HashSet::from([base.to_owned()]),
         };
         walk.folder(&folder, "")?;
         walk.tree.files.sort_by(|a, b| a.path.cmp(&b.path));
@@ -324,11 +340,12 @@ fn remote_default_branch(repo: &Repository) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn current_branch(repo: &Repository) -> Option<String> {
-    let head = repo.find_reference("HEAD").ok()?;
+/// A local repository's `origin/HEAD` (the remote's default branch), if known.
+fn origin_default_branch(repo: &Repository) -> Option<String> {
+    let head = repo.find_reference("refs/remotes/origin/HEAD").ok()?;
     head.symbolic_target()
         .ok()??
-        .strip_prefix("refs/heads/")
+        .strip_prefix("refs/remotes/origin/")
         .map(str::to_owned)
 }
 
@@ -359,9 +376,21 @@ struct TreeWalk<'r> {
     base: &'r str,
     max_file_size: u64,
     tree: Tree,
+    /// Repository paths of the folders walked, so a link to a folder is
+    /// walked at most once and links cannot loop.
+    visited: std::collections::HashSet<String>,
 }
 
 impl TreeWalk<'_> {
+    /// The repository path of a path relative to the source's folder.
+    fn in_repo(&self, rel_path: &str) -> String {
+        if self.base.is_empty() {
+            rel_path.to_owned()
+        } else {
+            format!("{}/{rel_path}", self.base)
+        }
+    }
+
     fn folder(&mut self, folder: &git2::Tree<'_>, rel: &str) -> Result<(), Error> {
         for entry in folder.iter() {
             let Ok(name) = entry.name().map(str::to_owned) else {
@@ -381,6 +410,7 @@ impl TreeWalk<'_> {
                         .repo
                         .find_tree(entry.id())
                         .map_err(git("reading a folder"))?;
+                    self.visited.insert(self.in_repo(&rel_path));
                     self.folder(&sub, &rel_path)?;
                 }
                 Some(ObjectType::Blob) if entry.filemode() == 0o120000 => {
@@ -440,21 +470,21 @@ impl TreeWalk<'_> {
             .find_blob(id)
             .map_err(git("reading a symbolic link"))?;
         let target = String::from_utf8_lossy(blob.content()).into_owned();
-        let in_repo = if self.base.is_empty() {
-            rel_path.to_owned()
-        } else {
-            format!("{}/{rel_path}", self.base)
-        };
+        let in_repo = self.in_repo(rel_path);
         let Some(resolved) = resolve_link(&in_repo, &target) else {
-            self.tree.read_errors.push(
-                Diagnostic::new(
-                    Code::SymlinkEscape,
-                    rel_path,
-                    None,
-                    format!("symbolic link `{rel_path}` points outside the repository, to `{target}`"),
-                )
-                .with_help("definitions are read only from inside the repository; copy the file in instead of linking to it"),
-            );
+            // Only a link that could carry definitions is an error; a link
+            // to, say, a shared README outside the repository is ignored.
+            if is_definition(rel_path) {
+                self.tree.read_errors.push(
+                    Diagnostic::new(
+                        Code::SymlinkEscape,
+                        rel_path,
+                        None,
+                        format!("symbolic link `{rel_path}` points outside the repository, to `{target}`"),
+                    )
+                    .with_help("definitions are read only from inside the repository; copy the file in instead of linking to it"),
+                );
+            }
             return Ok(());
         };
         let entry = self.root.get_path(Path::new(&resolved)).ok();
@@ -466,12 +496,25 @@ impl TreeWalk<'_> {
                     self.tree.other_paths.insert(rel_path.to_owned());
                 }
             }
-            _ => self.tree.read_errors.push(Diagnostic::new(
+            // A link to a folder inside the repository is walked like the
+            // folder itself (as `weir validate` does on disk), once.
+            Some(e) if e.kind() == Some(ObjectType::Tree) => {
+                let inside_walked = self
+                    .visited
+                    .iter()
+                    .any(|v| v.is_empty() || resolved == *v || resolved.starts_with(&format!("{v}/")));
+                if !inside_walked && self.visited.insert(resolved.clone()) {
+                    let sub = self.repo.find_tree(e.id()).map_err(git("reading a linked folder"))?;
+                    self.folder(&sub, rel_path)?;
+                }
+            }
+            _ if is_definition(rel_path) => self.tree.read_errors.push(Diagnostic::new(
                 Code::UnreadableFile,
                 rel_path,
                 None,
                 format!("cannot read `{rel_path}`: symbolic link to `{target}`, which is not a file in this commit"),
             )),
+            _ => {}
         }
         Ok(())
     }
@@ -504,6 +547,20 @@ fn resolve_link(link: &str, target: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::resolve_link;
+
+    #[test]
+    fn credentials_in_urls_are_redacted() {
+        use super::redact_url;
+        assert_eq!(
+            redact_url("https://bob:ghp_SECRET@github.com/o/r.git"),
+            "https://github.com/o/r.git"
+        );
+        assert_eq!(
+            redact_url("https://github.com/o/r@v1.git"),
+            "https://github.com/o/r@v1.git"
+        );
+        assert_eq!(redact_url("/srv/repo"), "/srv/repo");
+    }
 
     #[test]
     fn links_resolve_inside_the_repository_only() {

@@ -85,10 +85,33 @@ fn index_entry(path: &str, id: Oid, size: usize) -> git2::IndexEntry {
     }
 }
 
-/// Writes `files` into the working tree and the index and commits them on
-/// the checked-out branch with `message`.
-pub fn commit_files(
+/// Working-tree paths among `paths` that are, or pass through, a symbolic
+/// link: writing there could land outside the repository.
+pub fn linked_paths(repo: &Repository, paths: &[String]) -> Vec<String> {
+    let Some(workdir) = repo.workdir() else {
+        return Vec::new();
+    };
+    paths
+        .iter()
+        .filter(|path| {
+            let mut prefix = workdir.to_path_buf();
+            Path::new(path.as_str()).components().any(|c| {
+                prefix.push(c);
+                std::fs::symlink_metadata(&prefix).is_ok_and(|m| m.file_type().is_symlink())
+            })
+        })
+        .cloned()
+        .collect()
+}
+
+/// Commits exactly `tree` (as checked by the caller) on the checked-out
+/// branch, then brings `files` in the index and the working tree to their
+/// new content. Whatever else is staged stays staged, not committed (as
+/// `git commit --only PATHS` does). The caller has refused symbolic links
+/// on those paths ([`linked_paths`]).
+pub fn commit_tree(
     repo: &Repository,
+    tree: &git2::Tree<'_>,
     files: &[(String, Vec<u8>)],
     message: &str,
 ) -> Result<CommitId, Error> {
@@ -96,6 +119,23 @@ pub fn commit_files(
         doing: "finding the working tree",
         source: git2::Error::from_str("the repository is bare; rollback needs a working tree"),
     })?;
+    let signature = repo
+        .signature()
+        .map_err(git("reading user.name and user.email"))?;
+    let parent = repo
+        .head()
+        .and_then(|h| h.peel_to_commit())
+        .map_err(git("reading HEAD"))?;
+    let oid = repo
+        .commit(
+            Some("HEAD"),
+            &signature,
+            &signature,
+            message,
+            tree,
+            &[&parent],
+        )
+        .map_err(git("committing"))?;
     let mut index = repo.index().map_err(git("opening the index"))?;
     for (path, content) in files {
         let full = workdir.join(path);
@@ -114,26 +154,6 @@ pub fn commit_files(
             .map_err(git("staging a file"))?;
     }
     index.write().map_err(git("writing the index"))?;
-    let tree = repo
-        .find_tree(index.write_tree().map_err(git("writing a tree"))?)
-        .map_err(git("reading the new tree"))?;
-    let signature = repo
-        .signature()
-        .map_err(git("reading user.name and user.email"))?;
-    let parent = repo
-        .head()
-        .and_then(|h| h.peel_to_commit())
-        .map_err(git("reading HEAD"))?;
-    let oid = repo
-        .commit(
-            Some("HEAD"),
-            &signature,
-            &signature,
-            message,
-            &tree,
-            &[&parent],
-        )
-        .map_err(git("committing"))?;
     let commit = repo
         .find_commit(oid)
         .map_err(git("reading the new commit"))?;

@@ -568,3 +568,163 @@ fn two_syncs_at_once_on_one_state_directory_both_succeed() {
     assert_eq!(count(&db), 4, "each version registered once");
     assert_eq!(active(&db).len(), 4);
 }
+
+#[test]
+fn rollback_commits_only_what_it_checked_and_never_writes_through_links() {
+    let db = TestDb::sqlite();
+    let repo = GitRepo::new();
+    repo.write("defs/tasks.yaml", TASKS);
+    repo.commit("v1");
+    assert_eq!(sync(&repo, &db).0, 0);
+    let v1 = active(&db);
+    repo.write(
+        "defs/tasks.yaml",
+        &TASKS.replace("echo extract", "echo extract v2"),
+    );
+    repo.commit("v2");
+    assert_eq!(sync(&repo, &db).0, 0);
+
+    // Something unrelated and broken is staged: it must not ride along.
+    repo.write("defs/wip.yaml", "kind: [broken\n");
+    let mut index = repo.repo.index().expect("index");
+    index
+        .add_path(std::path::Path::new("defs/wip.yaml"))
+        .expect("stage");
+    index.write().expect("write");
+
+    let path = repo.path().to_str().expect("utf-8");
+    let mut args = vec!["rollback", "extract", "--repo", path, "--path", "defs"];
+    let store = db.args();
+    args.extend(store.iter().map(String::as_str));
+    let out = crate::common::weir(&args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let head = repo
+        .repo
+        .head()
+        .expect("head")
+        .peel_to_tree()
+        .expect("tree");
+    assert!(
+        head.get_path(std::path::Path::new("defs/wip.yaml"))
+            .is_err(),
+        "staged files are not committed"
+    );
+    assert_eq!(sync(&repo, &db).0, 0, "the rollback commit is valid");
+    assert_eq!(active(&db)["extract"], v1["extract"]);
+
+    // The file to restore is a symbolic link in the working tree: refused.
+    std::fs::remove_file(repo.path().join("defs/wip.yaml")).expect("rm");
+    let mut index = repo.repo.index().expect("index");
+    index
+        .remove_path(std::path::Path::new("defs/wip.yaml"))
+        .expect("unstage");
+    index.write().expect("write");
+    repo.write(
+        "defs/tasks.yaml",
+        &TASKS.replace("echo extract", "echo extract v3"),
+    );
+    repo.commit("v3");
+    assert_eq!(sync(&repo, &db).0, 0);
+    let outside = tempfile::tempdir().expect("tempdir");
+    std::fs::write(outside.path().join("victim.txt"), "untouched").expect("write");
+    std::fs::remove_file(repo.path().join("defs/tasks.yaml")).expect("rm");
+    std::os::unix::fs::symlink(
+        outside.path().join("victim.txt"),
+        repo.path().join("defs/tasks.yaml"),
+    )
+    .expect("link");
+    let out = crate::common::weir(&args);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("symbolic link"));
+    assert_eq!(
+        std::fs::read_to_string(outside.path().join("victim.txt")).expect("read"),
+        "untouched"
+    );
+}
+
+#[test]
+fn the_source_follows_its_branch_not_the_checkout() {
+    let db = TestDb::sqlite();
+    let repo = GitRepo::new();
+    repo.write("defs/tasks.yaml", TASKS);
+    let main = repo.commit("main");
+    assert_eq!(sync(&repo, &db).0, 0);
+    let commit = repo
+        .repo
+        .find_commit(git2::Oid::from_str(&main).expect("sha"))
+        .expect("commit");
+    repo.repo.branch("feature", &commit, false).expect("branch");
+    repo.repo.set_head("refs/heads/feature").expect("checkout");
+    repo.write(
+        "defs/tasks.yaml",
+        &TASKS.replace("echo cleanup", "echo feature work"),
+    );
+    repo.commit("feature work");
+    let (code, out) = sync(&repo, &db);
+    assert_eq!(code, 0, "{out:#}");
+    assert_eq!(out["commit"], main, "still main's head");
+    let (_, status) = weir_json(&["status", "-o", "json"], &db);
+    assert_eq!(
+        status.as_array().expect("array").len(),
+        1,
+        "one source, not one per checkout"
+    );
+}
+
+#[test]
+fn links_that_cannot_carry_definitions_do_not_block_a_commit_and_secrets_stay_out_of_errors() {
+    let db = TestDb::sqlite();
+    let repo = GitRepo::new();
+    repo.write("defs/v2/tasks.yaml", TASKS);
+    std::os::unix::fs::symlink("v2", repo.path().join("defs/latest")).expect("link");
+    std::os::unix::fs::symlink("/usr/share/doc/README", repo.path().join("defs/NOTES"))
+        .expect("link");
+    repo.commit("links");
+    let (code, out) = sync(&repo, &db);
+    assert_eq!(code, 0, "{out:#}");
+    assert_eq!(active(&db).len(), 2);
+
+    let mut args = vec![
+        "sync",
+        "--repo",
+        "https://bob:ghp_SECRET123@127.0.0.1:9/x.git",
+    ];
+    let store = db.args();
+    args.extend(store.iter().map(String::as_str));
+    let out = crate::common::weir(&args);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("SECRET"), "{stderr}");
+    assert!(stderr.contains("https://127.0.0.1:9/x.git"), "{stderr}");
+}
+
+#[test]
+fn plan_of_a_pull_request_that_creates_the_folder() {
+    let repo = GitRepo::new();
+    repo.write("README.md", "pipelines come next\n");
+    let base = repo.commit("empty");
+    repo.write("defs/tasks.yaml", TASKS);
+    let head = repo.commit("first pipelines");
+    let path = repo.path().to_str().expect("utf-8");
+    let out = crate::common::weir(&[
+        "plan", "--repo", path, "--base", &base, "--head", &head, "--path", "defs", "-o", "json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(json["added"].as_array().expect("list").len(), 2);
+}
