@@ -47,21 +47,33 @@ pub fn run(args: &Args) -> u8 {
         ..reconcile::Options::default()
     };
     options.validate.default_project = args.project.clone();
-    let loaded = GitSource::open(&spec, &args.store.state_dir)
-        .map_err(reconcile::Error::from)
-        .and_then(|source| reconcile::load(&source, &options));
-    let loaded = match loaded {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return super::EXIT_ERROR;
+    // Another process may reconcile the same source between our read and
+    // our write; the store then refuses our plan and we plan again.
+    let mut attempts = 0;
+    let (source, outcome) = loop {
+        attempts += 1;
+        let loaded = GitSource::open(&spec, &args.store.state_dir)
+            .map_err(reconcile::Error::from)
+            .and_then(|source| reconcile::load(&source, &options));
+        let loaded = match loaded {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return super::EXIT_ERROR;
+            }
+        };
+        let source = loaded.source.clone();
+        let outcome = block_on(async {
+            let store = args.store.open().await?;
+            reconcile::register(store.as_ref(), loaded).await
+        });
+        match outcome {
+            Err(reconcile::Error::Store(crate::store::Error::Conflict { .. })) if attempts < 5 => {
+                tracing::info!(source = %source.0, attempts, "source reconciled concurrently; planning again");
+            }
+            outcome => break (source, outcome),
         }
     };
-    let source = loaded.source.clone();
-    let outcome = block_on(async {
-        let store = args.store.open().await?;
-        reconcile::register(store.as_ref(), loaded).await
-    });
     let prefix = if args.path.is_empty() {
         String::new()
     } else {

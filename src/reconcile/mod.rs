@@ -132,6 +132,12 @@ pub async fn register(store: &dyn Store, loaded: Loaded) -> Result<Outcome, Erro
             report: Box::new(report),
         });
     }
+    let previous = store
+        .sources()
+        .await?
+        .into_iter()
+        .find(|s| s.source == source)
+        .and_then(|s| s.last_reconciled);
     let current = store.active_set(&source).await?;
     // Only versions that are not already active can be new or reactivated:
     // ask the store about those alone, so the cost follows what changed.
@@ -140,7 +146,14 @@ pub async fn register(store: &dyn Store, loaded: Loaded) -> Result<Outcome, Erro
         .filter(|k| current.get(&k.entity) != Some(&k.digest))
         .collect();
     let known = store.known_versions(&candidates).await?;
-    let changes = registry::plan(&source, &commit, &current, &known, &report.entities);
+    let changes = registry::plan(
+        &source,
+        &commit,
+        previous.as_ref(),
+        &current,
+        &known,
+        &report.entities,
+    );
     store.apply(&changes).await?;
     tracing::info!(
         source = %source.0,

@@ -14,7 +14,7 @@ pub mod compare;
 use std::collections::HashSet;
 
 use crate::spec::Definition;
-use crate::store::{ActiveSet, Changes, CommitInfo, NewVersion, SourceKey, VersionKey};
+use crate::store::{ActiveSet, Changes, CommitId, CommitInfo, NewVersion, SourceKey, VersionKey};
 use crate::validate::Entity;
 
 /// The version keys of a valid snapshot's entities.
@@ -37,6 +37,7 @@ pub fn version_keys(entities: &[Entity]) -> Vec<VersionKey> {
 pub fn plan(
     source: &SourceKey,
     commit: &CommitInfo,
+    previous: Option<&CommitId>,
     current: &ActiveSet,
     known: &HashSet<VersionKey>,
     entities: &[Entity],
@@ -44,6 +45,7 @@ pub fn plan(
     let mut changes = Changes {
         source: source.clone(),
         commit: commit.clone(),
+        previous: previous.cloned(),
         registered: Vec::new(),
         activated: Vec::new(),
         reactivated: Vec::new(),
@@ -139,27 +141,34 @@ mod tests {
     fn new_content_registers_old_content_reactivates_removal_deactivates() {
         let source = SourceKey("s".into());
         let v1 = entities("echo 1");
-        let first = plan(&source, &commit(), &ActiveSet::new(), &HashSet::new(), &v1);
+        let first = plan(
+            &source,
+            &commit(),
+            None,
+            &ActiveSet::new(),
+            &HashSet::new(),
+            &v1,
+        );
         assert_eq!(first.registered.len(), 1);
         assert_eq!(first.activated.len(), 1);
 
         let v2 = entities("echo 2");
         let known: HashSet<VersionKey> = version_keys(&v1).into_iter().collect();
-        let second = plan(&source, &commit(), &first.active, &known, &v2);
+        let second = plan(&source, &commit(), None, &first.active, &known, &v2);
         assert_eq!(second.updated.len(), 1);
         assert_eq!(second.registered.len(), 1);
 
         let mut known2 = known.clone();
         known2.extend(version_keys(&v2));
-        let back = plan(&source, &commit(), &second.active, &known2, &v1);
+        let back = plan(&source, &commit(), None, &second.active, &known2, &v1);
         assert!(back.registered.is_empty(), "I1: nothing re-registered");
         assert_eq!(back.reactivated, version_keys(&v1));
         assert_eq!(back.active, first.active);
 
-        let same = plan(&source, &commit(), &back.active, &known2, &v1);
+        let same = plan(&source, &commit(), None, &back.active, &known2, &v1);
         assert!(same.is_empty());
 
-        let gone = plan(&source, &commit(), &back.active, &known2, &[]);
+        let gone = plan(&source, &commit(), None, &back.active, &known2, &[]);
         assert_eq!(gone.deactivated.len(), 1);
         assert!(
             gone.active.is_empty(),

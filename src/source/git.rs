@@ -132,20 +132,35 @@ impl GitSource {
                     source,
                 })?
             } else {
-                std::fs::create_dir_all(&dir).map_err(|source| Error::StateDir {
-                    path: dir.clone(),
+                // Clone next to the final place and rename when complete, so
+                // an interrupted clone is never mistaken for a finished one.
+                let partial = dir.with_extension(format!("partial-{}", std::process::id()));
+                let _ = std::fs::remove_dir_all(&partial);
+                std::fs::create_dir_all(&partial).map_err(|source| Error::StateDir {
+                    path: partial.clone(),
                     source,
                 })?;
                 let mut fetch = git2::FetchOptions::new();
                 fetch.remote_callbacks(spec.credentials.callbacks()?);
-                git2::build::RepoBuilder::new()
+                let cloned = git2::build::RepoBuilder::new()
                     .bare(true)
                     .fetch_options(fetch)
-                    .clone(&spec.repo, &dir)
-                    .map_err(|source| Error::Clone {
+                    .clone(&spec.repo, &partial);
+                if let Err(source) = cloned {
+                    let _ = std::fs::remove_dir_all(&partial);
+                    return Err(Error::Clone {
                         url: redact_url(&spec.repo),
                         source,
-                    })?
+                    });
+                }
+                // Another process may have finished the same clone first.
+                if std::fs::rename(&partial, &dir).is_err() {
+                    let _ = std::fs::remove_dir_all(&partial);
+                }
+                Repository::open_bare(&dir).map_err(|source| Error::Open {
+                    path: dir.clone(),
+                    source,
+                })?
             };
             let branch = match &spec.branch {
                 Some(b) => b.clone(),

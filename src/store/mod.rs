@@ -88,6 +88,11 @@ pub struct NewVersion {
 pub struct Changes {
     pub source: SourceKey,
     pub commit: CommitInfo,
+    /// The source's last reconciled commit when this was planned. `apply`
+    /// refuses with [`Error::Conflict`] when it has moved since (another
+    /// process reconciled in between), so a stale plan never overwrites a
+    /// newer one; the caller plans again.
+    pub previous: Option<CommitId>,
     /// Versions to insert (digests never seen before for their entity).
     pub registered: Vec<NewVersion>,
     /// Entities that were not active and now are, with a brand-new version.
@@ -202,6 +207,14 @@ pub enum Error {
         doing: &'static str,
         message: String,
     },
+    #[error(
+        "source {source_key} was reconciled by someone else meanwhile (expected {expected:?}, found {found:?}); plan again"
+    )]
+    Conflict {
+        source_key: String,
+        expected: Option<String>,
+        found: Option<String>,
+    },
 }
 
 impl Error {
@@ -212,6 +225,7 @@ impl Error {
             Error::Migrate { .. } => "StoreMigrationFailed",
             Error::Query { .. } => "StoreQueryFailed",
             Error::Corrupt { .. } => "StoreCorrupt",
+            Error::Conflict { .. } => "StoreConflict",
         }
     }
 }

@@ -78,6 +78,7 @@ impl PgStore {
             .begin()
             .await
             .map_err(query_error("starting to apply a commit"))?;
+        check_previous(&mut tx, changes).await?;
         insert_commit(&mut tx, &changes.commit).await?;
         mark_reconciled(&mut tx, changes, at).await?;
         insert_versions(&mut tx, changes, at).await?;
@@ -485,6 +486,34 @@ async fn replace_active(
         .execute(&mut *conn)
         .await
         .map_err(query_error("writing the active set"))?;
+    }
+    Ok(())
+}
+
+/// Refuses a plan made against another last reconciled commit than the
+/// stored one (compare-and-swap on the source's row, inside the write
+/// transaction).
+async fn check_previous(conn: &mut PgConnection, changes: &Changes) -> Result<(), Error> {
+    // Serialize writers of one source, even before its row exists.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+        .bind(&changes.source.0)
+        .execute(&mut *conn)
+        .await
+        .map_err(query_error("locking the source"))?;
+    let found: Option<Option<String>> =
+        sqlx::query_scalar("SELECT last_reconciled FROM sources WHERE key = $1")
+            .bind(&changes.source.0)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(query_error("reading the source's last reconciled commit"))?;
+    let found = found.flatten();
+    let expected = changes.previous.as_ref().map(|c| c.0.clone());
+    if found != expected {
+        return Err(Error::Conflict {
+            source_key: changes.source.0.clone(),
+            expected,
+            found,
+        });
     }
     Ok(())
 }

@@ -88,6 +88,7 @@ impl SqliteStore {
     async fn apply_changes(&self, changes: &Changes) -> Result<(), Error> {
         let at = encode_time(sql::now());
         let mut tx = self.begin_write("starting to apply a commit").await?;
+        check_previous(&mut tx, changes).await?;
         insert_commit(&mut tx, &changes.commit).await?;
         mark_reconciled(&mut tx, changes, &at).await?;
         insert_versions(&mut tx, changes, &at).await?;
@@ -536,4 +537,26 @@ async fn replace_active(
 /// Timestamps as stored: UTC, exactly six fractional digits.
 fn encode_time(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// Refuses a plan made against another last reconciled commit than the
+/// stored one (compare-and-swap on the source's row, inside the write
+/// transaction).
+async fn check_previous(conn: &mut SqliteConnection, changes: &Changes) -> Result<(), Error> {
+    let found: Option<Option<String>> =
+        sqlx::query_scalar("SELECT last_reconciled FROM sources WHERE key = ?1")
+            .bind(&changes.source.0)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(query_error("reading the source's last reconciled commit"))?;
+    let found = found.flatten();
+    let expected = changes.previous.as_ref().map(|c| c.0.clone());
+    if found != expected {
+        return Err(Error::Conflict {
+            source_key: changes.source.0.clone(),
+            expected,
+            found,
+        });
+    }
+    Ok(())
 }

@@ -124,11 +124,19 @@ fn task(name: &str, body: &str) -> NewVersion {
 /// the store as the reconciler asks it.
 async fn plan(store: &dyn Store, src: &SourceKey, n: u32, tree: &[&NewVersion]) -> Changes {
     let current = store.active_set(src).await.expect("active set");
+    let previous = store
+        .sources()
+        .await
+        .expect("sources")
+        .into_iter()
+        .find(|s| &s.source == src)
+        .and_then(|s| s.last_reconciled);
     let keys: Vec<VersionKey> = tree.iter().map(|v| v.key.clone()).collect();
     let known = store.known_versions(&keys).await.expect("known versions");
     let mut changes = Changes {
         source: src.clone(),
         commit: commit(n),
+        previous,
         registered: vec![],
         activated: vec![],
         reactivated: vec![],
@@ -344,14 +352,22 @@ async fn apply_replaces_the_active_set_exactly(b: Backend) {
         assert_eq!(v.active, active, "{}", key.entity);
     }
 
-    // Changes decided against a stale active set still leave exactly their
-    // `active` (here d was activated in between and must go).
+    // Changes decided before another process reconciled the source are
+    // refused (compare-and-swap on the last reconciled commit): a stale plan
+    // never overwrites a newer active set.
     let stale = plan(store, &src, 3, &[&a]).await;
     sync(store, &src, 4, &[&a, &c2, &d]).await;
-    store.apply(&stale).await.expect("apply");
+    let refused = store
+        .apply(&stale)
+        .await
+        .expect_err("a stale plan is refused");
+    assert!(
+        matches!(refused, weir::store::Error::Conflict { .. }),
+        "{refused}"
+    );
     assert_eq!(
         store.active_set(&src).await.expect("active"),
-        active_of(&[&a])
+        active_of(&[&a, &c2, &d])
     );
 
     // An empty tree empties the source's active set.
