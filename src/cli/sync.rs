@@ -8,7 +8,7 @@ use super::store_args::{StoreArgs, block_on};
 use crate::reconcile::{self, Outcome};
 use crate::source::dir::DEFAULT_MAX_FILE_SIZE;
 use crate::source::git::{GitSource, SourceSpec};
-use crate::store::{Changes, VersionKey};
+use crate::store::{Changes, SourceError, VersionKey};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -52,12 +52,34 @@ pub fn run(args: &Args) -> u8 {
     let mut attempts = 0;
     let (source, outcome) = loop {
         attempts += 1;
-        let loaded = GitSource::open(&spec, &args.store.state_dir)
-            .map_err(reconcile::Error::from)
-            .and_then(|source| reconcile::load(&source, &options));
-        let loaded = match loaded {
+        let git = match GitSource::open(&spec, &args.store.state_dir) {
+            Ok(git) => git,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return super::EXIT_ERROR;
+            }
+        };
+        let loaded = match reconcile::load(&git, &options) {
             Ok(l) => l,
             Err(e) => {
+                // The source exists but cannot be read now: say so in its
+                // status (I3: the failure is visible) and keep the last good state.
+                let error = SourceError {
+                    reason: e.metric_label().to_owned(),
+                    message: e.to_string(),
+                    diagnostics: json!([]),
+                };
+                let key = git.key();
+                let recorded = block_on(async {
+                    args.store
+                        .open()
+                        .await?
+                        .record_source_error(&key, &error)
+                        .await
+                });
+                if let Err(store_error) = recorded {
+                    tracing::warn!(error = %store_error, "could not record the source's error");
+                }
                 eprintln!("error: {e}");
                 return super::EXIT_ERROR;
             }

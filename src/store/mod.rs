@@ -256,6 +256,15 @@ pub trait Store: Send + Sync {
         error: &'a SourceError,
     ) -> StoreFuture<'a, ()>;
 
+    /// Records that the source could not be read at all (unreachable
+    /// remote, missing branch or path): the status's error and attempt
+    /// time. The active set and the last attempted commit are untouched.
+    fn record_source_error<'a>(
+        &'a self,
+        source: &'a SourceKey,
+        error: &'a SourceError,
+    ) -> StoreFuture<'a, ()>;
+
     /// Registered versions, newest registration first.
     fn versions<'a>(&'a self, filter: &'a VersionFilter) -> StoreFuture<'a, Vec<VersionRecord>>;
 

@@ -94,6 +94,27 @@ impl PgStore {
             .map_err(query_error("committing a commit's changes"))
     }
 
+    async fn record_unreadable(
+        &self,
+        source: &SourceKey,
+        error: &SourceError,
+    ) -> Result<(), Error> {
+        let at = sql::now();
+        let error = sql::error_json(error);
+        sqlx::query(
+            "INSERT INTO sources (key, last_attempted_at, error) VALUES ($1, $2, $3) \
+             ON CONFLICT (key) DO UPDATE SET last_attempted_at = excluded.last_attempted_at, \
+             error = excluded.error",
+        )
+        .bind(&source.0)
+        .bind(at)
+        .bind(&error)
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("recording that the source could not be read"))?;
+        Ok(())
+    }
+
     async fn record(
         &self,
         source: &SourceKey,
@@ -257,6 +278,14 @@ impl Store for PgStore {
         error: &'a SourceError,
     ) -> StoreFuture<'a, ()> {
         Box::pin(self.record(source, commit, error))
+    }
+
+    fn record_source_error<'a>(
+        &'a self,
+        source: &'a SourceKey,
+        error: &'a SourceError,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(self.record_unreadable(source, error))
     }
 
     fn versions<'a>(&'a self, filter: &'a VersionFilter) -> StoreFuture<'a, Vec<VersionRecord>> {

@@ -104,6 +104,27 @@ impl SqliteStore {
             .map_err(query_error("committing a commit's changes"))
     }
 
+    async fn record_unreadable(
+        &self,
+        source: &SourceKey,
+        error: &SourceError,
+    ) -> Result<(), Error> {
+        let at = encode_time(sql::now());
+        let error = sql::error_json(error);
+        sqlx::query(
+            "INSERT INTO sources (key, last_attempted_at, error) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (key) DO UPDATE SET last_attempted_at = excluded.last_attempted_at, \
+             error = excluded.error",
+        )
+        .bind(&source.0)
+        .bind(&at)
+        .bind(error.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("recording that the source could not be read"))?;
+        Ok(())
+    }
+
     async fn record(
         &self,
         source: &SourceKey,
@@ -271,6 +292,14 @@ impl Store for SqliteStore {
         error: &'a SourceError,
     ) -> StoreFuture<'a, ()> {
         Box::pin(self.record(source, commit, error))
+    }
+
+    fn record_source_error<'a>(
+        &'a self,
+        source: &'a SourceKey,
+        error: &'a SourceError,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(self.record_unreadable(source, error))
     }
 
     fn versions<'a>(&'a self, filter: &'a VersionFilter) -> StoreFuture<'a, Vec<VersionRecord>> {

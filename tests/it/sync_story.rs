@@ -264,6 +264,14 @@ fn uncommitted_edits_are_not_read_and_missing_things_are_clear_errors() {
     let missing_path = crate::common::weir(&args);
     assert_eq!(missing_path.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing_path.stderr).contains("path `nope` does not exist"));
+    let (_, status) = weir_json(&["status", "-o", "json"], &db);
+    let broken = status
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|s| s["source"].as_str().is_some_and(|k| k.ends_with(":nope")))
+        .expect("the unreadable source has a status");
+    assert_eq!(broken["error"]["reason"], "MissingPath", "{broken:#}");
 
     let mut args = vec!["sync", "--repo", path, "--branch", "release"];
     args.extend(store.iter().map(String::as_str));
