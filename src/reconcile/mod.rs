@@ -101,8 +101,13 @@ pub async fn register(store: &dyn Store, loaded: Loaded) -> Result<Outcome, Erro
         source,
         prefix,
         commit,
-        report,
+        mut report,
     } = loaded;
+    if report.is_valid() {
+        report
+            .diagnostics
+            .extend(claimed_elsewhere(store, &source, &report).await?);
+    }
     if !report.is_valid() {
         let error = SourceError {
             reason: "ValidationFailed".to_owned(),
@@ -168,4 +173,38 @@ pub async fn register(store: &dyn Store, loaded: Loaded) -> Result<Outcome, Erro
         commit,
         changes: Box::new(changes),
     })
+}
+
+/// An identity may be defined by one source only: entities of this commit
+/// that another source already has active are refused (W010), as Argo CD
+/// warns about a resource shared by two applications.
+async fn claimed_elsewhere(
+    store: &dyn Store,
+    source: &SourceKey,
+    report: &Report,
+) -> Result<Vec<crate::validate::Diagnostic>, Error> {
+    let others = store.active_in_other_sources(source).await?;
+    if others.is_empty() {
+        return Ok(Vec::new());
+    }
+    let owners: std::collections::HashMap<_, _> = others.into_iter().collect();
+    Ok(report
+        .entities
+        .iter()
+        .filter_map(|e| {
+            let owner = owners.get(&e.id)?;
+            Some(
+                crate::validate::Diagnostic::new(
+                    crate::validate::Code::DuplicateDefinition,
+                    &e.file,
+                    Some(e.pos),
+                    format!(
+                        "{} `{}` of project `{}` is already defined by source {}",
+                        e.id.kind, e.id.name, e.id.project, owner.0
+                    ),
+                )
+                .with_help("an identity belongs to one source; rename it, move it to another project, or remove it from the other source"),
+            )
+        })
+        .collect())
 }

@@ -235,6 +235,13 @@ pub trait Store: Send + Sync {
     /// The active set of `source` (empty for a source never reconciled).
     fn active_set<'a>(&'a self, source: &'a SourceKey) -> StoreFuture<'a, ActiveSet>;
 
+    /// Entities active in sources other than `source`, with their source:
+    /// an identity may be defined by one source only.
+    fn active_in_other_sources<'a>(
+        &'a self,
+        source: &'a SourceKey,
+    ) -> StoreFuture<'a, Vec<(EntityRef, SourceKey)>>;
+
     /// Which of `keys` are registered already.
     fn known_versions<'a>(&'a self, keys: &'a [VersionKey])
     -> StoreFuture<'a, HashSet<VersionKey>>;

@@ -291,3 +291,19 @@ pub(crate) fn error_json(error: &SourceError) -> Value {
         "diagnostics": error.diagnostics,
     })
 }
+
+/// Rows of `SELECT project, kind, name, source FROM active` as identities.
+pub(crate) fn owned_entities(
+    rows: Vec<(String, String, String, String)>,
+    doing: &'static str,
+) -> Result<Vec<(EntityRef, SourceKey)>, Error> {
+    rows.into_iter()
+        .map(|(project, kind, name, source)| {
+            let kind = Kind::parse(&kind).ok_or_else(|| Error::Corrupt {
+                doing,
+                message: format!("unknown kind `{kind}`"),
+            })?;
+            Ok((EntityRef::new(project, kind, name), SourceKey(source)))
+        })
+        .collect()
+}

@@ -29,7 +29,7 @@ use super::{
     ActiveSet, AuditEntry, Changes, CommitInfo, Error, SourceError, SourceKey, SourceStatus, Store,
     StoreFuture, VersionFilter, VersionKey, VersionRecord,
 };
-use crate::spec::Digest;
+use crate::spec::{Digest, EntityRef};
 
 /// SQLite's limit of bound parameters in one statement (since 3.32).
 const MAX_PARAMS: usize = 32766;
@@ -292,6 +292,22 @@ impl Store for SqliteStore {
         error: &'a SourceError,
     ) -> StoreFuture<'a, ()> {
         Box::pin(self.record(source, commit, error))
+    }
+
+    fn active_in_other_sources<'a>(
+        &'a self,
+        source: &'a SourceKey,
+    ) -> StoreFuture<'a, Vec<(EntityRef, SourceKey)>> {
+        Box::pin(async move {
+            const DOING: &str = "reading other sources' active entities";
+            let rows: Vec<(String, String, String, String)> =
+                sqlx::query_as("SELECT project, kind, name, source FROM active WHERE source <> ?1")
+                    .bind(&source.0)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(query_error(DOING))?;
+            sql::owned_entities(rows, DOING)
+        })
     }
 
     fn record_source_error<'a>(

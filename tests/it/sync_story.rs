@@ -736,3 +736,36 @@ fn plan_of_a_pull_request_that_creates_the_folder() {
     let json: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(json["added"].as_array().expect("list").len(), 2);
 }
+
+#[test]
+fn an_identity_belongs_to_one_source() {
+    let db = TestDb::sqlite();
+    let repo = GitRepo::new();
+    repo.write("team-a/tasks.yaml", TASKS);
+    repo.write("team-b/tasks.yaml", TASKS);
+    repo.commit("two folders define the same tasks");
+    let path = repo.path().to_str().expect("utf-8");
+    let (code, out) = weir_json(
+        &["sync", "--repo", path, "--path", "team-a", "-o", "json"],
+        &db,
+    );
+    assert_eq!(code, 0, "{out:#}");
+    let (code, out) = weir_json(
+        &["sync", "--repo", path, "--path", "team-b", "-o", "json"],
+        &db,
+    );
+    assert_eq!(code, 1, "{out:#}");
+    assert_eq!(out["diagnostics"][0]["code"], "W010");
+    assert!(
+        out["diagnostics"][0]["message"]
+            .as_str()
+            .expect("message")
+            .contains("already defined by source")
+    );
+    assert_eq!(out["diagnostics"][0]["file"], "team-b/tasks.yaml");
+    assert_eq!(
+        active(&db).len(),
+        2,
+        "team-a keeps its entities, team-b activates nothing"
+    );
+}
