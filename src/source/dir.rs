@@ -11,7 +11,8 @@ use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::validate::{Code, Diagnostic, SourceFile, Tree};
+use super::{is_definition, symlink_escape, too_large, unreadable};
+use crate::validate::{SourceFile, Tree};
 
 /// The default per-file limit: 1 MiB.
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 1024 * 1024;
@@ -65,10 +66,6 @@ struct Walk {
     visited_dirs: HashSet<PathBuf>,
 }
 
-fn is_definition(name: &str) -> bool {
-    name.ends_with(".yaml") || name.ends_with(".yml")
-}
-
 impl Walk {
     fn dir(&mut self, dir: &Path, rel: &str) -> std::io::Result<()> {
         let mut entries: Vec<_> = fs::read_dir(dir)?.collect::<Result<_, _>>()?;
@@ -117,15 +114,10 @@ impl Walk {
             // README, say) cannot carry definitions: ignore it.
             Ok(target) if target.is_file() && !is_definition(rel_path) => None,
             Ok(target) => {
-                self.tree.read_errors.push(
-                    Diagnostic::new(
-                        Code::SymlinkEscape,
-                        rel_path,
-                        None,
-                        format!("symbolic link `{rel_path}` points outside the repository, to `{}`", target.display()),
-                    )
-                    .with_help("definitions are read only from inside the repository; copy the file in instead of linking to it"),
-                );
+                let target = target.display().to_string();
+                self.tree
+                    .read_errors
+                    .push(symlink_escape(rel_path, &target));
                 None
             }
             Err(_) if !is_definition(rel_path) => None,
@@ -142,18 +134,9 @@ impl Walk {
             Err(e) => return self.unreadable(rel_path, &e.to_string()),
         };
         if size > self.max_file_size {
-            self.tree.read_errors.push(
-                Diagnostic::new(
-                    Code::FileTooLarge,
-                    rel_path,
-                    None,
-                    format!(
-                        "`{rel_path}` is {size} bytes, over the limit of {} bytes",
-                        self.max_file_size
-                    ),
-                )
-                .with_help("split it into several files, or raise the limit with --max-file-size"),
-            );
+            self.tree
+                .read_errors
+                .push(too_large(rel_path, size, self.max_file_size));
             return;
         }
         match fs::read(path) {
@@ -171,11 +154,6 @@ impl Walk {
     }
 
     fn unreadable(&mut self, rel_path: &str, why: &str) {
-        self.tree.read_errors.push(Diagnostic::new(
-            Code::UnreadableFile,
-            rel_path,
-            None,
-            format!("cannot read `{rel_path}`: {why}"),
-        ));
+        self.tree.read_errors.push(unreadable(rel_path, why));
     }
 }

@@ -16,8 +16,9 @@ use chrono::{TimeZone, Utc};
 use git2::{ObjectType, Oid, Repository};
 
 use super::credentials::{self, Credentials};
+use super::{is_definition, symlink_escape, too_large, unreadable};
 use crate::store::{CommitId, CommitInfo, Person, SourceKey};
-use crate::validate::{Code, Diagnostic, SourceFile, Tree};
+use crate::validate::{SourceFile, Tree};
 
 /// Where definitions come from: a repository, a branch, a folder inside it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,7 +90,7 @@ impl Error {
     }
 }
 
-fn git(doing: &'static str) -> impl FnOnce(git2::Error) -> Error {
+pub(super) fn git(doing: &'static str) -> impl FnOnce(git2::Error) -> Error {
     move |source| Error::Git { doing, source }
 }
 
@@ -164,7 +165,8 @@ impl GitSource {
             };
             let branch = match &spec.branch {
                 Some(b) => b.clone(),
-                None => remote_default_branch(&repo).unwrap_or_else(|| "main".to_owned()),
+                None => symbolic_branch(&repo, "HEAD", "refs/heads/")
+                    .unwrap_or_else(|| "main".to_owned()),
             };
             Ok(GitSource {
                 spec: spec.clone(),
@@ -179,7 +181,8 @@ impl GitSource {
             // change when someone switches branches in the checkout.
             let branch = match &spec.branch {
                 Some(b) => b.clone(),
-                None => origin_default_branch(&repo).unwrap_or_else(|| "main".to_owned()),
+                None => symbolic_branch(&repo, "refs/remotes/origin/HEAD", "refs/remotes/origin/")
+                    .unwrap_or_else(|| "main".to_owned()),
             };
             Ok(GitSource {
                 spec: spec.clone(),
@@ -346,21 +349,14 @@ fn clone_dir_name(url: &str) -> String {
     format!("{tail}-{}", digest.short())
 }
 
-fn remote_default_branch(repo: &Repository) -> Option<String> {
-    // A bare clone's HEAD points at the remote's default branch.
-    let head = repo.find_reference("HEAD").ok()?;
+/// The branch a symbolic reference points at, without `prefix`: a bare
+/// clone's `HEAD` (`refs/heads/`) or a checkout's `refs/remotes/origin/HEAD`
+/// (`refs/remotes/origin/`) — either way the remote's default branch.
+fn symbolic_branch(repo: &Repository, reference: &str, prefix: &str) -> Option<String> {
+    let head = repo.find_reference(reference).ok()?;
     head.symbolic_target()
         .ok()??
-        .strip_prefix("refs/heads/")
-        .map(str::to_owned)
-}
-
-/// A local repository's `origin/HEAD` (the remote's default branch), if known.
-fn origin_default_branch(repo: &Repository) -> Option<String> {
-    let head = repo.find_reference("refs/remotes/origin/HEAD").ok()?;
-    head.symbolic_target()
-        .ok()??
-        .strip_prefix("refs/remotes/origin/")
+        .strip_prefix(prefix)
         .map(str::to_owned)
 }
 
@@ -448,18 +444,9 @@ impl TreeWalk<'_> {
         let blob = self.repo.find_blob(id).map_err(git("reading a file"))?;
         let size = blob.size() as u64;
         if size > self.max_file_size {
-            self.tree.read_errors.push(
-                Diagnostic::new(
-                    Code::FileTooLarge,
-                    rel_path,
-                    None,
-                    format!(
-                        "`{rel_path}` is {size} bytes, over the limit of {} bytes",
-                        self.max_file_size
-                    ),
-                )
-                .with_help("split it into several files, or raise the limit with --max-file-size"),
-            );
+            self.tree
+                .read_errors
+                .push(too_large(rel_path, size, self.max_file_size));
             return Ok(());
         }
         match std::str::from_utf8(blob.content()) {
@@ -467,12 +454,10 @@ impl TreeWalk<'_> {
                 path: rel_path.to_owned(),
                 text: text.to_owned(),
             }),
-            Err(e) => self.tree.read_errors.push(Diagnostic::new(
-                Code::UnreadableFile,
-                rel_path,
-                None,
-                format!("cannot read `{rel_path}`: not UTF-8 text ({e})"),
-            )),
+            Err(e) => self
+                .tree
+                .read_errors
+                .push(unreadable(rel_path, &format!("not UTF-8 text ({e})"))),
         }
         Ok(())
     }
@@ -490,15 +475,9 @@ impl TreeWalk<'_> {
             // Only a link that could carry definitions is an error; a link
             // to, say, a shared README outside the repository is ignored.
             if is_definition(rel_path) {
-                self.tree.read_errors.push(
-                    Diagnostic::new(
-                        Code::SymlinkEscape,
-                        rel_path,
-                        None,
-                        format!("symbolic link `{rel_path}` points outside the repository, to `{target}`"),
-                    )
-                    .with_help("definitions are read only from inside the repository; copy the file in instead of linking to it"),
-                );
+                self.tree
+                    .read_errors
+                    .push(symlink_escape(rel_path, &target));
             }
             return Ok(());
         };
@@ -514,29 +493,25 @@ impl TreeWalk<'_> {
             // A link to a folder inside the repository is walked like the
             // folder itself (as `weir validate` does on disk), once.
             Some(e) if e.kind() == Some(ObjectType::Tree) => {
-                let inside_walked = self
-                    .visited
-                    .iter()
-                    .any(|v| v.is_empty() || resolved == *v || resolved.starts_with(&format!("{v}/")));
+                let inside_walked = self.visited.iter().any(|v| {
+                    v.is_empty() || resolved == *v || resolved.starts_with(&format!("{v}/"))
+                });
                 if !inside_walked && self.visited.insert(resolved.clone()) {
-                    let sub = self.repo.find_tree(e.id()).map_err(git("reading a linked folder"))?;
+                    let sub = self
+                        .repo
+                        .find_tree(e.id())
+                        .map_err(git("reading a linked folder"))?;
                     self.folder(&sub, rel_path)?;
                 }
             }
-            _ if is_definition(rel_path) => self.tree.read_errors.push(Diagnostic::new(
-                Code::UnreadableFile,
+            _ if is_definition(rel_path) => self.tree.read_errors.push(unreadable(
                 rel_path,
-                None,
-                format!("cannot read `{rel_path}`: symbolic link to `{target}`, which is not a file in this commit"),
+                &format!("symbolic link to `{target}`, which is not a file in this commit"),
             )),
             _ => {}
         }
         Ok(())
     }
-}
-
-fn is_definition(name: &str) -> bool {
-    name.ends_with(".yaml") || name.ends_with(".yml")
 }
 
 /// Resolves `target` relative to the folder of `link` (both repository

@@ -7,3 +7,42 @@ pub mod credentials;
 pub mod dir;
 pub mod git;
 pub mod write;
+
+use crate::validate::{Code, Diagnostic};
+
+/// Whether a file name is a definition file (`*.yaml`, `*.yml`).
+pub(crate) fn is_definition(name: &str) -> bool {
+    name.ends_with(".yaml") || name.ends_with(".yml")
+}
+
+/// W001: a file over the size limit (not read).
+pub(crate) fn too_large(rel_path: &str, size: u64, limit: u64) -> Diagnostic {
+    Diagnostic::new(
+        Code::FileTooLarge,
+        rel_path,
+        None,
+        format!("`{rel_path}` is {size} bytes, over the limit of {limit} bytes"),
+    )
+    .with_help("split it into several files, or raise the limit with --max-file-size")
+}
+
+/// W002: a symbolic link that leaves the repository (not followed).
+pub(crate) fn symlink_escape(rel_path: &str, target: &str) -> Diagnostic {
+    Diagnostic::new(
+        Code::SymlinkEscape,
+        rel_path,
+        None,
+        format!("symbolic link `{rel_path}` points outside the repository, to `{target}`"),
+    )
+    .with_help("definitions are read only from inside the repository; copy the file in instead of linking to it")
+}
+
+/// W003: a file that cannot be read, and why.
+pub(crate) fn unreadable(rel_path: &str, why: &str) -> Diagnostic {
+    Diagnostic::new(
+        Code::UnreadableFile,
+        rel_path,
+        None,
+        format!("cannot read `{rel_path}`: {why}"),
+    )
+}

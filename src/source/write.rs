@@ -7,12 +7,8 @@ use std::path::Path;
 use git2::{Oid, Repository, Status};
 
 use super::credentials::Credentials;
-use super::git::{Error, commit_info};
+use super::git::{Error, commit_info, git};
 use crate::store::CommitId;
-
-fn git(doing: &'static str) -> impl FnOnce(git2::Error) -> Error {
-    move |source| Error::Git { doing, source }
-}
 
 /// Files (repository paths) among `paths` with uncommitted changes.
 pub fn dirty_files(repo: &Repository, paths: &[String]) -> Result<Vec<String>, Error> {

@@ -207,12 +207,20 @@ fn rand_suffix() -> String {
     format!("{nanos:x}")
 }
 
+/// Runs `weir ARGS` followed by the flags that point it at `db`.
+pub fn weir_with(args: &[&str], db: &TestDb) -> Output {
+    let store = db.args();
+    let all: Vec<&str> = args
+        .iter()
+        .copied()
+        .chain(store.iter().map(String::as_str))
+        .collect();
+    weir(&all)
+}
+
 /// Runs weir with `args` followed by the store flags, and parses JSON stdout.
 pub fn weir_json(args: &[&str], db: &TestDb) -> (i32, serde_json::Value) {
-    let mut all: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
-    all.extend(db.args());
-    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-    let out = weir(&refs);
+    let out = weir_with(args, db);
     let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "weir {args:?}: not JSON ({e}): {}\nstderr: {}",

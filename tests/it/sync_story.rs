@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::common::{GitRepo, TestDb, weir_json};
+use crate::common::{GitRepo, TestDb, weir_json, weir_with};
 
 const TASKS: &str = r#"apiVersion: weir.dev/v1alpha1
 kind: Task
@@ -258,10 +258,7 @@ fn uncommitted_edits_are_not_read_and_missing_things_are_clear_errors() {
     assert_eq!(code, 0, "{out:#}");
 
     let path = repo.path().to_str().expect("utf-8");
-    let mut args = vec!["sync", "--repo", path, "--path", "nope"];
-    let store = db.args();
-    args.extend(store.iter().map(String::as_str));
-    let missing_path = crate::common::weir(&args);
+    let missing_path = weir_with(&["sync", "--repo", path, "--path", "nope"], &db);
     assert_eq!(missing_path.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing_path.stderr).contains("path `nope` does not exist"));
     let (_, status) = weir_json(&["status", "-o", "json"], &db);
@@ -273,17 +270,13 @@ fn uncommitted_edits_are_not_read_and_missing_things_are_clear_errors() {
         .expect("the unreadable source has a status");
     assert_eq!(broken["error"]["reason"], "MissingPath", "{broken:#}");
 
-    let mut args = vec!["sync", "--repo", path, "--branch", "release"];
-    args.extend(store.iter().map(String::as_str));
-    let missing_branch = crate::common::weir(&args);
+    let missing_branch = weir_with(&["sync", "--repo", path, "--branch", "release"], &db);
     assert_eq!(missing_branch.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&missing_branch.stderr).contains("branch `release` does not exist")
     );
 
-    let mut args = vec!["sync", "--repo", "/nonexistent/repo"];
-    args.extend(store.iter().map(String::as_str));
-    let missing_repo = crate::common::weir(&args);
+    let missing_repo = weir_with(&["sync", "--repo", "/nonexistent/repo"], &db);
     assert_eq!(missing_repo.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing_repo.stderr).contains("/nonexistent/repo"));
 }
@@ -437,9 +430,7 @@ fn rollback_writes_a_commit_and_the_next_sync_reactivates_the_old_version() {
             "rollback", "extract", "--kind", "Task", "--repo", path, "--path", "defs",
         ];
         args.extend_from_slice(extra);
-        let store = db.args();
-        args.extend(store.iter().map(String::as_str));
-        crate::common::weir(&args)
+        weir_with(&args, &db)
     };
 
     // Uncommitted edits to the files it would restore: refused, nothing written.
@@ -515,10 +506,10 @@ fn an_unreachable_remote_is_a_clear_error_and_changes_nothing() {
     };
     assert_eq!(code, 0);
     let before = active(&db);
-    let mut args = vec!["sync", "--repo", "file:///nonexistent/pipelines.git"];
-    let store = db.args();
-    args.extend(store.iter().map(String::as_str));
-    let out = crate::common::weir(&args);
+    let out = weir_with(
+        &["sync", "--repo", "file:///nonexistent/pipelines.git"],
+        &db,
+    );
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -528,15 +519,16 @@ fn an_unreachable_remote_is_a_clear_error_and_changes_nothing() {
     assert_eq!(active(&db), before, "the last good state is kept");
 
     // A token that cannot be had is named before any network access.
-    let mut args = vec![
-        "sync",
-        "--repo",
-        "https://git.example.invalid/pipelines.git",
-        "--token-env",
-        "WEIR_IT_NO_SUCH_TOKEN",
-    ];
-    args.extend(store.iter().map(String::as_str));
-    let out = crate::common::weir(&args);
+    let out = weir_with(
+        &[
+            "sync",
+            "--repo",
+            "https://git.example.invalid/pipelines.git",
+            "--token-env",
+            "WEIR_IT_NO_SUCH_TOKEN",
+        ],
+        &db,
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&out.stderr)
@@ -601,10 +593,8 @@ fn rollback_commits_only_what_it_checked_and_never_writes_through_links() {
     index.write().expect("write");
 
     let path = repo.path().to_str().expect("utf-8");
-    let mut args = vec!["rollback", "extract", "--repo", path, "--path", "defs"];
-    let store = db.args();
-    args.extend(store.iter().map(String::as_str));
-    let out = crate::common::weir(&args);
+    let args = ["rollback", "extract", "--repo", path, "--path", "defs"];
+    let out = weir_with(&args, &db);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -646,7 +636,7 @@ fn rollback_commits_only_what_it_checked_and_never_writes_through_links() {
         repo.path().join("defs/tasks.yaml"),
     )
     .expect("link");
-    let out = crate::common::weir(&args);
+    let out = weir_with(&args, &db);
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -702,14 +692,14 @@ fn links_that_cannot_carry_definitions_do_not_block_a_commit_and_secrets_stay_ou
     assert_eq!(code, 0, "{out:#}");
     assert_eq!(active(&db).len(), 2);
 
-    let mut args = vec![
-        "sync",
-        "--repo",
-        "https://bob:ghp_SECRET123@127.0.0.1:9/x.git",
-    ];
-    let store = db.args();
-    args.extend(store.iter().map(String::as_str));
-    let out = crate::common::weir(&args);
+    let out = weir_with(
+        &[
+            "sync",
+            "--repo",
+            "https://bob:ghp_SECRET123@127.0.0.1:9/x.git",
+        ],
+        &db,
+    );
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("SECRET"), "{stderr}");
