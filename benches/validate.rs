@@ -42,7 +42,7 @@ fn main() {
     for _ in 0..RUNS {
         let start = Instant::now();
         let tree = read_tree(dir.path(), DEFAULT_MAX_FILE_SIZE).expect("tree");
-        let report = validate(&tree, &Options::default());
+        let report = validate(tree, &Options::default());
         times.push(start.elapsed());
         assert!(report.is_valid(), "{:?}", report.diagnostics.first());
         assert!(report.entities.iter().all(|e| e.digest.is_some()));

@@ -47,7 +47,7 @@ fn load(source: &GitSource, revision: &str, options: &Options) -> Result<(String
         Err(crate::source::git::Error::MissingPath { .. }) => Default::default(),
         Err(e) => return Err(e.to_string()),
     };
-    Ok((commit.id.0, validate::validate(&tree, options)))
+    Ok((commit.id.0, validate::validate(tree, options)))
 }
 
 pub fn run(args: &Args) -> u8 {

@@ -111,7 +111,7 @@ fn rollback(args: &Args) -> Result<String, Failure> {
         ..Options::default()
     };
     let at_target = validate::validate(
-        &source
+        source
             .read_tree(&target.commit, DEFAULT_MAX_FILE_SIZE)
             .map_err(broken)?,
         &options,
@@ -155,14 +155,14 @@ fn rollback(args: &Args) -> Result<String, Failure> {
     // Check the result before writing anything.
     let head = source.resolve("HEAD").map_err(broken)?;
     let before = validate::validate(
-        &source
+        source
             .read_tree(&head.id, DEFAULT_MAX_FILE_SIZE)
             .map_err(broken)?,
         &options,
     );
     let new_tree = write::tree_with(repo, &contents).map_err(broken)?;
     let after = validate::validate(
-        &source
+        source
             .read_root(&new_tree, "the rolled-back tree", DEFAULT_MAX_FILE_SIZE)
             .map_err(broken)?,
         &options,

@@ -34,7 +34,7 @@ pub fn run(args: &Args) -> u8 {
         default_project: args.project.clone(),
         ..Options::default()
     };
-    let report = validate::validate(&tree, &options);
+    let report = validate::validate(tree, &options);
     let prefix = render::display_prefix(&args.path);
     print!("{}", render::report(&report, args.output, &prefix));
     if report.is_valid() {

@@ -81,7 +81,7 @@ pub fn load(source: &GitSource, options: &Options) -> Result<Loaded, Error> {
     source.fetch()?;
     let commit = source.head()?;
     let tree = source.read_tree(&commit.id, options.max_file_size)?;
-    let report = validate::validate(&tree, &options.validate);
+    let report = validate::validate(tree, &options.validate);
     let folder = source.spec().path.trim_matches('/');
     Ok(Loaded {
         source: source.key(),

@@ -132,7 +132,7 @@ mod tests {
             }],
             ..Tree::default()
         };
-        let report = validate(&tree, &Options::default());
+        let report = validate(tree, &Options::default());
         assert!(report.is_valid());
         report.entities
     }

@@ -129,22 +129,22 @@ pub struct EntitySummary<'a> {
 }
 
 /// Validates every file of `tree` together.
-pub fn validate(tree: &Tree, options: &Options) -> Report {
-    let mut diagnostics = tree.read_errors.clone();
+pub fn validate(tree: Tree, options: &Options) -> Report {
+    let mut diagnostics = tree.read_errors;
     let mut entities = Vec::new();
     // Files are independent until the semantic layer: parse them in parallel.
     for (found, parsed) in par::map(&tree.files, |f| load_file(f, options)) {
         diagnostics.extend(found);
         entities.extend(parsed);
     }
-    let semantic = semantic::check(&mut entities, tree);
+    let semantic = semantic::check(&mut entities, &tree.other_paths);
     diagnostics.extend(semantic);
     resolve_sites(&mut diagnostics, &tree.files, options.yaml_limits);
     diagnostics.sort_by(|a, b| (&a.file, a.pos, a.code).cmp(&(&b.file, b.pos, b.code)));
     let mut report = Report {
         diagnostics,
         entities,
-        sources: tree.files.clone(),
+        sources: tree.files,
     };
     if report.is_valid() {
         semantic::assign_digests(&mut report.entities);

@@ -52,7 +52,7 @@ pub fn validate_files(files: &[(&str, &str)]) -> Report {
             .collect(),
         ..Tree::default()
     };
-    validate::validate(&tree, &Options::default())
+    validate::validate(tree, &Options::default())
 }
 
 /// A Git repository in a temporary folder, driven with git2.

@@ -44,7 +44,7 @@ fn a_symlink_leaving_the_repository_is_refused_and_named() {
     assert!(escapes.iter().any(|d| d.message.contains("elsewhere")));
     let paths: Vec<&str> = tree.files.iter().map(|f| f.path.as_str()).collect();
     assert_eq!(paths, ["alias.yml", "ok.yaml"]);
-    let report = validate(&tree, &Options::default());
+    let report = validate(tree, &Options::default());
     assert!(!report.is_valid());
 }
 

@@ -14,12 +14,12 @@ mod ports;
 mod task;
 mod workflow;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::json;
 
+use super::Entity;
 use super::diagnostic::{Code, Diagnostic};
-use super::{Entity, Tree};
 use crate::spec::yaml::{PathStep, to_pointer};
 use crate::spec::{Definition, Digest, EntityRef, Kind};
 
@@ -102,7 +102,9 @@ pub(crate) fn suggestion(name: &str, known: &[&str], what: &str) -> String {
 }
 
 /// Runs every semantic check.
-pub fn check(entities: &mut [Entity], tree: &Tree) -> Vec<Diagnostic> {
+/// `other_paths`: the source's files that are not definitions (notebooks
+/// must be among them).
+pub fn check(entities: &mut [Entity], other_paths: &BTreeSet<String>) -> Vec<Diagnostic> {
     let mut found = Vec::new();
     let mut by_id: HashMap<&EntityRef, usize> = HashMap::with_capacity(entities.len());
     for (i, e) in entities.iter().enumerate() {
@@ -129,7 +131,7 @@ pub fn check(entities: &mut [Entity], tree: &Tree) -> Vec<Diagnostic> {
     let mut interfaces: Vec<Option<Interface>> = vec![None; entities.len()];
     for (i, e) in entities.iter().enumerate() {
         if let Definition::Task(t) = &e.definition {
-            let (iface, diags) = task::check(e, &t.spec, tree);
+            let (iface, diags) = task::check(e, &t.spec, other_paths);
             interfaces[i] = Some(iface);
             found.extend(diags);
         }

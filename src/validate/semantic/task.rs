@@ -6,11 +6,17 @@ use super::{Code, Diagnostic, at, suggestion};
 use crate::spec::template::{self, Reference};
 use crate::spec::yaml::PathStep;
 use crate::spec::{TaskSpec, duration, quantity};
-use crate::validate::{Entity, Tree};
+use std::collections::BTreeSet;
+
+use crate::validate::Entity;
 
 use PathStep::{Index, Key};
 
-pub fn check(entity: &Entity, spec: &TaskSpec, tree: &Tree) -> (Interface, Vec<Diagnostic>) {
+pub fn check(
+    entity: &Entity,
+    spec: &TaskSpec,
+    other_paths: &BTreeSet<String>,
+) -> (Interface, Vec<Diagnostic>) {
     let mut found = Vec::new();
     let inputs = check_ports(entity, &spec.inputs, Direction::Inputs, &mut found);
     let outputs = check_ports(entity, &spec.outputs, Direction::Outputs, &mut found)
@@ -91,7 +97,7 @@ pub fn check(entity: &Entity, spec: &TaskSpec, tree: &Tree) -> (Interface, Vec<D
     }
     if let Some(notebook) = &spec.notebook {
         let path = notebook.path.trim_start_matches("./");
-        if !tree.other_paths.contains(path) {
+        if !other_paths.contains(path) {
             found.push(
                 at(entity, Code::MissingNotebook, &[Key("spec"), Key("notebook"), Key("path")],
                     format!("notebook `{}` does not exist in the source", notebook.path))
