@@ -8,6 +8,7 @@ use super::render;
 use crate::registry::compare::{Comparison, EntityChange, compare};
 use crate::source::dir::DEFAULT_MAX_FILE_SIZE;
 use crate::source::git::{GitSource, SourceSpec};
+use crate::store::short_sha;
 use crate::validate::{self, Options, Report};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -89,7 +90,7 @@ pub fn run(args: &Args) -> u8 {
         print!("{}", render::report(&head, format, &prefix));
         eprintln!(
             "error: the head {} is invalid; nothing would be reconciled",
-            &head_sha[..12]
+            short_sha(&head_sha)
         );
         return super::EXIT_INVALID;
     }
@@ -145,7 +146,7 @@ fn changes_json(changes: &[EntityChange]) -> serde_json::Value {
 }
 
 fn text(c: &Comparison, base: &str, head: &str, note: Option<&str>) -> String {
-    let mut out = format!("plan {}..{}\n", &base[..12], &head[..12]);
+    let mut out = format!("plan {}..{}\n", short_sha(base), short_sha(head));
     if let Some(note) = note {
         out.push_str(&format!("note: {note}\n"));
     }
@@ -183,8 +184,8 @@ fn text(c: &Comparison, base: &str, head: &str, note: Option<&str>) -> String {
 fn markdown(c: &Comparison, base: &str, head: &str, note: Option<&str>) -> String {
     let mut out = format!(
         "### weir plan\n\nMerging `{}` into `{}`: **{} added, {} changed, {} removed**, {} unchanged.\n\n",
-        &head[..12],
-        &base[..12],
+        short_sha(head),
+        short_sha(base),
         c.added.len(),
         c.changed.len(),
         c.removed.len(),

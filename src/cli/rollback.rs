@@ -176,7 +176,7 @@ fn rollback(args: &Args) -> Result<String, Failure> {
         return Err(Failure::Refused(format!(
             "restoring {} as of {} gives an invalid tree ({}); roll back by hand with git revert",
             repo_paths.join(", "),
-            short(&target.commit.0),
+            target.commit.short(),
             first.unwrap_or_default()
         )));
     }
@@ -189,7 +189,7 @@ fn rollback(args: &Args) -> Result<String, Failure> {
         return Err(Failure::Refused(format!(
             "restoring {} as of {} gives {entity} version {}, not {}; roll back by hand with git revert",
             repo_paths.join(", "),
-            short(&target.commit.0),
+            target.commit.short(),
             restored.as_ref().map_or("(none)", |d| d.short()),
             target.key.digest.short()
         )));
@@ -200,14 +200,14 @@ fn rollback(args: &Args) -> Result<String, Failure> {
         entity.name,
         target.key.digest.short(),
         repo_paths.join(", "),
-        short(&target.commit.0),
+        target.commit.short(),
         current.commit.0,
         target.commit.0,
     );
     let commit = write::commit_tree(repo, &new_tree, &contents, &message).map_err(broken)?;
     let mut out = format!(
         "committed {} on {branch}: Roll back {}/{} from {} to {}\n",
-        short(&commit.0),
+        commit.short(),
         entity.kind,
         entity.name,
         current.key.digest.short(),
@@ -231,10 +231,6 @@ fn rollback(args: &Args) -> Result<String, Failure> {
         );
     }
     Ok(out)
-}
-
-fn short(sha: &str) -> &str {
-    &sha[..12.min(sha.len())]
 }
 
 /// The active version and the one to restore.

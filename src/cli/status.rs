@@ -57,8 +57,7 @@ pub fn run(args: &Args) -> u8 {
                 Output::Table => {
                     for s in &sources {
                         let short = |c: &Option<crate::store::CommitId>| {
-                            c.as_ref()
-                                .map_or("-".to_owned(), |c| c.0[..12.min(c.0.len())].to_owned())
+                            c.as_ref().map_or("-".to_owned(), |c| c.short().to_owned())
                         };
                         println!("{}", s.source.0);
                         println!("  reconciled  {}", short(&s.last_reconciled));
@@ -115,7 +114,7 @@ pub fn run_audit(args: &AuditArgs) -> u8 {
                             "{} {} {} by {} <{}>: {} registered, {} reactivated, {} deactivated",
                             a.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                             a.action,
-                            &a.commit.0[..12.min(a.commit.0.len())],
+                            a.commit.short(),
                             a.actor.name,
                             a.actor.email,
                             count("registered"),

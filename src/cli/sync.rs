@@ -137,16 +137,12 @@ pub fn run(args: &Args) -> u8 {
                 print!("{}", render::report(&report, args.output, &prefix));
                 eprintln!(
                     "error: commit {} is invalid and was not reconciled; the previous active set stays",
-                    short(&commit.id.0)
+                    commit.id.short()
                 );
             }
             super::EXIT_INVALID
         }
     }
-}
-
-fn short(sha: &str) -> &str {
-    &sha[..12.min(sha.len())]
 }
 
 fn keys_json(keys: &[VersionKey]) -> serde_json::Value {
@@ -179,7 +175,7 @@ fn changes_json(source: &str, status: &str, commit: &str, changes: &Changes) -> 
 
 fn human_changes(commit: &str, message: &str, changes: &Changes) -> String {
     let subject = message.lines().next().unwrap_or("");
-    let mut out = format!("reconciled {} {subject}\n", short(commit));
+    let mut out = format!("reconciled {} {subject}\n", crate::store::short_sha(commit));
     let mut line = |label: &str, keys: &[VersionKey]| {
         for k in keys {
             out.push_str(&format!(

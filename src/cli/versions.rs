@@ -106,7 +106,7 @@ fn table(versions: &[VersionRecord]) -> String {
                 v.key.entity.name.clone(),
                 v.key.digest.short().to_owned(),
                 if v.active { "yes" } else { "" }.to_owned(),
-                v.commit.0[..12.min(v.commit.0.len())].to_owned(),
+                v.commit.short().to_owned(),
                 v.registered_at
                     .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             ]

@@ -113,7 +113,7 @@ pub async fn register(store: &dyn Store, loaded: Loaded) -> Result<Outcome, Erro
             reason: "ValidationFailed".to_owned(),
             message: format!(
                 "commit {} is invalid: {} error(s)",
-                &commit.id.0[..12.min(commit.id.0.len())],
+                commit.id.short(),
                 report.error_count()
             ),
             diagnostics: json!(

@@ -38,6 +38,18 @@ pub struct SourceKey(pub String);
 #[serde(transparent)]
 pub struct CommitId(pub String);
 
+impl CommitId {
+    /// The commit as shown to people: its first 12 hex characters.
+    pub fn short(&self) -> &str {
+        short_sha(&self.0)
+    }
+}
+
+/// The first 12 characters of a commit id (all of it when shorter).
+pub fn short_sha(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
+}
+
 impl std::fmt::Display for CommitId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
