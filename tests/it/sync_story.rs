@@ -338,16 +338,7 @@ fn plan_shows_what_a_pull_request_would_change_without_a_store() {
     );
     let head = repo.commit("head");
     let path = repo.path().to_str().expect("utf-8");
-    let out = crate::common::weir(&[
-        "plan", "--repo", path, "--base", &base, "--head", &head, "--path", "defs", "-o", "json",
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let json = plan_json(path, &base, &head);
     let names = |k: &str| -> Vec<String> {
         json[k]
             .as_array()
@@ -714,16 +705,7 @@ fn plan_of_a_pull_request_that_creates_the_folder() {
     repo.write("defs/tasks.yaml", TASKS);
     let head = repo.commit("first pipelines");
     let path = repo.path().to_str().expect("utf-8");
-    let out = crate::common::weir(&[
-        "plan", "--repo", path, "--base", &base, "--head", &head, "--path", "defs", "-o", "json",
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let json = plan_json(path, &base, &head);
     assert_eq!(json["added"].as_array().expect("list").len(), 2);
 }
 
@@ -758,4 +740,18 @@ fn an_identity_belongs_to_one_source() {
         2,
         "team-a keeps its entities, team-b activates nothing"
     );
+}
+
+/// `weir plan -o json` of `base..head` for `defs`; it must succeed.
+fn plan_json(repo: &str, base: &str, head: &str) -> Value {
+    let out = crate::common::weir(&[
+        "plan", "--repo", repo, "--base", base, "--head", head, "--path", "defs", "-o", "json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json")
 }
