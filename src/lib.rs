@@ -5,6 +5,7 @@
 //! `cli` → `validate` → `spec`, and `source` feeds files to `validate`.
 
 pub mod cli;
+pub mod executor;
 pub mod reconcile;
 pub mod registry;
 pub mod schedule;

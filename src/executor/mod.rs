@@ -1,0 +1,3 @@
+//! Executors: how a workflow node attempt runs (today: host processes, see `process`).
+
+pub mod process;
