@@ -17,7 +17,7 @@ mod generate;
 use std::time::{Duration, Instant};
 
 use git2::{Repository, Signature};
-use weir::reconcile::{self, Outcome};
+use weir::reconcile::{self, Outcome, Snapshot};
 use weir::source::git::{GitSource, SourceSpec};
 
 const GROUPS: usize = 2_000;
@@ -64,7 +64,10 @@ fn sync(repo_dir: &std::path::Path, state: &std::path::Path) -> (Duration, Durat
         credentials: Default::default(),
     };
     let source = GitSource::open(&spec, state).expect("source");
-    let loaded = reconcile::load(&source, &reconcile::Options::default()).expect("load");
+    let snapshot_path = Snapshot::path(state, &source.key());
+    let base = Snapshot::read(&snapshot_path);
+    let loaded =
+        reconcile::load(&source, &reconcile::Options::default(), base.as_ref()).expect("load");
     let load = start.elapsed();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -79,7 +82,15 @@ fn sync(repo_dir: &std::path::Path, state: &std::path::Path) -> (Duration, Durat
             .expect("register")
     });
     let registered = match outcome {
-        Outcome::Reconciled { changes, .. } => changes.registered.len(),
+        Outcome::Reconciled {
+            changes, snapshot, ..
+        } => {
+            snapshot
+                .expect("a valid commit has a snapshot")
+                .write(&snapshot_path)
+                .expect("snapshot");
+            changes.registered.len()
+        }
         Outcome::Rejected { report, .. } => panic!("invalid: {:?}", report.diagnostics.first()),
     };
     (start.elapsed(), load, registered)

@@ -5,7 +5,7 @@ use serde_json::json;
 use super::render::{self, Format};
 use super::source_args::CredentialArgs;
 use super::store_args::{StoreArgs, block_on};
-use crate::reconcile::{self, Outcome};
+use crate::reconcile::{self, Outcome, Snapshot};
 use crate::source::dir::DEFAULT_MAX_FILE_SIZE;
 use crate::source::git::{GitSource, SourceSpec};
 use crate::store::{Changes, SourceError, VersionKey};
@@ -48,8 +48,11 @@ pub fn run(args: &Args) -> u8 {
     };
     options.validate.default_project = args.project.clone();
     // Another process may reconcile the same source between our read and
-    // our write; the store then refuses our plan and we plan again.
+    // our write; the store then refuses our plan and we plan again. The
+    // snapshot of the last pass makes this one read only what changed; it
+    // is dropped when it does not describe the store's state.
     let mut attempts = 0;
+    let mut use_snapshot = true;
     let (source, outcome) = loop {
         attempts += 1;
         let git = match GitSource::open(&spec, &args.store.state_dir) {
@@ -59,7 +62,11 @@ pub fn run(args: &Args) -> u8 {
                 return super::EXIT_ERROR;
             }
         };
-        let loaded = match reconcile::load(&git, &options) {
+        let snapshot_path = Snapshot::path(&args.store.state_dir, &git.key());
+        let base = use_snapshot
+            .then(|| Snapshot::read(&snapshot_path))
+            .flatten();
+        let loaded = match reconcile::load(&git, &options, base.as_ref()) {
             Ok(l) => l,
             Err(e) => {
                 // The source exists but cannot be read now: say so in its
@@ -93,6 +100,26 @@ pub fn run(args: &Args) -> u8 {
             Err(reconcile::Error::Store(crate::store::Error::Conflict { .. })) if attempts < 5 => {
                 tracing::info!(source = %source.0, attempts, "source reconciled concurrently; planning again");
             }
+            Err(e @ reconcile::Error::StaleSnapshot { .. }) if attempts < 5 => {
+                tracing::info!(source = %source.0, reason = %e, "reading the whole tree");
+                use_snapshot = false;
+            }
+            Ok(Outcome::Reconciled {
+                snapshot: Some(snapshot),
+                commit,
+                changes,
+            }) => {
+                if let Err(e) = snapshot.write(&snapshot_path) {
+                    // Only speed is lost: the next pass reads the whole tree.
+                    tracing::warn!(path = %snapshot_path.display(), error = %e, "cannot keep the source's snapshot");
+                }
+                let outcome = Outcome::Reconciled {
+                    commit,
+                    changes,
+                    snapshot: None,
+                };
+                break (source, Ok(outcome));
+            }
             outcome => break (source, outcome),
         }
     };
@@ -106,7 +133,9 @@ pub fn run(args: &Args) -> u8 {
             eprintln!("error: {e}");
             super::EXIT_ERROR
         }
-        Ok(Outcome::Reconciled { commit, changes }) => {
+        Ok(Outcome::Reconciled {
+            commit, changes, ..
+        }) => {
             if args.output == Format::Json {
                 println!(
                     "{:#}",

@@ -12,11 +12,15 @@
 //! - register: `registry::plan` decides, the store applies in one
 //!   transaction (I1, I2); a store error leaves the previous state intact.
 
+pub mod snapshot;
+
 use serde_json::json;
+
+pub use snapshot::Snapshot;
 
 use crate::registry;
 use crate::source::git::GitSource;
-use crate::store::{Changes, CommitInfo, SourceError, SourceKey, Store};
+use crate::store::{ActiveSet, Changes, CommitId, CommitInfo, SourceError, SourceKey, Store};
 use crate::validate::{self, Report};
 
 /// Settings of a reconcile pass.
@@ -42,7 +46,23 @@ pub struct Loaded {
     /// empty): diagnostics are stored with repository paths.
     pub prefix: String,
     pub commit: CommitInfo,
+    /// Findings, and the entities that were parsed: all of them, or, when
+    /// loaded against a snapshot, those of changed files and what they
+    /// affect.
     pub report: Report,
+    /// Every entity of a valid commit with its version (empty otherwise).
+    pub active: ActiveSet,
+    /// What to keep for the next pass, once this one is applied (valid
+    /// commits only).
+    pub snapshot: Option<Snapshot>,
+    /// The commit of the snapshot this was loaded against: it must still be
+    /// the store's last reconciled commit when registering.
+    pub base: Option<CommitId>,
+    /// The snapshot's active set. While its commit is the store's last
+    /// reconciled commit, it is the store's active set (the store writes
+    /// both together, under compare-and-swap), so registering need not read
+    /// it back.
+    pub base_active: Option<ActiveSet>,
 }
 
 /// What a pass did.
@@ -51,6 +71,8 @@ pub enum Outcome {
     Reconciled {
         commit: CommitInfo,
         changes: Box<Changes>,
+        /// To keep for the next pass ([`Snapshot::write`]).
+        snapshot: Option<Box<Snapshot>>,
     },
     /// The head was invalid and refused; the previous active set stays.
     Rejected {
@@ -65,6 +87,13 @@ pub enum Error {
     Source(#[from] crate::source::git::Error),
     #[error(transparent)]
     Store(#[from] crate::store::Error),
+    /// The snapshot a load was based on is not the store's state any more
+    /// (another process reconciled, or the store was replaced): load again
+    /// without it.
+    #[error(
+        "the source's snapshot is of commit {snapshot}, the store's last reconciled commit is {store}"
+    )]
+    StaleSnapshot { snapshot: String, store: String },
 }
 
 impl Error {
@@ -72,26 +101,73 @@ impl Error {
         match self {
             Error::Source(e) => e.metric_label(),
             Error::Store(e) => e.metric_label(),
+            Error::StaleSnapshot { .. } => "StaleSnapshot",
         }
     }
 }
 
 /// Steps fetch, load and validate (blocking Git work, no store access).
-pub fn load(source: &GitSource, options: &Options) -> Result<Loaded, Error> {
+///
+/// With `base`, the snapshot of the store's last reconciled commit, only
+/// what changed since is read and checked (see [`snapshot`]); without it,
+/// or when the change needs it, the whole tree is.
+pub fn load(
+    source: &GitSource,
+    options: &Options,
+    base: Option<&Snapshot>,
+) -> Result<Loaded, Error> {
     source.fetch()?;
     let commit = source.head()?;
-    let tree = source.read_tree(&commit.id, options.max_file_size)?;
-    let report = validate::validate(tree, &options.validate);
     let folder = source.spec().path.trim_matches('/');
+    let prefix = if folder.is_empty() {
+        String::new()
+    } else {
+        format!("{folder}/")
+    };
+    if let Some(base) = base {
+        if let Some(next) = snapshot::load_changes(source, base, &commit.id, options)? {
+            return Ok(Loaded {
+                source: source.key(),
+                prefix,
+                commit,
+                report: next.report,
+                active: next.active,
+                snapshot: Some(next.snapshot),
+                base: Some(base.commit.clone()),
+                base_active: Some(base.active()),
+            });
+        }
+    }
+    let tree = source.read_tree(&commit.id, options.max_file_size)?;
+    let other_paths = tree.other_paths.clone();
+    let followed_links = tree.followed_links;
+    let report = validate::validate(tree, &options.validate);
+    let (active, snapshot) = match source.folder_id(&commit.id)? {
+        Some(folder) if report.is_valid() => (
+            registry::version_keys(&report.entities)
+                .into_iter()
+                .map(|k| (k.entity, k.digest))
+                .collect(),
+            Some(Snapshot::of_report(
+                &commit.id,
+                folder,
+                followed_links,
+                other_paths,
+                &report,
+                options,
+            )),
+        ),
+        _ => (ActiveSet::new(), None),
+    };
     Ok(Loaded {
         source: source.key(),
-        prefix: if folder.is_empty() {
-            String::new()
-        } else {
-            format!("{folder}/")
-        },
+        prefix,
         commit,
         report,
+        active,
+        snapshot,
+        base: None,
+        base_active: None,
     })
 }
 
@@ -102,6 +178,10 @@ pub async fn register(store: &dyn Store, loaded: Loaded) -> Result<Outcome, Erro
         prefix,
         commit,
         mut report,
+        active,
+        snapshot,
+        base,
+        base_active,
     } = loaded;
     if report.is_valid() {
         report
@@ -143,22 +223,38 @@ pub async fn register(store: &dyn Store, loaded: Loaded) -> Result<Outcome, Erro
         .into_iter()
         .find(|s| s.source == source)
         .and_then(|s| s.last_reconciled);
-    let current = store.active_set(&source).await?;
+    let stale = |store: Option<&CommitId>| Error::StaleSnapshot {
+        snapshot: base.as_ref().map(|c| c.0.clone()).unwrap_or_default(),
+        store: store.map(|c| c.0.clone()).unwrap_or_else(|| "none".into()),
+    };
+    if base.is_some() && base != previous {
+        return Err(stale(previous.as_ref()));
+    }
+    let current = match base_active {
+        Some(active) => active,
+        None => store.active_set(&source).await?,
+    };
     // Only versions that are not already active can be new or reactivated:
     // ask the store about those alone, so the cost follows what changed.
-    let candidates: Vec<_> = registry::version_keys(&report.entities)
-        .into_iter()
-        .filter(|k| current.get(&k.entity) != Some(&k.digest))
+    let candidates: Vec<_> = active
+        .iter()
+        .filter(|(id, digest)| current.get(*id) != Some(*digest))
+        .map(|(id, digest)| crate::store::VersionKey {
+            entity: id.clone(),
+            digest: digest.clone(),
+        })
         .collect();
     let known = store.known_versions(&candidates).await?;
-    let changes = registry::plan(
+    let changes = registry::plan_active(
         &source,
         &commit,
         previous.as_ref(),
         &current,
         &known,
+        &active,
         &report.entities,
-    );
+    )
+    .ok_or_else(|| stale(previous.as_ref()))?;
     store.apply(&changes).await?;
     tracing::info!(
         source = %source.0,
@@ -172,6 +268,7 @@ pub async fn register(store: &dyn Store, loaded: Loaded) -> Result<Outcome, Erro
     Ok(Outcome::Reconciled {
         commit,
         changes: Box::new(changes),
+        snapshot: snapshot.map(Box::new),
     })
 }
 

@@ -11,9 +11,9 @@
 
 pub mod compare;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use crate::spec::Definition;
+use crate::spec::{Definition, EntityRef};
 use crate::store::{ActiveSet, Changes, CommitId, CommitInfo, NewVersion, SourceKey, VersionKey};
 use crate::validate::Entity;
 
@@ -30,7 +30,7 @@ pub fn version_keys(entities: &[Entity]) -> Vec<VersionKey> {
         .collect()
 }
 
-/// Decides what a valid commit changes.
+/// Decides what a valid commit changes, given all of its entities.
 ///
 /// `entities` must come from a valid report (every entity has a digest);
 /// `known` holds which of their versions are registered already.
@@ -42,6 +42,27 @@ pub fn plan(
     known: &HashSet<VersionKey>,
     entities: &[Entity],
 ) -> Changes {
+    let next: ActiveSet = version_keys(entities)
+        .into_iter()
+        .map(|k| (k.entity, k.digest))
+        .collect();
+    plan_active(source, commit, previous, current, known, &next, entities)
+        .expect("every entity of the snapshot is at hand")
+}
+
+/// Decides what a valid commit changes, given its whole active set `next`
+/// and the entities that were parsed (an incremental load parses only what
+/// changed). `None` when a version to register is not among `entities`:
+/// the load was based on another active set than `current`.
+pub fn plan_active(
+    source: &SourceKey,
+    commit: &CommitInfo,
+    previous: Option<&CommitId>,
+    current: &ActiveSet,
+    known: &HashSet<VersionKey>,
+    next: &ActiveSet,
+    entities: &[Entity],
+) -> Option<Changes> {
     let mut changes = Changes {
         source: source.clone(),
         commit: commit.clone(),
@@ -51,43 +72,43 @@ pub fn plan(
         reactivated: Vec::new(),
         deactivated: Vec::new(),
         updated: Vec::new(),
-        active: ActiveSet::new(),
+        active: next.clone(),
     };
-    for e in entities {
-        let Some(digest) = &e.digest else { continue };
-        let key = VersionKey {
-            entity: e.id.clone(),
-            digest: digest.clone(),
-        };
-        changes.active.insert(e.id.clone(), digest.clone());
-        if current.get(&e.id) == Some(digest) {
+    let parsed: HashMap<&EntityRef, &Entity> = entities.iter().map(|e| (&e.id, e)).collect();
+    for (id, digest) in next {
+        if current.get(id) == Some(digest) {
             continue;
         }
+        let key = VersionKey {
+            entity: id.clone(),
+            digest: digest.clone(),
+        };
         if known.contains(&key) {
             changes.reactivated.push(key);
             continue;
         }
+        let e = parsed.get(id)?;
         changes.registered.push(NewVersion {
             key: key.clone(),
             spec: e.definition.canonical_spec(),
             document: document_json(&e.definition),
             path: e.file.clone(),
         });
-        if current.contains_key(&e.id) {
+        if current.contains_key(id) {
             changes.updated.push(key);
         } else {
             changes.activated.push(key);
         }
     }
     for (entity, digest) in current {
-        if !changes.active.contains_key(entity) {
+        if !next.contains_key(entity) {
             changes.deactivated.push(VersionKey {
                 entity: entity.clone(),
                 digest: digest.clone(),
             });
         }
     }
-    changes
+    Some(changes)
 }
 
 /// The whole document as written (metadata included), for rollback.

@@ -83,6 +83,7 @@ impl Walk {
             let path = entry.path();
             let file_type = entry.file_type()?;
             let target = if file_type.is_symlink() {
+                self.tree.followed_links = true;
                 match self.resolve_link(&path, &rel_path) {
                     Some(t) => t,
                     None => continue,

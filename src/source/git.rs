@@ -18,7 +18,7 @@ use git2::{ObjectType, Oid, Repository};
 use super::credentials::{self, Credentials};
 use super::{is_definition, symlink_escape, too_large, unreadable};
 use crate::store::{CommitId, CommitInfo, Person, SourceKey};
-use crate::validate::{SourceFile, Tree};
+use crate::validate::{Diagnostic, SourceFile, Tree};
 
 /// Where definitions come from: a repository, a branch, a folder inside it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -274,13 +274,16 @@ impl GitSource {
 
     /// Reads the definitions under the source's path at `commit`.
     pub fn read_tree(&self, commit: &CommitId, max_file_size: u64) -> Result<Tree, Error> {
+        let root = self.root_tree(commit)?;
+        self.read_root(&root, &commit.0, max_file_size)
+    }
+
+    fn root_tree(&self, commit: &CommitId) -> Result<git2::Tree<'_>, Error> {
         let oid = Oid::from_str(&commit.0).map_err(git("parsing a commit id"))?;
-        let root = self
-            .repo
+        self.repo
             .find_commit(oid)
             .and_then(|c| c.tree())
-            .map_err(git("reading a commit's tree"))?;
-        self.read_root(&root, &commit.0, max_file_size)
+            .map_err(git("reading a commit's tree"))
     }
 
     /// Reads the definitions under the source's path in a root tree
@@ -322,6 +325,61 @@ impl GitSource {
         walk.folder(&folder, "")?;
         walk.tree.files.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(walk.tree)
+    }
+
+    /// The id of the source's folder at `commit`; `None` when the folder is
+    /// missing or not a folder (reading the whole tree says which).
+    pub fn folder_id(&self, commit: &CommitId) -> Result<Option<Oid>, Error> {
+        let root = self.root_tree(commit)?;
+        let base = self.spec.path.trim_matches('/');
+        if base.is_empty() {
+            return Ok(Some(root.id()));
+        }
+        Ok(root
+            .get_path(Path::new(base))
+            .ok()
+            .filter(|e| e.kind() == Some(ObjectType::Tree))
+            .map(|e| e.id()))
+    }
+
+    /// The files that differ between two versions of the source's folder
+    /// (tree-to-tree: unchanged sub-folders are skipped by id, so the cost
+    /// follows the change, not the repository).
+    pub fn diff_folders(&self, old: Oid, new: Oid) -> Result<Vec<FileChange>, Error> {
+        let old = self.repo.find_tree(old).map_err(git("reading a folder"))?;
+        let new = self.repo.find_tree(new).map_err(git("reading a folder"))?;
+        let diff = self
+            .repo
+            .diff_tree_to_tree(Some(&old), Some(&new), None)
+            .map_err(git("comparing two commits"))?;
+        let side = |f: git2::DiffFile<'_>| {
+            (!f.id().is_zero()).then(|| Side {
+                id: f.id(),
+                mode: u32::from(f.mode()),
+            })
+        };
+        Ok(diff
+            .deltas()
+            .filter_map(|d| {
+                let path = d.new_file().path().or(d.old_file().path())?;
+                Some(FileChange {
+                    path: path.to_str()?.to_owned(),
+                    old: side(d.old_file()),
+                    new: side(d.new_file()),
+                })
+            })
+            .collect())
+    }
+
+    /// A definition file of this repository by blob id, with the same size
+    /// and encoding rules as a whole-tree read.
+    pub fn read_file(
+        &self,
+        id: Oid,
+        rel_path: &str,
+        max_file_size: u64,
+    ) -> Result<Result<SourceFile, Diagnostic>, Error> {
+        read_definition(&self.repo, id, rel_path, max_file_size)
     }
 
     /// The repository path of a file given relative to the source's path.
@@ -376,6 +434,33 @@ pub fn commit_info(commit: &git2::Commit<'_>) -> CommitInfo {
         committer: person(&commit.committer()),
         time: Utc.timestamp_opt(seconds, 0).single().unwrap_or_default(),
         message: String::from_utf8_lossy(commit.message_bytes()).into_owned(),
+    }
+}
+
+/// One file that differs between two versions of a folder.
+#[derive(Debug, Clone)]
+pub struct FileChange {
+    /// Relative to the folder.
+    pub path: String,
+    /// Before (`None`: added).
+    pub old: Option<Side>,
+    /// After (`None`: deleted).
+    pub new: Option<Side>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Side {
+    pub id: Oid,
+    pub mode: u32,
+}
+
+impl Side {
+    pub fn is_link(&self) -> bool {
+        self.mode == 0o120000
+    }
+
+    pub fn is_file(&self) -> bool {
+        self.mode == 0o100644 || self.mode == 0o100755
     }
 }
 
@@ -441,23 +526,9 @@ impl TreeWalk<'_> {
     }
 
     fn file(&mut self, id: Oid, rel_path: &str) -> Result<(), Error> {
-        let blob = self.repo.find_blob(id).map_err(git("reading a file"))?;
-        let size = blob.size() as u64;
-        if size > self.max_file_size {
-            self.tree
-                .read_errors
-                .push(too_large(rel_path, size, self.max_file_size));
-            return Ok(());
-        }
-        match std::str::from_utf8(blob.content()) {
-            Ok(text) => self.tree.files.push(SourceFile {
-                path: rel_path.to_owned(),
-                text: text.to_owned(),
-            }),
-            Err(e) => self
-                .tree
-                .read_errors
-                .push(unreadable(rel_path, &format!("not UTF-8 text ({e})"))),
+        match read_definition(self.repo, id, rel_path, self.max_file_size)? {
+            Ok(file) => self.tree.files.push(file),
+            Err(refused) => self.tree.read_errors.push(refused),
         }
         Ok(())
     }
@@ -465,6 +536,7 @@ impl TreeWalk<'_> {
     /// A symbolic link: followed when its target is a file inside the
     /// repository, refused when it leaves it.
     fn link(&mut self, id: Oid, rel_path: &str) -> Result<(), Error> {
+        self.tree.followed_links = true;
         let blob = self
             .repo
             .find_blob(id)
@@ -512,6 +584,27 @@ impl TreeWalk<'_> {
         }
         Ok(())
     }
+}
+
+/// A definition file's blob, under the size limit and UTF-8, or why not.
+fn read_definition(
+    repo: &Repository,
+    id: Oid,
+    rel_path: &str,
+    max_file_size: u64,
+) -> Result<Result<SourceFile, Diagnostic>, Error> {
+    let blob = repo.find_blob(id).map_err(git("reading a file"))?;
+    let size = blob.size() as u64;
+    if size > max_file_size {
+        return Ok(Err(too_large(rel_path, size, max_file_size)));
+    }
+    Ok(match std::str::from_utf8(blob.content()) {
+        Ok(text) => Ok(SourceFile {
+            path: rel_path.to_owned(),
+            text: text.to_owned(),
+        }),
+        Err(e) => Err(unreadable(rel_path, &format!("not UTF-8 text ({e})"))),
+    })
 }
 
 /// Resolves `target` relative to the folder of `link` (both repository

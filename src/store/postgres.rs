@@ -84,7 +84,7 @@ impl PgStore {
         mark_reconciled(&mut tx, changes, at).await?;
         insert_versions(&mut tx, changes, at).await?;
         insert_activations(&mut tx, changes, at).await?;
-        replace_active(&mut tx, &changes.source, &changes.active).await?;
+        replace_active(&mut tx, changes).await?;
         if !changes.is_empty() {
             let details = sql::audit_details(changes);
             let (source, commit) = (&changes.source.0, &changes.commit);
@@ -480,13 +480,9 @@ async fn read_active(conn: &mut PgConnection, source: &SourceKey) -> Result<Acti
 /// Makes the source's rows in `active` equal `next` exactly (I2), writing
 /// only what differs from the stored set. The caller holds the source's row
 /// lock, so the set read here is the latest committed one.
-async fn replace_active(
-    conn: &mut PgConnection,
-    source: &SourceKey,
-    next: &ActiveSet,
-) -> Result<(), Error> {
-    let current = read_active(conn, source).await?;
-    let diff = sql::active_diff(&current, next);
+async fn replace_active(conn: &mut PgConnection, changes: &Changes) -> Result<(), Error> {
+    let source = &changes.source;
+    let diff = sql::active_diff(changes);
     if !diff.removed.is_empty() {
         let mut project = Vec::new();
         let mut kind = Vec::new();

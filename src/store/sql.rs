@@ -113,15 +113,19 @@ pub(crate) struct ActiveDiff<'a> {
     pub upserted: Vec<(&'a EntityRef, &'a Digest)>,
 }
 
-pub(crate) fn active_diff<'a>(current: &'a ActiveSet, next: &'a ActiveSet) -> ActiveDiff<'a> {
+/// How the active set moves from the one `changes` was planned against to
+/// `changes.active`. Applied under the compare-and-swap on the source's last
+/// reconciled commit, so the stored set is the one planned against: no need
+/// to read it again.
+pub(crate) fn active_diff(changes: &Changes) -> ActiveDiff<'_> {
     ActiveDiff {
-        removed: current
-            .keys()
-            .filter(|entity| !next.contains_key(*entity))
-            .collect(),
-        upserted: next
+        removed: changes.deactivated.iter().map(|k| &k.entity).collect(),
+        upserted: changes
+            .activated
             .iter()
-            .filter(|(entity, digest)| current.get(*entity) != Some(*digest))
+            .chain(&changes.updated)
+            .chain(&changes.reactivated)
+            .map(|k| (&k.entity, &k.digest))
             .collect(),
     }
 }

@@ -93,7 +93,7 @@ impl SqliteStore {
         mark_reconciled(&mut tx, changes, &at).await?;
         insert_versions(&mut tx, changes, &at).await?;
         insert_activations(&mut tx, changes, &at).await?;
-        replace_active(&mut tx, &changes.source, &changes.active).await?;
+        replace_active(&mut tx, changes).await?;
         if !changes.is_empty() {
             let details = sql::audit_details(changes);
             let (source, commit) = (&changes.source.0, &changes.commit);
@@ -541,13 +541,9 @@ async fn read_active(conn: &mut SqliteConnection, source: &SourceKey) -> Result<
 
 /// Makes the source's rows in `active` equal `next` exactly (I2), writing
 /// only what differs from the stored set.
-async fn replace_active(
-    conn: &mut SqliteConnection,
-    source: &SourceKey,
-    next: &ActiveSet,
-) -> Result<(), Error> {
-    let current = read_active(conn, source).await?;
-    let diff = sql::active_diff(&current, next);
+async fn replace_active(conn: &mut SqliteConnection, changes: &Changes) -> Result<(), Error> {
+    let source = &changes.source;
+    let diff = sql::active_diff(changes);
     for chunk in diff.removed.chunks(MAX_PARAMS / 3 - 1) {
         let mut delete = QueryBuilder::<Sqlite>::new("DELETE FROM active WHERE source = ");
         delete.push_bind(source.0.as_str());

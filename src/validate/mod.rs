@@ -43,6 +43,9 @@ pub struct Tree {
     pub files: Vec<SourceFile>,
     pub other_paths: BTreeSet<String>,
     pub read_errors: Vec<Diagnostic>,
+    /// Whether a symbolic link was followed: the content of a linked file
+    /// can change without the linking folder changing.
+    pub followed_links: bool,
 }
 
 /// Settings of a validation run.
@@ -131,12 +134,8 @@ pub struct EntitySummary<'a> {
 /// Validates every file of `tree` together.
 pub fn validate(tree: Tree, options: &Options) -> Report {
     let mut diagnostics = tree.read_errors;
-    let mut entities = Vec::new();
-    // Files are independent until the semantic layer: parse them in parallel.
-    for (found, parsed) in par::map(&tree.files, |f| load_file(f, options)) {
-        diagnostics.extend(found);
-        entities.extend(parsed);
-    }
+    let (found, mut entities) = parse_files(&tree.files, options);
+    diagnostics.extend(found);
     let semantic = semantic::check(&mut entities, &tree.other_paths);
     diagnostics.extend(semantic);
     resolve_sites(&mut diagnostics, &tree.files, options.yaml_limits);
@@ -150,6 +149,22 @@ pub fn validate(tree: Tree, options: &Options) -> Report {
         semantic::assign_digests(&mut report.entities);
     }
     report
+}
+
+/// Layers 2 and 3 for each of `files`: parsed and checked against the schema,
+/// independently of each other (so in parallel). Findings keep their sites
+/// unresolved.
+pub(crate) fn parse_files(
+    files: &[SourceFile],
+    options: &Options,
+) -> (Vec<Diagnostic>, Vec<Entity>) {
+    let mut diagnostics = Vec::new();
+    let mut entities = Vec::new();
+    for (found, parsed) in par::map(files, |f| load_file(f, options)) {
+        diagnostics.extend(found);
+        entities.extend(parsed);
+    }
+    (diagnostics, entities)
 }
 
 /// Parses one file and checks each of its documents against the schema.
@@ -192,7 +207,11 @@ fn load_file(file: &SourceFile, options: &Options) -> (Vec<Diagnostic>, Vec<Enti
 
 /// Turns each finding's site into a line and column, parsing with positions
 /// only the files that have findings.
-fn resolve_sites(diagnostics: &mut [Diagnostic], files: &[SourceFile], limits: yaml::Limits) {
+pub(crate) fn resolve_sites(
+    diagnostics: &mut [Diagnostic],
+    files: &[SourceFile],
+    limits: yaml::Limits,
+) {
     let mut by_file: std::collections::BTreeMap<&std::path::Path, Vec<usize>> = Default::default();
     for (i, d) in diagnostics.iter().enumerate() {
         if d.site.is_some() {

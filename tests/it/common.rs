@@ -144,6 +144,8 @@ pub enum TestDb {
         url: String,
         base: String,
         schema: String,
+        /// Clones and snapshots still live in a state directory.
+        state: tempfile::TempDir,
     },
 }
 
@@ -188,6 +190,7 @@ impl TestDb {
             url: format!("{base}{sep}options=-csearch_path%3D{schema}"),
             base,
             schema,
+            state: tempfile::tempdir().expect("tempdir"),
         })
     }
 
@@ -195,7 +198,12 @@ impl TestDb {
     pub fn args(&self) -> Vec<String> {
         match self {
             TestDb::Sqlite(dir) => vec!["--state-dir".into(), dir.path().display().to_string()],
-            TestDb::Postgres { url, .. } => vec!["--db".into(), url.clone()],
+            TestDb::Postgres { url, state, .. } => vec![
+                "--db".into(),
+                url.clone(),
+                "--state-dir".into(),
+                state.path().display().to_string(),
+            ],
         }
     }
 }

@@ -2,6 +2,7 @@
 
 mod common;
 mod digests;
+mod incremental;
 mod loader_props;
 mod safety;
 mod schema;

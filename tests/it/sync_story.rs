@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::common::{GitRepo, TestDb, weir_json, weir_with};
+use crate::common::{GitRepo, TestDb, stdout, weir, weir_json, weir_with};
 
 const TASKS: &str = r#"apiVersion: weir.dev/v1alpha1
 kind: Task
@@ -754,4 +754,62 @@ fn plan_json(repo: &str, base: &str, head: &str) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).expect("json")
+}
+
+/// A pass reads only what changed since the snapshot of the last one; a
+/// snapshot that is damaged, or that describes another store's state, is
+/// never trusted: the pass reads the whole tree and decides the same.
+#[test]
+fn a_damaged_or_foreign_snapshot_costs_speed_not_correctness() {
+    let db = TestDb::sqlite();
+    let repo = GitRepo::new();
+    repo.write("defs/tasks.yaml", TASKS);
+    repo.write("defs/pipeline.yaml", PIPELINE);
+    repo.commit("Add the churn pipeline");
+    assert_eq!(sync(&repo, &db).0, 0);
+    let TestDb::Sqlite(state) = &db else {
+        unreachable!()
+    };
+    let snapshots: Vec<_> = std::fs::read_dir(state.path().join("snapshots"))
+        .expect("a pass keeps a snapshot")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(snapshots.len(), 1);
+
+    // Damaged: the next pass still registers exactly what changed.
+    std::fs::write(&snapshots[0], b"{ not json").expect("damage");
+    repo.write(
+        "defs/tasks.yaml",
+        &TASKS.replace("echo cleanup", "echo tidy"),
+    );
+    repo.commit("Change the cleanup step");
+    let (code, out) = sync(&repo, &db);
+    assert_eq!(code, 0, "{out:#}");
+    assert_eq!(out["updated"].as_array().expect("list").len(), 1, "{out:#}");
+    assert_eq!(out["active"], 4);
+
+    // Foreign: the same state directory against an empty database. The
+    // snapshot's commit is not that store's, so everything is registered.
+    let other = tempfile::tempdir().expect("tempdir");
+    let other_db = format!("sqlite://{}", other.path().join("other.db").display());
+    let out = weir(&[
+        "sync",
+        "--repo",
+        repo.path().to_str().expect("utf-8"),
+        "--path",
+        "defs",
+        "--state-dir",
+        state.path().to_str().expect("utf-8"),
+        "--db",
+        &other_db,
+        "-o",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let json: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        json["activated"].as_array().expect("list").len(),
+        4,
+        "{json:#}"
+    );
 }
