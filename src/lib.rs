@@ -4,8 +4,11 @@
 //! calls in. Modules depend downwards only (see STYLE.md):
 //! `cli` → `validate` → `spec`, and `source` feeds files to `validate`.
 
+pub mod artifact;
 pub mod cli;
+pub mod engine;
 pub mod executor;
+pub mod lineage;
 pub mod reconcile;
 pub mod registry;
 pub mod schedule;

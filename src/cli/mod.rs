@@ -2,9 +2,12 @@
 //! subcommand; rendering of results lives in [`render`]. Subcommands return
 //! an exit code: 0 success, 1 the input is invalid, 2 weir could not run.
 
+mod executions;
+mod lineage;
 mod plan;
 pub mod render;
 mod rollback;
+mod run;
 mod schema;
 mod source_args;
 mod status;
@@ -53,6 +56,16 @@ pub enum Command {
     Plan(plan::Args),
     /// Commit the restoration of an entity's previous version (Git stays the source of truth).
     Rollback(rollback::Args),
+    /// Start an execution of a launch plan or workflow.
+    Run(run::Args),
+    /// List executions, or show one with its nodes.
+    Executions(executions::Args),
+    /// Print the logs of an execution's nodes.
+    Logs(executions::LogsArgs),
+    /// Cancel an unfinished execution.
+    Cancel(executions::CancelArgs),
+    /// Where an artifact came from and went, back to the commits.
+    Lineage(lineage::Args),
 }
 
 /// Logs go to stderr; `WEIR_LOG` sets the filter (default `warn`, e.g.
@@ -80,6 +93,11 @@ pub fn main() -> ExitCode {
         Command::Audit(args) => status::run_audit(&args),
         Command::Plan(args) => plan::run(&args),
         Command::Rollback(args) => rollback::run(&args),
+        Command::Run(args) => run::run(&args),
+        Command::Executions(args) => executions::run(&args),
+        Command::Logs(args) => executions::logs(&args),
+        Command::Cancel(args) => executions::cancel(&args),
+        Command::Lineage(args) => lineage::run(&args),
     };
     ExitCode::from(code)
 }

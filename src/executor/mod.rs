@@ -1,3 +1,4 @@
 //! Executors: how a workflow node attempt runs (today: host processes, see `process`).
 
+pub mod local;
 pub mod process;

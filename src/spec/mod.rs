@@ -149,6 +149,18 @@ document!(
     LaunchPlanSpec
 );
 
+impl Port {
+    /// The declared type (`None` when its text does not parse, which
+    /// validation refuses).
+    pub fn type_expr(&self) -> Option<types::TypeExpr> {
+        match (&self.type_name, &self.enum_values) {
+            (Some(text), _) => types::TypeExpr::parse(text).ok(),
+            (None, Some(values)) => Some(types::TypeExpr::Enum(values.clone())),
+            (None, None) => None,
+        }
+    }
+}
+
 /// One parsed document of any kind.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Definition {

@@ -9,10 +9,20 @@
 //! nothing. Versions are only ever inserted, never updated or deleted (I1).
 //! A commit that fails validation is recorded with [`Store::record_failure`],
 //! which touches the source's status and the audit log only (I3).
+//!
+//! Executions, their nodes, lineage and the cache are kept by the same
+//! store ([`ExecutionStore`], which [`Store`] requires), so one
+//! `Arc<dyn Store>` serves the reconciler, the scheduler and the engine.
 
+pub mod execution;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
+
+pub use execution::{
+    CacheEntry, Direction, Execution, ExecutionFilter, ExecutionStore, LineageEdge, NodeState,
+    NodeStatus, Status,
+};
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
@@ -147,6 +157,9 @@ pub struct VersionRecord {
     /// Position of its latest activation in the store's global sequence
     /// (larger is later; 0 when none): which version was active before.
     pub last_activation: i64,
+    /// When it last became active: a launch plan's schedule starts there,
+    /// never in its past.
+    pub last_activated_at: Option<DateTime<Utc>>,
 }
 
 /// Filter of `weir versions`.
@@ -219,6 +232,10 @@ pub enum Error {
         doing: &'static str,
         message: String,
     },
+    /// A write to a row that does not exist (an execution or node that was
+    /// never created): a caller's bug, reported rather than ignored.
+    #[error("{what} does not exist (while {doing})")]
+    NotFound { doing: &'static str, what: String },
     #[error(
         "source {source_key} was reconciled by someone else meanwhile (expected {expected:?}, found {found:?}); plan again"
     )]
@@ -238,12 +255,14 @@ impl Error {
             Error::Query { .. } => "StoreQueryFailed",
             Error::Corrupt { .. } => "StoreCorrupt",
             Error::Conflict { .. } => "StoreConflict",
+            Error::NotFound { .. } => "StoreNotFound",
         }
     }
 }
 
-/// What weir remembers. Every method is one transaction.
-pub trait Store: Send + Sync {
+/// What weir remembers: the registry here, executions in the supertrait.
+/// Every method is one transaction.
+pub trait Store: ExecutionStore {
     /// The active set of `source` (empty for a source never reconciled).
     fn active_set<'a>(&'a self, source: &'a SourceKey) -> StoreFuture<'a, ActiveSet>;
 

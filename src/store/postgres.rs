@@ -17,13 +17,15 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::types::Json;
+use sqlx::{Postgres, QueryBuilder};
 
 use super::sql::{self, query_error};
 use super::{
-    ActiveSet, AuditEntry, Changes, CommitInfo, Error, SourceError, SourceKey, SourceStatus, Store,
+    ActiveSet, AuditEntry, CacheEntry, Changes, CommitInfo, Error, Execution, ExecutionFilter,
+    ExecutionStore, LineageEdge, NodeState, SourceError, SourceKey, SourceStatus, Store,
     StoreFuture, VersionFilter, VersionKey, VersionRecord,
 };
-use crate::spec::EntityRef;
+use crate::spec::{Digest, EntityRef};
 
 /// The store in a PostgreSQL database.
 #[derive(Debug, Clone)]
@@ -204,7 +206,7 @@ impl PgStore {
         .await
         .map_err(query_error(DOING))?;
         let activations: Vec<sql::ActivationRow> = sqlx::query_as(&format!(
-            "SELECT project, kind, name, digest, id, commit_sha FROM activations \
+            "SELECT project, kind, name, digest, id, commit_sha, at FROM activations \
              WHERE {WHERE} ORDER BY id"
         ))
         .bind(kind)
@@ -558,4 +560,449 @@ async fn check_previous(conn: &mut PgConnection, changes: &Changes) -> Result<()
         });
     }
     Ok(())
+}
+
+// ------------------------------------------------------------- executions
+//
+// Creating an execution is `INSERT … ON CONFLICT (id) DO NOTHING` in a read
+// committed transaction: a second creator of the same id waits on the
+// first's uncommitted row, then finds it and inserts nothing, so exactly one
+// gets `created` (I4); its `SELECT`, a new statement, sees the first's row.
+
+impl PgStore {
+    async fn create(
+        &self,
+        execution: &Execution,
+        nodes: &[NodeState],
+    ) -> Result<(Execution, bool), Error> {
+        const DOING: &str = "creating an execution";
+        let mut tx = self.pool.begin().await.map_err(query_error(DOING))?;
+        let created = insert_execution(&mut tx, execution).await?;
+        if created {
+            insert_nodes(&mut tx, &execution.id, nodes).await?;
+        }
+        let stored = read_execution(&mut tx, &execution.id, DOING).await?;
+        let stored = stored.ok_or_else(|| Error::NotFound {
+            doing: DOING,
+            what: format!("execution {}", execution.id),
+        })?;
+        tx.commit().await.map_err(query_error(DOING))?;
+        Ok((stored, created))
+    }
+
+    async fn list_executions(&self, filter: &ExecutionFilter) -> Result<Vec<Execution>, Error> {
+        const DOING: &str = "listing executions";
+        let mut select = QueryBuilder::<Postgres>::new(format!(
+            "SELECT {} FROM executions WHERE TRUE",
+            sql::EXECUTION_COLUMNS
+        ));
+        if let Some(launch_plan) = &filter.launch_plan {
+            select.push(" AND launch_plan = ").push_bind(launch_plan);
+        }
+        if let Some(workflow) = &filter.workflow {
+            select.push(" AND workflow = ").push_bind(workflow);
+        }
+        if let Some(status) = filter.status {
+            select.push(" AND status = ").push_bind(status.as_str());
+        }
+        select
+            .push(" ORDER BY created_at DESC, id DESC LIMIT ")
+            .push_bind(sql::execution_limit(filter));
+        let rows = select
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_error(DOING))?;
+        sql::executions(rows, DOING)
+    }
+
+    async fn list_unfinished(&self) -> Result<Vec<Execution>, Error> {
+        const DOING: &str = "listing unfinished executions";
+        // The WHERE clause is the partial index's, word for word.
+        let rows = sqlx::query_as(&format!(
+            "SELECT {} FROM executions WHERE status IN ('queued', 'running') \
+             ORDER BY created_at, id",
+            sql::EXECUTION_COLUMNS
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error(DOING))?;
+        sql::executions(rows, DOING)
+    }
+
+    async fn list_nodes(&self, execution: &str) -> Result<Vec<NodeState>, Error> {
+        const DOING: &str = "reading an execution's nodes";
+        let rows = sqlx::query_as(&format!(
+            "SELECT {} FROM node_executions WHERE execution = $1 ORDER BY plan_order",
+            sql::NODE_COLUMNS
+        ))
+        .bind(execution)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error(DOING))?;
+        sql::node_states(rows, DOING)
+    }
+
+    async fn write_node(&self, node: &NodeState) -> Result<(), Error> {
+        const DOING: &str = "writing a node's state";
+        let done = sqlx::query(
+            "UPDATE node_executions SET status = $1, attempts = $2, inputs = $3, \
+             outputs = $4, error = $5, cached_from = $6, started_at = $7, finished_at = $8, \
+             next_attempt_at = $9, handle = $10 WHERE execution = $11 AND node = $12",
+        )
+        .bind(node.status.as_str())
+        .bind(sql::attempts_column(node))
+        .bind(node.inputs.as_ref().map(Json))
+        .bind(node.outputs.as_ref().map(Json))
+        .bind(&node.error)
+        .bind(&node.cached_from)
+        .bind(node.started_at)
+        .bind(node.finished_at)
+        .bind(node.next_attempt_at)
+        .bind(node.handle.as_ref().map(Json))
+        .bind(&node.execution)
+        .bind(&node.node)
+        .execute(&self.pool)
+        .await
+        .map_err(query_error(DOING))?;
+        if done.rows_affected() == 0 {
+            return Err(Error::NotFound {
+                doing: DOING,
+                what: format!("node {} of execution {}", node.node, node.execution),
+            });
+        }
+        Ok(())
+    }
+
+    async fn write_execution(&self, execution: &Execution) -> Result<(), Error> {
+        const DOING: &str = "writing an execution's status";
+        let done = sqlx::query(
+            "UPDATE executions SET status = $1, outputs = $2, error = $3, started_at = $4, \
+             finished_at = $5 WHERE id = $6",
+        )
+        .bind(execution.status.as_str())
+        .bind(execution.outputs.as_ref().map(Json))
+        .bind(&execution.error)
+        .bind(execution.started_at)
+        .bind(execution.finished_at)
+        .bind(&execution.id)
+        .execute(&self.pool)
+        .await
+        .map_err(query_error(DOING))?;
+        if done.rows_affected() == 0 {
+            return Err(Error::NotFound {
+                doing: DOING,
+                what: format!("execution {}", execution.id),
+            });
+        }
+        Ok(())
+    }
+
+    async fn cancel(&self, id: &str) -> Result<bool, Error> {
+        let done = sqlx::query(
+            "UPDATE executions SET cancel_requested = TRUE \
+             WHERE id = $1 AND status IN ('queued', 'running')",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("requesting an execution's cancellation"))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn insert_lineage(&self, edges: &[LineageEdge]) -> Result<(), Error> {
+        let rows = sql::new_lineage(edges);
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut columns = LineageColumns::default();
+        rows.iter().for_each(|edge| columns.push(edge));
+        sqlx::query(&format!(
+            "INSERT INTO lineage ({columns}) SELECT {columns} \
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+             $6::text[], $7::text[], $8::text[], $9::timestamptz[]) \
+             WITH ORDINALITY AS r ({columns}, n) ORDER BY n ON CONFLICT DO NOTHING",
+            columns = sql::LINEAGE_COLUMNS
+        ))
+        .bind(&columns.execution)
+        .bind(&columns.node)
+        .bind(&columns.direction)
+        .bind(&columns.name)
+        .bind(&columns.digest)
+        .bind(&columns.task)
+        .bind(&columns.task_version)
+        .bind(&columns.commit)
+        .bind(&columns.at)
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("recording lineage"))?;
+        Ok(())
+    }
+
+    /// Lineage edges where `column` (`digest` or `execution`) is `value`,
+    /// oldest first.
+    async fn lineage_where(
+        &self,
+        column: &'static str,
+        value: &str,
+        doing: &'static str,
+    ) -> Result<Vec<LineageEdge>, Error> {
+        let rows = sqlx::query_as(&format!(
+            "SELECT {} FROM lineage WHERE {column} = $1 ORDER BY at, id",
+            sql::LINEAGE_COLUMNS
+        ))
+        .bind(value)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error(doing))?;
+        sql::lineage_edges(rows, doing)
+    }
+
+    async fn cache_read(&self, key: &Digest) -> Result<Option<CacheEntry>, Error> {
+        let row: Option<sql::CacheRow> = sqlx::query_as(&format!(
+            "SELECT {} FROM cache_entries WHERE key = $1",
+            sql::CACHE_COLUMNS
+        ))
+        .bind(key.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error("reading a cache entry"))?;
+        Ok(row.map(CacheEntry::from))
+    }
+
+    async fn cache_write(&self, entry: &CacheEntry) -> Result<(), Error> {
+        sqlx::query(&format!(
+            "INSERT INTO cache_entries ({}) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (key) DO NOTHING",
+            sql::CACHE_COLUMNS
+        ))
+        .bind(entry.key.as_str())
+        .bind(&entry.execution)
+        .bind(&entry.node)
+        .bind(Json(&entry.outputs))
+        .bind(entry.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("writing a cache entry"))?;
+        Ok(())
+    }
+}
+
+impl ExecutionStore for PgStore {
+    fn create_execution<'a>(
+        &'a self,
+        execution: &'a Execution,
+        nodes: &'a [NodeState],
+    ) -> StoreFuture<'a, (Execution, bool)> {
+        Box::pin(self.create(execution, nodes))
+    }
+
+    fn execution<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<Execution>> {
+        Box::pin(async move {
+            const DOING: &str = "reading an execution";
+            let mut conn = self.pool.acquire().await.map_err(query_error(DOING))?;
+            read_execution(&mut conn, id, DOING).await
+        })
+    }
+
+    fn executions<'a>(&'a self, filter: &'a ExecutionFilter) -> StoreFuture<'a, Vec<Execution>> {
+        Box::pin(self.list_executions(filter))
+    }
+
+    fn unfinished_executions(&self) -> StoreFuture<'_, Vec<Execution>> {
+        Box::pin(self.list_unfinished())
+    }
+
+    fn nodes<'a>(&'a self, execution: &'a str) -> StoreFuture<'a, Vec<NodeState>> {
+        Box::pin(self.list_nodes(execution))
+    }
+
+    fn update_node<'a>(&'a self, node: &'a NodeState) -> StoreFuture<'a, ()> {
+        Box::pin(self.write_node(node))
+    }
+
+    fn update_execution<'a>(&'a self, execution: &'a Execution) -> StoreFuture<'a, ()> {
+        Box::pin(self.write_execution(execution))
+    }
+
+    fn request_cancel<'a>(&'a self, id: &'a str) -> StoreFuture<'a, bool> {
+        Box::pin(self.cancel(id))
+    }
+
+    fn record_lineage<'a>(&'a self, edges: &'a [LineageEdge]) -> StoreFuture<'a, ()> {
+        Box::pin(self.insert_lineage(edges))
+    }
+
+    fn lineage_of_artifact<'a>(&'a self, digest: &'a Digest) -> StoreFuture<'a, Vec<LineageEdge>> {
+        Box::pin(self.lineage_where("digest", digest.as_str(), "reading an artifact's lineage"))
+    }
+
+    fn lineage_of_execution<'a>(&'a self, execution: &'a str) -> StoreFuture<'a, Vec<LineageEdge>> {
+        Box::pin(self.lineage_where("execution", execution, "reading an execution's lineage"))
+    }
+
+    fn cache_get<'a>(&'a self, key: &'a Digest) -> StoreFuture<'a, Option<CacheEntry>> {
+        Box::pin(self.cache_read(key))
+    }
+
+    fn cache_put<'a>(&'a self, entry: &'a CacheEntry) -> StoreFuture<'a, ()> {
+        Box::pin(self.cache_write(entry))
+    }
+}
+
+/// Inserts the execution's row unless its id exists; whether it did.
+async fn insert_execution(conn: &mut PgConnection, e: &Execution) -> Result<bool, Error> {
+    let done = sqlx::query(&format!(
+        "INSERT INTO executions ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+         $12, $13, $14, $15, $16, $17, $18, $19, $20) ON CONFLICT (id) DO NOTHING",
+        sql::EXECUTION_COLUMNS
+    ))
+    .bind(&e.id)
+    .bind(&e.project)
+    .bind(&e.workflow)
+    .bind(e.workflow_version.as_str())
+    .bind(&e.launch_plan)
+    .bind(e.launch_plan_version.as_ref().map(Digest::as_str))
+    .bind(&e.source.0)
+    .bind(&e.commit.0)
+    .bind(&e.trigger)
+    .bind(e.scheduled_at)
+    .bind(Json(&e.inputs))
+    .bind(Json(&e.plan))
+    .bind(Json(&e.options))
+    .bind(e.status.as_str())
+    .bind(e.outputs.as_ref().map(Json))
+    .bind(&e.error)
+    .bind(e.created_at)
+    .bind(e.started_at)
+    .bind(e.finished_at)
+    .bind(e.cancel_requested)
+    .execute(conn)
+    .await
+    .map_err(query_error("inserting an execution"))?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Inserts an execution's nodes, numbered in the order given (plan order),
+/// in one statement.
+async fn insert_nodes(
+    conn: &mut PgConnection,
+    execution: &str,
+    nodes: &[NodeState],
+) -> Result<(), Error> {
+    if nodes.is_empty() {
+        return Ok(());
+    }
+    let mut c = NodeColumns::default();
+    nodes.iter().for_each(|node| c.push(node));
+    sqlx::query(
+        "INSERT INTO node_executions (execution, node, plan_order, task, task_version, \
+         status, attempts, inputs, outputs, error, cached_from, started_at, finished_at, \
+         next_attempt_at, handle) \
+         SELECT $1, node, n, task, task_version, status, attempts, inputs, outputs, error, \
+         cached_from, started_at, finished_at, next_attempt_at, handle \
+         FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::jsonb[], \
+         $8::jsonb[], $9::text[], $10::text[], $11::timestamptz[], $12::timestamptz[], \
+         $13::timestamptz[], $14::jsonb[]) WITH ORDINALITY AS r (node, task, task_version, \
+         status, attempts, inputs, outputs, error, cached_from, started_at, finished_at, \
+         next_attempt_at, handle, n)",
+    )
+    .bind(execution)
+    .bind(&c.node)
+    .bind(&c.task)
+    .bind(&c.task_version)
+    .bind(&c.status)
+    .bind(&c.attempts)
+    .bind(&c.inputs)
+    .bind(&c.outputs)
+    .bind(&c.error)
+    .bind(&c.cached_from)
+    .bind(&c.started_at)
+    .bind(&c.finished_at)
+    .bind(&c.next_attempt_at)
+    .bind(&c.handle)
+    .execute(conn)
+    .await
+    .map_err(query_error("inserting an execution's nodes"))?;
+    Ok(())
+}
+
+async fn read_execution(
+    conn: &mut PgConnection,
+    id: &str,
+    doing: &'static str,
+) -> Result<Option<Execution>, Error> {
+    let row: Option<sql::ExecutionRow> = sqlx::query_as(&format!(
+        "SELECT {} FROM executions WHERE id = $1",
+        sql::EXECUTION_COLUMNS
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+    .map_err(query_error(doing))?;
+    row.map(|row| row.into_execution(doing)).transpose()
+}
+
+/// The columns of many nodes, one array each, for `UNNEST`.
+#[derive(Default)]
+struct NodeColumns<'a> {
+    node: Vec<&'a str>,
+    task: Vec<&'a str>,
+    task_version: Vec<&'a str>,
+    status: Vec<&'static str>,
+    attempts: Vec<i32>,
+    inputs: Vec<Option<Json<&'a Value>>>,
+    outputs: Vec<Option<Json<&'a Value>>>,
+    error: Vec<Option<&'a str>>,
+    cached_from: Vec<Option<&'a str>>,
+    started_at: Vec<Option<DateTime<Utc>>>,
+    finished_at: Vec<Option<DateTime<Utc>>>,
+    next_attempt_at: Vec<Option<DateTime<Utc>>>,
+    handle: Vec<Option<Json<&'a Value>>>,
+}
+
+impl<'a> NodeColumns<'a> {
+    fn push(&mut self, node: &'a NodeState) {
+        self.node.push(&node.node);
+        self.task.push(&node.task);
+        self.task_version.push(node.task_version.as_str());
+        self.status.push(node.status.as_str());
+        self.attempts.push(sql::attempts_column(node));
+        self.inputs.push(node.inputs.as_ref().map(Json));
+        self.outputs.push(node.outputs.as_ref().map(Json));
+        self.error.push(node.error.as_deref());
+        self.cached_from.push(node.cached_from.as_deref());
+        self.started_at.push(node.started_at);
+        self.finished_at.push(node.finished_at);
+        self.next_attempt_at.push(node.next_attempt_at);
+        self.handle.push(node.handle.as_ref().map(Json));
+    }
+}
+
+/// The columns of many lineage edges, one array each, for `UNNEST`.
+#[derive(Default)]
+struct LineageColumns<'a> {
+    execution: Vec<&'a str>,
+    node: Vec<&'a str>,
+    direction: Vec<&'static str>,
+    name: Vec<&'a str>,
+    digest: Vec<&'a str>,
+    task: Vec<&'a str>,
+    task_version: Vec<&'a str>,
+    commit: Vec<&'a str>,
+    at: Vec<DateTime<Utc>>,
+}
+
+impl<'a> LineageColumns<'a> {
+    fn push(&mut self, edge: &'a LineageEdge) {
+        self.execution.push(&edge.execution);
+        self.node.push(&edge.node);
+        self.direction.push(sql::direction_column(edge.direction));
+        self.name.push(&edge.name);
+        self.digest.push(edge.digest.as_str());
+        self.task.push(&edge.task);
+        self.task_version.push(edge.task_version.as_str());
+        self.commit.push(&edge.commit.0);
+        self.at.push(edge.at);
+    }
 }

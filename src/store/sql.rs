@@ -1,12 +1,15 @@
 //! What the two SQL backends share: turning [`Changes`] into the rows to
-//! write, and rows read back into the store's types.
+//! write, and rows read back into the store's types (registry and
+//! executions alike).
 //!
-//! Everything here is pure (no connection, no SQL text), so that SQLite and
-//! PostgreSQL write the same rows and read them back the same way; each
-//! backend only decides how to send them (multi-row `INSERT`s on SQLite,
-//! `UNNEST` arrays on PostgreSQL). The row types decode on both backends
-//! (SQLite's RFC 3339 text and JSON text, PostgreSQL's timestamptz and
-//! jsonb). Malformed stored values become [`Error::Corrupt`], never a panic.
+//! Everything here is pure (no connection, no statements: only the column
+//! lists the row types decode), so that SQLite and PostgreSQL write the same
+//! rows and read them back the same way; each backend only decides how to
+//! send them (multi-row `INSERT`s on SQLite, `UNNEST` arrays on PostgreSQL).
+//! The row types decode on both backends (SQLite's RFC 3339 text and JSON
+//! text, PostgreSQL's timestamptz and jsonb). Malformed stored values,
+//! including a status this version does not know, become
+//! [`Error::Corrupt`], never a panic.
 
 use std::collections::HashMap;
 
@@ -14,6 +17,9 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::{Value, json};
 use sqlx::types::Json;
 
+use super::execution::{
+    CacheEntry, Direction, Execution, ExecutionFilter, LineageEdge, NodeState, NodeStatus, Status,
+};
 use super::{
     ActiveSet, AuditEntry, Changes, CommitId, Error, NewVersion, Person, SourceError, SourceKey,
     SourceStatus, VersionKey, VersionRecord,
@@ -196,6 +202,7 @@ pub(crate) struct ActivationRow {
     key: KeyRow,
     id: i64,
     commit_sha: String,
+    at: DateTime<Utc>,
 }
 
 /// Attaches to each version the commits of its activation records, which
@@ -205,20 +212,24 @@ pub(crate) fn version_records(
     activations: Vec<ActivationRow>,
     doing: &'static str,
 ) -> Result<Vec<VersionRecord>, Error> {
-    let mut by_key: HashMap<VersionKey, (Vec<CommitId>, i64)> = HashMap::new();
+    type Activations = (Vec<CommitId>, i64, Option<DateTime<Utc>>);
+    let mut by_key: HashMap<VersionKey, Activations> = HashMap::new();
     for row in activations {
         let key = row.key.into_key(doing)?;
         let entry = by_key.entry(key).or_default();
         entry.0.push(CommitId(row.commit_sha));
         entry.1 = entry.1.max(row.id);
+        entry.2 = Some(row.at);
     }
     rows.into_iter()
         .map(|row| {
             let key = row.key.into_key(doing)?;
-            let (activations, last_activation) = by_key.remove(&key).unwrap_or_default();
+            let (activations, last_activation, last_activated_at) =
+                by_key.remove(&key).unwrap_or_default();
             Ok(VersionRecord {
                 activations,
                 last_activation,
+                last_activated_at,
                 key,
                 commit: CommitId(row.first_commit),
                 path: row.path,
@@ -310,4 +321,258 @@ pub(crate) fn owned_entities(
             Ok((EntityRef::new(project, kind, name), SourceKey(source)))
         })
         .collect()
+}
+
+// ------------------------------------------------------------- executions
+
+/// The columns [`ExecutionRow`] decodes, in the order both backends select
+/// them (a column list, not a statement: each backend writes its own).
+pub(crate) const EXECUTION_COLUMNS: &str = "id, project, workflow, workflow_version, \
+     launch_plan, launch_plan_version, source, commit_sha, trigger, scheduled_at, inputs, plan, \
+     options, status, outputs, error, created_at, started_at, finished_at, cancel_requested";
+
+/// The columns [`NodeRow`] decodes.
+pub(crate) const NODE_COLUMNS: &str = "execution, node, task, task_version, status, attempts, \
+     inputs, outputs, error, cached_from, started_at, finished_at, next_attempt_at, handle";
+
+/// The columns [`LineageRow`] decodes.
+pub(crate) const LINEAGE_COLUMNS: &str =
+    "execution, node, direction, name, digest, task, task_version, commit_sha, at";
+
+/// The columns [`CacheRow`] decodes.
+pub(crate) const CACHE_COLUMNS: &str = "key, execution, node, outputs, created_at";
+
+/// How many executions `executions(filter)` returns when the filter sets
+/// no limit.
+const DEFAULT_EXECUTION_LIMIT: u32 = 100;
+
+/// The `LIMIT` of `executions(filter)`.
+pub(crate) fn execution_limit(filter: &ExecutionFilter) -> i64 {
+    i64::from(filter.limit.unwrap_or(DEFAULT_EXECUTION_LIMIT))
+}
+
+/// A node's attempts as stored (an SQL `INTEGER` on both backends).
+/// More than 2³¹ attempts cannot happen (retries are counted in units), so
+/// the value saturates rather than fails.
+pub(crate) fn attempts_column(node: &NodeState) -> i32 {
+    i32::try_from(node.attempts).unwrap_or(i32::MAX)
+}
+
+/// A lineage direction as stored.
+pub(crate) fn direction_column(direction: Direction) -> &'static str {
+    match direction {
+        Direction::Input => "input",
+        Direction::Output => "output",
+    }
+}
+
+fn parse_direction(text: &str, doing: &'static str) -> Result<Direction, Error> {
+    match text {
+        "input" => Ok(Direction::Input),
+        "output" => Ok(Direction::Output),
+        _ => Err(Error::Corrupt {
+            doing,
+            message: format!("unknown lineage direction {text:?}"),
+        }),
+    }
+}
+
+fn parse_status(text: &str, doing: &'static str) -> Result<Status, Error> {
+    Status::parse(text).ok_or_else(|| Error::Corrupt {
+        doing,
+        message: format!("unknown execution status {text:?}"),
+    })
+}
+
+fn parse_node_status(text: &str, doing: &'static str) -> Result<NodeStatus, Error> {
+    NodeStatus::parse(text).ok_or_else(|| Error::Corrupt {
+        doing,
+        message: format!("unknown node status {text:?}"),
+    })
+}
+
+/// The lineage edges to insert, sorted by their identity and without
+/// duplicates: one statement never inserts an edge twice, and concurrent
+/// writers take the unique index's locks in the same order (no deadlock on
+/// PostgreSQL). Edges of one `at` therefore read back in this order.
+pub(crate) fn new_lineage(edges: &[LineageEdge]) -> Vec<&LineageEdge> {
+    fn identity(e: &LineageEdge) -> (&str, &str, &'static str, &str, &str) {
+        let direction = direction_column(e.direction);
+        (&e.execution, &e.node, direction, &e.name, e.digest.as_str())
+    }
+    let mut rows: Vec<&LineageEdge> = edges.iter().collect();
+    rows.sort_by(|a, b| identity(a).cmp(&identity(b)));
+    rows.dedup_by(|a, b| identity(a) == identity(b));
+    rows
+}
+
+/// A row of `executions`.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ExecutionRow {
+    id: String,
+    project: String,
+    workflow: String,
+    workflow_version: String,
+    launch_plan: Option<String>,
+    launch_plan_version: Option<String>,
+    source: String,
+    commit_sha: String,
+    trigger: String,
+    scheduled_at: Option<DateTime<Utc>>,
+    inputs: Json<Value>,
+    plan: Json<Value>,
+    options: Json<Value>,
+    status: String,
+    outputs: Option<Json<Value>>,
+    error: Option<String>,
+    created_at: DateTime<Utc>,
+    started_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+    cancel_requested: bool,
+}
+
+impl ExecutionRow {
+    pub(crate) fn into_execution(self, doing: &'static str) -> Result<Execution, Error> {
+        Ok(Execution {
+            status: parse_status(&self.status, doing)?,
+            id: self.id,
+            project: self.project,
+            workflow: self.workflow,
+            workflow_version: Digest::from_hex(self.workflow_version),
+            launch_plan: self.launch_plan,
+            launch_plan_version: self.launch_plan_version.map(Digest::from_hex),
+            source: SourceKey(self.source),
+            commit: CommitId(self.commit_sha),
+            trigger: self.trigger,
+            scheduled_at: self.scheduled_at,
+            inputs: self.inputs.0,
+            plan: self.plan.0,
+            options: self.options.0,
+            outputs: self.outputs.map(|Json(value)| value),
+            error: self.error,
+            created_at: self.created_at,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            cancel_requested: self.cancel_requested,
+        })
+    }
+}
+
+/// Rows of `executions` as executions; the first corrupt one fails all.
+pub(crate) fn executions(
+    rows: Vec<ExecutionRow>,
+    doing: &'static str,
+) -> Result<Vec<Execution>, Error> {
+    rows.into_iter()
+        .map(|row| row.into_execution(doing))
+        .collect()
+}
+
+/// A row of `node_executions`.
+#[derive(sqlx::FromRow)]
+pub(crate) struct NodeRow {
+    execution: String,
+    node: String,
+    task: String,
+    task_version: String,
+    status: String,
+    attempts: i32,
+    inputs: Option<Json<Value>>,
+    outputs: Option<Json<Value>>,
+    error: Option<String>,
+    cached_from: Option<String>,
+    started_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+    next_attempt_at: Option<DateTime<Utc>>,
+    handle: Option<Json<Value>>,
+}
+
+impl NodeRow {
+    fn into_state(self, doing: &'static str) -> Result<NodeState, Error> {
+        Ok(NodeState {
+            status: parse_node_status(&self.status, doing)?,
+            attempts: u32::try_from(self.attempts).map_err(|_| Error::Corrupt {
+                doing,
+                message: format!("negative attempts {} of node {}", self.attempts, self.node),
+            })?,
+            execution: self.execution,
+            node: self.node,
+            task: self.task,
+            task_version: Digest::from_hex(self.task_version),
+            inputs: self.inputs.map(|Json(value)| value),
+            outputs: self.outputs.map(|Json(value)| value),
+            error: self.error,
+            cached_from: self.cached_from,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            next_attempt_at: self.next_attempt_at,
+            handle: self.handle.map(|Json(value)| value),
+        })
+    }
+}
+
+/// Rows of `node_executions` as node states.
+pub(crate) fn node_states(
+    rows: Vec<NodeRow>,
+    doing: &'static str,
+) -> Result<Vec<NodeState>, Error> {
+    rows.into_iter().map(|row| row.into_state(doing)).collect()
+}
+
+/// A row of `lineage`.
+#[derive(sqlx::FromRow)]
+pub(crate) struct LineageRow {
+    execution: String,
+    node: String,
+    direction: String,
+    name: String,
+    digest: String,
+    task: String,
+    task_version: String,
+    commit_sha: String,
+    at: DateTime<Utc>,
+}
+
+/// Rows of `lineage` as edges.
+pub(crate) fn lineage_edges(
+    rows: Vec<LineageRow>,
+    doing: &'static str,
+) -> Result<Vec<LineageEdge>, Error> {
+    rows.into_iter()
+        .map(|row| {
+            Ok(LineageEdge {
+                direction: parse_direction(&row.direction, doing)?,
+                execution: row.execution,
+                node: row.node,
+                name: row.name,
+                digest: Digest::from_hex(row.digest),
+                task: row.task,
+                task_version: Digest::from_hex(row.task_version),
+                commit: CommitId(row.commit_sha),
+                at: row.at,
+            })
+        })
+        .collect()
+}
+
+/// A row of `cache_entries`.
+#[derive(sqlx::FromRow)]
+pub(crate) struct CacheRow {
+    key: String,
+    execution: String,
+    node: String,
+    outputs: Json<Value>,
+    created_at: DateTime<Utc>,
+}
+
+impl From<CacheRow> for CacheEntry {
+    fn from(row: CacheRow) -> CacheEntry {
+        CacheEntry {
+            key: Digest::from_hex(row.key),
+            execution: row.execution,
+            node: row.node,
+            outputs: row.outputs.0,
+            created_at: row.created_at,
+        }
+    }
 }

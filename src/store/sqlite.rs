@@ -26,7 +26,8 @@ use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection};
 
 use super::sql::{self, query_error};
 use super::{
-    ActiveSet, AuditEntry, Changes, CommitInfo, Error, SourceError, SourceKey, SourceStatus, Store,
+    ActiveSet, AuditEntry, CacheEntry, Changes, CommitInfo, Error, Execution, ExecutionFilter,
+    ExecutionStore, LineageEdge, NodeState, SourceError, SourceKey, SourceStatus, Store,
     StoreFuture, VersionFilter, VersionKey, VersionRecord,
 };
 use crate::spec::{Digest, EntityRef};
@@ -217,7 +218,7 @@ impl SqliteStore {
         .await
         .map_err(query_error(DOING))?;
         let activations: Vec<sql::ActivationRow> = sqlx::query_as(&format!(
-            "SELECT project, kind, name, digest, id, commit_sha FROM activations \
+            "SELECT project, kind, name, digest, id, commit_sha, at FROM activations \
              WHERE {WHERE} ORDER BY id"
         ))
         .bind(kind)
@@ -600,4 +601,382 @@ async fn check_previous(conn: &mut SqliteConnection, changes: &Changes) -> Resul
         });
     }
     Ok(())
+}
+
+// ------------------------------------------------------------- executions
+//
+// An execution's row and its nodes are written in one `BEGIN IMMEDIATE`
+// transaction: the write lock serializes creators of one id, so the second
+// finds the first's row (`ON CONFLICT DO NOTHING` inserts nothing) and
+// exactly one gets `created` (I4).
+
+impl SqliteStore {
+    async fn create(
+        &self,
+        execution: &Execution,
+        nodes: &[NodeState],
+    ) -> Result<(Execution, bool), Error> {
+        const DOING: &str = "creating an execution";
+        let mut tx = self.begin_write(DOING).await?;
+        let created = insert_execution(&mut tx, execution).await?;
+        if created {
+            insert_nodes(&mut tx, &execution.id, nodes).await?;
+        }
+        let stored = read_execution(&mut tx, &execution.id, DOING).await?;
+        let stored = stored.ok_or_else(|| Error::NotFound {
+            doing: DOING,
+            what: format!("execution {}", execution.id),
+        })?;
+        tx.commit().await.map_err(query_error(DOING))?;
+        Ok((stored, created))
+    }
+
+    async fn list_executions(&self, filter: &ExecutionFilter) -> Result<Vec<Execution>, Error> {
+        const DOING: &str = "listing executions";
+        let mut select = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {} FROM executions WHERE 1 = 1",
+            sql::EXECUTION_COLUMNS
+        ));
+        if let Some(launch_plan) = &filter.launch_plan {
+            select.push(" AND launch_plan = ").push_bind(launch_plan);
+        }
+        if let Some(workflow) = &filter.workflow {
+            select.push(" AND workflow = ").push_bind(workflow);
+        }
+        if let Some(status) = filter.status {
+            select.push(" AND status = ").push_bind(status.as_str());
+        }
+        select
+            .push(" ORDER BY created_at DESC, id DESC LIMIT ")
+            .push_bind(sql::execution_limit(filter));
+        let rows = select
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_error(DOING))?;
+        sql::executions(rows, DOING)
+    }
+
+    async fn list_unfinished(&self) -> Result<Vec<Execution>, Error> {
+        const DOING: &str = "listing unfinished executions";
+        // The WHERE clause is the partial index's, word for word.
+        let rows = sqlx::query_as(&format!(
+            "SELECT {} FROM executions WHERE status IN ('queued', 'running') \
+             ORDER BY created_at, id",
+            sql::EXECUTION_COLUMNS
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error(DOING))?;
+        sql::executions(rows, DOING)
+    }
+
+    async fn list_nodes(&self, execution: &str) -> Result<Vec<NodeState>, Error> {
+        const DOING: &str = "reading an execution's nodes";
+        let rows = sqlx::query_as(&format!(
+            "SELECT {} FROM node_executions WHERE execution = ? ORDER BY plan_order",
+            sql::NODE_COLUMNS
+        ))
+        .bind(execution)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error(DOING))?;
+        sql::node_states(rows, DOING)
+    }
+
+    async fn write_node(&self, node: &NodeState) -> Result<(), Error> {
+        const DOING: &str = "writing a node's state";
+        let done = sqlx::query(
+            "UPDATE node_executions SET status = ?, attempts = ?, inputs = ?, outputs = ?, \
+             error = ?, cached_from = ?, started_at = ?, finished_at = ?, \
+             next_attempt_at = ?, handle = ? WHERE execution = ? AND node = ?",
+        )
+        .bind(node.status.as_str())
+        .bind(sql::attempts_column(node))
+        .bind(json_text(node.inputs.as_ref()))
+        .bind(json_text(node.outputs.as_ref()))
+        .bind(&node.error)
+        .bind(&node.cached_from)
+        .bind(node.started_at.map(encode_time))
+        .bind(node.finished_at.map(encode_time))
+        .bind(node.next_attempt_at.map(encode_time))
+        .bind(json_text(node.handle.as_ref()))
+        .bind(&node.execution)
+        .bind(&node.node)
+        .execute(&self.pool)
+        .await
+        .map_err(query_error(DOING))?;
+        if done.rows_affected() == 0 {
+            return Err(Error::NotFound {
+                doing: DOING,
+                what: format!("node {} of execution {}", node.node, node.execution),
+            });
+        }
+        Ok(())
+    }
+
+    async fn write_execution(&self, execution: &Execution) -> Result<(), Error> {
+        const DOING: &str = "writing an execution's status";
+        let done = sqlx::query(
+            "UPDATE executions SET status = ?, outputs = ?, error = ?, started_at = ?, \
+             finished_at = ? WHERE id = ?",
+        )
+        .bind(execution.status.as_str())
+        .bind(json_text(execution.outputs.as_ref()))
+        .bind(&execution.error)
+        .bind(execution.started_at.map(encode_time))
+        .bind(execution.finished_at.map(encode_time))
+        .bind(&execution.id)
+        .execute(&self.pool)
+        .await
+        .map_err(query_error(DOING))?;
+        if done.rows_affected() == 0 {
+            return Err(Error::NotFound {
+                doing: DOING,
+                what: format!("execution {}", execution.id),
+            });
+        }
+        Ok(())
+    }
+
+    async fn cancel(&self, id: &str) -> Result<bool, Error> {
+        let done = sqlx::query(
+            "UPDATE executions SET cancel_requested = 1 \
+             WHERE id = ? AND status IN ('queued', 'running')",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("requesting an execution's cancellation"))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn insert_lineage(&self, edges: &[LineageEdge]) -> Result<(), Error> {
+        const DOING: &str = "recording lineage";
+        let rows = sql::new_lineage(edges);
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write(DOING).await?;
+        for chunk in rows.chunks(MAX_PARAMS / 9) {
+            let mut insert = QueryBuilder::<Sqlite>::new(format!(
+                "INSERT INTO lineage ({}) ",
+                sql::LINEAGE_COLUMNS
+            ));
+            insert.push_values(chunk, |mut row, edge| {
+                row.push_bind(edge.execution.as_str())
+                    .push_bind(edge.node.as_str())
+                    .push_bind(sql::direction_column(edge.direction))
+                    .push_bind(edge.name.as_str())
+                    .push_bind(edge.digest.as_str())
+                    .push_bind(edge.task.as_str())
+                    .push_bind(edge.task_version.as_str())
+                    .push_bind(edge.commit.0.as_str())
+                    .push_bind(encode_time(edge.at));
+            });
+            insert.push(" ON CONFLICT DO NOTHING");
+            execute(&mut tx, insert, DOING).await?;
+        }
+        tx.commit().await.map_err(query_error(DOING))
+    }
+
+    /// Lineage edges where `column` (`digest` or `execution`) is `value`,
+    /// oldest first.
+    async fn lineage_where(
+        &self,
+        column: &'static str,
+        value: &str,
+        doing: &'static str,
+    ) -> Result<Vec<LineageEdge>, Error> {
+        let rows = sqlx::query_as(&format!(
+            "SELECT {} FROM lineage WHERE {column} = ? ORDER BY at, id",
+            sql::LINEAGE_COLUMNS
+        ))
+        .bind(value)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error(doing))?;
+        sql::lineage_edges(rows, doing)
+    }
+
+    async fn cache_read(&self, key: &Digest) -> Result<Option<CacheEntry>, Error> {
+        let row: Option<sql::CacheRow> = sqlx::query_as(&format!(
+            "SELECT {} FROM cache_entries WHERE key = ?",
+            sql::CACHE_COLUMNS
+        ))
+        .bind(key.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error("reading a cache entry"))?;
+        Ok(row.map(CacheEntry::from))
+    }
+
+    async fn cache_write(&self, entry: &CacheEntry) -> Result<(), Error> {
+        sqlx::query(&format!(
+            "INSERT INTO cache_entries ({}) VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
+            sql::CACHE_COLUMNS
+        ))
+        .bind(entry.key.as_str())
+        .bind(&entry.execution)
+        .bind(&entry.node)
+        .bind(entry.outputs.to_string())
+        .bind(encode_time(entry.created_at))
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("writing a cache entry"))?;
+        Ok(())
+    }
+}
+
+impl ExecutionStore for SqliteStore {
+    fn create_execution<'a>(
+        &'a self,
+        execution: &'a Execution,
+        nodes: &'a [NodeState],
+    ) -> StoreFuture<'a, (Execution, bool)> {
+        Box::pin(self.create(execution, nodes))
+    }
+
+    fn execution<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<Execution>> {
+        Box::pin(async move {
+            const DOING: &str = "reading an execution";
+            let mut conn = self.pool.acquire().await.map_err(query_error(DOING))?;
+            read_execution(&mut conn, id, DOING).await
+        })
+    }
+
+    fn executions<'a>(&'a self, filter: &'a ExecutionFilter) -> StoreFuture<'a, Vec<Execution>> {
+        Box::pin(self.list_executions(filter))
+    }
+
+    fn unfinished_executions(&self) -> StoreFuture<'_, Vec<Execution>> {
+        Box::pin(self.list_unfinished())
+    }
+
+    fn nodes<'a>(&'a self, execution: &'a str) -> StoreFuture<'a, Vec<NodeState>> {
+        Box::pin(self.list_nodes(execution))
+    }
+
+    fn update_node<'a>(&'a self, node: &'a NodeState) -> StoreFuture<'a, ()> {
+        Box::pin(self.write_node(node))
+    }
+
+    fn update_execution<'a>(&'a self, execution: &'a Execution) -> StoreFuture<'a, ()> {
+        Box::pin(self.write_execution(execution))
+    }
+
+    fn request_cancel<'a>(&'a self, id: &'a str) -> StoreFuture<'a, bool> {
+        Box::pin(self.cancel(id))
+    }
+
+    fn record_lineage<'a>(&'a self, edges: &'a [LineageEdge]) -> StoreFuture<'a, ()> {
+        Box::pin(self.insert_lineage(edges))
+    }
+
+    fn lineage_of_artifact<'a>(&'a self, digest: &'a Digest) -> StoreFuture<'a, Vec<LineageEdge>> {
+        Box::pin(self.lineage_where("digest", digest.as_str(), "reading an artifact's lineage"))
+    }
+
+    fn lineage_of_execution<'a>(&'a self, execution: &'a str) -> StoreFuture<'a, Vec<LineageEdge>> {
+        Box::pin(self.lineage_where("execution", execution, "reading an execution's lineage"))
+    }
+
+    fn cache_get<'a>(&'a self, key: &'a Digest) -> StoreFuture<'a, Option<CacheEntry>> {
+        Box::pin(self.cache_read(key))
+    }
+
+    fn cache_put<'a>(&'a self, entry: &'a CacheEntry) -> StoreFuture<'a, ()> {
+        Box::pin(self.cache_write(entry))
+    }
+}
+
+/// Inserts the execution's row unless its id exists; whether it did.
+async fn insert_execution(conn: &mut SqliteConnection, e: &Execution) -> Result<bool, Error> {
+    let done = sqlx::query(&format!(
+        "INSERT INTO executions ({}) VALUES \
+         (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (id) DO NOTHING",
+        sql::EXECUTION_COLUMNS
+    ))
+    .bind(&e.id)
+    .bind(&e.project)
+    .bind(&e.workflow)
+    .bind(e.workflow_version.as_str())
+    .bind(&e.launch_plan)
+    .bind(e.launch_plan_version.as_ref().map(Digest::as_str))
+    .bind(&e.source.0)
+    .bind(&e.commit.0)
+    .bind(&e.trigger)
+    .bind(e.scheduled_at.map(encode_time))
+    .bind(e.inputs.to_string())
+    .bind(e.plan.to_string())
+    .bind(e.options.to_string())
+    .bind(e.status.as_str())
+    .bind(json_text(e.outputs.as_ref()))
+    .bind(&e.error)
+    .bind(encode_time(e.created_at))
+    .bind(e.started_at.map(encode_time))
+    .bind(e.finished_at.map(encode_time))
+    .bind(e.cancel_requested)
+    .execute(conn)
+    .await
+    .map_err(query_error("inserting an execution"))?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Inserts an execution's nodes, numbered in the order given (plan order).
+async fn insert_nodes(
+    conn: &mut SqliteConnection,
+    execution: &str,
+    nodes: &[NodeState],
+) -> Result<(), Error> {
+    const COLUMNS: usize = 15;
+    let numbered: Vec<(i64, &NodeState)> = (1..).zip(nodes).collect();
+    for chunk in numbered.chunks(MAX_PARAMS / COLUMNS) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO node_executions (execution, node, plan_order, task, task_version, \
+             status, attempts, inputs, outputs, error, cached_from, started_at, finished_at, \
+             next_attempt_at, handle) ",
+        );
+        insert.push_values(chunk, |mut row, (plan_order, node)| {
+            row.push_bind(execution)
+                .push_bind(node.node.as_str())
+                .push_bind(*plan_order)
+                .push_bind(node.task.as_str())
+                .push_bind(node.task_version.as_str())
+                .push_bind(node.status.as_str())
+                .push_bind(sql::attempts_column(node))
+                .push_bind(json_text(node.inputs.as_ref()))
+                .push_bind(json_text(node.outputs.as_ref()))
+                .push_bind(node.error.as_deref())
+                .push_bind(node.cached_from.as_deref())
+                .push_bind(node.started_at.map(encode_time))
+                .push_bind(node.finished_at.map(encode_time))
+                .push_bind(node.next_attempt_at.map(encode_time))
+                .push_bind(json_text(node.handle.as_ref()));
+        });
+        execute(conn, insert, "inserting an execution's nodes").await?;
+    }
+    Ok(())
+}
+
+async fn read_execution(
+    conn: &mut SqliteConnection,
+    id: &str,
+    doing: &'static str,
+) -> Result<Option<Execution>, Error> {
+    let row: Option<sql::ExecutionRow> = sqlx::query_as(&format!(
+        "SELECT {} FROM executions WHERE id = ?",
+        sql::EXECUTION_COLUMNS
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+    .map_err(query_error(doing))?;
+    row.map(|row| row.into_execution(doing)).transpose()
+}
+
+/// An optional JSON value as stored: JSON text, or NULL.
+fn json_text(value: Option<&Value>) -> Option<String> {
+    value.map(Value::to_string)
 }

@@ -194,6 +194,14 @@ impl TestDb {
         })
     }
 
+    /// The database URL of this store.
+    pub fn url(&self) -> String {
+        match self {
+            TestDb::Sqlite(dir) => format!("sqlite://{}", dir.path().join("weir.db").display()),
+            TestDb::Postgres { url, .. } => url.clone(),
+        }
+    }
+
     /// The flags that point weir at this store.
     pub fn args(&self) -> Vec<String> {
         match self {
@@ -238,3 +246,45 @@ pub fn weir_json(args: &[&str], db: &TestDb) -> (i32, serde_json::Value) {
     });
     (out.status.code().expect("exited"), json)
 }
+
+/// A store under test, and the database that outlives it.
+pub struct Backend {
+    pub store: std::sync::Arc<dyn weir::store::Store>,
+    pub url: String,
+    _db: TestDb,
+}
+
+pub async fn backend(db: TestDb) -> Backend {
+    let url = db.url();
+    let store = weir::store::open(&url)
+        .await
+        .unwrap_or_else(|e| panic!("open {url}: {e}"));
+    Backend {
+        store,
+        url,
+        _db: db,
+    }
+}
+
+/// Runs each story (an `async fn(Backend)` of the calling module) once per
+/// backend: `<module>::sqlite::NAME`, `<module>::postgres::NAME`.
+macro_rules! on_every_backend {
+    ($($story:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $story() {
+                let db = crate::common::TestDb::sqlite();
+                super::$story(crate::common::backend(db).await).await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $story() {
+                if let Some(db) = crate::common::TestDb::postgres() {
+                    super::$story(crate::common::backend(db).await).await;
+                }
+            })*
+        }
+    };
+}
+pub(crate) use on_every_backend;

@@ -2,6 +2,8 @@
 
 mod common;
 mod digests;
+mod engine;
+mod executions_store;
 mod incremental;
 mod loader_props;
 mod safety;

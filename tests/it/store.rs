@@ -9,7 +9,6 @@
 //! no YAML or Git is needed.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{TimeZone, Utc};
@@ -20,49 +19,7 @@ use weir::store::{
     Store, VersionFilter, VersionKey,
 };
 
-use crate::common::TestDb;
-
-/// A store under test, and the database that outlives it.
-struct Backend {
-    store: Arc<dyn Store>,
-    url: String,
-    _db: TestDb,
-}
-
-async fn backend(db: TestDb) -> Backend {
-    let url = match &db {
-        TestDb::Sqlite(dir) => format!("sqlite://{}", dir.path().join("weir.db").display()),
-        TestDb::Postgres { url, .. } => url.clone(),
-    };
-    let store = store::open(&url)
-        .await
-        .unwrap_or_else(|e| panic!("open {url}: {e}"));
-    Backend {
-        store,
-        url,
-        _db: db,
-    }
-}
-
-/// Runs each story once per backend: `store::sqlite::NAME`, `store::postgres::NAME`.
-macro_rules! on_every_backend {
-    ($($story:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $story() {
-                super::$story(super::backend(crate::common::TestDb::sqlite()).await).await;
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $story() {
-                if let Some(db) = crate::common::TestDb::postgres() {
-                    super::$story(super::backend(db).await).await;
-                }
-            })*
-        }
-    };
-}
+use crate::common::{Backend, on_every_backend};
 
 on_every_backend!(
     apply_registers_versions_and_sets_the_active_set,

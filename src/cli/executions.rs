@@ -1,0 +1,206 @@
+//! `weir executions [ID]`, `weir logs ID`, `weir cancel ID`.
+
+use std::io::Write as _;
+
+use serde_json::json;
+
+use super::run::{Output, execution_json, execution_text};
+use super::store_args::{StoreArgs, block_on};
+use crate::executor::local::attempt_dir;
+use crate::store::execution::{ExecutionFilter, Status};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// One execution, with its nodes.
+    pub id: Option<String>,
+    #[arg(long)]
+    pub launch_plan: Option<String>,
+    #[arg(long)]
+    pub workflow: Option<String>,
+    /// `queued`, `running`, `succeeded`, `failed`, `cancelled` or `timedOut`.
+    #[arg(long)]
+    pub status: Option<String>,
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+pub fn run(args: &Args) -> u8 {
+    let status = match args.status.as_deref().map(|s| (s, Status::parse(s))) {
+        Some((text, None)) => {
+            eprintln!(
+                "error: unknown status `{text}` (one of: {})",
+                Status::ALL.map(Status::as_str).join(", ")
+            );
+            return super::EXIT_INVALID;
+        }
+        Some((_, status)) => status,
+        None => None,
+    };
+    let result = block_on(async {
+        let store = args.store.open().await?;
+        if let Some(id) = &args.id {
+            let Some(execution) = store.execution(id).await? else {
+                return Ok(None);
+            };
+            let nodes = store.nodes(id).await?;
+            return Ok(Some(match args.output {
+                Output::Json => format!("{:#}\n", execution_json(&execution, &nodes)),
+                Output::Text => execution_text(&execution, &nodes),
+            }));
+        }
+        let filter = ExecutionFilter {
+            launch_plan: args.launch_plan.clone(),
+            workflow: args.workflow.clone(),
+            status,
+            limit: Some(args.limit),
+        };
+        let list = store.executions(&filter).await?;
+        Ok::<_, crate::store::Error>(Some(match args.output {
+            Output::Json => format!(
+                "{:#}\n",
+                json!(
+                    list.iter()
+                        .map(|e| execution_json(e, &[]))
+                        .collect::<Vec<_>>()
+                )
+            ),
+            Output::Text => {
+                let header = [
+                    "ID",
+                    "STATUS",
+                    "LAUNCH PLAN",
+                    "WORKFLOW",
+                    "COMMIT",
+                    "CREATED",
+                ]
+                .map(str::to_owned);
+                let rows: Vec<Vec<String>> = list
+                    .iter()
+                    .map(|e| {
+                        vec![
+                            e.id.clone(),
+                            e.status.to_string(),
+                            e.launch_plan.clone().unwrap_or_default(),
+                            e.workflow.clone(),
+                            e.commit.short().to_owned(),
+                            e.created_at
+                                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        ]
+                    })
+                    .collect();
+                super::render::table(&header, &rows)
+            }
+        }))
+    });
+    match result {
+        Ok(Some(text)) => {
+            print!("{text}");
+            super::EXIT_OK
+        }
+        Ok(None) => {
+            eprintln!("error: no execution `{}`", args.id.as_deref().unwrap_or(""));
+            super::EXIT_INVALID
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            super::EXIT_ERROR
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LogsArgs {
+    pub id: String,
+    /// Only this node (its path, e.g. `train` or `fit/train`).
+    #[arg(long)]
+    pub node: Option<String>,
+    /// Keep printing as the logs grow, until the execution ends.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// Prints each node's latest attempt's stdout and stderr.
+pub fn logs(args: &LogsArgs) -> u8 {
+    let result: Result<u8, crate::store::Error> = block_on(async {
+        let store = args.store.open().await?;
+        let mut printed: std::collections::HashMap<std::path::PathBuf, u64> = Default::default();
+        loop {
+            let Some(execution) = store.execution(&args.id).await? else {
+                eprintln!("error: no execution `{}`", args.id);
+                return Ok(super::EXIT_INVALID);
+            };
+            let nodes = store.nodes(&args.id).await?;
+            if let Some(node) = &args.node {
+                if !nodes.iter().any(|n| &n.node == node) {
+                    eprintln!("error: execution `{}` has no node `{node}`", args.id);
+                    return Ok(super::EXIT_INVALID);
+                }
+            }
+            let mut out = std::io::stdout().lock();
+            for n in nodes
+                .iter()
+                .filter(|n| args.node.as_ref().is_none_or(|w| w == &n.node))
+            {
+                if n.attempts == 0 {
+                    continue;
+                }
+                let dir = attempt_dir(&args.store.state_dir, &args.id, &n.node, n.attempts);
+                for stream in ["stdout.log", "stderr.log"] {
+                    let path = dir.join(stream);
+                    let Ok(bytes) = std::fs::read(&path) else {
+                        continue;
+                    };
+                    let seen = printed.entry(path).or_insert(0);
+                    let new = &bytes[(*seen as usize).min(bytes.len())..];
+                    if new.is_empty() {
+                        continue;
+                    }
+                    for line in String::from_utf8_lossy(new).lines() {
+                        let _ = writeln!(out, "[{} {}] {line}", n.node, &stream[..6]);
+                    }
+                    *seen = bytes.len() as u64;
+                }
+            }
+            drop(out);
+            if !args.follow || execution.status.is_terminal() {
+                return Ok(super::EXIT_OK);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    });
+    result.unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        super::EXIT_ERROR
+    })
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CancelArgs {
+    pub id: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// Asks the engine running the execution to cancel it.
+pub fn cancel(args: &CancelArgs) -> u8 {
+    match block_on(async { args.store.open().await?.request_cancel(&args.id).await }) {
+        Ok(true) => {
+            println!("cancelling {}", args.id);
+            super::EXIT_OK
+        }
+        Ok(false) => {
+            eprintln!("error: no unfinished execution `{}`", args.id);
+            super::EXIT_INVALID
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            super::EXIT_ERROR
+        }
+    }
+}

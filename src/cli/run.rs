@@ -1,0 +1,167 @@
+//! `weir run`: start an execution of the active version of a launch plan or
+//! workflow; with `--wait`, drive it to the end in this process (the local
+//! executor) and print the finished execution.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::store_args::{StoreArgs, block_on};
+use crate::artifact::LocalArtifacts;
+use crate::engine::Engine;
+use crate::engine::create::{self, Request};
+use crate::store::execution::{Execution, NodeState, Status};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A launch plan's or a workflow's name (launch plans first).
+    pub name: String,
+    #[arg(long)]
+    pub project: Option<String>,
+    /// An input, `name=value` (repeatable); parsed by the input's type.
+    #[arg(long = "input", value_name = "NAME=VALUE")]
+    pub inputs: Vec<String>,
+    /// Run until the execution ends, executing its nodes here.
+    #[arg(long)]
+    pub wait: bool,
+    /// Run every node, even those whose result is cached.
+    #[arg(long)]
+    pub no_cache: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+pub fn run(args: &Args) -> u8 {
+    let mut inputs = BTreeMap::new();
+    for pair in &args.inputs {
+        let Some((name, value)) = pair.split_once('=') else {
+            eprintln!("error: --input `{pair}` is not name=value");
+            return super::EXIT_INVALID;
+        };
+        inputs.insert(name.to_owned(), Value::String(value.to_owned()));
+    }
+    let request = Request {
+        name: args.name.clone(),
+        project: args.project.clone(),
+        inputs,
+        trigger: "manual".into(),
+        scheduled_at: None,
+        no_cache: args.no_cache,
+    };
+    let result = block_on(async {
+        let store = args.store.open().await.map_err(|e| e.to_string())?;
+        let (execution, _) = create::create(store.as_ref(), &request)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !args.wait {
+            return Ok((execution, Vec::new()));
+        }
+        let artifacts = Arc::new(LocalArtifacts::new(args.store.state_dir.join("artifacts")));
+        let engine = Engine::new(store.clone(), artifacts, args.store.state_dir.clone());
+        let finished = engine
+            .run_until_finished(&execution.id)
+            .await
+            .map_err(|e| e.to_string())?;
+        let nodes = store.nodes(&finished.id).await.map_err(|e| e.to_string())?;
+        Ok::<_, String>((finished, nodes))
+    });
+    let (execution, nodes) = match result {
+        Ok(done) => done,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return super::EXIT_INVALID;
+        }
+    };
+    match args.output {
+        Output::Json => println!("{:#}", execution_json(&execution, &nodes)),
+        Output::Text => print!("{}", execution_text(&execution, &nodes)),
+    }
+    match execution.status {
+        Status::Succeeded | Status::Queued | Status::Running => super::EXIT_OK,
+        _ => super::EXIT_INVALID,
+    }
+}
+
+/// An execution as `weir run --wait -o json` and `weir executions ID -o
+/// json` print it: an interface scripts depend on.
+pub fn execution_json(e: &Execution, nodes: &[NodeState]) -> Value {
+    let time = |t: Option<chrono::DateTime<chrono::Utc>>| {
+        t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+    };
+    json!({
+        "id": e.id,
+        "status": e.status,
+        "project": e.project,
+        "workflow": e.workflow,
+        "workflowVersion": e.workflow_version.short(),
+        "launchPlan": e.launch_plan,
+        "launchPlanVersion": e.launch_plan_version.as_ref().map(|d| d.short()),
+        "source": e.source.0,
+        "commit": e.commit.0,
+        "trigger": e.trigger,
+        "scheduledAt": time(e.scheduled_at),
+        "inputs": e.inputs,
+        "outputs": e.outputs,
+        "error": e.error,
+        "createdAt": time(Some(e.created_at)),
+        "startedAt": time(e.started_at),
+        "finishedAt": time(e.finished_at),
+        "nodes": nodes.iter().map(|n| json!({
+            "id": n.node,
+            "task": n.task,
+            "taskVersion": n.task_version.short(),
+            "status": n.status,
+            "attempts": n.attempts,
+            "cached": n.cached_from.is_some(),
+            "cachedFrom": n.cached_from,
+            "inputs": n.inputs,
+            "outputs": n.outputs,
+            "error": n.error,
+            "startedAt": time(n.started_at),
+            "finishedAt": time(n.finished_at),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+pub fn execution_text(e: &Execution, nodes: &[NodeState]) -> String {
+    let mut out = format!(
+        "execution {} {} (workflow {}@{}, commit {})\n",
+        e.id,
+        e.status,
+        e.workflow,
+        e.workflow_version.short(),
+        e.commit.short()
+    );
+    if let Some(error) = &e.error {
+        out.push_str(&format!("  error: {error}\n"));
+    }
+    let header = ["NODE", "TASK", "STATUS", "ATTEMPTS", "CACHED"].map(str::to_owned);
+    let rows: Vec<Vec<String>> = nodes
+        .iter()
+        .map(|n| {
+            vec![
+                n.node.clone(),
+                n.task.clone(),
+                n.status.to_string(),
+                n.attempts.to_string(),
+                n.cached_from.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
+        out.push_str(&super::render::table(&header, &rows));
+    }
+    if let Some(outputs) = &e.outputs {
+        out.push_str(&format!("outputs: {outputs}\n"));
+    }
+    out
+}

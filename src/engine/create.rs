@@ -1,0 +1,353 @@
+//! Creating an execution of the active version of a launch plan or a
+//! workflow: resolve the versions, compile the plan, fill and check the
+//! inputs, insert-or-get by id (I4).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use super::plan::{self, Resolve};
+use crate::schedule;
+use crate::spec::types::TypeExpr;
+use crate::spec::{Definition, Digest, EntityRef, Kind, Port};
+use crate::store::execution::{Execution, NodeState, NodeStatus, Status};
+use crate::store::{self, Store, VersionFilter, VersionKey, VersionRecord};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    #[error("no active launch plan or workflow is named `{0}`")]
+    NotFound(String),
+    #[error("`{name}` is active in several projects ({projects}); name one with --project")]
+    Ambiguous { name: String, projects: String },
+    #[error("the stored document of {0} cannot be read: {1}")]
+    Document(String, String),
+    #[error(transparent)]
+    Plan(#[from] plan::Error),
+    #[error("input `{name}`: {message}")]
+    Input { name: String, message: String },
+}
+
+/// What to run.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// A launch plan's or a workflow's name (launch plans first).
+    pub name: String,
+    pub project: Option<String>,
+    /// Given inputs, as typed by the user (`k=v`: parsed by the input's type)
+    /// or as values.
+    pub inputs: BTreeMap<String, Value>,
+    /// `manual`, `schedule` or `backfill`.
+    pub trigger: String,
+    /// The scheduled instant: fills `kickoffTimeInput` and makes the id
+    /// deterministic.
+    pub scheduled_at: Option<DateTime<Utc>>,
+    pub no_cache: bool,
+}
+
+/// Active versions of a kind and name (one per project).
+async fn active(
+    store: &dyn Store,
+    kind: Kind,
+    name: &str,
+    project: Option<&str>,
+) -> Result<Vec<VersionRecord>, Error> {
+    let filter = VersionFilter {
+        kind: Some(kind),
+        name: Some(name.to_owned()),
+        project: project.map(str::to_owned),
+    };
+    Ok(store
+        .versions(&filter)
+        .await?
+        .into_iter()
+        .filter(|v| v.active)
+        .collect())
+}
+
+async fn document(store: &dyn Store, key: &VersionKey) -> Result<Definition, Error> {
+    let what = format!(
+        "{}/{}@{}",
+        key.entity.kind,
+        key.entity.name,
+        key.digest.short()
+    );
+    let value = store
+        .version_document(key)
+        .await?
+        .ok_or_else(|| Error::Document(what.clone(), "missing".into()))?;
+    Definition::from_json(key.entity.kind, value).map_err(|e| Error::Document(what, e.to_string()))
+}
+
+/// The active definitions a workflow's closure calls, loaded up front.
+struct Closure(BTreeMap<(Kind, String), (Digest, Definition)>);
+
+impl Resolve for Closure {
+    fn resolve(&self, kind: Kind, name: &str) -> Option<(Digest, Definition)> {
+        self.0.get(&(kind, name.to_owned())).cloned()
+    }
+}
+
+async fn closure(store: &dyn Store, project: &str, root: &Definition) -> Result<Closure, Error> {
+    let mut found = BTreeMap::new();
+    let mut stack = vec![root.clone()];
+    while let Some(def) = stack.pop() {
+        let Definition::Workflow(w) = def else {
+            continue;
+        };
+        for node in &w.spec.nodes {
+            let (kind, name) = match (&node.task, &node.workflow) {
+                (Some(t), _) => (Kind::Task, t),
+                (None, Some(w)) => (Kind::Workflow, w),
+                (None, None) => continue,
+            };
+            if found.contains_key(&(kind, name.clone())) {
+                continue;
+            }
+            let Some(version) = active(store, kind, name, Some(project))
+                .await?
+                .into_iter()
+                .next()
+            else {
+                continue; // compile reports it
+            };
+            let definition = document(store, &version.key).await?;
+            stack.push(definition.clone());
+            found.insert((kind, name.clone()), (version.key.digest, definition));
+        }
+    }
+    Ok(Closure(found))
+}
+
+/// Parses a `k=v` value typed by a user for an input of type `ty`.
+pub fn parse_input(text: &str, ty: Option<&TypeExpr>) -> Value {
+    match ty {
+        Some(
+            TypeExpr::String
+            | TypeExpr::Enum(_)
+            | TypeExpr::Datetime
+            | TypeExpr::Duration
+            | TypeExpr::File
+            | TypeExpr::Directory,
+        ) => Value::String(text.to_owned()),
+        _ => serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned())),
+    }
+}
+
+/// Creates the execution (or finds the one with the same id).
+pub async fn create(store: &dyn Store, request: &Request) -> Result<(Execution, bool), Error> {
+    let project = request.project.as_deref();
+    let plans = active(store, Kind::LaunchPlan, &request.name, project).await?;
+    let (launch_plan, workflow_version) = if plans.is_empty() {
+        let workflows = active(store, Kind::Workflow, &request.name, project).await?;
+        (None, one(&request.name, workflows)?)
+    } else {
+        let lp = one(&request.name, plans)?;
+        let Definition::LaunchPlan(doc) = document(store, &lp.key).await? else {
+            return Err(Error::NotFound(request.name.clone()));
+        };
+        let workflows = active(
+            store,
+            Kind::Workflow,
+            &doc.spec.workflow,
+            Some(&lp.key.entity.project),
+        )
+        .await?;
+        let workflow = workflows
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::NotFound(doc.spec.workflow.clone()))?;
+        (Some((lp, doc)), workflow)
+    };
+    let project = workflow_version.key.entity.project.clone();
+    let Definition::Workflow(workflow) = document(store, &workflow_version.key).await? else {
+        return Err(Error::NotFound(request.name.clone()));
+    };
+    let root = Definition::Workflow(workflow.clone());
+    let closure = closure(store, &project, &root).await?;
+    let plan = plan::compile(&workflow.spec, &closure)?;
+
+    // Inputs: the workflow's defaults, the launch plan's defaults, what was
+    // given, the launch plan's fixed inputs (which cannot be overridden),
+    // and the scheduled instant.
+    let ports = &workflow.spec.inputs;
+    let mut inputs: BTreeMap<String, Value> = ports
+        .iter()
+        .filter_map(|(k, p)| Some((k.clone(), p.default.clone()?)))
+        .collect();
+    if let Some((_, lp)) = &launch_plan {
+        inputs.extend(lp.spec.defaults.clone());
+    }
+    for (name, value) in &request.inputs {
+        let Some(port) = ports.get(name) else {
+            return Err(Error::Input {
+                name: name.clone(),
+                message: format!(
+                    "the workflow has no such input (it has: {})",
+                    ports.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            });
+        };
+        if launch_plan
+            .as_ref()
+            .is_some_and(|(_, lp)| lp.spec.inputs.contains_key(name))
+        {
+            return Err(Error::Input {
+                name: name.clone(),
+                message: "the launch plan fixes it".into(),
+            });
+        }
+        let value = match value {
+            Value::String(text) => parse_input(text, port.type_expr().as_ref()),
+            other => other.clone(),
+        };
+        inputs.insert(name.clone(), value);
+    }
+    if let Some((_, lp)) = &launch_plan {
+        inputs.extend(lp.spec.inputs.clone());
+        if let (Some(at), Some(input)) = (
+            request.scheduled_at,
+            lp.spec
+                .schedule
+                .as_ref()
+                .and_then(|s| s.kickoff_time_input.clone()),
+        ) {
+            inputs.insert(
+                input,
+                Value::String(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            );
+        }
+    }
+    check_inputs(ports, &inputs)?;
+
+    let now = Utc::now();
+    let (lp_name, lp_version, id) = match &launch_plan {
+        Some((lp, _)) => {
+            let at = request.scheduled_at.unwrap_or(now);
+            let id = if request.scheduled_at.is_some() {
+                schedule::execution_id(&lp.key.entity, &lp.key.digest, at).0
+            } else {
+                manual_id(&lp.key.entity, now)
+            };
+            (
+                Some(lp.key.entity.name.clone()),
+                Some(lp.key.digest.clone()),
+                id,
+            )
+        }
+        None => (None, None, manual_id(&workflow_version.key.entity, now)),
+    };
+    let source = source_of(store, &workflow_version.key).await?;
+    let execution = Execution {
+        id,
+        project,
+        workflow: workflow_version.key.entity.name.clone(),
+        workflow_version: workflow_version.key.digest.clone(),
+        launch_plan: lp_name,
+        launch_plan_version: lp_version,
+        source,
+        commit: workflow_version.commit.clone(),
+        trigger: if request.trigger.is_empty() {
+            "manual".into()
+        } else {
+            request.trigger.clone()
+        },
+        scheduled_at: request.scheduled_at,
+        inputs: Value::Object(inputs.into_iter().collect()),
+        plan: serde_json::to_value(&plan).expect("plans serialize"),
+        options: json!({ "noCache": request.no_cache }),
+        status: Status::Queued,
+        outputs: None,
+        error: None,
+        created_at: now,
+        started_at: None,
+        finished_at: None,
+        cancel_requested: false,
+    };
+    let nodes: Vec<NodeState> = plan
+        .nodes
+        .iter()
+        .map(|n| NodeState {
+            execution: execution.id.clone(),
+            node: n.path.clone(),
+            task: n.task.clone(),
+            task_version: n.task_version.clone(),
+            status: NodeStatus::Pending,
+            attempts: 0,
+            inputs: None,
+            outputs: None,
+            error: None,
+            cached_from: None,
+            started_at: None,
+            finished_at: None,
+            next_attempt_at: None,
+            handle: None,
+        })
+        .collect();
+    Ok(store.create_execution(&execution, &nodes).await?)
+}
+
+fn one(name: &str, mut found: Vec<VersionRecord>) -> Result<VersionRecord, Error> {
+    match found.len() {
+        0 => Err(Error::NotFound(name.to_owned())),
+        1 => Ok(found.remove(0)),
+        _ => Err(Error::Ambiguous {
+            name: name.to_owned(),
+            projects: found
+                .iter()
+                .map(|v| v.key.entity.project.clone())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
+}
+
+fn check_inputs(
+    ports: &BTreeMap<String, Port>,
+    inputs: &BTreeMap<String, Value>,
+) -> Result<(), Error> {
+    for (name, port) in ports {
+        let Some(value) = inputs.get(name) else {
+            return Err(Error::Input {
+                name: name.clone(),
+                message: "required, and no value was given (use --input name=value)".into(),
+            });
+        };
+        if let Some(ty) = port.type_expr() {
+            ty.accepts_literal(value).map_err(|message| Error::Input {
+                name: name.clone(),
+                message,
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// An id for an unscheduled run: the name and 12 hex of (entity, time,
+/// process), a DNS-1123 label like scheduled ids.
+fn manual_id(entity: &EntityRef, now: DateTime<Utc>) -> String {
+    let key = format!(
+        "{}/{}/{}@{}@{}",
+        entity.project,
+        entity.kind,
+        entity.name,
+        now.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        std::process::id()
+    );
+    let digest = Digest::of_json(&Value::String(key));
+    let name: String = entity.name.chars().take(50).collect();
+    format!("{}-{}", name.trim_end_matches('-'), digest.short())
+}
+
+/// The source that has this version active.
+async fn source_of(store: &dyn Store, key: &VersionKey) -> Result<store::SourceKey, Error> {
+    for status in store.sources().await? {
+        let active = store.active_set(&status.source).await?;
+        if active.get(&key.entity) == Some(&key.digest) {
+            return Ok(status.source);
+        }
+    }
+    Err(Error::NotFound(key.entity.name.clone()))
+}

@@ -1,0 +1,583 @@
+//! The execution engine (DESIGN.md section 6), level-triggered: every
+//! [`Engine::tick`] reads the unfinished executions and their nodes from the
+//! store and drives each one forward — record finished attempts, retry with
+//! backoff, fail fast, start ready nodes (or serve them from the cache),
+//! complete. All state is in the store, so a restarted process simply
+//! continues: an attempt that was running in a process that died is marked
+//! interrupted, its process group killed, and it is retried per its policy.
+
+pub mod create;
+pub mod plan;
+pub mod scheduler;
+pub mod tasks;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use chrono::Utc;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::artifact::{self, ArtifactStore};
+use crate::executor::local::{self, Attempt, Outcome};
+use crate::executor::process;
+use crate::spec::{Digest, duration};
+use crate::store::execution::{
+    CacheEntry, Direction, Execution, LineageEdge, NodeState, NodeStatus, Status,
+};
+use crate::store::{self, Store};
+
+pub use plan::{Binding, Plan, PlanNode};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    #[error("execution {id} has an unreadable plan: {message}")]
+    Plan { id: String, message: String },
+}
+
+/// What happened to a node, told to every [`Observer`] (OpenLineage events,
+/// later metrics and notifications). Observers must not block: they run on
+/// the engine's path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeEvent {
+    /// An attempt started.
+    Started,
+    /// The node succeeded (also when served from the cache).
+    Succeeded,
+    /// The node failed or timed out for good (no retry left).
+    Failed,
+    /// The node was cancelled (a cancel request, or fail-fast).
+    Aborted,
+}
+
+pub trait Observer: Send + Sync {
+    /// `state` is the node's state after the event.
+    fn node_event(
+        &self,
+        event: NodeEvent,
+        execution: &Execution,
+        node: &PlanNode,
+        state: &NodeState,
+    );
+}
+
+/// An attempt that ended, waiting to be recorded.
+struct Finished {
+    execution: String,
+    node: String,
+    outcome: Outcome,
+}
+
+pub struct Engine {
+    store: Arc<dyn Store>,
+    artifacts: Arc<dyn ArtifactStore>,
+    state_dir: PathBuf,
+    /// Attempts running in this process, by (execution, node).
+    running: Mutex<HashMap<(String, String), CancellationToken>>,
+    finished: Arc<Mutex<Vec<Finished>>>,
+    /// Woken when an attempt ends.
+    pub wake: Arc<tokio::sync::Notify>,
+    observers: Vec<Arc<dyn Observer>>,
+}
+
+impl Engine {
+    pub fn new(
+        store: Arc<dyn Store>,
+        artifacts: Arc<dyn ArtifactStore>,
+        state_dir: PathBuf,
+    ) -> Engine {
+        Engine {
+            store,
+            artifacts,
+            state_dir,
+            running: Mutex::new(HashMap::new()),
+            finished: Arc::new(Mutex::new(Vec::new())),
+            wake: Arc::new(tokio::sync::Notify::new()),
+            observers: Vec::new(),
+        }
+    }
+
+    /// Adds an observer of node events.
+    pub fn observe(mut self, observer: Arc<dyn Observer>) -> Engine {
+        self.observers.push(observer);
+        self
+    }
+
+    fn tell(&self, event: NodeEvent, execution: &Execution, node: &PlanNode, state: &NodeState) {
+        for observer in &self.observers {
+            observer.node_event(event, execution, node, state);
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Drives every unfinished execution one step.
+    pub async fn tick(&self) -> Result<(), Error> {
+        for execution in self.store.unfinished_executions().await? {
+            self.drive(execution).await?;
+        }
+        Ok(())
+    }
+
+    /// Ticks until execution `id` has finished; returns it.
+    pub async fn run_until_finished(&self, id: &str) -> Result<Execution, Error> {
+        loop {
+            self.tick().await?;
+            let execution = self.store.execution(id).await?.ok_or_else(|| Error::Plan {
+                id: id.to_owned(),
+                message: "the execution disappeared".into(),
+            })?;
+            if execution.status.is_terminal() {
+                return Ok(execution);
+            }
+            let woken = self.wake.notified();
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(200), woken).await;
+        }
+    }
+
+    fn take_finished(&self, execution: &str) -> Vec<Finished> {
+        let mut all = self.finished.lock().expect("lock");
+        let (mine, rest): (Vec<_>, Vec<_>) = all.drain(..).partition(|f| f.execution == execution);
+        *all = rest;
+        mine
+    }
+
+    async fn drive(&self, mut execution: Execution) -> Result<(), Error> {
+        let plan: Plan =
+            serde_json::from_value(execution.plan.clone()).map_err(|e| Error::Plan {
+                id: execution.id.clone(),
+                message: e.to_string(),
+            })?;
+        let mut nodes = self.store.nodes(&execution.id).await?;
+        let now = Utc::now();
+        if execution.status == Status::Queued {
+            execution.status = Status::Running;
+            execution.started_at = Some(now);
+            self.store.update_execution(&execution).await?;
+        }
+
+        // 1. Attempts that ended.
+        for done in self.take_finished(&execution.id) {
+            self.running
+                .lock()
+                .expect("lock")
+                .remove(&(done.execution.clone(), done.node.clone()));
+            let Some(state) = nodes.iter_mut().find(|n| n.node == done.node) else {
+                continue;
+            };
+            let Some(spec) = plan.nodes.iter().find(|n| n.path == done.node) else {
+                continue;
+            };
+            self.record(&execution, spec, state, done.outcome).await?;
+        }
+
+        // 2. Attempts this process does not know: their process died with
+        // an earlier daemon. Kill what is left of them, and retry.
+        for state in nodes.iter_mut().filter(|n| n.status == NodeStatus::Running) {
+            let key = (execution.id.clone(), state.node.clone());
+            if self.running.lock().expect("lock").contains_key(&key) {
+                continue;
+            }
+            if let Some(pgid) = state
+                .handle
+                .as_ref()
+                .and_then(|h| h.get("pgid"))
+                .and_then(Value::as_u64)
+            {
+                if let Err(e) = process::kill_group(pgid as u32, process::Signal::Kill) {
+                    tracing::warn!(execution = %execution.id, node = %state.node, error = %e, "cannot kill an interrupted attempt's processes");
+                }
+            }
+            let Some(spec) = plan.nodes.iter().find(|n| n.path == state.node) else {
+                continue;
+            };
+            let outcome = Outcome::Failed {
+                error: "interrupted: the process running it stopped".into(),
+            };
+            self.record(&execution, spec, state, outcome).await?;
+        }
+
+        // 3. Cancel, fail fast, or finish.
+        let failed = nodes
+            .iter()
+            .find(|n| matches!(n.status, NodeStatus::Failed | NodeStatus::TimedOut));
+        let stop = if execution.cancel_requested {
+            Some((Status::Cancelled, "cancelled on request".to_owned()))
+        } else {
+            failed.map(|n| {
+                let status = if n.status == NodeStatus::TimedOut {
+                    Status::TimedOut
+                } else {
+                    Status::Failed
+                };
+                let why = n.error.clone().unwrap_or_default();
+                (status, format!("node `{}` {}: {why}", n.node, n.status))
+            })
+        };
+        if let Some((status, error)) = stop {
+            let mut still_running = false;
+            for state in nodes.iter_mut() {
+                match state.status {
+                    NodeStatus::Running => {
+                        still_running = true;
+                        let key = (execution.id.clone(), state.node.clone());
+                        if let Some(token) = self.running.lock().expect("lock").get(&key) {
+                            token.cancel();
+                        }
+                    }
+                    NodeStatus::Pending | NodeStatus::Retrying => {
+                        state.status = NodeStatus::Skipped;
+                        state.finished_at = Some(now);
+                        self.store.update_node(state).await?;
+                    }
+                    _ => {}
+                }
+            }
+            if !still_running {
+                execution.status = status;
+                execution.error = Some(error);
+                execution.finished_at = Some(now);
+                self.store.update_execution(&execution).await?;
+                tracing::info!(execution = %execution.id, status = %status, "execution finished");
+            }
+            return Ok(());
+        }
+        if nodes.iter().all(|n| n.status == NodeStatus::Succeeded) {
+            let outputs = node_outputs(&nodes);
+            let mut values = serde_json::Map::new();
+            for (name, binding) in &plan.outputs {
+                match resolve(binding, &execution.inputs, &outputs) {
+                    Ok(v) => {
+                        values.insert(name.clone(), v);
+                    }
+                    Err(e) => {
+                        execution.status = Status::Failed;
+                        execution.error = Some(format!("workflow output `{name}`: {e}"));
+                    }
+                }
+            }
+            if execution.status == Status::Running {
+                execution.status = Status::Succeeded;
+                execution.outputs = Some(Value::Object(values));
+            }
+            execution.finished_at = Some(now);
+            self.store.update_execution(&execution).await?;
+            tracing::info!(execution = %execution.id, status = %execution.status, "execution finished");
+            return Ok(());
+        }
+
+        // 4. Start what is ready.
+        let outputs = node_outputs(&nodes);
+        let succeeded: std::collections::HashSet<String> = nodes
+            .iter()
+            .filter(|n| n.status == NodeStatus::Succeeded)
+            .map(|n| n.node.clone())
+            .collect();
+        for state in nodes.iter_mut() {
+            let due = match state.status {
+                NodeStatus::Pending => true,
+                NodeStatus::Retrying => state.next_attempt_at.is_none_or(|at| at <= now),
+                _ => false,
+            };
+            let Some(spec) = plan.nodes.iter().find(|n| n.path == state.node) else {
+                continue;
+            };
+            if !due || !spec.deps.iter().all(|d| succeeded.contains(d)) {
+                continue;
+            }
+            let mut inputs = BTreeMap::new();
+            let mut bad = None;
+            for (name, binding) in &spec.inputs {
+                match resolve(binding, &execution.inputs, &outputs) {
+                    Ok(v) => {
+                        inputs.insert(name.clone(), v);
+                    }
+                    Err(e) => bad = Some(format!("input `{name}`: {e}")),
+                }
+            }
+            if let Some(error) = bad {
+                state.status = NodeStatus::Failed;
+                state.error = Some(error);
+                state.finished_at = Some(now);
+                self.store.update_node(state).await?;
+                continue;
+            }
+            self.start(&execution, spec, state, inputs).await?;
+        }
+        Ok(())
+    }
+
+    /// Starts an attempt of `spec`, or serves it from the cache.
+    async fn start(
+        &self,
+        execution: &Execution,
+        spec: &PlanNode,
+        state: &mut NodeState,
+        inputs: BTreeMap<String, Value>,
+    ) -> Result<(), Error> {
+        let now = Utc::now();
+        let inputs_value = Value::Object(inputs.clone().into_iter().collect());
+        let no_cache = execution
+            .options
+            .get("noCache")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let key = spec.spec.cache.enabled.then(|| cache_key(spec, &inputs));
+        if let (Some(key), false) = (&key, no_cache) {
+            if let Some(hit) = self.store.cache_get(key).await? {
+                state.status = NodeStatus::Succeeded;
+                state.inputs = Some(inputs_value);
+                state.outputs = Some(hit.outputs.clone());
+                state.cached_from = Some(hit.execution.clone());
+                state.started_at = Some(now);
+                state.finished_at = Some(now);
+                self.store.update_node(state).await?;
+                self.store
+                    .record_lineage(&edges(execution, state, now))
+                    .await?;
+                self.tell(NodeEvent::Succeeded, execution, spec, state);
+                tracing::info!(execution = %execution.id, node = %state.node, from = %hit.execution, "served from the cache");
+                return Ok(());
+            }
+        }
+        state.attempts += 1;
+        state.status = NodeStatus::Running;
+        state.inputs = Some(inputs_value);
+        state.error = None;
+        state.next_attempt_at = None;
+        if state.started_at.is_none() {
+            state.started_at = Some(now);
+        }
+        let dir = local::attempt_dir(&self.state_dir, &execution.id, &state.node, state.attempts);
+        state.handle = Some(json!({ "dir": dir.display().to_string() }));
+        self.store.update_node(state).await?;
+        self.tell(NodeEvent::Started, execution, spec, state);
+
+        let token = CancellationToken::new();
+        self.running
+            .lock()
+            .expect("lock")
+            .insert((execution.id.clone(), state.node.clone()), token.clone());
+        let timeout = spec
+            .spec
+            .timeout
+            .as_deref()
+            .and_then(|t| duration::parse(t).ok());
+        let artifacts = self.artifacts.clone();
+        let finished = self.finished.clone();
+        let wake = self.wake.clone();
+        let store = self.store.clone();
+        let task_spec = spec.spec.clone();
+        let task = spec.task.clone();
+        let (execution_id, node) = (execution.id.clone(), state.node.clone());
+        let mut recorded = state.clone();
+        tracing::info!(execution = %execution_id, node = %node, attempt = recorded.attempts, "starting attempt");
+        tokio::spawn(async move {
+            let (pgid_tx, pgid_rx) = tokio::sync::oneshot::channel();
+            let attempt = Attempt {
+                dir: dir.clone(),
+                task: &task,
+                spec: &task_spec,
+                inputs: &inputs,
+                timeout,
+            };
+            let run = local::run(attempt, artifacts.as_ref(), &token, |pgid| {
+                let _ = pgid_tx.send(pgid);
+            });
+            let remember = async {
+                if let Ok(pgid) = pgid_rx.await {
+                    recorded.handle =
+                        Some(json!({ "dir": dir.display().to_string(), "pgid": pgid }));
+                    if let Err(e) = store.update_node(&recorded).await {
+                        tracing::warn!(error = %e, "cannot record an attempt's process group");
+                    }
+                }
+            };
+            let (outcome, ()) = tokio::join!(run, remember);
+            finished.lock().expect("lock").push(Finished {
+                execution: execution_id,
+                node,
+                outcome,
+            });
+            wake.notify_one();
+        });
+        Ok(())
+    }
+
+    /// Records how an attempt ended: success (outputs, cache, lineage), or a
+    /// failure that is retried with backoff while attempts remain.
+    async fn record(
+        &self,
+        execution: &Execution,
+        spec: &PlanNode,
+        state: &mut NodeState,
+        outcome: Outcome,
+    ) -> Result<(), Error> {
+        let now = Utc::now();
+        match outcome {
+            Outcome::Succeeded { outputs } => {
+                let outputs = Value::Object(outputs.into_iter().collect());
+                state.status = NodeStatus::Succeeded;
+                state.outputs = Some(outputs.clone());
+                state.error = None;
+                state.finished_at = Some(now);
+                self.store.update_node(state).await?;
+                if spec.spec.cache.enabled {
+                    let inputs: BTreeMap<String, Value> = state
+                        .inputs
+                        .as_ref()
+                        .and_then(Value::as_object)
+                        .map(|m| m.clone().into_iter().collect())
+                        .unwrap_or_default();
+                    let entry = CacheEntry {
+                        key: cache_key(spec, &inputs),
+                        execution: execution.id.clone(),
+                        node: state.node.clone(),
+                        outputs,
+                        created_at: now,
+                    };
+                    self.store.cache_put(&entry).await?;
+                }
+                self.store
+                    .record_lineage(&edges(execution, state, now))
+                    .await?;
+                self.tell(NodeEvent::Succeeded, execution, spec, state);
+            }
+            Outcome::Cancelled => {
+                state.status = NodeStatus::Cancelled;
+                state.error = Some("cancelled".into());
+                state.finished_at = Some(now);
+                self.store.update_node(state).await?;
+                self.tell(NodeEvent::Aborted, execution, spec, state);
+            }
+            failed => {
+                let (status, error) = match failed {
+                    Outcome::TimedOut => (
+                        NodeStatus::TimedOut,
+                        format!(
+                            "timed out after {}",
+                            spec.spec.timeout.as_deref().unwrap_or("?")
+                        ),
+                    ),
+                    Outcome::Failed { error } => (NodeStatus::Failed, error),
+                    _ => unreachable!("handled above"),
+                };
+                let retries = spec.spec.retries.attempts;
+                if state.attempts <= retries && !execution.cancel_requested {
+                    let base = duration::parse(&spec.spec.retries.backoff)
+                        .unwrap_or(std::time::Duration::from_secs(10));
+                    let factor = 2u32.saturating_pow(state.attempts.saturating_sub(1).min(16));
+                    let wait = base.saturating_mul(factor);
+                    state.status = NodeStatus::Retrying;
+                    state.next_attempt_at = Some(
+                        now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX),
+                    );
+                    tracing::info!(execution = %execution.id, node = %state.node, attempt = state.attempts, error = %error, "attempt failed; retrying");
+                } else {
+                    state.status = status;
+                    state.finished_at = Some(now);
+                    tracing::info!(execution = %execution.id, node = %state.node, attempt = state.attempts, error = %error, "node failed");
+                }
+                state.error = Some(error);
+                self.store.update_node(state).await?;
+                if state.status.is_terminal() {
+                    self.tell(NodeEvent::Failed, execution, spec, state);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Outputs of the nodes that succeeded, by path.
+fn node_outputs(nodes: &[NodeState]) -> HashMap<String, Value> {
+    nodes
+        .iter()
+        .filter(|n| n.status == NodeStatus::Succeeded)
+        .filter_map(|n| Some((n.node.clone(), n.outputs.clone()?)))
+        .collect()
+}
+
+/// The value of a binding.
+pub fn resolve(
+    binding: &Binding,
+    inputs: &Value,
+    outputs: &HashMap<String, Value>,
+) -> Result<Value, String> {
+    match binding {
+        Binding::Literal { value } => Ok(value.clone()),
+        Binding::Input { name } => inputs
+            .get(name)
+            .cloned()
+            .ok_or_else(|| format!("the execution has no input `{name}`")),
+        Binding::Output { node, output } => outputs
+            .get(node)
+            .and_then(|o| o.get(output))
+            .cloned()
+            .ok_or_else(|| format!("node `{node}` has no output `{output}`")),
+        Binding::Concat { parts } => {
+            let mut text = String::new();
+            for part in parts {
+                match resolve(part, inputs, outputs)? {
+                    Value::String(s) => text.push_str(&s),
+                    other => text.push_str(&other.to_string()),
+                }
+            }
+            Ok(Value::String(text))
+        }
+    }
+}
+
+/// Flyte's cache key: (task, `cache.version` or the task version, the
+/// inputs minus `ignoreInputs`).
+fn cache_key(spec: &PlanNode, inputs: &BTreeMap<String, Value>) -> Digest {
+    let kept: serde_json::Map<String, Value> = inputs
+        .iter()
+        .filter(|(k, _)| !spec.spec.cache.ignore_inputs.contains(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let version = spec.spec.cache.version.clone().map_or_else(
+        || format!("task:{}", spec.task_version),
+        |v| format!("cache:{v}"),
+    );
+    Digest::of_json(&json!({ "task": spec.task, "version": version, "inputs": kept }))
+}
+
+/// Lineage edges of a succeeded node: every input and output, files by their
+/// artifact digest, other values by the digest of their JSON.
+fn edges(execution: &Execution, state: &NodeState, at: chrono::DateTime<Utc>) -> Vec<LineageEdge> {
+    let mut out = Vec::new();
+    for (direction, values) in [
+        (Direction::Input, &state.inputs),
+        (Direction::Output, &state.outputs),
+    ] {
+        let Some(Value::Object(map)) = values else {
+            continue;
+        };
+        for (name, value) in map {
+            let digest = match value {
+                Value::String(s) => {
+                    artifact::parse_reference(s).unwrap_or_else(|| Digest::of_json(value))
+                }
+                other => Digest::of_json(other),
+            };
+            out.push(LineageEdge {
+                execution: execution.id.clone(),
+                node: state.node.clone(),
+                direction,
+                name: name.clone(),
+                digest,
+                task: state.task.clone(),
+                task_version: state.task_version.clone(),
+                commit: execution.commit.clone(),
+                at,
+            });
+        }
+    }
+    out
+}

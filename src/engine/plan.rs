@@ -1,0 +1,320 @@
+//! Compiling a workflow version into the plan an execution follows, as
+//! Flyte compiles a workflow closure: sub-workflows are inlined (node
+//! `train` of sub-workflow node `fit` becomes `fit/train`), every binding is
+//! rewritten to point at an execution input, an upstream node's output or a
+//! literal, and each node lists the nodes it waits for. The plan is stored
+//! with the execution, so later commits never change a running execution.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::spec::template::{self, Part, Reference};
+use crate::spec::{Definition, Digest, Kind, Port, TaskSpec, WorkflowSpec};
+
+/// Where a node input's value comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "from", rename_all = "camelCase")]
+pub enum Binding {
+    Literal {
+        value: Value,
+    },
+    /// An input of the execution.
+    Input {
+        name: String,
+    },
+    /// An output of an upstream node (by path).
+    Output {
+        node: String,
+        output: String,
+    },
+    /// Text around references: a string.
+    Concat {
+        parts: Vec<Binding>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanNode {
+    pub path: String,
+    pub task: String,
+    pub task_version: Digest,
+    pub spec: TaskSpec,
+    pub inputs: BTreeMap<String, Binding>,
+    /// Paths of the nodes that must succeed first.
+    pub deps: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    pub nodes: Vec<PlanNode>,
+    pub outputs: BTreeMap<String, Binding>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum Error {
+    #[error("{kind} `{name}` is not active")]
+    Missing { kind: Kind, name: String },
+    #[error("node `{node}`: {message}")]
+    Binding { node: String, message: String },
+    #[error("sub-workflows nest deeper than {MAX_DEPTH} levels")]
+    TooDeep,
+}
+
+const MAX_DEPTH: usize = 32;
+
+/// Finds a callee's version and definition (the active version of the
+/// workflow's source: the workflow's version covers exactly those).
+pub trait Resolve {
+    fn resolve(&self, kind: Kind, name: &str) -> Option<(Digest, Definition)>;
+}
+
+/// Compiles `workflow`; its inputs are the execution's inputs.
+pub fn compile(workflow: &WorkflowSpec, resolve: &dyn Resolve) -> Result<Plan, Error> {
+    let scope: BTreeMap<String, Binding> = workflow
+        .inputs
+        .keys()
+        .map(|name| (name.clone(), Binding::Input { name: name.clone() }))
+        .collect();
+    let mut nodes = Vec::new();
+    let outputs = expand(workflow, "", &scope, &[], resolve, &mut nodes, 0)?;
+    Ok(Plan { nodes, outputs })
+}
+
+/// What a node's outputs are bound to, per local node id: a task node's
+/// path, or a sub-workflow's output bindings.
+enum Produced {
+    Task(String),
+    Workflow {
+        outputs: BTreeMap<String, Binding>,
+        paths: Vec<String>,
+    },
+}
+
+fn expand(
+    spec: &WorkflowSpec,
+    prefix: &str,
+    scope: &BTreeMap<String, Binding>,
+    extra_deps: &[String],
+    resolve: &dyn Resolve,
+    out: &mut Vec<PlanNode>,
+    depth: usize,
+) -> Result<BTreeMap<String, Binding>, Error> {
+    if depth > MAX_DEPTH {
+        return Err(Error::TooDeep);
+    }
+    let mut produced: BTreeMap<&str, Produced> = BTreeMap::new();
+    for index in local_order(spec) {
+        let node = &spec.nodes[index];
+        let path = format!("{prefix}{}", node.id);
+        let fail = |message: String| Error::Binding {
+            node: path.clone(),
+            message,
+        };
+        let mut inputs = BTreeMap::new();
+        for (name, value) in &node.inputs {
+            let binding = bind(value, scope, &produced).map_err(&fail)?;
+            inputs.insert(name.clone(), binding);
+        }
+        let mut deps: BTreeSet<String> = extra_deps.iter().cloned().collect();
+        for binding in inputs.values() {
+            upstream(binding, &mut deps);
+        }
+        for after in &node.after {
+            match produced.get(after.as_str()) {
+                Some(Produced::Task(p)) => {
+                    deps.insert(p.clone());
+                }
+                Some(Produced::Workflow { paths, .. }) => deps.extend(paths.iter().cloned()),
+                None => return Err(fail(format!("`after: {after}` names no earlier node"))),
+            }
+        }
+        match (&node.task, &node.workflow) {
+            (Some(task), _) => {
+                let Some((version, Definition::Task(doc))) = resolve.resolve(Kind::Task, task)
+                else {
+                    return Err(Error::Missing {
+                        kind: Kind::Task,
+                        name: task.clone(),
+                    });
+                };
+                fill_defaults(&mut inputs, &doc.spec.inputs);
+                out.push(PlanNode {
+                    path: path.clone(),
+                    task: task.clone(),
+                    task_version: version,
+                    spec: doc.spec.clone(),
+                    inputs,
+                    deps: deps.into_iter().collect(),
+                });
+                produced.insert(&node.id, Produced::Task(path));
+            }
+            (None, Some(workflow)) => {
+                let Some((_, Definition::Workflow(doc))) =
+                    resolve.resolve(Kind::Workflow, workflow)
+                else {
+                    return Err(Error::Missing {
+                        kind: Kind::Workflow,
+                        name: workflow.clone(),
+                    });
+                };
+                fill_defaults(&mut inputs, &doc.spec.inputs);
+                let first = out.len();
+                let deps: Vec<String> = deps.into_iter().collect();
+                let outputs = expand(
+                    &doc.spec,
+                    &format!("{path}/"),
+                    &inputs,
+                    &deps,
+                    resolve,
+                    out,
+                    depth + 1,
+                )?;
+                let paths = out[first..].iter().map(|n| n.path.clone()).collect();
+                produced.insert(&node.id, Produced::Workflow { outputs, paths });
+            }
+            (None, None) => {}
+        }
+    }
+    let mut outputs = BTreeMap::new();
+    for (name, value) in &spec.outputs {
+        let binding = bind(&Value::String(value.clone()), scope, &produced).map_err(|message| {
+            Error::Binding {
+                node: format!("{prefix}outputs.{name}"),
+                message,
+            }
+        })?;
+        outputs.insert(name.clone(), binding);
+    }
+    Ok(outputs)
+}
+
+/// Inputs the node leaves unbound take the callee's default.
+fn fill_defaults(inputs: &mut BTreeMap<String, Binding>, ports: &BTreeMap<String, Port>) {
+    for (name, port) in ports {
+        if let (false, Some(value)) = (inputs.contains_key(name), &port.default) {
+            inputs.insert(
+                name.clone(),
+                Binding::Literal {
+                    value: value.clone(),
+                },
+            );
+        }
+    }
+}
+
+fn upstream(binding: &Binding, deps: &mut BTreeSet<String>) {
+    match binding {
+        Binding::Output { node, .. } => {
+            deps.insert(node.clone());
+        }
+        Binding::Concat { parts } => parts.iter().for_each(|p| upstream(p, deps)),
+        Binding::Literal { .. } | Binding::Input { .. } => {}
+    }
+}
+
+/// A binding as written, in the scope of its workflow.
+fn bind(
+    value: &Value,
+    scope: &BTreeMap<String, Binding>,
+    produced: &BTreeMap<&str, Produced>,
+) -> Result<Binding, String> {
+    let Value::String(text) = value else {
+        return Ok(Binding::Literal {
+            value: value.clone(),
+        });
+    };
+    let parsed = template::parse(text)?;
+    let reference = |r: &Reference| -> Result<Binding, String> {
+        match r {
+            Reference::Input(name) => scope
+                .get(name)
+                .cloned()
+                .ok_or_else(|| format!("`inputs.{name}` is not an input here")),
+            Reference::NodeOutput { node, output } => match produced.get(node.as_str()) {
+                Some(Produced::Task(path)) => Ok(Binding::Output {
+                    node: path.clone(),
+                    output: output.clone(),
+                }),
+                Some(Produced::Workflow { outputs, .. }) => outputs
+                    .get(output)
+                    .cloned()
+                    .ok_or_else(|| format!("sub-workflow node `{node}` has no output `{output}`")),
+                None => Err(format!("`nodes.{node}` is not an earlier node")),
+            },
+        }
+    };
+    if let Some(r) = parsed.single_reference() {
+        return reference(r);
+    }
+    if parsed.references().next().is_none() {
+        return Ok(Binding::Literal {
+            value: value.clone(),
+        });
+    }
+    let parts = parsed
+        .parts
+        .iter()
+        .map(|p| match p {
+            Part::Text(t) => Ok(Binding::Literal {
+                value: Value::String(t.clone()),
+            }),
+            Part::Ref(r) => reference(r),
+        })
+        .collect::<Result<_, String>>()?;
+    Ok(Binding::Concat { parts })
+}
+
+/// The workflow's nodes, each after the nodes it reads from or waits for
+/// (validation guarantees there is no cycle; a cycle's nodes come last in
+/// written order, and binding them then fails clearly).
+fn local_order(spec: &WorkflowSpec) -> Vec<usize> {
+    let ids: BTreeMap<&str, usize> = spec
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.id.as_str(), i))
+        .collect();
+    let deps: Vec<BTreeSet<usize>> = spec
+        .nodes
+        .iter()
+        .map(|n| {
+            let mut d: BTreeSet<usize> = n
+                .after
+                .iter()
+                .filter_map(|a| ids.get(a.as_str()).copied())
+                .collect();
+            for value in n.inputs.values() {
+                if let Value::String(text) = value {
+                    if let Ok(t) = template::parse(text) {
+                        for r in t.references() {
+                            if let Reference::NodeOutput { node, .. } = r {
+                                d.extend(ids.get(node.as_str()).copied());
+                            }
+                        }
+                    }
+                }
+            }
+            d
+        })
+        .collect();
+    let mut done = vec![false; spec.nodes.len()];
+    let mut order = Vec::with_capacity(spec.nodes.len());
+    while order.len() < spec.nodes.len() {
+        let before = order.len();
+        for i in 0..spec.nodes.len() {
+            if !done[i] && deps[i].iter().all(|&d| done[d]) {
+                done[i] = true;
+                order.push(i);
+            }
+        }
+        if order.len() == before {
+            order.extend((0..spec.nodes.len()).filter(|&i| !done[i]));
+            break;
+        }
+    }
+    order
+}

@@ -1,0 +1,143 @@
+//! The scheduler's loop body: for every active launch plan with a schedule,
+//! decide the due instants ([`crate::schedule::tick`]) and create their
+//! executions. Ids are deterministic (launch plan, version, instant) and
+//! creation is insert-or-get, so running this twice over the same window —
+//! after a restart, or in two processes sharing a database — never runs an
+//! instant twice (I4).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+use super::create::{self, Request};
+use crate::schedule::Rule;
+use crate::schedule::tick::{Decision, PlanState, SkipReason, advance};
+use crate::spec::{Definition, Kind};
+use crate::store::execution::Execution;
+use crate::store::{Store, VersionFilter, VersionKey};
+
+/// What one scheduler tick did.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Executions this tick created.
+    pub created: Vec<String>,
+    /// Due executions that existed already (another process, or an earlier
+    /// run of this one, created them).
+    pub existing: Vec<String>,
+    pub skipped: Vec<(String, SkipReason)>,
+    /// Running executions asked to stop (`concurrency: Replace`).
+    pub cancelled: Vec<String>,
+    /// Launch plans that could not be scheduled, and why.
+    pub errors: Vec<(String, String)>,
+}
+
+/// Keeps, per launch plan version, its rule and where its schedule stands.
+#[derive(Default)]
+pub struct Scheduler {
+    plans: HashMap<VersionKey, Option<Rule>>,
+    states: HashMap<VersionKey, PlanState>,
+}
+
+impl Scheduler {
+    pub fn new() -> Scheduler {
+        Scheduler::default()
+    }
+
+    /// Decides every active schedule at `now` and creates what is due.
+    pub async fn tick(
+        &mut self,
+        store: &dyn Store,
+        now: DateTime<Utc>,
+    ) -> Result<Report, crate::store::Error> {
+        let mut report = Report::default();
+        let filter = VersionFilter {
+            kind: Some(Kind::LaunchPlan),
+            ..VersionFilter::default()
+        };
+        let plans: Vec<_> = store
+            .versions(&filter)
+            .await?
+            .into_iter()
+            .filter(|v| v.active)
+            .collect();
+        let mut running: HashMap<(String, String), Vec<Execution>> = HashMap::new();
+        for e in store.unfinished_executions().await? {
+            if let Some(lp) = &e.launch_plan {
+                running
+                    .entry((e.project.clone(), lp.clone()))
+                    .or_default()
+                    .push(e);
+            }
+        }
+        let keep: std::collections::HashSet<&VersionKey> = plans.iter().map(|p| &p.key).collect();
+        self.states.retain(|k, _| keep.contains(k));
+        self.plans.retain(|k, _| keep.contains(k));
+        for plan in &plans {
+            let key = &plan.key;
+            if !self.plans.contains_key(key) {
+                let rule = match store.version_document(key).await? {
+                    Some(doc) => match Definition::from_json(Kind::LaunchPlan, doc) {
+                        Ok(Definition::LaunchPlan(lp)) => lp
+                            .spec
+                            .schedule
+                            .as_ref()
+                            .and_then(|s| Rule::from_spec(s).ok()),
+                        _ => None,
+                    },
+                    None => None,
+                };
+                self.plans.insert(key.clone(), rule);
+            }
+            let Some(rule) = &self.plans[key] else {
+                continue;
+            };
+            let entity = &key.entity;
+            let ids: Vec<crate::schedule::ExecutionId> = running
+                .get(&(entity.project.clone(), entity.name.clone()))
+                .map(|list| {
+                    list.iter()
+                        .map(|e| crate::schedule::ExecutionId(e.id.clone()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let activated_at = plan.last_activated_at.unwrap_or(plan.registered_at);
+            let state = self.states.entry(key.clone()).or_default();
+            let Some(tick) = advance(state, entity, &key.digest, rule, activated_at, now, &ids)
+            else {
+                continue;
+            };
+            for id in tick.cancel {
+                if store.request_cancel(&id.0).await? {
+                    report.cancelled.push(id.0);
+                }
+            }
+            for decision in tick.decisions {
+                match decision {
+                    Decision::Start(trigger) => {
+                        let request = Request {
+                            name: entity.name.clone(),
+                            project: Some(entity.project.clone()),
+                            trigger: "schedule".into(),
+                            scheduled_at: Some(trigger.instant),
+                            ..Request::default()
+                        };
+                        match create::create(store, &request).await {
+                            Ok((e, true)) => report.created.push(e.id),
+                            Ok((e, false)) => report.existing.push(e.id),
+                            Err(create::Error::Store(e)) => return Err(e),
+                            Err(e) => {
+                                tracing::warn!(launch_plan = %entity.name, error = %e, "cannot start a scheduled execution");
+                                report.errors.push((entity.name.clone(), e.to_string()));
+                            }
+                        }
+                    }
+                    Decision::Skip(trigger, reason) => {
+                        tracing::info!(launch_plan = %entity.name, instant = %trigger.instant, reason = ?reason, "scheduled instant skipped");
+                        report.skipped.push((trigger.execution.0, reason));
+                    }
+                }
+            }
+        }
+        Ok(report)
+    }
+}

@@ -1,0 +1,243 @@
+//! The local executor: one host process per node attempt, under the data
+//! contract of DESIGN.md section 6.
+//!
+//! An attempt's folder (`<state>/runs/<execution>/<node>/<attempt>/`) holds
+//! `inputs.json`, `inputs/` (file and directory inputs fetched from the
+//! artifact store), `outputs/` (`$WEIR_OUTPUTS`), `task/` (a script's
+//! source), and `stdout.log` / `stderr.log`. After the process exits 0, each
+//! declared output is read and checked against its type: scalars from
+//! `outputs.json`, a `file` output `x` from `outputs/x`, a `directory`
+//! output from the folder `outputs/x`; files and folders go to the artifact
+//! store and are passed on as `sha256:<hex>`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::process::{self, Command, Exit};
+use crate::artifact::{self, ArtifactStore};
+use crate::engine::tasks;
+use crate::spec::TaskSpec;
+use crate::spec::types::TypeExpr;
+
+/// How long a process gets between SIGTERM and SIGKILL.
+pub const GRACE: Duration = Duration::from_secs(10);
+
+/// One attempt to run.
+pub struct Attempt<'a> {
+    pub dir: PathBuf,
+    pub task: &'a str,
+    pub spec: &'a TaskSpec,
+    /// Input values; files and directories as `sha256:` references.
+    pub inputs: &'a BTreeMap<String, Value>,
+    pub timeout: Option<Duration>,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Succeeded { outputs: BTreeMap<String, Value> },
+    Failed { error: String },
+    TimedOut,
+    Cancelled,
+}
+
+/// The local folder of an attempt.
+pub fn attempt_dir(state_dir: &Path, execution: &str, node: &str, attempt: u32) -> PathBuf {
+    state_dir
+        .join("runs")
+        .join(execution)
+        .join(node.replace('/', "__"))
+        .join(attempt.to_string())
+}
+
+/// Prepares, runs and reads back one attempt. `started` receives the
+/// process group id once the process runs (to find it after a restart).
+pub async fn run(
+    attempt: Attempt<'_>,
+    artifacts: &dyn ArtifactStore,
+    cancel: &CancellationToken,
+    started: impl FnOnce(u32),
+) -> Outcome {
+    let prepared = match prepare(&attempt, artifacts) {
+        Ok(p) => p,
+        Err(error) => return Outcome::Failed { error },
+    };
+    let child = match process::spawn(&prepared) {
+        Ok(child) => child,
+        Err(e) => {
+            return Outcome::Failed {
+                error: e.to_string(),
+            };
+        }
+    };
+    started(child.pid());
+    match child.wait(attempt.timeout, cancel, GRACE).await {
+        Ok(Exit::Exited(0)) => match collect(&attempt, artifacts) {
+            Ok(outputs) => Outcome::Succeeded { outputs },
+            Err(error) => Outcome::Failed { error },
+        },
+        Ok(Exit::Exited(code)) => Outcome::Failed {
+            error: format!("exited with status {code}{}", stderr_tail(&attempt.dir)),
+        },
+        Ok(Exit::Signaled(signal)) => Outcome::Failed {
+            error: format!("killed by signal {signal}{}", stderr_tail(&attempt.dir)),
+        },
+        Ok(Exit::TimedOut) => Outcome::TimedOut,
+        Ok(Exit::Cancelled) => Outcome::Cancelled,
+        Err(e) => Outcome::Failed {
+            error: e.to_string(),
+        },
+    }
+}
+
+/// The last lines of the attempt's stderr, to put in its error.
+fn stderr_tail(dir: &Path) -> String {
+    let text = std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().rev().take(5).collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    let tail: Vec<&str> = lines.into_iter().rev().collect();
+    format!("; stderr ends with:\n{}", tail.join("\n"))
+}
+
+fn prepare(attempt: &Attempt<'_>, artifacts: &dyn ArtifactStore) -> Result<Command, String> {
+    let dir = &attempt.dir;
+    let outputs = dir.join("outputs");
+    std::fs::create_dir_all(&outputs)
+        .map_err(|e| format!("cannot create `{}`: {e}", outputs.display()))?;
+    // Files and directories become local paths.
+    let mut values = BTreeMap::new();
+    for (name, value) in attempt.inputs {
+        let blob = attempt
+            .spec
+            .inputs
+            .get(name)
+            .and_then(|p| p.type_expr())
+            .is_some_and(|t| t.is_blob());
+        let local = match value {
+            Value::String(text) if blob => {
+                let digest = artifact::parse_reference(text).ok_or_else(|| {
+                    format!("input `{name}` is not an artifact reference: `{text}`")
+                })?;
+                let path = dir.join("inputs").join(name);
+                artifacts
+                    .fetch(&digest, &path)
+                    .map_err(|e| format!("input `{name}`: {e}"))?;
+                Value::String(path.display().to_string())
+            }
+            other => other.clone(),
+        };
+        values.insert(name.clone(), local);
+    }
+    let launch = tasks::launch(attempt.spec, &values)?;
+    let inputs_json = dir.join("inputs.json");
+    std::fs::write(
+        &inputs_json,
+        Value::Object(values.clone().into_iter().collect()).to_string(),
+    )
+    .map_err(|e| format!("cannot write `{}`: {e}", inputs_json.display()))?;
+    for (rel, text) in &launch.files {
+        let path = dir.join(rel);
+        if let Some(folder) = path.parent() {
+            std::fs::create_dir_all(folder)
+                .map_err(|e| format!("cannot create `{}`: {e}", folder.display()))?;
+        }
+        std::fs::write(&path, text)
+            .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
+    }
+    if let Some(notice) = &launch.notice {
+        std::fs::write(dir.join("stderr.log"), notice)
+            .map_err(|e| format!("cannot write the attempt's log: {e}"))?;
+    }
+    let mut env = launch.env.clone();
+    env.insert("WEIR_INPUTS".into(), inputs_json.display().to_string());
+    env.insert("WEIR_OUTPUTS".into(), outputs.display().to_string());
+    for (name, value) in &values {
+        let text = match value {
+            Value::String(s) => s.clone(),
+            Value::Array(_) | Value::Object(_) => continue,
+            other => other.to_string(),
+        };
+        env.insert(format!("WEIR_INPUT_{}", name.to_uppercase()), text);
+    }
+    let cwd = match &launch.working_dir {
+        Some(w) if Path::new(w).is_absolute() && Path::new(w).is_dir() => PathBuf::from(w),
+        Some(w) if !Path::new(w).is_absolute() => dir.join(w),
+        _ => dir.clone(),
+    };
+    Ok(Command {
+        program: launch.program,
+        args: launch
+            .args
+            .into_iter()
+            .map(|a| {
+                if a.starts_with("task/") {
+                    dir.join(&a).display().to_string()
+                } else {
+                    a
+                }
+            })
+            .collect(),
+        env,
+        cwd,
+        stdout: dir.join("stdout.log"),
+        stderr: dir.join("stderr.log"),
+    })
+}
+
+/// Reads every declared output and checks it against its type.
+fn collect(
+    attempt: &Attempt<'_>,
+    artifacts: &dyn ArtifactStore,
+) -> Result<BTreeMap<String, Value>, String> {
+    let outputs = attempt.dir.join("outputs");
+    let json_path = outputs.join("outputs.json");
+    let written: serde_json::Map<String, Value> = match std::fs::read_to_string(&json_path) {
+        Ok(text) => match serde_json::from_str(&text) {
+            Ok(Value::Object(map)) => map,
+            Ok(_) => return Err("outputs.json is not a JSON object".to_owned()),
+            Err(e) => return Err(format!("outputs.json is not valid JSON: {e}")),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => serde_json::Map::new(),
+        Err(e) => return Err(format!("cannot read outputs.json: {e}")),
+    };
+    let mut values = BTreeMap::new();
+    for (name, port) in &attempt.spec.outputs {
+        let ty = port.type_expr().unwrap_or(TypeExpr::Json);
+        let what = format!("output `{name}` of task `{}`", attempt.task);
+        let value = match ty {
+            TypeExpr::File | TypeExpr::Directory => {
+                let path = outputs.join(name);
+                let wanted_dir = ty == TypeExpr::Directory;
+                if wanted_dir && !path.is_dir() || !wanted_dir && !path.is_file() {
+                    return Err(format!(
+                        "{what}: expected the {} `$WEIR_OUTPUTS/{name}`, which the task did not write",
+                        if wanted_dir { "directory" } else { "file" }
+                    ));
+                }
+                let digest = if wanted_dir {
+                    artifacts.put_dir(&path)
+                } else {
+                    artifacts.put_file(&path)
+                }
+                .map_err(|e| format!("{what}: {e}"))?;
+                Value::String(artifact::reference(&digest))
+            }
+            ty => {
+                let Some(value) = written.get(name) else {
+                    return Err(format!("{what}: missing from outputs.json"));
+                };
+                ty.accepts_literal(value)
+                    .map_err(|e| format!("{what}: {e}"))?;
+                value.clone()
+            }
+        };
+        values.insert(name.clone(), value);
+    }
+    Ok(values)
+}

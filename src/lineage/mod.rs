@@ -1,0 +1,3 @@
+//! Lineage beyond the store: OpenLineage events (DESIGN.md section 8).
+
+pub mod openlineage;

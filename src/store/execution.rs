@@ -1,0 +1,284 @@
+//! What the store keeps of executions (DESIGN.md sections 6–8): one row per
+//! execution with its compiled plan, one per node with its persisted state
+//! (the engine is level-triggered: a restarted process reads these and
+//! continues), lineage edges from node executions to artifact digests, and
+//! cache entries.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{CommitId, SourceKey, StoreFuture};
+use crate::spec::Digest;
+
+/// The state of an execution. `Succeeded`, `Failed`, `Cancelled` and
+/// `TimedOut` are terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Status {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+    TimedOut,
+}
+
+impl Status {
+    pub const ALL: [Status; 6] = [
+        Status::Queued,
+        Status::Running,
+        Status::Succeeded,
+        Status::Failed,
+        Status::Cancelled,
+        Status::TimedOut,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Queued => "queued",
+            Status::Running => "running",
+            Status::Succeeded => "succeeded",
+            Status::Failed => "failed",
+            Status::Cancelled => "cancelled",
+            Status::TimedOut => "timedOut",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, Status::Queued | Status::Running)
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The state of one node of an execution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum NodeStatus {
+    /// Not started: waiting for its dependencies.
+    Pending,
+    /// An attempt is running.
+    Running,
+    /// An attempt failed; the next one starts at `next_attempt_at`.
+    Retrying,
+    Succeeded,
+    Failed,
+    Cancelled,
+    TimedOut,
+    /// Never ran: an upstream node failed (fail-fast) or the execution ended.
+    Skipped,
+}
+
+impl NodeStatus {
+    pub const ALL: [NodeStatus; 8] = [
+        NodeStatus::Pending,
+        NodeStatus::Running,
+        NodeStatus::Retrying,
+        NodeStatus::Succeeded,
+        NodeStatus::Failed,
+        NodeStatus::Cancelled,
+        NodeStatus::TimedOut,
+        NodeStatus::Skipped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeStatus::Pending => "pending",
+            NodeStatus::Running => "running",
+            NodeStatus::Retrying => "retrying",
+            NodeStatus::Succeeded => "succeeded",
+            NodeStatus::Failed => "failed",
+            NodeStatus::Cancelled => "cancelled",
+            NodeStatus::TimedOut => "timedOut",
+            NodeStatus::Skipped => "skipped",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<NodeStatus> {
+        NodeStatus::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    pub fn is_terminal(self) -> bool {
+        !matches!(
+            self,
+            NodeStatus::Pending | NodeStatus::Running | NodeStatus::Retrying
+        )
+    }
+}
+
+impl std::fmt::Display for NodeStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One execution of a workflow version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Execution {
+    /// Deterministic for scheduled runs (`schedule::execution_id`), so a
+    /// second create finds the first (I4).
+    pub id: String,
+    pub project: String,
+    pub workflow: String,
+    pub workflow_version: Digest,
+    pub launch_plan: Option<String>,
+    pub launch_plan_version: Option<Digest>,
+    pub source: SourceKey,
+    /// The commit where the workflow version first appeared.
+    pub commit: CommitId,
+    /// `schedule`, `manual` or `backfill`.
+    pub trigger: String,
+    /// The scheduled instant, for scheduled and backfilled runs.
+    pub scheduled_at: Option<DateTime<Utc>>,
+    /// The workflow's inputs, name → value.
+    pub inputs: Value,
+    /// The compiled DAG the engine follows (engine-owned JSON, fixed at
+    /// creation: later commits never change a running execution).
+    pub plan: Value,
+    /// Run options, e.g. `{"noCache": true}`.
+    pub options: Value,
+    pub status: Status,
+    /// The workflow's outputs once succeeded.
+    pub outputs: Option<Value>,
+    /// Why it failed, timed out or was cancelled.
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// `weir cancel` asked for it; the engine acts on it at its next tick.
+    pub cancel_requested: bool,
+}
+
+/// The persisted state of one node of an execution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeState {
+    pub execution: String,
+    /// The node's path in the plan: `train`, or `sub/train` inside the
+    /// sub-workflow node `sub`.
+    pub node: String,
+    pub task: String,
+    pub task_version: Digest,
+    pub status: NodeStatus,
+    /// Attempts started so far (0 before the first).
+    pub attempts: u32,
+    /// The inputs of the latest attempt, name → value (files as artifact
+    /// digests).
+    pub inputs: Option<Value>,
+    /// The outputs once succeeded, name → value (files as artifact digests).
+    pub outputs: Option<Value>,
+    pub error: Option<String>,
+    /// Served from the cache of this execution.
+    pub cached_from: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// When a `Retrying` node starts its next attempt.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// What the executor needs to find the running attempt again after a
+    /// restart (the local executor: its process group and folder).
+    pub handle: Option<Value>,
+}
+
+/// Filter of `weir executions`.
+#[derive(Debug, Clone, Default)]
+pub struct ExecutionFilter {
+    pub launch_plan: Option<String>,
+    pub workflow: Option<String>,
+    pub status: Option<Status>,
+    /// At most this many, newest first (`None`: 100).
+    pub limit: Option<u32>,
+}
+
+/// Which side of a node execution an artifact is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Direction {
+    Input,
+    Output,
+}
+
+/// One lineage edge: a node execution read (input) or produced (output) the
+/// artifact `digest` under the port `name` (I5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LineageEdge {
+    pub execution: String,
+    pub node: String,
+    pub direction: Direction,
+    pub name: String,
+    pub digest: Digest,
+    pub task: String,
+    pub task_version: Digest,
+    pub commit: CommitId,
+    pub at: DateTime<Utc>,
+}
+
+/// A memoised node result (Flyte's cache): outputs by cache key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheEntry {
+    pub key: Digest,
+    pub execution: String,
+    pub node: String,
+    pub outputs: Value,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What the store keeps of executions. Every method is one transaction.
+pub trait ExecutionStore: Send + Sync {
+    /// Inserts `execution` and its `nodes` unless an execution with the same
+    /// id exists; either way returns the stored execution and whether this
+    /// call created it. Two processes creating the same id at once get one
+    /// row and exactly one `true` (I4).
+    fn create_execution<'a>(
+        &'a self,
+        execution: &'a Execution,
+        nodes: &'a [NodeState],
+    ) -> StoreFuture<'a, (Execution, bool)>;
+
+    fn execution<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<Execution>>;
+
+    /// Executions matching `filter`, newest first.
+    fn executions<'a>(&'a self, filter: &'a ExecutionFilter) -> StoreFuture<'a, Vec<Execution>>;
+
+    /// Every execution that is `queued` or `running`, oldest first.
+    fn unfinished_executions(&self) -> StoreFuture<'_, Vec<Execution>>;
+
+    /// The nodes of an execution, in plan order.
+    fn nodes<'a>(&'a self, execution: &'a str) -> StoreFuture<'a, Vec<NodeState>>;
+
+    /// Writes a node's state (by execution and node path).
+    fn update_node<'a>(&'a self, node: &'a NodeState) -> StoreFuture<'a, ()>;
+
+    /// Writes an execution's status, outputs, error and times (the rest is
+    /// fixed at creation).
+    fn update_execution<'a>(&'a self, execution: &'a Execution) -> StoreFuture<'a, ()>;
+
+    /// Asks for an unfinished execution to be cancelled; `false` when it is
+    /// unknown or already finished.
+    fn request_cancel<'a>(&'a self, id: &'a str) -> StoreFuture<'a, bool>;
+
+    /// Records lineage edges (idempotent: the same edge twice is one).
+    fn record_lineage<'a>(&'a self, edges: &'a [LineageEdge]) -> StoreFuture<'a, ()>;
+
+    /// Edges touching an artifact, oldest first.
+    fn lineage_of_artifact<'a>(&'a self, digest: &'a Digest) -> StoreFuture<'a, Vec<LineageEdge>>;
+
+    /// Edges of an execution's nodes, oldest first.
+    fn lineage_of_execution<'a>(&'a self, execution: &'a str) -> StoreFuture<'a, Vec<LineageEdge>>;
+
+    fn cache_get<'a>(&'a self, key: &'a Digest) -> StoreFuture<'a, Option<CacheEntry>>;
+
+    /// Keeps the first entry for a key (a second put is a no-op).
+    fn cache_put<'a>(&'a self, entry: &'a CacheEntry) -> StoreFuture<'a, ()>;
+}

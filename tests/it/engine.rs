@@ -1,0 +1,553 @@
+//! The engine on real processes, driven through the binary: commit → sync →
+//! `weir run --wait -o json` → assert on the finished execution, its nodes,
+//! the cache and the logs.
+
+use serde_json::Value;
+
+use crate::common::{GitRepo, TestDb, weir_json, weir_with};
+
+const TASKS: &str = r#"apiVersion: weir.dev/v1alpha1
+kind: Task
+metadata: { name: make, project: lab }
+spec:
+  inputs: { count: { type: int, default: 3 } }
+  outputs: { data: { type: file }, n: { type: int } }
+  script:
+    interpreter: bash
+    source: |
+      seq 1 "$WEIR_INPUT_COUNT" > "$WEIR_OUTPUTS/data"
+      echo "{\"n\": {{ inputs.count }}}" > "$WEIR_OUTPUTS/outputs.json"
+      echo "made {{ inputs.count }} rows"
+  cache: { enabled: true }
+---
+apiVersion: weir.dev/v1alpha1
+kind: Task
+metadata: { name: total, project: lab }
+spec:
+  inputs: { data: { type: file }, n: { type: int } }
+  outputs: { sum: { type: int } }
+  script:
+    interpreter: python3
+    source: |
+      import json, os
+      inputs = json.load(open(os.environ["WEIR_INPUTS"]))
+      total = sum(int(line) for line in open(inputs["data"]))
+      assert inputs["n"] == 3 or inputs["n"] == 4
+      json.dump({"sum": total}, open(os.path.join(os.environ["WEIR_OUTPUTS"], "outputs.json"), "w"))
+---
+apiVersion: weir.dev/v1alpha1
+kind: Workflow
+metadata: { name: chain, project: lab }
+spec:
+  inputs: { count: { type: int, default: 3 } }
+  nodes:
+    - { id: make, task: make, inputs: { count: "{{ inputs.count }}" } }
+    - id: total
+      task: total
+      inputs: { data: "{{ nodes.make.outputs.data }}", n: "{{ nodes.make.outputs.n }}" }
+  outputs: { sum: "{{ nodes.total.outputs.sum }}" }
+"#;
+
+const FAULTS: &str = r#"apiVersion: weir.dev/v1alpha1
+kind: Task
+metadata: { name: flaky, project: lab }
+spec:
+  script: { interpreter: bash, source: "echo trying; echo broken >&2; exit 3" }
+  retries: { attempts: 1, backoff: 100ms }
+---
+apiVersion: weir.dev/v1alpha1
+kind: Task
+metadata: { name: slow, project: lab }
+spec:
+  script: { interpreter: bash, source: "sleep 30 & sleep 30" }
+  timeout: 1s
+---
+apiVersion: weir.dev/v1alpha1
+kind: Task
+metadata: { name: liar, project: lab }
+spec:
+  outputs: { rows: { type: int } }
+  script: { interpreter: bash, source: "echo '{\"rows\": \"abc\"}' > $WEIR_OUTPUTS/outputs.json" }
+---
+apiVersion: weir.dev/v1alpha1
+kind: Workflow
+metadata: { name: flaky-flow, project: lab }
+spec:
+  nodes: [ { id: flaky, task: flaky } ]
+---
+apiVersion: weir.dev/v1alpha1
+kind: Workflow
+metadata: { name: slow-flow, project: lab }
+spec:
+  nodes: [ { id: slow, task: slow } ]
+---
+apiVersion: weir.dev/v1alpha1
+kind: Workflow
+metadata: { name: liar-flow, project: lab }
+spec:
+  nodes: [ { id: liar, task: liar }, { id: after, task: flaky, after: [liar] } ]
+"#;
+
+fn setup(db: &TestDb) -> GitRepo {
+    let repo = GitRepo::new();
+    repo.write("defs/lab.yaml", TASKS);
+    repo.write("defs/faults.yaml", FAULTS);
+    repo.commit("Lab pipelines");
+    let out = weir_with(
+        &[
+            "sync",
+            "--repo",
+            repo.path().to_str().expect("utf-8"),
+            "--path",
+            "defs",
+        ],
+        db,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    repo
+}
+
+fn run(db: &TestDb, args: &[&str]) -> (i32, Value) {
+    let mut all = vec!["run"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--wait", "-o", "json"]);
+    weir_json(&all, db)
+}
+
+fn node<'a>(execution: &'a Value, id: &str) -> &'a Value {
+    execution["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .find(|n| n["id"] == id)
+        .unwrap_or_else(|| panic!("no node {id} in {execution:#}"))
+}
+
+fn engine_story(db: &TestDb) {
+    let repo = setup(db);
+    let head = repo
+        .repo
+        .head()
+        .expect("head")
+        .peel_to_commit()
+        .expect("commit")
+        .id()
+        .to_string();
+
+    // Data passes through a file artifact and a scalar; the result comes back.
+    let (code, first) = run(db, &["chain"]);
+    assert_eq!(code, 0, "{first:#}");
+    assert_eq!(first["status"], "succeeded", "{first:#}");
+    assert_eq!(first["outputs"]["sum"], 6);
+    assert_eq!(
+        first["commit"], head,
+        "an execution records the commit of its version"
+    );
+    let make = node(&first, "make");
+    assert_eq!(make["attempts"], 1);
+    assert_eq!(make["cached"], false);
+    assert!(
+        make["outputs"]["data"]
+            .as_str()
+            .expect("file")
+            .starts_with("sha256:"),
+        "files pass as artifact digests: {make}"
+    );
+
+    // Lineage: the summed output leads back, through `total` and the file
+    // `make` wrote, to the commit that defined them (I5).
+    let data = make["outputs"]["data"].as_str().expect("file");
+    let (code, up) = weir_json(&["lineage", data, "--upstream", "-o", "json"], db);
+    assert_eq!(code, 0, "{up:#}");
+    assert_eq!(up["commits"], serde_json::json!([head]), "{up:#}");
+    let produced_by = up["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .find(|e| e["direction"] == "output" && e["artifact"] == data)
+        .expect("the producing edge");
+    assert_eq!(produced_by["node"], "make");
+    assert_eq!(produced_by["execution"], first["id"]);
+    let (_, down) = weir_json(&["lineage", data, "--downstream", "-o", "json"], db);
+    assert!(
+        down["edges"]
+            .as_array()
+            .expect("edges")
+            .iter()
+            .any(|e| e["node"] == "total" && e["direction"] == "input" && e["name"] == "data"),
+        "{down:#}"
+    );
+    let (_, whole) = weir_json(
+        &["lineage", first["id"].as_str().expect("id"), "-o", "json"],
+        db,
+    );
+    assert!(
+        whole["edges"].as_array().expect("edges").len() >= 5,
+        "{whole:#}"
+    );
+
+    // The second run of a cached task with the same inputs is served from the cache.
+    let (_, second) = run(db, &["chain"]);
+    assert_eq!(second["status"], "succeeded");
+    assert_eq!(node(&second, "make")["cached"], true);
+    assert_eq!(node(&second, "make")["cachedFrom"], first["id"]);
+    assert_eq!(node(&second, "total")["cached"], false);
+    // --no-cache and other inputs both run it again.
+    let (_, third) = run(db, &["chain", "--no-cache"]);
+    assert_eq!(node(&third, "make")["cached"], false);
+    let (_, fourth) = run(db, &["chain", "--input", "count=4"]);
+    assert_eq!(fourth["outputs"]["sum"], 10);
+    assert_eq!(node(&fourth, "make")["cached"], false);
+
+    // The logs of a node's attempt.
+    let id = first["id"].as_str().expect("id");
+    let logs = weir_with(&["logs", id, "--node", "make"], db);
+    assert!(
+        String::from_utf8_lossy(&logs.stdout).contains("[make stdout] made 3 rows"),
+        "{}",
+        String::from_utf8_lossy(&logs.stdout)
+    );
+    let (_, listed) = weir_json(&["executions", "--workflow", "chain", "-o", "json"], db);
+    assert_eq!(listed.as_array().expect("list").len(), 4);
+
+    // A failing task is retried, then fails the execution with its stderr.
+    let (code, flaky) = run(db, &["flaky-flow"]);
+    assert_eq!(code, 1);
+    assert_eq!(flaky["status"], "failed", "{flaky:#}");
+    assert_eq!(node(&flaky, "flaky")["attempts"], 2);
+    let error = flaky["error"].as_str().expect("error");
+    assert!(
+        error.contains("exited with status 3") && error.contains("broken"),
+        "{error}"
+    );
+
+    // A timeout kills the task's whole process group.
+    let (_, slow) = run(db, &["slow-flow"]);
+    assert_eq!(slow["status"], "timedOut", "{slow:#}");
+    assert_eq!(node(&slow, "slow")["status"], "timedOut");
+
+    // A wrong-typed output fails clearly, and nothing after it runs.
+    let (_, liar) = run(db, &["liar-flow"]);
+    assert_eq!(liar["status"], "failed");
+    let error = node(&liar, "liar")["error"].as_str().expect("error");
+    assert!(
+        error.contains("output `rows` of task `liar`: expected int"),
+        "{error}"
+    );
+    assert_eq!(node(&liar, "after")["status"], "skipped");
+
+    // Unknown names and bad inputs are clear errors.
+    let out = weir_with(&["run", "nope"], db);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("no active launch plan or workflow is named `nope`")
+    );
+    let out = weir_with(&["run", "chain", "--input", "count=many"], db);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("input `count`: expected int"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn engine_story_on_sqlite() {
+    engine_story(&TestDb::sqlite());
+}
+
+#[test]
+fn engine_story_on_postgres() {
+    if let Some(db) = TestDb::postgres() {
+        engine_story(&db);
+    }
+}
+
+/// Whether a process is gone (or a zombie nobody reaped yet).
+fn gone(pid: u64) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
+/// The engine keeps every node's state in the store: a process that dies
+/// mid-attempt leaves a `running` node behind, and the next engine kills
+/// what is left of that attempt's process group and retries it per its
+/// policy, then finishes the execution.
+#[test]
+fn a_restarted_engine_kills_the_interrupted_attempt_and_retries_it() {
+    use std::sync::Arc;
+    use weir::artifact::LocalArtifacts;
+    use weir::engine::Engine;
+    use weir::engine::create::{self, Request};
+    use weir::store::execution::NodeStatus;
+
+    let db = TestDb::sqlite();
+    let TestDb::Sqlite(state) = &db else {
+        unreachable!()
+    };
+    let marker = state.path().join("first-attempt-ran");
+    let repo = GitRepo::new();
+    repo.write(
+        "defs/hang.yaml",
+        &format!(
+            r#"apiVersion: weir.dev/v1alpha1
+kind: Task
+metadata: {{ name: hang }}
+spec:
+  script:
+    interpreter: bash
+    source: |
+      if [ -e "{marker}" ]; then echo second; exit 0; fi
+      touch "{marker}"
+      sleep 60
+  retries: {{ attempts: 1, backoff: 100ms }}
+---
+apiVersion: weir.dev/v1alpha1
+kind: Workflow
+metadata: {{ name: hang-flow }}
+spec:
+  nodes: [ {{ id: hang, task: hang }} ]
+"#,
+            marker = marker.display()
+        ),
+    );
+    repo.commit("A task that hangs once");
+    let out = weir_with(
+        &[
+            "sync",
+            "--repo",
+            repo.path().to_str().expect("utf-8"),
+            "--path",
+            "defs",
+        ],
+        &db,
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let url = db.url();
+    let engine = |runtime: &tokio::runtime::Runtime| {
+        runtime.block_on(async {
+            let store = weir::store::open(&url).await.expect("store");
+            let artifacts = Arc::new(LocalArtifacts::new(state.path().join("artifacts")));
+            Engine::new(store, artifacts, state.path().to_path_buf())
+        })
+    };
+
+    // The first process: starts the attempt, then dies with it running.
+    let first = tokio::runtime::Runtime::new().expect("runtime");
+    let a = engine(&first);
+    let request = Request {
+        name: "hang-flow".into(),
+        ..Request::default()
+    };
+    let (execution, created) = first
+        .block_on(create::create(a.store().as_ref(), &request))
+        .expect("create");
+    assert!(created);
+    let pgid = first.block_on(async {
+        a.tick().await.expect("tick");
+        loop {
+            let nodes = a.store().nodes(&execution.id).await.expect("nodes");
+            if let Some(pgid) = nodes[0]
+                .handle
+                .as_ref()
+                .and_then(|h| h.get("pgid"))
+                .and_then(Value::as_u64)
+            {
+                if marker.exists() {
+                    break pgid;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    });
+    drop(a);
+    first.shutdown_background();
+    assert!(
+        !gone(pgid),
+        "the attempt outlives the process that started it"
+    );
+
+    // The next process continues where the first stopped.
+    let second = tokio::runtime::Runtime::new().expect("runtime");
+    let b = engine(&second);
+    let finished = second
+        .block_on(b.run_until_finished(&execution.id))
+        .expect("run");
+    assert_eq!(finished.status.as_str(), "succeeded", "{finished:?}");
+    let nodes = second
+        .block_on(b.store().nodes(&execution.id))
+        .expect("nodes");
+    assert_eq!(nodes[0].status, NodeStatus::Succeeded);
+    assert_eq!(nodes[0].attempts, 2, "the interrupted attempt counts");
+    assert!(
+        gone(pgid),
+        "the interrupted attempt's processes were killed"
+    );
+}
+
+/// `weir cancel` from another process: the engine running the execution
+/// sees the request at its next tick, kills the attempt's process group and
+/// ends the execution `cancelled`.
+#[test]
+fn cancel_from_another_process_stops_a_running_execution() {
+    let db = TestDb::sqlite();
+    setup(&db);
+    let mut args = vec![
+        "run".to_owned(),
+        "slow-flow".into(),
+        "--wait".into(),
+        "-o".into(),
+        "json".into(),
+    ];
+    args.extend(db.args());
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(&args)
+        .current_dir(crate::common::root())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("weir runs");
+    let id = loop {
+        let (_, running) = weir_json(&["executions", "--status", "running", "-o", "json"], &db);
+        if let Some(e) = running.as_array().and_then(|a| a.first()) {
+            let id = e["id"].as_str().expect("id").to_owned();
+            let (_, one) = weir_json(&["executions", &id, "-o", "json"], &db);
+            if node(&one, "slow")["status"] == "running" {
+                break id;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let out = weir_with(&["cancel", &id], &db);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let done = child.wait_with_output().expect("weir ends");
+    assert_eq!(done.status.code(), Some(1));
+    let execution: Value = serde_json::from_slice(&done.stdout).expect("json");
+    assert_eq!(execution["status"], "cancelled", "{execution:#}");
+    assert_eq!(node(&execution, "slow")["status"], "cancelled");
+    let again = weir_with(&["cancel", &id], &db);
+    assert_eq!(
+        again.status.code(),
+        Some(1),
+        "a finished execution cannot be cancelled"
+    );
+}
+
+/// I4: the scheduler's ids are deterministic and creation is insert-or-get,
+/// so two schedulers ticking over the same window at once (two processes on
+/// one database), and a third after a "restart", create each due execution
+/// exactly once.
+fn scheduler_story(db: &TestDb) {
+    use weir::engine::scheduler::Scheduler;
+    use weir::store::execution::ExecutionFilter;
+
+    let repo = GitRepo::new();
+    repo.write(
+        "defs/tick.yaml",
+        r#"apiVersion: weir.dev/v1alpha1
+kind: Task
+metadata: { name: stamp }
+spec:
+  inputs: { at: { type: datetime } }
+  container: { image: busybox, command: ["true"] }
+---
+apiVersion: weir.dev/v1alpha1
+kind: Workflow
+metadata: { name: stamp-flow }
+spec:
+  inputs: { at: { type: datetime } }
+  nodes: [ { id: stamp, task: stamp, inputs: { at: "{{ inputs.at }}" } } ]
+---
+apiVersion: weir.dev/v1alpha1
+kind: LaunchPlan
+metadata: { name: every-minute }
+spec:
+  workflow: stamp-flow
+  schedule: { every: 1m, kickoffTimeInput: at, catchUp: all }
+"#,
+    );
+    repo.commit("A schedule");
+    let out = weir_with(
+        &[
+            "sync",
+            "--repo",
+            repo.path().to_str().expect("utf-8"),
+            "--path",
+            "defs",
+        ],
+        db,
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let url = db.url();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let a = weir::store::open(&url).await.expect("store");
+        let b = weir::store::open(&url).await.expect("store");
+        let plan = a
+            .versions(&Default::default())
+            .await
+            .expect("versions")
+            .into_iter()
+            .find(|v| v.key.entity.name == "every-minute")
+            .expect("the launch plan");
+        let activated = plan.last_activated_at.expect("activated");
+        // Half a minute past the fifth whole minute after activation.
+        let minute = activated.timestamp() - activated.timestamp().rem_euclid(60);
+        let now = chrono::DateTime::from_timestamp(minute + 5 * 60 + 30, 0).expect("time");
+        let (mut one, mut two) = (Scheduler::new(), Scheduler::new());
+        let (first, second) = tokio::join!(one.tick(a.as_ref(), now), two.tick(b.as_ref(), now));
+        let (first, second) = (first.expect("tick"), second.expect("tick"));
+        let created = first.created.len() + second.created.len();
+        assert_eq!(created, 5, "each due instant once: {first:?} {second:?}");
+        assert_eq!(first.existing.len() + second.existing.len(), 5);
+
+        let again = Scheduler::new().tick(a.as_ref(), now).await.expect("tick");
+        assert!(
+            again.created.is_empty(),
+            "a restarted scheduler finds them: {again:?}"
+        );
+        assert_eq!(again.existing.len(), 5);
+
+        let filter = ExecutionFilter {
+            launch_plan: Some("every-minute".into()),
+            ..ExecutionFilter::default()
+        };
+        let runs = a.executions(&filter).await.expect("executions");
+        assert_eq!(runs.len(), 5);
+        for run in &runs {
+            let at = run.scheduled_at.expect("scheduled");
+            assert_eq!(run.trigger, "schedule");
+            assert_eq!(
+                run.inputs["at"],
+                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "kickoffTimeInput carries the instant"
+            );
+            assert!(at > activated && at <= now, "never before activation");
+        }
+    });
+}
+
+#[test]
+fn scheduler_story_on_sqlite() {
+    scheduler_story(&TestDb::sqlite());
+}
+
+#[test]
+fn scheduler_story_on_postgres() {
+    if let Some(db) = TestDb::postgres() {
+        scheduler_story(&db);
+    }
+}

@@ -1,0 +1,662 @@
+//! What the store keeps of executions (`ExecutionStore`), run alike against
+//! SQLite (a temporary file) and PostgreSQL (a fresh schema at
+//! `WEIR_TEST_POSTGRES_URL`; skipped when it is unset, a failure when
+//! `CI=true`), as `tests/it/store.rs` runs the registry's contract.
+//!
+//! Each story is what the scheduler, the engine or the CLI asks of the
+//! store: create an execution once however many ask (I4), follow its nodes
+//! in plan order across restarts, list and cancel executions, record where
+//! each artifact came from (I5) and keep the first cached result.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use serde_json::{Value, json};
+use tokio::sync::Barrier;
+use weir::spec::Digest;
+use weir::store::{
+    self, CacheEntry, CommitId, Direction, Execution, ExecutionFilter, LineageEdge, NodeState,
+    NodeStatus, SourceKey, Status, Store,
+};
+
+use crate::common::{Backend, on_every_backend};
+
+on_every_backend!(
+    an_execution_and_its_nodes_round_trip_every_field,
+    creating_an_existing_id_returns_the_first_and_adds_nothing,
+    two_creators_racing_on_each_id_get_exactly_one_true,
+    nodes_come_back_in_plan_order,
+    node_and_execution_updates_persist,
+    unfinished_executions_are_the_queued_and_running_ones_oldest_first,
+    executions_filter_by_launch_plan_workflow_and_status_newest_first,
+    cancel_is_granted_to_unfinished_executions_only,
+    lineage_is_recorded_once_and_found_by_artifact_and_by_execution,
+    the_first_cache_entry_for_a_key_wins,
+    an_unknown_stored_status_is_reported_as_corrupt,
+);
+
+// ---------------------------------------------------------------- fixtures
+
+/// `minutes` after a fixed instant, with microseconds (what both backends
+/// keep) so that precision is checked too.
+fn at(minutes: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 29, 0, 30, 0)
+        .single()
+        .expect("a valid instant")
+        + Duration::minutes(minutes)
+        + Duration::microseconds(123_456)
+}
+
+fn digest(text: &str) -> Digest {
+    Digest::of_json(&json!(text))
+}
+
+/// A scheduled execution of `ml/train` by the launch plan `nightly`,
+/// created at `at(created)`, with nothing optional set beyond that.
+fn execution(id: &str, status: Status, created: i64) -> Execution {
+    Execution {
+        id: id.into(),
+        project: "ml".into(),
+        workflow: "train".into(),
+        workflow_version: digest("train v1"),
+        launch_plan: Some("nightly".into()),
+        launch_plan_version: Some(digest("nightly v1")),
+        source: SourceKey("file:///srv/repo#main:pipelines".into()),
+        commit: CommitId(format!("{:040x}", 7)),
+        trigger: "schedule".into(),
+        scheduled_at: Some(at(created)),
+        inputs: json!({ "date": "2026-03-29" }),
+        plan: json!({ "nodes": ["prepare", "train"] }),
+        options: json!({}),
+        status,
+        outputs: None,
+        error: None,
+        created_at: at(created),
+        started_at: None,
+        finished_at: None,
+        cancel_requested: false,
+    }
+}
+
+/// A pending node of `execution` at `path`, never started.
+fn node(execution: &str, path: &str) -> NodeState {
+    NodeState {
+        execution: execution.into(),
+        node: path.into(),
+        task: path.rsplit('/').next().unwrap_or(path).into(),
+        task_version: digest(path),
+        status: NodeStatus::Pending,
+        attempts: 0,
+        inputs: None,
+        outputs: None,
+        error: None,
+        cached_from: None,
+        started_at: None,
+        finished_at: None,
+        next_attempt_at: None,
+        handle: None,
+    }
+}
+
+/// Creates `execution` with `nodes` and checks that this call created it.
+async fn create(store: &dyn Store, execution: &Execution, nodes: &[NodeState]) {
+    let (stored, created) = store
+        .create_execution(execution, nodes)
+        .await
+        .expect("create an execution");
+    assert!(created, "{} existed already", execution.id);
+    assert_eq!(&stored, execution);
+}
+
+fn ids(executions: &[Execution]) -> Vec<&str> {
+    executions.iter().map(|e| e.id.as_str()).collect()
+}
+
+fn edge(
+    execution: &str,
+    node: &str,
+    direction: Direction,
+    name: &str,
+    artifact: &Digest,
+    minutes: i64,
+) -> LineageEdge {
+    LineageEdge {
+        execution: execution.into(),
+        node: node.into(),
+        direction,
+        name: name.into(),
+        digest: artifact.clone(),
+        task: node.into(),
+        task_version: digest(node),
+        commit: CommitId(format!("{:040x}", 7)),
+        at: at(minutes),
+    }
+}
+
+/// Runs one statement on the backend's database behind the store's back.
+async fn tamper(url: &str, statement: &str) {
+    if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(url).await.expect("connect");
+        sqlx::query(statement).execute(&pool).await.expect("tamper");
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.expect("connect");
+        sqlx::query(statement).execute(&pool).await.expect("tamper");
+    }
+}
+
+// ----------------------------------------------------------------- stories
+
+async fn an_execution_and_its_nodes_round_trip_every_field(b: Backend) {
+    let store = &*b.store;
+    let full = Execution {
+        launch_plan: None,
+        launch_plan_version: None,
+        trigger: "backfill".into(),
+        inputs: json!({ "date": "2026-03-29", "rows": 10_000_000_000u64, "ratio": 0.25,
+                        "tags": ["a", "b"], "note": "naïve — ünïcode" }),
+        plan: json!({ "nodes": [{ "id": "prepare", "after": [] }, { "id": "sub/train" }] }),
+        options: json!({ "noCache": true }),
+        outputs: Some(json!({ "model": { "digest": digest("model").as_str() } })),
+        error: Some("node train: exit code 3".into()),
+        started_at: Some(at(1)),
+        finished_at: Some(at(90)),
+        cancel_requested: true,
+        ..execution("train-full", Status::Failed, 0)
+    };
+    let full_node = NodeState {
+        status: NodeStatus::Retrying,
+        attempts: 2,
+        inputs: Some(json!({ "data": digest("data").as_str(), "epochs": 3 })),
+        outputs: Some(json!({})),
+        error: Some("OOMKilled".into()),
+        cached_from: Some("train-yesterday".into()),
+        started_at: Some(at(2)),
+        finished_at: Some(at(3)),
+        next_attempt_at: Some(at(4)),
+        handle: Some(json!({ "pgid": 4242, "dir": "/var/lib/weir/runs/x" })),
+        ..node("train-full", "sub/train")
+    };
+    let nodes = vec![node("train-full", "prepare"), full_node];
+    create(store, &full, &nodes).await;
+    assert_eq!(
+        store.execution("train-full").await.expect("read"),
+        Some(full)
+    );
+    assert_eq!(store.nodes("train-full").await.expect("nodes"), nodes);
+
+    // Nothing optional set: every None stays None, and no nodes at all.
+    let bare = Execution {
+        launch_plan: None,
+        launch_plan_version: None,
+        scheduled_at: None,
+        trigger: "manual".into(),
+        ..execution("train-bare", Status::Queued, 5)
+    };
+    create(store, &bare, &[]).await;
+    assert_eq!(
+        store.execution("train-bare").await.expect("read"),
+        Some(bare)
+    );
+    assert!(store.nodes("train-bare").await.expect("nodes").is_empty());
+
+    assert_eq!(store.execution("never").await.expect("read"), None);
+    assert!(store.nodes("never").await.expect("nodes").is_empty());
+}
+
+/// A scheduler that restarts (or a second replica) creates the same id
+/// again: it gets the first execution back, and nothing changes (I4).
+async fn creating_an_existing_id_returns_the_first_and_adds_nothing(b: Backend) {
+    let store = &*b.store;
+    let first = execution("nightly-1", Status::Queued, 0);
+    let nodes = [node("nightly-1", "prepare"), node("nightly-1", "train")];
+    create(store, &first, &nodes).await;
+    let running = Execution {
+        status: Status::Running,
+        started_at: Some(at(1)),
+        ..first.clone()
+    };
+    store.update_execution(&running).await.expect("update");
+
+    let again = Execution {
+        inputs: json!({ "date": "another day" }),
+        created_at: at(60),
+        ..first.clone()
+    };
+    let (stored, created) = store
+        .create_execution(&again, &[node("nightly-1", "other")])
+        .await
+        .expect("create again");
+    assert!(!created);
+    assert_eq!(stored, running, "the stored execution, as it is now");
+    assert_eq!(store.nodes("nightly-1").await.expect("nodes"), nodes);
+    assert_eq!(
+        store
+            .executions(&ExecutionFilter::default())
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+}
+
+/// Two replicas (two pools on one database) create each of 20 ids at the
+/// same moment: every id gets one row, one `true`, and the winner's nodes.
+async fn two_creators_racing_on_each_id_get_exactly_one_true(b: Backend) {
+    let second = store::open(&b.url).await.expect("open a second time");
+    let mut races = Vec::new();
+    for i in 0..20 {
+        let id = format!("race-{i:02}");
+        let start = Arc::new(Barrier::new(2));
+        for (side, store) in [("a", b.store.clone()), ("b", second.clone())] {
+            let execution = Execution {
+                inputs: json!({ "side": side }),
+                ..execution(&id, Status::Queued, i)
+            };
+            let nodes = vec![node(&id, &format!("from-{side}"))];
+            let start = start.clone();
+            races.push(tokio::spawn(async move {
+                start.wait().await;
+                let (stored, created) = store
+                    .create_execution(&execution, &nodes)
+                    .await
+                    .expect("create");
+                (execution.id, side, stored, created)
+            }));
+        }
+    }
+    let mut outcomes: HashMap<String, Vec<(&str, Execution, bool)>> = HashMap::new();
+    for race in races {
+        let (id, side, stored, created) = race.await.expect("a creator panicked");
+        outcomes
+            .entry(id)
+            .or_default()
+            .push((side, stored, created));
+    }
+    assert_eq!(outcomes.len(), 20);
+    let trues: usize = outcomes
+        .values()
+        .map(|o| o.iter().filter(|(_, _, created)| *created).count())
+        .sum();
+    assert_eq!(trues, 20, "exactly one creator per id gets true");
+    for (id, outcome) in &outcomes {
+        let (winner, _, _) = outcome
+            .iter()
+            .find(|(_, _, created)| *created)
+            .expect("a winner");
+        assert_eq!(outcome[0].1, outcome[1].1, "{id}: both see one execution");
+        assert_eq!(outcome[0].1.inputs, json!({ "side": winner }), "{id}");
+        let nodes = b.store.nodes(id).await.expect("nodes");
+        assert_eq!(nodes, vec![node(id, &format!("from-{winner}"))], "{id}");
+    }
+}
+
+async fn nodes_come_back_in_plan_order(b: Backend) {
+    let store = &*b.store;
+    // Plan order is neither alphabetical nor by length: the engine's
+    // topological order, as given.
+    let paths: Vec<String> = (0..60)
+        .map(|i| match i % 3 {
+            0 => format!("z{}", 60 - i),
+            1 => format!("sub/a{i}"),
+            _ => format!("m{}", (i * 37) % 61),
+        })
+        .collect();
+    let nodes: Vec<NodeState> = paths.iter().map(|p| node("big", p)).collect();
+    create(store, &execution("big", Status::Queued, 0), &nodes).await;
+    let small = [node("small", "zeta"), node("small", "alpha")];
+    create(store, &execution("small", Status::Queued, 1), &small).await;
+
+    assert_eq!(store.nodes("big").await.expect("nodes"), nodes);
+    assert_eq!(store.nodes("small").await.expect("nodes"), small);
+}
+
+/// The engine persists each step, so a restarted process continues from
+/// what it reads back.
+async fn node_and_execution_updates_persist(b: Backend) {
+    let store = &*b.store;
+    let queued = execution("run", Status::Queued, 0);
+    let nodes = [node("run", "prepare"), node("run", "train")];
+    create(store, &queued, &nodes).await;
+
+    let running = NodeState {
+        status: NodeStatus::Running,
+        attempts: 1,
+        inputs: Some(json!({ "date": "2026-03-29" })),
+        started_at: Some(at(1)),
+        handle: Some(json!({ "pgid": 77 })),
+        ..nodes[0].clone()
+    };
+    store.update_node(&running).await.expect("update node");
+    assert_eq!(
+        store.nodes("run").await.expect("nodes"),
+        vec![running.clone(), nodes[1].clone()]
+    );
+    // Retrying clears what the first attempt set; NULLs are written too.
+    let retrying = NodeState {
+        status: NodeStatus::Retrying,
+        error: Some("exit code 1".into()),
+        finished_at: Some(at(2)),
+        next_attempt_at: Some(at(3)),
+        handle: None,
+        ..running
+    };
+    store.update_node(&retrying).await.expect("update node");
+    let succeeded = NodeState {
+        status: NodeStatus::Succeeded,
+        attempts: 2,
+        outputs: Some(json!({ "rows": 12 })),
+        error: None,
+        next_attempt_at: None,
+        cached_from: Some("yesterday".into()),
+        ..retrying
+    };
+    store.update_node(&succeeded).await.expect("update node");
+    assert_eq!(store.nodes("run").await.expect("nodes")[0], succeeded);
+
+    // Status, outputs, error and times are written; the rest is fixed at
+    // creation, and a cancellation asked meanwhile is not lost.
+    assert!(store.request_cancel("run").await.expect("cancel"));
+    let finished = Execution {
+        status: Status::Succeeded,
+        outputs: Some(json!({ "model": "m" })),
+        error: Some("none, really".into()),
+        started_at: Some(at(1)),
+        finished_at: Some(at(9)),
+        workflow: "renamed".into(),
+        inputs: json!("changed"),
+        plan: json!("changed"),
+        cancel_requested: false,
+        ..queued.clone()
+    };
+    store.update_execution(&finished).await.expect("update");
+    let stored = store.execution("run").await.expect("read").expect("exists");
+    assert_eq!(
+        stored,
+        Execution {
+            workflow: queued.workflow.clone(),
+            inputs: queued.inputs.clone(),
+            plan: queued.plan.clone(),
+            cancel_requested: true,
+            ..finished.clone()
+        }
+    );
+
+    // Writing what was never created is the caller's bug, not a no-op.
+    let ghost = store.update_node(&node("run", "ghost")).await;
+    assert!(
+        matches!(ghost, Err(store::Error::NotFound { .. })),
+        "{ghost:?}"
+    );
+    let ghost = store
+        .update_execution(&execution("ghost", Status::Running, 0))
+        .await;
+    assert!(
+        matches!(ghost, Err(store::Error::NotFound { .. })),
+        "{ghost:?}"
+    );
+}
+
+async fn unfinished_executions_are_the_queued_and_running_ones_oldest_first(b: Backend) {
+    let store = &*b.store;
+    let made = [
+        ("running-3", Status::Running, 3),
+        ("succeeded-1", Status::Succeeded, 1),
+        ("queued-2", Status::Queued, 2),
+        ("failed-4", Status::Failed, 4),
+        ("cancelled-5", Status::Cancelled, 5),
+        ("timed-out-6", Status::TimedOut, 6),
+        ("queued-0", Status::Queued, 0),
+    ];
+    for (id, status, created) in made {
+        create(store, &execution(id, status, created), &[]).await;
+    }
+    let unfinished = store.unfinished_executions().await.expect("unfinished");
+    assert_eq!(ids(&unfinished), ["queued-0", "queued-2", "running-3"]);
+
+    let done = Execution {
+        status: Status::Succeeded,
+        finished_at: Some(at(10)),
+        ..unfinished[0].clone()
+    };
+    store.update_execution(&done).await.expect("update");
+    let unfinished = store.unfinished_executions().await.expect("unfinished");
+    assert_eq!(ids(&unfinished), ["queued-2", "running-3"]);
+}
+
+async fn executions_filter_by_launch_plan_workflow_and_status_newest_first(b: Backend) {
+    let store = &*b.store;
+    let of = |id: &str, launch_plan: Option<&str>, workflow: &str, status, created| Execution {
+        launch_plan: launch_plan.map(str::to_owned),
+        workflow: workflow.into(),
+        ..execution(id, status, created)
+    };
+    let made = [
+        of("n1", Some("nightly"), "train", Status::Succeeded, 1),
+        of("h2", Some("hourly"), "etl", Status::Failed, 2),
+        of("n3", Some("nightly"), "train", Status::Failed, 3),
+        of("m4", None, "train", Status::Running, 4),
+        of("h5", Some("hourly"), "etl", Status::Succeeded, 5),
+        of("n6", Some("nightly"), "train", Status::Queued, 6),
+    ];
+    for e in &made {
+        create(store, e, &[]).await;
+    }
+    let list = |filter: ExecutionFilter| async move {
+        let found = store.executions(&filter).await.expect("list");
+        found.iter().map(|e| e.id.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        list(ExecutionFilter::default()).await,
+        ["n6", "h5", "m4", "n3", "h2", "n1"]
+    );
+    let nightly = ExecutionFilter {
+        launch_plan: Some("nightly".into()),
+        ..ExecutionFilter::default()
+    };
+    assert_eq!(list(nightly.clone()).await, ["n6", "n3", "n1"]);
+    let etl = ExecutionFilter {
+        workflow: Some("etl".into()),
+        ..ExecutionFilter::default()
+    };
+    assert_eq!(list(etl).await, ["h5", "h2"]);
+    let failed = ExecutionFilter {
+        status: Some(Status::Failed),
+        ..ExecutionFilter::default()
+    };
+    assert_eq!(list(failed).await, ["n3", "h2"]);
+    let nightly_failed = ExecutionFilter {
+        status: Some(Status::Failed),
+        ..nightly.clone()
+    };
+    assert_eq!(list(nightly_failed).await, ["n3"]);
+    let latest_two = ExecutionFilter {
+        limit: Some(2),
+        ..nightly
+    };
+    assert_eq!(list(latest_two).await, ["n6", "n3"]);
+    let nothing = ExecutionFilter {
+        launch_plan: Some("weekly".into()),
+        ..ExecutionFilter::default()
+    };
+    assert!(list(nothing).await.is_empty());
+    let limit_zero = ExecutionFilter {
+        limit: Some(0),
+        ..ExecutionFilter::default()
+    };
+    assert!(list(limit_zero).await.is_empty());
+
+    // Without a limit, the newest 100.
+    for i in 0..100 {
+        let id = format!("bulk-{i:03}");
+        create(store, &execution(&id, Status::Succeeded, 100 + i), &[]).await;
+    }
+    let page = list(ExecutionFilter::default()).await;
+    assert_eq!((page.len(), page[0].as_str()), (100, "bulk-099"));
+    assert_eq!(page[99], "bulk-000");
+}
+
+/// `weir cancel`: granted while an execution is queued or running (asking
+/// twice is harmless), refused once it finished or when it never existed.
+async fn cancel_is_granted_to_unfinished_executions_only(b: Backend) {
+    let store = &*b.store;
+    for (id, status) in [
+        ("running", Status::Running),
+        ("queued", Status::Queued),
+        ("succeeded", Status::Succeeded),
+        ("cancelled", Status::Cancelled),
+    ] {
+        create(store, &execution(id, status, 0), &[]).await;
+    }
+    assert!(store.request_cancel("running").await.expect("cancel"));
+    assert!(store.request_cancel("running").await.expect("cancel again"));
+    assert!(store.request_cancel("queued").await.expect("cancel"));
+    assert!(!store.request_cancel("succeeded").await.expect("cancel"));
+    assert!(!store.request_cancel("cancelled").await.expect("cancel"));
+    assert!(!store.request_cancel("never").await.expect("cancel"));
+
+    for (id, requested) in [
+        ("running", true),
+        ("queued", true),
+        ("succeeded", false),
+        ("cancelled", false),
+    ] {
+        let stored = store.execution(id).await.expect("read").expect("exists");
+        assert_eq!(stored.cancel_requested, requested, "{id}");
+    }
+    let stored = store.execution("running").await.expect("read");
+    assert_eq!(stored.map(|e| e.status), Some(Status::Running));
+}
+
+/// `prepare` writes `data`, `train` reads it and writes `model`, which an
+/// evaluation in another execution reads: each artifact leads back to the
+/// node executions that produced and used it (I5).
+async fn lineage_is_recorded_once_and_found_by_artifact_and_by_execution(b: Backend) {
+    let store = &*b.store;
+    let nodes = [node("e1", "prepare"), node("e1", "train")];
+    create(store, &execution("e1", Status::Running, 0), &nodes).await;
+    create(
+        store,
+        &execution("e2", Status::Running, 1),
+        &[node("e2", "evaluate")],
+    )
+    .await;
+    let (data, model) = (digest("data bytes"), digest("model bytes"));
+    let produced = edge("e1", "prepare", Direction::Output, "data", &data, 1);
+    let read = edge("e1", "train", Direction::Input, "data", &data, 2);
+    let trained = edge("e1", "train", Direction::Output, "model", &model, 3);
+    let evaluated = edge("e2", "evaluate", Direction::Input, "model", &model, 4);
+
+    // Recorded out of order, twice, and with a duplicate in one call.
+    store
+        .record_lineage(&[trained.clone(), read.clone(), read.clone()])
+        .await
+        .expect("record");
+    store
+        .record_lineage(&[evaluated.clone(), produced.clone(), trained.clone()])
+        .await
+        .expect("record again");
+    store.record_lineage(&[]).await.expect("record nothing");
+
+    assert_eq!(
+        store.lineage_of_artifact(&data).await.expect("lineage"),
+        vec![produced.clone(), read.clone()],
+        "oldest first"
+    );
+    assert_eq!(
+        store.lineage_of_artifact(&model).await.expect("lineage"),
+        vec![trained.clone(), evaluated.clone()]
+    );
+    assert_eq!(
+        store.lineage_of_execution("e1").await.expect("lineage"),
+        vec![produced, read, trained]
+    );
+    assert_eq!(
+        store.lineage_of_execution("e2").await.expect("lineage"),
+        vec![evaluated]
+    );
+    let unknown = digest("never produced");
+    assert!(
+        store
+            .lineage_of_artifact(&unknown)
+            .await
+            .expect("lineage")
+            .is_empty()
+    );
+    assert!(
+        store
+            .lineage_of_execution("never")
+            .await
+            .expect("lineage")
+            .is_empty()
+    );
+
+    // An edge names a node execution that exists.
+    let orphan = edge("e1", "ghost", Direction::Output, "x", &data, 5);
+    assert!(store.record_lineage(&[orphan]).await.is_err());
+}
+
+async fn the_first_cache_entry_for_a_key_wins(b: Backend) {
+    let store = &*b.store;
+    let key = digest("train@v1 inputs");
+    assert_eq!(store.cache_get(&key).await.expect("get"), None);
+    let first = CacheEntry {
+        key: key.clone(),
+        execution: "e1".into(),
+        node: "train".into(),
+        outputs: json!({ "model": digest("model").as_str(), "accuracy": 0.93 }),
+        created_at: at(1),
+    };
+    store.cache_put(&first).await.expect("put");
+    let second = CacheEntry {
+        execution: "e2".into(),
+        outputs: json!({ "model": "other" }),
+        created_at: at(2),
+        ..first.clone()
+    };
+    store
+        .cache_put(&second)
+        .await
+        .expect("second put is a no-op");
+    assert_eq!(store.cache_get(&key).await.expect("get"), Some(first));
+
+    let other = CacheEntry {
+        key: digest("train@v1 other inputs"),
+        outputs: Value::Null,
+        ..second
+    };
+    store.cache_put(&other).await.expect("put");
+    assert_eq!(store.cache_get(&other.key).await.expect("get"), Some(other));
+}
+
+/// A row written by a newer weir (or by hand) with a status this version
+/// does not know is reported, naming it, rather than guessed at.
+async fn an_unknown_stored_status_is_reported_as_corrupt(b: Backend) {
+    let store = &*b.store;
+    create(
+        store,
+        &execution("odd", Status::Running, 0),
+        &[node("odd", "train")],
+    )
+    .await;
+    tamper(&b.url, "UPDATE executions SET status = 'paused'").await;
+    tamper(&b.url, "UPDATE node_executions SET status = 'dozing'").await;
+
+    for error in [
+        store.execution("odd").await.map(|_| ()),
+        store
+            .executions(&ExecutionFilter::default())
+            .await
+            .map(|_| ()),
+    ] {
+        let error = error.expect_err("an unknown status");
+        assert!(matches!(error, store::Error::Corrupt { .. }), "{error:?}");
+        assert!(error.to_string().contains("\"paused\""), "{error}");
+    }
+    let error = store
+        .nodes("odd")
+        .await
+        .expect_err("an unknown node status");
+    assert!(matches!(error, store::Error::Corrupt { .. }), "{error:?}");
+    assert!(error.to_string().contains("\"dozing\""), "{error}");
+}
