@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::plan::{self, Resolve};
+use super::plan::{self, Resolve, Resolved};
 use crate::schedule;
 use crate::spec::types::TypeExpr;
 use crate::spec::{Definition, Digest, EntityRef, Kind, Port};
@@ -82,11 +82,17 @@ async fn document(store: &dyn Store, key: &VersionKey) -> Result<Definition, Err
 }
 
 /// The active definitions a workflow's closure calls, loaded up front.
-struct Closure(BTreeMap<(Kind, String), (Digest, Definition)>);
+struct Closure(BTreeMap<(Kind, String), (VersionRecord, Definition)>);
 
 impl Resolve for Closure {
-    fn resolve(&self, kind: Kind, name: &str) -> Option<(Digest, Definition)> {
-        self.0.get(&(kind, name.to_owned())).cloned()
+    fn resolve(&self, kind: Kind, name: &str) -> Option<Resolved> {
+        self.0
+            .get(&(kind, name.to_owned()))
+            .map(|(version, definition)| Resolved {
+                version: version.key.digest.clone(),
+                definition: definition.clone(),
+                commit: version.commit.clone(),
+            })
     }
 }
 
@@ -115,7 +121,7 @@ async fn closure(store: &dyn Store, project: &str, root: &Definition) -> Result<
             };
             let definition = document(store, &version.key).await?;
             stack.push(definition.clone());
-            found.insert((kind, name.clone()), (version.key.digest, definition));
+            found.insert((kind, name.clone()), (version, definition));
         }
     }
     Ok(Closure(found))

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::artifact::{self, ArtifactStore};
 use crate::executor::local::{self, Attempt, Outcome};
 use crate::executor::process;
+use crate::source::git::SourceFiles;
 use crate::spec::{Digest, duration};
 use crate::store::execution::{
     CacheEntry, Direction, Execution, LineageEdge, NodeState, NodeStatus, Status,
@@ -81,6 +82,7 @@ pub struct Engine {
     /// Woken when an attempt ends.
     pub wake: Arc<tokio::sync::Notify>,
     observers: Vec<Arc<dyn Observer>>,
+    files: SourceFiles,
 }
 
 impl Engine {
@@ -92,6 +94,7 @@ impl Engine {
         Engine {
             store,
             artifacts,
+            files: SourceFiles::new(&state_dir),
             state_dir,
             running: Mutex::new(HashMap::new()),
             finished: Arc::new(Mutex::new(Vec::new())),
@@ -368,6 +371,11 @@ impl Engine {
             .timeout
             .as_deref()
             .and_then(|t| duration::parse(t).ok());
+        let notebook = spec.notebook.as_ref().map(|n| {
+            self.files
+                .read(&execution.source, &n.commit, &n.path)
+                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        });
         let artifacts = self.artifacts.clone();
         let finished = self.finished.clone();
         let wake = self.wake.clone();
@@ -385,6 +393,7 @@ impl Engine {
                 spec: &task_spec,
                 inputs: &inputs,
                 timeout,
+                notebook,
             };
             let run = local::run(attempt, artifacts.as_ref(), &token, |pgid| {
                 let _ = pgid_tx.send(pgid);

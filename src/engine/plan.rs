@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::spec::template::{self, Part, Reference};
 use crate::spec::{Definition, Digest, Kind, Port, TaskSpec, WorkflowSpec};
+use crate::store::CommitId;
 
 /// Where a node input's value comes from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,6 +46,26 @@ pub struct PlanNode {
     pub inputs: BTreeMap<String, Binding>,
     /// Paths of the nodes that must succeed first.
     pub deps: Vec<String>,
+    /// A notebook task's notebook: read at the commit where the task's
+    /// version first appeared (its version covers the notebook's content).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notebook: Option<NotebookRef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotebookRef {
+    pub commit: CommitId,
+    /// Relative to the source's folder.
+    pub path: String,
+}
+
+/// A callee as resolved: its version, definition, and the commit where the
+/// version first appeared.
+pub struct Resolved {
+    pub version: Digest,
+    pub definition: Definition,
+    pub commit: CommitId,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,7 +90,7 @@ const MAX_DEPTH: usize = 32;
 /// Finds a callee's version and definition (the active version of the
 /// workflow's source: the workflow's version covers exactly those).
 pub trait Resolve {
-    fn resolve(&self, kind: Kind, name: &str) -> Option<(Digest, Definition)>;
+    fn resolve(&self, kind: Kind, name: &str) -> Option<Resolved>;
 }
 
 /// Compiles `workflow`; its inputs are the execution's inputs.
@@ -134,7 +155,11 @@ fn expand(
         }
         match (&node.task, &node.workflow) {
             (Some(task), _) => {
-                let Some((version, Definition::Task(doc))) = resolve.resolve(Kind::Task, task)
+                let Some(Resolved {
+                    version,
+                    definition: Definition::Task(doc),
+                    commit,
+                }) = resolve.resolve(Kind::Task, task)
                 else {
                     return Err(Error::Missing {
                         kind: Kind::Task,
@@ -149,12 +174,18 @@ fn expand(
                     spec: doc.spec.clone(),
                     inputs,
                     deps: deps.into_iter().collect(),
+                    notebook: doc.spec.notebook.as_ref().map(|n| NotebookRef {
+                        commit,
+                        path: n.path.trim_start_matches("./").to_owned(),
+                    }),
                 });
                 produced.insert(&node.id, Produced::Task(path));
             }
             (None, Some(workflow)) => {
-                let Some((_, Definition::Workflow(doc))) =
-                    resolve.resolve(Kind::Workflow, workflow)
+                let Some(Resolved {
+                    definition: Definition::Workflow(doc),
+                    ..
+                }) = resolve.resolve(Kind::Workflow, workflow)
                 else {
                     return Err(Error::Missing {
                         kind: Kind::Workflow,

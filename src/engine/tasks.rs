@@ -24,27 +24,48 @@ pub struct Launch {
     pub working_dir: Option<String>,
 }
 
+/// What a task type gets to build its launch from.
+pub struct Context<'a> {
+    pub spec: &'a TaskSpec,
+    /// The node's input values (files as local paths).
+    pub inputs: &'a BTreeMap<String, Value>,
+    /// A notebook task's notebook, read from Git at its version's commit
+    /// (or why it could not be).
+    pub notebook: Option<Result<&'a str, &'a str>>,
+}
+
 /// One task type.
 pub trait TaskType: Sync {
     /// The body's field name in a task spec (`script`, `container`, …).
     fn name(&self) -> &'static str;
     fn applies(&self, spec: &TaskSpec) -> bool;
-    /// `inputs`: the node's input values (files as local paths).
-    fn launch(&self, spec: &TaskSpec, inputs: &BTreeMap<String, Value>) -> Result<Launch, String>;
+    fn launch(&self, context: &Context<'_>) -> Result<Launch, String>;
 }
 
 /// Every task type weir knows.
-pub const TYPES: &[&dyn TaskType] = &[&Script, &Container];
+pub const TYPES: &[&dyn TaskType] = &[&Script, &Container, &Notebook];
 
 /// The launch of a task, by its body.
-pub fn launch(spec: &TaskSpec, inputs: &BTreeMap<String, Value>) -> Result<Launch, String> {
-    match TYPES.iter().find(|t| t.applies(spec)) {
-        Some(t) => t.launch(spec, inputs),
-        None if spec.notebook.is_some() => {
-            Err("notebook tasks cannot run under the local executor of this release yet".to_owned())
-        }
+pub fn launch(context: &Context<'_>) -> Result<Launch, String> {
+    match TYPES.iter().find(|t| t.applies(context.spec)) {
+        Some(t) => t.launch(context),
         None => Err("the task has no body".to_owned()),
     }
+}
+
+/// Where the executed notebook of a notebook task is written, relative to
+/// the attempt's folder; it is kept as the output `notebook`.
+pub const EXECUTED_NOTEBOOK: &str = "task/executed.ipynb";
+
+/// Whether `program` is an executable file on `PATH`.
+pub fn on_path(program: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| {
+            std::fs::metadata(dir.join(program))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    })
 }
 
 /// `{{ inputs.x }}` in script sources and container arguments, replaced by
@@ -78,9 +99,9 @@ impl TaskType for Script {
         spec.script.is_some()
     }
 
-    fn launch(&self, spec: &TaskSpec, inputs: &BTreeMap<String, Value>) -> Result<Launch, String> {
-        let script = spec.script.as_ref().ok_or("not a script task")?;
-        let source = interpolate(&script.source, inputs)?;
+    fn launch(&self, context: &Context<'_>) -> Result<Launch, String> {
+        let script = context.spec.script.as_ref().ok_or("not a script task")?;
+        let source = interpolate(&script.source, context.inputs)?;
         let file = "task/script";
         Ok(Launch {
             program: script.interpreter.clone(),
@@ -106,13 +127,17 @@ impl TaskType for Container {
         spec.container.is_some()
     }
 
-    fn launch(&self, spec: &TaskSpec, inputs: &BTreeMap<String, Value>) -> Result<Launch, String> {
-        let body = spec.container.as_ref().ok_or("not a container task")?;
+    fn launch(&self, context: &Context<'_>) -> Result<Launch, String> {
+        let body = context
+            .spec
+            .container
+            .as_ref()
+            .ok_or("not a container task")?;
         let mut argv = body
             .command
             .iter()
             .chain(&body.args)
-            .map(|a| interpolate(a, inputs))
+            .map(|a| interpolate(a, context.inputs))
             .collect::<Result<Vec<_>, _>>()?;
         if argv.is_empty() {
             return Err(format!(
@@ -131,6 +156,59 @@ impl TaskType for Container {
                 body.image
             )),
             working_dir: body.working_dir.clone(),
+        })
+    }
+}
+
+/// `notebook`: run with papermill, the inputs as parameters; the executed
+/// notebook is kept as the output `notebook`.
+pub struct Notebook;
+
+impl TaskType for Notebook {
+    fn name(&self) -> &'static str {
+        "notebook"
+    }
+
+    fn applies(&self, spec: &TaskSpec) -> bool {
+        spec.notebook.is_some()
+    }
+
+    fn launch(&self, context: &Context<'_>) -> Result<Launch, String> {
+        let body = context
+            .spec
+            .notebook
+            .as_ref()
+            .ok_or("not a notebook task")?;
+        let notebook = match context.notebook {
+            Some(Ok(text)) => text,
+            Some(Err(why)) => return Err(format!("cannot read notebook `{}`: {why}", body.path)),
+            None => return Err(format!("notebook `{}` was not read", body.path)),
+        };
+        if !on_path("papermill") {
+            return Err(format!(
+                "notebook `{}` runs with papermill, which is not installed here \
+                 (install it with `pip install papermill ipykernel`)",
+                body.path
+            ));
+        }
+        let parameters = Value::Object(context.inputs.clone().into_iter().collect());
+        Ok(Launch {
+            program: "papermill".to_owned(),
+            args: vec![
+                "task/notebook.ipynb".to_owned(),
+                EXECUTED_NOTEBOOK.to_owned(),
+                "-f".to_owned(),
+                "task/parameters.json".to_owned(),
+                "--cwd".to_owned(),
+                "task".to_owned(),
+            ],
+            env: BTreeMap::new(),
+            files: vec![
+                ("task/notebook.ipynb".to_owned(), notebook.to_owned()),
+                ("task/parameters.json".to_owned(), parameters.to_string()),
+            ],
+            notice: None,
+            working_dir: None,
         })
     }
 }

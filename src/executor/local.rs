@@ -34,6 +34,8 @@ pub struct Attempt<'a> {
     /// Input values; files and directories as `sha256:` references.
     pub inputs: &'a BTreeMap<String, Value>,
     pub timeout: Option<Duration>,
+    /// A notebook task's notebook, or why it could not be read.
+    pub notebook: Option<Result<String, String>>,
 }
 
 /// How an attempt ended.
@@ -134,7 +136,14 @@ fn prepare(attempt: &Attempt<'_>, artifacts: &dyn ArtifactStore) -> Result<Comma
         };
         values.insert(name.clone(), local);
     }
-    let launch = tasks::launch(attempt.spec, &values)?;
+    let launch = tasks::launch(&tasks::Context {
+        spec: attempt.spec,
+        inputs: &values,
+        notebook: attempt
+            .notebook
+            .as_ref()
+            .map(|n| n.as_deref().map_err(String::as_str)),
+    })?;
     let inputs_json = dir.join("inputs.json");
     std::fs::write(
         &inputs_json,
@@ -176,7 +185,7 @@ fn prepare(attempt: &Attempt<'_>, artifacts: &dyn ArtifactStore) -> Result<Comma
             .args
             .into_iter()
             .map(|a| {
-                if a.starts_with("task/") {
+                if a == "task" || a.starts_with("task/") {
                     dir.join(&a).display().to_string()
                 } else {
                     a
@@ -238,6 +247,16 @@ fn collect(
             }
         };
         values.insert(name.clone(), value);
+    }
+    if attempt.spec.notebook.is_some() && !values.contains_key("notebook") {
+        let executed = attempt.dir.join(tasks::EXECUTED_NOTEBOOK);
+        let digest = artifacts
+            .put_file(&executed)
+            .map_err(|e| format!("the executed notebook: {e}"))?;
+        values.insert(
+            "notebook".into(),
+            Value::String(artifact::reference(&digest)),
+        );
     }
     Ok(values)
 }

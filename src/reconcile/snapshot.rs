@@ -47,6 +47,9 @@ pub struct Snapshot {
     followed_links: bool,
     files: BTreeMap<String, FileEntry>,
     other_paths: BTreeSet<String>,
+    /// Blob ids of the notebooks among `other_paths`.
+    #[serde(default)]
+    notebooks: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -84,6 +87,7 @@ impl Snapshot {
         folder: Oid,
         followed_links: bool,
         other_paths: BTreeSet<String>,
+        notebooks: BTreeMap<String, String>,
         report: &Report,
         options: &Options,
     ) -> Snapshot {
@@ -111,6 +115,7 @@ impl Snapshot {
             followed_links,
             files,
             other_paths,
+            notebooks,
         }
     }
 
@@ -259,7 +264,9 @@ pub(super) fn load_changes(
     let mut changed: Vec<SourceFile> = Vec::new();
     let mut blobs: HashMap<String, String> = HashMap::new();
     let mut seeds: Vec<EntityRef> = Vec::new();
-    let mut removed_paths: Vec<String> = Vec::new();
+    // Other files removed or changed: a notebook task's version covers its
+    // notebook, and it must exist.
+    let mut changed_others: Vec<String> = Vec::new();
     for change in source.diff_folders(old_folder, folder)? {
         if hidden(&change.path) {
             continue;
@@ -278,7 +285,8 @@ pub(super) fn load_changes(
                     seeds.extend(entry.entities.into_iter().map(|e| e.id));
                 }
             } else if next.other_paths.remove(&change.path) {
-                removed_paths.push(change.path.clone());
+                next.notebooks.remove(&change.path);
+                changed_others.push(change.path.clone());
             }
         }
         if let Some(new) = change.new.filter(|s| s.is_file()) {
@@ -291,11 +299,14 @@ pub(super) fn load_changes(
                     Err(_) => return Ok(None),
                 }
             } else {
+                if validate::is_notebook(&change.path) {
+                    next.notebooks
+                        .insert(change.path.clone(), new.id.to_string());
+                }
                 next.other_paths.insert(change.path.clone());
             }
         }
     }
-    removed_paths.retain(|p| !next.other_paths.contains(p));
     let (found, parsed) = validate::parse_files(&changed, &options.validate);
     if found.iter().any(|d| d.is_error()) {
         return Ok(None);
@@ -313,7 +324,7 @@ pub(super) fn load_changes(
             }
             if e.notebook
                 .as_ref()
-                .is_some_and(|n| removed_paths.contains(n))
+                .is_some_and(|n| changed_others.contains(n))
             {
                 seeds.push(e.id.clone());
             }
@@ -382,7 +393,7 @@ pub(super) fn load_changes(
     if diagnostics.iter().any(|d| d.is_error()) {
         return Ok(None);
     }
-    semantic::assign_digests(&mut entities);
+    semantic::assign_digests(&mut entities, &next.notebooks);
 
     // 5. The new snapshot: re-read files get their fresh entries.
     for path in &reread {

@@ -101,6 +101,15 @@ impl Walk {
             } else if is_definition(&name) {
                 self.file(&target, &rel_path);
             } else {
+                if crate::validate::is_notebook(&rel_path) {
+                    // Git's id of the content, as a Git source records it.
+                    match git2::Oid::hash_file(git2::ObjectType::Blob, &target) {
+                        Ok(id) => {
+                            self.tree.notebooks.insert(rel_path.clone(), id.to_string());
+                        }
+                        Err(e) => self.unreadable(&rel_path, &e.to_string()),
+                    }
+                }
                 self.tree.other_paths.insert(rel_path);
             }
         }

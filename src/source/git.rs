@@ -393,6 +393,65 @@ impl GitSource {
     }
 }
 
+/// Reads files of the sources a store knows, at any commit, by source key
+/// (`<repo>#<branch>:<path>`): a local repository in place, a remote one
+/// from its clone in the state directory. The engine reads a notebook task's
+/// notebook through this.
+pub struct SourceFiles {
+    state_dir: PathBuf,
+}
+
+impl SourceFiles {
+    pub fn new(state_dir: impl Into<PathBuf>) -> SourceFiles {
+        SourceFiles {
+            state_dir: state_dir.into(),
+        }
+    }
+
+    /// The bytes of `path` (relative to the source's folder) at `commit`.
+    pub fn read(
+        &self,
+        source: &SourceKey,
+        commit: &CommitId,
+        path: &str,
+    ) -> Result<Vec<u8>, String> {
+        let (repo, rest) = source
+            .0
+            .rsplit_once('#')
+            .ok_or_else(|| format!("`{}` is not a source key", source.0))?;
+        let folder = rest.split_once(':').map_or("", |(_, folder)| folder);
+        let location = match repo.strip_prefix("file://") {
+            Some(local) => PathBuf::from(local),
+            None => self.state_dir.join("sources").join(clone_dir_name(repo)),
+        };
+        let repository = Repository::open(&location)
+            .map_err(|e| format!("cannot open the repository of {}: {e}", source.0))?;
+        let oid = Oid::from_str(&commit.0).map_err(|e| format!("bad commit id: {e}"))?;
+        let tree = repository
+            .find_commit(oid)
+            .and_then(|c| c.tree())
+            .map_err(|e| {
+                format!(
+                    "commit {} is not in {}: {e}",
+                    commit.short(),
+                    location.display()
+                )
+            })?;
+        let full = if folder.is_empty() {
+            path.to_owned()
+        } else {
+            format!("{folder}/{path}")
+        };
+        let entry = tree
+            .get_path(Path::new(&full))
+            .map_err(|_| format!("`{full}` does not exist at commit {}", commit.short()))?;
+        let blob = repository
+            .find_blob(entry.id())
+            .map_err(|e| format!("`{full}` at commit {} is not a file: {e}", commit.short()))?;
+        Ok(blob.content().to_vec())
+    }
+}
+
 /// A stable folder name for a clone of `url`.
 fn clone_dir_name(url: &str) -> String {
     let digest = crate::spec::Digest::of_json(&serde_json::Value::String(url.to_owned()));
@@ -516,13 +575,21 @@ impl TreeWalk<'_> {
                     if is_definition(&name) {
                         self.file(entry.id(), &rel_path)?;
                     } else {
-                        self.tree.other_paths.insert(rel_path);
+                        self.other(entry.id(), rel_path);
                     }
                 }
                 _ => {}
             }
         }
         Ok(())
+    }
+
+    /// A file that is not a definition: notebooks are remembered by blob id.
+    fn other(&mut self, id: Oid, rel_path: String) {
+        if crate::validate::is_notebook(&rel_path) {
+            self.tree.notebooks.insert(rel_path.clone(), id.to_string());
+        }
+        self.tree.other_paths.insert(rel_path);
     }
 
     fn file(&mut self, id: Oid, rel_path: &str) -> Result<(), Error> {
@@ -559,7 +626,7 @@ impl TreeWalk<'_> {
                 if is_definition(rel_path) {
                     self.file(e.id(), rel_path)?;
                 } else {
-                    self.tree.other_paths.insert(rel_path.to_owned());
+                    self.other(e.id(), rel_path.to_owned());
                 }
             }
             // A link to a folder inside the repository is walked like the

@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::types::Json;
 use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection};
 
@@ -388,9 +390,13 @@ fn connect_options(url: &str) -> Result<SqliteConnectOptions, sqlx::Error> {
     } else {
         SqliteConnectOptions::new().filename(path)
     };
+    // In WAL mode, `synchronous = NORMAL` cannot corrupt the database; a
+    // power cut may lose the last commits, which the engine redoes (its
+    // state is level-triggered and its creations insert-or-get).
     Ok(options
         .create_if_missing(true)
         .busy_timeout(BUSY_TIMEOUT)
+        .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true))
 }
 

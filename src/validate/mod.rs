@@ -46,6 +46,14 @@ pub struct Tree {
     /// Whether a symbolic link was followed: the content of a linked file
     /// can change without the linking folder changing.
     pub followed_links: bool,
+    /// The Git blob id of every notebook (`*.ipynb`) among `other_paths`: a
+    /// notebook task's version covers its notebook's content.
+    pub notebooks: std::collections::BTreeMap<String, String>,
+}
+
+/// Whether a path is a notebook (its content is part of a task's version).
+pub fn is_notebook(path: &str) -> bool {
+    path.ends_with(".ipynb")
 }
 
 /// Settings of a validation run.
@@ -146,7 +154,7 @@ pub fn validate(tree: Tree, options: &Options) -> Report {
         sources: tree.files,
     };
     if report.is_valid() {
-        semantic::assign_digests(&mut report.entities);
+        semantic::assign_digests(&mut report.entities, &tree.notebooks);
     }
     report
 }

@@ -551,3 +551,101 @@ fn scheduler_story_on_postgres() {
         scheduler_story(&db);
     }
 }
+
+/// A notebook task runs its notebook, as of its version's commit, with
+/// papermill (inputs as parameters), and keeps the executed notebook as the
+/// output `notebook`; without papermill it fails saying so.
+#[test]
+fn a_notebook_task_runs_with_papermill_or_says_it_is_missing() {
+    let db = TestDb::sqlite();
+    let TestDb::Sqlite(state) = &db else {
+        unreachable!()
+    };
+    let repo = GitRepo::new();
+    repo.write(
+        "defs/report.yaml",
+        r#"apiVersion: weir.dev/v1alpha1
+kind: Task
+metadata: { name: report }
+spec:
+  inputs: { day: { type: string } }
+  outputs: { pages: { type: int } }
+  notebook: { path: nb/report.ipynb }
+---
+apiVersion: weir.dev/v1alpha1
+kind: Workflow
+metadata: { name: report-flow }
+spec:
+  nodes: [ { id: report, task: report, inputs: { day: "2026-11-24" } } ]
+"#,
+    );
+    let notebook = r#"{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}"#;
+    repo.write("defs/nb/report.ipynb", notebook);
+    repo.commit("A report notebook");
+    let out = weir_with(
+        &[
+            "sync",
+            "--repo",
+            repo.path().to_str().expect("utf-8"),
+            "--path",
+            "defs",
+        ],
+        &db,
+    );
+    assert_eq!(out.status.code(), Some(0));
+    // Later edits of the notebook on disk are not what runs.
+    repo.write("defs/nb/report.ipynb", "uncommitted");
+
+    let run_with_path = |path: &str| -> Value {
+        let mut args = vec!["run", "report-flow", "--wait", "-o", "json"];
+        let store = db.args();
+        args.extend(store.iter().map(String::as_str));
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(&args)
+            .env("PATH", path)
+            .output()
+            .expect("weir runs");
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
+        })
+    };
+
+    let missing = run_with_path("/usr/bin:/bin");
+    assert_eq!(missing["status"], "failed");
+    let error = node(&missing, "report")["error"].as_str().expect("error");
+    assert!(
+        error.contains("papermill, which is not installed"),
+        "{error}"
+    );
+
+    // A stand-in papermill that does what the real one does with files.
+    let bin = tempfile::tempdir().expect("bin");
+    let fake = bin.path().join("papermill");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\n# papermill IN OUT -f PARAMS --cwd DIR\ncp \"$1\" \"$2\"\n\
+         grep -q '\"day\":\"2026-11-24\"' \"$4\" || exit 9\n\
+         echo '{\"pages\": 2}' > \"$WEIR_OUTPUTS/outputs.json\"\n",
+    )
+    .expect("write");
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let ran = run_with_path(&format!("{}:/usr/bin:/bin", bin.path().display()));
+    assert_eq!(ran["status"], "succeeded", "{ran:#}");
+    let report = node(&ran, "report");
+    assert_eq!(report["outputs"]["pages"], 2);
+    let executed = report["outputs"]["notebook"]
+        .as_str()
+        .expect("the executed notebook");
+    let digest = executed.strip_prefix("sha256:").expect("artifact");
+    let kept = state
+        .path()
+        .join("artifacts/sha256")
+        .join(&digest[..2])
+        .join(&digest[2..]);
+    assert_eq!(
+        std::fs::read_to_string(kept).expect("kept"),
+        notebook,
+        "the committed notebook ran, not the working copy"
+    );
+}

@@ -122,7 +122,10 @@ fn slots() -> Vec<(&'static str, Vec<Option<String>>)> {
             "tasks/b.yaml",
             vec![Some(TASK_B.into()), Some(TASK_B_NOTEBOOK.into()), None],
         ),
-        ("nb/report.ipynb", vec![Some("{}".into()), None]),
+        (
+            "nb/report.ipynb",
+            vec![Some("{}".into()), Some(r#"{"cells": []}"#.into()), None],
+        ),
         (
             "wf/main.yaml",
             vec![
@@ -281,8 +284,10 @@ fn a_changed_task_reparses_its_callers_and_versions_them_again() {
 
 #[test]
 fn the_histories_that_matter_most_agree() {
-    let histories: [&[(usize, usize)]; 6] = [
+    let histories: [&[(usize, usize)]; 7] = [
         // b becomes a notebook task, then its notebook is deleted.
+        &[(1, 1), (2, 2)],
+        // b becomes a notebook task, then its notebook changes.
         &[(1, 1), (2, 1)],
         // main calls sub, then sub calls main: a cycle.
         &[(3, 1), (4, 1)],
@@ -298,4 +303,28 @@ fn the_histories_that_matter_most_agree() {
     for steps in histories {
         check_history(steps).unwrap_or_else(|e| panic!("{steps:?}: {e}"));
     }
+}
+
+#[test]
+fn a_notebook_tasks_version_covers_its_notebook() {
+    let (repo, _state, source) = initial_repository();
+    repo.write("tasks/b.yaml", TASK_B_NOTEBOOK);
+    repo.commit("b runs a notebook");
+    let before = load(&source, None);
+    assert!(before.report.is_valid(), "{:?}", before.report.diagnostics);
+    repo.write("nb/report.ipynb", r#"{"cells": [{"cell_type": "code"}]}"#);
+    repo.commit("Change the notebook only");
+    let after = load(&source, before.snapshot.as_ref());
+    assert!(after.base.is_some(), "loaded incrementally");
+    let changed: Vec<&str> = after
+        .active
+        .iter()
+        .filter(|(id, digest)| before.active.get(*id) != Some(*digest))
+        .map(|(id, _)| id.name.as_str())
+        .collect();
+    assert_eq!(
+        changed,
+        ["b", "main", "nightly"],
+        "a new notebook is a new version"
+    );
 }

@@ -152,9 +152,21 @@ pub fn check(entities: &mut [Entity], other_paths: &BTreeSet<String>) -> Vec<Dia
 /// calls); a launch plan's of (its spec's digest, its workflow's version).
 /// Spec digests are independent and computed in parallel; combining them is
 /// cheap.
-pub fn assign_digests(entities: &mut [Entity]) {
+pub fn assign_digests(entities: &mut [Entity], notebooks: &BTreeMap<String, String>) {
     let spec_digests = super::par::map(entities, |e| {
-        Digest::of_json(&e.definition.canonical_spec())
+        let spec = Digest::of_json(&e.definition.canonical_spec());
+        // A notebook task runs its notebook: the version covers its content.
+        match &e.definition {
+            Definition::Task(t) => match &t.spec.notebook {
+                Some(n) => {
+                    let path = n.path.trim_start_matches("./");
+                    let content = notebooks.get(path).map(String::as_str);
+                    Digest::of_json(&json!({ "spec": spec.as_str(), "notebook": content }))
+                }
+                None => spec,
+            },
+            _ => spec,
+        }
     });
     let mut digests: HashMap<EntityRef, Digest> = HashMap::with_capacity(entities.len());
     for (e, spec) in entities.iter().zip(&spec_digests) {
