@@ -3,15 +3,15 @@
 //! with its task version and commit) and where it went (downstream), or the
 //! same for every artifact of an execution (I5).
 
-use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashSet};
 
 use serde_json::{Value, json};
 
 use super::run::Output;
 use super::store_args::{StoreArgs, block_on};
 use crate::artifact;
+use crate::lineage::{self, Way};
 use crate::spec::Digest;
-use crate::store::Store;
 use crate::store::execution::{Direction, LineageEdge};
 
 #[derive(Debug, clap::Args)]
@@ -28,46 +28,6 @@ pub struct Args {
     pub store: StoreArgs,
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
     pub output: Output,
-}
-
-/// Artifacts to follow, one way.
-async fn walk(
-    store: &dyn Store,
-    start: Vec<Digest>,
-    direction: Direction,
-    edges: &mut Vec<LineageEdge>,
-) -> Result<(), crate::store::Error> {
-    // Upstream: an artifact's producers (output edges), then what they read.
-    // Downstream: its consumers (input edges), then what they produced.
-    let (via, next) = match direction {
-        Direction::Input => (Direction::Output, Direction::Input),
-        Direction::Output => (Direction::Input, Direction::Output),
-    };
-    let mut seen: HashSet<Digest> = start.iter().cloned().collect();
-    let mut nodes_seen: HashSet<(String, String)> = HashSet::new();
-    let mut queue: VecDeque<Digest> = start.into();
-    while let Some(digest) = queue.pop_front() {
-        for edge in store.lineage_of_artifact(&digest).await? {
-            if edge.direction != via {
-                continue;
-            }
-            let node = (edge.execution.clone(), edge.node.clone());
-            edges.push(edge);
-            if !nodes_seen.insert(node.clone()) {
-                continue;
-            }
-            for other in store.lineage_of_execution(&node.0).await? {
-                if other.node != node.1 || other.direction != next {
-                    continue;
-                }
-                if seen.insert(other.digest.clone()) {
-                    queue.push_back(other.digest.clone());
-                }
-                edges.push(other);
-            }
-        }
-    }
-    Ok(())
 }
 
 pub fn run(args: &Args) -> u8 {
@@ -93,10 +53,10 @@ pub fn run(args: &Args) -> u8 {
         };
         if !args.downstream {
             let inputs = roots.clone();
-            walk(store.as_ref(), inputs, Direction::Input, &mut edges).await?;
+            edges.extend(lineage::follow(store.as_ref(), inputs, Way::Upstream).await?);
         }
         if !args.upstream {
-            walk(store.as_ref(), roots, Direction::Output, &mut edges).await?;
+            edges.extend(lineage::follow(store.as_ref(), roots, Way::Downstream).await?);
         }
         Ok::<_, crate::store::Error>(Some((kind, edges)))
     });

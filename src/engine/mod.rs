@@ -121,20 +121,30 @@ impl Engine {
 
     /// Drives every unfinished execution one step.
     pub async fn tick(&self) -> Result<(), Error> {
+        self.tick_until().await.map(|_| ())
+    }
+
+    /// A tick; returns every execution it drove, as it left them.
+    async fn tick_until(&self) -> Result<Vec<Execution>, Error> {
+        let mut driven = Vec::new();
         for execution in self.store.unfinished_executions().await? {
-            self.drive(execution).await?;
+            driven.push(self.drive(execution).await?);
         }
-        Ok(())
+        Ok(driven)
     }
 
     /// Ticks until execution `id` has finished; returns it.
     pub async fn run_until_finished(&self, id: &str) -> Result<Execution, Error> {
         loop {
-            self.tick().await?;
-            let execution = self.store.execution(id).await?.ok_or_else(|| Error::Plan {
-                id: id.to_owned(),
-                message: "the execution disappeared".into(),
-            })?;
+            let driven = self.tick_until().await?;
+            let execution = match driven.into_iter().find(|e| e.id == id) {
+                Some(e) => e,
+                // Finished before this tick (or by another process), or unknown.
+                None => self.store.execution(id).await?.ok_or_else(|| Error::Plan {
+                    id: id.to_owned(),
+                    message: "the execution disappeared".into(),
+                })?,
+            };
             if execution.status.is_terminal() {
                 return Ok(execution);
             }
@@ -150,7 +160,7 @@ impl Engine {
         mine
     }
 
-    async fn drive(&self, mut execution: Execution) -> Result<(), Error> {
+    async fn drive(&self, mut execution: Execution) -> Result<Execution, Error> {
         let plan: Plan =
             serde_json::from_value(execution.plan.clone()).map_err(|e| Error::Plan {
                 id: execution.id.clone(),
@@ -248,7 +258,7 @@ impl Engine {
                 self.store.update_execution(&execution).await?;
                 tracing::info!(execution = %execution.id, status = %status, "execution finished");
             }
-            return Ok(());
+            return Ok(execution);
         }
         if nodes.iter().all(|n| n.status == NodeStatus::Succeeded) {
             let outputs = node_outputs(&nodes);
@@ -271,7 +281,7 @@ impl Engine {
             execution.finished_at = Some(now);
             self.store.update_execution(&execution).await?;
             tracing::info!(execution = %execution.id, status = %execution.status, "execution finished");
-            return Ok(());
+            return Ok(execution);
         }
 
         // 4. Start what is ready.
@@ -312,7 +322,7 @@ impl Engine {
             }
             self.start(&execution, spec, state, inputs).await?;
         }
-        Ok(())
+        Ok(execution)
     }
 
     /// Starts an attempt of `spec`, or serves it from the cache.
@@ -340,9 +350,10 @@ impl Engine {
                 state.started_at = Some(now);
                 state.finished_at = Some(now);
                 self.store.update_node(state).await?;
-                self.store
-                    .record_lineage(&edges(execution, state, now))
-                    .await?;
+                let edges = edges(execution, state, now);
+                if !edges.is_empty() {
+                    self.store.record_lineage(&edges).await?;
+                }
                 self.tell(NodeEvent::Succeeded, execution, spec, state);
                 tracing::info!(execution = %execution.id, node = %state.node, from = %hit.execution, "served from the cache");
                 return Ok(());
@@ -452,9 +463,10 @@ impl Engine {
                     };
                     self.store.cache_put(&entry).await?;
                 }
-                self.store
-                    .record_lineage(&edges(execution, state, now))
-                    .await?;
+                let edges = edges(execution, state, now);
+                if !edges.is_empty() {
+                    self.store.record_lineage(&edges).await?;
+                }
                 self.tell(NodeEvent::Succeeded, execution, spec, state);
             }
             Outcome::Cancelled => {
