@@ -27,7 +27,10 @@ fn io<'a>(doing: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) ->
 
 impl LocalArtifacts {
     pub fn new(root: impl Into<PathBuf>) -> LocalArtifacts {
-        LocalArtifacts { root: root.into() }
+        let root = root.into();
+        LocalArtifacts {
+            root: std::path::absolute(&root).unwrap_or(root),
+        }
     }
 
     fn blob_path(&self, digest: &Digest) -> PathBuf {

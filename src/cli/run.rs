@@ -3,6 +3,7 @@
 //! executor) and print the finished execution.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
@@ -11,6 +12,7 @@ use super::store_args::{StoreArgs, block_on};
 use crate::artifact::LocalArtifacts;
 use crate::engine::Engine;
 use crate::engine::create::{self, Request};
+use crate::lineage::openlineage::{Emitter, FileSink, HttpSink};
 use crate::store::execution::{Execution, NodeState, Status};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -34,6 +36,14 @@ pub struct Args {
     /// Run every node, even those whose result is cached.
     #[arg(long)]
     pub no_cache: bool,
+    /// With --wait: append an OpenLineage RunEvent per node transition to
+    /// this file, one JSON object a line.
+    #[arg(long, env = "WEIR_OPENLINEAGE_FILE", value_name = "PATH")]
+    pub openlineage_file: Option<PathBuf>,
+    /// With --wait: POST OpenLineage RunEvents to `<URL>/api/v1/lineage`
+    /// (Marquez).
+    #[arg(long, env = "WEIR_OPENLINEAGE_URL", value_name = "URL")]
+    pub openlineage_url: Option<String>,
     #[command(flatten)]
     pub store: StoreArgs,
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
@@ -57,6 +67,13 @@ pub fn run(args: &Args) -> u8 {
         scheduled_at: None,
         no_cache: args.no_cache,
     };
+    let emitter = match openlineage(args) {
+        Ok(emitter) => emitter,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return super::EXIT_INVALID;
+        }
+    };
     let result = block_on(async {
         let store = args.store.open().await.map_err(|e| e.to_string())?;
         let (execution, _) = create::create(store.as_ref(), &request)
@@ -66,7 +83,10 @@ pub fn run(args: &Args) -> u8 {
             return Ok((execution, Vec::new()));
         }
         let artifacts = Arc::new(LocalArtifacts::new(args.store.state_dir.join("artifacts")));
-        let engine = Engine::new(store.clone(), artifacts, args.store.state_dir.clone());
+        let mut engine = Engine::new(store.clone(), artifacts, args.store.state_dir.clone());
+        if let Some(emitter) = &emitter {
+            engine = engine.observe(emitter.clone());
+        }
         let finished = engine
             .run_until_finished(&execution.id)
             .await
@@ -74,6 +94,10 @@ pub fn run(args: &Args) -> u8 {
         let nodes = store.nodes(&finished.id).await.map_err(|e| e.to_string())?;
         Ok::<_, String>((finished, nodes))
     });
+    if let Some(emitter) = &emitter {
+        // Outside the runtime: waits for the last events to be written.
+        emitter.flush();
+    }
     let (execution, nodes) = match result {
         Ok(done) => done,
         Err(e) => {
@@ -89,6 +113,24 @@ pub fn run(args: &Args) -> u8 {
         Status::Succeeded | Status::Queued | Status::Running => super::EXIT_OK,
         _ => super::EXIT_INVALID,
     }
+}
+
+/// The OpenLineage emitter the flags ask for, if any.
+fn openlineage(args: &Args) -> Result<Option<Arc<Emitter>>, crate::lineage::openlineage::Error> {
+    if args.openlineage_file.is_none() && args.openlineage_url.is_none() {
+        return Ok(None);
+    }
+    let file = args
+        .openlineage_file
+        .as_deref()
+        .map(FileSink::open)
+        .transpose()?;
+    let http = args
+        .openlineage_url
+        .as_deref()
+        .map(HttpSink::new)
+        .transpose()?;
+    Ok(Some(Arc::new(Emitter::start(file, http)?)))
 }
 
 /// An execution as `weir run --wait -o json` and `weir executions ID -o

@@ -91,6 +91,9 @@ impl Engine {
         artifacts: Arc<dyn ArtifactStore>,
         state_dir: PathBuf,
     ) -> Engine {
+        // Attempts run in their own folders: paths handed to them must not
+        // depend on this process's working directory.
+        let state_dir = std::path::absolute(&state_dir).unwrap_or(state_dir);
         Engine {
             store,
             artifacts,

@@ -4,7 +4,7 @@
 
 pub mod openlineage;
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 
 use crate::spec::Digest;
 use crate::store::execution::{Direction, LineageEdge};
@@ -19,9 +19,9 @@ pub enum Way {
     Downstream,
 }
 
-/// Every edge reached from `start` going `way`. Each step is two indexed
-/// queries (the artifact's edges, then the node's), so the cost follows the
-/// size of the lineage found, not of the store.
+/// Every edge reached from `start` going `way`, level by level: two
+/// batched queries per level (the artifacts' edges, then their nodes'), so
+/// the cost follows the depth and size of the lineage found, not the store.
 pub async fn follow(
     store: &dyn Store,
     start: Vec<Digest>,
@@ -34,26 +34,31 @@ pub async fn follow(
     let mut edges = Vec::new();
     let mut seen: HashSet<Digest> = start.iter().cloned().collect();
     let mut nodes_seen: HashSet<(String, String)> = HashSet::new();
-    let mut queue: VecDeque<Digest> = start.into();
-    while let Some(digest) = queue.pop_front() {
-        for edge in store.lineage_of_artifact(&digest).await? {
+    let mut frontier = start;
+    while !frontier.is_empty() {
+        let mut nodes = Vec::new();
+        for edge in store.lineage_of_artifacts(&frontier).await? {
             if edge.direction != via {
                 continue;
             }
             let node = (edge.execution.clone(), edge.node.clone());
+            if nodes_seen.insert(node.clone()) {
+                nodes.push(node);
+            }
             edges.push(edge);
-            if !nodes_seen.insert(node.clone()) {
+        }
+        frontier = Vec::new();
+        if nodes.is_empty() {
+            break;
+        }
+        for edge in store.lineage_of_nodes(&nodes).await? {
+            if edge.direction != next {
                 continue;
             }
-            for other in store.lineage_of_execution(&node.0).await? {
-                if other.node != node.1 || other.direction != next {
-                    continue;
-                }
-                if seen.insert(other.digest.clone()) {
-                    queue.push_back(other.digest.clone());
-                }
-                edges.push(other);
+            if seen.insert(edge.digest.clone()) {
+                frontier.push(edge.digest.clone());
             }
+            edges.push(edge);
         }
     }
     Ok(edges)

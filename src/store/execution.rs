@@ -277,6 +277,19 @@ pub trait ExecutionStore: Send + Sync {
     /// Edges of an execution's nodes, oldest first.
     fn lineage_of_execution<'a>(&'a self, execution: &'a str) -> StoreFuture<'a, Vec<LineageEdge>>;
 
+    /// Edges touching any of `digests` (one query per batch: following
+    /// lineage costs one round trip per level, not per artifact).
+    fn lineage_of_artifacts<'a>(
+        &'a self,
+        digests: &'a [Digest],
+    ) -> StoreFuture<'a, Vec<LineageEdge>>;
+
+    /// Edges of the given (execution, node) pairs.
+    fn lineage_of_nodes<'a>(
+        &'a self,
+        nodes: &'a [(String, String)],
+    ) -> StoreFuture<'a, Vec<LineageEdge>>;
+
     fn cache_get<'a>(&'a self, key: &'a Digest) -> StoreFuture<'a, Option<CacheEntry>>;
 
     /// Keeps the first entry for a key (a second put is a no-op).

@@ -841,6 +841,47 @@ impl ExecutionStore for PgStore {
         Box::pin(self.lineage_where("execution", execution, "reading an execution's lineage"))
     }
 
+    fn lineage_of_artifacts<'a>(
+        &'a self,
+        digests: &'a [Digest],
+    ) -> StoreFuture<'a, Vec<LineageEdge>> {
+        Box::pin(async move {
+            let doing = "reading artifacts' lineage";
+            let digests: Vec<&str> = digests.iter().map(Digest::as_str).collect();
+            let rows = sqlx::query_as(&format!(
+                "SELECT {} FROM lineage WHERE digest = ANY($1) ORDER BY at, id",
+                sql::LINEAGE_COLUMNS
+            ))
+            .bind(digests)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_error(doing))?;
+            sql::lineage_edges(rows, doing)
+        })
+    }
+
+    fn lineage_of_nodes<'a>(
+        &'a self,
+        nodes: &'a [(String, String)],
+    ) -> StoreFuture<'a, Vec<LineageEdge>> {
+        Box::pin(async move {
+            let doing = "reading nodes' lineage";
+            let (executions, names): (Vec<&str>, Vec<&str>) =
+                nodes.iter().map(|(e, n)| (e.as_str(), n.as_str())).unzip();
+            let rows = sqlx::query_as(&format!(
+                "SELECT {} FROM lineage WHERE (execution, node) IN \
+                 (SELECT * FROM UNNEST($1::text[], $2::text[])) ORDER BY at, id",
+                sql::LINEAGE_COLUMNS
+            ))
+            .bind(executions)
+            .bind(names)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_error(doing))?;
+            sql::lineage_edges(rows, doing)
+        })
+    }
+
     fn cache_get<'a>(&'a self, key: &'a Digest) -> StoreFuture<'a, Option<CacheEntry>> {
         Box::pin(self.cache_read(key))
     }

@@ -788,6 +788,21 @@ impl SqliteStore {
 
     /// Lineage edges where `column` (`digest` or `execution`) is `value`,
     /// oldest first.
+    /// Runs a `SELECT … FROM lineage WHERE … (` query, closing it in time order.
+    async fn lineage_query(
+        &self,
+        mut query: QueryBuilder<'_, Sqlite>,
+        doing: &'static str,
+    ) -> Result<Vec<LineageEdge>, Error> {
+        query.push(") ORDER BY at, id");
+        let rows = query
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_error(doing))?;
+        sql::lineage_edges(rows, doing)
+    }
+
     async fn lineage_where(
         &self,
         column: &'static str,
@@ -885,6 +900,54 @@ impl ExecutionStore for SqliteStore {
 
     fn lineage_of_execution<'a>(&'a self, execution: &'a str) -> StoreFuture<'a, Vec<LineageEdge>> {
         Box::pin(self.lineage_where("execution", execution, "reading an execution's lineage"))
+    }
+
+    fn lineage_of_artifacts<'a>(
+        &'a self,
+        digests: &'a [Digest],
+    ) -> StoreFuture<'a, Vec<LineageEdge>> {
+        Box::pin(async move {
+            let doing = "reading artifacts' lineage";
+            let mut edges = Vec::new();
+            for chunk in digests.chunks(MAX_PARAMS) {
+                let mut query = QueryBuilder::<Sqlite>::new(format!(
+                    "SELECT {} FROM lineage WHERE digest IN (",
+                    sql::LINEAGE_COLUMNS
+                ));
+                let mut list = query.separated(", ");
+                for digest in chunk {
+                    list.push_bind(digest.as_str());
+                }
+                edges.extend(self.lineage_query(query, doing).await?);
+            }
+            Ok(edges)
+        })
+    }
+
+    fn lineage_of_nodes<'a>(
+        &'a self,
+        nodes: &'a [(String, String)],
+    ) -> StoreFuture<'a, Vec<LineageEdge>> {
+        Box::pin(async move {
+            let doing = "reading nodes' lineage";
+            let mut edges = Vec::new();
+            for chunk in nodes.chunks(MAX_PARAMS / 2) {
+                let mut query = QueryBuilder::<Sqlite>::new(format!(
+                    "SELECT {} FROM lineage WHERE (execution, node) IN (VALUES ",
+                    sql::LINEAGE_COLUMNS
+                ));
+                let mut list = query.separated(", ");
+                for (execution, node) in chunk {
+                    list.push("(")
+                        .push_bind_unseparated(execution.as_str())
+                        .push_unseparated(", ")
+                        .push_bind_unseparated(node.as_str())
+                        .push_unseparated(")");
+                }
+                edges.extend(self.lineage_query(query, doing).await?);
+            }
+            Ok(edges)
+        })
     }
 
     fn cache_get<'a>(&'a self, key: &'a Digest) -> StoreFuture<'a, Option<CacheEntry>> {

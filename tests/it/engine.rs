@@ -200,6 +200,45 @@ fn engine_story(db: &TestDb) {
         "{whole:#}"
     );
 
+    // OpenLineage: each node is one run, START then COMPLETE, carrying the
+    // commit (the events themselves are checked against the official
+    // schema in the emitter's tests).
+    let events_file = tempfile::NamedTempFile::new().expect("file");
+    let events_path = events_file.path().to_str().expect("utf-8");
+    let (_, with_events) = run(
+        db,
+        &["chain", "--no-cache", "--openlineage-file", events_path],
+    );
+    assert_eq!(with_events["status"], "succeeded");
+    let events: Vec<Value> = std::fs::read_to_string(events_file.path())
+        .expect("events")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON event a line"))
+        .collect();
+    let kinds: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["job"]["name"].as_str().expect("job"),
+                e["eventType"].as_str().expect("type"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("chain.make", "START"),
+            ("chain.make", "COMPLETE"),
+            ("chain.total", "START"),
+            ("chain.total", "COMPLETE")
+        ]
+    );
+    assert_eq!(
+        events[1]["job"]["facets"]["sourceCodeLocation"]["version"], head,
+        "{:#}",
+        events[1]
+    );
+
     // The second run of a cached task with the same inputs is served from the cache.
     let (_, second) = run(db, &["chain"]);
     assert_eq!(second["status"], "succeeded");
@@ -222,7 +261,7 @@ fn engine_story(db: &TestDb) {
         String::from_utf8_lossy(&logs.stdout)
     );
     let (_, listed) = weir_json(&["executions", "--workflow", "chain", "-o", "json"], db);
-    assert_eq!(listed.as_array().expect("list").len(), 4);
+    assert_eq!(listed.as_array().expect("list").len(), 5);
 
     // A sub-workflow runs inline: its nodes are `inner/…`, its outputs
     // feed the caller's, and `after:` it waits for all of them.
@@ -740,4 +779,31 @@ fn the_examples_run_to_success() {
     assert_eq!(code, 0, "{etl:#}");
     assert_eq!(etl["status"], "succeeded");
     assert_eq!(etl["nodes"].as_array().expect("nodes").len(), 8);
+}
+
+/// A relative `--state-dir` works: attempts run in their own folders, so
+/// every path handed to them is absolute.
+#[test]
+fn a_relative_state_directory_works() {
+    let repo = GitRepo::new();
+    repo.write("defs/lab.yaml", TASKS);
+    repo.commit("Lab pipelines");
+    let cwd = tempfile::tempdir().expect("cwd");
+    let weir_in = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(args)
+            .args(["--state-dir", "state"])
+            .current_dir(cwd.path())
+            .output()
+            .expect("weir runs")
+    };
+    let repo_path = repo.path().to_str().expect("utf-8");
+    assert!(
+        weir_in(&["sync", "--repo", repo_path, "--path", "defs"])
+            .status
+            .success()
+    );
+    let out = weir_in(&["run", "chain", "--wait", "-o", "json"]);
+    let execution: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(execution["status"], "succeeded", "{execution:#}");
 }
