@@ -97,10 +97,25 @@ spec:
   nodes: [ { id: liar, task: liar }, { id: after, task: flaky, after: [liar] } ]
 "#;
 
+const HELLO: &str = r#"apiVersion: weir.dev/v1alpha1
+kind: Task
+metadata: { name: hello, project: lab }
+spec:
+  inputs: { who: { type: string, default: world } }
+  container: { image: "alpine:3.20", command: [echo], args: ["hello {{ inputs.who }}"] }
+---
+apiVersion: weir.dev/v1alpha1
+kind: Workflow
+metadata: { name: hello-flow, project: lab }
+spec:
+  nodes: [ { id: hello, task: hello } ]
+"#;
+
 fn setup(db: &TestDb) -> GitRepo {
     let repo = GitRepo::new();
     repo.write("defs/lab.yaml", TASKS);
     repo.write("defs/faults.yaml", FAULTS);
+    repo.write("defs/hello.yaml", HELLO);
     repo.commit("Lab pipelines");
     let out = weir_with(
         &[
@@ -283,6 +298,18 @@ fn engine_story(db: &TestDb) {
     assert!(
         tail_started >= total_finished,
         "`after:` a sub-workflow waits for all of it"
+    );
+
+    // A container task runs its command on the host, and says so once.
+    let (_, hello) = run(db, &["hello-flow"]);
+    assert_eq!(hello["status"], "succeeded", "{hello:#}");
+    let logs = weir_with(&["logs", hello["id"].as_str().expect("id")], db);
+    let logs = String::from_utf8_lossy(&logs.stdout);
+    assert!(logs.contains("[hello stdout] hello world"), "{logs}");
+    assert_eq!(
+        logs.matches("image `alpine:3.20` is not used").count(),
+        1,
+        "{logs}"
     );
 
     // A failing task is retried, then fails the execution with its stderr.

@@ -1,0 +1,34 @@
+//! `script` tasks.
+
+use std::collections::BTreeMap;
+
+use super::interpolate;
+use super::{Context, Launch, TaskType};
+use crate::spec::TaskSpec;
+
+/// `script`: the source written to a file and run with its interpreter.
+pub struct Script;
+
+impl TaskType for Script {
+    fn name(&self) -> &'static str {
+        "script"
+    }
+
+    fn applies(&self, spec: &TaskSpec) -> bool {
+        spec.script.is_some()
+    }
+
+    fn launch(&self, context: &Context<'_>) -> Result<Launch, String> {
+        let script = context.spec.script.as_ref().ok_or("not a script task")?;
+        let source = interpolate(&script.source, context.inputs)?;
+        let file = "task/script";
+        Ok(Launch {
+            program: script.interpreter.clone(),
+            args: vec![file.to_owned()],
+            env: BTreeMap::new(),
+            files: vec![(file.to_owned(), source)],
+            notice: None,
+            working_dir: None,
+        })
+    }
+}
