@@ -109,6 +109,43 @@ kind: Workflow
 metadata: { name: hello-flow, project: lab }
 spec:
   nodes: [ { id: hello, task: hello } ]
+---
+apiVersion: weir.dev/v1alpha1
+kind: Task
+metadata: { name: bundle, project: lab }
+spec:
+  outputs: { model: { type: directory } }
+  script:
+    interpreter: bash
+    source: |
+      mkdir -p "$WEIR_OUTPUTS/model/weights"
+      echo '{"layers": 2}' > "$WEIR_OUTPUTS/model/config.json"
+      printf 'abc' > "$WEIR_OUTPUTS/model/weights/w.bin"
+---
+apiVersion: weir.dev/v1alpha1
+kind: Task
+metadata: { name: inspect, project: lab }
+spec:
+  inputs: { model: { type: directory } }
+  outputs: { files: { type: int }, layers: { type: int } }
+  script:
+    interpreter: python3
+    source: |
+      import json, os
+      model = os.environ["WEIR_INPUT_MODEL"]
+      files = sum(len(f) for _, _, f in os.walk(model))
+      layers = json.load(open(os.path.join(model, "config.json")))["layers"]
+      assert open(os.path.join(model, "weights", "w.bin")).read() == "abc"
+      json.dump({"files": files, "layers": layers}, open(os.environ["WEIR_OUTPUTS"] + "/outputs.json", "w"))
+---
+apiVersion: weir.dev/v1alpha1
+kind: Workflow
+metadata: { name: bundle-flow, project: lab }
+spec:
+  nodes:
+    - { id: bundle, task: bundle }
+    - { id: inspect, task: inspect, inputs: { model: "{{ nodes.bundle.outputs.model }}" } }
+  outputs: { files: "{{ nodes.inspect.outputs.files }}", layers: "{{ nodes.inspect.outputs.layers }}" }
 "#;
 
 fn setup(db: &TestDb) -> GitRepo {
@@ -311,6 +348,12 @@ fn engine_story(db: &TestDb) {
         1,
         "{logs}"
     );
+
+    // A directory output passes whole to the next node.
+    let (_, bundle) = run(db, &["bundle-flow"]);
+    assert_eq!(bundle["status"], "succeeded", "{bundle:#}");
+    assert_eq!(bundle["outputs"]["files"], 2);
+    assert_eq!(bundle["outputs"]["layers"], 2);
 
     // A failing task is retried, then fails the execution with its stderr.
     let (code, flaky) = run(db, &["flaky-flow"]);
