@@ -6,8 +6,10 @@
 
 pub mod artifact;
 pub mod cli;
+pub mod daemon;
 pub mod engine;
 pub mod executor;
+pub mod http;
 pub mod lineage;
 pub mod reconcile;
 pub mod registry;

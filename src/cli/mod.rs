@@ -3,18 +3,19 @@
 //! an exit code: 0 success, 1 the input is invalid, 2 weir could not run.
 
 mod executions;
-mod lineage;
+pub(crate) mod lineage;
 mod plan;
 pub mod render;
 mod rollback;
-mod run;
+pub(crate) mod run;
 mod schema;
+mod serve;
 mod source_args;
-mod status;
+pub(crate) mod status;
 mod store_args;
 mod sync;
 mod validate;
-mod versions;
+pub(crate) mod versions;
 
 use std::process::ExitCode;
 
@@ -66,6 +67,8 @@ pub enum Command {
     Cancel(executions::CancelArgs),
     /// Where an artifact came from and went, back to the commits.
     Lineage(lineage::Args),
+    /// The daemon: keep executions and schedules converged to Git.
+    Serve(serve::Args),
 }
 
 /// Logs go to stderr; `WEIR_LOG` sets the filter (default `warn`, e.g.
@@ -98,6 +101,7 @@ pub fn main() -> ExitCode {
         Command::Logs(args) => executions::logs(&args),
         Command::Cancel(args) => executions::cancel(&args),
         Command::Lineage(args) => lineage::run(&args),
+        Command::Serve(args) => serve::run(&args),
     };
     ExitCode::from(code)
 }

@@ -30,7 +30,7 @@ fn time(t: &Option<chrono::DateTime<chrono::Utc>>) -> serde_json::Value {
     json!(t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)))
 }
 
-fn status_json(s: &SourceStatus) -> serde_json::Value {
+pub fn status_json(s: &SourceStatus) -> serde_json::Value {
     json!({
         "source": s.source.0,
         "lastReconciledCommit": s.last_reconciled.as_ref().map(|c| c.0.as_str()),

@@ -63,7 +63,14 @@ pub trait Observer: Send + Sync {
         node: &PlanNode,
         state: &NodeState,
     );
+
+    /// The execution ended (any terminal status).
+    fn execution_finished(&self, _execution: &Execution) {}
 }
+
+/// How many times a node may be interrupted (its process died with the
+/// engine driving it) and retried regardless of its own retry policy.
+const MAX_INTERRUPTIONS: u64 = 3;
 
 /// An attempt that ended, waiting to be recorded.
 struct Finished {
@@ -83,6 +90,10 @@ pub struct Engine {
     pub wake: Arc<tokio::sync::Notify>,
     observers: Vec<Arc<dyn Observer>>,
     files: SourceFiles,
+    /// Shutting down: no new attempt starts.
+    draining: std::sync::atomic::AtomicBool,
+    /// Process groups of the attempts running here.
+    groups: Arc<Mutex<HashMap<(String, String), u32>>>,
 }
 
 impl Engine {
@@ -103,6 +114,8 @@ impl Engine {
             finished: Arc::new(Mutex::new(Vec::new())),
             wake: Arc::new(tokio::sync::Notify::new()),
             observers: Vec::new(),
+            draining: std::sync::atomic::AtomicBool::new(false),
+            groups: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
@@ -110,6 +123,30 @@ impl Engine {
     pub fn observe(mut self, observer: Arc<dyn Observer>) -> Engine {
         self.observers.push(observer);
         self
+    }
+
+    /// Starts no new attempt from now on (shutdown); running ones go on and
+    /// are recorded as they end.
+    pub fn stop_starting(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Attempts running in this process.
+    pub fn running(&self) -> usize {
+        self.running.lock().expect("lock").len()
+    }
+
+    /// Kills the process groups of the attempts still running, without
+    /// recording anything: their nodes stay `running` in the store, and the
+    /// next engine to start retries them as interrupted.
+    pub fn kill_running(&self) {
+        for ((execution, node), pgid) in self.groups.lock().expect("lock").iter() {
+            tracing::warn!(execution = %execution, node = %node, "shutting down: stopping a running attempt; it will be retried");
+            if let Err(e) = process::kill_group(*pgid, process::Signal::Kill) {
+                tracing::warn!(error = %e, "cannot stop an attempt");
+            }
+        }
     }
 
     fn tell(&self, event: NodeEvent, execution: &Execution, node: &PlanNode, state: &NodeState) {
@@ -124,30 +161,25 @@ impl Engine {
 
     /// Drives every unfinished execution one step.
     pub async fn tick(&self) -> Result<(), Error> {
-        self.tick_until().await.map(|_| ())
-    }
-
-    /// A tick; returns every execution it drove, as it left them.
-    async fn tick_until(&self) -> Result<Vec<Execution>, Error> {
-        let mut driven = Vec::new();
         for execution in self.store.unfinished_executions().await? {
-            driven.push(self.drive(execution).await?);
+            self.drive(execution).await?;
         }
-        Ok(driven)
+        Ok(())
     }
 
-    /// Ticks until execution `id` has finished; returns it.
+    /// Drives execution `id` alone until it has finished; returns it.
+    /// (Other unfinished executions in the store are left to whoever drives
+    /// them, e.g. a daemon.)
     pub async fn run_until_finished(&self, id: &str) -> Result<Execution, Error> {
         loop {
-            let driven = self.tick_until().await?;
-            let execution = match driven.into_iter().find(|e| e.id == id) {
-                Some(e) => e,
-                // Finished before this tick (or by another process), or unknown.
-                None => self.store.execution(id).await?.ok_or_else(|| Error::Plan {
-                    id: id.to_owned(),
-                    message: "the execution disappeared".into(),
-                })?,
-            };
+            let execution = self.store.execution(id).await?.ok_or_else(|| Error::Plan {
+                id: id.to_owned(),
+                message: "the execution disappeared".into(),
+            })?;
+            if execution.status.is_terminal() {
+                return Ok(execution);
+            }
+            let execution = self.drive(execution).await?;
             if execution.status.is_terminal() {
                 return Ok(execution);
             }
@@ -212,10 +244,8 @@ impl Engine {
             let Some(spec) = plan.nodes.iter().find(|n| n.path == state.node) else {
                 continue;
             };
-            let outcome = Outcome::Failed {
-                error: "interrupted: the process running it stopped".into(),
-            };
-            self.record(&execution, spec, state, outcome).await?;
+            self.record(&execution, spec, state, Outcome::Interrupted)
+                .await?;
         }
 
         // 3. Cancel, fail fast, or finish.
@@ -260,6 +290,9 @@ impl Engine {
                 execution.finished_at = Some(now);
                 self.store.update_execution(&execution).await?;
                 tracing::info!(execution = %execution.id, status = %status, "execution finished");
+                for observer in &self.observers {
+                    observer.execution_finished(&execution);
+                }
             }
             return Ok(execution);
         }
@@ -284,10 +317,16 @@ impl Engine {
             execution.finished_at = Some(now);
             self.store.update_execution(&execution).await?;
             tracing::info!(execution = %execution.id, status = %execution.status, "execution finished");
+            for observer in &self.observers {
+                observer.execution_finished(&execution);
+            }
             return Ok(execution);
         }
 
-        // 4. Start what is ready.
+        // 4. Start what is ready (unless shutting down).
+        if self.draining.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(execution);
+        }
         let outputs = node_outputs(&nodes);
         let succeeded: std::collections::HashSet<String> = nodes
             .iter()
@@ -371,7 +410,11 @@ impl Engine {
             state.started_at = Some(now);
         }
         let dir = local::attempt_dir(&self.state_dir, &execution.id, &state.node, state.attempts);
-        state.handle = Some(json!({ "dir": dir.display().to_string() }));
+        let mut handle = json!({ "dir": dir.display().to_string() });
+        if let Some(n) = state.handle.as_ref().and_then(|h| h.get("interruptions")) {
+            handle["interruptions"] = n.clone();
+        }
+        state.handle = Some(handle.clone());
         self.store.update_node(state).await?;
         self.tell(NodeEvent::Started, execution, spec, state);
 
@@ -393,6 +436,7 @@ impl Engine {
         let artifacts = self.artifacts.clone();
         let finished = self.finished.clone();
         let wake = self.wake.clone();
+        let groups = self.groups.clone();
         let store = self.store.clone();
         let task_spec = spec.spec.clone();
         let task = spec.task.clone();
@@ -412,16 +456,22 @@ impl Engine {
             let run = local::run(attempt, artifacts.as_ref(), &token, |pgid| {
                 let _ = pgid_tx.send(pgid);
             });
+            let key = (execution_id.clone(), node.clone());
             let remember = async {
                 if let Ok(pgid) = pgid_rx.await {
-                    recorded.handle =
-                        Some(json!({ "dir": dir.display().to_string(), "pgid": pgid }));
+                    groups.lock().expect("lock").insert(key.clone(), pgid);
+                    recorded.handle = Some({
+                        let mut with_pgid = handle.clone();
+                        with_pgid["pgid"] = json!(pgid);
+                        with_pgid
+                    });
                     if let Err(e) = store.update_node(&recorded).await {
                         tracing::warn!(error = %e, "cannot record an attempt's process group");
                     }
                 }
             };
             let (outcome, ()) = tokio::join!(run, remember);
+            groups.lock().expect("lock").remove(&key);
             finished.lock().expect("lock").push(Finished {
                 execution: execution_id,
                 node,
@@ -471,6 +521,39 @@ impl Engine {
                     self.store.record_lineage(&edges).await?;
                 }
                 self.tell(NodeEvent::Succeeded, execution, spec, state);
+            }
+            Outcome::Interrupted => {
+                // Not the task's fault (Flyte's system retries): retried at
+                // once, apart from the task's own retry budget, a few times.
+                let interruptions = state
+                    .handle
+                    .as_ref()
+                    .and_then(|h| h.get("interruptions"))
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0)
+                    + 1;
+                let mut handle = state.handle.clone().unwrap_or_else(|| json!({}));
+                handle["interruptions"] = json!(interruptions);
+                state.handle = Some(handle);
+                if interruptions <= MAX_INTERRUPTIONS {
+                    state.status = NodeStatus::Retrying;
+                    state.next_attempt_at = Some(now);
+                    state.error = Some(format!(
+                        "interrupted: the process running attempt {} stopped; retrying ({interruptions} of {MAX_INTERRUPTIONS})",
+                        state.attempts
+                    ));
+                    tracing::info!(execution = %execution.id, node = %state.node, attempt = state.attempts, "interrupted attempt; retrying");
+                } else {
+                    state.status = NodeStatus::Failed;
+                    state.finished_at = Some(now);
+                    state.error = Some(format!(
+                        "interrupted {interruptions} times: the processes running it kept stopping"
+                    ));
+                }
+                self.store.update_node(state).await?;
+                if state.status.is_terminal() {
+                    self.tell(NodeEvent::Failed, execution, spec, state);
+                }
             }
             Outcome::Cancelled => {
                 state.status = NodeStatus::Cancelled;

@@ -41,10 +41,16 @@ pub struct Attempt<'a> {
 /// How an attempt ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    Succeeded { outputs: BTreeMap<String, Value> },
-    Failed { error: String },
+    Succeeded {
+        outputs: BTreeMap<String, Value>,
+    },
+    Failed {
+        error: String,
+    },
     TimedOut,
     Cancelled,
+    /// The process driving it died mid-attempt (not the task's fault).
+    Interrupted,
 }
 
 /// The local folder of an attempt.

@@ -8,6 +8,7 @@ mod incremental;
 mod loader_props;
 mod safety;
 mod schema;
+mod serve;
 mod store;
 mod sync_story;
 mod validate_cli;

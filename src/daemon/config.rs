@@ -1,0 +1,339 @@
+//! `weir.toml`: the daemon's configuration for several sources. Every
+//! setting has a default; secrets are references to a file or an
+//! environment variable, never values (a value in the file would end up in
+//! Git, in backups and in `ps`).
+//!
+//! ```toml
+//! state_dir = ".weir"                 # default
+//! database = "postgres://weir@db/weir" # default: SQLite in state_dir
+//! listen = "127.0.0.1:7878"           # default
+//! executor = "local"                  # default
+//! tick = "1s"                         # scheduler and engine, default
+//! grace = "30s"                       # shutdown grace, default
+//!
+//! [secrets]
+//! github_webhook_secret = { file = "/run/secrets/github" }
+//! generic_webhook_token = { env = "WEIR_WEBHOOK_TOKEN" }
+//! api_token = { file = "/run/secrets/api" }
+//!
+//! [[sources]]
+//! repo = "https://github.com/acme/pipelines.git"
+//! branch = "main"                     # default: the remote's default branch
+//! path = "pipelines"                  # default: the repository's root
+//! project = "growth"                  # default: "default"
+//! interval = "60s"                    # default
+//! token_file = "/run/secrets/github-token"   # or token_env, ssh_key_file
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{Config, SourceConfig};
+use crate::http::Secrets;
+use crate::reconcile;
+use crate::source::credentials::Credentials;
+use crate::source::git::SourceSpec;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read `{path}`: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{path}` is not a valid weir.toml: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("`{path}`: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default = "default_state_dir")]
+    state_dir: PathBuf,
+    #[serde(default)]
+    database: Option<String>,
+    #[serde(default = "default_listen")]
+    listen: std::net::SocketAddr,
+    #[serde(default = "default_executor")]
+    executor: String,
+    #[serde(default = "default_tick")]
+    tick: String,
+    #[serde(default = "default_grace")]
+    grace: String,
+    #[serde(default)]
+    secrets: SecretsFile,
+    sources: Vec<SourceFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecretsFile {
+    github_webhook_secret: Option<SecretRef>,
+    generic_webhook_token: Option<SecretRef>,
+    api_token: Option<SecretRef>,
+}
+
+/// Where a secret is: `{ file = "…" }` or `{ env = "…" }`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum SecretRef {
+    Reference(Reference),
+    Inline(serde::de::IgnoredAny),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Reference {
+    file: Option<PathBuf>,
+    env: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourceFile {
+    repo: String,
+    branch: Option<String>,
+    #[serde(default)]
+    path: String,
+    #[serde(default = "default_project")]
+    project: String,
+    #[serde(default = "default_interval")]
+    interval: String,
+    ssh_key_file: Option<PathBuf>,
+    token_file: Option<PathBuf>,
+    token_env: Option<String>,
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from(".weir")
+}
+fn default_listen() -> std::net::SocketAddr {
+    ([127, 0, 0, 1], 7878).into()
+}
+fn default_executor() -> String {
+    "local".into()
+}
+fn default_tick() -> String {
+    "1s".into()
+}
+fn default_grace() -> String {
+    "30s".into()
+}
+fn default_project() -> String {
+    "default".into()
+}
+fn default_interval() -> String {
+    "60s".into()
+}
+
+/// Reads and checks a `weir.toml`.
+pub fn load(path: &Path) -> Result<Config, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse(&text, path, &|name| std::env::var(name).ok())
+}
+
+/// Parses a `weir.toml`; `env` reads environment variables (injected for
+/// tests).
+pub fn parse(
+    text: &str,
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, Error> {
+    let invalid = |message: String| Error::Invalid {
+        path: path.to_owned(),
+        message,
+    };
+    let file: File = toml::from_str(text).map_err(|e| Error::Parse {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
+    if file.executor != "local" {
+        return Err(invalid(format!(
+            "executor `{}` is not available in this release (use \"local\")",
+            file.executor
+        )));
+    }
+    if file.sources.is_empty() {
+        return Err(invalid("at least one [[sources]] is needed".into()));
+    }
+    let duration = |text: &str, what: &str| {
+        crate::spec::duration::parse(text).map_err(|e| invalid(format!("{what}: {e}")))
+    };
+    let secret = |name: &str, r: &Option<SecretRef>| -> Result<Option<String>, Error> {
+        let Some(r) = r else { return Ok(None) };
+        let reference = match r {
+            SecretRef::Reference(reference) => reference,
+            SecretRef::Inline(_) => {
+                return Err(invalid(format!(
+                    "secrets.{name} must be a reference, `{{ file = \"…\" }}` or `{{ env = \"…\" }}`, never the secret itself"
+                )));
+            }
+        };
+        let value = match (&reference.file, &reference.env) {
+            (Some(file), None) => std::fs::read_to_string(file).map_err(|e| {
+                invalid(format!(
+                    "secrets.{name}: cannot read `{}`: {e}",
+                    file.display()
+                ))
+            })?,
+            (None, Some(var)) => env(var).ok_or_else(|| {
+                invalid(format!(
+                    "secrets.{name}: environment variable `{var}` is not set"
+                ))
+            })?,
+            _ => {
+                return Err(invalid(format!(
+                    "secrets.{name}: give exactly one of `file` and `env`"
+                )));
+            }
+        };
+        let value = value.trim_end_matches(['\n', '\r']).to_owned();
+        if value.is_empty() {
+            return Err(invalid(format!("secrets.{name} is empty")));
+        }
+        Ok(Some(value))
+    };
+    let secrets = Secrets {
+        github_webhook_secret: secret(
+            "github_webhook_secret",
+            &file.secrets.github_webhook_secret,
+        )?
+        .map(String::into_bytes),
+        generic_webhook_token: secret(
+            "generic_webhook_token",
+            &file.secrets.generic_webhook_token,
+        )?,
+        api_token: secret("api_token", &file.secrets.api_token)?,
+    };
+    let mut sources = Vec::with_capacity(file.sources.len());
+    for (i, s) in file.sources.iter().enumerate() {
+        let mut options = reconcile::Options::default();
+        options.validate.default_project = s.project.clone();
+        sources.push(SourceConfig {
+            spec: SourceSpec {
+                repo: s.repo.clone(),
+                branch: s.branch.clone(),
+                path: s.path.clone(),
+                credentials: Credentials {
+                    ssh_key_file: s.ssh_key_file.clone(),
+                    token_file: s.token_file.clone(),
+                    token_env: s.token_env.clone(),
+                },
+            },
+            interval: duration(&s.interval, &format!("sources[{i}].interval"))?,
+            options,
+        });
+    }
+    let db_url = file
+        .database
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", file.state_dir.join("weir.db").display()));
+    Ok(Config {
+        sources,
+        state_dir: file.state_dir,
+        db_url,
+        listen: file.listen,
+        secrets,
+        tick: duration(&file.tick, "tick")?,
+        grace: duration(&file.grace, "grace")?,
+    })
+}
+
+/// The default of `interval`, for documentation and flags.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        (name == "HOOK_TOKEN").then(|| "t0ken".to_owned())
+    }
+
+    #[test]
+    fn a_full_file_with_every_default_left_out() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let secret = dir.path().join("gh");
+        std::fs::write(&secret, "s3cret\n").expect("write");
+        let text = format!(
+            r#"
+[secrets]
+github_webhook_secret = {{ file = "{}" }}
+generic_webhook_token = {{ env = "HOOK_TOKEN" }}
+
+[[sources]]
+repo = "https://github.com/acme/pipelines.git"
+path = "pipelines"
+project = "growth"
+
+[[sources]]
+repo = "/srv/etl"
+interval = "5m"
+"#,
+            secret.display()
+        );
+        let config = parse(&text, Path::new("weir.toml"), &env).expect("valid");
+        assert_eq!(config.sources.len(), 2);
+        assert_eq!(config.sources[0].spec.path, "pipelines");
+        assert_eq!(config.sources[0].options.validate.default_project, "growth");
+        assert_eq!(config.sources[0].interval, DEFAULT_INTERVAL);
+        assert_eq!(config.sources[1].interval, Duration::from_secs(300));
+        assert_eq!(config.listen.to_string(), "127.0.0.1:7878");
+        assert_eq!(config.db_url, "sqlite://.weir/weir.db");
+        assert_eq!(config.tick, Duration::from_secs(1));
+        assert_eq!(
+            config.secrets.github_webhook_secret.as_deref(),
+            Some(&b"s3cret"[..])
+        );
+        assert_eq!(
+            config.secrets.generic_webhook_token.as_deref(),
+            Some("t0ken")
+        );
+        assert!(config.secrets.api_token.is_none());
+    }
+
+    #[test]
+    fn secrets_are_never_inline_and_mistakes_are_named() {
+        let inline = r#"
+[secrets]
+api_token = "hunter2"
+[[sources]]
+repo = "/srv/etl"
+"#;
+        let Err(err) = parse(inline, Path::new("weir.toml"), &env) else {
+            panic!("inline: accepted")
+        };
+        assert!(err.to_string().contains("never the secret itself"), "{err}");
+        assert!(
+            !err.to_string().contains("hunter2"),
+            "the secret is not echoed"
+        );
+
+        let typo = "[[sources]]\nrepo = \"/srv/etl\"\nintervall = \"5m\"\n";
+        let Err(err) = parse(typo, Path::new("weir.toml"), &env) else {
+            panic!("typo: accepted")
+        };
+        assert!(err.to_string().contains("intervall"), "{err}");
+
+        let missing =
+            "[secrets]\napi_token = { env = \"NOPE\" }\n[[sources]]\nrepo = \"/srv/etl\"\n";
+        let Err(err) = parse(missing, Path::new("weir.toml"), &env) else {
+            panic!("unset: accepted")
+        };
+        assert!(err.to_string().contains("`NOPE` is not set"), "{err}");
+
+        let none = "listen = \"127.0.0.1:9000\"\nsources = []\n";
+        let Err(err) = parse(none, Path::new("weir.toml"), &env) else {
+            panic!("no source: accepted")
+        };
+        assert!(err.to_string().contains("at least one"), "{err}");
+    }
+}

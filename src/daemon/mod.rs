@@ -1,0 +1,408 @@
+//! `weir serve`: one long-running process that keeps the system converged
+//! to Git (DESIGN.md section 5). In one tokio runtime:
+//! - per source, a reconcile loop woken by filesystem events on a local
+//!   repository's refs, by webhooks, and by polling with jitter;
+//! - the scheduler loop, creating due executions (deterministic ids, I4);
+//! - the engine loop, driving every unfinished execution;
+//! - the HTTP server (`src/http`): health, readiness, metrics, webhooks, API.
+//!
+//! SIGTERM or SIGINT stops the loops from starting work, gives running
+//! attempts a grace period to finish (their results are recorded), then
+//! stops the rest without recording them: the next start retries those.
+
+pub mod config;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::artifact::LocalArtifacts;
+use crate::engine::scheduler::Scheduler;
+use crate::engine::{Engine, NodeEvent, Observer, PlanNode};
+use crate::http::metrics::Metrics;
+use crate::http::{self, AppState, Readiness, Secrets, SourceHandle};
+use crate::reconcile::{self, Outcome, Snapshot};
+use crate::source::git::{GitSource, SourceSpec};
+use crate::store::execution::{Execution, NodeState, NodeStatus};
+use crate::store::{self, SourceError, Store};
+
+/// One source to follow.
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    pub spec: SourceSpec,
+    /// Polling interval (a fallback: watching and webhooks are immediate).
+    pub interval: Duration,
+    pub options: reconcile::Options,
+}
+
+/// Everything `weir serve` needs.
+pub struct Config {
+    pub sources: Vec<SourceConfig>,
+    pub state_dir: PathBuf,
+    pub db_url: String,
+    pub listen: std::net::SocketAddr,
+    pub secrets: Secrets,
+    /// How often the scheduler and the engine tick.
+    pub tick: Duration,
+    /// How long running attempts get to finish at shutdown.
+    pub grace: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    #[error(transparent)]
+    Source(#[from] crate::source::git::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the HTTP server failed: {0}")]
+    Http(std::io::Error),
+}
+
+/// Runs until `shutdown` is cancelled.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
+    let store = store::open(&config.db_url).await?;
+    let metrics = Arc::new(Metrics::new());
+    let mut sources = Vec::new();
+    let mut handles = Vec::new();
+    for source in &config.sources {
+        let git = GitSource::open(&source.spec, &config.state_dir)?;
+        let handle = SourceHandle {
+            key: git.key(),
+            branch: git.branch().to_owned(),
+            repo_urls: repo_urls(&source.spec.repo),
+            trigger: Arc::new(tokio::sync::Notify::new()),
+        };
+        handles.push((git, source.clone(), handle.trigger.clone()));
+        sources.push(handle);
+    }
+    let keys: Vec<_> = sources.iter().map(|s| s.key.clone()).collect();
+    let readiness = Arc::new(Readiness::new(&keys));
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| Error::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    tracing::info!(listen = %config.listen, sources = keys.len(), "weir serve started");
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for (git, source, trigger) in handles {
+        let watcher = watch_refs(&source.spec.repo, trigger.clone());
+        tasks.spawn(reconcile_loop(
+            git,
+            source,
+            trigger,
+            store.clone(),
+            metrics.clone(),
+            readiness.clone(),
+            config.state_dir.clone(),
+            shutdown.clone(),
+            watcher,
+        ));
+    }
+
+    let artifacts = Arc::new(LocalArtifacts::new(config.state_dir.join("artifacts")));
+    let engine = Arc::new(
+        Engine::new(store.clone(), artifacts, config.state_dir.clone())
+            .observe(Arc::new(MetricsObserver(metrics.clone()))),
+    );
+    tasks.spawn(scheduler_loop(
+        store.clone(),
+        config.tick,
+        engine.wake.clone(),
+        shutdown.clone(),
+    ));
+    let engine_task = tokio::spawn(engine_loop(
+        engine.clone(),
+        config.tick,
+        config.grace,
+        shutdown.clone(),
+    ));
+
+    let state = AppState {
+        store: store.clone(),
+        metrics,
+        sources,
+        readiness,
+        secrets: config.secrets,
+        max_payload: 1024 * 1024,
+    };
+    let served = http::serve(listener, http::router(state), shutdown.clone()).await;
+    shutdown.cancel();
+    while tasks.join_next().await.is_some() {}
+    let _ = engine_task.await;
+    tracing::info!("weir serve stopped");
+    served.map_err(Error::Http)
+}
+
+/// URLs a webhook payload may name this repository by (empty for a local
+/// path: any push to the branch triggers a fetch).
+fn repo_urls(repo: &str) -> Vec<String> {
+    if repo.contains("://") || repo.contains('@') {
+        vec![crate::source::git::redact_url(repo)]
+    } else {
+        Vec::new()
+    }
+}
+
+/// Watches a local repository's refs; `None` for remote ones or when
+/// watching is not possible (polling still runs).
+fn watch_refs(repo: &str, trigger: Arc<tokio::sync::Notify>) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher as _;
+    if repo.contains("://") {
+        return None;
+    }
+    let root = std::path::Path::new(repo);
+    let git_dir = if root.join(".git").is_dir() {
+        root.join(".git")
+    } else {
+        root.to_path_buf()
+    };
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok() {
+            trigger.notify_one();
+        }
+    })
+    .map_err(|e| tracing::warn!(error = %e, "cannot watch the repository; polling only"))
+    .ok()?;
+    for path in [
+        git_dir.join("refs"),
+        git_dir.join("HEAD"),
+        git_dir.join("packed-refs"),
+    ] {
+        if path.exists() {
+            let mode = if path.is_dir() {
+                notify::RecursiveMode::Recursive
+            } else {
+                notify::RecursiveMode::NonRecursive
+            };
+            if let Err(e) = watcher.watch(&path, mode) {
+                tracing::warn!(path = %path.display(), error = %e, "cannot watch; polling only");
+            }
+        }
+    }
+    // Packed refs are rewritten by rename: watch the folder too.
+    let _ = watcher.watch(&git_dir, notify::RecursiveMode::NonRecursive);
+    Some(watcher)
+}
+
+/// Polling interval with ±10% jitter, so many daemons do not fetch in step.
+fn jittered(interval: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let spread = interval.as_millis() as u64 / 10;
+    let offset = if spread == 0 {
+        0
+    } else {
+        u64::from(nanos) % (2 * spread)
+    };
+    Duration::from_millis((interval.as_millis() as u64 - spread) + offset)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn reconcile_loop(
+    git: GitSource,
+    source: SourceConfig,
+    trigger: Arc<tokio::sync::Notify>,
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
+    state_dir: PathBuf,
+    shutdown: CancellationToken,
+    _watcher: Option<notify::RecommendedWatcher>,
+) {
+    let key = git.key();
+    let snapshot_path = Snapshot::path(&state_dir, &key);
+    let git = Arc::new(Mutex::new(git));
+    let mut snapshot = Snapshot::read(&snapshot_path);
+    loop {
+        let started = Instant::now();
+        let outcome = pass(&git, &source, &store, snapshot.take()).await;
+        match outcome {
+            Ok((
+                Outcome::Reconciled {
+                    commit,
+                    changes,
+                    snapshot: next,
+                },
+                _,
+            )) => {
+                metrics.reconciled(&key.0, started.elapsed(), "reconciled");
+                metrics.source_commit(&key.0, &commit.id.0);
+                metrics.versions_registered(&key.0, changes.registered.len() as u64);
+                readiness.mark_reconciled(&key);
+                if let Some(next) = next {
+                    let path = snapshot_path.clone();
+                    let kept = (*next).clone();
+                    let _ = tokio::task::spawn_blocking(move || {
+                        if let Err(e) = kept.write(&path) {
+                            tracing::warn!(error = %e, "cannot keep the source's snapshot");
+                        }
+                    })
+                    .await;
+                    snapshot = Some(*next);
+                }
+            }
+            Ok((Outcome::Rejected { commit, .. }, base)) => {
+                metrics.reconciled(&key.0, started.elapsed(), "rejected");
+                tracing::warn!(source = %key.0, commit = %commit.id, "head commit refused; the last good state keeps running");
+                // The last reconciled commit is unchanged: keep its snapshot.
+                snapshot = base;
+                readiness.mark_reconciled(&key);
+            }
+            Err(e) => {
+                metrics.reconciled(&key.0, started.elapsed(), e.metric_label());
+                tracing::warn!(source = %key.0, error = %e, "reconcile failed; the last good state keeps running");
+                let error = SourceError {
+                    reason: e.metric_label().to_owned(),
+                    message: e.to_string(),
+                    diagnostics: serde_json::json!([]),
+                };
+                if matches!(e, reconcile::Error::Source(_)) {
+                    if let Err(e) = store.record_source_error(&key, &error).await {
+                        tracing::warn!(error = %e, "cannot record the source's error");
+                    }
+                }
+                if matches!(
+                    e,
+                    reconcile::Error::StaleSnapshot { .. }
+                        | reconcile::Error::Store(store::Error::Conflict { .. })
+                ) {
+                    // Plan again at once, reading the whole tree.
+                    continue;
+                }
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = trigger.notified() => {}
+            _ = tokio::time::sleep(jittered(source.interval)) => {}
+        }
+    }
+}
+
+/// One reconcile pass; the Git part runs on a blocking thread. Returns the
+/// outcome and, for a refused commit, the snapshot to keep using.
+async fn pass(
+    git: &Arc<Mutex<GitSource>>,
+    source: &SourceConfig,
+    store: &Arc<dyn Store>,
+    base: Option<Snapshot>,
+) -> Result<(Outcome, Option<Snapshot>), reconcile::Error> {
+    let git = git.clone();
+    let options = source.options.clone();
+    let (loaded, base) = tokio::task::spawn_blocking(move || {
+        let git = git.lock().expect("lock");
+        let loaded = reconcile::load(&git, &options, base.as_ref());
+        (loaded, base)
+    })
+    .await
+    .expect("the load thread does not panic");
+    let loaded = loaded?;
+    let outcome = reconcile::register(store.as_ref(), loaded).await?;
+    Ok((outcome, base))
+}
+
+async fn scheduler_loop(
+    store: Arc<dyn Store>,
+    tick: Duration,
+    wake_engine: Arc<tokio::sync::Notify>,
+    shutdown: CancellationToken,
+) {
+    let mut scheduler = Scheduler::new();
+    loop {
+        match scheduler.tick(store.as_ref(), chrono::Utc::now()).await {
+            Ok(report) => {
+                if !report.created.is_empty() || !report.cancelled.is_empty() {
+                    wake_engine.notify_one();
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "scheduler tick failed"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(tick) => {}
+        }
+    }
+}
+
+async fn engine_loop(
+    engine: Arc<Engine>,
+    tick: Duration,
+    grace: Duration,
+    shutdown: CancellationToken,
+) {
+    loop {
+        if let Err(e) = engine.tick().await {
+            tracing::warn!(error = %e, "engine tick failed");
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = engine.wake.notified() => {}
+            _ = tokio::time::sleep(tick) => {}
+        }
+    }
+    // Shutting down: no new attempts; running ones get the grace period.
+    engine.stop_starting();
+    let deadline = Instant::now() + grace;
+    while engine.running() > 0 && Instant::now() < deadline {
+        let _ = tokio::time::timeout(Duration::from_millis(200), engine.wake.notified()).await;
+        if let Err(e) = engine.tick().await {
+            tracing::warn!(error = %e, "engine tick failed");
+        }
+    }
+    engine.kill_running();
+}
+
+/// Node and execution metrics from the engine's events.
+struct MetricsObserver(Arc<Metrics>);
+
+impl Observer for MetricsObserver {
+    fn node_event(
+        &self,
+        event: NodeEvent,
+        execution: &Execution,
+        node: &PlanNode,
+        state: &NodeState,
+    ) {
+        match event {
+            NodeEvent::Started => {
+                // Schedule lag: from the scheduled instant to the first
+                // process of the execution.
+                if let (Some(at), true, true) = (
+                    execution.scheduled_at,
+                    node.deps.is_empty(),
+                    state.attempts == 1,
+                ) {
+                    let lag = chrono::Utc::now() - at;
+                    self.0.schedule_lag(lag.to_std().unwrap_or_default());
+                }
+            }
+            NodeEvent::Succeeded | NodeEvent::Failed | NodeEvent::Aborted => {
+                let took = match (state.started_at, state.finished_at) {
+                    (Some(a), Some(b)) => (b - a).to_std().unwrap_or_default(),
+                    _ => Duration::ZERO,
+                };
+                let status = if state.status == NodeStatus::Succeeded {
+                    "succeeded"
+                } else {
+                    state.status.as_str()
+                };
+                self.0.node_finished(&node.task, status, took);
+            }
+        }
+    }
+
+    fn execution_finished(&self, execution: &Execution) {
+        self.0.execution_finished(execution.status.as_str());
+    }
+}

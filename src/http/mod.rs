@@ -1,0 +1,224 @@
+//! The HTTP side of `weir serve` (DESIGN.md sections 5 and 9): health and
+//! readiness, Prometheus metrics, the webhooks that wake a source's
+//! reconcile loop, and a JSON API over the same data as the CLI.
+//!
+//! What it guarantees:
+//! - A webhook only *wakes* a source ([`SourceHandle::trigger`]): the loop
+//!   fetches from Git itself, so a payload is never trusted for content.
+//!   An unauthenticated webhook (bad or missing signature or token)
+//!   triggers nothing.
+//! - The API is read-only except `POST /api/v1/runs`, which always needs
+//!   the API token; with a token configured, every API route needs it.
+//! - Secrets are compared in constant time and never logged.
+//!
+//! What it must not do: decide anything about sources, versions or
+//! executions. It reads the store, calls `engine::create` for a run, and
+//! pokes the loops; the daemon (`src/daemon`) owns those loops.
+//!
+//! Routes (status codes in each handler's doc):
+//! `GET /healthz`, `GET /readyz`, `GET /metrics`, `POST /hooks/github`,
+//! `POST /hooks/generic`, `GET /api/v1/{sources, versions, executions,
+//! executions/{id}, lineage/{id}}`, `POST /api/v1/runs`.
+
+mod api;
+mod auth;
+mod hooks;
+pub mod metrics;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+pub use metrics::Metrics;
+
+use crate::store::{SourceKey, Store};
+
+/// The default of [`AppState::max_payload`]: 1 MiB.
+pub const DEFAULT_MAX_PAYLOAD: usize = 1024 * 1024;
+
+/// One source as the webhooks see it.
+#[derive(Debug, Clone)]
+pub struct SourceHandle {
+    pub key: SourceKey,
+    /// The branch the source follows.
+    pub branch: String,
+    /// URLs naming the repository in webhook payloads (clone/ssh/html URLs;
+    /// empty for a local path: match by branch only).
+    pub repo_urls: Vec<String>,
+    /// Wakes the source's reconcile loop (a fetch; payloads are never
+    /// trusted for content).
+    pub trigger: Arc<tokio::sync::Notify>,
+}
+
+/// Whether each source has been reconciled once since the start: `/readyz`
+/// answers 200 only when all have.
+#[derive(Debug)]
+pub struct Readiness {
+    sources: BTreeMap<SourceKey, AtomicBool>,
+}
+
+impl Readiness {
+    pub fn new(sources: &[SourceKey]) -> Readiness {
+        Readiness {
+            sources: sources
+                .iter()
+                .map(|key| (key.clone(), AtomicBool::new(false)))
+                .collect(),
+        }
+    }
+
+    /// `source` finished a pass (reconciled or refused the head: either
+    /// way the daemon knows what it runs). Unknown sources are ignored.
+    pub fn mark_reconciled(&self, source: &SourceKey) {
+        if let Some(flag) = self.sources.get(source) {
+            flag.store(true, Ordering::Release);
+        }
+    }
+
+    /// Every source has been reconciled once.
+    pub fn is_ready(&self) -> bool {
+        self.sources
+            .values()
+            .all(|flag| flag.load(Ordering::Acquire))
+    }
+
+    /// The sources not reconciled yet, in key order.
+    pub fn pending(&self) -> Vec<&SourceKey> {
+        self.sources
+            .iter()
+            .filter(|(_, flag)| !flag.load(Ordering::Acquire))
+            .map(|(key, _)| key)
+            .collect()
+    }
+}
+
+/// The secrets the HTTP server checks. `None` turns the matching feature
+/// off: no GitHub hook, no generic hook, an open read-only API and no
+/// `POST /api/v1/runs`.
+#[derive(Clone, Default)]
+pub struct Secrets {
+    pub github_webhook_secret: Option<Vec<u8>>,
+    pub generic_webhook_token: Option<String>,
+    pub api_token: Option<String>,
+}
+
+/// Says which secrets are set, never their values.
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |present: bool| if present { "<set>" } else { "<unset>" };
+        f.debug_struct("Secrets")
+            .field(
+                "github_webhook_secret",
+                &set(self.github_webhook_secret.is_some()),
+            )
+            .field(
+                "generic_webhook_token",
+                &set(self.generic_webhook_token.is_some()),
+            )
+            .field("api_token", &set(self.api_token.is_some()))
+            .finish()
+    }
+}
+
+/// Everything the handlers share.
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub metrics: Arc<Metrics>,
+    pub sources: Vec<SourceHandle>,
+    pub readiness: Arc<Readiness>,
+    pub secrets: Secrets,
+    /// Largest webhook body accepted (413 beyond it); default 1 MiB
+    /// ([`DEFAULT_MAX_PAYLOAD`]).
+    pub max_payload: usize,
+}
+
+type Shared = Arc<AppState>;
+
+/// Every route, with the body limit and request logging.
+pub fn router(state: AppState) -> Router {
+    let max_payload = state.max_payload;
+    let state: Shared = Arc::new(state);
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(render_metrics))
+        .route("/hooks/github", post(hooks::github))
+        .route("/hooks/generic", post(hooks::generic))
+        .nest("/api/v1", api::routes(state.clone()))
+        .layer(DefaultBodyLimit::max(max_payload))
+        .layer(middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` is cancelled (graceful: requests in flight
+/// finish, then the listener closes).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}
+
+/// `GET /healthz`: 200 `ok` while the process serves.
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// `GET /readyz`: 200 once every source has been reconciled once, else 503;
+/// the JSON names the sources still pending.
+async fn readyz(State(state): State<Shared>) -> Response {
+    let pending = state.readiness.pending();
+    let status = if pending.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({ "ready": pending.is_empty(), "pending": pending });
+    (status, Json(body)).into_response()
+}
+
+/// `GET /metrics`: the Prometheus text format.
+async fn render_metrics(State(state): State<Shared>) -> Response {
+    (
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// A JSON error: `{"error": message}`.
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+/// Logs each request at debug: method, path (no query), status, duration.
+/// Headers are never logged (they carry tokens and signatures).
+async fn log_request(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    tracing::debug!(
+        %method,
+        %path,
+        status = response.status().as_u16(),
+        took_ms = started.elapsed().as_millis() as u64,
+        "http request"
+    );
+    response
+}

@@ -1,0 +1,243 @@
+//! `weir serve` end to end: the real binary on a temporary repository,
+//! spoken to over real HTTP.
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::{GitRepo, TestDb, weir_json};
+
+/// One HTTP/1.1 request; the status and the body.
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).expect("write");
+    stream.write_all(body).expect("write body");
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// A free local port.
+fn free_addr() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").to_string()
+}
+
+/// Polls `check` until it holds (a generous bound only guards against a hang).
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out waiting until {what}");
+}
+
+struct Daemon {
+    child: Child,
+    addr: String,
+}
+
+impl Daemon {
+    fn start(db: &TestDb, args: &[&str]) -> Daemon {
+        let addr = free_addr();
+        let child = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .arg("serve")
+            .args(args)
+            .args(["--listen", &addr, "--tick", "200ms"])
+            .args(db.args())
+            .env("WEIR_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("weir serve starts");
+        let daemon = Daemon { child, addr };
+        eventually("/readyz answers 200", || {
+            TcpStream::connect(&daemon.addr).is_ok()
+                && http(&daemon.addr, "GET", "/readyz", &[], b"").0 == 200
+        });
+        daemon
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().expect("SIGKILL");
+        let _ = self.child.wait();
+    }
+
+    fn stop(mut self) {
+        let pid = self.child.id() as i32;
+        // SIGTERM: a graceful stop.
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        let status = self.child.wait().expect("wait");
+        assert!(status.success(), "a graceful stop exits 0: {status:?}");
+    }
+}
+
+const FLOW: &str = r#"apiVersion: weir.dev/v1alpha1
+kind: Task
+metadata: { name: tick }
+spec:
+  inputs: { at: { type: datetime } }
+  outputs: { seen: { type: string } }
+  script:
+    interpreter: bash
+    source: |
+      sleep 3
+      echo "{\"seen\": \"{{ inputs.at }}\"}" > "$WEIR_OUTPUTS/outputs.json"
+---
+apiVersion: weir.dev/v1alpha1
+kind: Workflow
+metadata: { name: tick-flow }
+spec:
+  inputs: { at: { type: datetime } }
+  nodes: [ { id: tick, task: tick, inputs: { at: "{{ inputs.at }}" } } ]
+---
+apiVersion: weir.dev/v1alpha1
+kind: LaunchPlan
+metadata: { name: every-2s }
+spec:
+  workflow: tick-flow
+  schedule: { every: 2s, kickoffTimeInput: at, catchUp: all }
+"#;
+
+fn executions(db: &TestDb) -> Vec<Value> {
+    let (_, list) = weir_json(
+        &["executions", "--launch-plan", "every-2s", "-o", "json"],
+        db,
+    );
+    list.as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn serve_reconciles_commits_schedules_and_survives_kill_9() {
+    let db = TestDb::sqlite();
+    let repo = GitRepo::new();
+    repo.write("defs/flow.yaml", FLOW);
+    repo.commit("A two-second schedule");
+    let repo_path = repo.path().to_str().expect("utf-8").to_owned();
+    let daemon = Daemon::start(
+        &db,
+        &["--repo", &repo_path, "--path", "defs", "--interval", "60s"],
+    );
+
+    // Ready means reconciled: the launch plan is active.
+    let (_, versions) = weir_json(&["versions", "--name", "every-2s", "-o", "json"], &db);
+    assert_eq!(versions[0]["active"], true, "{versions:#}");
+
+    // A commit is picked up by watching the refs (the poll is a minute).
+    repo.write(
+        "defs/flow.yaml",
+        &FLOW.replace("echo \"{", "echo >&2 tick; echo \"{"),
+    );
+    let head = repo.commit("Log each tick");
+    eventually("the new commit is reconciled", || {
+        let (_, sources) = weir_json(&["status", "-o", "json"], &db);
+        sources.to_string().contains(&head)
+    });
+
+    // The schedule runs every two seconds.
+    eventually("three scheduled executions succeeded", || {
+        executions(&db)
+            .iter()
+            .filter(|e| e["status"] == "succeeded")
+            .count()
+            >= 3
+    });
+    let (code, metrics) = http(&daemon.addr, "GET", "/metrics", &[], b"");
+    assert_eq!(code, 200);
+    assert!(metrics.contains("weir_executions_total"), "{metrics}");
+    assert!(metrics.contains("weir_schedule_lag_seconds"), "{metrics}");
+
+    // kill -9 while executions run, then start again: nothing scheduled
+    // runs twice, the interrupted nodes are retried, lineage is complete.
+    eventually("an execution is running", || {
+        executions(&db).iter().any(|e| e["status"] == "running")
+    });
+    daemon.kill9();
+    let before: Vec<String> = executions(&db)
+        .iter()
+        .map(|e| e["id"].as_str().expect("id").to_owned())
+        .collect();
+    let interrupted: Vec<String> = executions(&db)
+        .iter()
+        .filter(|e| e["status"] == "running")
+        .map(|e| e["id"].as_str().expect("id").to_owned())
+        .collect();
+    assert!(
+        !interrupted.is_empty(),
+        "{:#}",
+        serde_json::Value::Array(executions(&db))
+    );
+    let daemon = Daemon::start(
+        &db,
+        &["--repo", &repo_path, "--path", "defs", "--interval", "60s"],
+    );
+    eventually("every execution from before the kill succeeded", || {
+        let now = executions(&db);
+        before.iter().all(|id| {
+            now.iter()
+                .any(|e| e["id"] == id.as_str() && e["status"] == "succeeded")
+        })
+    });
+    let runs = executions(&db);
+    let mut instants: Vec<&str> = runs
+        .iter()
+        .map(|e| e["scheduledAt"].as_str().expect("scheduled"))
+        .collect();
+    let count = instants.len();
+    instants.sort_unstable();
+    instants.dedup();
+    assert_eq!(instants.len(), count, "no scheduled instant ran twice (I4)");
+    for id in &interrupted {
+        let (_, one) = weir_json(&["executions", id, "-o", "json"], &db);
+        assert_eq!(
+            one["nodes"][0]["attempts"], 2,
+            "the interrupted node was retried: {one:#}"
+        );
+        let (_, lineage) = weir_json(&["lineage", id, "-o", "json"], &db);
+        assert_eq!(
+            lineage["edges"].as_array().map(Vec::len),
+            Some(2),
+            "its input and output are in the lineage: {lineage:#}"
+        );
+    }
+    daemon.stop();
+    assert!(
+        executions(&db).iter().all(|e| e["status"] != "failed"),
+        "a graceful stop fails nothing"
+    );
+}
