@@ -241,3 +241,91 @@ fn serve_reconciles_commits_schedules_and_survives_kill_9() {
         "a graceful stop fails nothing"
     );
 }
+
+/// A remote source (a `file://` clone, so nothing watches it): a GitHub
+/// push with a bad signature is refused and fetches nothing; a good one is
+/// reconciled at once, without waiting for the poll.
+#[test]
+fn a_signed_webhook_triggers_a_fetch_and_a_bad_one_does_not() {
+    use hmac::Mac as _;
+
+    let db = TestDb::sqlite();
+    let repo = GitRepo::new();
+    repo.write("defs/flow.yaml", FLOW);
+    let first = repo.commit("A two-second schedule");
+    let secret_dir = tempfile::tempdir().expect("secret");
+    let secret_file = secret_dir.path().join("github");
+    std::fs::write(&secret_file, "It's a Secret to Everybody\n").expect("write");
+    let url = format!("file://{}", repo.path().display());
+    let daemon = Daemon::start(
+        &db,
+        &[
+            "--repo",
+            &url,
+            "--path",
+            "defs",
+            "--interval",
+            "10m",
+            "--github-webhook-secret-file",
+            secret_file.to_str().expect("utf-8"),
+        ],
+    );
+    let reconciled = |sha: &str| {
+        let (_, status) = weir_json(&["status", "-o", "json"], &db);
+        status.to_string().contains(sha)
+    };
+    assert!(reconciled(&first));
+
+    // GitHub's own push example, pointed at this repository and branch.
+    let mut payload: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            crate::common::root().join("tests/fixtures/webhooks/github-push.json"),
+        )
+        .expect("fixture"),
+    )
+    .expect("json");
+    payload["ref"] = "refs/heads/main".into();
+    payload["repository"]["clone_url"] = url.clone().into();
+    let body = serde_json::to_vec(&payload).expect("body");
+    let sign = |secret: &[u8]| {
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("key");
+        mac.update(&body);
+        let bytes = mac.finalize().into_bytes();
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        format!("sha256={hex}")
+    };
+
+    repo.write("defs/flow.yaml", &FLOW.replace("sleep 3", "sleep 1"));
+    let second = repo.commit("Shorter ticks");
+    let bad = sign(b"not the secret");
+    let (code, _) = http(
+        &daemon.addr,
+        "POST",
+        "/hooks/github",
+        &[
+            ("X-GitHub-Event", "push"),
+            ("X-Hub-Signature-256", &bad),
+            ("Content-Type", "application/json"),
+        ],
+        &body,
+    );
+    assert_eq!(code, 401);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!reconciled(&second), "a refused webhook fetches nothing");
+
+    let good = sign(b"It's a Secret to Everybody");
+    let (code, answer) = http(
+        &daemon.addr,
+        "POST",
+        "/hooks/github",
+        &[
+            ("X-GitHub-Event", "push"),
+            ("X-Hub-Signature-256", &good),
+            ("Content-Type", "application/json"),
+        ],
+        &body,
+    );
+    assert_eq!(code, 202, "{answer}");
+    eventually("the pushed commit is reconciled", || reconciled(&second));
+    daemon.stop();
+}
