@@ -167,7 +167,8 @@ fn watch_refs(repo: &str, trigger: Arc<tokio::sync::Notify>) -> Option<notify::R
         root.to_path_buf()
     };
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok() {
+        // Reads (ours included: a pass opens the repository) are not changes.
+        if event.is_ok_and(|e| !matches!(e.kind, notify::EventKind::Access(_))) {
             trigger.notify_one();
         }
     })

@@ -70,6 +70,14 @@ struct Daemon {
     addr: String,
 }
 
+/// A failing test must not leave a daemon running.
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Daemon {
     fn start(db: &TestDb, args: &[&str]) -> Daemon {
         let addr = free_addr();
@@ -179,6 +187,15 @@ fn serve_reconciles_commits_schedules_and_survives_kill_9() {
     });
     let (code, metrics) = http(&daemon.addr, "GET", "/metrics", &[], b"");
     assert_eq!(code, 200);
+    // Two commits were made: a handful of passes, not a busy loop (a pass
+    // reads the repository, and reads are not changes).
+    let passes: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("weir_reconcile_duration_seconds_count"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("the reconcile count");
+    assert!(passes <= 6.0, "{passes} reconcile passes for two commits");
     assert!(metrics.contains("weir_executions_total"), "{metrics}");
     assert!(metrics.contains("weir_schedule_lag_seconds"), "{metrics}");
 
