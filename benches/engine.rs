@@ -132,6 +132,7 @@ fn main() {
         match reconcile::register(store.as_ref(), loaded).await.expect("register") {
             Outcome::Reconciled { .. } => {}
             Outcome::Rejected { report, .. } => panic!("invalid: {:?}", report.diagnostics),
+            Outcome::Untrusted { refusal, .. } => panic!("{refusal}"),
         }
         let artifacts = Arc::new(LocalArtifacts::new(state.path().join("artifacts")));
         let engine = Engine::new(store.clone(), artifacts, state.path().to_path_buf());

@@ -92,6 +92,7 @@ fn sync(repo_dir: &std::path::Path, state: &std::path::Path) -> (Duration, Durat
             changes.registered.len()
         }
         Outcome::Rejected { report, .. } => panic!("invalid: {:?}", report.diagnostics.first()),
+        Outcome::Untrusted { refusal, .. } => panic!("{refusal}"),
     };
     (start.elapsed(), load, registered)
 }

@@ -59,6 +59,11 @@ pub struct Args {
     /// Project of definitions without `metadata.project`.
     #[arg(long, default_value = "default")]
     pub project: String,
+    /// Reconcile only head commits signed by one of these keys: files in
+    /// SSH `allowed_signers` format and/or armored OpenPGP public keys
+    /// (repeatable).
+    #[arg(long)]
+    pub trusted_keys: Vec<PathBuf>,
     /// How often the scheduler and the engine look for work.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub tick: Duration,
@@ -155,6 +160,7 @@ fn flags_config(args: &Args) -> Result<Config, u8> {
         ..reconcile::Options::default()
     };
     options.validate.default_project = args.project.clone();
+    options.trusted_keys = super::source_args::trusted_keys(&args.trusted_keys)?;
     Ok(Config {
         sources: vec![SourceConfig {
             spec: SourceSpec {

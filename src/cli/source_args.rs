@@ -3,8 +3,10 @@
 //! lists and shell history).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::source::credentials::Credentials;
+use crate::source::verify::TrustedKeys;
 
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct CredentialArgs {
@@ -25,6 +27,20 @@ impl CredentialArgs {
             ssh_key_file: self.ssh_key_file.clone(),
             token_file: self.token_file.clone(),
             token_env: self.token_env.clone(),
+        }
+    }
+}
+
+/// The trusted keys of `--trusted-keys` (none: commits are not checked).
+pub fn trusted_keys(paths: &[PathBuf]) -> Result<Option<Arc<TrustedKeys>>, u8> {
+    if paths.is_empty() {
+        return Ok(None);
+    }
+    match TrustedKeys::load(paths) {
+        Ok(keys) => Ok(Some(Arc::new(keys))),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(super::EXIT_ERROR)
         }
     }
 }

@@ -28,6 +28,11 @@ pub struct Args {
     /// Project of definitions without `metadata.project`.
     #[arg(long, default_value = "default")]
     pub project: String,
+    /// Reconcile the head only when it is signed by one of these keys: files
+    /// in SSH `allowed_signers` format and/or armored OpenPGP public keys
+    /// (repeatable).
+    #[arg(long)]
+    pub trusted_keys: Vec<std::path::PathBuf>,
     /// Largest definition file read, in bytes.
     #[arg(long, default_value_t = DEFAULT_MAX_FILE_SIZE)]
     pub max_file_size: u64,
@@ -47,6 +52,10 @@ pub fn run(args: &Args) -> u8 {
         ..reconcile::Options::default()
     };
     options.validate.default_project = args.project.clone();
+    options.trusted_keys = match super::source_args::trusted_keys(&args.trusted_keys) {
+        Ok(keys) => keys,
+        Err(code) => return code,
+    };
     // Another process may reconcile the same source between our read and
     // our write; the store then refuses our plan and we plan again. The
     // snapshot of the last pass makes this one read only what changed; it
@@ -167,6 +176,25 @@ pub fn run(args: &Args) -> u8 {
                 eprintln!(
                     "error: commit {} is invalid and was not reconciled; the previous active set stays",
                     commit.id.short()
+                );
+            }
+            super::EXIT_INVALID
+        }
+        Ok(Outcome::Untrusted { commit, refusal }) => {
+            if args.output == Format::Json {
+                println!(
+                    "{:#}",
+                    json!({
+                        "source": source.0,
+                        "status": "untrusted",
+                        "commit": commit.id.0,
+                        "reason": refusal.reason(),
+                        "message": refusal.to_string(),
+                    })
+                );
+            } else {
+                eprintln!(
+                    "error: {refusal}; it was not reconciled and the previous active set stays"
                 );
             }
             super::EXIT_INVALID

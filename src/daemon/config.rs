@@ -23,9 +23,11 @@
 //! project = "growth"                  # default: "default"
 //! interval = "60s"                    # default
 //! token_file = "/run/secrets/github-token"   # or token_env, ssh_key_file
+//! trusted_keys = ["/etc/weir/allowed_signers"] # default: none (no check)
 //! ```
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -35,6 +37,7 @@ use crate::http::Secrets;
 use crate::reconcile;
 use crate::source::credentials::Credentials;
 use crate::source::git::SourceSpec;
+use crate::source::verify::TrustedKeys;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -107,6 +110,8 @@ struct SourceFile {
     ssh_key_file: Option<PathBuf>,
     token_file: Option<PathBuf>,
     token_env: Option<String>,
+    #[serde(default)]
+    trusted_keys: Vec<PathBuf>,
 }
 
 fn default_state_dir() -> PathBuf {
@@ -217,6 +222,11 @@ pub fn parse(
     for (i, s) in file.sources.iter().enumerate() {
         let mut options = reconcile::Options::default();
         options.validate.default_project = s.project.clone();
+        if !s.trusted_keys.is_empty() {
+            let keys = TrustedKeys::load(&s.trusted_keys)
+                .map_err(|e| invalid(format!("sources[{i}].trusted_keys: {e}")))?;
+            options.trusted_keys = Some(Arc::new(keys));
+        }
         sources.push(SourceConfig {
             spec: SourceSpec {
                 repo: s.repo.clone(),
@@ -298,6 +308,39 @@ interval = "5m"
             Some("t0ken")
         );
         assert!(config.secrets.api_token.is_none());
+    }
+
+    #[test]
+    fn trusted_keys_are_read_per_source_and_a_bad_file_is_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let signers = dir.path().join("allowed_signers");
+        std::fs::write(
+            &signers,
+            "alice@example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINEGxGKnEGVqtewyT0A9M3hfzLEtWKp4b4HpmP/54DzU\n",
+        )
+        .expect("write");
+        let text = format!(
+            "[[sources]]\nrepo = \"/srv/etl\"\ntrusted_keys = [\"{}\"]\n[[sources]]\nrepo = \"/srv/ml\"\n",
+            signers.display()
+        );
+        let config = parse(&text, Path::new("weir.toml"), &env).expect("valid");
+        let keys = config.sources[0]
+            .options
+            .trusted_keys
+            .as_ref()
+            .expect("keys");
+        assert_eq!(keys.len(), 1);
+        assert!(config.sources[1].options.trusted_keys.is_none());
+
+        let missing = text.replace("allowed_signers", "nope");
+        let Err(err) = parse(&missing, Path::new("weir.toml"), &env) else {
+            panic!("a missing key file: accepted")
+        };
+        let err = err.to_string();
+        assert!(
+            err.contains("sources[0].trusted_keys") && err.contains("nope"),
+            "{err}"
+        );
     }
 
     #[test]

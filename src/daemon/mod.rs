@@ -253,6 +253,12 @@ async fn reconcile_loop(
                     snapshot = Some(*next);
                 }
             }
+            Ok((Outcome::Untrusted { commit, refusal }, base)) => {
+                metrics.reconciled(&key.0, started.elapsed(), refusal.reason());
+                tracing::warn!(source = %key.0, commit = %commit.id, reason = %refusal, "head commit not trusted; the last good state keeps running");
+                snapshot = base;
+                readiness.mark_reconciled(&key);
+            }
             Ok((Outcome::Rejected { commit, .. }, base)) => {
                 metrics.reconciled(&key.0, started.elapsed(), "rejected");
                 tracing::warn!(source = %key.0, commit = %commit.id, "head commit refused; the last good state keeps running");

@@ -1,11 +1,15 @@
 //! One reconcile pass of one source, as a fixed sequence of named steps
-//! (like Flux's source-controller): fetch → load → validate → register.
-//! (Signature verification will sit between fetch and load.)
+//! (like Flux's source-controller): fetch → verify → load → validate →
+//! register.
 //!
 //! What each step records when it fails:
 //! - fetch / load (Git unreachable, branch or path missing): returns
 //!   [`Error::Source`]; nothing is written, the last good active set keeps
 //!   running.
+//! - verify (only with trusted keys): a head not signed by a trusted key is
+//!   refused unread ([`Outcome::Untrusted`]); the status and the audit log
+//!   record why (`UnsignedCommit`, `UntrustedSigner`, …) and which keys
+//!   were expected; the active set is untouched.
 //! - validate: the commit is refused; the source's status and the audit log
 //!   record `ValidationFailed` with the diagnostics; the active set is
 //!   untouched (I3). This is an [`Outcome`], not an error: the pass worked.
@@ -14,12 +18,15 @@
 
 pub mod snapshot;
 
+use std::sync::Arc;
+
 use serde_json::json;
 
 pub use snapshot::Snapshot;
 
 use crate::registry;
 use crate::source::git::GitSource;
+use crate::source::verify::{Refusal, TrustedKeys};
 use crate::store::{ActiveSet, Changes, CommitId, CommitInfo, SourceError, SourceKey, Store};
 use crate::validate::{self, Report};
 
@@ -28,6 +35,8 @@ use crate::validate::{self, Report};
 pub struct Options {
     pub max_file_size: u64,
     pub validate: validate::Options,
+    /// When set, a head commit must be signed by one of these keys.
+    pub trusted_keys: Option<Arc<TrustedKeys>>,
 }
 
 impl Default for Options {
@@ -35,6 +44,7 @@ impl Default for Options {
         Options {
             max_file_size: crate::source::dir::DEFAULT_MAX_FILE_SIZE,
             validate: validate::Options::default(),
+            trusted_keys: None,
         }
     }
 }
@@ -63,6 +73,9 @@ pub struct Loaded {
     /// both together, under compare-and-swap), so registering need not read
     /// it back.
     pub base_active: Option<ActiveSet>,
+    /// Trusted keys are configured and the head is not signed by one: its
+    /// tree was not read and it is refused.
+    pub untrusted: Option<Refusal>,
 }
 
 /// What a pass did.
@@ -78,6 +91,12 @@ pub enum Outcome {
     Rejected {
         commit: CommitInfo,
         report: Box<Report>,
+    },
+    /// The head is not signed by a trusted key and was refused unread; the
+    /// previous active set stays.
+    Untrusted {
+        commit: CommitInfo,
+        refusal: Refusal,
     },
 }
 
@@ -118,12 +137,29 @@ pub fn load(
 ) -> Result<Loaded, Error> {
     source.fetch()?;
     let commit = source.head()?;
+    let untrusted = match &options.trusted_keys {
+        Some(keys) => verify_head(source, keys, &commit)?,
+        None => None,
+    };
     let folder = source.spec().path.trim_matches('/');
     let prefix = if folder.is_empty() {
         String::new()
     } else {
         format!("{folder}/")
     };
+    if untrusted.is_some() {
+        return Ok(Loaded {
+            source: source.key(),
+            prefix,
+            commit,
+            report: Report::default(),
+            active: ActiveSet::new(),
+            snapshot: None,
+            base: None,
+            base_active: None,
+            untrusted,
+        });
+    }
     if let Some(base) = base {
         if let Some(next) = snapshot::load_changes(source, base, &commit.id, options)? {
             return Ok(Loaded {
@@ -135,6 +171,7 @@ pub fn load(
                 snapshot: Some(next.snapshot),
                 base: Some(base.commit.clone()),
                 base_active: Some(base.active()),
+                untrusted: None,
             });
         }
     }
@@ -170,6 +207,26 @@ pub fn load(
         snapshot,
         base: None,
         base_active: None,
+        untrusted: None,
+    })
+}
+
+/// The refusal, when the head is not signed by a trusted key.
+fn verify_head(
+    source: &GitSource,
+    keys: &TrustedKeys,
+    commit: &CommitInfo,
+) -> Result<Option<Refusal>, Error> {
+    let oid = git2::Oid::from_str(&commit.id.0).map_err(|e| crate::source::git::Error::Git {
+        doing: "read the head commit",
+        source: e,
+    })?;
+    Ok(match keys.verify(source.repository(), oid) {
+        Ok(signer) => {
+            tracing::debug!(commit = %commit.id, signer = %signer.name, fingerprint = %signer.fingerprint, "commit signature verified");
+            None
+        }
+        Err(refusal) => Some(refusal),
     })
 }
 
@@ -184,7 +241,24 @@ pub async fn register(store: &dyn Store, loaded: Loaded) -> Result<Outcome, Erro
         snapshot,
         base,
         base_active,
+        untrusted,
     } = loaded;
+    if let Some(refusal) = untrusted {
+        let error = SourceError {
+            reason: refusal.reason().to_owned(),
+            message: refusal.to_string(),
+            diagnostics: json!([]),
+        };
+        store.record_failure(&source, &commit, &error).await?;
+        tracing::warn!(
+            source = %source.0,
+            commit = %commit.id,
+            reason = %error.reason,
+            "{}; the previous active set stays",
+            error.message
+        );
+        return Ok(Outcome::Untrusted { commit, refusal });
+    }
     if report.is_valid() {
         report
             .diagnostics

@@ -9,6 +9,7 @@ mod loader_props;
 mod safety;
 mod schema;
 mod serve;
+mod signed;
 mod store;
 mod sync_story;
 mod validate_cli;

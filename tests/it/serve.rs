@@ -346,3 +346,73 @@ fn a_signed_webhook_triggers_a_fetch_and_a_bad_one_does_not() {
     eventually("the pushed commit is reconciled", || reconciled(&second));
     daemon.stop();
 }
+
+/// With trusted keys, an unsigned head is refused and reported (status,
+/// API, metrics) while the last signed commit keeps running; the next
+/// signed commit is reconciled.
+#[test]
+fn an_unsigned_commit_is_refused_when_trusted_keys_are_configured() {
+    use crate::signed::{SshKey, commit_signed};
+
+    let db = TestDb::sqlite();
+    let repo = GitRepo::new();
+    let alice = SshKey::new("alice@example.com");
+    let keys_dir = tempfile::tempdir().expect("keys");
+    let keys = keys_dir.path().join("allowed_signers");
+    std::fs::write(&keys, format!("{}\n", alice.allowed_signer())).expect("write");
+    repo.write("defs/flow.yaml", FLOW);
+    let signed = commit_signed(&repo, "A two-second schedule", &|t| alice.sign(t));
+    let repo_path = repo.path().to_str().expect("utf-8").to_owned();
+    let daemon = Daemon::start(
+        &db,
+        &[
+            "--repo",
+            &repo_path,
+            "--path",
+            "defs",
+            "--interval",
+            "60s",
+            "--trusted-keys",
+            keys.to_str().expect("utf-8"),
+        ],
+    );
+    let status = || weir_json(&["status", "-o", "json"], &db).1[0].clone();
+    assert_eq!(status()["lastReconciledCommit"], signed.as_str());
+
+    repo.write("defs/flow.yaml", &FLOW.replace("sleep 3", "sleep 1"));
+    let unsigned = repo.commit("Shorter ticks, unsigned");
+    eventually("the unsigned commit is refused", || {
+        status()["lastAttemptedCommit"] == unsigned.as_str()
+    });
+    let s = status();
+    assert_eq!(s["lastReconciledCommit"], signed.as_str(), "{s:#}");
+    assert_eq!(s["error"]["reason"], "UnsignedCommit", "{s:#}");
+    assert!(
+        s["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&alice.fingerprint())),
+        "the expected key is named: {s:#}"
+    );
+    let (code, api) = http(&daemon.addr, "GET", "/api/v1/sources", &[], b"");
+    assert_eq!(code, 200);
+    assert!(api.contains("UnsignedCommit"), "{api}");
+    let (_, metrics) = http(&daemon.addr, "GET", "/metrics", &[], b"");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("weir_reconcile_errors_total") && l.contains("UnsignedCommit")),
+        "{metrics}"
+    );
+    // The signed definitions still run: the schedule goes on.
+    eventually("a scheduled execution succeeded", || {
+        executions(&db).iter().any(|e| e["status"] == "succeeded")
+    });
+
+    repo.write("defs/flow.yaml", &FLOW.replace("sleep 3", "sleep 2"));
+    let signed_again = commit_signed(&repo, "Signed again", &|t| alice.sign(t));
+    eventually("the signed commit is reconciled", || {
+        status()["lastReconciledCommit"] == signed_again.as_str()
+    });
+    assert_eq!(status()["error"], Value::Null);
+    daemon.stop();
+}
