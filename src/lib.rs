@@ -2,7 +2,8 @@
 //!
 //! The library holds everything; `src/main.rs` only parses arguments and
 //! calls in. Modules depend downwards only (see STYLE.md):
-//! `cli` → `validate` → `spec`, and `source` feeds files to `validate`.
+//! `cli` → `validate` → `spec`, and `source` feeds files to `validate`;
+//! `cli` and `http` both show the store through `views`.
 
 pub mod artifact;
 pub mod cli;
@@ -18,3 +19,4 @@ pub mod source;
 pub mod spec;
 pub mod store;
 pub mod validate;
+pub mod views;

@@ -2,12 +2,11 @@
 
 use std::io::Write as _;
 
-use serde_json::json;
-
-use super::run::{Output, execution_json, execution_text};
+use super::run::{Output, execution_text};
 use super::store_args::{StoreArgs, block_on};
 use crate::executor::local::attempt_dir;
-use crate::store::execution::{ExecutionFilter, Status};
+use crate::store::execution::ExecutionFilter;
+use crate::views::{self, ExecutionQuery, ExecutionView};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -29,73 +28,23 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> u8 {
-    let status = match args.status.as_deref().map(|s| (s, Status::parse(s))) {
-        Some((text, None)) => {
-            eprintln!(
-                "error: unknown status `{text}` (one of: {})",
-                Status::ALL.map(Status::as_str).join(", ")
-            );
+    let query = ExecutionQuery {
+        launch_plan: args.launch_plan.clone(),
+        workflow: args.workflow.clone(),
+        status: args.status.clone(),
+        limit: Some(args.limit),
+    };
+    let filter = match query.filter() {
+        Ok(filter) => filter,
+        Err(e) => {
+            eprintln!("error: {e}");
             return super::EXIT_INVALID;
         }
-        Some((_, status)) => status,
-        None => None,
     };
-    let result = block_on(async {
-        let store = args.store.open().await?;
-        if let Some(id) = &args.id {
-            let Some(execution) = store.execution(id).await? else {
-                return Ok(None);
-            };
-            let nodes = store.nodes(id).await?;
-            return Ok(Some(match args.output {
-                Output::Json => format!("{:#}\n", execution_json(&execution, &nodes)),
-                Output::Text => execution_text(&execution, &nodes),
-            }));
-        }
-        let filter = ExecutionFilter {
-            launch_plan: args.launch_plan.clone(),
-            workflow: args.workflow.clone(),
-            status,
-            limit: Some(args.limit),
-        };
-        let list = store.executions(&filter).await?;
-        Ok::<_, crate::store::Error>(Some(match args.output {
-            Output::Json => format!(
-                "{:#}\n",
-                json!(
-                    list.iter()
-                        .map(|e| execution_json(e, &[]))
-                        .collect::<Vec<_>>()
-                )
-            ),
-            Output::Text => {
-                let header = [
-                    "ID",
-                    "STATUS",
-                    "LAUNCH PLAN",
-                    "WORKFLOW",
-                    "COMMIT",
-                    "CREATED",
-                ]
-                .map(str::to_owned);
-                let rows: Vec<Vec<String>> = list
-                    .iter()
-                    .map(|e| {
-                        vec![
-                            e.id.clone(),
-                            e.status.to_string(),
-                            e.launch_plan.clone().unwrap_or_default(),
-                            e.workflow.clone(),
-                            e.commit.short().to_owned(),
-                            e.created_at
-                                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                        ]
-                    })
-                    .collect();
-                super::render::table(&header, &rows)
-            }
-        }))
-    });
+    let result = match &args.id {
+        Some(id) => show(args, id),
+        None => list(args, &filter),
+    };
     match result {
         Ok(Some(text)) => {
             print!("{text}");
@@ -105,11 +54,63 @@ pub fn run(args: &Args) -> u8 {
             eprintln!("error: no execution `{}`", args.id.as_deref().unwrap_or(""));
             super::EXIT_INVALID
         }
-        Err(e) => {
-            eprintln!("error: {e}");
-            super::EXIT_ERROR
-        }
+        Err(code) => code,
     }
+}
+
+/// One execution with its nodes; `None` when there is no such execution,
+/// the exit code once the error is said.
+fn show(args: &Args, id: &str) -> Result<Option<String>, u8> {
+    let found = block_on(async { views::execution(args.store.open().await?.as_ref(), id).await })
+        .map_err(|e| {
+        eprintln!("error: {e}");
+        super::EXIT_ERROR
+    })?;
+    Ok(found.map(|execution| match args.output {
+        Output::Json => format!("{:#}\n", views::to_json(&execution)),
+        Output::Text => execution_text(&execution),
+    }))
+}
+
+/// The executions `filter` selects, newest first.
+fn list(args: &Args, filter: &ExecutionFilter) -> Result<Option<String>, u8> {
+    let list =
+        block_on(async { views::executions(args.store.open().await?.as_ref(), filter).await })
+            .map_err(|e| {
+                eprintln!("error: {e}");
+                super::EXIT_ERROR
+            })?;
+    Ok(Some(match args.output {
+        Output::Json => format!("{:#}\n", views::to_json(&list)),
+        Output::Text => table(&list),
+    }))
+}
+
+fn table(list: &[ExecutionView]) -> String {
+    let header = [
+        "ID",
+        "STATUS",
+        "LAUNCH PLAN",
+        "WORKFLOW",
+        "COMMIT",
+        "CREATED",
+    ]
+    .map(str::to_owned);
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|e| {
+            vec![
+                e.id.clone(),
+                e.status.to_string(),
+                e.launch_plan.clone().unwrap_or_default(),
+                e.workflow.clone(),
+                e.commit.short().to_owned(),
+                e.created_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            ]
+        })
+        .collect();
+    super::render::table(&header, &rows)
 }
 
 #[derive(Debug, clap::Args)]

@@ -3,19 +3,19 @@
 //! an exit code: 0 success, 1 the input is invalid, 2 weir could not run.
 
 mod executions;
-pub(crate) mod lineage;
+mod lineage;
 mod plan;
 pub mod render;
 mod rollback;
-pub(crate) mod run;
+mod run;
 mod schema;
 mod serve;
 mod source_args;
-pub(crate) mod status;
+mod status;
 mod store_args;
 mod sync;
 mod validate;
-pub(crate) mod versions;
+mod versions;
 
 use std::process::ExitCode;
 

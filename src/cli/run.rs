@@ -6,14 +6,15 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::store_args::{StoreArgs, block_on};
 use crate::artifact::LocalArtifacts;
 use crate::engine::Engine;
 use crate::engine::create::{self, Request};
 use crate::lineage::openlineage::{Emitter, FileSink, HttpSink};
-use crate::store::execution::{Execution, NodeState, Status};
+use crate::store::execution::Status;
+use crate::views::{self, ExecutionView};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Output {
@@ -105,9 +106,10 @@ pub fn run(args: &Args) -> u8 {
             return super::EXIT_INVALID;
         }
     };
+    let view = ExecutionView::new(&execution, &nodes);
     match args.output {
-        Output::Json => println!("{:#}", execution_json(&execution, &nodes)),
-        Output::Text => print!("{}", execution_text(&execution, &nodes)),
+        Output::Json => println!("{:#}", views::to_json(&view)),
+        Output::Text => print!("{}", execution_text(&view)),
     }
     match execution.status {
         Status::Succeeded | Status::Queued | Status::Running => super::EXIT_OK,
@@ -133,65 +135,27 @@ fn openlineage(args: &Args) -> Result<Option<Arc<Emitter>>, crate::lineage::open
     Ok(Some(Arc::new(Emitter::start(file, http)?)))
 }
 
-/// An execution as `weir run --wait -o json` and `weir executions ID -o
-/// json` print it: an interface scripts depend on.
-pub fn execution_json(e: &Execution, nodes: &[NodeState]) -> Value {
-    let time = |t: Option<chrono::DateTime<chrono::Utc>>| {
-        t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-    };
-    json!({
-        "id": e.id,
-        "status": e.status,
-        "project": e.project,
-        "workflow": e.workflow,
-        "workflowVersion": e.workflow_version.short(),
-        "launchPlan": e.launch_plan,
-        "launchPlanVersion": e.launch_plan_version.as_ref().map(|d| d.short()),
-        "source": e.source.0,
-        "commit": e.commit.0,
-        "trigger": e.trigger,
-        "scheduledAt": time(e.scheduled_at),
-        "inputs": e.inputs,
-        "outputs": e.outputs,
-        "error": e.error,
-        "createdAt": time(Some(e.created_at)),
-        "startedAt": time(e.started_at),
-        "finishedAt": time(e.finished_at),
-        "nodes": nodes.iter().map(|n| json!({
-            "id": n.node,
-            "task": n.task,
-            "taskVersion": n.task_version.short(),
-            "status": n.status,
-            "attempts": n.attempts,
-            "cached": n.cached_from.is_some(),
-            "cachedFrom": n.cached_from,
-            "inputs": n.inputs,
-            "outputs": n.outputs,
-            "error": n.error,
-            "startedAt": time(n.started_at),
-            "finishedAt": time(n.finished_at),
-        })).collect::<Vec<_>>(),
-    })
-}
-
-pub fn execution_text(e: &Execution, nodes: &[NodeState]) -> String {
+/// An execution and its nodes for people: what `weir run` and `weir
+/// executions ID` print (`-o json` prints the view itself).
+pub fn execution_text(e: &ExecutionView) -> String {
     let mut out = format!(
         "execution {} {} (workflow {}@{}, commit {})\n",
         e.id,
         e.status,
         e.workflow,
-        e.workflow_version.short(),
+        e.workflow_version,
         e.commit.short()
     );
     if let Some(error) = &e.error {
         out.push_str(&format!("  error: {error}\n"));
     }
     let header = ["NODE", "TASK", "STATUS", "ATTEMPTS", "CACHED"].map(str::to_owned);
-    let rows: Vec<Vec<String>> = nodes
+    let rows: Vec<Vec<String>> = e
+        .nodes
         .iter()
         .map(|n| {
             vec![
-                n.node.clone(),
+                n.id.clone(),
                 n.task.clone(),
                 n.status.to_string(),
                 n.attempts.to_string(),

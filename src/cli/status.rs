@@ -5,7 +5,8 @@ use serde_json::json;
 
 use super::store_args::{StoreArgs, block_on};
 use super::versions::Output;
-use crate::store::{AuditEntry, SourceStatus};
+use crate::store::{AuditEntry, CommitId};
+use crate::views::{self, SourceView};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -26,57 +27,13 @@ pub struct AuditArgs {
     pub output: Output,
 }
 
-fn time(t: &Option<chrono::DateTime<chrono::Utc>>) -> serde_json::Value {
-    json!(t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)))
-}
-
-pub fn status_json(s: &SourceStatus) -> serde_json::Value {
-    json!({
-        "source": s.source.0,
-        "lastReconciledCommit": s.last_reconciled.as_ref().map(|c| c.0.as_str()),
-        "lastReconciledAt": time(&s.last_reconciled_at),
-        "lastAttemptedCommit": s.last_attempted.as_ref().map(|c| c.0.as_str()),
-        "lastAttemptedAt": time(&s.last_attempted_at),
-        "ready": s.error.is_none() && s.last_reconciled.is_some(),
-        "error": s.error.as_ref().map(|e| json!({
-            "reason": e.reason,
-            "message": e.message,
-            "diagnostics": e.diagnostics,
-        })),
-    })
-}
-
 pub fn run(args: &Args) -> u8 {
-    match block_on(async { args.store.open().await?.sources().await }) {
+    let result = block_on(async { views::sources(args.store.open().await?.as_ref()).await });
+    match result {
         Ok(sources) => {
             match args.output {
-                Output::Json => println!(
-                    "{:#}",
-                    json!(sources.iter().map(status_json).collect::<Vec<_>>())
-                ),
-                Output::Table => {
-                    for s in &sources {
-                        let short = |c: &Option<crate::store::CommitId>| {
-                            c.as_ref().map_or("-".to_owned(), |c| c.short().to_owned())
-                        };
-                        println!("{}", s.source.0);
-                        println!("  reconciled  {}", short(&s.last_reconciled));
-                        println!("  attempted   {}", short(&s.last_attempted));
-                        if let Some(e) = &s.error {
-                            println!("  error       {}: {}", e.reason, e.message);
-                            for d in e.diagnostics.as_array().into_iter().flatten() {
-                                println!(
-                                    "    {}:{}:{} {} {}",
-                                    d["file"].as_str().unwrap_or(""),
-                                    d["line"],
-                                    d["column"],
-                                    d["code"].as_str().unwrap_or(""),
-                                    d["message"].as_str().unwrap_or("")
-                                );
-                            }
-                        }
-                    }
-                }
+                Output::Json => println!("{:#}", views::to_json(&sources)),
+                Output::Table => print!("{}", table(&sources)),
             }
             super::EXIT_OK
         }
@@ -85,6 +42,38 @@ pub fn run(args: &Args) -> u8 {
             super::EXIT_ERROR
         }
     }
+}
+
+/// Each source with its last reconciled and attempted commit, and why the
+/// last attempt was refused (with its diagnostics).
+fn table(sources: &[SourceView]) -> String {
+    let short = |c: &Option<CommitId>| c.as_ref().map_or("-", CommitId::short).to_owned();
+    let mut out = String::new();
+    for s in sources {
+        out.push_str(&format!("{}\n", s.source.0));
+        out.push_str(&format!(
+            "  reconciled  {}\n",
+            short(&s.last_reconciled_commit)
+        ));
+        out.push_str(&format!(
+            "  attempted   {}\n",
+            short(&s.last_attempted_commit)
+        ));
+        if let Some(e) = &s.error {
+            out.push_str(&format!("  error       {}: {}\n", e.reason, e.message));
+            for d in e.diagnostics.as_array().into_iter().flatten() {
+                out.push_str(&format!(
+                    "    {}:{}:{} {} {}\n",
+                    d["file"].as_str().unwrap_or(""),
+                    d["line"],
+                    d["column"],
+                    d["code"].as_str().unwrap_or(""),
+                    d["message"].as_str().unwrap_or("")
+                ));
+            }
+        }
+    }
+    out
 }
 
 fn audit_json(a: &AuditEntry) -> serde_json::Value {

@@ -1,10 +1,8 @@
 //! `weir versions`: registered versions, newest first.
 
-use serde_json::json;
-
 use super::store_args::{StoreArgs, block_on};
 use crate::spec::Kind;
-use crate::store::{VersionFilter, VersionRecord};
+use crate::views::{self, VersionQuery, VersionView};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Output {
@@ -46,19 +44,24 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> u8 {
-    let filter = VersionFilter {
-        kind: args.kind.map(Kind::from),
+    let query = VersionQuery {
+        kind: args.kind.map(|k| Kind::from(k).as_str().to_owned()),
         name: args.name.clone(),
         project: args.project.clone(),
     };
-    let result = block_on(async { args.store.open().await?.versions(&filter).await });
+    let filter = match query.filter() {
+        Ok(filter) => filter,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return super::EXIT_INVALID;
+        }
+    };
+    let result =
+        block_on(async { views::versions(args.store.open().await?.as_ref(), &filter).await });
     match result {
         Ok(versions) => {
             match args.output {
-                Output::Json => println!(
-                    "{:#}",
-                    json!(versions.iter().map(to_json).collect::<Vec<_>>())
-                ),
+                Output::Json => println!("{:#}", views::to_json(&versions)),
                 Output::Table => print!("{}", table(&versions)),
             }
             super::EXIT_OK
@@ -70,23 +73,7 @@ pub fn run(args: &Args) -> u8 {
     }
 }
 
-/// The JSON of one version: an interface scripts depend on.
-pub fn to_json(v: &VersionRecord) -> serde_json::Value {
-    json!({
-        "project": v.key.entity.project,
-        "kind": v.key.entity.kind,
-        "name": v.key.entity.name,
-        "version": v.key.digest.short(),
-        "digest": v.key.digest.as_str(),
-        "commit": v.commit.0,
-        "path": v.path,
-        "active": v.active,
-        "registeredAt": v.registered_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        "activations": v.activations.iter().map(|c| c.0.as_str()).collect::<Vec<_>>(),
-    })
-}
-
-fn table(versions: &[VersionRecord]) -> String {
+fn table(versions: &[VersionView]) -> String {
     let header = [
         "KIND",
         "PROJECT",
@@ -101,10 +88,10 @@ fn table(versions: &[VersionRecord]) -> String {
         .iter()
         .map(|v| {
             vec![
-                v.key.entity.kind.to_string(),
-                v.key.entity.project.clone(),
-                v.key.entity.name.clone(),
-                v.key.digest.short().to_owned(),
+                v.kind.to_string(),
+                v.project.clone(),
+                v.name.clone(),
+                v.version.clone(),
                 if v.active { "yes" } else { "" }.to_owned(),
                 v.commit.short().to_owned(),
                 v.registered_at

@@ -1,7 +1,8 @@
 //! The JSON API under `/api/v1`: what `weir status`, `versions`,
-//! `executions` and `lineage` print with `-o json` (the same functions
-//! render both, so the two cannot drift), and `POST /runs` to start an
-//! execution as `weir run` does.
+//! `executions` and `lineage` print with `-o json`, and `POST /runs` to
+//! start an execution as `weir run` does. The documents and their query
+//! parameters are [`crate::views`], shared with the CLI (which reads them
+//! back with `--server`), so the two cannot drift.
 //!
 //! Access: with an API token configured, every route needs
 //! `Authorization: Bearer <token>` (401 otherwise). `POST /runs` always
@@ -20,18 +21,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{Shared, auth, error};
-use crate::cli::lineage as cli_lineage;
-use crate::cli::run::execution_json;
-use crate::cli::status::status_json;
-use crate::cli::versions;
 use crate::engine::create::{self, Request as RunRequest};
-use crate::lineage::Way;
-use crate::spec::Kind;
-use crate::store::execution::{ExecutionFilter, Status};
-use crate::store::{self, VersionFilter};
+use crate::store;
+use crate::views::{self, ExecutionQuery, ExecutionView, LineageQuery, QueryError, VersionQuery};
 
 /// The routes, behind the token check.
 pub(super) fn routes(state: Shared) -> Router<Shared> {
@@ -66,122 +61,52 @@ fn store_error(e: &store::Error) -> Response {
     error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
 }
 
+/// A query the store cannot answer as asked: 400.
+fn query_error(e: QueryError) -> Response {
+    error(StatusCode::BAD_REQUEST, e.0)
+}
+
+/// A view, or a list of them, as the CLI prints it with `-o json`; a
+/// store failure as 500.
+fn document<T: serde::Serialize>(read: Result<T, store::Error>) -> Response {
+    match read {
+        Ok(view) => Json(views::to_json(&view)).into_response(),
+        Err(e) => store_error(&e),
+    }
+}
+
 /// `GET /api/v1/sources`: each source's status (`weir status -o json`).
 async fn sources(State(state): State<Shared>) -> Response {
-    match state.store.sources().await {
-        Ok(list) => Json(list.iter().map(status_json).collect::<Vec<_>>()).into_response(),
-        Err(e) => store_error(&e),
-    }
+    document(views::sources(state.store.as_ref()).await)
 }
 
-#[derive(Debug, Deserialize)]
-struct VersionsQuery {
-    /// `Task`, `Workflow` or `LaunchPlan`, any case.
-    kind: Option<String>,
-    name: Option<String>,
-    project: Option<String>,
-}
-
-/// `GET /api/v1/versions?kind=&name=&project=` (`weir versions -o json`).
-async fn list_versions(
-    State(state): State<Shared>,
-    Query(query): Query<VersionsQuery>,
-) -> Response {
-    let kind = match query.kind.as_deref() {
-        None => None,
-        Some(text) => match Kind::ALL
-            .into_iter()
-            .find(|k| k.as_str().eq_ignore_ascii_case(text))
-        {
-            Some(kind) => Some(kind),
-            None => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    format!("unknown kind `{text}` (one of: Task, Workflow, LaunchPlan)"),
-                );
-            }
-        },
+/// `GET /api/v1/versions?kind=&name=&project=` (`weir versions -o json`);
+/// `kind` in any case.
+async fn list_versions(State(state): State<Shared>, Query(query): Query<VersionQuery>) -> Response {
+    let filter = match query.filter() {
+        Ok(filter) => filter,
+        Err(e) => return query_error(e),
     };
-    let filter = VersionFilter {
-        kind,
-        name: query.name,
-        project: query.project,
-    };
-    match state.store.versions(&filter).await {
-        Ok(list) => Json(list.iter().map(versions::to_json).collect::<Vec<_>>()).into_response(),
-        Err(e) => store_error(&e),
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ExecutionsQuery {
-    launch_plan: Option<String>,
-    workflow: Option<String>,
-    status: Option<String>,
-    /// At most this many, newest first (default 100).
-    limit: Option<u32>,
+    document(views::versions(state.store.as_ref(), &filter).await)
 }
 
 /// `GET /api/v1/executions?launchPlan=&workflow=&status=&limit=`
-/// (`weir executions -o json`: without nodes).
-async fn executions(State(state): State<Shared>, Query(query): Query<ExecutionsQuery>) -> Response {
-    let status = match query.status.as_deref() {
-        None => None,
-        Some(text) => match Status::parse(text) {
-            Some(status) => Some(status),
-            None => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    format!(
-                        "unknown status `{text}` (one of: {})",
-                        Status::ALL.map(Status::as_str).join(", ")
-                    ),
-                );
-            }
-        },
+/// (`weir executions -o json`: without nodes; at most 100 by default).
+async fn executions(State(state): State<Shared>, Query(query): Query<ExecutionQuery>) -> Response {
+    let filter = match query.filter() {
+        Ok(filter) => filter,
+        Err(e) => return query_error(e),
     };
-    let filter = ExecutionFilter {
-        launch_plan: query.launch_plan,
-        workflow: query.workflow,
-        status,
-        limit: Some(query.limit.unwrap_or(100)),
-    };
-    match state.store.executions(&filter).await {
-        Ok(list) => Json(
-            list.iter()
-                .map(|e| execution_json(e, &[]))
-                .collect::<Vec<_>>(),
-        )
-        .into_response(),
-        Err(e) => store_error(&e),
-    }
+    document(views::executions(state.store.as_ref(), &filter).await)
 }
 
 /// `GET /api/v1/executions/{id}`: one execution with its nodes
 /// (`weir executions ID -o json`); 404 when unknown.
 async fn execution(State(state): State<Shared>, Path(id): Path<String>) -> Response {
-    let found = match state.store.execution(&id).await {
-        Ok(found) => found,
-        Err(e) => return store_error(&e),
-    };
-    let Some(execution) = found else {
-        return error(StatusCode::NOT_FOUND, format!("no execution `{id}`"));
-    };
-    match state.store.nodes(&id).await {
-        Ok(nodes) => Json(execution_json(&execution, &nodes)).into_response(),
-        Err(e) => store_error(&e),
+    match views::execution(state.store.as_ref(), &id).await {
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no execution `{id}`")),
+        found => document(found),
     }
-}
-
-#[derive(Debug, Deserialize)]
-struct LineageQuery {
-    /// Only what led to it (`weir lineage --upstream`).
-    #[serde(default)]
-    upstream: bool,
-    /// Only what came of it (`weir lineage --downstream`).
-    #[serde(default)]
-    downstream: bool,
 }
 
 /// `GET /api/v1/lineage/{id}[?upstream=true|?downstream=true]`: an
@@ -192,24 +117,16 @@ async fn lineage(
     Path(target): Path<String>,
     Query(query): Query<LineageQuery>,
 ) -> Response {
-    let way = match (query.upstream, query.downstream) {
-        (true, true) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "upstream and downstream exclude each other (neither: both ways)",
-            );
-        }
-        (true, false) => Some(Way::Upstream),
-        (false, true) => Some(Way::Downstream),
-        (false, false) => None,
+    let way = match query.way() {
+        Ok(way) => way,
+        Err(e) => return query_error(e),
     };
-    match cli_lineage::trace(state.store.as_ref(), &target, way).await {
-        Ok(Some(found)) => Json(cli_lineage::to_json(&target, &found)).into_response(),
+    match views::lineage(state.store.as_ref(), &target, way).await {
         Ok(None) => error(
             StatusCode::NOT_FOUND,
             format!("`{target}` is neither an execution nor an artifact digest"),
         ),
-        Err(e) => store_error(&e),
+        found => document(found),
     }
 }
 
@@ -266,10 +183,11 @@ async fn runs(State(state): State<Shared>, body: Bytes) -> Response {
         StatusCode::OK
     };
     let location = format!("/api/v1/executions/{}", execution.id);
+    let view = ExecutionView::new(&execution, &nodes);
     (
         status,
         [(header::LOCATION, location)],
-        Json(json!(execution_json(&execution, &nodes))),
+        Json(views::to_json(&view)),
     )
         .into_response()
 }

@@ -674,7 +674,7 @@ async fn api_returns_what_the_cli_prints_as_json() {
     let nodes = server.store.nodes(&execution.id).await.expect("nodes");
     assert_eq!(
         reply.json(),
-        crate::cli::run::execution_json(&execution, &nodes)
+        crate::views::to_json(&crate::views::ExecutionView::new(&execution, &nodes))
     );
     assert_eq!(reply.json()["nodes"][0]["task"], "greet");
 

@@ -1,0 +1,252 @@
+//! An execution and its nodes: `weir executions [ID] -o json`, `weir run
+//! -o json`, `GET /api/v1/executions[/{id}]` and `POST /api/v1/runs`.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{QueryError, instant, present, to_millis};
+use crate::store::execution::{Execution, ExecutionFilter, NodeState, NodeStatus, Status};
+use crate::store::{self, CommitId, SourceKey, Store};
+
+/// How many executions a list shows when the query does not say.
+pub const DEFAULT_LIMIT: u32 = 100;
+
+/// One execution; `nodes` is empty in lists.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionView {
+    pub id: String,
+    pub status: Status,
+    pub project: String,
+    pub workflow: String,
+    /// 12 hex, as versions are shown.
+    pub workflow_version: String,
+    pub launch_plan: Option<String>,
+    pub launch_plan_version: Option<String>,
+    pub source: SourceKey,
+    pub commit: CommitId,
+    pub trigger: String,
+    #[serde(serialize_with = "instant::millis_opt")]
+    pub scheduled_at: Option<DateTime<Utc>>,
+    pub inputs: Value,
+    pub outputs: Option<Value>,
+    pub error: Option<String>,
+    #[serde(serialize_with = "instant::millis")]
+    pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "instant::millis_opt")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "instant::millis_opt")]
+    pub finished_at: Option<DateTime<Utc>>,
+    pub nodes: Vec<NodeView>,
+}
+
+/// One node of an execution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeView {
+    /// The node's path: `train`, or `fit/train` inside sub-workflow `fit`.
+    pub id: String,
+    pub task: String,
+    /// 12 hex.
+    pub task_version: String,
+    pub status: NodeStatus,
+    pub attempts: u32,
+    pub cached: bool,
+    /// The execution whose cached result it reused.
+    pub cached_from: Option<String>,
+    pub inputs: Option<Value>,
+    pub outputs: Option<Value>,
+    pub error: Option<String>,
+    #[serde(serialize_with = "instant::millis_opt")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "instant::millis_opt")]
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl ExecutionView {
+    /// `e` with `nodes` (none for a list).
+    pub fn new(e: &Execution, nodes: &[NodeState]) -> ExecutionView {
+        ExecutionView {
+            id: e.id.clone(),
+            status: e.status,
+            project: e.project.clone(),
+            workflow: e.workflow.clone(),
+            workflow_version: e.workflow_version.short().to_owned(),
+            launch_plan: e.launch_plan.clone(),
+            launch_plan_version: e.launch_plan_version.as_ref().map(|d| d.short().to_owned()),
+            source: e.source.clone(),
+            commit: e.commit.clone(),
+            trigger: e.trigger.clone(),
+            scheduled_at: e.scheduled_at.map(to_millis),
+            inputs: e.inputs.clone(),
+            outputs: present(&e.outputs),
+            error: e.error.clone(),
+            created_at: to_millis(e.created_at),
+            started_at: e.started_at.map(to_millis),
+            finished_at: e.finished_at.map(to_millis),
+            nodes: nodes.iter().map(NodeView::from).collect(),
+        }
+    }
+}
+
+impl From<&NodeState> for NodeView {
+    fn from(n: &NodeState) -> NodeView {
+        NodeView {
+            id: n.node.clone(),
+            task: n.task.clone(),
+            task_version: n.task_version.short().to_owned(),
+            status: n.status,
+            attempts: n.attempts,
+            cached: n.cached_from.is_some(),
+            cached_from: n.cached_from.clone(),
+            inputs: present(&n.inputs),
+            outputs: present(&n.outputs),
+            error: n.error.clone(),
+            started_at: n.started_at.map(to_millis),
+            finished_at: n.finished_at.map(to_millis),
+        }
+    }
+}
+
+/// Which executions: `weir executions --launch-plan --workflow --status
+/// --limit`, or the same names (camelCase) as query parameters of `GET
+/// /api/v1/executions`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionQuery {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub launch_plan: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<String>,
+    /// `queued`, `running`, `succeeded`, `failed`, `cancelled` or `timedOut`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// At most this many, newest first ([`DEFAULT_LIMIT`] when absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+impl ExecutionQuery {
+    /// The store's filter; an unknown status is refused.
+    pub fn filter(&self) -> Result<ExecutionFilter, QueryError> {
+        let status = match self.status.as_deref() {
+            None => None,
+            Some(text) => Some(Status::parse(text).ok_or_else(|| {
+                QueryError(format!(
+                    "unknown status `{text}` (one of: {})",
+                    Status::ALL.map(Status::as_str).join(", ")
+                ))
+            })?),
+        };
+        Ok(ExecutionFilter {
+            launch_plan: self.launch_plan.clone(),
+            workflow: self.workflow.clone(),
+            status,
+            limit: Some(self.limit.unwrap_or(DEFAULT_LIMIT)),
+        })
+    }
+}
+
+/// The executions `filter` selects, newest first, without their nodes.
+pub async fn executions(
+    store: &dyn Store,
+    filter: &ExecutionFilter,
+) -> Result<Vec<ExecutionView>, store::Error> {
+    Ok(store
+        .executions(filter)
+        .await?
+        .iter()
+        .map(|e| ExecutionView::new(e, &[]))
+        .collect())
+}
+
+/// One execution with its nodes; `None` when the store has no such id.
+pub async fn execution(store: &dyn Store, id: &str) -> Result<Option<ExecutionView>, store::Error> {
+    let Some(execution) = store.execution(id).await? else {
+        return Ok(None);
+    };
+    let nodes = store.nodes(id).await?;
+    Ok(Some(ExecutionView::new(&execution, &nodes)))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::spec::Digest;
+    use crate::views::{precise_instant, round_trip, to_json};
+
+    fn execution() -> Execution {
+        Execution {
+            id: "nightly-0123456789ab".into(),
+            project: "churn".into(),
+            workflow: "training".into(),
+            workflow_version: Digest::from_hex("a".repeat(64)),
+            launch_plan: Some("nightly".into()),
+            launch_plan_version: Some(Digest::from_hex("b".repeat(64))),
+            source: SourceKey("/srv/repo#main:".into()),
+            commit: CommitId("c".repeat(40)),
+            trigger: "schedule".into(),
+            scheduled_at: Some(precise_instant()),
+            inputs: json!({ "day": "2026-03-29", "sample": 0.25 }),
+            plan: json!({}),
+            options: json!({}),
+            status: Status::Succeeded,
+            outputs: Some(Value::Null),
+            error: None,
+            created_at: precise_instant(),
+            started_at: Some(precise_instant()),
+            finished_at: None,
+            cancel_requested: false,
+        }
+    }
+
+    fn node() -> NodeState {
+        NodeState {
+            execution: "nightly-0123456789ab".into(),
+            node: "fit/train".into(),
+            task: "train".into(),
+            task_version: Digest::from_hex("d".repeat(64)),
+            status: NodeStatus::Succeeded,
+            attempts: 2,
+            inputs: Some(json!({ "features": format!("sha256:{}", "e".repeat(64)) })),
+            outputs: Some(json!({ "auc": 0.91 })),
+            error: None,
+            cached_from: Some("nightly-ba9876543210".into()),
+            started_at: Some(precise_instant()),
+            finished_at: Some(precise_instant()),
+            next_attempt_at: None,
+            handle: Some(json!({ "pgid": 42 })),
+        }
+    }
+
+    #[test]
+    fn an_execution_with_its_nodes_reads_back_as_written() {
+        let view = ExecutionView::new(&execution(), &[node()]);
+        assert_eq!(round_trip(&view), view);
+        let json = to_json(&view);
+        assert_eq!(json["createdAt"], "2026-03-29T00:30:05.123Z");
+        assert_eq!(json["workflowVersion"], "aaaaaaaaaaaa");
+        assert_eq!(json["outputs"], Value::Null);
+        assert_eq!(json["nodes"][0]["cached"], true);
+        assert_eq!(json["nodes"][0]["taskVersion"], "dddddddddddd");
+        assert!(json["nodes"][0].get("handle").is_none(), "engine-owned");
+    }
+
+    #[test]
+    fn statuses_are_checked_and_the_limit_has_a_default() {
+        let filter = ExecutionQuery::default().filter().expect("valid");
+        assert_eq!(filter.limit, Some(DEFAULT_LIMIT));
+        let query = ExecutionQuery {
+            status: Some("done".into()),
+            ..ExecutionQuery::default()
+        };
+        assert!(
+            query
+                .filter()
+                .is_err_and(|e| e.0.starts_with("unknown status `done` (one of: queued,"))
+        );
+    }
+}

@@ -1,0 +1,108 @@
+//! The documents weir shows of its store, and the queries that select
+//! them: what `weir status`, `versions`, `executions` and `lineage` print
+//! with `-o json`, and what the daemon's JSON API (`/api/v1`, in
+//! [`crate::http`]) returns.
+//!
+//! Why a module of its own: those commands read either the store or, with
+//! `--server`, a running daemon, and must print the same either way. So
+//! both paths go through these types: the store side builds them here, the
+//! API writes them as JSON, the API client reads them back, and the CLI
+//! renders every format (JSON and the human tables) from them.
+//!
+//! What it guarantees: a view holds exactly what its JSON shows (instants
+//! already cut to the precision printed; `None`, never `Some(null)`), so a
+//! view read back from its JSON equals the view written, and the two paths
+//! cannot print different things (each file's tests check the round trip).
+//! Key names and value formats are an interface scripts depend on.
+//!
+//! What it must not do: know about HTTP or terminals. It reads the store
+//! (lineage through [`crate::lineage`]) and nothing else.
+
+mod execution;
+mod lineage;
+mod source;
+mod version;
+
+pub use execution::{ExecutionQuery, ExecutionView, NodeView, execution, executions};
+pub use lineage::{EdgeView, LineageQuery, LineageView, lineage};
+pub use source::{SourceErrorView, SourceView, sources};
+pub use version::{VersionQuery, VersionView, versions};
+
+/// A query the store cannot answer as asked (an unknown status or kind,
+/// contradictory flags): a 400 over HTTP, exit 1 in the CLI.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct QueryError(pub String);
+
+/// The JSON of a view (or a list of views), as printed and served.
+pub fn to_json<T: serde::Serialize + ?Sized>(view: &T) -> serde_json::Value {
+    serde_json::to_value(view)
+        .expect("views have string keys and no fallible Serialize impls, so they always serialize")
+}
+
+/// Instants as the documents show them: RFC 3339 in UTC with a `Z`, to
+/// the second or to the millisecond. (chrono's own format drops a zero
+/// fraction, which would make the width of a field vary.)
+mod instant {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::Serializer;
+
+    fn write<S: Serializer>(
+        t: Option<&DateTime<Utc>>,
+        format: SecondsFormat,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.serialize_str(&t.to_rfc3339_opts(format, true)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn secs<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        write(Some(t), SecondsFormat::Secs, s)
+    }
+
+    pub fn secs_opt<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+        write(t.as_ref(), SecondsFormat::Secs, s)
+    }
+
+    pub fn millis<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        write(Some(t), SecondsFormat::Millis, s)
+    }
+
+    pub fn millis_opt<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+        write(t.as_ref(), SecondsFormat::Millis, s)
+    }
+}
+
+/// Cuts instants to what the JSON shows, so a view equals its round trip.
+fn to_secs(t: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+    chrono::SubsecRound::trunc_subsecs(t, 0)
+}
+
+fn to_millis(t: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+    chrono::SubsecRound::trunc_subsecs(t, 3)
+}
+
+/// A JSON `null` inside an `Option` reads back as `None`: store it so.
+fn present(value: &Option<serde_json::Value>) -> Option<serde_json::Value> {
+    value.clone().filter(|v| !v.is_null())
+}
+
+/// Test helper: the view read back from its JSON text.
+#[cfg(test)]
+fn round_trip<T: serde::Serialize + serde::de::DeserializeOwned>(view: &T) -> T {
+    let text = serde_json::to_string(view).expect("serialize");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("read back ({e}): {text}"))
+}
+
+/// Test helper: an instant with nanoseconds, which no document shows.
+#[cfg(test)]
+fn precise_instant() -> chrono::DateTime<chrono::Utc> {
+    use chrono::TimeZone as _;
+    chrono::Utc
+        .with_ymd_and_hms(2026, 3, 29, 0, 30, 5)
+        .single()
+        .expect("a valid instant")
+        + chrono::Duration::nanoseconds(123_456_789)
+}
