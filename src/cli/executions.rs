@@ -2,10 +2,10 @@
 
 use std::io::Write as _;
 
+use super::origin::{ReadError, ServerArgs};
 use super::run::{Output, execution_text};
 use super::store_args::{StoreArgs, block_on};
 use crate::executor::local::attempt_dir;
-use crate::store::execution::ExecutionFilter;
 use crate::views::{self, ExecutionQuery, ExecutionView};
 
 #[derive(Debug, clap::Args)]
@@ -23,6 +23,8 @@ pub struct Args {
     pub limit: u32,
     #[command(flatten)]
     pub store: StoreArgs,
+    #[command(flatten)]
+    pub server: ServerArgs,
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
     pub output: Output,
 }
@@ -34,18 +36,27 @@ pub fn run(args: &Args) -> u8 {
         status: args.status.clone(),
         limit: Some(args.limit),
     };
-    let filter = match query.filter() {
-        Ok(filter) => filter,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return super::EXIT_INVALID;
-        }
+    // The flags are checked even with an id: a typo is said, not ignored.
+    let checked = query.filter().map_err(ReadError::from);
+    let origin = match checked.and_then(|_| args.server.origin(&args.store)) {
+        Ok(origin) => origin,
+        Err(e) => return e.report(),
     };
-    let result = match &args.id {
-        Some(id) => show(args, id),
-        None => list(args, &filter),
+    let text = match &args.id {
+        Some(id) => origin.execution(id).map(|found| {
+            found.map(|execution| match args.output {
+                Output::Json => format!("{:#}\n", views::to_json(&execution)),
+                Output::Text => execution_text(&execution),
+            })
+        }),
+        None => origin.executions(&query).map(|list| {
+            Some(match args.output {
+                Output::Json => format!("{:#}\n", views::to_json(&list)),
+                Output::Text => table(&list),
+            })
+        }),
     };
-    match result {
+    match text {
         Ok(Some(text)) => {
             print!("{text}");
             super::EXIT_OK
@@ -54,38 +65,11 @@ pub fn run(args: &Args) -> u8 {
             eprintln!("error: no execution `{}`", args.id.as_deref().unwrap_or(""));
             super::EXIT_INVALID
         }
-        Err(code) => code,
+        Err(e) => e.report(),
     }
 }
 
-/// One execution with its nodes; `None` when there is no such execution,
-/// the exit code once the error is said.
-fn show(args: &Args, id: &str) -> Result<Option<String>, u8> {
-    let found = block_on(async { views::execution(args.store.open().await?.as_ref(), id).await })
-        .map_err(|e| {
-        eprintln!("error: {e}");
-        super::EXIT_ERROR
-    })?;
-    Ok(found.map(|execution| match args.output {
-        Output::Json => format!("{:#}\n", views::to_json(&execution)),
-        Output::Text => execution_text(&execution),
-    }))
-}
-
-/// The executions `filter` selects, newest first.
-fn list(args: &Args, filter: &ExecutionFilter) -> Result<Option<String>, u8> {
-    let list =
-        block_on(async { views::executions(args.store.open().await?.as_ref(), filter).await })
-            .map_err(|e| {
-                eprintln!("error: {e}");
-                super::EXIT_ERROR
-            })?;
-    Ok(Some(match args.output {
-        Output::Json => format!("{:#}\n", views::to_json(&list)),
-        Output::Text => table(&list),
-    }))
-}
-
+/// The list: one row an execution, newest first.
 fn table(list: &[ExecutionView]) -> String {
     let header = [
         "ID",

@@ -3,8 +3,9 @@
 //! with its task version and commit) and where it went (downstream), or the
 //! same for every artifact of an execution (I5).
 
+use super::origin::ServerArgs;
 use super::run::Output;
-use super::store_args::{StoreArgs, block_on};
+use super::store_args::StoreArgs;
 use crate::store::execution::Direction;
 use crate::views::{self, LineageQuery, LineageView};
 
@@ -20,6 +21,8 @@ pub struct Args {
     pub downstream: bool,
     #[command(flatten)]
     pub store: StoreArgs,
+    #[command(flatten)]
+    pub server: ServerArgs,
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
     pub output: Output,
 }
@@ -29,17 +32,11 @@ pub fn run(args: &Args) -> u8 {
         upstream: args.upstream,
         downstream: args.downstream,
     };
-    let way = match query.way() {
-        Ok(way) => way,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return super::EXIT_INVALID;
-        }
-    };
-    let result = block_on(async {
-        views::lineage(args.store.open().await?.as_ref(), &args.target, way).await
-    });
-    let found = match result {
+    let found = match args
+        .server
+        .origin(&args.store)
+        .and_then(|o| o.lineage(&args.target, &query))
+    {
         Ok(Some(found)) => found,
         Ok(None) => {
             eprintln!(
@@ -48,10 +45,7 @@ pub fn run(args: &Args) -> u8 {
             );
             return super::EXIT_INVALID;
         }
-        Err(e) => {
-            eprintln!("error: {e}");
-            return super::EXIT_ERROR;
-        }
+        Err(e) => return e.report(),
     };
     match args.output {
         Output::Json => println!("{:#}", views::to_json(&found)),

@@ -4,6 +4,7 @@
 
 mod executions;
 mod lineage;
+mod origin;
 mod plan;
 pub mod render;
 mod rollback;

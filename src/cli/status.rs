@@ -3,6 +3,7 @@
 
 use serde_json::json;
 
+use super::origin::ServerArgs;
 use super::store_args::{StoreArgs, block_on};
 use super::versions::Output;
 use crate::store::{AuditEntry, CommitId};
@@ -12,6 +13,8 @@ use crate::views::{self, SourceView};
 pub struct Args {
     #[command(flatten)]
     pub store: StoreArgs,
+    #[command(flatten)]
+    pub server: ServerArgs,
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Table)]
     pub output: Output,
 }
@@ -28,20 +31,15 @@ pub struct AuditArgs {
 }
 
 pub fn run(args: &Args) -> u8 {
-    let result = block_on(async { views::sources(args.store.open().await?.as_ref()).await });
-    match result {
-        Ok(sources) => {
-            match args.output {
-                Output::Json => println!("{:#}", views::to_json(&sources)),
-                Output::Table => print!("{}", table(&sources)),
-            }
-            super::EXIT_OK
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            super::EXIT_ERROR
-        }
+    let sources = match args.server.origin(&args.store).and_then(|o| o.sources()) {
+        Ok(sources) => sources,
+        Err(e) => return e.report(),
+    };
+    match args.output {
+        Output::Json => println!("{:#}", views::to_json(&sources)),
+        Output::Table => print!("{}", table(&sources)),
     }
+    super::EXIT_OK
 }
 
 /// Each source with its last reconciled and attempted commit, and why the

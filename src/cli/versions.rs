@@ -1,6 +1,7 @@
 //! `weir versions`: registered versions, newest first.
 
-use super::store_args::{StoreArgs, block_on};
+use super::origin::ServerArgs;
+use super::store_args::StoreArgs;
 use crate::spec::Kind;
 use crate::views::{self, VersionQuery, VersionView};
 
@@ -39,6 +40,8 @@ pub struct Args {
     pub project: Option<String>,
     #[command(flatten)]
     pub store: StoreArgs,
+    #[command(flatten)]
+    pub server: ServerArgs,
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Table)]
     pub output: Output,
 }
@@ -49,28 +52,19 @@ pub fn run(args: &Args) -> u8 {
         name: args.name.clone(),
         project: args.project.clone(),
     };
-    let filter = match query.filter() {
-        Ok(filter) => filter,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return super::EXIT_INVALID;
-        }
+    let versions = match args
+        .server
+        .origin(&args.store)
+        .and_then(|o| o.versions(&query))
+    {
+        Ok(versions) => versions,
+        Err(e) => return e.report(),
     };
-    let result =
-        block_on(async { views::versions(args.store.open().await?.as_ref(), &filter).await });
-    match result {
-        Ok(versions) => {
-            match args.output {
-                Output::Json => println!("{:#}", views::to_json(&versions)),
-                Output::Table => print!("{}", table(&versions)),
-            }
-            super::EXIT_OK
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            super::EXIT_ERROR
-        }
+    match args.output {
+        Output::Json => println!("{:#}", views::to_json(&versions)),
+        Output::Table => print!("{}", table(&versions)),
     }
+    super::EXIT_OK
 }
 
 fn table(versions: &[VersionView]) -> String {

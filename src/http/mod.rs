@@ -1,6 +1,7 @@
 //! The HTTP side of `weir serve` (DESIGN.md sections 5 and 9): health and
 //! readiness, Prometheus metrics, the webhooks that wake a source's
-//! reconcile loop, and a JSON API over the same data as the CLI.
+//! reconcile loop, and a JSON API over the same data as the CLI; and the
+//! [`client`] of that API, which the CLI uses with `--server`.
 //!
 //! What it guarantees:
 //! - A webhook only *wakes* a source ([`SourceHandle::trigger`]): the loop
@@ -22,6 +23,7 @@
 
 mod api;
 mod auth;
+pub mod client;
 mod hooks;
 pub mod metrics;
 #[cfg(test)]

@@ -388,15 +388,7 @@ impl HttpSink {
         } else {
             format!("{base}{LINEAGE_PATH}")
         };
-        // TLS through the system's OpenSSL (already linked by git2) and its
-        // root certificates.
-        let tls = ureq::tls::TlsConfig::builder()
-            .provider(ureq::tls::TlsProvider::NativeTls)
-            .root_certs(ureq::tls::RootCerts::PlatformVerifier)
-            .build();
-        let agent = ureq::Agent::config_builder()
-            .tls_config(tls)
-            .timeout_global(Some(HTTP_TIMEOUT))
+        let agent = crate::http::client::agent_config(HTTP_TIMEOUT)
             .build()
             .into();
         Ok(HttpSink {
