@@ -124,6 +124,7 @@ async fn commit_latency(remote: bool) -> Vec<Duration> {
         },
         tick: Duration::from_secs(1),
         grace: Duration::from_secs(1),
+        public_url: None,
     };
     let shutdown = CancellationToken::new();
     let daemon = tokio::spawn(daemon::run(config, shutdown.clone()));

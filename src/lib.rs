@@ -12,6 +12,7 @@ pub mod engine;
 pub mod executor;
 pub mod http;
 pub mod lineage;
+pub mod notify;
 pub mod reconcile;
 pub mod registry;
 pub mod schedule;

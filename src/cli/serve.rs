@@ -70,6 +70,10 @@ pub struct Args {
     /// How long running attempts get to finish at shutdown.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub grace: Duration,
+    /// The daemon's URL as notification receivers reach it (links to the
+    /// API); default `http://<listen>`.
+    #[arg(long)]
+    pub public_url: Option<String>,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -178,6 +182,7 @@ fn flags_config(args: &Args) -> Result<Config, u8> {
         secrets,
         tick: args.tick,
         grace: args.grace,
+        public_url: args.public_url.clone(),
     })
 }
 

@@ -10,6 +10,7 @@
 //! executor = "local"                  # default
 //! tick = "1s"                         # scheduler and engine, default
 //! grace = "30s"                       # shutdown grace, default
+//! public_url = "https://weir.acme.dev" # links in notifications; default http://<listen>
 //!
 //! [secrets]
 //! github_webhook_secret = { file = "/run/secrets/github" }
@@ -68,6 +69,8 @@ struct File {
     tick: String,
     #[serde(default = "default_grace")]
     grace: String,
+    #[serde(default)]
+    public_url: Option<String>,
     #[serde(default)]
     secrets: SecretsFile,
     sources: Vec<SourceFile>,
@@ -254,6 +257,7 @@ pub fn parse(
         secrets,
         tick: duration(&file.tick, "tick")?,
         grace: duration(&file.grace, "grace")?,
+        public_url: file.public_url.clone(),
     })
 }
 

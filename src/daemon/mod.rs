@@ -23,6 +23,7 @@ use crate::engine::scheduler::Scheduler;
 use crate::engine::{Engine, NodeEvent, Observer, PlanNode};
 use crate::http::metrics::Metrics;
 use crate::http::{self, AppState, Readiness, Secrets, SourceHandle};
+use crate::notify::Notifier;
 use crate::reconcile::{self, Outcome, Snapshot};
 use crate::source::git::{GitSource, SourceSpec};
 use crate::store::execution::{Execution, NodeState, NodeStatus};
@@ -48,6 +49,9 @@ pub struct Config {
     pub tick: Duration,
     /// How long running attempts get to finish at shutdown.
     pub grace: Duration,
+    /// The daemon's URL as notification receivers reach it (links to
+    /// `/api/v1/executions/{id}`); default `http://<listen>`.
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +130,26 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         config.grace,
         shutdown.clone(),
     ));
+
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", config.listen));
+    let notifier = {
+        let metrics = metrics.clone();
+        Arc::new(
+            Notifier::new(
+                store.clone(),
+                config.state_dir.clone(),
+                public_url,
+                chrono::Utc::now(),
+            )
+            .on_attempt(Arc::new(move |delivery, outcome| {
+                metrics.notification(&delivery.target, outcome);
+            })),
+        )
+    };
+    tasks.spawn(notifier_loop(notifier, config.tick, shutdown.clone()));
 
     let state = AppState {
         store: store.clone(),
@@ -317,6 +341,29 @@ async fn pass(
     let loaded = loaded?;
     let outcome = reconcile::register(store.as_ref(), loaded).await?;
     Ok((outcome, base))
+}
+
+/// Records the deliveries of ended executions and sends those due, apart
+/// from the engine: a slow receiver holds only its own task. At shutdown,
+/// attempts in flight are dropped unrecorded; the next start sends them
+/// again (at-least-once, same `X-Weir-Delivery` id).
+async fn notifier_loop(notifier: Arc<Notifier>, tick: Duration, shutdown: CancellationToken) {
+    let mut sending = tokio::task::JoinSet::new();
+    loop {
+        let now = chrono::Utc::now();
+        if let Err(e) = notifier.scan(now).await {
+            tracing::warn!(error = %e, "cannot look for ended executions to notify");
+        }
+        if let Err(e) = notifier.deliver_due(now, &mut sending).await {
+            tracing::warn!(error = %e, "cannot read the due notifications");
+        }
+        while sending.try_join_next().is_some() {}
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(tick) => {}
+        }
+    }
+    sending.abort_all();
 }
 
 async fn scheduler_loop(

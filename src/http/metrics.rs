@@ -54,6 +54,12 @@ struct StatusLabels {
     status: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeliveryLabels {
+    target: String,
+    outcome: String,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// Every metric of the daemon, and the registry that renders them.
@@ -68,6 +74,7 @@ pub struct Metrics {
     executions: Family<StatusLabels, Counter>,
     schedule_lag: Histogram,
     node_duration: HistogramFamily<StatusLabels>,
+    notifications: Family<DeliveryLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -121,6 +128,12 @@ impl Metrics {
             "Versions registered, by source",
             versions_registered.clone(),
         );
+        let notifications = Family::<DeliveryLabels, Counter>::default();
+        registry.register(
+            "weir_notifications",
+            "Notification delivery attempts, by target (webhook, slack) and outcome (delivered, retrying, failed)",
+            notifications.clone(),
+        );
         let executions = Family::<StatusLabels, Counter>::default();
         registry.register(
             "weir_executions",
@@ -149,6 +162,7 @@ impl Metrics {
             source_info,
             source_commits: Mutex::new(HashMap::new()),
             versions_registered,
+            notifications,
             executions,
             schedule_lag,
             node_duration,
@@ -212,6 +226,25 @@ impl Metrics {
         self.executions
             .get_or_create(&StatusLabels {
                 status: status.to_owned(),
+            })
+            .inc();
+    }
+
+    /// A notification attempt to a `target` (`webhook`, `slack`) ended with
+    /// `outcome` (`delivered`, `retrying`, `failed`).
+    pub fn notification(&self, target: &str, outcome: &str) {
+        let bounded = |value: &str, allowed: &[&str]| {
+            if allowed.contains(&value) {
+                value
+            } else {
+                "other"
+            }
+            .to_owned()
+        };
+        self.notifications
+            .get_or_create(&DeliveryLabels {
+                target: bounded(target, &["webhook", "slack"]),
+                outcome: bounded(outcome, &["delivered", "retrying", "failed"]),
             })
             .inc();
     }

@@ -504,19 +504,85 @@ pub enum Phase {
     Cancelled,
 }
 
-/// Send a notification when an execution ends in one of `on`.
+/// Send a notification when an execution ends in one of `on`, to a
+/// `webhook` or to `slack`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend(
+    "oneOf" = [{"required": ["webhook"]}, {"required": ["slack"]}],
+    "errorMessage" = "a notification needs exactly one of `webhook` or `slack`"
+))]
 pub struct NotifyRule {
     #[schemars(length(min = 1))]
     pub on: Vec<Phase>,
-    pub webhook: WebhookTarget,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookTarget>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack: Option<SlackTarget>,
 }
 
-/// A JSON `POST` to `url`.
+/// A JSON `POST` to `url`, signed with `X-Weir-Signature-256` when a
+/// `secret` is given.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookTarget {
     #[schemars(regex(pattern = r"^https?://"))]
     pub url: String,
+    /// Where the daemon reads the HMAC-SHA256 key; never the key itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<DaemonSecret>,
+}
+
+/// A Slack incoming webhook. Its URL is a credential: a reference only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SlackTarget {
+    pub webhook_url: DaemonSecret,
+}
+
+/// A secret the daemon reads when it needs it: a file on its machine or
+/// one of its environment variables. Definitions live in Git, so they name
+/// where a secret is, never its value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(extend(
+    "oneOf" = [{"required": ["env"]}, {"required": ["file"]}],
+    "errorMessage" = "a secret is `{ env: NAME }` or `{ file: /path }`, never a value"
+))]
+pub struct DaemonSecret {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"))]
+    pub env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub file: Option<String>,
+}
+
+impl DaemonSecret {
+    /// Reads the secret (without a trailing newline).
+    pub fn read(&self) -> Result<String, String> {
+        let value = match (&self.env, &self.file) {
+            (Some(var), None) => std::env::var(var)
+                .map_err(|_| format!("environment variable `{var}` is not set"))?,
+            (None, Some(path)) => {
+                std::fs::read_to_string(path).map_err(|e| format!("cannot read `{path}`: {e}"))?
+            }
+            _ => return Err("give exactly one of `env` and `file`".into()),
+        };
+        let value = value.trim_end_matches(['\n', '\r']).to_owned();
+        if value.is_empty() {
+            return Err(format!("{self} is empty"));
+        }
+        Ok(value)
+    }
+}
+
+impl std::fmt::Display for DaemonSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.env, &self.file) {
+            (Some(var), _) => write!(f, "env {var}"),
+            (None, Some(path)) => write!(f, "file {path}"),
+            (None, None) => f.write_str("no secret"),
+        }
+    }
 }

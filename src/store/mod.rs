@@ -14,11 +14,13 @@
 //! store ([`ExecutionStore`], which [`Store`] requires), so one
 //! `Arc<dyn Store>` serves the reconciler, the scheduler and the engine.
 
+pub mod delivery;
 pub mod execution;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
 
+pub use delivery::{Delivery, DeliveryAttempt, DeliveryStatus, DeliveryStore};
 pub use execution::{
     CacheEntry, Direction, Execution, ExecutionFilter, ExecutionStore, LineageEdge, NodeState,
     NodeStatus, Status,
@@ -262,7 +264,7 @@ impl Error {
 
 /// What weir remembers: the registry here, executions in the supertrait.
 /// Every method is one transaction.
-pub trait Store: ExecutionStore {
+pub trait Store: ExecutionStore + DeliveryStore {
     /// The active set of `source` (empty for a source never reconciled).
     fn active_set<'a>(&'a self, source: &'a SourceKey) -> StoreFuture<'a, ActiveSet>;
 

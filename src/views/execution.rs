@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::{QueryError, instant, present, to_millis};
 use crate::store::execution::{Execution, ExecutionFilter, NodeState, NodeStatus, Status};
-use crate::store::{self, CommitId, SourceKey, Store};
+use crate::store::{self, CommitId, Delivery, SourceKey, Store};
 
 /// How many executions a list shows when the query does not say.
 pub const DEFAULT_LIMIT: u32 = 100;
@@ -39,6 +39,9 @@ pub struct ExecutionView {
     #[serde(serialize_with = "instant::millis_opt")]
     pub finished_at: Option<DateTime<Utc>>,
     pub nodes: Vec<NodeView>,
+    /// Its notifications and every attempt at them (one execution only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deliveries: Vec<Delivery>,
 }
 
 /// One node of an execution.
@@ -86,6 +89,7 @@ impl ExecutionView {
             started_at: e.started_at.map(to_millis),
             finished_at: e.finished_at.map(to_millis),
             nodes: nodes.iter().map(NodeView::from).collect(),
+            deliveries: Vec::new(),
         }
     }
 }
@@ -167,7 +171,9 @@ pub async fn execution(store: &dyn Store, id: &str) -> Result<Option<ExecutionVi
         return Ok(None);
     };
     let nodes = store.nodes(id).await?;
-    Ok(Some(ExecutionView::new(&execution, &nodes)))
+    let mut view = ExecutionView::new(&execution, &nodes);
+    view.deliveries = store.deliveries(id).await?;
+    Ok(Some(view))
 }
 
 #[cfg(test)]

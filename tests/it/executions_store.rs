@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 use tokio::sync::Barrier;
 use weir::spec::Digest;
 use weir::store::{
-    self, CacheEntry, CommitId, Direction, Execution, ExecutionFilter, LineageEdge, NodeState,
-    NodeStatus, SourceKey, Status, Store,
+    self, CacheEntry, CommitId, Delivery, DeliveryAttempt, DeliveryStatus, Direction, Execution,
+    ExecutionFilter, LineageEdge, NodeState, NodeStatus, SourceKey, Status, Store,
 };
 
 use crate::common::{Backend, on_every_backend};
@@ -34,6 +34,8 @@ on_every_backend!(
     lineage_is_recorded_once_and_found_by_artifact_and_by_execution,
     the_first_cache_entry_for_a_key_wins,
     an_unknown_stored_status_is_reported_as_corrupt,
+    finished_executions_are_found_oldest_first_from_an_instant,
+    deliveries_are_created_once_and_their_attempts_persist,
 );
 
 // ---------------------------------------------------------------- fixtures
@@ -659,4 +661,97 @@ async fn an_unknown_stored_status_is_reported_as_corrupt(b: Backend) {
         .expect_err("an unknown node status");
     assert!(matches!(error, store::Error::Corrupt { .. }), "{error:?}");
     assert!(error.to_string().contains("\"dozing\""), "{error}");
+}
+
+async fn finished_executions_are_found_oldest_first_from_an_instant(b: Backend) {
+    let store = &*b.store;
+    for (id, finished) in [
+        ("c", Some(30)),
+        ("a", Some(10)),
+        ("b", Some(20)),
+        ("open", None),
+    ] {
+        let mut e = execution(id, Status::Succeeded, 0);
+        if finished.is_none() {
+            e.status = Status::Running;
+        }
+        e.finished_at = finished.map(at);
+        create(store, &e, &[]).await;
+    }
+    let all = store.finished_since(at(0), 10).await.expect("scan");
+    assert_eq!(ids(&all), ["a", "b", "c"]);
+    let later = store.finished_since(at(20), 10).await.expect("scan");
+    assert_eq!(ids(&later), ["b", "c"], "from the instant on, inclusive");
+    let page = store.finished_since(at(0), 2).await.expect("scan");
+    assert_eq!(ids(&page), ["a", "b"]);
+}
+
+async fn deliveries_are_created_once_and_their_attempts_persist(b: Backend) {
+    let store = &*b.store;
+    let mut e = execution("failed-run", Status::Failed, 0);
+    e.finished_at = Some(at(1));
+    create(store, &e, &[]).await;
+    let delivery = |rule: u32, due: i64| Delivery {
+        id: Delivery::id_of("failed-run", Status::Failed, rule),
+        execution: "failed-run".into(),
+        event: Status::Failed,
+        rule,
+        target: "webhook".into(),
+        destination: "https://hooks.example.com/alerts".into(),
+        status: DeliveryStatus::Pending,
+        attempts: Vec::new(),
+        next_attempt_at: Some(at(due)),
+        created_at: at(1),
+        delivered_at: None,
+    };
+    let first = [delivery(0, 2), delivery(1, 5)];
+    assert_eq!(store.add_deliveries(&first).await.expect("add"), 2);
+    assert_eq!(
+        store.add_deliveries(&first).await.expect("add again"),
+        0,
+        "the same (execution, event, rule) is one delivery"
+    );
+
+    let due = store.due_deliveries(at(3), 10).await.expect("due");
+    assert_eq!(due, [delivery(0, 2)], "only what is due, as written");
+
+    // A failed attempt, then a delivered one: each recorded.
+    let mut retried = due[0].clone();
+    retried.attempts.push(DeliveryAttempt {
+        at: at(2),
+        http_status: Some(500),
+        error: Some("answered 500".into()),
+        millis: 12,
+    });
+    retried.next_attempt_at = Some(at(4));
+    store.update_delivery(&retried).await.expect("update");
+    assert!(
+        store
+            .due_deliveries(at(3), 10)
+            .await
+            .expect("due")
+            .is_empty()
+    );
+    let mut delivered = retried.clone();
+    delivered.attempts.push(DeliveryAttempt {
+        at: at(4),
+        http_status: Some(200),
+        error: None,
+        millis: 8,
+    });
+    delivered.status = DeliveryStatus::Delivered;
+    delivered.next_attempt_at = None;
+    delivered.delivered_at = Some(at(4));
+    store.update_delivery(&delivered).await.expect("update");
+
+    let due = store.due_deliveries(at(60), 10).await.expect("due");
+    assert_eq!(due, [delivery(1, 5)], "a delivered one is never due again");
+    let all = store.deliveries("failed-run").await.expect("list");
+    assert_eq!(all, [delivered, delivery(1, 5)]);
+    assert!(store.deliveries("other").await.expect("list").is_empty());
+
+    let mut unknown = delivery(7, 1);
+    unknown.id = "dlv-missing".into();
+    let error = store.update_delivery(&unknown).await.expect_err("missing");
+    assert!(matches!(error, store::Error::NotFound { .. }), "{error:?}");
 }

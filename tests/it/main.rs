@@ -6,6 +6,7 @@ mod engine;
 mod executions_store;
 mod incremental;
 mod loader_props;
+mod notify;
 mod safety;
 mod schema;
 mod serve;

@@ -54,7 +54,7 @@ fn free_addr() -> String {
 }
 
 /// Polls `check` until it holds (a generous bound only guards against a hang).
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         if check() {
@@ -65,9 +65,9 @@ fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     panic!("timed out waiting until {what}");
 }
 
-struct Daemon {
+pub struct Daemon {
     child: Child,
-    addr: String,
+    pub addr: String,
 }
 
 /// A failing test must not leave a daemon running.
@@ -79,13 +79,20 @@ impl Drop for Daemon {
 }
 
 impl Daemon {
-    fn start(db: &TestDb, args: &[&str]) -> Daemon {
+    pub fn start(db: &TestDb, args: &[&str]) -> Daemon {
+        Daemon::start_with_env(db, args, &[])
+    }
+
+    /// Starts `weir serve` with `args` and environment variables `env`;
+    /// returns once `/readyz` answers 200.
+    pub fn start_with_env(db: &TestDb, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let addr = free_addr();
         let child = Command::new(env!("CARGO_BIN_EXE_weir"))
             .arg("serve")
             .args(args)
             .args(["--listen", &addr, "--tick", "200ms"])
             .args(db.args())
+            .envs(env.iter().copied())
             .env("WEIR_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -99,12 +106,12 @@ impl Daemon {
         daemon
     }
 
-    fn kill9(mut self) {
+    pub fn kill9(mut self) {
         self.child.kill().expect("SIGKILL");
         let _ = self.child.wait();
     }
 
-    fn stop(mut self) {
+    pub fn stop(mut self) {
         let pid = self.child.id() as i32;
         // SIGTERM: a graceful stop.
         let _ = Command::new("kill")

@@ -13,6 +13,8 @@
 //! parameters, so 10,000 new versions cost a handful of statements.
 //! Timestamps are fixed-precision RFC 3339 text (see the migration).
 
+mod delivery;
+
 use std::collections::HashSet;
 use std::path::Path;
 use std::str::FromStr;

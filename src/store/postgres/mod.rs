@@ -11,6 +11,8 @@
 //! set sees the other's result (I2). New versions are inserted in key order,
 //! so writers of different sources that share versions cannot deadlock.
 
+mod delivery;
+
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};

@@ -1,0 +1,140 @@
+//! [`DeliveryStore`] on PostgreSQL.
+
+use chrono::{DateTime, Utc};
+
+use super::PgStore;
+use crate::store::delivery::{self, DELIVERY_COLUMNS, Delivery, DeliveryStore};
+use crate::store::execution::Execution;
+use crate::store::sql::{self, query_error};
+use crate::store::{Error, StoreFuture};
+
+impl PgStore {
+    async fn select_finished_since(
+        &self,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Execution>, Error> {
+        const DOING: &str = "listing finished executions";
+        // `finished_at IS NOT NULL` is the partial index's WHERE clause.
+        let rows = sqlx::query_as(&format!(
+            "SELECT {} FROM executions WHERE finished_at IS NOT NULL AND finished_at >= $1 \
+             ORDER BY finished_at, id LIMIT $2",
+            sql::EXECUTION_COLUMNS
+        ))
+        .bind(since)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error(DOING))?;
+        sql::executions(rows, DOING)
+    }
+
+    async fn insert_deliveries(&self, deliveries: &[Delivery]) -> Result<u64, Error> {
+        const DOING: &str = "adding deliveries";
+        let mut tx = self.pool.begin().await.map_err(query_error(DOING))?;
+        let mut added = 0;
+        for d in deliveries {
+            let done = sqlx::query(&format!(
+                "INSERT INTO deliveries ({DELIVERY_COLUMNS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING"
+            ))
+            .bind(&d.id)
+            .bind(&d.execution)
+            .bind(d.event.as_str())
+            .bind(delivery::rule_column(d))
+            .bind(&d.target)
+            .bind(&d.destination)
+            .bind(d.status.as_str())
+            .bind(sqlx::types::Json(&d.attempts))
+            .bind(d.next_attempt_at)
+            .bind(d.created_at)
+            .bind(d.delivered_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error(DOING))?;
+            added += done.rows_affected();
+        }
+        tx.commit().await.map_err(query_error(DOING))?;
+        Ok(added)
+    }
+
+    async fn select_due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Delivery>, Error> {
+        const DOING: &str = "listing due deliveries";
+        let rows = sqlx::query_as(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE status = 'pending' \
+             AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2"
+        ))
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error(DOING))?;
+        delivery::deliveries(rows, DOING)
+    }
+
+    async fn write_delivery(&self, d: &Delivery) -> Result<(), Error> {
+        const DOING: &str = "recording a delivery attempt";
+        let done = sqlx::query(
+            "UPDATE deliveries SET status = $1, attempts = $2, next_attempt_at = $3, \
+             delivered_at = $4 WHERE id = $5",
+        )
+        .bind(d.status.as_str())
+        .bind(sqlx::types::Json(&d.attempts))
+        .bind(d.next_attempt_at)
+        .bind(d.delivered_at)
+        .bind(&d.id)
+        .execute(&self.pool)
+        .await
+        .map_err(query_error(DOING))?;
+        if done.rows_affected() == 0 {
+            return Err(Error::NotFound {
+                doing: DOING,
+                what: format!("delivery {}", d.id),
+            });
+        }
+        Ok(())
+    }
+
+    async fn select_deliveries(&self, execution: &str) -> Result<Vec<Delivery>, Error> {
+        const DOING: &str = "reading an execution's deliveries";
+        let rows = sqlx::query_as(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE execution = $1 \
+             ORDER BY created_at, event, rule"
+        ))
+        .bind(execution)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error(DOING))?;
+        delivery::deliveries(rows, DOING)
+    }
+}
+
+impl DeliveryStore for PgStore {
+    fn finished_since<'a>(
+        &'a self,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreFuture<'a, Vec<Execution>> {
+        Box::pin(self.select_finished_since(since, limit))
+    }
+
+    fn add_deliveries<'a>(&'a self, deliveries: &'a [Delivery]) -> StoreFuture<'a, u64> {
+        Box::pin(self.insert_deliveries(deliveries))
+    }
+
+    fn due_deliveries<'a>(
+        &'a self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreFuture<'a, Vec<Delivery>> {
+        Box::pin(self.select_due(now, limit))
+    }
+
+    fn update_delivery<'a>(&'a self, delivery: &'a Delivery) -> StoreFuture<'a, ()> {
+        Box::pin(self.write_delivery(delivery))
+    }
+
+    fn deliveries<'a>(&'a self, execution: &'a str) -> StoreFuture<'a, Vec<Delivery>> {
+        Box::pin(self.select_deliveries(execution))
+    }
+}
