@@ -288,3 +288,62 @@ macro_rules! on_every_backend {
     };
 }
 pub(crate) use on_every_backend;
+
+/// A free local port, as `127.0.0.1:PORT` (nothing listens on it once
+/// returned).
+pub fn free_addr() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").to_string()
+}
+
+/// Polls `check` until it holds (a generous bound only guards against a hang).
+pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        if check() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("timed out waiting until {what}");
+}
+
+/// `weir serve` on a free port over a test store; killed when dropped, so a
+/// failing test leaves no daemon behind.
+pub struct Daemon {
+    child: std::process::Child,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+impl Daemon {
+    /// Starts `weir serve ARGS` on `db` (a 200 ms tick) and returns once
+    /// `/readyz` answers 200: every source reconciled once.
+    pub fn start(db: &TestDb, args: &[&str]) -> Daemon {
+        let addr = free_addr();
+        let child = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .arg("serve")
+            .args(args)
+            .args(["--listen", &addr, "--tick", "200ms"])
+            .args(db.args())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("weir serve starts");
+        let daemon = Daemon {
+            child,
+            url: format!("http://{addr}"),
+        };
+        let readyz = format!("{}/readyz", daemon.url);
+        // `call` is an error for anything but a 2xx, 503 (not ready) included.
+        eventually("/readyz answers 200", || ureq::get(&readyz).call().is_ok());
+        daemon
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

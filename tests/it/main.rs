@@ -10,6 +10,7 @@ mod notify;
 mod safety;
 mod schema;
 mod serve;
+mod server_cli;
 mod signed;
 mod store;
 mod sync_story;
