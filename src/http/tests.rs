@@ -300,6 +300,7 @@ async fn register_minimal(store: &dyn Store) -> SourceKey {
         crate::reconcile::Outcome::Rejected { report, .. } => {
             panic!("the fixture is invalid: {:?}", report.diagnostics)
         }
+        crate::reconcile::Outcome::Untrusted { refusal, .. } => panic!("{refusal}"),
     }
 }
 
