@@ -287,6 +287,18 @@ pub trait Store: ExecutionStore + DeliveryStore {
     /// error cleared).
     fn apply<'a>(&'a self, changes: &'a Changes) -> StoreFuture<'a, ()>;
 
+    /// Registers the versions of a commit without activating them (a
+    /// preview run's commit, `weir run --ref`): the commit and each version
+    /// are inserted if absent. A digest that exists is a no-op and keeps the
+    /// commit where it first appeared (I1). No activation record, active
+    /// set, source status or audit entry is written, so the versions are
+    /// listed inactive and schedules never see them.
+    fn register_inactive<'a>(
+        &'a self,
+        commit: &'a CommitInfo,
+        versions: &'a [NewVersion],
+    ) -> StoreFuture<'a, ()>;
+
     /// Records that `commit` was refused: the source's status (attempted =
     /// commit, the error) and an audit entry. The active set is untouched (I3).
     fn record_failure<'a>(

@@ -73,8 +73,8 @@ fn version_key(
 /// The versions to insert, sorted by key and without duplicates. A fixed
 /// order makes concurrent writers take row locks in the same order
 /// (no deadlock on PostgreSQL).
-pub(crate) fn new_versions(changes: &Changes) -> Vec<&NewVersion> {
-    let mut rows: Vec<&NewVersion> = changes.registered.iter().collect();
+pub(crate) fn new_versions(registered: &[NewVersion]) -> Vec<&NewVersion> {
+    let mut rows: Vec<&NewVersion> = registered.iter().collect();
     rows.sort_by(|a, b| a.key.cmp(&b.key));
     rows.dedup_by(|a, b| a.key == b.key);
     rows

@@ -30,6 +30,7 @@ on_every_backend!(
     versions_filter_and_flag_the_active_ones,
     two_stores_on_one_database_apply_concurrently,
     ten_thousand_versions_apply_in_one_transaction,
+    registering_inactive_versions_activates_nothing,
 );
 
 // ---------------------------------------------------------------- fixtures
@@ -269,6 +270,78 @@ async fn registering_a_known_digest_changes_nothing_and_records_the_reactivation
     let keys = [v1.key.clone(), v2.key.clone(), task("a", "never").key];
     let known = store.known_versions(&keys).await.expect("known");
     assert_eq!(known, HashSet::from([v1.key.clone(), v2.key.clone()]));
+}
+
+/// A preview (`weir run --ref`) registers a branch's versions without
+/// activating them: the active set, the source's status and the audit log
+/// stay; a digest that exists keeps its first commit and content (I1).
+async fn registering_inactive_versions_activates_nothing(b: Backend) {
+    let store = &*b.store;
+    let src = source("p");
+    let (a1, w1) = (
+        task("a", "echo 1"),
+        def("default", Kind::Workflow, "w", "a1"),
+    );
+    sync(store, &src, 1, &[&a1, &w1]).await;
+    let status_before = store.sources().await.expect("sources");
+    let audit_before = store.audit(100).await.expect("audit");
+
+    // The branch changes task `a` (and so workflow `w`), and repeats `a1`
+    // with other content: the store keeps what it has (I1).
+    let (a2, w2) = (
+        task("a", "echo 2"),
+        def("default", Kind::Workflow, "w", "a2"),
+    );
+    let forged = NewVersion {
+        document: json!("forged"),
+        ..a1.clone()
+    };
+    let branch = [a2.clone(), w2.clone(), forged];
+    store
+        .register_inactive(&commit(7), &branch)
+        .await
+        .expect("register");
+    // Twice is the same as once.
+    store
+        .register_inactive(&commit(8), &branch)
+        .await
+        .expect("register again");
+
+    assert_eq!(
+        store.active_set(&src).await.expect("active"),
+        active_of(&[&a1, &w1])
+    );
+    assert_eq!(store.sources().await.expect("sources"), status_before);
+    assert_eq!(store.audit(100).await.expect("audit"), audit_before);
+    let versions = store
+        .versions(&VersionFilter::default())
+        .await
+        .expect("versions");
+    assert_eq!(versions.len(), 4, "two active, two previewed");
+    for v in &versions {
+        let previewed = v.key == a2.key || v.key == w2.key;
+        assert_eq!(v.active, !previewed, "{:?}", v.key);
+        if previewed {
+            assert_eq!(v.commit, commit(7).id, "first commit stays the first");
+            assert!(v.activations.is_empty(), "never activated");
+        } else {
+            assert_eq!(v.commit, commit(1).id);
+        }
+    }
+    assert_eq!(
+        store.version_document(&a1.key).await.expect("doc"),
+        Some(a1.document.clone())
+    );
+    let known = store
+        .known_versions(&[a2.key.clone(), w2.key.clone()])
+        .await
+        .expect("known");
+    assert_eq!(known.len(), 2);
+
+    // Merged later, the previewed version is activated, not registered again.
+    let merged = sync(store, &src, 9, &[&a2, &w2]).await;
+    assert!(merged.registered.is_empty());
+    assert_eq!(merged.reactivated.len(), 2);
 }
 
 async fn apply_replaces_the_active_set_exactly(b: Backend) {

@@ -23,9 +23,9 @@ use sqlx::{Postgres, QueryBuilder};
 
 use super::sql::{self, query_error};
 use super::{
-    ActiveSet, AuditEntry, CacheEntry, Changes, CommitInfo, Error, Execution, ExecutionFilter,
-    ExecutionStore, LineageEdge, NodeState, SourceError, SourceKey, SourceStatus, Store,
-    StoreFuture, VersionFilter, VersionKey, VersionRecord,
+    ActiveSet, AuditEntry, CacheEntry, Changes, CommitId, CommitInfo, Error, Execution,
+    ExecutionFilter, ExecutionStore, LineageEdge, NewVersion, NodeState, SourceError, SourceKey,
+    SourceStatus, Store, StoreFuture, VersionFilter, VersionKey, VersionRecord,
 };
 use crate::spec::{Digest, EntityRef};
 
@@ -86,7 +86,7 @@ impl PgStore {
         check_previous(&mut tx, changes).await?;
         insert_commit(&mut tx, &changes.commit).await?;
         mark_reconciled(&mut tx, changes, at).await?;
-        insert_versions(&mut tx, changes, at).await?;
+        insert_versions(&mut tx, &changes.commit.id, &changes.registered, at).await?;
         insert_activations(&mut tx, changes, at).await?;
         replace_active(&mut tx, changes).await?;
         if !changes.is_empty() {
@@ -97,6 +97,25 @@ impl PgStore {
         tx.commit()
             .await
             .map_err(query_error("committing a commit's changes"))
+    }
+
+    /// The steps of [`Store::register_inactive`], in one transaction.
+    async fn register_only(
+        &self,
+        commit: &CommitInfo,
+        versions: &[NewVersion],
+    ) -> Result<(), Error> {
+        let at = sql::now();
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(query_error("starting to register a preview"))?;
+        insert_commit(&mut tx, commit).await?;
+        insert_versions(&mut tx, &commit.id, versions, at).await?;
+        tx.commit()
+            .await
+            .map_err(query_error("committing a preview's versions"))
     }
 
     async fn record_unreadable(
@@ -276,6 +295,14 @@ impl Store for PgStore {
         Box::pin(self.apply_changes(changes))
     }
 
+    fn register_inactive<'a>(
+        &'a self,
+        commit: &'a CommitInfo,
+        versions: &'a [NewVersion],
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(self.register_only(commit, versions))
+    }
+
     fn record_failure<'a>(
         &'a self,
         source: &'a SourceKey,
@@ -372,10 +399,11 @@ async fn mark_reconciled(
 /// is (I1).
 async fn insert_versions(
     conn: &mut PgConnection,
-    changes: &Changes,
+    commit: &CommitId,
+    registered: &[NewVersion],
     at: DateTime<Utc>,
 ) -> Result<(), Error> {
-    let versions = sql::new_versions(changes);
+    let versions = sql::new_versions(registered);
     if versions.is_empty() {
         return Ok(());
     }
@@ -402,7 +430,7 @@ async fn insert_versions(
     .bind(&specs)
     .bind(&documents)
     .bind(&paths)
-    .bind(&changes.commit.id.0)
+    .bind(&commit.0)
     .bind(at)
     .execute(conn)
     .await

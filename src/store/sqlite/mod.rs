@@ -30,9 +30,9 @@ use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection};
 
 use super::sql::{self, query_error};
 use super::{
-    ActiveSet, AuditEntry, CacheEntry, Changes, CommitInfo, Error, Execution, ExecutionFilter,
-    ExecutionStore, LineageEdge, NodeState, SourceError, SourceKey, SourceStatus, Store,
-    StoreFuture, VersionFilter, VersionKey, VersionRecord,
+    ActiveSet, AuditEntry, CacheEntry, Changes, CommitId, CommitInfo, Error, Execution,
+    ExecutionFilter, ExecutionStore, LineageEdge, NewVersion, NodeState, SourceError, SourceKey,
+    SourceStatus, Store, StoreFuture, VersionFilter, VersionKey, VersionRecord,
 };
 use crate::spec::{Digest, EntityRef};
 
@@ -96,7 +96,7 @@ impl SqliteStore {
         check_previous(&mut tx, changes).await?;
         insert_commit(&mut tx, &changes.commit).await?;
         mark_reconciled(&mut tx, changes, &at).await?;
-        insert_versions(&mut tx, changes, &at).await?;
+        insert_versions(&mut tx, &changes.commit.id, &changes.registered, &at).await?;
         insert_activations(&mut tx, changes, &at).await?;
         replace_active(&mut tx, changes).await?;
         if !changes.is_empty() {
@@ -107,6 +107,21 @@ impl SqliteStore {
         tx.commit()
             .await
             .map_err(query_error("committing a commit's changes"))
+    }
+
+    /// The steps of [`Store::register_inactive`], in one transaction.
+    async fn register_only(
+        &self,
+        commit: &CommitInfo,
+        versions: &[NewVersion],
+    ) -> Result<(), Error> {
+        let at = encode_time(sql::now());
+        let mut tx = self.begin_write("starting to register a preview").await?;
+        insert_commit(&mut tx, commit).await?;
+        insert_versions(&mut tx, &commit.id, versions, &at).await?;
+        tx.commit()
+            .await
+            .map_err(query_error("committing a preview's versions"))
     }
 
     async fn record_unreadable(
@@ -290,6 +305,14 @@ impl Store for SqliteStore {
         Box::pin(self.apply_changes(changes))
     }
 
+    fn register_inactive<'a>(
+        &'a self,
+        commit: &'a CommitInfo,
+        versions: &'a [NewVersion],
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(self.register_only(commit, versions))
+    }
+
     fn record_failure<'a>(
         &'a self,
         source: &'a SourceKey,
@@ -461,11 +484,12 @@ async fn mark_reconciled(
 /// Inserts new versions; a version that exists stays as it is (I1).
 async fn insert_versions(
     conn: &mut SqliteConnection,
-    changes: &Changes,
+    commit: &CommitId,
+    registered: &[NewVersion],
     at: &str,
 ) -> Result<(), Error> {
-    let commit = changes.commit.id.0.as_str();
-    for chunk in sql::new_versions(changes).chunks(MAX_PARAMS / 9) {
+    let commit = commit.0.as_str();
+    for chunk in sql::new_versions(registered).chunks(MAX_PARAMS / 9) {
         let mut insert = QueryBuilder::<Sqlite>::new(
             "INSERT INTO versions (project, kind, name, digest, spec, document, path, \
              first_commit, registered_at) ",
