@@ -14,6 +14,7 @@
 //!
 //! Nothing here reads the clock, the store or the network.
 
+pub mod backfill;
 pub mod tick;
 
 use std::fmt;
