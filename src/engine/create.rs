@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use super::admission::BackfillGroup;
 use super::plan::{self, Resolve, Resolved};
 use crate::schedule;
 use crate::spec::types::TypeExpr;
@@ -48,7 +49,7 @@ pub struct Request {
 }
 
 /// Active versions of a kind and name (one per project).
-async fn active(
+pub(super) async fn active(
     store: &dyn Store,
     kind: Kind,
     name: &str,
@@ -67,7 +68,7 @@ async fn active(
         .collect())
 }
 
-async fn document(store: &dyn Store, key: &VersionKey) -> Result<Definition, Error> {
+pub(super) async fn document(store: &dyn Store, key: &VersionKey) -> Result<Definition, Error> {
     let what = format!(
         "{}/{}@{}",
         key.entity.kind,
@@ -144,6 +145,16 @@ pub fn parse_input(text: &str, ty: Option<&TypeExpr>) -> Value {
 
 /// Creates the execution (or finds the one with the same id).
 pub async fn create(store: &dyn Store, request: &Request) -> Result<(Execution, bool), Error> {
+    create_in(store, request, None).await
+}
+
+/// [`create`], recording in the new execution's options the backfill it
+/// belongs to (whose bound the engine's admission reads).
+pub async fn create_in(
+    store: &dyn Store,
+    request: &Request,
+    backfill: Option<&BackfillGroup>,
+) -> Result<(Execution, bool), Error> {
     let project = request.project.as_deref();
     let plans = active(store, Kind::LaunchPlan, &request.name, project).await?;
     let (launch_plan, workflow_version) = if plans.is_empty() {
@@ -246,6 +257,10 @@ pub async fn create(store: &dyn Store, request: &Request) -> Result<(Execution, 
         None => (None, None, manual_id(&workflow_version.key.entity, now)),
     };
     let source = source_of(store, &workflow_version.key).await?;
+    let mut options = json!({ "noCache": request.no_cache });
+    if let Some(group) = backfill {
+        group.record(&mut options);
+    }
     let execution = Execution {
         id,
         project,
@@ -263,7 +278,7 @@ pub async fn create(store: &dyn Store, request: &Request) -> Result<(Execution, 
         scheduled_at: request.scheduled_at,
         inputs: Value::Object(inputs.into_iter().collect()),
         plan: serde_json::to_value(&plan).expect("plans serialize"),
-        options: json!({ "noCache": request.no_cache }),
+        options,
         status: Status::Queued,
         outputs: None,
         error: None,
@@ -295,7 +310,7 @@ pub async fn create(store: &dyn Store, request: &Request) -> Result<(Execution, 
     Ok(store.create_execution(&execution, &nodes).await?)
 }
 
-fn one(name: &str, mut found: Vec<VersionRecord>) -> Result<VersionRecord, Error> {
+pub(super) fn one(name: &str, mut found: Vec<VersionRecord>) -> Result<VersionRecord, Error> {
     match found.len() {
         0 => Err(Error::NotFound(name.to_owned())),
         1 => Ok(found.remove(0)),

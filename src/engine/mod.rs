@@ -6,6 +6,8 @@
 //! continues: an attempt that was running in a process that died is marked
 //! interrupted, its process group killed, and it is retried per its policy.
 
+pub mod admission;
+pub mod backfill;
 pub mod create;
 pub mod plan;
 pub mod scheduler;
@@ -159,10 +161,16 @@ impl Engine {
         &self.store
     }
 
-    /// Drives every unfinished execution one step.
+    /// Drives every unfinished execution one step, but for those a
+    /// backfill's `--max-parallel` holds queued ([`admission`]).
     pub async fn tick(&self) -> Result<(), Error> {
-        for execution in self.store.unfinished_executions().await? {
-            self.drive(execution).await?;
+        let unfinished = self.store.unfinished_executions().await?;
+        // A backfill's executions beyond its --max-parallel stay queued.
+        let held = admission::held(&unfinished);
+        for execution in unfinished {
+            if !held.contains(&execution.id) {
+                self.drive(execution).await?;
+            }
         }
         Ok(())
     }

@@ -3,18 +3,48 @@
 //! executions. Ids are deterministic (launch plan, version, instant) and
 //! creation is insert-or-get, so running this twice over the same window —
 //! after a restart, or in two processes sharing a database — never runs an
-//! instant twice (I4).
+//! instant twice (I4). A backfill creates its executions through the same
+//! [`create_at`], so it finds what the scheduler ran, and the other way round.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
+use super::admission::BackfillGroup;
 use super::create::{self, Request};
 use crate::schedule::Rule;
 use crate::schedule::tick::{Decision, PlanState, SkipReason, advance};
-use crate::spec::{Definition, Kind};
+use crate::spec::{Definition, EntityRef, Kind};
 use crate::store::execution::Execution;
 use crate::store::{Store, VersionFilter, VersionKey};
+
+/// The trigger of executions a backfill creates.
+pub const BACKFILL: &str = "backfill";
+
+/// Creates the execution of `launch_plan`'s active version at the scheduled
+/// `instant`, or finds it: the one path by which the scheduler and a
+/// backfill (which names its `group`) create executions, so both give an
+/// instant the same deterministic id and neither runs it twice (I4).
+pub async fn create_at(
+    store: &dyn Store,
+    launch_plan: &EntityRef,
+    instant: DateTime<Utc>,
+    group: Option<&BackfillGroup>,
+) -> Result<(Execution, bool), create::Error> {
+    let trigger = if group.is_some() {
+        BACKFILL
+    } else {
+        "schedule"
+    };
+    let request = Request {
+        name: launch_plan.name.clone(),
+        project: Some(launch_plan.project.clone()),
+        trigger: trigger.into(),
+        scheduled_at: Some(instant),
+        ..Request::default()
+    };
+    create::create_in(store, &request, group).await
+}
 
 /// What one scheduler tick did.
 #[derive(Debug, Default)]
@@ -61,7 +91,11 @@ impl Scheduler {
             .filter(|v| v.active)
             .collect();
         let mut running: HashMap<(String, String), Vec<Execution>> = HashMap::new();
+        let mut backfills = std::collections::HashSet::new();
         for e in store.unfinished_executions().await? {
+            if e.trigger == BACKFILL {
+                backfills.insert(e.id.clone());
+            }
             if let Some(lp) = &e.launch_plan {
                 running
                     .entry((e.project.clone(), lp.clone()))
@@ -107,6 +141,11 @@ impl Scheduler {
                 continue;
             };
             for id in tick.cancel {
+                // `Replace` makes way for the newest instant, not for work
+                // a backfill asked for explicitly.
+                if backfills.contains(&id.0) {
+                    continue;
+                }
                 if store.request_cancel(&id.0).await? {
                     report.cancelled.push(id.0);
                 }
@@ -114,14 +153,7 @@ impl Scheduler {
             for decision in tick.decisions {
                 match decision {
                     Decision::Start(trigger) => {
-                        let request = Request {
-                            name: entity.name.clone(),
-                            project: Some(entity.project.clone()),
-                            trigger: "schedule".into(),
-                            scheduled_at: Some(trigger.instant),
-                            ..Request::default()
-                        };
-                        match create::create(store, &request).await {
+                        match create_at(store, entity, trigger.instant, None).await {
                             Ok((e, true)) => report.created.push(e.id),
                             Ok((e, false)) => report.existing.push(e.id),
                             Err(create::Error::Store(e)) => return Err(e),

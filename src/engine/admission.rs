@@ -1,0 +1,196 @@
+//! Which queued executions the engine may start now: the `--max-parallel`
+//! bound of a backfill (DESIGN.md section 6, "Backfill").
+//!
+//! A backfill creates all its executions at once, `queued`, each carrying
+//! its [`BackfillGroup`] in its options. The engine is level-triggered, so
+//! the bound is too: before each tick it reads the unfinished executions
+//! and holds back, still `queued`, every execution of a group beyond the
+//! group's bound — at most `maxParallel` of a group are `running` at a
+//! time, and the oldest instants start first. Like Airflow's
+//! `max_active_runs`, the bound survives the process that asked for it (it
+//! lives in the store), and whichever engine drives the store honours it.
+//!
+//! Pure: decides from the executions given; never writes.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::execution::{Execution, Status};
+
+/// The key of [`BackfillGroup`] in an execution's options.
+const OPTION: &str = "backfill";
+
+/// The backfill an execution belongs to, kept in its options.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackfillGroup {
+    /// Names the request (deterministic: the same request, the same group).
+    pub id: String,
+    /// At most this many of the group run at once; `None`: no bound.
+    pub max_parallel: Option<u32>,
+}
+
+impl BackfillGroup {
+    /// The group recorded in an execution's options, if any.
+    pub fn of(execution: &Execution) -> Option<BackfillGroup> {
+        let value = execution.options.get(OPTION)?;
+        serde_json::from_value(value.clone()).ok()
+    }
+
+    /// Adds the group to options being written.
+    pub fn record(&self, options: &mut serde_json::Value) {
+        if let Some(map) = options.as_object_mut() {
+            map.insert(
+                OPTION.to_owned(),
+                serde_json::to_value(self).expect("a group serializes"),
+            );
+        }
+    }
+}
+
+/// The ids of the `unfinished` executions that must stay queued for now.
+///
+/// Per bounded group: the running ones count against the bound; queued
+/// ones fill what is left, oldest instant first. A queued execution with a
+/// cancel request is never held (the engine must see it to cancel it).
+pub fn held(unfinished: &[Execution]) -> HashSet<String> {
+    struct Group<'a> {
+        bound: u32,
+        running: u32,
+        queued: Vec<&'a Execution>,
+    }
+    let mut groups: BTreeMap<String, Group<'_>> = BTreeMap::new();
+    for execution in unfinished {
+        let Some(BackfillGroup {
+            id,
+            max_parallel: Some(bound),
+        }) = BackfillGroup::of(execution)
+        else {
+            continue;
+        };
+        let group = groups.entry(id).or_insert(Group {
+            bound,
+            running: 0,
+            queued: Vec::new(),
+        });
+        match execution.status {
+            Status::Running => group.running += 1,
+            Status::Queued if !execution.cancel_requested => group.queued.push(execution),
+            _ => {}
+        }
+    }
+    let mut held = HashSet::new();
+    for mut group in groups.into_values() {
+        group
+            .queued
+            .sort_by(|a, b| (a.scheduled_at, &a.id).cmp(&(b.scheduled_at, &b.id)));
+        let free = group.bound.saturating_sub(group.running) as usize;
+        held.extend(group.queued.iter().skip(free).map(|e| e.id.clone()));
+    }
+    held
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, TimeZone, Utc};
+    use serde_json::json;
+
+    use super::*;
+    use crate::spec::Digest;
+    use crate::store::{CommitId, SourceKey};
+
+    fn day(d: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, d, 1, 30, 0)
+            .single()
+            .expect("a valid time")
+    }
+
+    fn execution(
+        id: &str,
+        status: Status,
+        group: Option<(&str, Option<u32>)>,
+        d: u32,
+    ) -> Execution {
+        let mut options = json!({ "noCache": false });
+        if let Some((group, max_parallel)) = group {
+            BackfillGroup {
+                id: group.into(),
+                max_parallel,
+            }
+            .record(&mut options);
+        }
+        Execution {
+            id: id.into(),
+            project: "p".into(),
+            workflow: "w".into(),
+            workflow_version: Digest::from_hex("ab".repeat(32)),
+            launch_plan: Some("lp".into()),
+            launch_plan_version: None,
+            source: SourceKey("s".into()),
+            commit: CommitId("c".into()),
+            trigger: "backfill".into(),
+            scheduled_at: Some(day(d)),
+            inputs: json!({}),
+            plan: json!({}),
+            options,
+            status,
+            outputs: None,
+            error: None,
+            created_at: day(d),
+            started_at: None,
+            finished_at: None,
+            cancel_requested: false,
+        }
+    }
+
+    fn sorted(held: HashSet<String>) -> Vec<String> {
+        let mut all: Vec<String> = held.into_iter().collect();
+        all.sort();
+        all
+    }
+
+    #[test]
+    fn a_bounded_group_starts_its_oldest_instants_up_to_the_bound() {
+        let unfinished = [
+            execution("d", Status::Queued, Some(("g", Some(2))), 28),
+            execution("a", Status::Queued, Some(("g", Some(2))), 25),
+            execution("c", Status::Queued, Some(("g", Some(2))), 27),
+            execution("b", Status::Queued, Some(("g", Some(2))), 26),
+        ];
+        assert_eq!(sorted(held(&unfinished)), ["c", "d"]);
+    }
+
+    #[test]
+    fn running_executions_count_against_the_bound() {
+        let unfinished = [
+            execution("a", Status::Running, Some(("g", Some(2))), 25),
+            execution("b", Status::Queued, Some(("g", Some(2))), 26),
+            execution("c", Status::Queued, Some(("g", Some(2))), 27),
+        ];
+        assert_eq!(sorted(held(&unfinished)), ["c"]);
+        let full = [
+            execution("a", Status::Running, Some(("g", Some(1))), 25),
+            execution("b", Status::Running, Some(("g", Some(1))), 26),
+            execution("c", Status::Queued, Some(("g", Some(1))), 27),
+        ];
+        assert_eq!(sorted(held(&full)), ["c"], "over the bound: nothing starts");
+    }
+
+    #[test]
+    fn groups_are_bounded_apart_and_others_never_wait() {
+        let mut cancelled = execution("x", Status::Queued, Some(("g", Some(1))), 24);
+        cancelled.cancel_requested = true;
+        let unfinished = [
+            execution("a", Status::Queued, Some(("g", Some(1))), 25),
+            execution("b", Status::Queued, Some(("g", Some(1))), 26),
+            execution("h1", Status::Queued, Some(("h", Some(1))), 25),
+            execution("h2", Status::Queued, Some(("h", Some(1))), 26),
+            execution("free1", Status::Queued, Some(("u", None)), 25),
+            execution("free2", Status::Queued, Some(("u", None)), 26),
+            execution("manual", Status::Queued, None, 25),
+            cancelled,
+        ];
+        assert_eq!(sorted(held(&unfinished)), ["b", "h2"]);
+    }
+}
