@@ -2,6 +2,7 @@
 //! subcommand; rendering of results lives in [`render`]. Subcommands return
 //! an exit code: 0 success, 1 the input is invalid, 2 weir could not run.
 
+mod backfill;
 mod executions;
 mod lineage;
 mod origin;
@@ -60,6 +61,8 @@ pub enum Command {
     Rollback(rollback::Args),
     /// Start an execution of a launch plan or workflow.
     Run(run::Args),
+    /// Run a launch plan's schedule over a past range: one execution per instant, none twice.
+    Backfill(backfill::Args),
     /// List executions, or show one with its nodes.
     Executions(executions::Args),
     /// Print the logs of an execution's nodes.
@@ -98,6 +101,7 @@ pub fn main() -> ExitCode {
         Command::Plan(args) => plan::run(&args),
         Command::Rollback(args) => rollback::run(&args),
         Command::Run(args) => run::run(&args),
+        Command::Backfill(args) => backfill::run(&args),
         Command::Executions(args) => executions::run(&args),
         Command::Logs(args) => executions::logs(&args),
         Command::Cancel(args) => executions::cancel(&args),

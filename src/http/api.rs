@@ -37,6 +37,7 @@ pub(super) fn routes(state: Shared) -> Router<Shared> {
         .route("/executions/{id}", get(execution))
         .route("/lineage/{id}", get(lineage))
         .route("/runs", post(runs))
+        .route("/backfills", post(super::backfills::create))
         .route_layer(middleware::from_fn_with_state(state, require_token))
 }
 

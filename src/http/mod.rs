@@ -8,8 +8,9 @@
 //!   fetches from Git itself, so a payload is never trusted for content.
 //!   An unauthenticated webhook (bad or missing signature or token)
 //!   triggers nothing.
-//! - The API is read-only except `POST /api/v1/runs`, which always needs
-//!   the API token; with a token configured, every API route needs it.
+//! - The API is read-only except `POST /api/v1/runs` and
+//!   `POST /api/v1/backfills`, which always need the API token; with a
+//!   token configured, every API route needs it.
 //! - Secrets are compared in constant time and never logged.
 //!
 //! What it must not do: decide anything about sources, versions or
@@ -19,10 +20,12 @@
 //! Routes (status codes in each handler's doc):
 //! `GET /healthz`, `GET /readyz`, `GET /metrics`, `POST /hooks/github`,
 //! `POST /hooks/generic`, `GET /api/v1/{sources, versions, executions,
-//! executions/{id}, lineage/{id}}`, `POST /api/v1/runs`.
+//! executions/{id}, lineage/{id}}`, `POST /api/v1/runs`,
+//! `POST /api/v1/backfills`.
 
 mod api;
 mod auth;
+mod backfills;
 pub mod client;
 mod hooks;
 pub mod metrics;

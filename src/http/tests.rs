@@ -794,3 +794,96 @@ async fn runs_start_an_execution_with_the_token() {
     assert_eq!(reply.status, 400, "a required input is missing");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn backfills_need_the_token_and_answer_what_the_cli_prints() {
+    let server = Server::start(|_| {}).await;
+    register_minimal(server.store.as_ref()).await;
+    let body = br#"{"launchPlan":"hello-hourly","from":"2026-03-29","to":"2026-03-29T04:00"}"#;
+    let reply = server
+        .post("/api/v1/backfills", &[("Authorization", "Bearer x")], body)
+        .await;
+    assert_eq!(reply.status, 403, "no token configured: {}", reply.text());
+    server.stop().await;
+
+    let server = Server::start(|state| state.secrets.api_token = Some(API_TOKEN.into())).await;
+    register_minimal(server.store.as_ref()).await;
+    assert_eq!(
+        server.post("/api/v1/backfills", &[], body).await.status,
+        401
+    );
+    let right = bearer(API_TOKEN);
+    let auth = [("Authorization", right.as_str())];
+
+    // Hourly in Berlin from midnight to 04:00 on the spring-forward day:
+    // 00:00, 01:00, then 03:00 (02:00 does not exist).
+    let dry = br#"{"launchPlan":"hello-hourly","project":"demo","from":"2026-03-29","to":"2026-03-29T04:00","dryRun":true}"#;
+    let reply = server.post("/api/v1/backfills", &auth, dry).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let listed = reply.json();
+    let instants: Vec<&str> = listed
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|e| e["instant"].as_str().expect("an instant"))
+        .collect();
+    assert_eq!(
+        instants,
+        [
+            "2026-03-28T23:00:00Z",
+            "2026-03-29T00:00:00Z",
+            "2026-03-29T01:00:00Z"
+        ]
+    );
+    assert!(
+        listed
+            .as_array()
+            .expect("an array")
+            .iter()
+            .all(|e| e["status"] == "new")
+    );
+
+    let reply = server.post("/api/v1/backfills", &auth, body).await;
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    let created = reply.json();
+    for (made, named) in created
+        .as_array()
+        .expect("an array")
+        .iter()
+        .zip(listed.as_array().expect("an array"))
+    {
+        assert_eq!(made["status"], "created");
+        assert_eq!(made["executionStatus"], "queued");
+        assert_eq!(
+            made["executionId"], named["executionId"],
+            "the dry run named it"
+        );
+    }
+    let reply = server.post("/api/v1/backfills", &auth, body).await;
+    assert_eq!(reply.status, 200, "nothing new: {}", reply.text());
+    assert!(
+        reply
+            .json()
+            .as_array()
+            .expect("an array")
+            .iter()
+            .all(|e| e["status"] == "exists")
+    );
+    let id = created[0]["executionId"].as_str().expect("an id");
+    let reply = server.get(&format!("/api/v1/executions/{id}"), &auth).await;
+    assert_eq!(reply.json()["trigger"], "backfill");
+
+    for (body, status) in [
+        (&br#"{"launchPlan":"nope","from":"2026-03-29","to":"2026-03-30"}"#[..], 404),
+        (br#"{"launchPlan":"hello-hourly","from":"2026-03-30","to":"2026-03-29"}"#, 400),
+        (br#"{"launchPlan":"hello-hourly","from":"2026-03-29","to":"2026-03-30","maxParallel":0}"#, 400),
+        (br#"{"launchPlan":"hello-hourly","from":"2025-01-01","to":"2026-03-30"}"#, 400),
+        (br#"{"launchPlan":"hello-hourly","from":"2026-03-29","until":"2026-03-30"}"#, 400),
+        (b"{not json", 400),
+    ] {
+        let reply = server.post("/api/v1/backfills", &auth, body).await;
+        assert_eq!(reply.status, status, "{}", reply.text());
+        assert!(reply.json()["error"].is_string());
+    }
+    server.stop().await;
+}
