@@ -1,5 +1,6 @@
 //! The one integration-test binary (STYLE.md rule 15): each module is an area.
 
+mod backfill;
 mod common;
 mod digests;
 mod engine;
