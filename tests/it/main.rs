@@ -2,6 +2,7 @@
 
 mod backfill;
 mod common;
+mod deploy;
 mod digests;
 mod engine;
 mod executions_store;
