@@ -8,6 +8,7 @@ mod lineage;
 mod origin;
 mod plan;
 pub mod render;
+mod preview;
 mod rollback;
 mod run;
 mod schema;

@@ -8,6 +8,7 @@ use super::render;
 use crate::registry::compare::{Comparison, EntityChange, compare};
 use crate::source::dir::DEFAULT_MAX_FILE_SIZE;
 use crate::source::git::{GitSource, SourceSpec};
+use crate::spec::Kind;
 use crate::store::short_sha;
 use crate::validate::{self, Options, Report};
 
@@ -181,6 +182,33 @@ fn text(c: &Comparison, base: &str, head: &str, note: Option<&str>) -> String {
     out
 }
 
+/// For each added or changed workflow and launch plan, the command that
+/// runs it as it is at the head without activating it (`weir run --ref`).
+fn previews(c: &Comparison, head: &str) -> String {
+    let runnable: Vec<_> = c
+        .added
+        .iter()
+        .chain(&c.changed)
+        .filter(|e| matches!(e.entity.kind, Kind::Workflow | Kind::LaunchPlan))
+        .collect();
+    if runnable.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("**Preview** (runs the head's versions, activates nothing)\n\n");
+    for e in runnable {
+        let project = match e.entity.project.as_str() {
+            "default" => String::new(),
+            other => format!(" --project {other}"),
+        };
+        out.push_str(&format!(
+            "- {} `{}`: `weir run {}{project} --ref {head}`\n",
+            e.entity.kind, e.entity.name, e.entity.name
+        ));
+    }
+    out.push('\n');
+    out
+}
+
 fn markdown(c: &Comparison, base: &str, head: &str, note: Option<&str>) -> String {
     let mut out = format!(
         "### weir plan\n\nMerging `{}` into `{}`: **{} added, {} changed, {} removed**, {} unchanged.\n\n",
@@ -215,6 +243,7 @@ fn markdown(c: &Comparison, base: &str, head: &str, note: Option<&str>) -> Strin
         }
         out.push('\n');
     }
+    out.push_str(&previews(c, head));
     if !c.schedules.is_empty() {
         out.push_str("**Schedules**\n\n");
         for s in &c.schedules {

@@ -1,6 +1,8 @@
 //! `weir run`: start an execution of the active version of a launch plan or
 //! workflow; with `--wait`, drive it to the end in this process (the local
-//! executor) and print the finished execution.
+//! executor) and print the finished execution. With `--ref REV`, run the
+//! versions at that commit instead, without activating them (a preview,
+//! see `preview.rs`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -47,6 +49,8 @@ pub struct Args {
     pub openlineage_url: Option<String>,
     #[command(flatten)]
     pub store: StoreArgs,
+    #[command(flatten)]
+    pub preview: super::preview::PreviewArgs,
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
     pub output: Output,
 }
@@ -67,6 +71,7 @@ pub fn run(args: &Args) -> u8 {
         trigger: "manual".into(),
         scheduled_at: None,
         no_cache: args.no_cache,
+        preview: None,
     };
     let emitter = match openlineage(args) {
         Ok(emitter) => emitter,
@@ -77,6 +82,15 @@ pub fn run(args: &Args) -> u8 {
     };
     let result = block_on(async {
         let store = args.store.open().await.map_err(|e| e.to_string())?;
+        let mut request = request.clone();
+        if let Some(revision) = &args.preview.revision {
+            let project = args.project.as_deref().unwrap_or("default");
+            let (store, state_dir) = (store.as_ref(), &args.store.state_dir);
+            let preview =
+                super::preview::prepare(&args.preview, revision, project, store, state_dir).await?;
+            request.preview = Some(preview);
+            request.trigger = crate::engine::preview::TRIGGER.into();
+        }
         let (execution, _) = create::create(store.as_ref(), &request)
             .await
             .map_err(|e| e.to_string())?;
@@ -108,7 +122,13 @@ pub fn run(args: &Args) -> u8 {
     };
     let view = ExecutionView::new(&execution, &nodes);
     match args.output {
-        Output::Json => println!("{:#}", views::to_json(&view)),
+        Output::Json => {
+            let mut json = views::to_json(&view);
+            if execution.trigger == crate::engine::preview::TRIGGER {
+                json["preview"] = Value::Bool(true);
+            }
+            println!("{json:#}")
+        }
         Output::Text => print!("{}", execution_text(&view)),
     }
     match execution.status {

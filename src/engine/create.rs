@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::admission::BackfillGroup;
 use super::plan::{self, Resolve, Resolved};
+use super::preview::{self, Preview};
 use crate::schedule;
 use crate::spec::types::TypeExpr;
 use crate::spec::{Definition, Digest, EntityRef, Kind, Port};
@@ -46,10 +47,24 @@ pub struct Request {
     /// deterministic.
     pub scheduled_at: Option<DateTime<Utc>>,
     pub no_cache: bool,
+    /// Run the versions of this commit instead of the active ones (`weir
+    /// run --ref`, trigger `preview`); the execution records its commit.
+    pub preview: Option<Preview>,
 }
 
 /// Active versions of a kind and name (one per project).
 pub(super) async fn active(
+    store: &dyn Store,
+    kind: Kind,
+    name: &str,
+    project: Option<&str>,
+) -> Result<Vec<VersionRecord>, Error> {
+    let all = registered(store, kind, name, project).await?;
+    Ok(all.into_iter().filter(|v| v.active).collect())
+}
+
+/// Every registered version of a kind and name, active or not.
+pub(super) async fn registered(
     store: &dyn Store,
     kind: Kind,
     name: &str,
@@ -60,12 +75,7 @@ pub(super) async fn active(
         name: Some(name.to_owned()),
         project: project.map(str::to_owned),
     };
-    Ok(store
-        .versions(&filter)
-        .await?
-        .into_iter()
-        .filter(|v| v.active)
-        .collect())
+    Ok(store.versions(&filter).await?)
 }
 
 pub(super) async fn document(store: &dyn Store, key: &VersionKey) -> Result<Definition, Error> {
@@ -97,7 +107,12 @@ impl Resolve for Closure {
     }
 }
 
-async fn closure(store: &dyn Store, project: &str, root: &Definition) -> Result<Closure, Error> {
+async fn closure(
+    store: &dyn Store,
+    preview: Option<&Preview>,
+    project: &str,
+    root: &Definition,
+) -> Result<Closure, Error> {
     let mut found = BTreeMap::new();
     let mut stack = vec![root.clone()];
     while let Some(def) = stack.pop() {
@@ -113,7 +128,7 @@ async fn closure(store: &dyn Store, project: &str, root: &Definition) -> Result<
             if found.contains_key(&(kind, name.clone())) {
                 continue;
             }
-            let Some(version) = active(store, kind, name, Some(project))
+            let Some(version) = preview::versions(store, preview, kind, name, Some(project))
                 .await?
                 .into_iter()
                 .next()
@@ -156,17 +171,20 @@ pub async fn create_in(
     backfill: Option<&BackfillGroup>,
 ) -> Result<(Execution, bool), Error> {
     let project = request.project.as_deref();
-    let plans = active(store, Kind::LaunchPlan, &request.name, project).await?;
+    let preview = request.preview.as_ref();
+    let plans = preview::versions(store, preview, Kind::LaunchPlan, &request.name, project).await?;
     let (launch_plan, workflow_version) = if plans.is_empty() {
-        let workflows = active(store, Kind::Workflow, &request.name, project).await?;
+        let workflows =
+            preview::versions(store, preview, Kind::Workflow, &request.name, project).await?;
         (None, one(&request.name, workflows)?)
     } else {
         let lp = one(&request.name, plans)?;
         let Definition::LaunchPlan(doc) = document(store, &lp.key).await? else {
             return Err(Error::NotFound(request.name.clone()));
         };
-        let workflows = active(
+        let workflows = preview::versions(
             store,
+            preview,
             Kind::Workflow,
             &doc.spec.workflow,
             Some(&lp.key.entity.project),
@@ -183,7 +201,7 @@ pub async fn create_in(
         return Err(Error::NotFound(request.name.clone()));
     };
     let root = Definition::Workflow(workflow.clone());
-    let closure = closure(store, &project, &root).await?;
+    let closure = closure(store, preview, &project, &root).await?;
     let plan = plan::compile(&workflow.spec, &closure)?;
 
     // Inputs: the workflow's defaults, the launch plan's defaults, what was
@@ -256,7 +274,13 @@ pub async fn create_in(
         }
         None => (None, None, manual_id(&workflow_version.key.entity, now)),
     };
-    let source = source_of(store, &workflow_version.key).await?;
+    let (source, commit) = match preview {
+        Some(p) => (p.source.clone(), p.commit.clone()),
+        None => (
+            source_of(store, &workflow_version.key).await?,
+            workflow_version.commit.clone(),
+        ),
+    };
     let mut options = json!({ "noCache": request.no_cache });
     if let Some(group) = backfill {
         group.record(&mut options);
@@ -269,7 +293,7 @@ pub async fn create_in(
         launch_plan: lp_name,
         launch_plan_version: lp_version,
         source,
-        commit: workflow_version.commit.clone(),
+        commit,
         trigger: if request.trigger.is_empty() {
             "manual".into()
         } else {

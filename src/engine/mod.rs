@@ -11,6 +11,7 @@ pub mod backfill;
 pub mod create;
 pub mod plan;
 pub mod scheduler;
+pub mod preview;
 pub mod tasks;
 
 use std::collections::{BTreeMap, HashMap};

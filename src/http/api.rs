@@ -192,3 +192,4 @@ async fn runs(State(state): State<Shared>, body: Bytes) -> Response {
     )
         .into_response()
 }
+        preview: None,

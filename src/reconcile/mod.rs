@@ -16,6 +16,7 @@
 //! - register: `registry::plan` decides, the store applies in one
 //!   transaction (I1, I2); a store error leaves the previous state intact.
 
+pub mod preview;
 pub mod snapshot;
 
 use std::sync::Arc;

@@ -88,12 +88,7 @@ pub fn plan_active(
             continue;
         }
         let e = parsed.get(id)?;
-        changes.registered.push(NewVersion {
-            key: key.clone(),
-            spec: e.definition.canonical_spec(),
-            document: document_json(&e.definition),
-            path: e.file.clone(),
-        });
+        changes.registered.push(new_version(key.clone(), e));
         if current.contains_key(id) {
             changes.updated.push(key);
         } else {
@@ -109,6 +104,17 @@ pub fn plan_active(
         }
     }
     Some(changes)
+}
+
+/// What the store keeps of `entity` at version `key`: its canonical spec,
+/// its document as written and its file.
+pub fn new_version(key: VersionKey, entity: &Entity) -> NewVersion {
+    NewVersion {
+        key,
+        spec: entity.definition.canonical_spec(),
+        document: document_json(&entity.definition),
+        path: entity.file.clone(),
+    }
 }
 
 /// The whole document as written (metadata included), for rollback.

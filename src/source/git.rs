@@ -224,6 +224,12 @@ impl GitSource {
     /// Brings a cloned repository up to date with its remote (a no-op for
     /// a local repository, which is read in place).
     pub fn fetch(&self) -> Result<(), Error> {
+        self.fetch_branch(&self.branch)
+    }
+
+    /// Brings one branch of a cloned repository up to date with its remote
+    /// (a preview of another branch than the source's needs its commits).
+    pub fn fetch_branch(&self, branch: &str) -> Result<(), Error> {
         if !self.remote {
             return Ok(());
         }
@@ -234,7 +240,7 @@ impl GitSource {
                 url: redact_url(&self.spec.repo),
                 source,
             })?;
-        let refspec = format!("+refs/heads/{0}:refs/heads/{0}", self.branch);
+        let refspec = format!("+refs/heads/{branch}:refs/heads/{branch}");
         let mut options = git2::FetchOptions::new();
         options.remote_callbacks(self.spec.credentials.callbacks()?);
         remote

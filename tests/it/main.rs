@@ -10,6 +10,7 @@ mod incremental;
 mod loader_props;
 mod notify;
 mod safety;
+mod preview;
 mod schema;
 mod serve;
 mod server_cli;
