@@ -10,8 +10,8 @@ pub mod admission;
 pub mod backfill;
 pub mod create;
 pub mod plan;
-pub mod scheduler;
 pub mod preview;
+pub mod scheduler;
 pub mod tasks;
 
 use std::collections::{BTreeMap, HashMap};
