@@ -125,6 +125,8 @@ async fn commit_latency(remote: bool) -> Vec<Duration> {
         tick: Duration::from_secs(1),
         grace: Duration::from_secs(1),
         public_url: None,
+        executor: daemon::Executor::Local,
+        artifacts: None,
     };
     let shutdown = CancellationToken::new();
     let daemon = tokio::spawn(daemon::run(config, shutdown.clone()));

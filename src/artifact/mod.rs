@@ -49,6 +49,25 @@ pub enum Error {
     Damaged { digest: Digest, why: String },
 }
 
+/// Opens the artifact store at `url`: a local directory (`file:///path` or
+/// a plain path). Both sides of a Kubernetes attempt (the engine and `weir
+/// exec-task` in the pod) open the same URL.
+pub fn open(url: &str) -> Result<Box<dyn ArtifactStore>, String> {
+    let path = match url.split_once("://") {
+        Some(("file", path)) => path,
+        Some((scheme, _)) => {
+            return Err(format!(
+                "unsupported artifact store `{scheme}://` (use a local path or file://)"
+            ));
+        }
+        None => url,
+    };
+    if path.is_empty() {
+        return Err("the artifact store's path is empty".into());
+    }
+    Ok(Box::new(LocalArtifacts::new(path)))
+}
+
 /// Where artifacts' bytes live.
 pub trait ArtifactStore: Send + Sync {
     /// Keeps a file; returns its digest. Keeping the same content twice

@@ -3,6 +3,7 @@
 //! an exit code: 0 success, 1 the input is invalid, 2 weir could not run.
 
 mod backfill;
+mod exec_task;
 mod executions;
 mod lineage;
 mod origin;
@@ -74,6 +75,8 @@ pub enum Command {
     Lineage(lineage::Args),
     /// The daemon: keep executions and schedules converged to Git.
     Serve(serve::Args),
+    /// Run one node attempt inside a Kubernetes task pod (its entrypoint).
+    ExecTask(exec_task::Args),
 }
 
 /// Logs go to stderr; `WEIR_LOG` sets the filter (default `warn`, e.g.
@@ -108,6 +111,7 @@ pub fn main() -> ExitCode {
         Command::Cancel(args) => executions::cancel(&args),
         Command::Lineage(args) => lineage::run(&args),
         Command::Serve(args) => serve::run(&args),
+        Command::ExecTask(args) => exec_task::run(&args),
     };
     ExitCode::from(code)
 }

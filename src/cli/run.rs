@@ -189,5 +189,30 @@ pub fn execution_text(e: &ExecutionView) -> String {
     if let Some(outputs) = &e.outputs {
         out.push_str(&format!("outputs: {outputs}\n"));
     }
+    if !e.deliveries.is_empty() {
+        let header = ["NOTIFIED", "ON", "TO", "STATUS", "ATTEMPTS", "LAST"].map(str::to_owned);
+        let rows: Vec<Vec<String>> =
+            e.deliveries
+                .iter()
+                .map(|d| {
+                    let last = d.attempts.last().map_or(String::new(), |a| {
+                        match (&a.error, a.http_status) {
+                            (Some(error), _) => error.clone(),
+                            (None, Some(status)) => status.to_string(),
+                            (None, None) => String::new(),
+                        }
+                    });
+                    vec![
+                        d.target.clone(),
+                        d.event.to_string(),
+                        d.destination.clone(),
+                        d.status.as_str().to_owned(),
+                        d.attempts.len().to_string(),
+                        last,
+                    ]
+                })
+                .collect();
+        out.push_str(&super::render::table(&header, &rows));
+    }
     out
 }

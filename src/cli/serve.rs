@@ -7,7 +7,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::source_args::CredentialArgs;
 use super::store_args::StoreArgs;
-use crate::daemon::{self, Config, SourceConfig};
+use crate::daemon::{self, Config, Executor, KubeConfig, SourceConfig};
+use crate::executor::kubernetes::Settings;
 use crate::http::Secrets;
 use crate::reconcile;
 use crate::source::dir::DEFAULT_MAX_FILE_SIZE;
@@ -47,6 +48,15 @@ pub struct Args {
     /// Where node attempts run.
     #[arg(long, value_enum, default_value_t = ExecutorArg::Local)]
     pub executor: ExecutorArg,
+    /// The Kubernetes namespace of Jobs and the leader Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub namespace: String,
+    /// The weir image task pods copy `weir` from (Kubernetes).
+    #[arg(long)]
+    pub weir_image: Option<String>,
+    /// The artifact store (a path or `file://…`; default `<state-dir>/artifacts`).
+    #[arg(long, env = "WEIR_ARTIFACTS")]
+    pub artifacts: Option<String>,
     /// File holding the secret of GitHub webhooks (`X-Hub-Signature-256`).
     #[arg(long)]
     pub github_webhook_secret_file: Option<PathBuf>,
@@ -92,10 +102,6 @@ fn read_secret(path: &Path, what: &str) -> Result<String, String> {
 }
 
 pub fn run(args: &Args) -> u8 {
-    if args.executor == ExecutorArg::Kubernetes {
-        eprintln!("error: --executor kubernetes is not available in this release; use local");
-        return super::EXIT_ERROR;
-    }
     let config = match &args.config {
         Some(path) => match daemon::config::load(path) {
             Ok(config) => config,
@@ -183,6 +189,31 @@ fn flags_config(args: &Args) -> Result<Config, u8> {
         tick: args.tick,
         grace: args.grace,
         public_url: args.public_url.clone(),
+        executor: match args.executor {
+            ExecutorArg::Local => Executor::Local,
+            ExecutorArg::Kubernetes => {
+                if args.artifacts.is_none() {
+                    eprintln!(
+                        "error: --executor kubernetes needs --artifacts URL: task pods and the daemon share it"
+                    );
+                    return Err(super::EXIT_ERROR);
+                }
+                let defaults = Settings::default();
+                Executor::Kubernetes(Box::new(KubeConfig {
+                    settings: Settings {
+                        namespace: args.namespace.clone(),
+                        image: args.weir_image.clone().unwrap_or(defaults.image.clone()),
+                        ..defaults
+                    },
+                    lease: "weir-leader".into(),
+                    lease_duration: daemon::config::DEFAULT_LEASE_DURATION,
+                    identity: std::env::var("POD_NAME")
+                        .or_else(|_| std::env::var("HOSTNAME"))
+                        .unwrap_or_else(|_| format!("weir-{}", std::process::id())),
+                }))
+            }
+        },
+        artifacts: args.artifacts.clone(),
     })
 }
 

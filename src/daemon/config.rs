@@ -33,7 +33,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{Config, SourceConfig};
+use super::{Config, Executor, KubeConfig, SourceConfig};
+use crate::executor::kubernetes::Settings;
 use crate::http::Secrets;
 use crate::reconcile;
 use crate::source::credentials::Credentials;
@@ -60,7 +61,7 @@ struct File {
     #[serde(default = "default_state_dir")]
     state_dir: PathBuf,
     #[serde(default)]
-    database: Option<String>,
+    database: Option<Database>,
     #[serde(default = "default_listen")]
     listen: std::net::SocketAddr,
     #[serde(default = "default_executor")]
@@ -74,6 +75,46 @@ struct File {
     #[serde(default)]
     secrets: SecretsFile,
     sources: Vec<SourceFile>,
+    #[serde(default)]
+    kubernetes: KubernetesFile,
+    #[serde(default)]
+    artifacts: Option<ArtifactsFile>,
+}
+
+/// `database = "sqlite://…"` or, for a URL holding a password,
+/// `database = { env = "WEIR_DB" }` / `{ file = "…" }`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Database {
+    Url(String),
+    Reference(Reference),
+}
+
+/// `[kubernetes]`: the Kubernetes executor's settings (with `executor =
+/// "kubernetes"`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KubernetesFile {
+    /// Where Jobs and the Lease live; default: the pod's namespace
+    /// (`POD_NAMESPACE`), else `default`.
+    namespace: Option<String>,
+    /// The weir image task pods copy `weir` from.
+    image: Option<String>,
+    /// The image of script and notebook tasks that name none.
+    default_task_image: Option<String>,
+    /// Task pods' service account when a task names none.
+    service_account: Option<String>,
+    ttl_after_finished: Option<String>,
+    /// The leader-election Lease; default `weir-leader`.
+    lease: Option<String>,
+    lease_duration: Option<String>,
+}
+
+/// `[artifacts]`: where artifacts' bytes live (default: `<state_dir>/artifacts`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ArtifactsFile {
+    url: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -163,9 +204,9 @@ pub fn parse(
         path: path.to_owned(),
         message: e.to_string(),
     })?;
-    if file.executor != "local" {
+    if !matches!(file.executor.as_str(), "local" | "kubernetes") {
         return Err(invalid(format!(
-            "executor `{}` is not available in this release (use \"local\")",
+            "executor `{}` is unknown (use \"local\" or \"kubernetes\")",
             file.executor
         )));
     }
@@ -245,10 +286,56 @@ pub fn parse(
             options,
         });
     }
-    let db_url = file
-        .database
-        .clone()
-        .unwrap_or_else(|| format!("sqlite://{}", file.state_dir.join("weir.db").display()));
+    let db_url = match file.database {
+        None => format!("sqlite://{}", file.state_dir.join("weir.db").display()),
+        Some(Database::Url(url)) => url,
+        Some(Database::Reference(reference)) => {
+            secret("database", &Some(SecretRef::Reference(reference)))?.unwrap_or_default()
+        }
+    };
+    let executor = if file.executor == "kubernetes" {
+        let k = &file.kubernetes;
+        let defaults = Settings::default();
+        let namespace = k
+            .namespace
+            .clone()
+            .or_else(|| env("POD_NAMESPACE"))
+            .unwrap_or_else(|| "default".into());
+        let ttl = match &k.ttl_after_finished {
+            Some(text) => duration(text, "kubernetes.ttl_after_finished")?,
+            None => defaults.ttl_after_finished,
+        };
+        let lease_duration = match &k.lease_duration {
+            Some(text) => duration(text, "kubernetes.lease_duration")?,
+            None => DEFAULT_LEASE_DURATION,
+        };
+        Executor::Kubernetes(Box::new(KubeConfig {
+            settings: Settings {
+                namespace,
+                image: k.image.clone().unwrap_or(defaults.image),
+                default_task_image: k
+                    .default_task_image
+                    .clone()
+                    .unwrap_or(defaults.default_task_image),
+                service_account: k.service_account.clone(),
+                ttl_after_finished: ttl,
+                run_as_user: defaults.run_as_user,
+            },
+            lease: k.lease.clone().unwrap_or_else(|| "weir-leader".into()),
+            lease_duration,
+            identity: env("POD_NAME")
+                .or_else(|| env("HOSTNAME"))
+                .unwrap_or_else(|| format!("weir-{}", std::process::id())),
+        }))
+    } else {
+        Executor::Local
+    };
+    if matches!(executor, Executor::Kubernetes(_)) && file.artifacts.is_none() {
+        return Err(invalid(
+            "executor \"kubernetes\" needs `[artifacts] url`: task pods and the daemon share it"
+                .into(),
+        ));
+    }
     Ok(Config {
         sources,
         state_dir: file.state_dir,
@@ -258,8 +345,13 @@ pub fn parse(
         tick: duration(&file.tick, "tick")?,
         grace: duration(&file.grace, "grace")?,
         public_url: file.public_url.clone(),
+        executor,
+        artifacts: file.artifacts.map(|a| a.url),
     })
 }
+
+/// How long a leader's Lease lasts unrenewed.
+pub const DEFAULT_LEASE_DURATION: Duration = Duration::from_secs(15);
 
 /// The default of `interval`, for documentation and flags.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);

@@ -11,6 +11,7 @@
 //! stops the rest without recording them: the next start retries those.
 
 pub mod config;
+pub mod leader;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -18,9 +19,10 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::artifact::LocalArtifacts;
+use crate::engine::kubernetes::KubeRuns;
 use crate::engine::scheduler::Scheduler;
 use crate::engine::{Engine, NodeEvent, Observer, PlanNode};
+use crate::executor::kubernetes::Kube;
 use crate::http::metrics::Metrics;
 use crate::http::{self, AppState, Readiness, Secrets, SourceHandle};
 use crate::notify::Notifier;
@@ -28,6 +30,7 @@ use crate::reconcile::{self, Outcome, Snapshot};
 use crate::source::git::{GitSource, SourceSpec};
 use crate::store::execution::{Execution, NodeState, NodeStatus};
 use crate::store::{self, SourceError, Store};
+use leader::{Elector, Leadership};
 
 /// One source to follow.
 #[derive(Debug, Clone)]
@@ -52,6 +55,30 @@ pub struct Config {
     /// The daemon's URL as notification receivers reach it (links to
     /// `/api/v1/executions/{id}`); default `http://<listen>`.
     pub public_url: Option<String>,
+    pub executor: Executor,
+    /// The artifact store's URL (`artifact::open`); default
+    /// `<state_dir>/artifacts`.
+    pub artifacts: Option<String>,
+}
+
+/// Where node attempts run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Executor {
+    /// Host processes (the embedded default): one replica.
+    Local,
+    /// Kubernetes Jobs; replicas elect a leader through a Lease.
+    Kubernetes(Box<KubeConfig>),
+}
+
+/// The Kubernetes executor's configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KubeConfig {
+    pub settings: crate::executor::kubernetes::Settings,
+    /// The leader-election Lease's name (in the executor's namespace).
+    pub lease: String,
+    pub lease_duration: Duration,
+    /// This replica's name in the Lease (`POD_NAME`).
+    pub identity: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +95,10 @@ pub enum Error {
     },
     #[error("the HTTP server failed: {0}")]
     Http(std::io::Error),
+    #[error("the artifact store: {0}")]
+    Artifacts(String),
+    #[error("cannot reach Kubernetes (in-cluster or kubeconfig): {0}")]
+    Kubernetes(kube::Error),
 }
 
 /// Runs until `shutdown` is cancelled.
@@ -113,21 +144,46 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         ));
     }
 
-    let artifacts = Arc::new(LocalArtifacts::new(config.state_dir.join("artifacts")));
-    let engine = Arc::new(
-        Engine::new(store.clone(), artifacts, config.state_dir.clone())
-            .observe(Arc::new(MetricsObserver(metrics.clone()))),
-    );
+    let artifacts_url = config
+        .artifacts
+        .clone()
+        .unwrap_or_else(|| config.state_dir.join("artifacts").display().to_string());
+    let artifacts: Arc<dyn crate::artifact::ArtifactStore> =
+        Arc::from(crate::artifact::open(&artifacts_url).map_err(Error::Artifacts)?);
+    let mut engine = Engine::new(store.clone(), artifacts, config.state_dir.clone())
+        .observe(Arc::new(MetricsObserver(metrics.clone())));
+    let leadership = match &config.executor {
+        Executor::Local => Leadership::alone(),
+        Executor::Kubernetes(kube_config) => {
+            let client = kube::Client::try_default()
+                .await
+                .map_err(Error::Kubernetes)?;
+            let kube = Kube::new(client.clone(), kube_config.settings.clone());
+            engine = engine.with_kubernetes(KubeRuns::new(kube, artifacts_url.clone()));
+            let leadership = Leadership::default();
+            let elector = Elector {
+                name: kube_config.lease.clone(),
+                identity: kube_config.identity.clone(),
+                duration: kube_config.lease_duration,
+            };
+            let leases = kube::Api::namespaced(client, &kube_config.settings.namespace);
+            tasks.spawn(elector.run(leases, leadership.clone(), shutdown.clone()));
+            leadership
+        }
+    };
+    let engine = Arc::new(engine);
     tasks.spawn(scheduler_loop(
         store.clone(),
         config.tick,
         engine.wake.clone(),
+        leadership.clone(),
         shutdown.clone(),
     ));
     let engine_task = tokio::spawn(engine_loop(
         engine.clone(),
         config.tick,
         config.grace,
+        leadership.clone(),
         shutdown.clone(),
     ));
 
@@ -149,7 +205,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
             })),
         )
     };
-    tasks.spawn(notifier_loop(notifier, config.tick, shutdown.clone()));
+    tasks.spawn(notifier_loop(
+        notifier,
+        config.tick,
+        leadership.clone(),
+        shutdown.clone(),
+    ));
 
     let state = AppState {
         store: store.clone(),
@@ -347,9 +408,20 @@ async fn pass(
 /// from the engine: a slow receiver holds only its own task. At shutdown,
 /// attempts in flight are dropped unrecorded; the next start sends them
 /// again (at-least-once, same `X-Weir-Delivery` id).
-async fn notifier_loop(notifier: Arc<Notifier>, tick: Duration, shutdown: CancellationToken) {
+async fn notifier_loop(
+    notifier: Arc<Notifier>,
+    tick: Duration,
+    leadership: Leadership,
+    shutdown: CancellationToken,
+) {
     let mut sending = tokio::task::JoinSet::new();
     loop {
+        if !leadership.is_leading() {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(tick) => continue,
+            }
+        }
         let now = chrono::Utc::now();
         if let Err(e) = notifier.scan(now).await {
             tracing::warn!(error = %e, "cannot look for ended executions to notify");
@@ -370,10 +442,17 @@ async fn scheduler_loop(
     store: Arc<dyn Store>,
     tick: Duration,
     wake_engine: Arc<tokio::sync::Notify>,
+    leadership: Leadership,
     shutdown: CancellationToken,
 ) {
     let mut scheduler = Scheduler::new();
     loop {
+        if !leadership.is_leading() {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(tick) => continue,
+            }
+        }
         match scheduler.tick(store.as_ref(), chrono::Utc::now()).await {
             Ok(report) => {
                 if !report.created.is_empty() || !report.cancelled.is_empty() {
@@ -382,9 +461,16 @@ async fn scheduler_loop(
             }
             Err(e) => tracing::warn!(error = %e, "scheduler tick failed"),
         }
+        // Wake at the next scheduled instant when it comes before the tick
+        // (a scheduled run starts on time, not up to a tick late).
+        let now = chrono::Utc::now();
+        let wait = scheduler
+            .next_due(now)
+            .and_then(|due| (due - now).to_std().ok())
+            .map_or(tick, |until| until.min(tick));
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(tick) => {}
+            _ = tokio::time::sleep(wait) => {}
         }
     }
 }
@@ -393,9 +479,16 @@ async fn engine_loop(
     engine: Arc<Engine>,
     tick: Duration,
     grace: Duration,
+    leadership: Leadership,
     shutdown: CancellationToken,
 ) {
     loop {
+        if !leadership.is_leading() {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(tick) => continue,
+            }
+        }
         if let Err(e) = engine.tick().await {
             tracing::warn!(error = %e, "engine tick failed");
         }

@@ -9,6 +9,7 @@
 pub mod admission;
 pub mod backfill;
 pub mod create;
+pub mod kubernetes;
 pub mod plan;
 pub mod preview;
 pub mod scheduler;
@@ -97,6 +98,8 @@ pub struct Engine {
     draining: std::sync::atomic::AtomicBool,
     /// Process groups of the attempts running here.
     groups: Arc<Mutex<HashMap<(String, String), u32>>>,
+    /// Set: attempts run as Kubernetes Jobs instead of local processes.
+    kube: Option<Arc<kubernetes::KubeRuns>>,
 }
 
 impl Engine {
@@ -119,7 +122,19 @@ impl Engine {
             observers: Vec::new(),
             draining: std::sync::atomic::AtomicBool::new(false),
             groups: Arc::new(Mutex::new(HashMap::new())),
+            kube: None,
         }
+    }
+
+    /// Runs attempts as Kubernetes Jobs (`--executor kubernetes`).
+    pub fn with_kubernetes(mut self, runs: kubernetes::KubeRuns) -> Engine {
+        self.kube = Some(Arc::new(runs));
+        self
+    }
+
+    /// The Kubernetes executor's state, when attempts run as Jobs.
+    pub fn kubernetes(&self) -> Option<&kubernetes::KubeRuns> {
+        self.kube.as_deref()
     }
 
     /// Adds an observer of node events.
@@ -165,6 +180,9 @@ impl Engine {
     /// Drives every unfinished execution one step, but for those a
     /// backfill's `--max-parallel` holds queued ([`admission`]).
     pub async fn tick(&self) -> Result<(), Error> {
+        if let Some(runs) = &self.kube {
+            self.poll_jobs(runs).await;
+        }
         let unfinished = self.store.unfinished_executions().await?;
         // A backfill's executions beyond its --max-parallel stay queued.
         let held = admission::held(&unfinished);
@@ -187,6 +205,9 @@ impl Engine {
             })?;
             if execution.status.is_terminal() {
                 return Ok(execution);
+            }
+            if let Some(runs) = &self.kube {
+                self.poll_jobs(runs).await;
             }
             let execution = self.drive(execution).await?;
             if execution.status.is_terminal() {
@@ -240,6 +261,13 @@ impl Engine {
             if self.running.lock().expect("lock").contains_key(&key) {
                 continue;
             }
+            if let Some(runs) = &self.kube {
+                if self.runs_job(runs, &execution.id, &state.node)
+                    || self.adopt_job(runs, &execution, state)
+                {
+                    continue;
+                }
+            }
             if let Some(pgid) = state
                 .handle
                 .as_ref()
@@ -283,6 +311,9 @@ impl Engine {
                         let key = (execution.id.clone(), state.node.clone());
                         if let Some(token) = self.running.lock().expect("lock").get(&key) {
                             token.cancel();
+                        }
+                        if let Some(runs) = &self.kube {
+                            self.cancel_job(runs, &execution.id, &state.node).await;
                         }
                     }
                     NodeStatus::Pending | NodeStatus::Retrying => {
@@ -417,6 +448,23 @@ impl Engine {
         state.next_attempt_at = None;
         if state.started_at.is_none() {
             state.started_at = Some(now);
+        }
+        if let Some(runs) = &self.kube {
+            let timeout = spec
+                .spec
+                .timeout
+                .as_deref()
+                .and_then(|t| duration::parse(t).ok());
+            let notebook = spec.notebook.as_ref().and_then(|n| {
+                self.files
+                    .read(&execution.source, &n.commit, &n.path)
+                    .ok()
+                    .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            });
+            self.start_job(runs, execution, spec, state, inputs, timeout, notebook)
+                .await?;
+            self.tell(NodeEvent::Started, execution, spec, state);
+            return Ok(());
         }
         let dir = local::attempt_dir(&self.state_dir, &execution.id, &state.node, state.attempts);
         let mut handle = json!({ "dir": dir.display().to_string() });

@@ -73,6 +73,16 @@ impl Scheduler {
         Scheduler::default()
     }
 
+    /// The soonest instant after `now` that some schedule known to the last
+    /// tick fires at: the daemon ticks then rather than up to a tick late.
+    pub fn next_due(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.states
+            .values()
+            .filter_map(|s| s.next_due)
+            .filter(|due| *due > now)
+            .min()
+    }
+
     /// Decides every active schedule at `now` and creates what is due.
     pub async fn tick(
         &mut self,

@@ -1,4 +1,5 @@
 //! Executors: how a workflow node attempt runs (today: host processes, see `process`).
 
+pub mod kubernetes;
 pub mod local;
 pub mod process;

@@ -7,6 +7,7 @@ mod digests;
 mod engine;
 mod executions_store;
 mod incremental;
+mod kubernetes;
 mod loader_props;
 mod notify;
 mod preview;

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::{GitRepo, TestDb, weir_json};
+use crate::common::{GitRepo, TestDb, weir_json, weir_with};
 use crate::serve::{Daemon, eventually, http};
 
 /// One request the receiver got.
@@ -363,6 +363,15 @@ fn webhooks_are_signed_retried_and_never_hold_up_the_schedule() {
         .map(|a| &a["httpStatus"])
         .collect();
     assert_eq!(statuses, [500, 500, 200], "{delivery:#}");
+    let shown = weir_with(&["executions", &flaky], &setup.db);
+    let text = String::from_utf8_lossy(&shown.stdout);
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("webhook"))
+        .unwrap_or_else(|| panic!("a delivery row in {text}"));
+    for part in ["succeeded", "/flaky", "delivered", "3", "200"] {
+        assert!(row.contains(part), "{part:?} in {row}");
+    }
     let ids: Vec<String> = receiver
         .requests("/flaky")
         .iter()

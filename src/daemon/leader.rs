@@ -1,0 +1,166 @@
+//! Leader election through a `coordination.k8s.io/v1` Lease, as
+//! client-go's leader election does: several `weir serve` replicas serve
+//! the API and webhooks, and only the one holding the Lease schedules,
+//! drives executions and sends notifications.
+//!
+//! The holder renews the Lease every `duration / 3`; another replica takes
+//! it over once it has not been renewed for `duration`. Every write is a
+//! replace with the resourceVersion read, so of two replicas racing for an
+//! expired Lease exactly one wins (the other gets 409 Conflict). A leader
+//! that cannot renew before its Lease expires stops leading at once.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, PostParams};
+use tokio_util::sync::CancellationToken;
+
+/// Whether this replica leads now.
+#[derive(Debug, Clone, Default)]
+pub struct Leadership(Arc<AtomicBool>);
+
+impl Leadership {
+    /// Always leading: one replica, no Lease (the local executor).
+    pub fn alone() -> Leadership {
+        Leadership(Arc::new(AtomicBool::new(true)))
+    }
+
+    pub fn is_leading(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    fn set(&self, leading: bool) {
+        let was = self.0.swap(leading, Ordering::SeqCst);
+        if was != leading {
+            tracing::info!(leading, "leadership changed");
+        }
+    }
+}
+
+/// The Lease and who this replica is.
+#[derive(Debug, Clone)]
+pub struct Elector {
+    pub name: String,
+    pub identity: String,
+    pub duration: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the Lease {name}: {source}")]
+pub struct Error {
+    name: String,
+    #[source]
+    source: kube::Error,
+}
+
+/// What one round of the election did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Round {
+    /// This replica holds the Lease (acquired or renewed).
+    Leading,
+    /// Another replica holds a live Lease, or won the race for it.
+    Following,
+}
+
+impl Elector {
+    /// One round: read the Lease; create it, renew it, or take it over when
+    /// it expired; or leave it to its live holder.
+    pub async fn round(&self, api: &Api<Lease>) -> Result<Round, Error> {
+        let error = |source| Error {
+            name: self.name.clone(),
+            source,
+        };
+        let now = Timestamp::now();
+        let seconds = i32::try_from(self.duration.as_secs())
+            .unwrap_or(i32::MAX)
+            .max(1);
+        let current = match api.get_opt(&self.name).await.map_err(error)? {
+            Some(lease) => lease,
+            None => {
+                let lease = Lease {
+                    metadata: ObjectMeta {
+                        name: Some(self.name.clone()),
+                        ..ObjectMeta::default()
+                    },
+                    spec: Some(LeaseSpec {
+                        holder_identity: Some(self.identity.clone()),
+                        lease_duration_seconds: Some(seconds),
+                        acquire_time: Some(MicroTime(now)),
+                        renew_time: Some(MicroTime(now)),
+                        lease_transitions: Some(0),
+                        ..LeaseSpec::default()
+                    }),
+                };
+                return match api.create(&PostParams::default(), &lease).await {
+                    Ok(_) => Ok(Round::Leading),
+                    Err(kube::Error::Api(s)) if s.code == 409 => Ok(Round::Following),
+                    Err(e) => Err(error(e)),
+                };
+            }
+        };
+        let spec = current.spec.clone().unwrap_or_default();
+        let holder = spec.holder_identity.clone().unwrap_or_default();
+        let renewed = spec.renew_time.as_ref().map(|t| t.0);
+        let lasts_ms = 1000 * i64::from(spec.lease_duration_seconds.unwrap_or(seconds));
+        let expired =
+            renewed.is_none_or(|at| at.as_millisecond() + lasts_ms < now.as_millisecond());
+        let mine = holder == self.identity;
+        if !mine && !holder.is_empty() && !expired {
+            return Ok(Round::Following);
+        }
+        let mut next = current.clone();
+        let transitions = spec.lease_transitions.unwrap_or(0);
+        next.spec = Some(LeaseSpec {
+            holder_identity: Some(self.identity.clone()),
+            lease_duration_seconds: Some(seconds),
+            acquire_time: if mine {
+                spec.acquire_time
+            } else {
+                Some(MicroTime(now))
+            },
+            renew_time: Some(MicroTime(now)),
+            lease_transitions: Some(if mine { transitions } else { transitions + 1 }),
+            ..spec
+        });
+        // The resourceVersion read makes this a compare-and-swap.
+        match api.replace(&self.name, &PostParams::default(), &next).await {
+            Ok(_) => Ok(Round::Leading),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(Round::Following),
+            Err(e) => Err(error(e)),
+        }
+    }
+
+    /// Runs rounds until `shutdown`, keeping `leadership` true while this
+    /// replica holds the Lease.
+    pub async fn run(self, api: Api<Lease>, leadership: Leadership, shutdown: CancellationToken) {
+        let mut last_held: Option<tokio::time::Instant> = None;
+        loop {
+            match self.round(&api).await {
+                Ok(Round::Leading) => {
+                    last_held = Some(tokio::time::Instant::now());
+                    leadership.set(true);
+                }
+                Ok(Round::Following) => {
+                    last_held = None;
+                    leadership.set(false);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "leader election round failed");
+                    // Keep leading only while the Lease we hold is live.
+                    if last_held.is_none_or(|at| at.elapsed() >= self.duration) {
+                        leadership.set(false);
+                    }
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(self.duration / 3) => {}
+            }
+        }
+        leadership.set(false);
+    }
+}

@@ -1,0 +1,487 @@
+//! One `batch/v1` Job per node attempt (DESIGN.md section 6): its name is
+//! derived from (execution, node, attempt), so creating it again after a
+//! restart finds the first; its pod runs the task's image with `weir
+//! exec-task` as the entrypoint, copied in from the weir image by an init
+//! container (as Argo Workflows' emissary does).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, PodSecurityContext,
+    PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile, SecretKeySelector,
+    SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use crate::spec::{Digest, TaskSpec};
+
+/// The label every Job weir makes carries.
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "weir");
+pub const LABEL_EXECUTION: &str = "weir.dev/execution";
+pub const LABEL_NODE: &str = "weir.dev/node";
+pub const LABEL_TASK: &str = "weir.dev/task";
+pub const LABEL_VERSION: &str = "weir.dev/version";
+pub const LABEL_COMMIT: &str = "weir.dev/commit";
+pub const LABEL_PROJECT: &str = "weir.dev/project";
+pub const LABEL_ATTEMPT: &str = "weir.dev/attempt";
+/// Full values that do not fit a label (a node path, a whole digest).
+pub const ANNOTATION_NODE: &str = "weir.dev/node-path";
+pub const ANNOTATION_VERSION: &str = "weir.dev/task-version";
+
+/// The environment variable carrying the attempt to `weir exec-task`.
+pub const ATTEMPT_ENV: &str = "WEIR_ATTEMPT";
+/// Where the init container puts the weir binary in the task's container.
+pub const BIN_DIR: &str = "/weir/bin";
+/// The task container's name (its termination message carries outputs).
+pub const TASK_CONTAINER: &str = "task";
+
+/// What the executor is configured with (`[kubernetes]` in weir.toml).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub namespace: String,
+    /// The weir image the init container copies `weir` from.
+    pub image: String,
+    /// The image of script and notebook tasks that name none.
+    pub default_task_image: String,
+    /// Task pods' service account when the task names none.
+    pub service_account: Option<String>,
+    /// How long finished Jobs stay for `kubectl logs`.
+    pub ttl_after_finished: Duration,
+    /// The user id task containers run as (non-root).
+    pub run_as_user: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            namespace: "default".into(),
+            image: concat!("ghcr.io/weir-dev/weir:", env!("CARGO_PKG_VERSION")).into(),
+            default_task_image: "python:3.12-slim".into(),
+            service_account: None,
+            ttl_after_finished: Duration::from_secs(3600),
+            run_as_user: 65532,
+        }
+    }
+}
+
+/// One attempt to run as a Job.
+#[derive(Debug, Clone)]
+pub struct JobRequest<'a> {
+    pub execution: &'a str,
+    pub project: &'a str,
+    pub commit: &'a str,
+    pub node: &'a str,
+    pub task: &'a str,
+    pub task_version: &'a Digest,
+    pub attempt: u32,
+    pub spec: &'a TaskSpec,
+    pub timeout: Option<Duration>,
+    /// The attempt as `weir exec-task` reads it (JSON).
+    pub payload: String,
+}
+
+/// `weir-<node>-<16 hex of sha256(execution/node/attempt)>`: unique per
+/// attempt, the same every time it is computed, a DNS-1123 label (at most
+/// 63 characters; Job names also name their pods).
+pub fn job_name(execution: &str, node: &str, attempt: u32) -> String {
+    let digest = Digest::of_json(&serde_json::Value::String(format!(
+        "{execution}/{node}/{attempt}"
+    )));
+    let hash = &digest.as_str()[..16];
+    // 63 - len("weir-") - len("-") - 16 = 41 characters for the node.
+    let readable = dns_label(node, 41);
+    if readable.is_empty() {
+        format!("weir-{hash}")
+    } else {
+        format!("weir-{readable}-{hash}")
+    }
+}
+
+/// `text` lowercased with anything outside `[a-z0-9-]` as `-`, trimmed of
+/// `-` at both ends, at most `max` characters.
+fn dns_label(text: &str, max: usize) -> String {
+    let mapped: String = text
+        .chars()
+        .map(|c| {
+            let c = c.to_ascii_lowercase();
+            if c.is_ascii_lowercase() || c.is_ascii_digit() {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(max)
+        .collect();
+    mapped.trim_matches('-').to_owned()
+}
+
+/// A label value: at most 63 of `[A-Za-z0-9._-]`, alphanumeric at both ends.
+pub fn label_value(text: &str) -> String {
+    let mapped: String = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '.'
+            }
+        })
+        .take(63)
+        .collect();
+    mapped
+        .trim_matches(|c: char| !c.is_ascii_alphanumeric())
+        .to_owned()
+}
+
+/// The labels of an attempt's Job and pod.
+pub fn labels(req: &JobRequest<'_>) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned()),
+        (LABEL_EXECUTION.to_owned(), label_value(req.execution)),
+        (LABEL_NODE.to_owned(), label_value(req.node)),
+        (LABEL_TASK.to_owned(), label_value(req.task)),
+        (
+            LABEL_VERSION.to_owned(),
+            req.task_version.short().to_owned(),
+        ),
+        (LABEL_COMMIT.to_owned(), label_value(req.commit)),
+        (LABEL_PROJECT.to_owned(), label_value(req.project)),
+        (LABEL_ATTEMPT.to_owned(), req.attempt.to_string()),
+    ])
+}
+
+/// The image the task runs in.
+fn task_image(spec: &TaskSpec, settings: &Settings) -> String {
+    spec.container
+        .as_ref()
+        .map(|c| c.image.clone())
+        .or_else(|| spec.script.as_ref().and_then(|s| s.image.clone()))
+        .or_else(|| spec.notebook.as_ref().and_then(|n| n.image.clone()))
+        .unwrap_or_else(|| settings.default_task_image.clone())
+}
+
+/// Non-root, no privilege escalation, every capability dropped.
+fn restricted_container() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            ..Capabilities::default()
+        }),
+        run_as_non_root: Some(true),
+        ..SecurityContext::default()
+    }
+}
+
+fn quantities(
+    map: &BTreeMap<String, crate::spec::quantity::Quantity>,
+) -> Option<BTreeMap<String, Quantity>> {
+    (!map.is_empty()).then(|| {
+        map.iter()
+            .map(|(k, v)| (k.clone(), Quantity(v.0.clone())))
+            .collect()
+    })
+}
+
+/// The Job of one attempt.
+pub fn build(settings: &Settings, req: &JobRequest<'_>) -> Job {
+    let name = job_name(req.execution, req.node, req.attempt);
+    let labels = labels(req);
+    let annotations = BTreeMap::from([
+        (ANNOTATION_NODE.to_owned(), req.node.to_owned()),
+        (
+            ANNOTATION_VERSION.to_owned(),
+            req.task_version.as_str().to_owned(),
+        ),
+    ]);
+    let bin = VolumeMount {
+        name: "weir-bin".into(),
+        mount_path: BIN_DIR.into(),
+        ..VolumeMount::default()
+    };
+    let init = Container {
+        name: "weir-init".into(),
+        image: Some(settings.image.clone()),
+        command: Some(vec![
+            "cp".into(),
+            "/usr/local/bin/weir".into(),
+            format!("{BIN_DIR}/weir"),
+        ]),
+        volume_mounts: Some(vec![bin.clone()]),
+        security_context: Some(restricted_container()),
+        ..Container::default()
+    };
+    let mut env = vec![EnvVar {
+        name: ATTEMPT_ENV.into(),
+        value: Some(req.payload.clone()),
+        ..EnvVar::default()
+    }];
+    env.extend(req.spec.secrets.iter().map(|s| EnvVar {
+        name: s.env.clone(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: s.name.clone(),
+                key: s.key.clone(),
+                optional: Some(false),
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }));
+    let task = Container {
+        name: TASK_CONTAINER.into(),
+        image: Some(task_image(req.spec, settings)),
+        command: Some(vec![format!("{BIN_DIR}/weir"), "exec-task".into()]),
+        env: Some(env),
+        resources: Some(ResourceRequirements {
+            requests: quantities(&req.spec.resources.requests),
+            limits: quantities(&req.spec.resources.limits),
+            ..ResourceRequirements::default()
+        }),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                read_only: Some(true),
+                ..bin
+            },
+            VolumeMount {
+                name: "work".into(),
+                mount_path: "/weir/work".into(),
+                ..VolumeMount::default()
+            },
+        ]),
+        termination_message_policy: Some("File".into()),
+        security_context: Some(restricted_container()),
+        ..Container::default()
+    };
+    let service_account = req
+        .spec
+        .service_account
+        .clone()
+        .or_else(|| settings.service_account.clone());
+    let empty_dir = |name: &str| Volume {
+        name: name.into(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Volume::default()
+    };
+    Job {
+        metadata: ObjectMeta {
+            name: Some(name),
+            namespace: Some(settings.namespace.clone()),
+            labels: Some(labels.clone()),
+            annotations: Some(annotations.clone()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(JobSpec {
+            // The engine retries; a Job runs its pod once.
+            backoff_limit: Some(0),
+            active_deadline_seconds: req
+                .timeout
+                .map(|t| i64::try_from(t.as_secs().max(1)).unwrap_or(i64::MAX)),
+            ttl_seconds_after_finished: Some(
+                i32::try_from(settings.ttl_after_finished.as_secs()).unwrap_or(i32::MAX),
+            ),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    annotations: Some(annotations),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    restart_policy: Some("Never".into()),
+                    service_account_name: service_account.clone(),
+                    // Tasks get no API token unless the task itself names
+                    // the account it needs (the default account is bound to
+                    // no Role and gets none).
+                    automount_service_account_token: Some(req.spec.service_account.is_some()),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(settings.run_as_user),
+                        run_as_group: Some(settings.run_as_user),
+                        fs_group: Some(settings.run_as_user),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".into(),
+                            ..SeccompProfile::default()
+                        }),
+                        ..PodSecurityContext::default()
+                    }),
+                    init_containers: Some(vec![init]),
+                    containers: vec![task],
+                    volumes: Some(vec![empty_dir("weir-bin"), empty_dir("work")]),
+                    ..PodSpec::default()
+                }),
+            },
+            ..JobSpec::default()
+        }),
+        ..Job::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{Resources, SecretRef};
+
+    fn spec() -> TaskSpec {
+        let mut spec: TaskSpec = serde_json::from_value(serde_json::json!({
+            "container": { "image": "ghcr.io/acme/train:1.4", "command": ["python", "train.py"] },
+            "timeout": "30m",
+            "serviceAccount": "trainer",
+        }))
+        .expect("a task spec");
+        spec.resources = Resources {
+            requests: BTreeMap::from([(
+                "cpu".into(),
+                crate::spec::quantity::Quantity("500m".into()),
+            )]),
+            limits: BTreeMap::from([(
+                "memory".into(),
+                crate::spec::quantity::Quantity("2Gi".into()),
+            )]),
+        };
+        spec.secrets = vec![SecretRef {
+            name: "warehouse".into(),
+            key: "password".into(),
+            env: "DB_PASSWORD".into(),
+        }];
+        spec
+    }
+
+    #[test]
+    fn names_are_deterministic_dns_labels_per_attempt() {
+        let a = job_name("nightly-0123456789ab", "fit/train", 1);
+        assert_eq!(a, job_name("nightly-0123456789ab", "fit/train", 1));
+        assert_ne!(a, job_name("nightly-0123456789ab", "fit/train", 2));
+        assert_ne!(a, job_name("nightly-0123456789ac", "fit/train", 1));
+        assert!(a.starts_with("weir-fit-train-"), "{a}");
+        let long = job_name("x", &"Very_Long/Node.Name".repeat(10), 3);
+        assert!(long.len() <= 63, "{long}");
+        for name in [&a, &long] {
+            assert!(
+                name.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                    && !name.ends_with('-'),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_job_carries_labels_resources_secrets_and_a_restricted_pod() {
+        let spec = spec();
+        let version = Digest::from_hex("ab".repeat(32));
+        let req = JobRequest {
+            execution: "nightly-0123456789ab",
+            project: "churn",
+            commit: &"c".repeat(40),
+            node: "fit/train",
+            task: "train",
+            task_version: &version,
+            attempt: 2,
+            spec: &spec,
+            timeout: Some(Duration::from_secs(1800)),
+            payload: "{}".into(),
+        };
+        let settings = Settings {
+            namespace: "weir".into(),
+            ..Settings::default()
+        };
+        let job = build(&settings, &req);
+        let labels = job.metadata.labels.clone().expect("labels");
+        assert_eq!(labels[LABEL_EXECUTION], "nightly-0123456789ab");
+        assert_eq!(labels[LABEL_NODE], "fit.train");
+        assert_eq!(labels[LABEL_TASK], "train");
+        assert_eq!(labels[LABEL_VERSION], "abababababab");
+        assert_eq!(labels[LABEL_COMMIT], "c".repeat(40));
+        assert_eq!(labels[LABEL_PROJECT], "churn");
+        assert_eq!(labels["app.kubernetes.io/managed-by"], "weir");
+        assert_eq!(job.metadata.namespace.as_deref(), Some("weir"));
+        let job_spec = job.spec.expect("spec");
+        assert_eq!(job_spec.backoff_limit, Some(0));
+        assert_eq!(job_spec.active_deadline_seconds, Some(1800));
+        assert_eq!(job_spec.ttl_seconds_after_finished, Some(3600));
+        let pod = job_spec.template.spec.expect("pod");
+        assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
+        assert_eq!(pod.service_account_name.as_deref(), Some("trainer"));
+        assert_eq!(pod.automount_service_account_token, Some(true));
+        let security = pod.security_context.expect("pod security");
+        assert_eq!(security.run_as_non_root, Some(true));
+        assert_eq!(
+            security.seccomp_profile.map(|s| s.type_).as_deref(),
+            Some("RuntimeDefault")
+        );
+        let task = &pod.containers[0];
+        assert_eq!(task.image.as_deref(), Some("ghcr.io/acme/train:1.4"));
+        assert_eq!(
+            task.command.as_deref(),
+            Some(&["/weir/bin/weir".to_owned(), "exec-task".to_owned()][..])
+        );
+        let resources = task.resources.clone().expect("resources");
+        assert_eq!(resources.requests.expect("requests")["cpu"].0, "500m");
+        assert_eq!(resources.limits.expect("limits")["memory"].0, "2Gi");
+        let env = task.env.clone().expect("env");
+        let secret = env
+            .iter()
+            .find(|e| e.name == "DB_PASSWORD")
+            .expect("secret env");
+        let selector = secret
+            .value_from
+            .clone()
+            .and_then(|v| v.secret_key_ref)
+            .expect("secretKeyRef");
+        assert_eq!(
+            (selector.name.as_str(), selector.key.as_str()),
+            ("warehouse", "password")
+        );
+        assert!(secret.value.is_none(), "never the value");
+        for container in pod.init_containers.iter().flatten().chain(&pod.containers) {
+            let sc = container
+                .security_context
+                .clone()
+                .expect("container security");
+            assert_eq!(
+                sc.allow_privilege_escalation,
+                Some(false),
+                "{}",
+                container.name
+            );
+            assert_eq!(
+                sc.capabilities.and_then(|c| c.drop),
+                Some(vec!["ALL".to_owned()]),
+                "{}",
+                container.name
+            );
+        }
+    }
+
+    #[test]
+    fn a_task_without_its_own_account_gets_the_default_and_no_token() {
+        let mut spec = spec();
+        spec.service_account = None;
+        let version = Digest::from_hex("ab".repeat(32));
+        let req = JobRequest {
+            execution: "e",
+            project: "p",
+            commit: "c",
+            node: "n",
+            task: "t",
+            task_version: &version,
+            attempt: 1,
+            spec: &spec,
+            timeout: None,
+            payload: "{}".into(),
+        };
+        let settings = Settings {
+            service_account: Some("weir-task".into()),
+            ..Settings::default()
+        };
+        let job = build(&settings, &req);
+        let job_spec = job.spec.expect("spec");
+        assert_eq!(job_spec.active_deadline_seconds, None);
+        let pod = job_spec.template.spec.expect("pod");
+        assert_eq!(pod.service_account_name.as_deref(), Some("weir-task"));
+        assert_eq!(pod.automount_service_account_token, Some(false));
+    }
+}

@@ -1,0 +1,213 @@
+//! The Kubernetes executor (DESIGN.md section 6): one `batch/v1` Job per
+//! node attempt ([`job`]), observed with one list of Jobs and one of Pods
+//! per engine tick ([`observe`]), through the real `kube::Client`.
+//!
+//! Every call that changes the cluster is safe to repeat: a create that
+//! meets an existing Job of the same name (a restart, or a retried request
+//! whose first try did land) reads it and adopts it; a delete of a Job that
+//! is gone is done. Transient API errors (5xx, 429, timeouts, a dropped
+//! connection) are retried a few times with backoff, so an attempt is never
+//! started twice and never lost to one bad answer.
+
+pub mod job;
+pub mod observe;
+pub mod pod;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, ListParams, PostParams, PropagationPolicy};
+
+pub use job::{JobRequest, Settings};
+pub use observe::{JobState, Report};
+
+/// Tries of one API call before its error is returned.
+const TRIES: u32 = 4;
+/// The wait before the second try; doubled after each.
+const BACKOFF: Duration = Duration::from_millis(100);
+/// Objects per list page.
+const PAGE: u32 = 500;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the Kubernetes API failed to {doing}: {source}")]
+    Api {
+        doing: &'static str,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("Job {name} exists but belongs to another attempt ({found})")]
+    Foreign { name: String, found: String },
+}
+
+/// How a create ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    New,
+    /// The Job existed already (same name and attempt): adopted.
+    Adopted,
+}
+
+/// Jobs and Pods of one namespace, through a `kube::Client`.
+pub struct Kube {
+    jobs: Api<Job>,
+    pods: Api<Pod>,
+    settings: Settings,
+    calls: AtomicU64,
+}
+
+impl Kube {
+    pub fn new(client: kube::Client, settings: Settings) -> Kube {
+        Kube {
+            jobs: Api::namespaced(client.clone(), &settings.namespace),
+            pods: Api::namespaced(client, &settings.namespace),
+            settings,
+            calls: AtomicU64::new(0),
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// API requests made so far (for the benchmark and metrics).
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// Runs `call` until it succeeds, fails for good, or runs out of tries.
+    async fn retrying<T, F, Fut>(&self, doing: &'static str, mut call: F) -> Result<T, Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, kube::Error>>,
+    {
+        let mut wait = BACKOFF;
+        for attempt in 1..=TRIES {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            match call().await {
+                Ok(value) => return Ok(value),
+                Err(e) if attempt < TRIES && transient(&e) => {
+                    tracing::info!(doing, attempt, error = %e, "Kubernetes API call failed; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
+                Err(source) => return Err(Error::Api { doing, source }),
+            }
+        }
+        unreachable!("the last try returns")
+    }
+
+    /// Creates `job`, or adopts the Job of the same name when it exists.
+    pub async fn create(&self, job: &Job) -> Result<Created, Error> {
+        let name = job.metadata.name.clone().unwrap_or_default();
+        let created = self
+            .retrying("create a Job", || async {
+                match self.jobs.create(&PostParams::default(), job).await {
+                    Ok(_) => Ok(Created::New),
+                    Err(kube::Error::Api(status)) if status.code == 409 => Ok(Created::Adopted),
+                    Err(e) => Err(e),
+                }
+            })
+            .await?;
+        if created == Created::Adopted {
+            let existing = self
+                .retrying("read an existing Job", || self.jobs.get(&name))
+                .await?;
+            let attempt = |j: &Job| {
+                j.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(job::LABEL_ATTEMPT).cloned())
+                    .zip(
+                        j.metadata
+                            .annotations
+                            .as_ref()
+                            .and_then(|a| a.get(job::ANNOTATION_NODE).cloned()),
+                    )
+            };
+            if attempt(&existing) != attempt(job) {
+                return Err(Error::Foreign {
+                    name,
+                    found: format!("{:?}", attempt(&existing)),
+                });
+            }
+            tracing::info!(job = %name, "the Job existed: adopted");
+        }
+        Ok(created)
+    }
+
+    /// Every weir Job's state, by name: one list of Jobs and one of Pods
+    /// (more only past 500 of either, a page each).
+    pub async fn observe(&self) -> Result<HashMap<String, JobState>, Error> {
+        let jobs = self.list(&self.jobs, "list Jobs").await?;
+        let pods = self.list(&self.pods, "list Pods").await?;
+        Ok(observe::states(&jobs, &pods))
+    }
+
+    /// Names of weir's Jobs with their execution label.
+    pub async fn job_executions(&self) -> Result<Vec<(String, String)>, Error> {
+        let jobs = self.list(&self.jobs, "list Jobs").await?;
+        Ok(jobs
+            .into_iter()
+            .filter_map(|j| {
+                let execution = j
+                    .metadata
+                    .labels
+                    .as_ref()?
+                    .get(job::LABEL_EXECUTION)?
+                    .clone();
+                Some((j.metadata.name?, execution))
+            })
+            .collect())
+    }
+
+    async fn list<K>(&self, api: &Api<K>, doing: &'static str) -> Result<Vec<K>, Error>
+    where
+        K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        let selector = format!("{}={}", job::MANAGED_BY.0, job::MANAGED_BY.1);
+        let mut items = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut params = ListParams::default().labels(&selector).limit(PAGE);
+            if let Some(t) = &token {
+                params = params.continue_token(t);
+            }
+            let page = self.retrying(doing, || api.list(&params)).await?;
+            items.extend(page.items);
+            token = page.metadata.continue_.filter(|t| !t.is_empty());
+            if token.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+
+    /// Deletes a Job and its pods (foreground propagation); a Job that is
+    /// gone is fine.
+    pub async fn delete(&self, name: &str) -> Result<(), Error> {
+        let params = DeleteParams {
+            propagation_policy: Some(PropagationPolicy::Foreground),
+            ..DeleteParams::default()
+        };
+        self.retrying("delete a Job", || async {
+            match self.jobs.delete(name, &params).await {
+                Ok(_) => Ok(()),
+                Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+                Err(e) => Err(e),
+            }
+        })
+        .await
+    }
+}
+
+/// Whether retrying the same call may succeed.
+fn transient(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => status.code >= 500 || status.code == 429 || status.code == 0,
+        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        _ => false,
+    }
+}

@@ -1,0 +1,142 @@
+//! The pod side of an attempt: `weir exec-task`, the task container's
+//! entrypoint. It applies the same data contract as the local executor
+//! (it runs [`crate::executor::local::run`] inside the container): inputs
+//! fetched from the artifact store, the task run, outputs type-checked and
+//! file outputs uploaded, then the outcome written as JSON ([`Report`]) to
+//! the container's termination message, where the executor reads it from
+//! the pod's status.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::observe::Report;
+use crate::artifact::{self, ArtifactStore};
+use crate::executor::local::{self, Attempt, Outcome};
+use crate::spec::TaskSpec;
+
+/// Kubernetes keeps at most this much of a termination message.
+pub const MESSAGE_LIMIT: usize = 4096;
+/// Where the kubelet reads the termination message by default.
+pub const TERMINATION_LOG: &str = "/dev/termination-log";
+
+/// What the executor hands `weir exec-task` (the `WEIR_ATTEMPT` variable).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Payload {
+    pub execution: String,
+    pub node: String,
+    pub attempt: u32,
+    pub task: String,
+    pub spec: TaskSpec,
+    /// Input values; files and directories as `sha256:` references.
+    pub inputs: BTreeMap<String, Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u64>,
+    /// A notebook task's notebook (read from Git by the engine).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notebook: Option<String>,
+    /// The artifact store both sides share (`artifact::open`).
+    pub artifacts: String,
+}
+
+/// Runs the attempt in `work` and returns its report (never panics on
+/// task errors: they are reports).
+pub async fn exec(payload: &Payload, work: &Path, cancel: &CancellationToken) -> Report {
+    let artifacts: Box<dyn ArtifactStore> = match artifact::open(&payload.artifacts) {
+        Ok(store) => store,
+        Err(e) => {
+            return Report::Failed {
+                error: format!("the artifact store `{}`: {e}", payload.artifacts),
+            };
+        }
+    };
+    let attempt = Attempt {
+        dir: work.join("attempt"),
+        task: &payload.task,
+        spec: &payload.spec,
+        inputs: &payload.inputs,
+        // The Job's activeDeadlineSeconds is the hard bound; this one
+        // reports a timeout as such rather than as a killed pod.
+        timeout: payload.timeout_seconds.map(Duration::from_secs),
+        notebook: payload.notebook.clone().map(Ok),
+    };
+    let dir = attempt.dir.clone();
+    let outcome = local::run(attempt, artifacts.as_ref(), cancel, |_| {}).await;
+    replay_logs(&dir);
+    match outcome {
+        Outcome::Succeeded { outputs } => Report::Succeeded { outputs },
+        Outcome::Failed { error } => Report::Failed { error },
+        Outcome::TimedOut => Report::TimedOut,
+        Outcome::Cancelled | Outcome::Interrupted => Report::Failed {
+            error: "the task was stopped".into(),
+        },
+    }
+}
+
+/// The report as the termination message: at most [`MESSAGE_LIMIT`] bytes.
+/// Outputs that do not fit fail the attempt with a message saying so.
+pub fn message(report: &Report) -> String {
+    let text = serde_json::to_string(report).expect("reports serialize");
+    if text.len() <= MESSAGE_LIMIT {
+        return text;
+    }
+    let error = format!(
+        "the task's values are {} bytes as JSON, over the {MESSAGE_LIMIT}-byte termination message: pass large values as `file` or `json`-in-a-file outputs",
+        text.len()
+    );
+    serde_json::to_string(&Report::Failed { error }).expect("reports serialize")
+}
+
+/// Writes the task's logs to this process's stdout and stderr, where
+/// `kubectl logs` finds them.
+fn replay_logs(dir: &Path) {
+    use std::io::Write as _;
+    for (file, to_stderr) in [("stdout.log", false), ("stderr.log", true)] {
+        let Ok(bytes) = std::fs::read(dir.join(file)) else {
+            continue;
+        };
+        let _ = if to_stderr {
+            std::io::stderr().write_all(&bytes)
+        } else {
+            std::io::stdout().write_all(&bytes)
+        };
+    }
+}
+
+/// Where the termination message goes (`WEIR_TERMINATION_LOG` overrides it,
+/// for running `weir exec-task` outside a pod).
+pub fn termination_log() -> PathBuf {
+    std::env::var_os("WEIR_TERMINATION_LOG")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(TERMINATION_LOG))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_too_long_for_kubernetes_fails_the_attempt_and_says_why() {
+        let small = Report::Succeeded {
+            outputs: BTreeMap::from([("rows".to_owned(), Value::from(42))]),
+        };
+        assert_eq!(
+            serde_json::from_str::<Report>(&message(&small)).expect("json"),
+            small
+        );
+        let big = Report::Succeeded {
+            outputs: BTreeMap::from([("blob".to_owned(), Value::from("x".repeat(5000)))]),
+        };
+        let text = message(&big);
+        assert!(text.len() <= MESSAGE_LIMIT);
+        let Report::Failed { error } = serde_json::from_str(&text).expect("json") else {
+            panic!("{text}")
+        };
+        assert!(error.contains("termination message"), "{error}");
+    }
+}

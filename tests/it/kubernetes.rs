@@ -1,0 +1,512 @@
+//! The Kubernetes executor through the real `kube::Client`, backed by
+//! kube-fake-client's in-memory API (no cluster runs here), with a small
+//! stand-in for the kubelet and the Job controller: it runs each Job's task
+//! container as a real `weir exec-task` process with the Job's environment,
+//! then writes the pod's status (termination message, exit code) and the
+//! Job's conditions, honouring `activeDeadlineSeconds` and deletions.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube_fake_client::{ClientBuilder, interceptor};
+use serde_json::{Value, json};
+use weir::engine::Engine;
+use weir::engine::create::{self, Request};
+use weir::engine::kubernetes::KubeRuns;
+use weir::executor::kubernetes::{Kube, Settings};
+use weir::store::Store;
+use weir::store::execution::{NodeStatus, Status};
+
+use crate::common::{GitRepo, TestDb, weir_with};
+
+const NAMESPACE: &str = "weir";
+
+/// The kubelet and the Job controller, for the Jobs of one namespace.
+struct Kubelet {
+    stop: Arc<AtomicBool>,
+    /// While set, Jobs are left pending (nothing runs).
+    paused: Arc<AtomicBool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+struct Running {
+    child: Child,
+    started: Instant,
+    deadline: Option<Duration>,
+    log: PathBuf,
+}
+
+impl Kubelet {
+    fn start(client: kube::Client, work: PathBuf) -> Kubelet {
+        let stop = Arc::new(AtomicBool::new(false));
+        let paused = Arc::new(AtomicBool::new(false));
+        let (stop_flag, paused_flag) = (stop.clone(), paused.clone());
+        let task = tokio::spawn(async move {
+            let jobs: Api<Job> = Api::namespaced(client.clone(), NAMESPACE);
+            let pods: Api<Pod> = Api::namespaced(client, NAMESPACE);
+            let mut running: HashMap<String, Running> = HashMap::new();
+            let mut done: HashSet<String> = HashSet::new();
+            while !stop_flag.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let Ok(list) = jobs.list(&ListParams::default()).await else {
+                    continue;
+                };
+                let present: HashSet<String> = list
+                    .items
+                    .iter()
+                    .filter_map(|j| j.metadata.name.clone())
+                    .collect();
+                // A deleted Job's pod is stopped.
+                running.retain(|name, run| {
+                    if present.contains(name) {
+                        return true;
+                    }
+                    let _ = run.child.kill();
+                    let _ = run.child.wait();
+                    false
+                });
+                if paused_flag.load(Ordering::SeqCst) {
+                    continue;
+                }
+                for job in &list.items {
+                    let name = job.metadata.name.clone().unwrap_or_default();
+                    if done.contains(&name) || running.contains_key(&name) {
+                        continue;
+                    }
+                    running.insert(name.clone(), spawn_task(job, &work.join(&name)));
+                }
+                let mut ended = Vec::new();
+                for (name, run) in running.iter_mut() {
+                    let over = run.deadline.is_some_and(|d| run.started.elapsed() > d);
+                    if over {
+                        let _ = run.child.kill();
+                        let _ = run.child.wait();
+                        ended.push((name.clone(), None));
+                    } else if let Ok(Some(status)) = run.child.try_wait() {
+                        let message = std::fs::read_to_string(&run.log).unwrap_or_default();
+                        ended.push((name.clone(), Some((status.code().unwrap_or(137), message))));
+                    }
+                }
+                for (name, result) in ended {
+                    running.remove(&name);
+                    done.insert(name.clone());
+                    report(&jobs, &pods, &name, result).await;
+                }
+            }
+            for (_, mut run) in running {
+                let _ = run.child.kill();
+                let _ = run.child.wait();
+            }
+        });
+        Kubelet {
+            stop,
+            paused,
+            task: Some(task),
+        }
+    }
+
+    async fn stop(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Runs a Job's task container as `weir exec-task` with its environment.
+fn spawn_task(job: &Job, work: &Path) -> Running {
+    std::fs::create_dir_all(work).expect("work dir");
+    let spec = job.spec.clone().expect("a job spec");
+    let pod = spec.template.spec.expect("a pod spec");
+    let container = &pod.containers[0];
+    assert_eq!(
+        container.command.as_deref(),
+        Some(&["/weir/bin/weir".to_owned(), "exec-task".to_owned()][..])
+    );
+    let log = work.join("termination-log");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_weir"));
+    command
+        .arg("exec-task")
+        .env("WEIR_WORK_DIR", work)
+        .env("WEIR_TERMINATION_LOG", &log)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for var in container.env.iter().flatten() {
+        if let Some(value) = &var.value {
+            command.env(&var.name, value);
+        }
+    }
+    Running {
+        child: command.spawn().expect("weir exec-task starts"),
+        started: Instant::now(),
+        deadline: spec
+            .active_deadline_seconds
+            .map(|s| Duration::from_secs(u64::try_from(s).unwrap_or(0))),
+        log,
+    }
+}
+
+/// Writes the pod (its task container terminated) and the Job's condition;
+/// `None`: the deadline passed.
+async fn report(jobs: &Api<Job>, pods: &Api<Pod>, name: &str, result: Option<(i32, String)>) {
+    let (condition, reason, terminated) = match &result {
+        Some((0, message)) => (
+            "Complete",
+            "Completed",
+            json!({ "exitCode": 0, "reason": "Completed", "message": message }),
+        ),
+        Some((code, message)) => (
+            "Failed",
+            "BackoffLimitExceeded",
+            json!({ "exitCode": code, "reason": "Error", "message": message }),
+        ),
+        None => (
+            "Failed",
+            "DeadlineExceeded",
+            json!({ "exitCode": 137, "reason": "Error" }),
+        ),
+    };
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": { "name": format!("{name}-pod"), "namespace": NAMESPACE,
+                      "labels": { "job-name": name, "app.kubernetes.io/managed-by": "weir" } },
+        "spec": { "containers": [ { "name": "task" } ] },
+        "status": { "containerStatuses": [ {
+            "name": "task", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+            "state": { "terminated": terminated } } ] }
+    }))
+    .expect("a pod");
+    let _ = pods.create(&PostParams::default(), &pod).await;
+    let status = json!({ "status": { "conditions": [
+        { "type": condition, "status": "True", "reason": reason, "message": reason }
+    ] } });
+    let _ = jobs
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+        .await;
+}
+
+/// A store with `defs` synced from a fresh repository (SQLite).
+fn synced(defs: &[(&str, &str)]) -> (TestDb, GitRepo) {
+    let db = TestDb::sqlite();
+    let repo = GitRepo::new();
+    for (path, text) in defs {
+        repo.write(path, text);
+    }
+    repo.commit("Definitions");
+    let out = weir_with(
+        &["sync", "--repo", repo.path().to_str().expect("utf-8")],
+        &db,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (db, repo)
+}
+
+struct Cluster {
+    client: kube::Client,
+    artifacts: tempfile::TempDir,
+    state: tempfile::TempDir,
+    work: tempfile::TempDir,
+}
+
+impl Cluster {
+    async fn new(interceptors: Option<interceptor::Funcs>) -> Cluster {
+        let mut builder = ClientBuilder::new().with_status_subresource::<Job>();
+        if let Some(funcs) = interceptors {
+            builder = builder.with_interceptor_funcs(funcs);
+        }
+        Cluster {
+            client: builder.build().await.expect("a fake cluster"),
+            artifacts: tempfile::tempdir().expect("tempdir"),
+            state: tempfile::tempdir().expect("tempdir"),
+            work: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    fn engine(&self, store: Arc<dyn Store>) -> Engine {
+        let url = self.artifacts.path().display().to_string();
+        let artifacts = Arc::from(weir::artifact::open(&url).expect("artifacts"));
+        let kube = Kube::new(
+            self.client.clone(),
+            Settings {
+                namespace: NAMESPACE.into(),
+                ..Settings::default()
+            },
+        );
+        Engine::new(store, artifacts, self.state.path().to_path_buf())
+            .with_kubernetes(KubeRuns::new(kube, url))
+    }
+
+    fn kubelet(&self) -> Kubelet {
+        Kubelet::start(self.client.clone(), self.work.path().to_path_buf())
+    }
+
+    async fn jobs(&self) -> Vec<Job> {
+        Api::<Job>::namespaced(self.client.clone(), NAMESPACE)
+            .list(&ListParams::default())
+            .await
+            .expect("list jobs")
+            .items
+    }
+}
+
+async fn start(store: &dyn Store, name: &str, inputs: &[(&str, Value)]) -> String {
+    let request = Request {
+        name: name.into(),
+        inputs: inputs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect::<BTreeMap<_, _>>(),
+        trigger: "manual".into(),
+        ..Request::default()
+    };
+    let (execution, created) = create::create(store, &request).await.expect("create");
+    assert!(created);
+    execution.id
+}
+
+/// Drives `id` to its end (a generous bound guards against a hang).
+async fn finish(engine: &Engine, id: &str) -> weir::store::Execution {
+    tokio::time::timeout(Duration::from_secs(120), engine.run_until_finished(id))
+        .await
+        .expect("the execution ends")
+        .expect("the engine runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_example_workflow_runs_to_success_as_jobs_with_outputs_and_lineage() {
+    let db = TestDb::sqlite();
+    let repo = GitRepo::new();
+    crate::engine::copy_into(
+        &repo,
+        &crate::common::root().join("examples/repo"),
+        "pipelines",
+    );
+    repo.commit("The examples");
+    let out = weir_with(
+        &[
+            "sync",
+            "--repo",
+            repo.path().to_str().expect("utf-8"),
+            "--path",
+            "pipelines",
+        ],
+        &db,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let store = weir::store::open(&db.url()).await.expect("store");
+    let cluster = Cluster::new(None).await;
+    let kubelet = cluster.kubelet();
+    let engine = cluster.engine(store.clone());
+
+    let id = start(
+        store.as_ref(),
+        "hourly-etl",
+        &[("hour", json!("2026-11-24T10:00:00Z"))],
+    )
+    .await;
+    let execution = finish(&engine, &id).await;
+    kubelet.stop().await;
+    assert_eq!(execution.status, Status::Succeeded, "{:?}", execution.error);
+    assert!(execution.outputs.is_some());
+    let nodes = store.nodes(&id).await.expect("nodes");
+    assert_eq!(nodes.len(), 8);
+    for node in &nodes {
+        assert_eq!(node.status, NodeStatus::Succeeded, "{node:?}");
+        assert_eq!(node.attempts, 1);
+        assert!(
+            node.handle.as_ref().and_then(|h| h.get("job")).is_some(),
+            "the node names its Job: {node:?}"
+        );
+    }
+    // One Job per attempt, labelled for `kubectl get jobs -l …`.
+    let jobs = cluster.jobs().await;
+    assert_eq!(jobs.len(), 8);
+    for job in &jobs {
+        let labels = job.metadata.labels.clone().expect("labels");
+        assert_eq!(labels["weir.dev/execution"], id);
+        assert_eq!(labels["weir.dev/commit"], execution.commit.0);
+        assert_eq!(labels["app.kubernetes.io/managed-by"], "weir");
+    }
+    let lineage = store.lineage_of_execution(&id).await.expect("lineage");
+    assert!(
+        lineage.iter().any(|e| e.digest.as_str().len() == 64),
+        "artifacts made in pods are in the lineage: {lineage:?}"
+    );
+}
+
+const TWO_NODES: &str = r#"apiVersion: weir.dev/v1alpha1
+kind: Task
+metadata: { name: count }
+spec:
+  outputs: { rows: { type: int } }
+  script:
+    interpreter: bash
+    source: |
+      sleep 1
+      echo '{"rows": 42}' > "$WEIR_OUTPUTS/outputs.json"
+---
+apiVersion: weir.dev/v1alpha1
+kind: Task
+metadata: { name: double }
+spec:
+  inputs: { n: { type: int } }
+  outputs: { twice: { type: int } }
+  script:
+    interpreter: bash
+    source: |
+      echo "{\"twice\": $(( {{ inputs.n }} * 2 ))}" > "$WEIR_OUTPUTS/outputs.json"
+---
+apiVersion: weir.dev/v1alpha1
+kind: Task
+metadata: { name: slow }
+spec:
+  timeout: 1s
+  script: { interpreter: bash, source: "sleep 60" }
+---
+apiVersion: weir.dev/v1alpha1
+kind: Workflow
+metadata: { name: pair }
+spec:
+  nodes:
+    - { id: count, task: count }
+    - { id: double, task: double, inputs: { n: "{{ nodes.count.outputs.rows }}" } }
+  outputs: { twice: "{{ nodes.double.outputs.twice }}" }
+---
+apiVersion: weir.dev/v1alpha1
+kind: Workflow
+metadata: { name: too-slow }
+spec:
+  nodes: [ { id: slow, task: slow } ]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_errors_are_retried_without_duplicate_jobs() {
+    let (db, _repo) = synced(&[("flows.yaml", TWO_NODES)]);
+    let store = weir::store::open(&db.url()).await.expect("store");
+    // Each Job's first create fails with 500; the `double` Job's second
+    // lands but its answer is lost (the client sees 500 and tries again,
+    // meeting 409 AlreadyExists).
+    let seen: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+    let counts = seen.clone();
+    let funcs = interceptor::Funcs::new().create(move |ctx| {
+        let name = ctx.object["metadata"]["name"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        if ctx.object["kind"] != "Job" {
+            return Ok(None);
+        }
+        let n = {
+            let mut counts = counts.lock().expect("lock");
+            let n = counts.entry(name.clone()).or_insert(0);
+            *n += 1;
+            *n
+        };
+        match n {
+            1 => Err(kube_fake_client::Error::Internal(
+                "etcd leader changed".into(),
+            )),
+            2 if name.contains("double") => {
+                let job: Job = serde_json::from_value(ctx.object.clone()).expect("a job");
+                ctx.client
+                    .create(ctx.namespace, &job, ctx.params)
+                    .expect("stored behind the client's back");
+                Err(kube_fake_client::Error::Internal("connection reset".into()))
+            }
+            _ => Ok(None),
+        }
+    });
+    let cluster = Cluster::new(Some(funcs)).await;
+    let kubelet = cluster.kubelet();
+    let engine = cluster.engine(store.clone());
+    let id = start(store.as_ref(), "pair", &[]).await;
+    let execution = finish(&engine, &id).await;
+    kubelet.stop().await;
+    assert_eq!(execution.status, Status::Succeeded, "{:?}", execution.error);
+    assert_eq!(execution.outputs, Some(json!({ "twice": 84 })));
+    let jobs = cluster.jobs().await;
+    assert_eq!(jobs.len(), 2, "one Job per attempt, none twice");
+    let creates = seen.lock().expect("lock").clone();
+    assert!(creates.values().all(|n| *n >= 2), "{creates:?}");
+    assert!(
+        creates
+            .iter()
+            .any(|(name, n)| name.contains("double") && *n == 3),
+        "{creates:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_engine_adopts_running_jobs() {
+    let (db, _repo) = synced(&[("flows.yaml", TWO_NODES)]);
+    let store = weir::store::open(&db.url()).await.expect("store");
+    let cluster = Cluster::new(None).await;
+    let kubelet = cluster.kubelet();
+    kubelet.paused.store(true, Ordering::SeqCst);
+    let id = start(store.as_ref(), "pair", &[]).await;
+    {
+        // The first engine starts the first node's Job, then dies.
+        let first = cluster.engine(store.clone());
+        first.tick().await.expect("tick");
+        assert_eq!(cluster.jobs().await.len(), 1);
+    }
+    kubelet.paused.store(false, Ordering::SeqCst);
+    let second = cluster.engine(store.clone());
+    let execution = finish(&second, &id).await;
+    kubelet.stop().await;
+    assert_eq!(execution.status, Status::Succeeded, "{:?}", execution.error);
+    let nodes = store.nodes(&id).await.expect("nodes");
+    assert!(
+        nodes.iter().all(|n| n.attempts == 1),
+        "adopted, not retried: {nodes:?}"
+    );
+    assert_eq!(cluster.jobs().await.len(), 2, "no Job made twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_and_a_cancel_delete_the_job() {
+    let (db, _repo) = synced(&[("flows.yaml", TWO_NODES)]);
+    let store = weir::store::open(&db.url()).await.expect("store");
+    let cluster = Cluster::new(None).await;
+    let kubelet = cluster.kubelet();
+    let engine = cluster.engine(store.clone());
+
+    // activeDeadlineSeconds passes: timed out, and the Job is deleted.
+    let slow = start(store.as_ref(), "too-slow", &[]).await;
+    let execution = finish(&engine, &slow).await;
+    assert_eq!(execution.status, Status::TimedOut, "{:?}", execution.error);
+    assert!(
+        cluster.jobs().await.is_empty(),
+        "the timed-out Job is deleted"
+    );
+
+    // Cancelled while its first node runs: the Job is deleted.
+    kubelet.paused.store(true, Ordering::SeqCst);
+    let pair = start(store.as_ref(), "pair", &[]).await;
+    engine.tick().await.expect("tick");
+    assert_eq!(cluster.jobs().await.len(), 1);
+    assert!(store.request_cancel(&pair).await.expect("cancel"));
+    let execution = finish(&engine, &pair).await;
+    kubelet.stop().await;
+    assert_eq!(execution.status, Status::Cancelled);
+    assert!(
+        cluster.jobs().await.is_empty(),
+        "the cancelled Job is deleted"
+    );
+}
