@@ -167,6 +167,7 @@ async fn runs(State(state): State<Shared>, body: Bytes) -> Response {
         trigger: "api".into(),
         scheduled_at: None,
         no_cache: body.no_cache,
+        preview: None,
     };
     let (execution, created) = match create::create(state.store.as_ref(), &request).await {
         Ok(done) => done,
@@ -192,4 +193,3 @@ async fn runs(State(state): State<Shared>, body: Bytes) -> Response {
     )
         .into_response()
 }
-        preview: None,
