@@ -67,7 +67,7 @@ impl LocalArtifacts {
 }
 
 /// sha256 of a file's bytes, streamed.
-fn file_digest(path: &Path) -> Result<Digest, Error> {
+pub(super) fn file_digest(path: &Path) -> Result<Digest, Error> {
     let mut file = std::fs::File::open(path).map_err(io("read", path))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
@@ -91,7 +91,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Every regular file under `dir`, as `/`-separated relative paths.
-fn files_under(dir: &Path) -> Result<Vec<String>, Error> {
+pub(super) fn files_under(dir: &Path) -> Result<Vec<String>, Error> {
     let mut found = Vec::new();
     let mut stack = vec![(dir.to_path_buf(), String::new())];
     while let Some((folder, rel)) = stack.pop() {

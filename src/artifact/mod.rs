@@ -9,6 +9,7 @@
 //! passed (node outputs, workflow outputs, lineage).
 
 pub mod local;
+pub mod object;
 
 use std::path::{Path, PathBuf};
 
@@ -50,16 +51,13 @@ pub enum Error {
 }
 
 /// Opens the artifact store at `url`: a local directory (`file:///path` or
-/// a plain path). Both sides of a Kubernetes attempt (the engine and `weir
-/// exec-task` in the pod) open the same URL.
+/// a plain path), S3 or an S3-compatible store (`s3://bucket/prefix`), or
+/// `memory://` (one process, for tests). Both sides of a Kubernetes
+/// attempt (the engine and `weir exec-task` in the pod) open the same URL.
 pub fn open(url: &str) -> Result<Box<dyn ArtifactStore>, String> {
     let path = match url.split_once("://") {
         Some(("file", path)) => path,
-        Some((scheme, _)) => {
-            return Err(format!(
-                "unsupported artifact store `{scheme}://` (use a local path or file://)"
-            ));
-        }
+        Some(_) => return Ok(Box::new(object::ObjectArtifacts::open(url)?)),
         None => url,
     };
     if path.is_empty() {

@@ -510,3 +510,72 @@ async fn a_timeout_and_a_cancel_delete_the_job() {
         "the cancelled Job is deleted"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_replica_leads_and_another_takes_over_an_expired_lease() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use weir::daemon::leader::{Elector, Round};
+
+    let cluster = Cluster::new(None).await;
+    let leases: Api<Lease> = Api::namespaced(cluster.client.clone(), NAMESPACE);
+    let elector = |identity: &str| Elector {
+        name: "weir-leader".into(),
+        identity: identity.into(),
+        duration: Duration::from_secs(1),
+    };
+    let (a, b) = (elector("weir-a"), elector("weir-b"));
+    assert_eq!(
+        a.round(&leases).await.expect("a"),
+        Round::Leading,
+        "the first creates it"
+    );
+    assert_eq!(
+        b.round(&leases).await.expect("b"),
+        Round::Following,
+        "a live lease is left alone"
+    );
+    assert_eq!(
+        a.round(&leases).await.expect("a"),
+        Round::Leading,
+        "the holder renews"
+    );
+    let held = leases.get("weir-leader").await.expect("lease");
+    assert_eq!(
+        held.spec
+            .as_ref()
+            .and_then(|s| s.holder_identity.as_deref()),
+        Some("weir-a")
+    );
+
+    // a stops renewing: once a whole duration passed, b takes over.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(
+        b.round(&leases).await.expect("b"),
+        Round::Leading,
+        "an expired lease is taken"
+    );
+    assert_eq!(
+        a.round(&leases).await.expect("a"),
+        Round::Following,
+        "the old holder follows"
+    );
+    let taken = leases
+        .get("weir-leader")
+        .await
+        .expect("lease")
+        .spec
+        .expect("spec");
+    assert_eq!(taken.holder_identity.as_deref(), Some("weir-b"));
+    assert_eq!(taken.lease_transitions, Some(1));
+
+    // Two replicas racing for an expired lease: exactly one wins.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (c, d) = (elector("weir-c"), elector("weir-d"));
+    let (first, second) = tokio::join!(c.round(&leases), d.round(&leases));
+    let rounds = [first.expect("c"), second.expect("d")];
+    assert_eq!(
+        rounds.iter().filter(|r| **r == Round::Leading).count(),
+        1,
+        "{rounds:?}"
+    );
+}

@@ -28,8 +28,6 @@ pub use observe::{JobState, Report};
 const TRIES: u32 = 4;
 /// The wait before the second try; doubled after each.
 const BACKOFF: Duration = Duration::from_millis(100);
-/// Objects per list page.
-const PAGE: u32 = 500;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -139,8 +137,7 @@ impl Kube {
         Ok(created)
     }
 
-    /// Every weir Job's state, by name: one list of Jobs and one of Pods
-    /// (more only past 500 of either, a page each).
+    /// Every weir Job's state, by name: one list of Jobs and one of Pods.
     pub async fn observe(&self) -> Result<HashMap<String, JobState>, Error> {
         let jobs = self.list(&self.jobs, "list Jobs").await?;
         let pods = self.list(&self.pods, "list Pods").await?;
@@ -164,25 +161,16 @@ impl Kube {
             .collect())
     }
 
+    /// Every weir object of a kind, in one unpaged list: a page missing
+    /// from a partial answer would read as Jobs that are gone.
     async fn list<K>(&self, api: &Api<K>, doing: &'static str) -> Result<Vec<K>, Error>
     where
         K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
     {
         let selector = format!("{}={}", job::MANAGED_BY.0, job::MANAGED_BY.1);
-        let mut items = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let mut params = ListParams::default().labels(&selector).limit(PAGE);
-            if let Some(t) = &token {
-                params = params.continue_token(t);
-            }
-            let page = self.retrying(doing, || api.list(&params)).await?;
-            items.extend(page.items);
-            token = page.metadata.continue_.filter(|t| !t.is_empty());
-            if token.is_none() {
-                return Ok(items);
-            }
-        }
+        let params = ListParams::default().labels(&selector);
+        let list = self.retrying(doing, || api.list(&params)).await?;
+        Ok(list.items)
     }
 
     /// Deletes a Job and its pods (foreground propagation); a Job that is
