@@ -675,3 +675,47 @@ fn kubernetes_validate(files: &[PathBuf]) -> Option<std::process::Output> {
         Err(e) => panic!("cannot run kubernetes-validate: {e}"),
     }
 }
+
+/// The ConfigMap's weir.toml is one the daemon accepts, as the pod sees it
+/// (the Secret's file mounted, `WEIR_DB` and `POD_NAME` set).
+#[test]
+fn the_daemon_accepts_the_configmaps_weir_toml() {
+    use weir::daemon::{Executor, config};
+
+    let config_map = the(|o| match o {
+        Object::ConfigMap(c) => Some(c),
+        _ => None,
+    });
+    let text = config_map
+        .data
+        .as_ref()
+        .and_then(|d| d.get("weir.toml"))
+        .expect("weir.toml in the ConfigMap")
+        .clone();
+    let secrets = tempfile::tempdir().expect("tempdir");
+    let webhook = secrets.path().join("github-webhook-secret");
+    std::fs::write(&webhook, "s3cret\n").expect("write");
+    let text = text.replace(
+        "/run/secrets/weir/github-webhook-secret",
+        webhook.to_str().expect("utf-8"),
+    );
+    let env = |name: &str| match name {
+        "WEIR_DB" => Some("postgres://weir:pw@postgres:5432/weir".to_owned()),
+        "POD_NAME" => Some("weir-5d9c7-abcde".to_owned()),
+        _ => None,
+    };
+    let parsed = config::parse(&text, std::path::Path::new("weir.toml"), &env)
+        .unwrap_or_else(|e| panic!("the daemon refuses the ConfigMap's weir.toml: {e}"));
+    assert_eq!(parsed.db_url, "postgres://weir:pw@postgres:5432/weir");
+    let Executor::Kubernetes(kube) = &parsed.executor else {
+        panic!("executor: {:?}", parsed.executor)
+    };
+    assert_eq!(kube.settings.namespace, "weir");
+    assert_eq!(kube.identity, "weir-5d9c7-abcde");
+    assert!(
+        parsed
+            .artifacts
+            .as_deref()
+            .is_some_and(|a| a.starts_with("s3://"))
+    );
+}

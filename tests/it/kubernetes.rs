@@ -579,3 +579,57 @@ async fn one_replica_leads_and_another_takes_over_an_expired_lease() {
         "{rounds:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_of_executions_that_do_not_exist_are_collected() {
+    let (db, _repo) = synced(&[("flows.yaml", TWO_NODES)]);
+    let store = weir::store::open(&db.url()).await.expect("store");
+    let cluster = Cluster::new(None).await;
+    let jobs: Api<Job> = Api::namespaced(cluster.client.clone(), NAMESPACE);
+    let orphan: Job = serde_json::from_value(json!({
+        "metadata": {
+            "name": "weir-train-0123456789abcdef",
+            "namespace": NAMESPACE,
+            "labels": {
+                "app.kubernetes.io/managed-by": "weir",
+                "weir.dev/execution": "deleted-0123456789ab",
+            },
+            "annotations": { "weir.dev/execution-id": "deleted-0123456789ab" }
+        },
+        "spec": { "template": { "spec": { "containers": [ { "name": "task" } ] } } }
+    }))
+    .expect("a job");
+    jobs.create(&PostParams::default(), &orphan)
+        .await
+        .expect("create");
+    // Someone else's Job in the namespace is none of weir's business.
+    let mut foreign = orphan.clone();
+    foreign.metadata.name = Some("backup-cron".into());
+    foreign.metadata.labels = None;
+    jobs.create(&PostParams::default(), &foreign)
+        .await
+        .expect("create");
+    // A Job of an execution that exists stays.
+    let id = start(store.as_ref(), "pair", &[]).await;
+    let mut live = orphan.clone();
+    live.metadata.name = Some("weir-count-fedcba9876543210".into());
+    live.metadata.annotations = Some(BTreeMap::from([(
+        "weir.dev/execution-id".to_owned(),
+        id.clone(),
+    )]));
+    jobs.create(&PostParams::default(), &live)
+        .await
+        .expect("create");
+
+    let engine = cluster.engine(store.clone());
+    engine.stop_starting();
+    engine.tick().await.expect("tick");
+    let mut left: Vec<String> = cluster
+        .jobs()
+        .await
+        .into_iter()
+        .filter_map(|j| j.metadata.name)
+        .collect();
+    left.sort();
+    assert_eq!(left, ["backup-cron", "weir-count-fedcba9876543210"]);
+}

@@ -30,6 +30,8 @@ pub const LABEL_ATTEMPT: &str = "weir.dev/attempt";
 /// Full values that do not fit a label (a node path, a whole digest).
 pub const ANNOTATION_NODE: &str = "weir.dev/node-path";
 pub const ANNOTATION_VERSION: &str = "weir.dev/task-version";
+/// The execution's id as stored (a label value may be cut or rewritten).
+pub const ANNOTATION_EXECUTION: &str = "weir.dev/execution-id";
 
 /// The environment variable carrying the attempt to `weir exec-task`.
 pub const ATTEMPT_ENV: &str = "WEIR_ATTEMPT";
@@ -196,6 +198,7 @@ pub fn build(settings: &Settings, req: &JobRequest<'_>) -> Job {
             ANNOTATION_VERSION.to_owned(),
             req.task_version.as_str().to_owned(),
         ),
+        (ANNOTATION_EXECUTION.to_owned(), req.execution.to_owned()),
     ]);
     let bin = VolumeMount {
         name: "weir-bin".into(),

@@ -28,6 +28,9 @@ pub use observe::{JobState, Report};
 const TRIES: u32 = 4;
 /// The wait before the second try; doubled after each.
 const BACKOFF: Duration = Duration::from_millis(100);
+/// One call's bound: an API server that does not answer is a transient
+/// error, not a hung engine tick.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -37,6 +40,8 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    #[error("the Kubernetes API did not answer within {seconds} s to {doing}")]
+    Timeout { doing: &'static str, seconds: u64 },
     #[error("Job {name} exists but belongs to another attempt ({found})")]
     Foreign { name: String, found: String },
 }
@@ -85,7 +90,19 @@ impl Kube {
         let mut wait = BACKOFF;
         for attempt in 1..=TRIES {
             self.calls.fetch_add(1, Ordering::Relaxed);
-            match call().await {
+            let Ok(answer) = tokio::time::timeout(CALL_TIMEOUT, call()).await else {
+                if attempt < TRIES {
+                    tracing::info!(doing, attempt, "Kubernetes API call timed out; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                    continue;
+                }
+                return Err(Error::Timeout {
+                    doing,
+                    seconds: CALL_TIMEOUT.as_secs(),
+                });
+            };
+            match answer {
                 Ok(value) => return Ok(value),
                 Err(e) if attempt < TRIES && transient(&e) => {
                     tracing::info!(doing, attempt, error = %e, "Kubernetes API call failed; retrying");
@@ -144,17 +161,19 @@ impl Kube {
         Ok(observe::states(&jobs, &pods))
     }
 
-    /// Names of weir's Jobs with their execution label.
+    /// Names of weir's Jobs with the id of their execution (Jobs without
+    /// it are left alone).
     pub async fn job_executions(&self) -> Result<Vec<(String, String)>, Error> {
         let jobs = self.list(&self.jobs, "list Jobs").await?;
         Ok(jobs
             .into_iter()
             .filter_map(|j| {
+                // The annotation, not the label: a label value may be cut.
                 let execution = j
                     .metadata
-                    .labels
+                    .annotations
                     .as_ref()?
-                    .get(job::LABEL_EXECUTION)?
+                    .get(job::ANNOTATION_EXECUTION)?
                     .clone();
                 Some((j.metadata.name?, execution))
             })
@@ -197,5 +216,27 @@ fn transient(error: &kube::Error) -> bool {
         kube::Error::Api(status) => status.code >= 500 || status.code == 429 || status.code == 0,
         kube::Error::HyperError(_) | kube::Error::Service(_) => true,
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_errors_throttling_and_dropped_connections_are_retried_the_rest_not() {
+        let status = |code| {
+            kube::Error::Api(Box::new(kube::core::Status {
+                code,
+                ..kube::core::Status::default()
+            }))
+        };
+        for code in [500, 503, 504, 429] {
+            assert!(transient(&status(code)), "{code}");
+        }
+        for code in [400, 403, 404, 409, 422] {
+            assert!(!transient(&status(code)), "{code}");
+        }
+        assert!(transient(&kube::Error::Service("connection reset".into())));
     }
 }
