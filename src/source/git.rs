@@ -414,13 +414,9 @@ impl SourceFiles {
         }
     }
 
-    /// The bytes of `path` (relative to the source's folder) at `commit`.
-    pub fn read(
-        &self,
-        source: &SourceKey,
-        commit: &CommitId,
-        path: &str,
-    ) -> Result<Vec<u8>, String> {
+    /// The repository of `source` (a local one in place, a remote one's
+    /// clone; never cloned here), where it is, and the source's folder.
+    pub fn open(&self, source: &SourceKey) -> Result<(Repository, PathBuf, String), String> {
         let (repo, rest) = source
             .0
             .rsplit_once('#')
@@ -432,6 +428,17 @@ impl SourceFiles {
         };
         let repository = Repository::open(&location)
             .map_err(|e| format!("cannot open the repository of {}: {e}", source.0))?;
+        Ok((repository, location, folder.to_owned()))
+    }
+
+    /// The bytes of `path` (relative to the source's folder) at `commit`.
+    pub fn read(
+        &self,
+        source: &SourceKey,
+        commit: &CommitId,
+        path: &str,
+    ) -> Result<Vec<u8>, String> {
+        let (repository, location, folder) = self.open(source)?;
         let oid = Oid::from_str(&commit.0).map_err(|e| format!("bad commit id: {e}"))?;
         let tree = repository
             .find_commit(oid)

@@ -6,6 +6,7 @@
 pub mod credentials;
 pub mod dir;
 pub mod git;
+pub mod history;
 pub mod verify;
 pub mod write;
 
