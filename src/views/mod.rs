@@ -16,13 +16,19 @@
 //! Key names and value formats are an interface scripts depend on.
 //!
 //! What it must not do: know about HTTP or terminals. It reads the store
-//! (lineage through [`crate::lineage`]) and nothing else.
+//! (lineage through [`crate::lineage`]) and nothing else, except that a
+//! diff lists commits from the source's Git history ([`crate::source::history`]).
 
+mod diff;
 mod execution;
 mod lineage;
 mod source;
 mod version;
 
+pub use diff::{
+    Change, CommitView, CommitsView, DiffError, DiffView, NodeDiff, NodeSide, SideView,
+    ValueChange, diff,
+};
 pub use execution::{ExecutionQuery, ExecutionView, NodeView, execution, executions};
 pub use lineage::{EdgeView, LineageQuery, LineageView, lineage};
 pub use source::{SourceErrorView, SourceView, sources};
