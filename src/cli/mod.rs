@@ -3,6 +3,7 @@
 //! an exit code: 0 success, 1 the input is invalid, 2 weir could not run.
 
 mod backfill;
+mod diff;
 mod exec_task;
 mod executions;
 mod lineage;
@@ -71,6 +72,8 @@ pub enum Command {
     Logs(executions::LogsArgs),
     /// Cancel an unfinished execution.
     Cancel(executions::CancelArgs),
+    /// What changed between two executions of a workflow (commits, versions, inputs, outputs).
+    Diff(diff::Args),
     /// Where an artifact came from and went, back to the commits.
     Lineage(lineage::Args),
     /// The daemon: keep executions and schedules converged to Git.
@@ -109,6 +112,7 @@ pub fn main() -> ExitCode {
         Command::Executions(args) => executions::run(&args),
         Command::Logs(args) => executions::logs(&args),
         Command::Cancel(args) => executions::cancel(&args),
+        Command::Diff(args) => diff::run(&args),
         Command::Lineage(args) => lineage::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::ExecTask(args) => exec_task::run(&args),

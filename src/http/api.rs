@@ -23,10 +23,12 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Shared, auth, error};
+use super::{AppState, Shared, auth, error};
 use crate::engine::create::{self, Request as RunRequest};
 use crate::store;
-use crate::views::{self, ExecutionQuery, ExecutionView, LineageQuery, QueryError, VersionQuery};
+use crate::views::{
+    self, DiffError, ExecutionQuery, ExecutionView, LineageQuery, QueryError, VersionQuery,
+};
 
 /// The routes, behind the token check.
 pub(super) fn routes(state: Shared) -> Router<Shared> {
@@ -35,6 +37,8 @@ pub(super) fn routes(state: Shared) -> Router<Shared> {
         .route("/versions", get(list_versions))
         .route("/executions", get(executions))
         .route("/executions/{id}", get(execution))
+        .route("/executions/{id}/diff", get(diff_with_last))
+        .route("/executions/{id}/diff/{base}", get(diff))
         .route("/lineage/{id}", get(lineage))
         .route("/runs", post(runs))
         .route("/backfills", post(super::backfills::create))
@@ -107,6 +111,33 @@ async fn execution(State(state): State<Shared>, Path(id): Path<String>) -> Respo
     match views::execution(state.store.as_ref(), &id).await {
         Ok(None) => error(StatusCode::NOT_FOUND, format!("no execution `{id}`")),
         found => document(found),
+    }
+}
+
+/// `GET /api/v1/executions/{id}/diff/{base}`: what changed from `base` to
+/// `id` (`weir diff ID BASE -o json`).
+async fn diff(State(state): State<Shared>, Path((id, base)): Path<(String, String)>) -> Response {
+    diff_document(&state, &id, Some(&base)).await
+}
+
+/// `GET /api/v1/executions/{id}/diff`: the same against the last succeeded
+/// execution of `id`'s launch plan before it (`weir diff ID -o json`).
+async fn diff_with_last(State(state): State<Shared>, Path(id): Path<String>) -> Response {
+    diff_document(&state, &id, None).await
+}
+
+/// A diff, or 404 (an unknown execution, no earlier succeeded run), 400
+/// (two workflows, no launch plan to find the base by). The API is not
+/// given the state directory, so a remote source's commits are not listed
+/// (`commits.error` says so); a local source's are.
+async fn diff_document(state: &AppState, id: &str, base: Option<&str>) -> Response {
+    match views::diff(state.store.as_ref(), None, id, base).await {
+        Ok(view) => Json(views::to_json(&view)).into_response(),
+        Err(DiffError::Store(e)) => store_error(&e),
+        Err(e @ (DiffError::UnknownExecution(_) | DiffError::NoBase { .. })) => {
+            error(StatusCode::NOT_FOUND, e.to_string())
+        }
+        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
     }
 }
 

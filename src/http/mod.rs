@@ -20,7 +20,8 @@
 //! Routes (status codes in each handler's doc):
 //! `GET /healthz`, `GET /readyz`, `GET /metrics`, `POST /hooks/github`,
 //! `POST /hooks/generic`, `GET /api/v1/{sources, versions, executions,
-//! executions/{id}, lineage/{id}}`, `POST /api/v1/runs`,
+//! executions/{id}, executions/{id}/diff[/{base}], lineage/{id}}`,
+//! `POST /api/v1/runs`,
 //! `POST /api/v1/backfills`.
 
 mod api;

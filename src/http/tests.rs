@@ -708,6 +708,7 @@ async fn api_token_guards_every_api_route() {
         "/api/v1/versions",
         "/api/v1/executions",
         "/api/v1/executions/x",
+        "/api/v1/executions/x/diff/y",
         "/api/v1/lineage/x",
     ] {
         let reply = server.get(path, &[]).await;
@@ -883,6 +884,76 @@ async fn backfills_need_the_token_and_answer_what_the_cli_prints() {
     ] {
         let reply = server.post("/api/v1/backfills", &auth, body).await;
         assert_eq!(reply.status, status, "{}", reply.text());
+        assert!(reply.json()["error"].is_string());
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn api_diffs_two_executions_as_weir_diff_prints_them() {
+    let server = Server::start(|state| state.secrets.api_token = Some(API_TOKEN.into())).await;
+    register_minimal(server.store.as_ref()).await;
+    let request = crate::engine::create::Request {
+        name: "hello-hourly".into(),
+        inputs: [("who".to_owned(), json!("grace"))].into(),
+        trigger: "manual".into(),
+        ..Default::default()
+    };
+    let (later, _) = crate::engine::create::create(server.store.as_ref(), &request)
+        .await
+        .expect("create an execution");
+    // An earlier succeeded run of the same launch plan, and a run of
+    // another workflow.
+    let mut base = later.clone();
+    base.id = "hello-hourly-base".into();
+    base.inputs = json!({ "who": "ada" });
+    base.status = crate::store::Status::Succeeded;
+    base.created_at = later.created_at - chrono::Duration::minutes(1);
+    let mut other = later.clone();
+    other.id = "other-run".into();
+    other.workflow = "other".into();
+    for execution in [&base, &other] {
+        server
+            .store
+            .create_execution(execution, &[])
+            .await
+            .expect("insert an execution");
+    }
+
+    let path = format!("/api/v1/executions/{}/diff/{}", later.id, base.id);
+    assert_eq!(server.get(&path, &[]).await.status, 401);
+    let right = bearer(API_TOKEN);
+    let auth = [("Authorization", right.as_str())];
+    let reply = server.get(&path, &auth).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let expected = crate::views::diff(server.store.as_ref(), None, &later.id, Some(&base.id))
+        .await
+        .expect("the diff");
+    assert_eq!(reply.json(), crate::views::to_json(&expected));
+    assert_eq!(
+        reply.json()["inputs"],
+        json!([{ "name": "who", "from": "ada", "to": "grace" }])
+    );
+    assert_eq!(reply.json()["nodes"][0]["change"], "added");
+
+    // Without a base: the last succeeded run of the launch plan before it.
+    let reply = server
+        .get(&format!("/api/v1/executions/{}/diff", later.id), &auth)
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["from"]["id"], base.id.as_str());
+
+    for (path, status) in [
+        (format!("/api/v1/executions/{}/diff", base.id), 404),
+        (format!("/api/v1/executions/nope/diff/{}", base.id), 404),
+        (format!("/api/v1/executions/{}/diff/nope", later.id), 404),
+        (
+            format!("/api/v1/executions/{}/diff/other-run", later.id),
+            400,
+        ),
+    ] {
+        let reply = server.get(&path, &auth).await;
+        assert_eq!(reply.status, status, "{path}: {}", reply.text());
         assert!(reply.json()["error"].is_string());
     }
     server.stop().await;
