@@ -247,6 +247,16 @@ pub fn weir_json(args: &[&str], db: &TestDb) -> (i32, serde_json::Value) {
     (out.status.code().expect("exited"), json)
 }
 
+/// The node `id` of a document with `nodes` (an execution, a diff).
+pub fn node<'a>(document: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    document["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .find(|n| n["id"] == id)
+        .unwrap_or_else(|| panic!("no node {id} in {document:#}"))
+}
+
 /// A store under test, and the database that outlives it.
 pub struct Backend {
     pub store: std::sync::Arc<dyn weir::store::Store>,

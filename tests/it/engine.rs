@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::common::{GitRepo, TestDb, weir_json, weir_with};
+use crate::common::{GitRepo, TestDb, node, weir_json, weir_with};
 
 const TASKS: &str = r#"apiVersion: weir.dev/v1alpha1
 kind: Task
@@ -178,15 +178,6 @@ fn run(db: &TestDb, args: &[&str]) -> (i32, Value) {
     all.extend_from_slice(args);
     all.extend_from_slice(&["--wait", "-o", "json"]);
     weir_json(&all, db)
-}
-
-fn node<'a>(execution: &'a Value, id: &str) -> &'a Value {
-    execution["nodes"]
-        .as_array()
-        .expect("nodes")
-        .iter()
-        .find(|n| n["id"] == id)
-        .unwrap_or_else(|| panic!("no node {id} in {execution:#}"))
 }
 
 fn engine_story(db: &TestDb) {

@@ -3,6 +3,7 @@
 mod backfill;
 mod common;
 mod deploy;
+mod diff;
 mod digests;
 mod engine;
 mod executions_store;
