@@ -1,7 +1,9 @@
 //! Shared helpers: run the built `weir` binary, read fixtures, build trees.
 
+use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use weir::validate::{self, Options, Report, SourceFile, Tree};
 
@@ -322,6 +324,8 @@ pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 /// failing test leaves no daemon behind.
 pub struct Daemon {
     child: std::process::Child,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
     /// `http://127.0.0.1:PORT`.
     pub url: String,
 }
@@ -330,12 +334,19 @@ impl Daemon {
     /// Starts `weir serve ARGS` on `db` (a 200 ms tick) and returns once
     /// `/readyz` answers 200: every source reconciled once.
     pub fn start(db: &TestDb, args: &[&str]) -> Daemon {
+        Daemon::start_with_env(db, args, &[])
+    }
+
+    /// [`Daemon::start`] with environment variables `env`.
+    pub fn start_with_env(db: &TestDb, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let addr = free_addr();
         let child = Command::new(env!("CARGO_BIN_EXE_weir"))
             .arg("serve")
             .args(args)
             .args(["--listen", &addr, "--tick", "200ms"])
             .args(db.args())
+            .envs(env.iter().copied())
+            .env("WEIR_LOG", "info")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -343,12 +354,68 @@ impl Daemon {
         let daemon = Daemon {
             child,
             url: format!("http://{addr}"),
+            addr,
         };
-        let readyz = format!("{}/readyz", daemon.url);
-        // `call` is an error for anything but a 2xx, 503 (not ready) included.
-        eventually("/readyz answers 200", || ureq::get(&readyz).call().is_ok());
+        eventually("/readyz answers 200", || {
+            http(&daemon.addr, "GET", "/readyz", &[], b"").0 == 200
+        });
         daemon
     }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill9(mut self) {
+        self.child.kill().expect("SIGKILL");
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM: a graceful stop, which must exit 0.
+    pub fn stop(mut self) {
+        let pid = self.child.id();
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        let status = self.child.wait().expect("wait");
+        assert!(status.success(), "a graceful stop exits 0: {status:?}");
+    }
+}
+
+/// One HTTP/1.1 request; the status and the body.
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+        return (0, String::new());
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).expect("write");
+    stream.write_all(body).expect("write body");
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
 }
 
 impl Drop for Daemon {

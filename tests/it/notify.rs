@@ -13,8 +13,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::{GitRepo, TestDb, weir_json, weir_with};
-use crate::serve::{Daemon, eventually, http};
+use crate::common::{Daemon, GitRepo, TestDb, eventually, http, weir_json, weir_with};
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
