@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::{QueryError, instant, present, to_millis};
 use crate::store::execution::{Execution, ExecutionFilter, NodeState, NodeStatus, Status};
-use crate::store::{self, CommitId, Delivery, SourceKey, Store};
+use crate::store::{self, CommitId, Delivery, DeliveryStatus, SourceKey, Store};
 
 /// How many executions a list shows when the query does not say.
 pub const DEFAULT_LIMIT: u32 = 100;
@@ -41,7 +41,60 @@ pub struct ExecutionView {
     pub nodes: Vec<NodeView>,
     /// Its notifications and every attempt at them (one execution only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub deliveries: Vec<Delivery>,
+    pub deliveries: Vec<DeliveryView>,
+}
+
+/// One notification of an execution's end, with every attempt at it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryView {
+    pub id: String,
+    pub event: Status,
+    pub rule: u32,
+    pub target: String,
+    pub destination: String,
+    pub status: DeliveryStatus,
+    pub attempts: Vec<AttemptView>,
+    #[serde(serialize_with = "instant::millis_opt")]
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "instant::millis_opt")]
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+/// One try at sending a notification.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttemptView {
+    #[serde(serialize_with = "instant::millis")]
+    pub at: DateTime<Utc>,
+    pub http_status: Option<u16>,
+    pub error: Option<String>,
+    pub millis: u64,
+}
+
+impl From<&Delivery> for DeliveryView {
+    fn from(d: &Delivery) -> DeliveryView {
+        DeliveryView {
+            id: d.id.clone(),
+            event: d.event,
+            rule: d.rule,
+            target: d.target.clone(),
+            destination: d.destination.clone(),
+            status: d.status,
+            attempts: d
+                .attempts
+                .iter()
+                .map(|a| AttemptView {
+                    at: to_millis(a.at),
+                    http_status: a.http_status,
+                    error: a.error.clone(),
+                    millis: a.millis,
+                })
+                .collect(),
+            next_attempt_at: d.next_attempt_at.map(to_millis),
+            delivered_at: d.delivered_at.map(to_millis),
+        }
+    }
 }
 
 /// One node of an execution.
@@ -172,7 +225,12 @@ pub async fn execution(store: &dyn Store, id: &str) -> Result<Option<ExecutionVi
     };
     let nodes = store.nodes(id).await?;
     let mut view = ExecutionView::new(&execution, &nodes);
-    view.deliveries = store.deliveries(id).await?;
+    view.deliveries = store
+        .deliveries(id)
+        .await?
+        .iter()
+        .map(DeliveryView::from)
+        .collect();
     Ok(Some(view))
 }
 
@@ -239,6 +297,37 @@ mod tests {
         assert_eq!(json["nodes"][0]["cached"], true);
         assert_eq!(json["nodes"][0]["taskVersion"], "dddddddddddd");
         assert!(json["nodes"][0].get("handle").is_none(), "engine-owned");
+    }
+
+    #[test]
+    fn deliveries_read_back_as_written_with_times_in_milliseconds() {
+        let delivery = Delivery {
+            id: Delivery::id_of("nightly-0123456789ab", Status::Failed, 0),
+            execution: "nightly-0123456789ab".into(),
+            event: Status::Failed,
+            rule: 0,
+            target: "webhook".into(),
+            destination: "https://hooks.example.com/alerts".into(),
+            status: DeliveryStatus::Delivered,
+            attempts: vec![crate::store::DeliveryAttempt {
+                at: precise_instant(),
+                http_status: Some(200),
+                error: None,
+                millis: 12,
+            }],
+            next_attempt_at: None,
+            created_at: precise_instant(),
+            delivered_at: Some(precise_instant()),
+        };
+        let mut view = ExecutionView::new(&execution(), &[node()]);
+        view.deliveries = vec![DeliveryView::from(&delivery)];
+        assert_eq!(round_trip(&view), view);
+        let json = to_json(&view);
+        let at = json["deliveries"][0]["attempts"][0]["at"]
+            .as_str()
+            .expect("at");
+        assert_eq!(at.len(), "2026-03-29T00:30:05.123Z".len(), "{at}");
+        assert_eq!(json["deliveries"][0]["status"], "delivered");
     }
 
     #[test]
