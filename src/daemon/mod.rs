@@ -219,6 +219,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         readiness,
         secrets: config.secrets,
         max_payload: 1024 * 1024,
+        state_dir: Some(config.state_dir.clone()),
     };
     let served = http::serve(listener, http::router(state), shutdown.clone()).await;
     shutdown.cancel();

@@ -127,11 +127,10 @@ async fn diff_with_last(State(state): State<Shared>, Path(id): Path<String>) -> 
 }
 
 /// A diff, or 404 (an unknown execution, no earlier succeeded run), 400
-/// (two workflows, no launch plan to find the base by). The API is not
-/// given the state directory, so a remote source's commits are not listed
-/// (`commits.error` says so); a local source's are.
+/// (two workflows, no launch plan to find the base by). A remote source's
+/// commits are read from its clone in the daemon's state directory.
 async fn diff_document(state: &AppState, id: &str, base: Option<&str>) -> Response {
-    match views::diff(state.store.as_ref(), None, id, base).await {
+    match views::diff(state.store.as_ref(), state.state_dir.as_deref(), id, base).await {
         Ok(view) => Json(views::to_json(&view)).into_response(),
         Err(DiffError::Store(e)) => store_error(&e),
         Err(e @ (DiffError::UnknownExecution(_) | DiffError::NoBase { .. })) => {

@@ -148,6 +148,8 @@ pub struct AppState {
     /// Largest webhook body accepted (413 beyond it); default 1 MiB
     /// ([`DEFAULT_MAX_PAYLOAD`]).
     pub max_payload: usize,
+    /// Where remote sources' clones are (the diff lists their commits).
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 type Shared = Arc<AppState>;

@@ -71,6 +71,7 @@ impl Server {
                 api_token: None,
             },
             max_payload: DEFAULT_MAX_PAYLOAD,
+            state_dir: None,
         };
         configure(&mut state);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
