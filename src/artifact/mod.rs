@@ -50,20 +50,19 @@ pub enum Error {
     Damaged { digest: Digest, why: String },
 }
 
-/// Opens the artifact store at `url`: a local directory (`file:///path` or
-/// a plain path), S3 or an S3-compatible store (`s3://bucket/prefix`), or
-/// `memory://` (one process, for tests). Both sides of a Kubernetes
-/// attempt (the engine and `weir exec-task` in the pod) open the same URL.
+/// Opens the artifact store at `url`: a local directory (a plain path),
+/// S3 or an S3-compatible store (`s3://bucket/prefix`), a shared volume
+/// through object storage's local backend (`file:///path`), or `memory://`
+/// (one process, for tests). Both sides of a Kubernetes attempt (the
+/// engine and `weir exec-task` in the pod) open the same URL.
 pub fn open(url: &str) -> Result<Box<dyn ArtifactStore>, String> {
-    let path = match url.split_once("://") {
-        Some(("file", path)) => path,
-        Some(_) => return Ok(Box::new(object::ObjectArtifacts::open(url)?)),
-        None => url,
-    };
-    if path.is_empty() {
+    if url.contains("://") {
+        return Ok(Box::new(object::ObjectArtifacts::open(url)?));
+    }
+    if url.is_empty() {
         return Err("the artifact store's path is empty".into());
     }
-    Ok(Box::new(LocalArtifacts::new(path)))
+    Ok(Box::new(LocalArtifacts::new(url)))
 }
 
 /// Where artifacts' bytes live.

@@ -68,7 +68,8 @@ impl ObjectArtifacts {
         })
     }
 
-    /// Opens `s3://bucket[/prefix]` or `memory://[prefix]`.
+    /// Opens `s3://bucket[/prefix]`, `file:///path` (a shared volume,
+    /// through object_store's local backend) or `memory://[prefix]`.
     pub fn open(url: &str) -> Result<ObjectArtifacts, String> {
         let (scheme, rest) = url.split_once("://").ok_or("not a URL")?;
         match scheme {
@@ -84,6 +85,12 @@ impl ObjectArtifacts {
                 ObjectArtifacts::new(Arc::new(store), prefix)
             }
             "memory" => ObjectArtifacts::new(Arc::new(object_store::memory::InMemory::new()), rest),
+            "file" => {
+                std::fs::create_dir_all(rest).map_err(|e| format!("`{url}`: {e}"))?;
+                let store = object_store::local::LocalFileSystem::new_with_prefix(rest)
+                    .map_err(|e| format!("`{url}`: {e}"))?;
+                ObjectArtifacts::new(Arc::new(store), "")
+            }
             other => Err(format!("unsupported object store `{other}://`")),
         }
     }

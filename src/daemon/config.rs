@@ -320,6 +320,7 @@ pub fn parse(
                 service_account: k.service_account.clone(),
                 ttl_after_finished: ttl,
                 run_as_user: defaults.run_as_user,
+                call_timeout: defaults.call_timeout,
             },
             lease: k.lease.clone().unwrap_or_else(|| "weir-leader".into()),
             lease_duration,

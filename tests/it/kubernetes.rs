@@ -234,7 +234,8 @@ impl Cluster {
     }
 
     fn engine(&self, store: Arc<dyn Store>) -> Engine {
-        let url = self.artifacts.path().display().to_string();
+        // Object storage's local backend: what pods and the engine share.
+        let url = format!("file://{}", self.artifacts.path().display());
         let artifacts = Arc::from(weir::artifact::open(&url).expect("artifacts"));
         let kube = Kube::new(
             self.client.clone(),
@@ -632,4 +633,42 @@ async fn jobs_of_executions_that_do_not_exist_are_collected() {
         .collect();
     left.sort();
     assert_eq!(left, ["backup-cron", "weir-count-fedcba9876543210"]);
+}
+
+/// An API server that accepts connections and never answers (real HTTP,
+/// the real `kube::Client`): every call is bounded, retried, then reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_server_that_never_answers_is_retried_then_reported() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let accepted = Arc::new(Mutex::new(0u32));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            *count.lock().expect("lock") += 1;
+            held.push(socket);
+        }
+    });
+    // Test builds have two rustls crypto providers (see Cargo.toml).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = kube::Config::new(format!("http://{addr}").parse().expect("a URL"));
+    let client = kube::Client::try_from(config).expect("a client");
+    let kube = Kube::new(
+        client,
+        Settings {
+            namespace: NAMESPACE.into(),
+            call_timeout: Duration::from_millis(200),
+            ..Settings::default()
+        },
+    );
+    let error = kube.observe().await.expect_err("no answer");
+    assert!(
+        matches!(error, weir::executor::kubernetes::Error::Timeout { .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("did not answer"), "{error}");
+    assert_eq!(kube.calls(), 4, "tried 4 times");
 }

@@ -54,6 +54,9 @@ pub struct Settings {
     pub ttl_after_finished: Duration,
     /// The user id task containers run as (non-root).
     pub run_as_user: i64,
+    /// One API call's bound: a server that does not answer in time is a
+    /// transient error (retried), not a hung engine tick.
+    pub call_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -65,6 +68,7 @@ impl Default for Settings {
             service_account: None,
             ttl_after_finished: Duration::from_secs(3600),
             run_as_user: 65532,
+            call_timeout: Duration::from_secs(30),
         }
     }
 }

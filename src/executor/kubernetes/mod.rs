@@ -28,9 +28,6 @@ pub use observe::{JobState, Report};
 const TRIES: u32 = 4;
 /// The wait before the second try; doubled after each.
 const BACKOFF: Duration = Duration::from_millis(100);
-/// One call's bound: an API server that does not answer is a transient
-/// error, not a hung engine tick.
-const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -41,7 +38,7 @@ pub enum Error {
         source: kube::Error,
     },
     #[error("the Kubernetes API did not answer within {seconds} s to {doing}")]
-    Timeout { doing: &'static str, seconds: u64 },
+    Timeout { doing: &'static str, seconds: f64 },
     #[error("Job {name} exists but belongs to another attempt ({found})")]
     Foreign { name: String, found: String },
 }
@@ -90,7 +87,8 @@ impl Kube {
         let mut wait = BACKOFF;
         for attempt in 1..=TRIES {
             self.calls.fetch_add(1, Ordering::Relaxed);
-            let Ok(answer) = tokio::time::timeout(CALL_TIMEOUT, call()).await else {
+            let bound = self.settings.call_timeout;
+            let Ok(answer) = tokio::time::timeout(bound, call()).await else {
                 if attempt < TRIES {
                     tracing::info!(doing, attempt, "Kubernetes API call timed out; retrying");
                     tokio::time::sleep(wait).await;
@@ -99,7 +97,7 @@ impl Kube {
                 }
                 return Err(Error::Timeout {
                     doing,
-                    seconds: CALL_TIMEOUT.as_secs(),
+                    seconds: bound.as_secs_f64(),
                 });
             };
             match answer {
