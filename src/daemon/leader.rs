@@ -33,7 +33,7 @@ impl Leadership {
         self.0.load(Ordering::SeqCst)
     }
 
-    fn set(&self, leading: bool) {
+    pub(crate) fn set(&self, leading: bool) {
         let was = self.0.swap(leading, Ordering::SeqCst);
         if was != leading {
             tracing::info!(leading, "leadership changed");

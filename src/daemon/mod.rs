@@ -554,3 +554,105 @@ impl Observer for MetricsObserver {
         self.0.execution_finished(execution.status.as_str());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PLAN: &str = "apiVersion: weir.dev/v1alpha1
+kind: Task
+metadata: { name: tick }
+spec:
+  script: { interpreter: bash, source: 'true' }
+---
+apiVersion: weir.dev/v1alpha1
+kind: Workflow
+metadata: { name: tick-flow }
+spec:
+  nodes: [ { id: tick, task: tick } ]
+---
+apiVersion: weir.dev/v1alpha1
+kind: LaunchPlan
+metadata: { name: every-second }
+spec:
+  workflow: tick-flow
+  schedule: { every: 1s }
+";
+
+    /// A store with an every-second launch plan active.
+    async fn store_with_a_schedule(dir: &std::path::Path) -> Arc<dyn Store> {
+        let repo_dir = dir.join("repo");
+        let mut init = git2::RepositoryInitOptions::new();
+        init.initial_head("main");
+        let repo = git2::Repository::init_opts(&repo_dir, &init).expect("git init");
+        std::fs::write(repo_dir.join("plan.yaml"), PLAN).expect("write");
+        let mut index = repo.index().expect("index");
+        index
+            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+            .expect("add");
+        let tree = repo
+            .find_tree(index.write_tree().expect("tree"))
+            .expect("tree");
+        let sig = git2::Signature::now("Ada", "ada@example.com").expect("signature");
+        repo.commit(Some("HEAD"), &sig, &sig, "A schedule", &tree, &[])
+            .expect("commit");
+        let spec = SourceSpec {
+            repo: repo_dir.display().to_string(),
+            branch: None,
+            path: String::new(),
+            credentials: Default::default(),
+        };
+        let git = GitSource::open(&spec, dir).expect("source");
+        let loaded = reconcile::load(&git, &reconcile::Options::default(), None).expect("load");
+        let store = store::open(&format!("sqlite://{}", dir.join("weir.db").display()))
+            .await
+            .expect("store");
+        reconcile::register(store.as_ref(), loaded)
+            .await
+            .expect("register");
+        store
+    }
+
+    async fn scheduled(store: &dyn Store) -> usize {
+        store
+            .executions(&Default::default())
+            .await
+            .expect("executions")
+            .len()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_replica_that_does_not_lead_schedules_nothing_until_it_does() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = store_with_a_schedule(dir.path()).await;
+        let leadership = Leadership::default();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(scheduler_loop(
+            store.clone(),
+            Duration::from_millis(50),
+            Arc::new(tokio::sync::Notify::new()),
+            leadership.clone(),
+            shutdown.clone(),
+        ));
+        // Several instants of the schedule pass while another replica leads.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert_eq!(
+            scheduled(store.as_ref()).await,
+            0,
+            "a follower schedules nothing"
+        );
+
+        leadership.set(true);
+        let mut waited = Duration::ZERO;
+        while scheduled(store.as_ref()).await == 0 {
+            assert!(
+                waited < Duration::from_secs(30),
+                "the leader never scheduled"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            waited += Duration::from_millis(100);
+        }
+        shutdown.cancel();
+        task.await.expect("the loop ends");
+    }
+}
