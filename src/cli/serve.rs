@@ -207,9 +207,7 @@ fn flags_config(args: &Args) -> Result<Config, u8> {
                     },
                     lease: "weir-leader".into(),
                     lease_duration: daemon::config::DEFAULT_LEASE_DURATION,
-                    identity: std::env::var("POD_NAME")
-                        .or_else(|_| std::env::var("HOSTNAME"))
-                        .unwrap_or_else(|_| format!("weir-{}", std::process::id())),
+                    identity: daemon::leader::identity(&|name| std::env::var(name).ok()),
                 }))
             }
         },

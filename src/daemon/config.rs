@@ -324,9 +324,7 @@ pub fn parse(
             },
             lease: k.lease.clone().unwrap_or_else(|| "weir-leader".into()),
             lease_duration,
-            identity: env("POD_NAME")
-                .or_else(|| env("HOSTNAME"))
-                .unwrap_or_else(|| format!("weir-{}", std::process::id())),
+            identity: super::leader::identity(env),
         }))
     } else {
         Executor::Local

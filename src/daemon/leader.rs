@@ -41,6 +41,14 @@ impl Leadership {
     }
 }
 
+/// This replica's name in the Lease: the pod's name (`POD_NAME`, from the
+/// downward API), else the host's, else one made from the process id.
+pub fn identity(env: &dyn Fn(&str) -> Option<String>) -> String {
+    env("POD_NAME")
+        .or_else(|| env("HOSTNAME"))
+        .unwrap_or_else(|| format!("weir-{}", std::process::id()))
+}
+
 /// The Lease and who this replica is.
 #[derive(Debug, Clone)]
 pub struct Elector {

@@ -31,6 +31,20 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|token| !token.is_empty())
 }
 
+/// `sha256=<hex HMAC-SHA256 of body under secret>`: how GitHub signs a
+/// webhook delivery, and how weir signs its notifications.
+pub fn sign(secret: &[u8], body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
+}
+
 /// Whether `signature` (the `X-Hub-Signature-256` header,
 /// `sha256=<hex>`) is the HMAC-SHA256 of `body` under `secret`.
 pub fn github_signature_valid(secret: &[u8], body: &[u8], signature: &str) -> bool {
@@ -68,6 +82,7 @@ mod tests {
         let secret = b"It's a Secret to Everybody";
         let signature = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
         assert!(github_signature_valid(secret, b"Hello, World!", signature));
+        assert_eq!(sign(secret, b"Hello, World!"), signature);
         assert!(github_signature_valid(
             secret,
             b"Hello, World!",

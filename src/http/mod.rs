@@ -25,7 +25,7 @@
 //! `POST /api/v1/backfills`.
 
 mod api;
-mod auth;
+pub mod auth;
 mod backfills;
 pub mod client;
 mod hooks;

@@ -7,14 +7,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-use sha2::Sha256;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::auth::sign;
 use super::*;
 use crate::source::git::{GitSource, SourceSpec};
 use crate::store::SourceKey;
@@ -214,19 +213,6 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
         body.extend_from_slice(&raw[end + 2..end + 2 + size]);
         raw = &raw[end + 2 + size + 2..];
     }
-}
-
-/// `sha256=<hex HMAC>` of `body`, as GitHub signs a delivery.
-fn sign(secret: &[u8], body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("any key length");
-    mac.update(body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256={hex}")
 }
 
 fn fixture(rel: &str) -> PathBuf {

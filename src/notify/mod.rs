@@ -27,7 +27,8 @@ use crate::spec::{Definition, Digest, EntityRef, Kind, NotifyRule, Phase};
 use crate::store::execution::{Execution, Status};
 use crate::store::{self, Delivery, DeliveryAttempt, DeliveryStatus, Store, VersionKey};
 
-pub use send::{Message, SIGNATURE_HEADER, sign};
+pub use crate::http::auth::sign;
+pub use send::{Message, SIGNATURE_HEADER};
 
 /// How deliveries are retried.
 #[derive(Debug, Clone)]
@@ -77,6 +78,8 @@ pub struct Notifier {
     /// The daemon's URL as receivers reach it (links to the API).
     public_url: String,
     policy: RetryPolicy,
+    /// One HTTP agent (its connection pool) for every delivery.
+    agent: ureq::Agent,
     on_attempt: Option<OnAttempt>,
     scan: Mutex<ScanState>,
     rules: Mutex<HashMap<Digest, Arc<Vec<NotifyRule>>>>,
@@ -114,6 +117,7 @@ impl Notifier {
             store,
             state_dir,
             public_url: public_url.trim_end_matches('/').to_owned(),
+            agent: send::agent(RetryPolicy::default().timeout),
             policy: RetryPolicy::default(),
             on_attempt: None,
             scan: Mutex::new(ScanState {
@@ -126,6 +130,7 @@ impl Notifier {
     }
 
     pub fn with_policy(mut self, policy: RetryPolicy) -> Notifier {
+        self.agent = send::agent(policy.timeout);
         self.policy = policy;
         self
     }
@@ -290,11 +295,11 @@ impl Notifier {
             &self.state_dir,
             &self.public_url,
         );
-        let timeout = self.policy.timeout;
+        let agent = self.agent.clone();
         let started = Instant::now();
         let at = Utc::now();
         let result = match rule {
-            Some(rule) => tokio::task::spawn_blocking(move || send::send(&rule, &message, timeout))
+            Some(rule) => tokio::task::spawn_blocking(move || send::send(&rule, &message, &agent))
                 .await
                 .unwrap_or_else(|e| {
                     Err(send::Failure::permanent(format!(

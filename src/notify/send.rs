@@ -6,10 +6,10 @@ use std::io::{Read as _, Seek as _, SeekFrom};
 use std::path::Path;
 use std::time::Duration;
 
-use hmac::Mac as _;
 use serde_json::{Value, json};
 
 use crate::executor::local::attempt_dir;
+use crate::http::auth::sign;
 use crate::source::git::redact_url;
 use crate::spec::NotifyRule;
 use crate::store::execution::{Execution, NodeState, NodeStatus};
@@ -23,20 +23,6 @@ pub const DELIVERY_HEADER: &str = "X-Weir-Delivery";
 const LOG_LINES: usize = 20;
 /// Of its log, only this many last bytes are read.
 const LOG_BYTES: u64 = 16 * 1024;
-
-/// `sha256=<hex>` of `body` under `secret`, as GitHub signs webhooks.
-pub fn sign(secret: &[u8], body: &[u8]) -> String {
-    let mut mac =
-        hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
-    mac.update(body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256={hex}")
-}
 
 /// `webhook` or `slack`, and where it goes as it may be shown.
 pub(super) fn describe(rule: &NotifyRule) -> (&'static str, String) {
@@ -202,11 +188,20 @@ impl Failure {
     }
 }
 
-/// Sends `message` as `rule` says; the receiver's 2xx status.
+/// An agent for notifications: weir's client settings, `timeout` per
+/// request, and every answer read (a 500 is an answer, not an error).
+pub(super) fn agent(timeout: Duration) -> ureq::Agent {
+    crate::http::client::agent_config(timeout)
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// Sends `message` as `rule` says, with `agent`; the receiver's 2xx status.
 pub(super) fn send(
     rule: &NotifyRule,
     message: &Message,
-    timeout: Duration,
+    agent: &ureq::Agent,
 ) -> Result<u16, Failure> {
     let (url, body, signature) = match (&rule.webhook, &rule.slack) {
         (Some(webhook), _) => {
@@ -235,16 +230,6 @@ pub(super) fn send(
         }
         (None, None) => return Err(Failure::permanent("the rule has no target".into())),
     };
-    let tls = ureq::tls::TlsConfig::builder()
-        .provider(ureq::tls::TlsProvider::NativeTls)
-        .root_certs(ureq::tls::RootCerts::PlatformVerifier)
-        .build();
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .tls_config(tls)
-        .timeout_global(Some(timeout))
-        .http_status_as_error(false)
-        .build()
-        .into();
     let mut request = agent
         .post(&url)
         .header("Content-Type", "application/json")
@@ -281,18 +266,4 @@ pub(super) fn send(
 /// An error message without the URL (a Slack URL is a secret).
 fn scrub(message: &str, url: &str) -> String {
     message.replace(url, "…")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn signatures_are_githubs_format() {
-        // The example of GitHub's "Validating webhook deliveries".
-        assert_eq!(
-            sign(b"It's a Secret to Everybody", b"Hello, World!"),
-            "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
-        );
-    }
 }

@@ -781,8 +781,37 @@ spec:
     );
 }
 
+/// A repository holding `examples/repo` under `pipelines/`, synced into
+/// `db`.
+pub fn sync_examples(db: &TestDb) -> GitRepo {
+    let repo = GitRepo::new();
+    copy_into(
+        &repo,
+        &crate::common::root().join("examples/repo"),
+        "pipelines",
+    );
+    repo.commit("The examples");
+    let out = weir_with(
+        &[
+            "sync",
+            "--repo",
+            repo.path().to_str().expect("utf-8"),
+            "--path",
+            "pipelines",
+        ],
+        db,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    repo
+}
+
 /// Copies a folder of the crate into `repo` (files only, recursively).
-pub fn copy_into(repo: &GitRepo, from: &std::path::Path, to: &str) {
+fn copy_into(repo: &GitRepo, from: &std::path::Path, to: &str) {
     for entry in std::fs::read_dir(from).expect("read dir") {
         let entry = entry.expect("entry");
         let rel = format!("{to}/{}", entry.file_name().to_string_lossy());
@@ -800,29 +829,7 @@ pub fn copy_into(repo: &GitRepo, from: &std::path::Path, to: &str) {
 #[test]
 fn the_examples_run_to_success() {
     let db = TestDb::sqlite();
-    let repo = GitRepo::new();
-    copy_into(
-        &repo,
-        &crate::common::root().join("examples/repo"),
-        "pipelines",
-    );
-    repo.commit("The examples");
-    let out = weir_with(
-        &[
-            "sync",
-            "--repo",
-            repo.path().to_str().expect("utf-8"),
-            "--path",
-            "pipelines",
-        ],
-        &db,
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let _repo = sync_examples(&db);
 
     let (code, churn) = run(&db, &["churn-adhoc"]);
     assert_eq!(code, 0, "{churn:#}");

@@ -287,29 +287,7 @@ async fn finish(engine: &Engine, id: &str) -> weir::store::Execution {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_example_workflow_runs_to_success_as_jobs_with_outputs_and_lineage() {
     let db = TestDb::sqlite();
-    let repo = GitRepo::new();
-    crate::engine::copy_into(
-        &repo,
-        &crate::common::root().join("examples/repo"),
-        "pipelines",
-    );
-    repo.commit("The examples");
-    let out = weir_with(
-        &[
-            "sync",
-            "--repo",
-            repo.path().to_str().expect("utf-8"),
-            "--path",
-            "pipelines",
-        ],
-        &db,
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let _repo = crate::engine::sync_examples(&db);
     let store = weir::store::open(&db.url()).await.expect("store");
     let cluster = Cluster::new(None).await;
     let kubelet = cluster.kubelet();

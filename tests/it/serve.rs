@@ -156,8 +156,6 @@ fn serve_reconciles_commits_schedules_and_survives_kill_9() {
 /// reconciled at once, without waiting for the poll.
 #[test]
 fn a_signed_webhook_triggers_a_fetch_and_a_bad_one_does_not() {
-    use hmac::Mac as _;
-
     let db = TestDb::sqlite();
     let repo = GitRepo::new();
     repo.write("defs/flow.yaml", FLOW);
@@ -196,13 +194,7 @@ fn a_signed_webhook_triggers_a_fetch_and_a_bad_one_does_not() {
     payload["ref"] = "refs/heads/main".into();
     payload["repository"]["clone_url"] = url.clone().into();
     let body = serde_json::to_vec(&payload).expect("body");
-    let sign = |secret: &[u8]| {
-        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("key");
-        mac.update(&body);
-        let bytes = mac.finalize().into_bytes();
-        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        format!("sha256={hex}")
-    };
+    let sign = |secret: &[u8]| weir::http::auth::sign(secret, &body);
 
     repo.write("defs/flow.yaml", &FLOW.replace("sleep 3", "sleep 1"));
     let second = repo.commit("Shorter ticks");
