@@ -431,11 +431,9 @@ impl Engine {
                 state.cached_from = Some(hit.execution.clone());
                 state.started_at = Some(now);
                 state.finished_at = Some(now);
-                self.store.update_node(state).await?;
+                // The node and its lineage in one transaction (I5).
                 let edges = edges(execution, state, now);
-                if !edges.is_empty() {
-                    self.store.record_lineage(&edges).await?;
-                }
+                self.store.complete_node(state, None, &edges).await?;
                 self.tell(NodeEvent::Succeeded, execution, spec, state);
                 tracing::info!(execution = %execution.id, node = %state.node, from = %hit.execution, "served from the cache");
                 return Ok(());
@@ -556,27 +554,27 @@ impl Engine {
                 state.outputs = Some(outputs.clone());
                 state.error = None;
                 state.finished_at = Some(now);
-                self.store.update_node(state).await?;
-                if spec.spec.cache.enabled {
+                let entry = spec.spec.cache.enabled.then(|| {
                     let inputs: BTreeMap<String, Value> = state
                         .inputs
                         .as_ref()
                         .and_then(Value::as_object)
                         .map(|m| m.clone().into_iter().collect())
                         .unwrap_or_default();
-                    let entry = CacheEntry {
+                    CacheEntry {
                         key: cache_key(spec, &inputs),
                         execution: execution.id.clone(),
                         node: state.node.clone(),
                         outputs,
                         created_at: now,
-                    };
-                    self.store.cache_put(&entry).await?;
-                }
+                    }
+                });
+                // The node, its cache entry and its lineage in one
+                // transaction: a crash cannot separate them (I5).
                 let edges = edges(execution, state, now);
-                if !edges.is_empty() {
-                    self.store.record_lineage(&edges).await?;
-                }
+                self.store
+                    .complete_node(state, entry.as_ref(), &edges)
+                    .await?;
                 self.tell(NodeEvent::Succeeded, execution, spec, state);
             }
             Outcome::Interrupted => {

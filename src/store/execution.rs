@@ -260,6 +260,19 @@ pub trait ExecutionStore: Send + Sync {
     /// Writes a node's state (by execution and node path).
     fn update_node<'a>(&'a self, node: &'a NodeState) -> StoreFuture<'a, ()>;
 
+    /// Records a node's success in one transaction: its state (as
+    /// [`update_node`](Self::update_node)), its cache entry if any (as
+    /// [`cache_put`](Self::cache_put)) and its lineage edges (as
+    /// [`record_lineage`](Self::record_lineage)). All three are written or
+    /// none is, so a crash can never leave a succeeded node without its
+    /// lineage (I5); on an error the node keeps its previous state.
+    fn complete_node<'a>(
+        &'a self,
+        node: &'a NodeState,
+        cache: Option<&'a CacheEntry>,
+        edges: &'a [LineageEdge],
+    ) -> StoreFuture<'a, ()>;
+
     /// Writes an execution's status, outputs, error and times (the rest is
     /// fixed at creation).
     fn update_execution<'a>(&'a self, execution: &'a Execution) -> StoreFuture<'a, ()>;

@@ -33,6 +33,8 @@ on_every_backend!(
     cancel_is_granted_to_unfinished_executions_only,
     lineage_is_recorded_once_and_found_by_artifact_and_by_execution,
     the_first_cache_entry_for_a_key_wins,
+    completing_a_node_writes_its_state_cache_entry_and_lineage,
+    completing_a_node_writes_nothing_when_one_edge_is_refused,
     an_unknown_stored_status_is_reported_as_corrupt,
     finished_executions_are_found_oldest_first_from_an_instant,
     deliveries_are_created_once_and_their_attempts_persist,
@@ -629,6 +631,96 @@ async fn the_first_cache_entry_for_a_key_wins(b: Backend) {
     };
     store.cache_put(&other).await.expect("put");
     assert_eq!(store.cache_get(&other.key).await.expect("get"), Some(other));
+}
+
+/// A node that ran, with inputs and outputs, ready to be completed.
+fn succeeded(execution: &str, path: &str, model: &Digest) -> NodeState {
+    NodeState {
+        status: NodeStatus::Succeeded,
+        attempts: 1,
+        inputs: Some(json!({ "rate": 0.05 })),
+        outputs: Some(json!({ "model": model.as_str() })),
+        started_at: Some(at(1)),
+        finished_at: Some(at(2)),
+        ..node(execution, path)
+    }
+}
+
+/// `complete_node` writes a succeeded node, its cache entry and its edges
+/// together (I5 by one transaction).
+async fn completing_a_node_writes_its_state_cache_entry_and_lineage(b: Backend) {
+    let store = &*b.store;
+    create(
+        store,
+        &execution("e1", Status::Running, 0),
+        &[node("e1", "train")],
+    )
+    .await;
+    let model = digest("model bytes");
+    let done = succeeded("e1", "train", &model);
+    let entry = CacheEntry {
+        key: digest("train@v1 rate=0.05"),
+        execution: "e1".into(),
+        node: "train".into(),
+        outputs: done.outputs.clone().expect("outputs"),
+        created_at: at(2),
+    };
+    let edges = [
+        edge("e1", "train", Direction::Input, "rate", &digest("0.05"), 2),
+        edge("e1", "train", Direction::Output, "model", &model, 2),
+    ];
+    store
+        .complete_node(&done, Some(&entry), &edges)
+        .await
+        .expect("complete");
+    assert_eq!(store.nodes("e1").await.expect("nodes"), vec![done]);
+    assert_eq!(store.cache_get(&entry.key).await.expect("get"), Some(entry));
+    assert_eq!(
+        store.lineage_of_execution("e1").await.expect("lineage"),
+        edges.to_vec()
+    );
+}
+
+/// When one write of `complete_node` fails (here an edge naming a node the
+/// store does not have), none of the three is kept: the node is still
+/// running, so the engine records it again, and no cache entry or edge
+/// exists without it.
+async fn completing_a_node_writes_nothing_when_one_edge_is_refused(b: Backend) {
+    let store = &*b.store;
+    let running = NodeState {
+        status: NodeStatus::Running,
+        attempts: 1,
+        started_at: Some(at(1)),
+        ..node("e1", "train")
+    };
+    create(
+        store,
+        &execution("e1", Status::Running, 0),
+        &[running.clone()],
+    )
+    .await;
+    let model = digest("model bytes");
+    let done = succeeded("e1", "train", &model);
+    let entry = CacheEntry {
+        key: digest("train@v1 rate=0.05"),
+        execution: "e1".into(),
+        node: "train".into(),
+        outputs: done.outputs.clone().expect("outputs"),
+        created_at: at(2),
+    };
+    let edges = [
+        edge("e1", "train", Direction::Output, "model", &model, 2),
+        edge("e1", "no-such-node", Direction::Output, "model", &model, 2),
+    ];
+    let refused = store.complete_node(&done, Some(&entry), &edges).await;
+    assert!(refused.is_err(), "an edge of a missing node is refused");
+    assert_eq!(
+        store.nodes("e1").await.expect("nodes"),
+        vec![running],
+        "the node's success was rolled back"
+    );
+    assert_eq!(store.cache_get(&entry.key).await.expect("get"), None);
+    assert_eq!(store.lineage_of_execution("e1").await.expect("lineage"), []);
 }
 
 /// A row written by a newer weir (or by hand) with a status this version

@@ -674,34 +674,29 @@ impl PgStore {
     }
 
     async fn write_node(&self, node: &NodeState) -> Result<(), Error> {
-        const DOING: &str = "writing a node's state";
-        let done = sqlx::query(
-            "UPDATE node_executions SET status = $1, attempts = $2, inputs = $3, \
-             outputs = $4, error = $5, cached_from = $6, started_at = $7, finished_at = $8, \
-             next_attempt_at = $9, handle = $10 WHERE execution = $11 AND node = $12",
-        )
-        .bind(node.status.as_str())
-        .bind(sql::attempts_column(node))
-        .bind(node.inputs.as_ref().map(Json))
-        .bind(node.outputs.as_ref().map(Json))
-        .bind(&node.error)
-        .bind(&node.cached_from)
-        .bind(node.started_at)
-        .bind(node.finished_at)
-        .bind(node.next_attempt_at)
-        .bind(node.handle.as_ref().map(Json))
-        .bind(&node.execution)
-        .bind(&node.node)
-        .execute(&self.pool)
-        .await
-        .map_err(query_error(DOING))?;
-        if done.rows_affected() == 0 {
-            return Err(Error::NotFound {
-                doing: DOING,
-                what: format!("node {} of execution {}", node.node, node.execution),
-            });
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(query_error("writing a node's state"))?;
+        update_node_row(&mut conn, node).await
+    }
+
+    /// The steps of [`ExecutionStore::complete_node`], in one transaction.
+    async fn complete(
+        &self,
+        node: &NodeState,
+        cache: Option<&CacheEntry>,
+        edges: &[LineageEdge],
+    ) -> Result<(), Error> {
+        const DOING: &str = "recording a node's success";
+        let mut tx = self.pool.begin().await.map_err(query_error(DOING))?;
+        update_node_row(&mut tx, node).await?;
+        if let Some(entry) = cache {
+            insert_cache_entry(&mut tx, entry).await?;
         }
-        Ok(())
+        insert_lineage_rows(&mut tx, edges).await?;
+        tx.commit().await.map_err(query_error(DOING))
     }
 
     async fn write_execution(&self, execution: &Execution) -> Result<(), Error> {
@@ -741,32 +736,12 @@ impl PgStore {
     }
 
     async fn insert_lineage(&self, edges: &[LineageEdge]) -> Result<(), Error> {
-        let rows = sql::new_lineage(edges);
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let mut columns = LineageColumns::default();
-        rows.iter().for_each(|edge| columns.push(edge));
-        sqlx::query(&format!(
-            "INSERT INTO lineage ({columns}) SELECT {columns} \
-             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
-             $6::text[], $7::text[], $8::text[], $9::timestamptz[]) \
-             WITH ORDINALITY AS r ({columns}, n) ORDER BY n ON CONFLICT DO NOTHING",
-            columns = sql::LINEAGE_COLUMNS
-        ))
-        .bind(&columns.execution)
-        .bind(&columns.node)
-        .bind(&columns.direction)
-        .bind(&columns.name)
-        .bind(&columns.digest)
-        .bind(&columns.task)
-        .bind(&columns.task_version)
-        .bind(&columns.commit)
-        .bind(&columns.at)
-        .execute(&self.pool)
-        .await
-        .map_err(query_error("recording lineage"))?;
-        Ok(())
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(query_error("recording lineage"))?;
+        insert_lineage_rows(&mut conn, edges).await
     }
 
     /// Lineage edges where `column` (`digest` or `execution`) is `value`,
@@ -801,21 +776,94 @@ impl PgStore {
     }
 
     async fn cache_write(&self, entry: &CacheEntry) -> Result<(), Error> {
-        sqlx::query(&format!(
-            "INSERT INTO cache_entries ({}) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (key) DO NOTHING",
-            sql::CACHE_COLUMNS
-        ))
-        .bind(entry.key.as_str())
-        .bind(&entry.execution)
-        .bind(&entry.node)
-        .bind(Json(&entry.outputs))
-        .bind(entry.created_at)
-        .execute(&self.pool)
-        .await
-        .map_err(query_error("writing a cache entry"))?;
-        Ok(())
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(query_error("writing a cache entry"))?;
+        insert_cache_entry(&mut conn, entry).await
     }
+}
+
+/// Writes a node's state (by execution and node path); a node that does
+/// not exist is [`Error::NotFound`].
+async fn update_node_row(conn: &mut PgConnection, node: &NodeState) -> Result<(), Error> {
+    const DOING: &str = "writing a node's state";
+    let done = sqlx::query(
+        "UPDATE node_executions SET status = $1, attempts = $2, inputs = $3, \
+         outputs = $4, error = $5, cached_from = $6, started_at = $7, finished_at = $8, \
+         next_attempt_at = $9, handle = $10 WHERE execution = $11 AND node = $12",
+    )
+    .bind(node.status.as_str())
+    .bind(sql::attempts_column(node))
+    .bind(node.inputs.as_ref().map(Json))
+    .bind(node.outputs.as_ref().map(Json))
+    .bind(&node.error)
+    .bind(&node.cached_from)
+    .bind(node.started_at)
+    .bind(node.finished_at)
+    .bind(node.next_attempt_at)
+    .bind(node.handle.as_ref().map(Json))
+    .bind(&node.execution)
+    .bind(&node.node)
+    .execute(conn)
+    .await
+    .map_err(query_error(DOING))?;
+    if done.rows_affected() == 0 {
+        return Err(Error::NotFound {
+            doing: DOING,
+            what: format!("node {} of execution {}", node.node, node.execution),
+        });
+    }
+    Ok(())
+}
+
+/// Inserts lineage edges in one statement; an edge that exists is skipped.
+async fn insert_lineage_rows(conn: &mut PgConnection, edges: &[LineageEdge]) -> Result<(), Error> {
+    let rows = sql::new_lineage(edges);
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut columns = LineageColumns::default();
+    rows.iter().for_each(|edge| columns.push(edge));
+    sqlx::query(&format!(
+        "INSERT INTO lineage ({columns}) SELECT {columns} \
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+         $6::text[], $7::text[], $8::text[], $9::timestamptz[]) \
+         WITH ORDINALITY AS r ({columns}, n) ORDER BY n ON CONFLICT DO NOTHING",
+        columns = sql::LINEAGE_COLUMNS
+    ))
+    .bind(&columns.execution)
+    .bind(&columns.node)
+    .bind(&columns.direction)
+    .bind(&columns.name)
+    .bind(&columns.digest)
+    .bind(&columns.task)
+    .bind(&columns.task_version)
+    .bind(&columns.commit)
+    .bind(&columns.at)
+    .execute(conn)
+    .await
+    .map_err(query_error("recording lineage"))?;
+    Ok(())
+}
+
+/// Inserts a cache entry unless its key has one (the first result stays).
+async fn insert_cache_entry(conn: &mut PgConnection, entry: &CacheEntry) -> Result<(), Error> {
+    sqlx::query(&format!(
+        "INSERT INTO cache_entries ({}) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (key) DO NOTHING",
+        sql::CACHE_COLUMNS
+    ))
+    .bind(entry.key.as_str())
+    .bind(&entry.execution)
+    .bind(&entry.node)
+    .bind(Json(&entry.outputs))
+    .bind(entry.created_at)
+    .execute(conn)
+    .await
+    .map_err(query_error("writing a cache entry"))?;
+    Ok(())
 }
 
 impl ExecutionStore for PgStore {
@@ -849,6 +897,15 @@ impl ExecutionStore for PgStore {
 
     fn update_node<'a>(&'a self, node: &'a NodeState) -> StoreFuture<'a, ()> {
         Box::pin(self.write_node(node))
+    }
+
+    fn complete_node<'a>(
+        &'a self,
+        node: &'a NodeState,
+        cache: Option<&'a CacheEntry>,
+        edges: &'a [LineageEdge],
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(self.complete(node, cache, edges))
     }
 
     fn update_execution<'a>(&'a self, execution: &'a Execution) -> StoreFuture<'a, ()> {

@@ -717,34 +717,29 @@ impl SqliteStore {
     }
 
     async fn write_node(&self, node: &NodeState) -> Result<(), Error> {
-        const DOING: &str = "writing a node's state";
-        let done = sqlx::query(
-            "UPDATE node_executions SET status = ?, attempts = ?, inputs = ?, outputs = ?, \
-             error = ?, cached_from = ?, started_at = ?, finished_at = ?, \
-             next_attempt_at = ?, handle = ? WHERE execution = ? AND node = ?",
-        )
-        .bind(node.status.as_str())
-        .bind(sql::attempts_column(node))
-        .bind(json_text(node.inputs.as_ref()))
-        .bind(json_text(node.outputs.as_ref()))
-        .bind(&node.error)
-        .bind(&node.cached_from)
-        .bind(node.started_at.map(encode_time))
-        .bind(node.finished_at.map(encode_time))
-        .bind(node.next_attempt_at.map(encode_time))
-        .bind(json_text(node.handle.as_ref()))
-        .bind(&node.execution)
-        .bind(&node.node)
-        .execute(&self.pool)
-        .await
-        .map_err(query_error(DOING))?;
-        if done.rows_affected() == 0 {
-            return Err(Error::NotFound {
-                doing: DOING,
-                what: format!("node {} of execution {}", node.node, node.execution),
-            });
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(query_error("writing a node's state"))?;
+        update_node_row(&mut conn, node).await
+    }
+
+    /// The steps of [`ExecutionStore::complete_node`], in one transaction.
+    async fn complete(
+        &self,
+        node: &NodeState,
+        cache: Option<&CacheEntry>,
+        edges: &[LineageEdge],
+    ) -> Result<(), Error> {
+        const DOING: &str = "recording a node's success";
+        let mut tx = self.begin_write(DOING).await?;
+        update_node_row(&mut tx, node).await?;
+        if let Some(entry) = cache {
+            insert_cache_entry(&mut tx, entry).await?;
         }
-        Ok(())
+        insert_lineage_rows(&mut tx, edges).await?;
+        tx.commit().await.map_err(query_error(DOING))
     }
 
     async fn write_execution(&self, execution: &Execution) -> Result<(), Error> {
@@ -785,30 +780,11 @@ impl SqliteStore {
 
     async fn insert_lineage(&self, edges: &[LineageEdge]) -> Result<(), Error> {
         const DOING: &str = "recording lineage";
-        let rows = sql::new_lineage(edges);
-        if rows.is_empty() {
+        if edges.is_empty() {
             return Ok(());
         }
         let mut tx = self.begin_write(DOING).await?;
-        for chunk in rows.chunks(MAX_PARAMS / 9) {
-            let mut insert = QueryBuilder::<Sqlite>::new(format!(
-                "INSERT INTO lineage ({}) ",
-                sql::LINEAGE_COLUMNS
-            ));
-            insert.push_values(chunk, |mut row, edge| {
-                row.push_bind(edge.execution.as_str())
-                    .push_bind(edge.node.as_str())
-                    .push_bind(sql::direction_column(edge.direction))
-                    .push_bind(edge.name.as_str())
-                    .push_bind(edge.digest.as_str())
-                    .push_bind(edge.task.as_str())
-                    .push_bind(edge.task_version.as_str())
-                    .push_bind(edge.commit.0.as_str())
-                    .push_bind(encode_time(edge.at));
-            });
-            insert.push(" ON CONFLICT DO NOTHING");
-            execute(&mut tx, insert, DOING).await?;
-        }
+        insert_lineage_rows(&mut tx, edges).await?;
         tx.commit().await.map_err(query_error(DOING))
     }
 
@@ -859,20 +835,90 @@ impl SqliteStore {
     }
 
     async fn cache_write(&self, entry: &CacheEntry) -> Result<(), Error> {
-        sqlx::query(&format!(
-            "INSERT INTO cache_entries ({}) VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
-            sql::CACHE_COLUMNS
-        ))
-        .bind(entry.key.as_str())
-        .bind(&entry.execution)
-        .bind(&entry.node)
-        .bind(entry.outputs.to_string())
-        .bind(encode_time(entry.created_at))
-        .execute(&self.pool)
-        .await
-        .map_err(query_error("writing a cache entry"))?;
-        Ok(())
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(query_error("writing a cache entry"))?;
+        insert_cache_entry(&mut conn, entry).await
     }
+}
+
+/// Writes a node's state (by execution and node path); a node that does
+/// not exist is [`Error::NotFound`].
+async fn update_node_row(conn: &mut SqliteConnection, node: &NodeState) -> Result<(), Error> {
+    const DOING: &str = "writing a node's state";
+    let done = sqlx::query(
+        "UPDATE node_executions SET status = ?, attempts = ?, inputs = ?, outputs = ?, \
+         error = ?, cached_from = ?, started_at = ?, finished_at = ?, \
+         next_attempt_at = ?, handle = ? WHERE execution = ? AND node = ?",
+    )
+    .bind(node.status.as_str())
+    .bind(sql::attempts_column(node))
+    .bind(json_text(node.inputs.as_ref()))
+    .bind(json_text(node.outputs.as_ref()))
+    .bind(&node.error)
+    .bind(&node.cached_from)
+    .bind(node.started_at.map(encode_time))
+    .bind(node.finished_at.map(encode_time))
+    .bind(node.next_attempt_at.map(encode_time))
+    .bind(json_text(node.handle.as_ref()))
+    .bind(&node.execution)
+    .bind(&node.node)
+    .execute(conn)
+    .await
+    .map_err(query_error(DOING))?;
+    if done.rows_affected() == 0 {
+        return Err(Error::NotFound {
+            doing: DOING,
+            what: format!("node {} of execution {}", node.node, node.execution),
+        });
+    }
+    Ok(())
+}
+
+/// Inserts lineage edges; an edge that exists is skipped.
+async fn insert_lineage_rows(
+    conn: &mut SqliteConnection,
+    edges: &[LineageEdge],
+) -> Result<(), Error> {
+    const DOING: &str = "recording lineage";
+    let rows = sql::new_lineage(edges);
+    for chunk in rows.chunks(MAX_PARAMS / 9) {
+        let mut insert =
+            QueryBuilder::<Sqlite>::new(format!("INSERT INTO lineage ({}) ", sql::LINEAGE_COLUMNS));
+        insert.push_values(chunk, |mut row, edge| {
+            row.push_bind(edge.execution.as_str())
+                .push_bind(edge.node.as_str())
+                .push_bind(sql::direction_column(edge.direction))
+                .push_bind(edge.name.as_str())
+                .push_bind(edge.digest.as_str())
+                .push_bind(edge.task.as_str())
+                .push_bind(edge.task_version.as_str())
+                .push_bind(edge.commit.0.as_str())
+                .push_bind(encode_time(edge.at));
+        });
+        insert.push(" ON CONFLICT DO NOTHING");
+        execute(conn, insert, DOING).await?;
+    }
+    Ok(())
+}
+
+/// Inserts a cache entry unless its key has one (the first result stays).
+async fn insert_cache_entry(conn: &mut SqliteConnection, entry: &CacheEntry) -> Result<(), Error> {
+    sqlx::query(&format!(
+        "INSERT INTO cache_entries ({}) VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
+        sql::CACHE_COLUMNS
+    ))
+    .bind(entry.key.as_str())
+    .bind(&entry.execution)
+    .bind(&entry.node)
+    .bind(entry.outputs.to_string())
+    .bind(encode_time(entry.created_at))
+    .execute(conn)
+    .await
+    .map_err(query_error("writing a cache entry"))?;
+    Ok(())
 }
 
 impl ExecutionStore for SqliteStore {
@@ -906,6 +952,15 @@ impl ExecutionStore for SqliteStore {
 
     fn update_node<'a>(&'a self, node: &'a NodeState) -> StoreFuture<'a, ()> {
         Box::pin(self.write_node(node))
+    }
+
+    fn complete_node<'a>(
+        &'a self,
+        node: &'a NodeState,
+        cache: Option<&'a CacheEntry>,
+        edges: &'a [LineageEdge],
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(self.complete(node, cache, edges))
     }
 
     fn update_execution<'a>(&'a self, execution: &'a Execution) -> StoreFuture<'a, ()> {
