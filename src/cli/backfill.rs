@@ -17,6 +17,7 @@ use super::store_args::{StoreArgs, block_on};
 use crate::artifact::LocalArtifacts;
 use crate::engine::Engine;
 use crate::engine::backfill::{self, Backfill, EntryStatus, Request};
+use crate::executor::environment::Inherited;
 use crate::store::execution::Status;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -54,6 +55,9 @@ pub struct Args {
     pub wait: bool,
     #[command(flatten)]
     pub store: StoreArgs,
+    /// With --wait: what the tasks run here inherit of this environment.
+    #[command(flatten)]
+    pub task_env: super::serve::TaskEnvArgs,
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Table)]
     pub output: Output,
 }
@@ -74,7 +78,8 @@ pub fn run(args: &Args) -> u8 {
             .map_err(|e| e.to_string())?;
         if args.wait {
             let artifacts = Arc::new(LocalArtifacts::new(args.store.state_dir.join("artifacts")));
-            let engine = Engine::new(store.clone(), artifacts, args.store.state_dir.clone());
+            let engine = Engine::new(store.clone(), artifacts, args.store.state_dir.clone())
+                .with_task_env(Inherited::from_process(args.task_env.allow_list()));
             let ids: Vec<String> = done
                 .entries
                 .iter()

@@ -1,7 +1,9 @@
 //! `weir exec-task`: the entrypoint of a task container on Kubernetes (see
 //! `crate::executor::kubernetes::pod`). Reads the attempt from
 //! `WEIR_ATTEMPT`, runs it under the data contract, and writes the outcome
-//! to the termination message. Exit 0 when the task succeeded, 1 when it
+//! to the termination message. The task runs in a clean environment: the
+//! pod's `PATH`, `HOME`, locale and `TZ`, the secrets its Job names and the
+//! operator's allow-list, never `WEIR_ATTEMPT` or anything else. Exit 0 when the task succeeded, 1 when it
 //! failed, 2 when the attempt could not be read.
 
 use std::path::PathBuf;
@@ -52,7 +54,9 @@ pub fn run(args: &Args) -> u8 {
                 on_signal.cancel();
             }
         });
-        pod::exec(&payload, &args.work_dir, &cancel).await
+        // The task gets only what the Job spec named (see `pod::exec`).
+        let host = std::env::vars_os().collect();
+        pod::exec(&payload, &args.work_dir, host, &cancel).await
     });
     let log = pod::termination_log();
     if let Err(e) = std::fs::write(&log, pod::message(&report)) {

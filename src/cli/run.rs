@@ -14,6 +14,7 @@ use super::store_args::{StoreArgs, block_on};
 use crate::artifact::LocalArtifacts;
 use crate::engine::Engine;
 use crate::engine::create::{self, Request};
+use crate::executor::environment::Inherited;
 use crate::lineage::openlineage::{Emitter, FileSink, HttpSink};
 use crate::store::execution::Status;
 use crate::views::{self, ExecutionView};
@@ -51,6 +52,9 @@ pub struct Args {
     pub store: StoreArgs,
     #[command(flatten)]
     pub preview: super::preview::PreviewArgs,
+    /// With --wait: what the tasks run here inherit of this environment.
+    #[command(flatten)]
+    pub task_env: super::serve::TaskEnvArgs,
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
     pub output: Output,
 }
@@ -98,7 +102,8 @@ pub fn run(args: &Args) -> u8 {
             return Ok((execution, Vec::new()));
         }
         let artifacts = Arc::new(LocalArtifacts::new(args.store.state_dir.join("artifacts")));
-        let mut engine = Engine::new(store.clone(), artifacts, args.store.state_dir.clone());
+        let mut engine = Engine::new(store.clone(), artifacts, args.store.state_dir.clone())
+            .with_task_env(Inherited::from_process(args.task_env.allow_list()));
         if let Some(emitter) = &emitter {
             engine = engine.observe(emitter.clone());
         }

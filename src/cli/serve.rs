@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 use super::source_args::CredentialArgs;
 use super::store_args::StoreArgs;
 use crate::daemon::{self, Config, Executor, KubeConfig, SourceConfig};
+use crate::executor::environment::AllowList;
 use crate::executor::kubernetes::Settings;
 use crate::http::Secrets;
 use crate::reconcile;
@@ -84,6 +85,30 @@ pub struct Args {
     /// API); default `http://<listen>`.
     #[arg(long)]
     pub public_url: Option<String>,
+    #[command(flatten)]
+    pub task_env: TaskEnvArgs,
+}
+
+/// `--task-env`: what a task's process inherits (`serve`, `run`, `backfill`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TaskEnvArgs {
+    /// A variable of this process's environment that tasks inherit, beyond
+    /// PATH, HOME, LANG, LC_ALL and TZ: an exact name (`HTTPS_PROXY`) or a
+    /// prefix (`AWS_*`); repeatable. Nothing else reaches a task.
+    #[arg(long = "task-env", value_name = "NAME|PREFIX*", value_parser = task_env_entry)]
+    pub entries: Vec<String>,
+}
+
+impl TaskEnvArgs {
+    pub fn allow_list(&self) -> AllowList {
+        AllowList::parse(&self.entries).expect("each entry was checked when the flags were parsed")
+    }
+}
+
+fn task_env_entry(text: &str) -> Result<String, String> {
+    AllowList::parse(&[text])
+        .map(|_| text.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -189,6 +214,7 @@ fn flags_config(args: &Args) -> Result<Config, u8> {
         tick: args.tick,
         grace: args.grace,
         public_url: args.public_url.clone(),
+        task_env: args.task_env.allow_list(),
         executor: match args.executor {
             ExecutorArg::Local => Executor::Local,
             ExecutorArg::Kubernetes => {

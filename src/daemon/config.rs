@@ -12,6 +12,10 @@
 //! grace = "30s"                       # shutdown grace, default
 //! public_url = "https://weir.acme.dev" # links in notifications; default http://<listen>
 //!
+//! [tasks]                             # what a task's process inherits
+//! env = ["AWS_*", "HTTPS_PROXY"]      # the daemon's variables tasks get beyond
+//!                                     # PATH, HOME, LANG, LC_ALL, TZ; default none
+//!
 //! [secrets]
 //! github_webhook_secret = { file = "/run/secrets/github" }
 //! generic_webhook_token = { env = "WEIR_WEBHOOK_TOKEN" }
@@ -34,6 +38,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{Config, Executor, KubeConfig, SourceConfig};
+use crate::executor::environment::AllowList;
 use crate::executor::kubernetes::Settings;
 use crate::http::Secrets;
 use crate::reconcile;
@@ -79,6 +84,18 @@ struct File {
     kubernetes: KubernetesFile,
     #[serde(default)]
     artifacts: Option<ArtifactsFile>,
+    #[serde(default)]
+    tasks: TasksFile,
+}
+
+/// `[tasks]`: what a task's process inherits from the daemon's environment
+/// (`crate::executor::environment`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TasksFile {
+    /// Exact names (`HTTPS_PROXY`) and prefixes (`AWS_*`); default none.
+    #[serde(default)]
+    env: Vec<String>,
 }
 
 /// `database = "sqlite://…"` or, for a URL holding a password,
@@ -335,7 +352,10 @@ pub fn parse(
                 .into(),
         ));
     }
+    let task_env =
+        AllowList::parse(&file.tasks.env).map_err(|e| invalid(format!("tasks.env: {e}")))?;
     Ok(Config {
+        task_env,
         sources,
         state_dir: file.state_dir,
         db_url,
@@ -473,5 +493,25 @@ repo = "/srv/etl"
             panic!("no source: accepted")
         };
         assert!(err.to_string().contains("at least one"), "{err}");
+    }
+
+    #[test]
+    fn tasks_inherit_only_what_tasks_env_allows() {
+        let base = "[[sources]]\nrepo = \"/srv/etl\"\n";
+        let config = parse(base, Path::new("weir.toml"), &env).expect("valid");
+        assert!(config.task_env.is_empty());
+        assert!(!config.task_env.allows("AWS_REGION"));
+
+        let text = format!("[tasks]\nenv = [\"AWS_*\", \"HTTPS_PROXY\"]\n{base}");
+        let config = parse(&text, Path::new("weir.toml"), &env).expect("valid");
+        assert!(config.task_env.allows("AWS_REGION"));
+        assert!(config.task_env.allows("HTTPS_PROXY"));
+        assert!(!config.task_env.allows("HTTPS_PROXY_PASSWORD"));
+
+        let leaky = format!("[tasks]\nenv = [\"WEIR_*\"]\n{base}");
+        let Err(err) = parse(&leaky, Path::new("weir.toml"), &env) else {
+            panic!("WEIR_*: accepted")
+        };
+        assert!(err.to_string().contains("tasks.env"), "{err}");
     }
 }

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::kubernetes::KubeRuns;
 use crate::engine::scheduler::Scheduler;
 use crate::engine::{Engine, NodeEvent, Observer, PlanNode};
+use crate::executor::environment::{AllowList, Inherited};
 use crate::executor::kubernetes::Kube;
 use crate::http::metrics::Metrics;
 use crate::http::{self, AppState, Readiness, Secrets, SourceHandle};
@@ -59,6 +60,10 @@ pub struct Config {
     /// The artifact store's URL (`artifact::open`); default
     /// `<state_dir>/artifacts`.
     pub artifacts: Option<String>,
+    /// The daemon's variables tasks may inherit beyond `PATH`, `HOME`, the
+    /// locale and `TZ` (`[tasks] env`, `--task-env`); nothing else of its
+    /// environment, its credentials included, reaches a task.
+    pub task_env: AllowList,
 }
 
 /// Where node attempts run.
@@ -151,6 +156,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     let artifacts: Arc<dyn crate::artifact::ArtifactStore> =
         Arc::from(crate::artifact::open(&artifacts_url).map_err(Error::Artifacts)?);
     let mut engine = Engine::new(store.clone(), artifacts, config.state_dir.clone())
+        .with_task_env(Inherited::from_process(config.task_env.clone()))
         .observe(Arc::new(MetricsObserver(metrics.clone())));
     let leadership = match &config.executor {
         Executor::Local => Leadership::alone(),

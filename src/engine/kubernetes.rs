@@ -222,6 +222,7 @@ impl Engine {
             timeout_seconds: timeout.map(|t| t.as_secs()),
             notebook,
             artifacts: runs.artifacts.clone(),
+            inherit: self.inherited.allow_list().clone(),
         };
         let request = JobRequest {
             execution: &execution.id,

@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::artifact::{self, ArtifactStore};
+use crate::executor::environment::{AllowList, Inherited};
 use crate::executor::local::{self, Attempt, Outcome};
 use crate::executor::process;
 use crate::source::git::SourceFiles;
@@ -100,6 +101,9 @@ pub struct Engine {
     groups: Arc<Mutex<HashMap<(String, String), u32>>>,
     /// Set: attempts run as Kubernetes Jobs instead of local processes.
     kube: Option<Arc<kubernetes::KubeRuns>>,
+    /// What of the host's environment a task inherits (and the allow-list
+    /// task pods apply to theirs).
+    inherited: Arc<Inherited>,
 }
 
 impl Engine {
@@ -123,7 +127,15 @@ impl Engine {
             draining: std::sync::atomic::AtomicBool::new(false),
             groups: Arc::new(Mutex::new(HashMap::new())),
             kube: None,
+            inherited: Arc::new(Inherited::from_process(AllowList::default())),
         }
+    }
+
+    /// The host variables tasks inherit: by default only `PATH`, `HOME`,
+    /// `LANG`, `LC_ALL` and `TZ` (`crate::executor::environment`).
+    pub fn with_task_env(mut self, inherited: Inherited) -> Engine {
+        self.inherited = Arc::new(inherited);
+        self
     }
 
     /// Runs attempts as Kubernetes Jobs (`--executor kubernetes`).
@@ -495,6 +507,7 @@ impl Engine {
         let store = self.store.clone();
         let task_spec = spec.spec.clone();
         let task = spec.task.clone();
+        let inherited = self.inherited.clone();
         let (execution_id, node) = (execution.id.clone(), state.node.clone());
         let mut recorded = state.clone();
         tracing::info!(execution = %execution_id, node = %node, attempt = recorded.attempts, "starting attempt");
@@ -507,6 +520,7 @@ impl Engine {
                 inputs: &inputs,
                 timeout,
                 notebook,
+                inherited: &inherited,
             };
             let run = local::run(attempt, artifacts.as_ref(), &token, |pgid| {
                 let _ = pgid_tx.send(pgid);

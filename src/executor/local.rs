@@ -9,6 +9,13 @@
 //! `outputs.json`, a `file` output `x` from `outputs/x`, a `directory`
 //! output from the folder `outputs/x`; files and folders go to the artifact
 //! store and are passed on as `sha256:<hex>`.
+//!
+//! The process gets a clean environment (`super::environment`): the
+//! inherited host variables the operator allows, then the data contract's
+//! `WEIR_INPUTS`, `WEIR_OUTPUTS` and one `WEIR_INPUT_<NAME>` per input
+//! ([`input_variable`]; strings and paths as they are, numbers and booleans
+//! as JSON text, lists and maps as their JSON), over the task's own `env`.
+//! Inputs reach a task as data, never spliced into code.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,6 +24,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use super::environment::Inherited;
 use super::process::{self, Command, Exit};
 use crate::artifact::{self, ArtifactStore};
 use crate::engine::tasks;
@@ -36,6 +44,9 @@ pub struct Attempt<'a> {
     pub timeout: Option<Duration>,
     /// A notebook task's notebook, or why it could not be read.
     pub notebook: Option<Result<String, String>>,
+    /// The host variables the task may inherit (nothing else of this
+    /// process's environment reaches it).
+    pub inherited: &'a Inherited,
 }
 
 /// How an attempt ended.
@@ -165,21 +176,25 @@ fn prepare(attempt: &Attempt<'_>, artifacts: &dyn ArtifactStore) -> Result<Comma
         std::fs::write(&path, text)
             .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
     }
-    if let Some(notice) = &launch.notice {
+    let notice = launch
+        .notice
+        .iter()
+        .cloned()
+        .chain(missing_secrets(attempt))
+        .collect::<String>();
+    if !notice.is_empty() {
         std::fs::write(dir.join("stderr.log"), notice)
             .map_err(|e| format!("cannot write the attempt's log: {e}"))?;
     }
-    let mut env = launch.env.clone();
-    env.insert("WEIR_INPUTS".into(), inputs_json.display().to_string());
-    env.insert("WEIR_OUTPUTS".into(), outputs.display().to_string());
+    // The task's declared `env`, then the data contract, which wins.
+    let mut own = launch.env.clone();
+    own.insert("WEIR_INPUTS".into(), inputs_json.display().to_string());
+    own.insert("WEIR_OUTPUTS".into(), outputs.display().to_string());
     for (name, value) in &values {
-        let text = match value {
-            Value::String(s) => s.clone(),
-            Value::Array(_) | Value::Object(_) => continue,
-            other => other.to_string(),
-        };
-        env.insert(format!("WEIR_INPUT_{}", name.to_uppercase()), text);
+        let (variable, text) = input_variable(name, value);
+        own.insert(variable, text);
     }
+    let env = attempt.inherited.environment(&own);
     let cwd = match &launch.working_dir {
         Some(w) if Path::new(w).is_absolute() && Path::new(w).is_dir() => PathBuf::from(w),
         Some(w) if !Path::new(w).is_absolute() => dir.join(w),
@@ -203,6 +218,37 @@ fn prepare(attempt: &Attempt<'_>, artifacts: &dyn ArtifactStore) -> Result<Comma
         stdout: dir.join("stdout.log"),
         stderr: dir.join("stderr.log"),
     })
+}
+
+/// The variable carrying input `name` (`WEIR_INPUT_<NAME>`, upper-cased,
+/// `-` as `_`) and its text: a string (or a file's local path) as it is,
+/// anything else (numbers, booleans, lists, maps) as its JSON.
+pub fn input_variable(name: &str, value: &Value) -> (String, String) {
+    let variable = format!("WEIR_INPUT_{}", name.to_uppercase().replace('-', "_"));
+    let text = match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    (variable, text)
+}
+
+/// One line per declared secret whose variable the host does not pass: on
+/// this executor a secret is a variable of the daemon's environment, and
+/// reaches the task only when the operator allows it.
+fn missing_secrets(attempt: &Attempt<'_>) -> Vec<String> {
+    attempt
+        .spec
+        .secrets
+        .iter()
+        .filter(|s| !attempt.inherited.has(&s.env))
+        .map(|s| {
+            format!(
+                "weir: secret `{}` (key `{}`) is not set as `{}`: locally a task's secrets come from the daemon's environment, \
+                 for variables the operator allows (`[tasks] env` in weir.toml, or --task-env)\n",
+                s.name, s.key, s.env
+            )
+        })
+        .collect()
 }
 
 /// Reads every declared output and checks it against its type.

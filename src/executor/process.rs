@@ -18,7 +18,10 @@
 //! - on a timeout or a cancellation the group first gets SIGTERM, then
 //!   `grace` to exit, then SIGKILL;
 //! - stdin is `/dev/null`; stdout and stderr are appended to files, so the
-//!   logs of every attempt stay on disk.
+//!   logs of every attempt stay on disk;
+//! - the process's environment is exactly [`Command::env`]: nothing of the
+//!   daemon's own (its credentials) leaks through (see `super::environment`,
+//!   which decides what a task gets).
 //!
 //! What it must not do: decide anything about the workflow. It reports an
 //! [`Exit`]; what an exit code means, whether to retry and where outputs are
@@ -52,7 +55,8 @@ pub struct Command {
     /// (containing `/`), relative to `cwd`.
     pub program: String,
     pub args: Vec<String>,
-    /// Added to the environment inherited from the daemon (overriding it).
+    /// The process's whole environment: nothing is inherited from the
+    /// daemon (`super::environment` builds it).
     pub env: BTreeMap<String, String>,
     /// The working directory; it must exist.
     pub cwd: PathBuf,
@@ -169,6 +173,7 @@ pub fn spawn(cmd: &Command) -> Result<Child, Error> {
     let stderr = open_output(&cmd.program, &cmd.stderr)?;
     let process = tokio::process::Command::new(&cmd.program)
         .args(&cmd.args)
+        .env_clear()
         .envs(&cmd.env)
         .current_dir(&cmd.cwd)
         .stdin(Stdio::null())
@@ -330,16 +335,14 @@ fn start_error(cmd: &Command, source: io::Error) -> Error {
 }
 
 /// Where exec would find the program: relative to `cwd` if it is a path,
-/// otherwise on the `PATH` the child gets. Only used to word an error.
+/// otherwise on the `PATH` the child gets (none: the C library's default).
+/// Only used to word an error.
 fn locate(cmd: &Command) -> Option<PathBuf> {
     if cmd.program.contains('/') {
         let path = cmd.cwd.join(&cmd.program);
         return path.is_file().then_some(path);
     }
-    let search_path = match cmd.env.get("PATH") {
-        Some(path) => OsString::from(path),
-        None => std::env::var_os("PATH")?,
-    };
+    let search_path = OsString::from(cmd.env.get("PATH").map_or("/bin:/usr/bin", String::as_str));
     std::env::split_paths(&search_path)
         .map(|dir| cmd.cwd.join(dir).join(&cmd.program))
         .find(|candidate| candidate.is_file())
@@ -446,16 +449,27 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn env_vars_are_added_to_the_inherited_environment() {
+    async fn the_environment_is_exactly_the_one_given() {
+        // This test process has `HOME` (cargo and every shell set it): the
+        // child must not see it.
+        assert!(
+            std::env::var_os("HOME").is_some(),
+            "the test needs HOME set"
+        );
         let dir = TempDir::new().unwrap();
         let mut cmd = shell(
             &dir,
-            r#"printf '%s %s' "$WEIR_INPUT_NAME" "${PATH:+inherited}""#,
+            r#"printf '%s %s %s' "$WEIR_INPUT_NAME" "${PATH:-none}" "${HOME-unset}""#,
         );
         cmd.env
             .insert("WEIR_INPUT_NAME".to_owned(), "iris".to_owned());
+        cmd.env
+            .insert("PATH".to_owned(), "/usr/bin:/bin".to_owned());
         assert_eq!(run(&cmd).await, Exit::Exited(0));
-        assert_eq!(fs::read_to_string(&cmd.stdout).unwrap(), "iris inherited");
+        assert_eq!(
+            fs::read_to_string(&cmd.stdout).unwrap(),
+            "iris /usr/bin:/bin unset"
+        );
     }
 
     #[tokio::test]

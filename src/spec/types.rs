@@ -104,6 +104,18 @@ impl TypeExpr {
     pub fn is_blob(&self) -> bool {
         matches!(self, TypeExpr::File | TypeExpr::Directory)
     }
+
+    /// Whether every value of this type can be written into a script's
+    /// source without changing what the script does: numbers, booleans and
+    /// the members of an enum (written by the task's author). Anything that
+    /// holds free text (strings, paths, dates, JSON) could carry code: a
+    /// script reads those from `WEIR_INPUT_<NAME>` instead.
+    pub fn is_code_safe(&self) -> bool {
+        matches!(
+            self,
+            TypeExpr::Int | TypeExpr::Float | TypeExpr::Bool | TypeExpr::Enum(_)
+        )
+    }
 }
 
 fn parse_at(text: &str, depth: usize) -> Result<TypeExpr, String> {

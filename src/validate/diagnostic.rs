@@ -46,10 +46,11 @@ pub enum Code {
     RedundantAfter,
     InvalidPortName,
     ConflictingInput,
+    InputAsCode,
 }
 
 impl Code {
-    pub const ALL: [Code; 33] = [
+    pub const ALL: [Code; 34] = [
         Code::FileTooLarge,
         Code::SymlinkEscape,
         Code::UnreadableFile,
@@ -83,6 +84,7 @@ impl Code {
         Code::RedundantAfter,
         Code::InvalidPortName,
         Code::ConflictingInput,
+        Code::InputAsCode,
     ];
 
     /// The short code, e.g. `W012`.
@@ -138,6 +140,7 @@ impl Code {
             Code::RedundantAfter => ("W032", "redundant-after"),
             Code::InvalidPortName => ("W033", "invalid-port-name"),
             Code::ConflictingInput => ("W034", "conflicting-input"),
+            Code::InputAsCode => ("W036", "input-as-code"),
         }
     }
 }
@@ -186,6 +189,9 @@ pub(crate) struct Site {
     pub pointer: String,
     /// Point at the key of the pointer's last step rather than its value.
     pub key: bool,
+    /// Point inside the value, at the `n`-th occurrence (0-based) of this
+    /// text from the value's start (a `{{ inputs.x }}` in a script).
+    pub needle: Option<(String, usize)>,
 }
 
 impl Diagnostic {
@@ -220,8 +226,18 @@ impl Diagnostic {
             doc,
             pointer: pointer.into(),
             key,
+            needle: None,
         });
         d
+    }
+
+    /// Points at the `nth` occurrence (0-based) of `text` inside the value
+    /// of this finding's site rather than at the value's start.
+    pub(crate) fn within(mut self, text: impl Into<String>, nth: usize) -> Self {
+        if let Some(site) = &mut self.site {
+            site.needle = Some((text.into(), nth));
+        }
+        self
     }
 
     pub fn with_help(mut self, help: impl Into<String>) -> Self {

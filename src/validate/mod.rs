@@ -213,6 +213,33 @@ fn load_file(file: &SourceFile, options: &Options) -> (Vec<Diagnostic>, Vec<Enti
     (diagnostics, entities)
 }
 
+/// Where the `nth` occurrence (0-based) of `needle` at or after `from` is
+/// in `text`: a place inside a value (a block scalar's line).
+fn find_after(text: &str, from: yaml::Pos, needle: &str, nth: usize) -> Option<yaml::Pos> {
+    let lines_before = usize::try_from(from.line.saturating_sub(1)).ok()?;
+    let columns_before = usize::try_from(from.column.saturating_sub(1)).ok()?;
+    let line_start: usize = text
+        .split_inclusive('\n')
+        .take(lines_before)
+        .map(str::len)
+        .sum();
+    let start = line_start
+        + text
+            .get(line_start..)?
+            .chars()
+            .take(columns_before)
+            .map(char::len_utf8)
+            .sum::<usize>();
+    let (offset, _) = text.get(start..)?.match_indices(needle).nth(nth)?;
+    let before = &text[..start + offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    Some(yaml::Pos::new(
+        u32::try_from(line).ok()?,
+        u32::try_from(column).ok()?,
+    ))
+}
+
 /// Turns each finding's site into a line and column, parsing with positions
 /// only the files that have findings.
 pub(crate) fn resolve_sites(
@@ -228,15 +255,18 @@ pub(crate) fn resolve_sites(
     }
     let mut resolved = Vec::new();
     for (path, indexes) in by_file {
-        let docs = files
-            .iter()
-            .find(|f| std::path::Path::new(&f.path) == path)
+        let file = files.iter().find(|f| std::path::Path::new(&f.path) == path);
+        let docs = file
             .and_then(|f| yaml::parse_documents(&f.text, limits).ok())
             .unwrap_or_default();
         for i in indexes {
             let site = diagnostics[i].site.as_ref().expect("collected above");
             if let Some(root) = docs.get(site.doc) {
-                resolved.push((i, root.pos_of(&site.pointer, site.key)));
+                let mut pos = root.pos_of(&site.pointer, site.key);
+                if let (Some((needle, nth)), Some(file)) = (&site.needle, file) {
+                    pos = find_after(&file.text, pos, needle, *nth).unwrap_or(pos);
+                }
+                resolved.push((i, pos));
             }
         }
     }

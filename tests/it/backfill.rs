@@ -34,7 +34,7 @@ kind: Task
 metadata: { name: stamp, project: lab }
 spec:
   inputs: { day: { type: datetime } }
-  script: { interpreter: bash, source: "echo {{ inputs.day }}" }
+  script: { interpreter: bash, source: "echo \"$WEIR_INPUT_DAY\"" }
 ---
 apiVersion: weir.dev/v1alpha1
 kind: Workflow

@@ -339,6 +339,16 @@ impl Daemon {
 
     /// [`Daemon::start`] with environment variables `env`.
     pub fn start_with_env(db: &TestDb, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        Daemon::start_logged(db, args, env, std::process::Stdio::null())
+    }
+
+    /// [`Daemon::start_with_env`], the daemon's stderr (its logs) to `stderr`.
+    pub fn start_logged(
+        db: &TestDb,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stderr: impl Into<std::process::Stdio>,
+    ) -> Daemon {
         let addr = free_addr();
         let child = Command::new(env!("CARGO_BIN_EXE_weir"))
             .arg("serve")
@@ -348,7 +358,7 @@ impl Daemon {
             .envs(env.iter().copied())
             .env("WEIR_LOG", "info")
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("weir serve starts");
         let daemon = Daemon {

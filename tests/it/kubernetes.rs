@@ -138,9 +138,23 @@ fn spawn_task(job: &Job, work: &Path) -> Running {
         .env("WEIR_TERMINATION_LOG", &log)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
+    // What the image or the node adds to a container's environment beyond
+    // the Job's spec (this process's own variables stand for the image's):
+    // a task sees it only when the operator's allow-list names it.
+    command
+        .env("NOT_NAMED_BY_THE_JOB", "leaked")
+        .env("TEAM_NAME", "forecasting");
     for var in container.env.iter().flatten() {
         if let Some(value) = &var.value {
             command.env(&var.name, value);
+        }
+        // The kubelet resolves a Secret's key; here its value names it.
+        let secret = var
+            .value_from
+            .as_ref()
+            .and_then(|v| v.secret_key_ref.as_ref());
+        if let Some(secret) = secret {
+            command.env(&var.name, format!("{}/{}", secret.name, secret.key));
         }
     }
     Running {
@@ -649,4 +663,100 @@ async fn an_api_server_that_never_answers_is_retried_then_reported() {
     );
     assert!(error.to_string().contains("did not answer"), "{error}");
     assert_eq!(kube.calls(), 4, "tried 4 times");
+}
+
+const NAMES: &str = r#"apiVersion: weir.dev/v1alpha1
+kind: Task
+metadata: { name: names }
+spec:
+  outputs: { names: { type: string } }
+  secrets: [ { name: warehouse, key: password, env: DB_PASSWORD } ]
+  script:
+    interpreter: bash
+    source: |
+      printf '{"names": "%s"}' "$(env | cut -d= -f1 | sort | tr '\n' ' ')" > "$WEIR_OUTPUTS/outputs.json"
+---
+apiVersion: weir.dev/v1alpha1
+kind: Workflow
+metadata: { name: names-flow }
+spec:
+  nodes: [ { id: names, task: names } ]
+"#;
+
+/// Issue 13, item 3: a task pod's environment is what its Job names (the
+/// attempt for `weir exec-task`, the task's secrets), and the task run by
+/// `weir exec-task` gets only its secrets, the data contract, `PATH`,
+/// `HOME`, the locale and what the operator allows: never `WEIR_ATTEMPT`,
+/// nor anything else the image or the node put in the container.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_pod_gets_only_the_variables_its_job_names() {
+    use weir::executor::environment::{AllowList, Inherited};
+
+    let (db, _repo) = synced(&[("flows.yaml", NAMES)]);
+    let store = weir::store::open(&db.url()).await.expect("store");
+    let cluster = Cluster::new(None).await;
+    let kubelet = cluster.kubelet();
+    let allow = AllowList::parse(&["TEAM_*"]).expect("valid");
+    let engine = cluster
+        .engine(store.clone())
+        .with_task_env(Inherited::capture(Vec::new(), allow));
+    let id = start(store.as_ref(), "names-flow", &[]).await;
+    let execution = finish(&engine, &id).await;
+    kubelet.stop().await;
+    assert_eq!(execution.status, Status::Succeeded, "{:?}", execution.error);
+
+    let jobs = cluster.jobs().await;
+    let pod = jobs[0]
+        .spec
+        .clone()
+        .and_then(|s| s.template.spec)
+        .expect("a pod spec");
+    assert_eq!(pod.enable_service_links, Some(false));
+    let named: Vec<String> = pod.containers[0]
+        .env
+        .iter()
+        .flatten()
+        .map(|v| v.name.clone())
+        .collect();
+    assert_eq!(named, ["WEIR_ATTEMPT", "DB_PASSWORD"]);
+
+    let nodes = store.nodes(&id).await.expect("nodes");
+    let outputs = nodes[0].outputs.clone().expect("outputs");
+    let seen: HashSet<&str> = outputs["names"]
+        .as_str()
+        .expect("names")
+        .split_whitespace()
+        .collect();
+    for name in [
+        "DB_PASSWORD",
+        "TEAM_NAME",
+        "WEIR_INPUTS",
+        "WEIR_OUTPUTS",
+        "PATH",
+    ] {
+        assert!(seen.contains(name), "{name} is missing: {seen:?}");
+    }
+    // bash itself exports PWD, SHLVL, `_` (and OLDPWD).
+    let allowed: HashSet<&str> = [
+        "DB_PASSWORD",
+        "TEAM_NAME",
+        "WEIR_INPUTS",
+        "WEIR_OUTPUTS",
+        "PATH",
+        "HOME",
+        "LANG",
+        "LC_ALL",
+        "TZ",
+        "PWD",
+        "OLDPWD",
+        "SHLVL",
+        "_",
+    ]
+    .into_iter()
+    .collect();
+    let extra: Vec<&&str> = seen.difference(&allowed).collect();
+    assert!(
+        extra.is_empty(),
+        "the task saw more than it was given: {extra:?}"
+    );
 }

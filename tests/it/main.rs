@@ -19,4 +19,5 @@ mod server_cli;
 mod signed;
 mod store;
 mod sync_story;
+mod task_env;
 mod validate_cli;

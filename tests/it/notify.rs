@@ -17,10 +17,10 @@ use crate::common::{Daemon, GitRepo, TestDb, eventually, http, weir_json, weir_w
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
-struct Received {
+pub(crate) struct Received {
     path: String,
     headers: HashMap<String, String>,
-    body: Vec<u8>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Received {
@@ -37,16 +37,16 @@ impl Received {
 
 /// What the receiver answers to the `n`-th request (0-based) to a path;
 /// `None`: it never answers (the connection stays open).
-type Behaviour = dyn Fn(&str, usize) -> Option<u16> + Send + Sync;
+pub(crate) type Behaviour = dyn Fn(&str, usize) -> Option<u16> + Send + Sync;
 
 /// A local HTTP server recording every request.
-struct Receiver {
+pub(crate) struct Receiver {
     addr: String,
     received: Arc<Mutex<Vec<Received>>>,
 }
 
 impl Receiver {
-    fn start(behaviour: Arc<Behaviour>) -> Receiver {
+    pub(crate) fn start(behaviour: Arc<Behaviour>) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr").to_string();
         let received = Arc::new(Mutex::new(Vec::new()));
@@ -76,7 +76,7 @@ impl Receiver {
         Receiver { addr, received }
     }
 
-    fn requests(&self, path: &str) -> Vec<Received> {
+    pub(crate) fn requests(&self, path: &str) -> Vec<Received> {
         self.received
             .lock()
             .expect("lock")
@@ -86,7 +86,7 @@ impl Receiver {
             .collect()
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 }

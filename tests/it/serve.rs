@@ -17,7 +17,7 @@ spec:
     interpreter: bash
     source: |
       sleep 3
-      echo "{\"seen\": \"{{ inputs.at }}\"}" > "$WEIR_OUTPUTS/outputs.json"
+      echo "{\"seen\": \"$WEIR_INPUT_AT\"}" > "$WEIR_OUTPUTS/outputs.json"
 ---
 apiVersion: weir.dev/v1alpha1
 kind: Workflow

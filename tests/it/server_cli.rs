@@ -27,7 +27,7 @@ spec:
   script:
     interpreter: bash
     source: |
-      echo "{\"lines\": $(wc -l < "{{ inputs.data }}")}" > "$WEIR_OUTPUTS/outputs.json"
+      echo "{\"lines\": $(wc -l < "$WEIR_INPUT_DATA")}" > "$WEIR_OUTPUTS/outputs.json"
 ---
 apiVersion: weir.dev/v1alpha1
 kind: Workflow

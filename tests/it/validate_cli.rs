@@ -105,6 +105,7 @@ invalid_fixture!(duplicate_node, "w029-duplicate-node", "W029", 19);
 invalid_fixture!(invalid_default, "w030-invalid-default", "W030", 6);
 invalid_fixture!(missing_notebook, "w031-missing-notebook", "W031", 5);
 invalid_fixture!(conflicting_input, "w034-conflicting-input", "W034", 28);
+invalid_fixture!(input_as_code, "w036-input-as-code", "W036", 14);
 
 #[test]
 fn every_error_of_a_run_is_reported_not_only_the_first() {
@@ -144,4 +145,55 @@ fn exit_code_2_when_weir_cannot_run() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("does-not-exist"));
     let bad_flag = weir(&["validate", "--output", "xml"]);
     assert_eq!(bad_flag.status.code(), Some(2));
+}
+
+/// Issue 13, item 4: inputs are data. A string written into code is refused
+/// at the placeholder itself; numbers, booleans and enum members may still
+/// be written there; a container argument is data (one argv element) unless
+/// a shell runs it as its script (`sh -c`).
+#[test]
+fn only_values_that_cannot_carry_code_are_written_into_code() {
+    let (code, json) = validate_json(&fixture("invalid/w036-input-as-code.yaml"));
+    assert_eq!(code, 1, "{json:#}");
+    let hits: Vec<&serde_json::Value> = json["diagnostics"]
+        .as_array()
+        .expect("diagnostics")
+        .iter()
+        .filter(|d| d["code"] == "W036")
+        .collect();
+    assert_eq!(hits.len(), 1, "only the string input: {json:#}");
+    let hit = hits[0];
+    assert_eq!(
+        (hit["line"].as_u64(), hit["column"].as_u64()),
+        (Some(14), Some(21))
+    );
+    assert!(
+        hit["message"].as_str().expect("message").contains("`who`"),
+        "{hit:#}"
+    );
+    assert!(
+        hit["help"]
+            .as_str()
+            .expect("help")
+            .contains(r#""$WEIR_INPUT_WHO""#),
+        "{hit:#}"
+    );
+
+    let task = |body: &str| {
+        format!(
+            "apiVersion: weir.dev/v1alpha1\nkind: Task\nmetadata: {{ name: t }}\nspec:\n  inputs:\n    x: {{ type: string }}\n    n: {{ type: int }}\n{body}"
+        )
+    };
+    let codes = |body: &str| -> Vec<&'static str> {
+        let text = task(body);
+        let report = crate::common::validate_files(&[("t.yaml", text.as_str())]);
+        report.diagnostics.iter().map(|d| d.code.id()).collect()
+    };
+    let python =
+        "  script:\n    interpreter: python3\n    source: |\n      print({{ inputs.n }} * 2)\n";
+    assert_eq!(codes(python), Vec::<&str>::new());
+    let argv = "  container:\n    image: alpine\n    command: [printf, '%s']\n    args: ['{{ inputs.x }}', 'n={{ inputs.n }}']\n";
+    assert_eq!(codes(argv), Vec::<&str>::new());
+    let shell = "  container:\n    image: alpine\n    command: [/bin/sh, -ec]\n    args: ['echo {{ inputs.x }}']\n";
+    assert_eq!(codes(shell), ["W036"]);
 }

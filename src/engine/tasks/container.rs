@@ -1,11 +1,13 @@
 //! `container` tasks, run locally on the host.
 
-use super::interpolate;
 use super::{Context, Launch, TaskType};
+use super::{Destination, interpolate};
 use crate::spec::TaskSpec;
 
 /// `container`: run locally, the image's `command` and `args` run on the
-/// host (the log says so once).
+/// host (the log says so once). The argv is run directly, never through a
+/// shell: each `command`/`args` element, interpolated, is exactly one
+/// argument, whatever spaces or quotes an input's value holds.
 pub struct Container;
 
 impl TaskType for Container {
@@ -27,7 +29,7 @@ impl TaskType for Container {
             .command
             .iter()
             .chain(&body.args)
-            .map(|a| interpolate(a, context.inputs))
+            .map(|a| interpolate(a, context, Destination::Data))
             .collect::<Result<Vec<_>, _>>()?;
         if argv.is_empty() {
             return Err(format!(
@@ -39,7 +41,11 @@ impl TaskType for Container {
         Ok(Launch {
             program,
             args: argv,
-            env: body.env.clone(),
+            env: body
+                .env
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), interpolate(v, context, Destination::Data)?)))
+                .collect::<Result<_, String>>()?,
             files: Vec::new(),
             notice: Some(format!(
                 "weir: container task run locally: image `{}` is not used; its command runs on this host\n",

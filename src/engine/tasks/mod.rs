@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use crate::spec::TaskSpec;
 use crate::spec::template::{self, Part, Reference};
+use crate::spec::types::TypeExpr;
 
 /// What to run for one attempt.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,21 +73,149 @@ pub fn on_path(program: &str) -> bool {
     })
 }
 
-/// `{{ inputs.x }}` in script sources and container arguments, replaced by
-/// the value (strings as they are, anything else as JSON).
-pub fn interpolate(text: &str, inputs: &BTreeMap<String, Value>) -> Result<String, String> {
+/// Where a `{{ inputs.x }}` is written, which decides what may go there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destination {
+    /// A script's source: code. Only values that cannot carry code (ints,
+    /// floats, booleans, enum members: [`TypeExpr::is_code_safe`]) are
+    /// written there; a script reads anything else from `WEIR_INPUT_<NAME>`.
+    /// `weir validate` refuses the rest (W036); this check holds for
+    /// versions registered before it.
+    ScriptSource,
+    /// One argv element of a container's `command`/`args`, or one value of
+    /// its `env`: data, never parsed by a shell, so any value fits.
+    Data,
+}
+
+/// `{{ inputs.x }}` in a task body, replaced by the value (strings as they
+/// are, anything else as JSON), under the rule of `destination`.
+pub fn interpolate(
+    text: &str,
+    context: &Context<'_>,
+    destination: Destination,
+) -> Result<String, String> {
     let parsed = template::parse(text)?;
     let mut out = String::with_capacity(text.len());
     for part in parsed.parts {
         match part {
             Part::Text(t) => out.push_str(&t),
-            Part::Ref(Reference::Input(name)) => match inputs.get(&name) {
-                Some(Value::String(s)) => out.push_str(s),
-                Some(other) => out.push_str(&other.to_string()),
-                None => return Err(format!("`{{{{ inputs.{name} }}}}` has no value")),
-            },
+            Part::Ref(Reference::Input(name)) => {
+                let Some(value) = context.inputs.get(&name) else {
+                    return Err(format!("`{{{{ inputs.{name} }}}}` has no value"));
+                };
+                if destination == Destination::ScriptSource {
+                    check_code_safe(&name, value, context.spec)?;
+                }
+                match value {
+                    Value::String(s) => out.push_str(s),
+                    other => out.push_str(&other.to_string()),
+                }
+            }
             Part::Ref(r) => return Err(format!("`{{{{ {r} }}}}` cannot be used in a task body")),
         }
     }
     Ok(out)
+}
+
+/// Refuses a value that could change what a script does: the input must be
+/// declared code-safe, and the value must be one of that type's (a number,
+/// a boolean, a member of the enum).
+fn check_code_safe(name: &str, value: &Value, spec: &TaskSpec) -> Result<(), String> {
+    let ty = spec.inputs.get(name).and_then(|p| p.type_expr());
+    let fits = match (&ty, value) {
+        (Some(TypeExpr::Int | TypeExpr::Float), Value::Number(_)) => true,
+        (Some(TypeExpr::Bool), Value::Bool(_)) => true,
+        (Some(TypeExpr::Enum(members)), Value::String(s)) => members.contains(s),
+        _ => false,
+    };
+    if fits {
+        return Ok(());
+    }
+    let (variable, _) = crate::executor::local::input_variable(name, value);
+    let what = ty.map_or_else(|| "undeclared".to_owned(), |t| format!("a `{t}`"));
+    Err(format!(
+        "`{{{{ inputs.{name} }}}}` in the script's source: input `{name}` is {what}, which could carry code; \
+         only int, float, bool and enum values are written into a source: read it from the environment, \"${variable}\""
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const HOSTILE: &str = r#""; id > pwned; echo ""#;
+
+    fn spec(body: Value) -> TaskSpec {
+        let mut spec = json!({
+            "inputs": {
+                "x": { "type": "string" },
+                "n": { "type": "int" },
+                "mode": { "enum": ["fast", "slow"] },
+            },
+        });
+        spec.as_object_mut()
+            .expect("an object")
+            .extend(body.as_object().expect("an object").clone());
+        serde_json::from_value(spec).expect("a task spec")
+    }
+
+    fn inputs() -> BTreeMap<String, Value> {
+        BTreeMap::from([
+            ("x".to_owned(), json!(HOSTILE)),
+            ("n".to_owned(), json!(3)),
+            ("mode".to_owned(), json!("slow")),
+        ])
+    }
+
+    fn launch_of(spec: &TaskSpec, inputs: &BTreeMap<String, Value>) -> Result<Launch, String> {
+        launch(&Context {
+            spec,
+            inputs,
+            notebook: None,
+        })
+    }
+
+    #[test]
+    fn a_string_is_never_written_into_a_script_s_source() {
+        let spec = spec(json!({
+            "script": { "interpreter": "bash", "source": "echo {{ inputs.x }}" },
+        }));
+        let error = launch_of(&spec, &inputs()).expect_err("refused");
+        assert!(error.contains(r#""$WEIR_INPUT_X""#), "{error}");
+        assert!(!error.contains("pwned"), "the value is not echoed: {error}");
+    }
+
+    #[test]
+    fn numbers_booleans_and_enum_members_are_written_into_a_source() {
+        let spec = spec(json!({
+            "script": { "interpreter": "bash", "source": "seq {{ inputs.n }} # {{ inputs.mode }}" },
+        }));
+        let launch = launch_of(&spec, &inputs()).expect("accepted");
+        assert_eq!(launch.files[0].1, "seq 3 # slow");
+
+        // A value that does not fit its declared type is refused all the same.
+        let mut forged = inputs();
+        forged.insert("n".to_owned(), json!(HOSTILE));
+        assert!(launch_of(&spec, &forged).is_err());
+        forged.insert("n".to_owned(), json!(3));
+        forged.insert("mode".to_owned(), json!(HOSTILE));
+        assert!(launch_of(&spec, &forged).is_err());
+    }
+
+    #[test]
+    fn a_container_argument_is_one_argv_element_whatever_it_holds() {
+        let spec = spec(json!({
+            "container": {
+                "image": "alpine",
+                "command": ["printf", "%s"],
+                "args": ["{{ inputs.x }}", "n={{ inputs.n }}"],
+                "env": { "X": "{{ inputs.x }}" },
+            },
+        }));
+        let launch = launch_of(&spec, &inputs()).expect("accepted");
+        assert_eq!(launch.program, "printf");
+        assert_eq!(launch.args, ["%s", HOSTILE, "n=3"]);
+        assert_eq!(launch.env["X"], HOSTILE);
+    }
 }

@@ -2,11 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use super::interpolate;
 use super::{Context, Launch, TaskType};
+use super::{Destination, interpolate};
 use crate::spec::TaskSpec;
 
 /// `script`: the source written to a file and run with its interpreter.
+/// Inputs reach it as data (`WEIR_INPUTS`, `WEIR_INPUT_<NAME>`); only
+/// values that cannot carry code are written into the source itself.
 pub struct Script;
 
 impl TaskType for Script {
@@ -20,7 +22,7 @@ impl TaskType for Script {
 
     fn launch(&self, context: &Context<'_>) -> Result<Launch, String> {
         let script = context.spec.script.as_ref().ok_or("not a script task")?;
-        let source = interpolate(&script.source, context.inputs)?;
+        let source = interpolate(&script.source, context, Destination::ScriptSource)?;
         let file = "task/script";
         Ok(Launch {
             program: script.interpreter.clone(),

@@ -3,6 +3,12 @@
 //! restart finds the first; its pod runs the task's image with `weir
 //! exec-task` as the entrypoint, copied in from the weir image by an init
 //! container (as Argo Workflows' emissary does).
+//!
+//! The task container's environment is exactly what the Job names:
+//! `WEIR_ATTEMPT` (read by `weir exec-task`, never passed on to the task)
+//! and the task's secrets as `secretKeyRef` variables. Nothing of the
+//! daemon's environment is copied in, and Kubernetes' service links
+//! (`<SERVICE>_PORT…` variables) are off.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -298,6 +304,10 @@ pub fn build(settings: &Settings, req: &JobRequest<'_>) -> Job {
                 }),
                 spec: Some(PodSpec {
                     restart_policy: Some("Never".into()),
+                    // No `<SERVICE>_HOST`/`_PORT` variables of every service
+                    // in the namespace: the task's environment is what this
+                    // spec names.
+                    enable_service_links: Some(false),
                     service_account_name: service_account.clone(),
                     // Tasks get no API token unless the task itself names
                     // the account it needs (the default account is bound to

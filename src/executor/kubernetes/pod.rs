@@ -5,6 +5,12 @@
 //! file outputs uploaded, then the outcome written as JSON ([`Report`]) to
 //! the container's termination message, where the executor reads it from
 //! the pod's status.
+//!
+//! The task's process does not inherit `weir exec-task`'s environment
+//! (which holds `WEIR_ATTEMPT` and whatever the image and the kubelet add):
+//! it gets `PATH`, `HOME`, the locale and `TZ`, the secrets its Job names,
+//! the variables the operator's allow-list lets through (carried in the
+//! payload, so both sides apply one list), and the data contract's.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::observe::Report;
 use crate::artifact::{self, ArtifactStore};
+use crate::executor::environment::{AllowList, Inherited};
 use crate::executor::local::{self, Attempt, Outcome};
 use crate::spec::TaskSpec;
 
@@ -42,11 +49,22 @@ pub struct Payload {
     pub notebook: Option<String>,
     /// The artifact store both sides share (`artifact::open`).
     pub artifacts: String,
+    /// The pod's variables the task may inherit beyond `PATH`, `HOME`, the
+    /// locale and its secrets (the operator's `[tasks] env`).
+    #[serde(default, skip_serializing_if = "AllowList::is_empty")]
+    pub inherit: AllowList,
 }
 
 /// Runs the attempt in `work` and returns its report (never panics on
-/// task errors: they are reports).
-pub async fn exec(payload: &Payload, work: &Path, cancel: &CancellationToken) -> Report {
+/// task errors: they are reports). `host` is the pod's environment, of
+/// which the task gets only what [`task_allow_list`] lets through.
+pub async fn exec(
+    payload: &Payload,
+    work: &Path,
+    host: Vec<(std::ffi::OsString, std::ffi::OsString)>,
+    cancel: &CancellationToken,
+) -> Report {
+    let inherited = Inherited::capture(host, task_allow_list(payload));
     let artifacts: Box<dyn ArtifactStore> = match artifact::open(&payload.artifacts) {
         Ok(store) => store,
         Err(e) => {
@@ -64,6 +82,7 @@ pub async fn exec(payload: &Payload, work: &Path, cancel: &CancellationToken) ->
         // reports a timeout as such rather than as a killed pod.
         timeout: payload.timeout_seconds.map(Duration::from_secs),
         notebook: payload.notebook.clone().map(Ok),
+        inherited: &inherited,
     };
     let dir = attempt.dir.clone();
     let outcome = local::run(attempt, artifacts.as_ref(), cancel, |_| {}).await;
@@ -76,6 +95,14 @@ pub async fn exec(payload: &Payload, work: &Path, cancel: &CancellationToken) ->
             error: "the task was stopped".into(),
         },
     }
+}
+
+/// What of the pod's environment the task gets besides `PATH`, `HOME`,
+/// the locale and `TZ`: the operator's list and the secrets the Job names.
+pub fn task_allow_list(payload: &Payload) -> AllowList {
+    payload
+        .inherit
+        .with_names(payload.spec.secrets.iter().map(|s| s.env.as_str()))
 }
 
 /// The report as the termination message: at most [`MESSAGE_LIMIT`] bytes.

@@ -65,24 +65,30 @@ pub fn check(
         }
     }
     if let Some(script) = &spec.script {
-        check_template(
-            entity,
-            &iface,
-            &script.source,
-            &[Key("spec"), Key("script"), Key("source")],
-            &mut found,
-        );
+        let path = [Key("spec"), Key("script"), Key("source")];
+        check_template(entity, &iface, &script.source, &path, &mut found);
+        let reader = if script.interpreter.contains("python") {
+            Reader::Python
+        } else {
+            Reader::Shell
+        };
+        check_inputs_in_code(entity, &iface, &script.source, &path, reader, &mut found);
     }
     if let Some(container) = &spec.container {
+        let argv: Vec<&String> = container.command.iter().chain(&container.args).collect();
+        let shell_script = shell_script_index(&argv);
         for (field, list) in [("command", &container.command), ("args", &container.args)] {
+            let offset = if field == "args" {
+                container.command.len()
+            } else {
+                0
+            };
             for (i, arg) in list.iter().enumerate() {
-                check_template(
-                    entity,
-                    &iface,
-                    arg,
-                    &[Key("spec"), Key("container"), Key(field), Index(i)],
-                    &mut found,
-                );
+                let path = [Key("spec"), Key("container"), Key(field), Index(i)];
+                check_template(entity, &iface, arg, &path, &mut found);
+                if shell_script == Some(offset + i) {
+                    check_inputs_in_code(entity, &iface, arg, &path, Reader::Shell, &mut found);
+                }
             }
         }
         for (name, value) in &container.env {
@@ -117,6 +123,89 @@ pub(super) fn check_duration(
     if let Err(e) = duration::parse(text) {
         found.push(at(entity, Code::InvalidDuration, path, e.to_string()));
     }
+}
+
+/// How a program reads an environment variable, for the help line.
+#[derive(Debug, Clone, Copy)]
+enum Reader {
+    Shell,
+    Python,
+}
+
+/// `{{ inputs.x }}` written into code (a script's source, or the command
+/// string of `sh -c`) is refused unless `x`'s type cannot carry code (int,
+/// float, bool, enum): a string's value would run as code (W036). Each
+/// placeholder is reported at its own line and column.
+fn check_inputs_in_code(
+    entity: &Entity,
+    iface: &Interface,
+    text: &str,
+    path: &[PathStep<'_>],
+    reader: Reader,
+    found: &mut Vec<Diagnostic>,
+) {
+    let mut seen: Vec<&str> = Vec::new();
+    for (placeholder, name) in input_placeholders(text) {
+        let nth = seen.iter().filter(|p| **p == placeholder).count();
+        seen.push(placeholder);
+        let Some(ty) = iface.inputs.get(name).and_then(|p| p.ty.as_ref()) else {
+            continue; // unknown input or invalid type: reported already
+        };
+        if ty.is_code_safe() {
+            continue;
+        }
+        let variable = format!("WEIR_INPUT_{}", name.to_uppercase().replace('-', "_"));
+        let form = match reader {
+            Reader::Shell => format!("\"${variable}\""),
+            Reader::Python => format!("os.environ[\"{variable}\"]"),
+        };
+        found.push(
+            at(
+                entity,
+                Code::InputAsCode,
+                path,
+                format!(
+                    "`{placeholder}` writes the `{ty}` input `{name}` into code, where its value would run as code"
+                ),
+            )
+            .within(placeholder, nth)
+            .with_help(format!(
+                "read it from the environment: {form} (only int, float, bool and enum inputs may be written into code)"
+            )),
+        );
+    }
+}
+
+/// Each `{{ inputs.NAME }}` of `text`, as written, with its name.
+fn input_placeholders(text: &str) -> Vec<(&str, &str)> {
+    let mut found = Vec::new();
+    let mut rest = 0;
+    while let Some(start) = text[rest..].find("{{").map(|i| rest + i) {
+        let Some(end) = text[start + 2..].find("}}").map(|i| start + 2 + i) else {
+            break;
+        };
+        let placeholder = &text[start..end + 2];
+        if let Some(name) = text[start + 2..end].trim().strip_prefix("inputs.") {
+            found.push((placeholder, name));
+        }
+        rest = end + 2;
+    }
+    found
+}
+
+/// The index of the argument a shell runs as its script, when `argv`
+/// starts a shell with `-c` (`sh -c "…"`, `bash -ec "…"`).
+fn shell_script_index(argv: &[&String]) -> Option<usize> {
+    const SHELLS: [&str; 6] = ["sh", "bash", "dash", "zsh", "ksh", "ash"];
+    let program = argv.first()?.rsplit('/').next()?;
+    if !SHELLS.contains(&program) {
+        return None;
+    }
+    let flag = argv.iter().skip(1).position(|a| {
+        a.strip_prefix('-')
+            .is_some_and(|flags| !flags.starts_with('-') && flags.contains('c'))
+    })?;
+    Some(flag + 2)
 }
 
 /// Templates in a task body may reference the task's own inputs only.
