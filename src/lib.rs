@@ -13,6 +13,7 @@ pub mod executor;
 pub mod http;
 pub mod lineage;
 pub mod notify;
+pub mod redact;
 pub mod reconcile;
 pub mod registry;
 pub mod schedule;

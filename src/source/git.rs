@@ -94,18 +94,9 @@ pub(super) fn git(doing: &'static str) -> impl FnOnce(git2::Error) -> Error {
     move |source| Error::Git { doing, source }
 }
 
-/// `url` without a `user:password@` part: secrets in URLs never reach
-/// errors, logs, the source key or the store.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let host_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..host_end].rfind('@') {
-        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
-        None => url.to_owned(),
-    }
-}
+/// `url` without credentials: secrets in URLs never reach errors, logs,
+/// the source key or the store (one rule for every URL, `crate::redact`).
+pub use crate::redact::redact_url;
 
 fn is_url(repo: &str) -> bool {
     repo.contains("://") || (repo.contains('@') && repo.contains(':') && !Path::new(repo).exists())
@@ -710,20 +701,6 @@ fn resolve_link(link: &str, target: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::resolve_link;
-
-    #[test]
-    fn credentials_in_urls_are_redacted() {
-        use super::redact_url;
-        assert_eq!(
-            redact_url("https://bob:ghp_SECRET@github.com/o/r.git"),
-            "https://github.com/o/r.git"
-        );
-        assert_eq!(
-            redact_url("https://github.com/o/r@v1.git"),
-            "https://github.com/o/r@v1.git"
-        );
-        assert_eq!(redact_url("/srv/repo"), "/srv/repo");
-    }
 
     #[test]
     fn links_resolve_inside_the_repository_only() {

@@ -217,7 +217,24 @@ pub enum Error {
         #[source]
         source: sqlx::Error,
     },
+    /// PostgreSQL did not accept a first connection: refused, unknown
+    /// host, no answer within [`postgres::CONNECT_TIMEOUT`], authentication.
+    /// Said at once, naming where weir tried (the URL without credentials).
+    #[error("cannot connect to PostgreSQL at {host}:{port} ({url}): {reason}")]
+    Unreachable {
+        url: String,
+        host: String,
+        port: u16,
+        reason: String,
+    },
+    /// A SQLite database file that is empty: not a store weir made (weir
+    /// creates a new store only where no file exists).
+    #[error(
+        "`{path}` is an empty file, not a weir database; remove it to start a new store, or point --state-dir or --db at the existing one"
+    )]
+    EmptyDatabase { path: String },
     #[error("cannot migrate the database at {url}: {source}")]
+
     Migrate {
         url: String,
         #[source]
@@ -252,7 +269,8 @@ impl Error {
     /// A stable label for metrics and status reasons.
     pub fn metric_label(&self) -> &'static str {
         match self {
-            Error::Connect { .. } => "StoreUnavailable",
+            Error::Connect { .. } | Error::Unreachable { .. } => "StoreUnavailable",
+            Error::EmptyDatabase { .. } => "StoreEmptyFile",
             Error::Migrate { .. } => "StoreMigrationFailed",
             Error::Query { .. } => "StoreQueryFailed",
             Error::Corrupt { .. } => "StoreCorrupt",
@@ -333,8 +351,10 @@ pub trait Store: ExecutionStore + DeliveryStore {
     fn audit(&self, limit: u32) -> StoreFuture<'_, Vec<AuditEntry>>;
 }
 
-/// Opens the store at `url`: `sqlite://PATH` (created if missing) or
-/// `postgres://…`; runs pending migrations.
+/// Opens the store at `url`: `sqlite://PATH` (created if no file exists;
+/// an empty file is refused) or `postgres://…` (a first connection is made
+/// at once, so a wrong host or port fails fast); runs pending migrations.
+/// Errors and logs show `url` without credentials (`crate::redact`).
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, Error> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(postgres::PgStore::open(url).await?))

@@ -14,10 +14,12 @@
 mod delivery;
 
 use std::collections::HashSet;
+use std::str::FromStr as _;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
+use sqlx::Connection as _;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::types::Json;
 use sqlx::{Postgres, QueryBuilder};
 
@@ -27,7 +29,12 @@ use super::{
     ExecutionFilter, ExecutionStore, LineageEdge, NewVersion, NodeState, SourceError, SourceKey,
     SourceStatus, Store, StoreFuture, VersionFilter, VersionKey, VersionRecord,
 };
+use crate::redact::redact_url;
 use crate::spec::{Digest, EntityRef};
+
+/// How long the first connection of [`PgStore::open`] may take (a host
+/// that drops packets rather than refusing).
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The store in a PostgreSQL database.
 #[derive(Debug, Clone)]
@@ -55,22 +62,50 @@ impl<'a> KeyColumns<'a> {
 
 impl PgStore {
     /// Connects to `url` (`postgres://…`) and runs pending migrations.
+    ///
+    /// One connection is made first, bounded by [`CONNECT_TIMEOUT`]: a pool
+    /// would retry until its acquire timeout (30 s) and then say only "pool
+    /// timed out", where one connection fails at once with the reason
+    /// (connection refused, unknown host, bad password), reported with the
+    /// host and port as [`Error::Unreachable`].
     pub async fn open(url: &str) -> Result<PgStore, Error> {
+        let shown = redact_url(url);
+        let options = PgConnectOptions::from_str(url).map_err(|source| Error::Connect {
+            url: shown.clone(),
+            source,
+        })?;
+        let unreachable = |reason: String| Error::Unreachable {
+            url: shown.clone(),
+            host: options.get_host().to_owned(),
+            port: options.get_port(),
+            reason,
+        };
+        match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options)).await {
+            Ok(Ok(first)) => {
+                // Closing is a courtesy to the server; the pool reconnects.
+                let _ = first.close().await;
+            }
+            Ok(Err(source)) => return Err(unreachable(source.to_string())),
+            Err(_) => {
+                return Err(unreachable(format!(
+                    "no answer within {}s",
+                    CONNECT_TIMEOUT.as_secs()
+                )));
+            }
+        }
         let pool = PgPoolOptions::new()
             .max_connections(8)
-            .connect(url)
+            .before_acquire(sql::outside_transaction)
+            .connect_with(options)
             .await
             .map_err(|source| Error::Connect {
-                url: url.to_owned(),
+                url: shown.clone(),
                 source,
             })?;
         sqlx::migrate!("./migrations/postgres")
             .run(&pool)
             .await
-            .map_err(|source| Error::Migrate {
-                url: url.to_owned(),
-                source,
-            })?;
+            .map_err(|source| Error::Migrate { url: shown, source })?;
         Ok(PgStore { pool })
     }
 

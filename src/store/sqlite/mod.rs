@@ -1,7 +1,8 @@
 //! SQLite: the embedded default store, one file in the state directory.
 //!
-//! The file is created (with its directory) on first open and migrated with
-//! the embedded `migrations/sqlite`. It runs in WAL mode, so readers never
+//! The file is created (with its directory) on first open, only where no
+//! file exists (an empty file is refused, never taken for a new store), and
+//! migrated with the embedded `migrations/sqlite`. It runs in WAL mode, so readers never
 //! block the writer, with a busy timeout, so that two weir processes on one
 //! state directory wait for each other instead of failing. Every write
 //! transaction starts with `BEGIN IMMEDIATE`: it takes the write lock first,
@@ -16,7 +17,7 @@
 mod delivery;
 
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
@@ -34,6 +35,7 @@ use super::{
     ExecutionFilter, ExecutionStore, LineageEdge, NewVersion, NodeState, SourceError, SourceKey,
     SourceStatus, Store, StoreFuture, VersionFilter, VersionKey, VersionRecord,
 };
+use crate::redact::redact_url;
 use crate::spec::{Digest, EntityRef};
 
 /// SQLite's limit of bound parameters in one statement (since 3.32).
@@ -52,14 +54,19 @@ impl SqliteStore {
     /// Opens (creating if missing) the database at `url`, `sqlite://PATH`
     /// or a bare path, and runs pending migrations.
     pub async fn open(url: &str) -> Result<SqliteStore, Error> {
+        let shown = redact_url(url);
         let connect = |source| Error::Connect {
-            url: url.to_owned(),
+            url: shown.clone(),
             source,
         };
-        let options = connect_options(url).map_err(connect)?;
+        let (options, file) = connect_options(url).map_err(connect)?;
+        if let Some(file) = &file {
+            ensure_database_file(&options, file).await?;
+        }
         switch_to_wal(&options).await.map_err(connect)?;
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            .before_acquire(sql::outside_transaction)
             .connect_with(options)
             .await
             .map_err(connect)?;
@@ -68,11 +75,11 @@ impl SqliteStore {
             // Two processes opening a fresh file race to apply the same
             // migration; the loser's transaction rolled back, and a second
             // run finds it applied. A real failure fails again.
-            tracing::debug!(url, error = %first, "migration failed; retrying once");
-            migrator.run(&pool).await.map_err(|source| Error::Migrate {
-                url: url.to_owned(),
-                source,
-            })?;
+            tracing::debug!(url = %shown, error = %first, "migration failed; retrying once");
+            migrator
+                .run(&pool)
+                .await
+                .map_err(|source| Error::Migrate { url: shown, source })?;
         }
         Ok(SqliteStore { pool })
     }
@@ -390,17 +397,20 @@ fn is_busy(error: &sqlx::Error) -> bool {
     code.is_some_and(|c| matches!(c & 0xff, 5 | 6))
 }
 
-/// Connection options for `url`; creates the file's directory.
-fn connect_options(url: &str) -> Result<SqliteConnectOptions, sqlx::Error> {
+/// Connection options for `url`, and the database file when it is one (not
+/// in memory); creates the file's directory.
+fn connect_options(url: &str) -> Result<(SqliteConnectOptions, Option<PathBuf>), sqlx::Error> {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
         .unwrap_or(url);
     let (path, query) = match rest.split_once('?') {
-        Some((path, _)) => (path, true),
-        None => (rest, false),
+        Some((path, query)) => (path, Some(query)),
+        None => (rest, None),
     };
-    let in_memory = path.is_empty() || path == ":memory:";
+    let in_memory = path.is_empty()
+        || path == ":memory:"
+        || query.is_some_and(|q| q.split('&').any(|p| p == "mode=memory"));
     if !in_memory {
         if let Some(parent) = Path::new(path)
             .parent()
@@ -409,20 +419,78 @@ fn connect_options(url: &str) -> Result<SqliteConnectOptions, sqlx::Error> {
             std::fs::create_dir_all(parent)?;
         }
     }
-    let options = if query || in_memory {
+    let options = if query.is_some() || in_memory {
         // Query parameters (`?mode=…`) and `:memory:` are sqlx's to parse.
         SqliteConnectOptions::from_str(&format!("sqlite://{rest}"))?
     } else {
         SqliteConnectOptions::new().filename(path)
     };
+    let file = (!in_memory).then(|| options.get_filename().to_path_buf());
     // In WAL mode, `synchronous = NORMAL` cannot corrupt the database; a
     // power cut may lose the last commits, which the engine redoes (its
     // state is level-triggered and its creations insert-or-get).
-    Ok(options
+    let options = options
         .create_if_missing(true)
         .busy_timeout(BUSY_TIMEOUT)
         .synchronous(SqliteSynchronous::Normal)
-        .foreign_keys(true))
+        .foreign_keys(true);
+    Ok((options, file))
+}
+
+/// A new store is created only where no file exists; an empty file (left
+/// by a failed copy, a `touch`, a full disk) is refused rather than taken
+/// for a new store, which would hide that the real one is elsewhere.
+///
+/// So that no weir process ever sees another's database half-made, a new
+/// one is made under a temporary name (its header written: WAL mode is
+/// recorded in it) and then linked into place, which fails if a file
+/// appeared meanwhile; the loser of such a race opens the winner's file.
+async fn ensure_database_file(options: &SqliteConnectOptions, file: &Path) -> Result<(), Error> {
+    let io = |source: std::io::Error| Error::Connect {
+        url: file.display().to_string(),
+        source: sqlx::Error::Io(source),
+    };
+    match std::fs::metadata(file) {
+        Ok(meta) if meta.len() == 0 => {
+            return Err(Error::EmptyDatabase {
+                path: file.display().to_string(),
+            });
+        }
+        Ok(_) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let partial = file.with_file_name(format!(".{name}.new-{}", std::process::id()));
+    let remove_partial = || {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut path = partial.clone().into_os_string();
+            path.push(suffix);
+            let _ = std::fs::remove_file(path);
+        }
+    };
+    remove_partial();
+    let created = switch_to_wal(&options.clone().filename(&partial)).await;
+    if let Err(source) = created {
+        remove_partial();
+        return Err(Error::Connect {
+            url: file.display().to_string(),
+            source,
+        });
+    }
+    let linked = std::fs::hard_link(&partial, file);
+    remove_partial();
+    match linked {
+        Ok(()) => {
+            tracing::info!(path = %file.display(), "created a new store");
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(io(e)),
+    }
 }
 
 async fn execute(
