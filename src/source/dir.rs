@@ -2,8 +2,11 @@
 //!
 //! Layer 1 of validation (size and safety) happens here, before any parser
 //! sees a byte: files over the size limit are not read, symbolic links that
-//! resolve outside the root are refused (and named), link loops are cut, and
-//! non-UTF-8 files are reported. Hidden entries (`.git`, `.github`, `.weir`)
+//! resolve outside the root are refused (and named), link loops are cut,
+//! anything but a regular file (a FIFO, a socket, a device) named like a
+//! definition or a notebook is refused without being opened for reading
+//! (reading a FIFO would wait forever for a writer), and non-UTF-8 files are
+//! reported. Hidden entries (`.git`, `.github`, `.weir`)
 //! are skipped. Problems with single files become diagnostics in the
 //! [`Tree`]; only an unusable root is an [`Error`].
 
@@ -11,7 +14,7 @@ use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::{is_definition, symlink_escape, too_large, unreadable};
+use super::{is_definition, not_regular, symlink_escape, too_large, unreadable};
 use crate::validate::{SourceFile, Tree};
 
 /// The default per-file limit: 1 MiB.
@@ -103,11 +106,13 @@ impl Walk {
             } else {
                 if crate::validate::is_notebook(&rel_path) {
                     // Git's id of the content, as a Git source records it.
-                    match git2::Oid::hash_file(git2::ObjectType::Blob, &target) {
-                        Ok(id) => {
-                            self.tree.notebooks.insert(rel_path.clone(), id.to_string());
+                    if let Some(bytes) = self.read_regular(&target, &rel_path) {
+                        match git2::Oid::hash_object(git2::ObjectType::Blob, &bytes) {
+                            Ok(id) => {
+                                self.tree.notebooks.insert(rel_path.clone(), id.to_string());
+                            }
+                            Err(e) => self.unreadable(&rel_path, &e.to_string()),
                         }
-                        Err(e) => self.unreadable(&rel_path, &e.to_string()),
                     }
                 }
                 self.tree.other_paths.insert(rel_path);
@@ -139,27 +144,72 @@ impl Walk {
     }
 
     fn file(&mut self, path: &Path, rel_path: &str) {
-        let size = match fs::metadata(path) {
-            Ok(m) => m.len(),
-            Err(e) => return self.unreadable(rel_path, &e.to_string()),
+        let Some(bytes) = self.read_regular(path, rel_path) else {
+            return;
         };
-        if size > self.max_file_size {
+        match String::from_utf8(bytes) {
+            Ok(text) => self.tree.files.push(SourceFile {
+                path: rel_path.to_owned(),
+                text,
+            }),
+            Err(e) => self.unreadable(rel_path, &format!("not UTF-8 text ({})", e.utf8_error())),
+        }
+    }
+
+    /// The bytes of `path` when it is a regular file within the size limit;
+    /// otherwise reports why not and returns `None`.
+    ///
+    /// The file is opened without blocking (a FIFO's open would wait for a
+    /// writer) and its type is checked on the opened handle, so a file
+    /// swapped for a FIFO between the check and the read is still refused.
+    fn read_regular(&mut self, path: &Path, rel_path: &str) -> Option<Vec<u8>> {
+        use std::io::Read as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+
+        let opened = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+            .open(path)
+            .and_then(|file| Ok((file.metadata()?, file)));
+        let (meta, mut file) = match opened {
+            Ok(opened) => opened,
+            Err(e) => {
+                self.unreadable(rel_path, &e.to_string());
+                return None;
+            }
+        };
+        if !meta.is_file() {
             self.tree
                 .read_errors
-                .push(too_large(rel_path, size, self.max_file_size));
-            return;
+                .push(not_regular(rel_path, meta.file_type()));
+            return None;
         }
-        match fs::read(path) {
-            Ok(bytes) => match String::from_utf8(bytes) {
-                Ok(text) => self.tree.files.push(SourceFile {
-                    path: rel_path.to_owned(),
-                    text,
-                }),
-                Err(e) => {
-                    self.unreadable(rel_path, &format!("not UTF-8 text ({})", e.utf8_error()))
-                }
-            },
-            Err(e) => self.unreadable(rel_path, &e.to_string()),
+        if meta.len() > self.max_file_size {
+            self.tree
+                .read_errors
+                .push(too_large(rel_path, meta.len(), self.max_file_size));
+            return None;
+        }
+        let mut bytes = Vec::new();
+        // The limit holds even if the file grows while it is read.
+        match file
+            .by_ref()
+            .take(self.max_file_size + 1)
+            .read_to_end(&mut bytes)
+        {
+            Ok(_) if bytes.len() as u64 > self.max_file_size => {
+                self.tree.read_errors.push(too_large(
+                    rel_path,
+                    bytes.len() as u64,
+                    self.max_file_size,
+                ));
+                None
+            }
+            Ok(_) => Some(bytes),
+            Err(e) => {
+                self.unreadable(rel_path, &e.to_string());
+                None
+            }
         }
     }
 

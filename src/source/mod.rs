@@ -39,6 +39,31 @@ pub(crate) fn symlink_escape(rel_path: &str, target: &str) -> Diagnostic {
     .with_help("definitions are read only from inside the repository; copy the file in instead of linking to it")
 }
 
+/// W003: a definition or notebook that is not a regular file (a FIFO, a
+/// socket, a device): refused without being read, since reading a FIFO
+/// waits for a writer and a device may never end.
+pub(crate) fn not_regular(rel_path: &str, file_type: std::fs::FileType) -> Diagnostic {
+    use std::os::unix::fs::FileTypeExt as _;
+    let kind = if file_type.is_fifo() {
+        "a named pipe (FIFO)"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else if file_type.is_char_device() {
+        "a character device"
+    } else if file_type.is_block_device() {
+        "a block device"
+    } else {
+        "a special file"
+    };
+    Diagnostic::new(
+        Code::UnreadableFile,
+        rel_path,
+        None,
+        format!("`{rel_path}` is {kind}, not a regular file; it was not read"),
+    )
+    .with_help("definitions and notebooks are read only from regular files (or links to them inside the repository)")
+}
+
 /// W003: a file that cannot be read, and why.
 pub(crate) fn unreadable(rel_path: &str, why: &str) -> Diagnostic {
     Diagnostic::new(
