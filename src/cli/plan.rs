@@ -39,15 +39,38 @@ pub struct Args {
     pub format: PlanFormat,
 }
 
-fn load(source: &GitSource, revision: &str, options: &Options) -> Result<(String, Report), String> {
+/// Which side of the comparison a revision is: only the base may lack the
+/// definitions folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Base,
+    Head,
+}
+
+/// Reads and validates `revision`. A `--path` missing at the base is an
+/// empty base (a pull request that creates the folder); missing at the
+/// head it is an error, so a mistyped `--path` never passes the gate.
+fn load(
+    source: &GitSource,
+    revision: &str,
+    side: Side,
+    options: &Options,
+) -> Result<(String, Report), String> {
     let commit = source
         .resolve(revision)
         .map_err(|e| format!("{revision}: {e}"))?;
     let tree = match source.read_tree(&commit.id, DEFAULT_MAX_FILE_SIZE) {
         Ok(tree) => tree,
-        // A pull request that creates the definitions folder: the base has none.
-        Err(crate::source::git::Error::MissingPath { .. }) => Default::default(),
-        Err(e) => return Err(e.to_string()),
+        Err(crate::source::git::Error::MissingPath { .. }) if side == Side::Base => {
+            Default::default()
+        }
+        Err(e) => {
+            let side = match side {
+                Side::Base => "base",
+                Side::Head => "head",
+            };
+            return Err(format!("the {side} `{revision}`: {e}"));
+        }
     };
     Ok((commit.id.0, validate::validate(tree, options)))
 }
@@ -67,8 +90,8 @@ pub fn run(args: &Args) -> u8 {
         .map_err(|e| e.to_string())
         .and_then(|source| {
             Ok((
-                load(&source, &args.base, &options)?,
-                load(&source, &args.head, &options)?,
+                load(&source, &args.base, Side::Base, &options)?,
+                load(&source, &args.head, Side::Head, &options)?,
             ))
         });
     let ((base_sha, base), (head_sha, head)) = match loaded {
