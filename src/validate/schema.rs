@@ -132,6 +132,21 @@ fn map_error(
                 ),
             ]
         }
+        ValidationErrorKind::Pattern { pattern } => {
+            // A regular expression says little to people: the field's
+            // description says what is expected.
+            let mut d = here(
+                Code::SchemaViolation,
+                format!(
+                    "{field}: {} does not have the expected form (`{pattern}`)",
+                    describe_value(error.instance())
+                ),
+            );
+            if let Some(help) = parent_schema.and_then(|s| field_help(s, error.instance())) {
+                d = d.with_help(format!("expected: {help}"));
+            }
+            vec![d]
+        }
         ValidationErrorKind::MaxLength { .. } if pointer.starts_with("/metadata/") => {
             vec![
                 here(
@@ -140,6 +155,66 @@ fn map_error(
                 )
                 .with_help("names are DNS-1123 labels of at most 63 characters"),
             ]
+        }
+        ValidationErrorKind::Type { .. } => {
+            let expected = parent_schema.map_or_else(|| "another type".to_owned(), expected_type);
+            let mut d = here(
+                Code::SchemaViolation,
+                format!(
+                    "{field}: expected {expected}, found {}",
+                    describe_value(error.instance())
+                ),
+            );
+            if let Some(help) = parent_schema.and_then(|s| field_help(s, error.instance())) {
+                d = d.with_help(help);
+            }
+            vec![d]
+        }
+        ValidationErrorKind::AnyOf { context } => {
+            // `anyOf: [{$ref: X}, {type: null}]` is how an optional field of
+            // type X is written: report what is wrong inside X when the
+            // value is of X's type, else say what X is, rather than "not
+            // valid under any of the schemas".
+            let branches = parent_schema
+                .and_then(|s| s.get("anyOf"))
+                .and_then(Value::as_array);
+            let target = branches.and_then(|b| {
+                let mut real = b
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| s.get("type").and_then(Value::as_str) != Some("null"));
+                match (real.next(), real.next()) {
+                    (Some((i, one)), None) => Some((i, resolve(schema, one))),
+                    _ => None,
+                }
+            });
+            if let Some((i, target)) = target
+                && has_type_of(target, error.instance())
+                && let Some(inner) = context.get(i).filter(|errors| !errors.is_empty())
+            {
+                return inner
+                    .iter()
+                    .flat_map(|e| map_error(file, doc, schema, e))
+                    .collect();
+            }
+            let Some((_, target)) = target else {
+                return vec![here(
+                    Code::SchemaViolation,
+                    format!("{field}: {}", short(error.to_string())),
+                )];
+            };
+            let mut d = here(
+                Code::SchemaViolation,
+                format!(
+                    "{field}: expected {}, found {}",
+                    expected_type(target),
+                    describe_value(error.instance())
+                ),
+            );
+            if let Some(help) = field_help(target, error.instance()) {
+                d = d.with_help(help);
+            }
+            vec![d]
         }
         ValidationErrorKind::OneOfNotValid { .. }
         | ValidationErrorKind::OneOfMultipleValid { .. } => {
@@ -152,15 +227,154 @@ fn map_error(
                 format!("{message} (in {field})"),
             )]
         }
-        _ => {
-            let mut message = error.to_string();
-            if message.len() > 300 {
-                message.truncate(300);
-                message.push('…');
-            }
-            vec![here(Code::SchemaViolation, format!("{field}: {message}"))]
-        }
+        _ => vec![here(
+            Code::SchemaViolation,
+            format!("{field}: {}", short(error.to_string())),
+        )],
     }
+}
+
+/// A validator's message, cut to 300 bytes.
+fn short(mut message: String) -> String {
+    if message.len() > 300 {
+        let mut end = 300;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push('…');
+    }
+    message
+}
+
+/// Whether `value` is of the (first) type `schema` names.
+fn has_type_of(schema: &Value, value: &Value) -> bool {
+    let wanted = match schema.get("type") {
+        Some(Value::String(t)) => t.as_str(),
+        _ => return false,
+    };
+    matches!(
+        (wanted, value),
+        ("object", Value::Object(_))
+            | ("array", Value::Array(_))
+            | ("string", Value::String(_))
+            | ("boolean", Value::Bool(_))
+            | ("integer" | "number", Value::Number(_))
+    )
+}
+
+/// `schema`, or the definition its `$ref` names.
+fn resolve<'a>(root: &'a Value, schema: &'a Value) -> &'a Value {
+    schema
+        .get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|r| r.strip_prefix('#'))
+        .and_then(|pointer| root.pointer(pointer))
+        .unwrap_or(schema)
+}
+
+/// Whether a field holds a duration: its description's example (in
+/// backquotes, as every duration field's has) is one.
+fn is_duration(schema: &Value) -> bool {
+    let Some(description) = schema.get("description").and_then(Value::as_str) else {
+        return false;
+    };
+    description
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .any(|example| crate::spec::duration::parse(example).is_ok())
+}
+
+/// What a schema admits, for people: "a string", "a duration such as
+/// `30s`, `5m` or `1h`", "a mapping with `path`".
+fn expected_type(schema: &Value) -> String {
+    if is_duration(schema) {
+        return "a duration such as `30s`, `5m` or `1h`".to_owned();
+    }
+    let types: Vec<&str> = match schema.get("type") {
+        Some(Value::String(t)) => vec![t.as_str()],
+        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let names: Vec<String> = types
+        .iter()
+        .filter(|t| **t != "null")
+        .map(|t| match *t {
+            "object" => {
+                let required: Vec<String> = schema
+                    .get("required")
+                    .and_then(Value::as_array)
+                    .map(|r| {
+                        r.iter()
+                            .filter_map(Value::as_str)
+                            .map(|n| format!("`{n}`"))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if required.is_empty() {
+                    "a mapping".to_owned()
+                } else {
+                    format!("a mapping with {}", required.join(" and "))
+                }
+            }
+            "array" => "a list".to_owned(),
+            "integer" => "an integer".to_owned(),
+            other => format!("a {other}"),
+        })
+        .collect();
+    if names.is_empty() {
+        "another type".to_owned()
+    } else {
+        names.join(" or ")
+    }
+}
+
+/// A value as a person would name it: "the integer 5", "the string `x`".
+fn describe_value(value: &Value) -> String {
+    match value {
+        Value::Null => "nothing (null)".to_owned(),
+        Value::Bool(b) => format!("the boolean {b}"),
+        Value::Number(n) if n.is_i64() || n.is_u64() => format!("the integer {n}"),
+        Value::Number(n) => format!("the number {n}"),
+        Value::String(text) => format!("the string `{}`", short(text.clone())),
+        Value::Array(_) => "a list".to_owned(),
+        Value::Object(_) => "a mapping".to_owned(),
+    }
+}
+
+/// A help line for a value of the wrong type: the field's own description
+/// (which gives an example, e.g. "A fixed rate such as `15m`."), and how to
+/// write a bare value where a mapping with one required field is expected
+/// (`notebook: x.ipynb` → `notebook: { path: x.ipynb }`).
+fn field_help(schema: &Value, found: &Value) -> Option<String> {
+    let description = schema.get("description").and_then(Value::as_str);
+    let required: Vec<&str> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let rewrite = match (found, required.as_slice()) {
+        (Value::String(text), [only]) if schema.get("type") == Some(&Value::from("object")) => {
+            Some(format!("write it as a mapping: `{{ {only}: {text} }}`"))
+        }
+        _ => None,
+    };
+    let unit = match found {
+        Value::Number(n) if is_duration(schema) => Some(format!(
+            "a bare number has no unit: write `{n}s`, `{n}m` or `{n}h`"
+        )),
+        _ => None,
+    };
+    let parts: Vec<String> = [
+        description.map(|d| d.trim_end_matches('.').to_owned()),
+        rewrite,
+        unit,
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 /// The schema object that holds the keyword at `schema_path`.

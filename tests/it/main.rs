@@ -11,6 +11,7 @@ mod incremental;
 mod kubernetes;
 mod loader_props;
 mod notify;
+mod operator_errors;
 mod preview;
 mod safety;
 mod schema;
