@@ -125,6 +125,7 @@ async fn commit_latency(remote: bool) -> Vec<Duration> {
         tick: Duration::from_secs(1),
         grace: Duration::from_secs(1),
         public_url: None,
+        http: weir::http::Limits::default(),
         executor: daemon::Executor::Local,
         artifacts: None,
     };

@@ -214,6 +214,7 @@ fn flags_config(args: &Args) -> Result<Config, u8> {
         tick: args.tick,
         grace: args.grace,
         public_url: args.public_url.clone(),
+        http: crate::http::Limits::default(),
         task_env: args.task_env.allow_list(),
         executor: match args.executor {
             ExecutorArg::Local => Executor::Local,

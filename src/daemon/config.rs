@@ -12,6 +12,12 @@
 //! grace = "30s"                       # shutdown grace, default
 //! public_url = "https://weir.acme.dev" # links in notifications; default http://<listen>
 //!
+//! [http]                              # bounds on the HTTP server's connections
+//! header_read_timeout = "10s"         # request line and headers, default
+//! request_timeout = "60s"             # a whole request, body and response, default
+//! idle_timeout = "60s"                # a kept-alive connection between requests, default
+//! max_connections = 512               # served at once; more wait, default
+//!
 //! [tasks]                             # what a task's process inherits
 //! env = ["AWS_*", "HTTPS_PROXY"]      # the daemon's variables tasks get beyond
 //!                                     # PATH, HOME, LANG, LC_ALL, TZ; default none
@@ -86,6 +92,19 @@ struct File {
     artifacts: Option<ArtifactsFile>,
     #[serde(default)]
     tasks: TasksFile,
+    #[serde(default)]
+    http: HttpFile,
+}
+
+/// `[http]`: bounds on the HTTP server's connections (`http::Limits`);
+/// each left out keeps its default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpFile {
+    header_read_timeout: Option<String>,
+    request_timeout: Option<String>,
+    idle_timeout: Option<String>,
+    max_connections: Option<usize>,
 }
 
 /// `[tasks]`: what a task's process inherits from the daemon's environment
@@ -354,7 +373,42 @@ pub fn parse(
     }
     let task_env =
         AllowList::parse(&file.tasks.env).map_err(|e| invalid(format!("tasks.env: {e}")))?;
+    let http = {
+        let defaults = crate::http::Limits::default();
+        let or = |text: &Option<String>, what: &str, default| match text {
+            Some(text) => duration(text, what),
+            None => Ok(default),
+        };
+        let max_connections = file
+            .http
+            .max_connections
+            .unwrap_or(defaults.max_connections);
+        if max_connections == 0 {
+            return Err(invalid("http.max_connections must be at least 1".into()));
+        }
+        crate::http::Limits {
+            header_read_timeout: or(
+                &file.http.header_read_timeout,
+                "http.header_read_timeout",
+                defaults.header_read_timeout,
+            )?,
+            request_timeout: or(
+                &file.http.request_timeout,
+                "http.request_timeout",
+                defaults.request_timeout,
+            )?,
+            idle_timeout: or(
+                &file.http.idle_timeout,
+                "http.idle_timeout",
+                defaults.idle_timeout,
+            )?,
+            max_connections,
+        }
+    };
+    let task_env =
+        AllowList::parse(&file.tasks.env).map_err(|e| invalid(format!("tasks.env: {e}")))?;
     Ok(Config {
+        http,
         task_env,
         sources,
         state_dir: file.state_dir,
@@ -414,6 +468,7 @@ interval = "5m"
         assert_eq!(config.listen.to_string(), "127.0.0.1:7878");
         assert_eq!(config.db_url, "sqlite://.weir/weir.db");
         assert_eq!(config.tick, Duration::from_secs(1));
+        assert_eq!(config.http, crate::http::Limits::default());
         assert_eq!(
             config.secrets.github_webhook_secret.as_deref(),
             Some(&b"s3cret"[..])
@@ -493,6 +548,31 @@ repo = "/srv/etl"
             panic!("no source: accepted")
         };
         assert!(err.to_string().contains("at least one"), "{err}");
+    }
+
+    #[test]
+    fn http_limits_are_settings_with_defaults() {
+        let text = "[http]\nheader_read_timeout = \"2s\"\nmax_connections = 8\n[[sources]]\nrepo = \"/srv/etl\"\n";
+        let config = parse(text, Path::new("weir.toml"), &env).expect("valid");
+        let defaults = crate::http::Limits::default();
+        assert_eq!(
+            config.http,
+            crate::http::Limits {
+                header_read_timeout: Duration::from_secs(2),
+                max_connections: 8,
+                ..defaults
+            }
+        );
+        let bad = text.replace("\"2s\"", "\"2\"");
+        let Err(err) = parse(&bad, Path::new("weir.toml"), &env) else {
+            panic!("a bare number: accepted")
+        };
+        assert!(
+            err.to_string().contains("http.header_read_timeout"),
+            "{err}"
+        );
+        let none = text.replace("= 8", "= 0");
+        assert!(parse(&none, Path::new("weir.toml"), &env).is_err());
     }
 
     #[test]

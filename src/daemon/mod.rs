@@ -64,6 +64,8 @@ pub struct Config {
     /// locale and `TZ` (`[tasks] env`, `--task-env`); nothing else of its
     /// environment, its credentials included, reaches a task.
     pub task_env: AllowList,
+    /// Bounds on the HTTP server's connections (timeouts, how many).
+    pub http: http::Limits,
 }
 
 /// Where node attempts run.
@@ -227,7 +229,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         max_payload: 1024 * 1024,
         state_dir: Some(config.state_dir.clone()),
     };
-    let served = http::serve(listener, http::router(state), shutdown.clone()).await;
+    let served =
+        http::server::serve(listener, http::router(state), config.http, shutdown.clone()).await;
     shutdown.cancel();
     while tasks.join_next().await.is_some() {}
     let _ = engine_task.await;

@@ -30,6 +30,7 @@ mod backfills;
 pub mod client;
 mod hooks;
 pub mod metrics;
+pub mod server;
 #[cfg(test)]
 mod tests;
 
@@ -48,6 +49,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 pub use metrics::Metrics;
+pub use server::Limits;
 
 use crate::store::{SourceKey, Store};
 
@@ -171,15 +173,14 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Serves until `shutdown` is cancelled (graceful: requests in flight
-/// finish, then the listener closes).
+/// finish, then the listener closes), with the default [`Limits`]
+/// ([`server::serve`] takes others).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    server::serve(listener, router, Limits::default(), shutdown).await
 }
 
 /// `GET /healthz`: 200 `ok` while the process serves.

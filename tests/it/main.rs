@@ -7,6 +7,7 @@ mod diff;
 mod digests;
 mod engine;
 mod executions_store;
+mod http_limits;
 mod incremental;
 mod kubernetes;
 mod loader_props;

@@ -1,0 +1,234 @@
+//! The server loop of `weir serve`: accepts TCP connections and serves the
+//! [`router`](super::router) on each with HTTP/1.1, within [`Limits`].
+//!
+//! axum's own `serve` sets no limit a client can feel: a connection that
+//! sends half a request line, or stays open between requests, is held for
+//! as long as the client likes, and connections are not counted. This loop
+//! drives hyper's connection builder itself so that every connection is
+//! bounded in time and their number is bounded:
+//! - the request head (request line and headers) must arrive within
+//!   `header_read_timeout`, else the connection is closed (hyper's timer);
+//! - a whole request, its body read and its response computed, must finish
+//!   within `request_timeout`, else it is answered `408` and the connection
+//!   closed;
+//! - a kept-alive connection with no request for `idle_timeout` is closed;
+//! - at most `max_connections` are served at once; beyond that the loop
+//!   stops accepting, so further clients wait in the kernel's backlog (they
+//!   are not refused) until a connection ends, which the three timeouts
+//!   guarantee happens.
+//!
+//! Graceful shutdown: once `shutdown` is cancelled no connection is
+//! accepted, each open one finishes the request in flight (within the
+//! request timeout) and is closed, and [`serve`] returns when all are.
+//!
+//! What it must not do: route or authenticate; that is the router's.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, Response, StatusCode, header};
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt as _;
+
+/// Bounds on the HTTP server's connections (`[http]` in `weir.toml`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Time to receive a request's line and headers; default 10 s.
+    pub header_read_timeout: Duration,
+    /// Time for a whole request, body and response; default 60 s.
+    pub request_timeout: Duration,
+    /// Time a kept-alive connection may wait for its next request;
+    /// default 60 s.
+    pub idle_timeout: Duration,
+    /// Connections served at once (further ones wait); default 512.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 512,
+        }
+    }
+}
+
+/// Serves `router` on `listener` within `limits` until `shutdown` is
+/// cancelled, then closes every connection gracefully (see the module
+/// docs). Errors accepting a connection (too many open files, say) are
+/// logged and retried after a short pause; they never stop the server.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    limits: Limits,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        // Wait for a free slot before accepting: beyond the bound, clients
+        // wait in the backlog instead of holding a task each.
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => {
+                permit.expect("the semaphore is never closed")
+            }
+            () = shutdown.cancelled() => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot accept an HTTP connection; retrying");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        // Reap finished connections so the set does not grow.
+        while connections.try_join_next().is_some() {}
+        let router = router.clone();
+        let shutdown = shutdown.clone();
+        connections.spawn(async move {
+            connection(stream, router, limits, shutdown).await;
+            tracing::trace!(%peer, "HTTP connection closed");
+            drop(permit);
+        });
+    }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// Serves one connection until the client closes it, a limit closes it or
+/// the server shuts down.
+async fn connection(
+    stream: tokio::net::TcpStream,
+    router: Router,
+    limits: Limits,
+    shutdown: CancellationToken,
+) {
+    let activity = Arc::new(Activity::default());
+    let service = {
+        let activity = activity.clone();
+        hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+            let router = router.clone();
+            let activity = activity.clone();
+            async move {
+                let _in_flight = activity.start();
+                let request = request.map(Body::new);
+                let response =
+                    match tokio::time::timeout(limits.request_timeout, router.oneshot(request))
+                        .await
+                    {
+                        Ok(Ok(response)) => response,
+                        Ok(Err(never)) => match never {},
+                        Err(_) => timed_out(limits.request_timeout),
+                    };
+                Ok::<Response<Body>, Infallible>(response)
+            }
+        })
+    };
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true);
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    let mut closing = false;
+    loop {
+        let idle = activity.idle_for(limits.idle_timeout);
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(error) = result {
+                    // A header timeout, a client gone mid-request, bad
+                    // HTTP: the client's problem, not the server's.
+                    tracing::debug!(%error, "HTTP connection ended with an error");
+                }
+                return;
+            }
+            () = shutdown.cancelled(), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            () = idle, if !closing => {
+                tracing::debug!("closing an idle HTTP connection");
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}
+
+/// `408 Request Timeout`, closing the connection (the rest of a slow body
+/// is never read).
+fn timed_out(after: Duration) -> Response<Body> {
+    let mut response = Response::new(Body::from(format!(
+        "{{\"error\":\"the request did not complete within {} ms\"}}",
+        after.as_millis()
+    )));
+    *response.status_mut() = StatusCode::REQUEST_TIMEOUT;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
+    response
+}
+
+/// Whether a connection has a request in flight, and a wake-up when the
+/// last one ends: the idle timeout counts from there.
+#[derive(Default)]
+struct Activity {
+    in_flight: AtomicUsize,
+    changed: Notify,
+}
+
+impl Activity {
+    fn start(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.changed.notify_waiters();
+        InFlight(self.clone())
+    }
+
+    /// Completes once no request has been in flight for `timeout` in a row.
+    async fn idle_for(&self, timeout: Duration) {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.in_flight.load(Ordering::Acquire) > 0 {
+                changed.await;
+                continue;
+            }
+            if tokio::time::timeout(timeout, changed).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// A request in flight; dropping it (the response is ready) restarts the
+/// idle clock.
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.0.changed.notify_waiters();
+    }
+}
