@@ -34,6 +34,25 @@ pub(crate) fn now() -> DateTime<Utc> {
 
 /// Maps a driver error to [`Error::Query`] with what the store was doing;
 /// a stored value that does not decode is [`Error::Corrupt`].
+/// The pools' `before_acquire` check: a connection is handed out only when
+/// no transaction is open on it. A failed transaction is rolled back when
+/// it is dropped, but when the database ended it first (SQLite rolls back
+/// by itself on a disk I/O error or a full disk; a trigger may `RAISE
+/// (ROLLBACK)`), that `ROLLBACK` fails and sqlx still counts the
+/// transaction as open, so every later `BEGIN IMMEDIATE` on the connection
+/// failed with "attempted to call begin_with at non-zero transaction
+/// depth". Such a connection is closed instead; the pool opens a new one.
+pub(crate) fn outside_transaction<C: sqlx::Connection>(
+    conn: &mut C,
+    _: sqlx::pool::PoolConnectionMetadata,
+) -> std::pin::Pin<Box<dyn Future<Output = Result<bool, sqlx::Error>> + Send + '_>> {
+    let clean = !conn.is_in_transaction();
+    if !clean {
+        tracing::warn!("closing a database connection left inside a failed transaction");
+    }
+    Box::pin(std::future::ready(Ok(clean)))
+}
+
 pub(crate) fn query_error(doing: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
     move |source| match source {
         sqlx::Error::ColumnDecode { index, source } => Error::Corrupt {

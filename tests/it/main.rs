@@ -20,6 +20,7 @@ mod serve;
 mod server_cli;
 mod signed;
 mod store;
+mod store_faults;
 mod sync_story;
 mod task_env;
 mod validate_cli;
