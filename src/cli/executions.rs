@@ -1,10 +1,15 @@
 //! `weir executions [ID]`, `weir logs ID`, `weir cancel ID`.
 
 use std::io::Write as _;
+use std::sync::Arc;
 
 use super::origin::{ReadError, ServerArgs};
 use super::run::{Output, execution_text};
 use super::store_args::{StoreArgs, block_on};
+use super::wait;
+use crate::artifact::LocalArtifacts;
+use crate::daemon::lease::StoreLease;
+use crate::engine::Engine;
 use crate::executor::local::attempt_dir;
 use crate::views::{self, ExecutionQuery, ExecutionView};
 
@@ -168,24 +173,68 @@ pub fn logs(args: &LogsArgs) -> u8 {
 #[derive(Debug, clap::Args)]
 pub struct CancelArgs {
     pub id: String,
+    /// Wait until the engine driving the execution has ended it.
+    #[arg(long)]
+    pub wait: bool,
     #[command(flatten)]
     pub store: StoreArgs,
 }
 
-/// Asks the engine running the execution to cancel it.
+/// Cancels an unfinished execution: asks the engine driving the store (a
+/// daemon) to, or, when none holds the engine lease, finishes the
+/// cancellation here: stops this host's attempts of the execution and
+/// records its nodes and itself cancelled.
 pub fn cancel(args: &CancelArgs) -> u8 {
-    match block_on(async { args.store.open().await?.request_cancel(&args.id).await }) {
-        Ok(true) => {
-            println!("cancelling {}", args.id);
-            super::EXIT_OK
-        }
-        Ok(false) => {
-            eprintln!("error: no unfinished execution `{}`", args.id);
-            super::EXIT_INVALID
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            super::EXIT_ERROR
+    block_on(cancel_execution(args)).unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        super::EXIT_ERROR
+    })
+}
+
+async fn cancel_execution(args: &CancelArgs) -> Result<u8, String> {
+    let id = args.id.as_str();
+    let store = args.store.open().await.map_err(|e| e.to_string())?;
+    if !store.request_cancel(id).await.map_err(|e| e.to_string())? {
+        eprintln!("error: no unfinished execution `{id}`");
+        return Ok(super::EXIT_INVALID);
+    }
+    let artifacts = Arc::new(LocalArtifacts::new(args.store.state_dir.join("artifacts")));
+    let engine = Engine::new(store.clone(), artifacts, args.store.state_dir.clone());
+    let lease = StoreLease::new(
+        store.clone(),
+        engine.owner().engine.clone(),
+        wait::LEASE_DURATION,
+    );
+    let mut asked = None;
+    loop {
+        match lease.clone().try_hold().await.map_err(|e| e.to_string())? {
+            Ok(held) => {
+                // No engine drives the store: finish the cancellation here.
+                let running = wait::running_nodes(&store, id).await;
+                let ended = engine.run_until_finished(id).await;
+                held.release().await;
+                let (running, ended) = (running?, ended.map_err(|e| e.to_string())?);
+                println!(
+                    "{id} {}: no engine was driving it; {running} running attempt(s) stopped here",
+                    ended.status
+                );
+                return Ok(super::EXIT_OK);
+            }
+            Err(holder) => {
+                if asked.is_none() {
+                    println!("cancelling {id}: asked engine {holder}, which drives this store");
+                    asked = Some(holder);
+                }
+                if !args.wait {
+                    return Ok(super::EXIT_OK);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                let execution = store.execution(id).await.map_err(|e| e.to_string())?;
+                if let Some(execution) = execution.filter(|e| e.status.is_terminal()) {
+                    println!("{id} {}", execution.status);
+                    return Ok(super::EXIT_OK);
+                }
+            }
         }
     }
 }

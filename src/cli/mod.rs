@@ -21,6 +21,7 @@ mod store_args;
 mod sync;
 mod validate;
 mod versions;
+mod wait;
 
 use std::process::ExitCode;
 

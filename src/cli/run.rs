@@ -1,6 +1,9 @@
 //! `weir run`: start an execution of the active version of a launch plan or
 //! workflow; with `--wait`, drive it to the end in this process (the local
-//! executor) and print the finished execution. With `--ref REV`, run the
+//! executor), or hand it to the engine that drives the store (a daemon)
+//! and wait, and print the finished execution (`wait.rs`: an interrupt
+//! cancels what this process drives, and leaves a daemon's run to it).
+//! With `--ref REV`, run the
 //! versions at that commit instead, without activating them (a preview,
 //! see `preview.rs`).
 
@@ -11,6 +14,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::store_args::{StoreArgs, block_on};
+use super::wait::{self, Waited};
 use crate::artifact::LocalArtifacts;
 use crate::engine::Engine;
 use crate::engine::create::{self, Request};
@@ -34,9 +38,14 @@ pub struct Args {
     /// An input, `name=value` (repeatable); parsed by the input's type.
     #[arg(long = "input", value_name = "NAME=VALUE")]
     pub inputs: Vec<String>,
-    /// Run until the execution ends, executing its nodes here.
+    /// Run until the execution ends, executing its nodes here, or, when
+    /// another engine (a daemon) drives the store, waiting for it to.
     #[arg(long)]
     pub wait: bool,
+    /// With --wait: how long the engine lease this command takes lasts
+    /// unrenewed (a daemon started meanwhile follows until it is released).
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub lease_duration: std::time::Duration,
     /// Run every node, even those whose result is cached.
     #[arg(long)]
     pub no_cache: bool,
@@ -99,27 +108,58 @@ pub fn run(args: &Args) -> u8 {
             .await
             .map_err(|e| e.to_string())?;
         if !args.wait {
-            return Ok((execution, Vec::new()));
+            return Ok(Ok((execution, Vec::new())));
         }
+        let mut interrupts = wait::Interrupts::catch().map_err(|e| e.to_string())?;
         let artifacts = Arc::new(LocalArtifacts::new(args.store.state_dir.join("artifacts")));
         let mut engine = Engine::new(store.clone(), artifacts, args.store.state_dir.clone())
             .with_task_env(Inherited::from_process(args.task_env.allow_list()));
         if let Some(emitter) = &emitter {
             engine = engine.observe(emitter.clone());
         }
-        let finished = engine
-            .run_until_finished(&execution.id)
-            .await
-            .map_err(|e| e.to_string())?;
+        let waited = wait::drive_or_follow(
+            &store,
+            engine,
+            &execution.id,
+            args.lease_duration,
+            &mut interrupts,
+        )
+        .await?;
+        let finished = match waited {
+            Waited::Finished(finished) => finished,
+            Waited::Cancelled {
+                execution,
+                signal,
+                stopped,
+            } => {
+                eprintln!(
+                    "interrupted ({}): execution {} {}; {stopped} running attempt(s) stopped",
+                    signal.name(),
+                    execution.id,
+                    execution.status,
+                );
+                return Ok(Err(signal.exit_code()));
+            }
+            Waited::LeftTo { engine, signal } => {
+                eprintln!(
+                    "interrupted ({}): execution {} continues in engine {engine}; `weir cancel {}` stops it",
+                    signal.name(),
+                    execution.id,
+                    execution.id,
+                );
+                return Ok(Err(signal.exit_code()));
+            }
+        };
         let nodes = store.nodes(&finished.id).await.map_err(|e| e.to_string())?;
-        Ok::<_, String>((finished, nodes))
+        Ok::<_, String>(Ok((finished, nodes)))
     });
     if let Some(emitter) = &emitter {
         // Outside the runtime: waits for the last events to be written.
         emitter.flush();
     }
     let (execution, nodes) = match result {
-        Ok(done) => done,
+        Ok(Ok(done)) => done,
+        Ok(Err(interrupted)) => return interrupted,
         Err(e) => {
             eprintln!("error: {e}");
             return super::EXIT_INVALID;
@@ -140,6 +180,10 @@ pub fn run(args: &Args) -> u8 {
         Status::Succeeded | Status::Queued | Status::Running => super::EXIT_OK,
         _ => super::EXIT_INVALID,
     }
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    crate::spec::duration::parse(text).map_err(|e| e.to_string())
 }
 
 /// The OpenLineage emitter the flags ask for, if any.

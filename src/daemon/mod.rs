@@ -12,6 +12,7 @@
 
 pub mod config;
 pub mod leader;
+pub mod lease;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

@@ -10,6 +10,7 @@ pub mod admission;
 pub mod backfill;
 pub mod create;
 pub mod kubernetes;
+pub mod owner;
 pub mod plan;
 pub mod preview;
 pub mod scheduler;
@@ -34,6 +35,7 @@ use crate::store::execution::{
 };
 use crate::store::{self, Store};
 
+pub use owner::Owner;
 pub use plan::{Binding, Plan, PlanNode};
 
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +103,9 @@ pub struct Engine {
     groups: Arc<Mutex<HashMap<(String, String), u32>>>,
     /// Set: attempts run as Kubernetes Jobs instead of local processes.
     kube: Option<Arc<kubernetes::KubeRuns>>,
+    /// This engine and host, recorded in every attempt it starts: its
+    /// holder name in the engine lease ([`owner`]).
+    owner: Owner,
     /// What of the host's environment a task inherits (and the allow-list
     /// task pods apply to theirs).
     inherited: Arc<Inherited>,
@@ -127,6 +132,7 @@ impl Engine {
             draining: std::sync::atomic::AtomicBool::new(false),
             groups: Arc::new(Mutex::new(HashMap::new())),
             kube: None,
+            owner: Owner::this_process(),
             inherited: Arc::new(Inherited::from_process(AllowList::default())),
         }
     }
@@ -189,6 +195,12 @@ impl Engine {
         &self.store
     }
 
+    /// This engine and host: the engine lease's holder name is
+    /// `owner().engine`.
+    pub fn owner(&self) -> &Owner {
+        &self.owner
+    }
+
     /// Drives every unfinished execution one step, but for those a
     /// backfill's `--max-parallel` holds queued ([`admission`]).
     pub async fn tick(&self) -> Result<(), Error> {
@@ -230,6 +242,13 @@ impl Engine {
         }
     }
 
+    /// The engine holding the store's engine lease now, if any.
+    async fn lease_holder(&self) -> Result<Option<String>, Error> {
+        let now = Utc::now();
+        let lease = self.store.lease(store::ENGINE_LEASE).await?;
+        Ok(lease.filter(|l| l.is_live(now)).map(|l| l.holder))
+    }
+
     fn take_finished(&self, execution: &str) -> Vec<Finished> {
         let mut all = self.finished.lock().expect("lock");
         let (mine, rest): (Vec<_>, Vec<_>) = all.drain(..).partition(|f| f.execution == execution);
@@ -263,11 +282,21 @@ impl Engine {
             let Some(spec) = plan.nodes.iter().find(|n| n.path == done.node) else {
                 continue;
             };
+            // Another engine took the node over meanwhile (this one lost
+            // the lease): its state is no longer this attempt's to write.
+            let still_mine = state.status == NodeStatus::Running
+                && Owner::of_handle(state.handle.as_ref()).as_ref() == Some(&self.owner);
+            if self.kube.is_none() && !still_mine {
+                tracing::warn!(execution = %execution.id, node = %state.node, "an attempt ended after another engine took its node over; not recorded");
+                continue;
+            }
             self.record(&execution, spec, state, done.outcome).await?;
         }
 
-        // 2. Attempts this process does not know: their process died with
-        // an earlier daemon. Kill what is left of them, and retry.
+        // 2. Attempts this process does not know: their engine died or lost
+        // the lease. Kill what is left of them (on this host only), and
+        // retry; leave alone those of an engine that still holds the lease.
+        let mut lease_holder = None;
         for state in nodes.iter_mut().filter(|n| n.status == NodeStatus::Running) {
             let key = (execution.id.clone(), state.node.clone());
             if self.running.lock().expect("lock").contains_key(&key) {
@@ -280,21 +309,47 @@ impl Engine {
                     continue;
                 }
             }
-            if let Some(pgid) = state
+            let owner = Owner::of_handle(state.handle.as_ref());
+            if let Some(owner) = owner.as_ref().filter(|o| o.engine != self.owner.engine) {
+                if lease_holder.is_none() {
+                    lease_holder = Some(self.lease_holder().await?);
+                }
+                if lease_holder
+                    .as_ref()
+                    .is_some_and(|h| h.as_deref() == Some(&owner.engine))
+                {
+                    tracing::debug!(execution = %execution.id, node = %state.node, engine = %owner.engine, "an attempt of the engine holding the lease; left to it");
+                    continue;
+                }
+            }
+            let pgid = state
                 .handle
                 .as_ref()
                 .and_then(|h| h.get("pgid"))
                 .and_then(Value::as_u64)
-            {
-                if let Err(e) = process::kill_group(pgid as u32, process::Signal::Kill) {
-                    tracing::warn!(execution = %execution.id, node = %state.node, error = %e, "cannot kill an interrupted attempt's processes");
+                .and_then(|p| u32::try_from(p).ok());
+            match (pgid, &owner) {
+                (Some(pgid), Some(owner)) if owner.may_signal_here() => {
+                    tracing::info!(execution = %execution.id, node = %state.node, engine = %owner.engine, pgid, "stopping an attempt whose engine is gone");
+                    if let Err(e) = process::kill_group(pgid, process::Signal::Kill) {
+                        tracing::warn!(execution = %execution.id, node = %state.node, error = %e, "cannot kill an interrupted attempt's processes");
+                    }
                 }
+                (Some(pgid), _) => {
+                    tracing::warn!(execution = %execution.id, node = %state.node, pgid, host = owner.as_ref().map_or("unknown", |o| o.host.as_str()), "an interrupted attempt ran on another host (or before a reboot): its processes are not signalled from here");
+                }
+                (None, _) => {}
             }
             let Some(spec) = plan.nodes.iter().find(|n| n.path == state.node) else {
                 continue;
             };
-            self.record(&execution, spec, state, Outcome::Interrupted)
-                .await?;
+            // An execution being cancelled does not retry it.
+            let outcome = if execution.cancel_requested {
+                Outcome::Cancelled
+            } else {
+                Outcome::Interrupted
+            };
+            self.record(&execution, spec, state, outcome).await?;
         }
 
         // 3. Cancel, fail fast, or finish.
@@ -477,7 +532,10 @@ impl Engine {
             return Ok(());
         }
         let dir = local::attempt_dir(&self.state_dir, &execution.id, &state.node, state.attempts);
-        let mut handle = json!({ "dir": dir.display().to_string() });
+        let mut handle = json!({
+            "dir": dir.display().to_string(),
+            "owner": self.owner.to_value(),
+        });
         if let Some(n) = state.handle.as_ref().and_then(|h| h.get("interruptions")) {
             handle["interruptions"] = n.clone();
         }

@@ -12,15 +12,18 @@
 //!
 //! Executions, their nodes, lineage and the cache are kept by the same
 //! store ([`ExecutionStore`], which [`Store`] requires), so one
-//! `Arc<dyn Store>` serves the reconciler, the scheduler and the engine.
+//! `Arc<dyn Store>` serves the reconciler, the scheduler and the engine;
+//! so is the lease that lets one engine at a time drive them ([`LeaseStore`]).
 
 pub mod delivery;
 pub mod execution;
+pub mod lease;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
 
 pub use delivery::{Delivery, DeliveryAttempt, DeliveryStatus, DeliveryStore};
+pub use lease::{ENGINE_LEASE, Lease, LeaseStore};
 pub use execution::{
     CacheEntry, Direction, Execution, ExecutionFilter, ExecutionStore, LineageEdge, NodeState,
     NodeStatus, Status,
@@ -282,7 +285,7 @@ impl Error {
 
 /// What weir remembers: the registry here, executions in the supertrait.
 /// Every method is one transaction.
-pub trait Store: ExecutionStore + DeliveryStore {
+pub trait Store: ExecutionStore + DeliveryStore + LeaseStore {
     /// The active set of `source` (empty for a source never reconciled).
     fn active_set<'a>(&'a self, source: &'a SourceKey) -> StoreFuture<'a, ActiveSet>;
 

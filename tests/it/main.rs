@@ -10,6 +10,7 @@ mod executions_store;
 mod http_limits;
 mod incremental;
 mod kubernetes;
+mod lease_store;
 mod loader_props;
 mod notify;
 mod operator_errors;

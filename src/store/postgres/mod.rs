@@ -12,6 +12,7 @@
 //! so writers of different sources that share versions cannot deadlock.
 
 mod delivery;
+mod lease;
 
 use std::collections::HashSet;
 use std::str::FromStr as _;

@@ -15,6 +15,7 @@
 //! Timestamps are fixed-precision RFC 3339 text (see the migration).
 
 mod delivery;
+mod lease;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

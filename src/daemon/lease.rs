@@ -1,0 +1,221 @@
+//! One engine drives a store at a time: the store's engine lease
+//! ([`crate::store::LeaseStore`]) held by `weir serve`, `weir run --wait`
+//! and `weir cancel` while they drive executions (DESIGN.md section 5).
+//!
+//! A holder renews the lease every third of its duration and stops leading
+//! as soon as two renewals in a row failed (before the lease can expire
+//! under it, so a successor never drives alongside it); a follower tries
+//! as often, and takes the lease over once it has expired; a holder that
+//! stops cleanly releases it, so a successor takes over at once. With the
+//! Kubernetes executor, replicas first elect a leader through the
+//! Kubernetes Lease (`super::leader`), and only that leader takes the
+//! store lease (a `gate`): leading means holding both.
+//!
+//! Every decision takes the time it is made at (`now`), so the rounds are
+//! tested with an injected clock.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
+
+use super::leader::Leadership;
+use crate::store::{self, ENGINE_LEASE, Lease, Store};
+
+/// The store's engine lease as seen by one engine (its holder name).
+#[derive(Clone)]
+pub struct StoreLease {
+    store: Arc<dyn Store>,
+    holder: String,
+    duration: Duration,
+}
+
+/// What a round found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Round {
+    /// This engine holds the lease until `until`.
+    Leading { until: DateTime<Utc> },
+    /// Another engine holds it until `until`.
+    Following {
+        holder: String,
+        until: DateTime<Utc>,
+    },
+}
+
+impl StoreLease {
+    /// The engine lease of `store` for the engine named `holder`
+    /// (`Engine::owner().engine`), taken for `duration` at a time.
+    pub fn new(store: Arc<dyn Store>, holder: String, duration: Duration) -> StoreLease {
+        StoreLease {
+            store,
+            holder,
+            duration: duration.max(Duration::from_millis(300)),
+        }
+    }
+
+    pub fn holder(&self) -> &str {
+        &self.holder
+    }
+
+    /// How often a holder renews and a follower tries.
+    pub fn period(&self) -> Duration {
+        self.duration / 3
+    }
+
+    /// One round at `now`: take the lease, renew it, or find its holder.
+    pub async fn round(&self, now: DateTime<Utc>) -> Result<Round, store::Error> {
+        let lease = self
+            .store
+            .acquire_lease(ENGINE_LEASE, &self.holder, now, self.duration)
+            .await?;
+        Ok(self.judge(&lease, now))
+    }
+
+    fn judge(&self, lease: &Lease, now: DateTime<Utc>) -> Round {
+        if lease.is_held_by(&self.holder, now) {
+            Round::Leading {
+                until: lease.expires_at,
+            }
+        } else {
+            Round::Following {
+                holder: lease.holder.clone(),
+                until: lease.expires_at,
+            }
+        }
+    }
+
+    /// Gives the lease up, if this engine holds it.
+    pub async fn release(&self) {
+        match self.store.release_lease(ENGINE_LEASE, &self.holder).await {
+            Ok(true) => tracing::info!(holder = %self.holder, "released the engine lease"),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(holder = %self.holder, error = %e, "cannot release the engine lease; a successor takes over when it expires");
+            }
+        }
+    }
+
+    /// Rounds until `stop`, keeping `leadership` true while this engine
+    /// holds the lease (and `gate`, when given, leads). `on_change` is told
+    /// each change (`true`: now leading). At `stop` the lease is released.
+    ///
+    /// The caller stops this only once its engine has stopped driving (the
+    /// shutdown grace included), so the lease covers every attempt it
+    /// records.
+    pub async fn run(
+        self,
+        leadership: Leadership,
+        gate: Option<Leadership>,
+        stop: CancellationToken,
+        on_change: impl Fn(bool) + Send + 'static,
+    ) {
+        let mut leading_until: Option<DateTime<Utc>> = None;
+        let mut follows: Option<String> = None;
+        loop {
+            let now = Utc::now();
+            let gated = gate.as_ref().is_some_and(|g| !g.is_leading());
+            if gated {
+                if leading_until.take().is_some() {
+                    self.release().await;
+                }
+            } else {
+                match self.round(now).await {
+                    Ok(Round::Leading { until }) => {
+                        if leading_until.is_none() {
+                            tracing::info!(holder = %self.holder, "holding the engine lease: this engine drives the store");
+                        }
+                        leading_until = Some(until);
+                        follows = None;
+                    }
+                    Ok(Round::Following { holder, until }) => {
+                        if follows.as_deref() != Some(holder.as_str()) {
+                            tracing::info!(leader = %holder, until = %until, "another engine holds the engine lease: following");
+                        }
+                        leading_until = None;
+                        follows = Some(holder);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot take or renew the engine lease");
+                        // Stop leading a third of a term before the lease
+                        // can expire, so no successor drives alongside.
+                        let margin = chrono::Duration::from_std(self.period())
+                            .unwrap_or(chrono::Duration::zero());
+                        if leading_until.is_some_and(|until| now + margin >= until) {
+                            leading_until = None;
+                        }
+                    }
+                }
+            }
+            let leading = leading_until.is_some();
+            if leading != leadership.is_leading() {
+                leadership.set(leading);
+                on_change(leading);
+            }
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tokio::time::sleep(self.period()) => {}
+            }
+        }
+        if leadership.is_leading() {
+            leadership.set(false);
+            on_change(false);
+        }
+        self.release().await;
+    }
+
+    /// Takes the lease for a command that drives executions itself
+    /// (`weir run --wait`, `weir cancel`): `Ok(Held)` renews it in the
+    /// background until [`Held::release`]; `Err` names the live holder.
+    pub async fn try_hold(self) -> Result<Result<Held, String>, store::Error> {
+        match self.round(Utc::now()).await? {
+            Round::Following { holder, .. } => Ok(Err(holder)),
+            Round::Leading { .. } => {
+                let stop = CancellationToken::new();
+                let lease = self.clone();
+                let renewing = tokio::spawn({
+                    let stop = stop.clone();
+                    async move {
+                        loop {
+                            tokio::select! {
+                                _ = stop.cancelled() => return,
+                                _ = tokio::time::sleep(lease.period()) => {}
+                            }
+                            match lease.round(Utc::now()).await {
+                                Ok(Round::Leading { .. }) => {}
+                                Ok(Round::Following { holder, .. }) => {
+                                    tracing::warn!(leader = %holder, "lost the engine lease");
+                                }
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "cannot renew the engine lease")
+                                }
+                            }
+                        }
+                    }
+                });
+                Ok(Ok(Held {
+                    lease: self,
+                    stop,
+                    renewing,
+                }))
+            }
+        }
+    }
+}
+
+/// The engine lease held by a command, renewed until released.
+pub struct Held {
+    lease: StoreLease,
+    stop: CancellationToken,
+    renewing: tokio::task::JoinHandle<()>,
+}
+
+impl Held {
+    /// Stops renewing and gives the lease up (a daemon waiting as a
+    /// follower takes over at once).
+    pub async fn release(self) {
+        self.stop.cancel();
+        let _ = self.renewing.await;
+        self.lease.release().await;
+    }
+}

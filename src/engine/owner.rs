@@ -1,0 +1,114 @@
+//! Who runs an attempt: the engine that started it and the host it runs
+//! on, recorded in the node's handle (`"owner": {"engine", "host"}`) when
+//! the attempt starts.
+//!
+//! An engine never kills an attempt it does not own. It treats a running
+//! node it does not run itself as interrupted only when the engine that
+//! started it no longer holds the store's engine lease (it died, or lost
+//! the lease), and it signals the attempt's process group only when that
+//! group was started on this very host since its last boot: a process
+//! group id from another machine, or from before a reboot, names some
+//! other process and is never signalled ([`Owner::may_signal_here`]).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The engine and host of an attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    /// The engine's identity: its holder name in the engine lease, unique
+    /// per process (`<hostname>:<pid>:<start>`).
+    pub engine: String,
+    /// The host and its boot: `<hostname>/<boot id>`.
+    pub host: String,
+}
+
+impl Owner {
+    /// This process as an engine: a fresh identity on this host.
+    pub fn this_process() -> Owner {
+        static MADE: AtomicU64 = AtomicU64::new(0);
+        let made = MADE.fetch_add(1, Ordering::Relaxed);
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        Owner {
+            engine: format!("{}:{}:{started:x}.{made}", hostname(), std::process::id()),
+            host: this_host(),
+        }
+    }
+
+    /// The owner recorded in an attempt's handle, if any (handles written
+    /// before owners were recorded have none).
+    pub fn of_handle(handle: Option<&Value>) -> Option<Owner> {
+        let owner = handle?.get("owner")?;
+        serde_json::from_value(owner.clone()).ok()
+    }
+
+    /// Whether a process group this owner started may be signalled from
+    /// this process: only when it was started on this host, this boot.
+    pub fn may_signal_here(&self) -> bool {
+        self.host == this_host()
+    }
+
+    /// As recorded in a handle.
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).expect("an owner serializes")
+    }
+}
+
+/// This host and boot: `<hostname>/<boot id>` (Linux's
+/// `/proc/sys/kernel/random/boot_id`; `unknown-boot` elsewhere).
+pub fn this_host() -> String {
+    let boot =
+        read_proc("/proc/sys/kernel/random/boot_id").unwrap_or_else(|| "unknown-boot".into());
+    format!("{}/{boot}", hostname())
+}
+
+fn hostname() -> String {
+    read_proc("/proc/sys/kernel/hostname").unwrap_or_else(|| "localhost".into())
+}
+
+fn read_proc(path: &str) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn an_owner_round_trips_through_a_handle() {
+        let me = Owner::this_process();
+        let handle = json!({ "dir": "/tmp/x", "pgid": 42, "owner": me.to_value() });
+        assert_eq!(Owner::of_handle(Some(&handle)), Some(me.clone()));
+        assert!(me.may_signal_here());
+        assert_eq!(Owner::of_handle(Some(&json!({ "pgid": 42 }))), None);
+        assert_eq!(Owner::of_handle(None), None);
+    }
+
+    #[test]
+    fn a_group_started_on_another_host_or_boot_is_never_signalled() {
+        let other = Owner {
+            engine: "elsewhere:1:0".into(),
+            host: "elsewhere/00000000-0000-0000-0000-000000000000".into(),
+        };
+        assert!(!other.may_signal_here());
+        let before_reboot = Owner {
+            host: format!("{}/before-the-last-boot", hostname()),
+            ..other
+        };
+        assert!(!before_reboot.may_signal_here());
+    }
+
+    #[test]
+    fn two_engines_in_one_host_have_distinct_identities_and_one_host() {
+        let (a, b) = (Owner::this_process(), Owner::this_process());
+        assert_eq!(a.host, b.host);
+        assert_ne!(a.engine, b.engine, "identities are unique per engine");
+    }
+}
