@@ -696,7 +696,7 @@ async fn completing_a_node_writes_nothing_when_one_edge_is_refused(b: Backend) {
     create(
         store,
         &execution("e1", Status::Running, 0),
-        &[running.clone()],
+        std::slice::from_ref(&running),
     )
     .await;
     let model = digest("model bytes");
