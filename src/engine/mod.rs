@@ -13,6 +13,7 @@ pub mod kubernetes;
 pub mod owner;
 pub mod plan;
 pub mod preview;
+pub mod retry;
 pub mod scheduler;
 pub mod tasks;
 
@@ -703,14 +704,12 @@ impl Engine {
                 };
                 let retries = spec.spec.retries.attempts;
                 if state.attempts <= retries && !execution.cancel_requested {
-                    let base = duration::parse(&spec.spec.retries.backoff)
-                        .unwrap_or(std::time::Duration::from_secs(10));
-                    let factor = 2u32.saturating_pow(state.attempts.saturating_sub(1).min(16));
-                    let wait = base.saturating_mul(factor);
                     state.status = NodeStatus::Retrying;
-                    state.next_attempt_at = Some(
-                        now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX),
-                    );
+                    state.next_attempt_at = Some(retry::due_at(
+                        now,
+                        &spec.spec.retries.backoff,
+                        state.attempts,
+                    ));
                     tracing::info!(execution = %execution.id, node = %state.node, attempt = state.attempts, error = %error, "attempt failed; retrying");
                 } else {
                     state.status = status;

@@ -121,8 +121,9 @@ impl Rule {
                 .ok()
                 .map(|t| t.with_timezone(&Utc)),
             When::Every(secs) => {
+                // Checked: past the end of the calendar there is no next.
                 let t = after.timestamp();
-                let next = (t.div_euclid(*secs) + 1) * secs;
+                let next = t.div_euclid(*secs).checked_add(1)?.checked_mul(*secs)?;
                 DateTime::from_timestamp(next, 0)
             }
         }
@@ -157,7 +158,9 @@ impl Rule {
                 break;
             }
             newest_first.push(t);
-            cursor = self.last_at_or_before(t - chrono::Duration::seconds(1));
+            cursor = t
+                .checked_sub_signed(chrono::Duration::seconds(1))
+                .and_then(|before| self.last_at_or_before(before));
         }
         newest_first.reverse();
         newest_first

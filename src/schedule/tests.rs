@@ -350,3 +350,17 @@ fn advance_skips_work_until_the_next_instant_and_decides_like_tick() {
     );
     assert_eq!(state.next_due, Some(at("2026-06-01T08:00:00Z")));
 }
+
+#[test]
+fn instants_at_the_end_of_the_calendar_are_none_not_a_panic() {
+    // Registered before durations were bounded: a rate of ~274,000 years.
+    let huge = rule(None, Some("100000000d"), CatchUp::All, Concurrency::Allow);
+    let now = at("2026-03-29T00:30:00Z");
+    assert_eq!(huge.next_after(now), None);
+    assert!(
+        huge.instants_between(now, DateTime::<Utc>::MAX_UTC, 3)
+            .is_empty()
+    );
+    let every_second = rule(None, Some("1s"), CatchUp::All, Concurrency::Allow);
+    assert_eq!(every_second.next_after(DateTime::<Utc>::MAX_UTC), None);
+}

@@ -2,6 +2,12 @@
 //!
 //! Go-style units (which Kubernetes and Argo users already know), plus `d`
 //! for days. A bare number is refused: `30` could mean seconds or minutes.
+//!
+//! Every duration field of a definition has a maximum ([`Field::max`]),
+//! checked at validation (`W035 duration-out-of-range`), so that any instant
+//! computed from a registered definition fits a calendar: code that adds a
+//! duration to a time may rely on these bounds, and still uses checked
+//! arithmetic for versions registered before the bounds existed.
 
 use std::time::Duration;
 
@@ -17,6 +23,91 @@ pub enum Error {
     Malformed(String),
     #[error("`{0}` is too long")]
     Overflow(String),
+}
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+/// The duration fields of a definition, each with its maximum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// `retries.backoff`: the wait before the first retry (it doubles per
+    /// retry, up to [`MAX_RETRY_WAIT`]).
+    Backoff,
+    /// `timeout`: how long one attempt may run.
+    Timeout,
+    /// `schedule.every`: the fixed rate of a schedule.
+    Every,
+    /// `schedule.startingDeadline`: how late a scheduled instant may start.
+    StartingDeadline,
+}
+
+impl Field {
+    /// The field as written in a definition.
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::Backoff => "retries.backoff",
+            Field::Timeout => "timeout",
+            Field::Every => "schedule.every",
+            Field::StartingDeadline => "schedule.startingDeadline",
+        }
+    }
+
+    /// The largest value accepted: 7 days for a backoff, 30 days for a
+    /// timeout, 366 days for a schedule's rate and starting deadline.
+    pub fn max(self) -> Duration {
+        match self {
+            Field::Backoff => 7 * DAY,
+            Field::Timeout => 30 * DAY,
+            Field::Every | Field::StartingDeadline => 366 * DAY,
+        }
+    }
+
+    /// `value` is within this field's maximum; else the error says which
+    /// maximum it exceeds.
+    pub fn check(self, text: &str, value: Duration) -> Result<(), OutOfRange> {
+        if value <= self.max() {
+            Ok(())
+        } else {
+            Err(OutOfRange {
+                field: self,
+                text: text.to_owned(),
+            })
+        }
+    }
+}
+
+/// The longest wait between two attempts of a node: a backoff doubled per
+/// retry saturates here.
+pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(7 * 86_400);
+
+/// A duration longer than its field allows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{} `{text}` exceeds the maximum of {}", field.name(), format(field.max()))]
+pub struct OutOfRange {
+    pub field: Field,
+    pub text: String,
+}
+
+/// `d` in the largest units that divide it exactly, e.g. `7d`, `1h30m`.
+pub fn format(d: Duration) -> String {
+    let mut ms = d.as_millis();
+    if ms == 0 {
+        return "0s".to_owned();
+    }
+    let mut text = String::new();
+    for (unit, per) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+        ("ms", 1),
+    ] {
+        if ms >= per {
+            text.push_str(&format!("{}{unit}", ms / per));
+            ms %= per;
+        }
+    }
+    text
 }
 
 /// Parses a duration such as `1h30m`.
@@ -90,5 +181,19 @@ mod tests {
             Err(Error::Overflow(_))
         ));
         assert_eq!(parse(""), Err(Error::Empty));
+    }
+
+    #[test]
+    fn each_field_has_a_maximum() {
+        let huge = parse("100000000d").unwrap();
+        let refused = Field::Backoff.check("100000000d", huge).unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "retries.backoff `100000000d` exceeds the maximum of 7d"
+        );
+        assert!(Field::Backoff.check("7d", parse("7d").unwrap()).is_ok());
+        assert!(Field::Timeout.check("30d", parse("30d").unwrap()).is_ok());
+        assert!(Field::Every.check("367d", parse("367d").unwrap()).is_err());
+        assert_eq!(format(parse("1h30m500ms").unwrap()), "1h30m500ms");
     }
 }

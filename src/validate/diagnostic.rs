@@ -46,11 +46,12 @@ pub enum Code {
     RedundantAfter,
     InvalidPortName,
     ConflictingInput,
+    DurationOutOfRange,
     InputAsCode,
 }
 
 impl Code {
-    pub const ALL: [Code; 34] = [
+    pub const ALL: [Code; 35] = [
         Code::FileTooLarge,
         Code::SymlinkEscape,
         Code::UnreadableFile,
@@ -84,6 +85,7 @@ impl Code {
         Code::RedundantAfter,
         Code::InvalidPortName,
         Code::ConflictingInput,
+        Code::DurationOutOfRange,
         Code::InputAsCode,
     ];
 
@@ -140,6 +142,7 @@ impl Code {
             Code::RedundantAfter => ("W032", "redundant-after"),
             Code::InvalidPortName => ("W033", "invalid-port-name"),
             Code::ConflictingInput => ("W034", "conflicting-input"),
+            Code::DurationOutOfRange => ("W035", "duration-out-of-range"),
             Code::InputAsCode => ("W036", "input-as-code"),
         }
     }

@@ -105,6 +105,12 @@ invalid_fixture!(duplicate_node, "w029-duplicate-node", "W029", 19);
 invalid_fixture!(invalid_default, "w030-invalid-default", "W030", 6);
 invalid_fixture!(missing_notebook, "w031-missing-notebook", "W031", 5);
 invalid_fixture!(conflicting_input, "w034-conflicting-input", "W034", 28);
+invalid_fixture!(
+    duration_out_of_range,
+    "w035-duration-out-of-range",
+    "W035",
+    6
+);
 invalid_fixture!(input_as_code, "w036-input-as-code", "W036", 14);
 
 #[test]

@@ -11,9 +11,10 @@ use serde_json::Value;
 use super::ports::Interface;
 use super::task::check_duration;
 use super::{Code, Diagnostic, Index, at, at_key, suggestion};
+use crate::spec::duration::Field;
 use crate::spec::types::TypeExpr;
 use crate::spec::yaml::PathStep;
-use crate::spec::{Kind, LaunchPlanSpec, Schedule, cron, duration};
+use crate::spec::{Kind, LaunchPlanSpec, Schedule, cron};
 use crate::validate::Entity;
 
 use PathStep::Key;
@@ -158,20 +159,20 @@ fn check_schedule(entity: &Entity, schedule: &Schedule, found: &mut Vec<Diagnost
     }
     if let Some(every) = &schedule.every {
         let path = [Key("spec"), Key("schedule"), Key("every")];
-        match duration::parse(every) {
-            Ok(d) if d.as_secs() < 1 => found.push(at(
+        let rate = check_duration(entity, Field::Every, every, &path, found);
+        if rate.is_some_and(|d| d.as_secs() < 1) {
+            found.push(at(
                 entity,
                 Code::InvalidDuration,
                 &path,
                 format!("`every: {every}` is shorter than one second"),
-            )),
-            Ok(_) => {}
-            Err(e) => found.push(at(entity, Code::InvalidDuration, &path, e.to_string())),
+            ));
         }
     }
     if let Some(deadline) = &schedule.starting_deadline {
         check_duration(
             entity,
+            Field::StartingDeadline,
             deadline,
             &[Key("spec"), Key("schedule"), Key("startingDeadline")],
             found,

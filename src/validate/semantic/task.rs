@@ -3,6 +3,7 @@
 
 use super::ports::{Direction, Interface, check_ports};
 use super::{Code, Diagnostic, at, suggestion};
+use crate::spec::duration::Field;
 use crate::spec::template::{self, Reference};
 use crate::spec::yaml::PathStep;
 use crate::spec::{TaskSpec, duration, quantity};
@@ -26,10 +27,17 @@ pub fn check(
     let iface = Interface { inputs, outputs };
 
     if let Some(t) = &spec.timeout {
-        check_duration(entity, t, &[Key("spec"), Key("timeout")], &mut found);
+        check_duration(
+            entity,
+            Field::Timeout,
+            t,
+            &[Key("spec"), Key("timeout")],
+            &mut found,
+        );
     }
     check_duration(
         entity,
+        Field::Backoff,
         &spec.retries.backoff,
         &[Key("spec"), Key("retries"), Key("backoff")],
         &mut found,
@@ -114,14 +122,33 @@ pub fn check(
     (iface, found)
 }
 
+/// `text` parses as a duration (W024) within `field`'s maximum (W035).
+/// Returns the duration when it does both.
 pub(super) fn check_duration(
     entity: &Entity,
+    field: Field,
     text: &str,
     path: &[PathStep<'_>],
     found: &mut Vec<Diagnostic>,
-) {
-    if let Err(e) = duration::parse(text) {
-        found.push(at(entity, Code::InvalidDuration, path, e.to_string()));
+) -> Option<std::time::Duration> {
+    let value = match duration::parse(text) {
+        Ok(value) => value,
+        Err(e) => {
+            found.push(at(entity, Code::InvalidDuration, path, e.to_string()));
+            return None;
+        }
+    };
+    match field.check(text, value) {
+        Ok(()) => Some(value),
+        Err(e) => {
+            found.push(
+                at(entity, Code::DurationOutOfRange, path, e.to_string()).with_help(format!(
+                    "weir bounds every duration so that the instants it computes stay on the calendar; use at most {}",
+                    duration::format(field.max())
+                )),
+            );
+            None
+        }
     }
 }
 
