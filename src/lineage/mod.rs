@@ -1,12 +1,25 @@
 //! Lineage (DESIGN.md section 8, I5): following artifacts through the node
 //! executions that produced and read them, back to the commits that defined
 //! those nodes; and OpenLineage events for other tools.
+//!
+//! What it guarantees: an *artifact* (a file or directory, named by its
+//! content digest) links every node execution that produced or read it,
+//! across executions: two runs that share a file share lineage. A *value*
+//! (an int, a string, a date: anything else, keyed in the store by the
+//! digest of its JSON) links nodes of one execution only: its lineage is
+//! the node of that execution that produced it, never every node that ever
+//! produced the same value (the same `day` or `rows: 3` in 120 unrelated
+//! runs is not lineage, and following it would make the cost grow with the
+//! history). Whether an edge is an artifact is read from the value the node
+//! recorded at that port (an artifact reference or not), so stores written
+//! before this rule are followed by it too.
 
 pub mod openlineage;
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::artifact;
 use crate::spec::Digest;
@@ -22,9 +35,79 @@ pub enum Way {
     Downstream,
 }
 
-/// Every edge reached from `start` going `way`, level by level: two
-/// batched queries per level (the artifacts' edges, then their nodes'), so
-/// the cost follows the depth and size of the lineage found, not the store.
+/// A node execution: (execution id, node path).
+type NodeKey = (String, String);
+
+/// The ports of one execution's nodes that carry an artifact, as
+/// (node, direction, port); every other edge of the execution is a value.
+type ArtifactPorts = HashSet<(String, Direction, String)>;
+
+/// What the walk has read of the executions it reached, each once.
+#[derive(Default)]
+struct Executions {
+    artifact_ports: HashMap<String, ArtifactPorts>,
+    edges: HashMap<String, Vec<LineageEdge>>,
+}
+
+impl Executions {
+    /// Whether `edge` names an artifact (joined across executions) rather
+    /// than a value (followed within its execution only).
+    async fn is_artifact(
+        &mut self,
+        store: &dyn Store,
+        edge: &LineageEdge,
+    ) -> Result<bool, store::Error> {
+        if !self.artifact_ports.contains_key(&edge.execution) {
+            let ports = artifact_ports(&store.nodes(&edge.execution).await?);
+            self.artifact_ports.insert(edge.execution.clone(), ports);
+        }
+        Ok(self.artifact_ports[&edge.execution].contains(&(
+            edge.node.clone(),
+            edge.direction,
+            edge.name.clone(),
+        )))
+    }
+
+    /// The edges of `execution` (read once).
+    async fn edges(
+        &mut self,
+        store: &dyn Store,
+        execution: &str,
+    ) -> Result<&[LineageEdge], store::Error> {
+        if !self.edges.contains_key(execution) {
+            let edges = store.lineage_of_execution(execution).await?;
+            self.edges.insert(execution.to_owned(), edges);
+        }
+        Ok(&self.edges[execution])
+    }
+}
+
+/// The ports whose recorded value is an artifact reference.
+fn artifact_ports(nodes: &[store::NodeState]) -> ArtifactPorts {
+    let mut ports = ArtifactPorts::new();
+    for node in nodes {
+        for (direction, values) in [
+            (Direction::Input, &node.inputs),
+            (Direction::Output, &node.outputs),
+        ] {
+            let Some(Value::Object(map)) = values else {
+                continue;
+            };
+            for (name, value) in map {
+                if value.as_str().and_then(artifact::parse_reference).is_some() {
+                    ports.insert((node.node.clone(), direction, name.clone()));
+                }
+            }
+        }
+    }
+    ports
+}
+
+/// Every edge reached from the artifacts `start` going `way`, level by
+/// level. Artifacts are followed across executions (two batched queries
+/// per level: the artifacts' edges, then their nodes'); a value only to
+/// the nodes of its own execution that carry it. The cost follows the
+/// depth and size of the lineage found, not the store.
 pub async fn follow(
     store: &dyn Store,
     start: Vec<Digest>,
@@ -34,21 +117,42 @@ pub async fn follow(
         Way::Upstream => (Direction::Output, Direction::Input),
         Way::Downstream => (Direction::Input, Direction::Output),
     };
+    let mut executions = Executions::default();
     let mut edges = Vec::new();
     let mut seen: HashSet<Digest> = start.iter().cloned().collect();
-    let mut nodes_seen: HashSet<(String, String)> = HashSet::new();
+    let mut values_seen: HashSet<(String, Digest)> = HashSet::new();
+    let mut nodes_seen: HashSet<NodeKey> = HashSet::new();
     let mut frontier = start;
-    while !frontier.is_empty() {
+    let mut value_frontier: Vec<(String, Digest)> = Vec::new();
+    while !frontier.is_empty() || !value_frontier.is_empty() {
         let mut nodes = Vec::new();
-        for edge in store.lineage_of_artifacts(&frontier).await? {
-            if edge.direction != via {
-                continue;
-            }
+        let mut reach = |edge: &LineageEdge, edges: &mut Vec<LineageEdge>| {
             let node = (edge.execution.clone(), edge.node.clone());
             if nodes_seen.insert(node.clone()) {
                 nodes.push(node);
             }
-            edges.push(edge);
+            edges.push(edge.clone());
+        };
+        if !frontier.is_empty() {
+            for edge in store.lineage_of_artifacts(&frontier).await? {
+                if edge.direction == via && executions.is_artifact(store, &edge).await? {
+                    reach(&edge, &mut edges);
+                }
+            }
+        }
+        for (execution, digest) in std::mem::take(&mut value_frontier) {
+            let carriers: Vec<LineageEdge> = executions
+                .edges(store, &execution)
+                .await?
+                .iter()
+                .filter(|e| e.direction == via && e.digest == digest)
+                .cloned()
+                .collect();
+            for edge in carriers {
+                if !executions.is_artifact(store, &edge).await? {
+                    reach(&edge, &mut edges);
+                }
+            }
         }
         frontier = Vec::new();
         if nodes.is_empty() {
@@ -58,8 +162,15 @@ pub async fn follow(
             if edge.direction != next {
                 continue;
             }
-            if seen.insert(edge.digest.clone()) {
-                frontier.push(edge.digest.clone());
+            if executions.is_artifact(store, &edge).await? {
+                if seen.insert(edge.digest.clone()) {
+                    frontier.push(edge.digest.clone());
+                }
+            } else {
+                let value = (edge.execution.clone(), edge.digest.clone());
+                if values_seen.insert(value.clone()) {
+                    value_frontier.push(value);
+                }
             }
             edges.push(edge);
         }
@@ -102,7 +213,14 @@ pub async fn trace(
             if own.is_empty() && store.execution(target).await?.is_none() {
                 return Ok(None);
             }
-            let roots: BTreeSet<Digest> = own.iter().map(|e| e.digest.clone()).collect();
+            // Its own edges hold all its values; only its artifacts lead
+            // to other executions.
+            let ports = artifact_ports(&store.nodes(target).await?);
+            let roots: BTreeSet<Digest> = own
+                .iter()
+                .filter(|e| ports.contains(&(e.node.clone(), e.direction, e.name.clone())))
+                .map(|e| e.digest.clone())
+                .collect();
             edges.extend(own);
             (TargetKind::Execution, roots.into_iter().collect())
         }

@@ -10,6 +10,7 @@ mod executions_store;
 mod http_limits;
 mod incremental;
 mod kubernetes;
+mod lineage_scope;
 mod lease_store;
 mod loader_props;
 mod notify;
