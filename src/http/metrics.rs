@@ -55,6 +55,11 @@ struct StatusLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LoopLabels {
+    r#loop: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DeliveryLabels {
     target: String,
     outcome: String,
@@ -75,6 +80,7 @@ pub struct Metrics {
     schedule_lag: Histogram,
     node_duration: HistogramFamily<StatusLabels>,
     notifications: Family<DeliveryLabels, Counter>,
+    loop_restarts: Family<LoopLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -155,8 +161,15 @@ impl Metrics {
             Unit::Seconds,
             node_duration.clone(),
         );
+        let loop_restarts = Family::<LoopLabels, Counter>::default();
+        registry.register(
+            "weir_loop_restarts",
+            "Daemon loops restarted after they panicked or returned, by loop",
+            loop_restarts.clone(),
+        );
         Metrics {
             registry,
+            loop_restarts,
             reconcile_duration,
             reconcile_errors,
             source_info,
@@ -265,6 +278,16 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
+    /// The daemon loop `name` (`engine`, `scheduler`, `notifier`,
+    /// `elector`, `source <key>`: one per configured loop) was restarted.
+    pub fn loop_restarted(&self, name: &str) {
+        self.loop_restarts
+            .get_or_create(&LoopLabels {
+                r#loop: name.to_owned(),
+            })
+            .inc();
+    }
+
     /// Every metric in the Prometheus text format ([`CONTENT_TYPE`]).
     pub fn render(&self) -> String {
         let mut text = String::new();
@@ -305,6 +328,18 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("whatever"), "{text}");
+    }
+
+    #[test]
+    fn loop_restarts_are_counted_by_loop() {
+        let metrics = Metrics::new();
+        metrics.loop_restarted("engine");
+        metrics.loop_restarted("engine");
+        let text = metrics.render();
+        assert!(
+            text.contains(r#"weir_loop_restarts_total{loop="engine"} 2"#),
+            "{text}"
+        );
     }
 
     #[test]

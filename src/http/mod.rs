@@ -28,15 +28,14 @@ mod api;
 pub mod auth;
 mod backfills;
 pub mod client;
+pub mod health;
 mod hooks;
 pub mod metrics;
 pub mod server;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -48,6 +47,7 @@ use axum::{Json, Router};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+pub use health::{Heartbeat, Readiness};
 pub use metrics::Metrics;
 pub use server::Limits;
 
@@ -68,48 +68,6 @@ pub struct SourceHandle {
     /// Wakes the source's reconcile loop (a fetch; payloads are never
     /// trusted for content).
     pub trigger: Arc<tokio::sync::Notify>,
-}
-
-/// Whether each source has been reconciled once since the start: `/readyz`
-/// answers 200 only when all have.
-#[derive(Debug)]
-pub struct Readiness {
-    sources: BTreeMap<SourceKey, AtomicBool>,
-}
-
-impl Readiness {
-    pub fn new(sources: &[SourceKey]) -> Readiness {
-        Readiness {
-            sources: sources
-                .iter()
-                .map(|key| (key.clone(), AtomicBool::new(false)))
-                .collect(),
-        }
-    }
-
-    /// `source` finished a pass (reconciled or refused the head: either
-    /// way the daemon knows what it runs). Unknown sources are ignored.
-    pub fn mark_reconciled(&self, source: &SourceKey) {
-        if let Some(flag) = self.sources.get(source) {
-            flag.store(true, Ordering::Release);
-        }
-    }
-
-    /// Every source has been reconciled once.
-    pub fn is_ready(&self) -> bool {
-        self.sources
-            .values()
-            .all(|flag| flag.load(Ordering::Acquire))
-    }
-
-    /// The sources not reconciled yet, in key order.
-    pub fn pending(&self) -> Vec<&SourceKey> {
-        self.sources
-            .iter()
-            .filter(|(_, flag)| !flag.load(Ordering::Acquire))
-            .map(|(key, _)| key)
-            .collect()
-    }
 }
 
 /// The secrets the HTTP server checks. `None` turns the matching feature
@@ -183,21 +141,46 @@ pub async fn serve(
     server::serve(listener, router, Limits::default(), shutdown).await
 }
 
-/// `GET /healthz`: 200 `ok` while the process serves.
-async fn healthz() -> &'static str {
-    "ok"
+/// `GET /healthz` (liveness): 200 `ok` unless a loop keeps dying (see
+/// [`health`]: restarting the process is what can help then), else 503
+/// naming the loops.
+async fn healthz(State(state): State<Shared>) -> Response {
+    let report = state.readiness.report(Instant::now());
+    if report.is_alive() {
+        (StatusCode::OK, "ok").into_response()
+    } else {
+        let body = json!({ "alive": false, "crashLooping": report.crash_looping });
+        (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+    }
 }
 
-/// `GET /readyz`: 200 once every source has been reconciled once, else 503;
-/// the JSON names the sources still pending.
+/// `GET /readyz` (readiness): 200 once every source has completed a pass,
+/// while every loop passes within its period and the store answers; else
+/// 503. The JSON names pending and failing sources, stalled loops and the
+/// store's state (see [`health`]).
 async fn readyz(State(state): State<Shared>) -> Response {
-    let pending = state.readiness.pending();
-    let status = if pending.is_empty() {
+    let report = state.readiness.report(Instant::now());
+    let store = match tokio::time::timeout(health::STORE_TIMEOUT, state.store.sources()).await {
+        Ok(Ok(_)) => json!({ "ok": true }),
+        Ok(Err(e)) => json!({ "ok": false, "error": e.to_string() }),
+        Err(_) => json!({
+            "ok": false,
+            "error": format!("no answer within {} s", health::STORE_TIMEOUT.as_secs()),
+        }),
+    };
+    let ready = report.is_ready() && store["ok"] == true;
+    let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({ "ready": pending.is_empty(), "pending": pending });
+    let body = json!({
+        "ready": ready,
+        "pending": report.pending,
+        "failing": report.failing,
+        "stalled": report.stalled,
+        "store": store,
+    });
     (status, Json(body)).into_response()
 }
 

@@ -318,7 +318,82 @@ async fn readyz_waits_until_every_source_reconciled_once() {
     server.readiness.mark_reconciled(&server.local.key);
     let reply = server.get("/readyz", &[]).await;
     assert_eq!(reply.status, 200);
-    assert_eq!(reply.json(), json!({ "ready": true, "pending": [] }));
+    let body = reply.json();
+    assert_eq!(body["ready"], true, "{body:#}");
+    assert_eq!(body["pending"], json!([]), "{body:#}");
+    assert_eq!(body["store"], json!({ "ok": true }), "{body:#}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn readyz_names_a_failing_source_a_stalled_loop_and_a_missing_store() {
+    let server = Server::start(|_| {}).await;
+    server.readiness.mark_reconciled(&server.local.key);
+    // A source that cannot be read completed its pass: ready, and shown.
+    server
+        .readiness
+        .mark_failed(&server.github.key, "cannot clone: connection refused");
+    let reply = server.get("/readyz", &[]).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(
+        reply.json()["failing"],
+        json!([{ "source": server.github.key.0, "error": "cannot clone: connection refused" }])
+    );
+
+    // A loop expected to pass at once and never beating is stalled.
+    let engine = server.readiness.register_loop("engine", Duration::ZERO);
+    let reply = server.get("/readyz", &[]).await;
+    assert_eq!(reply.status, 503, "{}", reply.text());
+    assert_eq!(reply.json()["stalled"][0]["loop"], "engine");
+    assert_eq!(
+        server.get("/healthz", &[]).await.status,
+        200,
+        "stalled is not dead"
+    );
+    server
+        .readiness
+        .register_loop("engine", Duration::from_secs(30));
+    drop(engine);
+    assert_eq!(server.get("/readyz", &[]).await.status, 200);
+
+    // The store is gone (its tables cannot be read): not ready, and said.
+    let db = server._dir.path().join("weir.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .expect("connect");
+    sqlx::query("ALTER TABLE sources RENAME TO sources_gone")
+        .execute(&pool)
+        .await
+        .expect("rename");
+    let reply = server.get("/readyz", &[]).await;
+    assert_eq!(reply.status, 503, "{}", reply.text());
+    let store = &reply.json()["store"];
+    assert_eq!(store["ok"], false, "{store}");
+    assert!(
+        store["error"].as_str().expect("error").contains("sources"),
+        "{store}"
+    );
+    sqlx::query("ALTER TABLE sources_gone RENAME TO sources")
+        .execute(&pool)
+        .await
+        .expect("rename back");
+    assert_eq!(server.get("/readyz", &[]).await.status, 200);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn healthz_fails_when_a_loop_keeps_dying() {
+    let server = Server::start(|_| {}).await;
+    let engine = server
+        .readiness
+        .register_loop("engine", Duration::from_secs(30));
+    let now = std::time::Instant::now();
+    for _ in 0..crate::http::health::CRASH_LOOP {
+        engine.restarted(now);
+    }
+    let reply = server.get("/healthz", &[]).await;
+    assert_eq!(reply.status, 503, "{}", reply.text());
+    assert_eq!(reply.json()["crashLooping"], json!(["engine"]));
     server.stop().await;
 }
 

@@ -98,6 +98,19 @@ pub(super) fn git(doing: &'static str) -> impl FnOnce(git2::Error) -> Error {
 /// the source key or the store (one rule for every URL, `crate::redact`).
 pub use crate::redact::redact_url;
 
+/// `<repository>#<branch>:<path>`, with a remote's URL redacted and a
+/// local path absolute.
+fn key_of(spec: &SourceSpec, remote: bool, branch: &str) -> SourceKey {
+    let repo = if remote {
+        redact_url(&spec.repo)
+    } else {
+        let path = Path::new(&spec.repo);
+        let abs = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        format!("file://{}", abs.display())
+    };
+    SourceKey(format!("{repo}#{branch}:{}", spec.path.trim_matches('/')))
+}
+
 fn is_url(repo: &str) -> bool {
     repo.contains("://") || (repo.contains('@') && repo.contains(':') && !Path::new(repo).exists())
 }
@@ -186,18 +199,28 @@ impl GitSource {
 
     /// The source's identity: repository, branch and path.
     pub fn key(&self) -> SourceKey {
-        let repo = if self.remote {
-            redact_url(&self.spec.repo)
-        } else {
-            let path = Path::new(&self.spec.repo);
-            let abs = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-            format!("file://{}", abs.display())
-        };
-        SourceKey(format!(
-            "{repo}#{}:{}",
-            self.branch,
-            self.spec.path.trim_matches('/')
-        ))
+        key_of(&self.spec, self.remote, &self.branch)
+    }
+
+    /// The key of the source `spec` names, without the network: opens a
+    /// local repository or a clone kept in `state_dir` when there is one.
+    /// Otherwise (a remote not cloned yet, or a local path that does not
+    /// open) the branch is the configured one, else `main`: the key
+    /// [`GitSource::key`] gives once opened, unless the remote's default
+    /// branch, which only a clone tells, is another.
+    pub fn expected_key(spec: &SourceSpec, state_dir: &Path) -> SourceKey {
+        let remote = is_url(&spec.repo);
+        let cloned = state_dir
+            .join("sources")
+            .join(clone_dir_name(&spec.repo))
+            .join("HEAD")
+            .exists();
+        if !remote || cloned {
+            if let Ok(git) = GitSource::open(spec, state_dir) {
+                return git.key();
+            }
+        }
+        key_of(spec, remote, spec.branch.as_deref().unwrap_or("main"))
     }
 
     pub fn branch(&self) -> &str {
