@@ -2,6 +2,7 @@
 
 mod backfill;
 mod common;
+mod crash_faults;
 mod deploy;
 mod diff;
 mod digests;
