@@ -123,11 +123,13 @@ async fn commit_latency(remote: bool) -> Vec<Duration> {
             api_token: None,
         },
         tick: Duration::from_secs(1),
+        lease_duration: weir::daemon::config::DEFAULT_LEASE_DURATION,
         grace: Duration::from_secs(1),
         public_url: None,
         http: weir::http::Limits::default(),
         executor: daemon::Executor::Local,
         artifacts: None,
+        task_env: Default::default(),
     };
     let shutdown = CancellationToken::new();
     let daemon = tokio::spawn(daemon::run(config, shutdown.clone()));

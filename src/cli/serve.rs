@@ -81,6 +81,10 @@ pub struct Args {
     /// How long running attempts get to finish at shutdown.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub grace: Duration,
+    /// How long the store's engine lease lasts unrenewed: a second daemon
+    /// on the store follows, and takes over this long after the leader dies.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub lease_duration: Duration,
     /// The daemon's URL as notification receivers reach it (links to the
     /// API); default `http://<listen>`.
     #[arg(long)]
@@ -213,6 +217,7 @@ fn flags_config(args: &Args) -> Result<Config, u8> {
         secrets,
         tick: args.tick,
         grace: args.grace,
+        lease_duration: args.lease_duration,
         public_url: args.public_url.clone(),
         http: crate::http::Limits::default(),
         task_env: args.task_env.allow_list(),

@@ -10,6 +10,7 @@
 //! executor = "local"                  # default
 //! tick = "1s"                         # scheduler and engine, default
 //! grace = "30s"                       # shutdown grace, default
+//! lease_duration = "15s"              # the store's engine lease, default
 //! public_url = "https://weir.acme.dev" # links in notifications; default http://<listen>
 //!
 //! [http]                              # bounds on the HTTP server's connections
@@ -81,6 +82,9 @@ struct File {
     tick: String,
     #[serde(default = "default_grace")]
     grace: String,
+    /// The store's engine lease (one engine drives a store at a time).
+    #[serde(default)]
+    lease_duration: Option<String>,
     #[serde(default)]
     public_url: Option<String>,
     #[serde(default)]
@@ -91,9 +95,19 @@ struct File {
     #[serde(default)]
     artifacts: Option<ArtifactsFile>,
     #[serde(default)]
-    tasks: TasksFile,
-    #[serde(default)]
     http: HttpFile,
+    #[serde(default)]
+    tasks: TasksFile,
+}
+
+/// `[tasks]`: what a task's process inherits from the daemon's environment
+/// (`crate::executor::environment`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TasksFile {
+    /// Exact names (`HTTPS_PROXY`) and prefixes (`AWS_*`); default none.
+    #[serde(default)]
+    env: Vec<String>,
 }
 
 /// `[http]`: bounds on the HTTP server's connections (`http::Limits`);
@@ -105,16 +119,6 @@ struct HttpFile {
     request_timeout: Option<String>,
     idle_timeout: Option<String>,
     max_connections: Option<usize>,
-}
-
-/// `[tasks]`: what a task's process inherits from the daemon's environment
-/// (`crate::executor::environment`).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TasksFile {
-    /// Exact names (`HTTPS_PROXY`) and prefixes (`AWS_*`); default none.
-    #[serde(default)]
-    env: Vec<String>,
 }
 
 /// `database = "sqlite://…"` or, for a URL holding a password,
@@ -371,8 +375,6 @@ pub fn parse(
                 .into(),
         ));
     }
-    let task_env =
-        AllowList::parse(&file.tasks.env).map_err(|e| invalid(format!("tasks.env: {e}")))?;
     let http = {
         let defaults = crate::http::Limits::default();
         let or = |text: &Option<String>, what: &str, default| match text {
@@ -417,6 +419,10 @@ pub fn parse(
         secrets,
         tick: duration(&file.tick, "tick")?,
         grace: duration(&file.grace, "grace")?,
+        lease_duration: match &file.lease_duration {
+            Some(text) => duration(text, "lease_duration")?,
+            None => DEFAULT_LEASE_DURATION,
+        },
         public_url: file.public_url.clone(),
         executor,
         artifacts: file.artifacts.map(|a| a.url),

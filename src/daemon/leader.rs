@@ -144,7 +144,15 @@ impl Elector {
 
     /// Runs rounds until `shutdown`, keeping `leadership` true while this
     /// replica holds the Lease.
-    pub async fn run(self, api: Api<Lease>, leadership: Leadership, shutdown: CancellationToken) {
+    /// Beats `heartbeat` after each round, won or lost: a follower is not
+    /// stalled.
+    pub async fn run(
+        self,
+        api: Api<Lease>,
+        leadership: Leadership,
+        shutdown: CancellationToken,
+        heartbeat: crate::http::Heartbeat,
+    ) {
         let mut last_held: Option<tokio::time::Instant> = None;
         loop {
             match self.round(&api).await {
@@ -164,6 +172,7 @@ impl Elector {
                     }
                 }
             }
+            heartbeat.beat();
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = tokio::time::sleep(self.duration / 3) => {}

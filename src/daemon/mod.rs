@@ -13,6 +13,7 @@
 pub mod config;
 pub mod leader;
 pub mod lease;
+pub mod supervise;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -26,13 +27,15 @@ use crate::engine::{Engine, NodeEvent, Observer, PlanNode};
 use crate::executor::environment::{AllowList, Inherited};
 use crate::executor::kubernetes::Kube;
 use crate::http::metrics::Metrics;
-use crate::http::{self, AppState, Readiness, Secrets, SourceHandle};
+use crate::http::{self, AppState, Heartbeat, Readiness, Secrets, SourceHandle};
 use crate::notify::Notifier;
 use crate::reconcile::{self, Outcome, Snapshot};
 use crate::source::git::{GitSource, SourceSpec};
 use crate::store::execution::{Execution, NodeState, NodeStatus};
-use crate::store::{self, SourceError, Store};
+use crate::store::{self, SourceError, SourceKey, Store};
 use leader::{Elector, Leadership};
+use lease::StoreLease;
+use supervise::Supervisor;
 
 /// One source to follow.
 #[derive(Debug, Clone)]
@@ -54,6 +57,10 @@ pub struct Config {
     pub tick: Duration,
     /// How long running attempts get to finish at shutdown.
     pub grace: Duration,
+    /// How long the store's engine lease lasts unrenewed (renewed every
+    /// third of it): a successor takes over at most this long after a
+    /// leader dies, at once after it stops cleanly.
+    pub lease_duration: Duration,
     /// The daemon's URL as notification receivers reach it (links to
     /// `/api/v1/executions/{id}`); default `http://<listen>`.
     pub public_url: Option<String>,
@@ -61,12 +68,12 @@ pub struct Config {
     /// The artifact store's URL (`artifact::open`); default
     /// `<state_dir>/artifacts`.
     pub artifacts: Option<String>,
+    /// Bounds on the HTTP server's connections (timeouts, how many).
+    pub http: http::Limits,
     /// The daemon's variables tasks may inherit beyond `PATH`, `HOME`, the
     /// locale and `TZ` (`[tasks] env`, `--task-env`); nothing else of its
     /// environment, its credentials included, reaches a task.
     pub task_env: AllowList,
-    /// Bounds on the HTTP server's connections (timeouts, how many).
-    pub http: http::Limits,
 }
 
 /// Where node attempts run.
@@ -113,18 +120,17 @@ pub enum Error {
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
     let store = store::open(&config.db_url).await?;
     let metrics = Arc::new(Metrics::new());
+    // A source is opened (cloned) by its own loop, which retries: one that
+    // cannot be read at start stops neither the daemon nor the others.
     let mut sources = Vec::new();
-    let mut handles = Vec::new();
     for source in &config.sources {
-        let git = GitSource::open(&source.spec, &config.state_dir)?;
-        let handle = SourceHandle {
-            key: git.key(),
-            branch: git.branch().to_owned(),
+        let key = GitSource::expected_key(&source.spec, &config.state_dir);
+        sources.push(SourceHandle {
+            branch: key_branch(&key).to_owned(),
+            key,
             repo_urls: repo_urls(&source.spec.repo),
             trigger: Arc::new(tokio::sync::Notify::new()),
-        };
-        handles.push((git, source.clone(), handle.trigger.clone()));
-        sources.push(handle);
+        });
     }
     let keys: Vec<_> = sources.iter().map(|s| s.key.clone()).collect();
     let readiness = Arc::new(Readiness::new(&keys));
@@ -136,20 +142,25 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         })?;
     tracing::info!(listen = %config.listen, sources = keys.len(), "weir serve started");
 
-    let mut tasks = tokio::task::JoinSet::new();
-    for (git, source, trigger) in handles {
-        let watcher = watch_refs(&source.spec.repo, trigger.clone());
-        tasks.spawn(reconcile_loop(
-            git,
-            source,
-            trigger,
-            store.clone(),
-            metrics.clone(),
-            readiness.clone(),
-            config.state_dir.clone(),
-            shutdown.clone(),
-            watcher,
-        ));
+    let mut loops = Supervisor::new(readiness.clone(), metrics.clone(), shutdown.clone());
+    for (source, handle) in config.sources.iter().zip(&sources) {
+        let watcher = watch_refs(&source.spec.repo, handle.trigger.clone());
+        let context = SourceLoop {
+            source: source.clone(),
+            key: handle.key.clone(),
+            trigger: handle.trigger.clone(),
+            store: store.clone(),
+            metrics: metrics.clone(),
+            readiness: readiness.clone(),
+            state_dir: config.state_dir.clone(),
+            shutdown: shutdown.clone(),
+            _watcher: watcher.map(Arc::new),
+        };
+        loops.spawn(
+            &format!("source {}", handle.key.0),
+            http::health::expected_period(source.interval),
+            move |heartbeat| reconcile_loop(context.clone(), heartbeat),
+        );
     }
 
     let artifacts_url = config
@@ -161,8 +172,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     let mut engine = Engine::new(store.clone(), artifacts, config.state_dir.clone())
         .with_task_env(Inherited::from_process(config.task_env.clone()))
         .observe(Arc::new(MetricsObserver(metrics.clone())));
-    let leadership = match &config.executor {
-        Executor::Local => Leadership::alone(),
+    // With Kubernetes, replicas first elect a leader through the Lease;
+    // only that one then takes the store's engine lease (`lease.rs`).
+    let kube_leadership = match &config.executor {
+        Executor::Local => None,
         Executor::Kubernetes(kube_config) => {
             let client = kube::Client::try_default()
                 .await
@@ -175,26 +188,77 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
                 identity: kube_config.identity.clone(),
                 duration: kube_config.lease_duration,
             };
-            let leases = kube::Api::namespaced(client, &kube_config.settings.namespace);
-            tasks.spawn(elector.run(leases, leadership.clone(), shutdown.clone()));
-            leadership
+            let leases: kube::Api<_> =
+                kube::Api::namespaced(client, &kube_config.settings.namespace);
+            let (held, stop) = (leadership.clone(), shutdown.clone());
+            loops.spawn(
+                "elector",
+                http::health::expected_period(elector.duration / 3),
+                move |heartbeat| {
+                    elector
+                        .clone()
+                        .run(leases.clone(), held.clone(), stop.clone(), heartbeat)
+                },
+            );
+            Some(leadership)
         }
     };
     let engine = Arc::new(engine);
-    tasks.spawn(scheduler_loop(
-        store.clone(),
-        config.tick,
-        engine.wake.clone(),
-        leadership.clone(),
-        shutdown.clone(),
-    ));
-    let engine_task = tokio::spawn(engine_loop(
-        engine.clone(),
-        config.tick,
-        config.grace,
-        leadership.clone(),
-        shutdown.clone(),
-    ));
+    // Leading is holding the store's engine lease: a second daemon on the
+    // store follows (serves the API, reconciles) until it is free.
+    let leadership = Leadership::default();
+    let lease_stop = CancellationToken::new();
+    let lease_task = {
+        let lease = StoreLease::new(
+            store.clone(),
+            engine.owner().engine.clone(),
+            config.lease_duration,
+        );
+        let (engine, metrics) = (engine.clone(), metrics.clone());
+        let on_change = move |leading: bool| {
+            metrics.leading(leading);
+            if !leading {
+                // Whoever takes over retries them; none is left running
+                // beside its retry.
+                engine.kill_running();
+            }
+        };
+        tokio::spawn(lease.run(
+            leadership.clone(),
+            kube_leadership,
+            lease_stop.clone(),
+            on_change,
+        ))
+    };
+    let period = http::health::expected_period(config.tick);
+    {
+        let (store, wake) = (store.clone(), engine.wake.clone());
+        let (leadership, stop, tick) = (leadership.clone(), shutdown.clone(), config.tick);
+        loops.spawn("scheduler", period, move |heartbeat| {
+            scheduler_loop(
+                store.clone(),
+                tick,
+                wake.clone(),
+                leadership.clone(),
+                stop.clone(),
+                heartbeat,
+            )
+        });
+    }
+    {
+        let (engine, leadership, stop) = (engine.clone(), leadership.clone(), shutdown.clone());
+        let (tick, grace) = (config.tick, config.grace);
+        loops.spawn("engine", period, move |heartbeat| {
+            engine_loop(
+                engine.clone(),
+                tick,
+                grace,
+                leadership.clone(),
+                stop.clone(),
+                heartbeat,
+            )
+        });
+    }
 
     let public_url = config
         .public_url
@@ -214,12 +278,18 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
             })),
         )
     };
-    tasks.spawn(notifier_loop(
-        notifier,
-        config.tick,
-        leadership.clone(),
-        shutdown.clone(),
-    ));
+    {
+        let (leadership, stop, tick) = (leadership.clone(), shutdown.clone(), config.tick);
+        loops.spawn("notifier", period, move |heartbeat| {
+            notifier_loop(
+                notifier.clone(),
+                tick,
+                leadership.clone(),
+                stop.clone(),
+                heartbeat,
+            )
+        });
+    }
 
     let state = AppState {
         store: store.clone(),
@@ -233,10 +303,20 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     let served =
         http::server::serve(listener, http::router(state), config.http, shutdown.clone()).await;
     shutdown.cancel();
-    while tasks.join_next().await.is_some() {}
-    let _ = engine_task.await;
+    loops.join().await;
+    // Released only now that the engine has stopped (its grace included).
+    lease_stop.cancel();
+    let _ = lease_task.await;
     tracing::info!("weir serve stopped");
     served.map_err(Error::Http)
+}
+
+/// The branch part of a source key (`<repo>#<branch>:<path>`).
+fn key_branch(key: &SourceKey) -> &str {
+    key.0
+        .rsplit_once('#')
+        .and_then(|(_, rest)| rest.split_once(':'))
+        .map_or("main", |(branch, _)| branch)
 }
 
 /// URLs a webhook payload may name this repository by (empty for a local
@@ -305,19 +385,100 @@ fn jittered(interval: Duration) -> Duration {
     Duration::from_millis((interval.as_millis() as u64 - spread) + offset)
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn reconcile_loop(
-    git: GitSource,
+/// What one source's reconcile loop works with (cloned for each restart).
+#[derive(Clone)]
+struct SourceLoop {
     source: SourceConfig,
+    /// The key the daemon shows the source by (see
+    /// [`GitSource::expected_key`]).
+    key: SourceKey,
     trigger: Arc<tokio::sync::Notify>,
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,
     state_dir: PathBuf,
     shutdown: CancellationToken,
-    _watcher: Option<notify::RecommendedWatcher>,
-) {
+    /// Keeps the filesystem watch on a local repository's refs alive.
+    _watcher: Option<Arc<notify::RecommendedWatcher>>,
+}
+
+impl SourceLoop {
+    /// A pass failed: the source keeps its last good active set, and the
+    /// failure shows in status (a read error), metrics, log and readiness.
+    async fn failed(&self, error: &reconcile::Error, took: Duration) {
+        let key = &self.key;
+        self.metrics.reconciled(&key.0, took, error.metric_label());
+        tracing::warn!(source = %key.0, reason = error.metric_label(), error = %error, "reconcile failed; the last good state keeps running");
+        self.readiness.mark_failed(key, &error.to_string());
+        if matches!(error, reconcile::Error::Source(_)) {
+            let recorded = SourceError {
+                reason: error.metric_label().to_owned(),
+                message: error.to_string(),
+                diagnostics: serde_json::json!([]),
+            };
+            if let Err(e) = self.store.record_source_error(key, &recorded).await {
+                tracing::warn!(source = %key.0, error = %e, "cannot record the source's error");
+            }
+        }
+    }
+
+    /// Waits for `wait`, a webhook or a change of the refs; false at
+    /// shutdown.
+    async fn idle(&self, wait: Duration) -> bool {
+        tokio::select! {
+            _ = self.shutdown.cancelled() => false,
+            _ = self.trigger.notified() => true,
+            _ = tokio::time::sleep(wait) => true,
+        }
+    }
+
+    /// Opens (for a remote: clones, or opens the clone kept in the state
+    /// directory) the source, retrying with a backoff from 1 s doubling up
+    /// to the polling interval (jittered) until it opens; `None` at
+    /// shutdown. Each failed attempt is a failed pass.
+    async fn open(&self, heartbeat: &Heartbeat) -> Option<GitSource> {
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            let started = Instant::now();
+            let (spec, state_dir) = (self.source.spec.clone(), self.state_dir.clone());
+            let opened = tokio::task::spawn_blocking(move || GitSource::open(&spec, &state_dir))
+                .await
+                .expect("opening a source does not panic");
+            match opened {
+                Ok(git) => return Some(git),
+                Err(e) => self.failed(&e.into(), started.elapsed()).await,
+            }
+            heartbeat.beat();
+            if !self.idle(jittered(backoff.min(self.source.interval))).await {
+                return None;
+            }
+            backoff = backoff.saturating_mul(2);
+        }
+    }
+}
+
+async fn reconcile_loop(context: SourceLoop, heartbeat: Heartbeat) {
+    let Some(git) = context.open(&heartbeat).await else {
+        return;
+    };
     let key = git.key();
+    if key != context.key {
+        // Only a remote whose branch is not configured, cloned after the
+        // start failed: its default branch was not known then.
+        tracing::warn!(expected = %context.key.0, source = %key.0, "the source's default branch is not the one assumed; set `branch` to name it");
+        context.readiness.add_source(&key);
+        context.readiness.mark_reconciled(&context.key);
+    }
+    let context = SourceLoop { key, ..context };
+    let SourceLoop {
+        source,
+        key,
+        store,
+        metrics,
+        readiness,
+        state_dir,
+        ..
+    } = context.clone();
     let snapshot_path = Snapshot::path(&state_dir, &key);
     let git = Arc::new(Mutex::new(git));
     let mut snapshot = Snapshot::read(&snapshot_path);
@@ -363,32 +524,21 @@ async fn reconcile_loop(
                 readiness.mark_reconciled(&key);
             }
             Err(e) => {
-                metrics.reconciled(&key.0, started.elapsed(), e.metric_label());
-                tracing::warn!(source = %key.0, error = %e, "reconcile failed; the last good state keeps running");
-                let error = SourceError {
-                    reason: e.metric_label().to_owned(),
-                    message: e.to_string(),
-                    diagnostics: serde_json::json!([]),
-                };
-                if matches!(e, reconcile::Error::Source(_)) {
-                    if let Err(e) = store.record_source_error(&key, &error).await {
-                        tracing::warn!(error = %e, "cannot record the source's error");
-                    }
-                }
+                context.failed(&e, started.elapsed()).await;
                 if matches!(
                     e,
                     reconcile::Error::StaleSnapshot { .. }
                         | reconcile::Error::Store(store::Error::Conflict { .. })
                 ) {
                     // Plan again at once, reading the whole tree.
+                    heartbeat.beat();
                     continue;
                 }
             }
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = trigger.notified() => {}
-            _ = tokio::time::sleep(jittered(source.interval)) => {}
+        heartbeat.beat();
+        if !context.idle(jittered(source.interval)).await {
+            return;
         }
     }
 }
@@ -424,10 +574,13 @@ async fn notifier_loop(
     tick: Duration,
     leadership: Leadership,
     shutdown: CancellationToken,
+    heartbeat: Heartbeat,
 ) {
     let mut sending = tokio::task::JoinSet::new();
     loop {
         if !leadership.is_leading() {
+            // A follower's pass: nothing to do, and it is not stalled.
+            heartbeat.beat();
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = tokio::time::sleep(tick) => continue,
@@ -441,6 +594,7 @@ async fn notifier_loop(
             tracing::warn!(error = %e, "cannot read the due notifications");
         }
         while sending.try_join_next().is_some() {}
+        heartbeat.beat();
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(tick) => {}
@@ -455,10 +609,12 @@ async fn scheduler_loop(
     wake_engine: Arc<tokio::sync::Notify>,
     leadership: Leadership,
     shutdown: CancellationToken,
+    heartbeat: Heartbeat,
 ) {
     let mut scheduler = Scheduler::new();
     loop {
         if !leadership.is_leading() {
+            heartbeat.beat();
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(tick) => continue,
@@ -479,6 +635,7 @@ async fn scheduler_loop(
             .next_due(now)
             .and_then(|due| (due - now).to_std().ok())
             .map_or(tick, |until| until.min(tick));
+        heartbeat.beat();
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
@@ -492,9 +649,11 @@ async fn engine_loop(
     grace: Duration,
     leadership: Leadership,
     shutdown: CancellationToken,
+    heartbeat: Heartbeat,
 ) {
     loop {
         if !leadership.is_leading() {
+            heartbeat.beat();
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = tokio::time::sleep(tick) => continue,
@@ -503,6 +662,7 @@ async fn engine_loop(
         if let Err(e) = engine.tick().await {
             tracing::warn!(error = %e, "engine tick failed");
         }
+        heartbeat.beat();
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = engine.wake.notified() => {}
@@ -511,8 +671,8 @@ async fn engine_loop(
     }
     // Shutting down: no new attempts; running ones get the grace period.
     engine.stop_starting();
-    let deadline = Instant::now() + grace;
-    while engine.running() > 0 && Instant::now() < deadline {
+    let deadline = Instant::now().checked_add(grace);
+    while engine.running() > 0 && deadline.is_none_or(|d| Instant::now() < d) {
         let _ = tokio::time::timeout(Duration::from_millis(200), engine.wake.notified()).await;
         if let Err(e) = engine.tick().await {
             tracing::warn!(error = %e, "engine tick failed");
@@ -643,6 +803,7 @@ spec:
             Arc::new(tokio::sync::Notify::new()),
             leadership.clone(),
             shutdown.clone(),
+            Arc::new(Readiness::new(&[])).register_loop("scheduler", Duration::from_secs(30)),
         ));
         // Several instants of the schedule pass while another replica leads.
         tokio::time::sleep(Duration::from_millis(2500)).await;

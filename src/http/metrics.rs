@@ -81,6 +81,7 @@ pub struct Metrics {
     node_duration: HistogramFamily<StatusLabels>,
     notifications: Family<DeliveryLabels, Counter>,
     loop_restarts: Family<LoopLabels, Counter>,
+    leader: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -167,8 +168,15 @@ impl Metrics {
             "Daemon loops restarted after they panicked or returned, by loop",
             loop_restarts.clone(),
         );
+        let leader = Gauge::default();
+        registry.register(
+            "weir_leader",
+            "1 while this daemon holds the store's engine lease (it schedules and drives executions), else 0",
+            leader.clone(),
+        );
         Metrics {
             registry,
+            leader,
             loop_restarts,
             reconcile_duration,
             reconcile_errors,
@@ -231,6 +239,12 @@ impl Metrics {
                 source: source.to_owned(),
             })
             .inc_by(count);
+    }
+
+    /// This daemon started (`true`) or stopped leading: holding the
+    /// store's engine lease.
+    pub fn leading(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
     }
 
     /// An execution ended with `status` (`Status::as_str`).

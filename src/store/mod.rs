@@ -237,7 +237,6 @@ pub enum Error {
     )]
     EmptyDatabase { path: String },
     #[error("cannot migrate the database at {url}: {source}")]
-
     Migrate {
         url: String,
         #[source]

@@ -2,7 +2,7 @@
 
 mod backfill;
 mod common;
-mod crash_faults;
+mod daemon_health;
 mod deploy;
 mod diff;
 mod digests;
@@ -11,10 +11,11 @@ mod executions_store;
 mod http_limits;
 mod incremental;
 mod kubernetes;
-mod lineage_scope;
 mod lease_store;
+mod lineage_scope;
 mod loader_props;
 mod notify;
+mod one_engine;
 mod operator_errors;
 mod preview;
 mod safety;

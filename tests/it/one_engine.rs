@@ -1,0 +1,337 @@
+//! One engine drives a store at a time (the store's engine lease), with
+//! real processes: two `weir serve` on one SQLite store drive every
+//! execution once between them and none kills the other's attempts; the
+//! follower takes over when the leader is killed; `weir run --wait` beside
+//! a daemon hands its run to it; an interrupted `weir run --wait` cancels
+//! what it drives and stops its tasks; `weir cancel` with no engine left
+//! finishes a stuck execution itself.
+
+use std::collections::BTreeSet;
+use std::process::{Child, Command, Stdio};
+
+use weir::engine::Owner;
+use weir::store::{ENGINE_LEASE, NodeState, Status, Store};
+
+use crate::common::{Daemon, GitRepo, TestDb, eventually, http, weir_with};
+
+const SCHEDULED: &str = r#"apiVersion: weir.dev/v1alpha1
+kind: Task
+metadata: { name: tick }
+spec:
+  script: { interpreter: bash, source: "sleep 0.3" }
+---
+apiVersion: weir.dev/v1alpha1
+kind: Workflow
+metadata: { name: tick-flow }
+spec:
+  nodes: [ { id: tick, task: tick } ]
+---
+apiVersion: weir.dev/v1alpha1
+kind: LaunchPlan
+metadata: { name: every-second }
+spec:
+  workflow: tick-flow
+  schedule: { every: 1s, catchUp: all }
+"#;
+
+/// A workflow whose only task sleeps until it is stopped.
+const SLEEPER: &str = r#"apiVersion: weir.dev/v1alpha1
+kind: Task
+metadata: { name: nap }
+spec:
+  script: { interpreter: bash, source: "exec sleep 300" }
+---
+apiVersion: weir.dev/v1alpha1
+kind: Workflow
+metadata: { name: sleeper }
+spec:
+  nodes: [ { id: nap, task: nap } ]
+"#;
+
+/// A manual workflow of two quick nodes.
+const QUICK: &str = r#"apiVersion: weir.dev/v1alpha1
+kind: Task
+metadata: { name: quick }
+spec:
+  script: { interpreter: bash, source: "sleep 0.5" }
+---
+apiVersion: weir.dev/v1alpha1
+kind: Workflow
+metadata: { name: quick-flow }
+spec:
+  nodes:
+    - { id: one, task: quick }
+    - { id: two, task: quick, after: [one] }
+"#;
+
+fn repo_with(text: &str) -> GitRepo {
+    let repo = GitRepo::new();
+    repo.write("defs/flow.yaml", text);
+    repo.commit("Definitions");
+    repo
+}
+
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(future)
+}
+
+fn store(db: &TestDb) -> std::sync::Arc<dyn Store> {
+    block_on(weir::store::open(&db.url())).expect("open the store")
+}
+
+fn executions(store: &dyn Store) -> Vec<weir::store::Execution> {
+    block_on(store.executions(&Default::default())).expect("executions")
+}
+
+fn nodes(store: &dyn Store, id: &str) -> Vec<NodeState> {
+    block_on(store.nodes(id)).expect("nodes")
+}
+
+/// The engines that started the attempts of every node of `store`.
+fn owners(store: &dyn Store) -> BTreeSet<String> {
+    executions(store)
+        .iter()
+        .flat_map(|e| nodes(store, &e.id))
+        .filter_map(|n| Owner::of_handle(n.handle.as_ref()))
+        .map(|o| o.engine)
+        .collect()
+}
+
+fn is_leading(daemon: &Daemon) -> bool {
+    let (_, metrics) = http(&daemon.addr, "GET", "/metrics", &[], b"");
+    metrics.lines().any(|l| l.trim() == "weir_leader 1")
+}
+
+fn succeeded(store: &dyn Store) -> usize {
+    executions(store)
+        .iter()
+        .filter(|e| e.status == Status::Succeeded)
+        .count()
+}
+
+fn assert_none_failed(store: &dyn Store) {
+    for e in executions(store) {
+        assert!(
+            matches!(
+                e.status,
+                Status::Succeeded | Status::Running | Status::Queued
+            ),
+            "execution {} {}: {:?} (nodes {:#?})",
+            e.id,
+            e.status,
+            e.error,
+            nodes(store, &e.id)
+        );
+    }
+}
+
+#[test]
+fn two_daemons_on_one_store_drive_each_execution_once_and_the_follower_takes_over() {
+    let db = TestDb::sqlite();
+    let repo = repo_with(SCHEDULED);
+    let path = repo.path().to_str().expect("utf-8").to_owned();
+    let args = [
+        "--repo",
+        &path,
+        "--path",
+        "defs",
+        "--interval",
+        "60s",
+        "--lease-duration",
+        "2s",
+    ];
+    let a = Daemon::start(&db, &args);
+    let b = Daemon::start(&db, &args);
+    let store = store(&db);
+
+    eventually("one daemon leads", || is_leading(&a) || is_leading(&b));
+    eventually("six scheduled executions succeeded", || {
+        succeeded(store.as_ref()) >= 6
+    });
+    assert!(is_leading(&a) != is_leading(&b), "exactly one daemon leads");
+    assert_none_failed(store.as_ref());
+    let drivers = owners(store.as_ref());
+    assert_eq!(
+        drivers.len(),
+        1,
+        "one engine drove every attempt: {drivers:?}"
+    );
+
+    // The leader dies without a word; the follower takes over once its
+    // lease has expired, retries what it left running, and goes on.
+    let (leader, follower) = if is_leading(&a) { (a, b) } else { (b, a) };
+    leader.kill9();
+    eventually("the follower leads", || is_leading(&follower));
+    let before = succeeded(store.as_ref());
+    eventually("the follower drives new executions to success", || {
+        succeeded(store.as_ref()) >= before + 4
+    });
+    follower.stop();
+    assert_none_failed(store.as_ref());
+    assert_eq!(
+        owners(store.as_ref()).len(),
+        2,
+        "the follower drove the rest"
+    );
+    assert_eq!(
+        block_on(store.lease(ENGINE_LEASE)).expect("lease"),
+        None,
+        "a daemon stopping cleanly releases the lease"
+    );
+}
+
+#[test]
+fn run_wait_beside_a_daemon_hands_the_run_to_it() {
+    let db = TestDb::sqlite();
+    let repo = repo_with(QUICK);
+    let path = repo.path().to_str().expect("utf-8").to_owned();
+    let daemon = Daemon::start(&db, &["--repo", &path, "--path", "defs"]);
+    eventually("the daemon leads", || is_leading(&daemon));
+
+    let out = weir_with(&["run", "quick-flow", "--wait"], &db);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("is handed to it"), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("succeeded"));
+
+    let store = store(&db);
+    let run = &executions(store.as_ref())[0];
+    assert_eq!(run.status, Status::Succeeded);
+    for node in nodes(store.as_ref(), &run.id) {
+        assert_eq!(node.attempts, 1, "no attempt killed or retried: {node:?}");
+    }
+    assert_eq!(owners(store.as_ref()).len(), 1, "the daemon drove it alone");
+    daemon.stop();
+}
+
+/// `weir run sleeper --wait` on `db`, its output piped.
+fn run_sleeper(db: &TestDb, extra: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["run", "sleeper", "--wait"])
+        .args(extra)
+        .args(db.args())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("weir run starts")
+}
+
+/// The process group of the running `nap` attempt, once it has one.
+fn running_group(store: &dyn Store) -> (String, u32) {
+    let mut found = None;
+    eventually("the task runs with a process group", || {
+        let Some(e) = executions(store).into_iter().next() else {
+            return false;
+        };
+        let pgid = nodes(store, &e.id)
+            .iter()
+            .filter_map(|n| n.handle.as_ref()?.get("pgid")?.as_u64())
+            .next();
+        found = pgid.map(|p| (e.id.clone(), u32::try_from(p).expect("a pgid")));
+        found.is_some()
+    });
+    found.expect("found")
+}
+
+/// Whether any live (not zombie) process is in group `pgid`.
+fn group_alive(pgid: u32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            return false;
+        };
+        // pid (comm) state ppid pgrp ...
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            return false;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        fields.len() > 2 && fields[0] != "Z" && fields[2] == pgid.to_string()
+    })
+}
+
+fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+}
+
+fn interrupted_run_wait_cancels_and_stops_its_task(signal_name: &str, code: i32) {
+    let db = TestDb::sqlite();
+    let repo = repo_with(SLEEPER);
+    let path = repo.path().to_str().expect("utf-8").to_owned();
+    let synced = weir_with(&["sync", "--repo", &path, "--path", "defs"], &db);
+    assert!(synced.status.success(), "{synced:?}");
+    let run = run_sleeper(&db, &[]);
+    let store = store(&db);
+    let (id, pgid) = running_group(store.as_ref());
+    assert!(group_alive(pgid));
+
+    signal(run.id(), signal_name);
+    let out = run.wait_with_output().expect("weir run ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "interrupted (SIG{signal_name}): execution {id} cancelled"
+        )),
+        "{stderr}"
+    );
+    let execution = block_on(store.execution(&id))
+        .expect("read")
+        .expect("exists");
+    assert_eq!(execution.status, Status::Cancelled);
+    assert_eq!(nodes(store.as_ref(), &id)[0].status.as_str(), "cancelled");
+    assert!(!group_alive(pgid), "the task's process group is gone");
+    assert_eq!(block_on(store.lease(ENGINE_LEASE)).expect("lease"), None);
+}
+
+#[test]
+fn ctrl_c_on_run_wait_cancels_the_execution_and_stops_its_task() {
+    interrupted_run_wait_cancels_and_stops_its_task("INT", 130);
+}
+
+#[test]
+fn sigterm_on_run_wait_cancels_the_execution_and_stops_its_task() {
+    interrupted_run_wait_cancels_and_stops_its_task("TERM", 143);
+}
+
+#[test]
+fn cancel_with_no_engine_left_finishes_a_stuck_execution() {
+    let db = TestDb::sqlite();
+    let repo = repo_with(SLEEPER);
+    let path = repo.path().to_str().expect("utf-8").to_owned();
+    let synced = weir_with(&["sync", "--repo", &path, "--path", "defs"], &db);
+    assert!(synced.status.success(), "{synced:?}");
+    // The process driving the run dies without a word: its execution
+    // stays running, its task goes on, orphaned.
+    let mut run = run_sleeper(&db, &["--lease-duration", "1s"]);
+    let store = store(&db);
+    let (id, pgid) = running_group(store.as_ref());
+    run.kill().expect("SIGKILL");
+    let _ = run.wait();
+    assert!(group_alive(pgid), "the orphaned task still runs");
+
+    let out = weir_with(&["cancel", &id, "--wait"], &db);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(&format!("{id} cancelled")), "{stdout}");
+    let execution = block_on(store.execution(&id))
+        .expect("read")
+        .expect("exists");
+    assert_eq!(execution.status, Status::Cancelled);
+    assert_eq!(nodes(store.as_ref(), &id)[0].status.as_str(), "cancelled");
+    assert!(!group_alive(pgid), "the orphaned task was stopped");
+}
