@@ -12,6 +12,9 @@
 //!   `POST /api/v1/backfills`, which always need the API token; with a
 //!   token configured, every API route needs it.
 //! - Secrets are compared in constant time and never logged.
+//! - Every connection is bounded in time (request head, whole request,
+//!   idle keep-alive) and their number is bounded ([`server`], [`Limits`]):
+//!   a slow or idle client cannot hold the server.
 //!
 //! What it must not do: decide anything about sources, versions or
 //! executions. It reads the store, calls `engine::create` for a run, and

@@ -106,7 +106,9 @@ impl Walk {
             } else {
                 if crate::validate::is_notebook(&rel_path) {
                     // Git's id of the content, as a Git source records it.
-                    if let Some(bytes) = self.read_regular(&target, &rel_path) {
+                    // A notebook is not parsed, so no size limit applies
+                    // (outputs make them large); it is only hashed.
+                    if let Some(bytes) = self.read_regular(&target, &rel_path, u64::MAX) {
                         match git2::Oid::hash_object(git2::ObjectType::Blob, &bytes) {
                             Ok(id) => {
                                 self.tree.notebooks.insert(rel_path.clone(), id.to_string());
@@ -144,7 +146,7 @@ impl Walk {
     }
 
     fn file(&mut self, path: &Path, rel_path: &str) {
-        let Some(bytes) = self.read_regular(path, rel_path) else {
+        let Some(bytes) = self.read_regular(path, rel_path, self.max_file_size) else {
             return;
         };
         match String::from_utf8(bytes) {
@@ -156,16 +158,31 @@ impl Walk {
         }
     }
 
-    /// The bytes of `path` when it is a regular file within the size limit;
-    /// otherwise reports why not and returns `None`.
+    /// The bytes of `path` when it is a regular file of at most `limit`
+    /// bytes; otherwise reports why not and returns `None`.
     ///
-    /// The file is opened without blocking (a FIFO's open would wait for a
-    /// writer) and its type is checked on the opened handle, so a file
-    /// swapped for a FIFO between the check and the read is still refused.
-    fn read_regular(&mut self, path: &Path, rel_path: &str) -> Option<Vec<u8>> {
+    /// Its type is checked before it is opened, then it is opened without
+    /// blocking (a FIFO's open would wait for a writer) and checked again
+    /// on the opened handle, so a file swapped for a FIFO between the check
+    /// and the read is still refused.
+    fn read_regular(&mut self, path: &Path, rel_path: &str, limit: u64) -> Option<Vec<u8>> {
         use std::io::Read as _;
         use std::os::unix::fs::OpenOptionsExt as _;
 
+        // Checked before opening too: opening a device may act on it.
+        match fs::metadata(path) {
+            Ok(meta) if !meta.is_file() => {
+                self.tree
+                    .read_errors
+                    .push(not_regular(rel_path, meta.file_type()));
+                return None;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                self.unreadable(rel_path, &e.to_string());
+                return None;
+            }
+        }
         let opened = fs::OpenOptions::new()
             .read(true)
             .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
@@ -184,25 +201,23 @@ impl Walk {
                 .push(not_regular(rel_path, meta.file_type()));
             return None;
         }
-        if meta.len() > self.max_file_size {
+        if meta.len() > limit {
             self.tree
                 .read_errors
-                .push(too_large(rel_path, meta.len(), self.max_file_size));
+                .push(too_large(rel_path, meta.len(), limit));
             return None;
         }
         let mut bytes = Vec::new();
         // The limit holds even if the file grows while it is read.
         match file
             .by_ref()
-            .take(self.max_file_size + 1)
+            .take(limit.saturating_add(1))
             .read_to_end(&mut bytes)
         {
-            Ok(_) if bytes.len() as u64 > self.max_file_size => {
-                self.tree.read_errors.push(too_large(
-                    rel_path,
-                    bytes.len() as u64,
-                    self.max_file_size,
-                ));
+            Ok(_) if bytes.len() as u64 > limit => {
+                self.tree
+                    .read_errors
+                    .push(too_large(rel_path, bytes.len() as u64, limit));
                 None
             }
             Ok(_) => Some(bytes),
