@@ -5,7 +5,9 @@
 //! A holder renews the lease every third of its duration and stops leading
 //! as soon as two renewals in a row failed (before the lease can expire
 //! under it, so a successor never drives alongside it); a follower tries
-//! as often, and takes the lease over once it has expired; a holder that
+//! as often, and takes the lease over once it has expired, or at once when
+//! its holder is provably dead (an engine of this very host whose process
+//! is gone, `engine::identity`); a holder that
 //! stops cleanly releases it, so a successor takes over at once. With the
 //! Kubernetes executor, replicas first elect a leader through the
 //! Kubernetes Lease (`super::leader`), and only that leader takes the
@@ -21,6 +23,7 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 use super::leader::Leadership;
+use crate::engine::identity::holder_is_gone_here;
 use crate::store::{self, ENGINE_LEASE, Lease, Store};
 
 /// The store's engine lease as seen by one engine (its holder name).
@@ -63,13 +66,42 @@ impl StoreLease {
         self.duration / 3
     }
 
-    /// One round at `now`: take the lease, renew it, or find its holder.
+    /// One round at `now`: take the lease, renew it, or find its holder;
+    /// a holder proved dead (an engine of this host, boot and pid
+    /// namespace whose process is gone) is taken over at once instead of
+    /// waited out.
     pub async fn round(&self, now: DateTime<Utc>) -> Result<Round, store::Error> {
         let lease = self
             .store
             .acquire_lease(ENGINE_LEASE, &self.holder, now, self.duration)
             .await?;
-        Ok(self.judge(&lease, now))
+        if lease.holder == self.holder || !holder_is_gone_here(&lease.holder) {
+            return Ok(self.judge(&lease, now));
+        }
+        let taken = self
+            .store
+            .take_over_lease(
+                ENGINE_LEASE,
+                &lease.holder,
+                &self.holder,
+                now,
+                self.duration,
+            )
+            .await?;
+        if taken.as_ref().is_some_and(|l| l.holder == self.holder) {
+            tracing::info!(dead = %lease.holder, holder = %self.holder, "the engine lease's holder is gone from this host: taken over at once");
+        }
+        match taken {
+            Some(taken) => Ok(self.judge(&taken, now)),
+            // Released meanwhile: free for the taking.
+            None => {
+                let lease = self
+                    .store
+                    .acquire_lease(ENGINE_LEASE, &self.holder, now, self.duration)
+                    .await?;
+                Ok(self.judge(&lease, now))
+            }
+        }
     }
 
     fn judge(&self, lease: &Lease, now: DateTime<Utc>) -> Round {

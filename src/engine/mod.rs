@@ -9,6 +9,7 @@
 pub mod admission;
 pub mod backfill;
 pub mod create;
+pub mod identity;
 pub mod kubernetes;
 pub mod owner;
 pub mod plan;

@@ -15,11 +15,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::identity::EngineIdentity;
+
 /// The engine and host of an attempt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Owner {
     /// The engine's identity: its holder name in the engine lease, unique
-    /// per process (`<hostname>:<pid>:<start>`).
+    /// per engine (`<hostname>:<pid>:<start>.<n>@<boot id>/<pid ns>`,
+    /// [`super::identity`]: what proves its process dead).
     pub engine: String,
     /// The host and its boot: `<hostname>/<boot id>`.
     pub host: String,
@@ -30,11 +33,17 @@ impl Owner {
     pub fn this_process() -> Owner {
         static MADE: AtomicU64 = AtomicU64::new(0);
         let made = MADE.fetch_add(1, Ordering::Relaxed);
-        let started = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
+        // Off Linux's `/proc`, an identity that names the engine but
+        // proves nothing (no holder is ever judged gone by it).
+        let engine = EngineIdentity::this_process(made).map_or_else(
+            || {
+                let started = super::identity::fallback_start();
+                format!("{}:{}:{started:x}.{made}", hostname(), std::process::id())
+            },
+            |identity| identity.to_string(),
+        );
         Owner {
-            engine: format!("{}:{}:{started:x}.{made}", hostname(), std::process::id()),
+            engine,
             host: this_host(),
         }
     }
@@ -66,11 +75,11 @@ pub fn this_host() -> String {
     format!("{}/{boot}", hostname())
 }
 
-fn hostname() -> String {
+pub(super) fn hostname() -> String {
     read_proc("/proc/sys/kernel/hostname").unwrap_or_else(|| "localhost".into())
 }
 
-fn read_proc(path: &str) -> Option<String> {
+pub(super) fn read_proc(path: &str) -> Option<String> {
     let text = std::fs::read_to_string(path).ok()?;
     let text = text.trim();
     (!text.is_empty()).then(|| text.to_owned())

@@ -9,6 +9,9 @@
 //! once. Taking and renewing are one statement inside one transaction on
 //! both backends (an upsert whose update applies only when the row is
 //! the caller's or has expired), so of two racers exactly one holds it.
+//! A holder proved dead (an engine of this host whose process is gone) is
+//! taken over at once, by an update conditional on the holder still being
+//! that dead one, so again one racer wins.
 //!
 //! Time is the caller's (`now`), never the database's: the lease logic is
 //! tested with an injected clock, and holders on one host agree on it.
@@ -60,6 +63,21 @@ pub trait LeaseStore: Send + Sync {
         now: DateTime<Utc>,
         duration: std::time::Duration,
     ) -> StoreFuture<'a, Lease>;
+
+    /// Takes the lease `name` over from `dead`, a holder proved dead
+    /// (`engine::identity::holder_is_gone_here`), for `holder` until
+    /// `now + duration`, live or not, when `dead` still holds it: of two
+    /// engines taking over from one dead holder, exactly one does. Returns
+    /// the lease as stored afterwards (`None` when it was released), which
+    /// [`Lease::is_held_by`] `holder` exactly when it took it over.
+    fn take_over_lease<'a>(
+        &'a self,
+        name: &'a str,
+        dead: &'a str,
+        holder: &'a str,
+        now: DateTime<Utc>,
+        duration: std::time::Duration,
+    ) -> StoreFuture<'a, Option<Lease>>;
 
     /// Gives the lease up when `holder` holds it (a successor may take it
     /// at once); whether it did.

@@ -1,7 +1,9 @@
 //! One engine drives a store at a time (the store's engine lease), with
 //! real processes: two `weir serve` on one SQLite store drive every
 //! execution once between them and none kills the other's attempts; the
-//! follower takes over when the leader is killed; `weir run --wait` beside
+//! follower takes over when the leader is killed; a daemon restarted after
+//! a kill -9 on the same host takes the dead one's lease over at once;
+//! `weir run --wait` beside
 //! a daemon hands its run to it; an interrupted `weir run --wait` cancels
 //! what it drives and stops its tasks; `weir cancel` with no engine left
 //! finishes a stuck execution itself.
@@ -182,6 +184,59 @@ fn two_daemons_on_one_store_drive_each_execution_once_and_the_follower_takes_ove
         None,
         "a daemon stopping cleanly releases the lease"
     );
+}
+
+#[test]
+fn a_daemon_restarted_after_kill_9_takes_over_at_once_without_waiting_for_expiry() {
+    let db = TestDb::sqlite();
+    let repo = repo_with(SCHEDULED);
+    let path = repo.path().to_str().expect("utf-8").to_owned();
+    // The lease duration is left at its default (15 s).
+    let args = ["--repo", &path, "--path", "defs", "--interval", "60s"];
+    let first = Daemon::start(&db, &args);
+    let store = store(&db);
+    eventually("the first daemon drives", || {
+        is_leading(&first) && succeeded(store.as_ref()) >= 1
+    });
+    first.kill9();
+    let dead = block_on(store.lease(ENGINE_LEASE))
+        .expect("lease")
+        .expect("the killed daemon's lease is left behind");
+
+    let second = Daemon::start(&db, &args);
+    eventually("the restarted daemon leads", || is_leading(&second));
+    let taken = block_on(store.lease(ENGINE_LEASE))
+        .expect("lease")
+        .expect("held");
+    assert_ne!(taken.holder, dead.holder, "a new engine holds it");
+    assert!(
+        taken.acquired_at < dead.expires_at,
+        "taken over before the dead lease expired: {taken:?} after {dead:?}"
+    );
+    eventually(
+        "the restarted daemon drives a scheduled execution before the dead lease's expiry",
+        || {
+            executions(store.as_ref()).iter().any(|e| {
+                let nodes = nodes(store.as_ref(), &e.id);
+                e.status == Status::Succeeded
+                    && nodes.iter().all(|n| {
+                        n.started_at.is_some_and(|at| at < dead.expires_at)
+                            && Owner::of_handle(n.handle.as_ref())
+                                .is_some_and(|o| o.engine == taken.holder)
+                    })
+            })
+        },
+    );
+    let still = block_on(store.lease(ENGINE_LEASE))
+        .expect("lease")
+        .expect("held");
+    assert_eq!(
+        (still.holder.as_str(), still.acquired_at),
+        (taken.holder.as_str(), taken.acquired_at),
+        "held throughout"
+    );
+    second.stop();
+    assert_none_failed(store.as_ref());
 }
 
 #[test]

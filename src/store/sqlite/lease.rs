@@ -50,6 +50,42 @@ impl SqliteStore {
         Ok(row.into())
     }
 
+    async fn take_over_from(
+        &self,
+        name: &str,
+        dead: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        duration: std::time::Duration,
+    ) -> Result<Option<Lease>, Error> {
+        const DOING: &str = "taking a lease over";
+        let (now, expires) = lease::term(now, duration);
+        let mut tx = self.begin_write(DOING).await?;
+        // Only while the dead holder still holds it: a racer that took it
+        // over first, or a release, leaves nothing to update.
+        sqlx::query(
+            "UPDATE leases SET holder = ?3, acquired_at = ?4, renewed_at = ?4, \
+             expires_at = ?5 WHERE name = ?1 AND holder = ?2",
+        )
+        .bind(name)
+        .bind(dead)
+        .bind(holder)
+        .bind(encode_time(now))
+        .bind(encode_time(expires))
+        .execute(&mut *tx)
+        .await
+        .map_err(query_error(DOING))?;
+        let row: Option<LeaseRow> = sqlx::query_as(&format!(
+            "SELECT {LEASE_COLUMNS} FROM leases WHERE name = ?"
+        ))
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(query_error(DOING))?;
+        tx.commit().await.map_err(query_error(DOING))?;
+        Ok(row.map(Lease::from))
+    }
+
     async fn give_up_lease(&self, name: &str, holder: &str) -> Result<bool, Error> {
         let done = sqlx::query("DELETE FROM leases WHERE name = ? AND holder = ?")
             .bind(name)
@@ -81,6 +117,17 @@ impl LeaseStore for SqliteStore {
         duration: std::time::Duration,
     ) -> StoreFuture<'a, Lease> {
         Box::pin(self.take_lease(name, holder, now, duration))
+    }
+
+    fn take_over_lease<'a>(
+        &'a self,
+        name: &'a str,
+        dead: &'a str,
+        holder: &'a str,
+        now: DateTime<Utc>,
+        duration: std::time::Duration,
+    ) -> StoreFuture<'a, Option<Lease>> {
+        Box::pin(self.take_over_from(name, dead, holder, now, duration))
     }
 
     fn release_lease<'a>(&'a self, name: &'a str, holder: &'a str) -> StoreFuture<'a, bool> {
