@@ -135,7 +135,16 @@ fn story(db: &TestDb) {
     repo.write("defs/plan.yaml", PLAN);
     repo.commit("a fan-out every second");
     let repo_path = repo.path().to_str().expect("utf-8").to_owned();
-    let args = ["--repo", repo_path.as_str(), "--path", "defs"];
+    // A killed daemon's store lease lapses after a second, so that each
+    // restart drives executions (and is killed while doing so) soon.
+    let args = [
+        "--repo",
+        repo_path.as_str(),
+        "--path",
+        "defs",
+        "--lease-duration",
+        "1s",
+    ];
     let mut moments = Moments::new();
 
     for _ in 0..KILLS {
@@ -144,11 +153,9 @@ fn story(db: &TestDb) {
         daemon.kill9();
     }
 
-    // Undisturbed: remove the schedule, so no instant falls due any more,
-    // and let every execution finish.
-    let daemon = Daemon::start(db, &args);
-    repo.remove("defs/plan.yaml");
-    repo.commit("stop the schedule");
+    // Undisturbed: once the daemon has caught up with every instant missed
+    // (the last one it created is past its start), remove the schedule, so
+    // that no instant falls due any more, and let every execution finish.
     let runtime = runtime();
     let store = runtime
         .block_on(weir::store::open(&db.url()))
@@ -158,6 +165,17 @@ fn story(db: &TestDb) {
         limit: Some(100_000),
         ..ExecutionFilter::default()
     };
+    let restarted = Utc::now();
+    let daemon = Daemon::start(db, &args);
+    eventually("the schedule has caught up", || {
+        let all = runtime
+            .block_on(store.executions(&filter))
+            .expect("executions");
+        all.iter()
+            .any(|e| e.scheduled_at.is_some_and(|at| at > restarted))
+    });
+    repo.remove("defs/plan.yaml");
+    repo.commit("stop the schedule");
     eventually("every execution has finished", || {
         let all = runtime
             .block_on(store.executions(&filter))
@@ -188,6 +206,10 @@ fn story(db: &TestDb) {
     let twice: Vec<_> = by_instant.iter().filter(|(_, ids)| ids.len() > 1).collect();
     assert!(twice.is_empty(), "instants run twice: {twice:?}");
     let instants: Vec<DateTime<Utc>> = by_instant.keys().copied().collect();
+    assert!(
+        instants[instants.len() - 1] > restarted,
+        "the schedule ran up to the undisturbed start ({restarted}): {instants:?}"
+    );
     let missing: Vec<DateTime<Utc>> = instants
         .windows(2)
         .flat_map(|w| {
