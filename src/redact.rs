@@ -15,7 +15,14 @@
 pub fn redact_url(url: &str) -> String {
     let without_user = match url.split_once("://") {
         Some((scheme, rest)) => {
-            let host_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            // A database URL's password may hold a `/` its writer did not
+            // escape: for those, the user part ends at the last `@` before
+            // the query (a Git URL's path may hold an `@`, `r@v1.git`).
+            let host_end = if scheme.starts_with("postgres") {
+                rest.find('?').unwrap_or(rest.len())
+            } else {
+                rest.find(['/', '?', '#']).unwrap_or(rest.len())
+            };
             match rest[..host_end].rfind('@') {
                 Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
                 None => url.to_owned(),
@@ -88,6 +95,10 @@ mod tests {
         assert_eq!(
             redact_url("postgres://u:PW@127.0.0.1:1/missing"),
             "postgres://127.0.0.1:1/missing"
+        );
+        assert_eq!(
+            redact_url("postgres://u:pa/ss#w@db:5432/weir"),
+            "postgres://db:5432/weir"
         );
         assert_eq!(
             redact_url("postgres://u:p@ss@db:5432/weir?sslmode=require"),
