@@ -2,18 +2,23 @@
 //! `[--from, --to)` ([`crate::engine::backfill`]), each with the id the
 //! scheduler gives that instant, so nothing runs twice. The executions are
 //! created `queued`; `weir serve` runs them, at most `--max-parallel` at a
-//! time, or `--wait` runs them here.
+//! time. `--wait` waits for them the way `weir run --wait` does
+//! (`wait.rs`): it takes the store's engine lease and runs them here, or
+//! hands them to the engine holding it (a daemon) and waits; an interrupt
+//! cancels those it drives, and leaves those it handed over running.
 //!
 //! Exit status: 0 when the backfill was made (with `--wait`: and every
 //! execution succeeded), 1 when an execution it waited for did not
 //! succeed, 2 when it could not be made (unknown launch plan, no schedule,
-//! a bad or too large range, a store error).
+//! a bad or too large range, a store error), 130 or 143 when `--wait` was
+//! interrupted by SIGINT or SIGTERM.
 
 use std::sync::Arc;
 
 use chrono::Utc;
 
 use super::store_args::{StoreArgs, block_on};
+use super::wait::{self, Waited};
 use crate::artifact::LocalArtifacts;
 use crate::engine::Engine;
 use crate::engine::backfill::{self, Backfill, EntryStatus, Request};
@@ -49,10 +54,14 @@ pub struct Args {
     /// List the instants and which already have an execution; create nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Run the executions here until all have finished (without a daemon;
-    /// with `weir serve` running, leave it to the daemon).
+    /// Wait until every execution has finished, running them here, or,
+    /// when another engine (a daemon) drives the store, waiting for it to.
     #[arg(long, conflicts_with = "dry_run")]
     pub wait: bool,
+    /// With --wait: how long the engine lease this command takes lasts
+    /// unrenewed (a daemon started meanwhile follows until it is released).
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub lease_duration: std::time::Duration,
     #[command(flatten)]
     pub store: StoreArgs,
     /// With --wait: what the tasks run here inherit of this environment.
@@ -76,7 +85,8 @@ pub fn run(args: &Args) -> u8 {
         let mut done = backfill::backfill(store.as_ref(), &request, Utc::now())
             .await
             .map_err(|e| e.to_string())?;
-        if args.wait {
+        if args.wait && !done.entries.is_empty() {
+            let mut interrupts = wait::Interrupts::catch().map_err(|e| e.to_string())?;
             let artifacts = Arc::new(LocalArtifacts::new(args.store.state_dir.join("artifacts")));
             let engine = Engine::new(store.clone(), artifacts, args.store.state_dir.clone())
                 .with_task_env(Inherited::from_process(args.task_env.allow_list()));
@@ -85,18 +95,49 @@ pub fn run(args: &Args) -> u8 {
                 .iter()
                 .map(|e| e.execution_id.clone())
                 .collect();
-            let finished = engine
-                .run_until_all_finished(&ids)
-                .await
-                .map_err(|e| e.to_string())?;
+            let waited = wait::drive_or_follow_all(
+                &store,
+                engine,
+                &ids,
+                args.lease_duration,
+                &mut interrupts,
+            )
+            .await?;
+            let finished = match waited {
+                Waited::Finished(finished) => finished,
+                Waited::Cancelled {
+                    execution,
+                    signal,
+                    stopped,
+                } => {
+                    let cancelled = execution
+                        .iter()
+                        .filter(|e| e.status == Status::Cancelled)
+                        .count();
+                    eprintln!(
+                        "interrupted ({}): {cancelled} of the backfill's {} executions cancelled; {stopped} running attempt(s) stopped",
+                        signal.name(),
+                        execution.len(),
+                    );
+                    return Ok(Err(signal.exit_code()));
+                }
+                Waited::LeftTo { engine, signal } => {
+                    eprintln!(
+                        "interrupted ({}): the backfill's executions continue in engine {engine}; `weir cancel ID` stops one",
+                        signal.name(),
+                    );
+                    return Ok(Err(signal.exit_code()));
+                }
+            };
             for (entry, execution) in done.entries.iter_mut().zip(finished) {
                 entry.execution_status = Some(execution.status);
             }
         }
-        Ok::<_, String>(done)
+        Ok::<_, String>(Ok(done))
     });
     let done = match result {
-        Ok(done) => done,
+        Ok(Ok(done)) => done,
+        Ok(Err(interrupted)) => return interrupted,
         Err(e) => {
             eprintln!("error: {e}");
             return super::EXIT_ERROR;
@@ -119,6 +160,10 @@ pub fn run(args: &Args) -> u8 {
     } else {
         super::EXIT_OK
     }
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    crate::spec::duration::parse(text).map_err(|e| e.to_string())
 }
 
 /// The backfill for people: a summary line, then one row per instant in

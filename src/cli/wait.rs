@@ -1,15 +1,16 @@
-//! How a command waits for an execution when it may have to drive it
-//! itself (`weir run --wait`, `weir cancel`): one engine drives a store at
-//! a time (the store's engine lease, `daemon::lease`), so a command either
-//! takes the lease and drives the execution here, or hands it to the
-//! engine holding the lease (a daemon) and watches the store until it
-//! ends, taking over should that engine go away meanwhile.
+//! How a command waits for executions when it may have to drive them
+//! itself (`weir run --wait`, `weir backfill --wait`, `weir cancel`): one
+//! engine drives a store at a time (the store's engine lease,
+//! `daemon::lease`), so a command either takes the lease and drives the
+//! executions here, or hands them to the engine holding the lease (a
+//! daemon) and watches the store until they end, taking over should that
+//! engine go away meanwhile.
 //!
-//! Interrupts (SIGINT, SIGTERM) are the user's: an execution this process
-//! drives is cancelled (its attempts' process groups get SIGTERM, then
+//! Interrupts (SIGINT, SIGTERM) are the user's: executions this process
+//! drives are cancelled (its attempts' process groups get SIGTERM, then
 //! SIGKILL after the grace; its nodes are recorded cancelled), and the
-//! lease is released; an execution handed to a daemon is left running
-//! there, since it is the daemon's work now (`weir cancel ID` stops it).
+//! lease is released; executions handed to a daemon are left running
+//! there, since they are the daemon's work now (`weir cancel ID` stops one).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,18 +91,18 @@ impl Interrupts {
     }
 }
 
-/// How waiting for an execution ended.
-pub enum Waited {
-    /// It ended, driven here or by the engine it was handed to.
-    Finished(Execution),
+/// How waiting for executions ended (`T`: one execution, or a backfill's).
+pub enum Waited<T = Execution> {
+    /// They ended, driven here or by the engine they were handed to.
+    Finished(T),
     /// Interrupted while driven here: cancelled; `stopped` attempts were
     /// running and were stopped.
     Cancelled {
-        execution: Execution,
+        execution: T,
         signal: Interrupt,
         stopped: usize,
     },
-    /// Interrupted while another engine drives it: it goes on there.
+    /// Interrupted while another engine drives them: they go on there.
     LeftTo { engine: String, signal: Interrupt },
 }
 
@@ -115,24 +116,61 @@ pub async fn drive_or_follow(
     lease_duration: Duration,
     interrupts: &mut Interrupts,
 ) -> Result<Waited, String> {
+    let ids = [id.to_owned()];
+    let waited = drive_or_follow_all(store, engine, &ids, lease_duration, interrupts).await?;
+    let one = |mut all: Vec<Execution>| {
+        all.pop()
+            .ok_or_else(|| format!("execution {id} disappeared"))
+    };
+    Ok(match waited {
+        Waited::Finished(all) => Waited::Finished(one(all)?),
+        Waited::Cancelled {
+            execution,
+            signal,
+            stopped,
+        } => Waited::Cancelled {
+            execution: one(execution)?,
+            signal,
+            stopped,
+        },
+        Waited::LeftTo { engine, signal } => Waited::LeftTo { engine, signal },
+    })
+}
+
+/// [`drive_or_follow`] for several executions (`weir backfill --wait`):
+/// waits until every one of `ids` ended, driving them here (the backfill's
+/// `--max-parallel` applies) while this process holds the engine lease,
+/// else following them while its holder drives them. The executions come
+/// back in the order of `ids`.
+pub async fn drive_or_follow_all(
+    store: &Arc<dyn Store>,
+    engine: Engine,
+    ids: &[String],
+    lease_duration: Duration,
+    interrupts: &mut Interrupts,
+) -> Result<Waited<Vec<Execution>>, String> {
     let lease = StoreLease::new(store.clone(), engine.owner().engine.clone(), lease_duration);
+    let what = Described(ids);
     let mut following: Option<String> = None;
     loop {
         match lease.clone().try_hold().await.map_err(|e| e.to_string())? {
             Ok(held) => {
                 if let Some(engine) = &following {
                     eprintln!(
-                        "engine {engine} stopped driving the store: execution {id} continues here"
+                        "engine {engine} stopped driving the store: {what} {} here",
+                        what.verb("continues", "continue")
                     );
                 }
-                let result = drive(store, &engine, id, interrupts).await;
+                let result = drive(store, &engine, ids, interrupts).await;
                 held.release().await;
                 return result;
             }
             Err(holder) => {
                 if following.as_deref() != Some(holder.as_str()) {
                     eprintln!(
-                        "engine {holder} drives this store: execution {id} is handed to it; waiting for it to end"
+                        "engine {holder} drives this store: {what} {} handed to it; waiting for {} to end",
+                        what.verb("is", "are"),
+                        what.verb("it", "them"),
                     );
                     following = Some(holder);
                 }
@@ -143,39 +181,79 @@ pub async fn drive_or_follow(
                     }
                     _ = tokio::time::sleep(FOLLOW_EVERY) => {}
                 }
-                let execution = store
-                    .execution(id)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .ok_or_else(|| format!("execution {id} disappeared"))?;
-                if execution.status.is_terminal() {
-                    return Ok(Waited::Finished(execution));
+                let executions = read_all(store, ids).await?;
+                if executions.iter().all(|e| e.status.is_terminal()) {
+                    return Ok(Waited::Finished(executions));
                 }
             }
         }
     }
 }
 
-/// Drives execution `id` here to its end; an interrupt cancels it.
+/// The executions `ids` as stored, in order.
+async fn read_all(store: &Arc<dyn Store>, ids: &[String]) -> Result<Vec<Execution>, String> {
+    let mut all = Vec::with_capacity(ids.len());
+    for id in ids {
+        let execution = store
+            .execution(id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("execution {id} disappeared"))?;
+        all.push(execution);
+    }
+    Ok(all)
+}
+
+/// Executions as one line names them: `execution ID`, or `N executions`.
+struct Described<'a>(&'a [String]);
+
+impl Described<'_> {
+    fn verb<'w>(&self, one: &'w str, many: &'w str) -> &'w str {
+        if self.0.len() == 1 { one } else { many }
+    }
+}
+
+impl std::fmt::Display for Described<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            [id] => write!(f, "execution {id}"),
+            ids => write!(f, "{} executions", ids.len()),
+        }
+    }
+}
+
+/// Drives executions `ids` here to their end; an interrupt cancels them.
 async fn drive(
     store: &Arc<dyn Store>,
     engine: &Engine,
-    id: &str,
+    ids: &[String],
     interrupts: &mut Interrupts,
-) -> Result<Waited, String> {
-    let run = engine.run_until_finished(id);
+) -> Result<Waited<Vec<Execution>>, String> {
+    let run = async {
+        match ids {
+            [id] => engine.run_until_finished(id).await.map(|e| vec![e]),
+            ids => engine.run_until_all_finished(ids).await,
+        }
+    };
     tokio::pin!(run);
     let signal = tokio::select! {
         done = &mut run => return done.map(Waited::Finished).map_err(|e| e.to_string()),
         signal = interrupts.wait() => signal,
     };
-    tracing::info!(execution = %id, signal = signal.name(), "interrupted: cancelling the execution");
-    let running = running_nodes(store, id).await?;
-    store.request_cancel(id).await.map_err(|e| e.to_string())?;
+    tracing::info!(
+        executions = ids.len(),
+        signal = signal.name(),
+        "interrupted: cancelling"
+    );
+    let mut running = 0;
+    for id in ids {
+        running += running_nodes(store, id).await?;
+        store.request_cancel(id).await.map_err(|e| e.to_string())?;
+    }
     engine.wake.notify_one();
-    let execution = run.await.map_err(|e| e.to_string())?;
+    let executions = run.await.map_err(|e| e.to_string())?;
     Ok(Waited::Cancelled {
-        execution,
+        execution: executions,
         signal,
         stopped: running,
     })

@@ -3,7 +3,7 @@
 //! execution once between them and none kills the other's attempts; the
 //! follower takes over when the leader is killed; a daemon restarted after
 //! a kill -9 on the same host takes the dead one's lease over at once;
-//! `weir run --wait` beside
+//! `weir run --wait` and `weir backfill --wait` beside
 //! a daemon hands its run to it; an interrupted `weir run --wait` cancels
 //! what it drives and stops its tasks; `weir cancel` with no engine left
 //! finishes a stuck execution itself.
@@ -260,6 +260,75 @@ fn run_wait_beside_a_daemon_hands_the_run_to_it() {
         assert_eq!(node.attempts, 1, "no attempt killed or retried: {node:?}");
     }
     assert_eq!(owners(store.as_ref()).len(), 1, "the daemon drove it alone");
+    daemon.stop();
+}
+
+/// An hourly plan of a quick task, to backfill.
+const HOURLY: &str = r#"apiVersion: weir.dev/v1alpha1
+kind: Task
+metadata: { name: quick }
+spec:
+  script: { interpreter: bash, source: "sleep 0.3" }
+---
+apiVersion: weir.dev/v1alpha1
+kind: Workflow
+metadata: { name: quick-flow }
+spec:
+  nodes: [ { id: quick, task: quick } ]
+---
+apiVersion: weir.dev/v1alpha1
+kind: LaunchPlan
+metadata: { name: hourly }
+spec:
+  workflow: quick-flow
+  schedule: { cron: "0 * * * *" }
+"#;
+
+#[test]
+fn backfill_wait_beside_a_daemon_hands_its_executions_to_it() {
+    let db = TestDb::sqlite();
+    let repo = repo_with(HOURLY);
+    let path = repo.path().to_str().expect("utf-8").to_owned();
+    let daemon = Daemon::start(&db, &["--repo", &path, "--path", "defs"]);
+    eventually("the daemon leads", || is_leading(&daemon));
+
+    let out = weir_with(
+        &[
+            "backfill",
+            "hourly",
+            "--from",
+            "2025-01-01T00:00:00Z",
+            "--to",
+            "2025-01-01T05:00:00Z",
+            "--max-parallel",
+            "2",
+            "--wait",
+        ],
+        &db,
+    );
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stderr.contains("5 executions are handed to it"), "{stderr}");
+    assert!(stdout.contains("5 instants, 5 created"), "{stdout}");
+
+    let store = store(&db);
+    let backfilled: Vec<_> = executions(store.as_ref())
+        .into_iter()
+        .filter(|e| e.trigger == "backfill")
+        .collect();
+    assert_eq!(backfilled.len(), 5);
+    let mut drivers = BTreeSet::new();
+    for execution in &backfilled {
+        assert_eq!(execution.status, Status::Succeeded, "{execution:?}");
+        for node in nodes(store.as_ref(), &execution.id) {
+            assert_eq!(node.attempts, 1, "no attempt killed or retried: {node:?}");
+            drivers.extend(Owner::of_handle(node.handle.as_ref()).map(|o| o.engine));
+        }
+    }
+    assert_eq!(drivers.len(), 1, "the daemon drove them alone: {drivers:?}");
     daemon.stop();
 }
 
