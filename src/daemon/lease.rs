@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::leader::Leadership;
 use crate::engine::identity::holder_is_gone_here;
+use crate::http::Heartbeat;
 use crate::store::{self, ENGINE_LEASE, Lease, Store};
 
 /// The store's engine lease as seen by one engine (its holder name).
@@ -129,8 +130,16 @@ impl StoreLease {
     }
 
     /// Rounds until `stop`, keeping `leadership` true while this engine
-    /// holds the lease (and `gate`, when given, leads). `on_change` is told
-    /// each change (`true`: now leading). At `stop` the lease is released.
+    /// holds the lease (and `gate`, when given, leads), beating
+    /// `heartbeat` after every round. `on_change` is told each change
+    /// (`true`: now leading). At `stop` the lease is released.
+    ///
+    /// Run under the daemon's supervisor: should it stop any other way (a
+    /// panic), leadership is dropped as it ends, long before the lease can
+    /// expire, and the restarted loop takes it again (renewing the lease
+    /// it still holds). A round that hangs is cut at a third of a term and
+    /// counts as a failed one, so a store that stopped answering also
+    /// drops leadership before the lease lapses.
     ///
     /// The caller stops this only once its engine has stopped driving (the
     /// shutdown grace included), so the lease covers every attempt it
@@ -140,8 +149,13 @@ impl StoreLease {
         leadership: Leadership,
         gate: Option<Leadership>,
         stop: CancellationToken,
-        on_change: impl Fn(bool) + Send + 'static,
+        heartbeat: Heartbeat,
+        on_change: Arc<dyn Fn(bool) + Send + Sync>,
     ) {
+        let leading_guard = DropsLeadership {
+            leadership: leadership.clone(),
+            on_change: on_change.clone(),
+        };
         let mut leading_until: Option<DateTime<Utc>> = None;
         let mut follows: Option<String> = None;
         loop {
@@ -152,28 +166,33 @@ impl StoreLease {
                     self.release().await;
                 }
             } else {
-                match self.round(now).await {
-                    Ok(Round::Leading { until }) => {
+                let round = tokio::time::timeout(self.period(), self.round(now)).await;
+                match round {
+                    Ok(Ok(Round::Leading { until })) => {
                         if leading_until.is_none() {
                             tracing::info!(holder = %self.holder, "holding the engine lease: this engine drives the store");
                         }
                         leading_until = Some(until);
                         follows = None;
                     }
-                    Ok(Round::Following { holder, until }) => {
+                    Ok(Ok(Round::Following { holder, until })) => {
                         if follows.as_deref() != Some(holder.as_str()) {
                             tracing::info!(leader = %holder, until = %until, "another engine holds the engine lease: following");
                         }
                         leading_until = None;
                         follows = Some(holder);
                     }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot take or renew the engine lease");
+                    failed => {
+                        let error = match failed {
+                            Ok(Err(e)) => e.to_string(),
+                            _ => "the store did not answer within a third of a term".to_owned(),
+                        };
+                        tracing::warn!(%error, "cannot take or renew the engine lease");
                         // Stop leading a third of a term before the lease
                         // can expire, so no successor drives alongside.
                         let margin = chrono::Duration::from_std(self.period())
                             .unwrap_or(chrono::Duration::zero());
-                        if leading_until.is_some_and(|until| now + margin >= until) {
+                        if leading_until.is_some_and(|until| Utc::now() + margin >= until) {
                             leading_until = None;
                         }
                     }
@@ -184,15 +203,13 @@ impl StoreLease {
                 leadership.set(leading);
                 on_change(leading);
             }
+            heartbeat.beat();
             tokio::select! {
                 _ = stop.cancelled() => break,
                 _ = tokio::time::sleep(self.period()) => {}
             }
         }
-        if leadership.is_leading() {
-            leadership.set(false);
-            on_change(false);
-        }
+        drop(leading_guard);
         self.release().await;
     }
 
@@ -235,6 +252,22 @@ impl StoreLease {
     }
 }
 
+/// Drops leadership when the lease loop ends, however it ends (a panic
+/// included): the loop alone says this engine leads.
+struct DropsLeadership {
+    leadership: Leadership,
+    on_change: Arc<dyn Fn(bool) + Send + Sync>,
+}
+
+impl Drop for DropsLeadership {
+    fn drop(&mut self) {
+        if self.leadership.is_leading() {
+            self.leadership.set(false);
+            (self.on_change)(false);
+        }
+    }
+}
+
 /// The engine lease held by a command, renewed until released.
 pub struct Held {
     lease: StoreLease,
@@ -249,5 +282,80 @@ impl Held {
         self.stop.cancel();
         let _ = self.renewing.await;
         self.lease.release().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::Readiness;
+    use std::sync::Mutex;
+
+    async fn sqlite(dir: &std::path::Path) -> Arc<dyn Store> {
+        store::open(&format!("sqlite://{}", dir.join("weir.db").display()))
+            .await
+            .expect("store")
+    }
+
+    /// A lease loop that ends other than by `stop` (a panic, an abort)
+    /// drops leadership as it ends, and tells `on_change`.
+    #[tokio::test]
+    async fn a_lease_loop_that_dies_drops_leadership_and_a_restart_takes_it_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = sqlite(dir.path()).await;
+        let lease = StoreLease::new(store.clone(), "me".into(), Duration::from_secs(15));
+        let leadership = Leadership::default();
+        let changes = Arc::new(Mutex::new(Vec::new()));
+        let on_change: Arc<dyn Fn(bool) + Send + Sync> = {
+            let changes = changes.clone();
+            Arc::new(move |leading| changes.lock().expect("lock").push(leading))
+        };
+        let readiness = Arc::new(Readiness::new(&[]));
+        let heartbeat = readiness.register_loop("lease", Duration::from_secs(30));
+        let start = || {
+            tokio::spawn(lease.clone().run(
+                leadership.clone(),
+                None,
+                CancellationToken::new(),
+                heartbeat.clone(),
+                on_change.clone(),
+            ))
+        };
+        let until_leading = |want: bool| {
+            let leadership = leadership.clone();
+            async move {
+                while leadership.is_leading() != want {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        };
+
+        let first = start();
+        until_leading(true).await;
+        first.abort();
+        let _ = first.await;
+        assert!(!leadership.is_leading(), "dropped as the loop died");
+        assert_eq!(*changes.lock().expect("lock"), [true, false]);
+        let held = store
+            .lease(ENGINE_LEASE)
+            .await
+            .expect("read")
+            .expect("held");
+        assert_eq!(held.holder, "me", "still this engine's in the store");
+
+        let restarted = start();
+        until_leading(true).await;
+        assert_eq!(
+            store
+                .lease(ENGINE_LEASE)
+                .await
+                .expect("read")
+                .map(|l| l.acquired_at),
+            Some(held.acquired_at),
+            "the restarted loop renews the lease it held"
+        );
+        restarted.abort();
+        let _ = restarted.await;
+        assert_eq!(*changes.lock().expect("lock"), [true, false, true, false]);
     }
 }

@@ -207,29 +207,41 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     // Leading is holding the store's engine lease: a second daemon on the
     // store follows (serves the API, reconciles) until it is free.
     let leadership = Leadership::default();
+    // The lease loop outlives the others (it is stopped only once the
+    // engine has stopped, its grace included), so it has a supervisor of
+    // its own, stopped after theirs.
     let lease_stop = CancellationToken::new();
-    let lease_task = {
+    let mut lease_loop = Supervisor::new(readiness.clone(), metrics.clone(), lease_stop.clone());
+    {
         let lease = StoreLease::new(
             store.clone(),
             engine.owner().engine.clone(),
             config.lease_duration,
         );
         let (engine, metrics) = (engine.clone(), metrics.clone());
-        let on_change = move |leading: bool| {
+        let on_change: Arc<dyn Fn(bool) + Send + Sync> = Arc::new(move |leading: bool| {
             metrics.leading(leading);
             if !leading {
                 // Whoever takes over retries them; none is left running
                 // beside its retry.
                 engine.kill_running();
             }
-        };
-        tokio::spawn(lease.run(
-            leadership.clone(),
-            kube_leadership,
-            lease_stop.clone(),
-            on_change,
-        ))
-    };
+        });
+        let (leadership, stop) = (leadership.clone(), lease_stop.clone());
+        lease_loop.spawn(
+            "lease",
+            http::health::expected_period(lease.period()),
+            move |heartbeat| {
+                lease.clone().run(
+                    leadership.clone(),
+                    kube_leadership.clone(),
+                    stop.clone(),
+                    heartbeat,
+                    on_change.clone(),
+                )
+            },
+        );
+    }
     let period = http::health::expected_period(config.tick);
     {
         let (store, wake) = (store.clone(), engine.wake.clone());
@@ -306,7 +318,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     loops.join().await;
     // Released only now that the engine has stopped (its grace included).
     lease_stop.cancel();
-    let _ = lease_task.await;
+    lease_loop.join().await;
     tracing::info!("weir serve stopped");
     served.map_err(Error::Http)
 }

@@ -1,7 +1,8 @@
 //! Supervision of the daemon's loops: none of them stops silently.
 //!
 //! Every loop of `weir serve` (a reconcile loop per source, the scheduler,
-//! the engine, the notifier, the Lease elector) runs under a [`Supervisor`].
+//! the engine, the notifier, the Lease elector, the store's engine lease)
+//! runs under a [`Supervisor`].
 //! What it guarantees:
 //! - a loop whose task panics or returns before shutdown is logged at error
 //!   (with the panic's message), counted in
