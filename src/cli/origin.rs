@@ -14,7 +14,7 @@ use crate::http::client::{self, Client};
 use crate::store::Store;
 use crate::views::{
     self, ExecutionQuery, ExecutionView, LineageQuery, LineageView, QueryError, SourceView,
-    VersionQuery, VersionView,
+    StatusView, VersionQuery, VersionView,
 };
 
 /// The environment variable holding the API token, when no `--token-file`.
@@ -68,6 +68,16 @@ impl Origin<'_> {
         match self {
             Origin::Store(store) => read(store, async |s| views::sources(s).await),
             Origin::Server(client) => Ok(client.sources()?),
+        }
+    }
+
+    /// Every source's status and the store's engine lease, read now.
+    pub fn status(&self) -> Result<StatusView, ReadError> {
+        match self {
+            Origin::Store(store) => {
+                read(store, async |s| views::status(s, chrono::Utc::now()).await)
+            }
+            Origin::Server(client) => Ok(client.status()?),
         }
     }
 

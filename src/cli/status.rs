@@ -1,5 +1,8 @@
 //! `weir status` and `weir audit`: what each source last reconciled or
-//! refused, and the log of every change.
+//! refused, which engine drives the store (its engine lease), and the log
+//! of every change. `-o json` prints the sources (`/api/v1/sources`, a
+//! contract scripts read); the table also shows the engine lease
+//! (`/api/v1/status` has both).
 
 use serde_json::json;
 
@@ -7,7 +10,7 @@ use super::origin::ServerArgs;
 use super::store_args::{StoreArgs, block_on};
 use super::versions::Output;
 use crate::store::{AuditEntry, CommitId};
-use crate::views::{self, SourceView};
+use crate::views::{self, EngineLeaseView, SourceView};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -31,15 +34,40 @@ pub struct AuditArgs {
 }
 
 pub fn run(args: &Args) -> u8 {
-    let sources = match args.server.origin(&args.store).and_then(|o| o.sources()) {
-        Ok(sources) => sources,
+    let status = match args.server.origin(&args.store).and_then(|o| o.status()) {
+        Ok(status) => status,
         Err(e) => return e.report(),
     };
     match args.output {
-        Output::Json => println!("{:#}", views::to_json(&sources)),
-        Output::Table => print!("{}", table(&sources)),
+        Output::Json => println!("{:#}", views::to_json(&status.sources)),
+        Output::Table => print!(
+            "{}{}",
+            table(&status.sources),
+            lease_table(status.engine_lease.as_ref())
+        ),
     }
     super::EXIT_OK
+}
+
+/// Which engine drives the store: its lease's holder, since when, until
+/// when, and whether the lease is live.
+fn lease_table(lease: Option<&EngineLeaseView>) -> String {
+    let at =
+        |t: &chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let Some(lease) = lease else {
+        return "engine lease: none (no engine drives this store)\n".to_owned();
+    };
+    let state = if lease.live {
+        "live: this engine drives the store"
+    } else {
+        "expired: the next engine to start takes it over"
+    };
+    format!(
+        "engine lease: {state}\n  holder      {}\n  since       {}\n  until       {}\n",
+        lease.holder,
+        at(&lease.since),
+        at(&lease.until),
+    )
 }
 
 /// Each source with its last reconciled and attempted commit, and why the

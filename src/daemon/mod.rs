@@ -218,9 +218,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
             engine.owner().engine.clone(),
             config.lease_duration,
         );
-        let (engine, metrics) = (engine.clone(), metrics.clone());
+        let (engine, metrics, readiness) = (engine.clone(), metrics.clone(), readiness.clone());
         let on_change: Arc<dyn Fn(bool) + Send + Sync> = Arc::new(move |leading: bool| {
             metrics.leading(leading);
+            readiness.set_leading(leading);
             if !leading {
                 // Whoever takes over retries them; none is left running
                 // beside its retry.

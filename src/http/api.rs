@@ -34,6 +34,7 @@ use crate::views::{
 pub(super) fn routes(state: Shared) -> Router<Shared> {
     Router::new()
         .route("/sources", get(sources))
+        .route("/status", get(status))
         .route("/versions", get(list_versions))
         .route("/executions", get(executions))
         .route("/executions/{id}", get(execution))
@@ -83,6 +84,12 @@ fn document<T: serde::Serialize>(read: Result<T, store::Error>) -> Response {
 /// `GET /api/v1/sources`: each source's status (`weir status -o json`).
 async fn sources(State(state): State<Shared>) -> Response {
     document(views::sources(state.store.as_ref()).await)
+}
+
+/// `GET /api/v1/status`: each source's status and the store's engine
+/// lease (what `weir status` shows).
+async fn status(State(state): State<Shared>) -> Response {
+    document(views::status(state.store.as_ref(), chrono::Utc::now()).await)
 }
 
 /// `GET /api/v1/versions?kind=&name=&project=` (`weir versions -o json`);

@@ -18,7 +18,8 @@ use serde::de::DeserializeOwned;
 
 use crate::source::git::redact_url;
 use crate::views::{
-    ExecutionQuery, ExecutionView, LineageQuery, LineageView, SourceView, VersionQuery, VersionView,
+    ExecutionQuery, ExecutionView, LineageQuery, LineageView, SourceView, StatusView, VersionQuery,
+    VersionView,
 };
 
 /// How long one request may take, connecting included.
@@ -84,6 +85,16 @@ impl Client {
     /// `GET /api/v1/sources`.
     pub fn sources(&self) -> Result<Vec<SourceView>, Error> {
         self.list("/api/v1/sources", &())
+    }
+
+    /// `GET /api/v1/status`.
+    pub fn status(&self) -> Result<StatusView, Error> {
+        self.get("/api/v1/status", &())?
+            .ok_or_else(|| Error::Failed {
+                url: self.url(),
+                status: 404,
+                message: "no `/api/v1/status` here: is this a weir server?".into(),
+            })
     }
 
     /// `GET /api/v1/versions?…`.

@@ -7,7 +7,9 @@
 //!   out); every loop completed a pass within its expected period (a loop
 //!   that stopped or hangs is *stalled*); and the store answered a cheap
 //!   query within [`STORE_TIMEOUT`]. The JSON body says which source is
-//!   pending or failing, which loop is stalled, and what the store said.
+//!   pending or failing, which loop is stalled, and what the store said;
+//!   and, apart from readiness, whether this replica leads (holds the
+//!   store's engine lease) and which engine does.
 //! - **Liveness** (`/healthz`, restart the process while 503): only what a
 //!   restart can cure: a loop that keeps dying ([`CRASH_LOOP`] restarts
 //!   within [`CRASH_WINDOW`]). A dead store or remote is not cured by a
@@ -17,6 +19,7 @@
 //! about a later instant instead of waiting.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -62,6 +65,9 @@ struct LoopState {
 pub struct Readiness {
     sources: Mutex<BTreeMap<SourceKey, SourcePass>>,
     loops: Mutex<BTreeMap<String, LoopState>>,
+    /// This replica holds the store's engine lease (the daemon's lease
+    /// loop says so); shown by `/readyz`, never part of readiness.
+    leading: AtomicBool,
 }
 
 /// A loop's handle on its heartbeat: [`Heartbeat::beat`] after each pass.
@@ -148,6 +154,16 @@ impl Report {
 }
 
 impl Readiness {
+    /// This replica now leads (holds the store's engine lease) or not.
+    pub fn set_leading(&self, leading: bool) {
+        self.leading.store(leading, Ordering::SeqCst);
+    }
+
+    /// Whether this replica leads, as last set.
+    pub fn is_leading(&self) -> bool {
+        self.leading.load(Ordering::SeqCst)
+    }
+
     pub fn new(sources: &[SourceKey]) -> Readiness {
         Readiness {
             sources: Mutex::new(
@@ -157,6 +173,7 @@ impl Readiness {
                     .collect(),
             ),
             loops: Mutex::new(BTreeMap::new()),
+            leading: AtomicBool::new(false),
         }
     }
 

@@ -160,7 +160,8 @@ async fn healthz(State(state): State<Shared>) -> Response {
 /// `GET /readyz` (readiness): 200 once every source has completed a pass,
 /// while every loop passes within its period and the store answers; else
 /// 503. The JSON names pending and failing sources, stalled loops and the
-/// store's state (see [`health`]).
+/// store's state (see [`health`]), and whether this replica leads and
+/// which engine does (`leader`: the live engine lease's holder, else null).
 async fn readyz(State(state): State<Shared>) -> Response {
     let report = state.readiness.report(Instant::now());
     let store = match tokio::time::timeout(health::STORE_TIMEOUT, state.store.sources()).await {
@@ -172,6 +173,19 @@ async fn readyz(State(state): State<Shared>) -> Response {
         }),
     };
     let ready = report.is_ready() && store["ok"] == true;
+    // Who leads is shown, never a condition of readiness: a follower
+    // serves the API as well as the leader.
+    let leader = match tokio::time::timeout(
+        health::STORE_TIMEOUT,
+        state.store.lease(crate::store::ENGINE_LEASE),
+    )
+    .await
+    {
+        Ok(Ok(lease)) => lease
+            .filter(|l| l.is_live(chrono::Utc::now()))
+            .map(|l| l.holder),
+        _ => None,
+    };
     let status = if ready {
         StatusCode::OK
     } else {
@@ -183,6 +197,8 @@ async fn readyz(State(state): State<Shared>) -> Response {
         "failing": report.failing,
         "stalled": report.stalled,
         "store": store,
+        "leading": state.readiness.is_leading(),
+        "leader": leader,
     });
     (status, Json(body)).into_response()
 }

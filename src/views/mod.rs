@@ -23,6 +23,7 @@ mod diff;
 mod execution;
 mod lineage;
 mod source;
+mod status;
 mod version;
 
 pub use diff::{
@@ -32,6 +33,7 @@ pub use diff::{
 pub use execution::{ExecutionQuery, ExecutionView, NodeView, execution, executions};
 pub use lineage::{EdgeView, LineageQuery, LineageView, lineage};
 pub use source::{SourceErrorView, SourceView, sources};
+pub use status::{EngineLeaseView, StatusView, status};
 pub use version::{VersionQuery, VersionView, versions};
 
 /// A query the store cannot answer as asked (an unknown status or kind,

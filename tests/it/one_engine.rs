@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use weir::engine::Owner;
 use weir::store::{ENGINE_LEASE, NodeState, Status, Store};
 
-use crate::common::{Daemon, GitRepo, TestDb, eventually, http, weir_with};
+use crate::common::{Daemon, GitRepo, TestDb, eventually, http, weir, weir_with};
 
 const SCHEDULED: &str = r#"apiVersion: weir.dev/v1alpha1
 kind: Task
@@ -261,6 +261,68 @@ fn run_wait_beside_a_daemon_hands_the_run_to_it() {
     }
     assert_eq!(owners(store.as_ref()).len(), 1, "the daemon drove it alone");
     daemon.stop();
+}
+
+#[test]
+fn status_and_readyz_show_which_engine_leads() {
+    let db = TestDb::sqlite();
+    let repo = repo_with(QUICK);
+    let path = repo.path().to_str().expect("utf-8").to_owned();
+    let args = ["--repo", &path, "--path", "defs"];
+    let leader = Daemon::start(&db, &args);
+    eventually("the first daemon leads", || is_leading(&leader));
+    let follower = Daemon::start(&db, &args);
+    let store = store(&db);
+    let lease = block_on(store.lease(ENGINE_LEASE))
+        .expect("lease")
+        .expect("held");
+
+    // From the store and from a daemon, the same bytes (read again should
+    // a renewal fall between the two reads).
+    let mut shown = String::new();
+    eventually(
+        "status shows the same from the store and the server",
+        || {
+            let local = weir_with(&["status"], &db);
+            let served = weir(&["status", "--server", &follower.url]);
+            assert!(local.status.success() && served.status.success());
+            shown = String::from_utf8_lossy(&local.stdout).into_owned();
+            local.stdout == served.stdout
+        },
+    );
+    assert!(
+        shown.contains("engine lease: live: this engine drives the store"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!("  holder      {}\n", lease.holder)),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!(
+            "  since       {}\n",
+            lease
+                .acquired_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )),
+        "{shown}"
+    );
+
+    for (daemon, leading) in [(&leader, true), (&follower, false)] {
+        let (code, body) = http(&daemon.addr, "GET", "/readyz", &[], b"");
+        assert_eq!(code, 200, "a follower is ready too: {body}");
+        let body: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!(body["leading"], leading, "{body}");
+        assert_eq!(body["leader"], lease.holder.as_str(), "{body}");
+    }
+    follower.stop();
+    leader.stop();
+    let out = weir_with(&["status"], &db);
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("engine lease: none (no engine drives this store)"),
+        "released at a clean stop"
+    );
 }
 
 /// An hourly plan of a quick task, to backfill.
