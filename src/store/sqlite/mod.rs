@@ -465,7 +465,11 @@ async fn ensure_database_file(options: &SqliteConnectOptions, file: &Path) -> Re
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let partial = file.with_file_name(format!(".{name}.new-{}", std::process::id()));
+    // Unique per call, not only per process: two opens in one process
+    // (two stores, or tasks racing) must not remove each other's file.
+    static MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let made = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let partial = file.with_file_name(format!(".{name}.new-{}-{made}", std::process::id()));
     let remove_partial = || {
         for suffix in ["", "-wal", "-shm"] {
             let mut path = partial.clone().into_os_string();
