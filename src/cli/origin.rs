@@ -24,7 +24,7 @@ const TOKEN_ENV: &str = "WEIR_API_TOKEN";
 pub struct ServerArgs {
     /// Read from a running `weir serve` at this URL (`http://host:7878`)
     /// instead of opening the store.
-    #[arg(long, env = "WEIR_SERVER", value_name = "URL")]
+    #[arg(long, env = "WEIR_SERVER", value_name = "URL", hide_env_values = true)]
     pub server: Option<String>,
     /// With --server: a file holding the API token (default: the
     /// environment variable WEIR_API_TOKEN).

@@ -55,7 +55,12 @@ pub struct Args {
     pub openlineage_file: Option<PathBuf>,
     /// With --wait: POST OpenLineage RunEvents to `<URL>/api/v1/lineage`
     /// (Marquez).
-    #[arg(long, env = "WEIR_OPENLINEAGE_URL", value_name = "URL")]
+    #[arg(
+        long,
+        env = "WEIR_OPENLINEAGE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub openlineage_url: Option<String>,
     #[command(flatten)]
     pub store: StoreArgs,

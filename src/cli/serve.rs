@@ -56,7 +56,7 @@ pub struct Args {
     #[arg(long)]
     pub weir_image: Option<String>,
     /// The artifact store (a path or `file://…`; default `<state-dir>/artifacts`).
-    #[arg(long, env = "WEIR_ARTIFACTS")]
+    #[arg(long, env = "WEIR_ARTIFACTS", hide_env_values = true)]
     pub artifacts: Option<String>,
     /// File holding the secret of GitHub webhooks (`X-Hub-Signature-256`).
     #[arg(long)]

@@ -12,7 +12,7 @@ pub struct StoreArgs {
     pub state_dir: PathBuf,
     /// Database URL (`postgres://…` or `sqlite://…`); default: SQLite in the state directory
     /// (which still holds clones of remote repositories).
-    #[arg(long, env = "WEIR_DB")]
+    #[arg(long, env = "WEIR_DB", hide_env_values = true)]
     pub db: Option<String>,
 }
 

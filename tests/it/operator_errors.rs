@@ -243,3 +243,35 @@ fn schema_errors_say_what_was_expected() {
         insta::assert_snapshot!(name, text);
     }
 }
+
+/// `--help` shows which environment variable an option reads, never its
+/// value: a database URL, an artifact store's, an OpenLineage endpoint's or a
+/// server's may carry a password or a token.
+#[test]
+fn help_never_prints_the_value_of_a_credential_bearing_variable() {
+    for args in [
+        &["status", "--help"][..],
+        &["serve", "--help"][..],
+        &["run", "--help"][..],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(args)
+            .env("WEIR_DB", format!("postgres://u:{PASSWORD}@db:5432/weir"))
+            .env("WEIR_SERVER", format!("http://u:{PASSWORD}@host:7878"))
+            .env("WEIR_ARTIFACTS", format!("s3://u:{PASSWORD}@bucket"))
+            .env("WEIR_OPENLINEAGE_URL", format!("https://{PASSWORD}@ol"))
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("weir runs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains("WEIR_DB"),
+            "{args:?}: the variable is named: {text}"
+        );
+        assert!(!text.contains(PASSWORD), "{args:?} shows a secret: {text}");
+    }
+}
