@@ -72,17 +72,30 @@ impl SqliteStore {
             .await
             .map_err(connect)?;
         let migrator = sqlx::migrate!("./migrations/sqlite");
-        if let Err(first) = migrator.run(&pool).await {
-            // Two processes opening a fresh file race to apply the same
-            // migration; the loser's transaction rolled back, and a second
-            // run finds it applied. A real failure fails again.
-            tracing::debug!(url = %shown, error = %first, "migration failed; retrying once");
-            migrator
-                .run(&pool)
-                .await
-                .map_err(|source| Error::Migrate { url: shown, source })?;
+        // Two processes opening a fresh file race to apply the same
+        // migrations (SQLite has no advisory lock for sqlx to take, unlike
+        // PostgreSQL): each migration is its own transaction, so the loser's
+        // rolled back and a later run finds it applied, but the winner may
+        // still be applying the next one. Retry a few times, a little later
+        // each time; a real failure fails every time.
+        let mut attempt = 1;
+        while let Err(error) = migrator.run(&pool).await {
+            if attempt == MIGRATION_ATTEMPTS {
+                return Err(Error::Migrate {
+                    url: shown,
+                    source: error,
+                });
+            }
+            tracing::debug!(url = %shown, %error, attempt, "migration failed; retrying");
+            tokio::time::sleep(std::time::Duration::from_millis(25 * u64::from(attempt))).await;
+            attempt += 1;
         }
         Ok(SqliteStore { pool })
+    }
+
+    /// Closes the pool: every later query fails at once (a store gone).
+    pub async fn close(&self) {
+        self.pool.close().await;
     }
 
     /// Starts a write transaction holding the write lock.
@@ -298,6 +311,16 @@ impl SqliteStore {
 }
 
 impl Store for SqliteStore {
+    fn ping(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            sqlx::query("SELECT 1")
+                .execute(&self.pool)
+                .await
+                .map_err(query_error("pinging the store"))?;
+            Ok(())
+        })
+    }
+
     fn active_set<'a>(&'a self, source: &'a SourceKey) -> StoreFuture<'a, ActiveSet> {
         Box::pin(self.read_active(source))
     }
@@ -446,6 +469,10 @@ fn connect_options(url: &str) -> Result<(SqliteConnectOptions, Option<PathBuf>),
 /// one is made under a temporary name (its header written: WAL mode is
 /// recorded in it) and then linked into place, which fails if a file
 /// appeared meanwhile; the loser of such a race opens the winner's file.
+/// How many times opening a store runs the migrations before it gives up
+/// (see [`SqliteStore::open`]).
+const MIGRATION_ATTEMPTS: u32 = 8;
+
 async fn ensure_database_file(options: &SqliteConnectOptions, file: &Path) -> Result<(), Error> {
     let io = |source: std::io::Error| Error::Connect {
         url: file.display().to_string(),
