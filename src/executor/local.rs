@@ -224,7 +224,7 @@ fn prepare(attempt: &Attempt<'_>, artifacts: &dyn ArtifactStore) -> Result<Comma
 /// `-` as `_`) and its text: a string (or a file's local path) as it is,
 /// anything else (numbers, booleans, lists, maps) as its JSON.
 pub fn input_variable(name: &str, value: &Value) -> (String, String) {
-    let variable = format!("WEIR_INPUT_{}", name.to_uppercase().replace('-', "_"));
+    let variable = crate::spec::code::input_variable_name(name);
     let text = match value {
         Value::String(s) => s.clone(),
         other => other.to_string(),

@@ -10,6 +10,7 @@
 //! Defaults are declared here (serde + schemars) so that the canonical form
 //! used for version digests has them filled in.
 
+pub mod code;
 pub mod cron;
 pub mod digest;
 pub mod duration;

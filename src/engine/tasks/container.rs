@@ -1,13 +1,19 @@
 //! `container` tasks, run locally on the host.
 
+use super::Destination;
+use super::interpolate;
 use super::{Context, Launch, TaskType};
-use super::{Destination, interpolate};
 use crate::spec::TaskSpec;
+use crate::spec::code;
 
 /// `container`: run locally, the image's `command` and `args` run on the
 /// host (the log says so once). The argv is run directly, never through a
 /// shell: each `command`/`args` element, interpolated, is exactly one
-/// argument, whatever spaces or quotes an input's value holds.
+/// argument, whatever spaces or quotes an input's value holds. The one
+/// element an interpreter runs as code (`sh -c`'s script, `python -c`'s:
+/// [`code::code_argument`], the rule `weir validate` applies as W036) is
+/// code, not data: only code-safe values are written there, so a version
+/// registered before the check cannot run a string as code either.
 pub struct Container;
 
 impl TaskType for Container {
@@ -25,11 +31,19 @@ impl TaskType for Container {
             .container
             .as_ref()
             .ok_or("not a container task")?;
-        let mut argv = body
-            .command
+        let written: Vec<&String> = body.command.iter().chain(&body.args).collect();
+        let code = code::code_argument(&written).map(|(at, _)| at);
+        let mut argv = written
             .iter()
-            .chain(&body.args)
-            .map(|a| interpolate(a, context, Destination::Data))
+            .enumerate()
+            .map(|(i, a)| {
+                let destination = if code == Some(i) {
+                    Destination::ScriptSource
+                } else {
+                    Destination::Data
+                };
+                interpolate(a, context, destination)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         if argv.is_empty() {
             return Err(format!(

@@ -134,8 +134,9 @@ fn check_code_safe(name: &str, value: &Value, spec: &TaskSpec) -> Result<(), Str
     let (variable, _) = crate::executor::local::input_variable(name, value);
     let what = ty.map_or_else(|| "undeclared".to_owned(), |t| format!("a `{t}`"));
     Err(format!(
-        "`{{{{ inputs.{name} }}}}` in the script's source: input `{name}` is {what}, which could carry code; \
-         only int, float, bool and enum values are written into a source: read it from the environment, \"${variable}\""
+        "`{{{{ inputs.{name} }}}}` is written into code (a script's source, or the script of `sh -c`, `python -c`…): \
+         input `{name}` is {what}, which could carry code; only int, float, bool and enum values are written into code: \
+         read it from the environment, \"${variable}\""
     ))
 }
 
@@ -184,6 +185,35 @@ mod tests {
         let error = launch_of(&spec, &inputs()).expect_err("refused");
         assert!(error.contains(r#""$WEIR_INPUT_X""#), "{error}");
         assert!(!error.contains("pwned"), "the value is not echoed: {error}");
+    }
+
+    /// A version registered before W036 (or by any path around `weir
+    /// validate`) with a string input in `sh -c`'s script: the engine
+    /// refuses to launch it, naming the variable to read instead, and the
+    /// same input elsewhere in the argv is still data.
+    #[test]
+    fn a_string_is_never_written_into_a_container_s_inline_script() {
+        for command in [
+            json!(["sh", "-c", "echo {{ inputs.x }}"]),
+            json!(["/usr/bin/env", "A=1", "bash", "-ec", "echo {{ inputs.x }}"]),
+            json!(["python3", "-c", "print('{{ inputs.x }}')"]),
+        ] {
+            let spec = spec(json!({
+                "container": { "image": "alpine", "command": command },
+            }));
+            let error = launch_of(&spec, &inputs()).expect_err("refused");
+            assert!(error.contains(r#""$WEIR_INPUT_X""#), "{error}");
+            assert!(!error.contains("pwned"), "the value is not echoed: {error}");
+        }
+        let spec = spec(json!({
+            "container": {
+                "image": "alpine",
+                "command": ["sh", "-c", "echo \"$1\" {{ inputs.n }}", "sh", "{{ inputs.x }}"],
+            },
+        }));
+        let launch = launch_of(&spec, &inputs()).expect("accepted");
+        assert_eq!(launch.args[1], "echo \"$1\" 3");
+        assert_eq!(launch.args[3], HOSTILE);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use super::ports::{Direction, Interface, check_ports};
 use super::{Code, Diagnostic, at, suggestion};
+use crate::spec::code::{self, Language};
 use crate::spec::duration::Field;
 use crate::spec::template::{self, Reference};
 use crate::spec::yaml::PathStep;
@@ -76,15 +77,15 @@ pub fn check(
         let path = [Key("spec"), Key("script"), Key("source")];
         check_template(entity, &iface, &script.source, &path, &mut found);
         let reader = if script.interpreter.contains("python") {
-            Reader::Python
+            Language::Python
         } else {
-            Reader::Shell
+            Language::Shell
         };
         check_inputs_in_code(entity, &iface, &script.source, &path, reader, &mut found);
     }
     if let Some(container) = &spec.container {
         let argv: Vec<&String> = container.command.iter().chain(&container.args).collect();
-        let shell_script = shell_script_index(&argv);
+        let code = code::code_argument(&argv);
         for (field, list) in [("command", &container.command), ("args", &container.args)] {
             let offset = if field == "args" {
                 container.command.len()
@@ -94,8 +95,8 @@ pub fn check(
             for (i, arg) in list.iter().enumerate() {
                 let path = [Key("spec"), Key("container"), Key(field), Index(i)];
                 check_template(entity, &iface, arg, &path, &mut found);
-                if shell_script == Some(offset + i) {
-                    check_inputs_in_code(entity, &iface, arg, &path, Reader::Shell, &mut found);
+                if let Some((_, language)) = code.filter(|(at, _)| *at == offset + i) {
+                    check_inputs_in_code(entity, &iface, arg, &path, language, &mut found);
                 }
             }
         }
@@ -152,15 +153,8 @@ pub(super) fn check_duration(
     }
 }
 
-/// How a program reads an environment variable, for the help line.
-#[derive(Debug, Clone, Copy)]
-enum Reader {
-    Shell,
-    Python,
-}
-
-/// `{{ inputs.x }}` written into code (a script's source, or the command
-/// string of `sh -c`) is refused unless `x`'s type cannot carry code (int,
+/// `{{ inputs.x }}` written into code (a script's source, or the argument
+/// [`code::code_argument`] finds: `sh -c`'s script, `python -c`'s…) is refused unless `x`'s type cannot carry code (int,
 /// float, bool, enum): a string's value would run as code (W036). Each
 /// placeholder is reported at its own line and column.
 fn check_inputs_in_code(
@@ -168,7 +162,7 @@ fn check_inputs_in_code(
     iface: &Interface,
     text: &str,
     path: &[PathStep<'_>],
-    reader: Reader,
+    reader: Language,
     found: &mut Vec<Diagnostic>,
 ) {
     let mut seen: Vec<&str> = Vec::new();
@@ -181,11 +175,7 @@ fn check_inputs_in_code(
         if ty.is_code_safe() {
             continue;
         }
-        let variable = format!("WEIR_INPUT_{}", name.to_uppercase().replace('-', "_"));
-        let form = match reader {
-            Reader::Shell => format!("\"${variable}\""),
-            Reader::Python => format!("os.environ[\"{variable}\"]"),
-        };
+        let form = reader.reads(&code::input_variable_name(name));
         found.push(
             at(
                 entity,
@@ -218,21 +208,6 @@ fn input_placeholders(text: &str) -> Vec<(&str, &str)> {
         rest = end + 2;
     }
     found
-}
-
-/// The index of the argument a shell runs as its script, when `argv`
-/// starts a shell with `-c` (`sh -c "…"`, `bash -ec "…"`).
-fn shell_script_index(argv: &[&String]) -> Option<usize> {
-    const SHELLS: [&str; 6] = ["sh", "bash", "dash", "zsh", "ksh", "ash"];
-    let program = argv.first()?.rsplit('/').next()?;
-    if !SHELLS.contains(&program) {
-        return None;
-    }
-    let flag = argv.iter().skip(1).position(|a| {
-        a.strip_prefix('-')
-            .is_some_and(|flags| !flags.starts_with('-') && flags.contains('c'))
-    })?;
-    Some(flag + 2)
 }
 
 /// Templates in a task body may reference the task's own inputs only.
