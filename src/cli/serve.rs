@@ -24,8 +24,9 @@ pub enum ExecutorArg {
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Several sources and every setting in a file (see the README); the
-    /// other flags then do not apply.
-    #[arg(long, conflicts_with = "repo")]
+    /// other flags then do not apply. `--task-env` is refused beside it
+    /// rather than ignored: the file's `[tasks] env` says what tasks inherit.
+    #[arg(long, conflicts_with_all = ["repo", "entries"])]
     pub config: Option<PathBuf>,
     /// Local path or URL of the Git repository.
     #[arg(long, required_unless_present = "config")]

@@ -256,6 +256,7 @@ pub fn parse(
     let duration = |text: &str, what: &str| {
         crate::spec::duration::parse(text).map_err(|e| invalid(format!("{what}: {e}")))
     };
+    let credential_variables = credential_variables(&file);
     let secret = |name: &str, r: &Option<SecretRef>| -> Result<Option<String>, Error> {
         let Some(r) = r else { return Ok(None) };
         let reference = match r {
@@ -409,6 +410,9 @@ pub fn parse(
     };
     let task_env =
         AllowList::parse(&file.tasks.env).map_err(|e| invalid(format!("tasks.env: {e}")))?;
+    if let Some(message) = reexposed_credential(&file.tasks.env, &credential_variables) {
+        return Err(invalid(message));
+    }
     Ok(Config {
         http,
         task_env,
@@ -427,6 +431,58 @@ pub fn parse(
         executor,
         artifacts: file.artifacts.map(|a| a.url),
     })
+}
+
+/// Each environment variable this file reads a credential from, with the
+/// setting that reads it: `{ env = … }` of `database` and of `[secrets]`,
+/// and each source's `token_env`. A notification's secret (`{ env = … }`
+/// in a workflow's `notify`) is named by the definitions, per launch plan,
+/// not here, so it cannot be known when the file is loaded: an allow-list
+/// must not name those either, and nothing here can check it.
+fn credential_variables(file: &File) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    if let Some(Database::Reference(Reference { env: Some(var), .. })) = &file.database {
+        found.push(("database".to_owned(), var.clone()));
+    }
+    for (name, r) in [
+        ("github_webhook_secret", &file.secrets.github_webhook_secret),
+        ("generic_webhook_token", &file.secrets.generic_webhook_token),
+        ("api_token", &file.secrets.api_token),
+    ] {
+        if let Some(SecretRef::Reference(Reference { env: Some(var), .. })) = r {
+            found.push((format!("secrets.{name}"), var.clone()));
+        }
+    }
+    for (i, s) in file.sources.iter().enumerate() {
+        if let Some(var) = &s.token_env {
+            found.push((format!("sources[{i}].token_env"), var.clone()));
+        }
+    }
+    found
+}
+
+/// Why `[tasks] env` is refused, if one of its entries lets a task inherit
+/// a variable the daemon reads a credential from (`env = ["DATABASE_*"]`
+/// beside `database = { env = "DATABASE_URL" }`): that would hand every
+/// task the daemon's own credential. `WEIR_*` is refused by the allow-list
+/// itself; this covers the names the file chooses.
+fn reexposed_credential(entries: &[String], credentials: &[(String, String)]) -> Option<String> {
+    for entry in entries {
+        let Ok(single) = AllowList::parse(std::slice::from_ref(entry)) else {
+            continue;
+        };
+        for (setting, var) in credentials {
+            // `PATH`, `HOME`… reach every task whatever the list says.
+            if single.allows(var) && !AllowList::default().allows(var) {
+                return Some(format!(
+                    "tasks.env: `{}` would let every task inherit `{var}`, which {setting} reads a credential from; \
+                     name the variables tasks need without it",
+                    entry.trim()
+                ));
+            }
+        }
+    }
+    None
 }
 
 /// How long a leader's Lease lasts unrenewed.
@@ -599,5 +655,44 @@ repo = "/srv/etl"
             panic!("WEIR_*: accepted")
         };
         assert!(err.to_string().contains("tasks.env"), "{err}");
+    }
+
+    /// An allow-list entry matching a variable the file itself reads a
+    /// credential from is refused, naming the entry and the setting.
+    #[test]
+    fn tasks_env_cannot_reexpose_a_credential_the_file_reads() {
+        let cases = [
+            (
+                "database = { env = \"DATABASE_URL\" }\n",
+                "\"DATABASE_*\"",
+                "database",
+            ),
+            (
+                "[secrets]\napi_token = { env = \"API_TOKEN\" }\n",
+                "\"API_TOKEN\"",
+                "secrets.api_token",
+            ),
+            ("", "\"GH_*\"", "sources[0].token_env"),
+        ];
+        for (head, entry, setting) in cases {
+            let text = format!(
+                "{head}[tasks]\nenv = [\"AWS_*\", {entry}]\n[[sources]]\nrepo = \"/srv/etl\"\ntoken_env = \"GH_TOKEN\"\n"
+            );
+            let Err(err) = parse(&text, Path::new("weir.toml"), &|name: &str| {
+                Some(format!("value-of-{name}"))
+            }) else {
+                panic!("{entry}: accepted")
+            };
+            let said = err.to_string();
+            let entry = entry.trim_matches('"');
+            assert!(said.contains(entry) && said.contains(setting), "{said}");
+            assert!(!said.contains("value-of-"), "no credential's value: {said}");
+        }
+        // Entries that match none of them are fine.
+        let text = "database = { env = \"DATABASE_URL\" }\n[tasks]\nenv = [\"DATA_DIR\"]\n[[sources]]\nrepo = \"/srv/etl\"\n";
+        parse(text, Path::new("weir.toml"), &|n: &str| {
+            Some(format!("v-{n}"))
+        })
+        .expect("valid");
     }
 }

@@ -275,3 +275,25 @@ fn help_never_prints_the_value_of_a_credential_bearing_variable() {
         assert!(!text.contains(PASSWORD), "{args:?} shows a secret: {text}");
     }
 }
+
+/// `serve --config` takes what tasks inherit from the file's `[tasks] env`:
+/// a `--task-env` beside it is refused, naming both, never silently ignored.
+#[test]
+fn task_env_beside_a_config_file_is_refused_not_ignored() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("weir.toml");
+    std::fs::write(&config, "[[sources]]\nrepo = \"/nowhere\"\n").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .args(["--task-env", "AWS_*"])
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("weir runs");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("--task-env") && said.contains("--config"),
+        "{said}"
+    );
+}
