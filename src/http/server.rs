@@ -17,9 +17,19 @@
 //!   are not refused) until a connection ends, which the three timeouts
 //!   guarantee happens.
 //!
+//! - a connection that is closing (idle, or the server shutting down) has
+//!   `drain_timeout` to finish what it is doing, then it is dropped. This
+//!   is what bounds writing a response: the idle clock runs from the moment
+//!   the response is computed, so a client that never reads its response
+//!   (its socket buffers full, hyper waiting to write) is dropped after
+//!   `idle_timeout` + `drain_timeout` and frees its slot; without it such
+//!   clients would use up every slot and hold shutdown forever.
+//!
 //! Graceful shutdown: once `shutdown` is cancelled no connection is
-//! accepted, each open one finishes the request in flight (within the
-//! request timeout) and is closed, and [`serve`] returns when all are.
+//! accepted, each open one may finish the request in flight and is closed,
+//! and [`serve`] returns when all are, or after `drain_timeout` at the
+//! latest, dropping those still open: a daemon told to stop (SIGTERM)
+//! always gets to release its lease and exit.
 //!
 //! What it must not do: route or authenticate; that is the router's.
 
@@ -51,6 +61,11 @@ pub struct Limits {
     pub max_connections: usize,
 }
 
+/// Time a closing connection (idle, or the server shutting down) has to
+/// finish before it is dropped, and the bound on the whole shutdown drain;
+/// see [`serve_draining`].
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
@@ -64,12 +79,26 @@ impl Default for Limits {
 
 /// Serves `router` on `listener` within `limits` until `shutdown` is
 /// cancelled, then closes every connection gracefully (see the module
-/// docs). Errors accepting a connection (too many open files, say) are
-/// logged and retried after a short pause; they never stop the server.
+/// docs), dropping those still open after [`DEFAULT_DRAIN_TIMEOUT`].
+/// Errors accepting a connection (too many open files, say) are logged and
+/// retried after a short pause; they never stop the server.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     limits: Limits,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    serve_draining(listener, router, limits, DEFAULT_DRAIN_TIMEOUT, shutdown).await
+}
+
+/// [`serve`], with `drain_timeout` as the time a closing connection has to
+/// finish before it is dropped, and the bound on the shutdown drain: this
+/// returns at most `drain_timeout` after `shutdown` is cancelled.
+pub async fn serve_draining(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    limits: Limits,
+    drain_timeout: Duration,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
@@ -99,13 +128,26 @@ pub async fn serve(
         let router = router.clone();
         let shutdown = shutdown.clone();
         connections.spawn(async move {
-            connection(stream, router, limits, shutdown).await;
+            connection(stream, router, limits, drain_timeout, shutdown).await;
             tracing::trace!(%peer, "HTTP connection closed");
             drop(permit);
         });
     }
     drop(listener);
-    while connections.join_next().await.is_some() {}
+    // Each connection drops itself `drain_timeout` after the shutdown; this
+    // bound holds even if one does not (a handler ignoring cancellation).
+    let drained = tokio::time::timeout(drain_timeout, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            open = connections.len(),
+            drain_ms = drain_timeout.as_millis() as u64,
+            "dropping HTTP connections still open after the shutdown drain"
+        );
+        connections.shutdown().await;
+    }
     Ok(())
 }
 
@@ -115,6 +157,7 @@ async fn connection(
     stream: tokio::net::TcpStream,
     router: Router,
     limits: Limits,
+    drain_timeout: Duration,
     shutdown: CancellationToken,
 ) {
     let activity = Arc::new(Activity::default());
@@ -145,9 +188,12 @@ async fn connection(
         .keep_alive(true);
     let conn = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(conn);
-    let mut closing = false;
+    // Set once the connection is closing: the instant it is dropped if it
+    // has not finished by then (a client not reading its response).
+    let mut drain: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
     loop {
         let idle = activity.idle_for(limits.idle_timeout);
+        let closing = drain.is_some();
         tokio::select! {
             result = conn.as_mut() => {
                 if let Err(error) = result {
@@ -157,16 +203,31 @@ async fn connection(
                 }
                 return;
             }
+            () = closed_by(&mut drain) => {
+                tracing::debug!(
+                    drain_ms = drain_timeout.as_millis() as u64,
+                    "dropping an HTTP connection that did not close in time"
+                );
+                return;
+            }
             () = shutdown.cancelled(), if !closing => {
-                closing = true;
+                drain = Some(Box::pin(tokio::time::sleep(drain_timeout)));
                 conn.as_mut().graceful_shutdown();
             }
             () = idle, if !closing => {
                 tracing::debug!("closing an idle HTTP connection");
-                closing = true;
+                drain = Some(Box::pin(tokio::time::sleep(drain_timeout)));
                 conn.as_mut().graceful_shutdown();
             }
         }
+    }
+}
+
+/// Completes at `deadline`, or never if there is none.
+async fn closed_by(deadline: &mut Option<std::pin::Pin<Box<tokio::time::Sleep>>>) {
+    match deadline {
+        Some(deadline) => deadline.as_mut().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -207,3 +207,99 @@ async fn shutdown_closes_idle_connections_and_returns() {
         .expect("client");
     assert!(!rest.contains("HTTP/1.1"), "{rest}");
 }
+
+/// A server on a free port serving a 64 MiB body at `/large` (more than
+/// the kernel's socket buffers hold, so a client that does not read it
+/// leaves the server waiting to write) and `ok` at `/small`, with a drain
+/// bound of `drain_ms`.
+async fn start_large(
+    limits: Limits,
+    drain_ms: u64,
+) -> (
+    String,
+    CancellationToken,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let large = axum::body::Bytes::from(vec![b'x'; 64 << 20]);
+    let router = axum::Router::new()
+        .route(
+            "/large",
+            axum::routing::get(move || {
+                let large = large.clone();
+                async move { large }
+            }),
+        )
+        .route("/small", axum::routing::get(|| async { "ok" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let shutdown = CancellationToken::new();
+    let served = tokio::spawn(weir::http::server::serve_draining(
+        listener,
+        router,
+        limits,
+        Duration::from_millis(drain_ms),
+        shutdown.clone(),
+    ));
+    (addr, shutdown, served)
+}
+
+/// Asks for `/large` and never reads the answer; the stream is kept open.
+fn request_and_never_read(addr: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .write_all(format!("GET /large HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .expect("request");
+    stream
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_its_response_is_dropped_and_frees_its_slot() {
+    // One slot, held by a client that never reads: only the idle timeout
+    // and the drain bound can free it for the next client.
+    let (addr, shutdown, served) = start_large(limits(60_000, 60_000, 300, 1), 300).await;
+    let answered = tokio::task::spawn_blocking(move || {
+        let stuck = request_and_never_read(&addr);
+        let answered = crate::common::http(&addr, "GET", "/small", &[], b"");
+        drop(stuck);
+        answered
+    });
+    // The guard fails the test if the slot is never freed; it is not the
+    // bound under test.
+    let (status, body) = tokio::time::timeout(Duration::from_secs(60), answered)
+        .await
+        .expect("the next client is served once the stuck one is dropped")
+        .expect("client");
+    assert_eq!((status, body.as_str()), (200, "ok"));
+    shutdown.cancel();
+    served
+        .await
+        .expect("the server task")
+        .expect("a clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_returns_with_a_client_that_never_reads_its_response() {
+    // Every timeout is a minute: only the drain bound can end the stuck
+    // connection.
+    let (addr, shutdown, served) = start_large(limits(60_000, 60_000, 60_000, 16), 300).await;
+    let stuck = tokio::task::spawn_blocking(move || {
+        let stuck = request_and_never_read(&addr);
+        // The server has answered the small request on another connection,
+        // so it is serving; give it a moment to start writing the large one.
+        let (status, _) = crate::common::http(&addr, "GET", "/small", &[], b"");
+        assert_eq!(status, 200);
+        std::thread::sleep(Duration::from_millis(200));
+        stuck
+    })
+    .await
+    .expect("client");
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(60), served)
+        .await
+        .expect("serve returns after the drain bound")
+        .expect("the server task")
+        .expect("a clean stop");
+    drop(stuck);
+}
