@@ -5,11 +5,16 @@
 //!   503): every source has completed one pass, successful or not (a source
 //!   that cannot be read is retried and shown, but does not hold the API
 //!   out); every loop completed a pass within its expected period (a loop
-//!   that stopped or hangs is *stalled*); and the store answered a cheap
-//!   query within [`STORE_TIMEOUT`]. The JSON body says which source is
-//!   pending or failing, which loop is stalled, and what the store said;
-//!   and, apart from readiness, whether this replica leads (holds the
-//!   store's engine lease) and which engine does.
+//!   that stopped or hangs is *stalled*); and the store answered a ping
+//!   (`SELECT 1`, [`Store::ping`]) within [`STORE_TIMEOUT`]. The JSON body
+//!   says which source is pending or failing, which loop is stalled, and
+//!   what the store said (never its credentials); and, apart from
+//!   readiness, whether this replica leads (holds the store's engine
+//!   lease) and which engine does.
+//! - `/readyz` is unauthenticated and probed often, by many clients: what
+//!   the store said is kept for [`STORE_CACHE`] ([`StoreState`]), and one
+//!   probe at a time asks, so a storm of probes costs the database one ping
+//!   and one lease read a second, whatever its size.
 //! - **Liveness** (`/healthz`, restart the process while 503): only what a
 //!   restart can cure: a loop that keeps dying ([`CRASH_LOOP`] restarts
 //!   within [`CRASH_WINDOW`]). A dead store or remote is not cured by a
@@ -25,10 +30,13 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::store::SourceKey;
+use crate::store::{SourceKey, Store};
 
 /// How long `/readyz` waits for the store's answer.
 pub const STORE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long `/readyz` reuses the store's last answer.
+pub const STORE_CACHE: Duration = Duration::from_secs(1);
 
 /// Restarts of one loop within [`CRASH_WINDOW`] that fail liveness.
 pub const CRASH_LOOP: usize = 5;
@@ -68,6 +76,60 @@ pub struct Readiness {
     /// This replica holds the store's engine lease (the daemon's lease
     /// loop says so); shown by `/readyz`, never part of readiness.
     leading: AtomicBool,
+    /// The store's last answer and when it was asked; the lock is held
+    /// while asking, so concurrent probes wait for one answer.
+    store: tokio::sync::Mutex<Option<(Instant, StoreState)>>,
+}
+
+/// What `/readyz` says about the store: whether it answered the ping, and
+/// which engine holds the live engine lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreState {
+    /// Why the store did not answer (no credentials), or `None`.
+    pub error: Option<String>,
+    /// The live engine lease's holder, if one could be read.
+    pub leader: Option<String>,
+}
+
+impl StoreState {
+    /// Asks `store` now: a ping, then the engine lease, each within
+    /// [`STORE_TIMEOUT`].
+    async fn ask(store: &dyn Store) -> StoreState {
+        let error = match tokio::time::timeout(STORE_TIMEOUT, store.ping()).await {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(without_credentials(&e.to_string())),
+            Err(_) => Some(format!("no answer within {} s", STORE_TIMEOUT.as_secs())),
+        };
+        let leader = match error {
+            Some(_) => None,
+            None => {
+                match tokio::time::timeout(STORE_TIMEOUT, store.lease(crate::store::ENGINE_LEASE))
+                    .await
+                {
+                    Ok(Ok(lease)) => lease
+                        .filter(|l| l.is_live(chrono::Utc::now()))
+                        .map(|l| l.holder),
+                    _ => None,
+                }
+            }
+        };
+        StoreState { error, leader }
+    }
+}
+
+/// `text` with every URL in it shown without credentials: a driver's error
+/// may quote the address it failed to reach.
+fn without_credentials(text: &str) -> String {
+    text.split(' ')
+        .map(|word| {
+            if word.contains("://") {
+                crate::redact::redact_url(word)
+            } else {
+                word.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A loop's handle on its heartbeat: [`Heartbeat::beat`] after each pass.
@@ -174,7 +236,22 @@ impl Readiness {
             ),
             loops: Mutex::new(BTreeMap::new()),
             leading: AtomicBool::new(false),
+            store: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// What the store says at `now`: its answer to a probe less than
+    /// [`STORE_CACHE`] before, else a new one (see the module docs).
+    pub async fn store_state(&self, store: &dyn Store, now: Instant) -> StoreState {
+        let mut last = self.store.lock().await;
+        if let Some((asked, state)) = last.as_ref()
+            && now.saturating_duration_since(*asked) < STORE_CACHE
+        {
+            return state.clone();
+        }
+        let state = StoreState::ask(store).await;
+        *last = Some((now, state.clone()));
+        state
     }
 
     fn lock_loops(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, LoopState>> {
@@ -308,6 +385,35 @@ impl Readiness {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_store_state_is_kept_for_a_second_then_asked_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}/weir.db", dir.path().display());
+        let store = crate::store::sqlite::SqliteStore::open(&url)
+            .await
+            .expect("sqlite store");
+        let readiness = Readiness::new(&[]);
+        let asked = Instant::now();
+        let up = readiness.store_state(&store, asked).await;
+        assert_eq!(up.error, None);
+        store.close().await;
+        // Within the cache, the last answer stands: no query is made.
+        let cached = readiness.store_state(&store, asked + STORE_CACHE / 2).await;
+        assert_eq!(cached, up);
+        // After it, the store is asked again, and is gone.
+        let gone = readiness.store_state(&store, asked + STORE_CACHE).await;
+        assert!(gone.error.is_some(), "{gone:?}");
+    }
+
+    #[test]
+    fn store_errors_are_shown_without_credentials() {
+        let shown = without_credentials(
+            "cannot reach postgres://weir:s3cret@db:5432/weir (connection refused)",
+        );
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("db:5432"), "{shown}");
+    }
 
     fn key(name: &str) -> SourceKey {
         SourceKey(format!("file:///srv/{name}#main:"))

@@ -13,8 +13,11 @@
 //!   token configured, every API route needs it.
 //! - Secrets are compared in constant time and never logged.
 //! - Every connection is bounded in time (request head, whole request,
-//!   idle keep-alive) and their number is bounded ([`server`], [`Limits`]):
-//!   a slow or idle client cannot hold the server.
+//!   idle keep-alive, closing) and their number is bounded ([`server`],
+//!   [`Limits`]): a slow, idle or non-reading client cannot hold the
+//!   server, nor its shutdown.
+//! - `/readyz` is unauthenticated, so it costs the store at most a ping
+//!   and a lease read a second, however often it is probed ([`health`]).
 //!
 //! What it must not do: decide anything about sources, versions or
 //! executions. It reads the store, calls `engine::create` for a run, and
@@ -133,8 +136,9 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves until `shutdown` is cancelled (graceful: requests in flight
-/// finish, then the listener closes), with the default [`Limits`]
+/// Serves until `shutdown` is cancelled (graceful: requests in flight may
+/// finish within the drain bound, then the listener closes), with the
+/// default [`Limits`]
 /// ([`server::serve`] takes others).
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -158,34 +162,25 @@ async fn healthz(State(state): State<Shared>) -> Response {
 }
 
 /// `GET /readyz` (readiness): 200 once every source has completed a pass,
-/// while every loop passes within its period and the store answers; else
-/// 503. The JSON names pending and failing sources, stalled loops and the
-/// store's state (see [`health`]), and whether this replica leads and
-/// which engine does (`leader`: the live engine lease's holder, else null).
+/// while every loop passes within its period and the store answers a ping
+/// (its answer is kept about a second, see [`health`]); else 503. The
+/// JSON names pending and failing sources, stalled loops and the store's
+/// state, and whether this replica leads and which engine does (`leader`:
+/// the live engine lease's holder, else null).
 async fn readyz(State(state): State<Shared>) -> Response {
     let report = state.readiness.report(Instant::now());
-    let store = match tokio::time::timeout(health::STORE_TIMEOUT, state.store.sources()).await {
-        Ok(Ok(_)) => json!({ "ok": true }),
-        Ok(Err(e)) => json!({ "ok": false, "error": e.to_string() }),
-        Err(_) => json!({
-            "ok": false,
-            "error": format!("no answer within {} s", health::STORE_TIMEOUT.as_secs()),
-        }),
+    let store_state = state
+        .readiness
+        .store_state(state.store.as_ref(), Instant::now())
+        .await;
+    let store = match &store_state.error {
+        None => json!({ "ok": true }),
+        Some(error) => json!({ "ok": false, "error": error }),
     };
-    let ready = report.is_ready() && store["ok"] == true;
+    let ready = report.is_ready() && store_state.error.is_none();
     // Who leads is shown, never a condition of readiness: a follower
     // serves the API as well as the leader.
-    let leader = match tokio::time::timeout(
-        health::STORE_TIMEOUT,
-        state.store.lease(crate::store::ENGINE_LEASE),
-    )
-    .await
-    {
-        Ok(Ok(lease)) => lease
-            .filter(|l| l.is_live(chrono::Utc::now()))
-            .map(|l| l.holder),
-        _ => None,
-    };
+    let leader = store_state.leader;
     let status = if ready {
         StatusCode::OK
     } else {

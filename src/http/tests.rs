@@ -327,7 +327,19 @@ async fn readyz_waits_until_every_source_reconciled_once() {
 
 #[tokio::test]
 async fn readyz_names_a_failing_source_a_stalled_loop_and_a_missing_store() {
-    let server = Server::start(|_| {}).await;
+    // The server's store is one the test can close.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gone = crate::store::sqlite::SqliteStore::open(&format!(
+        "sqlite://{}/weir.db",
+        dir.path().display()
+    ))
+    .await
+    .expect("sqlite store");
+    let server = Server::start({
+        let gone = gone.clone();
+        move |state| state.store = Arc::new(gone)
+    })
+    .await;
     server.readiness.mark_reconciled(&server.local.key);
     // A source that cannot be read completed its pass: ready, and shown.
     server
@@ -356,28 +368,31 @@ async fn readyz_names_a_failing_source_a_stalled_loop_and_a_missing_store() {
     drop(engine);
     assert_eq!(server.get("/readyz", &[]).await.status, 200);
 
-    // The store is gone (its tables cannot be read): not ready, and said.
-    let db = server._dir.path().join("weir.db");
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
-        .await
-        .expect("connect");
-    sqlx::query("ALTER TABLE sources RENAME TO sources_gone")
-        .execute(&pool)
-        .await
-        .expect("rename");
-    let reply = server.get("/readyz", &[]).await;
+    // The store is gone (its pool is closed: every query fails at once):
+    // not ready, and said, once the last answer (kept about a second) is
+    // out of date.
+    gone.close().await;
+    let reply = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let reply = server.get("/readyz", &[]).await;
+            if reply.status != 200 {
+                return reply;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("a closed store fails readiness once its last answer is out of date");
     assert_eq!(reply.status, 503, "{}", reply.text());
     let store = &reply.json()["store"];
     assert_eq!(store["ok"], false, "{store}");
     assert!(
-        store["error"].as_str().expect("error").contains("sources"),
+        store["error"]
+            .as_str()
+            .expect("error")
+            .contains("pinging the store"),
         "{store}"
     );
-    sqlx::query("ALTER TABLE sources_gone RENAME TO sources")
-        .execute(&pool)
-        .await
-        .expect("rename back");
-    assert_eq!(server.get("/readyz", &[]).await.status, 200);
     server.stop().await;
 }
 

@@ -285,6 +285,10 @@ impl Error {
 /// What weir remembers: the registry here, executions in the supertrait.
 /// Every method is one transaction.
 pub trait Store: ExecutionStore + DeliveryStore + LeaseStore {
+    /// Whether the store answers at all: `SELECT 1`, reading no table, so
+    /// that a readiness probe costs the database next to nothing.
+    fn ping(&self) -> StoreFuture<'_, ()>;
+
     /// The active set of `source` (empty for a source never reconciled).
     fn active_set<'a>(&'a self, source: &'a SourceKey) -> StoreFuture<'a, ActiveSet>;
 

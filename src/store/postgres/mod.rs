@@ -316,6 +316,16 @@ impl PgStore {
 }
 
 impl Store for PgStore {
+    fn ping(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            sqlx::query("SELECT 1")
+                .execute(&self.pool)
+                .await
+                .map_err(query_error("pinging the store"))?;
+            Ok(())
+        })
+    }
+
     fn active_set<'a>(&'a self, source: &'a SourceKey) -> StoreFuture<'a, ActiveSet> {
         Box::pin(self.read_active(source))
     }
