@@ -121,6 +121,10 @@ pub fn run(args: &Args) -> u8 {
                     );
                     return Ok(Err(signal.exit_code()));
                 }
+                Waited::Abandoned { signal, undone } => {
+                    eprintln!("interrupted again ({}): {undone}", signal.name());
+                    return Ok(Err(signal.exit_code()));
+                }
                 Waited::LeftTo { engine, signal } => {
                     eprintln!(
                         "interrupted ({}): the backfill's executions continue in engine {engine}; `weir cancel ID` stops one",

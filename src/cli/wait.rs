@@ -11,12 +11,23 @@
 //! SIGKILL after the grace; its nodes are recorded cancelled), and the
 //! lease is released; executions handed to a daemon are left running
 //! there, since they are the daemon's work now (`weir cancel ID` stops one).
+//! A second interrupt while a cancellation drains (the store may be down)
+//! ends the command at once, saying what was left undone.
+//!
+//! Should this process lose the lease while it drives (it was stopped, or
+//! the store did not answer, for most of a term), it stops at once: it
+//! starts nothing more, kills its running attempts (recorded interrupted,
+//! so retried without using up a task's retries, by whichever engine
+//! drives next), and follows the executions as if handed over, taking
+//! them back should the lease come free again.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
+use crate::daemon::leader::Leadership;
 use crate::daemon::lease::StoreLease;
 use crate::engine::Engine;
 use crate::store::Store;
@@ -53,9 +64,10 @@ impl Interrupt {
 }
 
 /// SIGINT and SIGTERM, caught from creation on (they no longer end the
-/// process: the command decides what to do).
+/// process: the command decides what to do). Each one caught is counted:
+/// the first asks to cancel, a second to stop at once.
 #[derive(Clone)]
-pub struct Interrupts(watch::Receiver<Option<Interrupt>>);
+pub struct Interrupts(watch::Receiver<(usize, Option<Interrupt>)>);
 
 impl Interrupts {
     /// Starts catching the signals; must run inside the runtime.
@@ -63,28 +75,41 @@ impl Interrupts {
         use tokio::signal::unix::{SignalKind, signal};
         let mut int = signal(SignalKind::interrupt())?;
         let mut term = signal(SignalKind::terminate())?;
-        let (tx, rx) = watch::channel(None);
+        let (tx, interrupts) = Interrupts::channel();
         tokio::spawn(async move {
-            let caught = tokio::select! {
-                _ = int.recv() => Interrupt::Int,
-                _ = term.recv() => Interrupt::Term,
-            };
-            let _ = tx.send(Some(caught));
-            // Later signals are caught and ignored: the command is ending.
             loop {
-                tokio::select! {
-                    _ = int.recv() => {}
-                    _ = term.recv() => {}
-                }
+                let caught = tokio::select! {
+                    _ = int.recv() => Interrupt::Int,
+                    _ = term.recv() => Interrupt::Term,
+                };
+                tx.send_modify(|(count, last)| {
+                    *count += 1;
+                    *last = Some(caught);
+                });
             }
         });
-        Ok(Interrupts(rx))
+        Ok(interrupts)
+    }
+
+    /// Interrupts fed by hand (`send_modify` counts one): for tests.
+    fn channel() -> (watch::Sender<(usize, Option<Interrupt>)>, Interrupts) {
+        let (tx, rx) = watch::channel((0, None));
+        (tx, Interrupts(rx))
     }
 
     /// Waits for the first signal.
     pub async fn wait(&mut self) -> Interrupt {
-        match self.0.wait_for(Option::is_some).await {
-            Ok(caught) => caught.unwrap_or(Interrupt::Int),
+        self.wait_for(1).await
+    }
+
+    /// Waits for a second signal (the user insists), returning it.
+    pub async fn wait_again(&mut self) -> Interrupt {
+        self.wait_for(2).await
+    }
+
+    async fn wait_for(&mut self, count: usize) -> Interrupt {
+        match self.0.wait_for(|(caught, _)| *caught >= count).await {
+            Ok(caught) => caught.1.unwrap_or(Interrupt::Int),
             // The catcher never ends; should it, no signal will come.
             Err(_) => std::future::pending().await,
         }
@@ -104,6 +129,9 @@ pub enum Waited<T = Execution> {
     },
     /// Interrupted while another engine drives them: they go on there.
     LeftTo { engine: String, signal: Interrupt },
+    /// Interrupted again while the cancellation drained: ended at once;
+    /// `undone` says what was left undone.
+    Abandoned { signal: Interrupt, undone: String },
 }
 
 /// Waits until execution `id` ends: drives it with `engine` while this
@@ -134,6 +162,7 @@ pub async fn drive_or_follow(
             stopped,
         },
         Waited::LeftTo { engine, signal } => Waited::LeftTo { engine, signal },
+        Waited::Abandoned { signal, undone } => Waited::Abandoned { signal, undone },
     })
 }
 
@@ -150,6 +179,12 @@ pub async fn drive_or_follow_all(
     interrupts: &mut Interrupts,
 ) -> Result<Waited<Vec<Execution>>, String> {
     let lease = StoreLease::new(store.clone(), engine.owner().engine.clone(), lease_duration);
+    // The engine starts attempts only while the lease held now leads.
+    let leading: Arc<std::sync::Mutex<Leadership>> = Arc::default();
+    let engine = engine.lead_while({
+        let leading = leading.clone();
+        move || leading.lock().expect("lock").is_leading()
+    });
     let what = Described(ids);
     let mut following: Option<String> = None;
     loop {
@@ -161,9 +196,21 @@ pub async fn drive_or_follow_all(
                         what.verb("continues", "continue")
                     );
                 }
-                let result = drive(store, &engine, ids, interrupts).await;
+                *leading.lock().expect("lock") = held.leadership();
+                let result = drive(store, &engine, ids, interrupts, &held.lost()).await;
                 held.release().await;
-                return result;
+                match result? {
+                    Some(waited) => return Ok(waited),
+                    None => {
+                        let stopped = engine.running();
+                        engine.kill_running();
+                        eprintln!(
+                            "lost the engine lease: {what} no longer {} here ({stopped} running attempt(s) stopped, to be retried as interrupted); following",
+                            what.verb("runs", "run")
+                        );
+                        following = Some(String::new());
+                    }
+                }
             }
             Err(holder) => {
                 if following.as_deref() != Some(holder.as_str()) {
@@ -222,13 +269,16 @@ impl std::fmt::Display for Described<'_> {
     }
 }
 
-/// Drives executions `ids` here to their end; an interrupt cancels them.
+/// Drives executions `ids` here to their end; an interrupt cancels them,
+/// a second one abandons the cancellation. `None`: the lease was `lost`
+/// (the caller stops the attempts and follows).
 async fn drive(
     store: &Arc<dyn Store>,
     engine: &Engine,
     ids: &[String],
     interrupts: &mut Interrupts,
-) -> Result<Waited<Vec<Execution>>, String> {
+    lost: &CancellationToken,
+) -> Result<Option<Waited<Vec<Execution>>>, String> {
     let run = async {
         match ids {
             [id] => engine.run_until_finished(id).await.map(|e| vec![e]),
@@ -237,26 +287,45 @@ async fn drive(
     };
     tokio::pin!(run);
     let signal = tokio::select! {
-        done = &mut run => return done.map(Waited::Finished).map_err(|e| e.to_string()),
+        done = &mut run => return done.map(|e| Some(Waited::Finished(e))).map_err(|e| e.to_string()),
         signal = interrupts.wait() => signal,
+        _ = lost.cancelled() => return Ok(None),
     };
     tracing::info!(
         executions = ids.len(),
         signal = signal.name(),
         "interrupted: cancelling"
     );
-    let mut running = 0;
-    for id in ids {
-        running += running_nodes(store, id).await?;
-        store.request_cancel(id).await.map_err(|e| e.to_string())?;
+    let what = Described(ids);
+    let cancel = async {
+        let mut running = 0;
+        for id in ids {
+            running += running_nodes(store, id).await?;
+            store.request_cancel(id).await.map_err(|e| e.to_string())?;
+        }
+        engine.wake.notify_one();
+        let executions = run.await.map_err(|e| e.to_string())?;
+        Ok::<_, String>(Waited::Cancelled {
+            execution: executions,
+            signal,
+            stopped: running,
+        })
+    };
+    tokio::select! {
+        cancelled = cancel => cancelled.map(Some),
+        // The engine that takes the lease over finishes the cancellation.
+        _ = lost.cancelled() => Ok(None),
+        again = interrupts.wait_again() => {
+            let running = engine.running();
+            engine.kill_running();
+            Ok(Some(Waited::Abandoned {
+                signal: again,
+                undone: format!(
+                    "stopped at once: the cancellation of {what} may not be recorded ({running} attempt(s) killed here); `weir cancel ID` finishes it"
+                ),
+            }))
+        }
     }
-    engine.wake.notify_one();
-    let executions = run.await.map_err(|e| e.to_string())?;
-    Ok(Waited::Cancelled {
-        execution: executions,
-        signal,
-        stopped: running,
-    })
 }
 
 /// How many nodes of execution `id` are running.
@@ -266,4 +335,38 @@ pub async fn running_nodes(store: &Arc<dyn Store>, id: &str) -> Result<usize, St
         .iter()
         .filter(|n| n.status == NodeStatus::Running)
         .count())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send(tx: &watch::Sender<(usize, Option<Interrupt>)>, signal: Interrupt) {
+        tx.send_modify(|(count, last)| {
+            *count += 1;
+            *last = Some(signal);
+        });
+    }
+
+    /// The first signal asks to cancel; only a second one (of either kind)
+    /// asks to stop at once.
+    #[tokio::test]
+    async fn a_second_interrupt_is_heard_while_the_first_is_handled() {
+        let (tx, mut interrupts) = Interrupts::channel();
+        send(&tx, Interrupt::Int);
+        assert_eq!(interrupts.wait().await, Interrupt::Int);
+        let again = tokio::select! {
+            biased;
+            again = interrupts.wait_again() => Some(again),
+            () = std::future::ready(()) => None,
+        };
+        assert_eq!(again, None, "one signal is not two");
+        send(&tx, Interrupt::Term);
+        assert_eq!(interrupts.wait_again().await, Interrupt::Term);
+        assert_eq!(
+            interrupts.wait().await,
+            Interrupt::Term,
+            "still interrupted"
+        );
+    }
 }

@@ -9,9 +9,11 @@
 //! expired Lease exactly one wins (the other gets 409 Conflict). A leader
 //! that cannot renew before its Lease expires stops leading at once.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
@@ -19,25 +21,58 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
 use tokio_util::sync::CancellationToken;
 
-/// Whether this replica leads now.
+/// Whether this replica leads now: set by the loop that holds a lease,
+/// and, when that loop gave a deadline, only until then.
+///
+/// The deadline is a monotonic instant (the lease's expiry minus a
+/// margin, reckoned from when the round that won it was sent), so a
+/// round that hangs, or an engine busy in a tick, stops leading on time
+/// without waiting for the loop to say so, and no wall-clock step within
+/// the process moves it.
 #[derive(Debug, Clone, Default)]
-pub struct Leadership(Arc<AtomicBool>);
+pub struct Leadership {
+    set: Arc<AtomicBool>,
+    until: Arc<Mutex<Option<Instant>>>,
+}
 
 impl Leadership {
     /// Always leading: one replica, no Lease (the local executor).
     pub fn alone() -> Leadership {
-        Leadership(Arc::new(AtomicBool::new(true)))
+        let leadership = Leadership::default();
+        leadership.set.store(true, Ordering::SeqCst);
+        leadership
     }
 
+    /// Whether this replica leads now: set, and its deadline not reached.
     pub fn is_leading(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.is_leading_at(Instant::now())
+    }
+
+    /// Whether this replica leads at `now`.
+    pub fn is_leading_at(&self, now: Instant) -> bool {
+        self.set.load(Ordering::SeqCst)
+            && self
+                .until
+                .lock()
+                .expect("lock")
+                .is_none_or(|until| now < until)
+    }
+
+    /// Whether the loop last said it leads (its deadline aside).
+    pub(crate) fn is_set(&self) -> bool {
+        self.set.load(Ordering::SeqCst)
     }
 
     pub(crate) fn set(&self, leading: bool) {
-        let was = self.0.swap(leading, Ordering::SeqCst);
+        let was = self.set.swap(leading, Ordering::SeqCst);
         if was != leading {
             tracing::info!(leading, "leadership changed");
         }
+    }
+
+    /// Leads (while set) only until `until`; `None`: no deadline.
+    pub(crate) fn set_until(&self, until: Option<Instant>) {
+        *self.until.lock().expect("lock") = until;
     }
 }
 
@@ -153,11 +188,11 @@ impl Elector {
         shutdown: CancellationToken,
         heartbeat: crate::http::Heartbeat,
     ) {
-        let mut last_held: Option<tokio::time::Instant> = None;
+        let mut last_held: Option<Instant> = None;
         loop {
             match self.round(&api).await {
                 Ok(Round::Leading) => {
-                    last_held = Some(tokio::time::Instant::now());
+                    last_held = Some(Instant::now());
                     leadership.set(true);
                 }
                 Ok(Round::Following) => {
@@ -179,5 +214,28 @@ impl Elector {
             }
         }
         leadership.set(false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Leadership given a deadline ends at it, whatever the loop that set
+    /// it is doing meanwhile.
+    #[test]
+    fn leadership_ends_at_its_deadline_without_the_loop() {
+        let leadership = Leadership::default();
+        let now = Instant::now();
+        assert!(!leadership.is_leading_at(now));
+        leadership.set(true);
+        leadership.set_until(Some(now + Duration::from_secs(10)));
+        assert!(leadership.is_leading_at(now));
+        assert!(leadership.is_leading_at(now + Duration::from_secs(9)));
+        assert!(!leadership.is_leading_at(now + Duration::from_secs(10)));
+        assert!(leadership.is_set(), "the loop has not said otherwise");
+        leadership.set_until(None);
+        assert!(leadership.is_leading_at(now + Duration::from_secs(3600)));
+        assert!(Leadership::alone().is_leading());
     }
 }

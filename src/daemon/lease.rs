@@ -20,11 +20,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::leader::Leadership;
 use crate::engine::identity::holder_is_gone_here;
-use crate::http::Heartbeat;
+use crate::http::{Heartbeat, Readiness};
 use crate::store::{self, ENGINE_LEASE, Lease, Store};
 
 /// The store's engine lease as seen by one engine (its holder name).
@@ -105,6 +106,16 @@ impl StoreLease {
         }
     }
 
+    /// Until when a holder may lead, on its monotonic clock, given a
+    /// round sent at `sent` (`now` on the wall clock) that found the lease
+    /// held `until`: a third of a term before the lease expires, so a
+    /// successor never drives alongside it. Reckoned from when the round
+    /// was sent, however long its answer took.
+    pub fn deadline(&self, sent: Instant, now: DateTime<Utc>, until: DateTime<Utc>) -> Instant {
+        let left = (until - now).to_std().unwrap_or(Duration::ZERO);
+        sent + left.saturating_sub(self.period())
+    }
+
     fn judge(&self, lease: &Lease, now: DateTime<Utc>) -> Round {
         if lease.is_held_by(&self.holder, now) {
             Round::Leading {
@@ -156,57 +167,68 @@ impl StoreLease {
             leadership: leadership.clone(),
             on_change: on_change.clone(),
         };
-        let mut leading_until: Option<DateTime<Utc>> = None;
+        // Leading until then (monotonic), as the last round that won says.
+        let mut deadline: Option<Instant> = None;
         let mut follows: Option<String> = None;
         loop {
             let now = Utc::now();
+            let sent = Instant::now();
             let gated = gate.as_ref().is_some_and(|g| !g.is_leading());
             if gated {
-                if leading_until.take().is_some() {
+                if deadline.take().is_some() {
                     self.release().await;
                 }
             } else {
-                let round = tokio::time::timeout(self.period(), self.round(now)).await;
+                // A round is cut at a third of a term, and at the deadline
+                // while leading: it never keeps leadership past it.
+                let limit = deadline.map_or(self.period(), |d| {
+                    d.saturating_duration_since(sent).min(self.period())
+                });
+                let round = tokio::time::timeout(limit, self.round(now)).await;
                 match round {
                     Ok(Ok(Round::Leading { until })) => {
-                        if leading_until.is_none() {
+                        if deadline.is_none() {
                             tracing::info!(holder = %self.holder, "holding the engine lease: this engine drives the store");
                         }
-                        leading_until = Some(until);
+                        deadline = Some(self.deadline(sent, now, until));
                         follows = None;
                     }
                     Ok(Ok(Round::Following { holder, until })) => {
                         if follows.as_deref() != Some(holder.as_str()) {
                             tracing::info!(leader = %holder, until = %until, "another engine holds the engine lease: following");
                         }
-                        leading_until = None;
+                        deadline = None;
                         follows = Some(holder);
                     }
                     failed => {
                         let error = match failed {
                             Ok(Err(e)) => e.to_string(),
-                            _ => "the store did not answer within a third of a term".to_owned(),
+                            _ => "the store did not answer in time".to_owned(),
                         };
                         tracing::warn!(%error, "cannot take or renew the engine lease");
                         // Stop leading a third of a term before the lease
                         // can expire, so no successor drives alongside.
-                        let margin = chrono::Duration::from_std(self.period())
-                            .unwrap_or(chrono::Duration::zero());
-                        if leading_until.is_some_and(|until| Utc::now() + margin >= until) {
-                            leading_until = None;
+                        if deadline.is_some_and(|d| Instant::now() >= d) {
+                            deadline = None;
                         }
                     }
                 }
             }
-            let leading = leading_until.is_some();
-            if leading != leadership.is_leading() {
+            leadership.set_until(deadline);
+            let leading = deadline.is_some();
+            if leading != leadership.is_set() {
                 leadership.set(leading);
                 on_change(leading);
             }
             heartbeat.beat();
+            // Wake at the deadline too, to say leadership ended.
+            let wait = deadline.map_or(self.period(), |d| {
+                d.saturating_duration_since(Instant::now())
+                    .min(self.period())
+            });
             tokio::select! {
                 _ = stop.cancelled() => break,
-                _ = tokio::time::sleep(self.period()) => {}
+                _ = tokio::time::sleep(wait) => {}
             }
         }
         drop(leading_guard);
@@ -215,36 +237,47 @@ impl StoreLease {
 
     /// Takes the lease for a command that drives executions itself
     /// (`weir run --wait`, `weir cancel`): `Ok(Held)` renews it in the
-    /// background until [`Held::release`]; `Err` names the live holder.
+    /// background (the loop of [`StoreLease::run`]) until
+    /// [`Held::release`], or until it is lost; `Err` names the live holder.
+    ///
+    /// It is lost when another engine holds it (this process was stopped,
+    /// or the store did not answer, for longer than a term), or when
+    /// renewals failed until a third of a term before it expires; then
+    /// [`Held::lost`] fires, [`Held::leadership`] is false, and the
+    /// renewing stops (the lease is released if still this engine's).
     pub async fn try_hold(self) -> Result<Result<Held, String>, store::Error> {
-        match self.round(Utc::now()).await? {
+        let now = Utc::now();
+        let sent = Instant::now();
+        match self.round(now).await? {
             Round::Following { holder, .. } => Ok(Err(holder)),
-            Round::Leading { .. } => {
-                let stop = CancellationToken::new();
-                let lease = self.clone();
-                let renewing = tokio::spawn({
-                    let stop = stop.clone();
-                    async move {
-                        loop {
-                            tokio::select! {
-                                _ = stop.cancelled() => return,
-                                _ = tokio::time::sleep(lease.period()) => {}
-                            }
-                            match lease.round(Utc::now()).await {
-                                Ok(Round::Leading { .. }) => {}
-                                Ok(Round::Following { holder, .. }) => {
-                                    tracing::warn!(leader = %holder, "lost the engine lease");
-                                }
-                                Err(e) => {
-                                    tracing::warn!(error = %e, "cannot renew the engine lease")
-                                }
-                            }
+            Round::Leading { until } => {
+                let leadership = Leadership::default();
+                leadership.set_until(Some(self.deadline(sent, now, until)));
+                leadership.set(true);
+                let (stop, lost) = (CancellationToken::new(), CancellationToken::new());
+                let on_change: Arc<dyn Fn(bool) + Send + Sync> = {
+                    let (stop, lost, holder) = (stop.clone(), lost.clone(), self.holder.clone());
+                    Arc::new(move |leading| {
+                        if !leading {
+                            tracing::warn!(%holder, "lost the engine lease: no longer driving");
+                            lost.cancel();
+                            stop.cancel();
                         }
-                    }
-                });
+                    })
+                };
+                // A command has no health endpoint: its beats go nowhere.
+                let heartbeat = Arc::new(Readiness::new(&[])).register_loop("lease", self.duration);
+                let renewing = tokio::spawn(self.clone().run(
+                    leadership.clone(),
+                    None,
+                    stop.clone(),
+                    heartbeat,
+                    on_change,
+                ));
                 Ok(Ok(Held {
-                    lease: self,
                     stop,
+                    lost,
+                    leadership,
                     renewing,
                 }))
             }
@@ -261,27 +294,38 @@ struct DropsLeadership {
 
 impl Drop for DropsLeadership {
     fn drop(&mut self) {
-        if self.leadership.is_leading() {
+        if self.leadership.is_set() {
             self.leadership.set(false);
             (self.on_change)(false);
         }
     }
 }
 
-/// The engine lease held by a command, renewed until released.
+/// The engine lease held by a command, renewed until released or lost.
 pub struct Held {
-    lease: StoreLease,
     stop: CancellationToken,
+    lost: CancellationToken,
+    leadership: Leadership,
     renewing: tokio::task::JoinHandle<()>,
 }
 
 impl Held {
+    /// Fires once the lease is lost: the command must stop driving.
+    pub fn lost(&self) -> CancellationToken {
+        self.lost.clone()
+    }
+
+    /// Whether the command still leads now (false from its deadline on,
+    /// even before [`Held::lost`] fires).
+    pub fn leadership(&self) -> Leadership {
+        self.leadership.clone()
+    }
+
     /// Stops renewing and gives the lease up (a daemon waiting as a
     /// follower takes over at once).
     pub async fn release(self) {
         self.stop.cancel();
         let _ = self.renewing.await;
-        self.lease.release().await;
     }
 }
 
@@ -357,5 +401,62 @@ mod tests {
         restarted.abort();
         let _ = restarted.await;
         assert_eq!(*changes.lock().expect("lock"), [true, false, true, false]);
+    }
+
+    /// A command holding the lease learns it lost it (another engine took
+    /// it over, as after this process was stopped past its term): `lost`
+    /// fires, leadership ends, and the renewing stops.
+    #[tokio::test]
+    async fn a_held_lease_taken_over_fires_lost_and_ends_leadership() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = sqlite(dir.path()).await;
+        let lease = StoreLease::new(store.clone(), "me".into(), Duration::from_secs(3));
+        let held = lease.try_hold().await.expect("store").expect("free");
+        assert!(held.leadership().is_leading());
+        assert!(!held.lost().is_cancelled());
+        let taken = store
+            .take_over_lease(
+                ENGINE_LEASE,
+                "me",
+                "other",
+                Utc::now(),
+                Duration::from_secs(60),
+            )
+            .await
+            .expect("take over")
+            .expect("held");
+        assert_eq!(taken.holder, "other");
+        tokio::time::timeout(Duration::from_secs(30), held.lost().cancelled())
+            .await
+            .expect("lost fires at the next renewal");
+        assert!(!held.leadership().is_leading());
+        held.release().await;
+        let after = store
+            .lease(ENGINE_LEASE)
+            .await
+            .expect("read")
+            .expect("held");
+        assert_eq!(after.holder, "other", "the new holder's, untouched");
+    }
+
+    /// Leadership is reckoned from when the winning round was sent: a
+    /// third of a term before the lease expires.
+    #[tokio::test]
+    async fn the_deadline_is_a_third_of_a_term_before_expiry() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = sqlite(dir.path()).await;
+        let lease = StoreLease::new(store, "me".into(), Duration::from_secs(15));
+        let sent = Instant::now();
+        let now = Utc::now();
+        let until = now + chrono::Duration::seconds(15);
+        assert_eq!(
+            lease.deadline(sent, now, until),
+            sent + Duration::from_secs(10)
+        );
+        assert_eq!(
+            lease.deadline(sent, now, now),
+            sent,
+            "expired: no time left"
+        );
     }
 }

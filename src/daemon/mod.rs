@@ -203,10 +203,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
             Some(leadership)
         }
     };
-    let engine = Arc::new(engine);
     // Leading is holding the store's engine lease: a second daemon on the
-    // store follows (serves the API, reconciles) until it is free.
+    // store follows (serves the API, reconciles) until it is free. The
+    // engine asks right before each attempt it starts.
     let leadership = Leadership::default();
+    let engine = Arc::new(engine.lead_while({
+        let leadership = leadership.clone();
+        move || leadership.is_leading()
+    }));
     // The lease loop outlives the others (it is stopped only once the
     // engine has stopped, its grace included), so it has a supervisor of
     // its own, stopped after theirs.

@@ -18,7 +18,7 @@ pub mod retry;
 pub mod scheduler;
 pub mod tasks;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -103,6 +103,12 @@ pub struct Engine {
     draining: std::sync::atomic::AtomicBool,
     /// Process groups of the attempts running here.
     groups: Arc<Mutex<HashMap<(String, String), u32>>>,
+    /// Attempts [`Engine::kill_running`] killed: they end interrupted,
+    /// not failed (the engine stopped them, not their task).
+    killed: Arc<Mutex<HashSet<(String, String)>>>,
+    /// Whether this engine may start attempts now (it leads the store);
+    /// asked right before each one starts. Unset: always.
+    leads: Option<Arc<dyn Fn() -> bool + Send + Sync>>,
     /// Set: attempts run as Kubernetes Jobs instead of local processes.
     kube: Option<Arc<kubernetes::KubeRuns>>,
     /// This engine and host, recorded in every attempt it starts: its
@@ -133,6 +139,8 @@ impl Engine {
             observers: Vec::new(),
             draining: std::sync::atomic::AtomicBool::new(false),
             groups: Arc::new(Mutex::new(HashMap::new())),
+            killed: Arc::new(Mutex::new(HashSet::new())),
+            leads: None,
             kube: None,
             owner: Owner::this_process(),
             inherited: Arc::new(Inherited::from_process(AllowList::default())),
@@ -144,6 +152,20 @@ impl Engine {
     pub fn with_task_env(mut self, inherited: Inherited) -> Engine {
         self.inherited = Arc::new(inherited);
         self
+    }
+
+    /// Starts attempts only while `leads()` says this engine leads the
+    /// store (asked right before each attempt starts, so a tick under way
+    /// when leadership ends starts nothing more).
+    pub fn lead_while(mut self, leads: impl Fn() -> bool + Send + Sync + 'static) -> Engine {
+        self.leads = Some(Arc::new(leads));
+        self
+    }
+
+    /// Whether an attempt may start now: not shutting down, and leading.
+    fn may_start(&self) -> bool {
+        !self.draining.load(std::sync::atomic::Ordering::SeqCst)
+            && self.leads.as_ref().is_none_or(|leads| leads())
     }
 
     /// Runs attempts as Kubernetes Jobs (`--executor kubernetes`).
@@ -175,11 +197,20 @@ impl Engine {
         self.running.lock().expect("lock").len()
     }
 
-    /// Kills the process groups of the attempts still running, without
-    /// recording anything: their nodes stay `running` in the store, and the
-    /// next engine to start retries them as interrupted.
+    /// Kills the process groups of the attempts still running (leadership
+    /// lost, or shutting down). Each ends as interrupted, not failed: it
+    /// is retried apart from its task's retries, by this engine should it
+    /// drive the store again, else by whichever engine does (their nodes
+    /// stay `running` in the store until then).
     pub fn kill_running(&self) {
-        for ((execution, node), pgid) in self.groups.lock().expect("lock").iter() {
+        let groups = self.groups.lock().expect("lock");
+        // Marked while `groups` is held: an attempt leaves `groups` before
+        // it reads its mark, so no mark outlives its attempt.
+        self.killed
+            .lock()
+            .expect("lock")
+            .extend(groups.keys().cloned());
+        for ((execution, node), pgid) in groups.iter() {
             tracing::warn!(execution = %execution, node = %node, "shutting down: stopping a running attempt; it will be retried");
             if let Err(e) = process::kill_group(*pgid, process::Signal::Kill) {
                 tracing::warn!(error = %e, "cannot stop an attempt");
@@ -432,8 +463,8 @@ impl Engine {
             return Ok(execution);
         }
 
-        // 4. Start what is ready (unless shutting down).
-        if self.draining.load(std::sync::atomic::Ordering::SeqCst) {
+        // 4. Start what is ready (unless shutting down, or not leading).
+        if !self.may_start() {
             return Ok(execution);
         }
         let outputs = node_outputs(&nodes);
@@ -470,6 +501,11 @@ impl Engine {
                 state.finished_at = Some(now);
                 self.store.update_node(state).await?;
                 continue;
+            }
+            // Leadership may have ended during this tick.
+            if !self.may_start() {
+                tracing::info!(execution = %execution.id, "no longer leading the store: starting no more attempts");
+                return Ok(execution);
             }
             self.start(&execution, spec, state, inputs).await?;
         }
@@ -564,6 +600,7 @@ impl Engine {
         let finished = self.finished.clone();
         let wake = self.wake.clone();
         let groups = self.groups.clone();
+        let killed = self.killed.clone();
         let store = self.store.clone();
         let task_spec = spec.spec.clone();
         let task = spec.task.clone();
@@ -601,6 +638,14 @@ impl Engine {
             };
             let (outcome, ()) = tokio::join!(run, remember);
             groups.lock().expect("lock").remove(&key);
+            let was_killed = killed.lock().expect("lock").remove(&key);
+            let outcome = match outcome {
+                Outcome::Succeeded { .. } => outcome,
+                // Killed by this engine (leadership lost): not the task's
+                // fault, so it does not use up the task's retries.
+                _ if was_killed => Outcome::Interrupted,
+                _ => outcome,
+            };
             finished.lock().expect("lock").push(Finished {
                 execution: execution_id,
                 node,

@@ -521,3 +521,56 @@ fn cancel_with_no_engine_left_finishes_a_stuck_execution() {
     assert_eq!(nodes(store.as_ref(), &id)[0].status.as_str(), "cancelled");
     assert!(!group_alive(pgid), "the orphaned task was stopped");
 }
+
+/// A `run --wait` stopped (SIGSTOP, a laptop suspend) past its lease's
+/// term, while another engine took the lease, stops driving when it wakes:
+/// its task is killed, and recorded interrupted, not failed (the task has
+/// no retries), once the run takes its execution back.
+#[test]
+fn a_run_wait_that_lost_the_lease_stops_its_task_and_retries_it_as_interrupted() {
+    let db = TestDb::sqlite();
+    let repo = repo_with(SLEEPER);
+    let path = repo.path().to_str().expect("utf-8").to_owned();
+    let synced = weir_with(&["sync", "--repo", &path, "--path", "defs"], &db);
+    assert!(synced.status.success(), "{synced:?}");
+    let run = run_sleeper(&db, &["--lease-duration", "1s"]);
+    let store = store(&db);
+    let (id, pgid) = running_group(store.as_ref());
+
+    signal(run.id(), "STOP");
+    eventually("another engine takes the expired lease", || {
+        block_on(store.acquire_lease(
+            ENGINE_LEASE,
+            "elsewhere",
+            chrono::Utc::now(),
+            std::time::Duration::from_secs(600),
+        ))
+        .is_ok_and(|l| l.holder == "elsewhere")
+    });
+    signal(run.id(), "CONT");
+    eventually("the run stops its task", || !group_alive(pgid));
+    let node = &nodes(store.as_ref(), &id)[0];
+    assert_eq!(
+        node.status.as_str(),
+        "running",
+        "left to the lease's holder"
+    );
+    assert_eq!(node.attempts, 1);
+
+    assert!(block_on(store.release_lease(ENGINE_LEASE, "elsewhere")).expect("release"));
+    eventually("the run retries it as interrupted", || {
+        let node = &nodes(store.as_ref(), &id)[0];
+        node.attempts == 2
+            && node.status.as_str() == "running"
+            && node
+                .handle
+                .as_ref()
+                .and_then(|h| h.get("interruptions")?.as_u64())
+                == Some(1)
+    });
+    signal(run.id(), "INT");
+    let out = run.wait_with_output().expect("weir run ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("lost the engine lease"), "{stderr}");
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+}
