@@ -574,3 +574,50 @@ fn a_run_wait_that_lost_the_lease_stops_its_task_and_retries_it_as_interrupted()
     assert!(stderr.contains("lost the engine lease"), "{stderr}");
     assert_eq!(out.status.code(), Some(130), "{stderr}");
 }
+
+/// A workflow whose only task ignores SIGTERM: cancelling it takes the
+/// whole grace.
+const STUBBORN: &str = r#"apiVersion: weir.dev/v1alpha1
+kind: Task
+metadata: { name: stubborn }
+spec:
+  script: { interpreter: bash, source: "trap '' TERM; while :; do sleep 0.2; done" }
+---
+apiVersion: weir.dev/v1alpha1
+kind: Workflow
+metadata: { name: sleeper }
+spec:
+  nodes: [ { id: nap, task: stubborn } ]
+"#;
+
+/// A second Ctrl-C while the cancellation drains (here a task that
+/// ignores SIGTERM; with the store down, anything) ends `run --wait` at
+/// once, saying what was left undone, and kills its task.
+#[test]
+fn a_second_ctrl_c_while_cancelling_exits_at_once() {
+    let db = TestDb::sqlite();
+    let repo = repo_with(STUBBORN);
+    let path = repo.path().to_str().expect("utf-8").to_owned();
+    let synced = weir_with(&["sync", "--repo", &path, "--path", "defs"], &db);
+    assert!(synced.status.success(), "{synced:?}");
+    let run = run_sleeper(&db, &[]);
+    let store = store(&db);
+    let (id, pgid) = running_group(store.as_ref());
+
+    signal(run.id(), "INT");
+    eventually("the cancellation is requested", || {
+        block_on(store.execution(&id))
+            .ok()
+            .flatten()
+            .is_some_and(|e| e.cancel_requested)
+    });
+    signal(run.id(), "INT");
+    let out = run.wait_with_output().expect("weir run ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted again (SIGINT): stopped at once"),
+        "{stderr}"
+    );
+    eventually("its task is killed", || !group_alive(pgid));
+}
