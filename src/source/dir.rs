@@ -107,11 +107,12 @@ impl Walk {
                 if crate::validate::is_notebook(&rel_path) {
                     // Git's id of the content, as a Git source records it.
                     // A notebook is not parsed, so no size limit applies
-                    // (outputs make them large); it is only hashed.
-                    if let Some(bytes) = self.read_regular(&target, &rel_path, u64::MAX) {
-                        match git2::Oid::hash_object(git2::ObjectType::Blob, &bytes) {
+                    // (outputs make them large): it is hashed as it is
+                    // read, never held in memory whole.
+                    if let Some((len, file)) = self.open_regular(&target, &rel_path) {
+                        match blob_id(len, file) {
                             Ok(id) => {
-                                self.tree.notebooks.insert(rel_path.clone(), id.to_string());
+                                self.tree.notebooks.insert(rel_path.clone(), id);
                             }
                             Err(e) => self.unreadable(&rel_path, &e.to_string()),
                         }
@@ -160,51 +161,12 @@ impl Walk {
 
     /// The bytes of `path` when it is a regular file of at most `limit`
     /// bytes; otherwise reports why not and returns `None`.
-    ///
-    /// Its type is checked before it is opened, then it is opened without
-    /// blocking (a FIFO's open would wait for a writer) and checked again
-    /// on the opened handle, so a file swapped for a FIFO between the check
-    /// and the read is still refused.
     fn read_regular(&mut self, path: &Path, rel_path: &str, limit: u64) -> Option<Vec<u8>> {
         use std::io::Read as _;
-        use std::os::unix::fs::OpenOptionsExt as _;
 
-        // Checked before opening too: opening a device may act on it.
-        match fs::metadata(path) {
-            Ok(meta) if !meta.is_file() => {
-                self.tree
-                    .read_errors
-                    .push(not_regular(rel_path, meta.file_type()));
-                return None;
-            }
-            Ok(_) => {}
-            Err(e) => {
-                self.unreadable(rel_path, &e.to_string());
-                return None;
-            }
-        }
-        let opened = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-            .open(path)
-            .and_then(|file| Ok((file.metadata()?, file)));
-        let (meta, mut file) = match opened {
-            Ok(opened) => opened,
-            Err(e) => {
-                self.unreadable(rel_path, &e.to_string());
-                return None;
-            }
-        };
-        if !meta.is_file() {
-            self.tree
-                .read_errors
-                .push(not_regular(rel_path, meta.file_type()));
-            return None;
-        }
-        if meta.len() > limit {
-            self.tree
-                .read_errors
-                .push(too_large(rel_path, meta.len(), limit));
+        let (len, mut file) = self.open_regular(path, rel_path)?;
+        if len > limit {
+            self.tree.read_errors.push(too_large(rel_path, len, limit));
             return None;
         }
         let mut bytes = Vec::new();
@@ -228,7 +190,113 @@ impl Walk {
         }
     }
 
+    /// `path` opened for reading, with its length, when it is a regular
+    /// file; otherwise reports why not and returns `None`.
+    ///
+    /// Its type is checked before it is opened, then it is opened without
+    /// blocking (a FIFO's open would wait for a writer) and checked again
+    /// on the opened handle, so a file swapped for a FIFO between the check
+    /// and the read is still refused.
+    fn open_regular(&mut self, path: &Path, rel_path: &str) -> Option<(u64, fs::File)> {
+        use std::os::unix::fs::OpenOptionsExt as _;
+
+        // Checked before opening too: opening a device may act on it.
+        match fs::metadata(path) {
+            Ok(meta) if !meta.is_file() => {
+                self.tree
+                    .read_errors
+                    .push(not_regular(rel_path, meta.file_type()));
+                return None;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                self.unreadable(rel_path, &e.to_string());
+                return None;
+            }
+        }
+        let opened = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+            .open(path)
+            .and_then(|file| Ok((file.metadata()?, file)));
+        let (meta, file) = match opened {
+            Ok(opened) => opened,
+            Err(e) => {
+                self.unreadable(rel_path, &e.to_string());
+                return None;
+            }
+        };
+        if !meta.is_file() {
+            self.tree
+                .read_errors
+                .push(not_regular(rel_path, meta.file_type()));
+            return None;
+        }
+        Some((meta.len(), file))
+    }
+
     fn unreadable(&mut self, rel_path: &str, why: &str) {
         self.tree.read_errors.push(unreadable(rel_path, why));
+    }
+}
+
+/// Git's blob id of the `len` bytes read from `file`: the SHA-1 of
+/// `blob <len>\0` followed by the bytes, read in chunks. A file whose length
+/// changed while it was read is an error: its id would be of neither content.
+fn blob_id(len: u64, file: fs::File) -> std::io::Result<String> {
+    use sha1::Digest as _;
+    use std::io::Read as _;
+
+    let mut hasher = sha1::Sha1::new();
+    hasher.update(format!("blob {len}\0").as_bytes());
+    let mut reader = file.take(len.saturating_add(1));
+    let mut buffer = vec![0; 64 * 1024];
+    let mut read = 0u64;
+    loop {
+        let n = reader.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        read += n as u64;
+        hasher.update(&buffer[..n]);
+    }
+    if read != len {
+        return Err(std::io::Error::other(format!(
+            "changed while it was read ({len} bytes, then {read})"
+        )));
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+#[cfg(test)]
+mod blob_id_tests {
+    use super::blob_id;
+
+    /// The id is Git's, streamed from the handle: the same as libgit2's
+    /// over the whole content, for an empty file and one larger than a
+    /// read's chunk.
+    #[test]
+    fn a_notebook_s_id_is_git_s_blob_id_read_in_chunks() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for size in [0usize, 10, 200 * 1024 + 7] {
+            let bytes: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+            let path = dir.path().join("n.ipynb");
+            std::fs::write(&path, &bytes).expect("write");
+            let file = std::fs::File::open(&path).expect("open");
+            let expected = git2::Oid::hash_object(git2::ObjectType::Blob, &bytes).expect("hash");
+            assert_eq!(
+                blob_id(size as u64, file).expect("hashed"),
+                expected.to_string()
+            );
+            let file = std::fs::File::open(&path).expect("open");
+            assert!(
+                blob_id(size as u64 + 1, file).is_err(),
+                "a changed length is named"
+            );
+        }
     }
 }
