@@ -413,7 +413,9 @@ async fn max_parallel_holds_the_rest_queued() {
     let ids = ids(&done.entries);
 
     let artifacts = Arc::new(LocalArtifacts::new(state_dir.join("artifacts")));
-    let engine = Engine::new(store.clone(), artifacts, state_dir);
+    let engine = Engine::new(store.clone(), artifacts, state_dir).with_task_env(
+        weir::executor::environment::Inherited::from_process(Default::default()),
+    );
     for _ in 0..3 {
         engine.tick().await.expect("an engine tick");
         let mut now = Vec::new();
@@ -659,4 +661,60 @@ fn the_cli_waits_for_a_bounded_backfill() {
         &db,
     );
     assert_eq!(one["trigger"], "backfill", "{one:#}");
+}
+
+/// Leadership that ends during a tick stops the engine from starting any
+/// further attempt in it: the engine asks right before each one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_that_stops_leading_mid_tick_starts_nothing_more() {
+    let db = TestDb::sqlite();
+    let TestDb::Sqlite(state) = &db else {
+        unreachable!()
+    };
+    let release = state.path().join("release");
+    let state_dir = state.path().to_path_buf();
+    let b = crate::common::backend(db).await;
+    let store = b.store.clone();
+    let _repo = register(
+        store.as_ref(),
+        &GATED.replace("{release}", &release.display().to_string()),
+    )
+    .await;
+    let done = backfill::backfill(
+        store.as_ref(),
+        &request("gated", "2026-03-25", "2026-03-27"),
+        after_the_week(),
+    )
+    .await
+    .expect("a backfill");
+    let ids = ids(&done.entries);
+    assert!(ids.len() >= 2, "{ids:?}");
+
+    // Leading for the first two questions only: the first execution's
+    // "may I start?" at its step 4 and right before its attempt.
+    let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let artifacts = Arc::new(LocalArtifacts::new(state_dir.join("artifacts")));
+    let engine = Engine::new(store.clone(), artifacts, state_dir)
+        .with_task_env(weir::executor::environment::Inherited::from_process(
+            Default::default(),
+        ))
+        .lead_while({
+            let asked = asked.clone();
+            move || asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2
+        });
+    engine.tick().await.expect("an engine tick");
+    engine.tick().await.expect("another tick, not leading");
+    let mut started = 0;
+    for id in &ids {
+        started += store
+            .nodes(id)
+            .await
+            .expect("nodes")
+            .iter()
+            .filter(|n| n.attempts > 0)
+            .count();
+    }
+    assert_eq!(started, 1, "one attempt started while leading, none after");
+    assert_eq!(engine.running(), 1);
+    std::fs::write(&release, "").expect("release the gate");
 }
