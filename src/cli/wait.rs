@@ -208,7 +208,7 @@ pub async fn drive_or_follow_all(
                             "lost the engine lease: {what} no longer {} here ({stopped} running attempt(s) stopped, to be retried as interrupted); following",
                             what.verb("runs", "run")
                         );
-                        following = Some(String::new());
+                        following = None;
                     }
                 }
             }
