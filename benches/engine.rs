@@ -135,7 +135,8 @@ fn main() {
             Outcome::Untrusted { refusal, .. } => panic!("{refusal}"),
         }
         let artifacts = Arc::new(LocalArtifacts::new(state.path().join("artifacts")));
-        let engine = Engine::new(store.clone(), artifacts, state.path().to_path_buf());
+        let engine = Engine::new(store.clone(), artifacts, state.path().to_path_buf())
+        .with_task_env(weir::executor::environment::Inherited::from_process(Default::default()));
         let scratch = tempfile::tempdir().expect("scratch");
         for (name, nodes, parallel) in [("chain", CHAIN, false), ("fan-out", FAN_OUT, true)] {
             let request = Request {

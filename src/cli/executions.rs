@@ -10,6 +10,7 @@ use super::wait;
 use crate::artifact::LocalArtifacts;
 use crate::daemon::lease::StoreLease;
 use crate::engine::Engine;
+use crate::executor::environment::{AllowList, Inherited};
 use crate::executor::local::attempt_dir;
 use crate::views::{self, ExecutionQuery, ExecutionView};
 
@@ -199,7 +200,8 @@ async fn cancel_execution(args: &CancelArgs) -> Result<u8, String> {
         return Ok(super::EXIT_INVALID);
     }
     let artifacts = Arc::new(LocalArtifacts::new(args.store.state_dir.join("artifacts")));
-    let engine = Engine::new(store.clone(), artifacts, args.store.state_dir.clone());
+    let engine = Engine::new(store.clone(), artifacts, args.store.state_dir.clone())
+        .with_task_env(Inherited::from_process(AllowList::default()));
     let lease = StoreLease::new(
         store.clone(),
         engine.owner().engine.clone(),

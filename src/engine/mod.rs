@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::artifact::{self, ArtifactStore};
-use crate::executor::environment::{AllowList, Inherited};
+use crate::executor::environment::Inherited;
 use crate::executor::local::{self, Attempt, Outcome};
 use crate::executor::process;
 use crate::source::git::SourceFiles;
@@ -143,12 +143,13 @@ impl Engine {
             leads: None,
             kube: None,
             owner: Owner::this_process(),
-            inherited: Arc::new(Inherited::from_process(AllowList::default())),
+            inherited: Arc::new(Inherited::default()),
         }
     }
 
-    /// The host variables tasks inherit: by default only `PATH`, `HOME`,
-    /// `LANG`, `LC_ALL` and `TZ` (`crate::executor::environment`).
+    /// The host variables tasks inherit, captured by the caller (the CLI
+    /// command building the engine: nothing this deep reads the process's
+    /// environment). Without it, tasks inherit nothing, not even `PATH`.
     pub fn with_task_env(mut self, inherited: Inherited) -> Engine {
         self.inherited = Arc::new(inherited);
         self

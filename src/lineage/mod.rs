@@ -105,8 +105,9 @@ fn artifact_ports(nodes: &[store::NodeState]) -> ArtifactPorts {
 
 /// Every edge reached from the artifacts `start` going `way`, level by
 /// level. Artifacts are followed across executions (two batched queries
-/// per level: the artifacts' edges, then their nodes'); a value only to
-/// the nodes of its own execution that carry it. The cost follows the
+/// per level: the artifacts' edges, then their nodes'), and each execution
+/// reached adds one `store.nodes()` for its nodes; a value only to the
+/// nodes of its own execution that carry it. The cost follows the
 /// depth and size of the lineage found, not the store.
 pub async fn follow(
     store: &dyn Store,

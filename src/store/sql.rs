@@ -32,8 +32,6 @@ pub(crate) fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
 
-/// Maps a driver error to [`Error::Query`] with what the store was doing;
-/// a stored value that does not decode is [`Error::Corrupt`].
 /// The pools' `before_acquire` check: a connection is handed out only when
 /// no transaction is open on it. A failed transaction is rolled back when
 /// it is dropped, but when the database ended it first (SQLite rolls back
@@ -53,6 +51,8 @@ pub(crate) fn outside_transaction<C: sqlx::Connection>(
     Box::pin(std::future::ready(Ok(clean)))
 }
 
+/// Maps a driver error to [`Error::Query`] with what the store was doing;
+/// a stored value that does not decode is [`Error::Corrupt`].
 pub(crate) fn query_error(doing: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
     move |source| match source {
         sqlx::Error::ColumnDecode { index, source } => Error::Corrupt {

@@ -468,7 +468,9 @@ spec:
         runtime.block_on(async {
             let store = weir::store::open(&url).await.expect("store");
             let artifacts = Arc::new(LocalArtifacts::new(state.path().join("artifacts")));
-            Engine::new(store, artifacts, state.path().to_path_buf())
+            Engine::new(store, artifacts, state.path().to_path_buf()).with_task_env(
+                weir::executor::environment::Inherited::from_process(Default::default()),
+            )
         })
     };
 

@@ -259,6 +259,9 @@ impl Cluster {
             },
         );
         Engine::new(store, artifacts, self.state.path().to_path_buf())
+            .with_task_env(weir::executor::environment::Inherited::from_process(
+                Default::default(),
+            ))
             .with_kubernetes(KubeRuns::new(kube, url))
     }
 
