@@ -23,11 +23,11 @@ mod sql;
 pub mod sqlite;
 
 pub use delivery::{Delivery, DeliveryAttempt, DeliveryStatus, DeliveryStore};
-pub use lease::{ENGINE_LEASE, Lease, LeaseStore};
 pub use execution::{
     CacheEntry, Direction, Execution, ExecutionFilter, ExecutionStore, LineageEdge, NodeState,
     NodeStatus, Status,
 };
+pub use lease::{ENGINE_LEASE, Lease, LeaseStore};
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;

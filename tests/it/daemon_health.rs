@@ -151,13 +151,19 @@ interval = "60s"
     let failing = readyz["failing"].as_array().expect("failing");
     assert_eq!(failing.len(), 1, "{readyz:#}");
     assert!(
-        failing[0]["source"].as_str().expect("source").contains("later.git"),
+        failing[0]["source"]
+            .as_str()
+            .expect("source")
+            .contains("later.git"),
         "{readyz:#}"
     );
 
     // The good source's schedule runs.
     eventually("the local schedule ran", || {
-        let (_, list) = weir_json(&["executions", "--launch-plan", "every-second", "-o", "json"], &db);
+        let (_, list) = weir_json(
+            &["executions", "--launch-plan", "every-second", "-o", "json"],
+            &db,
+        );
         list.as_array()
             .is_some_and(|l| l.iter().any(|e| e["status"] == "succeeded"))
     });

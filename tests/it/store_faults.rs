@@ -93,7 +93,10 @@ async fn a_failed_write_leaves_the_scheduler_working(backend: Backend) {
     let mut scheduler = Scheduler::new();
     fail_inserts(&backend.url, true).await;
     let failed = scheduler.tick(backend.store.as_ref(), start).await;
-    assert!(failed.is_err(), "the injected fault fails the tick: {failed:?}");
+    assert!(
+        failed.is_err(),
+        "the injected fault fails the tick: {failed:?}"
+    );
     fail_inserts(&backend.url, false).await;
 
     // More ticks than the pool has connections: whichever connection the
