@@ -434,3 +434,30 @@ impl Drop for Daemon {
         let _ = self.child.wait();
     }
 }
+
+/// A task running `script` (bash), a one-node workflow `tick-flow` and a
+/// launch plan `every-second` scheduling it every second with `catch_up`
+/// (`none` or `all`): the schedule the daemon stories run.
+pub fn every_second(script: &str, catch_up: &str) -> String {
+    format!(
+        r#"apiVersion: weir.dev/v1alpha1
+kind: Task
+metadata: {{ name: tick }}
+spec:
+  script: {{ interpreter: bash, source: "{script}" }}
+---
+apiVersion: weir.dev/v1alpha1
+kind: Workflow
+metadata: {{ name: tick-flow }}
+spec:
+  nodes: [ {{ id: tick, task: tick }} ]
+---
+apiVersion: weir.dev/v1alpha1
+kind: LaunchPlan
+metadata: {{ name: every-second }}
+spec:
+  workflow: tick-flow
+  schedule: {{ every: 1s, catchUp: {catch_up} }}
+"#
+    )
+}

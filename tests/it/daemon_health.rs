@@ -8,7 +8,9 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
 
-use crate::common::{Daemon, GitRepo, TestDb, eventually, free_addr, http, weir_json};
+use crate::common::{
+    Daemon, GitRepo, TestDb, eventually, every_second, free_addr, http, weir_json,
+};
 
 const FLAKY: &str = r#"apiVersion: weir.dev/v1alpha1
 kind: Task
@@ -45,26 +47,6 @@ fn a_retry_backoff_beyond_the_calendar_is_refused_at_validation() {
     daemon.stop();
 }
 
-const EVERY_SECOND: &str = r#"apiVersion: weir.dev/v1alpha1
-kind: Task
-metadata: { name: tick }
-spec:
-  script: { interpreter: bash, source: "true" }
----
-apiVersion: weir.dev/v1alpha1
-kind: Workflow
-metadata: { name: tick-flow }
-spec:
-  nodes: [ { id: tick, task: tick } ]
----
-apiVersion: weir.dev/v1alpha1
-kind: LaunchPlan
-metadata: { name: every-second }
-spec:
-  workflow: tick-flow
-  schedule: { every: 1s, catchUp: none }
-"#;
-
 const LATER: &str = r#"apiVersion: weir.dev/v1alpha1
 kind: Task
 metadata: { name: later, project: remote }
@@ -100,7 +82,7 @@ fn a_source_that_cannot_be_cloned_is_retried_while_the_others_run() {
         unreachable!("a SQLite store")
     };
     let local = GitRepo::new();
-    local.write("defs/flow.yaml", EVERY_SECOND);
+    local.write("defs/flow.yaml", &every_second("true", "none"));
     local.commit("A schedule every second");
     // The remote does not exist yet: cloning it fails until it does.
     let remotes = tempfile::tempdir().expect("tempdir");

@@ -14,27 +14,7 @@ use std::process::{Child, Command, Stdio};
 use weir::engine::Owner;
 use weir::store::{ENGINE_LEASE, NodeState, Status, Store};
 
-use crate::common::{Daemon, GitRepo, TestDb, eventually, http, weir, weir_with};
-
-const SCHEDULED: &str = r#"apiVersion: weir.dev/v1alpha1
-kind: Task
-metadata: { name: tick }
-spec:
-  script: { interpreter: bash, source: "sleep 0.3" }
----
-apiVersion: weir.dev/v1alpha1
-kind: Workflow
-metadata: { name: tick-flow }
-spec:
-  nodes: [ { id: tick, task: tick } ]
----
-apiVersion: weir.dev/v1alpha1
-kind: LaunchPlan
-metadata: { name: every-second }
-spec:
-  workflow: tick-flow
-  schedule: { every: 1s, catchUp: all }
-"#;
+use crate::common::{Daemon, GitRepo, TestDb, eventually, every_second, http, weir, weir_with};
 
 /// A workflow whose only task sleeps until it is stopped.
 const SLEEPER: &str = r#"apiVersion: weir.dev/v1alpha1
@@ -134,7 +114,7 @@ fn assert_none_failed(store: &dyn Store) {
 #[test]
 fn two_daemons_on_one_store_drive_each_execution_once_and_the_follower_takes_over() {
     let db = TestDb::sqlite();
-    let repo = repo_with(SCHEDULED);
+    let repo = repo_with(&every_second("sleep 0.3", "all"));
     let path = repo.path().to_str().expect("utf-8").to_owned();
     let args = [
         "--repo",
@@ -189,7 +169,7 @@ fn two_daemons_on_one_store_drive_each_execution_once_and_the_follower_takes_ove
 #[test]
 fn a_daemon_restarted_after_kill_9_takes_over_at_once_without_waiting_for_expiry() {
     let db = TestDb::sqlite();
-    let repo = repo_with(SCHEDULED);
+    let repo = repo_with(&every_second("sleep 0.3", "all"));
     let path = repo.path().to_str().expect("utf-8").to_owned();
     // The lease duration is left at its default (15 s).
     let args = ["--repo", &path, "--path", "defs", "--interval", "60s"];

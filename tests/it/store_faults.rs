@@ -11,29 +11,9 @@ use chrono::{DurationRound, Utc};
 use weir::engine::scheduler::Scheduler;
 use weir::source::git::{GitSource, SourceSpec};
 
-use crate::common::{Backend, GitRepo, on_every_backend};
+use crate::common::{Backend, GitRepo, every_second, on_every_backend};
 
 on_every_backend!(a_failed_write_leaves_the_scheduler_working,);
-
-const EVERY_SECOND: &str = "apiVersion: weir.dev/v1alpha1
-kind: Task
-metadata: { name: tick }
-spec:
-  script: { interpreter: bash, source: 'true' }
----
-apiVersion: weir.dev/v1alpha1
-kind: Workflow
-metadata: { name: tick-flow }
-spec:
-  nodes: [ { id: tick, task: tick } ]
----
-apiVersion: weir.dev/v1alpha1
-kind: LaunchPlan
-metadata: { name: every-second }
-spec:
-  workflow: tick-flow
-  schedule: { every: 1s, catchUp: none }
-";
 
 /// Installs (`true`) or removes the trigger that fails every insert into
 /// `executions`, through a connection of its own.
@@ -69,7 +49,7 @@ async fn fail_inserts(url: &str, on: bool) {
 
 async fn a_failed_write_leaves_the_scheduler_working(backend: Backend) {
     let repo = GitRepo::new();
-    repo.write("plan.yaml", EVERY_SECOND);
+    repo.write("plan.yaml", &every_second("true", "none"));
     repo.commit("A schedule every second");
     let state = tempfile::tempdir().expect("tempdir");
     let spec = SourceSpec {
