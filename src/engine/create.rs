@@ -14,7 +14,7 @@ use crate::schedule;
 use crate::spec::types::TypeExpr;
 use crate::spec::{Definition, Digest, EntityRef, Kind, Port};
 use crate::store::execution::{Execution, NodeState, NodeStatus, Status};
-use crate::store::{self, Store, VersionFilter, VersionKey, VersionRecord};
+use crate::store::{self, CommitId, SourceKey, Store, VersionFilter, VersionKey, VersionRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -79,31 +79,86 @@ pub(super) async fn registered(
 }
 
 pub(super) async fn document(store: &dyn Store, key: &VersionKey) -> Result<Definition, Error> {
-    let what = format!(
+    let value = store
+        .version_document(key)
+        .await?
+        .ok_or_else(|| Error::Document(describe(key), "missing".into()))?;
+    definition(key, value)
+}
+
+/// A stored document read as the definition of `key`'s kind.
+fn definition(key: &VersionKey, value: Value) -> Result<Definition, Error> {
+    Definition::from_json(key.entity.kind, value)
+        .map_err(|e| Error::Document(describe(key), e.to_string()))
+}
+
+fn describe(key: &VersionKey) -> String {
+    format!(
         "{}/{}@{}",
         key.entity.kind,
         key.entity.name,
         key.digest.short()
-    );
-    let value = store
-        .version_document(key)
-        .await?
-        .ok_or_else(|| Error::Document(what.clone(), "missing".into()))?;
-    Definition::from_json(key.entity.kind, value).map_err(|e| Error::Document(what, e.to_string()))
+    )
+}
+
+/// A version an execution may run, with what creating it needs: the commit
+/// where the version first appeared, the source that has it active (none
+/// for a preview, whose source is the previewed one) and its definition.
+struct Candidate {
+    key: VersionKey,
+    commit: CommitId,
+    source: Option<SourceKey>,
+    definition: Definition,
+}
+
+/// The versions named `name` of `kind` that an execution may run, newest
+/// registration first (one per project). Without a preview, one indexed
+/// query returns them with their sources and documents, so the cost does
+/// not grow with the registry; a preview reads its commit's versions.
+async fn candidates(
+    store: &dyn Store,
+    preview: Option<&Preview>,
+    kind: Kind,
+    name: &str,
+    project: Option<&str>,
+) -> Result<Vec<Candidate>, Error> {
+    if preview.is_none() {
+        return store
+            .active_versions(kind, name, project)
+            .await?
+            .into_iter()
+            .map(|v| {
+                Ok(Candidate {
+                    definition: definition(&v.key, v.document)?,
+                    key: v.key,
+                    commit: v.commit,
+                    source: Some(v.source),
+                })
+            })
+            .collect();
+    }
+    let mut found = Vec::new();
+    for v in preview::versions(store, preview, kind, name, project).await? {
+        found.push(Candidate {
+            definition: document(store, &v.key).await?,
+            key: v.key,
+            commit: v.commit,
+            source: None,
+        });
+    }
+    Ok(found)
 }
 
 /// The active definitions a workflow's closure calls, loaded up front.
-struct Closure(BTreeMap<(Kind, String), (VersionRecord, Definition)>);
+struct Closure(BTreeMap<(Kind, String), Resolved>);
 
 impl Resolve for Closure {
     fn resolve(&self, kind: Kind, name: &str) -> Option<Resolved> {
-        self.0
-            .get(&(kind, name.to_owned()))
-            .map(|(version, definition)| Resolved {
-                version: version.key.digest.clone(),
-                definition: definition.clone(),
-                commit: version.commit.clone(),
-            })
+        self.0.get(&(kind, name.to_owned())).map(|r| Resolved {
+            version: r.version.clone(),
+            definition: r.definition.clone(),
+            commit: r.commit.clone(),
+        })
     }
 }
 
@@ -128,16 +183,22 @@ async fn closure(
             if found.contains_key(&(kind, name.clone())) {
                 continue;
             }
-            let Some(version) = preview::versions(store, preview, kind, name, Some(project))
+            let Some(callee) = candidates(store, preview, kind, name, Some(project))
                 .await?
                 .into_iter()
                 .next()
             else {
                 continue; // compile reports it
             };
-            let definition = document(store, &version.key).await?;
-            stack.push(definition.clone());
-            found.insert((kind, name.clone()), (version, definition));
+            stack.push(callee.definition.clone());
+            found.insert(
+                (kind, name.clone()),
+                Resolved {
+                    version: callee.key.digest,
+                    definition: callee.definition,
+                    commit: callee.commit,
+                },
+            );
         }
     }
     Ok(Closure(found))
@@ -172,32 +233,30 @@ pub async fn create_in(
 ) -> Result<(Execution, bool), Error> {
     let project = request.project.as_deref();
     let preview = request.preview.as_ref();
-    let plans = preview::versions(store, preview, Kind::LaunchPlan, &request.name, project).await?;
+    let plans = candidates(store, preview, Kind::LaunchPlan, &request.name, project).await?;
     let (launch_plan, workflow_version) = if plans.is_empty() {
-        let workflows =
-            preview::versions(store, preview, Kind::Workflow, &request.name, project).await?;
-        (None, one(&request.name, workflows)?)
+        let workflows = candidates(store, preview, Kind::Workflow, &request.name, project).await?;
+        (None, one_of(&request.name, workflows, |c| &c.key)?)
     } else {
-        let lp = one(&request.name, plans)?;
-        let Definition::LaunchPlan(doc) = document(store, &lp.key).await? else {
+        let lp = one_of(&request.name, plans, |c| &c.key)?;
+        let Definition::LaunchPlan(doc) = lp.definition else {
             return Err(Error::NotFound(request.name.clone()));
         };
-        let workflows = preview::versions(
+        let workflow = candidates(
             store,
             preview,
             Kind::Workflow,
             &doc.spec.workflow,
             Some(&lp.key.entity.project),
         )
-        .await?;
-        let workflow = workflows
-            .into_iter()
-            .next()
-            .ok_or_else(|| Error::NotFound(doc.spec.workflow.clone()))?;
-        (Some((lp, doc)), workflow)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::NotFound(doc.spec.workflow.clone()))?;
+        (Some((lp.key, doc)), workflow)
     };
     let project = workflow_version.key.entity.project.clone();
-    let Definition::Workflow(workflow) = document(store, &workflow_version.key).await? else {
+    let Definition::Workflow(workflow) = workflow_version.definition.clone() else {
         return Err(Error::NotFound(request.name.clone()));
     };
     let root = Definition::Workflow(workflow.clone());
@@ -262,24 +321,20 @@ pub async fn create_in(
         Some((lp, _)) => {
             let at = request.scheduled_at.unwrap_or(now);
             let id = if request.scheduled_at.is_some() {
-                schedule::execution_id(&lp.key.entity, &lp.key.digest, at).0
+                schedule::execution_id(&lp.entity, &lp.digest, at).0
             } else {
-                manual_id(&lp.key.entity, now)
+                manual_id(&lp.entity, now)
             };
-            (
-                Some(lp.key.entity.name.clone()),
-                Some(lp.key.digest.clone()),
-                id,
-            )
+            (Some(lp.entity.name.clone()), Some(lp.digest.clone()), id)
         }
         None => (None, None, manual_id(&workflow_version.key.entity, now)),
     };
-    let (source, commit) = match preview {
-        Some(p) => (p.source.clone(), p.commit.clone()),
-        None => (
-            source_of(store, &workflow_version.key).await?,
-            workflow_version.commit.clone(),
-        ),
+    // A preview runs the previewed commit of its source; otherwise the
+    // execution belongs to the source that has the workflow active.
+    let (source, commit) = match (preview, workflow_version.source) {
+        (Some(p), _) => (p.source.clone(), p.commit.clone()),
+        (None, Some(source)) => (source, workflow_version.commit.clone()),
+        (None, None) => return Err(Error::NotFound(workflow_version.key.entity.name.clone())),
     };
     let mut options = json!({ "noCache": request.no_cache });
     if let Some(group) = backfill {
@@ -334,7 +389,12 @@ pub async fn create_in(
     Ok(store.create_execution(&execution, &nodes).await?)
 }
 
-pub(super) fn one(name: &str, mut found: Vec<VersionRecord>) -> Result<VersionRecord, Error> {
+pub(super) fn one(name: &str, found: Vec<VersionRecord>) -> Result<VersionRecord, Error> {
+    one_of(name, found, |v| &v.key)
+}
+
+/// The one version found, or why there is not exactly one.
+fn one_of<T>(name: &str, mut found: Vec<T>, key: impl Fn(&T) -> &VersionKey) -> Result<T, Error> {
     match found.len() {
         0 => Err(Error::NotFound(name.to_owned())),
         1 => Ok(found.remove(0)),
@@ -342,7 +402,7 @@ pub(super) fn one(name: &str, mut found: Vec<VersionRecord>) -> Result<VersionRe
             name: name.to_owned(),
             projects: found
                 .iter()
-                .map(|v| v.key.entity.project.clone())
+                .map(|v| key(v).entity.project.clone())
                 .collect::<Vec<_>>()
                 .join(", "),
         }),
@@ -384,15 +444,4 @@ fn manual_id(entity: &EntityRef, now: DateTime<Utc>) -> String {
     let digest = Digest::of_json(&Value::String(key));
     let name: String = entity.name.chars().take(50).collect();
     format!("{}-{}", name.trim_end_matches('-'), digest.short())
-}
-
-/// The source that has this version active.
-async fn source_of(store: &dyn Store, key: &VersionKey) -> Result<store::SourceKey, Error> {
-    for status in store.sources().await? {
-        let active = store.active_set(&status.source).await?;
-        if active.get(&key.entity) == Some(&key.digest) {
-            return Ok(status.source);
-        }
-    }
-    Err(Error::NotFound(key.entity.name.clone()))
 }

@@ -21,8 +21,8 @@ use super::execution::{
     CacheEntry, Direction, Execution, ExecutionFilter, LineageEdge, NodeState, NodeStatus, Status,
 };
 use super::{
-    ActiveSet, AuditEntry, Changes, CommitId, Error, NewVersion, Person, SourceError, SourceKey,
-    SourceStatus, VersionKey, VersionRecord,
+    ActiveSet, ActiveVersion, AuditEntry, Changes, CommitId, Error, NewVersion, Person,
+    SourceError, SourceKey, SourceStatus, VersionKey, VersionRecord,
 };
 use crate::spec::{Digest, EntityRef, Kind};
 
@@ -201,6 +201,40 @@ pub(crate) fn active_set(rows: Vec<KeyRow>, doing: &'static str) -> Result<Activ
     rows.into_iter()
         .map(|row| row.into_key(doing).map(|key| (key.entity, key.digest)))
         .collect()
+}
+
+/// An active version as creating an execution reads it: with the source
+/// that has it active, the commit where it first appeared and its document.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ActiveVersionRow {
+    source: String,
+    #[sqlx(flatten)]
+    key: KeyRow,
+    first_commit: String,
+    document: Json<Value>,
+}
+
+/// The rows of an active-versions query, which come ordered by version and
+/// then by source: a version active in several sources is kept once, with
+/// the first source by key.
+pub(crate) fn active_versions(
+    rows: Vec<ActiveVersionRow>,
+    doing: &'static str,
+) -> Result<Vec<ActiveVersion>, Error> {
+    let mut found: Vec<ActiveVersion> = Vec::with_capacity(rows.len());
+    for row in rows {
+        let key = row.key.into_key(doing)?;
+        if found.last().is_some_and(|v| v.key == key) {
+            continue;
+        }
+        found.push(ActiveVersion {
+            key,
+            source: SourceKey(row.source),
+            commit: CommitId(row.first_commit),
+            document: row.document.0,
+        });
+    }
+    Ok(found)
 }
 
 /// A version as listed, before its activations are attached.

@@ -32,12 +32,12 @@ use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection};
 
 use super::sql::{self, query_error};
 use super::{
-    ActiveSet, AuditEntry, CacheEntry, Changes, CommitId, CommitInfo, Error, Execution,
+    ActiveSet, ActiveVersion, AuditEntry, CacheEntry, Changes, CommitId, CommitInfo, Error, Execution,
     ExecutionFilter, ExecutionStore, LineageEdge, NewVersion, NodeState, SourceError, SourceKey,
     SourceStatus, Store, StoreFuture, VersionFilter, VersionKey, VersionRecord,
 };
 use crate::redact::redact_url;
-use crate::spec::{Digest, EntityRef};
+use crate::spec::{Digest, EntityRef, Kind};
 
 /// SQLite's limit of bound parameters in one statement (since 3.32).
 const MAX_PARAMS: usize = 32766;
@@ -270,6 +270,50 @@ impl SqliteStore {
         sql::version_records(rows, activations, DOING)
     }
 
+    async fn list_active_versions(
+        &self,
+        kind: Kind,
+        name: &str,
+        project: Option<&str>,
+    ) -> Result<Vec<ActiveVersion>, Error> {
+        const DOING: &str = "reading the active versions of a name";
+        // Two static statements rather than `?1 IS NULL OR …`, which no
+        // index serves: with a project, `active_by_version` finds the
+        // active row; without, `versions_by_kind_name` finds the name's
+        // versions and `active_by_version` which of them are active.
+        let rows: Vec<sql::ActiveVersionRow> = match project {
+            Some(project) => {
+                sqlx::query_as(
+                    "SELECT a.source, v.project, v.kind, v.name, v.digest, v.first_commit, \
+                     v.document FROM active a JOIN versions v ON v.project = a.project \
+                     AND v.kind = a.kind AND v.name = a.name AND v.digest = a.digest \
+                     WHERE a.project = ?1 AND a.kind = ?2 AND a.name = ?3 \
+                     ORDER BY v.registered_at DESC, v.project, v.digest, a.source",
+                )
+                .bind(project)
+                .bind(kind.as_str())
+                .bind(name)
+                .fetch_all(&self.pool)
+                .await
+            }
+            None => {
+                sqlx::query_as(
+                    "SELECT a.source, v.project, v.kind, v.name, v.digest, v.first_commit, \
+                     v.document FROM versions v JOIN active a ON a.project = v.project \
+                     AND a.kind = v.kind AND a.name = v.name AND a.digest = v.digest \
+                     WHERE v.kind = ?1 AND v.name = ?2 \
+                     ORDER BY v.registered_at DESC, v.project, v.digest, a.source",
+                )
+                .bind(kind.as_str())
+                .bind(name)
+                .fetch_all(&self.pool)
+                .await
+            }
+        }
+        .map_err(query_error(DOING))?;
+        sql::active_versions(rows, DOING)
+    }
+
     async fn document(&self, key: &VersionKey) -> Result<Option<Value>, Error> {
         let document: Option<Json<Value>> = sqlx::query_scalar(
             "SELECT document FROM versions \
@@ -379,6 +423,15 @@ impl Store for SqliteStore {
 
     fn versions<'a>(&'a self, filter: &'a VersionFilter) -> StoreFuture<'a, Vec<VersionRecord>> {
         Box::pin(self.list_versions(filter))
+    }
+
+    fn active_versions<'a>(
+        &'a self,
+        kind: Kind,
+        name: &'a str,
+        project: Option<&'a str>,
+    ) -> StoreFuture<'a, Vec<ActiveVersion>> {
+        Box::pin(self.list_active_versions(kind, name, project))
     }
 
     fn version_document<'a>(&'a self, key: &'a VersionKey) -> StoreFuture<'a, Option<Value>> {
