@@ -216,6 +216,7 @@ async fn one_size(backend: &str, store: Arc<dyn Store>, definitions: usize) {
     let request = Request {
         name: "pipeline-0-nightly".into(),
         project: Some("team-0".into()),
+        inputs: [("day".to_owned(), "2026-01-01T00:00:00Z".into())].into(),
         ..Request::default()
     };
     let mut times = Vec::with_capacity(CALLS);
