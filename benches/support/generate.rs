@@ -46,7 +46,7 @@ spec:
     image: python:3.12-slim
     source: |
       import json, os
-      print("processing {{{{ inputs.day }}}} at {{{{ inputs.sample }}}}")
+      print("processing", os.environ["WEIR_INPUT_DAY"], "at {{{{ inputs.sample }}}}")
       json.dump({{"rows": 1}}, open(os.environ["WEIR_OUTPUTS"] + "/outputs.json", "w"))
   retries: {{ attempts: 2, backoff: 30s }}
   timeout: 1h30m
