@@ -32,9 +32,9 @@ use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection};
 
 use super::sql::{self, query_error};
 use super::{
-    ActiveSet, ActiveVersion, AuditEntry, CacheEntry, Changes, CommitId, CommitInfo, Error, Execution,
-    ExecutionFilter, ExecutionStore, LineageEdge, NewVersion, NodeState, SourceError, SourceKey,
-    SourceStatus, Store, StoreFuture, VersionFilter, VersionKey, VersionRecord,
+    ActiveSet, ActiveVersion, AuditEntry, CacheEntry, Changes, CommitId, CommitInfo, Error,
+    Execution, ExecutionFilter, ExecutionStore, LineageEdge, NewVersion, NodeState, SourceError,
+    SourceKey, SourceStatus, Store, StoreFuture, VersionFilter, VersionKey, VersionRecord,
 };
 use crate::redact::redact_url;
 use crate::spec::{Digest, EntityRef, Kind};
