@@ -188,7 +188,23 @@ pub async fn drive_or_follow_all(
     let what = Described(ids);
     let mut following: Option<String> = None;
     loop {
-        match lease.clone().try_hold().await.map_err(|e| e.to_string())? {
+        // A store that does not answer now (locked, restarting) is asked
+        // again: waiting must not end because of it.
+        let attempt = match lease.clone().try_hold().await {
+            Ok(attempt) => attempt,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the engine lease; asking again");
+                tokio::select! {
+                    signal = interrupts.wait() => {
+                        let engine = following.unwrap_or_else(|| "that drives the store".into());
+                        return Ok(Waited::LeftTo { engine, signal });
+                    }
+                    _ = tokio::time::sleep(FOLLOW_EVERY) => {}
+                }
+                continue;
+            }
+        };
+        match attempt {
             Ok(held) => {
                 if let Some(engine) = &following {
                     eprintln!(

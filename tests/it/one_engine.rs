@@ -517,16 +517,7 @@ fn a_run_wait_that_lost_the_lease_stops_its_task_and_retries_it_as_interrupted()
     let store = store(&db);
     let (id, pgid) = running_group(store.as_ref());
 
-    signal(run.id(), "STOP");
-    eventually("another engine takes the expired lease", || {
-        block_on(store.acquire_lease(
-            ENGINE_LEASE,
-            "elsewhere",
-            chrono::Utc::now(),
-            std::time::Duration::from_secs(600),
-        ))
-        .is_ok_and(|l| l.holder == "elsewhere")
-    });
+    stop_while_another_takes_the_lease(&run, store.as_ref());
     signal(run.id(), "CONT");
     eventually("the run stops its task", || !group_alive(pgid));
     let node = &nodes(store.as_ref(), &id)[0];
@@ -537,22 +528,65 @@ fn a_run_wait_that_lost_the_lease_stops_its_task_and_retries_it_as_interrupted()
     );
     assert_eq!(node.attempts, 1);
 
-    assert!(block_on(store.release_lease(ENGINE_LEASE, "elsewhere")).expect("release"));
-    eventually("the run retries it as interrupted", || {
-        let node = &nodes(store.as_ref(), &id)[0];
-        node.attempts == 2
-            && node.status.as_str() == "running"
-            && node
-                .handle
-                .as_ref()
-                .and_then(|h| h.get("interruptions")?.as_u64())
-                == Some(1)
+    // The run, following, asks for the lease all the while: a busy store
+    // is asked again.
+    eventually("the other engine releases the lease", || {
+        block_on(store.release_lease(ENGINE_LEASE, "elsewhere")).is_ok_and(|released| released)
     });
+    let mut last = None;
+    let retried = (0..600).any(|_| {
+        let node = nodes(store.as_ref(), &id).remove(0);
+        let interruptions = node
+            .handle
+            .as_ref()
+            .and_then(|h| h.get("interruptions")?.as_u64());
+        let done =
+            node.attempts == 2 && node.status.as_str() == "running" && interruptions == Some(1);
+        last = Some(node);
+        done || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            false
+        }
+    });
+    if !retried {
+        signal(run.id(), "KILL");
+        let out = run.wait_with_output().expect("weir run ends");
+        panic!(
+            "the run never retried it as interrupted: {last:#?}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     signal(run.id(), "INT");
     let out = run.wait_with_output().expect("weir run ends");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("lost the engine lease"), "{stderr}");
     assert_eq!(out.status.code(), Some(130), "{stderr}");
+}
+
+/// Stops `run` (SIGSTOP) and takes its lease, once expired, as another
+/// engine. A process stopped inside a write transaction holds SQLite's
+/// write lock until it runs again (nobody can take anything then): such a
+/// stop is undone and tried again at another moment.
+fn stop_while_another_takes_the_lease(run: &Child, store: &dyn Store) {
+    for _ in 0..20 {
+        signal(run.id(), "STOP");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while std::time::Instant::now() < deadline {
+            let taken = block_on(store.acquire_lease(
+                ENGINE_LEASE,
+                "elsewhere",
+                chrono::Utc::now(),
+                std::time::Duration::from_secs(600),
+            ));
+            if taken.is_ok_and(|l| l.holder == "elsewhere") {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        signal(run.id(), "CONT");
+        std::thread::sleep(std::time::Duration::from_millis(150));
+    }
+    panic!("another engine never took the stopped run's lease");
 }
 
 /// A workflow whose only task ignores SIGTERM: cancelling it takes the
