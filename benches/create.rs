@@ -19,13 +19,16 @@
 
 #[path = "support/generate.rs"]
 mod generate;
+#[path = "support/repo.rs"]
+mod repo;
 
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
-use git2::{Repository, Signature};
+use git2::Repository;
+use repo::commit;
 use weir::engine::create::{self, Request};
 use weir::engine::scheduler::{self, Scheduler};
 use weir::reconcile::{self, Outcome};
@@ -35,37 +38,6 @@ use weir::store::Store;
 
 /// Calls timed per figure.
 const CALLS: usize = 200;
-
-fn commit(repo: &Repository, files: &[(String, String)], message: &str) {
-    let mut index = repo.index().expect("index");
-    for (path, text) in files {
-        let blob = repo.blob(text.as_bytes()).expect("blob");
-        let entry = git2::IndexEntry {
-            ctime: git2::IndexTime::new(0, 0),
-            mtime: git2::IndexTime::new(0, 0),
-            dev: 0,
-            ino: 0,
-            mode: 0o100644,
-            uid: 0,
-            gid: 0,
-            file_size: text.len() as u32,
-            id: blob,
-            flags: 0,
-            flags_extended: 0,
-            path: format!("defs/{path}").into_bytes(),
-        };
-        index.add(&entry).expect("add");
-    }
-    let tree = repo
-        .find_tree(index.write_tree().expect("tree"))
-        .expect("tree");
-    index.write().expect("index");
-    let sig = Signature::now("Bench", "bench@example.com").expect("signature");
-    let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
-    let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
-    repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
-        .expect("commit");
-}
 
 /// Pipeline `i`, its launch plan due every minute.
 fn every_minute(i: usize) -> String {

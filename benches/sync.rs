@@ -13,46 +13,18 @@
 
 #[path = "support/generate.rs"]
 mod generate;
+#[path = "support/repo.rs"]
+mod repo;
 
 use std::time::{Duration, Instant};
 
-use git2::{Repository, Signature};
+use git2::Repository;
+use repo::commit;
 use weir::reconcile::{self, Outcome, Snapshot};
 use weir::source::git::{GitSource, SourceSpec};
 
 const GROUPS: usize = 2_000;
 const HISTORY: usize = 1_000;
-
-fn commit(repo: &Repository, files: &[(String, String)], message: &str) {
-    let mut index = repo.index().expect("index");
-    for (path, text) in files {
-        let blob = repo.blob(text.as_bytes()).expect("blob");
-        let entry = git2::IndexEntry {
-            ctime: git2::IndexTime::new(0, 0),
-            mtime: git2::IndexTime::new(0, 0),
-            dev: 0,
-            ino: 0,
-            mode: 0o100644,
-            uid: 0,
-            gid: 0,
-            file_size: text.len() as u32,
-            id: blob,
-            flags: 0,
-            flags_extended: 0,
-            path: format!("defs/{path}").into_bytes(),
-        };
-        index.add(&entry).expect("add");
-    }
-    let tree = repo
-        .find_tree(index.write_tree().expect("tree"))
-        .expect("tree");
-    index.write().expect("index");
-    let sig = Signature::now("Bench", "bench@example.com").expect("signature");
-    let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
-    let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
-    repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
-        .expect("commit");
-}
 
 /// Time of one pass, of its Git-and-validation half, and versions registered.
 fn sync(repo_dir: &std::path::Path, state: &std::path::Path) -> (Duration, Duration, usize) {
