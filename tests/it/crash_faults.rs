@@ -175,15 +175,14 @@ fn story(db: &TestDb) {
             .any(|e| e.scheduled_at.is_some_and(|at| at > restarted))
     });
     repo.remove("defs/plan.yaml");
-    repo.commit("stop the schedule");
-    eventually("every execution has finished", || {
-        let all = runtime
-            .block_on(store.executions(&filter))
-            .expect("executions");
-        !all.is_empty() && all.iter().all(|e| e.status.is_terminal())
+    let removed = repo.commit("stop the schedule");
+    // Once the removal is reconciled, no tick creates an instant any more.
+    eventually("the schedule's removal is reconciled", || {
+        let sources = runtime.block_on(store.sources()).expect("sources");
+        sources
+            .iter()
+            .any(|s| s.last_reconciled.as_ref().is_some_and(|c| c.0 == removed))
     });
-    // The last reconcile may still have been creating an instant.
-    std::thread::sleep(Duration::from_millis(600));
     eventually("every execution has finished", || {
         let all = runtime
             .block_on(store.executions(&filter))

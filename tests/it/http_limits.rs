@@ -251,6 +251,11 @@ fn request_and_never_read(addr: &str) -> TcpStream {
     stream
         .write_all(format!("GET /large HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
         .expect("request");
+    // The first bytes of the answer: the server is writing it, and stays
+    // writing, since nothing more is read.
+    let mut first = [0u8; 12];
+    stream.read_exact(&mut first).expect("the answer starts");
+    assert_eq!(&first, b"HTTP/1.1 200", "the large answer");
     stream
 }
 
@@ -286,11 +291,9 @@ async fn shutdown_returns_with_a_client_that_never_reads_its_response() {
     let (addr, shutdown, served) = start_large(limits(60_000, 60_000, 60_000, 16), 300).await;
     let stuck = tokio::task::spawn_blocking(move || {
         let stuck = request_and_never_read(&addr);
-        // The server has answered the small request on another connection,
-        // so it is serving; give it a moment to start writing the large one.
+        // The server is writing the large answer, and answers others.
         let (status, _) = crate::common::http(&addr, "GET", "/small", &[], b"");
         assert_eq!(status, 200);
-        std::thread::sleep(Duration::from_millis(200));
         stuck
     })
     .await
