@@ -7,6 +7,7 @@
 
 pub mod artifact;
 pub mod cli;
+pub mod clock;
 pub mod daemon;
 pub mod engine;
 pub mod executor;
