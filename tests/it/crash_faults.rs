@@ -166,7 +166,10 @@ fn story(db: &TestDb) {
         ..ExecutionFilter::default()
     };
     let restarted = Utc::now();
-    let daemon = Daemon::start(db, &args);
+    let log_dir = tempfile::tempdir().expect("tempdir");
+    let log_path = log_dir.path().join("serve.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let daemon = Daemon::start_logged(db, &args, &[], log);
     eventually("the schedule has caught up", || {
         let all = runtime
             .block_on(store.executions(&filter))
@@ -183,12 +186,44 @@ fn story(db: &TestDb) {
             .iter()
             .any(|s| s.last_reconciled.as_ref().is_some_and(|c| c.0 == removed))
     });
-    eventually("every execution has finished", || {
+    // A generous bound, only against a hang; when it is reached, what is
+    // stuck and where is printed, with the daemon's log.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
         let all = runtime
             .block_on(store.executions(&filter))
             .expect("executions");
-        all.iter().all(|e| e.status.is_terminal())
-    });
+        let unfinished: Vec<_> = all.iter().filter(|e| !e.status.is_terminal()).collect();
+        if unfinished.is_empty() {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            let stuck: Vec<String> = unfinished
+                .iter()
+                .map(|e| {
+                    let nodes = runtime.block_on(store.nodes(&e.id)).expect("nodes");
+                    let nodes: Vec<String> = nodes
+                        .iter()
+                        .map(|n| {
+                            format!(
+                                "{} {:?} attempts={} next={:?} handle={:?} error={:?}",
+                                n.node, n.status, n.attempts, n.next_attempt_at, n.handle, n.error
+                            )
+                        })
+                        .collect();
+                    format!("{} {} at {:?}: {nodes:#?}", e.id, e.status, e.scheduled_at)
+                })
+                .collect();
+            panic!(
+                "{} of {} executions never finished:\n{}\n--- daemon log ---\n{}",
+                unfinished.len(),
+                all.len(),
+                stuck.join("\n"),
+                std::fs::read_to_string(&log_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
     daemon.stop();
 
     let executions = runtime
@@ -228,16 +263,45 @@ fn story(db: &TestDb) {
         instants[instants.len() - 1]
     );
 
-    // Nothing stuck, nothing failed: these tasks cannot fail.
-    let unfinished: Vec<(&str, String)> = executions
+    // Nothing stuck, nothing failed: these tasks cannot fail. The one
+    // failure allowed is the documented bound on interruptions (DESIGN.md
+    // section 6: an attempt whose process keeps dying with its engine is
+    // retried at most 3 times): a node killed with the daemon 4 times in a
+    // row, which a few short-lived restarts in a row can do. It must be
+    // exactly that: the node's handle counts 4 interruptions.
+    let mut capped = 0;
+    let mut unfinished: Vec<(&str, String)> = Vec::new();
+    for execution in executions
         .iter()
         .filter(|e| e.status != weir::store::Status::Succeeded)
-        .map(|e| (e.id.as_str(), format!("{} {:?}", e.status, e.error)))
-        .collect();
+    {
+        let nodes = runtime.block_on(store.nodes(&execution.id)).expect("nodes");
+        let interrupted_out = nodes.iter().any(|n| {
+            n.status == NodeStatus::Failed
+                && n.error.as_deref()
+                    == Some("interrupted 4 times: the processes running it kept stopping")
+                && n.handle
+                    .as_ref()
+                    .and_then(|h| h.get("interruptions"))
+                    .and_then(Value::as_u64)
+                    == Some(4)
+        });
+        if execution.status == weir::store::Status::Failed && interrupted_out {
+            capped += 1;
+        } else {
+            unfinished.push((
+                execution.id.as_str(),
+                format!("{} {:?}", execution.status, execution.error),
+            ));
+        }
+    }
     assert!(
         unfinished.is_empty(),
         "executions that did not succeed: {unfinished:?}"
     );
+    if capped > 0 {
+        eprintln!("crash suite: {capped} execution(s) failed by the interruption bound");
+    }
 
     // I5: every succeeded node has its outputs and their lineage edges.
     let mut incomplete = Vec::new();
