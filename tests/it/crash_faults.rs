@@ -170,6 +170,15 @@ fn story(db: &TestDb) {
     let log_path = log_dir.path().join("serve.log");
     let log = std::fs::File::create(&log_path).expect("log file");
     let daemon = Daemon::start_logged(db, &args, &[], log);
+    // Each phase's time is printed, so that a slow run shows where it was slow.
+    let phase = |what: &str| {
+        let ms = (Utc::now() - restarted).num_milliseconds();
+        eprintln!(
+            "crash suite: {what} {:.1} s after the undisturbed start",
+            ms as f64 / 1000.0
+        );
+    };
+    phase("undisturbed daemon ready");
     eventually("the schedule has caught up", || {
         let all = runtime
             .block_on(store.executions(&filter))
@@ -177,6 +186,7 @@ fn story(db: &TestDb) {
         all.iter()
             .any(|e| e.scheduled_at.is_some_and(|at| at > restarted))
     });
+    phase("caught up");
     repo.remove("defs/plan.yaml");
     let removed = repo.commit("stop the schedule");
     // Once the removal is reconciled, no tick creates an instant any more.
@@ -186,6 +196,7 @@ fn story(db: &TestDb) {
             .iter()
             .any(|s| s.last_reconciled.as_ref().is_some_and(|c| c.0 == removed))
     });
+    phase("removal reconciled");
     // A generous bound, only against a hang; when it is reached, what is
     // stuck and where is printed, with the daemon's log.
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
@@ -224,7 +235,9 @@ fn story(db: &TestDb) {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+    phase("every execution finished");
     daemon.stop();
+    phase("daemon stopped");
 
     let executions = runtime
         .block_on(store.executions(&filter))
