@@ -8,7 +8,7 @@ use super::run::{Output, execution_text};
 use super::store_args::{StoreArgs, block_on};
 use super::wait;
 use crate::artifact::LocalArtifacts;
-use crate::daemon::lease::StoreLease;
+use crate::daemon::lease::{Hold, StoreLease};
 use crate::engine::Engine;
 use crate::executor::environment::{AllowList, Inherited};
 use crate::executor::local::attempt_dir;
@@ -210,7 +210,7 @@ async fn cancel_execution(args: &CancelArgs) -> Result<u8, String> {
     let mut asked = None;
     loop {
         match lease.clone().try_hold().await.map_err(|e| e.to_string())? {
-            Ok(held) => {
+            Hold::Held(held) => {
                 // No engine drives the store: finish the cancellation here.
                 let running = wait::running_nodes(&store, id).await;
                 let ended = engine.run_until_finished(id).await;
@@ -222,7 +222,7 @@ async fn cancel_execution(args: &CancelArgs) -> Result<u8, String> {
                 );
                 return Ok(super::EXIT_OK);
             }
-            Err(holder) => {
+            Hold::Following { holder } => {
                 if asked.is_none() {
                     println!("cancelling {id}: asked engine {holder}, which drives this store");
                     asked = Some(holder);

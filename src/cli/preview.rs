@@ -12,7 +12,7 @@ use std::path::Path;
 
 use super::render::{self, Format};
 use super::source_args::CredentialArgs;
-use crate::engine::preview::Preview;
+use crate::engine::create::Preview;
 use crate::reconcile::{self, preview};
 use crate::source::git::{GitSource, SourceSpec};
 use crate::store::{SourceKey, Store};

@@ -107,7 +107,7 @@ pub fn run(args: &Args) -> u8 {
             let preview =
                 super::preview::prepare(&args.preview, revision, project, store, state_dir).await?;
             request.preview = Some(preview);
-            request.trigger = crate::engine::preview::TRIGGER.into();
+            request.trigger = crate::engine::create::PREVIEW.into();
         }
         let (execution, _) = create::create(store.as_ref(), &request)
             .await
@@ -178,7 +178,7 @@ pub fn run(args: &Args) -> u8 {
     match args.output {
         Output::Json => {
             let mut json = views::to_json(&view);
-            if execution.trigger == crate::engine::preview::TRIGGER {
+            if execution.trigger == crate::engine::create::PREVIEW {
                 json["preview"] = Value::Bool(true);
             }
             println!("{json:#}")

@@ -28,7 +28,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::daemon::leader::Leadership;
-use crate::daemon::lease::StoreLease;
+use crate::daemon::lease::{Hold, StoreLease};
 use crate::engine::Engine;
 use crate::store::Store;
 use crate::store::execution::{Execution, NodeStatus};
@@ -205,7 +205,7 @@ pub async fn drive_or_follow_all(
             }
         };
         match attempt {
-            Ok(held) => {
+            Hold::Held(held) => {
                 if let Some(engine) = &following {
                     eprintln!(
                         "engine {engine} stopped driving the store: {what} {} here",
@@ -228,7 +228,7 @@ pub async fn drive_or_follow_all(
                     }
                 }
             }
-            Err(holder) => {
+            Hold::Following { holder } => {
                 if following.as_deref() != Some(holder.as_str()) {
                     eprintln!(
                         "engine {holder} drives this store: {what} {} handed to it; waiting for {} to end",

@@ -8,11 +8,16 @@
 //! replace with the resourceVersion read, so of two replicas racing for an
 //! expired Lease exactly one wins (the other gets 409 Conflict). A leader
 //! that cannot renew before its Lease expires stops leading at once.
+//!
+//! A round decides at the instant it is given ([`Elector::round`] takes
+//! `now`; the loop reads it from the elector's [`Clock`]), so a test sees
+//! a Lease expire by handing a later instant instead of waiting for it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -20,6 +25,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
 use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
 
 /// Whether this replica leads now: set by the loop that holds a lease,
 /// and, when that loop gave a deadline, only until then.
@@ -90,6 +97,8 @@ pub struct Elector {
     pub name: String,
     pub identity: String,
     pub duration: Duration,
+    /// Where the loop reads the time of each round.
+    pub clock: Clock,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,14 +119,15 @@ pub enum Round {
 }
 
 impl Elector {
-    /// One round: read the Lease; create it, renew it, or take it over when
-    /// it expired; or leave it to its live holder.
-    pub async fn round(&self, api: &Api<Lease>) -> Result<Round, Error> {
+    /// One round at `now`: read the Lease; create it, renew it, or take it
+    /// over when it expired; or leave it to its live holder.
+    pub async fn round(&self, api: &Api<Lease>, now: DateTime<Utc>) -> Result<Round, Error> {
         let error = |source| Error {
             name: self.name.clone(),
             source,
         };
-        let now = Timestamp::now();
+        // Past jiff's calendar (year 9999) only in a test's imagination.
+        let now = Timestamp::from_microsecond(now.timestamp_micros()).unwrap_or(Timestamp::MAX);
         let seconds = i32::try_from(self.duration.as_secs())
             .unwrap_or(i32::MAX)
             .max(1);
@@ -190,7 +200,7 @@ impl Elector {
     ) {
         let mut last_held: Option<Instant> = None;
         loop {
-            match self.round(&api).await {
+            match self.round(&api, self.clock.now()).await {
                 Ok(Round::Leading) => {
                     last_held = Some(Instant::now());
                     leadership.set(true);

@@ -13,8 +13,10 @@
 //! Kubernetes Lease (`super::leader`), and only that leader takes the
 //! store lease (a `gate`): leading means holding both.
 //!
-//! Every decision takes the time it is made at (`now`), so the rounds are
-//! tested with an injected clock.
+//! Every decision takes the time it is made at (`now`), read from the
+//! lease's [`Clock`] (the system clock unless a test gives another), so the
+//! rounds are tested with an injected clock; waits and deadlines are on
+//! tokio's monotonic clock, which a test may pause and advance.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +26,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::leader::Leadership;
+use crate::clock::Clock;
 use crate::engine::identity::holder_is_gone_here;
 use crate::http::{Heartbeat, Readiness};
 use crate::store::{self, ENGINE_LEASE, Lease, Store};
@@ -34,6 +37,15 @@ pub struct StoreLease {
     store: Arc<dyn Store>,
     holder: String,
     duration: Duration,
+    clock: Clock,
+}
+
+/// What [`StoreLease::try_hold`] found.
+pub enum Hold {
+    /// The lease is this command's now, renewed until released or lost.
+    Held(Held),
+    /// Another engine holds it (`holder`, its name) and drives the store.
+    Following { holder: String },
 }
 
 /// What a round found.
@@ -56,7 +68,15 @@ impl StoreLease {
             store,
             holder,
             duration: duration.max(Duration::from_millis(300)),
+            clock: Clock::system(),
         }
+    }
+
+    /// Reads the time of each round from `clock` instead of the system
+    /// clock.
+    pub fn with_clock(mut self, clock: Clock) -> StoreLease {
+        self.clock = clock;
+        self
     }
 
     pub fn holder(&self) -> &str {
@@ -171,7 +191,7 @@ impl StoreLease {
         let mut deadline: Option<Instant> = None;
         let mut follows: Option<String> = None;
         loop {
-            let now = Utc::now();
+            let now = self.clock.now();
             let sent = Instant::now();
             let gated = gate.as_ref().is_some_and(|g| !g.is_leading());
             if gated {
@@ -236,20 +256,21 @@ impl StoreLease {
     }
 
     /// Takes the lease for a command that drives executions itself
-    /// (`weir run --wait`, `weir cancel`): `Ok(Held)` renews it in the
+    /// (`weir run --wait`, `weir cancel`): [`Hold::Held`] renews it in the
     /// background (the loop of [`StoreLease::run`]) until
-    /// [`Held::release`], or until it is lost; `Err` names the live holder.
+    /// [`Held::release`], or until it is lost; [`Hold::Following`] names
+    /// the live holder.
     ///
     /// It is lost when another engine holds it (this process was stopped,
     /// or the store did not answer, for longer than a term), or when
     /// renewals failed until a third of a term before it expires; then
     /// [`Held::lost`] fires, [`Held::leadership`] is false, and the
     /// renewing stops (the lease is released if still this engine's).
-    pub async fn try_hold(self) -> Result<Result<Held, String>, store::Error> {
-        let now = Utc::now();
+    pub async fn try_hold(self) -> Result<Hold, store::Error> {
+        let now = self.clock.now();
         let sent = Instant::now();
         match self.round(now).await? {
-            Round::Following { holder, .. } => Ok(Err(holder)),
+            Round::Following { holder, .. } => Ok(Hold::Following { holder }),
             Round::Leading { until } => {
                 let leadership = Leadership::default();
                 leadership.set_until(Some(self.deadline(sent, now, until)));
@@ -274,7 +295,7 @@ impl StoreLease {
                     heartbeat,
                     on_change,
                 ));
-                Ok(Ok(Held {
+                Ok(Hold::Held(Held {
                     stop,
                     lost,
                     leadership,
@@ -350,9 +371,13 @@ mod tests {
         let lease = StoreLease::new(store.clone(), "me".into(), Duration::from_secs(15));
         let leadership = Leadership::default();
         let changes = Arc::new(Mutex::new(Vec::new()));
+        let (told, leading) = tokio::sync::watch::channel(false);
         let on_change: Arc<dyn Fn(bool) + Send + Sync> = {
             let changes = changes.clone();
-            Arc::new(move |leading| changes.lock().expect("lock").push(leading))
+            Arc::new(move |leading| {
+                changes.lock().expect("lock").push(leading);
+                told.send_replace(leading);
+            })
         };
         let readiness = Arc::new(Readiness::new(&[]));
         let heartbeat = readiness.register_loop("lease", Duration::from_secs(30));
@@ -365,12 +390,14 @@ mod tests {
                 on_change.clone(),
             ))
         };
+        // Waits until the loop says it leads (`on_change`), not a moment more.
         let until_leading = |want: bool| {
-            let leadership = leadership.clone();
+            let mut leading = leading.clone();
             async move {
-                while leadership.is_leading() != want {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
+                leading
+                    .wait_for(|now| *now == want)
+                    .await
+                    .expect("the sender lives");
             }
         };
 
@@ -411,7 +438,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = sqlite(dir.path()).await;
         let lease = StoreLease::new(store.clone(), "me".into(), Duration::from_secs(3));
-        let held = lease.try_hold().await.expect("store").expect("free");
+        let Hold::Held(held) = lease.try_hold().await.expect("store") else {
+            panic!("the lease is free");
+        };
         assert!(held.leadership().is_leading());
         assert!(!held.lost().is_cancelled());
         let taken = store

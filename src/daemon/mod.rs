@@ -187,6 +187,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
                 name: kube_config.lease.clone(),
                 identity: kube_config.identity.clone(),
                 duration: kube_config.lease_duration,
+                clock: crate::clock::Clock::system(),
             };
             let leases: kube::Api<_> =
                 kube::Api::namespaced(client, &kube_config.settings.namespace);

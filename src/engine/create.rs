@@ -1,6 +1,17 @@
 //! Creating an execution of the active version of a launch plan or a
 //! workflow: resolve the versions, compile the plan, fill and check the
 //! inputs, insert-or-get by id (I4).
+//!
+//! A preview run (`weir run NAME --ref REV`) is one mode of creation: an
+//! execution of the definitions exactly as they are at one commit of a
+//! source's repository (a pull request's head, say), not of the active set.
+//! The commit's versions are registered, inactive, before the execution is
+//! created (`Store::register_inactive`); with a [`Preview`] in the
+//! [`Request`], every name resolves against that commit's versions instead
+//! of the active ones, and the compile path is the one of every other
+//! execution. Nothing here writes the active set or a schedule: a preview
+//! is invisible to the scheduler. Its execution records the previewed
+//! commit and exactly the versions it ran (I5), with trigger [`PREVIEW`].
 
 use std::collections::BTreeMap;
 
@@ -9,12 +20,16 @@ use serde_json::{Value, json};
 
 use super::admission::BackfillGroup;
 use super::plan::{self, Resolve, Resolved};
-use super::preview::{self, Preview};
 use crate::schedule;
 use crate::spec::types::TypeExpr;
 use crate::spec::{Definition, Digest, EntityRef, Kind, Port};
 use crate::store::execution::{Execution, NodeState, NodeStatus, Status};
-use crate::store::{self, CommitId, SourceKey, Store, VersionFilter, VersionKey, VersionRecord};
+use crate::store::{
+    self, ActiveSet, CommitId, SourceKey, Store, VersionFilter, VersionKey, VersionRecord,
+};
+
+/// The trigger of a preview run's execution.
+pub const PREVIEW: &str = "preview";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -50,6 +65,18 @@ pub struct Request {
     /// Run the versions of this commit instead of the active ones (`weir
     /// run --ref`, trigger `preview`); the execution records its commit.
     pub preview: Option<Preview>,
+}
+
+/// The commit a preview runs, and the version of every entity of its tree.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preview {
+    /// The source whose repository holds the commit (the one `sync` or
+    /// `serve` recorded).
+    pub source: SourceKey,
+    pub commit: CommitId,
+    /// Every entity defined at the commit, with its version (each one
+    /// registered already).
+    pub versions: ActiveSet,
 }
 
 /// Active versions of a kind and name (one per project).
@@ -122,7 +149,7 @@ async fn candidates(
     name: &str,
     project: Option<&str>,
 ) -> Result<Vec<Candidate>, Error> {
-    if preview.is_none() {
+    let Some(preview) = preview else {
         return store
             .active_versions(kind, name, project)
             .await?
@@ -136,9 +163,14 @@ async fn candidates(
                 })
             })
             .collect();
-    }
+    };
+    // The previewed commit's versions (one per project).
+    let previewed = registered(store, kind, name, project)
+        .await?
+        .into_iter()
+        .filter(|v| preview.versions.get(&v.key.entity) == Some(&v.key.digest));
     let mut found = Vec::new();
-    for v in preview::versions(store, preview, kind, name, project).await? {
+    for v in previewed {
         found.push(Candidate {
             definition: document(store, &v.key).await?,
             key: v.key,

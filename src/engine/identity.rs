@@ -257,13 +257,16 @@ mod tests {
         };
         assert!(!identity.is_gone_here(), "it runs");
         child.kill().expect("SIGKILL");
-        // Killed, not reaped yet: a zombie, which never runs again.
-        let mut waited = 0;
-        while !identity.is_gone_here() {
-            assert!(waited < 100, "a killed process becomes a zombie");
-            std::thread::sleep(std::time::Duration::from_millis(10));
-            waited += 1;
-        }
+        // Killed, not reaped yet: a zombie, which never runs again. Waits
+        // until the kernel says it exited, leaving it unreaped (WNOWAIT).
+        use rustix::process::{Pid, WaitId, WaitIdOptions, waitid};
+        let pid = Pid::from_raw(i32::try_from(child.id()).expect("a pid")).expect("a pid");
+        waitid(
+            WaitId::Pid(pid),
+            WaitIdOptions::EXITED | WaitIdOptions::NOWAIT,
+        )
+        .expect("the killed process exits");
+        assert!(identity.is_gone_here(), "a killed process is a zombie");
         child.wait().expect("reaped");
         assert!(identity.is_gone_here(), "reaped: its pid is free");
         assert!(holder_is_gone_here(&identity.to_string()));

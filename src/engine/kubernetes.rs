@@ -6,11 +6,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
+use tokio::time::Instant;
 
-use super::{Engine, Finished, PlanNode};
+use super::attempts::Finished;
+use super::{Engine, PlanNode};
 use crate::executor::kubernetes::job::{self, JobRequest};
 use crate::executor::kubernetes::pod::Payload;
 use crate::executor::kubernetes::{JobState, Kube, Report};

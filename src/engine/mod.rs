@@ -5,38 +5,48 @@
 //! complete. All state is in the store, so a restarted process simply
 //! continues: an attempt that was running in a process that died is marked
 //! interrupted, its process group killed, and it is retried per its policy.
+//!
+//! Two halves, one file each:
+//! - [`nodes`], the node state machine: what an execution does next (which
+//!   nodes are ready, fail fast, cancel, finish) and completing a node (its
+//!   outputs, cache entry and lineage in one transaction, I5);
+//! - [`attempts`], running attempts: starting them on an executor (local
+//!   processes, or Kubernetes Jobs through [`kubernetes`]), recording how
+//!   they ended (retries with backoff, interruptions, timeouts), and the
+//!   owner and engine-lease interplay for attempts this process does not
+//!   run ([`owner`]).
+//!
+//! Time comes from the engine's [`Clock`] (the system clock unless a test
+//! gives another, [`Engine::with_clock`]): every due time and recorded
+//! instant is read from it, never from the system clock directly.
 
 pub mod admission;
+mod attempts;
 pub mod backfill;
 pub mod create;
 pub mod identity;
 pub mod kubernetes;
+mod nodes;
 pub mod owner;
 pub mod plan;
-pub mod preview;
 pub mod retry;
 pub mod scheduler;
-pub mod tasks;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use chrono::Utc;
-use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::artifact::{self, ArtifactStore};
+use crate::artifact::ArtifactStore;
+use crate::clock::Clock;
 use crate::executor::environment::Inherited;
-use crate::executor::local::{self, Attempt, Outcome};
-use crate::executor::process;
 use crate::source::git::SourceFiles;
-use crate::spec::{Digest, duration};
-use crate::store::execution::{
-    CacheEntry, Direction, Execution, LineageEdge, NodeState, NodeStatus, Status,
-};
+use crate::store::execution::{Execution, NodeState};
 use crate::store::{self, Store};
 
+use attempts::Finished;
+pub use nodes::{BindingError, resolve};
 pub use owner::Owner;
 pub use plan::{Binding, Plan, PlanNode};
 
@@ -44,8 +54,14 @@ pub use plan::{Binding, Plan, PlanNode};
 pub enum Error {
     #[error(transparent)]
     Store(#[from] store::Error),
-    #[error("execution {id} has an unreadable plan: {message}")]
-    Plan { id: String, message: String },
+    #[error("execution {id} has an unreadable plan: {source}")]
+    Plan {
+        id: String,
+        source: serde_json::Error,
+    },
+    /// Deleted while [`Engine::run_until_finished`] drove it.
+    #[error("execution {0} has an unreadable plan: the execution disappeared")]
+    Disappeared(String),
 }
 
 /// What happened to a node, told to every [`Observer`] (OpenLineage events,
@@ -77,17 +93,6 @@ pub trait Observer: Send + Sync {
     fn execution_finished(&self, _execution: &Execution) {}
 }
 
-/// How many times a node may be interrupted (its process died with the
-/// engine driving it) and retried regardless of its own retry policy.
-const MAX_INTERRUPTIONS: u64 = 3;
-
-/// An attempt that ended, waiting to be recorded.
-struct Finished {
-    execution: String,
-    node: String,
-    outcome: Outcome,
-}
-
 pub struct Engine {
     store: Arc<dyn Store>,
     artifacts: Arc<dyn ArtifactStore>,
@@ -117,6 +122,8 @@ pub struct Engine {
     /// What of the host's environment a task inherits (and the allow-list
     /// task pods apply to theirs).
     inherited: Arc<Inherited>,
+    /// Where "now" comes from: due times of retries, recorded instants.
+    clock: Clock,
 }
 
 impl Engine {
@@ -144,7 +151,15 @@ impl Engine {
             kube: None,
             owner: Owner::this_process(),
             inherited: Arc::new(Inherited::default()),
+            clock: Clock::system(),
         }
+    }
+
+    /// Reads time from `clock` instead of the system clock (a test on
+    /// virtual time, or with a clock set to a given instant).
+    pub fn with_clock(mut self, clock: Clock) -> Engine {
+        self.clock = clock;
+        self
     }
 
     /// The host variables tasks inherit, captured by the caller (the CLI
@@ -198,27 +213,6 @@ impl Engine {
         self.running.lock().expect("lock").len()
     }
 
-    /// Kills the process groups of the attempts still running (leadership
-    /// lost, or shutting down). Each ends as interrupted, not failed: it
-    /// is retried apart from its task's retries, by this engine should it
-    /// drive the store again, else by whichever engine does (their nodes
-    /// stay `running` in the store until then).
-    pub fn kill_running(&self) {
-        let groups = self.groups.lock().expect("lock");
-        // Marked while `groups` is held: an attempt leaves `groups` before
-        // it reads its mark, so no mark outlives its attempt.
-        self.killed
-            .lock()
-            .expect("lock")
-            .extend(groups.keys().cloned());
-        for ((execution, node), pgid) in groups.iter() {
-            tracing::warn!(execution = %execution, node = %node, "shutting down: stopping a running attempt; it will be retried");
-            if let Err(e) = process::kill_group(*pgid, process::Signal::Kill) {
-                tracing::warn!(error = %e, "cannot stop an attempt");
-            }
-        }
-    }
-
     fn tell(&self, event: NodeEvent, execution: &Execution, node: &PlanNode, state: &NodeState) {
         for observer in &self.observers {
             observer.node_event(event, execution, node, state);
@@ -257,10 +251,11 @@ impl Engine {
     /// them, e.g. a daemon.)
     pub async fn run_until_finished(&self, id: &str) -> Result<Execution, Error> {
         loop {
-            let execution = self.store.execution(id).await?.ok_or_else(|| Error::Plan {
-                id: id.to_owned(),
-                message: "the execution disappeared".into(),
-            })?;
+            let execution = self
+                .store
+                .execution(id)
+                .await?
+                .ok_or_else(|| Error::Disappeared(id.to_owned()))?;
             if execution.status.is_terminal() {
                 return Ok(execution);
             }
@@ -275,589 +270,4 @@ impl Engine {
             let _ = tokio::time::timeout(std::time::Duration::from_millis(200), woken).await;
         }
     }
-
-    /// The engine holding the store's engine lease now, if any.
-    async fn lease_holder(&self) -> Result<Option<String>, Error> {
-        let now = Utc::now();
-        let lease = self.store.lease(store::ENGINE_LEASE).await?;
-        Ok(lease.filter(|l| l.is_live(now)).map(|l| l.holder))
-    }
-
-    fn take_finished(&self, execution: &str) -> Vec<Finished> {
-        let mut all = self.finished.lock().expect("lock");
-        let (mine, rest): (Vec<_>, Vec<_>) = all.drain(..).partition(|f| f.execution == execution);
-        *all = rest;
-        mine
-    }
-
-    async fn drive(&self, mut execution: Execution) -> Result<Execution, Error> {
-        let plan: Plan =
-            serde_json::from_value(execution.plan.clone()).map_err(|e| Error::Plan {
-                id: execution.id.clone(),
-                message: e.to_string(),
-            })?;
-        let mut nodes = self.store.nodes(&execution.id).await?;
-        let now = Utc::now();
-        if execution.status == Status::Queued {
-            execution.status = Status::Running;
-            execution.started_at = Some(now);
-            self.store.update_execution(&execution).await?;
-        }
-
-        // 1. Attempts that ended.
-        for done in self.take_finished(&execution.id) {
-            self.running
-                .lock()
-                .expect("lock")
-                .remove(&(done.execution.clone(), done.node.clone()));
-            let Some(state) = nodes.iter_mut().find(|n| n.node == done.node) else {
-                continue;
-            };
-            let Some(spec) = plan.nodes.iter().find(|n| n.path == done.node) else {
-                continue;
-            };
-            // Another engine took the node over meanwhile (this one lost
-            // the lease): its state is no longer this attempt's to write.
-            let still_mine = state.status == NodeStatus::Running
-                && Owner::of_handle(state.handle.as_ref()).as_ref() == Some(&self.owner);
-            if self.kube.is_none() && !still_mine {
-                tracing::warn!(execution = %execution.id, node = %state.node, "an attempt ended after another engine took its node over; not recorded");
-                continue;
-            }
-            self.record(&execution, spec, state, done.outcome).await?;
-        }
-
-        // 2. Attempts this process does not know: their engine died or lost
-        // the lease. Kill what is left of them (on this host only), and
-        // retry; leave alone those of an engine that still holds the lease.
-        let mut lease_holder = None;
-        for state in nodes.iter_mut().filter(|n| n.status == NodeStatus::Running) {
-            let key = (execution.id.clone(), state.node.clone());
-            if self.running.lock().expect("lock").contains_key(&key) {
-                continue;
-            }
-            if let Some(runs) = &self.kube {
-                if self.runs_job(runs, &execution.id, &state.node)
-                    || self.adopt_job(runs, &execution, state)
-                {
-                    continue;
-                }
-            }
-            let owner = Owner::of_handle(state.handle.as_ref());
-            if let Some(owner) = owner.as_ref().filter(|o| o.engine != self.owner.engine) {
-                if lease_holder.is_none() {
-                    lease_holder = Some(self.lease_holder().await?);
-                }
-                if lease_holder
-                    .as_ref()
-                    .is_some_and(|h| h.as_deref() == Some(&owner.engine))
-                {
-                    tracing::debug!(execution = %execution.id, node = %state.node, engine = %owner.engine, "an attempt of the engine holding the lease; left to it");
-                    continue;
-                }
-            }
-            let pgid = state
-                .handle
-                .as_ref()
-                .and_then(|h| h.get("pgid"))
-                .and_then(Value::as_u64)
-                .and_then(|p| u32::try_from(p).ok());
-            match (pgid, &owner) {
-                (Some(pgid), Some(owner)) if owner.may_signal_here() => {
-                    tracing::info!(execution = %execution.id, node = %state.node, engine = %owner.engine, pgid, "stopping an attempt whose engine is gone");
-                    if let Err(e) = process::kill_group(pgid, process::Signal::Kill) {
-                        tracing::warn!(execution = %execution.id, node = %state.node, error = %e, "cannot kill an interrupted attempt's processes");
-                    }
-                }
-                (Some(pgid), _) => {
-                    tracing::warn!(execution = %execution.id, node = %state.node, pgid, host = owner.as_ref().map_or("unknown", |o| o.host.as_str()), "an interrupted attempt ran on another host (or before a reboot): its processes are not signalled from here");
-                }
-                (None, _) => {}
-            }
-            let Some(spec) = plan.nodes.iter().find(|n| n.path == state.node) else {
-                continue;
-            };
-            // An execution being cancelled does not retry it.
-            let outcome = if execution.cancel_requested {
-                Outcome::Cancelled
-            } else {
-                Outcome::Interrupted
-            };
-            self.record(&execution, spec, state, outcome).await?;
-        }
-
-        // 3. Cancel, fail fast, or finish.
-        let failed = nodes
-            .iter()
-            .find(|n| matches!(n.status, NodeStatus::Failed | NodeStatus::TimedOut));
-        let stop = if execution.cancel_requested {
-            Some((Status::Cancelled, "cancelled on request".to_owned()))
-        } else {
-            failed.map(|n| {
-                let status = if n.status == NodeStatus::TimedOut {
-                    Status::TimedOut
-                } else {
-                    Status::Failed
-                };
-                let why = n.error.clone().unwrap_or_default();
-                (status, format!("node `{}` {}: {why}", n.node, n.status))
-            })
-        };
-        if let Some((status, error)) = stop {
-            let mut still_running = false;
-            for state in nodes.iter_mut() {
-                match state.status {
-                    NodeStatus::Running => {
-                        still_running = true;
-                        let key = (execution.id.clone(), state.node.clone());
-                        if let Some(token) = self.running.lock().expect("lock").get(&key) {
-                            token.cancel();
-                        }
-                        if let Some(runs) = &self.kube {
-                            self.cancel_job(runs, &execution.id, &state.node).await;
-                        }
-                    }
-                    NodeStatus::Pending | NodeStatus::Retrying => {
-                        state.status = NodeStatus::Skipped;
-                        state.finished_at = Some(now);
-                        self.store.update_node(state).await?;
-                    }
-                    _ => {}
-                }
-            }
-            if !still_running {
-                execution.status = status;
-                execution.error = Some(error);
-                execution.finished_at = Some(now);
-                self.store.update_execution(&execution).await?;
-                tracing::info!(execution = %execution.id, status = %status, "execution finished");
-                for observer in &self.observers {
-                    observer.execution_finished(&execution);
-                }
-            }
-            return Ok(execution);
-        }
-        if nodes.iter().all(|n| n.status == NodeStatus::Succeeded) {
-            let outputs = node_outputs(&nodes);
-            let mut values = serde_json::Map::new();
-            for (name, binding) in &plan.outputs {
-                match resolve(binding, &execution.inputs, &outputs) {
-                    Ok(v) => {
-                        values.insert(name.clone(), v);
-                    }
-                    Err(e) => {
-                        execution.status = Status::Failed;
-                        execution.error = Some(format!("workflow output `{name}`: {e}"));
-                    }
-                }
-            }
-            if execution.status == Status::Running {
-                execution.status = Status::Succeeded;
-                execution.outputs = Some(Value::Object(values));
-            }
-            execution.finished_at = Some(now);
-            self.store.update_execution(&execution).await?;
-            tracing::info!(execution = %execution.id, status = %execution.status, "execution finished");
-            for observer in &self.observers {
-                observer.execution_finished(&execution);
-            }
-            return Ok(execution);
-        }
-
-        // 4. Start what is ready (unless shutting down, or not leading).
-        if !self.may_start() {
-            return Ok(execution);
-        }
-        let outputs = node_outputs(&nodes);
-        let succeeded: std::collections::HashSet<String> = nodes
-            .iter()
-            .filter(|n| n.status == NodeStatus::Succeeded)
-            .map(|n| n.node.clone())
-            .collect();
-        for state in nodes.iter_mut() {
-            let due = match state.status {
-                NodeStatus::Pending => true,
-                NodeStatus::Retrying => state.next_attempt_at.is_none_or(|at| at <= now),
-                _ => false,
-            };
-            let Some(spec) = plan.nodes.iter().find(|n| n.path == state.node) else {
-                continue;
-            };
-            if !due || !spec.deps.iter().all(|d| succeeded.contains(d)) {
-                continue;
-            }
-            let mut inputs = BTreeMap::new();
-            let mut bad = None;
-            for (name, binding) in &spec.inputs {
-                match resolve(binding, &execution.inputs, &outputs) {
-                    Ok(v) => {
-                        inputs.insert(name.clone(), v);
-                    }
-                    Err(e) => bad = Some(format!("input `{name}`: {e}")),
-                }
-            }
-            if let Some(error) = bad {
-                state.status = NodeStatus::Failed;
-                state.error = Some(error);
-                state.finished_at = Some(now);
-                self.store.update_node(state).await?;
-                continue;
-            }
-            // Leadership may have ended during this tick.
-            if !self.may_start() {
-                tracing::info!(execution = %execution.id, "no longer leading the store: starting no more attempts");
-                return Ok(execution);
-            }
-            self.start(&execution, spec, state, inputs).await?;
-        }
-        Ok(execution)
-    }
-
-    /// Starts an attempt of `spec`, or serves it from the cache.
-    async fn start(
-        &self,
-        execution: &Execution,
-        spec: &PlanNode,
-        state: &mut NodeState,
-        inputs: BTreeMap<String, Value>,
-    ) -> Result<(), Error> {
-        let now = Utc::now();
-        let inputs_value = Value::Object(inputs.clone().into_iter().collect());
-        let no_cache = execution
-            .options
-            .get("noCache")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        let key = spec.spec.cache.enabled.then(|| cache_key(spec, &inputs));
-        if let (Some(key), false) = (&key, no_cache) {
-            if let Some(hit) = self.store.cache_get(key).await? {
-                state.status = NodeStatus::Succeeded;
-                state.inputs = Some(inputs_value);
-                state.outputs = Some(hit.outputs.clone());
-                state.cached_from = Some(hit.execution.clone());
-                state.started_at = Some(now);
-                state.finished_at = Some(now);
-                // The node and its lineage in one transaction (I5).
-                let edges = edges(execution, state, now);
-                self.store.complete_node(state, None, &edges).await?;
-                self.tell(NodeEvent::Succeeded, execution, spec, state);
-                tracing::info!(execution = %execution.id, node = %state.node, from = %hit.execution, "served from the cache");
-                return Ok(());
-            }
-        }
-        state.attempts += 1;
-        state.status = NodeStatus::Running;
-        state.inputs = Some(inputs_value);
-        state.error = None;
-        state.next_attempt_at = None;
-        if state.started_at.is_none() {
-            state.started_at = Some(now);
-        }
-        if let Some(runs) = &self.kube {
-            let timeout = spec
-                .spec
-                .timeout
-                .as_deref()
-                .and_then(|t| duration::parse(t).ok());
-            let notebook = spec.notebook.as_ref().and_then(|n| {
-                self.files
-                    .read(&execution.source, &n.commit, &n.path)
-                    .ok()
-                    .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-            });
-            self.start_job(runs, execution, spec, state, inputs, timeout, notebook)
-                .await?;
-            self.tell(NodeEvent::Started, execution, spec, state);
-            return Ok(());
-        }
-        let dir = local::attempt_dir(&self.state_dir, &execution.id, &state.node, state.attempts);
-        let mut handle = json!({
-            "dir": dir.display().to_string(),
-            "owner": self.owner.to_value(),
-        });
-        if let Some(n) = state.handle.as_ref().and_then(|h| h.get("interruptions")) {
-            handle["interruptions"] = n.clone();
-        }
-        state.handle = Some(handle.clone());
-        self.store.update_node(state).await?;
-        self.tell(NodeEvent::Started, execution, spec, state);
-
-        let token = CancellationToken::new();
-        self.running
-            .lock()
-            .expect("lock")
-            .insert((execution.id.clone(), state.node.clone()), token.clone());
-        let timeout = spec
-            .spec
-            .timeout
-            .as_deref()
-            .and_then(|t| duration::parse(t).ok());
-        let notebook = spec.notebook.as_ref().map(|n| {
-            self.files
-                .read(&execution.source, &n.commit, &n.path)
-                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-        });
-        let artifacts = self.artifacts.clone();
-        let finished = self.finished.clone();
-        let wake = self.wake.clone();
-        let groups = self.groups.clone();
-        let killed = self.killed.clone();
-        let store = self.store.clone();
-        let task_spec = spec.spec.clone();
-        let task = spec.task.clone();
-        let inherited = self.inherited.clone();
-        let (execution_id, node) = (execution.id.clone(), state.node.clone());
-        let mut recorded = state.clone();
-        tracing::info!(execution = %execution_id, node = %node, attempt = recorded.attempts, "starting attempt");
-        tokio::spawn(async move {
-            let (pgid_tx, pgid_rx) = tokio::sync::oneshot::channel();
-            let attempt = Attempt {
-                dir: dir.clone(),
-                task: &task,
-                spec: &task_spec,
-                inputs: &inputs,
-                timeout,
-                notebook,
-                inherited: &inherited,
-            };
-            let run = local::run(attempt, artifacts.as_ref(), &token, |pgid| {
-                let _ = pgid_tx.send(pgid);
-            });
-            let key = (execution_id.clone(), node.clone());
-            let remember = async {
-                if let Ok(pgid) = pgid_rx.await {
-                    groups.lock().expect("lock").insert(key.clone(), pgid);
-                    recorded.handle = Some({
-                        let mut with_pgid = handle.clone();
-                        with_pgid["pgid"] = json!(pgid);
-                        with_pgid
-                    });
-                    if let Err(e) = store.update_node(&recorded).await {
-                        tracing::warn!(error = %e, "cannot record an attempt's process group");
-                    }
-                }
-            };
-            let (outcome, ()) = tokio::join!(run, remember);
-            groups.lock().expect("lock").remove(&key);
-            let was_killed = killed.lock().expect("lock").remove(&key);
-            let outcome = match outcome {
-                Outcome::Succeeded { .. } => outcome,
-                // Killed by this engine (leadership lost): not the task's
-                // fault, so it does not use up the task's retries.
-                _ if was_killed => Outcome::Interrupted,
-                _ => outcome,
-            };
-            finished.lock().expect("lock").push(Finished {
-                execution: execution_id,
-                node,
-                outcome,
-            });
-            wake.notify_one();
-        });
-        Ok(())
-    }
-
-    /// Records how an attempt ended: success (outputs, cache, lineage), or a
-    /// failure that is retried with backoff while attempts remain.
-    async fn record(
-        &self,
-        execution: &Execution,
-        spec: &PlanNode,
-        state: &mut NodeState,
-        outcome: Outcome,
-    ) -> Result<(), Error> {
-        let now = Utc::now();
-        match outcome {
-            Outcome::Succeeded { outputs } => {
-                let outputs = Value::Object(outputs.into_iter().collect());
-                state.status = NodeStatus::Succeeded;
-                state.outputs = Some(outputs.clone());
-                state.error = None;
-                state.finished_at = Some(now);
-                let entry = spec.spec.cache.enabled.then(|| {
-                    let inputs: BTreeMap<String, Value> = state
-                        .inputs
-                        .as_ref()
-                        .and_then(Value::as_object)
-                        .map(|m| m.clone().into_iter().collect())
-                        .unwrap_or_default();
-                    CacheEntry {
-                        key: cache_key(spec, &inputs),
-                        execution: execution.id.clone(),
-                        node: state.node.clone(),
-                        outputs,
-                        created_at: now,
-                    }
-                });
-                // The node, its cache entry and its lineage in one
-                // transaction: a crash cannot separate them (I5).
-                let edges = edges(execution, state, now);
-                self.store
-                    .complete_node(state, entry.as_ref(), &edges)
-                    .await?;
-                self.tell(NodeEvent::Succeeded, execution, spec, state);
-            }
-            Outcome::Interrupted => {
-                // Not the task's fault (Flyte's system retries): retried at
-                // once, apart from the task's own retry budget, a few times.
-                let interruptions = state
-                    .handle
-                    .as_ref()
-                    .and_then(|h| h.get("interruptions"))
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0)
-                    + 1;
-                let mut handle = state.handle.clone().unwrap_or_else(|| json!({}));
-                handle["interruptions"] = json!(interruptions);
-                state.handle = Some(handle);
-                if interruptions <= MAX_INTERRUPTIONS {
-                    state.status = NodeStatus::Retrying;
-                    state.next_attempt_at = Some(now);
-                    state.error = Some(format!(
-                        "interrupted: the process running attempt {} stopped; retrying ({interruptions} of {MAX_INTERRUPTIONS})",
-                        state.attempts
-                    ));
-                    tracing::info!(execution = %execution.id, node = %state.node, attempt = state.attempts, "interrupted attempt; retrying");
-                } else {
-                    state.status = NodeStatus::Failed;
-                    state.finished_at = Some(now);
-                    state.error = Some(format!(
-                        "interrupted {interruptions} times: the processes running it kept stopping"
-                    ));
-                }
-                self.store.update_node(state).await?;
-                if state.status.is_terminal() {
-                    self.tell(NodeEvent::Failed, execution, spec, state);
-                }
-            }
-            Outcome::Cancelled => {
-                state.status = NodeStatus::Cancelled;
-                state.error = Some("cancelled".into());
-                state.finished_at = Some(now);
-                self.store.update_node(state).await?;
-                self.tell(NodeEvent::Aborted, execution, spec, state);
-            }
-            failed => {
-                let (status, error) = match failed {
-                    Outcome::TimedOut => (
-                        NodeStatus::TimedOut,
-                        format!(
-                            "timed out after {}",
-                            spec.spec.timeout.as_deref().unwrap_or("?")
-                        ),
-                    ),
-                    Outcome::Failed { error } => (NodeStatus::Failed, error),
-                    _ => unreachable!("handled above"),
-                };
-                let retries = spec.spec.retries.attempts;
-                if state.attempts <= retries && !execution.cancel_requested {
-                    state.status = NodeStatus::Retrying;
-                    state.next_attempt_at = Some(retry::due_at(
-                        now,
-                        &spec.spec.retries.backoff,
-                        state.attempts,
-                    ));
-                    tracing::info!(execution = %execution.id, node = %state.node, attempt = state.attempts, error = %error, "attempt failed; retrying");
-                } else {
-                    state.status = status;
-                    state.finished_at = Some(now);
-                    tracing::info!(execution = %execution.id, node = %state.node, attempt = state.attempts, error = %error, "node failed");
-                }
-                state.error = Some(error);
-                self.store.update_node(state).await?;
-                if state.status.is_terminal() {
-                    self.tell(NodeEvent::Failed, execution, spec, state);
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Outputs of the nodes that succeeded, by path.
-fn node_outputs(nodes: &[NodeState]) -> HashMap<String, Value> {
-    nodes
-        .iter()
-        .filter(|n| n.status == NodeStatus::Succeeded)
-        .filter_map(|n| Some((n.node.clone(), n.outputs.clone()?)))
-        .collect()
-}
-
-/// The value of a binding.
-pub fn resolve(
-    binding: &Binding,
-    inputs: &Value,
-    outputs: &HashMap<String, Value>,
-) -> Result<Value, String> {
-    match binding {
-        Binding::Literal { value } => Ok(value.clone()),
-        Binding::Input { name } => inputs
-            .get(name)
-            .cloned()
-            .ok_or_else(|| format!("the execution has no input `{name}`")),
-        Binding::Output { node, output } => outputs
-            .get(node)
-            .and_then(|o| o.get(output))
-            .cloned()
-            .ok_or_else(|| format!("node `{node}` has no output `{output}`")),
-        Binding::Concat { parts } => {
-            let mut text = String::new();
-            for part in parts {
-                match resolve(part, inputs, outputs)? {
-                    Value::String(s) => text.push_str(&s),
-                    other => text.push_str(&other.to_string()),
-                }
-            }
-            Ok(Value::String(text))
-        }
-    }
-}
-
-/// Flyte's cache key: (task, `cache.version` or the task version, the
-/// inputs minus `ignoreInputs`).
-fn cache_key(spec: &PlanNode, inputs: &BTreeMap<String, Value>) -> Digest {
-    let kept: serde_json::Map<String, Value> = inputs
-        .iter()
-        .filter(|(k, _)| !spec.spec.cache.ignore_inputs.contains(k))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let version = spec.spec.cache.version.clone().map_or_else(
-        || format!("task:{}", spec.task_version),
-        |v| format!("cache:{v}"),
-    );
-    Digest::of_json(&json!({ "task": spec.task, "version": version, "inputs": kept }))
-}
-
-/// Lineage edges of a succeeded node: every input and output, files by their
-/// artifact digest, other values by the digest of their JSON.
-fn edges(execution: &Execution, state: &NodeState, at: chrono::DateTime<Utc>) -> Vec<LineageEdge> {
-    let mut out = Vec::new();
-    for (direction, values) in [
-        (Direction::Input, &state.inputs),
-        (Direction::Output, &state.outputs),
-    ] {
-        let Some(Value::Object(map)) = values else {
-            continue;
-        };
-        for (name, value) in map {
-            let digest = match value {
-                Value::String(s) => {
-                    artifact::parse_reference(s).unwrap_or_else(|| Digest::of_json(value))
-                }
-                other => Digest::of_json(other),
-            };
-            out.push(LineageEdge {
-                execution: execution.id.clone(),
-                node: state.node.clone(),
-                direction,
-                name: name.clone(),
-                digest,
-                task: state.task.clone(),
-                task_version: state.task_version.clone(),
-                commit: execution.commit.clone(),
-                at,
-            });
-        }
-    }
-    out
 }

@@ -79,10 +79,30 @@ pub struct Plan {
 pub enum Error {
     #[error("{kind} `{name}` is not active")]
     Missing { kind: Kind, name: String },
-    #[error("node `{node}`: {message}")]
-    Binding { node: String, message: String },
+    #[error("node `{node}`: {source}")]
+    Binding {
+        node: String,
+        #[source]
+        source: BindError,
+    },
     #[error("sub-workflows nest deeper than {MAX_DEPTH} levels")]
     TooDeep,
+}
+
+/// Why a binding as written cannot be compiled.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum BindError {
+    /// The `{{ … }}` does not parse (the template's own words).
+    #[error("{0}")]
+    Template(String),
+    #[error("`inputs.{0}` is not an input here")]
+    NotAnInput(String),
+    #[error("sub-workflow node `{node}` has no output `{output}`")]
+    NoSuchOutput { node: String, output: String },
+    #[error("`nodes.{0}` is not an earlier node")]
+    NotEarlier(String),
+    #[error("`after: {0}` names no earlier node")]
+    AfterNotEarlier(String),
 }
 
 const MAX_DEPTH: usize = 32;
@@ -131,9 +151,9 @@ fn expand(
     for index in local_order(spec) {
         let node = &spec.nodes[index];
         let path = format!("{prefix}{}", node.id);
-        let fail = |message: String| Error::Binding {
+        let fail = |source: BindError| Error::Binding {
             node: path.clone(),
-            message,
+            source,
         };
         let mut inputs = BTreeMap::new();
         for (name, value) in &node.inputs {
@@ -150,7 +170,7 @@ fn expand(
                     deps.insert(p.clone());
                 }
                 Some(Produced::Workflow { paths, .. }) => deps.extend(paths.iter().cloned()),
-                None => return Err(fail(format!("`after: {after}` names no earlier node"))),
+                None => return Err(fail(BindError::AfterNotEarlier(after.clone()))),
             }
         }
         match (&node.task, &node.workflow) {
@@ -212,10 +232,10 @@ fn expand(
     }
     let mut outputs = BTreeMap::new();
     for (name, value) in &spec.outputs {
-        let binding = bind(&Value::String(value.clone()), scope, &produced).map_err(|message| {
+        let binding = bind(&Value::String(value.clone()), scope, &produced).map_err(|source| {
             Error::Binding {
                 node: format!("{prefix}outputs.{name}"),
-                message,
+                source,
             }
         })?;
         outputs.insert(name.clone(), binding);
@@ -252,19 +272,19 @@ fn bind(
     value: &Value,
     scope: &BTreeMap<String, Binding>,
     produced: &BTreeMap<&str, Produced>,
-) -> Result<Binding, String> {
+) -> Result<Binding, BindError> {
     let Value::String(text) = value else {
         return Ok(Binding::Literal {
             value: value.clone(),
         });
     };
-    let parsed = template::parse(text)?;
-    let reference = |r: &Reference| -> Result<Binding, String> {
+    let parsed = template::parse(text).map_err(BindError::Template)?;
+    let reference = |r: &Reference| -> Result<Binding, BindError> {
         match r {
             Reference::Input(name) => scope
                 .get(name)
                 .cloned()
-                .ok_or_else(|| format!("`inputs.{name}` is not an input here")),
+                .ok_or_else(|| BindError::NotAnInput(name.clone())),
             Reference::NodeOutput { node, output } => match produced.get(node.as_str()) {
                 Some(Produced::Task(path)) => Ok(Binding::Output {
                     node: path.clone(),
@@ -273,8 +293,11 @@ fn bind(
                 Some(Produced::Workflow { outputs, .. }) => outputs
                     .get(output)
                     .cloned()
-                    .ok_or_else(|| format!("sub-workflow node `{node}` has no output `{output}`")),
-                None => Err(format!("`nodes.{node}` is not an earlier node")),
+                    .ok_or_else(|| BindError::NoSuchOutput {
+                        node: node.clone(),
+                        output: output.clone(),
+                    }),
+                None => Err(BindError::NotEarlier(node.clone())),
             },
         }
     };
@@ -295,7 +318,7 @@ fn bind(
             }),
             Part::Ref(r) => reference(r),
         })
-        .collect::<Result<_, String>>()?;
+        .collect::<Result<_, BindError>>()?;
     Ok(Binding::Concat { parts })
 }
 

@@ -26,10 +26,70 @@ use tokio_util::sync::CancellationToken;
 
 use super::environment::Inherited;
 use super::process::{self, Command, Exit};
+use super::tasks::{self, LaunchError};
 use crate::artifact::{self, ArtifactStore};
-use crate::engine::tasks;
 use crate::spec::TaskSpec;
 use crate::spec::types::TypeExpr;
+
+/// Why an attempt could not be prepared or its outputs read back: the
+/// attempt fails with this text as its error.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot create `{}`: {source}", path.display())]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write `{}`: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write the attempt's log: {0}")]
+    Log(#[source] std::io::Error),
+    #[error("input `{name}` is not an artifact reference: `{text}`")]
+    NotAReference { name: String, text: String },
+    #[error("input `{name}`: {source}")]
+    Fetch {
+        name: String,
+        source: artifact::Error,
+    },
+    #[error(transparent)]
+    Launch(#[from] LaunchError),
+    #[error("outputs.json is not a JSON object")]
+    OutputsNotAnObject,
+    #[error("outputs.json is not valid JSON: {0}")]
+    OutputsNotJson(#[source] serde_json::Error),
+    #[error("cannot read outputs.json: {0}")]
+    OutputsUnreadable(#[source] std::io::Error),
+    /// A `file` or `directory` output the task did not write.
+    #[error(
+        "output `{name}` of task `{task}`: expected the {what} `$WEIR_OUTPUTS/{name}`, which the task did not write"
+    )]
+    OutputNotWritten {
+        name: String,
+        task: String,
+        /// `file` or `directory`.
+        what: &'static str,
+    },
+    #[error("output `{name}` of task `{task}`: {source}")]
+    OutputNotStored {
+        name: String,
+        task: String,
+        source: artifact::Error,
+    },
+    #[error("output `{name}` of task `{task}`: missing from outputs.json")]
+    OutputMissing { name: String, task: String },
+    /// A value that is not of its output's type (the type's own words).
+    #[error("output `{name}` of task `{task}`: {message}")]
+    OutputType {
+        name: String,
+        task: String,
+        message: String,
+    },
+    #[error("the executed notebook: {0}")]
+    ExecutedNotebook(#[source] artifact::Error),
+}
 
 /// How long a process gets between SIGTERM and SIGKILL.
 pub const GRACE: Duration = Duration::from_secs(10);
@@ -83,7 +143,11 @@ pub async fn run(
 ) -> Outcome {
     let prepared = match prepare(&attempt, artifacts) {
         Ok(p) => p,
-        Err(error) => return Outcome::Failed { error },
+        Err(error) => {
+            return Outcome::Failed {
+                error: error.to_string(),
+            };
+        }
     };
     let child = match process::spawn(&prepared) {
         Ok(child) => child,
@@ -97,7 +161,9 @@ pub async fn run(
     match child.wait(attempt.timeout, cancel, GRACE).await {
         Ok(Exit::Exited(0)) => match collect(&attempt, artifacts) {
             Ok(outputs) => Outcome::Succeeded { outputs },
-            Err(error) => Outcome::Failed { error },
+            Err(error) => Outcome::Failed {
+                error: error.to_string(),
+            },
         },
         Ok(Exit::Exited(code)) => Outcome::Failed {
             error: format!("exited with status {code}{}", stderr_tail(&attempt.dir)),
@@ -124,11 +190,13 @@ fn stderr_tail(dir: &Path) -> String {
     format!("; stderr ends with:\n{}", tail.join("\n"))
 }
 
-fn prepare(attempt: &Attempt<'_>, artifacts: &dyn ArtifactStore) -> Result<Command, String> {
+fn prepare(attempt: &Attempt<'_>, artifacts: &dyn ArtifactStore) -> Result<Command, Error> {
     let dir = &attempt.dir;
     let outputs = dir.join("outputs");
-    std::fs::create_dir_all(&outputs)
-        .map_err(|e| format!("cannot create `{}`: {e}", outputs.display()))?;
+    std::fs::create_dir_all(&outputs).map_err(|source| Error::CreateDir {
+        path: outputs.clone(),
+        source,
+    })?;
     // Files and directories become local paths.
     let mut values = BTreeMap::new();
     for (name, value) in attempt.inputs {
@@ -140,13 +208,18 @@ fn prepare(attempt: &Attempt<'_>, artifacts: &dyn ArtifactStore) -> Result<Comma
             .is_some_and(|t| t.is_blob());
         let local = match value {
             Value::String(text) if blob => {
-                let digest = artifact::parse_reference(text).ok_or_else(|| {
-                    format!("input `{name}` is not an artifact reference: `{text}`")
-                })?;
+                let digest =
+                    artifact::parse_reference(text).ok_or_else(|| Error::NotAReference {
+                        name: name.clone(),
+                        text: text.clone(),
+                    })?;
                 let path = dir.join("inputs").join(name);
                 artifacts
                     .fetch(&digest, &path)
-                    .map_err(|e| format!("input `{name}`: {e}"))?;
+                    .map_err(|source| Error::Fetch {
+                        name: name.clone(),
+                        source,
+                    })?;
                 Value::String(path.display().to_string())
             }
             other => other.clone(),
@@ -166,15 +239,22 @@ fn prepare(attempt: &Attempt<'_>, artifacts: &dyn ArtifactStore) -> Result<Comma
         &inputs_json,
         Value::Object(values.clone().into_iter().collect()).to_string(),
     )
-    .map_err(|e| format!("cannot write `{}`: {e}", inputs_json.display()))?;
+    .map_err(|source| Error::Write {
+        path: inputs_json.clone(),
+        source,
+    })?;
     for (rel, text) in &launch.files {
         let path = dir.join(rel);
         if let Some(folder) = path.parent() {
-            std::fs::create_dir_all(folder)
-                .map_err(|e| format!("cannot create `{}`: {e}", folder.display()))?;
+            std::fs::create_dir_all(folder).map_err(|source| Error::CreateDir {
+                path: folder.to_path_buf(),
+                source,
+            })?;
         }
-        std::fs::write(&path, text)
-            .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
+        std::fs::write(&path, text).map_err(|source| Error::Write {
+            path: path.clone(),
+            source,
+        })?;
     }
     let notice = launch
         .notice
@@ -183,8 +263,7 @@ fn prepare(attempt: &Attempt<'_>, artifacts: &dyn ArtifactStore) -> Result<Comma
         .chain(missing_secrets(attempt))
         .collect::<String>();
     if !notice.is_empty() {
-        std::fs::write(dir.join("stderr.log"), notice)
-            .map_err(|e| format!("cannot write the attempt's log: {e}"))?;
+        std::fs::write(dir.join("stderr.log"), notice).map_err(Error::Log)?;
     }
     // The task's declared `env`, then the data contract, which wins.
     let mut own = launch.env.clone();
@@ -255,56 +334,64 @@ fn missing_secrets(attempt: &Attempt<'_>) -> Vec<String> {
 fn collect(
     attempt: &Attempt<'_>,
     artifacts: &dyn ArtifactStore,
-) -> Result<BTreeMap<String, Value>, String> {
+) -> Result<BTreeMap<String, Value>, Error> {
     let outputs = attempt.dir.join("outputs");
     let json_path = outputs.join("outputs.json");
     let written: serde_json::Map<String, Value> = match std::fs::read_to_string(&json_path) {
         Ok(text) => match serde_json::from_str(&text) {
             Ok(Value::Object(map)) => map,
-            Ok(_) => return Err("outputs.json is not a JSON object".to_owned()),
-            Err(e) => return Err(format!("outputs.json is not valid JSON: {e}")),
+            Ok(_) => return Err(Error::OutputsNotAnObject),
+            Err(e) => return Err(Error::OutputsNotJson(e)),
         },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => serde_json::Map::new(),
-        Err(e) => return Err(format!("cannot read outputs.json: {e}")),
+        Err(e) => return Err(Error::OutputsUnreadable(e)),
     };
     let mut values = BTreeMap::new();
     for (name, port) in &attempt.spec.outputs {
         let ty = port.type_expr().unwrap_or(TypeExpr::Json);
-        let what = format!("output `{name}` of task `{}`", attempt.task);
+        let (name, task) = (name.clone(), attempt.task.to_owned());
         let value = match ty {
             TypeExpr::File | TypeExpr::Directory => {
-                let path = outputs.join(name);
+                let path = outputs.join(&name);
                 let wanted_dir = ty == TypeExpr::Directory;
                 if wanted_dir && !path.is_dir() || !wanted_dir && !path.is_file() {
-                    return Err(format!(
-                        "{what}: expected the {} `$WEIR_OUTPUTS/{name}`, which the task did not write",
-                        if wanted_dir { "directory" } else { "file" }
-                    ));
+                    return Err(Error::OutputNotWritten {
+                        name,
+                        task,
+                        what: if wanted_dir { "directory" } else { "file" },
+                    });
                 }
                 let digest = if wanted_dir {
                     artifacts.put_dir(&path)
                 } else {
                     artifacts.put_file(&path)
+                };
+                match digest {
+                    Ok(digest) => Value::String(artifact::reference(&digest)),
+                    Err(source) => return Err(Error::OutputNotStored { name, task, source }),
                 }
-                .map_err(|e| format!("{what}: {e}"))?;
-                Value::String(artifact::reference(&digest))
             }
             ty => {
-                let Some(value) = written.get(name) else {
-                    return Err(format!("{what}: missing from outputs.json"));
+                let Some(value) = written.get(&name) else {
+                    return Err(Error::OutputMissing { name, task });
                 };
-                ty.accepts_literal(value)
-                    .map_err(|e| format!("{what}: {e}"))?;
+                if let Err(message) = ty.accepts_literal(value) {
+                    return Err(Error::OutputType {
+                        name,
+                        task,
+                        message,
+                    });
+                }
                 value.clone()
             }
         };
-        values.insert(name.clone(), value);
+        values.insert(name, value);
     }
     if attempt.spec.notebook.is_some() && !values.contains_key("notebook") {
         let executed = attempt.dir.join(tasks::EXECUTED_NOTEBOOK);
         let digest = artifacts
             .put_file(&executed)
-            .map_err(|e| format!("the executed notebook: {e}"))?;
+            .map_err(Error::ExecutedNotebook)?;
         values.insert(
             "notebook".into(),
             Value::String(artifact::reference(&digest)),

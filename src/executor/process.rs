@@ -393,6 +393,7 @@ mod tests {
     async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
         let polling = async {
             while !condition() {
+                // The pace of the real processes under test.
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         };

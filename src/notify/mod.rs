@@ -13,6 +13,11 @@
 //!   backoff until the retry window closes. A delivery acknowledged (2xx)
 //!   is never sent again; one sent but not yet recorded is sent again after
 //!   a restart with the same `X-Weir-Delivery` id (at-least-once).
+//!
+//! Both steps take the time they run at (`now`), and an attempt's instants
+//! (when it was made, when the next one is due) come from the notifier's
+//! [`Clock`] (the system clock unless a test gives another), never from the
+//! system clock directly.
 
 mod send;
 
@@ -23,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
+use crate::clock::Clock;
 use crate::spec::{Definition, Digest, EntityRef, Kind, NotifyRule, Phase};
 use crate::store::execution::{Execution, Status};
 use crate::store::{self, Delivery, DeliveryAttempt, DeliveryStatus, Store, VersionKey};
@@ -84,6 +90,8 @@ pub struct Notifier {
     scan: Mutex<ScanState>,
     rules: Mutex<HashMap<Digest, Arc<Vec<NotifyRule>>>>,
     in_flight: Arc<Mutex<HashSet<String>>>,
+    /// Where "now" comes from for an attempt's instants.
+    clock: Clock,
 }
 
 struct ScanState {
@@ -126,7 +134,14 @@ impl Notifier {
             }),
             rules: Mutex::new(HashMap::new()),
             in_flight: Arc::new(Mutex::new(HashSet::new())),
+            clock: Clock::system(),
         }
+    }
+
+    /// Reads an attempt's instants from `clock` instead of the system clock.
+    pub fn with_clock(mut self, clock: Clock) -> Notifier {
+        self.clock = clock;
+        self
     }
 
     pub fn with_policy(mut self, policy: RetryPolicy) -> Notifier {
@@ -297,7 +312,7 @@ impl Notifier {
         );
         let agent = self.agent.clone();
         let started = Instant::now();
-        let at = Utc::now();
+        let at = self.clock.now();
         let result = match rule {
             Some(rule) => tokio::task::spawn_blocking(move || send::send(&rule, &message, &agent))
                 .await
@@ -320,7 +335,7 @@ impl Notifier {
                     millis,
                 });
                 delivery.status = DeliveryStatus::Delivered;
-                delivery.delivered_at = Some(Utc::now());
+                delivery.delivered_at = Some(self.clock.now());
                 delivery.next_attempt_at = None;
                 "delivered"
             }
@@ -332,7 +347,7 @@ impl Notifier {
                     millis,
                 });
                 let first = delivery.attempts.first().map_or(at, |a| a.at);
-                let next = Utc::now()
+                let next = self.clock.now()
                     + chrono::Duration::from_std(self.policy.backoff(delivery.attempts.len()))
                         .unwrap_or_default();
                 let window =

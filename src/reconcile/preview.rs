@@ -9,7 +9,7 @@
 //! schedules are untouched, so I2 and I3 hold whatever is previewed.
 
 use super::{Error, Options};
-use crate::engine::preview::Preview;
+use crate::engine::create::Preview;
 use crate::registry;
 use crate::source::git::GitSource;
 use crate::store::{CommitInfo, Store, VersionKey};

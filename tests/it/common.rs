@@ -309,12 +309,15 @@ pub fn free_addr() -> String {
 }
 
 /// Polls `check` until it holds (a generous bound only guards against a hang).
+/// What it waits for is another process's doing (`weir serve`, a task), so
+/// it is polled; it returns as soon as `check` holds.
 pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while std::time::Instant::now() < deadline {
         if check() {
             return;
         }
+        // The pace of polling another process, not a wait for a decision.
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     panic!("timed out waiting until {what}");

@@ -499,6 +499,7 @@ spec:
                     break pgid;
                 }
             }
+            // Until the real task process has started and been recorded.
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     });
@@ -557,6 +558,7 @@ fn cancel_from_another_process_stops_a_running_execution() {
                 break id;
             }
         }
+        // Until the `weir run` process's attempt runs (its pace, not ours).
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
     let out = weir_with(&["cancel", &id], &db);
@@ -876,4 +878,58 @@ fn a_relative_state_directory_works() {
     let out = weir_in(&["run", "chain", "--wait", "-o", "json"]);
     let execution: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(execution["status"], "succeeded", "{execution:#}");
+}
+
+/// The engine reads time from its clock, never the system's: on a clock
+/// set years ahead, the execution's instants are the clock's, and a retry
+/// falls due a backoff after the failure by that clock (were any decision
+/// taken on the system clock, the retry due in 2031 would never start).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_decides_on_its_own_clock() {
+    use std::sync::Arc;
+    use weir::artifact::LocalArtifacts;
+    use weir::clock::Clock;
+    use weir::engine::Engine;
+    use weir::engine::create::{self, Request};
+    use weir::store::execution::NodeStatus;
+
+    let db = TestDb::sqlite();
+    let _repo = setup(&db);
+    let TestDb::Sqlite(state) = &db else {
+        unreachable!()
+    };
+    let start = chrono::DateTime::parse_from_rfc3339("2031-03-30T01:30:00Z")
+        .expect("an instant")
+        .with_timezone(&chrono::Utc);
+    let store = weir::store::open(&db.url()).await.expect("store");
+    let artifacts = Arc::new(LocalArtifacts::new(state.path().join("artifacts")));
+    let engine = Engine::new(store.clone(), artifacts, state.path().to_path_buf())
+        .with_task_env(weir::executor::environment::Inherited::from_process(
+            Default::default(),
+        ))
+        .with_clock(Clock::virtual_from(start));
+    let request = Request {
+        name: "flaky-flow".into(),
+        ..Request::default()
+    };
+    let (execution, _) = create::create(store.as_ref(), &request)
+        .await
+        .expect("create");
+    let finished = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        engine.run_until_finished(&execution.id),
+    )
+    .await
+    .expect("the retry falls due by the engine's clock")
+    .expect("run");
+    assert_eq!(finished.status.as_str(), "failed", "{finished:?}");
+    let within = |at: Option<chrono::DateTime<chrono::Utc>>| {
+        at.is_some_and(|at| at >= start && at < start + chrono::Duration::minutes(1))
+    };
+    assert!(within(finished.started_at), "{finished:?}");
+    assert!(within(finished.finished_at), "{finished:?}");
+    let nodes = store.nodes(&execution.id).await.expect("nodes");
+    assert_eq!(nodes[0].status, NodeStatus::Failed);
+    assert_eq!(nodes[0].attempts, 2, "retried once, 100 ms later");
+    assert!(within(nodes[0].started_at) && within(nodes[0].finished_at));
 }

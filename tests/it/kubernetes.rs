@@ -54,6 +54,7 @@ impl Kubelet {
             let mut running: HashMap<String, Running> = HashMap::new();
             let mut done: HashSet<String> = HashSet::new();
             while !stop_flag.load(Ordering::SeqCst) {
+                // The stand-in kubelet's pace: it runs real processes.
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 let Ok(list) = jobs.list(&ListParams::default()).await else {
                     continue;
@@ -507,9 +508,12 @@ async fn a_timeout_and_a_cancel_delete_the_job() {
     );
 }
 
+/// The elector decides at the instant it is given: a Lease expires by
+/// handing a round a later instant, not by waiting for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_replica_leads_and_another_takes_over_an_expired_lease() {
     use k8s_openapi::api::coordination::v1::Lease;
+    use weir::clock::Clock;
     use weir::daemon::leader::{Elector, Round};
 
     let cluster = Cluster::new(None).await;
@@ -518,20 +522,23 @@ async fn one_replica_leads_and_another_takes_over_an_expired_lease() {
         name: "weir-leader".into(),
         identity: identity.into(),
         duration: Duration::from_secs(1),
+        clock: Clock::system(),
     };
+    let start = chrono::Utc::now();
+    let at = |millis: i64| start + chrono::Duration::milliseconds(millis);
     let (a, b) = (elector("weir-a"), elector("weir-b"));
     assert_eq!(
-        a.round(&leases).await.expect("a"),
+        a.round(&leases, at(0)).await.expect("a"),
         Round::Leading,
         "the first creates it"
     );
     assert_eq!(
-        b.round(&leases).await.expect("b"),
+        b.round(&leases, at(10)).await.expect("b"),
         Round::Following,
         "a live lease is left alone"
     );
     assert_eq!(
-        a.round(&leases).await.expect("a"),
+        a.round(&leases, at(20)).await.expect("a"),
         Round::Leading,
         "the holder renews"
     );
@@ -542,16 +549,20 @@ async fn one_replica_leads_and_another_takes_over_an_expired_lease() {
             .and_then(|s| s.holder_identity.as_deref()),
         Some("weir-a")
     );
+    assert_eq!(
+        b.round(&leases, at(1000)).await.expect("b"),
+        Round::Following,
+        "renewed at 20 ms, the lease lasts until 1020 ms"
+    );
 
     // a stops renewing: once a whole duration passed, b takes over.
-    tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_eq!(
-        b.round(&leases).await.expect("b"),
+        b.round(&leases, at(1021)).await.expect("b"),
         Round::Leading,
         "an expired lease is taken"
     );
     assert_eq!(
-        a.round(&leases).await.expect("a"),
+        a.round(&leases, at(1030)).await.expect("a"),
         Round::Following,
         "the old holder follows"
     );
@@ -565,9 +576,8 @@ async fn one_replica_leads_and_another_takes_over_an_expired_lease() {
     assert_eq!(taken.lease_transitions, Some(1));
 
     // Two replicas racing for an expired lease: exactly one wins.
-    tokio::time::sleep(Duration::from_millis(2100)).await;
     let (c, d) = (elector("weir-c"), elector("weir-d"));
-    let (first, second) = tokio::join!(c.round(&leases), d.round(&leases));
+    let (first, second) = tokio::join!(c.round(&leases, at(3000)), d.round(&leases, at(3000)));
     let rounds = [first.expect("c"), second.expect("d")];
     assert_eq!(
         rounds.iter().filter(|r| **r == Round::Leading).count(),

@@ -544,6 +544,7 @@ fn a_run_wait_that_lost_the_lease_stops_its_task_and_retries_it_as_interrupted()
             node.attempts == 2 && node.status.as_str() == "running" && interruptions == Some(1);
         last = Some(node);
         done || {
+            // Polling the `weir run` process's progress in the store.
             std::thread::sleep(std::time::Duration::from_millis(100));
             false
         }
@@ -581,9 +582,12 @@ fn stop_while_another_takes_the_lease(run: &Child, store: &dyn Store) {
             if taken.is_ok_and(|l| l.holder == "elsewhere") {
                 return;
             }
+            // Until the stopped run's lease expires in the store: the
+            // lease's term is real time in another process.
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
         signal(run.id(), "CONT");
+        // Let the resumed process run a moment before stopping it again.
         std::thread::sleep(std::time::Duration::from_millis(150));
     }
     panic!("another engine never took the stopped run's lease");

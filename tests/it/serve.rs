@@ -1,8 +1,6 @@
 //! `weir serve` end to end: the real binary on a temporary repository,
 //! spoken to over real HTTP.
 
-use std::time::Duration;
-
 use serde_json::Value;
 
 use crate::common::{Daemon, GitRepo, TestDb, eventually, http, weir_json};
@@ -164,7 +162,8 @@ fn a_signed_webhook_triggers_a_fetch_and_a_bad_one_does_not() {
     let secret_file = secret_dir.path().join("github");
     std::fs::write(&secret_file, "It's a Secret to Everybody\n").expect("write");
     let url = format!("file://{}", repo.path().display());
-    let daemon = Daemon::start(
+    let log_path = secret_dir.path().join("daemon.log");
+    let daemon = Daemon::start_logged(
         &db,
         &[
             "--repo",
@@ -176,7 +175,21 @@ fn a_signed_webhook_triggers_a_fetch_and_a_bad_one_does_not() {
             "--github-webhook-secret-file",
             secret_file.to_str().expect("utf-8"),
         ],
+        &[],
+        std::fs::File::create(&log_path).expect("a log file"),
     );
+    let log = || std::fs::read_to_string(&log_path).expect("the daemon's log");
+    // Reconcile passes so far (the poll is ten minutes away, and nothing
+    // watches a remote: only a webhook starts one).
+    let passes = || -> f64 {
+        let (_, metrics) = http(&daemon.addr, "GET", "/metrics", &[], b"");
+        metrics
+            .lines()
+            .find(|l| l.starts_with("weir_reconcile_duration_seconds_count"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .expect("the reconcile count")
+    };
     let reconciled = |sha: &str| {
         let (_, status) = weir_json(&["status", "-o", "json"], &db);
         status.to_string().contains(sha)
@@ -211,8 +224,20 @@ fn a_signed_webhook_triggers_a_fetch_and_a_bad_one_does_not() {
         &body,
     );
     assert_eq!(code, 401);
-    std::thread::sleep(Duration::from_secs(2));
-    assert!(!reconciled(&second), "a refused webhook fetches nothing");
+    // The handler decides before it answers, and says so in the log: the
+    // refusal, and no reconcile requested (the only way a webhook makes
+    // the loop fetch).
+    let said = log();
+    assert!(
+        said.contains("GitHub webhook with a bad signature refused"),
+        "{said}"
+    );
+    assert!(
+        !said.contains("webhook: reconcile requested"),
+        "a refused webhook fetches nothing: {said}"
+    );
+    assert!(!reconciled(&second));
+    let before = passes();
 
     let good = sign(b"It's a Secret to Everybody");
     let (code, answer) = http(
@@ -228,6 +253,14 @@ fn a_signed_webhook_triggers_a_fetch_and_a_bad_one_does_not() {
     );
     assert_eq!(code, 202, "{answer}");
     eventually("the pushed commit is reconciled", || reconciled(&second));
+    eventually("its pass is counted", || passes() > before);
+    assert_eq!(passes(), before + 1.0, "one pass, the good webhook's");
+    assert_eq!(
+        log().matches("webhook: reconcile requested").count(),
+        1,
+        "{}",
+        log()
+    );
     daemon.stop();
 }
 

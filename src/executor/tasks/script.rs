@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Context, Launch, TaskType};
+use super::{Context, Launch, LaunchError, TaskType};
 use super::{Destination, interpolate};
 use crate::spec::TaskSpec;
 
@@ -20,8 +20,12 @@ impl TaskType for Script {
         spec.script.is_some()
     }
 
-    fn launch(&self, context: &Context<'_>) -> Result<Launch, String> {
-        let script = context.spec.script.as_ref().ok_or("not a script task")?;
+    fn launch(&self, context: &Context<'_>) -> Result<Launch, LaunchError> {
+        let script = context
+            .spec
+            .script
+            .as_ref()
+            .ok_or(LaunchError::NotThisType("script"))?;
         let source = interpolate(&script.source, context, Destination::ScriptSource)?;
         let file = "task/script";
         Ok(Launch {

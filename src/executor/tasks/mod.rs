@@ -1,6 +1,15 @@
 //! Task types as plugins: each turns a task body into what an executor runs
 //! (a program, its arguments, files to write first). Adding a type is one
 //! new file here with an `impl TaskType` and one line in [`TYPES`].
+//!
+//! They live below the executors (`executor::local` builds an attempt's
+//! command from a [`Launch`]), never in the engine: the engine hands an
+//! executor a task spec and its inputs, and never knows which type runs.
+//!
+//! What it guarantees: inputs reach a task as data. A value is written into
+//! code (a script's source, `sh -c`'s script) only when it cannot carry code
+//! ([`Destination::ScriptSource`]); anything else is refused with a
+//! [`LaunchError`] naming the variable to read it from instead.
 
 mod container;
 mod notebook;
@@ -43,22 +52,67 @@ pub struct Context<'a> {
     pub notebook: Option<Result<&'a str, &'a str>>,
 }
 
+/// Why a task's launch cannot be built; its text becomes the attempt's
+/// error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LaunchError {
+    #[error("the task has no body")]
+    NoBody,
+    /// A type asked to launch a task of another type.
+    #[error("not a {0} task")]
+    NotThisType(&'static str),
+    /// A `{{ … }}` in the body does not parse.
+    #[error("{0}")]
+    Template(String),
+    #[error("`{{{{ inputs.{0} }}}}` has no value")]
+    NoValue(String),
+    /// A reference other than an input (`nodes.x.y`) in a task body.
+    #[error("`{{{{ {0} }}}}` cannot be used in a task body")]
+    NotAnInput(String),
+    /// A value that could carry code, in a place that runs as code.
+    #[error(
+        "`{{{{ inputs.{name} }}}}` is written into code (a script's source, or the script of `sh -c`, `python -c`…): \
+         input `{name}` is {what}, which could carry code; only int, float, bool and enum values are written into code: \
+         read it from the environment, \"${variable}\""
+    )]
+    NotCodeSafe {
+        name: String,
+        /// `undeclared`, or ``a `string` ``.
+        what: String,
+        /// The variable carrying the input (`WEIR_INPUT_<NAME>`).
+        variable: String,
+    },
+    #[error(
+        "container task has no `command`: the local executor cannot run image `{image}`'s entrypoint"
+    )]
+    NoCommand { image: String },
+    #[error("cannot read notebook `{path}`: {why}")]
+    NotebookUnreadable { path: String, why: String },
+    #[error("notebook `{path}` was not read")]
+    NotebookNotRead { path: String },
+    #[error(
+        "notebook `{path}` runs with papermill, which is not installed here \
+         (install it with `pip install papermill ipykernel`)"
+    )]
+    NoPapermill { path: String },
+}
+
 /// One task type.
 pub trait TaskType: Sync {
     /// The body's field name in a task spec (`script`, `container`, …).
     fn name(&self) -> &'static str;
     fn applies(&self, spec: &TaskSpec) -> bool;
-    fn launch(&self, context: &Context<'_>) -> Result<Launch, String>;
+    fn launch(&self, context: &Context<'_>) -> Result<Launch, LaunchError>;
 }
 
 /// Every task type weir knows.
 pub const TYPES: &[&dyn TaskType] = &[&Script, &Container, &Notebook];
 
 /// The launch of a task, by its body.
-pub fn launch(context: &Context<'_>) -> Result<Launch, String> {
+pub fn launch(context: &Context<'_>) -> Result<Launch, LaunchError> {
     match TYPES.iter().find(|t| t.applies(context.spec)) {
         Some(t) => t.launch(context),
-        None => Err("the task has no body".to_owned()),
+        None => Err(LaunchError::NoBody),
     }
 }
 
@@ -93,15 +147,15 @@ pub fn interpolate(
     text: &str,
     context: &Context<'_>,
     destination: Destination,
-) -> Result<String, String> {
-    let parsed = template::parse(text)?;
+) -> Result<String, LaunchError> {
+    let parsed = template::parse(text).map_err(LaunchError::Template)?;
     let mut out = String::with_capacity(text.len());
     for part in parsed.parts {
         match part {
             Part::Text(t) => out.push_str(&t),
             Part::Ref(Reference::Input(name)) => {
                 let Some(value) = context.inputs.get(&name) else {
-                    return Err(format!("`{{{{ inputs.{name} }}}}` has no value"));
+                    return Err(LaunchError::NoValue(name));
                 };
                 if destination == Destination::ScriptSource {
                     check_code_safe(&name, value, context.spec)?;
@@ -111,7 +165,7 @@ pub fn interpolate(
                     other => out.push_str(&other.to_string()),
                 }
             }
-            Part::Ref(r) => return Err(format!("`{{{{ {r} }}}}` cannot be used in a task body")),
+            Part::Ref(r) => return Err(LaunchError::NotAnInput(r.to_string())),
         }
     }
     Ok(out)
@@ -120,7 +174,7 @@ pub fn interpolate(
 /// Refuses a value that could change what a script does: the input must be
 /// declared code-safe, and the value must be one of that type's (a number,
 /// a boolean, a member of the enum).
-fn check_code_safe(name: &str, value: &Value, spec: &TaskSpec) -> Result<(), String> {
+fn check_code_safe(name: &str, value: &Value, spec: &TaskSpec) -> Result<(), LaunchError> {
     let ty = spec.inputs.get(name).and_then(|p| p.type_expr());
     let fits = match (&ty, value) {
         (Some(TypeExpr::Int | TypeExpr::Float), Value::Number(_)) => true,
@@ -131,13 +185,11 @@ fn check_code_safe(name: &str, value: &Value, spec: &TaskSpec) -> Result<(), Str
     if fits {
         return Ok(());
     }
-    let (variable, _) = crate::executor::local::input_variable(name, value);
-    let what = ty.map_or_else(|| "undeclared".to_owned(), |t| format!("a `{t}`"));
-    Err(format!(
-        "`{{{{ inputs.{name} }}}}` is written into code (a script's source, or the script of `sh -c`, `python -c`…): \
-         input `{name}` is {what}, which could carry code; only int, float, bool and enum values are written into code: \
-         read it from the environment, \"${variable}\""
-    ))
+    Err(LaunchError::NotCodeSafe {
+        name: name.to_owned(),
+        what: ty.map_or_else(|| "undeclared".to_owned(), |t| format!("a `{t}`")),
+        variable: crate::spec::code::input_variable_name(name),
+    })
 }
 
 #[cfg(test)]
@@ -170,11 +222,13 @@ mod tests {
     }
 
     fn launch_of(spec: &TaskSpec, inputs: &BTreeMap<String, Value>) -> Result<Launch, String> {
+        // As the attempt's error reads.
         launch(&Context {
             spec,
             inputs,
             notebook: None,
         })
+        .map_err(|e| e.to_string())
     }
 
     #[test]

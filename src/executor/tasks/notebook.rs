@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::{Context, Launch, TaskType, on_path};
+use super::{Context, Launch, LaunchError, TaskType, on_path};
 use crate::spec::TaskSpec;
 
 /// Where the executed notebook of a notebook task is written, relative to
@@ -24,23 +24,30 @@ impl TaskType for Notebook {
         spec.notebook.is_some()
     }
 
-    fn launch(&self, context: &Context<'_>) -> Result<Launch, String> {
+    fn launch(&self, context: &Context<'_>) -> Result<Launch, LaunchError> {
         let body = context
             .spec
             .notebook
             .as_ref()
-            .ok_or("not a notebook task")?;
+            .ok_or(LaunchError::NotThisType("notebook"))?;
         let notebook = match context.notebook {
             Some(Ok(text)) => text,
-            Some(Err(why)) => return Err(format!("cannot read notebook `{}`: {why}", body.path)),
-            None => return Err(format!("notebook `{}` was not read", body.path)),
+            Some(Err(why)) => {
+                return Err(LaunchError::NotebookUnreadable {
+                    path: body.path.clone(),
+                    why: why.to_owned(),
+                });
+            }
+            None => {
+                return Err(LaunchError::NotebookNotRead {
+                    path: body.path.clone(),
+                });
+            }
         };
         if !on_path("papermill") {
-            return Err(format!(
-                "notebook `{}` runs with papermill, which is not installed here \
-                 (install it with `pip install papermill ipykernel`)",
-                body.path
-            ));
+            return Err(LaunchError::NoPapermill {
+                path: body.path.clone(),
+            });
         }
         let parameters = Value::Object(context.inputs.clone().into_iter().collect());
         Ok(Launch {

@@ -2,7 +2,7 @@
 
 use super::Destination;
 use super::interpolate;
-use super::{Context, Launch, TaskType};
+use super::{Context, Launch, LaunchError, TaskType};
 use crate::spec::TaskSpec;
 use crate::spec::code;
 
@@ -25,12 +25,12 @@ impl TaskType for Container {
         spec.container.is_some()
     }
 
-    fn launch(&self, context: &Context<'_>) -> Result<Launch, String> {
+    fn launch(&self, context: &Context<'_>) -> Result<Launch, LaunchError> {
         let body = context
             .spec
             .container
             .as_ref()
-            .ok_or("not a container task")?;
+            .ok_or(LaunchError::NotThisType("container"))?;
         let written: Vec<&String> = body.command.iter().chain(&body.args).collect();
         let code = code::code_argument(&written).map(|(at, _)| at);
         let mut argv = written
@@ -46,10 +46,9 @@ impl TaskType for Container {
             })
             .collect::<Result<Vec<_>, _>>()?;
         if argv.is_empty() {
-            return Err(format!(
-                "container task has no `command`: the local executor cannot run image `{}`'s entrypoint",
-                body.image
-            ));
+            return Err(LaunchError::NoCommand {
+                image: body.image.clone(),
+            });
         }
         let program = argv.remove(0);
         Ok(Launch {
@@ -59,7 +58,7 @@ impl TaskType for Container {
                 .env
                 .iter()
                 .map(|(k, v)| Ok((k.clone(), interpolate(v, context, Destination::Data)?)))
-                .collect::<Result<_, String>>()?,
+                .collect::<Result<_, LaunchError>>()?,
             files: Vec::new(),
             notice: Some(format!(
                 "weir: container task run locally: image `{}` is not used; its command runs on this host\n",

@@ -1,0 +1,400 @@
+//! Running attempts: how the engine starts a node's attempt on an executor
+//! and learns how it ended.
+//!
+//! An attempt runs as a local process group (`executor::local`, on a task
+//! of its own) or as a Kubernetes Job ([`super::kubernetes`]). When it ends
+//! it is queued as [`Finished`] and the engine woken; the next step of the
+//! node state machine ([`super::nodes`]) records it here: success completes
+//! the node; a failure or a timeout is retried after the task's backoff
+//! ([`super::retry`]) while attempts remain; an interruption (the process
+//! driving it died, or this engine killed it on losing the lease) is
+//! retried at once, apart from the task's budget, up to
+//! [`MAX_INTERRUPTIONS`] times.
+//!
+//! An engine never touches an attempt it does not own ([`super::owner`]):
+//! a running node no attempt of this process runs is recovered only when
+//! the engine that started it no longer holds the store's engine lease,
+//! and its process group is signalled only on the host (and boot) that
+//! started it.
+//!
+//! What it must not do: decide which node runs next, or complete a node
+//! other than through [`Engine::complete`] (I5).
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::{Engine, Error, NodeEvent, Owner, Plan, PlanNode, retry};
+use crate::executor::local::{self, Attempt, Outcome};
+use crate::executor::process;
+use crate::spec::duration;
+use crate::store::ENGINE_LEASE;
+use crate::store::execution::{Execution, NodeState, NodeStatus};
+
+/// How many times a node may be interrupted (its process died with the
+/// engine driving it) and retried regardless of its own retry policy.
+const MAX_INTERRUPTIONS: u64 = 3;
+
+/// An attempt that ended, waiting to be recorded.
+pub(super) struct Finished {
+    pub(super) execution: String,
+    pub(super) node: String,
+    pub(super) outcome: Outcome,
+}
+
+impl Engine {
+    /// Kills the process groups of the attempts still running (leadership
+    /// lost, or shutting down). Each ends as interrupted, not failed: it
+    /// is retried apart from its task's retries, by this engine should it
+    /// drive the store again, else by whichever engine does (their nodes
+    /// stay `running` in the store until then).
+    pub fn kill_running(&self) {
+        let groups = self.groups.lock().expect("lock");
+        // Marked while `groups` is held: an attempt leaves `groups` before
+        // it reads its mark, so no mark outlives its attempt.
+        self.killed
+            .lock()
+            .expect("lock")
+            .extend(groups.keys().cloned());
+        for ((execution, node), pgid) in groups.iter() {
+            tracing::warn!(execution = %execution, node = %node, "shutting down: stopping a running attempt; it will be retried");
+            if let Err(e) = process::kill_group(*pgid, process::Signal::Kill) {
+                tracing::warn!(error = %e, "cannot stop an attempt");
+            }
+        }
+    }
+
+    /// The engine holding the store's engine lease now, if any.
+    async fn lease_holder(&self) -> Result<Option<String>, Error> {
+        let now = self.clock.now();
+        let lease = self.store.lease(ENGINE_LEASE).await?;
+        Ok(lease.filter(|l| l.is_live(now)).map(|l| l.holder))
+    }
+
+    fn take_finished(&self, execution: &str) -> Vec<Finished> {
+        let mut all = self.finished.lock().expect("lock");
+        let (mine, rest): (Vec<_>, Vec<_>) = all.drain(..).partition(|f| f.execution == execution);
+        *all = rest;
+        mine
+    }
+
+    /// Records the attempts of `execution` that ended since the last step
+    /// (those this engine still owns).
+    pub(super) async fn record_finished(
+        &self,
+        execution: &Execution,
+        plan: &Plan,
+        nodes: &mut [NodeState],
+    ) -> Result<(), Error> {
+        for done in self.take_finished(&execution.id) {
+            self.running
+                .lock()
+                .expect("lock")
+                .remove(&(done.execution.clone(), done.node.clone()));
+            let Some(state) = nodes.iter_mut().find(|n| n.node == done.node) else {
+                continue;
+            };
+            let Some(spec) = plan.nodes.iter().find(|n| n.path == done.node) else {
+                continue;
+            };
+            // Another engine took the node over meanwhile (this one lost
+            // the lease): its state is no longer this attempt's to write.
+            let still_mine = state.status == NodeStatus::Running
+                && Owner::of_handle(state.handle.as_ref()).as_ref() == Some(&self.owner);
+            if self.kube.is_none() && !still_mine {
+                tracing::warn!(execution = %execution.id, node = %state.node, "an attempt ended after another engine took its node over; not recorded");
+                continue;
+            }
+            self.record(execution, spec, state, done.outcome).await?;
+        }
+        Ok(())
+    }
+
+    /// Running nodes this process does not run: their engine died or lost
+    /// the lease. Kills what is left of them (on this host only), and
+    /// retries them as interrupted; leaves alone those of an engine that
+    /// still holds the lease, and adopts Jobs still running in the cluster.
+    pub(super) async fn recover_unknown(
+        &self,
+        execution: &Execution,
+        plan: &Plan,
+        nodes: &mut [NodeState],
+    ) -> Result<(), Error> {
+        let mut lease_holder = None;
+        for state in nodes.iter_mut().filter(|n| n.status == NodeStatus::Running) {
+            let key = (execution.id.clone(), state.node.clone());
+            if self.running.lock().expect("lock").contains_key(&key) {
+                continue;
+            }
+            if let Some(runs) = &self.kube {
+                if self.runs_job(runs, &execution.id, &state.node)
+                    || self.adopt_job(runs, execution, state)
+                {
+                    continue;
+                }
+            }
+            let owner = Owner::of_handle(state.handle.as_ref());
+            if let Some(owner) = owner.as_ref().filter(|o| o.engine != self.owner.engine) {
+                if lease_holder.is_none() {
+                    lease_holder = Some(self.lease_holder().await?);
+                }
+                if lease_holder
+                    .as_ref()
+                    .is_some_and(|h| h.as_deref() == Some(&owner.engine))
+                {
+                    tracing::debug!(execution = %execution.id, node = %state.node, engine = %owner.engine, "an attempt of the engine holding the lease; left to it");
+                    continue;
+                }
+            }
+            let pgid = state
+                .handle
+                .as_ref()
+                .and_then(|h| h.get("pgid"))
+                .and_then(Value::as_u64)
+                .and_then(|p| u32::try_from(p).ok());
+            match (pgid, &owner) {
+                (Some(pgid), Some(owner)) if owner.may_signal_here() => {
+                    tracing::info!(execution = %execution.id, node = %state.node, engine = %owner.engine, pgid, "stopping an attempt whose engine is gone");
+                    if let Err(e) = process::kill_group(pgid, process::Signal::Kill) {
+                        tracing::warn!(execution = %execution.id, node = %state.node, error = %e, "cannot kill an interrupted attempt's processes");
+                    }
+                }
+                (Some(pgid), _) => {
+                    tracing::warn!(execution = %execution.id, node = %state.node, pgid, host = owner.as_ref().map_or("unknown", |o| o.host.as_str()), "an interrupted attempt ran on another host (or before a reboot): its processes are not signalled from here");
+                }
+                (None, _) => {}
+            }
+            let Some(spec) = plan.nodes.iter().find(|n| n.path == state.node) else {
+                continue;
+            };
+            // An execution being cancelled does not retry it.
+            let outcome = if execution.cancel_requested {
+                Outcome::Cancelled
+            } else {
+                Outcome::Interrupted
+            };
+            self.record(execution, spec, state, outcome).await?;
+        }
+        Ok(())
+    }
+
+    /// Asks the attempt of `(execution, node)` running here to stop (it
+    /// ends cancelled, and is recorded as such when it has).
+    pub(super) async fn cancel_attempt(&self, execution: &str, node: &str) {
+        let key = (execution.to_owned(), node.to_owned());
+        if let Some(token) = self.running.lock().expect("lock").get(&key) {
+            token.cancel();
+        }
+        if let Some(runs) = &self.kube {
+            self.cancel_job(runs, execution, node).await;
+        }
+    }
+
+    /// Starts an attempt of `spec` with `inputs`.
+    pub(super) async fn start(
+        &self,
+        execution: &Execution,
+        spec: &PlanNode,
+        state: &mut NodeState,
+        inputs: BTreeMap<String, Value>,
+    ) -> Result<(), Error> {
+        let now = self.clock.now();
+        let inputs_value = Value::Object(inputs.clone().into_iter().collect());
+        state.attempts += 1;
+        state.status = NodeStatus::Running;
+        state.inputs = Some(inputs_value);
+        state.error = None;
+        state.next_attempt_at = None;
+        if state.started_at.is_none() {
+            state.started_at = Some(now);
+        }
+        let timeout = spec
+            .spec
+            .timeout
+            .as_deref()
+            .and_then(|t| duration::parse(t).ok());
+        if let Some(runs) = &self.kube {
+            let notebook = spec.notebook.as_ref().and_then(|n| {
+                self.files
+                    .read(&execution.source, &n.commit, &n.path)
+                    .ok()
+                    .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            });
+            self.start_job(runs, execution, spec, state, inputs, timeout, notebook)
+                .await?;
+            self.tell(NodeEvent::Started, execution, spec, state);
+            return Ok(());
+        }
+        let dir = local::attempt_dir(&self.state_dir, &execution.id, &state.node, state.attempts);
+        let mut handle = json!({
+            "dir": dir.display().to_string(),
+            "owner": self.owner.to_value(),
+        });
+        if let Some(n) = state.handle.as_ref().and_then(|h| h.get("interruptions")) {
+            handle["interruptions"] = n.clone();
+        }
+        state.handle = Some(handle.clone());
+        self.store.update_node(state).await?;
+        self.tell(NodeEvent::Started, execution, spec, state);
+
+        let token = CancellationToken::new();
+        self.running
+            .lock()
+            .expect("lock")
+            .insert((execution.id.clone(), state.node.clone()), token.clone());
+        let notebook = spec.notebook.as_ref().map(|n| {
+            self.files
+                .read(&execution.source, &n.commit, &n.path)
+                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        });
+        let artifacts = self.artifacts.clone();
+        let finished = self.finished.clone();
+        let wake = self.wake.clone();
+        let groups = self.groups.clone();
+        let killed = self.killed.clone();
+        let store = self.store.clone();
+        let task_spec = spec.spec.clone();
+        let task = spec.task.clone();
+        let inherited = self.inherited.clone();
+        let (execution_id, node) = (execution.id.clone(), state.node.clone());
+        let mut recorded = state.clone();
+        tracing::info!(execution = %execution_id, node = %node, attempt = recorded.attempts, "starting attempt");
+        tokio::spawn(async move {
+            let (pgid_tx, pgid_rx) = tokio::sync::oneshot::channel();
+            let attempt = Attempt {
+                dir: dir.clone(),
+                task: &task,
+                spec: &task_spec,
+                inputs: &inputs,
+                timeout,
+                notebook,
+                inherited: &inherited,
+            };
+            let run = local::run(attempt, artifacts.as_ref(), &token, |pgid| {
+                let _ = pgid_tx.send(pgid);
+            });
+            let key = (execution_id.clone(), node.clone());
+            let remember = async {
+                if let Ok(pgid) = pgid_rx.await {
+                    groups.lock().expect("lock").insert(key.clone(), pgid);
+                    recorded.handle = Some({
+                        let mut with_pgid = handle.clone();
+                        with_pgid["pgid"] = json!(pgid);
+                        with_pgid
+                    });
+                    if let Err(e) = store.update_node(&recorded).await {
+                        tracing::warn!(error = %e, "cannot record an attempt's process group");
+                    }
+                }
+            };
+            let (outcome, ()) = tokio::join!(run, remember);
+            groups.lock().expect("lock").remove(&key);
+            let was_killed = killed.lock().expect("lock").remove(&key);
+            let outcome = match outcome {
+                Outcome::Succeeded { .. } => outcome,
+                // Killed by this engine (leadership lost): not the task's
+                // fault, so it does not use up the task's retries.
+                _ if was_killed => Outcome::Interrupted,
+                _ => outcome,
+            };
+            finished.lock().expect("lock").push(Finished {
+                execution: execution_id,
+                node,
+                outcome,
+            });
+            wake.notify_one();
+        });
+        Ok(())
+    }
+
+    /// Records how an attempt ended: success completes the node; a
+    /// failure is retried with backoff while attempts remain.
+    async fn record(
+        &self,
+        execution: &Execution,
+        spec: &PlanNode,
+        state: &mut NodeState,
+        outcome: Outcome,
+    ) -> Result<(), Error> {
+        let now = self.clock.now();
+        match outcome {
+            Outcome::Succeeded { outputs } => {
+                self.complete(execution, spec, state, outputs, now).await?;
+            }
+            Outcome::Interrupted => {
+                // Not the task's fault (Flyte's system retries): retried at
+                // once, apart from the task's own retry budget, a few times.
+                let interruptions = state
+                    .handle
+                    .as_ref()
+                    .and_then(|h| h.get("interruptions"))
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0)
+                    + 1;
+                let mut handle = state.handle.clone().unwrap_or_else(|| json!({}));
+                handle["interruptions"] = json!(interruptions);
+                state.handle = Some(handle);
+                if interruptions <= MAX_INTERRUPTIONS {
+                    state.status = NodeStatus::Retrying;
+                    state.next_attempt_at = Some(now);
+                    state.error = Some(format!(
+                        "interrupted: the process running attempt {} stopped; retrying ({interruptions} of {MAX_INTERRUPTIONS})",
+                        state.attempts
+                    ));
+                    tracing::info!(execution = %execution.id, node = %state.node, attempt = state.attempts, "interrupted attempt; retrying");
+                } else {
+                    state.status = NodeStatus::Failed;
+                    state.finished_at = Some(now);
+                    state.error = Some(format!(
+                        "interrupted {interruptions} times: the processes running it kept stopping"
+                    ));
+                }
+                self.store.update_node(state).await?;
+                if state.status.is_terminal() {
+                    self.tell(NodeEvent::Failed, execution, spec, state);
+                }
+            }
+            Outcome::Cancelled => {
+                state.status = NodeStatus::Cancelled;
+                state.error = Some("cancelled".into());
+                state.finished_at = Some(now);
+                self.store.update_node(state).await?;
+                self.tell(NodeEvent::Aborted, execution, spec, state);
+            }
+            failed => {
+                let (status, error) = match failed {
+                    Outcome::TimedOut => (
+                        NodeStatus::TimedOut,
+                        format!(
+                            "timed out after {}",
+                            spec.spec.timeout.as_deref().unwrap_or("?")
+                        ),
+                    ),
+                    Outcome::Failed { error } => (NodeStatus::Failed, error),
+                    _ => unreachable!("handled above"),
+                };
+                let retries = spec.spec.retries.attempts;
+                if state.attempts <= retries && !execution.cancel_requested {
+                    state.status = NodeStatus::Retrying;
+                    state.next_attempt_at = Some(retry::due_at(
+                        now,
+                        &spec.spec.retries.backoff,
+                        state.attempts,
+                    ));
+                    tracing::info!(execution = %execution.id, node = %state.node, attempt = state.attempts, error = %error, "attempt failed; retrying");
+                } else {
+                    state.status = status;
+                    state.finished_at = Some(now);
+                    tracing::info!(execution = %execution.id, node = %state.node, attempt = state.attempts, error = %error, "node failed");
+                }
+                state.error = Some(error);
+                self.store.update_node(state).await?;
+                if state.status.is_terminal() {
+                    self.tell(NodeEvent::Failed, execution, spec, state);
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,389 @@
+//! The node state machine: what an execution does next, one step per tick.
+//!
+//! Each step of [`Engine::drive`] reads the execution's nodes as the store
+//! has them and moves them on: it records the attempts that ended and
+//! recovers those no engine runs any more (both in [`super::attempts`]),
+//! then stops the execution (a cancel request, or fail fast once a node
+//! failed for good), finishes it (every node succeeded: its outputs are
+//! bound), or starts the nodes whose dependencies all succeeded and whose
+//! retry is due, serving a node from the cache when its key was seen.
+//!
+//! What it guarantees: a node completes in one transaction with its cache
+//! entry and its lineage edges (I5), so a crash cannot separate them; and
+//! a node runs only once every node it depends on succeeded.
+//!
+//! What it must not do: run anything itself, or read the system clock
+//! (instants come from the engine's clock). Starting an attempt, and
+//! deciding what an attempt's end means for its node, is
+//! [`super::attempts`]'s.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use super::plan::Binding;
+use super::{Engine, Error, NodeEvent, Plan, PlanNode};
+use crate::artifact;
+use crate::spec::Digest;
+use crate::store::execution::{
+    CacheEntry, Direction, Execution, LineageEdge, NodeState, NodeStatus, Status,
+};
+
+/// Why a binding has no value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BindingError {
+    #[error("the execution has no input `{0}`")]
+    NoInput(String),
+    #[error("node `{node}` has no output `{output}`")]
+    NoOutput { node: String, output: String },
+}
+
+impl Engine {
+    /// Drives `execution` one step; returns it as it now stands.
+    pub(super) async fn drive(&self, mut execution: Execution) -> Result<Execution, Error> {
+        let plan: Plan =
+            serde_json::from_value(execution.plan.clone()).map_err(|source| Error::Plan {
+                id: execution.id.clone(),
+                source,
+            })?;
+        let mut nodes = self.store.nodes(&execution.id).await?;
+        let now = self.clock.now();
+        if execution.status == Status::Queued {
+            execution.status = Status::Running;
+            execution.started_at = Some(now);
+            self.store.update_execution(&execution).await?;
+        }
+
+        // 1. Attempts that ended.
+        self.record_finished(&execution, &plan, &mut nodes).await?;
+
+        // 2. Attempts this process does not know: their engine died or lost
+        // the lease.
+        self.recover_unknown(&execution, &plan, &mut nodes).await?;
+
+        // 3. Cancel, fail fast, or finish.
+        if self
+            .conclude(&mut execution, &plan, &mut nodes, now)
+            .await?
+        {
+            return Ok(execution);
+        }
+
+        // 4. Start what is ready (unless shutting down, or not leading).
+        self.start_ready(&execution, &plan, &mut nodes, now).await?;
+        Ok(execution)
+    }
+
+    /// Stops the execution (cancel requested, or a node failed for good:
+    /// fail fast) or finishes it (every node succeeded). Returns whether
+    /// it is stopping or done, so nothing more starts.
+    async fn conclude(
+        &self,
+        execution: &mut Execution,
+        plan: &Plan,
+        nodes: &mut [NodeState],
+        now: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        let failed = nodes
+            .iter()
+            .find(|n| matches!(n.status, NodeStatus::Failed | NodeStatus::TimedOut));
+        let stop = if execution.cancel_requested {
+            Some((Status::Cancelled, "cancelled on request".to_owned()))
+        } else {
+            failed.map(|n| {
+                let status = if n.status == NodeStatus::TimedOut {
+                    Status::TimedOut
+                } else {
+                    Status::Failed
+                };
+                let why = n.error.clone().unwrap_or_default();
+                (status, format!("node `{}` {}: {why}", n.node, n.status))
+            })
+        };
+        if let Some((status, error)) = stop {
+            let mut still_running = false;
+            for state in nodes.iter_mut() {
+                match state.status {
+                    NodeStatus::Running => {
+                        still_running = true;
+                        self.cancel_attempt(&execution.id, &state.node).await;
+                    }
+                    NodeStatus::Pending | NodeStatus::Retrying => {
+                        state.status = NodeStatus::Skipped;
+                        state.finished_at = Some(now);
+                        self.store.update_node(state).await?;
+                    }
+                    _ => {}
+                }
+            }
+            if !still_running {
+                execution.status = status;
+                execution.error = Some(error);
+                execution.finished_at = Some(now);
+                self.store.update_execution(execution).await?;
+                tracing::info!(execution = %execution.id, status = %status, "execution finished");
+                for observer in &self.observers {
+                    observer.execution_finished(execution);
+                }
+            }
+            return Ok(true);
+        }
+        if nodes.iter().all(|n| n.status == NodeStatus::Succeeded) {
+            let outputs = node_outputs(nodes);
+            let mut values = serde_json::Map::new();
+            for (name, binding) in &plan.outputs {
+                match resolve(binding, &execution.inputs, &outputs) {
+                    Ok(v) => {
+                        values.insert(name.clone(), v);
+                    }
+                    Err(e) => {
+                        execution.status = Status::Failed;
+                        execution.error = Some(format!("workflow output `{name}`: {e}"));
+                    }
+                }
+            }
+            if execution.status == Status::Running {
+                execution.status = Status::Succeeded;
+                execution.outputs = Some(Value::Object(values));
+            }
+            execution.finished_at = Some(now);
+            self.store.update_execution(execution).await?;
+            tracing::info!(execution = %execution.id, status = %execution.status, "execution finished");
+            for observer in &self.observers {
+                observer.execution_finished(execution);
+            }
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Starts every node that is due (pending, or retrying with its retry
+    /// due at `now`) and whose dependencies all succeeded: served from the
+    /// cache, or as a new attempt. A node whose input cannot be bound
+    /// fails.
+    async fn start_ready(
+        &self,
+        execution: &Execution,
+        plan: &Plan,
+        nodes: &mut [NodeState],
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        if !self.may_start() {
+            return Ok(());
+        }
+        let outputs = node_outputs(nodes);
+        let succeeded: HashSet<String> = nodes
+            .iter()
+            .filter(|n| n.status == NodeStatus::Succeeded)
+            .map(|n| n.node.clone())
+            .collect();
+        for state in nodes.iter_mut() {
+            let due = match state.status {
+                NodeStatus::Pending => true,
+                NodeStatus::Retrying => state.next_attempt_at.is_none_or(|at| at <= now),
+                _ => false,
+            };
+            let Some(spec) = plan.nodes.iter().find(|n| n.path == state.node) else {
+                continue;
+            };
+            if !due || !spec.deps.iter().all(|d| succeeded.contains(d)) {
+                continue;
+            }
+            let mut inputs = BTreeMap::new();
+            let mut bad = None;
+            for (name, binding) in &spec.inputs {
+                match resolve(binding, &execution.inputs, &outputs) {
+                    Ok(v) => {
+                        inputs.insert(name.clone(), v);
+                    }
+                    Err(e) => bad = Some(format!("input `{name}`: {e}")),
+                }
+            }
+            if let Some(error) = bad {
+                state.status = NodeStatus::Failed;
+                state.error = Some(error);
+                state.finished_at = Some(now);
+                self.store.update_node(state).await?;
+                continue;
+            }
+            // Leadership may have ended during this tick.
+            if !self.may_start() {
+                tracing::info!(execution = %execution.id, "no longer leading the store: starting no more attempts");
+                return Ok(());
+            }
+            if !self
+                .serve_from_cache(execution, spec, state, &inputs)
+                .await?
+            {
+                self.start(execution, spec, state, inputs).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Completes `state` from the cache when its key was seen (and the
+    /// execution does not ask for `noCache`); returns whether it did.
+    async fn serve_from_cache(
+        &self,
+        execution: &Execution,
+        spec: &PlanNode,
+        state: &mut NodeState,
+        inputs: &BTreeMap<String, Value>,
+    ) -> Result<bool, Error> {
+        let no_cache = execution
+            .options
+            .get("noCache")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        if !spec.spec.cache.enabled || no_cache {
+            return Ok(false);
+        }
+        let Some(hit) = self.store.cache_get(&cache_key(spec, inputs)).await? else {
+            return Ok(false);
+        };
+        let now = self.clock.now();
+        state.status = NodeStatus::Succeeded;
+        state.inputs = Some(Value::Object(inputs.clone().into_iter().collect()));
+        state.outputs = Some(hit.outputs.clone());
+        state.cached_from = Some(hit.execution.clone());
+        state.started_at = Some(now);
+        state.finished_at = Some(now);
+        // The node and its lineage in one transaction (I5).
+        let edges = edges(execution, state, now);
+        self.store.complete_node(state, None, &edges).await?;
+        self.tell(NodeEvent::Succeeded, execution, spec, state);
+        tracing::info!(execution = %execution.id, node = %state.node, from = %hit.execution, "served from the cache");
+        Ok(true)
+    }
+
+    /// Completes a node whose attempt succeeded with `outputs`: the node,
+    /// its cache entry and its lineage in one transaction, so a crash
+    /// cannot separate them (I5).
+    pub(super) async fn complete(
+        &self,
+        execution: &Execution,
+        spec: &PlanNode,
+        state: &mut NodeState,
+        outputs: BTreeMap<String, Value>,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let outputs = Value::Object(outputs.into_iter().collect());
+        state.status = NodeStatus::Succeeded;
+        state.outputs = Some(outputs.clone());
+        state.error = None;
+        state.finished_at = Some(now);
+        let entry = spec.spec.cache.enabled.then(|| {
+            let inputs: BTreeMap<String, Value> = state
+                .inputs
+                .as_ref()
+                .and_then(Value::as_object)
+                .map(|m| m.clone().into_iter().collect())
+                .unwrap_or_default();
+            CacheEntry {
+                key: cache_key(spec, &inputs),
+                execution: execution.id.clone(),
+                node: state.node.clone(),
+                outputs,
+                created_at: now,
+            }
+        });
+        let edges = edges(execution, state, now);
+        self.store
+            .complete_node(state, entry.as_ref(), &edges)
+            .await?;
+        self.tell(NodeEvent::Succeeded, execution, spec, state);
+        Ok(())
+    }
+}
+
+/// Outputs of the nodes that succeeded, by path.
+fn node_outputs(nodes: &[NodeState]) -> HashMap<String, Value> {
+    nodes
+        .iter()
+        .filter(|n| n.status == NodeStatus::Succeeded)
+        .filter_map(|n| Some((n.node.clone(), n.outputs.clone()?)))
+        .collect()
+}
+
+/// The value of a binding.
+pub fn resolve(
+    binding: &Binding,
+    inputs: &Value,
+    outputs: &HashMap<String, Value>,
+) -> Result<Value, BindingError> {
+    match binding {
+        Binding::Literal { value } => Ok(value.clone()),
+        Binding::Input { name } => inputs
+            .get(name)
+            .cloned()
+            .ok_or_else(|| BindingError::NoInput(name.clone())),
+        Binding::Output { node, output } => outputs
+            .get(node)
+            .and_then(|o| o.get(output))
+            .cloned()
+            .ok_or_else(|| BindingError::NoOutput {
+                node: node.clone(),
+                output: output.clone(),
+            }),
+        Binding::Concat { parts } => {
+            let mut text = String::new();
+            for part in parts {
+                match resolve(part, inputs, outputs)? {
+                    Value::String(s) => text.push_str(&s),
+                    other => text.push_str(&other.to_string()),
+                }
+            }
+            Ok(Value::String(text))
+        }
+    }
+}
+
+/// Flyte's cache key: (task, `cache.version` or the task version, the
+/// inputs minus `ignoreInputs`).
+fn cache_key(spec: &PlanNode, inputs: &BTreeMap<String, Value>) -> Digest {
+    let kept: serde_json::Map<String, Value> = inputs
+        .iter()
+        .filter(|(k, _)| !spec.spec.cache.ignore_inputs.contains(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let version = spec.spec.cache.version.clone().map_or_else(
+        || format!("task:{}", spec.task_version),
+        |v| format!("cache:{v}"),
+    );
+    Digest::of_json(&json!({ "task": spec.task, "version": version, "inputs": kept }))
+}
+
+/// Lineage edges of a succeeded node: every input and output, files by their
+/// artifact digest, other values by the digest of their JSON.
+fn edges(execution: &Execution, state: &NodeState, at: DateTime<Utc>) -> Vec<LineageEdge> {
+    let mut out = Vec::new();
+    for (direction, values) in [
+        (Direction::Input, &state.inputs),
+        (Direction::Output, &state.outputs),
+    ] {
+        let Some(Value::Object(map)) = values else {
+            continue;
+        };
+        for (name, value) in map {
+            let digest = match value {
+                Value::String(s) => {
+                    artifact::parse_reference(s).unwrap_or_else(|| Digest::of_json(value))
+                }
+                other => Digest::of_json(other),
+            };
+            out.push(LineageEdge {
+                execution: execution.id.clone(),
+                node: state.node.clone(),
+                direction,
+                name: name.clone(),
+                digest,
+                task: state.task.clone(),
+                task_version: state.task_version.clone(),
+                commit: execution.commit.clone(),
+                at,
+            });
+        }
+    }
+    out
+}
