@@ -17,6 +17,8 @@ use std::sync::Arc;
 
 use chrono::Utc;
 
+use super::duration_arg::DurationArg;
+use super::exit::{self, Error, ExitStatus, notice};
 use super::store_args::{StoreArgs, block_on};
 use super::wait::{self, Waited};
 use crate::artifact::LocalArtifacts;
@@ -60,8 +62,8 @@ pub struct Args {
     pub wait: bool,
     /// With --wait: how long the engine lease this command takes lasts
     /// unrenewed (a daemon started meanwhile follows until it is released).
-    #[arg(long, default_value = "15s", value_parser = parse_duration)]
-    pub lease_duration: std::time::Duration,
+    #[arg(long, default_value_t = DurationArg(wait::LEASE_DURATION))]
+    pub lease_duration: DurationArg,
     #[command(flatten)]
     pub store: StoreArgs,
     /// With --wait: what the tasks run here inherit of this environment.
@@ -71,7 +73,7 @@ pub struct Args {
     pub output: Output,
 }
 
-pub fn run(args: &Args) -> u8 {
+pub fn run(args: &Args) -> exit::Result {
     let request = Request {
         launch_plan: args.launch_plan.clone(),
         project: args.project.clone(),
@@ -80,13 +82,13 @@ pub fn run(args: &Args) -> u8 {
         max_parallel: args.max_parallel,
         dry_run: args.dry_run,
     };
-    let result = block_on(async {
-        let store = args.store.open().await.map_err(|e| e.to_string())?;
+    let result: exit::Result<Result<Backfill, wait::Interrupt>> = block_on(async {
+        let store = args.store.open().await.map_err(Error::failed)?;
         let mut done = backfill::backfill(store.as_ref(), &request, Utc::now())
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(Error::failed)?;
         if args.wait && !done.entries.is_empty() {
-            let mut interrupts = wait::Interrupts::catch().map_err(|e| e.to_string())?;
+            let mut interrupts = wait::Interrupts::catch().map_err(Error::failed)?;
             let artifacts = Arc::new(LocalArtifacts::new(args.store.state_dir.join("artifacts")));
             let engine = Engine::new(store.clone(), artifacts, args.store.state_dir.clone())
                 .with_task_env(Inherited::from_process(args.task_env.allow_list()));
@@ -99,10 +101,11 @@ pub fn run(args: &Args) -> u8 {
                 &store,
                 engine,
                 &ids,
-                args.lease_duration,
+                args.lease_duration.0,
                 &mut interrupts,
             )
-            .await?;
+            .await
+            .map_err(Error::failed)?;
             let finished = match waited {
                 Waited::Finished(finished) => finished,
                 Waited::Cancelled {
@@ -114,38 +117,37 @@ pub fn run(args: &Args) -> u8 {
                         .iter()
                         .filter(|e| e.status == Status::Cancelled)
                         .count();
-                    eprintln!(
+                    notice(format_args!(
                         "interrupted ({}): {cancelled} of the backfill's {} executions cancelled; {stopped} running attempt(s) stopped",
                         signal.name(),
                         execution.len(),
-                    );
-                    return Ok(Err(signal.exit_code()));
+                    ));
+                    return Ok(Err(signal));
                 }
                 Waited::Abandoned { signal, undone } => {
-                    eprintln!("interrupted again ({}): {undone}", signal.name());
-                    return Ok(Err(signal.exit_code()));
+                    notice(format_args!(
+                        "interrupted again ({}): {undone}",
+                        signal.name()
+                    ));
+                    return Ok(Err(signal));
                 }
                 Waited::LeftTo { engine, signal } => {
-                    eprintln!(
+                    notice(format_args!(
                         "interrupted ({}): the backfill's executions continue in engine {engine}; `weir cancel ID` stops one",
                         signal.name(),
-                    );
-                    return Ok(Err(signal.exit_code()));
+                    ));
+                    return Ok(Err(signal));
                 }
             };
             for (entry, execution) in done.entries.iter_mut().zip(finished) {
                 entry.execution_status = Some(execution.status);
             }
         }
-        Ok::<_, String>(Ok(done))
+        Ok(Ok(done))
     });
-    let done = match result {
-        Ok(Ok(done)) => done,
-        Ok(Err(interrupted)) => return interrupted,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return super::EXIT_ERROR;
-        }
+    let done = match result? {
+        Ok(done) => done,
+        Err(signal) => return Ok(ExitStatus::Interrupted(signal)),
     };
     match args.output {
         Output::Json => println!(
@@ -159,15 +161,7 @@ pub fn run(args: &Args) -> u8 {
             .entries
             .iter()
             .any(|e| e.execution_status != Some(Status::Succeeded));
-    if failed {
-        super::EXIT_INVALID
-    } else {
-        super::EXIT_OK
-    }
-}
-
-fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    crate::spec::duration::parse(text).map_err(|e| e.to_string())
+    Ok(ExitStatus::success_if(!failed))
 }
 
 /// The backfill for people: a summary line, then one row per instant in

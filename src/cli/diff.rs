@@ -6,6 +6,7 @@
 
 use std::fmt::Write as _;
 
+use super::exit::{self, Error, ExitStatus};
 use super::run::Output;
 use super::store_args::{StoreArgs, block_on};
 use crate::views::{self, Change, DiffView, NodeDiff, NodeSide, ValueChange};
@@ -25,7 +26,7 @@ pub struct Args {
 
 /// Exit 0 with the diff; 2 when there is nothing to compare (an unknown
 /// execution, two workflows, no earlier succeeded run) or the store fails.
-pub fn run(args: &Args) -> u8 {
+pub fn run(args: &Args) -> exit::Result {
     let result = block_on(async {
         let store = args.store.open().await?;
         views::diff(
@@ -36,19 +37,12 @@ pub fn run(args: &Args) -> u8 {
         )
         .await
     });
-    match result {
-        Ok(diff) => {
-            match args.output {
-                Output::Json => println!("{:#}", views::to_json(&diff)),
-                Output::Text => print!("{}", text(&diff)),
-            }
-            super::EXIT_OK
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            super::EXIT_ERROR
-        }
+    let diff = result.map_err(Error::failed)?;
+    match args.output {
+        Output::Json => println!("{:#}", views::to_json(&diff)),
+        Output::Text => print!("{}", text(&diff)),
     }
+    Ok(ExitStatus::Success)
 }
 
 /// The diff for people: the two runs, the commits with their subjects,

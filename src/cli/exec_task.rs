@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use tokio_util::sync::CancellationToken;
 
+use super::exit::{self, Error, ExitStatus};
 use crate::executor::kubernetes::job::ATTEMPT_ENV;
 use crate::executor::kubernetes::observe::Report;
 use crate::executor::kubernetes::pod::{self, Payload};
@@ -21,28 +22,23 @@ pub struct Args {
     pub work_dir: PathBuf,
 }
 
-pub fn run(args: &Args) -> u8 {
-    let payload: Payload = match std::env::var(ATTEMPT_ENV)
-        .map_err(|_| format!("{ATTEMPT_ENV} is not set: weir exec-task runs inside task pods"))
-        .and_then(|text| {
-            serde_json::from_str(&text).map_err(|e| format!("{ATTEMPT_ENV} is not an attempt: {e}"))
-        }) {
-        Ok(payload) => payload,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return super::EXIT_ERROR;
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+/// Why the attempt could not be read from the environment.
+#[derive(Debug, thiserror::Error)]
+enum PayloadError {
+    #[error("{} is not set: weir exec-task runs inside task pods", ATTEMPT_ENV)]
+    Unset,
+    #[error("{} is not an attempt: {error}", ATTEMPT_ENV)]
+    Malformed { error: serde_json::Error },
+}
+
+pub fn run(args: &Args) -> exit::Result {
+    let text = std::env::var(ATTEMPT_ENV).map_err(|_| Error::failed(PayloadError::Unset))?;
+    let payload: Payload = serde_json::from_str(&text)
+        .map_err(|e| Error::failed(PayloadError::Malformed { error: e }))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return super::EXIT_ERROR;
-        }
-    };
+        .map_err(|e| Error::failed(format!("cannot start the runtime: {e}")))?;
     let report = runtime.block_on(async {
         let cancel = CancellationToken::new();
         let on_signal = cancel.clone();
@@ -59,22 +55,15 @@ pub fn run(args: &Args) -> u8 {
         pod::exec(&payload, &args.work_dir, host, &cancel).await
     });
     let log = pod::termination_log();
-    if let Err(e) = std::fs::write(&log, pod::message(&report)) {
-        eprintln!(
-            "error: cannot write the outcome to `{}`: {e}",
+    std::fs::write(&log, pod::message(&report)).map_err(|e| {
+        Error::failed(format!(
+            "cannot write the outcome to `{}`: {e}",
             log.display()
-        );
-        return super::EXIT_ERROR;
-    }
+        ))
+    })?;
     match report {
-        Report::Succeeded { .. } => super::EXIT_OK,
-        Report::Failed { error } => {
-            eprintln!("error: {error}");
-            super::EXIT_INVALID
-        }
-        Report::TimedOut => {
-            eprintln!("error: the task timed out");
-            super::EXIT_INVALID
-        }
+        Report::Succeeded { .. } => Ok(ExitStatus::Success),
+        Report::Failed { error } => Err(Error::invalid(error)),
+        Report::TimedOut => Err(Error::invalid("the task timed out")),
     }
 }

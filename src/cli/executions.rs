@@ -3,6 +3,7 @@
 use std::io::Write as _;
 use std::sync::Arc;
 
+use super::exit::{self, Error, ExitStatus};
 use super::origin::{ReadError, ServerArgs};
 use super::run::{Output, execution_text};
 use super::store_args::{StoreArgs, block_on};
@@ -35,7 +36,7 @@ pub struct Args {
     pub output: Output,
 }
 
-pub fn run(args: &Args) -> u8 {
+pub fn run(args: &Args) -> exit::Result {
     let query = ExecutionQuery {
         launch_plan: args.launch_plan.clone(),
         workflow: args.workflow.clone(),
@@ -44,10 +45,7 @@ pub fn run(args: &Args) -> u8 {
     };
     // The flags are checked even with an id: a typo is said, not ignored.
     let checked = query.filter().map_err(ReadError::from);
-    let origin = match checked.and_then(|_| args.server.origin(&args.store)) {
-        Ok(origin) => origin,
-        Err(e) => return e.report(),
-    };
+    let origin = checked.and_then(|_| args.server.origin(&args.store))?;
     let text = match &args.id {
         Some(id) => origin.execution(id).map(|found| {
             found.map(|execution| match args.output {
@@ -62,17 +60,14 @@ pub fn run(args: &Args) -> u8 {
             })
         }),
     };
-    match text {
-        Ok(Some(text)) => {
-            print!("{text}");
-            super::EXIT_OK
-        }
-        Ok(None) => {
-            eprintln!("error: no execution `{}`", args.id.as_deref().unwrap_or(""));
-            super::EXIT_INVALID
-        }
-        Err(e) => e.report(),
-    }
+    let text = text?.ok_or_else(|| {
+        Error::invalid(format!(
+            "no execution `{}`",
+            args.id.as_deref().unwrap_or("")
+        ))
+    })?;
+    print!("{text}");
+    Ok(ExitStatus::Success)
 }
 
 /// The list: one row an execution, newest first.
@@ -117,20 +112,21 @@ pub struct LogsArgs {
 }
 
 /// Prints each node's latest attempt's stdout and stderr.
-pub fn logs(args: &LogsArgs) -> u8 {
-    let result: Result<u8, crate::store::Error> = block_on(async {
-        let store = args.store.open().await?;
+pub fn logs(args: &LogsArgs) -> exit::Result {
+    block_on(async {
+        let store = args.store.open().await.map_err(Error::failed)?;
         let mut printed: std::collections::HashMap<std::path::PathBuf, u64> = Default::default();
         loop {
-            let Some(execution) = store.execution(&args.id).await? else {
-                eprintln!("error: no execution `{}`", args.id);
-                return Ok(super::EXIT_INVALID);
+            let Some(execution) = store.execution(&args.id).await.map_err(Error::failed)? else {
+                return Err(Error::invalid(format!("no execution `{}`", args.id)));
             };
-            let nodes = store.nodes(&args.id).await?;
+            let nodes = store.nodes(&args.id).await.map_err(Error::failed)?;
             if let Some(node) = &args.node {
                 if !nodes.iter().any(|n| &n.node == node) {
-                    eprintln!("error: execution `{}` has no node `{node}`", args.id);
-                    return Ok(super::EXIT_INVALID);
+                    return Err(Error::invalid(format!(
+                        "execution `{}` has no node `{node}`",
+                        args.id
+                    )));
                 }
             }
             let mut out = std::io::stdout().lock();
@@ -160,14 +156,10 @@ pub fn logs(args: &LogsArgs) -> u8 {
             }
             drop(out);
             if !args.follow || execution.status.is_terminal() {
-                return Ok(super::EXIT_OK);
+                return Ok(ExitStatus::Success);
             }
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         }
-    });
-    result.unwrap_or_else(|e| {
-        eprintln!("error: {e}");
-        super::EXIT_ERROR
     })
 }
 
@@ -185,19 +177,15 @@ pub struct CancelArgs {
 /// daemon) to, or, when none holds the engine lease, finishes the
 /// cancellation here: stops this host's attempts of the execution and
 /// records its nodes and itself cancelled.
-pub fn cancel(args: &CancelArgs) -> u8 {
-    block_on(cancel_execution(args)).unwrap_or_else(|e| {
-        eprintln!("error: {e}");
-        super::EXIT_ERROR
-    })
+pub fn cancel(args: &CancelArgs) -> exit::Result {
+    block_on(cancel_execution(args))
 }
 
-async fn cancel_execution(args: &CancelArgs) -> Result<u8, String> {
+async fn cancel_execution(args: &CancelArgs) -> exit::Result {
     let id = args.id.as_str();
-    let store = args.store.open().await.map_err(|e| e.to_string())?;
-    if !store.request_cancel(id).await.map_err(|e| e.to_string())? {
-        eprintln!("error: no unfinished execution `{id}`");
-        return Ok(super::EXIT_INVALID);
+    let store = args.store.open().await.map_err(Error::failed)?;
+    if !store.request_cancel(id).await.map_err(Error::failed)? {
+        return Err(Error::invalid(format!("no unfinished execution `{id}`")));
     }
     let artifacts = Arc::new(LocalArtifacts::new(args.store.state_dir.join("artifacts")));
     let engine = Engine::new(store.clone(), artifacts, args.store.state_dir.clone())
@@ -209,18 +197,19 @@ async fn cancel_execution(args: &CancelArgs) -> Result<u8, String> {
     );
     let mut asked = None;
     loop {
-        match lease.clone().try_hold().await.map_err(|e| e.to_string())? {
+        match lease.clone().try_hold().await.map_err(Error::failed)? {
             Hold::Held(held) => {
                 // No engine drives the store: finish the cancellation here.
                 let running = wait::running_nodes(&store, id).await;
                 let ended = engine.run_until_finished(id).await;
                 held.release().await;
-                let (running, ended) = (running?, ended.map_err(|e| e.to_string())?);
+                let running = running.map_err(Error::failed)?;
+                let ended = ended.map_err(Error::failed)?;
                 println!(
                     "{id} {}: no engine was driving it; {running} running attempt(s) stopped here",
                     ended.status
                 );
-                return Ok(super::EXIT_OK);
+                return Ok(ExitStatus::Success);
             }
             Hold::Following { holder } => {
                 if asked.is_none() {
@@ -228,13 +217,13 @@ async fn cancel_execution(args: &CancelArgs) -> Result<u8, String> {
                     asked = Some(holder);
                 }
                 if !args.wait {
-                    return Ok(super::EXIT_OK);
+                    return Ok(ExitStatus::Success);
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-                let execution = store.execution(id).await.map_err(|e| e.to_string())?;
+                let execution = store.execution(id).await.map_err(Error::failed)?;
                 if let Some(execution) = execution.filter(|e| e.status.is_terminal()) {
                     println!("{id} {}", execution.status);
-                    return Ok(super::EXIT_OK);
+                    return Ok(ExitStatus::Success);
                 }
             }
         }

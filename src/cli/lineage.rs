@@ -3,6 +3,7 @@
 //! with its task version and commit) and where it went (downstream), or the
 //! same for every artifact of an execution (I5).
 
+use super::exit::{self, Error, ExitStatus};
 use super::origin::ServerArgs;
 use super::run::Output;
 use super::store_args::StoreArgs;
@@ -27,31 +28,26 @@ pub struct Args {
     pub output: Output,
 }
 
-pub fn run(args: &Args) -> u8 {
+pub fn run(args: &Args) -> exit::Result {
     let query = LineageQuery {
         upstream: args.upstream,
         downstream: args.downstream,
     };
-    let found = match args
+    let found = args
         .server
         .origin(&args.store)
-        .and_then(|o| o.lineage(&args.target, &query))
-    {
-        Ok(Some(found)) => found,
-        Ok(None) => {
-            eprintln!(
-                "error: `{}` is neither an execution nor an artifact digest",
+        .and_then(|o| o.lineage(&args.target, &query))?
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "`{}` is neither an execution nor an artifact digest",
                 args.target
-            );
-            return super::EXIT_INVALID;
-        }
-        Err(e) => return e.report(),
-    };
+            ))
+        })?;
     match args.output {
         Output::Json => println!("{:#}", views::to_json(&found)),
         Output::Text => print!("{}", text(&found)),
     }
-    super::EXIT_OK
+    Ok(ExitStatus::Success)
 }
 
 /// One line an edge: the artifact, `←` produced by or `→` read by a node,

@@ -1,11 +1,15 @@
 //! The `weir` command line: argument parsing and dispatch. One file per
-//! subcommand; rendering of results lives in [`render`]. Subcommands return
-//! an exit code: 0 success, 1 the input is invalid, 2 weir could not run.
+//! subcommand; rendering of results lives in [`render`]. A subcommand
+//! returns how it ended ([`exit::Result`]: an exit status, or an error)
+//! and [`main`] turns that into the exit code, rendering an error once
+//! ([`exit`]): 0 success, 1 the input is invalid, 2 weir could not run.
 
 mod backfill;
 mod diff;
+mod duration_arg;
 mod exec_task;
 mod executions;
+pub mod exit;
 mod lineage;
 mod origin;
 mod plan;
@@ -26,13 +30,6 @@ mod wait;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-
-/// Exit code: everything is fine.
-pub const EXIT_OK: u8 = 0;
-/// Exit code: the definitions (or the request) are invalid.
-pub const EXIT_INVALID: u8 = 1;
-/// Exit code: weir could not run (bad arguments, unreadable path).
-pub const EXIT_ERROR: u8 = 2;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -99,7 +96,12 @@ fn init_logging() {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let code = match cli.command {
+    ExitCode::from(exit::finish(run(cli.command)))
+}
+
+/// Runs one subcommand.
+fn run(command: Command) -> exit::Result {
+    match command {
         Command::Validate(args) => validate::run(&args),
         Command::Schema(args) => schema::run(&args),
         Command::Sync(args) => sync::run(&args),
@@ -117,6 +119,5 @@ pub fn main() -> ExitCode {
         Command::Lineage(args) => lineage::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::ExecTask(args) => exec_task::run(&args),
-    };
-    ExitCode::from(code)
+    }
 }

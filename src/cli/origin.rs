@@ -9,6 +9,7 @@
 
 use std::path::PathBuf;
 
+use super::exit::Error;
 use super::store_args::{StoreArgs, block_on};
 use crate::http::client::{self, Client};
 use crate::store::Store;
@@ -45,10 +46,9 @@ impl ServerArgs {
     /// The API token: `--token-file`, else `WEIR_API_TOKEN`, else none.
     fn token(&self) -> Result<Option<String>, ReadError> {
         let token = match &self.token_file {
-            Some(path) => std::fs::read_to_string(path).map_err(|e| ReadError {
-                message: format!("cannot read the API token file `{}`: {e}", path.display()),
-                help: None,
-                code: super::EXIT_ERROR,
+            Some(path) => std::fs::read_to_string(path).map_err(|source| ReadError::TokenFile {
+                path: path.clone(),
+                source,
             })?,
             None => std::env::var(TOKEN_ENV).unwrap_or_default(),
         };
@@ -129,61 +129,34 @@ fn read<T>(
     })?)
 }
 
-/// A read that failed: what to say, and the exit code it means.
-#[derive(Debug)]
-pub struct ReadError {
-    message: String,
-    help: Option<&'static str>,
-    code: u8,
+/// A read that failed. Turned into the command's [`Error`], it says what
+/// the failure means: a query the request got wrong (exit 1), or weir
+/// could not read (exit 2), with a help line for a missing token.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("cannot read the API token file `{}`: {source}", path.display())]
+    TokenFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    #[error(transparent)]
+    Store(#[from] crate::store::Error),
+    #[error(transparent)]
+    Server(#[from] client::Error),
 }
 
-impl ReadError {
-    /// Says what went wrong on stderr; the exit code.
-    pub fn report(&self) -> u8 {
-        eprintln!("error: {}", self.message);
-        if let Some(help) = self.help {
-            eprintln!("  = help: {help}");
-        }
-        self.code
-    }
-}
-
-impl From<QueryError> for ReadError {
-    fn from(e: QueryError) -> ReadError {
-        ReadError {
-            message: e.to_string(),
-            help: None,
-            code: super::EXIT_INVALID,
-        }
-    }
-}
-
-impl From<crate::store::Error> for ReadError {
-    fn from(e: crate::store::Error) -> ReadError {
-        ReadError {
-            message: e.to_string(),
-            help: None,
-            code: super::EXIT_ERROR,
-        }
-    }
-}
-
-impl From<client::Error> for ReadError {
-    fn from(e: client::Error) -> ReadError {
-        let (help, code) = match &e {
-            client::Error::Unauthorized { .. } => (
-                Some(
-                    "give the token of `weir serve --api-token-file` with --token-file FILE or WEIR_API_TOKEN",
-                ),
-                super::EXIT_ERROR,
+impl From<ReadError> for Error {
+    fn from(e: ReadError) -> Error {
+        match &e {
+            ReadError::Query(_) | ReadError::Server(client::Error::Rejected { .. }) => {
+                Error::invalid(e)
+            }
+            ReadError::Server(client::Error::Unauthorized { .. }) => Error::failed(e).with_help(
+                "give the token of `weir serve --api-token-file` with --token-file FILE or WEIR_API_TOKEN",
             ),
-            client::Error::Rejected { .. } => (None, super::EXIT_INVALID),
-            _ => (None, super::EXIT_ERROR),
-        };
-        ReadError {
-            message: e.to_string(),
-            help,
-            code,
+            _ => Error::failed(e),
         }
     }
 }

@@ -4,7 +4,9 @@
 
 use serde_json::json;
 
+use super::exit::{self, Error, ExitStatus};
 use super::render;
+use crate::daemon::config::DEFAULT_STATE_DIR;
 use crate::registry::compare::{Comparison, EntityChange, compare};
 use crate::source::dir::DEFAULT_MAX_FILE_SIZE;
 use crate::source::git::{GitSource, SourceSpec};
@@ -47,6 +49,33 @@ enum Side {
     Head,
 }
 
+impl std::fmt::Display for Side {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Side::Base => "base",
+            Side::Head => "head",
+        })
+    }
+}
+
+/// Why a side of the comparison cannot be read.
+#[derive(Debug, thiserror::Error)]
+enum LoadError {
+    #[error(transparent)]
+    Open(crate::source::git::Error),
+    #[error("{revision}: {source}")]
+    Resolve {
+        revision: String,
+        source: crate::source::git::Error,
+    },
+    #[error("the {side} `{revision}`: {source}")]
+    Read {
+        side: Side,
+        revision: String,
+        source: crate::source::git::Error,
+    },
+}
+
 /// Reads and validates `revision`. A `--path` missing at the base is an
 /// empty base (a pull request that creates the folder); missing at the
 /// head it is an error, so a mistyped `--path` never passes the gate.
@@ -55,27 +84,30 @@ fn load(
     revision: &str,
     side: Side,
     options: &Options,
-) -> Result<(String, Report), String> {
+) -> Result<(String, Report), LoadError> {
     let commit = source
         .resolve(revision)
-        .map_err(|e| format!("{revision}: {e}"))?;
+        .map_err(|source| LoadError::Resolve {
+            revision: revision.to_owned(),
+            source,
+        })?;
     let tree = match source.read_tree(&commit.id, DEFAULT_MAX_FILE_SIZE) {
         Ok(tree) => tree,
         Err(crate::source::git::Error::MissingPath { .. }) if side == Side::Base => {
             Default::default()
         }
-        Err(e) => {
-            let side = match side {
-                Side::Base => "base",
-                Side::Head => "head",
-            };
-            return Err(format!("the {side} `{revision}`: {e}"));
+        Err(source) => {
+            return Err(LoadError::Read {
+                side,
+                revision: revision.to_owned(),
+                source,
+            });
         }
     };
     Ok((commit.id.0, validate::validate(tree, options)))
 }
 
-pub fn run(args: &Args) -> u8 {
+pub fn run(args: &Args) -> exit::Result {
     let spec = SourceSpec {
         repo: args.repo.clone(),
         branch: None,
@@ -86,21 +118,15 @@ pub fn run(args: &Args) -> u8 {
         default_project: args.project.clone(),
         ..Options::default()
     };
-    let loaded = GitSource::open(&spec, std::path::Path::new(".weir"))
-        .map_err(|e| e.to_string())
+    let loaded = GitSource::open(&spec, std::path::Path::new(DEFAULT_STATE_DIR))
+        .map_err(LoadError::Open)
         .and_then(|source| {
             Ok((
                 load(&source, &args.base, Side::Base, &options)?,
                 load(&source, &args.head, Side::Head, &options)?,
             ))
         });
-    let ((base_sha, base), (head_sha, head)) = match loaded {
-        Ok(both) => both,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return super::EXIT_ERROR;
-        }
-    };
+    let ((base_sha, base), (head_sha, head)) = loaded.map_err(Error::failed)?;
     let prefix = if args.path.is_empty() {
         String::new()
     } else {
@@ -112,11 +138,10 @@ pub fn run(args: &Args) -> u8 {
             _ => render::Format::Human,
         };
         print!("{}", render::report(&head, format, &prefix));
-        eprintln!(
-            "error: the head {} is invalid; nothing would be reconciled",
+        return Err(Error::invalid(format!(
+            "the head {} is invalid; nothing would be reconciled",
             short_sha(&head_sha)
-        );
-        return super::EXIT_INVALID;
+        )));
     }
     let comparison = compare(&base.entities, &head.entities);
     let base_note =
@@ -146,7 +171,7 @@ pub fn run(args: &Args) -> u8 {
         }
         PlanFormat::Text => print!("{}", text(&comparison, &base_sha, &head_sha, base_note)),
     }
-    super::EXIT_OK
+    Ok(ExitStatus::Success)
 }
 
 fn version(d: &Option<crate::spec::Digest>) -> &str {

@@ -10,12 +10,44 @@
 
 use std::path::Path;
 
+use super::exit::notice_text;
 use super::render::{self, Format};
 use super::source_args::CredentialArgs;
 use crate::engine::create::Preview;
 use crate::reconcile::{self, preview};
 use crate::source::git::{GitSource, SourceSpec};
 use crate::store::{SourceKey, Store};
+
+/// Why a preview could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] crate::store::Error),
+    #[error(transparent)]
+    Source(#[from] crate::source::git::Error),
+    #[error(transparent)]
+    Reconcile(#[from] reconcile::Error),
+    #[error(
+        "the definitions at {revision} ({commit}) are invalid: {errors} error(s); nothing was registered"
+    )]
+    Invalid {
+        revision: String,
+        commit: String,
+        errors: usize,
+    },
+    #[error(
+        "no source was synced into this store: name the repository with --repo (and --branch, --path)"
+    )]
+    NoSource,
+    #[error(
+        "the store has {} sources ({}): name one with --repo (and --branch, --path)",
+        .0.len(),
+        .0.join(", ")
+    )]
+    SeveralSources(Vec<String>),
+    #[error("`{0}` is not a source key")]
+    NotASourceKey(String),
+}
 
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct PreviewArgs {
@@ -38,7 +70,8 @@ pub struct PreviewArgs {
 }
 
 /// Loads, validates and registers (inactive) the tree at `revision`; an
-/// invalid tree is refused with its diagnostics on stderr, nothing written.
+/// invalid tree is refused with its diagnostics on stderr (a notice, before
+/// the error they lead to), nothing written.
 /// `project` is the project of definitions without `metadata.project`.
 pub async fn prepare(
     args: &PreviewArgs,
@@ -46,52 +79,42 @@ pub async fn prepare(
     project: &str,
     store: &dyn Store,
     state_dir: &Path,
-) -> Result<Preview, String> {
+) -> Result<Preview, Error> {
     let spec = source_spec(args, store).await?;
-    let git = GitSource::open(&spec, state_dir).map_err(|e| e.to_string())?;
+    let git = GitSource::open(&spec, state_dir)?;
     let mut options = reconcile::Options::default();
     options.validate.default_project = project.to_owned();
-    let previewed = preview::load(&git, revision, &options).map_err(|e| e.to_string())?;
-    match preview::register(store, &git, &previewed)
-        .await
-        .map_err(|e| e.to_string())?
-    {
+    let previewed = preview::load(&git, revision, &options)?;
+    match preview::register(store, &git, &previewed).await? {
         Some(preview) => Ok(preview),
         None => {
             let report = &previewed.report;
-            eprint!(
-                "{}",
-                render::report(report, Format::Human, &previewed.prefix)
-            );
-            Err(format!(
-                "the definitions at {revision} ({}) are invalid: {} error(s); nothing was registered",
-                previewed.commit.id.short(),
-                report.error_count()
-            ))
+            notice_text(&render::report(report, Format::Human, &previewed.prefix));
+            Err(Error::Invalid {
+                revision: revision.to_owned(),
+                commit: previewed.commit.id.short().to_owned(),
+                errors: report.error_count(),
+            })
         }
     }
 }
 
 /// The source to preview: the flags, else the store's only source.
-async fn source_spec(args: &PreviewArgs, store: &dyn Store) -> Result<SourceSpec, String> {
+async fn source_spec(args: &PreviewArgs, store: &dyn Store) -> Result<SourceSpec, Error> {
     let (repo, branch, path) = match &args.repo {
         Some(repo) => (repo.clone(), args.branch.clone(), args.path.clone()),
         None => {
-            let sources = store.sources().await.map_err(|e| e.to_string())?;
+            let sources = store.sources().await?;
             let [only] = sources.as_slice() else {
-                let known: Vec<&str> = sources.iter().map(|s| s.source.0.as_str()).collect();
+                let known: Vec<String> = sources.iter().map(|s| s.source.0.clone()).collect();
                 return Err(if known.is_empty() {
-                    "no source was synced into this store: name the repository with --repo (and --branch, --path)".into()
+                    Error::NoSource
                 } else {
-                    format!(
-                        "the store has {} sources ({}): name one with --repo (and --branch, --path)",
-                        known.len(),
-                        known.join(", ")
-                    )
+                    Error::SeveralSources(known)
                 });
             };
             let (repo, branch, path) = parse_key(&only.source)
-                .ok_or_else(|| format!("`{}` is not a source key", only.source.0))?;
+                .ok_or_else(|| Error::NotASourceKey(only.source.0.clone()))?;
             (
                 repo,
                 args.branch.clone().or(Some(branch)),

@@ -11,6 +11,7 @@
 
 use std::collections::BTreeSet;
 
+use super::exit::{self, Error, ExitStatus};
 use super::source_args::CredentialArgs;
 use super::store_args::{StoreArgs, block_on};
 use super::versions::KindArg;
@@ -49,32 +50,33 @@ pub struct Args {
     pub credentials: CredentialArgs,
 }
 
-pub fn run(args: &Args) -> u8 {
-    match rollback(args) {
-        Ok(message) => {
-            print!("{message}");
-            super::EXIT_OK
-        }
-        Err(Failure::Refused(e)) => {
-            eprintln!("error: {e}");
-            super::EXIT_INVALID
-        }
-        Err(Failure::Broken(e)) => {
-            eprintln!("error: {e}");
-            super::EXIT_ERROR
+pub fn run(args: &Args) -> exit::Result {
+    let message = rollback(args)?;
+    print!("{message}");
+    Ok(ExitStatus::Success)
+}
+
+/// Why a rollback was not committed: `Refused`, the request cannot be
+/// done as asked (exit 1); `Broken`, weir could not run (exit 2).
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    Broken(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl From<Failure> for Error {
+    fn from(failure: Failure) -> Error {
+        match failure {
+            Failure::Refused(_) => Error::invalid(failure),
+            Failure::Broken(e) => Error::failed(e),
         }
     }
 }
 
-/// `Refused`: the request cannot be done as asked (exit 1); `Broken`: weir
-/// could not run (exit 2).
-enum Failure {
-    Refused(String),
-    Broken(String),
-}
-
-fn broken(e: impl std::fmt::Display) -> Failure {
-    Failure::Broken(e.to_string())
+fn broken(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Failure {
+    Failure::Broken(e.into())
 }
 
 fn rollback(args: &Args) -> Result<String, Failure> {

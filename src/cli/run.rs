@@ -13,6 +13,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use super::duration_arg::DurationArg;
+use super::exit::{self, Error, ExitStatus, notice};
 use super::store_args::{StoreArgs, block_on};
 use super::wait::{self, Waited};
 use crate::artifact::LocalArtifacts;
@@ -44,8 +46,8 @@ pub struct Args {
     pub wait: bool,
     /// With --wait: how long the engine lease this command takes lasts
     /// unrenewed (a daemon started meanwhile follows until it is released).
-    #[arg(long, default_value = "15s", value_parser = parse_duration)]
-    pub lease_duration: std::time::Duration,
+    #[arg(long, default_value_t = DurationArg(wait::LEASE_DURATION))]
+    pub lease_duration: DurationArg,
     /// Run every node, even those whose result is cached.
     #[arg(long)]
     pub no_cache: bool,
@@ -73,12 +75,14 @@ pub struct Args {
     pub output: Output,
 }
 
-pub fn run(args: &Args) -> u8 {
+/// Every failure of `weir run` exits 1, as the request's own problems do.
+pub fn run(args: &Args) -> exit::Result {
     let mut inputs = BTreeMap::new();
     for pair in &args.inputs {
         let Some((name, value)) = pair.split_once('=') else {
-            eprintln!("error: --input `{pair}` is not name=value");
-            return super::EXIT_INVALID;
+            return Err(Error::invalid(format!(
+                "--input `{pair}` is not name=value"
+            )));
         };
         inputs.insert(name.to_owned(), Value::String(value.to_owned()));
     }
@@ -91,31 +95,27 @@ pub fn run(args: &Args) -> u8 {
         no_cache: args.no_cache,
         preview: None,
     };
-    let emitter = match openlineage(args) {
-        Ok(emitter) => emitter,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return super::EXIT_INVALID;
-        }
-    };
-    let result = block_on(async {
-        let store = args.store.open().await.map_err(|e| e.to_string())?;
+    let emitter = openlineage(args).map_err(Error::invalid)?;
+    let result: exit::Result<Result<_, wait::Interrupt>> = block_on(async {
+        let store = args.store.open().await.map_err(Error::invalid)?;
         let mut request = request.clone();
         if let Some(revision) = &args.preview.revision {
             let project = args.project.as_deref().unwrap_or("default");
             let (store, state_dir) = (store.as_ref(), &args.store.state_dir);
             let preview =
-                super::preview::prepare(&args.preview, revision, project, store, state_dir).await?;
+                super::preview::prepare(&args.preview, revision, project, store, state_dir)
+                    .await
+                    .map_err(Error::invalid)?;
             request.preview = Some(preview);
             request.trigger = crate::engine::create::PREVIEW.into();
         }
         let (execution, _) = create::create(store.as_ref(), &request)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(Error::invalid)?;
         if !args.wait {
             return Ok(Ok((execution, Vec::new())));
         }
-        let mut interrupts = wait::Interrupts::catch().map_err(|e| e.to_string())?;
+        let mut interrupts = wait::Interrupts::catch().map_err(Error::invalid)?;
         let artifacts = Arc::new(LocalArtifacts::new(args.store.state_dir.join("artifacts")));
         let mut engine = Engine::new(store.clone(), artifacts, args.store.state_dir.clone())
             .with_task_env(Inherited::from_process(args.task_env.allow_list()));
@@ -126,10 +126,11 @@ pub fn run(args: &Args) -> u8 {
             &store,
             engine,
             &execution.id,
-            args.lease_duration,
+            args.lease_duration.0,
             &mut interrupts,
         )
-        .await?;
+        .await
+        .map_err(Error::invalid)?;
         let finished = match waited {
             Waited::Finished(finished) => finished,
             Waited::Cancelled {
@@ -137,42 +138,41 @@ pub fn run(args: &Args) -> u8 {
                 signal,
                 stopped,
             } => {
-                eprintln!(
+                notice(format_args!(
                     "interrupted ({}): execution {} {}; {stopped} running attempt(s) stopped",
                     signal.name(),
                     execution.id,
                     execution.status,
-                );
-                return Ok(Err(signal.exit_code()));
+                ));
+                return Ok(Err(signal));
             }
             Waited::Abandoned { signal, undone } => {
-                eprintln!("interrupted again ({}): {undone}", signal.name());
-                return Ok(Err(signal.exit_code()));
+                notice(format_args!(
+                    "interrupted again ({}): {undone}",
+                    signal.name()
+                ));
+                return Ok(Err(signal));
             }
             Waited::LeftTo { engine, signal } => {
-                eprintln!(
+                notice(format_args!(
                     "interrupted ({}): execution {} continues in engine {engine}; `weir cancel {}` stops it",
                     signal.name(),
                     execution.id,
                     execution.id,
-                );
-                return Ok(Err(signal.exit_code()));
+                ));
+                return Ok(Err(signal));
             }
         };
-        let nodes = store.nodes(&finished.id).await.map_err(|e| e.to_string())?;
-        Ok::<_, String>(Ok((finished, nodes)))
+        let nodes = store.nodes(&finished.id).await.map_err(Error::invalid)?;
+        Ok(Ok((finished, nodes)))
     });
     if let Some(emitter) = &emitter {
         // Outside the runtime: waits for the last events to be written.
         emitter.flush();
     }
-    let (execution, nodes) = match result {
-        Ok(Ok(done)) => done,
-        Ok(Err(interrupted)) => return interrupted,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return super::EXIT_INVALID;
-        }
+    let (execution, nodes) = match result? {
+        Ok(done) => done,
+        Err(signal) => return Ok(ExitStatus::Interrupted(signal)),
     };
     let view = ExecutionView::new(&execution, &nodes);
     match args.output {
@@ -185,14 +185,10 @@ pub fn run(args: &Args) -> u8 {
         }
         Output::Text => print!("{}", execution_text(&view)),
     }
-    match execution.status {
-        Status::Succeeded | Status::Queued | Status::Running => super::EXIT_OK,
-        _ => super::EXIT_INVALID,
-    }
-}
-
-fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    crate::spec::duration::parse(text).map_err(|e| e.to_string())
+    Ok(ExitStatus::success_if(matches!(
+        execution.status,
+        Status::Succeeded | Status::Queued | Status::Running
+    )))
 }
 
 /// The OpenLineage emitter the flags ask for, if any.

@@ -5,7 +5,7 @@ use crate::spec::schema;
 #[derive(Debug, clap::Args)]
 pub struct Args {}
 
-pub fn run(_args: &Args) -> u8 {
+pub fn run(_args: &Args) -> super::exit::Result {
     print!("{}", schema::generate_text());
-    super::EXIT_OK
+    Ok(super::exit::ExitStatus::Success)
 }

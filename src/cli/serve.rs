@@ -1,18 +1,22 @@
-//! `weir serve`: the daemon (see `crate::daemon`).
+//! `weir serve`: the daemon (see `crate::daemon`). Its flags are one of
+//! the two front ends of [`Config`] (the other is a `weir.toml`, given
+//! with `--config`): they lay what they are given over the defaults of
+//! `crate::daemon::config`, which `--help` shows, so no default is stated
+//! here.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::duration_arg::DurationArg;
+use super::exit::{self, Error, ExitStatus};
 use super::source_args::CredentialArgs;
 use super::store_args::StoreArgs;
-use crate::daemon::{self, Config, Executor, KubeConfig, SourceConfig};
+use crate::daemon::config::{self, Config, Executor, KubeConfig, SourceConfig};
+use crate::daemon::{self, leader};
 use crate::executor::environment::AllowList;
 use crate::executor::kubernetes::Settings;
 use crate::http::Secrets;
-use crate::reconcile;
-use crate::source::dir::DEFAULT_MAX_FILE_SIZE;
 use crate::source::git::SourceSpec;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -42,16 +46,16 @@ pub struct Args {
     #[command(flatten)]
     pub credentials: CredentialArgs,
     /// Address of the HTTP server (health, metrics, webhooks, API).
-    #[arg(long, default_value = "127.0.0.1:7878")]
+    #[arg(long, default_value_t = config::DEFAULT_LISTEN)]
     pub listen: std::net::SocketAddr,
     /// Polling interval, a fallback to watching and webhooks (`30s`, `5m`).
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
-    pub interval: Duration,
+    #[arg(long, default_value_t = DurationArg(config::DEFAULT_INTERVAL))]
+    pub interval: DurationArg,
     /// Where node attempts run.
-    #[arg(long, value_enum, default_value_t = ExecutorArg::Local)]
+    #[arg(long, value_enum, default_value = config::DEFAULT_EXECUTOR)]
     pub executor: ExecutorArg,
     /// The Kubernetes namespace of Jobs and the leader Lease.
-    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    #[arg(long, env = "POD_NAMESPACE", default_value_t = Settings::default().namespace)]
     pub namespace: String,
     /// The weir image task pods copy `weir` from (Kubernetes).
     #[arg(long)]
@@ -69,7 +73,7 @@ pub struct Args {
     #[arg(long)]
     pub api_token_file: Option<PathBuf>,
     /// Project of definitions without `metadata.project`.
-    #[arg(long, default_value = "default")]
+    #[arg(long, default_value = config::DEFAULT_PROJECT)]
     pub project: String,
     /// Reconcile only head commits signed by one of these keys: files in
     /// SSH `allowed_signers` format and/or armored OpenPGP public keys
@@ -77,15 +81,15 @@ pub struct Args {
     #[arg(long)]
     pub trusted_keys: Vec<PathBuf>,
     /// How often the scheduler and the engine look for work.
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
-    pub tick: Duration,
+    #[arg(long, default_value_t = DurationArg(config::DEFAULT_TICK))]
+    pub tick: DurationArg,
     /// How long running attempts get to finish at shutdown.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
-    pub grace: Duration,
+    #[arg(long, default_value_t = DurationArg(config::DEFAULT_GRACE))]
+    pub grace: DurationArg,
     /// How long the store's engine lease lasts unrenewed: a second daemon
     /// on the store follows, and takes over this long after the leader dies.
-    #[arg(long, default_value = "15s", value_parser = parse_duration)]
-    pub lease_duration: Duration,
+    #[arg(long, default_value_t = DurationArg(config::DEFAULT_LEASE_DURATION))]
+    pub lease_duration: DurationArg,
     /// The daemon's URL as notification receivers reach it (links to the
     /// API); default `http://<listen>`.
     #[arg(long)]
@@ -110,142 +114,113 @@ impl TaskEnvArgs {
     }
 }
 
-fn task_env_entry(text: &str) -> Result<String, String> {
-    AllowList::parse(&[text])
-        .map(|_| text.to_owned())
-        .map_err(|e| e.to_string())
+fn task_env_entry(text: &str) -> Result<String, crate::executor::environment::Error> {
+    AllowList::parse(&[text]).map(|_| text.to_owned())
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    crate::spec::duration::parse(text).map_err(|e| e.to_string())
+/// A secret file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+enum SecretError {
+    #[error("cannot read the {what} from `{}`: {source}", path.display())]
+    Read {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the {what} file `{}` is empty", path.display())]
+    Empty { what: &'static str, path: PathBuf },
 }
 
 /// A secret from a file, without its trailing newline.
-fn read_secret(path: &Path, what: &str) -> Result<String, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read the {what} from `{}`: {e}", path.display()))?;
+fn read_secret(path: &Path, what: &'static str) -> Result<String, SecretError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SecretError::Read {
+        what,
+        path: path.to_owned(),
+        source,
+    })?;
     let secret = text.trim_end_matches(['\n', '\r']).to_owned();
     if secret.is_empty() {
-        return Err(format!("the {what} file `{}` is empty", path.display()));
+        return Err(SecretError::Empty {
+            what,
+            path: path.to_owned(),
+        });
     }
     Ok(secret)
 }
 
-pub fn run(args: &Args) -> u8 {
+pub fn run(args: &Args) -> exit::Result {
     let config = match &args.config {
-        Some(path) => match daemon::config::load(path) {
-            Ok(config) => config,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return super::EXIT_ERROR;
-            }
-        },
-        None => match flags_config(args) {
-            Ok(config) => config,
-            Err(code) => return code,
-        },
+        Some(path) => config::load(path).map_err(Error::failed)?,
+        None => flags_config(args)?,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return super::EXIT_ERROR;
-        }
-    };
-    let result = runtime.block_on(async {
-        let shutdown = CancellationToken::new();
-        let signals = shutdown.clone();
-        tokio::spawn(async move {
-            wait_for_signal().await;
-            tracing::info!("shutting down");
-            signals.cancel();
-        });
-        daemon::run(config, shutdown).await
-    });
-    match result {
-        Ok(()) => super::EXIT_OK,
-        Err(e) => {
-            eprintln!("error: {e}");
-            super::EXIT_ERROR
-        }
-    }
+        .map_err(|e| Error::failed(format!("cannot start the runtime: {e}")))?;
+    runtime
+        .block_on(async {
+            let shutdown = CancellationToken::new();
+            let signals = shutdown.clone();
+            tokio::spawn(async move {
+                wait_for_signal().await;
+                tracing::info!("shutting down");
+                signals.cancel();
+            });
+            daemon::run(config, shutdown).await
+        })
+        .map_err(Error::failed)?;
+    Ok(ExitStatus::Success)
 }
 
-/// The one-source configuration of the flags.
-fn flags_config(args: &Args) -> Result<Config, u8> {
-    let secret = |path: &Option<PathBuf>, what: &str| match path {
+/// The one-source configuration of the flags, laid over the defaults.
+fn flags_config(args: &Args) -> exit::Result<Config> {
+    let secret = |path: &Option<PathBuf>, what| match path {
         Some(p) => read_secret(p, what).map(Some),
         None => Ok(None),
     };
-    let secrets = match (
-        secret(&args.github_webhook_secret_file, "GitHub webhook secret"),
-        secret(&args.generic_webhook_token_file, "webhook token"),
-        secret(&args.api_token_file, "API token"),
-    ) {
-        (Ok(github), Ok(generic), Ok(api)) => Secrets {
-            github_webhook_secret: github.map(String::into_bytes),
-            generic_webhook_token: generic,
-            api_token: api,
-        },
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
-            eprintln!("error: {e}");
-            return Err(super::EXIT_ERROR);
+    let secrets = Secrets {
+        github_webhook_secret: secret(&args.github_webhook_secret_file, "GitHub webhook secret")
+            .map_err(Error::failed)?
+            .map(String::into_bytes),
+        generic_webhook_token: secret(&args.generic_webhook_token_file, "webhook token")
+            .map_err(Error::failed)?,
+        api_token: secret(&args.api_token_file, "API token").map_err(Error::failed)?,
+    };
+    let mut source = SourceConfig::with_defaults(SourceSpec {
+        repo: args.repo.clone().unwrap_or_default(),
+        branch: args.branch.clone(),
+        path: args.path.clone(),
+        credentials: args.credentials.credentials(),
+    });
+    source.interval = args.interval.0;
+    source.options.validate.default_project = args.project.clone();
+    source.options.trusted_keys = super::source_args::trusted_keys(&args.trusted_keys)?;
+    let mut config = Config::with_defaults(vec![source]);
+    config.state_dir = args.store.state_dir.clone();
+    config.db_url = args.store.url();
+    config.listen = args.listen;
+    config.secrets = secrets;
+    config.tick = args.tick.0;
+    config.grace = args.grace.0;
+    config.lease_duration = args.lease_duration.0;
+    config.public_url = args.public_url.clone();
+    config.task_env = args.task_env.allow_list();
+    if args.executor == ExecutorArg::Kubernetes {
+        if args.artifacts.is_none() {
+            return Err(Error::failed(
+                "--executor kubernetes needs --artifacts URL: task pods and the daemon share it",
+            ));
         }
-    };
-    let mut options = reconcile::Options {
-        max_file_size: DEFAULT_MAX_FILE_SIZE,
-        ..reconcile::Options::default()
-    };
-    options.validate.default_project = args.project.clone();
-    options.trusted_keys = super::source_args::trusted_keys(&args.trusted_keys)?;
-    Ok(Config {
-        sources: vec![SourceConfig {
-            spec: SourceSpec {
-                repo: args.repo.clone().unwrap_or_default(),
-                branch: args.branch.clone(),
-                path: args.path.clone(),
-                credentials: args.credentials.credentials(),
-            },
-            interval: args.interval,
-            options,
-        }],
-        state_dir: args.store.state_dir.clone(),
-        db_url: args.store.url(),
-        listen: args.listen,
-        secrets,
-        tick: args.tick,
-        grace: args.grace,
-        lease_duration: args.lease_duration,
-        public_url: args.public_url.clone(),
-        http: crate::http::Limits::default(),
-        task_env: args.task_env.allow_list(),
-        executor: match args.executor {
-            ExecutorArg::Local => Executor::Local,
-            ExecutorArg::Kubernetes => {
-                if args.artifacts.is_none() {
-                    eprintln!(
-                        "error: --executor kubernetes needs --artifacts URL: task pods and the daemon share it"
-                    );
-                    return Err(super::EXIT_ERROR);
-                }
-                let defaults = Settings::default();
-                Executor::Kubernetes(Box::new(KubeConfig {
-                    settings: Settings {
-                        namespace: args.namespace.clone(),
-                        image: args.weir_image.clone().unwrap_or(defaults.image.clone()),
-                        ..defaults
-                    },
-                    lease: "weir-leader".into(),
-                    lease_duration: daemon::config::DEFAULT_LEASE_DURATION,
-                    identity: daemon::leader::identity(&|name| std::env::var(name).ok()),
-                }))
-            }
-        },
-        artifacts: args.artifacts.clone(),
-    })
+        let mut kube =
+            KubeConfig::with_defaults(leader::identity(&|name| std::env::var(name).ok()));
+        kube.settings.namespace = args.namespace.clone();
+        if let Some(image) = &args.weir_image {
+            kube.settings.image = image.clone();
+        }
+        config.executor = Executor::Kubernetes(Box::new(kube));
+    }
+    config.artifacts = args.artifacts.clone();
+    Ok(config)
 }
 
 /// SIGTERM or SIGINT.

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::exit::{self, Error};
 use crate::source::credentials::Credentials;
 use crate::source::verify::TrustedKeys;
 
@@ -32,15 +33,10 @@ impl CredentialArgs {
 }
 
 /// The trusted keys of `--trusted-keys` (none: commits are not checked).
-pub fn trusted_keys(paths: &[PathBuf]) -> Result<Option<Arc<TrustedKeys>>, u8> {
+pub fn trusted_keys(paths: &[PathBuf]) -> exit::Result<Option<Arc<TrustedKeys>>> {
     if paths.is_empty() {
         return Ok(None);
     }
-    match TrustedKeys::load(paths) {
-        Ok(keys) => Ok(Some(Arc::new(keys))),
-        Err(e) => {
-            eprintln!("error: {e}");
-            Err(super::EXIT_ERROR)
-        }
-    }
+    let keys = TrustedKeys::load(paths).map_err(Error::failed)?;
+    Ok(Some(Arc::new(keys)))
 }

@@ -6,6 +6,7 @@
 
 use serde_json::json;
 
+use super::exit::{self, Error, ExitStatus};
 use super::origin::ServerArgs;
 use super::store_args::{StoreArgs, block_on};
 use super::versions::Output;
@@ -33,11 +34,8 @@ pub struct AuditArgs {
     pub output: Output,
 }
 
-pub fn run(args: &Args) -> u8 {
-    let status = match args.server.origin(&args.store).and_then(|o| o.status()) {
-        Ok(status) => status,
-        Err(e) => return e.report(),
-    };
+pub fn run(args: &Args) -> exit::Result {
+    let status = args.server.origin(&args.store).and_then(|o| o.status())?;
     match args.output {
         Output::Json => println!("{:#}", views::to_json(&status.sources)),
         Output::Table => print!(
@@ -46,7 +44,7 @@ pub fn run(args: &Args) -> u8 {
             lease_table(status.engine_lease.as_ref())
         ),
     }
-    super::EXIT_OK
+    Ok(ExitStatus::Success)
 }
 
 /// Which engine drives the store: its lease's holder, since when, until
@@ -114,36 +112,30 @@ fn audit_json(a: &AuditEntry) -> serde_json::Value {
     })
 }
 
-pub fn run_audit(args: &AuditArgs) -> u8 {
-    match block_on(async { args.store.open().await?.audit(args.limit).await }) {
-        Ok(entries) => {
-            match args.output {
-                Output::Json => println!(
-                    "{:#}",
-                    json!(entries.iter().map(audit_json).collect::<Vec<_>>())
-                ),
-                Output::Table => {
-                    for a in &entries {
-                        let count = |k: &str| a.details[k].as_array().map_or(0, Vec::len);
-                        println!(
-                            "{} {} {} by {} <{}>: {} registered, {} reactivated, {} deactivated",
-                            a.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                            a.action,
-                            a.commit.short(),
-                            a.actor.name,
-                            a.actor.email,
-                            count("registered"),
-                            count("reactivated"),
-                            count("deactivated"),
-                        );
-                    }
-                }
+pub fn run_audit(args: &AuditArgs) -> exit::Result {
+    let entries = block_on(async { args.store.open().await?.audit(args.limit).await })
+        .map_err(Error::failed)?;
+    match args.output {
+        Output::Json => println!(
+            "{:#}",
+            json!(entries.iter().map(audit_json).collect::<Vec<_>>())
+        ),
+        Output::Table => {
+            for a in &entries {
+                let count = |k: &str| a.details[k].as_array().map_or(0, Vec::len);
+                println!(
+                    "{} {} {} by {} <{}>: {} registered, {} reactivated, {} deactivated",
+                    a.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    a.action,
+                    a.commit.short(),
+                    a.actor.name,
+                    a.actor.email,
+                    count("registered"),
+                    count("reactivated"),
+                    count("deactivated"),
+                );
             }
-            super::EXIT_OK
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            super::EXIT_ERROR
         }
     }
+    Ok(ExitStatus::Success)
 }

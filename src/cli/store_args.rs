@@ -3,12 +3,13 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::daemon::config;
 use crate::store::{self, Store};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct StoreArgs {
     /// Directory for weir's state: the SQLite database, clones of remote repositories.
-    #[arg(long, default_value = ".weir", env = "WEIR_STATE_DIR")]
+    #[arg(long, default_value = config::DEFAULT_STATE_DIR, env = "WEIR_STATE_DIR")]
     pub state_dir: PathBuf,
     /// Database URL (`postgres://…` or `sqlite://…`); default: SQLite in the state directory
     /// (which still holds clones of remote repositories).
@@ -20,7 +21,7 @@ impl StoreArgs {
     pub fn url(&self) -> String {
         match &self.db {
             Some(url) => url.clone(),
-            None => format!("sqlite://{}", self.state_dir.join("weir.db").display()),
+            None => config::sqlite_url(&self.state_dir),
         }
     }
 

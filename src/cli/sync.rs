@@ -2,6 +2,7 @@
 
 use serde_json::json;
 
+use super::exit::{self, Error, ExitStatus};
 use super::render::{self, Format};
 use super::source_args::CredentialArgs;
 use super::store_args::{StoreArgs, block_on};
@@ -40,7 +41,7 @@ pub struct Args {
     pub output: Format,
 }
 
-pub fn run(args: &Args) -> u8 {
+pub fn run(args: &Args) -> exit::Result {
     let spec = SourceSpec {
         repo: args.repo.clone(),
         branch: args.branch.clone(),
@@ -52,10 +53,7 @@ pub fn run(args: &Args) -> u8 {
         ..reconcile::Options::default()
     };
     options.validate.default_project = args.project.clone();
-    options.trusted_keys = match super::source_args::trusted_keys(&args.trusted_keys) {
-        Ok(keys) => keys,
-        Err(code) => return code,
-    };
+    options.trusted_keys = super::source_args::trusted_keys(&args.trusted_keys)?;
     // Another process may reconcile the same source between our read and
     // our write; the store then refuses our plan and we plan again. The
     // snapshot of the last pass makes this one read only what changed; it
@@ -64,13 +62,7 @@ pub fn run(args: &Args) -> u8 {
     let mut use_snapshot = true;
     let (source, outcome) = loop {
         attempts += 1;
-        let git = match GitSource::open(&spec, &args.store.state_dir) {
-            Ok(git) => git,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return super::EXIT_ERROR;
-            }
-        };
+        let git = GitSource::open(&spec, &args.store.state_dir).map_err(Error::failed)?;
         let snapshot_path = Snapshot::path(&args.store.state_dir, &git.key());
         let base = use_snapshot
             .then(|| Snapshot::read(&snapshot_path))
@@ -96,8 +88,7 @@ pub fn run(args: &Args) -> u8 {
                 if let Err(store_error) = recorded {
                     tracing::warn!(error = %store_error, "could not record the source's error");
                 }
-                eprintln!("error: {e}");
-                return super::EXIT_ERROR;
+                return Err(Error::failed(e));
             }
         };
         let source = loaded.source.clone();
@@ -137,14 +128,10 @@ pub fn run(args: &Args) -> u8 {
     } else {
         format!("{}/", args.path.trim_matches('/'))
     };
-    match outcome {
-        Err(e) => {
-            eprintln!("error: {e}");
-            super::EXIT_ERROR
-        }
-        Ok(Outcome::Reconciled {
+    match outcome.map_err(Error::failed)? {
+        Outcome::Reconciled {
             commit, changes, ..
-        }) => {
+        } => {
             if args.output == Format::Json {
                 println!(
                     "{:#}",
@@ -153,9 +140,9 @@ pub fn run(args: &Args) -> u8 {
             } else {
                 print!("{}", human_changes(&commit.id.0, &commit.message, &changes));
             }
-            super::EXIT_OK
+            Ok(ExitStatus::Success)
         }
-        Ok(Outcome::Rejected { commit, report }) => {
+        Outcome::Rejected { commit, report } => {
             if args.output == Format::Json {
                 let diagnostics: Vec<_> = report
                     .diagnostics
@@ -171,16 +158,16 @@ pub fn run(args: &Args) -> u8 {
                         "diagnostics": diagnostics,
                     })
                 );
+                Ok(ExitStatus::Failure)
             } else {
                 print!("{}", render::report(&report, args.output, &prefix));
-                eprintln!(
-                    "error: commit {} is invalid and was not reconciled; the previous active set stays",
+                Err(Error::invalid(format!(
+                    "commit {} is invalid and was not reconciled; the previous active set stays",
                     commit.id.short()
-                );
+                )))
             }
-            super::EXIT_INVALID
         }
-        Ok(Outcome::Untrusted { commit, refusal }) => {
+        Outcome::Untrusted { commit, refusal } => {
             if args.output == Format::Json {
                 println!(
                     "{:#}",
@@ -192,12 +179,12 @@ pub fn run(args: &Args) -> u8 {
                         "message": refusal.to_string(),
                     })
                 );
+                Ok(ExitStatus::Failure)
             } else {
-                eprintln!(
-                    "error: {refusal}; it was not reconciled and the previous active set stays"
-                );
+                Err(Error::invalid(format!(
+                    "{refusal}; it was not reconciled and the previous active set stays"
+                )))
             }
-            super::EXIT_INVALID
         }
     }
 }

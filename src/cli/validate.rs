@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use super::exit::{self, Error, ExitStatus};
 use super::render::{self, Format};
 use crate::source::dir;
 use crate::validate::{self, Options};
@@ -22,14 +23,8 @@ pub struct Args {
     pub max_file_size: u64,
 }
 
-pub fn run(args: &Args) -> u8 {
-    let tree = match dir::read_tree(&args.path, args.max_file_size) {
-        Ok(tree) => tree,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return super::EXIT_ERROR;
-        }
-    };
+pub fn run(args: &Args) -> exit::Result {
+    let tree = dir::read_tree(&args.path, args.max_file_size).map_err(Error::failed)?;
     let options = Options {
         default_project: args.project.clone(),
         ..Options::default()
@@ -37,9 +32,5 @@ pub fn run(args: &Args) -> u8 {
     let report = validate::validate(tree, &options);
     let prefix = render::display_prefix(&args.path);
     print!("{}", render::report(&report, args.output, &prefix));
-    if report.is_valid() {
-        super::EXIT_OK
-    } else {
-        super::EXIT_INVALID
-    }
+    Ok(ExitStatus::success_if(report.is_valid()))
 }

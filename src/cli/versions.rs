@@ -1,5 +1,6 @@
 //! `weir versions`: registered versions, newest first.
 
+use super::exit::{self, ExitStatus};
 use super::origin::ServerArgs;
 use super::store_args::StoreArgs;
 use crate::spec::Kind;
@@ -46,25 +47,21 @@ pub struct Args {
     pub output: Output,
 }
 
-pub fn run(args: &Args) -> u8 {
+pub fn run(args: &Args) -> exit::Result {
     let query = VersionQuery {
         kind: args.kind.map(|k| Kind::from(k).as_str().to_owned()),
         name: args.name.clone(),
         project: args.project.clone(),
     };
-    let versions = match args
+    let versions = args
         .server
         .origin(&args.store)
-        .and_then(|o| o.versions(&query))
-    {
-        Ok(versions) => versions,
-        Err(e) => return e.report(),
-    };
+        .and_then(|o| o.versions(&query))?;
     match args.output {
         Output::Json => println!("{:#}", views::to_json(&versions)),
         Output::Table => print!("{}", table(&versions)),
     }
-    super::EXIT_OK
+    Ok(ExitStatus::Success)
 }
 
 fn table(versions: &[VersionView]) -> String {

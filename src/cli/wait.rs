@@ -27,6 +27,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::exit::notice;
 use crate::daemon::leader::Leadership;
 use crate::daemon::lease::{Hold, StoreLease};
 use crate::engine::Engine;
@@ -38,6 +39,17 @@ pub const LEASE_DURATION: Duration = Duration::from_secs(15);
 
 /// How often a command that handed its execution over looks at it.
 const FOLLOW_EVERY: Duration = Duration::from_millis(500);
+
+/// Why waiting for executions failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] crate::store::Error),
+    #[error(transparent)]
+    Engine(#[from] crate::engine::Error),
+    #[error("execution {0} disappeared")]
+    Disappeared(String),
+}
 
 /// A signal that interrupts a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,13 +155,10 @@ pub async fn drive_or_follow(
     id: &str,
     lease_duration: Duration,
     interrupts: &mut Interrupts,
-) -> Result<Waited, String> {
+) -> Result<Waited, Error> {
     let ids = [id.to_owned()];
     let waited = drive_or_follow_all(store, engine, &ids, lease_duration, interrupts).await?;
-    let one = |mut all: Vec<Execution>| {
-        all.pop()
-            .ok_or_else(|| format!("execution {id} disappeared"))
-    };
+    let one = |mut all: Vec<Execution>| all.pop().ok_or_else(|| Error::Disappeared(id.to_owned()));
     Ok(match waited {
         Waited::Finished(all) => Waited::Finished(one(all)?),
         Waited::Cancelled {
@@ -177,7 +186,7 @@ pub async fn drive_or_follow_all(
     ids: &[String],
     lease_duration: Duration,
     interrupts: &mut Interrupts,
-) -> Result<Waited<Vec<Execution>>, String> {
+) -> Result<Waited<Vec<Execution>>, Error> {
     let lease = StoreLease::new(store.clone(), engine.owner().engine.clone(), lease_duration);
     // The engine starts attempts only while the lease held now leads.
     let leading: Arc<std::sync::Mutex<Leadership>> = Arc::default();
@@ -207,10 +216,10 @@ pub async fn drive_or_follow_all(
         match attempt {
             Hold::Held(held) => {
                 if let Some(engine) = &following {
-                    eprintln!(
+                    notice(format_args!(
                         "engine {engine} stopped driving the store: {what} {} here",
                         what.verb("continues", "continue")
-                    );
+                    ));
                 }
                 *leading.lock().expect("lock") = held.leadership();
                 let result = drive(store, &engine, ids, interrupts, &held.lost()).await;
@@ -220,21 +229,21 @@ pub async fn drive_or_follow_all(
                     None => {
                         let stopped = engine.running();
                         engine.kill_running();
-                        eprintln!(
+                        notice(format_args!(
                             "lost the engine lease: {what} no longer {} here ({stopped} running attempt(s) stopped, to be retried as interrupted); following",
                             what.verb("runs", "run")
-                        );
+                        ));
                         following = None;
                     }
                 }
             }
             Hold::Following { holder } => {
                 if following.as_deref() != Some(holder.as_str()) {
-                    eprintln!(
+                    notice(format_args!(
                         "engine {holder} drives this store: {what} {} handed to it; waiting for {} to end",
                         what.verb("is", "are"),
                         what.verb("it", "them"),
-                    );
+                    ));
                     following = Some(holder);
                 }
                 tokio::select! {
@@ -254,14 +263,13 @@ pub async fn drive_or_follow_all(
 }
 
 /// The executions `ids` as stored, in order.
-async fn read_all(store: &Arc<dyn Store>, ids: &[String]) -> Result<Vec<Execution>, String> {
+async fn read_all(store: &Arc<dyn Store>, ids: &[String]) -> Result<Vec<Execution>, Error> {
     let mut all = Vec::with_capacity(ids.len());
     for id in ids {
         let execution = store
             .execution(id)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("execution {id} disappeared"))?;
+            .await?
+            .ok_or_else(|| Error::Disappeared(id.clone()))?;
         all.push(execution);
     }
     Ok(all)
@@ -294,7 +302,7 @@ async fn drive(
     ids: &[String],
     interrupts: &mut Interrupts,
     lost: &CancellationToken,
-) -> Result<Option<Waited<Vec<Execution>>>, String> {
+) -> Result<Option<Waited<Vec<Execution>>>, Error> {
     let run = async {
         match ids {
             [id] => engine.run_until_finished(id).await.map(|e| vec![e]),
@@ -303,7 +311,7 @@ async fn drive(
     };
     tokio::pin!(run);
     let signal = tokio::select! {
-        done = &mut run => return done.map(|e| Some(Waited::Finished(e))).map_err(|e| e.to_string()),
+        done = &mut run => return Ok(Some(Waited::Finished(done?))),
         signal = interrupts.wait() => signal,
         _ = lost.cancelled() => return Ok(None),
     };
@@ -317,11 +325,11 @@ async fn drive(
         let mut running = 0;
         for id in ids {
             running += running_nodes(store, id).await?;
-            store.request_cancel(id).await.map_err(|e| e.to_string())?;
+            store.request_cancel(id).await?;
         }
         engine.wake.notify_one();
-        let executions = run.await.map_err(|e| e.to_string())?;
-        Ok::<_, String>(Waited::Cancelled {
+        let executions = run.await?;
+        Ok::<_, Error>(Waited::Cancelled {
             execution: executions,
             signal,
             stopped: running,
@@ -345,8 +353,8 @@ async fn drive(
 }
 
 /// How many nodes of execution `id` are running.
-pub async fn running_nodes(store: &Arc<dyn Store>, id: &str) -> Result<usize, String> {
-    let nodes = store.nodes(id).await.map_err(|e| e.to_string())?;
+pub async fn running_nodes(store: &Arc<dyn Store>, id: &str) -> Result<usize, crate::store::Error> {
+    let nodes = store.nodes(id).await?;
     Ok(nodes
         .iter()
         .filter(|n| n.status == NodeStatus::Running)

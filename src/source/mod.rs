@@ -1,13 +1,15 @@
 //! Where definition files come from: a directory on disk (`dir`, for
 //! `weir validate`) or a commit of a Git repository (`git`, for `sync` and
 //! the daemon). Both produce the same [`crate::validate::Tree`], with the
-//! same size and safety rules.
+//! same size and safety rules. `watch` tells the daemon when a local
+//! repository's refs change.
 
 pub mod credentials;
 pub mod dir;
 pub mod git;
 pub mod history;
 pub mod verify;
+pub mod watch;
 pub mod write;
 
 use crate::validate::{Code, Diagnostic};

@@ -1,5 +1,7 @@
-//! `weir.toml`: the daemon's configuration for several sources. Every
-//! setting has a default; secrets are references to a file or an
+//! `weir.toml`: the daemon's configuration for several sources, one of the
+//! two front ends of [`Config`] (the other is `weir serve`'s flags). Every
+//! setting left out keeps its default ([`Config::with_defaults`], the
+//! constants of `super`); secrets are references to a file or an
 //! environment variable, never values (a value in the file would end up in
 //! Git, in backups and in `ps`).
 //!
@@ -40,15 +42,12 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{Config, Executor, KubeConfig, SourceConfig};
+use super::{Config, DEFAULT_EXECUTOR, Executor, KubeConfig, SourceConfig};
 use crate::executor::environment::AllowList;
-use crate::executor::kubernetes::Settings;
 use crate::http::Secrets;
-use crate::reconcile;
 use crate::source::credentials::Credentials;
 use crate::source::git::SourceSpec;
 use crate::source::verify::TrustedKeys;
@@ -70,18 +69,13 @@ pub enum Error {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
-    #[serde(default = "default_state_dir")]
-    state_dir: PathBuf,
+    state_dir: Option<PathBuf>,
     #[serde(default)]
     database: Option<Database>,
-    #[serde(default = "default_listen")]
-    listen: std::net::SocketAddr,
-    #[serde(default = "default_executor")]
-    executor: String,
-    #[serde(default = "default_tick")]
-    tick: String,
-    #[serde(default = "default_grace")]
-    grace: String,
+    listen: Option<std::net::SocketAddr>,
+    executor: Option<String>,
+    tick: Option<String>,
+    grace: Option<String>,
     /// The store's engine lease (one engine drives a store at a time).
     #[serde(default)]
     lease_duration: Option<String>,
@@ -187,37 +181,13 @@ struct SourceFile {
     branch: Option<String>,
     #[serde(default)]
     path: String,
-    #[serde(default = "default_project")]
-    project: String,
-    #[serde(default = "default_interval")]
-    interval: String,
+    project: Option<String>,
+    interval: Option<String>,
     ssh_key_file: Option<PathBuf>,
     token_file: Option<PathBuf>,
     token_env: Option<String>,
     #[serde(default)]
     trusted_keys: Vec<PathBuf>,
-}
-
-fn default_state_dir() -> PathBuf {
-    PathBuf::from(".weir")
-}
-fn default_listen() -> std::net::SocketAddr {
-    ([127, 0, 0, 1], 7878).into()
-}
-fn default_executor() -> String {
-    "local".into()
-}
-fn default_tick() -> String {
-    "1s".into()
-}
-fn default_grace() -> String {
-    "30s".into()
-}
-fn default_project() -> String {
-    "default".into()
-}
-fn default_interval() -> String {
-    "60s".into()
 }
 
 /// Reads and checks a `weir.toml`.
@@ -244,10 +214,10 @@ pub fn parse(
         path: path.to_owned(),
         message: e.to_string(),
     })?;
-    if !matches!(file.executor.as_str(), "local" | "kubernetes") {
+    let executor = file.executor.as_deref().unwrap_or(DEFAULT_EXECUTOR);
+    if !matches!(executor, "local" | "kubernetes") {
         return Err(invalid(format!(
-            "executor `{}` is unknown (use \"local\" or \"kubernetes\")",
-            file.executor
+            "executor `{executor}` is unknown (use \"local\" or \"kubernetes\")"
         )));
     }
     if file.sources.is_empty() {
@@ -256,6 +226,12 @@ pub fn parse(
     let duration = |text: &str, what: &str| {
         crate::spec::duration::parse(text).map_err(|e| invalid(format!("{what}: {e}")))
     };
+    // A setting given replaces its default; one left out keeps it.
+    let or = |text: &Option<String>, what: &str, default| match text {
+        Some(text) => duration(text, what),
+        None => Ok(default),
+    };
+    let mut config = Config::with_defaults(Vec::new());
     let credential_variables = credential_variables(&file);
     let secret = |name: &str, r: &Option<SecretRef>| -> Result<Option<String>, Error> {
         let Some(r) = r else { return Ok(None) };
@@ -303,85 +279,81 @@ pub fn parse(
         )?,
         api_token: secret("api_token", &file.secrets.api_token)?,
     };
-    let mut sources = Vec::with_capacity(file.sources.len());
     for (i, s) in file.sources.iter().enumerate() {
-        let mut options = reconcile::Options::default();
-        options.validate.default_project = s.project.clone();
+        let mut source = SourceConfig::with_defaults(SourceSpec {
+            repo: s.repo.clone(),
+            branch: s.branch.clone(),
+            path: s.path.clone(),
+            credentials: Credentials {
+                ssh_key_file: s.ssh_key_file.clone(),
+                token_file: s.token_file.clone(),
+                token_env: s.token_env.clone(),
+            },
+        });
+        if let Some(project) = &s.project {
+            source.options.validate.default_project = project.clone();
+        }
         if !s.trusted_keys.is_empty() {
             let keys = TrustedKeys::load(&s.trusted_keys)
                 .map_err(|e| invalid(format!("sources[{i}].trusted_keys: {e}")))?;
-            options.trusted_keys = Some(Arc::new(keys));
+            source.options.trusted_keys = Some(Arc::new(keys));
         }
-        sources.push(SourceConfig {
-            spec: SourceSpec {
-                repo: s.repo.clone(),
-                branch: s.branch.clone(),
-                path: s.path.clone(),
-                credentials: Credentials {
-                    ssh_key_file: s.ssh_key_file.clone(),
-                    token_file: s.token_file.clone(),
-                    token_env: s.token_env.clone(),
-                },
-            },
-            interval: duration(&s.interval, &format!("sources[{i}].interval"))?,
-            options,
-        });
+        source.interval = or(
+            &s.interval,
+            &format!("sources[{i}].interval"),
+            source.interval,
+        )?;
+        config.sources.push(source);
     }
-    let db_url = match file.database {
-        None => format!("sqlite://{}", file.state_dir.join("weir.db").display()),
-        Some(Database::Url(url)) => url,
+    if let Some(state_dir) = file.state_dir {
+        config.db_url = super::sqlite_url(&state_dir);
+        config.state_dir = state_dir;
+    }
+    match file.database {
+        None => {}
+        Some(Database::Url(url)) => config.db_url = url,
         Some(Database::Reference(reference)) => {
-            secret("database", &Some(SecretRef::Reference(reference)))?.unwrap_or_default()
+            config.db_url =
+                secret("database", &Some(SecretRef::Reference(reference)))?.unwrap_or_default()
         }
-    };
-    let executor = if file.executor == "kubernetes" {
+    }
+    if executor == "kubernetes" {
         let k = &file.kubernetes;
-        let defaults = Settings::default();
-        let namespace = k
-            .namespace
-            .clone()
-            .or_else(|| env("POD_NAMESPACE"))
-            .unwrap_or_else(|| "default".into());
-        let ttl = match &k.ttl_after_finished {
-            Some(text) => duration(text, "kubernetes.ttl_after_finished")?,
-            None => defaults.ttl_after_finished,
-        };
-        let lease_duration = match &k.lease_duration {
-            Some(text) => duration(text, "kubernetes.lease_duration")?,
-            None => DEFAULT_LEASE_DURATION,
-        };
-        Executor::Kubernetes(Box::new(KubeConfig {
-            settings: Settings {
-                namespace,
-                image: k.image.clone().unwrap_or(defaults.image),
-                default_task_image: k
-                    .default_task_image
-                    .clone()
-                    .unwrap_or(defaults.default_task_image),
-                service_account: k.service_account.clone(),
-                ttl_after_finished: ttl,
-                run_as_user: defaults.run_as_user,
-                call_timeout: defaults.call_timeout,
-            },
-            lease: k.lease.clone().unwrap_or_else(|| "weir-leader".into()),
-            lease_duration,
-            identity: super::leader::identity(env),
-        }))
-    } else {
-        Executor::Local
-    };
-    if matches!(executor, Executor::Kubernetes(_)) && file.artifacts.is_none() {
+        let mut kube = KubeConfig::with_defaults(crate::daemon::leader::identity(env));
+        let settings = &mut kube.settings;
+        if let Some(namespace) = k.namespace.clone().or_else(|| env("POD_NAMESPACE")) {
+            settings.namespace = namespace;
+        }
+        if let Some(image) = &k.image {
+            settings.image = image.clone();
+        }
+        if let Some(image) = &k.default_task_image {
+            settings.default_task_image = image.clone();
+        }
+        settings.service_account = k.service_account.clone();
+        settings.ttl_after_finished = or(
+            &k.ttl_after_finished,
+            "kubernetes.ttl_after_finished",
+            settings.ttl_after_finished,
+        )?;
+        if let Some(lease) = &k.lease {
+            kube.lease = lease.clone();
+        }
+        kube.lease_duration = or(
+            &k.lease_duration,
+            "kubernetes.lease_duration",
+            kube.lease_duration,
+        )?;
+        config.executor = Executor::Kubernetes(Box::new(kube));
+    }
+    if matches!(config.executor, Executor::Kubernetes(_)) && file.artifacts.is_none() {
         return Err(invalid(
             "executor \"kubernetes\" needs `[artifacts] url`: task pods and the daemon share it"
                 .into(),
         ));
     }
-    let http = {
-        let defaults = crate::http::Limits::default();
-        let or = |text: &Option<String>, what: &str, default| match text {
-            Some(text) => duration(text, what),
-            None => Ok(default),
-        };
+    config.http = {
+        let defaults = config.http;
         let max_connections = file
             .http
             .max_connections
@@ -408,29 +380,25 @@ pub fn parse(
             max_connections,
         }
     };
-    let task_env =
+    config.task_env =
         AllowList::parse(&file.tasks.env).map_err(|e| invalid(format!("tasks.env: {e}")))?;
     if let Some(message) = reexposed_credential(&file.tasks.env, &credential_variables) {
         return Err(invalid(message));
     }
-    Ok(Config {
-        http,
-        task_env,
-        sources,
-        state_dir: file.state_dir,
-        db_url,
-        listen: file.listen,
-        secrets,
-        tick: duration(&file.tick, "tick")?,
-        grace: duration(&file.grace, "grace")?,
-        lease_duration: match &file.lease_duration {
-            Some(text) => duration(text, "lease_duration")?,
-            None => DEFAULT_LEASE_DURATION,
-        },
-        public_url: file.public_url.clone(),
-        executor,
-        artifacts: file.artifacts.map(|a| a.url),
-    })
+    if let Some(listen) = file.listen {
+        config.listen = listen;
+    }
+    config.secrets = secrets;
+    config.tick = or(&file.tick, "tick", config.tick)?;
+    config.grace = or(&file.grace, "grace", config.grace)?;
+    config.lease_duration = or(
+        &file.lease_duration,
+        "lease_duration",
+        config.lease_duration,
+    )?;
+    config.public_url = file.public_url.clone();
+    config.artifacts = file.artifacts.map(|a| a.url);
+    Ok(config)
 }
 
 /// Each environment variable this file reads a credential from, with the
@@ -485,15 +453,11 @@ fn reexposed_credential(entries: &[String], credentials: &[(String, String)]) ->
     None
 }
 
-/// How long a leader's Lease lasts unrenewed.
-pub const DEFAULT_LEASE_DURATION: Duration = Duration::from_secs(15);
-
-/// The default of `interval`, for documentation and flags.
-pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::daemon::config::DEFAULT_INTERVAL;
+    use std::time::Duration;
 
     fn env(name: &str) -> Option<String> {
         (name == "HOOK_TOKEN").then(|| "t0ken".to_owned())

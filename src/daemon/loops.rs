@@ -1,0 +1,272 @@
+//! The daemon's three work loops over the store: the scheduler (creates
+//! the executions schedules make due), the engine (drives unfinished
+//! executions) and the notifier (records and sends notifications of ended
+//! executions). `mod.rs` spawns each under the supervisor.
+//!
+//! What they guarantee: each does work only while this replica leads
+//! (holds the store's engine lease, `lease.rs`); a follower's pass does
+//! nothing but beat, so a second daemon on a store never schedules, runs
+//! or notifies beside the leader. Each reads "now" from the [`Clock`] it is
+//! given, never from the system directly, so a test can run it on virtual
+//! time. At shutdown the engine loop gives running attempts the grace
+//! period and kills what is left (the next start retries those).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::leader::Leadership;
+use crate::clock::Clock;
+use crate::engine::Engine;
+use crate::engine::scheduler::Scheduler;
+use crate::http::Heartbeat;
+use crate::notify::Notifier;
+use crate::store::Store;
+
+/// Creates the executions of due scheduled instants, each tick and at
+/// each instant a schedule fires (woken then rather than up to a tick
+/// late), and wakes the engine when it created or cancelled some.
+pub(super) async fn scheduler_loop(
+    store: Arc<dyn Store>,
+    clock: Clock,
+    tick: Duration,
+    wake_engine: Arc<tokio::sync::Notify>,
+    leadership: Leadership,
+    shutdown: CancellationToken,
+    heartbeat: Heartbeat,
+) {
+    let mut scheduler = Scheduler::new();
+    loop {
+        if !leadership.is_leading() {
+            heartbeat.beat();
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(tick) => continue,
+            }
+        }
+        match scheduler.tick(store.as_ref(), clock.now()).await {
+            Ok(report) => {
+                if !report.created.is_empty() || !report.cancelled.is_empty() {
+                    wake_engine.notify_one();
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "scheduler tick failed"),
+        }
+        // Wake at the next scheduled instant when it comes before the tick
+        // (a scheduled run starts on time, not up to a tick late).
+        let now = clock.now();
+        let wait = scheduler
+            .next_due(now)
+            .and_then(|due| (due - now).to_std().ok())
+            .map_or(tick, |until| until.min(tick));
+        heartbeat.beat();
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// Drives every unfinished execution each tick, or sooner when woken (a
+/// new execution, an attempt that ended). At shutdown: starts nothing
+/// more, lets running attempts finish within `grace`, kills the rest.
+pub(super) async fn engine_loop(
+    engine: Arc<Engine>,
+    tick: Duration,
+    grace: Duration,
+    leadership: Leadership,
+    shutdown: CancellationToken,
+    heartbeat: Heartbeat,
+) {
+    loop {
+        if !leadership.is_leading() {
+            heartbeat.beat();
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(tick) => continue,
+            }
+        }
+        if let Err(e) = engine.tick().await {
+            tracing::warn!(error = %e, "engine tick failed");
+        }
+        heartbeat.beat();
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = engine.wake.notified() => {}
+            _ = tokio::time::sleep(tick) => {}
+        }
+    }
+    // Shutting down: no new attempts; running ones get the grace period.
+    engine.stop_starting();
+    let deadline = Instant::now().checked_add(grace);
+    while engine.running() > 0 && deadline.is_none_or(|d| Instant::now() < d) {
+        let _ = tokio::time::timeout(Duration::from_millis(200), engine.wake.notified()).await;
+        if let Err(e) = engine.tick().await {
+            tracing::warn!(error = %e, "engine tick failed");
+        }
+    }
+    engine.kill_running();
+}
+
+/// Records the deliveries of ended executions and sends those due, apart
+/// from the engine: a slow receiver holds only its own task. At shutdown,
+/// attempts in flight are dropped unrecorded; the next start sends them
+/// again (at-least-once, same `X-Weir-Delivery` id).
+pub(super) async fn notifier_loop(
+    notifier: Arc<Notifier>,
+    clock: Clock,
+    tick: Duration,
+    leadership: Leadership,
+    shutdown: CancellationToken,
+    heartbeat: Heartbeat,
+) {
+    let mut sending = tokio::task::JoinSet::new();
+    loop {
+        if !leadership.is_leading() {
+            // A follower's pass: nothing to do, and it is not stalled.
+            heartbeat.beat();
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(tick) => continue,
+            }
+        }
+        let now = clock.now();
+        if let Err(e) = notifier.scan(now).await {
+            tracing::warn!(error = %e, "cannot look for ended executions to notify");
+        }
+        if let Err(e) = notifier.deliver_due(now, &mut sending).await {
+            tracing::warn!(error = %e, "cannot read the due notifications");
+        }
+        while sending.try_join_next().is_some() {}
+        heartbeat.beat();
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(tick) => {}
+        }
+    }
+    sending.abort_all();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::Readiness;
+    use crate::reconcile;
+    use crate::source::git::{GitSource, SourceSpec};
+    use crate::store;
+
+    const PLAN: &str = "apiVersion: weir.dev/v1alpha1
+kind: Task
+metadata: { name: tick }
+spec:
+  script: { interpreter: bash, source: 'true' }
+---
+apiVersion: weir.dev/v1alpha1
+kind: Workflow
+metadata: { name: tick-flow }
+spec:
+  nodes: [ { id: tick, task: tick } ]
+---
+apiVersion: weir.dev/v1alpha1
+kind: LaunchPlan
+metadata: { name: every-second }
+spec:
+  workflow: tick-flow
+  schedule: { every: 1s }
+";
+
+    /// A store with an every-second launch plan active.
+    async fn store_with_a_schedule(dir: &std::path::Path) -> Arc<dyn Store> {
+        let repo_dir = dir.join("repo");
+        let mut init = git2::RepositoryInitOptions::new();
+        init.initial_head("main");
+        let repo = git2::Repository::init_opts(&repo_dir, &init).expect("git init");
+        std::fs::write(repo_dir.join("plan.yaml"), PLAN).expect("write");
+        let mut index = repo.index().expect("index");
+        index
+            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+            .expect("add");
+        let tree = repo
+            .find_tree(index.write_tree().expect("tree"))
+            .expect("tree");
+        let sig = git2::Signature::now("Ada", "ada@example.com").expect("signature");
+        repo.commit(Some("HEAD"), &sig, &sig, "A schedule", &tree, &[])
+            .expect("commit");
+        let spec = SourceSpec {
+            repo: repo_dir.display().to_string(),
+            branch: None,
+            path: String::new(),
+            credentials: Default::default(),
+        };
+        let git = GitSource::open(&spec, dir).expect("source");
+        let loaded = reconcile::load(&git, &reconcile::Options::default(), None).expect("load");
+        let store = store::open(&format!("sqlite://{}", dir.join("weir.db").display()))
+            .await
+            .expect("store");
+        reconcile::register(store.as_ref(), loaded)
+            .await
+            .expect("register");
+        store
+    }
+
+    async fn scheduled(store: &dyn Store) -> usize {
+        store
+            .executions(&Default::default())
+            .await
+            .expect("executions")
+            .len()
+    }
+
+    /// On virtual time: tokio's clock is paused and moves only when the
+    /// test advances it. A blocking task is kept running meanwhile, which
+    /// stops a paused runtime from auto-advancing while it waits for the
+    /// store (SQLite answers from a thread of its own): time cannot jump
+    /// past the store's timeouts while a query is in flight.
+    #[tokio::test]
+    async fn a_replica_that_does_not_lead_schedules_nothing_until_it_does() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = store_with_a_schedule(dir.path()).await;
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let no_auto_advance = tokio::task::spawn_blocking(move || {
+            let _ = hold.recv();
+        });
+        tokio::time::pause();
+        let clock = Clock::virtual_from(chrono::Utc::now());
+        let tick = Duration::from_millis(50);
+        let leadership = Leadership::default();
+        let shutdown = CancellationToken::new();
+        let wake_engine = Arc::new(tokio::sync::Notify::new());
+        let task = tokio::spawn(scheduler_loop(
+            store.clone(),
+            clock.clone(),
+            tick,
+            wake_engine.clone(),
+            leadership.clone(),
+            shutdown.clone(),
+            Arc::new(Readiness::new(&[])).register_loop("scheduler", Duration::from_secs(30)),
+        ));
+        // Several instants of the schedule pass while another replica leads.
+        let start = clock.now();
+        for _ in 0..50 {
+            tokio::time::advance(tick).await;
+        }
+        assert!(clock.now() - start >= chrono::TimeDelta::milliseconds(2500));
+        assert_eq!(
+            scheduled(store.as_ref()).await,
+            0,
+            "a follower schedules nothing"
+        );
+
+        leadership.set(true);
+        // At its next tick the loop, leading now, schedules the instants
+        // due, and wakes the engine for them.
+        tokio::time::advance(tick).await;
+        wake_engine.notified().await;
+        assert!(scheduled(store.as_ref()).await > 0, "the leader schedules");
+        shutdown.cancel();
+        task.await.expect("the loop ends");
+        release.send(()).expect("the blocking task waits");
+        no_auto_advance.await.expect("the blocking task ends");
+    }
+}
