@@ -258,7 +258,7 @@ fn bind(
             value: value.clone(),
         });
     };
-    let parsed = template::parse(text)?;
+    let parsed = template::parse(text).map_err(|e| e.to_string())?;
     let reference = |r: &Reference| -> Result<Binding, String> {
         match r {
             Reference::Input(name) => scope

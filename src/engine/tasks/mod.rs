@@ -94,7 +94,7 @@ pub fn interpolate(
     context: &Context<'_>,
     destination: Destination,
 ) -> Result<String, String> {
-    let parsed = template::parse(text)?;
+    let parsed = template::parse(text).map_err(|e| e.to_string())?;
     let mut out = String::with_capacity(text.len());
     for part in parsed.parts {
         match part {
