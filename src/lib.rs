@@ -1,9 +1,29 @@
 //! weir: a Git-native orchestrator for ML and data workflows.
 //!
 //! The library holds everything; `src/main.rs` only parses arguments and
-//! calls in. Modules depend downwards only (see STYLE.md):
-//! `cli` → `validate` → `spec`, and `source` feeds files to `validate`;
-//! `cli` and `http` both show the store through `views`.
+//! calls in.
+//!
+//! Modules depend downwards only (STYLE.md: a module may use those below
+//! it, never one above). From the bottom up, each step using only earlier
+//! ones:
+//! 1. leaves, using no other module: `redact` (credentials out of URLs),
+//!    `clock` (the injectable now), `outbound` (HTTP client settings and
+//!    request signing);
+//! 2. `spec` (the definition types), then on it `validate` (diagnostics),
+//!    `schedule` (due instants, pure) and `artifact` (content-addressed
+//!    bytes);
+//! 3. `store` (the SQL store), then `metrics` (what the daemon counts),
+//!    `source` (Git) and `registry` (versions and activation, decided
+//!    purely);
+//! 4. `executor` (runs an attempt), then `engine` (drives executions), then
+//!    `reconcile` (one source: fetch, verify, load, validate, register);
+//! 5. `lineage` and `notify`, then `views` (the documents the CLI and the
+//!    API show);
+//! 6. `http` (the server, and the CLI's client of it), then `daemon` (wires
+//!    the loops together), then `cli` (one file per subcommand).
+//!
+//! `tests/it/layering.rs` fails on any cycle among these modules (and among
+//! `engine`'s files), naming it.
 
 pub mod artifact;
 pub mod cli;
@@ -13,7 +33,9 @@ pub mod engine;
 pub mod executor;
 pub mod http;
 pub mod lineage;
+pub mod metrics;
 pub mod notify;
+pub mod outbound;
 pub mod reconcile;
 pub mod redact;
 pub mod registry;

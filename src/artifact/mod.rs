@@ -57,7 +57,9 @@ pub enum Error {
 /// engine and `weir exec-task` in the pod) open the same URL.
 pub fn open(url: &str) -> Result<Box<dyn ArtifactStore>, String> {
     if url.contains("://") {
-        return Ok(Box::new(object::ObjectArtifacts::open(url)?));
+        return object::ObjectArtifacts::open(url)
+            .map(|store| Box::new(store) as Box<dyn ArtifactStore>)
+            .map_err(|e| e.to_string());
     }
     if url.is_empty() {
         return Err("the artifact store's path is empty".into());

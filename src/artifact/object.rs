@@ -52,15 +52,38 @@ fn failed(doing: &'static str, path: &str, e: impl std::fmt::Display) -> Error {
     }
 }
 
+/// Why an object store cannot be opened as an artifact store.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("not a URL")]
+    NotAUrl,
+    /// `url` is `s3://` with nothing before the prefix.
+    #[error("`{0}` names no bucket (s3://bucket/prefix)")]
+    NoBucket(String),
+    #[error("unsupported object store `{0}://`")]
+    Unsupported(String),
+    /// The store's backend refused `url` (bad settings, missing region, …).
+    #[error("`{url}`: {reason}")]
+    Backend {
+        url: String,
+        reason: object_store::Error,
+    },
+    /// `file://`'s folder cannot be created.
+    #[error("`{url}`: {reason}")]
+    Folder { url: String, reason: std::io::Error },
+    #[error("cannot start the artifact store's runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
 impl ObjectArtifacts {
     /// `store` under `prefix` (no leading or trailing `/`).
-    pub fn new(store: Arc<dyn ObjectStore>, prefix: &str) -> Result<ObjectArtifacts, String> {
+    pub fn new(store: Arc<dyn ObjectStore>, prefix: &str) -> Result<ObjectArtifacts, OpenError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("artifacts")
             .enable_all()
             .build()
-            .map_err(|e| format!("cannot start the artifact store's runtime: {e}"))?;
+            .map_err(OpenError::Runtime)?;
         Ok(ObjectArtifacts {
             store,
             prefix: prefix.trim_matches('/').to_owned(),
@@ -70,28 +93,35 @@ impl ObjectArtifacts {
 
     /// Opens `s3://bucket[/prefix]`, `file:///path` (a shared volume,
     /// through object_store's local backend) or `memory://[prefix]`.
-    pub fn open(url: &str) -> Result<ObjectArtifacts, String> {
-        let (scheme, rest) = url.split_once("://").ok_or("not a URL")?;
+    pub fn open(url: &str) -> Result<ObjectArtifacts, OpenError> {
+        let (scheme, rest) = url.split_once("://").ok_or(OpenError::NotAUrl)?;
+        let backend = |reason| OpenError::Backend {
+            url: url.to_owned(),
+            reason,
+        };
         match scheme {
             "s3" => {
                 let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
                 if bucket.is_empty() {
-                    return Err(format!("`{url}` names no bucket (s3://bucket/prefix)"));
+                    return Err(OpenError::NoBucket(url.to_owned()));
                 }
                 let store = object_store::aws::AmazonS3Builder::from_env()
                     .with_bucket_name(bucket)
                     .build()
-                    .map_err(|e| format!("`{url}`: {e}"))?;
+                    .map_err(backend)?;
                 ObjectArtifacts::new(Arc::new(store), prefix)
             }
             "memory" => ObjectArtifacts::new(Arc::new(object_store::memory::InMemory::new()), rest),
             "file" => {
-                std::fs::create_dir_all(rest).map_err(|e| format!("`{url}`: {e}"))?;
-                let store = object_store::local::LocalFileSystem::new_with_prefix(rest)
-                    .map_err(|e| format!("`{url}`: {e}"))?;
+                std::fs::create_dir_all(rest).map_err(|reason| OpenError::Folder {
+                    url: url.to_owned(),
+                    reason,
+                })?;
+                let store =
+                    object_store::local::LocalFileSystem::new_with_prefix(rest).map_err(backend)?;
                 ObjectArtifacts::new(Arc::new(store), "")
             }
-            other => Err(format!("unsupported object store `{other}://`")),
+            other => Err(OpenError::Unsupported(other.to_owned())),
         }
     }
 
@@ -288,11 +318,13 @@ mod tests {
         assert!(
             ObjectArtifacts::open("s3://")
                 .unwrap_err()
+                .to_string()
                 .contains("no bucket")
         );
         assert!(
             ObjectArtifacts::open("gs://b")
                 .unwrap_err()
+                .to_string()
                 .contains("unsupported")
         );
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::engine::{NodeEvent, Observer, PlanNode};
-use crate::http::metrics::Metrics;
+use crate::metrics::Metrics;
 use crate::store::execution::{Execution, NodeState, NodeStatus};
 
 /// Node and execution metrics from the engine's events.

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::config::SourceConfig;
-use crate::http::metrics::Metrics;
+use crate::metrics::Metrics;
 use crate::http::{Heartbeat, Readiness};
 use crate::reconcile::{self, Outcome, Snapshot};
 use crate::source::git::GitSource;

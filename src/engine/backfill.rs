@@ -209,7 +209,7 @@ async fn resolve(store: &dyn Store, request: &Request) -> Result<(EntityRef, Dig
         .schedule
         .as_ref()
         .ok_or_else(|| Error::NoSchedule(name.clone()))?;
-    let rule = Rule::from_spec(schedule).map_err(unreadable)?;
+    let rule = Rule::from_spec(schedule).map_err(|e| unreadable(e.to_string()))?;
     Ok((version.key.entity, version.key.digest, rule))
 }
 

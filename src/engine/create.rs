@@ -453,9 +453,9 @@ fn check_inputs(
             });
         };
         if let Some(ty) = port.type_expr() {
-            ty.accepts_literal(value).map_err(|message| Error::Input {
+            ty.accepts_literal(value).map_err(|e| Error::Input {
                 name: name.clone(),
-                message,
+                message: e.to_string(),
             })?;
         }
     }

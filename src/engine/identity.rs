@@ -136,8 +136,8 @@ impl Here {
             }
             let link = std::fs::read_link("/proc/self/ns/pid").ok()?;
             Some(Here {
-                hostname: super::owner::hostname(),
-                boot: super::owner::read_proc("/proc/sys/kernel/random/boot_id")?,
+                hostname: hostname(),
+                boot: read_proc("/proc/sys/kernel/random/boot_id")?,
                 pid_ns: pid_namespace(&link.to_string_lossy())?,
                 start: process.start,
             })
@@ -172,6 +172,18 @@ fn parse_stat(stat: &str) -> Option<ProcessStat> {
         zombie: matches!(state, "Z" | "X" | "x"),
         start: fields.get(19)?.parse().ok()?,
     })
+}
+
+/// This host's name (`localhost` when it cannot be read).
+pub(super) fn hostname() -> String {
+    read_proc("/proc/sys/kernel/hostname").unwrap_or_else(|| "localhost".into())
+}
+
+/// A `/proc` file's trimmed text; `None` when unreadable or empty.
+pub(super) fn read_proc(path: &str) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_owned())
 }
 
 /// This process's start time, for an identity off `/proc` (unique enough

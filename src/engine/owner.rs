@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::identity::EngineIdentity;
+use super::identity::{EngineIdentity, hostname, read_proc};
 
 /// The engine and host of an attempt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,16 +73,6 @@ pub fn this_host() -> String {
     let boot =
         read_proc("/proc/sys/kernel/random/boot_id").unwrap_or_else(|| "unknown-boot".into());
     format!("{}/{boot}", hostname())
-}
-
-pub(super) fn hostname() -> String {
-    read_proc("/proc/sys/kernel/hostname").unwrap_or_else(|| "localhost".into())
-}
-
-pub(super) fn read_proc(path: &str) -> Option<String> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let text = text.trim();
-    (!text.is_empty()).then(|| text.to_owned())
 }
 
 #[cfg(test)]

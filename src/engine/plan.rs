@@ -94,7 +94,7 @@ pub enum Error {
 pub enum BindError {
     /// The `{{ … }}` does not parse (the template's own words).
     #[error("{0}")]
-    Template(String),
+    Template(#[from] crate::spec::template::Error),
     #[error("`inputs.{0}` is not an input here")]
     NotAnInput(String),
     #[error("sub-workflow node `{node}` has no output `{output}`")]

@@ -85,7 +85,7 @@ pub enum Error {
     OutputType {
         name: String,
         task: String,
-        message: String,
+        message: crate::spec::types::LiteralError,
     },
     #[error("the executed notebook: {0}")]
     ExecutedNotebook(#[source] artifact::Error),

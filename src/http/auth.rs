@@ -1,6 +1,8 @@
 //! Checking the secrets a request presents: a bearer token, or a GitHub
 //! webhook signature. Both comparisons take the same time whatever the
 //! presented value, so a caller cannot learn the secret byte by byte.
+//! (Signing a body, which weir's notifications do, is
+//! [`crate::outbound::sign`].)
 
 use axum::http::{HeaderMap, header};
 use hmac::{Hmac, Mac};
@@ -31,20 +33,6 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|token| !token.is_empty())
 }
 
-/// `sha256=<hex HMAC-SHA256 of body under secret>`: how GitHub signs a
-/// webhook delivery, and how weir signs its notifications.
-pub fn sign(secret: &[u8], body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
-    mac.update(body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256={hex}")
-}
-
 /// Whether `signature` (the `X-Hub-Signature-256` header,
 /// `sha256=<hex>`) is the HMAC-SHA256 of `body` under `secret`.
 pub fn github_signature_valid(secret: &[u8], body: &[u8], signature: &str) -> bool {
@@ -73,6 +61,7 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outbound::sign;
     use axum::http::HeaderValue;
 
     /// GitHub's documented example: secret `It's a Secret to Everybody`,

@@ -16,6 +16,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::outbound::agent_config;
 use crate::source::git::redact_url;
 use crate::views::{
     ExecutionQuery, ExecutionView, LineageQuery, LineageView, SourceView, StatusView, VersionQuery,
@@ -198,19 +199,6 @@ impl Client {
             reason: reason(e),
         }
     }
-}
-
-/// How weir speaks HTTP as a client, to its server and to OpenLineage:
-/// TLS through the system's OpenSSL (already linked by git2) and its root
-/// certificates, and one `timeout` for a whole request.
-pub fn agent_config(timeout: Duration) -> ureq::config::ConfigBuilder<ureq::typestate::AgentScope> {
-    let tls = ureq::tls::TlsConfig::builder()
-        .provider(ureq::tls::TlsProvider::NativeTls)
-        .root_certs(ureq::tls::RootCerts::PlatformVerifier)
-        .build();
-    ureq::Agent::config_builder()
-        .tls_config(tls)
-        .timeout_global(Some(timeout))
 }
 
 /// What went wrong on the way, in a few words: `connection refused`, not

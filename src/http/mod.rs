@@ -1,5 +1,6 @@
 //! The HTTP side of `weir serve` (DESIGN.md sections 5 and 9): health and
-//! readiness, Prometheus metrics, the webhooks that wake a source's
+//! readiness, Prometheus metrics (rendered here, registered in
+//! [`crate::metrics`]), the webhooks that wake a source's
 //! reconcile loop, and a JSON API over the same data as the CLI; and the
 //! [`client`] of that API, which the CLI uses with `--server`.
 //!
@@ -36,7 +37,6 @@ mod backfills;
 pub mod client;
 pub mod health;
 mod hooks;
-pub mod metrics;
 pub mod server;
 #[cfg(test)]
 mod tests;
@@ -53,10 +53,13 @@ use axum::{Json, Router};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+/// The registry [`AppState`] renders at `/metrics`; it lives in
+/// [`crate::metrics`], below everything it counts for.
+pub use crate::metrics::Metrics;
 pub use health::{Heartbeat, Readiness};
-pub use metrics::Metrics;
 pub use server::Limits;
 
+use crate::metrics;
 use crate::store::{SourceKey, Store};
 
 /// The default of [`AppState::max_payload`]: 1 MiB.

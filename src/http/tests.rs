@@ -13,8 +13,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::auth::sign;
 use super::*;
+use crate::outbound::sign;
 use crate::source::git::{GitSource, SourceSpec};
 use crate::store::SourceKey;
 

@@ -33,7 +33,7 @@ use crate::spec::{Definition, Digest, EntityRef, Kind, NotifyRule, Phase};
 use crate::store::execution::{Execution, Status};
 use crate::store::{self, Delivery, DeliveryAttempt, DeliveryStatus, Store, VersionKey};
 
-pub use crate::http::auth::sign;
+pub use crate::outbound::sign;
 pub use send::{Message, SIGNATURE_HEADER};
 
 /// How deliveries are retried.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::executor::local::attempt_dir;
-use crate::http::auth::sign;
+use crate::outbound::sign;
 use crate::source::git::redact_url;
 use crate::spec::NotifyRule;
 use crate::store::execution::{Execution, NodeState, NodeStatus};
@@ -191,7 +191,7 @@ impl Failure {
 /// An agent for notifications: weir's client settings, `timeout` per
 /// request, and every answer read (a 500 is an answer, not an error).
 pub(super) fn agent(timeout: Duration) -> ureq::Agent {
-    crate::http::client::agent_config(timeout)
+    crate::outbound::agent_config(timeout)
         .http_status_as_error(false)
         .build()
         .into()

@@ -67,6 +67,27 @@ pub enum When {
     Every(i64),
 }
 
+/// Why a schedule cannot be read (validation reports each of these first,
+/// so a registered schedule never fails here).
+#[derive(Debug, thiserror::Error)]
+pub enum RuleError {
+    #[error(transparent)]
+    Cron(#[from] cron::Error),
+    #[error(transparent)]
+    Duration(#[from] duration::Error),
+    /// The `every` text, whose seconds do not fit an `i64`.
+    #[error("`{0}` is too long")]
+    EveryTooLong(String),
+    #[error("`every: {0}` is shorter than one second")]
+    EveryTooShort(String),
+    #[error("a schedule needs `cron` or `every`")]
+    NoWhen,
+    #[error("`{0}` is not an IANA time zone")]
+    TimeZone(String),
+    #[error("startingDeadline `{0}` is too long")]
+    DeadlineTooLong(String),
+}
+
 /// A launch plan's schedule, parsed.
 #[derive(Debug, Clone)]
 pub struct Rule {
@@ -80,26 +101,26 @@ pub struct Rule {
 
 impl Rule {
     /// Parses a schedule that passed validation.
-    pub fn from_spec(schedule: &Schedule) -> Result<Rule, String> {
+    pub fn from_spec(schedule: &Schedule) -> Result<Rule, RuleError> {
         let when = match (&schedule.cron, &schedule.every) {
             (Some(c), _) => When::Cron(Box::new(cron::parse(c)?)),
             (None, Some(e)) => {
-                let every = duration::parse(e).map_err(|e| e.to_string())?;
-                let secs =
-                    i64::try_from(every.as_secs()).map_err(|_| format!("`{e}` is too long"))?;
+                let every = duration::parse(e)?;
+                let secs = i64::try_from(every.as_secs())
+                    .map_err(|_| RuleError::EveryTooLong(e.clone()))?;
                 if secs < 1 {
-                    return Err(format!("`every: {e}` is shorter than one second"));
+                    return Err(RuleError::EveryTooShort(e.clone()));
                 }
                 When::Every(secs)
             }
-            (None, None) => return Err("a schedule needs `cron` or `every`".to_owned()),
+            (None, None) => return Err(RuleError::NoWhen),
         };
         let timezone = Tz::from_str(&schedule.timezone)
-            .map_err(|_| format!("`{}` is not an IANA time zone", schedule.timezone))?;
+            .map_err(|_| RuleError::TimeZone(schedule.timezone.clone()))?;
         let starting_deadline = match &schedule.starting_deadline {
             Some(d) => Some(
-                chrono::Duration::from_std(duration::parse(d).map_err(|e| e.to_string())?)
-                    .map_err(|_| format!("startingDeadline `{d}` is too long"))?,
+                chrono::Duration::from_std(duration::parse(d)?)
+                    .map_err(|_| RuleError::DeadlineTooLong(d.clone()))?,
             ),
             None => None,
         };

@@ -413,6 +413,34 @@ impl GitSource {
     }
 }
 
+/// Why [`SourceFiles`] cannot open a source's repository or read one of its
+/// files at a commit.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("`{0}` is not a source key")]
+    NotASourceKey(String),
+    #[error("cannot open the repository of {key}: {reason}")]
+    Open { key: String, reason: git2::Error },
+    #[error("bad commit id: {0}")]
+    BadCommitId(git2::Error),
+    /// `commit` is the short id.
+    #[error("commit {commit} is not in {}: {reason}", location.display())]
+    NoCommit {
+        commit: String,
+        location: PathBuf,
+        reason: git2::Error,
+    },
+    /// `path` is relative to the repository's root.
+    #[error("`{path}` does not exist at commit {commit}")]
+    NoFile { path: String, commit: String },
+    #[error("`{path}` at commit {commit} is not a file: {reason}")]
+    NotAFile {
+        path: String,
+        commit: String,
+        reason: git2::Error,
+    },
+}
+
 /// Reads files of the sources a store knows, at any commit, by source key
 /// (`<repo>#<branch>:<path>`): a local repository in place, a remote one
 /// from its clone in the state directory. The engine reads a notebook task's
@@ -430,18 +458,20 @@ impl SourceFiles {
 
     /// The repository of `source` (a local one in place, a remote one's
     /// clone; never cloned here), where it is, and the source's folder.
-    pub fn open(&self, source: &SourceKey) -> Result<(Repository, PathBuf, String), String> {
+    pub fn open(&self, source: &SourceKey) -> Result<(Repository, PathBuf, String), FileError> {
         let (repo, rest) = source
             .0
             .rsplit_once('#')
-            .ok_or_else(|| format!("`{}` is not a source key", source.0))?;
+            .ok_or_else(|| FileError::NotASourceKey(source.0.clone()))?;
         let folder = rest.split_once(':').map_or("", |(_, folder)| folder);
         let location = match repo.strip_prefix("file://") {
             Some(local) => PathBuf::from(local),
             None => self.state_dir.join("sources").join(clone_dir_name(repo)),
         };
-        let repository = Repository::open(&location)
-            .map_err(|e| format!("cannot open the repository of {}: {e}", source.0))?;
+        let repository = Repository::open(&location).map_err(|reason| FileError::Open {
+            key: source.0.clone(),
+            reason,
+        })?;
         Ok((repository, location, folder.to_owned()))
     }
 
@@ -451,18 +481,16 @@ impl SourceFiles {
         source: &SourceKey,
         commit: &CommitId,
         path: &str,
-    ) -> Result<Vec<u8>, String> {
+    ) -> Result<Vec<u8>, FileError> {
         let (repository, location, folder) = self.open(source)?;
-        let oid = Oid::from_str(&commit.0).map_err(|e| format!("bad commit id: {e}"))?;
+        let oid = Oid::from_str(&commit.0).map_err(FileError::BadCommitId)?;
         let tree = repository
             .find_commit(oid)
             .and_then(|c| c.tree())
-            .map_err(|e| {
-                format!(
-                    "commit {} is not in {}: {e}",
-                    commit.short(),
-                    location.display()
-                )
+            .map_err(|reason| FileError::NoCommit {
+                commit: commit.short().to_owned(),
+                location: location.clone(),
+                reason,
             })?;
         let full = if folder.is_empty() {
             path.to_owned()
@@ -471,10 +499,17 @@ impl SourceFiles {
         };
         let entry = tree
             .get_path(Path::new(&full))
-            .map_err(|_| format!("`{full}` does not exist at commit {}", commit.short()))?;
+            .map_err(|_| FileError::NoFile {
+                path: full.clone(),
+                commit: commit.short().to_owned(),
+            })?;
         let blob = repository
             .find_blob(entry.id())
-            .map_err(|e| format!("`{full}` at commit {} is not a file: {e}", commit.short()))?;
+            .map_err(|reason| FileError::NotAFile {
+                path: full.clone(),
+                commit: commit.short().to_owned(),
+                reason,
+            })?;
         Ok(blob.content().to_vec())
     }
 }

@@ -13,16 +13,31 @@
 //! What it must not do: write anything, or read more history than lies
 //! between the two commits (at most [`MAX_COMMITS`] are listed each way).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use git2::{Oid, Repository, Sort};
 
-use super::git::{SourceFiles, commit_info};
+use super::git::{FileError, SourceFiles, commit_info};
 use crate::store::{CommitId, CommitInfo, SourceKey};
 
 /// How many commits each side lists at most; [`Between::truncated`] says
 /// when there were more.
 pub const MAX_COMMITS: usize = 100;
+
+/// Why the history between two commits cannot be read, for a person.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A remote source (its key) without a known state directory.
+    #[error("the history of {0} is in its clone in the state directory, which is not known here")]
+    NoStateDir(String),
+    #[error(transparent)]
+    Open(#[from] FileError),
+    /// `commit` is the short id.
+    #[error("commit {commit} is not in the repository at {}", location.display())]
+    NoCommit { commit: String, location: PathBuf },
+    #[error("cannot walk the history: {0}")]
+    Walk(git2::Error),
+}
 
 /// The commits that touched a source's folder between two commits,
 /// newest first.
@@ -45,7 +60,7 @@ pub fn between(
     source: &SourceKey,
     from: &CommitId,
     to: &CommitId,
-) -> Result<Between, String> {
+) -> Result<Between, Error> {
     if from == to {
         return Ok(Between::default());
     }
@@ -53,24 +68,16 @@ pub fn between(
         Some(dir) => SourceFiles::new(dir),
         // A local source is read in place: no state directory is needed.
         None if source.0.starts_with("file://") => SourceFiles::new(""),
-        None => {
-            return Err(format!(
-                "the history of {} is in its clone in the state directory, which is not known here",
-                source.0
-            ));
-        }
+        None => return Err(Error::NoStateDir(source.0.clone())),
     };
     let (repo, location, folder) = files.open(source)?;
     let oid = |commit: &CommitId| {
         Oid::from_str(&commit.0)
             .ok()
             .filter(|oid| repo.find_commit(*oid).is_ok())
-            .ok_or_else(|| {
-                format!(
-                    "commit {} is not in the repository at {}",
-                    commit.short(),
-                    location.display()
-                )
+            .ok_or_else(|| Error::NoCommit {
+                commit: commit.short().to_owned(),
+                location: location.clone(),
             })
     };
     let (from, to) = (oid(from)?, oid(to)?);
@@ -90,8 +97,8 @@ fn walk(
     folder: &str,
     tip: Oid,
     hide: Oid,
-) -> Result<(Vec<CommitInfo>, bool), String> {
-    let failed = |e: git2::Error| format!("cannot walk the history: {e}");
+) -> Result<(Vec<CommitInfo>, bool), Error> {
+    let failed = Error::Walk;
     let mut revwalk = repo.revwalk().map_err(failed)?;
     revwalk
         .set_sorting(Sort::TOPOLOGICAL | Sort::TIME)
@@ -211,21 +218,27 @@ mod tests {
         let repo = Repo::new();
         let first = repo.commit("defs/a.yaml", "a: 1\n", "first");
         let unknown = CommitId("0".repeat(40));
-        let error = between(None, &repo.key("defs"), &first, &unknown).expect_err("unknown");
+        let error = between(None, &repo.key("defs"), &first, &unknown)
+            .expect_err("unknown")
+            .to_string();
         assert!(
             error.starts_with("commit 000000000000 is not in the repository"),
             "{error}"
         );
 
         let gone = SourceKey("file:///nonexistent/weir-repo#main:defs".into());
-        let error = between(None, &gone, &first, &unknown).expect_err("no repository");
+        let error = between(None, &gone, &first, &unknown)
+            .expect_err("no repository")
+            .to_string();
         assert!(
             error.starts_with("cannot open the repository of file:///nonexistent"),
             "{error}"
         );
 
         let remote = SourceKey("https://example.com/pipelines.git#main:".into());
-        let error = between(None, &remote, &first, &unknown).expect_err("no state directory");
+        let error = between(None, &remote, &first, &unknown)
+            .expect_err("no state directory")
+            .to_string();
         assert!(error.contains("state directory"), "{error}");
 
         let same = between(None, &remote, &first, &first).expect("nothing to walk");

@@ -34,11 +34,11 @@ pub enum LoadError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}:{line}: not an allowed_signers entry: {message}")]
+    #[error("{path}:{line}: not an allowed_signers entry: {reason}")]
     Ssh {
         path: PathBuf,
         line: usize,
-        message: String,
+        reason: SignerError,
     },
     #[error("{path}: not an OpenPGP public key block: {message}")]
     Pgp { path: PathBuf, message: String },
@@ -164,10 +164,10 @@ impl TrustedKeys {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let key = parse_allowed_signer(line).map_err(|message| LoadError::Ssh {
+            let key = parse_allowed_signer(line).map_err(|reason| LoadError::Ssh {
                 path: path.to_owned(),
                 line: index + 1,
-                message,
+                reason,
             })?;
             self.ssh.push(key);
         }
@@ -398,11 +398,32 @@ fn issued_by(signature: &DetachedSignature, key: &impl KeyDetails) -> bool {
             .any(|k| **k == id)
 }
 
+/// Why a line is not an `allowed_signers` entry weir reads.
+#[derive(Debug, thiserror::Error)]
+pub enum SignerError {
+    #[error("expected `principals [options] key-type base64-key`")]
+    Shape,
+    #[error("missing the key after the options")]
+    NoKey,
+    /// `key_type` is the key's first word, as written.
+    #[error("`{key_type}` is not an SSH public key: {reason}")]
+    NotAKey {
+        key_type: String,
+        reason: ssh_key::Error,
+    },
+    #[error("`cert-authority` (certificate signers) is not supported")]
+    CertAuthority,
+    #[error("unknown option `{0}`")]
+    UnknownOption(String),
+    #[error("`{0}` is not a time (YYYYMMDD[HHMM[SS]][Z])")]
+    Time(String),
+}
+
 /// One `allowed_signers` line: `principals [options] keytype base64 [comment]`.
-fn parse_allowed_signer(line: &str) -> Result<SshKey, String> {
+fn parse_allowed_signer(line: &str) -> Result<SshKey, SignerError> {
     let (principals, rest) = split_field(line);
     if principals.is_empty() || rest.is_empty() {
-        return Err("expected `principals [options] key-type base64-key`".into());
+        return Err(SignerError::Shape);
     }
     // Options come before the key type; a key type never contains `=`.
     let (options, key) = if looks_like_key_type(first_token(rest)) {
@@ -412,10 +433,13 @@ fn parse_allowed_signer(line: &str) -> Result<SshKey, String> {
     };
     let key_text: Vec<&str> = key.split_whitespace().take(2).collect();
     if key_text.len() < 2 {
-        return Err("missing the key after the options".into());
+        return Err(SignerError::NoKey);
     }
-    let key = PublicKey::from_openssh(&key_text.join(" "))
-        .map_err(|e| format!("`{}` is not an SSH public key: {e}", key_text[0]))?;
+    let key =
+        PublicKey::from_openssh(&key_text.join(" ")).map_err(|reason| SignerError::NotAKey {
+            key_type: key_text[0].to_owned(),
+            reason,
+        })?;
     let mut parsed = SshKey {
         principals: principals.to_owned(),
         key,
@@ -433,9 +457,9 @@ fn parse_allowed_signer(line: &str) -> Result<SshKey, String> {
             "valid-after" => parsed.valid_after = Some(parse_time(value)?),
             "valid-before" => parsed.valid_before = Some(parse_time(value)?),
             "cert-authority" => {
-                return Err("`cert-authority` (certificate signers) is not supported".into());
+                return Err(SignerError::CertAuthority);
             }
-            other => return Err(format!("unknown option `{other}`")),
+            other => return Err(SignerError::UnknownOption(other.to_owned())),
         }
     }
     Ok(parsed)
@@ -486,9 +510,9 @@ fn split_options(options: &str) -> Vec<&str> {
 
 /// `YYYYMMDD[HHMM[SS]][Z]` as in ssh-keygen(1); without `Z` we read UTC too
 /// (the daemon's local time zone is not a property of the repository).
-fn parse_time(value: &str) -> Result<DateTime<Utc>, String> {
+fn parse_time(value: &str) -> Result<DateTime<Utc>, SignerError> {
     let digits = value.trim_end_matches(['Z', 'z']);
-    let bad = || format!("`{value}` is not a time (YYYYMMDD[HHMM[SS]][Z])");
+    let bad = || SignerError::Time(value.to_owned());
     let time = match digits.len() {
         8 => NaiveDate::parse_from_str(digits, "%Y%m%d")
             .map_err(|_| bad())?
@@ -553,7 +577,10 @@ mod tests {
             ),
         ];
         for (line, expected) in cases {
-            let error = parse_allowed_signer(line).map(|_| ()).unwrap_err();
+            let error = parse_allowed_signer(line)
+                .map(|_| ())
+                .unwrap_err()
+                .to_string();
             assert!(error.contains(expected), "{line}: {error}");
         }
     }

@@ -559,20 +559,41 @@ pub struct DaemonSecret {
     pub file: Option<String>,
 }
 
+/// Why a [`DaemonSecret`] could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("environment variable `{0}` is not set")]
+    Unset(String),
+    #[error("cannot read `{path}`: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("give exactly one of `env` and `file`")]
+    Ambiguous,
+    /// The secret (`env NAME` or `file PATH`, as [`DaemonSecret`] shows
+    /// itself) holds nothing but line ends.
+    #[error("{0} is empty")]
+    Empty(String),
+}
+
 impl DaemonSecret {
     /// Reads the secret (without a trailing newline).
-    pub fn read(&self) -> Result<String, String> {
+    pub fn read(&self) -> Result<String, SecretError> {
         let value = match (&self.env, &self.file) {
-            (Some(var), None) => std::env::var(var)
-                .map_err(|_| format!("environment variable `{var}` is not set"))?,
+            (Some(var), None) => std::env::var(var).map_err(|_| SecretError::Unset(var.clone()))?,
             (None, Some(path)) => {
-                std::fs::read_to_string(path).map_err(|e| format!("cannot read `{path}`: {e}"))?
+                std::fs::read_to_string(path).map_err(|source| SecretError::Read {
+                    path: path.clone(),
+                    source,
+                })?
             }
-            _ => return Err("give exactly one of `env` and `file`".into()),
+            _ => return Err(SecretError::Ambiguous),
         };
         let value = value.trim_end_matches(['\n', '\r']).to_owned();
         if value.is_empty() {
-            return Err(format!("{self} is empty"));
+            return Err(SecretError::Empty(self.to_string()));
         }
         Ok(value)
     }

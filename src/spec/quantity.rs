@@ -42,11 +42,18 @@ impl JsonSchema for Quantity {
     }
 }
 
+/// Why a text is not a quantity.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{text}` is not a Kubernetes quantity (expected e.g. `500m`, `2`, `1.5`, `1Gi`)")]
+pub struct Error {
+    pub text: String,
+}
+
 /// Checks a quantity: a signed decimal number, then an optional suffix
 /// (`Ki Mi Gi Ti Pi Ei`, `n u m k M G T P E`, or an exponent `e3`/`E3`).
-pub fn parse(text: &str) -> Result<(), String> {
-    let bad = || {
-        format!("`{text}` is not a Kubernetes quantity (expected e.g. `500m`, `2`, `1.5`, `1Gi`)")
+pub fn parse(text: &str) -> Result<(), Error> {
+    let bad = || Error {
+        text: text.to_owned(),
     };
     let s = text.trim_start_matches(['+', '-']);
     let digits_end = s

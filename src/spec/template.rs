@@ -55,8 +55,32 @@ impl Template {
     }
 }
 
+/// Why a text is not a template: a reference that is not well-formed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// `text` (the whole template) opens a reference it never closes.
+    #[error("`{{{{` without a closing `}}}}` in `{text}`")]
+    Unclosed { text: String },
+    #[error("`{{{{ {path} }}}}` has an empty path segment")]
+    EmptySegment { path: String },
+    /// `input.NAME`: `inputs.NAME` was meant.
+    #[error("unknown reference `{path}`; did you mean `inputs.{name}`?")]
+    InputTypo { path: String, name: String },
+    /// `nodes.ID.NAME`: `nodes.ID.outputs.NAME` was meant.
+    #[error("unknown reference `{path}`; did you mean `nodes.{node}.outputs.{output}`?")]
+    MissingOutputs {
+        path: String,
+        node: String,
+        output: String,
+    },
+    #[error(
+        "unknown reference `{path}`; a template references `inputs.NAME` or `nodes.ID.outputs.NAME`"
+    )]
+    Unknown { path: String },
+}
+
 /// Splits `text` into literal parts and references.
-pub fn parse(text: &str) -> Result<Template, String> {
+pub fn parse(text: &str) -> Result<Template, Error> {
     let mut parts = Vec::new();
     let mut rest = text;
     let mut literal = String::new();
@@ -64,7 +88,9 @@ pub fn parse(text: &str) -> Result<Template, String> {
         let after = &rest[start + 2..];
         let Some(end) = after.find("}}") else {
             if looks_like_path(after.trim()) {
-                return Err(format!("`{{{{` without a closing `}}}}` in `{text}`"));
+                return Err(Error::Unclosed {
+                    text: text.to_owned(),
+                });
             }
             break;
         };
@@ -94,10 +120,12 @@ fn looks_like_path(inner: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
-fn parse_reference(path: &str) -> Result<Reference, String> {
+fn parse_reference(path: &str) -> Result<Reference, Error> {
     let segments: Vec<&str> = path.split('.').collect();
     if segments.iter().any(|s| s.is_empty()) {
-        return Err(format!("`{{{{ {path} }}}}` has an empty path segment"));
+        return Err(Error::EmptySegment {
+            path: path.to_owned(),
+        });
     }
     match segments.as_slice() {
         ["inputs", name] => Ok(Reference::Input((*name).to_owned())),
@@ -105,15 +133,18 @@ fn parse_reference(path: &str) -> Result<Reference, String> {
             node: (*node).to_owned(),
             output: (*output).to_owned(),
         }),
-        ["input", name] => Err(format!(
-            "unknown reference `{path}`; did you mean `inputs.{name}`?"
-        )),
-        ["nodes", node, output] => Err(format!(
-            "unknown reference `{path}`; did you mean `nodes.{node}.outputs.{output}`?"
-        )),
-        _ => Err(format!(
-            "unknown reference `{path}`; a template references `inputs.NAME` or `nodes.ID.outputs.NAME`"
-        )),
+        ["input", name] => Err(Error::InputTypo {
+            path: path.to_owned(),
+            name: (*name).to_owned(),
+        }),
+        ["nodes", node, output] => Err(Error::MissingOutputs {
+            path: path.to_owned(),
+            node: (*node).to_owned(),
+            output: (*output).to_owned(),
+        }),
+        _ => Err(Error::Unknown {
+            path: path.to_owned(),
+        }),
     }
 }
 
@@ -140,7 +171,12 @@ mod tests {
     fn braces_of_other_languages_are_text() {
         let t = parse("print(f\"{{x}} {{ y }}\")").unwrap();
         assert_eq!(t.references().count(), 0);
-        assert!(parse("{{ input.day }}").unwrap_err().contains("inputs.day"));
+        assert!(
+            parse("{{ input.day }}")
+                .unwrap_err()
+                .to_string()
+                .contains("inputs.day")
+        );
         assert!(parse("{{ nodes.a.b.c.d }}").is_err());
         assert!(parse("{{ inputs.day").is_err());
     }

@@ -34,14 +34,54 @@ pub enum TypeExpr {
 /// a mistake, not a data model.
 const MAX_DEPTH: usize = 8;
 
+/// Why a text is not a type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("types nest at most {} deep", MAX_DEPTH)]
+    TooDeep,
+    #[error("`{0}` is missing its closing `>`")]
+    Unclosed(String),
+    #[error("unknown type `{0}`")]
+    Unknown(String),
+}
+
+/// Why a literal does not fit a type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LiteralError {
+    #[error("`{0}` is not an RFC 3339 date-time or a date (YYYY-MM-DD)")]
+    NotDatetime(String),
+    #[error(transparent)]
+    Duration(#[from] duration::Error),
+    #[error("`{value}` is not one of [{}]", allowed.join(", "))]
+    NotInEnum { value: String, allowed: Vec<String> },
+    /// An item of a list does not fit the list's item type.
+    #[error("item {index}: {inner}")]
+    Item {
+        index: usize,
+        inner: Box<LiteralError>,
+    },
+    /// A value of a map does not fit the map's value type.
+    #[error("key `{key}`: {inner}")]
+    Key {
+        key: String,
+        inner: Box<LiteralError>,
+    },
+    /// `expected` is the type, `found` what the value is (`a string`).
+    #[error("expected {expected}, found {found}")]
+    Mismatch {
+        expected: TypeExpr,
+        found: &'static str,
+    },
+}
+
 impl TypeExpr {
     /// Parses the text form of a type (everything but enums).
-    pub fn parse(text: &str) -> Result<TypeExpr, String> {
+    pub fn parse(text: &str) -> Result<TypeExpr, ParseError> {
         parse_at(text.trim(), 0)
     }
 
     /// Whether a literal written in YAML fits this type.
-    pub fn accepts_literal(&self, value: &Value) -> Result<(), String> {
+    pub fn accepts_literal(&self, value: &Value) -> Result<(), LiteralError> {
         let ok = match (self, value) {
             (TypeExpr::Json, _) => true,
             (TypeExpr::String, Value::String(_)) => true,
@@ -49,31 +89,38 @@ impl TypeExpr {
             (TypeExpr::Float, Value::Number(_)) => true,
             (TypeExpr::Bool, Value::Bool(_)) => true,
             (TypeExpr::Datetime, Value::String(s)) => {
-                return parse_datetime(s).map(|_| ()).map_err(|_| {
-                    format!("`{s}` is not an RFC 3339 date-time or a date (YYYY-MM-DD)")
-                });
+                return parse_datetime(s)
+                    .map(|_| ())
+                    .map_err(|_| LiteralError::NotDatetime(s.clone()));
             }
             (TypeExpr::Duration, Value::String(s)) => {
-                return duration::parse(s).map(|_| ()).map_err(|e| e.to_string());
+                return duration::parse(s).map(|_| ()).map_err(LiteralError::from);
             }
             (TypeExpr::File | TypeExpr::Directory, Value::String(s)) => !s.is_empty(),
             (TypeExpr::Enum(values), Value::String(s)) => {
                 if values.contains(s) {
                     return Ok(());
                 }
-                return Err(format!("`{s}` is not one of [{}]", values.join(", ")));
+                return Err(LiteralError::NotInEnum {
+                    value: s.clone(),
+                    allowed: values.clone(),
+                });
             }
             (TypeExpr::List(item), Value::Array(items)) => {
                 for (i, v) in items.iter().enumerate() {
-                    item.accepts_literal(v)
-                        .map_err(|e| format!("item {i}: {e}"))?;
+                    item.accepts_literal(v).map_err(|e| LiteralError::Item {
+                        index: i,
+                        inner: Box::new(e),
+                    })?;
                 }
                 true
             }
             (TypeExpr::Map(item), Value::Object(entries)) => {
                 for (k, v) in entries {
-                    item.accepts_literal(v)
-                        .map_err(|e| format!("key `{k}`: {e}"))?;
+                    item.accepts_literal(v).map_err(|e| LiteralError::Key {
+                        key: k.clone(),
+                        inner: Box::new(e),
+                    })?;
                 }
                 true
             }
@@ -82,7 +129,10 @@ impl TypeExpr {
         if ok {
             Ok(())
         } else {
-            Err(format!("expected {self}, found {}", describe(value)))
+            Err(LiteralError::Mismatch {
+                expected: self.clone(),
+                found: describe(value),
+            })
         }
     }
 
@@ -118,9 +168,9 @@ impl TypeExpr {
     }
 }
 
-fn parse_at(text: &str, depth: usize) -> Result<TypeExpr, String> {
+fn parse_at(text: &str, depth: usize) -> Result<TypeExpr, ParseError> {
     if depth > MAX_DEPTH {
-        return Err(format!("types nest at most {MAX_DEPTH} deep"));
+        return Err(ParseError::TooDeep);
     }
     let simple = match text {
         "string" => Some(TypeExpr::String),
@@ -144,11 +194,11 @@ fn parse_at(text: &str, depth: usize) -> Result<TypeExpr, String> {
         if let Some(rest) = text.strip_prefix(prefix) {
             let inner = rest
                 .strip_suffix('>')
-                .ok_or_else(|| format!("`{text}` is missing its closing `>`"))?;
+                .ok_or_else(|| ParseError::Unclosed(text.to_owned()))?;
             return Ok(wrap(Box::new(parse_at(inner.trim(), depth + 1)?)));
         }
     }
-    Err(format!("unknown type `{text}`"))
+    Err(ParseError::Unknown(text.to_owned()))
 }
 
 /// Reads a datetime literal: RFC 3339, or a bare date meaning midnight UTC.

@@ -248,7 +248,7 @@ async fn commits(state_dir: Option<&Path>, from: &Execution, to: &Execution) -> 
     let state_dir = state_dir.map(Path::to_path_buf);
     let (source, old, new) = (to.source.clone(), from.commit.clone(), to.commit.clone());
     let walked = tokio::task::spawn_blocking(move || {
-        history::between(state_dir.as_deref(), &source, &old, &new)
+        history::between(state_dir.as_deref(), &source, &old, &new).map_err(|e| e.to_string())
     })
     .await
     .unwrap_or_else(|e| Err(format!("the history walk failed: {e}")));

@@ -12,6 +12,7 @@ mod executions_store;
 mod http_limits;
 mod incremental;
 mod kubernetes;
+mod layering;
 mod lease_store;
 mod lineage_scope;
 mod loader_props;

@@ -207,7 +207,7 @@ fn a_signed_webhook_triggers_a_fetch_and_a_bad_one_does_not() {
     payload["ref"] = "refs/heads/main".into();
     payload["repository"]["clone_url"] = url.clone().into();
     let body = serde_json::to_vec(&payload).expect("body");
-    let sign = |secret: &[u8]| weir::http::auth::sign(secret, &body);
+    let sign = |secret: &[u8]| weir::outbound::sign(secret, &body);
 
     repo.write("defs/flow.yaml", &FLOW.replace("sleep 3", "sleep 1"));
     let second = repo.commit("Shorter ticks");

@@ -63,7 +63,7 @@ pub enum LaunchError {
     NotThisType(&'static str),
     /// A `{{ … }}` in the body does not parse.
     #[error("{0}")]
-    Template(String),
+    Template(#[from] crate::spec::template::Error),
     #[error("`{{{{ inputs.{0} }}}}` has no value")]
     NoValue(String),
     /// A reference other than an input (`nodes.x.y`) in a task body.

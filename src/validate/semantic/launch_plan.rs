@@ -152,7 +152,7 @@ fn check_schedule(entity: &Entity, schedule: &Schedule, found: &mut Vec<Diagnost
     if let Some(cron) = &schedule.cron {
         if let Err(e) = cron::parse(cron) {
             found.push(
-                at(entity, Code::InvalidCron, &[Key("spec"), Key("schedule"), Key("cron")], e)
+                at(entity, Code::InvalidCron, &[Key("spec"), Key("schedule"), Key("cron")], e.to_string())
                     .with_help("five fields (minute hour day-of-month month day-of-week), e.g. `0 2 * * *`, or a macro such as `@hourly`"),
             );
         }

@@ -86,7 +86,7 @@ pub fn check_ports(
                         base[2].clone(),
                         PathStep::Key("type"),
                     ];
-                    found.push(at(entity, Code::InvalidType, &path, e).with_help(
+                    found.push(at(entity, Code::InvalidType, &path, e.to_string()).with_help(
                         "types: string, int, float, bool, datetime, duration, file, directory, json, list<T>, map<T>, or `enum: [a, b]`",
                     ));
                     None

@@ -53,7 +53,7 @@ pub fn check(
                     entity,
                     Code::InvalidQuantity,
                     &[Key("spec"), Key("resources"), Key(section), Key(name)],
-                    e,
+                    e.to_string(),
                 ));
             }
         }
@@ -221,7 +221,7 @@ fn check_template(
     let parsed = match template::parse(text) {
         Ok(t) => t,
         Err(e) => {
-            found.push(at(entity, Code::InvalidTemplate, path, e));
+            found.push(at(entity, Code::InvalidTemplate, path, e.to_string()));
             return;
         }
     };

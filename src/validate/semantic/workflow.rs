@@ -435,7 +435,7 @@ fn check_workflow(
         let path = [Key("spec"), Key("outputs"), Key(name.as_str())];
         let ty = match template::parse(value) {
             Err(e) => {
-                found.push(at(entity, Code::InvalidTemplate, &path, e));
+                found.push(at(entity, Code::InvalidTemplate, &path, e.to_string()));
                 None
             }
             Ok(t) => match t.single_reference() {
@@ -483,7 +483,7 @@ fn read_binding(
     let parsed = match template::parse(text) {
         Ok(t) => t,
         Err(e) => {
-            found.push(at(scope.entity, Code::InvalidTemplate, path, e));
+            found.push(at(scope.entity, Code::InvalidTemplate, path, e.to_string()));
             return Bound::Invalid;
         }
     };

@@ -11,6 +11,12 @@
 //! becomes `other`); `weir_source_info` keeps one commit per source (the
 //! previous commit's series is removed); node durations are not labelled by
 //! task, whose names are unbounded.
+//!
+//! It is a module of its own, not a part of the HTTP server, because the
+//! loops that count (the daemon's reconcile, scheduler, engine and notifier
+//! loops) sit beside the server, not below it. It depends only on what it
+//! counts (the store's execution and node statuses) and must not reach up
+//! into `http` or `daemon`: the server renders it, the daemon feeds it.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

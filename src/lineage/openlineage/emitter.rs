@@ -1,0 +1,267 @@
+//! The engine's [`Observer`] for OpenLineage, and the thread that delivers
+//! its events.
+//!
+//! What it guarantees: the engine is never slowed ([`Emitter::node_event`]
+//! builds the events and hands them over a channel; one background thread
+//! writes and POSTs them, in order); [`Emitter::flush`], and dropping the
+//! emitter, wait for the events handed over so far.
+
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use chrono::Utc;
+
+use super::Error;
+use super::events::{EventType, RunEvent, run_event};
+use super::sinks::{FileSink, HttpSink};
+use crate::engine::{NodeEvent, Observer, PlanNode};
+use crate::store::execution::{Execution, NodeState};
+
+enum Message {
+    Event(Box<RunEvent>),
+    /// Answered once every event sent before it is delivered.
+    Flush(mpsc::Sender<()>),
+}
+
+/// The [`Observer`] that turns node events into OpenLineage RunEvents and
+/// delivers them from a background thread.
+pub struct Emitter {
+    sender: Option<mpsc::Sender<Message>>,
+    worker: Option<JoinHandle<()>>,
+}
+
+impl Emitter {
+    /// Starts the thread that delivers events to `file` and `http` (either
+    /// may be absent).
+    pub fn start(file: Option<FileSink>, http: Option<HttpSink>) -> Result<Emitter, Error> {
+        let (sender, receiver) = mpsc::channel();
+        let worker = std::thread::Builder::new()
+            .name("openlineage".into())
+            .spawn(move || deliver(&receiver, file, http))
+            .map_err(Error::Spawn)?;
+        Ok(Emitter {
+            sender: Some(sender),
+            worker: Some(worker),
+        })
+    }
+
+    /// Hands `event` to the delivery thread; never waits.
+    pub fn emit(&self, event: RunEvent) {
+        let handed = self
+            .sender
+            .as_ref()
+            .is_some_and(|s| s.send(Message::Event(Box::new(event))).is_ok());
+        if !handed {
+            tracing::warn!("the OpenLineage sender has stopped; event dropped");
+        }
+    }
+
+    /// Waits until every event emitted so far is written or dropped.
+    pub fn flush(&self) {
+        let (ack, done) = mpsc::channel();
+        if let Some(sender) = &self.sender {
+            if sender.send(Message::Flush(ack)).is_ok() {
+                // An error means the thread ended: nothing left to wait for.
+                let _ = done.recv();
+            }
+        }
+    }
+}
+
+impl Observer for Emitter {
+    fn node_event(
+        &self,
+        event: NodeEvent,
+        execution: &Execution,
+        node: &PlanNode,
+        state: &NodeState,
+    ) {
+        let at = Utc::now();
+        for &event_type in EventType::of(event, state) {
+            self.emit(run_event(event_type, execution, node, state, at));
+        }
+    }
+}
+
+impl Drop for Emitter {
+    /// Delivers what is pending, then ends the thread.
+    fn drop(&mut self) {
+        drop(self.sender.take());
+        if let Some(worker) = self.worker.take() {
+            if worker.join().is_err() {
+                tracing::warn!("the OpenLineage sender thread panicked");
+            }
+        }
+    }
+}
+
+/// The delivery thread: each event, in order, to each sink, until every
+/// sender is gone.
+fn deliver(
+    messages: &mpsc::Receiver<Message>,
+    mut file: Option<FileSink>,
+    mut http: Option<HttpSink>,
+) {
+    for message in messages {
+        match message {
+            Message::Event(event) => {
+                let body = match serde_json::to_string(&event) {
+                    Ok(body) => body,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot serialise an OpenLineage event");
+                        continue;
+                    }
+                };
+                if let Some(file) = &mut file {
+                    file.append(&body);
+                }
+                if let Some(http) = &mut http {
+                    http.post(&body);
+                }
+            }
+            Message::Flush(ack) => {
+                let _ = ack.send(());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+    use std::net::TcpListener;
+    use std::time::Duration;
+
+    use serde_json::{Value, json};
+
+    use super::super::fixtures::*;
+    use super::super::sinks::LINEAGE_PATH;
+    use super::*;
+    use crate::store::execution::NodeStatus;
+
+    fn emit_node_story(emitter: &Emitter) {
+        let execution = execution(LOCAL);
+        let node = plan_node("train");
+        let running = node_state(NodeStatus::Running, 1, None);
+        let succeeded = node_state(NodeStatus::Succeeded, 1, Some(json!({ "model": MODEL })));
+        emitter.node_event(NodeEvent::Started, &execution, &node, &running);
+        emitter.node_event(NodeEvent::Succeeded, &execution, &node, &succeeded);
+    }
+
+    #[test]
+    fn file_sink_appends_one_event_a_line_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lineage/nested/events.jsonl");
+        for _ in 0..2 {
+            let emitter = Emitter::start(Some(FileSink::open(&path).unwrap()), None).unwrap();
+            emit_node_story(&emitter);
+            // Dropping delivers what is pending.
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let events: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let types: Vec<&str> = events
+            .iter()
+            .map(|e| e["eventType"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            types,
+            ["START", "COMPLETE", "START", "COMPLETE"],
+            "appended, in order"
+        );
+        assert_eq!(events[0]["run"]["runId"], events[1]["run"]["runId"]);
+    }
+
+    struct Request {
+        line: String,
+        content_type: String,
+        body: String,
+    }
+
+    /// A tiny HTTP server on a free local port: answers its connections, one
+    /// request each, with `statuses` in turn, and reports each request.
+    fn serve(statuses: Vec<u16>) -> (String, mpsc::Receiver<Request>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for status in statuses {
+                let (stream, _) = listener.accept().unwrap();
+                let mut reader = BufReader::new(stream);
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                let (mut length, mut content_type) = (0, String::new());
+                loop {
+                    let mut header = String::new();
+                    reader.read_line(&mut header).unwrap();
+                    let Some((name, value)) = header.trim_end().split_once(':') else {
+                        break;
+                    };
+                    match name.to_ascii_lowercase().as_str() {
+                        "content-length" => length = value.trim().parse().unwrap(),
+                        "content-type" => content_type = value.trim().to_owned(),
+                        _ => {}
+                    }
+                }
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).unwrap();
+                let reply = format!(
+                    "HTTP/1.1 {status} Status\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                reader.get_mut().write_all(reply.as_bytes()).unwrap();
+                let line = line.trim_end().to_owned();
+                let body = String::from_utf8(body).unwrap();
+                tx.send(Request {
+                    line,
+                    content_type,
+                    body,
+                })
+                .unwrap();
+            }
+        });
+        (base, rx)
+    }
+
+    fn received(requests: &mpsc::Receiver<Request>) -> Request {
+        requests.recv_timeout(Duration::from_secs(10)).unwrap()
+    }
+
+    #[test]
+    fn http_sink_posts_each_event_to_the_lineage_endpoint() {
+        let (base, requests) = serve(vec![200, 201]);
+        let http = HttpSink::new(&format!("{base}/")).unwrap();
+        let emitter = Emitter::start(None, Some(http)).unwrap();
+        emit_node_story(&emitter);
+        emitter.flush();
+        for expected in ["START", "COMPLETE"] {
+            let request = received(&requests);
+            assert_eq!(request.line, "POST /api/v1/lineage HTTP/1.1");
+            assert_eq!(request.content_type, "application/json");
+            let event: Value = serde_json::from_str(&request.body).unwrap();
+            assert_eq!(event["eventType"], expected);
+            assert_eq!(event["job"]["name"], "churn-training.train");
+        }
+    }
+
+    #[test]
+    fn http_sink_retries_after_a_server_error() {
+        let (base, requests) = serve(vec![503, 200]);
+        let http = HttpSink::new(&format!("{base}{LINEAGE_PATH}"))
+            .unwrap()
+            .with_retries(3, Duration::from_millis(1));
+        let emitter = Emitter::start(None, Some(http)).unwrap();
+        emitter.emit(run_event(
+            EventType::Start,
+            &execution(LOCAL),
+            &plan_node("train"),
+            &node_state(NodeStatus::Running, 1, None),
+            at(),
+        ));
+        emitter.flush();
+        let (first, second) = (received(&requests), received(&requests));
+        assert_eq!(first.line, "POST /api/v1/lineage HTTP/1.1");
+        assert_eq!(first.body, second.body, "the same event, sent again");
+    }
+}
