@@ -17,14 +17,12 @@ use std::str::FromStr as _;
 
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
-use sqlx::postgres::{
-    PgArgumentBuffer, PgConnectOptions, PgConnection, PgPoolOptions, PgTypeInfo,
-};
+use sqlx::postgres::{PgArgumentBuffer, PgConnectOptions, PgConnection, PgPoolOptions, PgTypeInfo};
 use sqlx::types::Json;
 use sqlx::{Connection as _, Encode, Pool, Postgres, Type};
 
 use super::Error;
-use super::sql::{Decoded, Dialect, Param, SqlStore, Statement, outside_transaction};
+use super::sql::{Dialect, Param, SqlStore, outside_transaction, run_with_sqlx};
 use crate::redact::redact_url;
 
 /// How long the first connection of opening a store may take (a host that
@@ -37,6 +35,8 @@ pub type PgStore = SqlStore<Postgres>;
 impl Dialect for Postgres {
     /// PostgreSQL reads the count of parameters as an unsigned 16-bit number.
     const MAX_PARAMS: usize = 65535;
+    /// PostgreSQL's only form.
+    const NUMBERED: bool = true;
     /// Read committed; `LOCK_SOURCE` and row locks serialize what must be.
     const BEGIN_WRITE: &'static str = "BEGIN";
     /// One snapshot for every statement of the transaction.
@@ -95,39 +95,7 @@ impl Dialect for Postgres {
         Ok(pool)
     }
 
-    async fn execute<'a>(
-        conn: &'a mut PgConnection,
-        mut statement: Statement<'a>,
-    ) -> Result<u64, sqlx::Error> {
-        let arguments = statement.arguments::<Postgres>()?;
-        let done = sqlx::query_with(&statement.sql, arguments)
-            .persistent(statement.persistent)
-            .execute(conn)
-            .await?;
-        Ok(done.rows_affected())
-    }
-
-    async fn fetch_all<'a, T: Decoded>(
-        conn: &'a mut PgConnection,
-        mut statement: Statement<'a>,
-    ) -> Result<Vec<T>, sqlx::Error> {
-        let arguments = statement.arguments::<Postgres>()?;
-        sqlx::query_as_with(&statement.sql, arguments)
-            .persistent(statement.persistent)
-            .fetch_all(conn)
-            .await
-    }
-
-    async fn fetch_optional<'a, T: Decoded>(
-        conn: &'a mut PgConnection,
-        mut statement: Statement<'a>,
-    ) -> Result<Option<T>, sqlx::Error> {
-        let arguments = statement.arguments::<Postgres>()?;
-        sqlx::query_as_with(&statement.sql, arguments)
-            .persistent(statement.persistent)
-            .fetch_optional(conn)
-            .await
-    }
+    run_with_sqlx!(Postgres);
 }
 
 impl<'q> Encode<'q, Postgres> for Param<'q> {

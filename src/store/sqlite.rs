@@ -30,7 +30,7 @@ use sqlx::sqlite::{
 use sqlx::{Connection, Encode, Pool, Sqlite, SqliteConnection, Type};
 
 use super::Error;
-use super::sql::{Decoded, Dialect, Param, SqlStore, Statement, outside_transaction};
+use super::sql::{Dialect, Param, SqlStore, outside_transaction, run_with_sqlx};
 use crate::redact::redact_url;
 
 /// The store in one SQLite file.
@@ -43,6 +43,9 @@ impl Dialect for Sqlite {
     /// SQLite's default limit of bound parameters (since 3.32), which the
     /// bundled library keeps (`SQLITE_MAX_VARIABLE_NUMBER` is not set).
     const MAX_PARAMS: usize = 32766;
+    /// A `?` is bound by position; a `$N` is looked up by name, in a list
+    /// as long as the statement's parameters.
+    const NUMBERED: bool = false;
     /// Takes the write lock first (see the module docs).
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     /// A deferred transaction reads one snapshot (WAL) from its first read.
@@ -93,39 +96,7 @@ impl Dialect for Sqlite {
         Ok(pool)
     }
 
-    async fn execute<'a>(
-        conn: &'a mut SqliteConnection,
-        mut statement: Statement<'a>,
-    ) -> Result<u64, sqlx::Error> {
-        let arguments = statement.arguments::<Sqlite>()?;
-        let done = sqlx::query_with(&statement.sql, arguments)
-            .persistent(statement.persistent)
-            .execute(conn)
-            .await?;
-        Ok(done.rows_affected())
-    }
-
-    async fn fetch_all<'a, T: Decoded>(
-        conn: &'a mut SqliteConnection,
-        mut statement: Statement<'a>,
-    ) -> Result<Vec<T>, sqlx::Error> {
-        let arguments = statement.arguments::<Sqlite>()?;
-        sqlx::query_as_with(&statement.sql, arguments)
-            .persistent(statement.persistent)
-            .fetch_all(conn)
-            .await
-    }
-
-    async fn fetch_optional<'a, T: Decoded>(
-        conn: &'a mut SqliteConnection,
-        mut statement: Statement<'a>,
-    ) -> Result<Option<T>, sqlx::Error> {
-        let arguments = statement.arguments::<Sqlite>()?;
-        sqlx::query_as_with(&statement.sql, arguments)
-            .persistent(statement.persistent)
-            .fetch_optional(conn)
-            .await
-    }
+    run_with_sqlx!(Sqlite);
 }
 
 /// Timestamps as stored: UTC, exactly six fractional digits.
@@ -134,10 +105,7 @@ fn encode_time(time: DateTime<Utc>) -> String {
 }
 
 impl<'q> Encode<'q, Sqlite> for Param<'q> {
-    fn encode_by_ref(
-        &self,
-        buf: &mut Vec<SqliteArgumentValue<'q>>,
-    ) -> Result<IsNull, BoxDynError> {
+    fn encode_by_ref(&self, buf: &mut Vec<SqliteArgumentValue<'q>>) -> Result<IsNull, BoxDynError> {
         Encode::<Sqlite>::encode(self.clone(), buf)
     }
 

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::rows::{self, EXECUTION_COLUMNS};
 use super::statement::{Param, Statement};
-use super::{Dialect, SqlStore, commit};
+use super::{Dialect, SqlStore, commit, found};
 use crate::store::delivery::{self, DELIVERY_COLUMNS, Delivery, DeliveryRow, DeliveryStore};
 use crate::store::execution::Execution;
 use crate::store::{Error, StoreFuture};
@@ -77,13 +77,8 @@ impl<D: Dialect> SqlStore<D> {
         .bind(d.next_attempt_at)
         .bind(d.delivered_at)
         .bind(&d.id);
-        if self.run(DOING, update).await? == 0 {
-            return Err(Error::NotFound {
-                doing: DOING,
-                what: format!("delivery {}", d.id),
-            });
-        }
-        Ok(())
+        let changed = self.run(DOING, update).await?;
+        found(changed, DOING, || format!("delivery {}", d.id))
     }
 
     async fn select_deliveries(&self, execution: &str) -> Result<Vec<Delivery>, Error> {

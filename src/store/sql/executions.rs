@@ -9,7 +9,7 @@
 
 use super::rows::{self, CACHE_COLUMNS, EXECUTION_COLUMNS, LINEAGE_COLUMNS, NODE_COLUMNS};
 use super::statement::{Param, Statement, rows_per_statement};
-use super::{Dialect, SqlStore, commit};
+use super::{Dialect, SqlStore, commit, found};
 use crate::spec::Digest;
 use crate::store::{
     CacheEntry, Error, Execution, ExecutionFilter, ExecutionStore, LineageEdge, NodeState,
@@ -45,7 +45,8 @@ impl<D: Dialect> SqlStore<D> {
 
     async fn list_executions(&self, filter: &ExecutionFilter) -> Result<Vec<Execution>, Error> {
         const DOING: &str = "listing executions";
-        let mut select = Statement::new(format!("SELECT {EXECUTION_COLUMNS} FROM executions"));
+        let mut select =
+            Statement::built::<D>(format!("SELECT {EXECUTION_COLUMNS} FROM executions"));
         select
             .filter("launch_plan", filter.launch_plan.as_deref())
             .filter("workflow", filter.workflow.as_deref())
@@ -108,13 +109,8 @@ impl<D: Dialect> SqlStore<D> {
         .bind(execution.started_at)
         .bind(execution.finished_at)
         .bind(&execution.id);
-        if self.run(DOING, update).await? == 0 {
-            return Err(Error::NotFound {
-                doing: DOING,
-                what: format!("execution {}", execution.id),
-            });
-        }
-        Ok(())
+        let changed = self.run(DOING, update).await?;
+        found(changed, DOING, || format!("execution {}", execution.id))
     }
 
     async fn cancel(&self, id: &str) -> Result<bool, Error> {
@@ -160,7 +156,7 @@ impl<D: Dialect> SqlStore<D> {
         const DOING: &str = "reading artifacts' lineage";
         let mut edges = Vec::new();
         for chunk in digests.chunks(rows_per_statement::<D>(1, 0)) {
-            let mut select = Statement::new(format!(
+            let mut select = Statement::built::<D>(format!(
                 "SELECT {LINEAGE_COLUMNS} FROM lineage WHERE digest IN "
             ));
             select
@@ -180,7 +176,7 @@ impl<D: Dialect> SqlStore<D> {
         const DOING: &str = "reading nodes' lineage";
         let mut edges = Vec::new();
         for chunk in nodes.chunks(rows_per_statement::<D>(2, 0)) {
-            let mut select = Statement::new(format!(
+            let mut select = Statement::built::<D>(format!(
                 "SELECT {LINEAGE_COLUMNS} FROM lineage WHERE (execution, node) IN ("
             ));
             select
@@ -194,9 +190,12 @@ impl<D: Dialect> SqlStore<D> {
     }
 
     async fn cache_read(&self, key: &Digest) -> Result<Option<CacheEntry>, Error> {
-        let select = Statement::new(format!("SELECT {CACHE_COLUMNS} FROM cache_entries WHERE key = $1"))
-            .bind(key.as_str());
-        let row: Option<rows::CacheRow> = self.read_optional("reading a cache entry", select).await?;
+        let select = Statement::new(format!(
+            "SELECT {CACHE_COLUMNS} FROM cache_entries WHERE key = $1"
+        ))
+        .bind(key.as_str());
+        let row: Option<rows::CacheRow> =
+            self.read_optional("reading a cache entry", select).await?;
         Ok(row.map(CacheEntry::from))
     }
 
@@ -247,7 +246,7 @@ impl<D: Dialect> SqlStore<D> {
     ) -> Result<(), Error> {
         let numbered: Vec<(i64, &NodeState)> = (1..).zip(nodes).collect();
         for chunk in numbered.chunks(rows_per_statement::<D>(15, 0)) {
-            let mut insert = Statement::new(
+            let mut insert = Statement::built::<D>(
                 "INSERT INTO node_executions (execution, node, plan_order, task, task_version, \
                  status, attempts, inputs, outputs, error, cached_from, started_at, \
                  finished_at, next_attempt_at, handle) ",
@@ -310,13 +309,10 @@ impl<D: Dialect> SqlStore<D> {
         .bind(Param::json_or_null(node.handle.as_ref()))
         .bind(&node.execution)
         .bind(&node.node);
-        if Self::execute(conn, DOING, update).await? == 0 {
-            return Err(Error::NotFound {
-                doing: DOING,
-                what: format!("node {} of execution {}", node.node, node.execution),
-            });
-        }
-        Ok(())
+        let changed = Self::execute(conn, DOING, update).await?;
+        found(changed, DOING, || {
+            format!("node {} of execution {}", node.node, node.execution)
+        })
     }
 
     /// Inserts lineage edges, sorted by identity; an edge that exists is
@@ -326,7 +322,8 @@ impl<D: Dialect> SqlStore<D> {
         edges: &[LineageEdge],
     ) -> Result<(), Error> {
         for chunk in rows::new_lineage(edges).chunks(rows_per_statement::<D>(9, 0)) {
-            let mut insert = Statement::new(format!("INSERT INTO lineage ({LINEAGE_COLUMNS}) "));
+            let mut insert =
+                Statement::built::<D>(format!("INSERT INTO lineage ({LINEAGE_COLUMNS}) "));
             insert.push_values(chunk, |edge| {
                 [
                     edge.execution.as_str().into(),

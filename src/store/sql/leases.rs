@@ -91,7 +91,10 @@ impl<D: Dialect> SqlStore<D> {
 
 /// The lease `name`'s row.
 fn select(name: &str) -> Statement<'_> {
-    Statement::new(format!("SELECT {LEASE_COLUMNS} FROM leases WHERE name = $1")).bind(name)
+    Statement::new(format!(
+        "SELECT {LEASE_COLUMNS} FROM leases WHERE name = $1"
+    ))
+    .bind(name)
 }
 
 impl<D: Dialect> LeaseStore for SqlStore<D> {

@@ -54,6 +54,9 @@ use super::Error;
 pub trait Dialect: Database {
     /// The most parameters one statement may bind.
     const MAX_PARAMS: usize;
+    /// Whether parameters appended to a built statement are written `$N`
+    /// (else `?`; see [`Statement::built`]).
+    const NUMBERED: bool;
     /// Starts a write transaction.
     const BEGIN_WRITE: &'static str;
     /// Starts a read-only transaction that sees one snapshot throughout.
@@ -80,13 +83,38 @@ pub trait Dialect: Database {
         conn: &'a mut Self::Connection,
         statement: Statement<'a>,
     ) -> impl Future<Output = Result<Vec<T>, sqlx::Error>> + Send + 'a;
-
-    /// Runs a query; its first row, if any.
-    fn fetch_optional<'a, T: Decoded>(
-        conn: &'a mut Self::Connection,
-        statement: Statement<'a>,
-    ) -> impl Future<Output = Result<Option<T>, sqlx::Error>> + Send + 'a;
 }
+
+/// [`Dialect::execute`] and [`Dialect::fetch_all`] for the database `$db`,
+/// written once: sqlx's traits are simple to meet for one concrete
+/// database, and a long list of bounds for a generic one.
+macro_rules! run_with_sqlx {
+    ($db:ty) => {
+        async fn execute<'a>(
+            conn: &'a mut <$db as sqlx::Database>::Connection,
+            mut statement: $crate::store::sql::Statement<'a>,
+        ) -> Result<u64, sqlx::Error> {
+            let arguments = statement.arguments::<$db>()?;
+            let done = sqlx::query_with(&statement.sql, arguments)
+                .persistent(statement.persistent)
+                .execute(conn)
+                .await?;
+            Ok(done.rows_affected())
+        }
+
+        async fn fetch_all<'a, T: $crate::store::sql::Decoded>(
+            conn: &'a mut <$db as sqlx::Database>::Connection,
+            mut statement: $crate::store::sql::Statement<'a>,
+        ) -> Result<Vec<T>, sqlx::Error> {
+            let arguments = statement.arguments::<$db>()?;
+            sqlx::query_as_with(&statement.sql, arguments)
+                .persistent(statement.persistent)
+                .fetch_all(conn)
+                .await
+        }
+    };
+}
+pub(crate) use run_with_sqlx;
 
 /// A row type that decodes on both databases.
 pub trait Decoded:
@@ -114,7 +142,9 @@ impl<D: Dialect> Clone for SqlStore<D> {
 
 impl<D: Dialect> std::fmt::Debug for SqlStore<D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqlStore").field("pool", &self.pool).finish()
+        f.debug_struct("SqlStore")
+            .field("pool", &self.pool)
+            .finish()
     }
 }
 
@@ -201,16 +231,28 @@ impl<D: Dialect> SqlStore<D> {
             .map_err(query_error(doing))
     }
 
-    /// Runs a query on `conn`; its first row.
+    /// Runs a query on `conn`; its first row (of one at most: the
+    /// queries read by primary key).
     async fn fetch_optional<T: Decoded>(
         conn: &mut D::Connection,
         doing: &'static str,
         statement: Statement<'_>,
     ) -> Result<Option<T>, Error> {
-        D::fetch_optional(conn, statement)
-            .await
-            .map_err(query_error(doing))
+        let rows = Self::fetch_all(conn, doing, statement).await?;
+        Ok(rows.into_iter().next())
     }
+}
+
+/// A write of one row by its key that changed `changed` rows: none is
+/// [`Error::NotFound`] (a caller's bug, reported rather than ignored).
+fn found(changed: u64, doing: &'static str, what: impl FnOnce() -> String) -> Result<(), Error> {
+    if changed == 0 {
+        return Err(Error::NotFound {
+            doing,
+            what: what(),
+        });
+    }
+    Ok(())
 }
 
 /// Commits `tx`.

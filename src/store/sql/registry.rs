@@ -17,12 +17,12 @@ use sqlx::types::Json;
 use super::rows::{self, ActivationRow, ActiveVersionRow, AuditRow, KeyRow, SourceRow, VersionRow};
 use super::statement::{Param, Statement, rows_per_statement};
 use super::{Dialect, One, SqlStore, commit, now};
+use crate::spec::{Digest, EntityRef, Kind};
 use crate::store::{
     ActiveSet, ActiveVersion, AuditEntry, Changes, CommitId, CommitInfo, Error, NewVersion,
     SourceError, SourceKey, SourceStatus, Store, StoreFuture, VersionFilter, VersionKey,
     VersionRecord,
 };
-use crate::spec::{Digest, EntityRef, Kind};
 
 impl<D: Dialect> SqlStore<D> {
     /// The steps of [`Store::apply`], in one transaction; the source's row
@@ -114,7 +114,10 @@ impl<D: Dialect> SqlStore<D> {
         rows::active_set(rows, DOING)
     }
 
-    async fn owned_elsewhere(&self, source: &SourceKey) -> Result<Vec<(EntityRef, SourceKey)>, Error> {
+    async fn owned_elsewhere(
+        &self,
+        source: &SourceKey,
+    ) -> Result<Vec<(EntityRef, SourceKey)>, Error> {
         const DOING: &str = "reading other sources' active entities";
         let rows: Vec<(String, String, String, String)> = self
             .read(
@@ -134,7 +137,7 @@ impl<D: Dialect> SqlStore<D> {
         }
         let mut tx = self.begin_read(DOING).await?;
         for chunk in keys.chunks(rows_per_statement::<D>(4, 0)) {
-            let mut select = Statement::new("WITH k (project, kind, name, digest) AS (");
+            let mut select = Statement::built::<D>("WITH k (project, kind, name, digest) AS (");
             select.push_values(chunk, |key| {
                 [
                     key.entity.project.as_str().into(),
@@ -166,7 +169,7 @@ impl<D: Dialect> SqlStore<D> {
                 .filter("name", filter.name.as_deref())
                 .filter("project", filter.project.as_deref());
         }
-        let mut versions = Statement::new(
+        let mut versions = Statement::built::<D>(
             "SELECT v.project, v.kind, v.name, v.digest, v.first_commit, v.path, \
              v.registered_at, EXISTS (SELECT 1 FROM active a WHERE a.project = v.project \
              AND a.kind = v.kind AND a.name = v.name AND a.digest = v.digest) AS active \
@@ -177,7 +180,7 @@ impl<D: Dialect> SqlStore<D> {
             " ORDER BY v.registered_at DESC, v.project{b}, v.kind, v.name{b}, v.digest",
             b = D::BYTEWISE
         ));
-        let mut activations = Statement::new(
+        let mut activations = Statement::built::<D>(
             "SELECT project, kind, name, digest, id, commit_sha, at FROM activations",
         );
         filtered(&mut activations, filter);
@@ -302,7 +305,10 @@ impl<D: Dialect> SqlStore<D> {
         Ok(())
     }
 
-    async fn insert_commit(conn: &mut D::Connection, commit_info: &CommitInfo) -> Result<(), Error> {
+    async fn insert_commit(
+        conn: &mut D::Connection,
+        commit_info: &CommitInfo,
+    ) -> Result<(), Error> {
         let statement = Statement::new(
             "INSERT INTO commits (sha, author_name, author_email, committer_name, \
              committer_email, time, message) VALUES ($1, $2, $3, $4, $5, $6, $7) \
@@ -351,7 +357,7 @@ impl<D: Dialect> SqlStore<D> {
     ) -> Result<(), Error> {
         let commit_id = commit_id.0.as_str();
         for chunk in rows::new_versions(registered).chunks(rows_per_statement::<D>(9, 0)) {
-            let mut insert = Statement::new(
+            let mut insert = Statement::built::<D>(
                 "INSERT INTO versions (project, kind, name, digest, spec, document, path, \
                  first_commit, registered_at) ",
             );
@@ -383,7 +389,7 @@ impl<D: Dialect> SqlStore<D> {
     ) -> Result<(), Error> {
         let (source, commit_id) = (changes.source.0.as_str(), changes.commit.id.0.as_str());
         for chunk in rows::new_activations(changes).chunks(rows_per_statement::<D>(8, 0)) {
-            let mut insert = Statement::new(
+            let mut insert = Statement::built::<D>(
                 "INSERT INTO activations (project, kind, name, digest, source, commit_sha, at, \
                  change) ",
             );
@@ -435,7 +441,7 @@ impl<D: Dialect> SqlStore<D> {
         let source = changes.source.0.as_str();
         let diff = rows::active_diff(changes);
         for chunk in diff.removed.chunks(rows_per_statement::<D>(3, 1)) {
-            let mut delete = Statement::new("DELETE FROM active WHERE source = ");
+            let mut delete = Statement::built::<D>("DELETE FROM active WHERE source = ");
             delete.push_bind(source);
             delete.push(" AND (project, kind, name) IN (");
             delete.push_values(chunk, |entity| {
@@ -450,7 +456,7 @@ impl<D: Dialect> SqlStore<D> {
         }
         for chunk in diff.upserted.chunks(rows_per_statement::<D>(5, 0)) {
             let mut upsert =
-                Statement::new("INSERT INTO active (source, project, kind, name, digest) ");
+                Statement::built::<D>("INSERT INTO active (source, project, kind, name, digest) ");
             upsert.push_values(chunk, |(entity, digest): &(&EntityRef, &Digest)| {
                 [
                     source.into(),

@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use sqlx::types::Json;
 
+use crate::spec::{Digest, EntityRef, Kind};
 use crate::store::execution::{
     CacheEntry, Direction, Execution, ExecutionFilter, LineageEdge, NodeState, NodeStatus, Status,
 };
@@ -21,7 +22,6 @@ use crate::store::{
     ActiveSet, ActiveVersion, AuditEntry, Changes, CommitId, Error, NewVersion, Person,
     SourceError, SourceKey, SourceStatus, VersionKey, VersionRecord,
 };
-use crate::spec::{Digest, EntityRef, Kind};
 
 /// Parses a stored kind.
 fn parse_kind(text: &str, doing: &'static str) -> Result<Kind, Error> {
