@@ -207,7 +207,6 @@ const MIGRATION_ATTEMPTS: u32 = 8;
 /// one is made under a temporary name (its header written: WAL mode is
 /// recorded in it) and then linked into place, which fails if a file
 /// appeared meanwhile; the loser of such a race opens the winner's file.
-
 async fn ensure_database_file(options: &SqliteConnectOptions, file: &Path) -> Result<(), Error> {
     let io = |source: std::io::Error| Error::Connect {
         url: file.display().to_string(),
