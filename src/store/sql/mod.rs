@@ -116,7 +116,9 @@ macro_rules! run_with_sqlx {
 }
 pub(crate) use run_with_sqlx;
 
-/// A row type that decodes on both databases.
+/// A row type that decodes on both databases: what [`Dialect::fetch_all`]
+/// returns, named once here rather than as a bound per row type and
+/// database in every generic signature.
 pub trait Decoded:
     for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin + 'static
 {
