@@ -1,6 +1,9 @@
-//! The store: everything weir remembers, behind one trait with two
-//! implementations (SQLite, the embedded default, and PostgreSQL for several
-//! replicas and large histories), both with sqlx and migrations.
+//! The store: everything weir remembers, behind one trait with one SQL
+//! implementation ([`sql::SqlStore`], sqlx with migrations) on two
+//! databases: SQLite, the embedded default, and PostgreSQL for several
+//! replicas and large histories. Every statement is written once; what
+//! differs between the databases (opening, transactions, encoding) is each
+//! one's dialect, `sqlite.rs` and `postgres.rs`.
 //!
 //! The store *applies* decisions; it does not make them. `registry::plan`
 //! decides purely what a commit changes ([`Changes`]); [`Store::apply`]
@@ -19,7 +22,7 @@ pub mod delivery;
 pub mod execution;
 pub mod lease;
 pub mod postgres;
-mod sql;
+pub(crate) mod sql;
 pub mod sqlite;
 
 pub use delivery::{Delivery, DeliveryAttempt, DeliveryStatus, DeliveryStore};

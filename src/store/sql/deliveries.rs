@@ -1,14 +1,16 @@
-//! [`DeliveryStore`] on PostgreSQL.
+//! [`DeliveryStore`] on SQL: the notifier's scan of finished executions,
+//! and one row per delivery with its attempts.
 
 use chrono::{DateTime, Utc};
 
-use super::PgStore;
-use crate::store::delivery::{self, DELIVERY_COLUMNS, Delivery, DeliveryStore};
+use super::rows::{self, EXECUTION_COLUMNS};
+use super::statement::{Param, Statement};
+use super::{Dialect, SqlStore, commit, found};
+use crate::store::delivery::{self, DELIVERY_COLUMNS, Delivery, DeliveryRow, DeliveryStore};
 use crate::store::execution::Execution;
-use crate::store::sql::{self, query_error};
 use crate::store::{Error, StoreFuture};
 
-impl PgStore {
+impl<D: Dialect> SqlStore<D> {
     async fn select_finished_since(
         &self,
         since: DateTime<Utc>,
@@ -16,27 +18,23 @@ impl PgStore {
     ) -> Result<Vec<Execution>, Error> {
         const DOING: &str = "listing finished executions";
         // `finished_at IS NOT NULL` is the partial index's WHERE clause.
-        let rows = sqlx::query_as(&format!(
-            "SELECT {} FROM executions WHERE finished_at IS NOT NULL AND finished_at >= $1 \
-             ORDER BY finished_at, id LIMIT $2",
-            sql::EXECUTION_COLUMNS
+        let select = Statement::new(format!(
+            "SELECT {EXECUTION_COLUMNS} FROM executions WHERE finished_at IS NOT NULL \
+             AND finished_at >= $1 ORDER BY finished_at, id LIMIT $2"
         ))
         .bind(since)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(query_error(DOING))?;
-        sql::executions(rows, DOING)
+        .bind(i64::from(limit));
+        rows::executions(self.read(DOING, select).await?, DOING)
     }
 
     async fn insert_deliveries(&self, deliveries: &[Delivery]) -> Result<u64, Error> {
         const DOING: &str = "adding deliveries";
-        let mut tx = self.pool.begin().await.map_err(query_error(DOING))?;
+        let mut tx = self.begin_write(DOING).await?;
         let mut added = 0;
         for d in deliveries {
-            let done = sqlx::query(&format!(
-                "INSERT INTO deliveries ({DELIVERY_COLUMNS}) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING"
+            let insert = Statement::new(format!(
+                "INSERT INTO deliveries ({DELIVERY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, \
+                 $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING"
             ))
             .bind(&d.id)
             .bind(&d.execution)
@@ -45,71 +43,67 @@ impl PgStore {
             .bind(&d.target)
             .bind(&d.destination)
             .bind(d.status.as_str())
-            .bind(sqlx::types::Json(&d.attempts))
+            .bind(attempts_json(d, DOING)?)
             .bind(d.next_attempt_at)
             .bind(d.created_at)
-            .bind(d.delivered_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(query_error(DOING))?;
-            added += done.rows_affected();
+            .bind(d.delivered_at);
+            added += Self::execute(&mut tx, DOING, insert).await?;
         }
-        tx.commit().await.map_err(query_error(DOING))?;
+        commit(tx, DOING).await?;
         Ok(added)
     }
 
     async fn select_due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Delivery>, Error> {
         const DOING: &str = "listing due deliveries";
-        let rows = sqlx::query_as(&format!(
+        // `status = 'pending'` is the partial index's WHERE clause.
+        let select = Statement::new(format!(
             "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE status = 'pending' \
              AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2"
         ))
         .bind(now)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(query_error(DOING))?;
+        .bind(i64::from(limit));
+        let rows: Vec<DeliveryRow> = self.read(DOING, select).await?;
         delivery::deliveries(rows, DOING)
     }
 
     async fn write_delivery(&self, d: &Delivery) -> Result<(), Error> {
         const DOING: &str = "recording a delivery attempt";
-        let done = sqlx::query(
+        let update = Statement::new(
             "UPDATE deliveries SET status = $1, attempts = $2, next_attempt_at = $3, \
              delivered_at = $4 WHERE id = $5",
         )
         .bind(d.status.as_str())
-        .bind(sqlx::types::Json(&d.attempts))
+        .bind(attempts_json(d, DOING)?)
         .bind(d.next_attempt_at)
         .bind(d.delivered_at)
-        .bind(&d.id)
-        .execute(&self.pool)
-        .await
-        .map_err(query_error(DOING))?;
-        if done.rows_affected() == 0 {
-            return Err(Error::NotFound {
-                doing: DOING,
-                what: format!("delivery {}", d.id),
-            });
-        }
-        Ok(())
+        .bind(&d.id);
+        let changed = self.run(DOING, update).await?;
+        found(changed, DOING, || format!("delivery {}", d.id))
     }
 
     async fn select_deliveries(&self, execution: &str) -> Result<Vec<Delivery>, Error> {
         const DOING: &str = "reading an execution's deliveries";
-        let rows = sqlx::query_as(&format!(
+        let select = Statement::new(format!(
             "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE execution = $1 \
              ORDER BY created_at, event, rule"
         ))
-        .bind(execution)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(query_error(DOING))?;
+        .bind(execution);
+        let rows: Vec<DeliveryRow> = self.read(DOING, select).await?;
         delivery::deliveries(rows, DOING)
     }
 }
 
-impl DeliveryStore for PgStore {
+/// A delivery's attempts as stored: a JSON array, its fields in their
+/// declared order.
+fn attempts_json<'q>(d: &Delivery, doing: &'static str) -> Result<Param<'q>, Error> {
+    let text = serde_json::to_string(&d.attempts).map_err(|e| Error::Query {
+        doing,
+        source: sqlx::Error::Encode(Box::new(e)),
+    })?;
+    Ok(Param::Json(Some(text)))
+}
+
+impl<D: Dialect> DeliveryStore for SqlStore<D> {
     fn finished_since<'a>(
         &'a self,
         since: DateTime<Utc>,

@@ -1,15 +1,16 @@
-//! [`LeaseStore`] on SQLite: the take-or-renew upsert and the read-back run
-//! in one `BEGIN IMMEDIATE` transaction, so two processes on one file take
-//! turns and exactly one holds the lease.
+//! [`LeaseStore`] on SQL: the take-or-renew upsert and the read-back run in
+//! one write transaction (SQLite's write lock; on PostgreSQL the upsert
+//! locks the row until commit), so two engines take turns and exactly one
+//! holds the lease.
 
 use chrono::{DateTime, Utc};
 
-use super::{SqliteStore, encode_time};
+use super::statement::Statement;
+use super::{Dialect, SqlStore, commit};
 use crate::store::lease::{self, LEASE_COLUMNS, Lease, LeaseRow, LeaseStore};
-use crate::store::sql::query_error;
 use crate::store::{Error, StoreFuture};
 
-impl SqliteStore {
+impl<D: Dialect> SqlStore<D> {
     async fn take_lease(
         &self,
         name: &str,
@@ -22,9 +23,9 @@ impl SqliteStore {
         let mut tx = self.begin_write(DOING).await?;
         // The update applies only to the caller's own lease or an expired
         // one; a live lease of another holder is left as it is.
-        sqlx::query(
+        let upsert = Statement::new(
             "INSERT INTO leases (name, holder, acquired_at, renewed_at, expires_at) \
-             VALUES (?1, ?2, ?3, ?3, ?4) \
+             VALUES ($1, $2, $3, $3, $4) \
              ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, \
              acquired_at = CASE WHEN leases.holder = excluded.holder \
              AND leases.expires_at > excluded.renewed_at \
@@ -34,19 +35,16 @@ impl SqliteStore {
         )
         .bind(name)
         .bind(holder)
-        .bind(encode_time(now))
-        .bind(encode_time(expires))
-        .execute(&mut *tx)
-        .await
-        .map_err(query_error(DOING))?;
-        let row: LeaseRow = sqlx::query_as(&format!(
-            "SELECT {LEASE_COLUMNS} FROM leases WHERE name = ?"
-        ))
-        .bind(name)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(query_error(DOING))?;
-        tx.commit().await.map_err(query_error(DOING))?;
+        .bind(now)
+        .bind(expires);
+        Self::execute(&mut tx, DOING, upsert).await?;
+        let row: Option<LeaseRow> = Self::fetch_optional(&mut tx, DOING, select(name)).await?;
+        // The upsert leaves a row, whoever holds it.
+        let row = row.ok_or(Error::Query {
+            doing: DOING,
+            source: sqlx::Error::RowNotFound,
+        })?;
+        commit(tx, DOING).await?;
         Ok(row.into())
     }
 
@@ -63,52 +61,43 @@ impl SqliteStore {
         let mut tx = self.begin_write(DOING).await?;
         // Only while the dead holder still holds it: a racer that took it
         // over first, or a release, leaves nothing to update.
-        sqlx::query(
-            "UPDATE leases SET holder = ?3, acquired_at = ?4, renewed_at = ?4, \
-             expires_at = ?5 WHERE name = ?1 AND holder = ?2",
+        let update = Statement::new(
+            "UPDATE leases SET holder = $3, acquired_at = $4, renewed_at = $4, \
+             expires_at = $5 WHERE name = $1 AND holder = $2",
         )
         .bind(name)
         .bind(dead)
         .bind(holder)
-        .bind(encode_time(now))
-        .bind(encode_time(expires))
-        .execute(&mut *tx)
-        .await
-        .map_err(query_error(DOING))?;
-        let row: Option<LeaseRow> = sqlx::query_as(&format!(
-            "SELECT {LEASE_COLUMNS} FROM leases WHERE name = ?"
-        ))
-        .bind(name)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(query_error(DOING))?;
-        tx.commit().await.map_err(query_error(DOING))?;
+        .bind(now)
+        .bind(expires);
+        Self::execute(&mut tx, DOING, update).await?;
+        let row: Option<LeaseRow> = Self::fetch_optional(&mut tx, DOING, select(name)).await?;
+        commit(tx, DOING).await?;
         Ok(row.map(Lease::from))
     }
 
     async fn give_up_lease(&self, name: &str, holder: &str) -> Result<bool, Error> {
-        let done = sqlx::query("DELETE FROM leases WHERE name = ? AND holder = ?")
+        let delete = Statement::new("DELETE FROM leases WHERE name = $1 AND holder = $2")
             .bind(name)
-            .bind(holder)
-            .execute(&self.pool)
-            .await
-            .map_err(query_error("releasing a lease"))?;
-        Ok(done.rows_affected() > 0)
+            .bind(holder);
+        Ok(self.run("releasing a lease", delete).await? > 0)
     }
 
     async fn read_lease(&self, name: &str) -> Result<Option<Lease>, Error> {
-        let row: Option<LeaseRow> = sqlx::query_as(&format!(
-            "SELECT {LEASE_COLUMNS} FROM leases WHERE name = ?"
-        ))
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(query_error("reading a lease"))?;
+        let row: Option<LeaseRow> = self.read_optional("reading a lease", select(name)).await?;
         Ok(row.map(Lease::from))
     }
 }
 
-impl LeaseStore for SqliteStore {
+/// The lease `name`'s row.
+fn select(name: &str) -> Statement<'_> {
+    Statement::new(format!(
+        "SELECT {LEASE_COLUMNS} FROM leases WHERE name = $1"
+    ))
+    .bind(name)
+}
+
+impl<D: Dialect> LeaseStore for SqlStore<D> {
     fn acquire_lease<'a>(
         &'a self,
         name: &'a str,

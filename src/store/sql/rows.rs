@@ -1,67 +1,27 @@
-//! What the two SQL backends share: turning [`Changes`] into the rows to
-//! write, and rows read back into the store's types (registry and
-//! executions alike).
+//! Turning [`Changes`] into the rows to write, and rows read back into the
+//! store's types (registry and executions alike).
 //!
 //! Everything here is pure (no connection, no statements: only the column
-//! lists the row types decode), so that SQLite and PostgreSQL write the same
-//! rows and read them back the same way; each backend only decides how to
-//! send them (multi-row `INSERT`s on SQLite, `UNNEST` arrays on PostgreSQL).
-//! The row types decode on both backends (SQLite's RFC 3339 text and JSON
-//! text, PostgreSQL's timestamptz and jsonb). Malformed stored values,
-//! including a status this version does not know, become
-//! [`Error::Corrupt`], never a panic.
+//! lists the row types decode), so both databases write the same rows and
+//! read them back the same way. The row types decode on both (SQLite's
+//! RFC 3339 text and JSON text, PostgreSQL's timestamptz and jsonb).
+//! Malformed stored values, including a status this version does not know,
+//! become [`Error::Corrupt`], never a panic.
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use sqlx::types::Json;
 
-use super::execution::{
+use crate::spec::{Digest, EntityRef, Kind};
+use crate::store::execution::{
     CacheEntry, Direction, Execution, ExecutionFilter, LineageEdge, NodeState, NodeStatus, Status,
 };
-use super::{
+use crate::store::{
     ActiveSet, ActiveVersion, AuditEntry, Changes, CommitId, Error, NewVersion, Person,
     SourceError, SourceKey, SourceStatus, VersionKey, VersionRecord,
 };
-use crate::spec::{Digest, EntityRef, Kind};
-
-/// The current time at the precision both backends keep (microseconds), so
-/// that a timestamp read back equals the one written.
-pub(crate) fn now() -> DateTime<Utc> {
-    Utc::now().trunc_subsecs(6)
-}
-
-/// The pools' `before_acquire` check: a connection is handed out only when
-/// no transaction is open on it. A failed transaction is rolled back when
-/// it is dropped, but when the database ended it first (SQLite rolls back
-/// by itself on a disk I/O error or a full disk; a trigger may `RAISE
-/// (ROLLBACK)`), that `ROLLBACK` fails and sqlx still counts the
-/// transaction as open, so every later `BEGIN IMMEDIATE` on the connection
-/// failed with "attempted to call begin_with at non-zero transaction
-/// depth". Such a connection is closed instead; the pool opens a new one.
-pub(crate) fn outside_transaction<C: sqlx::Connection>(
-    conn: &mut C,
-    _: sqlx::pool::PoolConnectionMetadata,
-) -> std::pin::Pin<Box<dyn Future<Output = Result<bool, sqlx::Error>> + Send + '_>> {
-    let clean = !conn.is_in_transaction();
-    if !clean {
-        tracing::warn!("closing a database connection left inside a failed transaction");
-    }
-    Box::pin(std::future::ready(Ok(clean)))
-}
-
-/// Maps a driver error to [`Error::Query`] with what the store was doing;
-/// a stored value that does not decode is [`Error::Corrupt`].
-pub(crate) fn query_error(doing: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
-    move |source| match source {
-        sqlx::Error::ColumnDecode { index, source } => Error::Corrupt {
-            doing,
-            message: format!("column {index}: {source}"),
-        },
-        source => Error::Query { doing, source },
-    }
-}
 
 /// Parses a stored kind.
 fn parse_kind(text: &str, doing: &'static str) -> Result<Kind, Error> {
@@ -378,8 +338,8 @@ pub(crate) fn owned_entities(
 
 // ------------------------------------------------------------- executions
 
-/// The columns [`ExecutionRow`] decodes, in the order both backends select
-/// them (a column list, not a statement: each backend writes its own).
+/// The columns [`ExecutionRow`] decodes, in the order the statements
+/// select and insert them.
 pub(crate) const EXECUTION_COLUMNS: &str = "id, project, workflow, workflow_version, \
      launch_plan, launch_plan_version, source, commit_sha, trigger, scheduled_at, inputs, plan, \
      options, status, outputs, error, created_at, started_at, finished_at, cancel_requested";
@@ -404,7 +364,7 @@ pub(crate) fn execution_limit(filter: &ExecutionFilter) -> i64 {
     i64::from(filter.limit.unwrap_or(DEFAULT_EXECUTION_LIMIT))
 }
 
-/// A node's attempts as stored (an SQL `INTEGER` on both backends).
+/// A node's attempts as stored (an SQL `INTEGER` on both databases).
 /// More than 2³¹ attempts cannot happen (retries are counted in units), so
 /// the value saturates rather than fails.
 pub(crate) fn attempts_column(node: &NodeState) -> i32 {

@@ -1,0 +1,442 @@
+//! [`ExecutionStore`] on SQL: executions, their nodes, lineage and the
+//! cache.
+//!
+//! An execution's row and its nodes are written in one write transaction
+//! with `INSERT … ON CONFLICT (id) DO NOTHING`: a second creator of the
+//! same id waits for the first (SQLite's write lock; PostgreSQL's wait on
+//! the uncommitted row), then inserts nothing and reads the first's row,
+//! so exactly one gets `created` (I4).
+
+use super::rows::{self, CACHE_COLUMNS, EXECUTION_COLUMNS, LINEAGE_COLUMNS, NODE_COLUMNS};
+use super::statement::{Param, Statement, rows_per_statement};
+use super::{Dialect, SqlStore, commit, found};
+use crate::spec::Digest;
+use crate::store::{
+    CacheEntry, Error, Execution, ExecutionFilter, ExecutionStore, LineageEdge, NodeState,
+    StoreFuture,
+};
+
+impl<D: Dialect> SqlStore<D> {
+    async fn create(
+        &self,
+        execution: &Execution,
+        nodes: &[NodeState],
+    ) -> Result<(Execution, bool), Error> {
+        const DOING: &str = "creating an execution";
+        let mut tx = self.begin_write(DOING).await?;
+        let created = Self::insert_execution(&mut tx, execution).await?;
+        if created {
+            Self::insert_nodes(&mut tx, &execution.id, nodes).await?;
+        }
+        let stored = Self::read_execution(&mut tx, &execution.id, DOING).await?;
+        let stored = stored.ok_or_else(|| Error::NotFound {
+            doing: DOING,
+            what: format!("execution {}", execution.id),
+        })?;
+        commit(tx, DOING).await?;
+        Ok((stored, created))
+    }
+
+    async fn find_execution(&self, id: &str) -> Result<Option<Execution>, Error> {
+        const DOING: &str = "reading an execution";
+        let mut conn = self.connection(DOING).await?;
+        Self::read_execution(&mut conn, id, DOING).await
+    }
+
+    async fn list_executions(&self, filter: &ExecutionFilter) -> Result<Vec<Execution>, Error> {
+        const DOING: &str = "listing executions";
+        let mut select =
+            Statement::built::<D>(format!("SELECT {EXECUTION_COLUMNS} FROM executions"));
+        select
+            .filter("launch_plan", filter.launch_plan.as_deref())
+            .filter("workflow", filter.workflow.as_deref())
+            .filter("status", filter.status.map(|s| s.as_str()))
+            .push(" ORDER BY created_at DESC, id DESC LIMIT ")
+            .push_bind(rows::execution_limit(filter));
+        rows::executions(self.read(DOING, select).await?, DOING)
+    }
+
+    async fn list_unfinished(&self) -> Result<Vec<Execution>, Error> {
+        const DOING: &str = "listing unfinished executions";
+        // The WHERE clause is the partial index's, word for word.
+        let select = Statement::new(format!(
+            "SELECT {EXECUTION_COLUMNS} FROM executions WHERE status IN ('queued', 'running') \
+             ORDER BY created_at, id"
+        ));
+        rows::executions(self.read(DOING, select).await?, DOING)
+    }
+
+    async fn list_nodes(&self, execution: &str) -> Result<Vec<NodeState>, Error> {
+        const DOING: &str = "reading an execution's nodes";
+        let select = Statement::new(format!(
+            "SELECT {NODE_COLUMNS} FROM node_executions WHERE execution = $1 ORDER BY plan_order"
+        ))
+        .bind(execution);
+        rows::node_states(self.read(DOING, select).await?, DOING)
+    }
+
+    async fn write_node(&self, node: &NodeState) -> Result<(), Error> {
+        let mut conn = self.connection("writing a node's state").await?;
+        Self::update_node_row(&mut conn, node).await
+    }
+
+    /// The steps of [`ExecutionStore::complete_node`], in one transaction.
+    async fn complete(
+        &self,
+        node: &NodeState,
+        cache: Option<&CacheEntry>,
+        edges: &[LineageEdge],
+    ) -> Result<(), Error> {
+        const DOING: &str = "recording a node's success";
+        let mut tx = self.begin_write(DOING).await?;
+        Self::update_node_row(&mut tx, node).await?;
+        if let Some(entry) = cache {
+            Self::insert_cache_entry(&mut tx, entry).await?;
+        }
+        Self::insert_lineage_rows(&mut tx, edges).await?;
+        commit(tx, DOING).await
+    }
+
+    async fn write_execution(&self, execution: &Execution) -> Result<(), Error> {
+        const DOING: &str = "writing an execution's status";
+        let update = Statement::new(
+            "UPDATE executions SET status = $1, outputs = $2, error = $3, started_at = $4, \
+             finished_at = $5 WHERE id = $6",
+        )
+        .bind(execution.status.as_str())
+        .bind(Param::json_or_null(execution.outputs.as_ref()))
+        .bind(&execution.error)
+        .bind(execution.started_at)
+        .bind(execution.finished_at)
+        .bind(&execution.id);
+        let changed = self.run(DOING, update).await?;
+        found(changed, DOING, || format!("execution {}", execution.id))
+    }
+
+    async fn cancel(&self, id: &str) -> Result<bool, Error> {
+        let update = Statement::new(
+            "UPDATE executions SET cancel_requested = TRUE \
+             WHERE id = $1 AND status IN ('queued', 'running')",
+        )
+        .bind(id);
+        let changed = self
+            .run("requesting an execution's cancellation", update)
+            .await?;
+        Ok(changed > 0)
+    }
+
+    async fn insert_lineage(&self, edges: &[LineageEdge]) -> Result<(), Error> {
+        const DOING: &str = "recording lineage";
+        if edges.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write(DOING).await?;
+        Self::insert_lineage_rows(&mut tx, edges).await?;
+        commit(tx, DOING).await
+    }
+
+    /// Lineage edges where `column` (`digest` or `execution`) is `value`,
+    /// oldest first.
+    async fn lineage_where(
+        &self,
+        column: &'static str,
+        value: &str,
+        doing: &'static str,
+    ) -> Result<Vec<LineageEdge>, Error> {
+        let select = Statement::new(format!(
+            "SELECT {LINEAGE_COLUMNS} FROM lineage WHERE {column} = $1 ORDER BY at, id"
+        ))
+        .bind(value);
+        rows::lineage_edges(self.read(doing, select).await?, doing)
+    }
+
+    /// The lineage of many artifacts, a statement per chunk of digests,
+    /// each chunk's edges oldest first.
+    async fn lineage_of_digests(&self, digests: &[Digest]) -> Result<Vec<LineageEdge>, Error> {
+        const DOING: &str = "reading artifacts' lineage";
+        let mut edges = Vec::new();
+        for chunk in digests.chunks(rows_per_statement::<D>(1, 0)) {
+            let mut select = Statement::built::<D>(format!(
+                "SELECT {LINEAGE_COLUMNS} FROM lineage WHERE digest IN "
+            ));
+            select
+                .push_tuple(chunk.iter().map(|digest| digest.as_str().into()))
+                .push(" ORDER BY at, id");
+            edges.extend(rows::lineage_edges(self.read(DOING, select).await?, DOING)?);
+        }
+        Ok(edges)
+    }
+
+    /// The lineage of many nodes (execution, node path), a statement per
+    /// chunk of nodes, each chunk's edges oldest first.
+    async fn lineage_of_node_list(
+        &self,
+        nodes: &[(String, String)],
+    ) -> Result<Vec<LineageEdge>, Error> {
+        const DOING: &str = "reading nodes' lineage";
+        let mut edges = Vec::new();
+        for chunk in nodes.chunks(rows_per_statement::<D>(2, 0)) {
+            let mut select = Statement::built::<D>(format!(
+                "SELECT {LINEAGE_COLUMNS} FROM lineage WHERE (execution, node) IN ("
+            ));
+            select
+                .push_values(chunk, |(execution, node)| {
+                    [execution.as_str().into(), node.as_str().into()]
+                })
+                .push(") ORDER BY at, id");
+            edges.extend(rows::lineage_edges(self.read(DOING, select).await?, DOING)?);
+        }
+        Ok(edges)
+    }
+
+    async fn cache_read(&self, key: &Digest) -> Result<Option<CacheEntry>, Error> {
+        let select = Statement::new(format!(
+            "SELECT {CACHE_COLUMNS} FROM cache_entries WHERE key = $1"
+        ))
+        .bind(key.as_str());
+        let row: Option<rows::CacheRow> =
+            self.read_optional("reading a cache entry", select).await?;
+        Ok(row.map(CacheEntry::from))
+    }
+
+    async fn cache_write(&self, entry: &CacheEntry) -> Result<(), Error> {
+        let mut conn = self.connection("writing a cache entry").await?;
+        Self::insert_cache_entry(&mut conn, entry).await
+    }
+
+    // ------------------------------------------------- steps of a write
+
+    /// Inserts the execution's row unless its id exists; whether it did.
+    async fn insert_execution(conn: &mut D::Connection, e: &Execution) -> Result<bool, Error> {
+        let insert = Statement::new(format!(
+            "INSERT INTO executions ({EXECUTION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, \
+             $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
+             ON CONFLICT (id) DO NOTHING"
+        ))
+        .bind(&e.id)
+        .bind(&e.project)
+        .bind(&e.workflow)
+        .bind(e.workflow_version.as_str())
+        .bind(&e.launch_plan)
+        .bind(e.launch_plan_version.as_ref().map(Digest::as_str))
+        .bind(&e.source.0)
+        .bind(&e.commit.0)
+        .bind(&e.trigger)
+        .bind(e.scheduled_at)
+        .bind(Param::json(&e.inputs))
+        .bind(Param::json(&e.plan))
+        .bind(Param::json(&e.options))
+        .bind(e.status.as_str())
+        .bind(Param::json_or_null(e.outputs.as_ref()))
+        .bind(&e.error)
+        .bind(e.created_at)
+        .bind(e.started_at)
+        .bind(e.finished_at)
+        .bind(e.cancel_requested);
+        let inserted = Self::execute(conn, "inserting an execution", insert).await?;
+        Ok(inserted == 1)
+    }
+
+    /// Inserts an execution's nodes, numbered in the order given (plan
+    /// order).
+    async fn insert_nodes(
+        conn: &mut D::Connection,
+        execution: &str,
+        nodes: &[NodeState],
+    ) -> Result<(), Error> {
+        let numbered: Vec<(i64, &NodeState)> = (1..).zip(nodes).collect();
+        for chunk in numbered.chunks(rows_per_statement::<D>(15, 0)) {
+            let mut insert = Statement::built::<D>(
+                "INSERT INTO node_executions (execution, node, plan_order, task, task_version, \
+                 status, attempts, inputs, outputs, error, cached_from, started_at, \
+                 finished_at, next_attempt_at, handle) ",
+            );
+            insert.push_values(chunk, |&(plan_order, node)| {
+                [
+                    execution.into(),
+                    node.node.as_str().into(),
+                    plan_order.into(),
+                    node.task.as_str().into(),
+                    node.task_version.as_str().into(),
+                    node.status.as_str().into(),
+                    rows::attempts_column(node).into(),
+                    Param::json_or_null(node.inputs.as_ref()),
+                    Param::json_or_null(node.outputs.as_ref()),
+                    node.error.as_deref().into(),
+                    node.cached_from.as_deref().into(),
+                    node.started_at.into(),
+                    node.finished_at.into(),
+                    node.next_attempt_at.into(),
+                    Param::json_or_null(node.handle.as_ref()),
+                ]
+            });
+            Self::execute(conn, "inserting an execution's nodes", insert).await?;
+        }
+        Ok(())
+    }
+
+    async fn read_execution(
+        conn: &mut D::Connection,
+        id: &str,
+        doing: &'static str,
+    ) -> Result<Option<Execution>, Error> {
+        let select = Statement::new(format!(
+            "SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = $1"
+        ))
+        .bind(id);
+        let row: Option<rows::ExecutionRow> = Self::fetch_optional(conn, doing, select).await?;
+        row.map(|row| row.into_execution(doing)).transpose()
+    }
+
+    /// Writes a node's state (by execution and node path); a node that
+    /// does not exist is [`Error::NotFound`].
+    async fn update_node_row(conn: &mut D::Connection, node: &NodeState) -> Result<(), Error> {
+        const DOING: &str = "writing a node's state";
+        let update = Statement::new(
+            "UPDATE node_executions SET status = $1, attempts = $2, inputs = $3, \
+             outputs = $4, error = $5, cached_from = $6, started_at = $7, finished_at = $8, \
+             next_attempt_at = $9, handle = $10 WHERE execution = $11 AND node = $12",
+        )
+        .bind(node.status.as_str())
+        .bind(rows::attempts_column(node))
+        .bind(Param::json_or_null(node.inputs.as_ref()))
+        .bind(Param::json_or_null(node.outputs.as_ref()))
+        .bind(&node.error)
+        .bind(&node.cached_from)
+        .bind(node.started_at)
+        .bind(node.finished_at)
+        .bind(node.next_attempt_at)
+        .bind(Param::json_or_null(node.handle.as_ref()))
+        .bind(&node.execution)
+        .bind(&node.node);
+        let changed = Self::execute(conn, DOING, update).await?;
+        found(changed, DOING, || {
+            format!("node {} of execution {}", node.node, node.execution)
+        })
+    }
+
+    /// Inserts lineage edges, sorted by identity; an edge that exists is
+    /// skipped.
+    async fn insert_lineage_rows(
+        conn: &mut D::Connection,
+        edges: &[LineageEdge],
+    ) -> Result<(), Error> {
+        for chunk in rows::new_lineage(edges).chunks(rows_per_statement::<D>(9, 0)) {
+            let mut insert =
+                Statement::built::<D>(format!("INSERT INTO lineage ({LINEAGE_COLUMNS}) "));
+            insert.push_values(chunk, |edge| {
+                [
+                    edge.execution.as_str().into(),
+                    edge.node.as_str().into(),
+                    rows::direction_column(edge.direction).into(),
+                    edge.name.as_str().into(),
+                    edge.digest.as_str().into(),
+                    edge.task.as_str().into(),
+                    edge.task_version.as_str().into(),
+                    edge.commit.0.as_str().into(),
+                    edge.at.into(),
+                ]
+            });
+            insert.push(" ON CONFLICT DO NOTHING");
+            Self::execute(conn, "recording lineage", insert).await?;
+        }
+        Ok(())
+    }
+
+    /// Inserts a cache entry unless its key has one (the first result
+    /// stays).
+    async fn insert_cache_entry(conn: &mut D::Connection, entry: &CacheEntry) -> Result<(), Error> {
+        let insert = Statement::new(format!(
+            "INSERT INTO cache_entries ({CACHE_COLUMNS}) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (key) DO NOTHING"
+        ))
+        .bind(entry.key.as_str())
+        .bind(&entry.execution)
+        .bind(&entry.node)
+        .bind(Param::json(&entry.outputs))
+        .bind(entry.created_at);
+        Self::execute(conn, "writing a cache entry", insert).await?;
+        Ok(())
+    }
+}
+
+impl<D: Dialect> ExecutionStore for SqlStore<D> {
+    fn create_execution<'a>(
+        &'a self,
+        execution: &'a Execution,
+        nodes: &'a [NodeState],
+    ) -> StoreFuture<'a, (Execution, bool)> {
+        Box::pin(self.create(execution, nodes))
+    }
+
+    fn execution<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<Execution>> {
+        Box::pin(self.find_execution(id))
+    }
+
+    fn executions<'a>(&'a self, filter: &'a ExecutionFilter) -> StoreFuture<'a, Vec<Execution>> {
+        Box::pin(self.list_executions(filter))
+    }
+
+    fn unfinished_executions(&self) -> StoreFuture<'_, Vec<Execution>> {
+        Box::pin(self.list_unfinished())
+    }
+
+    fn nodes<'a>(&'a self, execution: &'a str) -> StoreFuture<'a, Vec<NodeState>> {
+        Box::pin(self.list_nodes(execution))
+    }
+
+    fn update_node<'a>(&'a self, node: &'a NodeState) -> StoreFuture<'a, ()> {
+        Box::pin(self.write_node(node))
+    }
+
+    fn complete_node<'a>(
+        &'a self,
+        node: &'a NodeState,
+        cache: Option<&'a CacheEntry>,
+        edges: &'a [LineageEdge],
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(self.complete(node, cache, edges))
+    }
+
+    fn update_execution<'a>(&'a self, execution: &'a Execution) -> StoreFuture<'a, ()> {
+        Box::pin(self.write_execution(execution))
+    }
+
+    fn request_cancel<'a>(&'a self, id: &'a str) -> StoreFuture<'a, bool> {
+        Box::pin(self.cancel(id))
+    }
+
+    fn record_lineage<'a>(&'a self, edges: &'a [LineageEdge]) -> StoreFuture<'a, ()> {
+        Box::pin(self.insert_lineage(edges))
+    }
+
+    fn lineage_of_artifact<'a>(&'a self, digest: &'a Digest) -> StoreFuture<'a, Vec<LineageEdge>> {
+        Box::pin(self.lineage_where("digest", digest.as_str(), "reading an artifact's lineage"))
+    }
+
+    fn lineage_of_execution<'a>(&'a self, execution: &'a str) -> StoreFuture<'a, Vec<LineageEdge>> {
+        Box::pin(self.lineage_where("execution", execution, "reading an execution's lineage"))
+    }
+
+    fn lineage_of_artifacts<'a>(
+        &'a self,
+        digests: &'a [Digest],
+    ) -> StoreFuture<'a, Vec<LineageEdge>> {
+        Box::pin(self.lineage_of_digests(digests))
+    }
+
+    fn lineage_of_nodes<'a>(
+        &'a self,
+        nodes: &'a [(String, String)],
+    ) -> StoreFuture<'a, Vec<LineageEdge>> {
+        Box::pin(self.lineage_of_node_list(nodes))
+    }
+
+    fn cache_get<'a>(&'a self, key: &'a Digest) -> StoreFuture<'a, Option<CacheEntry>> {
+        Box::pin(self.cache_read(key))
+    }
+
+    fn cache_put<'a>(&'a self, entry: &'a CacheEntry) -> StoreFuture<'a, ()> {
+        Box::pin(self.cache_write(entry))
+    }
+}
