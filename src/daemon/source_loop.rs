@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::config::SourceConfig;
-use crate::metrics::Metrics;
 use crate::http::{Heartbeat, Readiness};
+use crate::metrics::Metrics;
 use crate::reconcile::{self, Outcome, Snapshot};
 use crate::source::git::GitSource;
 use crate::source::watch::RefWatch;
