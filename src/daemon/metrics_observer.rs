@@ -1,6 +1,6 @@
 //! Node and execution metrics from the engine's events: the daemon hands
 //! this observer to its engine, so `/metrics` shows schedule lag, node
-//! durations and outcomes, and execution outcomes (`crate::http::metrics`).
+//! durations and outcomes, and execution outcomes ([`crate::metrics`]).
 //! It only counts: it never changes what the engine does.
 
 use std::sync::Arc;
@@ -24,13 +24,15 @@ impl Observer for MetricsObserver {
         match event {
             NodeEvent::Started => {
                 // Schedule lag: from the scheduled instant to the first
-                // process of the execution.
-                if let (Some(at), true, true) = (
+                // process of the execution, as the engine's clock
+                // recorded its start (this observer reads no clock).
+                if let (Some(at), Some(started), true, true) = (
                     execution.scheduled_at,
+                    state.started_at,
                     node.deps.is_empty(),
                     state.attempts == 1,
                 ) {
-                    let lag = chrono::Utc::now() - at;
+                    let lag = started - at;
                     self.0.schedule_lag(lag.to_std().unwrap_or_default());
                 }
             }
