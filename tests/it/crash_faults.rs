@@ -233,6 +233,7 @@ fn story(db: &TestDb) {
                 std::fs::read_to_string(&log_path).unwrap_or_default()
             );
         }
+        // Polling the daemon's progress in the store: another process's pace.
         std::thread::sleep(Duration::from_millis(200));
     }
     phase("every execution finished");

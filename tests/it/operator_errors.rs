@@ -38,6 +38,7 @@ fn weir_with_db(args: &[&str], url: &str) -> (Option<i32>, String) {
         .expect("weir starts");
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while child.try_wait().expect("wait").is_none() && std::time::Instant::now() < deadline {
+        // Polling the `weir` process for its exit: its pace, not a decision.
         std::thread::sleep(Duration::from_millis(50));
     }
     let _ = child.kill();
