@@ -28,7 +28,7 @@ pub mod sqlite;
 pub use delivery::{Delivery, DeliveryAttempt, DeliveryStatus, DeliveryStore};
 pub use execution::{
     CacheEntry, Direction, Execution, ExecutionFilter, ExecutionStore, LineageEdge, NodeState,
-    NodeStatus, Status,
+    NodeStatus, Status, Trigger,
 };
 pub use lease::{ENGINE_LEASE, Lease, LeaseStore};
 
