@@ -133,10 +133,13 @@ async fn source_spec(args: &PreviewArgs, store: &dyn Store) -> Result<SourceSpec
 /// Repository, branch and folder of a source key
 /// (`file:///srv/repo#main:pipelines`, or a URL for a remote).
 fn parse_key(key: &SourceKey) -> Option<(String, String, String)> {
-    let (repo, rest) = key.0.rsplit_once('#')?;
-    let (branch, folder) = rest.split_once(':')?;
-    let repo = repo.strip_prefix("file://").unwrap_or(repo);
-    Some((repo.to_owned(), branch.to_owned(), folder.to_owned()))
+    let parts = key.parts()?;
+    let repo = parts.repo.strip_prefix("file://").unwrap_or(parts.repo);
+    Some((
+        repo.to_owned(),
+        parts.branch.to_owned(),
+        parts.path.to_owned(),
+    ))
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use crate::engine::Engine;
 use crate::engine::create::{self, Request};
 use crate::executor::environment::Inherited;
 use crate::lineage::openlineage::{Emitter, FileSink, HttpSink};
-use crate::store::execution::Status;
+use crate::store::execution::{Status, Trigger};
 use crate::views::{self, ExecutionView};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -90,7 +90,7 @@ pub fn run(args: &Args) -> exit::Result {
         name: args.name.clone(),
         project: args.project.clone(),
         inputs,
-        trigger: "manual".into(),
+        trigger: Trigger::Manual,
         scheduled_at: None,
         no_cache: args.no_cache,
         preview: None,
@@ -107,7 +107,7 @@ pub fn run(args: &Args) -> exit::Result {
                     .await
                     .map_err(Error::invalid)?;
             request.preview = Some(preview);
-            request.trigger = crate::engine::create::PREVIEW.into();
+            request.trigger = Trigger::Preview;
         }
         let (execution, _) = create::create(store.as_ref(), &request)
             .await
@@ -178,7 +178,7 @@ pub fn run(args: &Args) -> exit::Result {
     match args.output {
         Output::Json => {
             let mut json = views::to_json(&view);
-            if execution.trigger == crate::engine::create::PREVIEW {
+            if execution.trigger == Trigger::Preview {
                 json["preview"] = Value::Bool(true);
             }
             println!("{json:#}")

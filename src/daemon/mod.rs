@@ -295,10 +295,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
 
 /// The branch part of a source key (`<repo>#<branch>:<path>`).
 fn key_branch(key: &SourceKey) -> &str {
-    key.0
-        .rsplit_once('#')
-        .and_then(|(_, rest)| rest.split_once(':'))
-        .map_or("main", |(branch, _)| branch)
+    key.parts().map_or("main", |parts| parts.branch)
 }
 
 /// URLs a webhook payload may name this repository by (empty for a local

@@ -98,7 +98,7 @@ mod tests {
 
     use super::*;
     use crate::spec::Digest;
-    use crate::store::{CommitId, SourceKey};
+    use crate::store::{CommitId, SourceKey, Trigger};
 
     fn day(d: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 3, d, 1, 30, 0)
@@ -129,7 +129,7 @@ mod tests {
             launch_plan_version: None,
             source: SourceKey("s".into()),
             commit: CommitId("c".into()),
-            trigger: "backfill".into(),
+            trigger: Trigger::Backfill,
             scheduled_at: Some(day(d)),
             inputs: json!({}),
             plan: json!({}),

@@ -11,7 +11,7 @@
 //! of the active ones, and the compile path is the one of every other
 //! execution. Nothing here writes the active set or a schedule: a preview
 //! is invisible to the scheduler. Its execution records the previewed
-//! commit and exactly the versions it ran (I5), with trigger [`PREVIEW`].
+//! commit and exactly the versions it ran (I5), with trigger [`Trigger::Preview`].
 
 use std::collections::BTreeMap;
 
@@ -23,13 +23,10 @@ use super::plan::{self, Resolve, Resolved};
 use crate::schedule;
 use crate::spec::types::TypeExpr;
 use crate::spec::{Definition, Digest, EntityRef, Kind, Port};
-use crate::store::execution::{Execution, NodeState, NodeStatus, Status};
+use crate::store::execution::{Execution, NodeState, NodeStatus, Status, Trigger};
 use crate::store::{
     self, ActiveSet, CommitId, SourceKey, Store, VersionFilter, VersionKey, VersionRecord,
 };
-
-/// The trigger of a preview run's execution.
-pub const PREVIEW: &str = "preview";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -56,8 +53,8 @@ pub struct Request {
     /// Given inputs, as typed by the user (`k=v`: parsed by the input's type)
     /// or as values.
     pub inputs: BTreeMap<String, Value>,
-    /// `manual`, `schedule` or `backfill`.
-    pub trigger: String,
+    /// `manual` unless said otherwise.
+    pub trigger: Trigger,
     /// The scheduled instant: fills `kickoffTimeInput` and makes the id
     /// deterministic.
     pub scheduled_at: Option<DateTime<Utc>>,
@@ -381,11 +378,7 @@ pub async fn create_in(
         launch_plan_version: lp_version,
         source,
         commit,
-        trigger: if request.trigger.is_empty() {
-            "manual".into()
-        } else {
-            request.trigger.clone()
-        },
+        trigger: request.trigger,
         scheduled_at: request.scheduled_at,
         inputs: Value::Object(inputs.into_iter().collect()),
         plan: serde_json::to_value(&plan).expect("plans serialize"),

@@ -15,11 +15,8 @@ use super::create::{self, Request};
 use crate::schedule::Rule;
 use crate::schedule::tick::{Decision, PlanState, SkipReason, advance};
 use crate::spec::{Definition, EntityRef, Kind};
-use crate::store::execution::Execution;
+use crate::store::execution::{Execution, Trigger};
 use crate::store::{Store, VersionFilter, VersionKey};
-
-/// The trigger of executions a backfill creates.
-pub const BACKFILL: &str = "backfill";
 
 /// Creates the execution of `launch_plan`'s active version at the scheduled
 /// `instant`, or finds it: the one path by which the scheduler and a
@@ -32,14 +29,14 @@ pub async fn create_at(
     group: Option<&BackfillGroup>,
 ) -> Result<(Execution, bool), create::Error> {
     let trigger = if group.is_some() {
-        BACKFILL
+        Trigger::Backfill
     } else {
-        "schedule"
+        Trigger::Schedule
     };
     let request = Request {
         name: launch_plan.name.clone(),
         project: Some(launch_plan.project.clone()),
-        trigger: trigger.into(),
+        trigger,
         scheduled_at: Some(instant),
         ..Request::default()
     };
@@ -103,7 +100,7 @@ impl Scheduler {
         let mut running: HashMap<(String, String), Vec<Execution>> = HashMap::new();
         let mut backfills = std::collections::HashSet::new();
         for e in store.unfinished_executions().await? {
-            if e.trigger == BACKFILL {
+            if e.trigger == Trigger::Backfill {
                 backfills.insert(e.id.clone());
             }
             if let Some(lp) = &e.launch_plan {

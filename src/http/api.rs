@@ -201,7 +201,7 @@ async fn runs(State(state): State<Shared>, body: Bytes) -> Response {
         name: body.name,
         project: body.project,
         inputs: body.inputs,
-        trigger: "api".into(),
+        trigger: store::Trigger::Api,
         scheduled_at: None,
         no_cache: body.no_cache,
         preview: None,

@@ -416,7 +416,7 @@ mod tests {
     }
 
     fn key(name: &str) -> SourceKey {
-        SourceKey(format!("file:///srv/{name}#main:"))
+        SourceKey::new(&format!("file:///srv/{name}"), "main", "")
     }
 
     #[test]

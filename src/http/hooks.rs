@@ -261,7 +261,7 @@ mod tests {
 
     fn source(branch: &str, urls: &[&str]) -> SourceHandle {
         SourceHandle {
-            key: SourceKey(format!("{urls:?}#{branch}")),
+            key: SourceKey::new(&format!("{urls:?}"), branch, ""),
             branch: branch.to_owned(),
             repo_urls: urls.iter().map(|u| u.to_string()).collect(),
             trigger: Arc::new(tokio::sync::Notify::new()),

@@ -733,7 +733,7 @@ async fn api_returns_what_the_cli_prints_as_json() {
 
     let request = crate::engine::create::Request {
         name: "hello-hourly".into(),
-        trigger: "manual".into(),
+        trigger: crate::store::Trigger::Manual,
         ..Default::default()
     };
     let (execution, _) = crate::engine::create::create(server.store.as_ref(), &request)
@@ -971,7 +971,7 @@ async fn api_diffs_two_executions_as_weir_diff_prints_them() {
     let request = crate::engine::create::Request {
         name: "hello-hourly".into(),
         inputs: [("who".to_owned(), json!("grace"))].into(),
-        trigger: "manual".into(),
+        trigger: crate::store::Trigger::Manual,
         ..Default::default()
     };
     let (later, _) = crate::engine::create::create(server.store.as_ref(), &request)

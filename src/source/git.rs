@@ -17,7 +17,7 @@ use git2::{ObjectType, Oid, Repository};
 
 use super::credentials::{self, Credentials};
 use super::{is_definition, symlink_escape, too_large, unreadable};
-use crate::store::{CommitId, CommitInfo, Person, SourceKey};
+use crate::store::{CommitId, CommitInfo, Person, SourceKey, SourceParts};
 use crate::validate::{Diagnostic, SourceFile, Tree};
 
 /// Where definitions come from: a repository, a branch, a folder inside it.
@@ -108,7 +108,7 @@ fn key_of(spec: &SourceSpec, remote: bool, branch: &str) -> SourceKey {
         let abs = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
         format!("file://{}", abs.display())
     };
-    SourceKey(format!("{repo}#{branch}:{}", spec.path.trim_matches('/')))
+    SourceKey::new(&repo, branch, &spec.path)
 }
 
 fn is_url(repo: &str) -> bool {
@@ -459,11 +459,11 @@ impl SourceFiles {
     /// The repository of `source` (a local one in place, a remote one's
     /// clone; never cloned here), where it is, and the source's folder.
     pub fn open(&self, source: &SourceKey) -> Result<(Repository, PathBuf, String), FileError> {
-        let (repo, rest) = source
-            .0
-            .rsplit_once('#')
+        let SourceParts {
+            repo, path: folder, ..
+        } = source
+            .parts()
             .ok_or_else(|| FileError::NotASourceKey(source.0.clone()))?;
-        let folder = rest.split_once(':').map_or("", |(_, folder)| folder);
         let location = match repo.strip_prefix("file://") {
             Some(local) => PathBuf::from(local),
             None => self.state_dir.join("sources").join(clone_dir_name(repo)),

@@ -181,10 +181,11 @@ mod tests {
         }
 
         fn key(&self, folder: &str) -> SourceKey {
-            SourceKey(format!(
-                "file://{}#main:{folder}",
-                self.dir.path().display()
-            ))
+            SourceKey::new(
+                &format!("file://{}", self.dir.path().display()),
+                "main",
+                folder,
+            )
         }
     }
 

@@ -60,6 +60,55 @@ impl std::fmt::Display for Status {
     }
 }
 
+/// What created an execution, stored and printed as its lowercase name.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    /// `weir run` (the default of a creation request).
+    #[default]
+    Manual,
+    /// The scheduler, at a launch plan's scheduled instant.
+    Schedule,
+    /// `weir backfill`, at a past instant (the scheduler's path, same id).
+    Backfill,
+    /// `weir run --ref`: the versions of a commit, not the active ones.
+    Preview,
+    /// `POST` to the HTTP API.
+    Api,
+}
+
+impl Trigger {
+    pub const ALL: [Trigger; 5] = [
+        Trigger::Manual,
+        Trigger::Schedule,
+        Trigger::Backfill,
+        Trigger::Preview,
+        Trigger::Api,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Manual => "manual",
+            Trigger::Schedule => "schedule",
+            Trigger::Backfill => "backfill",
+            Trigger::Preview => "preview",
+            Trigger::Api => "api",
+        }
+    }
+
+    /// The trigger stored as `text`; `None` for one this version does not
+    /// know (the store reports it as corrupt).
+    pub fn parse(text: &str) -> Option<Trigger> {
+        Trigger::ALL.into_iter().find(|t| t.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for Trigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The state of one node of an execution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -136,8 +185,7 @@ pub struct Execution {
     pub source: SourceKey,
     /// The commit where the workflow version first appeared.
     pub commit: CommitId,
-    /// `schedule`, `manual` or `backfill`.
-    pub trigger: String,
+    pub trigger: Trigger,
     /// The scheduled instant, for scheduled and backfilled runs.
     pub scheduled_at: Option<DateTime<Utc>>,
     /// The workflow's inputs, name → value.
@@ -307,4 +355,24 @@ pub trait ExecutionStore: Send + Sync {
 
     /// Keeps the first entry for a key (a second put is a no-op).
     fn cache_put<'a>(&'a self, entry: &'a CacheEntry) -> StoreFuture<'a, ()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Trigger;
+
+    /// The stored text, the JSON and the printed name are one and the same.
+    #[test]
+    fn a_trigger_is_stored_printed_and_serialized_as_its_lowercase_name() {
+        for trigger in Trigger::ALL {
+            let text = trigger.as_str();
+            assert_eq!(Trigger::parse(text), Some(trigger));
+            assert_eq!(trigger.to_string(), text);
+            assert_eq!(serde_json::to_value(trigger).expect("json"), text);
+        }
+        let names = Trigger::ALL.map(Trigger::as_str);
+        assert_eq!(names, ["manual", "schedule", "backfill", "preview", "api"]);
+        assert_eq!(Trigger::default(), Trigger::Manual);
+        assert_eq!(Trigger::parse("Manual"), None);
+    }
 }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{QueryError, instant, present, to_millis};
-use crate::store::execution::{Execution, ExecutionFilter, NodeState, NodeStatus, Status};
+use crate::store::execution::{Execution, ExecutionFilter, NodeState, NodeStatus, Status, Trigger};
 use crate::store::{self, CommitId, Delivery, DeliveryStatus, SourceKey, Store};
 
 /// How many executions a list shows when the query does not say.
@@ -26,7 +26,7 @@ pub struct ExecutionView {
     pub launch_plan_version: Option<String>,
     pub source: SourceKey,
     pub commit: CommitId,
-    pub trigger: String,
+    pub trigger: Trigger,
     #[serde(serialize_with = "instant::millis_opt")]
     pub scheduled_at: Option<DateTime<Utc>>,
     pub inputs: Value,
@@ -133,7 +133,7 @@ impl ExecutionView {
             launch_plan_version: e.launch_plan_version.as_ref().map(|d| d.short().to_owned()),
             source: e.source.clone(),
             commit: e.commit.clone(),
-            trigger: e.trigger.clone(),
+            trigger: e.trigger,
             scheduled_at: e.scheduled_at.map(to_millis),
             inputs: e.inputs.clone(),
             outputs: present(&e.outputs),
@@ -252,7 +252,7 @@ mod tests {
             launch_plan_version: Some(Digest::from_hex("b".repeat(64))),
             source: SourceKey("/srv/repo#main:".into()),
             commit: CommitId("c".repeat(40)),
-            trigger: "schedule".into(),
+            trigger: Trigger::Schedule,
             scheduled_at: Some(precise_instant()),
             inputs: json!({ "day": "2026-03-29", "sample": 0.25 }),
             plan: json!({}),

@@ -19,7 +19,7 @@ use weir::schedule::backfill::RangeError;
 use weir::source::git::{GitSource, SourceSpec};
 use weir::spec::{EntityRef, Kind};
 use weir::store::Store;
-use weir::store::execution::{Execution, ExecutionFilter, Status};
+use weir::store::execution::{Execution, ExecutionFilter, Status, Trigger};
 
 use crate::common::{Backend, GitRepo, TestDb, on_every_backend, weir_json, weir_with};
 
@@ -246,7 +246,7 @@ async fn the_spring_forward_week_runs_each_day_once_and_never_twice(b: Backend) 
             "the id the scheduler gives the instant"
         );
         let run = execution(store, &entry.execution_id).await;
-        assert_eq!(run.trigger, "backfill");
+        assert_eq!(run.trigger, Trigger::Backfill);
         assert_eq!(run.status, Status::Queued);
         assert_eq!(run.scheduled_at, Some(entry.instant));
         assert_eq!(
@@ -330,7 +330,7 @@ async fn instants_the_scheduler_already_ran_are_skipped(b: Backend) {
     assert_eq!(existing, scheduled, "the scheduler's runs are found by id");
     assert_eq!(done.count(EntryStatus::Created), 5);
     for id in &scheduled {
-        assert_eq!(execution(store, id).await.trigger, "schedule");
+        assert_eq!(execution(store, id).await.trigger, Trigger::Schedule);
     }
 
     // The scheduler, later, finds what the backfill created.

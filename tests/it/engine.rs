@@ -587,7 +587,7 @@ fn cancel_from_another_process_stops_a_running_execution() {
 /// exactly once.
 fn scheduler_story(db: &TestDb) {
     use weir::engine::scheduler::Scheduler;
-    use weir::store::execution::ExecutionFilter;
+    use weir::store::execution::{ExecutionFilter, Trigger};
 
     let repo = GitRepo::new();
     repo.write(
@@ -664,7 +664,7 @@ spec:
         assert_eq!(runs.len(), 5);
         for run in &runs {
             let at = run.scheduled_at.expect("scheduled");
-            assert_eq!(run.trigger, "schedule");
+            assert_eq!(run.trigger, Trigger::Schedule);
             assert_eq!(
                 run.inputs["at"],
                 at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),

@@ -17,7 +17,7 @@ use tokio::sync::Barrier;
 use weir::spec::Digest;
 use weir::store::{
     self, CacheEntry, CommitId, Delivery, DeliveryAttempt, DeliveryStatus, Direction, Execution,
-    ExecutionFilter, LineageEdge, NodeState, NodeStatus, SourceKey, Status, Store,
+    ExecutionFilter, LineageEdge, NodeState, NodeStatus, SourceKey, Status, Store, Trigger,
 };
 
 use crate::common::{Backend, on_every_backend};
@@ -36,6 +36,7 @@ on_every_backend!(
     completing_a_node_writes_its_state_cache_entry_and_lineage,
     completing_a_node_writes_nothing_when_one_edge_is_refused,
     an_unknown_stored_status_is_reported_as_corrupt,
+    an_unknown_stored_trigger_is_reported_as_corrupt,
     finished_executions_are_found_oldest_first_from_an_instant,
     deliveries_are_created_once_and_their_attempts_persist,
 );
@@ -68,7 +69,7 @@ fn execution(id: &str, status: Status, created: i64) -> Execution {
         launch_plan_version: Some(digest("nightly v1")),
         source: SourceKey("file:///srv/repo#main:pipelines".into()),
         commit: CommitId(format!("{:040x}", 7)),
-        trigger: "schedule".into(),
+        trigger: Trigger::Schedule,
         scheduled_at: Some(at(created)),
         inputs: json!({ "date": "2026-03-29" }),
         plan: json!({ "nodes": ["prepare", "train"] }),
@@ -156,7 +157,7 @@ async fn an_execution_and_its_nodes_round_trip_every_field(b: Backend) {
     let full = Execution {
         launch_plan: None,
         launch_plan_version: None,
-        trigger: "backfill".into(),
+        trigger: Trigger::Backfill,
         inputs: json!({ "date": "2026-03-29", "rows": 10_000_000_000u64, "ratio": 0.25,
                         "tags": ["a", "b"], "note": "naïve — ünïcode" }),
         plan: json!({ "nodes": [{ "id": "prepare", "after": [] }, { "id": "sub/train" }] }),
@@ -194,7 +195,7 @@ async fn an_execution_and_its_nodes_round_trip_every_field(b: Backend) {
         launch_plan: None,
         launch_plan_version: None,
         scheduled_at: None,
-        trigger: "manual".into(),
+        trigger: Trigger::Manual,
         ..execution("train-bare", Status::Queued, 5)
     };
     create(store, &bare, &[]).await;
@@ -753,6 +754,30 @@ async fn an_unknown_stored_status_is_reported_as_corrupt(b: Backend) {
         .expect_err("an unknown node status");
     assert!(matches!(error, store::Error::Corrupt { .. }), "{error:?}");
     assert!(error.to_string().contains("\"dozing\""), "{error}");
+}
+
+/// Likewise a trigger this version does not know: reported, naming it.
+async fn an_unknown_stored_trigger_is_reported_as_corrupt(b: Backend) {
+    let store = &*b.store;
+    create(
+        store,
+        &execution("odd", Status::Running, 0),
+        &[node("odd", "train")],
+    )
+    .await;
+    tamper(&b.url, "UPDATE executions SET trigger = 'whim'").await;
+
+    for error in [
+        store.execution("odd").await.map(|_| ()),
+        store
+            .executions(&ExecutionFilter::default())
+            .await
+            .map(|_| ()),
+    ] {
+        let error = error.expect_err("an unknown trigger");
+        assert!(matches!(error, store::Error::Corrupt { .. }), "{error:?}");
+        assert!(error.to_string().contains("\"whim\""), "{error}");
+    }
 }
 
 async fn finished_executions_are_found_oldest_first_from_an_instant(b: Backend) {

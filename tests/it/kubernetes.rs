@@ -22,7 +22,7 @@ use weir::engine::create::{self, Request};
 use weir::engine::kubernetes::KubeRuns;
 use weir::executor::kubernetes::{Kube, Settings};
 use weir::store::Store;
-use weir::store::execution::{NodeStatus, Status};
+use weir::store::execution::{NodeStatus, Status, Trigger};
 
 use crate::common::{GitRepo, TestDb, weir_with};
 
@@ -286,7 +286,7 @@ async fn start(store: &dyn Store, name: &str, inputs: &[(&str, Value)]) -> Strin
             .iter()
             .map(|(k, v)| ((*k).to_owned(), v.clone()))
             .collect::<BTreeMap<_, _>>(),
-        trigger: "manual".into(),
+        trigger: Trigger::Manual,
         ..Request::default()
     };
     let (execution, created) = create::create(store, &request).await.expect("create");

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::process::{Child, Command, Stdio};
 
 use weir::engine::Owner;
-use weir::store::{ENGINE_LEASE, NodeState, Status, Store};
+use weir::store::{ENGINE_LEASE, NodeState, Status, Store, Trigger};
 
 use crate::common::{Daemon, GitRepo, TestDb, eventually, every_second, http, weir, weir_with};
 
@@ -359,7 +359,7 @@ fn backfill_wait_beside_a_daemon_hands_its_executions_to_it() {
     let store = store(&db);
     let backfilled: Vec<_> = executions(store.as_ref())
         .into_iter()
-        .filter(|e| e.trigger == "backfill")
+        .filter(|e| e.trigger == Trigger::Backfill)
         .collect();
     assert_eq!(backfilled.len(), 5);
     let mut drivers = BTreeSet::new();

@@ -36,7 +36,7 @@ on_every_backend!(
 // ---------------------------------------------------------------- fixtures
 
 fn source(name: &str) -> SourceKey {
-    SourceKey(format!("file:///srv/repo#main:{name}"))
+    SourceKey::new("file:///srv/repo", "main", name)
 }
 
 fn commit(n: u32) -> CommitInfo {

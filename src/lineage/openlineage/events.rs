@@ -17,6 +17,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::artifact;
 use crate::engine::{NodeEvent, PlanNode};
+use crate::store::SourceParts;
 use crate::store::execution::{Execution, NodeState};
 
 /// The `producer` of every event and `_producer` of every facet.
@@ -222,11 +223,10 @@ fn datasets(values: Option<&Value>) -> Vec<Dataset> {
 }
 
 /// The `sourceCodeLocation` facet of the execution's source, whose key is
-/// `<repo>#<branch>:<path>` (`GitSource::key`; a branch cannot contain `:`).
+/// `<repo>#<branch>:<path>` ([`SourceKey::parts`](crate::store::SourceKey::parts)).
 /// `None` for a key of another shape.
 fn source_code_location(execution: &Execution) -> Option<Value> {
-    let (repo, rest) = execution.source.0.split_once('#')?;
-    let (branch, path) = rest.split_once(':')?;
+    let SourceParts { repo, branch, path } = execution.source.parts()?;
     let mut facet = json!({
         "_producer": PRODUCER,
         "_schemaURL": SOURCE_CODE_LOCATION_SCHEMA,
@@ -274,6 +274,7 @@ mod tests {
 
     use super::super::fixtures::*;
     use super::*;
+    use crate::store::SourceKey;
     use crate::store::execution::NodeStatus;
 
     const OPENLINEAGE_ID: &str = "https://openlineage.io/spec/2-0-2/OpenLineage.json";
@@ -447,7 +448,10 @@ mod tests {
             assert_valid(&validator, &json!({ "sourceCodeLocation": facet }));
             assert_eq!(facet["type"], "git");
             assert_eq!(facet["url"], url);
-            assert_eq!(facet["repoUrl"], key.split_once('#').unwrap().0);
+            assert_eq!(
+                facet["repoUrl"],
+                SourceKey(key.into()).parts().unwrap().repo
+            );
             assert_eq!(facet["version"], COMMIT);
             assert_eq!(facet["path"].as_str(), path);
         }

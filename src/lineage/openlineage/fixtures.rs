@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::engine::PlanNode;
 use crate::spec::Digest;
-use crate::store::execution::{Execution, NodeState, NodeStatus, Status};
+use crate::store::execution::{Execution, NodeState, NodeStatus, Status, Trigger};
 use crate::store::{CommitId, SourceKey};
 
 pub(super) const COMMIT: &str = "8c2d41e07a9b5f3c1d2e4f6a8b0c2d4e6f8a0b1c";
@@ -29,7 +29,7 @@ pub(super) fn execution(source: &str) -> Execution {
         launch_plan_version: None,
         source: SourceKey(source.into()),
         commit: CommitId(COMMIT.into()),
-        trigger: "manual".into(),
+        trigger: Trigger::Manual,
         scheduled_at: None,
         inputs: json!({ "day": "2026-11-24" }),
         plan: json!({}),

@@ -221,7 +221,7 @@ impl<D: Dialect> SqlStore<D> {
         .bind(e.launch_plan_version.as_ref().map(Digest::as_str))
         .bind(&e.source.0)
         .bind(&e.commit.0)
-        .bind(&e.trigger)
+        .bind(e.trigger.as_str())
         .bind(e.scheduled_at)
         .bind(Param::json(&e.inputs))
         .bind(Param::json(&e.plan))

@@ -17,6 +17,7 @@ use sqlx::types::Json;
 use crate::spec::{Digest, EntityRef, Kind};
 use crate::store::execution::{
     CacheEntry, Direction, Execution, ExecutionFilter, LineageEdge, NodeState, NodeStatus, Status,
+    Trigger,
 };
 use crate::store::{
     ActiveSet, ActiveVersion, AuditEntry, Changes, CommitId, Error, NewVersion, Person,
@@ -397,6 +398,13 @@ fn parse_status(text: &str, doing: &'static str) -> Result<Status, Error> {
     })
 }
 
+fn parse_trigger(text: &str, doing: &'static str) -> Result<Trigger, Error> {
+    Trigger::parse(text).ok_or_else(|| Error::Corrupt {
+        doing,
+        message: format!("unknown execution trigger {text:?}"),
+    })
+}
+
 fn parse_node_status(text: &str, doing: &'static str) -> Result<NodeStatus, Error> {
     NodeStatus::parse(text).ok_or_else(|| Error::Corrupt {
         doing,
@@ -456,7 +464,7 @@ impl ExecutionRow {
             launch_plan_version: self.launch_plan_version.map(Digest::from_hex),
             source: SourceKey(self.source),
             commit: CommitId(self.commit_sha),
-            trigger: self.trigger,
+            trigger: parse_trigger(&self.trigger, doing)?,
             scheduled_at: self.scheduled_at,
             inputs: self.inputs.0,
             plan: self.plan.0,

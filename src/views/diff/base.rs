@@ -66,7 +66,7 @@ mod tests {
             launch_plan_version: None,
             source: store::SourceKey("file:///nonexistent#main:".into()),
             commit: CommitId("c".repeat(40)),
-            trigger: "manual".into(),
+            trigger: store::Trigger::Manual,
             scheduled_at: None,
             inputs: json!({}),
             plan: json!({}),
