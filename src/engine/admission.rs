@@ -14,40 +14,9 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use serde::{Deserialize, Serialize};
-
 use crate::store::execution::{Execution, Status};
 
-/// The key of [`BackfillGroup`] in an execution's options.
-const OPTION: &str = "backfill";
-
-/// The backfill an execution belongs to, kept in its options.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BackfillGroup {
-    /// Names the request (deterministic: the same request, the same group).
-    pub id: String,
-    /// At most this many of the group run at once; `None`: no bound.
-    pub max_parallel: Option<u32>,
-}
-
-impl BackfillGroup {
-    /// The group recorded in an execution's options, if any.
-    pub fn of(execution: &Execution) -> Option<BackfillGroup> {
-        let value = execution.options.get(OPTION)?;
-        serde_json::from_value(value.clone()).ok()
-    }
-
-    /// Adds the group to options being written.
-    pub fn record(&self, options: &mut serde_json::Value) {
-        if let Some(map) = options.as_object_mut() {
-            map.insert(
-                OPTION.to_owned(),
-                serde_json::to_value(self).expect("a group serializes"),
-            );
-        }
-    }
-}
+pub use crate::store::execution::BackfillGroup;
 
 /// The ids of the `unfinished` executions that must stay queued for now.
 ///
@@ -65,7 +34,7 @@ pub fn held(unfinished: &[Execution]) -> HashSet<String> {
         let Some(BackfillGroup {
             id,
             max_parallel: Some(bound),
-        }) = BackfillGroup::of(execution)
+        }) = execution.options.backfill.clone()
         else {
             continue;
         };
@@ -98,6 +67,7 @@ mod tests {
 
     use super::*;
     use crate::spec::Digest;
+    use crate::store::execution::RunOptions;
     use crate::store::{CommitId, SourceKey, Trigger};
 
     fn day(d: u32) -> DateTime<Utc> {
@@ -112,14 +82,13 @@ mod tests {
         group: Option<(&str, Option<u32>)>,
         d: u32,
     ) -> Execution {
-        let mut options = json!({ "noCache": false });
-        if let Some((group, max_parallel)) = group {
-            BackfillGroup {
+        let options = RunOptions {
+            backfill: group.map(|(group, max_parallel)| BackfillGroup {
                 id: group.into(),
                 max_parallel,
-            }
-            .record(&mut options);
-        }
+            }),
+            no_cache: false,
+        };
         Execution {
             id: id.into(),
             project: "p".into(),

@@ -16,14 +16,14 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::admission::BackfillGroup;
 use super::plan::{self, Resolve, Resolved};
 use crate::schedule;
 use crate::spec::types::TypeExpr;
 use crate::spec::{Definition, Digest, EntityRef, Kind, Port};
-use crate::store::execution::{Execution, NodeState, NodeStatus, Status, Trigger};
+use crate::store::execution::{Execution, NodeState, NodeStatus, RunOptions, Status, Trigger};
 use crate::store::{
     self, ActiveSet, CommitId, SourceKey, Store, VersionFilter, VersionKey, VersionRecord,
 };
@@ -365,10 +365,10 @@ pub async fn create_in(
         (None, Some(source)) => (source, workflow_version.commit.clone()),
         (None, None) => return Err(Error::NotFound(workflow_version.key.entity.name.clone())),
     };
-    let mut options = json!({ "noCache": request.no_cache });
-    if let Some(group) = backfill {
-        group.record(&mut options);
-    }
+    let options = RunOptions {
+        backfill: backfill.cloned(),
+        no_cache: request.no_cache,
+    };
     let execution = Execution {
         id,
         project,

@@ -231,12 +231,7 @@ impl Engine {
         state: &mut NodeState,
         inputs: &BTreeMap<String, Value>,
     ) -> Result<bool, Error> {
-        let no_cache = execution
-            .options
-            .get("noCache")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        if !spec.spec.cache.enabled || no_cache {
+        if !spec.spec.cache.enabled || execution.options.no_cache {
             return Ok(false);
         }
         let Some(hit) = self.store.cache_get(&cache_key(spec, inputs)).await? else {

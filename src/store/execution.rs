@@ -11,6 +11,31 @@ use serde_json::Value;
 use super::{CommitId, SourceKey, StoreFuture};
 use crate::spec::Digest;
 
+/// How an execution runs beyond its inputs, fixed when it is created and
+/// stored with it as JSON (`{"backfill": {…}, "noCache": true}`, the keys
+/// this version writes; unknown keys of a later version are ignored).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunOptions {
+    /// The backfill it belongs to ([`crate::engine::admission`] bounds how
+    /// many of a group run at once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backfill: Option<BackfillGroup>,
+    /// Run every node: none is served from the cache.
+    #[serde(default)]
+    pub no_cache: bool,
+}
+
+/// The backfill an execution belongs to, kept in its [`RunOptions`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackfillGroup {
+    /// Names the request (deterministic: the same request, the same group).
+    pub id: String,
+    /// At most this many of the group run at once; `None`: no bound.
+    pub max_parallel: Option<u32>,
+}
+
 /// The state of an execution. `Succeeded`, `Failed`, `Cancelled` and
 /// `TimedOut` are terminal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -193,8 +218,8 @@ pub struct Execution {
     /// The compiled DAG the engine follows (engine-owned JSON, fixed at
     /// creation: later commits never change a running execution).
     pub plan: Value,
-    /// Run options, e.g. `{"noCache": true}`.
-    pub options: Value,
+    /// How it runs beyond its inputs, fixed at creation.
+    pub options: RunOptions,
     pub status: Status,
     /// The workflow's outputs once succeeded.
     pub outputs: Option<Value>,
@@ -359,7 +384,39 @@ pub trait ExecutionStore: Send + Sync {
 
 #[cfg(test)]
 mod tests {
-    use super::Trigger;
+    use super::{BackfillGroup, RunOptions, Trigger};
+
+    /// Options are stored as the JSON earlier versions wrote (a key per
+    /// option, `backfill` only when there is one), and read back whatever
+    /// keys a later version adds.
+    #[test]
+    fn run_options_keep_their_stored_json() {
+        let plain = RunOptions::default();
+        assert_eq!(
+            serde_json::to_string(&plain).expect("json"),
+            r#"{"noCache":false}"#
+        );
+        let grouped = RunOptions {
+            backfill: Some(BackfillGroup {
+                id: "bf-1".into(),
+                max_parallel: Some(2),
+            }),
+            no_cache: true,
+        };
+        let text = r#"{"backfill":{"id":"bf-1","maxParallel":2},"noCache":true}"#;
+        assert_eq!(serde_json::to_string(&grouped).expect("json"), text);
+        assert_eq!(
+            serde_json::from_str::<RunOptions>(text).expect("read"),
+            grouped
+        );
+        assert_eq!(
+            serde_json::from_str::<RunOptions>(r#"{"noCache":true,"later":1}"#).expect("read"),
+            RunOptions {
+                no_cache: true,
+                ..RunOptions::default()
+            }
+        );
+    }
 
     /// The stored text, the JSON and the printed name are one and the same.
     #[test]

@@ -256,7 +256,7 @@ mod tests {
             scheduled_at: Some(precise_instant()),
             inputs: json!({ "day": "2026-03-29", "sample": 0.25 }),
             plan: json!({}),
-            options: json!({}),
+            options: Default::default(),
             status: Status::Succeeded,
             outputs: Some(Value::Null),
             error: None,

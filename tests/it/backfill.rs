@@ -256,7 +256,7 @@ async fn the_spring_forward_week_runs_each_day_once_and_never_twice(b: Backend) 
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             "kickoffTimeInput carries the instant"
         );
-        assert_eq!(BackfillGroup::of(&run), Some(group.clone()));
+        assert_eq!(run.options.backfill, Some(group.clone()));
     }
 
     // The same backfill again: everything exists.

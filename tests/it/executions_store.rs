@@ -73,7 +73,7 @@ fn execution(id: &str, status: Status, created: i64) -> Execution {
         scheduled_at: Some(at(created)),
         inputs: json!({ "date": "2026-03-29" }),
         plan: json!({ "nodes": ["prepare", "train"] }),
-        options: json!({}),
+        options: Default::default(),
         status,
         outputs: None,
         error: None,
@@ -161,7 +161,10 @@ async fn an_execution_and_its_nodes_round_trip_every_field(b: Backend) {
         inputs: json!({ "date": "2026-03-29", "rows": 10_000_000_000u64, "ratio": 0.25,
                         "tags": ["a", "b"], "note": "naïve — ünïcode" }),
         plan: json!({ "nodes": [{ "id": "prepare", "after": [] }, { "id": "sub/train" }] }),
-        options: json!({ "noCache": true }),
+        options: weir::store::execution::RunOptions {
+            no_cache: true,
+            ..Default::default()
+        },
         outputs: Some(json!({ "model": { "digest": digest("model").as_str() } })),
         error: Some("node train: exit code 3".into()),
         started_at: Some(at(1)),

@@ -33,7 +33,7 @@ pub(super) fn execution(source: &str) -> Execution {
         scheduled_at: None,
         inputs: json!({ "day": "2026-11-24" }),
         plan: json!({}),
-        options: json!({}),
+        options: Default::default(),
         status: Status::Running,
         outputs: None,
         error: None,

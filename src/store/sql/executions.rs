@@ -225,7 +225,9 @@ impl<D: Dialect> SqlStore<D> {
         .bind(e.scheduled_at)
         .bind(Param::json(&e.inputs))
         .bind(Param::json(&e.plan))
-        .bind(Param::json(&e.options))
+        .bind(Param::json(
+            &serde_json::to_value(&e.options).expect("run options serialize"),
+        ))
         .bind(e.status.as_str())
         .bind(Param::json_or_null(e.outputs.as_ref()))
         .bind(&e.error)

@@ -16,8 +16,8 @@ use sqlx::types::Json;
 
 use crate::spec::{Digest, EntityRef, Kind};
 use crate::store::execution::{
-    CacheEntry, Direction, Execution, ExecutionFilter, LineageEdge, NodeState, NodeStatus, Status,
-    Trigger,
+    CacheEntry, Direction, Execution, ExecutionFilter, LineageEdge, NodeState, NodeStatus,
+    RunOptions, Status, Trigger,
 };
 use crate::store::{
     ActiveSet, ActiveVersion, AuditEntry, Changes, CommitId, Error, NewVersion, Person,
@@ -442,7 +442,7 @@ pub(crate) struct ExecutionRow {
     scheduled_at: Option<DateTime<Utc>>,
     inputs: Json<Value>,
     plan: Json<Value>,
-    options: Json<Value>,
+    options: Json<RunOptions>,
     status: String,
     outputs: Option<Json<Value>>,
     error: Option<String>,

@@ -70,7 +70,7 @@ mod tests {
             scheduled_at: None,
             inputs: json!({}),
             plan: json!({}),
-            options: json!({}),
+            options: Default::default(),
             status,
             outputs: None,
             error: None,
