@@ -165,16 +165,17 @@ async fn one_size(backend: &str, store: Arc<dyn Store>, definitions: usize) {
     let lp = EntityRef::new("team-0", Kind::LaunchPlan, "pipeline-0-nightly");
     let base: DateTime<Utc> = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
     // One call first, outside the figures: connections, prepared statements.
-    scheduler::create_at(store.as_ref(), &lp, base, None)
+    scheduler::create_at(store.as_ref(), &lp, base, None, chrono::Utc::now())
         .await
         .expect("create_at");
     let mut times = Vec::with_capacity(CALLS);
     for i in 1..=CALLS {
         let instant = base + chrono::Duration::minutes(i as i64);
         let start = Instant::now();
-        let (_, created) = scheduler::create_at(store.as_ref(), &lp, instant, None)
-            .await
-            .expect("create_at");
+        let (_, created) =
+            scheduler::create_at(store.as_ref(), &lp, instant, None, chrono::Utc::now())
+                .await
+                .expect("create_at");
         times.push(start.elapsed());
         assert!(created, "each instant is a new execution");
     }

@@ -12,6 +12,8 @@
 //! - [`lease`] and [`leader`]: which replica leads (the store's engine
 //!   lease; with Kubernetes, a Lease first); [`supervise`]: restarts a
 //!   loop that panics, and says so in readiness;
+//! - `metrics_observer.rs`: the engine's node events counted in
+//!   [`crate::metrics`];
 //! - the HTTP server (`src/http`): health, readiness, metrics, webhooks, API.
 //!
 //! All of it runs in one tokio runtime. SIGTERM or SIGINT stops the loops

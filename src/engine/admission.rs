@@ -14,9 +14,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use crate::store::execution::{Execution, Status};
-
-pub use crate::store::execution::BackfillGroup;
+use crate::store::execution::{BackfillGroup, Execution, Status};
 
 /// The ids of the `unfinished` executions that must stay queued for now.
 ///

@@ -26,12 +26,13 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-use super::admission::{self, BackfillGroup};
+use super::admission;
 use super::create::{self, active, document, one};
 use super::{Engine, scheduler};
 use crate::schedule::backfill::{self as range, RangeError};
 use crate::schedule::{Rule, execution_id};
 use crate::spec::{Concurrency, Definition, Digest, EntityRef, Kind};
+use crate::store::execution::BackfillGroup;
 use crate::store::execution::{Execution, Status};
 use crate::store::{self, Store};
 
@@ -246,7 +247,7 @@ pub async fn backfill(
             },
             None => {
                 let (made, created) =
-                    scheduler::create_at(store, &launch_plan, instant, Some(&group))
+                    scheduler::create_at(store, &launch_plan, instant, Some(&group), now)
                         .await
                         .map_err(|source| Error::Create { instant, source })?;
                 let status = if created {

@@ -18,11 +18,11 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::admission::BackfillGroup;
 use super::plan::{self, Resolve, Resolved};
 use crate::schedule;
 use crate::spec::types::TypeExpr;
 use crate::spec::{Definition, Digest, EntityRef, Kind, Port};
+use crate::store::execution::BackfillGroup;
 use crate::store::execution::{Execution, NodeState, NodeStatus, RunOptions, Status, Trigger};
 use crate::store::{
     self, ActiveSet, CommitId, SourceKey, Store, VersionFilter, VersionKey, VersionRecord,
@@ -248,17 +248,20 @@ pub fn parse_input(text: &str, ty: Option<&TypeExpr>) -> Value {
     }
 }
 
-/// Creates the execution (or finds the one with the same id).
+/// Creates the execution (or finds the one with the same id), made now by
+/// the wall clock: a run asked for by a person or a client.
 pub async fn create(store: &dyn Store, request: &Request) -> Result<(Execution, bool), Error> {
-    create_in(store, request, None).await
+    create_in(store, request, None, Utc::now()).await
 }
 
-/// [`create`], recording in the new execution's options the backfill it
-/// belongs to (whose bound the engine's admission reads).
+/// [`create`] at `now` (the caller's clock: the scheduler's tick), recording
+/// in the new execution's options the backfill it belongs to (whose bound
+/// the engine's admission reads).
 pub async fn create_in(
     store: &dyn Store,
     request: &Request,
     backfill: Option<&BackfillGroup>,
+    now: DateTime<Utc>,
 ) -> Result<(Execution, bool), Error> {
     let project = request.project.as_deref();
     let preview = request.preview.as_ref();
@@ -345,7 +348,6 @@ pub async fn create_in(
     }
     check_inputs(ports, &inputs)?;
 
-    let now = Utc::now();
     let (lp_name, lp_version, id) = match &launch_plan {
         Some((lp, _)) => {
             let at = request.scheduled_at.unwrap_or(now);

@@ -60,7 +60,7 @@ pub enum Error {
         source: serde_json::Error,
     },
     /// Deleted while [`Engine::run_until_finished`] drove it.
-    #[error("execution {0} has an unreadable plan: the execution disappeared")]
+    #[error("execution {0} disappeared while it was being driven")]
     Disappeared(String),
 }
 

@@ -10,11 +10,11 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use super::admission::BackfillGroup;
 use super::create::{self, Request};
 use crate::schedule::Rule;
 use crate::schedule::tick::{Decision, PlanState, SkipReason, advance};
 use crate::spec::{Definition, EntityRef, Kind};
+use crate::store::execution::BackfillGroup;
 use crate::store::execution::{Execution, Trigger};
 use crate::store::{Store, VersionFilter, VersionKey};
 
@@ -27,6 +27,7 @@ pub async fn create_at(
     launch_plan: &EntityRef,
     instant: DateTime<Utc>,
     group: Option<&BackfillGroup>,
+    now: DateTime<Utc>,
 ) -> Result<(Execution, bool), create::Error> {
     let trigger = if group.is_some() {
         Trigger::Backfill
@@ -40,7 +41,7 @@ pub async fn create_at(
         scheduled_at: Some(instant),
         ..Request::default()
     };
-    create::create_in(store, &request, group).await
+    create::create_in(store, &request, group, now).await
 }
 
 /// What one scheduler tick did.
@@ -160,7 +161,7 @@ impl Scheduler {
             for decision in tick.decisions {
                 match decision {
                     Decision::Start(trigger) => {
-                        match create_at(store, entity, trigger.instant, None).await {
+                        match create_at(store, entity, trigger.instant, None, now).await {
                             Ok((e, true)) => report.created.push(e.id),
                             Ok((e, false)) => report.existing.push(e.id),
                             Err(create::Error::Store(e)) => return Err(e),

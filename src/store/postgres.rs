@@ -108,7 +108,8 @@ impl<'q> Encode<'q, Postgres> for Param<'q> {
             Param::Time(time) => Encode::<Postgres>::encode_by_ref(time, buf),
             Param::Json(None) => Ok(IsNull::Yes),
             Param::Json(Some(text)) => {
-                // Already JSON: sent as it is, not parsed and written again.
+                // Already JSON: checked well-formed and sent as it is, not
+                // written again.
                 let raw: &serde_json::value::RawValue = serde_json::from_str(text)?;
                 Encode::<Postgres>::encode_by_ref(&Json(raw), buf)
             }

@@ -12,13 +12,13 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 use weir::artifact::LocalArtifacts;
 use weir::engine::Engine;
-use weir::engine::admission::BackfillGroup;
 use weir::engine::backfill::{self, Entry, EntryStatus, Error, Request};
 use weir::engine::scheduler::Scheduler;
 use weir::schedule::backfill::RangeError;
 use weir::source::git::{GitSource, SourceSpec};
 use weir::spec::{EntityRef, Kind};
 use weir::store::Store;
+use weir::store::execution::BackfillGroup;
 use weir::store::execution::{Execution, ExecutionFilter, Status, Trigger};
 
 use crate::common::{Backend, GitRepo, TestDb, on_every_backend, weir_json, weir_with};

@@ -2,7 +2,7 @@
 //! no cycle. A top-level module (`engine`, `http`, …) may use another only
 //! when that one does not use it back, directly or through others; inside
 //! the modules named in [`PER_FILE`] the same holds for their files
-//! (`engine/create.rs` and `engine/preview.rs` may not use each other).
+//! (`engine/identity.rs` and `engine/owner.rs` may not use each other).
 //! `src/lib.rs` states the layering this keeps.
 //!
 //! The graph is read from the source as a newcomer would grep it: every
