@@ -197,9 +197,11 @@ fn story(db: &TestDb) {
             .any(|s| s.last_reconciled.as_ref().is_some_and(|c| c.0 == removed))
     });
     phase("removal reconciled");
-    // A generous bound, only against a hang; when it is reached, what is
-    // stuck and where is printed, with the daemon's log.
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    // A generous bound, only against a hang (idle, this phase takes about a
+    // second; under a load average of 9 it once took two minutes, which is
+    // not understood yet: see the phase times above); when it is reached,
+    // what is stuck and where is printed, with the daemon's log.
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
     loop {
         let all = runtime
             .block_on(store.executions(&filter))
