@@ -130,6 +130,36 @@ fn committed(definitions: &str) -> GitRepo {
 
 /// Commits `definitions` and registers them through reconcile's load and
 /// register; the repository stays alive as long as the returned guard.
+/// A SQLite store with [`GATED`] registered: its tasks wait until the file
+/// `release` exists (in the store's folder, also the engine's state dir).
+struct Gated {
+    b: Backend,
+    release: std::path::PathBuf,
+    state_dir: std::path::PathBuf,
+    _repo: (GitRepo, tempfile::TempDir),
+}
+
+async fn gated() -> Gated {
+    let db = TestDb::sqlite();
+    let TestDb::Sqlite(state) = &db else {
+        unreachable!()
+    };
+    let release = state.path().join("release");
+    let state_dir = state.path().to_path_buf();
+    let b = crate::common::backend(db).await;
+    let _repo = register(
+        b.store.as_ref(),
+        &GATED.replace("{release}", &release.display().to_string()),
+    )
+    .await;
+    Gated {
+        b,
+        release,
+        state_dir,
+        _repo,
+    }
+}
+
 async fn register(store: &dyn Store, definitions: &str) -> (GitRepo, tempfile::TempDir) {
     let repo = committed(definitions);
     let state = tempfile::tempdir().expect("state dir");
@@ -389,19 +419,13 @@ async fn bad_requests_are_refused_precisely() {
 /// others wait queued however often it ticks, and start as those finish.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_parallel_holds_the_rest_queued() {
-    let db = TestDb::sqlite();
-    let TestDb::Sqlite(state) = &db else {
-        unreachable!()
-    };
-    let release = state.path().join("release");
-    let state_dir = state.path().to_path_buf();
-    let b = crate::common::backend(db).await;
+    let Gated {
+        b,
+        release,
+        state_dir,
+        _repo,
+    } = gated().await;
     let store = b.store.clone();
-    let _repo = register(
-        store.as_ref(),
-        &GATED.replace("{release}", &release.display().to_string()),
-    )
-    .await;
     let four = Request {
         max_parallel: Some(2),
         ..request("gated", "2026-03-25", "2026-03-29")
@@ -667,19 +691,13 @@ fn the_cli_waits_for_a_bounded_backfill() {
 /// further attempt in it: the engine asks right before each one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_engine_that_stops_leading_mid_tick_starts_nothing_more() {
-    let db = TestDb::sqlite();
-    let TestDb::Sqlite(state) = &db else {
-        unreachable!()
-    };
-    let release = state.path().join("release");
-    let state_dir = state.path().to_path_buf();
-    let b = crate::common::backend(db).await;
+    let Gated {
+        b,
+        release,
+        state_dir,
+        _repo,
+    } = gated().await;
     let store = b.store.clone();
-    let _repo = register(
-        store.as_ref(),
-        &GATED.replace("{release}", &release.display().to_string()),
-    )
-    .await;
     let done = backfill::backfill(
         store.as_ref(),
         &request("gated", "2026-03-25", "2026-03-27"),

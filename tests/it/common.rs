@@ -311,16 +311,27 @@ pub fn free_addr() -> String {
 /// Polls `check` until it holds (a generous bound only guards against a hang).
 /// What it waits for is another process's doing (`weir serve`, a task), so
 /// it is polled; it returns as soon as `check` holds.
-pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+pub fn eventually(what: &str, check: impl FnMut() -> bool) {
+    eventually_within(what, Duration::from_secs(60), check, String::new);
+}
+
+/// [`eventually`] with its own bound, and `explain` saying, once the bound
+/// is reached, what was still missing.
+pub fn eventually_within(
+    what: &str,
+    bound: Duration,
+    mut check: impl FnMut() -> bool,
+    explain: impl FnOnce() -> String,
+) {
+    let deadline = std::time::Instant::now() + bound;
     while std::time::Instant::now() < deadline {
         if check() {
             return;
         }
         // The pace of polling another process, not a wait for a decision.
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(100));
     }
-    panic!("timed out waiting until {what}");
+    panic!("timed out waiting until {what}\n{}", explain());
 }
 
 /// `weir serve` on a free port over a test store; killed when dropped, so a
