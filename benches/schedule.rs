@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use weir::schedule::Rule;
 use weir::schedule::tick::{Decision, PlanState, advance};
-use weir::spec::{CatchUp, Concurrency, Digest, EntityRef, Kind, Schedule};
+use weir::spec::{CatchUp, Concurrency, Digest, DurationText, EntityRef, Kind, Schedule};
 
 const SCHEDULES: usize = 5_000;
 const RUNS: usize = 21;
@@ -28,7 +28,7 @@ fn schedule(i: usize) -> Schedule {
         0 => (Some(format!("{} * * * *", i % 60)), None),
         1 => (Some(format!("{} {} * * *", i % 60, i % 24)), None),
         2 => (Some("*/5 * * * *".to_owned()), None),
-        _ => (None, Some(["1m", "15m", "1h"][i % 3].to_owned())),
+        _ => (None, Some(DurationText::new(["1m", "15m", "1h"][i % 3]))),
     };
     Schedule {
         cron,

@@ -9,7 +9,10 @@
 //! ([`super::retry`]) while attempts remain; an interruption (the process
 //! driving it died, or this engine killed it on losing the lease) is
 //! retried at once, apart from the task's budget, up to
-//! [`MAX_INTERRUPTIONS`] times.
+//! [`MAX_INTERRUPTIONS`] times. The task's `timeout` and `backoff` are
+//! read as parsed when its definition was read: a stored text that does
+//! not parse fails the node, naming it, rather than running it on a
+//! guess.
 //!
 //! An engine never touches an attempt it does not own ([`super::owner`]):
 //! a running node no attempt of this process runs is recovered only when
@@ -22,13 +25,14 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::{Engine, Error, NodeEvent, Owner, Plan, PlanNode, retry};
 use crate::executor::local::{self, Attempt, Outcome};
 use crate::executor::process;
-use crate::spec::duration;
+use crate::spec::duration::{Field, Unreadable};
 use crate::store::ENGINE_LEASE;
 use crate::store::execution::{Execution, NodeState, NodeStatus};
 
@@ -200,6 +204,15 @@ impl Engine {
         inputs: BTreeMap<String, Value>,
     ) -> Result<(), Error> {
         let now = self.clock.now();
+        let timeout = match spec.spec.timeout.as_ref().map(|t| t.value(Field::Timeout)) {
+            None => None,
+            Some(Ok(timeout)) => Some(timeout),
+            Some(Err(unreadable)) => {
+                return self
+                    .fail_unreadable(execution, spec, state, unreadable, now)
+                    .await;
+            }
+        };
         let inputs_value = Value::Object(inputs.clone().into_iter().collect());
         state.attempts += 1;
         state.status = NodeStatus::Running;
@@ -209,11 +222,6 @@ impl Engine {
         if state.started_at.is_none() {
             state.started_at = Some(now);
         }
-        let timeout = spec
-            .spec
-            .timeout
-            .as_deref()
-            .and_then(|t| duration::parse(t).ok());
         if let Some(runs) = &self.kube {
             let notebook = spec.notebook.as_ref().and_then(|n| {
                 self.files
@@ -364,25 +372,34 @@ impl Engine {
                 self.tell(NodeEvent::Aborted, execution, spec, state);
             }
             failed => {
-                let (status, error) = match failed {
+                let (status, mut error) = match failed {
                     Outcome::TimedOut => (
                         NodeStatus::TimedOut,
                         format!(
                             "timed out after {}",
-                            spec.spec.timeout.as_deref().unwrap_or("?")
+                            spec.spec.timeout.as_ref().map_or("?", |t| t.as_str())
                         ),
                     ),
                     Outcome::Failed { error } => (NodeStatus::Failed, error),
                     _ => unreachable!("handled above"),
                 };
                 let retries = spec.spec.retries.attempts;
-                if state.attempts <= retries && !execution.cancel_requested {
+                let retry_at = if state.attempts <= retries && !execution.cancel_requested {
+                    match spec.spec.retries.backoff.value(Field::Backoff) {
+                        Ok(backoff) => Some(retry::due_at(now, backoff, state.attempts)),
+                        // Never a default wait: the node fails, saying why.
+                        Err(unreadable) => {
+                            tracing::error!(execution = %execution.id, node = %state.node, error = %unreadable, "not retried: the task's backoff cannot be read");
+                            error = format!("{error}; not retried: {unreadable}");
+                            None
+                        }
+                    }
+                } else {
+                    None
+                };
+                if let Some(at) = retry_at {
                     state.status = NodeStatus::Retrying;
-                    state.next_attempt_at = Some(retry::due_at(
-                        now,
-                        &spec.spec.retries.backoff,
-                        state.attempts,
-                    ));
+                    state.next_attempt_at = Some(at);
                     tracing::info!(execution = %execution.id, node = %state.node, attempt = state.attempts, error = %error, "attempt failed; retrying");
                 } else {
                     state.status = status;
@@ -396,6 +413,28 @@ impl Engine {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Fails `state` for good because its task holds a duration that does
+    /// not parse (a version registered before validation refused it): the
+    /// attempt it would need is not started, or not retried, and the
+    /// error names the field and its text. Never a silent default.
+    async fn fail_unreadable(
+        &self,
+        execution: &Execution,
+        spec: &PlanNode,
+        state: &mut NodeState,
+        unreadable: Unreadable,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        tracing::error!(execution = %execution.id, node = %state.node, task = %spec.task, error = %unreadable, "node failed: its task's definition cannot be read");
+        state.status = NodeStatus::Failed;
+        state.error = Some(unreadable.to_string());
+        state.next_attempt_at = None;
+        state.finished_at = Some(now);
+        self.store.update_node(state).await?;
+        self.tell(NodeEvent::Failed, execution, spec, state);
         Ok(())
     }
 }

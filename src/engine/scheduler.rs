@@ -123,7 +123,16 @@ impl Scheduler {
                             .spec
                             .schedule
                             .as_ref()
-                            .and_then(|s| Rule::from_spec(s).ok()),
+                            .and_then(|s| match Rule::from_spec(s) {
+                                Ok(rule) => Some(rule),
+                                // Refused at validation today: a version
+                                // registered before. Said once per version.
+                                Err(e) => {
+                                    tracing::error!(launch_plan = %key.entity, version = %key.digest, error = %e, "schedule skipped: it cannot be read");
+                                    report.errors.push((key.entity.name.clone(), e.to_string()));
+                                    None
+                                }
+                            }),
                         _ => None,
                     },
                     None => None,

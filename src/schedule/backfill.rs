@@ -143,7 +143,7 @@ pub fn instants(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{CatchUp, Concurrency, Schedule};
+    use crate::spec::{CatchUp, Concurrency, DurationText, Schedule};
 
     fn at(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text)
@@ -154,7 +154,7 @@ mod tests {
     fn berlin(cron: Option<&str>, every: Option<&str>) -> Rule {
         Rule::from_spec(&Schedule {
             cron: cron.map(str::to_owned),
-            every: every.map(str::to_owned),
+            every: every.map(DurationText::new),
             timezone: "Europe/Berlin".to_owned(),
             kickoff_time_input: None,
             concurrency: Concurrency::Forbid,

@@ -24,7 +24,8 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-use crate::spec::{CatchUp, Concurrency, Digest, EntityRef, Schedule, cron, duration};
+use crate::spec::duration::{self, Field};
+use crate::spec::{CatchUp, Concurrency, Digest, EntityRef, Schedule, cron};
 
 /// The id of an execution: `<launch plan name>-<12 hex>`, a DNS-1123 label.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -68,13 +69,14 @@ pub enum When {
 }
 
 /// Why a schedule cannot be read (validation reports each of these first,
-/// so a registered schedule never fails here).
+/// so only a version registered before a rule existed fails here).
 #[derive(Debug, thiserror::Error)]
 pub enum RuleError {
     #[error(transparent)]
     Cron(#[from] cron::Error),
+    /// `every` or `startingDeadline`, naming the field and its text.
     #[error(transparent)]
-    Duration(#[from] duration::Error),
+    Duration(#[from] duration::Unreadable),
     /// The `every` text, whose seconds do not fit an `i64`.
     #[error("`{0}` is too long")]
     EveryTooLong(String),
@@ -105,11 +107,11 @@ impl Rule {
         let when = match (&schedule.cron, &schedule.every) {
             (Some(c), _) => When::Cron(Box::new(cron::parse(c)?)),
             (None, Some(e)) => {
-                let every = duration::parse(e)?;
+                let every = e.value(Field::Every)?;
                 let secs = i64::try_from(every.as_secs())
-                    .map_err(|_| RuleError::EveryTooLong(e.clone()))?;
+                    .map_err(|_| RuleError::EveryTooLong(e.to_string()))?;
                 if secs < 1 {
-                    return Err(RuleError::EveryTooShort(e.clone()));
+                    return Err(RuleError::EveryTooShort(e.to_string()));
                 }
                 When::Every(secs)
             }
@@ -119,8 +121,8 @@ impl Rule {
             .map_err(|_| RuleError::TimeZone(schedule.timezone.clone()))?;
         let starting_deadline = match &schedule.starting_deadline {
             Some(d) => Some(
-                chrono::Duration::from_std(duration::parse(d)?)
-                    .map_err(|_| RuleError::DeadlineTooLong(d.clone()))?,
+                chrono::Duration::from_std(d.value(Field::StartingDeadline)?)
+                    .map_err(|_| RuleError::DeadlineTooLong(d.to_string()))?,
             ),
             None => None,
         };

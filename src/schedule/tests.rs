@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::tick::{Decision, SkipReason, tick};
 use super::*;
-use crate::spec::Kind;
+use crate::spec::{DurationText, Kind};
 
 fn at(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text)
@@ -23,7 +23,7 @@ fn rule(
 ) -> Rule {
     let schedule = Schedule {
         cron: cron.map(str::to_owned),
-        every: every.map(str::to_owned),
+        every: every.map(DurationText::new),
         timezone: "Europe/Berlin".to_owned(),
         kickoff_time_input: None,
         concurrency,
@@ -43,6 +43,39 @@ fn utc(instants: &[DateTime<Utc>]) -> Vec<String> {
         .iter()
         .map(|t| t.format("%m-%dT%H:%MZ").to_string())
         .collect()
+}
+
+/// A stored schedule whose durations do not parse (registered before
+/// validation refused them) is not read, and the error names the field
+/// and the text: no instant is computed from a guess.
+#[test]
+fn a_duration_that_does_not_parse_is_named_not_guessed() {
+    let schedule = |every: &str, deadline: Option<&str>| Schedule {
+        cron: None,
+        every: Some(DurationText::new(every)),
+        timezone: "UTC".to_owned(),
+        kickoff_time_input: None,
+        concurrency: Concurrency::Allow,
+        catch_up: CatchUp::Latest,
+        max_catch_up: 10,
+        starting_deadline: deadline.map(DurationText::new),
+    };
+    let refused = Rule::from_spec(&schedule("hourly", None)).unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        "schedule.every: `hourly` is not a duration (expected e.g. `30m`, `1h30m`, `10s`) \
+         (a version registered before validation refused it: fix the definition in Git)"
+    );
+    let refused = Rule::from_spec(&schedule("1m", Some("90"))).unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .starts_with("schedule.startingDeadline: `90` has no unit"),
+        "{refused}"
+    );
+    let read = Rule::from_spec(&schedule("1m", Some("90m"))).expect("valid");
+    assert!(matches!(read.when, When::Every(60)));
+    assert_eq!(read.starting_deadline, Some(chrono::Duration::minutes(90)));
 }
 
 #[test]

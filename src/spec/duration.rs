@@ -8,8 +8,19 @@
 //! computed from a registered definition fits a calendar: code that adds a
 //! duration to a time may rely on these bounds, and still uses checked
 //! arithmetic for versions registered before the bounds existed.
+//!
+//! A definition's duration field is a [`DurationText`]: the text as written
+//! (what is serialized, so digests, stored versions and `weir diff` show
+//! exactly what the user typed) together with what it parses to, parsed
+//! once when the definition is read. Reading never fails on a bad text:
+//! validation reports it (W024) from the kept parse result, and code past
+//! validation asks for the value with [`DurationText::value`], which names
+//! the field and the text when a stored version's text does not parse
+//! (one registered before a rule existed), never falling back silently.
 
 use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
@@ -86,6 +97,96 @@ pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(7 * 86_400);
 pub struct OutOfRange {
     pub field: Field,
     pub text: String,
+}
+
+/// A duration field as written, with its parse result (module docs).
+///
+/// Equality, serialization and so digests follow the text alone:
+/// `90m` and `1h30m` are different definitions, as written.
+#[derive(Clone)]
+pub struct DurationText {
+    text: String,
+    /// Boxed: the error is rare, and a definition holds several of these.
+    parsed: Result<Duration, Box<Error>>,
+}
+
+impl DurationText {
+    /// Reads `text` (parsing it once).
+    pub fn new(text: impl Into<String>) -> DurationText {
+        let text = text.into();
+        let parsed = parse(&text).map_err(Box::new);
+        DurationText { text, parsed }
+    }
+
+    /// The text as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// What the text parses to, or why it does not (validation's W024).
+    pub fn parsed(&self) -> Result<Duration, &Error> {
+        self.parsed.as_ref().copied().map_err(|e| &**e)
+    }
+
+    /// The value of `field`, for code past validation: an error naming the
+    /// field and the text when it does not parse (a version registered
+    /// before validation refused its text).
+    pub fn value(&self, field: Field) -> Result<Duration, Unreadable> {
+        self.parsed.clone().map_err(|error| Unreadable {
+            field,
+            text: self.text.clone(),
+            error: *error,
+        })
+    }
+}
+
+/// A stored definition's duration that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {error} (a version registered before validation refused it: fix the definition in Git)", field.name())]
+pub struct Unreadable {
+    pub field: Field,
+    pub text: String,
+    pub error: Error,
+}
+
+impl PartialEq for DurationText {
+    fn eq(&self, other: &DurationText) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for DurationText {}
+
+impl std::fmt::Debug for DurationText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("DurationText").field(&self.text).finish()
+    }
+}
+
+impl std::fmt::Display for DurationText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl From<&str> for DurationText {
+    fn from(text: &str) -> DurationText {
+        DurationText::new(text)
+    }
+}
+
+impl Serialize for DurationText {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for DurationText {
+    /// Any string is read: a text that does not parse is validation's to
+    /// report, with its position.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<DurationText, D::Error> {
+        String::deserialize(deserializer).map(DurationText::new)
+    }
 }
 
 /// `d` in the largest units that divide it exactly, e.g. `7d`, `1h30m`.
@@ -195,5 +296,28 @@ mod tests {
         assert!(Field::Timeout.check("30d", parse("30d").unwrap()).is_ok());
         assert!(Field::Every.check("367d", parse("367d").unwrap()).is_err());
         assert_eq!(format(parse("1h30m500ms").unwrap()), "1h30m500ms");
+    }
+
+    #[test]
+    fn a_written_duration_keeps_its_text_and_its_value() {
+        let written: DurationText = serde_json::from_str(r#""1h30m""#).unwrap();
+        assert_eq!(written.as_str(), "1h30m");
+        assert_eq!(written.parsed(), Ok(Duration::from_secs(5400)));
+        assert_eq!(serde_json::to_string(&written).unwrap(), r#""1h30m""#);
+        // As written: another spelling of the same length is another text.
+        assert_ne!(written, DurationText::new("90m"));
+    }
+
+    #[test]
+    fn a_bad_text_is_read_and_named_when_its_value_is_asked_for() {
+        let written: DurationText = serde_json::from_str(r#""soon""#).expect("never refused");
+        assert_eq!(serde_json::to_string(&written).unwrap(), r#""soon""#);
+        assert_eq!(written.parsed(), Err(&Error::Malformed("soon".into())));
+        let refused = written.value(Field::Backoff).unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "retries.backoff: `soon` is not a duration (expected e.g. `30m`, `1h30m`, `10s`) \
+             (a version registered before validation refused it: fix the definition in Git)"
+        );
     }
 }

@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use digest::Digest;
+pub use duration::DurationText;
 
 /// The only `apiVersion` this release reads.
 pub const API_VERSION: &str = "weir.dev/v1alpha1";
@@ -256,7 +257,8 @@ pub struct TaskSpec {
     pub retries: Retries,
     /// The longest one attempt may run, e.g. `30m` or `1h30m`; none when absent.
     #[serde(default)]
-    pub timeout: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub timeout: Option<DurationText>,
     #[serde(default)]
     pub cache: CacheSettings,
     #[serde(default)]
@@ -320,11 +322,12 @@ pub struct Retries {
     pub attempts: u32,
     /// The wait before the first retry; it doubles with each further retry.
     #[serde(default = "default_backoff")]
-    pub backoff: String,
+    #[schemars(with = "String")]
+    pub backoff: DurationText,
 }
 
-fn default_backoff() -> String {
-    "10s".to_owned()
+fn default_backoff() -> DurationText {
+    DurationText::new("10s")
 }
 
 impl Default for Retries {
@@ -440,7 +443,8 @@ pub struct Schedule {
     pub cron: Option<String>,
     /// A fixed rate such as `15m`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub every: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub every: Option<DurationText>,
     /// IANA time zone the cron expression is read in.
     #[serde(default = "default_timezone")]
     pub timezone: String,
@@ -457,7 +461,8 @@ pub struct Schedule {
     pub max_catch_up: u32,
     /// A run not started within this long after its instant is skipped.
     #[serde(default)]
-    pub starting_deadline: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub starting_deadline: Option<DurationText>,
 }
 
 fn default_timezone() -> String {

@@ -27,6 +27,7 @@ mod server_cli;
 mod signed;
 mod store;
 mod store_faults;
+mod stored_durations;
 mod sync_story;
 mod task_env;
 mod validate_cli;

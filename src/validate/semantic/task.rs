@@ -7,7 +7,7 @@ use crate::spec::code::{self, Language};
 use crate::spec::duration::Field;
 use crate::spec::template::{self, Reference};
 use crate::spec::yaml::PathStep;
-use crate::spec::{TaskSpec, duration, quantity};
+use crate::spec::{DurationText, TaskSpec, duration, quantity};
 use std::collections::BTreeSet;
 
 use crate::validate::Entity;
@@ -123,23 +123,23 @@ pub fn check(
     (iface, found)
 }
 
-/// `text` parses as a duration (W024) within `field`'s maximum (W035).
-/// Returns the duration when it does both.
+/// `written` parsed as a duration (W024) within `field`'s maximum (W035).
+/// Returns the duration when it did both.
 pub(super) fn check_duration(
     entity: &Entity,
     field: Field,
-    text: &str,
+    written: &DurationText,
     path: &[PathStep<'_>],
     found: &mut Vec<Diagnostic>,
 ) -> Option<std::time::Duration> {
-    let value = match duration::parse(text) {
+    let value = match written.parsed() {
         Ok(value) => value,
         Err(e) => {
             found.push(at(entity, Code::InvalidDuration, path, e.to_string()));
             return None;
         }
     };
-    match field.check(text, value) {
+    match field.check(written.as_str(), value) {
         Ok(()) => Some(value),
         Err(e) => {
             found.push(
