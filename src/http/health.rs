@@ -21,7 +21,9 @@
 //!   restart, so it never fails liveness.
 //!
 //! Time is passed in (`now`), so a test evaluates a stalled loop by asking
-//! about a later instant instead of waiting.
+//! about a later instant instead of waiting; the engine lease's liveness
+//! is judged by the [`Clock`] given ([`Readiness::with_clock`]: the
+//! daemon's one clock), never the wall clock read here.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::clock::Clock;
 use crate::store::{SourceKey, Store};
 
 /// How long `/readyz` waits for the store's answer.
@@ -79,6 +82,9 @@ pub struct Readiness {
     /// The store's last answer and when it was asked; the lock is held
     /// while asking, so concurrent probes wait for one answer.
     store: tokio::sync::Mutex<Option<(Instant, StoreState)>>,
+    /// What the engine lease's liveness is judged against: the daemon's
+    /// clock, the one its lease loop renews by.
+    clock: Clock,
 }
 
 /// What `/readyz` says about the store: whether it answered the ping, and
@@ -94,7 +100,7 @@ pub struct StoreState {
 impl StoreState {
     /// Asks `store` now: a ping, then the engine lease, each within
     /// [`STORE_TIMEOUT`].
-    async fn ask(store: &dyn Store) -> StoreState {
+    async fn ask(store: &dyn Store, clock: &Clock) -> StoreState {
         let error = match tokio::time::timeout(STORE_TIMEOUT, store.ping()).await {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(without_credentials(&e.to_string())),
@@ -106,9 +112,7 @@ impl StoreState {
                 match tokio::time::timeout(STORE_TIMEOUT, store.lease(crate::store::ENGINE_LEASE))
                     .await
                 {
-                    Ok(Ok(lease)) => lease
-                        .filter(|l| l.is_live(chrono::Utc::now()))
-                        .map(|l| l.holder),
+                    Ok(Ok(lease)) => lease.filter(|l| l.is_live(clock.now())).map(|l| l.holder),
                     _ => None,
                 }
             }
@@ -237,7 +241,15 @@ impl Readiness {
             loops: Mutex::new(BTreeMap::new()),
             leading: AtomicBool::new(false),
             store: tokio::sync::Mutex::new(None),
+            clock: Clock::system(),
         }
+    }
+
+    /// Judges the engine lease's liveness by `clock` (the daemon's one
+    /// clock) instead of the wall clock.
+    pub fn with_clock(mut self, clock: Clock) -> Readiness {
+        self.clock = clock;
+        self
     }
 
     /// What the store says at `now`: its answer to a probe less than
@@ -249,7 +261,7 @@ impl Readiness {
         {
             return state.clone();
         }
-        let state = StoreState::ask(store).await;
+        let state = StoreState::ask(store, &self.clock).await;
         *last = Some((now, state.clone()));
         state
     }
@@ -404,6 +416,42 @@ mod tests {
         // After it, the store is asked again, and is gone.
         let gone = readiness.store_state(&store, asked + STORE_CACHE).await;
         assert!(gone.error.is_some(), "{gone:?}");
+    }
+
+    /// The lease is judged by the clock the daemon hands over: taken in
+    /// 2026 for 15 s, it is live 5 s later and gone 20 s later on that
+    /// clock, whatever the wall clock says.
+    #[tokio::test]
+    async fn the_engine_lease_is_judged_by_the_daemons_clock() {
+        use crate::store::LeaseStore as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}/weir.db", dir.path().display());
+        let store = crate::store::sqlite::SqliteStore::open(&url)
+            .await
+            .expect("sqlite store");
+        let taken = chrono::DateTime::parse_from_rfc3339("2026-03-29T00:30:00Z")
+            .expect("instant")
+            .with_timezone(&chrono::Utc);
+        store
+            .acquire_lease(
+                crate::store::ENGINE_LEASE,
+                "engine-a",
+                taken,
+                Duration::from_secs(15),
+            )
+            .await
+            .expect("lease taken");
+        let at = |seconds| {
+            Readiness::new(&[]).with_clock(Clock::virtual_from(
+                taken + chrono::TimeDelta::seconds(seconds),
+            ))
+        };
+        let asked = Instant::now();
+        let within = at(5).store_state(&store, asked).await;
+        assert_eq!(within.leader.as_deref(), Some("engine-a"));
+        let after = at(20).store_state(&store, asked).await;
+        assert_eq!(after.error, None);
+        assert_eq!(after.leader, None, "expired on the daemon's clock");
     }
 
     #[test]

@@ -4,16 +4,17 @@
 //! What it guarantees: the engine is never slowed ([`Emitter::node_event`]
 //! builds the events and hands them over a channel; one background thread
 //! writes and POSTs them, in order); [`Emitter::flush`], and dropping the
-//! emitter, wait for the events handed over so far.
+//! emitter, wait for the events handed over so far. An event's
+//! `eventTime` is read from the [`Clock`] it is given
+//! ([`Emitter::with_clock`]: the engine's), never the wall clock directly.
 
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-use chrono::Utc;
-
 use super::Error;
 use super::events::{EventType, RunEvent, run_event};
 use super::sinks::{FileSink, HttpSink};
+use crate::clock::Clock;
 use crate::engine::{NodeEvent, Observer, PlanNode};
 use crate::store::execution::{Execution, NodeState};
 
@@ -28,6 +29,8 @@ enum Message {
 pub struct Emitter {
     sender: Option<mpsc::Sender<Message>>,
     worker: Option<JoinHandle<()>>,
+    /// When each event happened (`eventTime`).
+    clock: Clock,
 }
 
 impl Emitter {
@@ -42,7 +45,14 @@ impl Emitter {
         Ok(Emitter {
             sender: Some(sender),
             worker: Some(worker),
+            clock: Clock::system(),
         })
+    }
+
+    /// Stamps events with `clock`'s time (give it the engine's clock).
+    pub fn with_clock(mut self, clock: Clock) -> Emitter {
+        self.clock = clock;
+        self
     }
 
     /// Hands `event` to the delivery thread; never waits.
@@ -76,7 +86,7 @@ impl Observer for Emitter {
         node: &PlanNode,
         state: &NodeState,
     ) {
-        let at = Utc::now();
+        let at = self.clock.now();
         for &event_type in EventType::of(event, state) {
             self.emit(run_event(event_type, execution, node, state, at));
         }
@@ -172,6 +182,31 @@ mod tests {
             "appended, in order"
         );
         assert_eq!(events[0]["run"]["runId"], events[1]["run"]["runId"]);
+    }
+
+    /// `eventTime` is the given clock's time, not the wall clock's.
+    #[tokio::test(start_paused = true)]
+    async fn events_are_stamped_by_the_clock_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let then = chrono::DateTime::parse_from_rfc3339("2026-03-29T00:30:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let emitter = Emitter::start(Some(FileSink::open(&path).unwrap()), None)
+            .unwrap()
+            .with_clock(Clock::virtual_from(then));
+        emit_node_story(&emitter);
+        drop(emitter);
+        let text = std::fs::read_to_string(&path).unwrap();
+        for line in text.lines() {
+            let event: Value = serde_json::from_str(line).unwrap();
+            let stamped = chrono::DateTime::parse_from_rfc3339(
+                event["eventTime"].as_str().expect("an eventTime"),
+            )
+            .unwrap();
+            assert_eq!(stamped, then, "{line}");
+        }
+        assert_eq!(text.lines().count(), 2);
     }
 
     struct Request {
