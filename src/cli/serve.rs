@@ -52,7 +52,7 @@ pub struct Args {
     #[arg(long, default_value_t = DurationArg(config::DEFAULT_INTERVAL))]
     pub interval: DurationArg,
     /// Where node attempts run.
-    #[arg(long, value_enum, default_value = config::DEFAULT_EXECUTOR)]
+    #[arg(long, value_enum, default_value = Executor::default().name())]
     pub executor: ExecutorArg,
     /// The Kubernetes namespace of Jobs and the leader Lease.
     #[arg(long, env = "POD_NAMESPACE", default_value_t = Settings::default().namespace)]

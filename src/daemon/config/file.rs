@@ -45,7 +45,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::{Config, DEFAULT_EXECUTOR, Executor, KubeConfig, SourceConfig};
+use super::{Config, Executor, KubeConfig, SourceConfig};
 use crate::executor::environment::AllowList;
 use crate::http::Secrets;
 use crate::source::credentials::Credentials;
@@ -214,7 +214,10 @@ pub fn parse(
         path: path.to_owned(),
         message: e.to_string(),
     })?;
-    let executor = file.executor.as_deref().unwrap_or(DEFAULT_EXECUTOR);
+    let executor = file
+        .executor
+        .as_deref()
+        .unwrap_or(Executor::default().name());
     if !matches!(executor, "local" | "kubernetes") {
         return Err(invalid(format!(
             "executor `{executor}` is unknown (use \"local\" or \"kubernetes\")"

@@ -30,9 +30,6 @@ pub const DEFAULT_STATE_DIR: &str = ".weir";
 pub const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 1), 7878));
 
-/// Where node attempts run: `local` (host processes) or `kubernetes`.
-pub const DEFAULT_EXECUTOR: &str = "local";
-
 /// The project of definitions without `metadata.project`.
 pub const DEFAULT_PROJECT: &str = "default";
 
@@ -126,7 +123,7 @@ impl Config {
             grace: DEFAULT_GRACE,
             lease_duration: DEFAULT_LEASE_DURATION,
             public_url: None,
-            executor: Executor::Local,
+            executor: Executor::default(),
             artifacts: None,
             http: http::Limits::default(),
             task_env: AllowList::default(),
@@ -134,13 +131,25 @@ impl Config {
     }
 }
 
-/// Where node attempts run.
-#[derive(Debug, Clone, PartialEq)]
+/// Where node attempts run; the default is this type's [`Default`], which
+/// both front ends name by [`Executor::name`].
+#[derive(Debug, Clone, PartialEq, Default)]
 pub enum Executor {
     /// Host processes (the embedded default): one replica.
+    #[default]
     Local,
     /// Kubernetes Jobs; replicas elect a leader through a Lease.
     Kubernetes(Box<KubeConfig>),
+}
+
+impl Executor {
+    /// Its name in `--executor` and a `weir.toml`'s `executor =`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Executor::Local => "local",
+            Executor::Kubernetes(_) => "kubernetes",
+        }
+    }
 }
 
 /// The Kubernetes executor's configuration.
@@ -181,5 +190,6 @@ mod tests {
         assert_eq!(config.grace, Duration::from_secs(30));
         assert_eq!(config.lease_duration, Duration::from_secs(15));
         assert_eq!(config.executor, Executor::Local);
+        assert_eq!(config.executor.name(), "local");
     }
 }
