@@ -55,16 +55,24 @@ pub enum Error {
 /// through object storage's local backend (`file:///path`), or `memory://`
 /// (one process, for tests). Both sides of a Kubernetes attempt (the
 /// engine and `weir exec-task` in the pod) open the same URL.
-pub fn open(url: &str) -> Result<Box<dyn ArtifactStore>, String> {
+pub fn open(url: &str) -> Result<Box<dyn ArtifactStore>, OpenError> {
     if url.contains("://") {
-        return object::ObjectArtifacts::open(url)
-            .map(|store| Box::new(store) as Box<dyn ArtifactStore>)
-            .map_err(|e| e.to_string());
+        return Ok(Box::new(object::ObjectArtifacts::open(url)?));
     }
     if url.is_empty() {
-        return Err("the artifact store's path is empty".into());
+        return Err(OpenError::EmptyPath);
     }
     Ok(Box::new(LocalArtifacts::new(url)))
+}
+
+/// Why [`open`] cannot open an artifact store.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("the artifact store's path is empty")]
+    EmptyPath,
+    /// An object store's URL it refused (see [`object::OpenError`]).
+    #[error(transparent)]
+    Object(#[from] object::OpenError),
 }
 
 /// Where artifacts' bytes live.

@@ -1,6 +1,8 @@
 //! `weir serve`: one long-running process that keeps the system converged
-//! to Git (DESIGN.md section 5). This file wires it together; each piece
-//! lives in its own file:
+//! to Git (DESIGN.md section 5). This file wires it together, in named
+//! steps ([`run`]: open the store, listen, start the sources, build the
+//! engine, elect, take the store's lease, spawn the loops, serve, shut
+//! down); each piece lives in its own file:
 //! - [`config`]: what `weir serve` is told ([`Config`]), every default,
 //!   and the `weir.toml` front end;
 //! - `source_loop.rs`: per source, a reconcile loop woken by filesystem
@@ -68,52 +70,100 @@ pub enum Error {
     #[error("the HTTP server failed: {0}")]
     Http(std::io::Error),
     #[error("the artifact store: {0}")]
-    Artifacts(String),
+    Artifacts(#[source] crate::artifact::OpenError),
     #[error("cannot reach Kubernetes (in-cluster or kubeconfig): {0}")]
     Kubernetes(kube::Error),
 }
 
-/// Runs until `shutdown` is cancelled.
+/// Runs until `shutdown` is cancelled: a fixed sequence of named steps,
+/// as Flux's reconcilers read, each taking what the previous produced.
+/// A step that fails stops the start-up with its error (the loops already
+/// spawned are aborted as their supervisor is dropped).
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
-    let store = store::open(&config.db_url).await?;
-    let metrics = Arc::new(Metrics::new());
-    // The one clock every loop reads (tests of a loop hand it a virtual one).
-    let clock = Clock::system();
-    // A source is opened (cloned) by its own loop, which retries: one that
-    // cannot be read at start stops neither the daemon nor the others.
-    let mut sources = Vec::new();
-    for source in &config.sources {
-        let key = GitSource::expected_key(&source.spec, &config.state_dir);
-        sources.push(SourceHandle {
-            branch: key_branch(&key).to_owned(),
-            key,
-            repo_urls: repo_urls(&source.spec.repo),
-            trigger: Arc::new(tokio::sync::Notify::new()),
-        });
-    }
-    let keys: Vec<_> = sources.iter().map(|s| s.key.clone()).collect();
-    let readiness = Arc::new(Readiness::new(&keys));
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| Error::Listen {
-            addr: config.listen,
-            source,
-        })?;
-    tracing::info!(listen = %config.listen, sources = keys.len(), "weir serve started");
+    let daemon = open_store(&config, shutdown).await?;
+    let listener = listen(config.listen).await?;
+    tracing::info!(listen = %config.listen, sources = daemon.sources.len(), "weir serve started");
+    let mut loops = Supervisor::new(
+        daemon.readiness.clone(),
+        daemon.metrics.clone(),
+        daemon.shutdown.clone(),
+    );
+    start_sources(&daemon, &config, &mut loops);
+    let engine = build_engine(&daemon, &config)?;
+    let (engine, kube_leadership) = elect(&daemon, &config, engine, &mut loops).await?;
+    let store_lease = take_store_lease(&daemon, &config, engine, kube_leadership);
+    spawn_loops(&daemon, &config, &store_lease, &mut loops);
+    let served = serve(&daemon, config, listener).await;
+    shut_down(&daemon, loops, store_lease).await;
+    served.map_err(Error::Http)
+}
 
-    let mut loops = Supervisor::new(readiness.clone(), metrics.clone(), shutdown.clone());
-    for (source, handle) in config.sources.iter().zip(&sources) {
+/// What every step of [`run`] shares: the store, the counters, the
+/// readiness state, the one clock every loop reads, the sources, and the
+/// signal that stops them.
+struct Daemon {
+    store: Arc<dyn store::Store>,
+    metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
+    /// The one clock every loop reads (tests of a loop hand it a virtual one).
+    clock: Clock,
+    sources: Vec<SourceHandle>,
+    shutdown: CancellationToken,
+}
+
+/// Opens the store, and the state the other steps share. A source is
+/// opened (cloned) by its own loop later, which retries: one that cannot
+/// be read at start stops neither the daemon nor the others.
+async fn open_store(config: &Config, shutdown: CancellationToken) -> Result<Daemon, Error> {
+    let store = store::open(&config.db_url).await?;
+    let clock = Clock::system();
+    let sources: Vec<SourceHandle> = config
+        .sources
+        .iter()
+        .map(|source| {
+            let key = GitSource::expected_key(&source.spec, &config.state_dir);
+            SourceHandle {
+                branch: key_branch(&key).to_owned(),
+                key,
+                repo_urls: repo_urls(&source.spec.repo),
+                trigger: Arc::new(tokio::sync::Notify::new()),
+            }
+        })
+        .collect();
+    let keys: Vec<_> = sources.iter().map(|s| s.key.clone()).collect();
+    Ok(Daemon {
+        store,
+        metrics: Arc::new(Metrics::new()),
+        readiness: Arc::new(Readiness::new(&keys).with_clock(clock.clone())),
+        clock,
+        sources,
+        shutdown,
+    })
+}
+
+/// Binds the HTTP server's address (before any loop starts: a busy port
+/// stops the start-up at once).
+async fn listen(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, Error> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Listen { addr, source })
+}
+
+/// Spawns one reconcile loop per source, woken by its ref watcher, its
+/// webhooks and its polling interval.
+fn start_sources(daemon: &Daemon, config: &Config, loops: &mut Supervisor) {
+    for (source, handle) in config.sources.iter().zip(&daemon.sources) {
         let trigger = handle.trigger.clone();
         let watch = watch_refs(&source.spec.repo, move || trigger.notify_one());
         let context = SourceLoop {
             source: source.clone(),
             key: handle.key.clone(),
             trigger: handle.trigger.clone(),
-            store: store.clone(),
-            metrics: metrics.clone(),
-            readiness: readiness.clone(),
+            store: daemon.store.clone(),
+            metrics: daemon.metrics.clone(),
+            readiness: daemon.readiness.clone(),
             state_dir: config.state_dir.clone(),
-            shutdown: shutdown.clone(),
+            shutdown: daemon.shutdown.clone(),
             _watch: watch.map(Arc::new),
         };
         loops.spawn(
@@ -122,71 +172,116 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
             move |heartbeat| reconcile_loop(context.clone(), heartbeat),
         );
     }
+}
 
-    let artifacts_url = config
+/// The artifact store's URL: the configured one, else
+/// `<state_dir>/artifacts`.
+fn artifacts_url(config: &Config) -> String {
+    config
         .artifacts
         .clone()
-        .unwrap_or_else(|| config.state_dir.join("artifacts").display().to_string());
+        .unwrap_or_else(|| config.state_dir.join("artifacts").display().to_string())
+}
+
+/// The engine on the artifact store, the daemon's clock and its metrics.
+fn build_engine(daemon: &Daemon, config: &Config) -> Result<Engine, Error> {
     let artifacts: Arc<dyn crate::artifact::ArtifactStore> =
-        Arc::from(crate::artifact::open(&artifacts_url).map_err(Error::Artifacts)?);
-    let mut engine = Engine::new(store.clone(), artifacts, config.state_dir.clone())
-        .with_task_env(Inherited::from_process(config.task_env.clone()))
-        .with_clock(clock.clone())
-        .observe(Arc::new(MetricsObserver(metrics.clone())));
-    // With Kubernetes, replicas first elect a leader through the Lease;
-    // only that one then takes the store's engine lease (`lease.rs`).
-    let kube_leadership = match &config.executor {
-        Executor::Local => None,
-        Executor::Kubernetes(kube_config) => {
-            let client = kube::Client::try_default()
-                .await
-                .map_err(Error::Kubernetes)?;
-            let kube = Kube::new(client.clone(), kube_config.settings.clone());
-            engine = engine.with_kubernetes(KubeRuns::new(kube, artifacts_url.clone()));
-            let leadership = Leadership::default();
-            let elector = Elector {
-                name: kube_config.lease.clone(),
-                identity: kube_config.identity.clone(),
-                duration: kube_config.lease_duration,
-                clock: clock.clone(),
-            };
-            let leases: kube::Api<_> =
-                kube::Api::namespaced(client, &kube_config.settings.namespace);
-            let (held, stop) = (leadership.clone(), shutdown.clone());
-            loops.spawn(
-                "elector",
-                http::health::expected_period(elector.duration / 3),
-                move |heartbeat| {
-                    elector
-                        .clone()
-                        .run(leases.clone(), held.clone(), stop.clone(), heartbeat)
-                },
-            );
-            Some(leadership)
-        }
+        Arc::from(crate::artifact::open(&artifacts_url(config)).map_err(Error::Artifacts)?);
+    Ok(
+        Engine::new(daemon.store.clone(), artifacts, config.state_dir.clone())
+            .with_task_env(Inherited::from_process(config.task_env.clone()))
+            .with_clock(daemon.clock.clone())
+            .observe(Arc::new(MetricsObserver(daemon.metrics.clone()))),
+    )
+}
+
+/// With Kubernetes, runs `engine`'s attempts as Jobs and spawns the
+/// elector of the leader-election Lease: replicas first elect a leader
+/// there, and only that one then takes the store's engine lease
+/// ([`take_store_lease`]). Returns the engine and, with Kubernetes, the
+/// Lease's leadership.
+async fn elect(
+    daemon: &Daemon,
+    config: &Config,
+    engine: Engine,
+    loops: &mut Supervisor,
+) -> Result<(Engine, Option<Leadership>), Error> {
+    let kube_config = match &config.executor {
+        Executor::Local => return Ok((engine, None)),
+        Executor::Kubernetes(kube_config) => kube_config,
     };
-    // Leading is holding the store's engine lease: a second daemon on the
-    // store follows (serves the API, reconciles) until it is free. The
-    // engine asks right before each attempt it starts.
+    let client = kube::Client::try_default()
+        .await
+        .map_err(Error::Kubernetes)?;
+    let kube = Kube::new(client.clone(), kube_config.settings.clone());
+    let engine = engine.with_kubernetes(KubeRuns::new(kube, artifacts_url(config)));
+    let leadership = Leadership::default();
+    let elector = Elector {
+        name: kube_config.lease.clone(),
+        identity: kube_config.identity.clone(),
+        duration: kube_config.lease_duration,
+        clock: daemon.clock.clone(),
+    };
+    let leases: kube::Api<_> = kube::Api::namespaced(client, &kube_config.settings.namespace);
+    let (held, stop) = (leadership.clone(), daemon.shutdown.clone());
+    loops.spawn(
+        "elector",
+        http::health::expected_period(elector.duration / 3),
+        move |heartbeat| {
+            elector
+                .clone()
+                .run(leases.clone(), held.clone(), stop.clone(), heartbeat)
+        },
+    );
+    Ok((engine, Some(leadership)))
+}
+
+/// The engine, leading while this replica holds the store's engine lease,
+/// and the loop that holds it, with a supervisor of its own.
+struct StoreLeaseLoop {
+    engine: Arc<Engine>,
+    leadership: Leadership,
+    /// Stops the lease loop: only once the engine has stopped, its grace
+    /// included ([`shut_down`]).
+    stop: CancellationToken,
+    supervisor: Supervisor,
+}
+
+/// Leading is holding the store's engine lease: a second daemon on the
+/// store follows (serves the API, reconciles) until it is free. The
+/// engine asks right before each attempt it starts. Spawns the lease loop,
+/// which outlives the others (it is stopped only once the engine has
+/// stopped, its grace included), so it has a supervisor of its own.
+fn take_store_lease(
+    daemon: &Daemon,
+    config: &Config,
+    engine: Engine,
+    kube_leadership: Option<Leadership>,
+) -> StoreLeaseLoop {
     let leadership = Leadership::default();
     let engine = Arc::new(engine.lead_while({
         let leadership = leadership.clone();
         move || leadership.is_leading()
     }));
-    // The lease loop outlives the others (it is stopped only once the
-    // engine has stopped, its grace included), so it has a supervisor of
-    // its own, stopped after theirs.
-    let lease_stop = CancellationToken::new();
-    let mut lease_loop = Supervisor::new(readiness.clone(), metrics.clone(), lease_stop.clone());
-    {
-        let lease = StoreLease::new(
-            store.clone(),
-            engine.owner().engine.clone(),
-            config.lease_duration,
-        )
-        .with_clock(clock.clone());
-        let (engine, metrics, readiness) = (engine.clone(), metrics.clone(), readiness.clone());
-        let on_change: Arc<dyn Fn(bool) + Send + Sync> = Arc::new(move |leading: bool| {
+    let stop = CancellationToken::new();
+    let mut supervisor = Supervisor::new(
+        daemon.readiness.clone(),
+        daemon.metrics.clone(),
+        stop.clone(),
+    );
+    let lease = StoreLease::new(
+        daemon.store.clone(),
+        engine.owner().engine.clone(),
+        config.lease_duration,
+    )
+    .with_clock(daemon.clock.clone());
+    let on_change: Arc<dyn Fn(bool) + Send + Sync> = {
+        let (engine, metrics, readiness) = (
+            engine.clone(),
+            daemon.metrics.clone(),
+            daemon.readiness.clone(),
+        );
+        Arc::new(move |leading: bool| {
             metrics.leading(leading);
             readiness.set_leading(leading);
             if !leading {
@@ -194,27 +289,42 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
                 // beside its retry.
                 engine.kill_running();
             }
-        });
-        let (leadership, stop) = (leadership.clone(), lease_stop.clone());
-        lease_loop.spawn(
-            "lease",
-            http::health::expected_period(lease.period()),
-            move |heartbeat| {
-                lease.clone().run(
-                    leadership.clone(),
-                    kube_leadership.clone(),
-                    stop.clone(),
-                    heartbeat,
-                    on_change.clone(),
-                )
-            },
-        );
+        })
+    };
+    let (held, lease_stop) = (leadership.clone(), stop.clone());
+    supervisor.spawn(
+        "lease",
+        http::health::expected_period(lease.period()),
+        move |heartbeat| {
+            lease.clone().run(
+                held.clone(),
+                kube_leadership.clone(),
+                lease_stop.clone(),
+                heartbeat,
+                on_change.clone(),
+            )
+        },
+    );
+    StoreLeaseLoop {
+        engine,
+        leadership,
+        stop,
+        supervisor,
     }
+}
+
+/// Spawns the scheduler, engine and notifier loops, each acting only
+/// while this replica leads.
+fn spawn_loops(daemon: &Daemon, config: &Config, lease: &StoreLeaseLoop, loops: &mut Supervisor) {
     let period = http::health::expected_period(config.tick);
     {
-        let (store, wake) = (store.clone(), engine.wake.clone());
-        let (leadership, stop, tick) = (leadership.clone(), shutdown.clone(), config.tick);
-        let clock = clock.clone();
+        let (store, wake) = (daemon.store.clone(), lease.engine.wake.clone());
+        let (leadership, stop, tick) = (
+            lease.leadership.clone(),
+            daemon.shutdown.clone(),
+            config.tick,
+        );
+        let clock = daemon.clock.clone();
         loops.spawn("scheduler", period, move |heartbeat| {
             scheduler_loop(
                 store.clone(),
@@ -228,7 +338,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         });
     }
     {
-        let (engine, leadership, stop) = (engine.clone(), leadership.clone(), shutdown.clone());
+        let (engine, leadership, stop) = (
+            lease.engine.clone(),
+            lease.leadership.clone(),
+            daemon.shutdown.clone(),
+        );
         let (tick, grace) = (config.tick, config.grace);
         loops.spawn("engine", period, move |heartbeat| {
             engine_loop(
@@ -241,58 +355,76 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
             )
         });
     }
-
     let public_url = config
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{}", config.listen));
     let notifier = {
-        let metrics = metrics.clone();
+        let metrics = daemon.metrics.clone();
         Arc::new(
             Notifier::new(
-                store.clone(),
+                daemon.store.clone(),
                 config.state_dir.clone(),
                 public_url,
-                clock.now(),
+                daemon.clock.now(),
             )
-            .with_clock(clock.clone())
+            .with_clock(daemon.clock.clone())
             .on_attempt(Arc::new(move |delivery, outcome| {
                 metrics.notification(&delivery.target, outcome);
             })),
         )
     };
-    {
-        let (leadership, stop, tick) = (leadership.clone(), shutdown.clone(), config.tick);
-        loops.spawn("notifier", period, move |heartbeat| {
-            notifier_loop(
-                notifier.clone(),
-                clock.clone(),
-                tick,
-                leadership.clone(),
-                stop.clone(),
-                heartbeat,
-            )
-        });
-    }
+    let (leadership, stop, tick) = (
+        lease.leadership.clone(),
+        daemon.shutdown.clone(),
+        config.tick,
+    );
+    let clock = daemon.clock.clone();
+    loops.spawn("notifier", period, move |heartbeat| {
+        notifier_loop(
+            notifier.clone(),
+            clock.clone(),
+            tick,
+            leadership.clone(),
+            stop.clone(),
+            heartbeat,
+        )
+    });
+}
 
+/// Serves HTTP (health, readiness, metrics, webhooks, API) until
+/// `shutdown` is cancelled or the server fails.
+async fn serve(
+    daemon: &Daemon,
+    config: Config,
+    listener: tokio::net::TcpListener,
+) -> std::io::Result<()> {
     let state = AppState {
-        store: store.clone(),
-        metrics,
-        sources,
-        readiness,
+        store: daemon.store.clone(),
+        metrics: daemon.metrics.clone(),
+        sources: daemon.sources.clone(),
+        readiness: daemon.readiness.clone(),
         secrets: config.secrets,
         max_payload: 1024 * 1024,
         state_dir: Some(config.state_dir.clone()),
     };
-    let served =
-        http::server::serve(listener, http::router(state), config.http, shutdown.clone()).await;
-    shutdown.cancel();
+    http::server::serve(
+        listener,
+        http::router(state),
+        config.http,
+        daemon.shutdown.clone(),
+    )
+    .await
+}
+
+/// Stops the loops (the engine's grace included), then, only once the
+/// engine has stopped, the lease loop: the lease is released last.
+async fn shut_down(daemon: &Daemon, loops: Supervisor, lease: StoreLeaseLoop) {
+    daemon.shutdown.cancel();
     loops.join().await;
-    // Released only now that the engine has stopped (its grace included).
-    lease_stop.cancel();
-    lease_loop.join().await;
+    lease.stop.cancel();
+    lease.supervisor.join().await;
     tracing::info!("weir serve stopped");
-    served.map_err(Error::Http)
 }
 
 /// The branch part of a source key (`<repo>#<branch>:<path>`).

@@ -255,7 +255,6 @@ impl Engine {
             self.files
                 .read(&execution.source, &n.commit, &n.path)
                 .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-                .map_err(|e| e.to_string())
         });
         let artifacts = self.artifacts.clone();
         let finished = self.finished.clone();

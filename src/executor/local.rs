@@ -28,6 +28,7 @@ use super::environment::Inherited;
 use super::process::{self, Command, Exit};
 use super::tasks::{self, LaunchError};
 use crate::artifact::{self, ArtifactStore};
+use crate::source::git::FileError;
 use crate::spec::TaskSpec;
 use crate::spec::types::TypeExpr;
 
@@ -102,8 +103,8 @@ pub struct Attempt<'a> {
     /// Input values; files and directories as `sha256:` references.
     pub inputs: &'a BTreeMap<String, Value>,
     pub timeout: Option<Duration>,
-    /// A notebook task's notebook, or why it could not be read.
-    pub notebook: Option<Result<String, String>>,
+    /// A notebook task's notebook, or why it could not be read from Git.
+    pub notebook: Option<Result<String, FileError>>,
     /// The host variables the task may inherit (nothing else of this
     /// process's environment reaches it).
     pub inherited: &'a Inherited,
@@ -232,7 +233,7 @@ fn prepare(attempt: &Attempt<'_>, artifacts: &dyn ArtifactStore) -> Result<Comma
         notebook: attempt
             .notebook
             .as_ref()
-            .map(|n| n.as_deref().map_err(String::as_str)),
+            .map(|n| n.as_ref().map(String::as_str)),
     })?;
     let inputs_json = dir.join("inputs.json");
     std::fs::write(

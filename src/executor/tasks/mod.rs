@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use crate::source::git::FileError;
 use crate::spec::TaskSpec;
 use crate::spec::template::{self, Part, Reference};
 use crate::spec::types::TypeExpr;
@@ -49,7 +50,7 @@ pub struct Context<'a> {
     pub inputs: &'a BTreeMap<String, Value>,
     /// A notebook task's notebook, read from Git at its version's commit
     /// (or why it could not be).
-    pub notebook: Option<Result<&'a str, &'a str>>,
+    pub notebook: Option<Result<&'a str, &'a FileError>>,
 }
 
 /// Why a task's launch cannot be built; its text becomes the attempt's

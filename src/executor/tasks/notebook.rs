@@ -35,7 +35,7 @@ impl TaskType for Notebook {
             Some(Err(why)) => {
                 return Err(LaunchError::NotebookUnreadable {
                     path: body.path.clone(),
-                    why: why.to_owned(),
+                    why: why.to_string(),
                 });
             }
             None => {
