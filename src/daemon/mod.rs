@@ -45,7 +45,8 @@ use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::source::git::GitSource;
 use crate::source::watch::watch_refs;
-use crate::store::{self, SourceKey};
+use crate::spec::SourceKey;
+use crate::store;
 use leader::{Elector, Leadership};
 use lease::StoreLease;
 use loops::{engine_loop, notifier_loop, scheduler_loop};
@@ -113,6 +114,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
             metrics: metrics.clone(),
             readiness: readiness.clone(),
             state_dir: config.state_dir.clone(),
+            clock: clock.clone(),
             shutdown: shutdown.clone(),
             _watch: watch.map(Arc::new),
         };
