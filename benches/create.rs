@@ -88,7 +88,10 @@ async fn register(store: &dyn Store, repo_dir: &std::path::Path, state: &std::pa
     };
     let source = GitSource::open(&spec, state).expect("source");
     let loaded = reconcile::load(&source, &reconcile::Options::default(), None).expect("load");
-    match reconcile::register(store, loaded).await.expect("register") {
+    match reconcile::register(store, loaded, chrono::Utc::now())
+        .await
+        .expect("register")
+    {
         Outcome::Reconciled { .. } => {}
         Outcome::Rejected { report, .. } => panic!("invalid: {:?}", report.diagnostics.first()),
         Outcome::Untrusted { refusal, .. } => panic!("{refusal}"),

@@ -129,7 +129,7 @@ fn main() {
     let url = format!("sqlite://{}", state.path().join("weir.db").display());
     runtime.block_on(async {
         let store = weir::store::open(&url).await.expect("store");
-        match reconcile::register(store.as_ref(), loaded).await.expect("register") {
+        match reconcile::register(store.as_ref(), loaded, chrono::Utc::now()).await.expect("register") {
             Outcome::Reconciled { .. } => {}
             Outcome::Rejected { report, .. } => panic!("invalid: {:?}", report.diagnostics),
             Outcome::Untrusted { refusal, .. } => panic!("{refusal}"),

@@ -49,7 +49,7 @@ fn sync(repo_dir: &std::path::Path, state: &std::path::Path) -> (Duration, Durat
         let store = weir::store::open(&format!("sqlite://{}", state.join("weir.db").display()))
             .await
             .expect("store");
-        reconcile::register(store.as_ref(), loaded)
+        reconcile::register(store.as_ref(), loaded, chrono::Utc::now())
             .await
             .expect("register")
     });

@@ -25,6 +25,7 @@ use crate::artifact::LocalArtifacts;
 use crate::engine::Engine;
 use crate::engine::backfill::{self, Backfill, EntryStatus, Request};
 use crate::executor::environment::Inherited;
+use crate::spec::ExecutionId;
 use crate::store::execution::Status;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -92,7 +93,7 @@ pub fn run(args: &Args) -> exit::Result {
             let artifacts = Arc::new(LocalArtifacts::new(args.store.state_dir.join("artifacts")));
             let engine = Engine::new(store.clone(), artifacts, args.store.state_dir.clone())
                 .with_task_env(Inherited::from_process(args.task_env.allow_list()));
-            let ids: Vec<String> = done
+            let ids: Vec<ExecutionId> = done
                 .entries
                 .iter()
                 .map(|e| e.execution_id.clone())
@@ -217,7 +218,7 @@ fn text(done: &Backfill, args: &Args) -> String {
         .map(|e| {
             vec![
                 local(e.instant),
-                e.execution_id.clone(),
+                e.execution_id.to_string(),
                 e.status.as_str().to_owned(),
                 e.execution_status
                     .map(|s| s.to_string())

@@ -9,15 +9,16 @@ use std::fmt::Write as _;
 use super::exit::{self, Error, ExitStatus};
 use super::run::Output;
 use super::store_args::{StoreArgs, block_on};
+use crate::spec::ExecutionId;
 use crate::views::{self, Change, DiffView, NodeDiff, NodeSide, ValueChange};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The execution to explain.
-    pub execution: String,
+    pub execution: ExecutionId,
     /// The execution to compare it with (default: the last succeeded
     /// execution of the same launch plan before it).
-    pub base: Option<String>,
+    pub base: Option<ExecutionId>,
     #[command(flatten)]
     pub store: StoreArgs,
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
@@ -33,7 +34,7 @@ pub fn run(args: &Args) -> exit::Result {
             store.as_ref(),
             Some(&args.store.state_dir),
             &args.execution,
-            args.base.as_deref(),
+            args.base.as_ref(),
         )
         .await
     });
@@ -200,7 +201,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::store::CommitId;
+    use crate::spec::CommitId;
     use crate::store::execution::{NodeStatus, Status};
     use crate::views::{CommitView, CommitsView, SideView};
 
@@ -225,7 +226,7 @@ mod tests {
             task_version: version.to_string().repeat(12),
             status,
             cached: cached_from.is_some(),
-            cached_from: cached_from.map(str::to_owned),
+            cached_from: cached_from.map(ExecutionId::from),
         }
     }
 

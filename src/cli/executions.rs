@@ -13,12 +13,13 @@ use crate::daemon::lease::{Hold, StoreLease};
 use crate::engine::Engine;
 use crate::executor::environment::{AllowList, Inherited};
 use crate::executor::local::attempt_dir;
+use crate::spec::ExecutionId;
 use crate::views::{self, ExecutionQuery, ExecutionView};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// One execution, with its nodes.
-    pub id: Option<String>,
+    pub id: Option<ExecutionId>,
     #[arg(long)]
     pub launch_plan: Option<String>,
     #[arg(long)]
@@ -63,7 +64,7 @@ pub fn run(args: &Args) -> exit::Result {
     let text = text?.ok_or_else(|| {
         Error::invalid(format!(
             "no execution `{}`",
-            args.id.as_deref().unwrap_or("")
+            args.id.as_ref().map_or("", ExecutionId::as_str)
         ))
     })?;
     print!("{text}");
@@ -85,7 +86,7 @@ fn table(list: &[ExecutionView]) -> String {
         .iter()
         .map(|e| {
             vec![
-                e.id.clone(),
+                e.id.to_string(),
                 e.status.to_string(),
                 e.launch_plan.clone().unwrap_or_default(),
                 e.workflow.clone(),
@@ -100,7 +101,7 @@ fn table(list: &[ExecutionView]) -> String {
 
 #[derive(Debug, clap::Args)]
 pub struct LogsArgs {
-    pub id: String,
+    pub id: ExecutionId,
     /// Only this node (its path, e.g. `train` or `fit/train`).
     #[arg(long)]
     pub node: Option<String>,
@@ -165,7 +166,7 @@ pub fn logs(args: &LogsArgs) -> exit::Result {
 
 #[derive(Debug, clap::Args)]
 pub struct CancelArgs {
-    pub id: String,
+    pub id: ExecutionId,
     /// Wait until the engine driving the execution has ended it.
     #[arg(long)]
     pub wait: bool,
@@ -182,7 +183,7 @@ pub fn cancel(args: &CancelArgs) -> exit::Result {
 }
 
 async fn cancel_execution(args: &CancelArgs) -> exit::Result {
-    let id = args.id.as_str();
+    let id = &args.id;
     let store = args.store.open().await.map_err(Error::failed)?;
     if !store.request_cancel(id).await.map_err(Error::failed)? {
         return Err(Error::invalid(format!("no unfinished execution `{id}`")));

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use super::exit::Error;
 use super::store_args::{StoreArgs, block_on};
 use crate::http::client::{self, Client};
+use crate::spec::ExecutionId;
 use crate::store::Store;
 use crate::views::{
     self, ExecutionQuery, ExecutionView, LineageQuery, LineageView, QueryError, SourceView,
@@ -98,7 +99,7 @@ impl Origin<'_> {
     }
 
     /// `None` when there is no such execution.
-    pub fn execution(&self, id: &str) -> Result<Option<ExecutionView>, ReadError> {
+    pub fn execution(&self, id: &ExecutionId) -> Result<Option<ExecutionView>, ReadError> {
         match self {
             Origin::Store(store) => read(store, async |s| views::execution(s, id).await),
             Origin::Server(client) => Ok(client.execution(id)?),

@@ -10,8 +10,7 @@ use crate::daemon::config::DEFAULT_STATE_DIR;
 use crate::registry::compare::{Comparison, EntityChange, compare};
 use crate::source::dir::DEFAULT_MAX_FILE_SIZE;
 use crate::source::git::{GitSource, SourceSpec};
-use crate::spec::Kind;
-use crate::store::short_sha;
+use crate::spec::{Kind, short_sha};
 use crate::validate::{self, Options, Report};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

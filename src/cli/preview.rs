@@ -10,13 +10,16 @@
 
 use std::path::Path;
 
+use chrono::Utc;
+
 use super::exit::notice_text;
 use super::render::{self, Format};
 use super::source_args::CredentialArgs;
 use crate::engine::create::Preview;
 use crate::reconcile::{self, preview};
 use crate::source::git::{GitSource, SourceSpec};
-use crate::store::{SourceKey, Store};
+use crate::spec::SourceKey;
+use crate::store::Store;
 
 /// Why a preview could not be prepared.
 #[derive(Debug, thiserror::Error)]
@@ -85,7 +88,7 @@ pub async fn prepare(
     let mut options = reconcile::Options::default();
     options.validate.default_project = project.to_owned();
     let previewed = preview::load(&git, revision, &options)?;
-    match preview::register(store, &git, &previewed).await? {
+    match preview::register(store, &git, &previewed, Utc::now()).await? {
         Some(preview) => Ok(preview),
         None => {
             let report = &previewed.report;

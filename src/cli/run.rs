@@ -22,7 +22,8 @@ use crate::engine::Engine;
 use crate::engine::create::{self, Request};
 use crate::executor::environment::Inherited;
 use crate::lineage::openlineage::{Emitter, FileSink, HttpSink};
-use crate::store::execution::{Status, Trigger};
+use crate::spec::{ExecutionId, Trigger};
+use crate::store::execution::Status;
 use crate::views::{self, ExecutionView};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -233,7 +234,10 @@ pub fn execution_text(e: &ExecutionView) -> String {
                 n.task.clone(),
                 n.status.to_string(),
                 n.attempts.to_string(),
-                n.cached_from.clone().unwrap_or_default(),
+                n.cached_from
+                    .as_ref()
+                    .map(ExecutionId::to_string)
+                    .unwrap_or_default(),
             ]
         })
         .collect();

@@ -10,7 +10,8 @@ use super::exit::{self, Error, ExitStatus};
 use super::origin::ServerArgs;
 use super::store_args::{StoreArgs, block_on};
 use super::versions::Output;
-use crate::store::{AuditEntry, CommitId};
+use crate::spec::CommitId;
+use crate::store::AuditEntry;
 use crate::views::{self, EngineLeaseView, SourceView};
 
 #[derive(Debug, clap::Args)]

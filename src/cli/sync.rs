@@ -1,5 +1,6 @@
 //! `weir sync`: one reconcile pass of one source.
 
+use chrono::Utc;
 use serde_json::json;
 
 use super::exit::{self, Error, ExitStatus};
@@ -82,7 +83,7 @@ pub fn run(args: &Args) -> exit::Result {
                     args.store
                         .open()
                         .await?
-                        .record_source_error(&key, &error)
+                        .record_source_error(&key, &error, Utc::now())
                         .await
                 });
                 if let Err(store_error) = recorded {
@@ -94,7 +95,7 @@ pub fn run(args: &Args) -> exit::Result {
         let source = loaded.source.clone();
         let outcome = block_on(async {
             let store = args.store.open().await?;
-            reconcile::register(store.as_ref(), loaded).await
+            reconcile::register(store.as_ref(), loaded, Utc::now()).await
         });
         match outcome {
             Err(reconcile::Error::Store(crate::store::Error::Conflict { .. })) if attempts < 5 => {
@@ -219,7 +220,7 @@ fn changes_json(source: &str, status: &str, commit: &str, changes: &Changes) -> 
 
 fn human_changes(commit: &str, message: &str, changes: &Changes) -> String {
     let subject = message.lines().next().unwrap_or("");
-    let mut out = format!("reconciled {} {subject}\n", crate::store::short_sha(commit));
+    let mut out = format!("reconciled {} {subject}\n", crate::spec::short_sha(commit));
     let mut line = |label: &str, keys: &[VersionKey]| {
         for k in keys {
             out.push_str(&format!(

@@ -31,6 +31,7 @@ use super::exit::notice;
 use crate::daemon::leader::Leadership;
 use crate::daemon::lease::{Hold, StoreLease};
 use crate::engine::Engine;
+use crate::spec::ExecutionId;
 use crate::store::Store;
 use crate::store::execution::{Execution, NodeStatus};
 
@@ -48,7 +49,7 @@ pub enum Error {
     #[error(transparent)]
     Engine(#[from] crate::engine::Error),
     #[error("execution {0} disappeared")]
-    Disappeared(String),
+    Disappeared(ExecutionId),
 }
 
 /// A signal that interrupts a command.
@@ -152,13 +153,13 @@ pub enum Waited<T = Execution> {
 pub async fn drive_or_follow(
     store: &Arc<dyn Store>,
     engine: Engine,
-    id: &str,
+    id: &ExecutionId,
     lease_duration: Duration,
     interrupts: &mut Interrupts,
 ) -> Result<Waited, Error> {
-    let ids = [id.to_owned()];
+    let ids = [id.clone()];
     let waited = drive_or_follow_all(store, engine, &ids, lease_duration, interrupts).await?;
-    let one = |mut all: Vec<Execution>| all.pop().ok_or_else(|| Error::Disappeared(id.to_owned()));
+    let one = |mut all: Vec<Execution>| all.pop().ok_or_else(|| Error::Disappeared(id.clone()));
     Ok(match waited {
         Waited::Finished(all) => Waited::Finished(one(all)?),
         Waited::Cancelled {
@@ -183,7 +184,7 @@ pub async fn drive_or_follow(
 pub async fn drive_or_follow_all(
     store: &Arc<dyn Store>,
     engine: Engine,
-    ids: &[String],
+    ids: &[ExecutionId],
     lease_duration: Duration,
     interrupts: &mut Interrupts,
 ) -> Result<Waited<Vec<Execution>>, Error> {
@@ -263,7 +264,7 @@ pub async fn drive_or_follow_all(
 }
 
 /// The executions `ids` as stored, in order.
-async fn read_all(store: &Arc<dyn Store>, ids: &[String]) -> Result<Vec<Execution>, Error> {
+async fn read_all(store: &Arc<dyn Store>, ids: &[ExecutionId]) -> Result<Vec<Execution>, Error> {
     let mut all = Vec::with_capacity(ids.len());
     for id in ids {
         let execution = store
@@ -276,7 +277,7 @@ async fn read_all(store: &Arc<dyn Store>, ids: &[String]) -> Result<Vec<Executio
 }
 
 /// Executions as one line names them: `execution ID`, or `N executions`.
-struct Described<'a>(&'a [String]);
+struct Described<'a>(&'a [ExecutionId]);
 
 impl Described<'_> {
     fn verb<'w>(&self, one: &'w str, many: &'w str) -> &'w str {
@@ -299,7 +300,7 @@ impl std::fmt::Display for Described<'_> {
 async fn drive(
     store: &Arc<dyn Store>,
     engine: &Engine,
-    ids: &[String],
+    ids: &[ExecutionId],
     interrupts: &mut Interrupts,
     lost: &CancellationToken,
 ) -> Result<Option<Waited<Vec<Execution>>>, Error> {
@@ -353,7 +354,10 @@ async fn drive(
 }
 
 /// How many nodes of execution `id` are running.
-pub async fn running_nodes(store: &Arc<dyn Store>, id: &str) -> Result<usize, crate::store::Error> {
+pub async fn running_nodes(
+    store: &Arc<dyn Store>,
+    id: &ExecutionId,
+) -> Result<usize, crate::store::Error> {
     let nodes = store.nodes(id).await?;
     Ok(nodes
         .iter()

@@ -204,7 +204,7 @@ spec:
         let store = store::open(&format!("sqlite://{}", dir.join("weir.db").display()))
             .await
             .expect("store");
-        reconcile::register(store.as_ref(), loaded)
+        reconcile::register(store.as_ref(), loaded, chrono::Utc::now())
             .await
             .expect("register");
         store

@@ -47,7 +47,8 @@ use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::source::git::GitSource;
 use crate::source::watch::watch_refs;
-use crate::store::{self, SourceKey};
+use crate::spec::SourceKey;
+use crate::store;
 use leader::{Elector, Leadership};
 use lease::StoreLease;
 use loops::{engine_loop, notifier_loop, scheduler_loop};
@@ -163,6 +164,7 @@ fn start_sources(daemon: &Daemon, config: &Config, loops: &mut Supervisor) {
             metrics: daemon.metrics.clone(),
             readiness: daemon.readiness.clone(),
             state_dir: config.state_dir.clone(),
+            clock: daemon.clock.clone(),
             shutdown: daemon.shutdown.clone(),
             _watch: watch.map(Arc::new),
         };

@@ -21,12 +21,14 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::config::SourceConfig;
+use crate::clock::Clock;
 use crate::http::{Heartbeat, Readiness};
 use crate::metrics::Metrics;
 use crate::reconcile::{self, Outcome, Snapshot};
 use crate::source::git::GitSource;
 use crate::source::watch::RefWatch;
-use crate::store::{self, SourceError, SourceKey, Store};
+use crate::spec::SourceKey;
+use crate::store::{self, SourceError, Store};
 
 /// Polling interval with ±10% jitter, so many daemons do not fetch in step.
 fn jittered(interval: Duration) -> Duration {
@@ -54,6 +56,8 @@ pub(super) struct SourceLoop {
     pub(super) metrics: Arc<Metrics>,
     pub(super) readiness: Arc<Readiness>,
     pub(super) state_dir: PathBuf,
+    /// The daemon's clock: what the store's stamps of this source read.
+    pub(super) clock: Clock,
     pub(super) shutdown: CancellationToken,
     /// Keeps the filesystem watch on a local repository's refs alive.
     pub(super) _watch: Option<Arc<RefWatch>>,
@@ -73,7 +77,11 @@ impl SourceLoop {
                 message: error.to_string(),
                 diagnostics: serde_json::json!([]),
             };
-            if let Err(e) = self.store.record_source_error(key, &recorded).await {
+            if let Err(e) = self
+                .store
+                .record_source_error(key, &recorded, self.clock.now())
+                .await
+            {
                 tracing::warn!(source = %key.0, error = %e, "cannot record the source's error");
             }
         }
@@ -135,6 +143,7 @@ pub(super) async fn reconcile_loop(context: SourceLoop, heartbeat: Heartbeat) {
         metrics,
         readiness,
         state_dir,
+        clock,
         ..
     } = context.clone();
     let snapshot_path = Snapshot::path(&state_dir, &key);
@@ -142,7 +151,7 @@ pub(super) async fn reconcile_loop(context: SourceLoop, heartbeat: Heartbeat) {
     let mut snapshot = Snapshot::read(&snapshot_path);
     loop {
         let started = Instant::now();
-        let outcome = pass(&git, &source, &store, snapshot.take()).await;
+        let outcome = pass(&git, &source, &store, &clock, snapshot.take()).await;
         match outcome {
             Ok((
                 Outcome::Reconciled {
@@ -207,6 +216,7 @@ async fn pass(
     git: &Arc<Mutex<GitSource>>,
     source: &SourceConfig,
     store: &Arc<dyn Store>,
+    clock: &Clock,
     base: Option<Snapshot>,
 ) -> Result<(Outcome, Option<Snapshot>), reconcile::Error> {
     let git = git.clone();
@@ -219,6 +229,6 @@ async fn pass(
     .await
     .expect("the load thread does not panic");
     let loaded = loaded?;
-    let outcome = reconcile::register(store.as_ref(), loaded).await?;
+    let outcome = reconcile::register(store.as_ref(), loaded, clock.now()).await?;
     Ok((outcome, base))
 }

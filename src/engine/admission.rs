@@ -14,6 +14,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use crate::spec::ExecutionId;
 use crate::store::execution::{BackfillGroup, Execution, Status};
 
 /// The ids of the `unfinished` executions that must stay queued for now.
@@ -21,7 +22,7 @@ use crate::store::execution::{BackfillGroup, Execution, Status};
 /// Per bounded group: the running ones count against the bound; queued
 /// ones fill what is left, oldest instant first. A queued execution with a
 /// cancel request is never held (the engine must see it to cancel it).
-pub fn held(unfinished: &[Execution]) -> HashSet<String> {
+pub fn held(unfinished: &[Execution]) -> HashSet<ExecutionId> {
     struct Group<'a> {
         bound: u32,
         running: u32,
@@ -64,9 +65,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::spec::Digest;
+    use crate::spec::{CommitId, Digest, SourceKey, Trigger};
     use crate::store::execution::RunOptions;
-    use crate::store::{CommitId, SourceKey, Trigger};
 
     fn day(d: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 3, d, 1, 30, 0)
@@ -111,8 +111,8 @@ mod tests {
         }
     }
 
-    fn sorted(held: HashSet<String>) -> Vec<String> {
-        let mut all: Vec<String> = held.into_iter().collect();
+    fn sorted(held: HashSet<ExecutionId>) -> Vec<ExecutionId> {
+        let mut all: Vec<ExecutionId> = held.into_iter().collect();
         all.sort();
         all
     }

@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Engine, Error, NodeEvent, Owner, Plan, PlanNode, retry};
 use crate::executor::local::{self, Attempt, Outcome};
 use crate::executor::process;
+use crate::spec::ExecutionId;
 use crate::spec::duration::{Field, Unreadable};
 use crate::store::ENGINE_LEASE;
 use crate::store::execution::{Execution, NodeState, NodeStatus};
@@ -42,7 +43,7 @@ const MAX_INTERRUPTIONS: u64 = 3;
 
 /// An attempt that ended, waiting to be recorded.
 pub(super) struct Finished {
-    pub(super) execution: String,
+    pub(super) execution: ExecutionId,
     pub(super) node: String,
     pub(super) outcome: Outcome,
 }
@@ -76,9 +77,9 @@ impl Engine {
         Ok(lease.filter(|l| l.is_live(now)).map(|l| l.holder))
     }
 
-    fn take_finished(&self, execution: &str) -> Vec<Finished> {
+    fn take_finished(&self, execution: &ExecutionId) -> Vec<Finished> {
         let mut all = self.finished.lock().expect("lock");
-        let (mine, rest): (Vec<_>, Vec<_>) = all.drain(..).partition(|f| f.execution == execution);
+        let (mine, rest): (Vec<_>, Vec<_>) = all.drain(..).partition(|f| &f.execution == execution);
         *all = rest;
         mine
     }
@@ -185,8 +186,8 @@ impl Engine {
 
     /// Asks the attempt of `(execution, node)` running here to stop (it
     /// ends cancelled, and is recorded as such when it has).
-    pub(super) async fn cancel_attempt(&self, execution: &str, node: &str) {
-        let key = (execution.to_owned(), node.to_owned());
+    pub(super) async fn cancel_attempt(&self, execution: &ExecutionId, node: &str) {
+        let key = (execution.clone(), node.to_owned());
         if let Some(token) = self.running.lock().expect("lock").get(&key) {
             token.cancel();
         }

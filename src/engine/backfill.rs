@@ -31,7 +31,7 @@ use super::create::{self, active, document, one};
 use super::{Engine, scheduler};
 use crate::schedule::backfill::{self as range, RangeError};
 use crate::schedule::{Rule, execution_id};
-use crate::spec::{Concurrency, Definition, Digest, EntityRef, Kind};
+use crate::spec::{Concurrency, Definition, Digest, EntityRef, ExecutionId, Kind};
 use crate::store::execution::BackfillGroup;
 use crate::store::execution::{Execution, Status};
 use crate::store::{self, Store};
@@ -123,7 +123,7 @@ impl EntryStatus {
 pub struct Entry {
     /// RFC 3339 in UTC.
     pub instant: DateTime<Utc>,
-    pub execution_id: String,
+    pub execution_id: ExecutionId,
     pub status: EntryStatus,
     /// The execution's own status, when it exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -236,7 +236,7 @@ pub async fn backfill(
     };
     let mut entries = Vec::with_capacity(covered.instants.len());
     for instant in covered.instants {
-        let id = execution_id(&launch_plan, &version, instant).0;
+        let id = execution_id(&launch_plan, &version, instant);
         let entry = match store.execution(&id).await? {
             Some(found) => entry(instant, &found, EntryStatus::Exists),
             None if request.dry_run => Entry {
@@ -298,15 +298,15 @@ impl Engine {
     /// `ids`. Other unfinished executions are left to whoever drives them.
     pub async fn run_until_all_finished(
         &self,
-        ids: &[String],
+        ids: &[ExecutionId],
     ) -> Result<Vec<Execution>, super::Error> {
-        let wanted: HashSet<&str> = ids.iter().map(String::as_str).collect();
+        let wanted: HashSet<&ExecutionId> = ids.iter().collect();
         loop {
             let unfinished = self.store.unfinished_executions().await?;
             let held = admission::held(&unfinished);
             let mut waiting = false;
             for execution in unfinished {
-                if !wanted.contains(execution.id.as_str()) {
+                if !wanted.contains(&execution.id) {
                     continue;
                 }
                 if held.contains(&execution.id) {

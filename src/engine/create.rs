@@ -21,12 +21,12 @@ use serde_json::Value;
 use super::plan::{self, Resolve, Resolved};
 use crate::schedule;
 use crate::spec::types::TypeExpr;
-use crate::spec::{Definition, Digest, EntityRef, Kind, Port};
-use crate::store::execution::BackfillGroup;
-use crate::store::execution::{Execution, NodeState, NodeStatus, RunOptions, Status, Trigger};
-use crate::store::{
-    self, ActiveSet, CommitId, SourceKey, Store, VersionFilter, VersionKey, VersionRecord,
+use crate::spec::{
+    CommitId, Definition, Digest, EntityRef, ExecutionId, Kind, Port, SourceKey, Trigger,
 };
+use crate::store::execution::BackfillGroup;
+use crate::store::execution::{Execution, NodeState, NodeStatus, RunOptions, Status};
+use crate::store::{self, ActiveSet, Store, VersionFilter, VersionKey, VersionRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -352,7 +352,7 @@ pub async fn create_in(
         Some((lp, _)) => {
             let at = request.scheduled_at.unwrap_or(now);
             let id = if request.scheduled_at.is_some() {
-                schedule::execution_id(&lp.entity, &lp.digest, at).0
+                schedule::execution_id(&lp.entity, &lp.digest, at)
             } else {
                 manual_id(&lp.entity, now)
             };
@@ -459,7 +459,7 @@ fn check_inputs(
 
 /// An id for an unscheduled run: the name and 12 hex of (entity, time,
 /// process), a DNS-1123 label like scheduled ids.
-fn manual_id(entity: &EntityRef, now: DateTime<Utc>) -> String {
+fn manual_id(entity: &EntityRef, now: DateTime<Utc>) -> ExecutionId {
     let key = format!(
         "{}/{}/{}@{}@{}",
         entity.project,
@@ -470,5 +470,5 @@ fn manual_id(entity: &EntityRef, now: DateTime<Utc>) -> String {
     );
     let digest = Digest::of_json(&Value::String(key));
     let name: String = entity.name.chars().take(50).collect();
-    format!("{}-{}", name.trim_end_matches('-'), digest.short())
+    ExecutionId(format!("{}-{}", name.trim_end_matches('-'), digest.short()))
 }

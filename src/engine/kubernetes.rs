@@ -17,6 +17,7 @@ use crate::executor::kubernetes::job::{self, JobRequest};
 use crate::executor::kubernetes::pod::Payload;
 use crate::executor::kubernetes::{JobState, Kube, Report};
 use crate::executor::local::Outcome;
+use crate::spec::ExecutionId;
 use crate::store::execution::{Execution, NodeState};
 
 /// How often Jobs are checked against the store's executions.
@@ -28,7 +29,7 @@ pub struct KubeRuns {
     /// The artifact store's URL as the pods open it.
     artifacts: String,
     /// Attempts whose Job runs, by (execution, node): the Job's name.
-    jobs: Mutex<HashMap<(String, String), String>>,
+    jobs: Mutex<HashMap<(ExecutionId, String), String>>,
     last_gc: Mutex<Option<Instant>>,
 }
 
@@ -174,14 +175,14 @@ impl Engine {
     }
 
     /// Whether `(execution, node)` runs as a Job here.
-    pub(super) fn runs_job(&self, runs: &KubeRuns, execution: &str, node: &str) -> bool {
-        lock(&runs.jobs).contains_key(&(execution.to_owned(), node.to_owned()))
+    pub(super) fn runs_job(&self, runs: &KubeRuns, execution: &ExecutionId, node: &str) -> bool {
+        lock(&runs.jobs).contains_key(&(execution.clone(), node.to_owned()))
     }
 
     /// Cancels an attempt: deletes its Job (foreground: its pod goes
     /// first) and records it as cancelled.
-    pub(super) async fn cancel_job(&self, runs: &KubeRuns, execution: &str, node: &str) {
-        let key = (execution.to_owned(), node.to_owned());
+    pub(super) async fn cancel_job(&self, runs: &KubeRuns, execution: &ExecutionId, node: &str) {
+        let key = (execution.clone(), node.to_owned());
         let Some(name) = lock(&runs.jobs).get(&key).cloned() else {
             return;
         };

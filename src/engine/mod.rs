@@ -42,6 +42,7 @@ use crate::artifact::ArtifactStore;
 use crate::clock::Clock;
 use crate::executor::environment::Inherited;
 use crate::source::git::SourceFiles;
+use crate::spec::ExecutionId;
 use crate::store::execution::{Execution, NodeState};
 use crate::store::{self, Store};
 
@@ -56,12 +57,12 @@ pub enum Error {
     Store(#[from] store::Error),
     #[error("execution {id} has an unreadable plan: {source}")]
     Plan {
-        id: String,
+        id: ExecutionId,
         source: serde_json::Error,
     },
     /// Deleted while [`Engine::run_until_finished`] drove it.
     #[error("execution {0} disappeared while it was being driven")]
-    Disappeared(String),
+    Disappeared(ExecutionId),
 }
 
 /// What happened to a node, told to every [`Observer`] (OpenLineage events,
@@ -98,7 +99,7 @@ pub struct Engine {
     artifacts: Arc<dyn ArtifactStore>,
     state_dir: PathBuf,
     /// Attempts running in this process, by (execution, node).
-    running: Mutex<HashMap<(String, String), CancellationToken>>,
+    running: Mutex<HashMap<(ExecutionId, String), CancellationToken>>,
     finished: Arc<Mutex<Vec<Finished>>>,
     /// Woken when an attempt ends.
     pub wake: Arc<tokio::sync::Notify>,
@@ -107,10 +108,10 @@ pub struct Engine {
     /// Shutting down: no new attempt starts.
     draining: std::sync::atomic::AtomicBool,
     /// Process groups of the attempts running here.
-    groups: Arc<Mutex<HashMap<(String, String), u32>>>,
+    groups: Arc<Mutex<HashMap<(ExecutionId, String), u32>>>,
     /// Attempts [`Engine::kill_running`] killed: they end interrupted,
     /// not failed (the engine stopped them, not their task).
-    killed: Arc<Mutex<HashSet<(String, String)>>>,
+    killed: Arc<Mutex<HashSet<(ExecutionId, String)>>>,
     /// Whether this engine may start attempts now (it leads the store);
     /// asked right before each one starts. Unset: always.
     leads: Option<Arc<dyn Fn() -> bool + Send + Sync>>,
@@ -249,13 +250,13 @@ impl Engine {
     /// Drives execution `id` alone until it has finished; returns it.
     /// (Other unfinished executions in the store are left to whoever drives
     /// them, e.g. a daemon.)
-    pub async fn run_until_finished(&self, id: &str) -> Result<Execution, Error> {
+    pub async fn run_until_finished(&self, id: &ExecutionId) -> Result<Execution, Error> {
         loop {
             let execution = self
                 .store
                 .execution(id)
                 .await?
-                .ok_or_else(|| Error::Disappeared(id.to_owned()))?;
+                .ok_or_else(|| Error::Disappeared(id.clone()))?;
             if execution.status.is_terminal() {
                 return Ok(execution);
             }

@@ -11,8 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::spec::template::{self, Part, Reference};
-use crate::spec::{Definition, Digest, Kind, Port, TaskSpec, WorkflowSpec};
-use crate::store::CommitId;
+use crate::spec::{CommitId, Definition, Digest, Kind, Port, TaskSpec, WorkflowSpec};
 
 /// Where a node input's value comes from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -13,9 +13,9 @@ use chrono::{DateTime, Utc};
 use super::create::{self, Request};
 use crate::schedule::Rule;
 use crate::schedule::tick::{Decision, PlanState, SkipReason, advance};
-use crate::spec::{Definition, EntityRef, Kind};
+use crate::spec::{Definition, EntityRef, ExecutionId, Kind, Trigger};
 use crate::store::execution::BackfillGroup;
-use crate::store::execution::{Execution, Trigger};
+use crate::store::execution::Execution;
 use crate::store::{Store, VersionFilter, VersionKey};
 
 /// Creates the execution of `launch_plan`'s active version at the scheduled
@@ -48,13 +48,13 @@ pub async fn create_at(
 #[derive(Debug, Default)]
 pub struct Report {
     /// Executions this tick created.
-    pub created: Vec<String>,
+    pub created: Vec<ExecutionId>,
     /// Due executions that existed already (another process, or an earlier
     /// run of this one, created them).
-    pub existing: Vec<String>,
-    pub skipped: Vec<(String, SkipReason)>,
+    pub existing: Vec<ExecutionId>,
+    pub skipped: Vec<(ExecutionId, SkipReason)>,
     /// Running executions asked to stop (`concurrency: Replace`).
-    pub cancelled: Vec<String>,
+    pub cancelled: Vec<ExecutionId>,
     /// Launch plans that could not be scheduled, and why.
     pub errors: Vec<(String, String)>,
 }
@@ -143,13 +143,9 @@ impl Scheduler {
                 continue;
             };
             let entity = &key.entity;
-            let ids: Vec<crate::schedule::ExecutionId> = running
+            let ids: Vec<ExecutionId> = running
                 .get(&(entity.project.clone(), entity.name.clone()))
-                .map(|list| {
-                    list.iter()
-                        .map(|e| crate::schedule::ExecutionId(e.id.clone()))
-                        .collect()
-                })
+                .map(|list| list.iter().map(|e| e.id.clone()).collect())
                 .unwrap_or_default();
             let activated_at = plan.last_activated_at.unwrap_or(plan.registered_at);
             let state = self.states.entry(key.clone()).or_default();
@@ -160,11 +156,11 @@ impl Scheduler {
             for id in tick.cancel {
                 // `Replace` makes way for the newest instant, not for work
                 // a backfill asked for explicitly.
-                if backfills.contains(&id.0) {
+                if backfills.contains(&id) {
                     continue;
                 }
-                if store.request_cancel(&id.0).await? {
-                    report.cancelled.push(id.0);
+                if store.request_cancel(&id).await? {
+                    report.cancelled.push(id);
                 }
             }
             for decision in tick.decisions {
@@ -182,7 +178,7 @@ impl Scheduler {
                     }
                     Decision::Skip(trigger, reason) => {
                         tracing::info!(launch_plan = %entity.name, instant = %trigger.instant, reason = ?reason, "scheduled instant skipped");
-                        report.skipped.push((trigger.execution.0, reason));
+                        report.skipped.push((trigger.execution, reason));
                     }
                 }
             }

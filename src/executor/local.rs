@@ -29,8 +29,8 @@ use super::process::{self, Command, Exit};
 use super::tasks::{self, LaunchError};
 use crate::artifact::{self, ArtifactStore};
 use crate::source::git::FileError;
-use crate::spec::TaskSpec;
 use crate::spec::types::TypeExpr;
+use crate::spec::{ExecutionId, TaskSpec};
 
 /// Why an attempt could not be prepared or its outputs read back: the
 /// attempt fails with this text as its error.
@@ -126,10 +126,10 @@ pub enum Outcome {
 }
 
 /// The local folder of an attempt.
-pub fn attempt_dir(state_dir: &Path, execution: &str, node: &str, attempt: u32) -> PathBuf {
+pub fn attempt_dir(state_dir: &Path, execution: &ExecutionId, node: &str, attempt: u32) -> PathBuf {
     state_dir
         .join("runs")
-        .join(execution)
+        .join(execution.as_str())
         .join(node.replace('/', "__"))
         .join(attempt.to_string())
 }

@@ -25,6 +25,7 @@ use serde_json::Value;
 
 use super::{AppState, Shared, auth, error};
 use crate::engine::create::{self, Request as RunRequest};
+use crate::spec::ExecutionId;
 use crate::store;
 use crate::views::{
     self, DiffError, ExecutionQuery, ExecutionView, LineageQuery, QueryError, VersionQuery,
@@ -114,7 +115,7 @@ async fn executions(State(state): State<Shared>, Query(query): Query<ExecutionQu
 
 /// `GET /api/v1/executions/{id}`: one execution with its nodes
 /// (`weir executions ID -o json`); 404 when unknown.
-async fn execution(State(state): State<Shared>, Path(id): Path<String>) -> Response {
+async fn execution(State(state): State<Shared>, Path(id): Path<ExecutionId>) -> Response {
     match views::execution(state.store.as_ref(), &id).await {
         Ok(None) => error(StatusCode::NOT_FOUND, format!("no execution `{id}`")),
         found => document(found),
@@ -123,20 +124,23 @@ async fn execution(State(state): State<Shared>, Path(id): Path<String>) -> Respo
 
 /// `GET /api/v1/executions/{id}/diff/{base}`: what changed from `base` to
 /// `id` (`weir diff ID BASE -o json`).
-async fn diff(State(state): State<Shared>, Path((id, base)): Path<(String, String)>) -> Response {
+async fn diff(
+    State(state): State<Shared>,
+    Path((id, base)): Path<(ExecutionId, ExecutionId)>,
+) -> Response {
     diff_document(&state, &id, Some(&base)).await
 }
 
 /// `GET /api/v1/executions/{id}/diff`: the same against the last succeeded
 /// execution of `id`'s launch plan before it (`weir diff ID -o json`).
-async fn diff_with_last(State(state): State<Shared>, Path(id): Path<String>) -> Response {
+async fn diff_with_last(State(state): State<Shared>, Path(id): Path<ExecutionId>) -> Response {
     diff_document(&state, &id, None).await
 }
 
 /// A diff, or 404 (an unknown execution, no earlier succeeded run), 400
 /// (two workflows, no launch plan to find the base by). A remote source's
 /// commits are read from its clone in the daemon's state directory.
-async fn diff_document(state: &AppState, id: &str, base: Option<&str>) -> Response {
+async fn diff_document(state: &AppState, id: &ExecutionId, base: Option<&ExecutionId>) -> Response {
     match views::diff(state.store.as_ref(), state.state_dir.as_deref(), id, base).await {
         Ok(view) => Json(views::to_json(&view)).into_response(),
         Err(DiffError::Store(e)) => store_error(&e),
@@ -201,7 +205,7 @@ async fn runs(State(state): State<Shared>, body: Bytes) -> Response {
         name: body.name,
         project: body.project,
         inputs: body.inputs,
-        trigger: store::Trigger::Api,
+        trigger: crate::spec::Trigger::Api,
         scheduled_at: None,
         no_cache: body.no_cache,
         preview: None,

@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 
 use crate::outbound::agent_config;
 use crate::source::git::redact_url;
+use crate::spec::ExecutionId;
 use crate::views::{
     ExecutionQuery, ExecutionView, LineageQuery, LineageView, SourceView, StatusView, VersionQuery,
     VersionView,
@@ -110,8 +111,11 @@ impl Client {
 
     /// `GET /api/v1/executions/{id}`; `None` when the server has no such
     /// execution.
-    pub fn execution(&self, id: &str) -> Result<Option<ExecutionView>, Error> {
-        self.get(&format!("/api/v1/executions/{}", path_segment(id)), &())
+    pub fn execution(&self, id: &ExecutionId) -> Result<Option<ExecutionView>, Error> {
+        self.get(
+            &format!("/api/v1/executions/{}", path_segment(id.as_str())),
+            &(),
+        )
     }
 
     /// `GET /api/v1/lineage/{target}?…`; `None` when the target is neither

@@ -33,7 +33,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::clock::Clock;
-use crate::store::{SourceKey, Store};
+use crate::spec::SourceKey;
+use crate::store::Store;
 
 /// How long `/readyz` waits for the store's answer.
 pub const STORE_TIMEOUT: Duration = Duration::from_secs(2);

@@ -240,7 +240,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::store::SourceKey;
+    use crate::spec::SourceKey;
 
     #[test]
     fn the_spellings_of_one_repository_are_equal() {

@@ -60,7 +60,8 @@ pub use health::{Heartbeat, Readiness};
 pub use server::Limits;
 
 use crate::metrics;
-use crate::store::{SourceKey, Store};
+use crate::spec::SourceKey;
+use crate::store::Store;
 
 /// The default of [`AppState::max_payload`]: 1 MiB.
 pub const DEFAULT_MAX_PAYLOAD: usize = 1024 * 1024;

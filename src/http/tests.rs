@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::*;
 use crate::outbound::sign;
 use crate::source::git::{GitSource, SourceSpec};
-use crate::store::SourceKey;
+use crate::spec::SourceKey;
 
 const GITHUB_SECRET: &[u8] = b"it's a secret to everybody";
 const GENERIC_TOKEN: &str = "generic-token";
@@ -279,7 +279,7 @@ async fn register_minimal(store: &dyn Store) -> SourceKey {
     };
     let source = GitSource::open(&spec, state_dir.path()).expect("open source");
     let loaded = crate::reconcile::load(&source, &Default::default(), None).expect("load");
-    match crate::reconcile::register(store, loaded)
+    match crate::reconcile::register(store, loaded, chrono::Utc::now())
         .await
         .expect("register")
     {
@@ -733,7 +733,7 @@ async fn api_returns_what_the_cli_prints_as_json() {
 
     let request = crate::engine::create::Request {
         name: "hello-hourly".into(),
-        trigger: crate::store::Trigger::Manual,
+        trigger: crate::spec::Trigger::Manual,
         ..Default::default()
     };
     let (execution, _) = crate::engine::create::create(server.store.as_ref(), &request)
@@ -971,7 +971,7 @@ async fn api_diffs_two_executions_as_weir_diff_prints_them() {
     let request = crate::engine::create::Request {
         name: "hello-hourly".into(),
         inputs: [("who".to_owned(), json!("grace"))].into(),
-        trigger: crate::store::Trigger::Manual,
+        trigger: crate::spec::Trigger::Manual,
         ..Default::default()
     };
     let (later, _) = crate::engine::create::create(server.store.as_ref(), &request)

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::artifact;
-use crate::spec::Digest;
+use crate::spec::{Digest, ExecutionId};
 use crate::store::execution::{Direction, LineageEdge};
 use crate::store::{self, Store};
 
@@ -36,7 +36,7 @@ pub enum Way {
 }
 
 /// A node execution: (execution id, node path).
-type NodeKey = (String, String);
+type NodeKey = (ExecutionId, String);
 
 /// The ports of one execution's nodes that carry an artifact, as
 /// (node, direction, port); every other edge of the execution is a value.
@@ -45,8 +45,8 @@ type ArtifactPorts = HashSet<(String, Direction, String)>;
 /// What the walk has read of the executions it reached, each once.
 #[derive(Default)]
 struct Executions {
-    artifact_ports: HashMap<String, ArtifactPorts>,
-    edges: HashMap<String, Vec<LineageEdge>>,
+    artifact_ports: HashMap<ExecutionId, ArtifactPorts>,
+    edges: HashMap<ExecutionId, Vec<LineageEdge>>,
 }
 
 impl Executions {
@@ -72,11 +72,11 @@ impl Executions {
     async fn edges(
         &mut self,
         store: &dyn Store,
-        execution: &str,
+        execution: &ExecutionId,
     ) -> Result<&[LineageEdge], store::Error> {
         if !self.edges.contains_key(execution) {
             let edges = store.lineage_of_execution(execution).await?;
-            self.edges.insert(execution.to_owned(), edges);
+            self.edges.insert(execution.clone(), edges);
         }
         Ok(&self.edges[execution])
     }
@@ -121,10 +121,10 @@ pub async fn follow(
     let mut executions = Executions::default();
     let mut edges = Vec::new();
     let mut seen: HashSet<Digest> = start.iter().cloned().collect();
-    let mut values_seen: HashSet<(String, Digest)> = HashSet::new();
+    let mut values_seen: HashSet<(ExecutionId, Digest)> = HashSet::new();
     let mut nodes_seen: HashSet<NodeKey> = HashSet::new();
     let mut frontier = start;
-    let mut value_frontier: Vec<(String, Digest)> = Vec::new();
+    let mut value_frontier: Vec<(ExecutionId, Digest)> = Vec::new();
     while !frontier.is_empty() || !value_frontier.is_empty() {
         let mut nodes = Vec::new();
         let mut reach = |edge: &LineageEdge, edges: &mut Vec<LineageEdge>| {
@@ -210,13 +210,14 @@ pub async fn trace(
     let (kind, roots) = match as_artifact {
         Some(digest) => (TargetKind::Artifact, vec![digest]),
         None => {
-            let own = store.lineage_of_execution(target).await?;
-            if own.is_empty() && store.execution(target).await?.is_none() {
+            let id = ExecutionId::from(target);
+            let own = store.lineage_of_execution(&id).await?;
+            if own.is_empty() && store.execution(&id).await?.is_none() {
                 return Ok(None);
             }
             // Its own edges hold all its values; only its artifacts lead
             // to other executions.
-            let ports = artifact_ports(&store.nodes(target).await?);
+            let ports = artifact_ports(&store.nodes(&id).await?);
             let roots: BTreeSet<Digest> = own
                 .iter()
                 .filter(|e| ports.contains(&(e.node.clone(), e.direction, e.name.clone())))

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 use crate::clock::Clock;
-use crate::spec::{Definition, Digest, EntityRef, Kind, NotifyRule, Phase};
+use crate::spec::{Definition, Digest, EntityRef, ExecutionId, Kind, NotifyRule, Phase};
 use crate::store::execution::{Execution, Status};
 use crate::store::{self, Delivery, DeliveryAttempt, DeliveryStatus, Store, VersionKey};
 
@@ -99,7 +99,7 @@ struct ScanState {
     since: DateTime<Utc>,
     /// Those already looked at whose end is `since` (the next scan sees
     /// them again).
-    seen: HashSet<String>,
+    seen: HashSet<ExecutionId>,
 }
 
 /// How far back the first scan looks.

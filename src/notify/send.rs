@@ -11,9 +11,9 @@ use serde_json::{Value, json};
 use crate::executor::local::attempt_dir;
 use crate::outbound::sign;
 use crate::source::git::redact_url;
-use crate::spec::NotifyRule;
+use crate::spec::{NotifyRule, short_sha};
+use crate::store::Delivery;
 use crate::store::execution::{Execution, NodeState, NodeStatus};
-use crate::store::{Delivery, short_sha};
 
 /// The header carrying `sha256=<hex HMAC-SHA256 of the body>`.
 pub const SIGNATURE_HEADER: &str = "X-Weir-Signature-256";

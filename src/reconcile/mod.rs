@@ -21,6 +21,7 @@ pub mod snapshot;
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use serde_json::json;
 
 pub use snapshot::Snapshot;
@@ -28,7 +29,8 @@ pub use snapshot::Snapshot;
 use crate::registry;
 use crate::source::git::GitSource;
 use crate::source::verify::{Refusal, TrustedKeys};
-use crate::store::{ActiveSet, Changes, CommitId, CommitInfo, SourceError, SourceKey, Store};
+use crate::spec::{CommitId, SourceKey};
+use crate::store::{ActiveSet, Changes, CommitInfo, SourceError, Store};
 use crate::validate::{self, Report};
 
 /// Settings of a reconcile pass.
@@ -231,8 +233,14 @@ fn verify_head(
     })
 }
 
-/// Step register: refuse an invalid commit (I3) or apply a valid one.
-pub async fn register(store: &dyn Store, loaded: Loaded) -> Result<Outcome, Error> {
+/// Step register: refuse an invalid commit (I3) or apply a valid one. What
+/// the store records (the source's status, registrations, the audit entry)
+/// is stamped `now`, the caller's clock.
+pub async fn register(
+    store: &dyn Store,
+    loaded: Loaded,
+    now: DateTime<Utc>,
+) -> Result<Outcome, Error> {
     let Loaded {
         source,
         prefix,
@@ -250,7 +258,7 @@ pub async fn register(store: &dyn Store, loaded: Loaded) -> Result<Outcome, Erro
             message: refusal.to_string(),
             diagnostics: json!([]),
         };
-        store.record_failure(&source, &commit, &error).await?;
+        store.record_failure(&source, &commit, &error, now).await?;
         tracing::warn!(
             source = %source.0,
             commit = %commit.id,
@@ -281,7 +289,7 @@ pub async fn register(store: &dyn Store, loaded: Loaded) -> Result<Outcome, Erro
                     .collect::<Vec<_>>()
             ),
         };
-        store.record_failure(&source, &commit, &error).await?;
+        store.record_failure(&source, &commit, &error, now).await?;
         tracing::warn!(
             source = %source.0,
             commit = %commit.id,
@@ -332,7 +340,7 @@ pub async fn register(store: &dyn Store, loaded: Loaded) -> Result<Outcome, Erro
         &report.entities,
     )
     .ok_or_else(|| stale(previous.as_ref()))?;
-    store.apply(&changes).await?;
+    store.apply(&changes, now).await?;
     tracing::info!(
         source = %source.0,
         commit = %commit.id,

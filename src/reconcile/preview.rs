@@ -8,6 +8,8 @@
 //! (I1), and the active set, the source's status, the audit log and the
 //! schedules are untouched, so I2 and I3 hold whatever is previewed.
 
+use chrono::{DateTime, Utc};
+
 use super::{Error, Options};
 use crate::engine::create::Preview;
 use crate::registry;
@@ -52,10 +54,12 @@ pub fn load(source: &GitSource, revision: &str, options: &Options) -> Result<Pre
 /// Step register, inactive: the versions of a valid preview that the store
 /// does not know yet are inserted; returns what creating its execution
 /// resolves against. `None` when the tree is invalid (nothing is written).
+/// New versions are registered `now`.
 pub async fn register(
     store: &dyn Store,
     source: &GitSource,
     previewed: &Previewed,
+    now: DateTime<Utc>,
 ) -> Result<Option<Preview>, Error> {
     if !previewed.report.is_valid() {
         return Ok(None);
@@ -74,7 +78,9 @@ pub async fn register(
             (!known.contains(&key)).then(|| registry::new_version(key, entity))
         })
         .collect();
-    store.register_inactive(&previewed.commit, &new).await?;
+    store
+        .register_inactive(&previewed.commit, &new, now)
+        .await?;
     tracing::info!(
         source = %source.key().0,
         commit = %previewed.commit.id,

@@ -26,8 +26,8 @@ use serde::{Deserialize, Serialize};
 use super::{Error, Options};
 use crate::source::git::GitSource;
 use crate::source::is_definition;
-use crate::spec::{Definition, Digest, EntityRef, Kind};
-use crate::store::{ActiveSet, CommitId, SourceKey};
+use crate::spec::{CommitId, Definition, Digest, EntityRef, Kind, SourceKey};
+use crate::store::ActiveSet;
 use crate::validate::{self, Entity, Report, SourceFile, semantic};
 
 /// Bumped whenever what a snapshot records changes meaning.

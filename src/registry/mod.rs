@@ -13,8 +13,8 @@ pub mod compare;
 
 use std::collections::{HashMap, HashSet};
 
-use crate::spec::{Definition, EntityRef};
-use crate::store::{ActiveSet, Changes, CommitId, CommitInfo, NewVersion, SourceKey, VersionKey};
+use crate::spec::{CommitId, Definition, EntityRef, SourceKey};
+use crate::store::{ActiveSet, Changes, CommitInfo, NewVersion, VersionKey};
 use crate::validate::Entity;
 
 /// The version keys of a valid snapshot's entities.
@@ -130,8 +130,8 @@ fn document_json(definition: &Definition) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{Digest, EntityRef, Kind};
-    use crate::store::{CommitId, Person};
+    use crate::spec::{CommitId, Digest, EntityRef, Kind};
+    use crate::store::Person;
     use crate::validate::{Options, SourceFile, Tree, validate};
 
     fn commit() -> CommitInfo {

@@ -17,29 +17,17 @@
 pub mod backfill;
 pub mod tick;
 
-use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use serde::{Deserialize, Serialize};
 
 use crate::spec::duration::{self, Field};
-use crate::spec::{CatchUp, Concurrency, Digest, EntityRef, Schedule, cron};
-
-/// The id of an execution: `<launch plan name>-<12 hex>`, a DNS-1123 label.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ExecutionId(pub String);
-
-impl fmt::Display for ExecutionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+use crate::spec::{CatchUp, Concurrency, Digest, EntityRef, ExecutionId, Schedule, cron};
 
 /// The deterministic id of the scheduled execution of `version` of
-/// `launch_plan` at `instant` (I4 holds by construction: a second create of
+/// `launch_plan` at `instant`, `<launch plan name>-<12 hex>`, a DNS-1123
+/// label (I4 holds by construction: a second create of
 /// the same trigger collides with the first).
 pub fn execution_id(
     launch_plan: &EntityRef,

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::tick::{Decision, SkipReason, tick};
 use super::*;
-use crate::spec::{DurationText, Kind};
+use crate::spec::{DurationText, ExecutionId, Kind};
 
 fn at(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text)

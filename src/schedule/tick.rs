@@ -6,8 +6,8 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{ExecutionId, Rule, execution_id};
-use crate::spec::{CatchUp, Concurrency, Digest, EntityRef};
+use super::{Rule, execution_id};
+use crate::spec::{CatchUp, Concurrency, Digest, EntityRef, ExecutionId};
 
 /// How late an instant may be and still count as on time rather than
 /// missed (the scheduler ticks far more often than this).

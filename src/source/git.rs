@@ -17,7 +17,8 @@ use git2::{ObjectType, Oid, Repository};
 
 use super::credentials::{self, Credentials};
 use super::{is_definition, symlink_escape, too_large, unreadable};
-use crate::store::{CommitId, CommitInfo, Person, SourceKey, SourceParts};
+use crate::spec::{CommitId, SourceKey, SourceParts};
+use crate::store::{CommitInfo, Person};
 use crate::validate::{Diagnostic, SourceFile, Tree};
 
 /// Where definitions come from: a repository, a branch, a folder inside it.

@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 use git2::{Oid, Repository, Sort};
 
 use super::git::{FileError, SourceFiles, commit_info};
-use crate::store::{CommitId, CommitInfo, SourceKey};
+use crate::spec::{CommitId, SourceKey};
+use crate::store::CommitInfo;
 
 /// How many commits each side lists at most; [`Between::truncated`] says
 /// when there were more.

@@ -8,7 +8,7 @@ use git2::{Oid, Repository, Status};
 
 use super::credentials::Credentials;
 use super::git::{Error, commit_info, git};
-use crate::store::CommitId;
+use crate::spec::CommitId;
 
 /// Files (repository paths) among `paths` with uncommitted changes.
 pub fn dirty_files(repo: &Repository, paths: &[String]) -> Result<Vec<String>, Error> {

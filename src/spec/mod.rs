@@ -14,9 +14,11 @@ pub mod code;
 pub mod cron;
 pub mod digest;
 pub mod duration;
+pub mod ids;
 pub mod quantity;
 pub mod schema;
 pub mod template;
+pub mod trigger;
 pub mod types;
 pub mod yaml;
 
@@ -29,6 +31,8 @@ use serde_json::Value;
 
 pub use digest::Digest;
 pub use duration::DurationText;
+pub use ids::{CommitId, ExecutionId, SourceKey, SourceParts, short_sha};
+pub use trigger::Trigger;
 
 /// The only `apiVersion` this release reads.
 pub const API_VERSION: &str = "weir.dev/v1alpha1";

@@ -10,7 +10,7 @@ use sqlx::types::Json;
 
 use super::execution::{Execution, Status};
 use super::{Error, StoreFuture};
-use crate::spec::Digest;
+use crate::spec::{Digest, ExecutionId};
 
 /// Where a delivery stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -65,7 +65,7 @@ pub struct DeliveryAttempt {
 pub struct Delivery {
     /// Deterministic ([`Delivery::id_of`]); sent as `X-Weir-Delivery`.
     pub id: String,
-    pub execution: String,
+    pub execution: ExecutionId,
     /// The terminal status notified.
     pub event: Status,
     /// The index of the launch plan's notify rule.
@@ -84,7 +84,7 @@ pub struct Delivery {
 
 impl Delivery {
     /// The id of the delivery of `event` of `execution` by rule `rule`.
-    pub fn id_of(execution: &str, event: Status, rule: u32) -> String {
+    pub fn id_of(execution: &ExecutionId, event: Status, rule: u32) -> String {
         let key = format!("{execution}/{}/{rule}", event.as_str());
         let digest = Digest::of_json(&Value::String(key));
         format!("dlv-{}", &digest.as_str()[..24])
@@ -116,7 +116,7 @@ pub trait DeliveryStore: Send + Sync {
     fn update_delivery<'a>(&'a self, delivery: &'a Delivery) -> StoreFuture<'a, ()>;
 
     /// The deliveries of one execution, in creation order, then by event and rule.
-    fn deliveries<'a>(&'a self, execution: &'a str) -> StoreFuture<'a, Vec<Delivery>>;
+    fn deliveries<'a>(&'a self, execution: &'a ExecutionId) -> StoreFuture<'a, Vec<Delivery>>;
 }
 
 /// The columns [`DeliveryRow`] decodes, in order.
@@ -149,7 +149,7 @@ impl DeliveryRow {
                 .ok_or_else(|| corrupt(format!("unknown delivery status {:?}", self.status)))?,
             rule: u32::try_from(self.rule).map_err(|_| corrupt(format!("rule {}", self.rule)))?,
             id: self.id,
-            execution: self.execution,
+            execution: ExecutionId(self.execution),
             target: self.target,
             destination: self.destination,
             attempts: self.attempts.0,
@@ -179,11 +179,11 @@ mod tests {
 
     #[test]
     fn ids_are_stable_and_distinct_per_event_and_rule() {
-        let a = Delivery::id_of("etl-1", Status::Failed, 0);
-        assert_eq!(a, Delivery::id_of("etl-1", Status::Failed, 0));
-        assert_ne!(a, Delivery::id_of("etl-1", Status::Failed, 1));
-        assert_ne!(a, Delivery::id_of("etl-1", Status::TimedOut, 0));
-        assert_ne!(a, Delivery::id_of("etl-2", Status::Failed, 0));
+        let a = Delivery::id_of(&"etl-1".into(), Status::Failed, 0);
+        assert_eq!(a, Delivery::id_of(&"etl-1".into(), Status::Failed, 0));
+        assert_ne!(a, Delivery::id_of(&"etl-1".into(), Status::Failed, 1));
+        assert_ne!(a, Delivery::id_of(&"etl-1".into(), Status::TimedOut, 0));
+        assert_ne!(a, Delivery::id_of(&"etl-2".into(), Status::Failed, 0));
         assert!(a.starts_with("dlv-") && a.len() == 28, "{a}");
     }
 }

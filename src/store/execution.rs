@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{CommitId, SourceKey, StoreFuture};
-use crate::spec::Digest;
+use super::StoreFuture;
+use crate::spec::{CommitId, Digest, ExecutionId, SourceKey, Trigger};
 
 /// How an execution runs beyond its inputs, fixed when it is created and
 /// stored with it as JSON (`{"backfill": {…}, "noCache": true}`, the keys
@@ -85,55 +85,6 @@ impl std::fmt::Display for Status {
     }
 }
 
-/// What created an execution, stored and printed as its lowercase name.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Trigger {
-    /// `weir run` (the default of a creation request).
-    #[default]
-    Manual,
-    /// The scheduler, at a launch plan's scheduled instant.
-    Schedule,
-    /// `weir backfill`, at a past instant (the scheduler's path, same id).
-    Backfill,
-    /// `weir run --ref`: the versions of a commit, not the active ones.
-    Preview,
-    /// `POST` to the HTTP API.
-    Api,
-}
-
-impl Trigger {
-    pub const ALL: [Trigger; 5] = [
-        Trigger::Manual,
-        Trigger::Schedule,
-        Trigger::Backfill,
-        Trigger::Preview,
-        Trigger::Api,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Trigger::Manual => "manual",
-            Trigger::Schedule => "schedule",
-            Trigger::Backfill => "backfill",
-            Trigger::Preview => "preview",
-            Trigger::Api => "api",
-        }
-    }
-
-    /// The trigger stored as `text`; `None` for one this version does not
-    /// know (the store reports it as corrupt).
-    pub fn parse(text: &str) -> Option<Trigger> {
-        Trigger::ALL.into_iter().find(|t| t.as_str() == text)
-    }
-}
-
-impl std::fmt::Display for Trigger {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// The state of one node of an execution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -201,7 +152,7 @@ impl std::fmt::Display for NodeStatus {
 pub struct Execution {
     /// Deterministic for scheduled runs (`schedule::execution_id`), so a
     /// second create finds the first (I4).
-    pub id: String,
+    pub id: ExecutionId,
     pub project: String,
     pub workflow: String,
     pub workflow_version: Digest,
@@ -236,7 +187,7 @@ pub struct Execution {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeState {
-    pub execution: String,
+    pub execution: ExecutionId,
     /// The node's path in the plan: `train`, or `sub/train` inside the
     /// sub-workflow node `sub`.
     pub node: String,
@@ -252,7 +203,7 @@ pub struct NodeState {
     pub outputs: Option<Value>,
     pub error: Option<String>,
     /// Served from the cache of this execution.
-    pub cached_from: Option<String>,
+    pub cached_from: Option<ExecutionId>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     /// When a `Retrying` node starts its next attempt.
@@ -285,7 +236,7 @@ pub enum Direction {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LineageEdge {
-    pub execution: String,
+    pub execution: ExecutionId,
     pub node: String,
     pub direction: Direction,
     pub name: String,
@@ -301,7 +252,7 @@ pub struct LineageEdge {
 #[serde(rename_all = "camelCase")]
 pub struct CacheEntry {
     pub key: Digest,
-    pub execution: String,
+    pub execution: ExecutionId,
     pub node: String,
     pub outputs: Value,
     pub created_at: DateTime<Utc>,
@@ -319,7 +270,7 @@ pub trait ExecutionStore: Send + Sync {
         nodes: &'a [NodeState],
     ) -> StoreFuture<'a, (Execution, bool)>;
 
-    fn execution<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<Execution>>;
+    fn execution<'a>(&'a self, id: &'a ExecutionId) -> StoreFuture<'a, Option<Execution>>;
 
     /// Executions matching `filter`, newest first.
     fn executions<'a>(&'a self, filter: &'a ExecutionFilter) -> StoreFuture<'a, Vec<Execution>>;
@@ -328,7 +279,7 @@ pub trait ExecutionStore: Send + Sync {
     fn unfinished_executions(&self) -> StoreFuture<'_, Vec<Execution>>;
 
     /// The nodes of an execution, in plan order.
-    fn nodes<'a>(&'a self, execution: &'a str) -> StoreFuture<'a, Vec<NodeState>>;
+    fn nodes<'a>(&'a self, execution: &'a ExecutionId) -> StoreFuture<'a, Vec<NodeState>>;
 
     /// Writes a node's state (by execution and node path).
     fn update_node<'a>(&'a self, node: &'a NodeState) -> StoreFuture<'a, ()>;
@@ -352,7 +303,7 @@ pub trait ExecutionStore: Send + Sync {
 
     /// Asks for an unfinished execution to be cancelled; `false` when it is
     /// unknown or already finished.
-    fn request_cancel<'a>(&'a self, id: &'a str) -> StoreFuture<'a, bool>;
+    fn request_cancel<'a>(&'a self, id: &'a ExecutionId) -> StoreFuture<'a, bool>;
 
     /// Records lineage edges (idempotent: the same edge twice is one).
     fn record_lineage<'a>(&'a self, edges: &'a [LineageEdge]) -> StoreFuture<'a, ()>;
@@ -361,7 +312,10 @@ pub trait ExecutionStore: Send + Sync {
     fn lineage_of_artifact<'a>(&'a self, digest: &'a Digest) -> StoreFuture<'a, Vec<LineageEdge>>;
 
     /// Edges of an execution's nodes, oldest first.
-    fn lineage_of_execution<'a>(&'a self, execution: &'a str) -> StoreFuture<'a, Vec<LineageEdge>>;
+    fn lineage_of_execution<'a>(
+        &'a self,
+        execution: &'a ExecutionId,
+    ) -> StoreFuture<'a, Vec<LineageEdge>>;
 
     /// Edges touching any of `digests` (one query per batch: following
     /// lineage costs one round trip per level, not per artifact).
@@ -373,7 +327,7 @@ pub trait ExecutionStore: Send + Sync {
     /// Edges of the given (execution, node) pairs.
     fn lineage_of_nodes<'a>(
         &'a self,
-        nodes: &'a [(String, String)],
+        nodes: &'a [(ExecutionId, String)],
     ) -> StoreFuture<'a, Vec<LineageEdge>>;
 
     fn cache_get<'a>(&'a self, key: &'a Digest) -> StoreFuture<'a, Option<CacheEntry>>;
@@ -384,7 +338,7 @@ pub trait ExecutionStore: Send + Sync {
 
 #[cfg(test)]
 mod tests {
-    use super::{BackfillGroup, RunOptions, Trigger};
+    use super::{BackfillGroup, RunOptions};
 
     /// Options are stored as the JSON earlier versions wrote (a key per
     /// option, `backfill` only when there is one), and read back whatever
@@ -416,20 +370,5 @@ mod tests {
                 ..RunOptions::default()
             }
         );
-    }
-
-    /// The stored text, the JSON and the printed name are one and the same.
-    #[test]
-    fn a_trigger_is_stored_printed_and_serialized_as_its_lowercase_name() {
-        for trigger in Trigger::ALL {
-            let text = trigger.as_str();
-            assert_eq!(Trigger::parse(text), Some(trigger));
-            assert_eq!(trigger.to_string(), text);
-            assert_eq!(serde_json::to_value(trigger).expect("json"), text);
-        }
-        let names = Trigger::ALL.map(Trigger::as_str);
-        assert_eq!(names, ["manual", "schedule", "backfill", "preview", "api"]);
-        assert_eq!(Trigger::default(), Trigger::Manual);
-        assert_eq!(Trigger::parse("Manual"), None);
     }
 }

@@ -28,7 +28,7 @@ pub mod sqlite;
 pub use delivery::{Delivery, DeliveryAttempt, DeliveryStatus, DeliveryStore};
 pub use execution::{
     CacheEntry, Direction, Execution, ExecutionFilter, ExecutionStore, LineageEdge, NodeState,
-    NodeStatus, Status, Trigger,
+    NodeStatus, Status,
 };
 pub use lease::{ENGINE_LEASE, Lease, LeaseStore};
 
@@ -40,90 +40,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::spec::{Digest, EntityRef, Kind};
+use crate::spec::{CommitId, Digest, EntityRef, Kind, SourceKey};
 
 /// A boxed future, so that `dyn Store` can be chosen at run time.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, Error>> + Send + 'a>>;
-
-/// The identity of a source: repository, branch and folder, as one string
-/// `<repo>#<branch>:<path>` (e.g. `file:///srv/repo#main:pipelines`).
-///
-/// [`SourceKey::new`] writes it and [`SourceKey::parts`] reads it; nothing
-/// else splits one. Git forbids `:` in a branch name, so the branch ends at
-/// the first `:` after it. The `#` that ends the repository is the *first*
-/// `#` followed by a branch and a `:` (`#<no # or :>:`): a `#` in the
-/// repository (a local folder `C#/flows`, a URL's fragment) stays part of
-/// it, and any `#` or `:` in the path stays part of the path. Two shapes
-/// cannot be told apart and are read this way: a branch holding `#`
-/// (`fix#12`: the text before its `#` is taken as repository) and a
-/// repository holding `#` followed by `:` before the next `#`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct SourceKey(pub String);
-
-/// The three parts of a [`SourceKey`], borrowed from it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SourceParts<'a> {
-    /// `file://` and an absolute path for a local repository, else the URL
-    /// (credentials redacted).
-    pub repo: &'a str,
-    pub branch: &'a str,
-    /// The folder of the definitions inside the repository, without a
-    /// leading or trailing `/` (empty: the root).
-    pub path: &'a str,
-}
-
-impl SourceKey {
-    /// The key of `path` (its leading and trailing `/` dropped) on `branch`
-    /// of `repo`.
-    pub fn new(repo: &str, branch: &str, path: &str) -> SourceKey {
-        SourceKey(format!("{repo}#{branch}:{}", path.trim_matches('/')))
-    }
-
-    /// Repository, branch and path, split as the type's doc says; `None`
-    /// for a string of another shape (no `#<branch>:`).
-    pub fn parts(&self) -> Option<SourceParts<'_>> {
-        let key = self.0.as_str();
-        key.match_indices('#').find_map(|(at, _)| {
-            let rest = &key[at + 1..];
-            let end = rest.find(['#', ':'])?;
-            rest[end..].starts_with(':').then(|| SourceParts {
-                repo: &key[..at],
-                branch: &rest[..end],
-                path: &rest[end + 1..],
-            })
-        })
-    }
-}
-
-impl std::fmt::Display for SourceKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// A full 40-hex Git commit id.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct CommitId(pub String);
-
-impl CommitId {
-    /// The commit as shown to people: its first 12 hex characters.
-    pub fn short(&self) -> &str {
-        short_sha(&self.0)
-    }
-}
-
-/// The first 12 characters of a commit id (all of it when shorter).
-pub fn short_sha(sha: &str) -> &str {
-    sha.get(..12).unwrap_or(sha)
-}
-
-impl std::fmt::Display for CommitId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Person {
@@ -349,7 +269,9 @@ impl Error {
 }
 
 /// What weir remembers: the registry here, executions in the supertrait.
-/// Every method is one transaction.
+/// Every method is one transaction. The store never reads the clock: each
+/// time it writes is given by its caller (the daemon's, the CLI's or a
+/// test's [`Clock`](crate::clock::Clock)), so a test can pin it.
 pub trait Store: ExecutionStore + DeliveryStore + LeaseStore {
     /// Whether the store answers at all: `SELECT 1`, reading no table, so
     /// that a readiness probe costs the database next to nothing.
@@ -374,37 +296,44 @@ pub trait Store: ExecutionStore + DeliveryStore + LeaseStore {
     /// activation record per activated/updated/reactivated version, the new
     /// active set replacing the old one (I2), an audit entry when anything
     /// changed, and the source's status (reconciled = attempted = commit,
-    /// error cleared).
-    fn apply<'a>(&'a self, changes: &'a Changes) -> StoreFuture<'a, ()>;
+    /// error cleared). Everything it stamps (registration, activation,
+    /// reconcile and audit times) is stamped `at`, the caller's now.
+    fn apply<'a>(&'a self, changes: &'a Changes, at: DateTime<Utc>) -> StoreFuture<'a, ()>;
 
     /// Registers the versions of a commit without activating them (a
     /// preview run's commit, `weir run --ref`): the commit and each version
     /// are inserted if absent. A digest that exists is a no-op and keeps the
     /// commit where it first appeared (I1). No activation record, active
     /// set, source status or audit entry is written, so the versions are
-    /// listed inactive and schedules never see them.
+    /// listed inactive and schedules never see them. New versions are
+    /// registered `at`.
     fn register_inactive<'a>(
         &'a self,
         commit: &'a CommitInfo,
         versions: &'a [NewVersion],
+        at: DateTime<Utc>,
     ) -> StoreFuture<'a, ()>;
 
     /// Records that `commit` was refused: the source's status (attempted =
-    /// commit, the error) and an audit entry. The active set is untouched (I3).
+    /// commit, the error) and an audit entry, both stamped `at`. The active
+    /// set is untouched (I3).
     fn record_failure<'a>(
         &'a self,
         source: &'a SourceKey,
         commit: &'a CommitInfo,
         error: &'a SourceError,
+        at: DateTime<Utc>,
     ) -> StoreFuture<'a, ()>;
 
     /// Records that the source could not be read at all (unreachable
     /// remote, missing branch or path): the status's error and attempt
-    /// time. The active set and the last attempted commit are untouched.
+    /// time, `at`. The active set and the last attempted commit are
+    /// untouched.
     fn record_source_error<'a>(
         &'a self,
         source: &'a SourceKey,
         error: &'a SourceError,
+        at: DateTime<Utc>,
     ) -> StoreFuture<'a, ()>;
 
     /// Registered versions, newest registration first.
@@ -443,64 +372,5 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>, Error> {
         Ok(Arc::new(postgres::PgStore::open(url).await?))
     } else {
         Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{SourceKey, SourceParts};
-
-    fn parts<'a>(repo: &'a str, branch: &'a str, path: &'a str) -> Option<SourceParts<'a>> {
-        Some(SourceParts { repo, branch, path })
-    }
-
-    #[test]
-    fn a_source_key_is_written_and_read_one_way() {
-        let key = SourceKey::new("file:///srv/repo", "main", "/pipelines/ml/");
-        assert_eq!(key.0, "file:///srv/repo#main:pipelines/ml");
-        assert_eq!(key.to_string(), key.0);
-        assert_eq!(
-            key.parts(),
-            parts("file:///srv/repo", "main", "pipelines/ml")
-        );
-        let remote = SourceKey::new("https://github.com/acme/flows.git", "release/1", "");
-        assert_eq!(
-            remote.parts(),
-            parts("https://github.com/acme/flows.git", "release/1", "")
-        );
-        assert_eq!(SourceKey("nonsense".into()).parts(), None);
-        assert_eq!(SourceKey("file:///srv/repo#main".into()).parts(), None);
-    }
-
-    /// The `#` that ends the repository is the first one followed by a
-    /// branch and `:`: a `#` in the repository's URL or folder stays in it.
-    #[test]
-    fn a_hash_in_the_repository_stays_in_the_repository() {
-        for repo in [
-            "https://example.com/acme/flows.git#frag",
-            "https://example.com/a#b/c#d.git",
-            "file:///home/me/C#/flows",
-        ] {
-            let key = SourceKey::new(repo, "dev", "pipelines");
-            assert_eq!(key.parts(), parts(repo, "dev", "pipelines"), "{key:?}");
-        }
-    }
-
-    /// The path is the free tail: a `#` or `:` in it stays in it.
-    #[test]
-    fn a_hash_or_colon_in_the_path_stays_in_the_path() {
-        let key = SourceKey::new("https://example.com/r#x.git", "main", "defs#2/a:b#c");
-        assert_eq!(
-            key.parts(),
-            parts("https://example.com/r#x.git", "main", "defs#2/a:b#c")
-        );
-    }
-
-    /// The one shape the format cannot tell apart, read as the doc says: a
-    /// branch holding `#` gives its first half to the repository.
-    #[test]
-    fn a_hash_in_the_branch_is_read_as_the_repository_s() {
-        let key = SourceKey::new("file:///srv/repo", "fix#12", "");
-        assert_eq!(key.parts(), parts("file:///srv/repo#fix", "12", ""));
     }
 }

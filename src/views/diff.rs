@@ -31,9 +31,9 @@ use definitions::{Documents, label, unified};
 
 use super::{instant, to_millis, to_secs};
 use crate::source::history;
-use crate::spec::Kind;
+use crate::spec::{CommitId, ExecutionId, Kind};
 use crate::store::execution::{Execution, NodeState, NodeStatus, Status};
-use crate::store::{self, CommitId, CommitInfo, Store};
+use crate::store::{self, CommitInfo, Store};
 
 /// Why there is no diff to show.
 #[derive(Debug, thiserror::Error)]
@@ -41,25 +41,25 @@ pub enum DiffError {
     #[error(transparent)]
     Store(#[from] store::Error),
     #[error("no execution `{0}`")]
-    UnknownExecution(String),
+    UnknownExecution(ExecutionId),
     #[error(
         "`{execution}` ran workflow {workflow} but `{base}` ran {base_workflow}: a diff compares two executions of one workflow"
     )]
     DifferentWorkflows {
-        execution: String,
+        execution: ExecutionId,
         workflow: String,
-        base: String,
+        base: ExecutionId,
         base_workflow: String,
     },
     #[error(
         "`{0}` was not started from a launch plan, so there is no earlier run to compare it with: name one (weir diff {0} BASE)"
     )]
-    NoLaunchPlan(String),
+    NoLaunchPlan(ExecutionId),
     #[error(
         "no execution of launch plan {launch_plan} succeeded before `{execution}`: name the one to compare it with (weir diff {execution} BASE)"
     )]
     NoBase {
-        execution: String,
+        execution: ExecutionId,
         launch_plan: String,
     },
 }
@@ -89,7 +89,7 @@ pub struct DiffView {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SideView {
-    pub id: String,
+    pub id: ExecutionId,
     pub status: Status,
     /// 12 hex, as versions are shown.
     pub workflow_version: String,
@@ -176,7 +176,7 @@ pub struct NodeSide {
     pub status: NodeStatus,
     /// Served from the cache (of `cachedFrom`).
     pub cached: bool,
-    pub cached_from: Option<String>,
+    pub cached_from: Option<ExecutionId>,
 }
 
 /// The diff from `base` (by default: the last succeeded execution of the
@@ -186,8 +186,8 @@ pub struct NodeSide {
 pub async fn diff(
     store: &dyn Store,
     state_dir: Option<&Path>,
-    id: &str,
-    base: Option<&str>,
+    id: &ExecutionId,
+    base: Option<&ExecutionId>,
 ) -> Result<DiffView, DiffError> {
     let to = find(store, id).await?;
     let from = match base {
@@ -235,11 +235,11 @@ pub async fn diff(
     })
 }
 
-async fn find(store: &dyn Store, id: &str) -> Result<Execution, DiffError> {
+async fn find(store: &dyn Store, id: &ExecutionId) -> Result<Execution, DiffError> {
     store
         .execution(id)
         .await?
-        .ok_or_else(|| DiffError::UnknownExecution(id.to_owned()))
+        .ok_or_else(|| DiffError::UnknownExecution(id.clone()))
 }
 
 /// The commits between the two executions' commits; a history that cannot

@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{QueryError, instant, present, to_millis};
-use crate::store::execution::{Execution, ExecutionFilter, NodeState, NodeStatus, Status, Trigger};
-use crate::store::{self, CommitId, Delivery, DeliveryStatus, SourceKey, Store};
+use crate::spec::{CommitId, ExecutionId, SourceKey, Trigger};
+use crate::store::execution::{Execution, ExecutionFilter, NodeState, NodeStatus, Status};
+use crate::store::{self, Delivery, DeliveryStatus, Store};
 
 /// How many executions a list shows when the query does not say.
 pub const DEFAULT_LIMIT: u32 = 100;
@@ -16,7 +17,7 @@ pub const DEFAULT_LIMIT: u32 = 100;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExecutionView {
-    pub id: String,
+    pub id: ExecutionId,
     pub status: Status,
     pub project: String,
     pub workflow: String,
@@ -110,7 +111,7 @@ pub struct NodeView {
     pub attempts: u32,
     pub cached: bool,
     /// The execution whose cached result it reused.
-    pub cached_from: Option<String>,
+    pub cached_from: Option<ExecutionId>,
     pub inputs: Option<Value>,
     pub outputs: Option<Value>,
     pub error: Option<String>,
@@ -219,7 +220,10 @@ pub async fn executions(
 }
 
 /// One execution with its nodes; `None` when the store has no such id.
-pub async fn execution(store: &dyn Store, id: &str) -> Result<Option<ExecutionView>, store::Error> {
+pub async fn execution(
+    store: &dyn Store,
+    id: &ExecutionId,
+) -> Result<Option<ExecutionView>, store::Error> {
     let Some(execution) = store.execution(id).await? else {
         return Ok(None);
     };
@@ -302,7 +306,7 @@ mod tests {
     #[test]
     fn deliveries_read_back_as_written_with_times_in_milliseconds() {
         let delivery = Delivery {
-            id: Delivery::id_of("nightly-0123456789ab", Status::Failed, 0),
+            id: Delivery::id_of(&"nightly-0123456789ab".into(), Status::Failed, 0),
             execution: "nightly-0123456789ab".into(),
             event: Status::Failed,
             rule: 0,

@@ -9,9 +9,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::{QueryError, instant, to_millis};
 use crate::artifact;
 use crate::lineage::{self, Found, TargetKind, Way};
-use crate::spec::Digest;
+use crate::spec::{CommitId, Digest, ExecutionId};
 use crate::store::execution::{Direction, LineageEdge};
-use crate::store::{self, CommitId, Store};
+use crate::store::{self, Store};
 
 /// Every edge found from a target, and the commits they lead to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,7 +30,7 @@ pub struct LineageView {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EdgeView {
-    pub execution: String,
+    pub execution: ExecutionId,
     pub node: String,
     pub direction: Direction,
     /// The node's input or output name.

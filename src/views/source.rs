@@ -4,7 +4,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{instant, to_secs};
-use crate::store::{self, CommitId, SourceKey, SourceStatus, Store};
+use crate::spec::{CommitId, SourceKey};
+use crate::store::{self, SourceStatus, Store};
 
 /// What a source last reconciled and attempted, and why its last attempt
 /// was refused.

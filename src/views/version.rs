@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{QueryError, instant, to_secs};
-use crate::spec::{Digest, Kind};
-use crate::store::{self, CommitId, Store, VersionFilter, VersionRecord};
+use crate::spec::{CommitId, Digest, Kind};
+use crate::store::{self, Store, VersionFilter, VersionRecord};
 
 /// One version of a definition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -16,10 +16,10 @@ use weir::engine::backfill::{self, Entry, EntryStatus, Error, Request};
 use weir::engine::scheduler::Scheduler;
 use weir::schedule::backfill::RangeError;
 use weir::source::git::{GitSource, SourceSpec};
-use weir::spec::{EntityRef, Kind};
+use weir::spec::{EntityRef, ExecutionId, Kind, Trigger};
 use weir::store::Store;
 use weir::store::execution::BackfillGroup;
-use weir::store::execution::{Execution, ExecutionFilter, Status, Trigger};
+use weir::store::execution::{Execution, ExecutionFilter, Status};
 
 use crate::common::{Backend, GitRepo, TestDb, on_every_backend, weir_json, weir_with};
 
@@ -171,7 +171,7 @@ async fn register(store: &dyn Store, definitions: &str) -> (GitRepo, tempfile::T
     };
     let source = GitSource::open(&spec, state.path()).expect("open the source");
     let loaded = weir::reconcile::load(&source, &Default::default(), None).expect("load");
-    match weir::reconcile::register(store, loaded)
+    match weir::reconcile::register(store, loaded, chrono::Utc::now())
         .await
         .expect("register")
     {
@@ -196,7 +196,7 @@ fn statuses(entries: &[Entry]) -> Vec<EntryStatus> {
     entries.iter().map(|e| e.status).collect()
 }
 
-fn ids(entries: &[Entry]) -> Vec<String> {
+fn ids(entries: &[Entry]) -> Vec<ExecutionId> {
     entries.iter().map(|e| e.execution_id.clone()).collect()
 }
 
@@ -208,7 +208,7 @@ async fn activated_at(store: &dyn Store, name: &str) -> DateTime<Utc> {
         .unwrap_or_else(|| panic!("{name} is not active"))
 }
 
-async fn execution(store: &dyn Store, id: &str) -> Execution {
+async fn execution(store: &dyn Store, id: &ExecutionId) -> Execution {
     store
         .execution(id)
         .await
@@ -272,7 +272,7 @@ async fn the_spring_forward_week_runs_each_day_once_and_never_twice(b: Backend) 
     for entry in &done.entries {
         assert_eq!(
             entry.execution_id,
-            weir::schedule::execution_id(&plan, &done.version, entry.instant).0,
+            weir::schedule::execution_id(&plan, &done.version, entry.instant),
             "the id the scheduler gives the instant"
         );
         let run = execution(store, &entry.execution_id).await;
@@ -324,9 +324,9 @@ async fn instants_the_scheduler_already_ran_are_skipped(b: Backend) {
     let store = b.store.as_ref();
     let _repo = register(store, NIGHTLY).await;
     let activated = activated_at(store, "daily").await;
-    let daily = |ids: &[String]| -> BTreeSet<String> {
+    let daily = |ids: &[ExecutionId]| -> BTreeSet<ExecutionId> {
         ids.iter()
-            .filter(|id| id.starts_with("daily-"))
+            .filter(|id| id.as_str().starts_with("daily-"))
             .cloned()
             .collect()
     };
@@ -351,7 +351,7 @@ async fn instants_the_scheduler_already_ran_are_skipped(b: Backend) {
         .await
         .expect("a backfill");
     assert_eq!(done.entries.len(), 8, "one instant a day");
-    let existing: BTreeSet<String> = done
+    let existing: BTreeSet<ExecutionId> = done
         .entries
         .iter()
         .filter(|e| e.status == EntryStatus::Exists)
@@ -498,10 +498,10 @@ async fn replace_does_not_cancel_a_backfill() {
         .tick(store, activated + Duration::days(1))
         .await
         .expect("a scheduler tick");
-    let started: Vec<&String> = report
+    let started: Vec<&ExecutionId> = report
         .created
         .iter()
-        .filter(|id| id.starts_with("newest-wins-"))
+        .filter(|id| id.as_str().starts_with("newest-wins-"))
         .collect();
     assert_eq!(started.len(), 1, "{report:?}");
     assert!(report.cancelled.is_empty(), "{report:?}");

@@ -245,7 +245,7 @@ fn story(db: &TestDb) {
         .block_on(store.executions(&filter))
         .expect("executions");
     // I4: one execution per instant, none missing from the first to the last.
-    let mut by_instant: BTreeMap<DateTime<Utc>, Vec<String>> = BTreeMap::new();
+    let mut by_instant: BTreeMap<DateTime<Utc>, Vec<weir::spec::ExecutionId>> = BTreeMap::new();
     for execution in &executions {
         let at = execution
             .scheduled_at

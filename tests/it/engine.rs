@@ -587,7 +587,8 @@ fn cancel_from_another_process_stops_a_running_execution() {
 /// exactly once.
 fn scheduler_story(db: &TestDb) {
     use weir::engine::scheduler::Scheduler;
-    use weir::store::execution::{ExecutionFilter, Trigger};
+    use weir::spec::Trigger;
+    use weir::store::execution::ExecutionFilter;
 
     let repo = GitRepo::new();
     repo.write(

@@ -14,10 +14,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::{Value, json};
 use tokio::sync::Barrier;
-use weir::spec::Digest;
+use weir::spec::{CommitId, Digest, ExecutionId, SourceKey, Trigger};
 use weir::store::{
-    self, CacheEntry, CommitId, Delivery, DeliveryAttempt, DeliveryStatus, Direction, Execution,
-    ExecutionFilter, LineageEdge, NodeState, NodeStatus, SourceKey, Status, Store, Trigger,
+    self, CacheEntry, Delivery, DeliveryAttempt, DeliveryStatus, Direction, Execution,
+    ExecutionFilter, LineageEdge, NodeState, NodeStatus, Status, Store,
 };
 
 use crate::common::{Backend, on_every_backend};
@@ -188,10 +188,13 @@ async fn an_execution_and_its_nodes_round_trip_every_field(b: Backend) {
     let nodes = vec![node("train-full", "prepare"), full_node];
     create(store, &full, &nodes).await;
     assert_eq!(
-        store.execution("train-full").await.expect("read"),
+        store.execution(&"train-full".into()).await.expect("read"),
         Some(full)
     );
-    assert_eq!(store.nodes("train-full").await.expect("nodes"), nodes);
+    assert_eq!(
+        store.nodes(&"train-full".into()).await.expect("nodes"),
+        nodes
+    );
 
     // Nothing optional set: every None stays None, and no nodes at all.
     let bare = Execution {
@@ -203,13 +206,25 @@ async fn an_execution_and_its_nodes_round_trip_every_field(b: Backend) {
     };
     create(store, &bare, &[]).await;
     assert_eq!(
-        store.execution("train-bare").await.expect("read"),
+        store.execution(&"train-bare".into()).await.expect("read"),
         Some(bare)
     );
-    assert!(store.nodes("train-bare").await.expect("nodes").is_empty());
+    assert!(
+        store
+            .nodes(&"train-bare".into())
+            .await
+            .expect("nodes")
+            .is_empty()
+    );
 
-    assert_eq!(store.execution("never").await.expect("read"), None);
-    assert!(store.nodes("never").await.expect("nodes").is_empty());
+    assert_eq!(store.execution(&"never".into()).await.expect("read"), None);
+    assert!(
+        store
+            .nodes(&"never".into())
+            .await
+            .expect("nodes")
+            .is_empty()
+    );
 }
 
 /// A scheduler that restarts (or a second replica) creates the same id
@@ -237,7 +252,10 @@ async fn creating_an_existing_id_returns_the_first_and_adds_nothing(b: Backend) 
         .expect("create again");
     assert!(!created);
     assert_eq!(stored, running, "the stored execution, as it is now");
-    assert_eq!(store.nodes("nightly-1").await.expect("nodes"), nodes);
+    assert_eq!(
+        store.nodes(&"nightly-1".into()).await.expect("nodes"),
+        nodes
+    );
     assert_eq!(
         store
             .executions(&ExecutionFilter::default())
@@ -273,7 +291,7 @@ async fn two_creators_racing_on_each_id_get_exactly_one_true(b: Backend) {
             }));
         }
     }
-    let mut outcomes: HashMap<String, Vec<(&str, Execution, bool)>> = HashMap::new();
+    let mut outcomes: HashMap<ExecutionId, Vec<(&str, Execution, bool)>> = HashMap::new();
     for race in races {
         let (id, side, stored, created) = race.await.expect("a creator panicked");
         outcomes
@@ -295,7 +313,11 @@ async fn two_creators_racing_on_each_id_get_exactly_one_true(b: Backend) {
         assert_eq!(outcome[0].1, outcome[1].1, "{id}: both see one execution");
         assert_eq!(outcome[0].1.inputs, json!({ "side": winner }), "{id}");
         let nodes = b.store.nodes(id).await.expect("nodes");
-        assert_eq!(nodes, vec![node(id, &format!("from-{winner}"))], "{id}");
+        assert_eq!(
+            nodes,
+            vec![node(id.as_str(), &format!("from-{winner}"))],
+            "{id}"
+        );
     }
 }
 
@@ -315,8 +337,8 @@ async fn nodes_come_back_in_plan_order(b: Backend) {
     let small = [node("small", "zeta"), node("small", "alpha")];
     create(store, &execution("small", Status::Queued, 1), &small).await;
 
-    assert_eq!(store.nodes("big").await.expect("nodes"), nodes);
-    assert_eq!(store.nodes("small").await.expect("nodes"), small);
+    assert_eq!(store.nodes(&"big".into()).await.expect("nodes"), nodes);
+    assert_eq!(store.nodes(&"small".into()).await.expect("nodes"), small);
 }
 
 /// The engine persists each step, so a restarted process continues from
@@ -337,7 +359,7 @@ async fn node_and_execution_updates_persist(b: Backend) {
     };
     store.update_node(&running).await.expect("update node");
     assert_eq!(
-        store.nodes("run").await.expect("nodes"),
+        store.nodes(&"run".into()).await.expect("nodes"),
         vec![running.clone(), nodes[1].clone()]
     );
     // Retrying clears what the first attempt set; NULLs are written too.
@@ -360,11 +382,14 @@ async fn node_and_execution_updates_persist(b: Backend) {
         ..retrying
     };
     store.update_node(&succeeded).await.expect("update node");
-    assert_eq!(store.nodes("run").await.expect("nodes")[0], succeeded);
+    assert_eq!(
+        store.nodes(&"run".into()).await.expect("nodes")[0],
+        succeeded
+    );
 
     // Status, outputs, error and times are written; the rest is fixed at
     // creation, and a cancellation asked meanwhile is not lost.
-    assert!(store.request_cancel("run").await.expect("cancel"));
+    assert!(store.request_cancel(&"run".into()).await.expect("cancel"));
     let finished = Execution {
         status: Status::Succeeded,
         outputs: Some(json!({ "model": "m" })),
@@ -378,7 +403,11 @@ async fn node_and_execution_updates_persist(b: Backend) {
         ..queued.clone()
     };
     store.update_execution(&finished).await.expect("update");
-    let stored = store.execution("run").await.expect("read").expect("exists");
+    let stored = store
+        .execution(&"run".into())
+        .await
+        .expect("read")
+        .expect("exists");
     assert_eq!(
         stored,
         Execution {
@@ -516,12 +545,37 @@ async fn cancel_is_granted_to_unfinished_executions_only(b: Backend) {
     ] {
         create(store, &execution(id, status, 0), &[]).await;
     }
-    assert!(store.request_cancel("running").await.expect("cancel"));
-    assert!(store.request_cancel("running").await.expect("cancel again"));
-    assert!(store.request_cancel("queued").await.expect("cancel"));
-    assert!(!store.request_cancel("succeeded").await.expect("cancel"));
-    assert!(!store.request_cancel("cancelled").await.expect("cancel"));
-    assert!(!store.request_cancel("never").await.expect("cancel"));
+    assert!(
+        store
+            .request_cancel(&"running".into())
+            .await
+            .expect("cancel")
+    );
+    assert!(
+        store
+            .request_cancel(&"running".into())
+            .await
+            .expect("cancel again")
+    );
+    assert!(
+        store
+            .request_cancel(&"queued".into())
+            .await
+            .expect("cancel")
+    );
+    assert!(
+        !store
+            .request_cancel(&"succeeded".into())
+            .await
+            .expect("cancel")
+    );
+    assert!(
+        !store
+            .request_cancel(&"cancelled".into())
+            .await
+            .expect("cancel")
+    );
+    assert!(!store.request_cancel(&"never".into()).await.expect("cancel"));
 
     for (id, requested) in [
         ("running", true),
@@ -529,10 +583,14 @@ async fn cancel_is_granted_to_unfinished_executions_only(b: Backend) {
         ("succeeded", false),
         ("cancelled", false),
     ] {
-        let stored = store.execution(id).await.expect("read").expect("exists");
+        let stored = store
+            .execution(&id.into())
+            .await
+            .expect("read")
+            .expect("exists");
         assert_eq!(stored.cancel_requested, requested, "{id}");
     }
-    let stored = store.execution("running").await.expect("read");
+    let stored = store.execution(&"running".into()).await.expect("read");
     assert_eq!(stored.map(|e| e.status), Some(Status::Running));
 }
 
@@ -576,11 +634,17 @@ async fn lineage_is_recorded_once_and_found_by_artifact_and_by_execution(b: Back
         vec![trained.clone(), evaluated.clone()]
     );
     assert_eq!(
-        store.lineage_of_execution("e1").await.expect("lineage"),
+        store
+            .lineage_of_execution(&"e1".into())
+            .await
+            .expect("lineage"),
         vec![produced, read, trained]
     );
     assert_eq!(
-        store.lineage_of_execution("e2").await.expect("lineage"),
+        store
+            .lineage_of_execution(&"e2".into())
+            .await
+            .expect("lineage"),
         vec![evaluated]
     );
     let unknown = digest("never produced");
@@ -593,7 +657,7 @@ async fn lineage_is_recorded_once_and_found_by_artifact_and_by_execution(b: Back
     );
     assert!(
         store
-            .lineage_of_execution("never")
+            .lineage_of_execution(&"never".into())
             .await
             .expect("lineage")
             .is_empty()
@@ -677,10 +741,13 @@ async fn completing_a_node_writes_its_state_cache_entry_and_lineage(b: Backend) 
         .complete_node(&done, Some(&entry), &edges)
         .await
         .expect("complete");
-    assert_eq!(store.nodes("e1").await.expect("nodes"), vec![done]);
+    assert_eq!(store.nodes(&"e1".into()).await.expect("nodes"), vec![done]);
     assert_eq!(store.cache_get(&entry.key).await.expect("get"), Some(entry));
     assert_eq!(
-        store.lineage_of_execution("e1").await.expect("lineage"),
+        store
+            .lineage_of_execution(&"e1".into())
+            .await
+            .expect("lineage"),
         edges.to_vec()
     );
 }
@@ -719,12 +786,18 @@ async fn completing_a_node_writes_nothing_when_one_edge_is_refused(b: Backend) {
     let refused = store.complete_node(&done, Some(&entry), &edges).await;
     assert!(refused.is_err(), "an edge of a missing node is refused");
     assert_eq!(
-        store.nodes("e1").await.expect("nodes"),
+        store.nodes(&"e1".into()).await.expect("nodes"),
         vec![running],
         "the node's success was rolled back"
     );
     assert_eq!(store.cache_get(&entry.key).await.expect("get"), None);
-    assert_eq!(store.lineage_of_execution("e1").await.expect("lineage"), []);
+    assert_eq!(
+        store
+            .lineage_of_execution(&"e1".into())
+            .await
+            .expect("lineage"),
+        []
+    );
 }
 
 /// A row written by a newer weir (or by hand) with a status this version
@@ -742,7 +815,7 @@ async fn an_unknown_stored_status_is_reported_as_corrupt(b: Backend) {
 
     reading_odd_is_corrupt_naming(store, "\"paused\"").await;
     let error = store
-        .nodes("odd")
+        .nodes(&"odd".into())
         .await
         .expect_err("an unknown node status");
     assert!(matches!(error, store::Error::Corrupt { .. }), "{error:?}");
@@ -753,7 +826,7 @@ async fn an_unknown_stored_status_is_reported_as_corrupt(b: Backend) {
 /// the stored value it cannot read.
 async fn reading_odd_is_corrupt_naming(store: &dyn store::Store, value: &str) {
     for error in [
-        store.execution("odd").await.map(|_| ()),
+        store.execution(&"odd".into()).await.map(|_| ()),
         store
             .executions(&ExecutionFilter::default())
             .await
@@ -808,7 +881,7 @@ async fn deliveries_are_created_once_and_their_attempts_persist(b: Backend) {
     e.finished_at = Some(at(1));
     create(store, &e, &[]).await;
     let delivery = |rule: u32, due: i64| Delivery {
-        id: Delivery::id_of("failed-run", Status::Failed, rule),
+        id: Delivery::id_of(&"failed-run".into(), Status::Failed, rule),
         execution: "failed-run".into(),
         event: Status::Failed,
         rule,
@@ -862,9 +935,15 @@ async fn deliveries_are_created_once_and_their_attempts_persist(b: Backend) {
 
     let due = store.due_deliveries(at(60), 10).await.expect("due");
     assert_eq!(due, [delivery(1, 5)], "a delivered one is never due again");
-    let all = store.deliveries("failed-run").await.expect("list");
+    let all = store.deliveries(&"failed-run".into()).await.expect("list");
     assert_eq!(all, [delivered, delivery(1, 5)]);
-    assert!(store.deliveries("other").await.expect("list").is_empty());
+    assert!(
+        store
+            .deliveries(&"other".into())
+            .await
+            .expect("list")
+            .is_empty()
+    );
 
     let mut unknown = delivery(7, 1);
     unknown.id = "dlv-missing".into();

@@ -21,8 +21,9 @@ use weir::engine::Engine;
 use weir::engine::create::{self, Request};
 use weir::engine::kubernetes::KubeRuns;
 use weir::executor::kubernetes::{Kube, Settings};
+use weir::spec::{ExecutionId, Trigger};
 use weir::store::Store;
-use weir::store::execution::{NodeStatus, Status, Trigger};
+use weir::store::execution::{NodeStatus, Status};
 
 use crate::common::{GitRepo, TestDb, weir_with};
 
@@ -279,7 +280,7 @@ impl Cluster {
     }
 }
 
-async fn start(store: &dyn Store, name: &str, inputs: &[(&str, Value)]) -> String {
+async fn start(store: &dyn Store, name: &str, inputs: &[(&str, Value)]) -> ExecutionId {
     let request = Request {
         name: name.into(),
         inputs: inputs
@@ -295,7 +296,7 @@ async fn start(store: &dyn Store, name: &str, inputs: &[(&str, Value)]) -> Strin
 }
 
 /// Drives `id` to its end (a generous bound guards against a hang).
-async fn finish(engine: &Engine, id: &str) -> weir::store::Execution {
+async fn finish(engine: &Engine, id: &ExecutionId) -> weir::store::Execution {
     tokio::time::timeout(Duration::from_secs(120), engine.run_until_finished(id))
         .await
         .expect("the execution ends")
@@ -336,7 +337,7 @@ async fn an_example_workflow_runs_to_success_as_jobs_with_outputs_and_lineage() 
     assert_eq!(jobs.len(), 8);
     for job in &jobs {
         let labels = job.metadata.labels.clone().expect("labels");
-        assert_eq!(labels["weir.dev/execution"], id);
+        assert_eq!(labels["weir.dev/execution"], id.as_str());
         assert_eq!(labels["weir.dev/commit"], execution.commit.0);
         assert_eq!(labels["app.kubernetes.io/managed-by"], "weir");
     }
@@ -621,7 +622,7 @@ async fn jobs_of_executions_that_do_not_exist_are_collected() {
     live.metadata.name = Some("weir-count-fedcba9876543210".into());
     live.metadata.annotations = Some(BTreeMap::from([(
         "weir.dev/execution-id".to_owned(),
-        id.clone(),
+        id.to_string(),
     )]));
     jobs.create(&PostParams::default(), &live)
         .await

@@ -12,7 +12,8 @@ use std::collections::BTreeSet;
 use std::process::{Child, Command, Stdio};
 
 use weir::engine::Owner;
-use weir::store::{ENGINE_LEASE, NodeState, Status, Store, Trigger};
+use weir::spec::{ExecutionId, Trigger};
+use weir::store::{ENGINE_LEASE, NodeState, Status, Store};
 
 use crate::common::{Daemon, GitRepo, TestDb, eventually, every_second, http, weir, weir_with};
 
@@ -69,7 +70,7 @@ fn executions(store: &dyn Store) -> Vec<weir::store::Execution> {
     block_on(store.executions(&Default::default())).expect("executions")
 }
 
-fn nodes(store: &dyn Store, id: &str) -> Vec<NodeState> {
+fn nodes(store: &dyn Store, id: &ExecutionId) -> Vec<NodeState> {
     block_on(store.nodes(id)).expect("nodes")
 }
 
@@ -387,7 +388,7 @@ fn run_sleeper(db: &TestDb, extra: &[&str]) -> Child {
 }
 
 /// The process group of the running `nap` attempt, once it has one.
-fn running_group(store: &dyn Store) -> (String, u32) {
+fn running_group(store: &dyn Store) -> (ExecutionId, u32) {
     let mut found = None;
     eventually("the task runs with a process group", || {
         let Some(e) = executions(store).into_iter().next() else {
@@ -485,7 +486,7 @@ fn cancel_with_no_engine_left_finishes_a_stuck_execution() {
     let _ = run.wait();
     assert!(group_alive(pgid), "the orphaned task still runs");
 
-    let out = weir_with(&["cancel", &id, "--wait"], &db);
+    let out = weir_with(&["cancel", id.as_str(), "--wait"], &db);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),

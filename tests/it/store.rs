@@ -13,10 +13,10 @@ use std::time::Instant;
 
 use chrono::{TimeZone, Utc};
 use serde_json::json;
-use weir::spec::{Digest, EntityRef, Kind};
+use weir::spec::{CommitId, Digest, EntityRef, Kind, SourceKey};
 use weir::store::{
-    self, ActiveSet, Changes, CommitId, CommitInfo, NewVersion, Person, SourceError, SourceKey,
-    Store, VersionFilter, VersionKey,
+    self, ActiveSet, Changes, CommitInfo, NewVersion, Person, SourceError, Store, VersionFilter,
+    VersionKey,
 };
 
 use crate::common::{Backend, on_every_backend};
@@ -31,6 +31,7 @@ on_every_backend!(
     two_stores_on_one_database_apply_concurrently,
     ten_thousand_versions_apply_in_one_transaction,
     registering_inactive_versions_activates_nothing,
+    every_stamp_is_the_instant_the_caller_gives,
 );
 
 // ---------------------------------------------------------------- fixtures
@@ -132,7 +133,7 @@ async fn plan(store: &dyn Store, src: &SourceKey, n: u32, tree: &[&NewVersion]) 
 /// Plans and applies commit `n` of `src` with exactly `tree`.
 async fn sync(store: &dyn Store, src: &SourceKey, n: u32, tree: &[&NewVersion]) -> Changes {
     let changes = plan(store, src, n, tree).await;
-    store.apply(&changes).await.expect("apply");
+    store.apply(&changes, Utc::now()).await.expect("apply");
     changes
 }
 
@@ -241,7 +242,7 @@ async fn registering_a_known_digest_changes_nothing_and_records_the_reactivation
     };
     again.registered.push(forged);
     again.reactivated.push(v1.key.clone());
-    store.apply(&again).await.expect("apply");
+    store.apply(&again, Utc::now()).await.expect("apply");
 
     assert_eq!(
         store.version_document(&v1.key).await.expect("doc"),
@@ -298,12 +299,12 @@ async fn registering_inactive_versions_activates_nothing(b: Backend) {
     };
     let branch = [a2.clone(), w2.clone(), forged];
     store
-        .register_inactive(&commit(7), &branch)
+        .register_inactive(&commit(7), &branch, Utc::now())
         .await
         .expect("register");
     // Twice is the same as once.
     store
-        .register_inactive(&commit(8), &branch)
+        .register_inactive(&commit(8), &branch, Utc::now())
         .await
         .expect("register again");
 
@@ -342,6 +343,65 @@ async fn registering_inactive_versions_activates_nothing(b: Backend) {
     let merged = sync(store, &src, 9, &[&a2, &w2]).await;
     assert!(merged.registered.is_empty());
     assert_eq!(merged.reactivated.len(), 2);
+}
+
+/// The store never reads the clock: each write is stamped with the instant
+/// its caller gives (the daemon's or a test's clock), here one in 2031 that
+/// no wall clock reads, to the microsecond both databases keep.
+async fn every_stamp_is_the_instant_the_caller_gives(b: Backend) {
+    let store = &*b.store;
+    let src = source("p");
+    let at = Utc
+        .with_ymd_and_hms(2031, 5, 6, 7, 8, 9)
+        .single()
+        .expect("a valid instant")
+        + chrono::Duration::microseconds(123_456);
+    let day = chrono::Duration::days(1);
+    let a = task("a", "echo a");
+    let changes = plan(store, &src, 1, &[&a]).await;
+    store.apply(&changes, at).await.expect("apply");
+    let status = &store.sources().await.expect("sources")[0];
+    assert_eq!(status.last_reconciled_at, Some(at));
+    assert_eq!(status.last_attempted_at, Some(at));
+    let versions = store
+        .versions(&VersionFilter::default())
+        .await
+        .expect("versions");
+    assert_eq!(versions[0].registered_at, at);
+    assert_eq!(versions[0].last_activated_at, Some(at));
+    assert_eq!(store.audit(1).await.expect("audit")[0].at, at);
+
+    store
+        .record_failure(&src, &commit(2), &refused(), at + day)
+        .await
+        .expect("record the refusal");
+    let status = &store.sources().await.expect("sources")[0];
+    assert_eq!(
+        status.last_reconciled_at,
+        Some(at),
+        "the last good one stays"
+    );
+    assert_eq!(status.last_attempted_at, Some(at + day));
+    assert_eq!(store.audit(1).await.expect("audit")[0].at, at + day);
+
+    store
+        .record_source_error(&src, &refused(), at + day * 2)
+        .await
+        .expect("record the read error");
+    let status = &store.sources().await.expect("sources")[0];
+    assert_eq!(status.last_attempted_at, Some(at + day * 2));
+
+    let b = task("b", "echo b");
+    store
+        .register_inactive(&commit(4), std::slice::from_ref(&b), at + day * 3)
+        .await
+        .expect("register a preview");
+    let filter = VersionFilter {
+        name: Some("b".into()),
+        ..VersionFilter::default()
+    };
+    let previewed = store.versions(&filter).await.expect("versions");
+    assert_eq!(previewed[0].registered_at, at + day * 3);
 }
 
 async fn apply_replaces_the_active_set_exactly(b: Backend) {
@@ -388,7 +448,7 @@ async fn apply_replaces_the_active_set_exactly(b: Backend) {
     let stale = plan(store, &src, 3, &[&a]).await;
     sync(store, &src, 4, &[&a, &c2, &d]).await;
     let refused = store
-        .apply(&stale)
+        .apply(&stale, Utc::now())
         .await
         .expect_err("a stale plan is refused");
     assert!(
@@ -420,11 +480,11 @@ async fn a_refused_commit_changes_neither_active_set_nor_versions(b: Backend) {
         .expect("versions");
 
     store
-        .record_failure(&src, &commit(2), &refused())
+        .record_failure(&src, &commit(2), &refused(), Utc::now())
         .await
         .expect("record");
     store
-        .record_failure(&fresh, &commit(2), &refused())
+        .record_failure(&fresh, &commit(2), &refused(), Utc::now())
         .await
         .expect("record");
 
@@ -479,7 +539,7 @@ async fn audit_is_newest_first_with_details(b: Backend) {
     assert!(unchanged.is_empty());
     sync(store, &src, 4, &[&a1]).await;
     store
-        .record_failure(&src, &commit(5), &refused())
+        .record_failure(&src, &commit(5), &refused(), Utc::now())
         .await
         .expect("record");
 
@@ -643,7 +703,7 @@ async fn ten_thousand_versions_apply_in_one_transaction(b: Backend) {
     let tree: Vec<&NewVersion> = definitions.iter().collect();
     let changes = plan(store, &src, 1, &tree).await;
     let started = Instant::now();
-    store.apply(&changes).await.expect("apply");
+    store.apply(&changes, Utc::now()).await.expect("apply");
     let took = started.elapsed();
     eprintln!(
         "applying 10,000 new versions on {} took {took:?}",
@@ -656,7 +716,7 @@ async fn ten_thousand_versions_apply_in_one_transaction(b: Backend) {
 
     let again = plan(store, &src, 2, &tree).await;
     assert!(again.is_empty());
-    store.apply(&again).await.expect("apply");
+    store.apply(&again, Utc::now()).await.expect("apply");
     assert_eq!(store.active_set(&src).await.expect("active").len(), 10_000);
     let keys: Vec<VersionKey> = tree.iter().map(|v| v.key.clone()).collect();
     assert_eq!(

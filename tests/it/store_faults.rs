@@ -61,7 +61,7 @@ async fn a_failed_write_leaves_the_scheduler_working(backend: Backend) {
     let git = GitSource::open(&spec, state.path()).expect("source");
     let loaded =
         weir::reconcile::load(&git, &weir::reconcile::Options::default(), None).expect("load");
-    weir::reconcile::register(backend.store.as_ref(), loaded)
+    weir::reconcile::register(backend.store.as_ref(), loaded, chrono::Utc::now())
         .await
         .expect("register");
 

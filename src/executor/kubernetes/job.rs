@@ -22,7 +22,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::spec::{Digest, TaskSpec};
+use crate::spec::{Digest, ExecutionId, TaskSpec};
 
 /// The label every Job weir makes carries.
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "weir");
@@ -82,7 +82,7 @@ impl Default for Settings {
 /// One attempt to run as a Job.
 #[derive(Debug, Clone)]
 pub struct JobRequest<'a> {
-    pub execution: &'a str,
+    pub execution: &'a ExecutionId,
     pub project: &'a str,
     pub commit: &'a str,
     pub node: &'a str,
@@ -98,7 +98,7 @@ pub struct JobRequest<'a> {
 /// `weir-<node>-<16 hex of sha256(execution/node/attempt)>`: unique per
 /// attempt, the same every time it is computed, a DNS-1123 label (at most
 /// 63 characters; Job names also name their pods).
-pub fn job_name(execution: &str, node: &str, attempt: u32) -> String {
+pub fn job_name(execution: &ExecutionId, node: &str, attempt: u32) -> String {
     let digest = Digest::of_json(&serde_json::Value::String(format!(
         "{execution}/{node}/{attempt}"
     )));
@@ -152,7 +152,10 @@ pub fn label_value(text: &str) -> String {
 pub fn labels(req: &JobRequest<'_>) -> BTreeMap<String, String> {
     BTreeMap::from([
         (MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned()),
-        (LABEL_EXECUTION.to_owned(), label_value(req.execution)),
+        (
+            LABEL_EXECUTION.to_owned(),
+            label_value(req.execution.as_str()),
+        ),
         (LABEL_NODE.to_owned(), label_value(req.node)),
         (LABEL_TASK.to_owned(), label_value(req.task)),
         (
@@ -208,7 +211,7 @@ pub fn build(settings: &Settings, req: &JobRequest<'_>) -> Job {
             ANNOTATION_VERSION.to_owned(),
             req.task_version.as_str().to_owned(),
         ),
-        (ANNOTATION_EXECUTION.to_owned(), req.execution.to_owned()),
+        (ANNOTATION_EXECUTION.to_owned(), req.execution.to_string()),
     ]);
     let bin = VolumeMount {
         name: "weir-bin".into(),
@@ -368,12 +371,12 @@ mod tests {
 
     #[test]
     fn names_are_deterministic_dns_labels_per_attempt() {
-        let a = job_name("nightly-0123456789ab", "fit/train", 1);
-        assert_eq!(a, job_name("nightly-0123456789ab", "fit/train", 1));
-        assert_ne!(a, job_name("nightly-0123456789ab", "fit/train", 2));
-        assert_ne!(a, job_name("nightly-0123456789ac", "fit/train", 1));
+        let a = job_name(&"nightly-0123456789ab".into(), "fit/train", 1);
+        assert_eq!(a, job_name(&"nightly-0123456789ab".into(), "fit/train", 1));
+        assert_ne!(a, job_name(&"nightly-0123456789ab".into(), "fit/train", 2));
+        assert_ne!(a, job_name(&"nightly-0123456789ac".into(), "fit/train", 1));
         assert!(a.starts_with("weir-fit-train-"), "{a}");
-        let long = job_name("x", &"Very_Long/Node.Name".repeat(10), 3);
+        let long = job_name(&"x".into(), &"Very_Long/Node.Name".repeat(10), 3);
         assert!(long.len() <= 63, "{long}");
         for name in [&a, &long] {
             assert!(
@@ -390,7 +393,7 @@ mod tests {
         let spec = spec();
         let version = Digest::from_hex("ab".repeat(32));
         let req = JobRequest {
-            execution: "nightly-0123456789ab",
+            execution: &"nightly-0123456789ab".into(),
             project: "churn",
             commit: &"c".repeat(40),
             node: "fit/train",
@@ -479,7 +482,7 @@ mod tests {
         spec.service_account = None;
         let version = Digest::from_hex("ab".repeat(32));
         let req = JobRequest {
-            execution: "e",
+            execution: &"e".into(),
             project: "p",
             commit: "c",
             node: "n",

@@ -21,6 +21,8 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, PostParams, PropagationPolicy};
 
+use crate::spec::ExecutionId;
+
 pub use job::{JobRequest, Settings};
 pub use observe::{JobState, Report};
 
@@ -161,7 +163,7 @@ impl Kube {
 
     /// Names of weir's Jobs with the id of their execution (Jobs without
     /// it are left alone).
-    pub async fn job_executions(&self) -> Result<Vec<(String, String)>, Error> {
+    pub async fn job_executions(&self) -> Result<Vec<(String, ExecutionId)>, Error> {
         let jobs = self.list(&self.jobs, "list Jobs").await?;
         Ok(jobs
             .into_iter()
@@ -171,9 +173,8 @@ impl Kube {
                     .metadata
                     .annotations
                     .as_ref()?
-                    .get(job::ANNOTATION_EXECUTION)?
-                    .clone();
-                Some((j.metadata.name?, execution))
+                    .get(job::ANNOTATION_EXECUTION)?;
+                Some((j.metadata.name?, ExecutionId::from(execution.as_str())))
             })
             .collect())
     }

@@ -24,7 +24,7 @@ use super::observe::Report;
 use crate::artifact::{self, ArtifactStore};
 use crate::executor::environment::{AllowList, Inherited};
 use crate::executor::local::{self, Attempt, Outcome};
-use crate::spec::TaskSpec;
+use crate::spec::{ExecutionId, TaskSpec};
 
 /// Kubernetes keeps at most this much of a termination message.
 pub const MESSAGE_LIMIT: usize = 4096;
@@ -35,7 +35,7 @@ pub const TERMINATION_LOG: &str = "/dev/termination-log";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Payload {
-    pub execution: String,
+    pub execution: ExecutionId,
     pub node: String,
     pub attempt: u32,
     pub task: String,

@@ -17,7 +17,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::artifact;
 use crate::engine::{NodeEvent, PlanNode};
-use crate::store::SourceParts;
+use crate::spec::{ExecutionId, SourceParts};
 use crate::store::execution::{Execution, NodeState};
 
 /// The `producer` of every event and `_producer` of every facet.
@@ -73,13 +73,13 @@ pub struct RunId(String);
 
 impl RunId {
     /// The run of node `node` (its path) of execution `execution`.
-    pub fn of_node(execution: &str, node: &str) -> RunId {
-        RunId::derive(&["node", execution, node])
+    pub fn of_node(execution: &ExecutionId, node: &str) -> RunId {
+        RunId::derive(&["node", execution.as_str(), node])
     }
 
     /// The run of a whole execution (the parent of its nodes' runs).
-    pub fn of_execution(execution: &str) -> RunId {
-        RunId::derive(&["execution", execution])
+    pub fn of_execution(execution: &ExecutionId) -> RunId {
+        RunId::derive(&["execution", execution.as_str()])
     }
 
     fn derive(parts: &[&str]) -> RunId {
@@ -223,7 +223,7 @@ fn datasets(values: Option<&Value>) -> Vec<Dataset> {
 }
 
 /// The `sourceCodeLocation` facet of the execution's source, whose key is
-/// `<repo>#<branch>:<path>` ([`SourceKey::parts`](crate::store::SourceKey::parts)).
+/// `<repo>#<branch>:<path>` ([`SourceKey::parts`](crate::spec::SourceKey::parts)).
 /// `None` for a key of another shape.
 fn source_code_location(execution: &Execution) -> Option<Value> {
     let SourceParts { repo, branch, path } = execution.source.parts()?;
@@ -274,7 +274,7 @@ mod tests {
 
     use super::super::fixtures::*;
     use super::*;
-    use crate::store::SourceKey;
+    use crate::spec::SourceKey;
     use crate::store::execution::NodeStatus;
 
     const OPENLINEAGE_ID: &str = "https://openlineage.io/spec/2-0-2/OpenLineage.json";
@@ -327,11 +327,11 @@ mod tests {
 
     #[test]
     fn run_id_is_one_uuid_per_node_of_an_execution() {
-        let id = RunId::of_node("exec-1", "fit/train");
-        assert_eq!(id, RunId::of_node("exec-1", "fit/train"));
-        assert_ne!(id, RunId::of_node("exec-1", "fit/evaluate"));
-        assert_ne!(id, RunId::of_node("exec-1/fit", "train"));
-        assert_ne!(id, RunId::of_execution("exec-1"));
+        let id = RunId::of_node(&"exec-1".into(), "fit/train");
+        assert_eq!(id, RunId::of_node(&"exec-1".into(), "fit/train"));
+        assert_ne!(id, RunId::of_node(&"exec-1".into(), "fit/evaluate"));
+        assert_ne!(id, RunId::of_node(&"exec-1/fit".into(), "train"));
+        assert_ne!(id, RunId::of_execution(&"exec-1".into()));
         let text = id.as_str();
         let groups: Vec<usize> = text.split('-').map(str::len).collect();
         assert_eq!(groups, [8, 4, 4, 4, 12], "{text}");
@@ -394,7 +394,7 @@ mod tests {
         );
         assert_eq!(
             complete["run"]["facets"]["parent"]["run"]["runId"],
-            RunId::of_execution("churn-adhoc-3f9a1c2b7d4e").as_str()
+            RunId::of_execution(&"churn-adhoc-3f9a1c2b7d4e".into()).as_str()
         );
         assert_eq!(complete["eventTime"], "2026-11-24T09:30:00.000Z");
         let run_ids: Vec<&Value> = events.iter().map(|e| &e["run"]["runId"]).collect();

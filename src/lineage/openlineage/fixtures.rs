@@ -5,9 +5,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use crate::engine::PlanNode;
-use crate::spec::Digest;
-use crate::store::execution::{Execution, NodeState, NodeStatus, Status, Trigger};
-use crate::store::{CommitId, SourceKey};
+use crate::spec::{CommitId, Digest, SourceKey, Trigger};
+use crate::store::execution::{Execution, NodeState, NodeStatus, Status};
 
 pub(super) const COMMIT: &str = "8c2d41e07a9b5f3c1d2e4f6a8b0c2d4e6f8a0b1c";
 pub(super) const DATA: &str =

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use super::rows::{self, EXECUTION_COLUMNS};
 use super::statement::{Param, Statement};
 use super::{Dialect, SqlStore, commit, found};
+use crate::spec::ExecutionId;
 use crate::store::delivery::{self, DELIVERY_COLUMNS, Delivery, DeliveryRow, DeliveryStore};
 use crate::store::execution::Execution;
 use crate::store::{Error, StoreFuture};
@@ -43,11 +44,11 @@ impl<D: Dialect> SqlStore<D> {
             .bind(&d.target)
             .bind(&d.destination)
             .bind(d.status.as_str())
-            .bind(attempts_json(d, DOING)?)
+            .bind(Param::json(&d.attempts))
             .bind(d.next_attempt_at)
             .bind(d.created_at)
             .bind(d.delivered_at);
-            added += Self::execute(&mut tx, DOING, insert).await?;
+            added += D::execute(&mut tx, DOING, insert).await?;
         }
         commit(tx, DOING).await?;
         Ok(added)
@@ -73,7 +74,7 @@ impl<D: Dialect> SqlStore<D> {
              delivered_at = $4 WHERE id = $5",
         )
         .bind(d.status.as_str())
-        .bind(attempts_json(d, DOING)?)
+        .bind(Param::json(&d.attempts))
         .bind(d.next_attempt_at)
         .bind(d.delivered_at)
         .bind(&d.id);
@@ -81,7 +82,7 @@ impl<D: Dialect> SqlStore<D> {
         found(changed, DOING, || format!("delivery {}", d.id))
     }
 
-    async fn select_deliveries(&self, execution: &str) -> Result<Vec<Delivery>, Error> {
+    async fn select_deliveries(&self, execution: &ExecutionId) -> Result<Vec<Delivery>, Error> {
         const DOING: &str = "reading an execution's deliveries";
         let select = Statement::new(format!(
             "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE execution = $1 \
@@ -91,16 +92,6 @@ impl<D: Dialect> SqlStore<D> {
         let rows: Vec<DeliveryRow> = self.read(DOING, select).await?;
         delivery::deliveries(rows, DOING)
     }
-}
-
-/// A delivery's attempts as stored: a JSON array, its fields in their
-/// declared order.
-fn attempts_json<'q>(d: &Delivery, doing: &'static str) -> Result<Param<'q>, Error> {
-    let text = serde_json::to_string(&d.attempts).map_err(|e| Error::Query {
-        doing,
-        source: sqlx::Error::Encode(Box::new(e)),
-    })?;
-    Ok(Param::Json(Some(text)))
 }
 
 impl<D: Dialect> DeliveryStore for SqlStore<D> {
@@ -128,7 +119,7 @@ impl<D: Dialect> DeliveryStore for SqlStore<D> {
         Box::pin(self.write_delivery(delivery))
     }
 
-    fn deliveries<'a>(&'a self, execution: &'a str) -> StoreFuture<'a, Vec<Delivery>> {
+    fn deliveries<'a>(&'a self, execution: &'a ExecutionId) -> StoreFuture<'a, Vec<Delivery>> {
         Box::pin(self.select_deliveries(execution))
     }
 }

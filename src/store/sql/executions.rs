@@ -10,7 +10,7 @@
 use super::rows::{self, CACHE_COLUMNS, EXECUTION_COLUMNS, LINEAGE_COLUMNS, NODE_COLUMNS};
 use super::statement::{Param, Statement, rows_per_statement};
 use super::{Dialect, SqlStore, commit, found};
-use crate::spec::Digest;
+use crate::spec::{Digest, ExecutionId};
 use crate::store::{
     CacheEntry, Error, Execution, ExecutionFilter, ExecutionStore, LineageEdge, NodeState,
     StoreFuture,
@@ -37,7 +37,7 @@ impl<D: Dialect> SqlStore<D> {
         Ok((stored, created))
     }
 
-    async fn find_execution(&self, id: &str) -> Result<Option<Execution>, Error> {
+    async fn find_execution(&self, id: &ExecutionId) -> Result<Option<Execution>, Error> {
         const DOING: &str = "reading an execution";
         let mut conn = self.connection(DOING).await?;
         Self::read_execution(&mut conn, id, DOING).await
@@ -66,7 +66,7 @@ impl<D: Dialect> SqlStore<D> {
         rows::executions(self.read(DOING, select).await?, DOING)
     }
 
-    async fn list_nodes(&self, execution: &str) -> Result<Vec<NodeState>, Error> {
+    async fn list_nodes(&self, execution: &ExecutionId) -> Result<Vec<NodeState>, Error> {
         const DOING: &str = "reading an execution's nodes";
         let select = Statement::new(format!(
             "SELECT {NODE_COLUMNS} FROM node_executions WHERE execution = $1 ORDER BY plan_order"
@@ -113,7 +113,7 @@ impl<D: Dialect> SqlStore<D> {
         found(changed, DOING, || format!("execution {}", execution.id))
     }
 
-    async fn cancel(&self, id: &str) -> Result<bool, Error> {
+    async fn cancel(&self, id: &ExecutionId) -> Result<bool, Error> {
         let update = Statement::new(
             "UPDATE executions SET cancel_requested = TRUE \
              WHERE id = $1 AND status IN ('queued', 'running')",
@@ -171,7 +171,7 @@ impl<D: Dialect> SqlStore<D> {
     /// chunk of nodes, each chunk's edges oldest first.
     async fn lineage_of_node_list(
         &self,
-        nodes: &[(String, String)],
+        nodes: &[(ExecutionId, String)],
     ) -> Result<Vec<LineageEdge>, Error> {
         const DOING: &str = "reading nodes' lineage";
         let mut edges = Vec::new();
@@ -225,9 +225,7 @@ impl<D: Dialect> SqlStore<D> {
         .bind(e.scheduled_at)
         .bind(Param::json(&e.inputs))
         .bind(Param::json(&e.plan))
-        .bind(Param::json(
-            &serde_json::to_value(&e.options).expect("run options serialize"),
-        ))
+        .bind(Param::json(&e.options))
         .bind(e.status.as_str())
         .bind(Param::json_or_null(e.outputs.as_ref()))
         .bind(&e.error)
@@ -235,7 +233,7 @@ impl<D: Dialect> SqlStore<D> {
         .bind(e.started_at)
         .bind(e.finished_at)
         .bind(e.cancel_requested);
-        let inserted = Self::execute(conn, "inserting an execution", insert).await?;
+        let inserted = D::execute(conn, "inserting an execution", insert).await?;
         Ok(inserted == 1)
     }
 
@@ -243,7 +241,7 @@ impl<D: Dialect> SqlStore<D> {
     /// order).
     async fn insert_nodes(
         conn: &mut D::Connection,
-        execution: &str,
+        execution: &ExecutionId,
         nodes: &[NodeState],
     ) -> Result<(), Error> {
         let numbered: Vec<(i64, &NodeState)> = (1..).zip(nodes).collect();
@@ -265,28 +263,28 @@ impl<D: Dialect> SqlStore<D> {
                     Param::json_or_null(node.inputs.as_ref()),
                     Param::json_or_null(node.outputs.as_ref()),
                     node.error.as_deref().into(),
-                    node.cached_from.as_deref().into(),
+                    (&node.cached_from).into(),
                     node.started_at.into(),
                     node.finished_at.into(),
                     node.next_attempt_at.into(),
                     Param::json_or_null(node.handle.as_ref()),
                 ]
             });
-            Self::execute(conn, "inserting an execution's nodes", insert).await?;
+            D::execute(conn, "inserting an execution's nodes", insert).await?;
         }
         Ok(())
     }
 
     async fn read_execution(
         conn: &mut D::Connection,
-        id: &str,
+        id: &ExecutionId,
         doing: &'static str,
     ) -> Result<Option<Execution>, Error> {
         let select = Statement::new(format!(
             "SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = $1"
         ))
         .bind(id);
-        let row: Option<rows::ExecutionRow> = Self::fetch_optional(conn, doing, select).await?;
+        let row: Option<rows::ExecutionRow> = D::fetch_optional(conn, doing, select).await?;
         row.map(|row| row.into_execution(doing)).transpose()
     }
 
@@ -311,7 +309,7 @@ impl<D: Dialect> SqlStore<D> {
         .bind(Param::json_or_null(node.handle.as_ref()))
         .bind(&node.execution)
         .bind(&node.node);
-        let changed = Self::execute(conn, DOING, update).await?;
+        let changed = D::execute(conn, DOING, update).await?;
         found(changed, DOING, || {
             format!("node {} of execution {}", node.node, node.execution)
         })
@@ -340,7 +338,7 @@ impl<D: Dialect> SqlStore<D> {
                 ]
             });
             insert.push(" ON CONFLICT DO NOTHING");
-            Self::execute(conn, "recording lineage", insert).await?;
+            D::execute(conn, "recording lineage", insert).await?;
         }
         Ok(())
     }
@@ -357,7 +355,7 @@ impl<D: Dialect> SqlStore<D> {
         .bind(&entry.node)
         .bind(Param::json(&entry.outputs))
         .bind(entry.created_at);
-        Self::execute(conn, "writing a cache entry", insert).await?;
+        D::execute(conn, "writing a cache entry", insert).await?;
         Ok(())
     }
 }
@@ -371,7 +369,7 @@ impl<D: Dialect> ExecutionStore for SqlStore<D> {
         Box::pin(self.create(execution, nodes))
     }
 
-    fn execution<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<Execution>> {
+    fn execution<'a>(&'a self, id: &'a ExecutionId) -> StoreFuture<'a, Option<Execution>> {
         Box::pin(self.find_execution(id))
     }
 
@@ -383,7 +381,7 @@ impl<D: Dialect> ExecutionStore for SqlStore<D> {
         Box::pin(self.list_unfinished())
     }
 
-    fn nodes<'a>(&'a self, execution: &'a str) -> StoreFuture<'a, Vec<NodeState>> {
+    fn nodes<'a>(&'a self, execution: &'a ExecutionId) -> StoreFuture<'a, Vec<NodeState>> {
         Box::pin(self.list_nodes(execution))
     }
 
@@ -404,7 +402,7 @@ impl<D: Dialect> ExecutionStore for SqlStore<D> {
         Box::pin(self.write_execution(execution))
     }
 
-    fn request_cancel<'a>(&'a self, id: &'a str) -> StoreFuture<'a, bool> {
+    fn request_cancel<'a>(&'a self, id: &'a ExecutionId) -> StoreFuture<'a, bool> {
         Box::pin(self.cancel(id))
     }
 
@@ -416,8 +414,15 @@ impl<D: Dialect> ExecutionStore for SqlStore<D> {
         Box::pin(self.lineage_where("digest", digest.as_str(), "reading an artifact's lineage"))
     }
 
-    fn lineage_of_execution<'a>(&'a self, execution: &'a str) -> StoreFuture<'a, Vec<LineageEdge>> {
-        Box::pin(self.lineage_where("execution", execution, "reading an execution's lineage"))
+    fn lineage_of_execution<'a>(
+        &'a self,
+        execution: &'a ExecutionId,
+    ) -> StoreFuture<'a, Vec<LineageEdge>> {
+        Box::pin(self.lineage_where(
+            "execution",
+            execution.as_str(),
+            "reading an execution's lineage",
+        ))
     }
 
     fn lineage_of_artifacts<'a>(
@@ -429,7 +434,7 @@ impl<D: Dialect> ExecutionStore for SqlStore<D> {
 
     fn lineage_of_nodes<'a>(
         &'a self,
-        nodes: &'a [(String, String)],
+        nodes: &'a [(ExecutionId, String)],
     ) -> StoreFuture<'a, Vec<LineageEdge>> {
         Box::pin(self.lineage_of_node_list(nodes))
     }

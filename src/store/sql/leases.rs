@@ -37,8 +37,8 @@ impl<D: Dialect> SqlStore<D> {
         .bind(holder)
         .bind(now)
         .bind(expires);
-        Self::execute(&mut tx, DOING, upsert).await?;
-        let row: Option<LeaseRow> = Self::fetch_optional(&mut tx, DOING, select(name)).await?;
+        D::execute(&mut tx, DOING, upsert).await?;
+        let row: Option<LeaseRow> = D::fetch_optional(&mut tx, DOING, select(name)).await?;
         // The upsert leaves a row, whoever holds it.
         let row = row.ok_or(Error::Query {
             doing: DOING,
@@ -70,8 +70,8 @@ impl<D: Dialect> SqlStore<D> {
         .bind(holder)
         .bind(now)
         .bind(expires);
-        Self::execute(&mut tx, DOING, update).await?;
-        let row: Option<LeaseRow> = Self::fetch_optional(&mut tx, DOING, select(name)).await?;
+        D::execute(&mut tx, DOING, update).await?;
+        let row: Option<LeaseRow> = D::fetch_optional(&mut tx, DOING, select(name)).await?;
         commit(tx, DOING).await?;
         Ok(row.map(Lease::from))
     }

@@ -12,7 +12,10 @@
 //!   writers of one source are serialized ([`Dialect::LOCK_SOURCE`]);
 //! - how a read snapshot starts ([`Dialect::BEGIN_READ`]);
 //! - how values are encoded (times and JSON: text on SQLite, `timestamptz`
-//!   and `jsonb` on PostgreSQL) and rows run;
+//!   and `jsonb` on PostgreSQL) and statements run ([`Dialect::execute`],
+//!   [`Dialect::fetch_all`], [`Dialect::fetch_optional`], on a connection
+//!   or in a transaction; [`SqlStore`]'s `run`, `read` and `read_optional`
+//!   are the same on a connection of the pool, for a statement on its own);
 //! - how many parameters one statement binds ([`Dialect::MAX_PARAMS`]) and
 //!   how text sorts bytewise ([`Dialect::BYTEWISE`]).
 //!
@@ -39,13 +42,12 @@ pub mod statement;
 use std::future::Future;
 use std::pin::Pin;
 
-use chrono::{DateTime, SubsecRound, Utc};
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Database, FromRow, Pool, Transaction};
 
-pub use statement::{Param, Statement};
+pub use statement::{Form, Param, Statement};
 
 use super::Error;
 
@@ -72,45 +74,80 @@ pub trait Dialect: Database {
     /// connections outside a transaction ([`outside_transaction`]).
     fn open(url: &str) -> impl Future<Output = Result<Pool<Self>, Error>> + Send;
 
-    /// Runs a statement; how many rows it changed.
-    fn execute<'a>(
+    /// Runs a statement on `conn` (in a transaction or not); how many rows
+    /// it changed. A driver error is [`Error::Query`] saying `doing`.
+    fn execute<'a, F: Form>(
         conn: &'a mut Self::Connection,
-        statement: Statement<'a>,
-    ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send + 'a;
+        doing: &'static str,
+        statement: Statement<'a, F>,
+    ) -> impl Future<Output = Result<u64, Error>> + Send + 'a;
 
-    /// Runs a query; its rows.
-    fn fetch_all<'a, T: Decoded>(
+    /// Runs a query on `conn`; its rows.
+    fn fetch_all<'a, T: Decoded, F: Form>(
         conn: &'a mut Self::Connection,
-        statement: Statement<'a>,
-    ) -> impl Future<Output = Result<Vec<T>, sqlx::Error>> + Send + 'a;
+        doing: &'static str,
+        statement: Statement<'a, F>,
+    ) -> impl Future<Output = Result<Vec<T>, Error>> + Send + 'a;
+
+    /// Runs a query on `conn`; its first row, reading no further (the
+    /// queries read by primary key).
+    fn fetch_optional<'a, T: Decoded, F: Form>(
+        conn: &'a mut Self::Connection,
+        doing: &'static str,
+        statement: Statement<'a, F>,
+    ) -> impl Future<Output = Result<Option<T>, Error>> + Send + 'a;
 }
 
-/// [`Dialect::execute`] and [`Dialect::fetch_all`] for the database `$db`,
-/// written once: sqlx's traits are simple to meet for one concrete
-/// database, and a long list of bounds for a generic one.
+/// [`Dialect::execute`], [`Dialect::fetch_all`] and
+/// [`Dialect::fetch_optional`] for the database `$db`, written once:
+/// sqlx's traits are simple to meet for one concrete database, and a long
+/// list of bounds for a generic one.
 macro_rules! run_with_sqlx {
     ($db:ty) => {
-        async fn execute<'a>(
+        async fn execute<'a, F: $crate::store::sql::Form>(
             conn: &'a mut <$db as sqlx::Database>::Connection,
-            mut statement: $crate::store::sql::Statement<'a>,
-        ) -> Result<u64, sqlx::Error> {
-            let arguments = statement.arguments::<$db>()?;
+            doing: &'static str,
+            mut statement: $crate::store::sql::Statement<'a, F>,
+        ) -> Result<u64, $crate::store::Error> {
+            let arguments = statement
+                .arguments::<$db>()
+                .map_err($crate::store::sql::query_error(doing))?;
             let done = sqlx::query_with(&statement.sql, arguments)
                 .persistent(statement.persistent)
                 .execute(conn)
-                .await?;
+                .await
+                .map_err($crate::store::sql::query_error(doing))?;
             Ok(done.rows_affected())
         }
 
-        async fn fetch_all<'a, T: $crate::store::sql::Decoded>(
+        async fn fetch_all<'a, T: $crate::store::sql::Decoded, F: $crate::store::sql::Form>(
             conn: &'a mut <$db as sqlx::Database>::Connection,
-            mut statement: $crate::store::sql::Statement<'a>,
-        ) -> Result<Vec<T>, sqlx::Error> {
-            let arguments = statement.arguments::<$db>()?;
+            doing: &'static str,
+            mut statement: $crate::store::sql::Statement<'a, F>,
+        ) -> Result<Vec<T>, $crate::store::Error> {
+            let arguments = statement
+                .arguments::<$db>()
+                .map_err($crate::store::sql::query_error(doing))?;
             sqlx::query_as_with(&statement.sql, arguments)
                 .persistent(statement.persistent)
                 .fetch_all(conn)
                 .await
+                .map_err($crate::store::sql::query_error(doing))
+        }
+
+        async fn fetch_optional<'a, T: $crate::store::sql::Decoded, F: $crate::store::sql::Form>(
+            conn: &'a mut <$db as sqlx::Database>::Connection,
+            doing: &'static str,
+            mut statement: $crate::store::sql::Statement<'a, F>,
+        ) -> Result<Option<T>, $crate::store::Error> {
+            let arguments = statement
+                .arguments::<$db>()
+                .map_err($crate::store::sql::query_error(doing))?;
+            sqlx::query_as_with(&statement.sql, arguments)
+                .persistent(statement.persistent)
+                .fetch_optional(conn)
+                .await
+                .map_err($crate::store::sql::query_error(doing))
         }
     };
 }
@@ -185,63 +222,35 @@ impl<D: Dialect> SqlStore<D> {
         self.pool.acquire().await.map_err(query_error(doing))
     }
 
-    /// Runs one statement on its own (autocommit).
-    async fn run(&self, doing: &'static str, statement: Statement<'_>) -> Result<u64, Error> {
+    /// Runs one statement on its own (autocommit), on a connection of the
+    /// pool.
+    async fn run<F: Form>(
+        &self,
+        doing: &'static str,
+        statement: Statement<'_, F>,
+    ) -> Result<u64, Error> {
         let mut conn = self.connection(doing).await?;
-        Self::execute(&mut conn, doing, statement).await
+        D::execute(&mut conn, doing, statement).await
     }
 
     /// Runs one query on its own; its rows.
-    async fn read<T: Decoded>(
+    async fn read<T: Decoded, F: Form>(
         &self,
         doing: &'static str,
-        statement: Statement<'_>,
+        statement: Statement<'_, F>,
     ) -> Result<Vec<T>, Error> {
         let mut conn = self.connection(doing).await?;
-        Self::fetch_all(&mut conn, doing, statement).await
+        D::fetch_all(&mut conn, doing, statement).await
     }
 
     /// Runs one query on its own; its first row.
-    async fn read_optional<T: Decoded>(
+    async fn read_optional<T: Decoded, F: Form>(
         &self,
         doing: &'static str,
-        statement: Statement<'_>,
+        statement: Statement<'_, F>,
     ) -> Result<Option<T>, Error> {
         let mut conn = self.connection(doing).await?;
-        Self::fetch_optional(&mut conn, doing, statement).await
-    }
-
-    /// Runs a statement on `conn` (in a transaction or not).
-    async fn execute(
-        conn: &mut D::Connection,
-        doing: &'static str,
-        statement: Statement<'_>,
-    ) -> Result<u64, Error> {
-        D::execute(conn, statement)
-            .await
-            .map_err(query_error(doing))
-    }
-
-    /// Runs a query on `conn`; its rows.
-    async fn fetch_all<T: Decoded>(
-        conn: &mut D::Connection,
-        doing: &'static str,
-        statement: Statement<'_>,
-    ) -> Result<Vec<T>, Error> {
-        D::fetch_all(conn, statement)
-            .await
-            .map_err(query_error(doing))
-    }
-
-    /// Runs a query on `conn`; its first row (of one at most: the
-    /// queries read by primary key).
-    async fn fetch_optional<T: Decoded>(
-        conn: &mut D::Connection,
-        doing: &'static str,
-        statement: Statement<'_>,
-    ) -> Result<Option<T>, Error> {
-        let rows = Self::fetch_all(conn, doing, statement).await?;
-        Ok(rows.into_iter().next())
+        D::fetch_optional(&mut conn, doing, statement).await
     }
 }
 
@@ -260,12 +269,6 @@ fn found(changed: u64, doing: &'static str, what: impl FnOnce() -> String) -> Re
 /// Commits `tx`.
 async fn commit<D: Dialect>(tx: Transaction<'static, D>, doing: &'static str) -> Result<(), Error> {
     tx.commit().await.map_err(query_error(doing))
-}
-
-/// The current time at the precision both databases keep (microseconds),
-/// so that a timestamp read back equals the one written.
-pub(crate) fn now() -> DateTime<Utc> {
-    Utc::now().trunc_subsecs(6)
 }
 
 /// The pools' `before_acquire` check: a connection is handed out only when

@@ -11,24 +11,23 @@
 
 use std::collections::HashSet;
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::types::Json;
 
 use super::rows::{self, ActivationRow, ActiveVersionRow, AuditRow, KeyRow, SourceRow, VersionRow};
-use super::statement::{Param, Statement, rows_per_statement};
-use super::{Dialect, One, SqlStore, commit, now};
-use crate::spec::{Digest, EntityRef, Kind};
+use super::statement::{Built, Param, Statement, rows_per_statement};
+use super::{Dialect, One, SqlStore, commit};
+use crate::spec::{CommitId, Digest, EntityRef, Kind, SourceKey};
 use crate::store::{
-    ActiveSet, ActiveVersion, AuditEntry, Changes, CommitId, CommitInfo, Error, NewVersion,
-    SourceError, SourceKey, SourceStatus, Store, StoreFuture, VersionFilter, VersionKey,
-    VersionRecord,
+    ActiveSet, ActiveVersion, AuditEntry, Changes, CommitInfo, Error, NewVersion, SourceError,
+    SourceStatus, Store, StoreFuture, VersionFilter, VersionKey, VersionRecord,
 };
 
 impl<D: Dialect> SqlStore<D> {
     /// The steps of [`Store::apply`], in one transaction; the source's row
     /// is written first so that every later row can reference it.
-    async fn apply_changes(&self, changes: &Changes) -> Result<(), Error> {
-        let at = now();
+    async fn apply_changes(&self, changes: &Changes, at: DateTime<Utc>) -> Result<(), Error> {
         let mut tx = self.begin_write("starting to apply a commit").await?;
         Self::check_previous(&mut tx, changes).await?;
         Self::insert_commit(&mut tx, &changes.commit).await?;
@@ -49,8 +48,8 @@ impl<D: Dialect> SqlStore<D> {
         &self,
         commit_info: &CommitInfo,
         versions: &[NewVersion],
+        at: DateTime<Utc>,
     ) -> Result<(), Error> {
-        let at = now();
         let mut tx = self.begin_write("starting to register a preview").await?;
         Self::insert_commit(&mut tx, commit_info).await?;
         Self::insert_versions(&mut tx, &commit_info.id, versions, at).await?;
@@ -61,6 +60,7 @@ impl<D: Dialect> SqlStore<D> {
         &self,
         source: &SourceKey,
         error: &SourceError,
+        at: DateTime<Utc>,
     ) -> Result<(), Error> {
         let statement = Statement::new(
             "INSERT INTO sources (key, last_attempted_at, error) VALUES ($1, $2, $3) \
@@ -68,7 +68,7 @@ impl<D: Dialect> SqlStore<D> {
              error = excluded.error",
         )
         .bind(&source.0)
-        .bind(now())
+        .bind(at)
         .bind(Param::json(&rows::error_json(error)));
         self.run("recording that the source could not be read", statement)
             .await?;
@@ -80,8 +80,8 @@ impl<D: Dialect> SqlStore<D> {
         source: &SourceKey,
         commit_info: &CommitInfo,
         error: &SourceError,
+        at: DateTime<Utc>,
     ) -> Result<(), Error> {
-        let at = now();
         let error = rows::error_json(error);
         let mut tx = self
             .begin_write("starting to record a refused commit")
@@ -97,7 +97,7 @@ impl<D: Dialect> SqlStore<D> {
         .bind(&commit_info.id.0)
         .bind(at)
         .bind(Param::json(&error));
-        Self::execute(&mut tx, "recording the source's refused commit", statement).await?;
+        D::execute(&mut tx, "recording the source's refused commit", statement).await?;
         Self::insert_audit(&mut tx, at, &source.0, commit_info, "rejected", &error).await?;
         commit(tx, "committing a refused commit").await
     }
@@ -151,7 +151,7 @@ impl<D: Dialect> SqlStore<D> {
                  ON v.project = k.project AND v.kind = k.kind AND v.name = k.name \
                  AND v.digest = k.digest",
             );
-            let rows: Vec<KeyRow> = Self::fetch_all(&mut tx, DOING, select).await?;
+            let rows: Vec<KeyRow> = D::fetch_all(&mut tx, DOING, select).await?;
             for row in rows {
                 known.insert(row.into_key(DOING)?);
             }
@@ -163,7 +163,7 @@ impl<D: Dialect> SqlStore<D> {
     async fn list_versions(&self, filter: &VersionFilter) -> Result<Vec<VersionRecord>, Error> {
         const DOING: &str = "listing versions";
         /// Only the filters that are set, so an index serves each.
-        fn filtered<'q>(statement: &mut Statement<'q>, filter: &'q VersionFilter) {
+        fn filtered<'q>(statement: &mut Statement<'q, Built>, filter: &'q VersionFilter) {
             statement
                 .filter("kind", filter.kind.map(Kind::as_str))
                 .filter("name", filter.name.as_deref())
@@ -187,8 +187,8 @@ impl<D: Dialect> SqlStore<D> {
         activations.push(" ORDER BY id");
         // One snapshot for both queries, so activations match the versions.
         let mut tx = self.begin_read(DOING).await?;
-        let rows: Vec<VersionRow> = Self::fetch_all(&mut tx, DOING, versions).await?;
-        let activations: Vec<ActivationRow> = Self::fetch_all(&mut tx, DOING, activations).await?;
+        let rows: Vec<VersionRow> = D::fetch_all(&mut tx, DOING, versions).await?;
+        let activations: Vec<ActivationRow> = D::fetch_all(&mut tx, DOING, activations).await?;
         commit(tx, DOING).await?;
         rows::version_records(rows, activations, DOING)
     }
@@ -284,9 +284,9 @@ impl<D: Dialect> SqlStore<D> {
         if let Some(lock) = D::LOCK_SOURCE {
             // Serialize writers of one source, even before its row exists.
             let statement = Statement::new(lock).bind(&changes.source.0);
-            Self::execute(conn, "locking the source", statement).await?;
+            D::execute(conn, "locking the source", statement).await?;
         }
-        let found: Option<One<Option<String>>> = Self::fetch_optional(
+        let found: Option<One<Option<String>>> = D::fetch_optional(
             conn,
             "reading the source's last reconciled commit",
             Statement::new("SELECT last_reconciled FROM sources WHERE key = $1")
@@ -321,7 +321,7 @@ impl<D: Dialect> SqlStore<D> {
         .bind(&commit_info.committer.email)
         .bind(commit_info.time)
         .bind(&commit_info.message);
-        Self::execute(conn, "recording a commit", statement).await?;
+        D::execute(conn, "recording a commit", statement).await?;
         Ok(())
     }
 
@@ -343,7 +343,7 @@ impl<D: Dialect> SqlStore<D> {
         .bind(&changes.source.0)
         .bind(&changes.commit.id.0)
         .bind(at);
-        Self::execute(conn, "recording the source's reconciled commit", statement).await?;
+        D::execute(conn, "recording the source's reconciled commit", statement).await?;
         Ok(())
     }
 
@@ -375,7 +375,7 @@ impl<D: Dialect> SqlStore<D> {
                 ]
             });
             insert.push(" ON CONFLICT DO NOTHING");
-            Self::execute(conn, "inserting new versions", insert).await?;
+            D::execute(conn, "inserting new versions", insert).await?;
         }
         Ok(())
     }
@@ -405,7 +405,7 @@ impl<D: Dialect> SqlStore<D> {
                     a.change.into(),
                 ]
             });
-            Self::execute(conn, "recording activations", insert).await?;
+            D::execute(conn, "recording activations", insert).await?;
         }
         Ok(())
     }
@@ -429,7 +429,7 @@ impl<D: Dialect> SqlStore<D> {
         .bind(&commit_info.author.email)
         .bind(action)
         .bind(Param::json(details));
-        Self::execute(conn, "writing an audit entry", statement).await?;
+        D::execute(conn, "writing an audit entry", statement).await?;
         Ok(())
     }
 
@@ -452,7 +452,7 @@ impl<D: Dialect> SqlStore<D> {
                 ]
             });
             delete.push(")");
-            Self::execute(conn, "removing entities from the active set", delete).await?;
+            D::execute(conn, "removing entities from the active set", delete).await?;
         }
         for chunk in diff.upserted.chunks(rows_per_statement::<D>(5, 0)) {
             let mut upsert =
@@ -469,7 +469,7 @@ impl<D: Dialect> SqlStore<D> {
             upsert.push(
                 " ON CONFLICT (source, project, kind, name) DO UPDATE SET digest = excluded.digest",
             );
-            Self::execute(conn, "writing the active set", upsert).await?;
+            D::execute(conn, "writing the active set", upsert).await?;
         }
         Ok(())
     }
@@ -495,16 +495,17 @@ impl<D: Dialect> Store for SqlStore<D> {
         Box::pin(self.known(keys))
     }
 
-    fn apply<'a>(&'a self, changes: &'a Changes) -> StoreFuture<'a, ()> {
-        Box::pin(self.apply_changes(changes))
+    fn apply<'a>(&'a self, changes: &'a Changes, at: DateTime<Utc>) -> StoreFuture<'a, ()> {
+        Box::pin(self.apply_changes(changes, at))
     }
 
     fn register_inactive<'a>(
         &'a self,
         commit: &'a CommitInfo,
         versions: &'a [NewVersion],
+        at: DateTime<Utc>,
     ) -> StoreFuture<'a, ()> {
-        Box::pin(self.register_only(commit, versions))
+        Box::pin(self.register_only(commit, versions, at))
     }
 
     fn record_failure<'a>(
@@ -512,8 +513,9 @@ impl<D: Dialect> Store for SqlStore<D> {
         source: &'a SourceKey,
         commit: &'a CommitInfo,
         error: &'a SourceError,
+        at: DateTime<Utc>,
     ) -> StoreFuture<'a, ()> {
-        Box::pin(self.record(source, commit, error))
+        Box::pin(self.record(source, commit, error, at))
     }
 
     fn active_in_other_sources<'a>(
@@ -527,8 +529,9 @@ impl<D: Dialect> Store for SqlStore<D> {
         &'a self,
         source: &'a SourceKey,
         error: &'a SourceError,
+        at: DateTime<Utc>,
     ) -> StoreFuture<'a, ()> {
-        Box::pin(self.record_unreadable(source, error))
+        Box::pin(self.record_unreadable(source, error, at))
     }
 
     fn versions<'a>(&'a self, filter: &'a VersionFilter) -> StoreFuture<'a, Vec<VersionRecord>> {

@@ -14,14 +14,14 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use sqlx::types::Json;
 
-use crate::spec::{Digest, EntityRef, Kind};
+use crate::spec::{CommitId, Digest, EntityRef, ExecutionId, Kind, SourceKey, Trigger};
 use crate::store::execution::{
     CacheEntry, Direction, Execution, ExecutionFilter, LineageEdge, NodeState, NodeStatus,
-    RunOptions, Status, Trigger,
+    RunOptions, Status,
 };
 use crate::store::{
-    ActiveSet, ActiveVersion, AuditEntry, Changes, CommitId, Error, NewVersion, Person,
-    SourceError, SourceKey, SourceStatus, VersionKey, VersionRecord,
+    ActiveSet, ActiveVersion, AuditEntry, Changes, Error, NewVersion, Person, SourceError,
+    SourceStatus, VersionKey, VersionRecord,
 };
 
 /// Parses a stored kind.
@@ -419,7 +419,13 @@ fn parse_node_status(text: &str, doing: &'static str) -> Result<NodeStatus, Erro
 pub(crate) fn new_lineage(edges: &[LineageEdge]) -> Vec<&LineageEdge> {
     fn identity(e: &LineageEdge) -> (&str, &str, &'static str, &str, &str) {
         let direction = direction_column(e.direction);
-        (&e.execution, &e.node, direction, &e.name, e.digest.as_str())
+        (
+            e.execution.as_str(),
+            &e.node,
+            direction,
+            &e.name,
+            e.digest.as_str(),
+        )
     }
     let mut rows: Vec<&LineageEdge> = edges.iter().collect();
     rows.sort_by(|a, b| identity(a).cmp(&identity(b)));
@@ -456,7 +462,7 @@ impl ExecutionRow {
     pub(crate) fn into_execution(self, doing: &'static str) -> Result<Execution, Error> {
         Ok(Execution {
             status: parse_status(&self.status, doing)?,
-            id: self.id,
+            id: ExecutionId(self.id),
             project: self.project,
             workflow: self.workflow,
             workflow_version: Digest::from_hex(self.workflow_version),
@@ -516,14 +522,14 @@ impl NodeRow {
                 doing,
                 message: format!("negative attempts {} of node {}", self.attempts, self.node),
             })?,
-            execution: self.execution,
+            execution: ExecutionId(self.execution),
             node: self.node,
             task: self.task,
             task_version: Digest::from_hex(self.task_version),
             inputs: self.inputs.map(|Json(value)| value),
             outputs: self.outputs.map(|Json(value)| value),
             error: self.error,
-            cached_from: self.cached_from,
+            cached_from: self.cached_from.map(ExecutionId),
             started_at: self.started_at,
             finished_at: self.finished_at,
             next_attempt_at: self.next_attempt_at,
@@ -563,7 +569,7 @@ pub(crate) fn lineage_edges(
         .map(|row| {
             Ok(LineageEdge {
                 direction: parse_direction(&row.direction, doing)?,
-                execution: row.execution,
+                execution: ExecutionId(row.execution),
                 node: row.node,
                 name: row.name,
                 digest: Digest::from_hex(row.digest),
@@ -590,7 +596,7 @@ impl From<CacheRow> for CacheEntry {
     fn from(row: CacheRow) -> CacheEntry {
         CacheEntry {
             key: Digest::from_hex(row.key),
-            execution: row.execution,
+            execution: ExecutionId(row.execution),
             node: row.node,
             outputs: row.outputs.0,
             created_at: row.created_at,

@@ -6,7 +6,10 @@
 //! from lists ([`Statement::built`]) write each database's cheapest form
 //! ([`Dialect::NUMBERED`]): SQLite looks every numbered parameter up in a
 //! list, which costs seconds in a statement of 30,000 of them, where a
-//! plain `?` costs nothing. What is bound is a [`Param`], a small
+//! plain `?` costs nothing. The two are two types ([`Written`] and
+//! [`Built`]): only a written statement has `bind` (by number), so a
+//! parameter can never be bound by number into a text of `?`s. What is
+//! bound is a [`Param`], a small
 //! enum of the values the store writes; each dialect encodes it
 //! (`sqlite.rs`: times as fixed-precision RFC 3339 text, JSON as text;
 //! `postgres.rs`: `timestamptz` and `jsonb`). So the generic store needs no
@@ -18,12 +21,14 @@
 //! so that no statement binds more parameters than its database accepts.
 
 use std::fmt::Write as _;
+use std::marker::PhantomData;
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
+use serde::Serialize;
 use sqlx::{Arguments as _, Database, Encode, Type};
 
 use super::Dialect;
+use crate::spec::ExecutionId;
 
 /// A value bound to a statement.
 #[derive(Debug, Clone)]
@@ -35,20 +40,30 @@ pub enum Param<'q> {
     /// An instant, encoded as each database keeps time.
     Time(Option<DateTime<Utc>>),
     /// A JSON document, already serialized (compact): JSON text on SQLite,
-    /// `jsonb` on PostgreSQL.
+    /// `jsonb` on PostgreSQL. Written by [`Param::json`] only.
     Json(Option<String>),
 }
 
 impl<'q> Param<'q> {
-    /// A JSON document.
-    pub fn json(value: &Value) -> Param<'q> {
-        Param::Json(Some(value.to_string()))
+    /// A JSON column: `value` serialized compactly, the one way every
+    /// JSON column is written (a document, run options, a delivery's
+    /// attempts). A typed value is serialized straight from its type, its
+    /// fields in their declared order.
+    pub fn json<T: Serialize + ?Sized>(value: &T) -> Param<'q> {
+        Param::Json(Some(to_json(value)))
     }
 
-    /// A JSON document, or NULL.
-    pub fn json_or_null(value: Option<&Value>) -> Param<'q> {
-        Param::Json(value.map(Value::to_string))
+    /// A JSON column, or NULL.
+    pub fn json_or_null<T: Serialize>(value: Option<&T>) -> Param<'q> {
+        Param::Json(value.map(to_json))
     }
+}
+
+/// `value` as compact JSON text. The store's values are JSON values and
+/// plain structs (string keys, no fallible `Serialize`), which always
+/// serialize.
+fn to_json<T: Serialize + ?Sized>(value: &T) -> String {
+    serde_json::to_string(value).expect("the store's JSON values serialize")
 }
 
 impl<'q> From<&'q str> for Param<'q> {
@@ -72,6 +87,18 @@ impl<'q> From<Option<&'q str>> for Param<'q> {
 impl<'q> From<&'q Option<String>> for Param<'q> {
     fn from(value: &'q Option<String>) -> Self {
         Param::Text(value.as_deref())
+    }
+}
+
+impl<'q> From<&'q ExecutionId> for Param<'q> {
+    fn from(value: &'q ExecutionId) -> Self {
+        Param::Text(Some(value.as_str()))
+    }
+}
+
+impl<'q> From<&'q Option<ExecutionId>> for Param<'q> {
+    fn from(value: &'q Option<ExecutionId>) -> Self {
+        Param::Text(value.as_ref().map(ExecutionId::as_str))
     }
 }
 
@@ -105,9 +132,30 @@ impl From<Option<DateTime<Utc>>> for Param<'_> {
     }
 }
 
-/// A statement's text and what it binds.
+/// How a statement's parameters are written, fixed by its constructor: a
+/// [`Statement`] of the one form cannot be handed to a method of the other.
+pub trait Form: Send + Sync + 'static {}
+
+/// Written out: its text numbers its parameters `$1, $2, …`
+/// ([`Statement::new`]), bound in order with [`Statement::bind`], which only
+/// this form has.
 #[derive(Debug)]
-pub struct Statement<'q> {
+pub enum Written {}
+
+/// Built: every parameter is appended with its placeholder
+/// ([`Statement::built`], then [`Statement::push_bind`] and the like), in
+/// the dialect's cheapest form, which may be `?`. It has no `bind`: a
+/// `$N`-numbered parameter bound to a text of `?`s would be bound to the
+/// wrong placeholder (or to none).
+#[derive(Debug)]
+pub enum Built {}
+
+impl Form for Written {}
+impl Form for Built {}
+
+/// A statement's text and what it binds; `F` is its [`Form`].
+#[derive(Debug)]
+pub struct Statement<'q, F: Form = Written> {
     pub(crate) sql: String,
     params: Vec<Param<'q>>,
     /// Whether the database keeps it prepared: a fixed text run often is;
@@ -117,44 +165,51 @@ pub struct Statement<'q> {
     conditions: usize,
     /// Whether appended parameters are written `$N` (else `?`).
     numbered: bool,
+    form: PhantomData<F>,
 }
 
-impl<'q> Statement<'q> {
+impl<'q> Statement<'q, Written> {
     /// A statement whose text numbers its parameters `$1, $2, …`, bound
     /// in that order with [`Statement::bind`].
-    pub fn new(sql: impl Into<String>) -> Statement<'q> {
+    pub fn new(sql: impl Into<String>) -> Statement<'q, Written> {
+        Statement::with_form(sql, true)
+    }
+
+    /// Binds the next parameter (`$1`, then `$2`, …).
+    pub fn bind(mut self, value: impl Into<Param<'q>>) -> Statement<'q, Written> {
+        self.params.push(value.into());
+        self
+    }
+}
+
+impl<'q> Statement<'q, Built> {
+    /// A statement whose parameters are all appended ([`Statement::push_bind`]
+    /// and the like), in `D`'s cheapest form of placeholder.
+    pub fn built<D: Dialect>(sql: impl Into<String>) -> Statement<'q, Built> {
+        Statement::with_form(sql, D::NUMBERED)
+    }
+}
+
+impl<'q, F: Form> Statement<'q, F> {
+    fn with_form(sql: impl Into<String>, numbered: bool) -> Statement<'q, F> {
         Statement {
             sql: sql.into(),
             params: Vec::new(),
             persistent: true,
             conditions: 0,
-            numbered: true,
+            numbered,
+            form: PhantomData,
         }
-    }
-
-    /// A statement whose parameters are all appended ([`Statement::push_bind`]
-    /// and the like), in `D`'s cheapest form of placeholder.
-    pub fn built<D: Dialect>(sql: impl Into<String>) -> Statement<'q> {
-        Statement {
-            numbered: D::NUMBERED,
-            ..Statement::new(sql)
-        }
-    }
-
-    /// Binds the next parameter.
-    pub fn bind(mut self, value: impl Into<Param<'q>>) -> Statement<'q> {
-        self.params.push(value.into());
-        self
     }
 
     /// Appends text.
-    pub fn push(&mut self, sql: &str) -> &mut Statement<'q> {
+    pub fn push(&mut self, sql: &str) -> &mut Statement<'q, F> {
         self.sql.push_str(sql);
         self
     }
 
     /// Appends the placeholder of a new parameter, and binds it.
-    pub fn push_bind(&mut self, value: impl Into<Param<'q>>) -> &mut Statement<'q> {
+    pub fn push_bind(&mut self, value: impl Into<Param<'q>>) -> &mut Statement<'q, F> {
         self.params.push(value.into());
         if self.numbered {
             // Writing to a String cannot fail.
@@ -171,7 +226,7 @@ impl<'q> Statement<'q> {
     pub fn push_tuple(
         &mut self,
         values: impl IntoIterator<Item = Param<'q>>,
-    ) -> &mut Statement<'q> {
+    ) -> &mut Statement<'q, F> {
         self.persistent = false;
         self.sql.push('(');
         for (i, value) in values.into_iter().enumerate() {
@@ -190,7 +245,7 @@ impl<'q> Statement<'q> {
         &mut self,
         rows: impl IntoIterator<Item = T>,
         mut row: impl FnMut(T) -> [Param<'q>; N],
-    ) -> &mut Statement<'q> {
+    ) -> &mut Statement<'q, F> {
         self.persistent = false;
         self.sql.push_str("VALUES ");
         for (i, item) in rows.into_iter().enumerate() {
@@ -224,7 +279,7 @@ impl<'q> Statement<'q> {
         &mut self,
         column: &str,
         value: Option<V>,
-    ) -> &mut Statement<'q> {
+    ) -> &mut Statement<'q, F> {
         if let Some(value) = value {
             self.sql.push_str(if self.conditions == 0 {
                 " WHERE "

@@ -46,8 +46,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::spec::Digest;
-    use crate::store::{self, CommitId};
+    use crate::spec::{CommitId, Digest};
+    use crate::store;
     use crate::views::diff;
     use crate::views::precise_instant;
 
@@ -64,9 +64,9 @@ mod tests {
             workflow_version: Digest::from_hex("a".repeat(64)),
             launch_plan: launch_plan.map(str::to_owned),
             launch_plan_version: None,
-            source: store::SourceKey("file:///nonexistent#main:".into()),
+            source: crate::spec::SourceKey("file:///nonexistent#main:".into()),
             commit: CommitId("c".repeat(40)),
-            trigger: store::Trigger::Manual,
+            trigger: crate::spec::Trigger::Manual,
             scheduled_at: None,
             inputs: json!({}),
             plan: json!({}),
@@ -113,7 +113,7 @@ mod tests {
             "{direct:?}"
         );
 
-        let view = diff(store.as_ref(), None, "now", None)
+        let view = diff(store.as_ref(), None, &"now".into(), None)
             .await
             .expect("a diff");
         assert_eq!(view.from.id, "good");
@@ -124,7 +124,7 @@ mod tests {
                 .is_some_and(|e| e.contains("cannot open the repository")),
             "the history is missing, the rest stands: {view:?}"
         );
-        let unknown = diff(store.as_ref(), None, "now", Some("nope")).await;
+        let unknown = diff(store.as_ref(), None, &"now".into(), Some(&"nope".into())).await;
         assert!(matches!(unknown, Err(DiffError::UnknownExecution(id)) if id == "nope"));
     }
 }
