@@ -9,7 +9,8 @@
 //! 1. leaves, using no other module: `redact` (credentials out of URLs),
 //!    `clock` (the injectable now), `outbound` (HTTP client settings and
 //!    request signing);
-//! 2. `spec` (the definition types), then on it `validate` (diagnostics),
+//! 2. `spec` (the definition types, and the identities of what weir keeps:
+//!    executions, sources, commits), then on it `validate` (diagnostics),
 //!    `schedule` (due instants, pure) and `artifact` (content-addressed
 //!    bytes);
 //! 3. `store` (the SQL store), then `metrics` (what the daemon counts),

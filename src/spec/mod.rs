@@ -9,6 +9,10 @@
 //! Every struct denies unknown fields, so a typo is an error, never ignored.
 //! Defaults are declared here (serde + schemars) so that the canonical form
 //! used for version digests has them filled in.
+//!
+//! Beside them live the identities of what weir keeps, which every layer
+//! above passes around: [`ExecutionId`], [`SourceKey`], [`CommitId`]
+//! (`ids.rs`) and [`Trigger`] (`trigger.rs`).
 
 pub mod code;
 pub mod cron;

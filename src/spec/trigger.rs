@@ -1,8 +1,8 @@
 //! What created an execution ([`Trigger`]): one of five names, stored,
-//! printed and serialized as its lowercase name. It is part of an
-//! execution's identity as people see it (`weir executions` lists it, a
-//! notification rule matches it), so it lives with the other identities,
-//! below the store that keeps it.
+//! printed and serialized as its lowercase name. The engine sets it when it
+//! creates an execution, the store keeps it, the views and the API show it
+//! (`weir executions -o json`), so it lives with the identities, below the
+//! store.
 
 use std::fmt;
 

@@ -29,7 +29,8 @@
 //! (by key), so writers sharing rows cannot deadlock.
 //!
 //! `registry.rs` holds [`Store`](super::Store) (commits, versions, active
-//! sets, audit), `executions.rs` [`ExecutionStore`](super::ExecutionStore),
+//! sets, audit; its statements in `registry/writes.rs` and
+//! `registry/reads.rs`), `executions.rs` [`ExecutionStore`](super::ExecutionStore),
 //! `deliveries.rs` and `leases.rs` the delivery and lease stores.
 
 mod deliveries;
