@@ -71,7 +71,7 @@ pub enum Error {
     #[error("the HTTP server failed: {0}")]
     Http(std::io::Error),
     #[error("the artifact store: {0}")]
-    Artifacts(#[source] crate::artifact::OpenError),
+    Artifacts(crate::artifact::OpenError),
     #[error("cannot reach Kubernetes (in-cluster or kubeconfig): {0}")]
     Kubernetes(kube::Error),
 }

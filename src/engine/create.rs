@@ -470,5 +470,5 @@ fn manual_id(entity: &EntityRef, now: DateTime<Utc>) -> ExecutionId {
     );
     let digest = Digest::of_json(&Value::String(key));
     let name: String = entity.name.chars().take(50).collect();
-    ExecutionId(format!("{}-{}", name.trim_end_matches('-'), digest.short()))
+    ExecutionId::from(format!("{}-{}", name.trim_end_matches('-'), digest.short()))
 }

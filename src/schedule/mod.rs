@@ -45,7 +45,7 @@ pub fn execution_id(
     let digest = Digest::of_json(&serde_json::Value::String(key));
     // 63 characters at most: 50 of the name, `-`, 12 of the digest.
     let name: String = launch_plan.name.chars().take(50).collect();
-    ExecutionId(format!("{}-{}", name.trim_end_matches('-'), digest.short()))
+    ExecutionId::from(format!("{}-{}", name.trim_end_matches('-'), digest.short()))
 }
 
 /// When a schedule fires.

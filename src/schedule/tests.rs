@@ -266,7 +266,7 @@ fn starting_deadline_skips_instants_that_are_too_late() {
 
 #[test]
 fn forbid_skips_while_one_runs_and_replace_cancels_it() {
-    let running = [ExecutionId("churn-nightly-aaaaaaaaaaaa".into())];
+    let running = [ExecutionId::from("churn-nightly-aaaaaaaaaaaa")];
     let now = at("2026-06-01T06:00:10Z");
     let watermark = Some(at("2026-06-01T05:59:00Z"));
     let forbid = rule(
@@ -354,10 +354,11 @@ fn execution_ids_are_deterministic_dns_labels() {
     );
     let long = EntityRef::new("p", Kind::LaunchPlan, "a".repeat(63));
     let long_id = execution_id(&long, &version(), t);
-    assert!(long_id.0.len() <= 63);
-    assert!(id.0.starts_with("churn-nightly-"));
+    assert!(long_id.as_str().len() <= 63);
+    assert!(id.as_str().starts_with("churn-nightly-"));
     assert!(
-        id.0.chars()
+        id.as_str()
+            .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
     );
 }

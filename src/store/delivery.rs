@@ -149,7 +149,7 @@ impl DeliveryRow {
                 .ok_or_else(|| corrupt(format!("unknown delivery status {:?}", self.status)))?,
             rule: u32::try_from(self.rule).map_err(|_| corrupt(format!("rule {}", self.rule)))?,
             id: self.id,
-            execution: ExecutionId(self.execution),
+            execution: ExecutionId::from(self.execution),
             target: self.target,
             destination: self.destination,
             attempts: self.attempts.0,

@@ -5,8 +5,9 @@
 //! builds the events and hands them over a channel; one background thread
 //! writes and POSTs them, in order); [`Emitter::flush`], and dropping the
 //! emitter, wait for the events handed over so far. An event's
-//! `eventTime` is read from the [`Clock`] it is given
-//! ([`Emitter::with_clock`]: the engine's), never the wall clock directly.
+//! `eventTime` is the instant the engine recorded for it on the node (its
+//! attempt's start, or its end): the emitter reads no clock, so events
+//! agree with the store and with a virtual clock.
 
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -14,7 +15,6 @@ use std::thread::JoinHandle;
 use super::Error;
 use super::events::{EventType, RunEvent, run_event};
 use super::sinks::{FileSink, HttpSink};
-use crate::clock::Clock;
 use crate::engine::{NodeEvent, Observer, PlanNode};
 use crate::store::execution::{Execution, NodeState};
 
@@ -29,8 +29,6 @@ enum Message {
 pub struct Emitter {
     sender: Option<mpsc::Sender<Message>>,
     worker: Option<JoinHandle<()>>,
-    /// When each event happened (`eventTime`).
-    clock: Clock,
 }
 
 impl Emitter {
@@ -45,14 +43,7 @@ impl Emitter {
         Ok(Emitter {
             sender: Some(sender),
             worker: Some(worker),
-            clock: Clock::system(),
         })
-    }
-
-    /// Stamps events with `clock`'s time (give it the engine's clock).
-    pub fn with_clock(mut self, clock: Clock) -> Emitter {
-        self.clock = clock;
-        self
     }
 
     /// Hands `event` to the delivery thread; never waits.
@@ -86,7 +77,13 @@ impl Observer for Emitter {
         node: &PlanNode,
         state: &NodeState,
     ) {
-        let at = self.clock.now();
+        // The instant the engine recorded: a start when an attempt starts,
+        // else the end; an execution's creation only if neither was set.
+        let recorded = match event {
+            NodeEvent::Started => state.started_at,
+            _ => state.finished_at.or(state.started_at),
+        };
+        let at = recorded.unwrap_or(execution.created_at);
         for &event_type in EventType::of(event, state) {
             self.emit(run_event(event_type, execution, node, state, at));
         }
@@ -184,29 +181,40 @@ mod tests {
         assert_eq!(events[0]["run"]["runId"], events[1]["run"]["runId"]);
     }
 
-    /// `eventTime` is the given clock's time, not the wall clock's.
-    #[tokio::test(start_paused = true)]
-    async fn events_are_stamped_by_the_clock_given() {
+    /// `eventTime` is the instant recorded on the node (an attempt's start,
+    /// then its end), never the time the emitter happens to run.
+    #[test]
+    fn events_are_stamped_with_the_instants_the_engine_recorded() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.jsonl");
-        let then = chrono::DateTime::parse_from_rfc3339("2026-03-29T00:30:00Z")
-            .unwrap()
-            .with_timezone(&chrono::Utc);
-        let emitter = Emitter::start(Some(FileSink::open(&path).unwrap()), None)
-            .unwrap()
-            .with_clock(Clock::virtual_from(then));
-        emit_node_story(&emitter);
+        let instant = |text| {
+            chrono::DateTime::parse_from_rfc3339(text)
+                .unwrap()
+                .with_timezone(&chrono::Utc)
+        };
+        let (started, finished) = (
+            instant("2031-03-29T00:30:00Z"),
+            instant("2031-03-29T00:42:00Z"),
+        );
+        let emitter = Emitter::start(Some(FileSink::open(&path).unwrap()), None).unwrap();
+        let (execution, node) = (execution(LOCAL), plan_node("train"));
+        let mut state = node_state(NodeStatus::Running, 1, None);
+        state.started_at = Some(started);
+        emitter.node_event(NodeEvent::Started, &execution, &node, &state);
+        state.status = NodeStatus::Succeeded;
+        state.outputs = Some(json!({ "model": MODEL }));
+        state.finished_at = Some(finished);
+        emitter.node_event(NodeEvent::Succeeded, &execution, &node, &state);
         drop(emitter);
-        let text = std::fs::read_to_string(&path).unwrap();
-        for line in text.lines() {
-            let event: Value = serde_json::from_str(line).unwrap();
-            let stamped = chrono::DateTime::parse_from_rfc3339(
-                event["eventTime"].as_str().expect("an eventTime"),
-            )
-            .unwrap();
-            assert_eq!(stamped, then, "{line}");
-        }
-        assert_eq!(text.lines().count(), 2);
+        let stamps: Vec<_> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(|line| {
+                let event: Value = serde_json::from_str(line).unwrap();
+                chrono::DateTime::parse_from_rfc3339(event["eventTime"].as_str().unwrap()).unwrap()
+            })
+            .collect();
+        assert_eq!(stamps, [started, finished]);
     }
 
     struct Request {

@@ -462,7 +462,7 @@ impl ExecutionRow {
     pub(crate) fn into_execution(self, doing: &'static str) -> Result<Execution, Error> {
         Ok(Execution {
             status: parse_status(&self.status, doing)?,
-            id: ExecutionId(self.id),
+            id: ExecutionId::from(self.id),
             project: self.project,
             workflow: self.workflow,
             workflow_version: Digest::from_hex(self.workflow_version),
@@ -522,14 +522,14 @@ impl NodeRow {
                 doing,
                 message: format!("negative attempts {} of node {}", self.attempts, self.node),
             })?,
-            execution: ExecutionId(self.execution),
+            execution: ExecutionId::from(self.execution),
             node: self.node,
             task: self.task,
             task_version: Digest::from_hex(self.task_version),
             inputs: self.inputs.map(|Json(value)| value),
             outputs: self.outputs.map(|Json(value)| value),
             error: self.error,
-            cached_from: self.cached_from.map(ExecutionId),
+            cached_from: self.cached_from.map(ExecutionId::from),
             started_at: self.started_at,
             finished_at: self.finished_at,
             next_attempt_at: self.next_attempt_at,
@@ -569,7 +569,7 @@ pub(crate) fn lineage_edges(
         .map(|row| {
             Ok(LineageEdge {
                 direction: parse_direction(&row.direction, doing)?,
-                execution: ExecutionId(row.execution),
+                execution: ExecutionId::from(row.execution),
                 node: row.node,
                 name: row.name,
                 digest: Digest::from_hex(row.digest),
@@ -596,7 +596,7 @@ impl From<CacheRow> for CacheEntry {
     fn from(row: CacheRow) -> CacheEntry {
         CacheEntry {
             key: Digest::from_hex(row.key),
-            execution: ExecutionId(row.execution),
+            execution: ExecutionId::from(row.execution),
             node: row.node,
             outputs: row.outputs.0,
             created_at: row.created_at,
