@@ -7,8 +7,8 @@
 //!   events on a local repository's refs (`crate::source::watch`), by
 //!   webhooks, and by polling with jitter;
 //! - `loops.rs`: the scheduler loop, creating due executions
-//!   (deterministic ids, I4); the engine loop, driving every unfinished
-//!   execution; the notifier loop;
+//!   (deterministic ids, I4); the engine loop, driving the executions it
+//!   is woken for or that have something due; the notifier loop;
 //! - [`lease`] and [`leader`]: which replica leads (the store's engine
 //!   lease; with Kubernetes, a Lease first); [`supervise`]: restarts a
 //!   loop that panics, and says so in readiness;
@@ -212,7 +212,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     }
     let period = http::health::expected_period(config.tick);
     {
-        let (store, wake) = (store.clone(), engine.wake.clone());
+        let (store, wake) = (store.clone(), engine.rescan.clone());
         let (leadership, stop, tick) = (leadership.clone(), shutdown.clone(), config.tick);
         let clock = clock.clone();
         loops.spawn("scheduler", period, move |heartbeat| {

@@ -30,3 +30,4 @@ mod store_faults;
 mod sync_story;
 mod task_env;
 mod validate_cli;
+mod wake;

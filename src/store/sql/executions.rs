@@ -11,6 +11,7 @@ use super::rows::{self, CACHE_COLUMNS, EXECUTION_COLUMNS, LINEAGE_COLUMNS, NODE_
 use super::statement::{Param, Statement, rows_per_statement};
 use super::{Dialect, SqlStore, commit, found};
 use crate::spec::Digest;
+use crate::store::execution::{EngineWrite, UnfinishedSummary, WorkListener};
 use crate::store::{
     CacheEntry, Error, Execution, ExecutionFilter, ExecutionStore, LineageEdge, NodeState,
     StoreFuture,
@@ -34,6 +35,9 @@ impl<D: Dialect> SqlStore<D> {
             what: format!("execution {}", execution.id),
         })?;
         commit(tx, DOING).await?;
+        if created {
+            self.tell_work(&stored.id);
+        }
         Ok((stored, created))
     }
 
@@ -64,6 +68,24 @@ impl<D: Dialect> SqlStore<D> {
              ORDER BY created_at, id"
         ));
         rows::executions(self.read(DOING, select).await?, DOING)
+    }
+
+    async fn summarize_unfinished(&self) -> Result<UnfinishedSummary, Error> {
+        const DOING: &str = "summarizing unfinished executions";
+        // The WHERE clause is the partial index's, word for word.
+        let select = Statement::new(
+            "SELECT COUNT(*), COUNT(CASE WHEN cancel_requested THEN 1 END), MIN(id), MAX(id) \
+             FROM executions WHERE status IN ('queued', 'running')",
+        );
+        let row: Option<(i64, i64, Option<String>, Option<String>)> =
+            self.read_optional(DOING, select).await?;
+        let (count, cancel_requested, first, last) = row.unwrap_or_default();
+        Ok(UnfinishedSummary {
+            count,
+            cancel_requested,
+            first,
+            last,
+        })
     }
 
     async fn list_nodes(&self, execution: &str) -> Result<Vec<NodeState>, Error> {
@@ -98,6 +120,41 @@ impl<D: Dialect> SqlStore<D> {
     }
 
     async fn write_execution(&self, execution: &Execution) -> Result<(), Error> {
+        let mut conn = self.connection("writing an execution's status").await?;
+        Self::update_execution_row(&mut conn, execution).await
+    }
+
+    /// The writes of an engine's pass, in order, in one transaction.
+    async fn apply_writes(&self, writes: &[EngineWrite]) -> Result<(), Error> {
+        const DOING: &str = "recording the engine's steps";
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write(DOING).await?;
+        for write in writes {
+            match write {
+                EngineWrite::Node(node) => Self::update_node_row(&mut tx, node).await?,
+                EngineWrite::Completed { node, cache, edges } => {
+                    Self::update_node_row(&mut tx, node).await?;
+                    if let Some(entry) = cache {
+                        Self::insert_cache_entry(&mut tx, entry).await?;
+                    }
+                    Self::insert_lineage_rows(&mut tx, edges).await?;
+                }
+                EngineWrite::Execution(execution) => {
+                    Self::update_execution_row(&mut tx, execution).await?;
+                }
+            }
+        }
+        commit(tx, DOING).await
+    }
+
+    /// Writes an execution's status, outputs, error and times; one that
+    /// does not exist is [`Error::NotFound`].
+    async fn update_execution_row(
+        conn: &mut D::Connection,
+        execution: &Execution,
+    ) -> Result<(), Error> {
         const DOING: &str = "writing an execution's status";
         let update = Statement::new(
             "UPDATE executions SET status = $1, outputs = $2, error = $3, started_at = $4, \
@@ -109,7 +166,7 @@ impl<D: Dialect> SqlStore<D> {
         .bind(execution.started_at)
         .bind(execution.finished_at)
         .bind(&execution.id);
-        let changed = self.run(DOING, update).await?;
+        let changed = Self::execute(conn, DOING, update).await?;
         found(changed, DOING, || format!("execution {}", execution.id))
     }
 
@@ -122,6 +179,9 @@ impl<D: Dialect> SqlStore<D> {
         let changed = self
             .run("requesting an execution's cancellation", update)
             .await?;
+        if changed > 0 {
+            self.tell_work(id);
+        }
         Ok(changed > 0)
     }
 
@@ -383,6 +443,17 @@ impl<D: Dialect> ExecutionStore for SqlStore<D> {
         Box::pin(self.list_unfinished())
     }
 
+    fn unfinished_summary(&self) -> StoreFuture<'_, UnfinishedSummary> {
+        Box::pin(self.summarize_unfinished())
+    }
+
+    fn on_work(&self, listener: std::sync::Weak<WorkListener>) {
+        self.listeners
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(listener);
+    }
+
     fn nodes<'a>(&'a self, execution: &'a str) -> StoreFuture<'a, Vec<NodeState>> {
         Box::pin(self.list_nodes(execution))
     }
@@ -402,6 +473,10 @@ impl<D: Dialect> ExecutionStore for SqlStore<D> {
 
     fn update_execution<'a>(&'a self, execution: &'a Execution) -> StoreFuture<'a, ()> {
         Box::pin(self.write_execution(execution))
+    }
+
+    fn apply_engine_writes<'a>(&'a self, writes: &'a [EngineWrite]) -> StoreFuture<'a, ()> {
+        Box::pin(self.apply_writes(writes))
     }
 
     fn request_cancel<'a>(&'a self, id: &'a str) -> StoreFuture<'a, bool> {
