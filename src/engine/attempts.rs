@@ -295,6 +295,8 @@ impl Engine {
                         with_pgid["pgid"] = json!(pgid);
                         with_pgid
                     });
+                    // At once, not with the next pass: should this process
+                    // die, the next engine kills the group by it.
                     if let Err(e) = store.update_node(&recorded).await {
                         tracing::warn!(error = %e, "cannot record an attempt's process group");
                     }

@@ -337,10 +337,17 @@ impl Engine {
         }
         loop {
             let batch = lock(&self.agenda).take_due(self.clock.now());
+            // The batch's nodes in one read (the writes before are applied).
+            let ids: Vec<String> = batch.iter().map(|e| e.id.clone()).collect();
+            let mut nodes = match self.store.nodes_of(&ids).await {
+                Ok(nodes) => nodes,
+                Err(e) => return Err(self.abandon(e.into())),
+            };
             let mut freed = false;
             for execution in batch {
                 let bounded = execution.options.backfill.is_some();
-                let driven = match self.drive_on(execution).await {
+                let read = nodes.remove(&execution.id);
+                let driven = match self.drive_on(execution, read).await {
                     Ok(driven) => driven,
                     Err(e) => return Err(self.abandon(e)),
                 };

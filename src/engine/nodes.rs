@@ -58,7 +58,7 @@ impl Engine {
     /// Drives `execution` one step, its writes applied; returns it as it
     /// now stands.
     pub(super) async fn drive(&self, execution: Execution) -> Result<Execution, Error> {
-        match self.step(execution).await {
+        match self.step(execution, None).await {
             Ok(driven) => {
                 self.flush().await?;
                 Ok(driven.execution)
@@ -71,8 +71,13 @@ impl Engine {
     /// (a bounded number of steps); returns what the last one left. The
     /// last step's writes stay buffered ([`Engine::flush`]), to be applied
     /// with the rest of the pass.
-    pub(super) async fn drive_on(&self, execution: Execution) -> Result<Driven, Error> {
-        let mut driven = self.step(execution).await?;
+    /// `nodes`: its nodes as just read, if they were.
+    pub(super) async fn drive_on(
+        &self,
+        execution: Execution,
+        nodes: Option<Vec<NodeState>>,
+    ) -> Result<Driven, Error> {
+        let mut driven = self.step(execution, nodes).await?;
         // Each further step starts or completes a node, so the plan's size
         // bounds them; the bound only guards against a step that cannot.
         for _ in 0..64 {
@@ -81,19 +86,28 @@ impl Engine {
             }
             // The next step reads what this one wrote.
             self.flush().await?;
-            driven = self.step(driven.execution).await?;
+            driven = self.step(driven.execution, None).await?;
         }
         Ok(driven)
     }
 
     /// One step of `execution`, and what it leaves to do.
-    async fn step(&self, mut execution: Execution) -> Result<Driven, Error> {
+    /// One step of `execution` (its `nodes` as just read, or read here),
+    /// and what it leaves to do.
+    async fn step(
+        &self,
+        mut execution: Execution,
+        nodes: Option<Vec<NodeState>>,
+    ) -> Result<Driven, Error> {
         let plan: Plan =
             serde_json::from_value(execution.plan.clone()).map_err(|source| Error::Plan {
                 id: execution.id.clone(),
                 source,
             })?;
-        let mut nodes = self.store.nodes(&execution.id).await?;
+        let mut nodes = match nodes {
+            Some(nodes) => nodes,
+            None => self.store.nodes(&execution.id).await?,
+        };
         let now = self.clock.now();
         if execution.status == Status::Queued {
             execution.status = Status::Running;

@@ -401,6 +401,21 @@ pub trait ExecutionStore: Send + Sync {
     /// The nodes of an execution, in plan order.
     fn nodes<'a>(&'a self, execution: &'a str) -> StoreFuture<'a, Vec<NodeState>>;
 
+    /// The nodes of each of `executions` (those it has), in plan order: one
+    /// query where [`nodes`](Self::nodes) would take one per execution.
+    fn nodes_of<'a>(
+        &'a self,
+        executions: &'a [String],
+    ) -> StoreFuture<'a, std::collections::HashMap<String, Vec<NodeState>>> {
+        Box::pin(async move {
+            let mut all = std::collections::HashMap::new();
+            for id in executions {
+                all.insert(id.clone(), self.nodes(id).await?);
+            }
+            Ok(all)
+        })
+    }
+
     /// Writes a node's state (by execution and node path).
     fn update_node<'a>(&'a self, node: &'a NodeState) -> StoreFuture<'a, ()>;
 

@@ -7,6 +7,8 @@
 //! the uncommitted row), then inserts nothing and reads the first's row,
 //! so exactly one gets `created` (I4).
 
+use std::collections::HashMap;
+
 use super::rows::{self, CACHE_COLUMNS, EXECUTION_COLUMNS, LINEAGE_COLUMNS, NODE_COLUMNS};
 use super::statement::{Param, Statement, rows_per_statement};
 use super::{Dialect, SqlStore, commit, found};
@@ -95,6 +97,27 @@ impl<D: Dialect> SqlStore<D> {
         ))
         .bind(execution);
         rows::node_states(self.read(DOING, select).await?, DOING)
+    }
+
+    /// The nodes of many executions, a statement per chunk of them.
+    async fn list_nodes_of(
+        &self,
+        executions: &[String],
+    ) -> Result<HashMap<String, Vec<NodeState>>, Error> {
+        const DOING: &str = "reading executions' nodes";
+        let mut all: HashMap<String, Vec<NodeState>> = HashMap::new();
+        for chunk in executions.chunks(rows_per_statement::<D>(1, 0)) {
+            let mut select = Statement::built::<D>(format!(
+                "SELECT {NODE_COLUMNS} FROM node_executions WHERE execution IN "
+            ));
+            select
+                .push_tuple(chunk.iter().map(|id| id.as_str().into()))
+                .push(" ORDER BY execution, plan_order");
+            for node in rows::node_states(self.read(DOING, select).await?, DOING)? {
+                all.entry(node.execution.clone()).or_default().push(node);
+            }
+        }
+        Ok(all)
     }
 
     async fn write_node(&self, node: &NodeState) -> Result<(), Error> {
@@ -456,6 +479,13 @@ impl<D: Dialect> ExecutionStore for SqlStore<D> {
 
     fn nodes<'a>(&'a self, execution: &'a str) -> StoreFuture<'a, Vec<NodeState>> {
         Box::pin(self.list_nodes(execution))
+    }
+
+    fn nodes_of<'a>(
+        &'a self,
+        executions: &'a [String],
+    ) -> StoreFuture<'a, HashMap<String, Vec<NodeState>>> {
+        Box::pin(self.list_nodes_of(executions))
     }
 
     fn update_node<'a>(&'a self, node: &'a NodeState) -> StoreFuture<'a, ()> {
