@@ -25,6 +25,9 @@ use weir::http::Secrets;
 use weir::source::git::SourceSpec;
 use weir::store::execution::ExecutionFilter;
 
+#[path = "support/repo.rs"]
+mod repo;
+
 const COMMITS: usize = 50;
 
 fn task(revision: usize) -> String {
@@ -239,18 +242,8 @@ async fn api_run_latency() -> Vec<Duration> {
     let dir = tempfile::tempdir().expect("repo");
     let mut opts = git2::RepositoryInitOptions::new();
     opts.initial_head("main");
-    let repo = Repository::init_opts(dir.path(), &opts).expect("init");
-    std::fs::write(dir.path().join("flow.yaml"), NOOP).expect("write");
-    let mut index = repo.index().expect("index");
-    index
-        .add_path(std::path::Path::new("flow.yaml"))
-        .expect("add");
-    let tree = repo
-        .find_tree(index.write_tree().expect("tree"))
-        .expect("tree");
-    let sig = Signature::now("Bench", "bench@example.com").expect("signature");
-    repo.commit(Some("HEAD"), &sig, &sig, "A no-op flow", &tree, &[])
-        .expect("commit");
+    let git = Repository::init_opts(dir.path(), &opts).expect("init");
+    repo::commit(&git, &[("flow.yaml".into(), NOOP.into())], "A no-op flow");
     let state = tempfile::tempdir().expect("state");
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
     let addr = listener.local_addr().expect("addr");
@@ -261,7 +254,7 @@ async fn api_run_latency() -> Vec<Duration> {
             spec: SourceSpec {
                 repo: dir.path().display().to_string(),
                 branch: Some("main".into()),
-                path: String::new(),
+                path: "defs".into(),
                 credentials: Default::default(),
             },
             interval: Duration::from_secs(600),

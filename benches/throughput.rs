@@ -16,12 +16,15 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use git2::{Repository, Signature};
+use git2::Repository;
 use weir::artifact::LocalArtifacts;
 use weir::engine::Engine;
 use weir::engine::backfill::{self, Request};
 use weir::reconcile::{self, Outcome};
 use weir::source::git::{GitSource, SourceSpec};
+
+#[path = "support/repo.rs"]
+mod repo;
 
 const EXECUTIONS: usize = 500;
 const MAX_PARALLEL: u32 = 50;
@@ -52,18 +55,12 @@ fn repository() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut opts = git2::RepositoryInitOptions::new();
     opts.initial_head("main");
-    let repo = Repository::init_opts(dir.path(), &opts).expect("init");
-    std::fs::write(dir.path().join("flows.yaml"), DEFINITIONS).expect("write");
-    let mut index = repo.index().expect("index");
-    index
-        .add_path(std::path::Path::new("flows.yaml"))
-        .expect("add");
-    let tree = repo
-        .find_tree(index.write_tree().expect("tree"))
-        .expect("tree");
-    let sig = Signature::now("Bench", "bench@example.com").expect("signature");
-    repo.commit(Some("HEAD"), &sig, &sig, "A no-op pair", &tree, &[])
-        .expect("commit");
+    let git = Repository::init_opts(dir.path(), &opts).expect("init");
+    repo::commit(
+        &git,
+        &[("flows.yaml".into(), DEFINITIONS.into())],
+        "A no-op pair",
+    );
     dir
 }
 
@@ -88,7 +85,7 @@ async fn run(name: &str, url: &str, repo: &std::path::Path, state: &std::path::P
     let spec = SourceSpec {
         repo: repo.display().to_string(),
         branch: Some("main".into()),
-        path: String::new(),
+        path: "defs".into(),
         credentials: Default::default(),
     };
     let source = GitSource::open(&spec, state).expect("source");
