@@ -1,6 +1,6 @@
 //! The daemon's three work loops over the store: the scheduler (creates
 //! the executions schedules make due), the engine (drives unfinished
-//! executions) and the notifier (records and sends notifications of ended
+//! executions when woken or when something is due) and the notifier (records and sends notifications of ended
 //! executions). `mod.rs` spawns each under the supervisor.
 //!
 //! What they guarantee: each does work only while this replica leads
@@ -24,9 +24,29 @@ use crate::http::Heartbeat;
 use crate::notify::Notifier;
 use crate::store::Store;
 
-/// Creates the executions of due scheduled instants, each tick and at
-/// each instant a schedule fires (woken then rather than up to a tick
-/// late), and wakes the engine when it created or cancelled some.
+/// How often the scheduler and the engine make a full pass whatever the
+/// wake-ups said: the safety net for work they missed (the engine reads
+/// and drives every unfinished execution; the scheduler decides every
+/// schedule).
+pub(super) const SAFETY_NET: Duration = Duration::from_secs(30);
+
+/// What a loop does while another replica leads: beats (a follower is not
+/// stalled) and waits a tick. `false` once shutting down.
+async fn follow(heartbeat: &Heartbeat, shutdown: &CancellationToken, tick: Duration) -> bool {
+    heartbeat.beat();
+    tokio::select! {
+        _ = shutdown.cancelled() => false,
+        _ = tokio::time::sleep(tick) => true,
+    }
+}
+
+/// Creates the executions of due scheduled instants: at each instant a
+/// schedule fires (woken then, not up to a tick late), whenever a source's
+/// reconciled commit changed (new or changed launch plans; checked each
+/// `tick` with one read of the sources' status, which also sees a `weir
+/// sync` by another process), on becoming the leader and every
+/// [`SAFETY_NET`]; otherwise it reads nothing. Wakes the engine when it
+/// created or cancelled executions.
 pub(super) async fn scheduler_loop(
     store: Arc<dyn Store>,
     clock: Clock,
@@ -37,27 +57,55 @@ pub(super) async fn scheduler_loop(
     heartbeat: Heartbeat,
 ) {
     let mut scheduler = Scheduler::new();
+    // When the last full tick ran, what the sources' reconciled commits
+    // were then, and the next instant it knew of.
+    let mut last_tick: Option<tokio::time::Instant> = None;
+    let mut reconciled = None;
+    let mut next_due = None;
     loop {
         if !leadership.is_leading() {
-            heartbeat.beat();
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(tick) => continue,
+            last_tick = None;
+            if follow(&heartbeat, &shutdown, tick).await {
+                continue;
             }
+            return;
         }
-        match scheduler.tick(store.as_ref(), clock.now()).await {
-            Ok(report) => {
-                if !report.created.is_empty() || !report.cancelled.is_empty() {
-                    wake_engine.notify_one();
+        let sources = match store.sources().await {
+            Ok(sources) => Some(
+                sources
+                    .into_iter()
+                    .map(|s| (s.source, s.last_reconciled))
+                    .collect::<Vec<_>>(),
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the sources' status");
+                None
+            }
+        };
+        let due = last_tick.is_none_or(|at| at.elapsed() >= SAFETY_NET)
+            || sources.is_none()
+            || sources != reconciled
+            || next_due.is_some_and(|due| due <= clock.now());
+        if due {
+            match scheduler.tick(store.as_ref(), clock.now()).await {
+                Ok(report) => {
+                    last_tick = Some(tokio::time::Instant::now());
+                    reconciled = sources;
+                    if !report.created.is_empty() || !report.cancelled.is_empty() {
+                        wake_engine.notify_one();
+                    }
+                }
+                Err(e) => {
+                    last_tick = None;
+                    tracing::warn!(error = %e, "scheduler tick failed");
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "scheduler tick failed"),
+            next_due = scheduler.next_due(clock.now());
         }
         // Wake at the next scheduled instant when it comes before the tick
         // (a scheduled run starts on time, not up to a tick late).
         let now = clock.now();
-        let wait = scheduler
-            .next_due(now)
+        let wait = next_due
             .and_then(|due| (due - now).to_std().ok())
             .map_or(tick, |until| until.min(tick));
         heartbeat.beat();
@@ -68,9 +116,15 @@ pub(super) async fn scheduler_loop(
     }
 }
 
-/// Drives every unfinished execution each tick, or sooner when woken (a
-/// new execution, an attempt that ended). At shutdown: starts nothing
-/// more, lets running attempts finish within `grace`, kills the rest.
+/// Drives the executions when something wakes the engine (an execution
+/// created or asked to cancel in this process, an attempt that ended) or
+/// when something it knows of is due (a retry's backoff ending; with
+/// Kubernetes, the next look at running Jobs), and otherwise sleeps. Each
+/// `tick` without a wake-up it makes the cheap check for work another
+/// process wrote to the store ([`Engine::look_outside`]); every
+/// [`SAFETY_NET`], and on becoming the leader, it makes a full pass. At
+/// shutdown: starts nothing more, lets running attempts finish within
+/// `grace`, kills the rest.
 pub(super) async fn engine_loop(
     engine: Arc<Engine>,
     tick: Duration,
@@ -79,22 +133,38 @@ pub(super) async fn engine_loop(
     shutdown: CancellationToken,
     heartbeat: Heartbeat,
 ) {
+    let mut last_full: Option<tokio::time::Instant> = None;
     loop {
         if !leadership.is_leading() {
-            heartbeat.beat();
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = tokio::time::sleep(tick) => continue,
+            // Another engine may drive meanwhile: a full pass on leading.
+            last_full = None;
+            if follow(&heartbeat, &shutdown, tick).await {
+                continue;
             }
+            break;
         }
-        if let Err(e) = engine.tick().await {
+        let full = last_full.is_none_or(|at| at.elapsed() >= SAFETY_NET);
+        let passed = if full {
+            last_full = Some(tokio::time::Instant::now());
+            engine.tick().await
+        } else {
+            engine.pass().await
+        };
+        if let Err(e) = passed {
             tracing::warn!(error = %e, "engine tick failed");
+            engine.forget();
         }
         heartbeat.beat();
+        let wait = engine.next_wake(tick).map_or(tick, |due| due.min(tick));
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = engine.wake.notified() => {}
-            _ = tokio::time::sleep(tick) => {}
+            _ = engine.rescan.notified() => engine.look_again(),
+            _ = tokio::time::sleep(wait) => {
+                if let Err(e) = engine.look_outside().await {
+                    tracing::warn!(error = %e, "cannot look for new work in the store");
+                }
+            }
         }
     }
     // Shutting down: no new attempts; running ones get the grace period.
@@ -102,7 +172,7 @@ pub(super) async fn engine_loop(
     let deadline = Instant::now().checked_add(grace);
     while engine.running() > 0 && deadline.is_none_or(|d| Instant::now() < d) {
         let _ = tokio::time::timeout(Duration::from_millis(200), engine.wake.notified()).await;
-        if let Err(e) = engine.tick().await {
+        if let Err(e) = engine.pass().await {
             tracing::warn!(error = %e, "engine tick failed");
         }
     }
@@ -124,12 +194,10 @@ pub(super) async fn notifier_loop(
     let mut sending = tokio::task::JoinSet::new();
     loop {
         if !leadership.is_leading() {
-            // A follower's pass: nothing to do, and it is not stalled.
-            heartbeat.beat();
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = tokio::time::sleep(tick) => continue,
+            if follow(&heartbeat, &shutdown, tick).await {
+                continue;
             }
+            break;
         }
         let now = clock.now();
         if let Err(e) = notifier.scan(now).await {

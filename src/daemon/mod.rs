@@ -9,8 +9,8 @@
 //!   events on a local repository's refs (`crate::source::watch`), by
 //!   webhooks, and by polling with jitter;
 //! - `loops.rs`: the scheduler loop, creating due executions
-//!   (deterministic ids, I4); the engine loop, driving every unfinished
-//!   execution; the notifier loop;
+//!   (deterministic ids, I4); the engine loop, driving the executions it
+//!   is woken for or that have something due; the notifier loop;
 //! - [`lease`] and [`leader`]: which replica leads (the store's engine
 //!   lease; with Kubernetes, a Lease first); [`supervise`]: restarts a
 //!   loop that panics, and says so in readiness;
@@ -320,7 +320,7 @@ fn take_store_lease(
 fn spawn_loops(daemon: &Daemon, config: &Config, lease: &StoreLeaseLoop, loops: &mut Supervisor) {
     let period = http::health::expected_period(config.tick);
     {
-        let (store, wake) = (daemon.store.clone(), lease.engine.wake.clone());
+        let (store, wake) = (daemon.store.clone(), lease.engine.rescan.clone());
         let (leadership, stop, tick) = (
             lease.leadership.clone(),
             daemon.shutdown.clone(),

@@ -3,8 +3,8 @@
 //!
 //! A backfill creates all its executions at once, `queued`, each carrying
 //! its [`BackfillGroup`] in its options. The engine is level-triggered, so
-//! the bound is too: before each tick it reads the unfinished executions
-//! and holds back, still `queued`, every execution of a group beyond the
+//! the bound is too: before each pass it looks at the unfinished executions
+//! (as the engine holds them, `agenda.rs`) and holds back, still `queued`, every execution of a group beyond the
 //! group's bound — at most `maxParallel` of a group are `running` at a
 //! time, and the oldest instants start first. Like Airflow's
 //! `max_active_runs`, the bound survives the process that asked for it (it
@@ -22,7 +22,7 @@ use crate::store::execution::{BackfillGroup, Execution, Status};
 /// Per bounded group: the running ones count against the bound; queued
 /// ones fill what is left, oldest instant first. A queued execution with a
 /// cancel request is never held (the engine must see it to cancel it).
-pub fn held(unfinished: &[Execution]) -> HashSet<ExecutionId> {
+pub fn held<'a>(unfinished: impl IntoIterator<Item = &'a Execution>) -> HashSet<ExecutionId> {
     struct Group<'a> {
         bound: u32,
         running: u32,

@@ -35,11 +35,20 @@ use crate::executor::process;
 use crate::spec::ExecutionId;
 use crate::spec::duration::{Field, Unreadable};
 use crate::store::ENGINE_LEASE;
-use crate::store::execution::{Execution, NodeState, NodeStatus};
+use crate::store::execution::{EngineWrite, Execution, NodeState, NodeStatus};
 
 /// How many times a node may be interrupted (its process died with the
 /// engine driving it) and retried regardless of its own retry policy.
 const MAX_INTERRUPTIONS: u64 = 3;
+
+/// An attempt ready to start once the writes before it are applied
+/// ([`Engine::flush`]).
+pub(super) struct Launch {
+    /// (execution, node).
+    pub(super) key: (ExecutionId, String),
+    /// Runs the attempt to its end and queues it as [`Finished`].
+    pub(super) run: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+}
 
 /// An attempt that ended, waiting to be recorded.
 pub(super) struct Finished {
@@ -244,7 +253,7 @@ impl Engine {
             handle["interruptions"] = n.clone();
         }
         state.handle = Some(handle.clone());
-        self.store.update_node(state).await?;
+        self.write(EngineWrite::Node(state.clone()));
         self.tell(NodeEvent::Started, execution, spec, state);
 
         let token = CancellationToken::new();
@@ -269,7 +278,9 @@ impl Engine {
         let (execution_id, node) = (execution.id.clone(), state.node.clone());
         let mut recorded = state.clone();
         tracing::info!(execution = %execution_id, node = %node, attempt = recorded.attempts, "starting attempt");
-        tokio::spawn(async move {
+        let key = (execution_id.clone(), node.clone());
+        // Started by `flush`, once the node is recorded running.
+        let run = Box::pin(async move {
             let (pgid_tx, pgid_rx) = tokio::sync::oneshot::channel();
             let attempt = Attempt {
                 dir: dir.clone(),
@@ -292,6 +303,8 @@ impl Engine {
                         with_pgid["pgid"] = json!(pgid);
                         with_pgid
                     });
+                    // At once, not with the next pass: should this process
+                    // die, the next engine kills the group by it.
                     if let Err(e) = store.update_node(&recorded).await {
                         tracing::warn!(error = %e, "cannot record an attempt's process group");
                     }
@@ -314,6 +327,10 @@ impl Engine {
             });
             wake.notify_one();
         });
+        self.launches
+            .lock()
+            .expect("lock")
+            .push(Launch { key, run });
         Ok(())
     }
 
@@ -359,7 +376,7 @@ impl Engine {
                         "interrupted {interruptions} times: the processes running it kept stopping"
                     ));
                 }
-                self.store.update_node(state).await?;
+                self.write(EngineWrite::Node(state.clone()));
                 if state.status.is_terminal() {
                     self.tell(NodeEvent::Failed, execution, spec, state);
                 }
@@ -368,7 +385,7 @@ impl Engine {
                 state.status = NodeStatus::Cancelled;
                 state.error = Some("cancelled".into());
                 state.finished_at = Some(now);
-                self.store.update_node(state).await?;
+                self.write(EngineWrite::Node(state.clone()));
                 self.tell(NodeEvent::Aborted, execution, spec, state);
             }
             failed => {
@@ -407,7 +424,7 @@ impl Engine {
                     tracing::info!(execution = %execution.id, node = %state.node, attempt = state.attempts, error = %error, "node failed");
                 }
                 state.error = Some(error);
-                self.store.update_node(state).await?;
+                self.write(EngineWrite::Node(state.clone()));
                 if state.status.is_terminal() {
                     self.tell(NodeEvent::Failed, execution, spec, state);
                 }

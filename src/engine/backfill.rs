@@ -20,13 +20,10 @@
 //! What it must not do: drive executions (the engine does, in `weir serve`
 //! or in `weir backfill --wait` through [`Engine::run_until_all_finished`]).
 
-use std::collections::HashSet;
-
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-use super::admission;
 use super::create::{self, active, document, one};
 use super::{Engine, scheduler};
 use crate::schedule::backfill::{self as range, RangeError};
@@ -300,27 +297,8 @@ impl Engine {
         &self,
         ids: &[ExecutionId],
     ) -> Result<Vec<Execution>, super::Error> {
-        let wanted: HashSet<&ExecutionId> = ids.iter().collect();
-        loop {
-            let unfinished = self.store.unfinished_executions().await?;
-            let held = admission::held(&unfinished);
-            let mut waiting = false;
-            for execution in unfinished {
-                if !wanted.contains(&execution.id) {
-                    continue;
-                }
-                if held.contains(&execution.id) {
-                    waiting = true;
-                } else {
-                    waiting |= !self.drive(execution).await?.status.is_terminal();
-                }
-            }
-            if !waiting {
-                break;
-            }
-            let woken = self.wake.notified();
-            let _ = tokio::time::timeout(std::time::Duration::from_millis(200), woken).await;
-        }
+        self.drive_until_finished(ids, std::time::Duration::from_millis(200))
+            .await?;
         let mut finished = Vec::with_capacity(ids.len());
         for id in ids {
             finished.extend(self.store.execution(id).await?);

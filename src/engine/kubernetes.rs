@@ -1,8 +1,9 @@
 //! The engine's side of the Kubernetes executor: attempts become Jobs
 //! (created idempotently, so a restart adopts rather than duplicates),
-//! every tick reads all Jobs and Pods once and records the attempts that
-//! ended, a cancel or a timeout deletes the Job, and Jobs of executions
-//! the store no longer has are garbage-collected.
+//! each pass of the engine reads all Jobs and Pods once while some Job of
+//! its runs (none while none does) and records the attempts that ended, a
+//! cancel or a timeout deletes the Job, and Jobs of executions the store
+//! no longer has are garbage-collected from the engine's full pass.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -18,7 +19,7 @@ use crate::executor::kubernetes::pod::Payload;
 use crate::executor::kubernetes::{JobState, Kube, Report};
 use crate::executor::local::Outcome;
 use crate::spec::ExecutionId;
-use crate::store::execution::{Execution, NodeState};
+use crate::store::execution::{EngineWrite, Execution, NodeState};
 
 /// How often Jobs are checked against the store's executions.
 const GC_EVERY: Duration = Duration::from_secs(60);
@@ -75,7 +76,6 @@ impl Engine {
     /// tracked Job that is gone was interrupted (retried as such).
     pub(super) async fn poll_jobs(&self, runs: &KubeRuns) {
         if lock(&runs.jobs).is_empty() {
-            self.collect_garbage(runs).await;
             return;
         }
         let states = match runs.kube.observe().await {
@@ -117,11 +117,11 @@ impl Engine {
         if !ended.is_empty() {
             lock(&self.finished).extend(ended);
         }
-        self.collect_garbage(runs).await;
     }
 
-    /// Deletes, now and then, the Jobs of executions the store does not have.
-    async fn collect_garbage(&self, runs: &KubeRuns) {
+    /// Deletes, now and then (at most every [`GC_EVERY`], from the
+    /// engine's full pass), the Jobs of executions the store does not have.
+    pub(super) async fn collect_garbage(&self, runs: &KubeRuns) {
         {
             let mut last = lock(&runs.last_gc);
             if last.is_some_and(|at| at.elapsed() < GC_EVERY) {
@@ -245,9 +245,11 @@ impl Engine {
         handle["job"] = json!(name);
         handle["namespace"] = json!(runs.kube.settings().namespace);
         state.handle = Some(handle);
-        // Recorded before the create: a restart in between finds the name
-        // and adopts the Job if the create landed.
-        self.store.update_node(state).await?;
+        // Recorded (with the pass's earlier writes) before the create: a
+        // restart in between finds the name and adopts the Job if the
+        // create landed.
+        self.write(EngineWrite::Node(state.clone()));
+        self.flush().await?;
         let key = (execution.id.clone(), state.node.clone());
         match runs.kube.create(&job).await {
             Ok(_) => {

@@ -1,10 +1,19 @@
-//! The execution engine (DESIGN.md section 6), level-triggered: every
-//! [`Engine::tick`] reads the unfinished executions and their nodes from the
-//! store and drives each one forward — record finished attempts, retry with
-//! backoff, fail fast, start ready nodes (or serve them from the cache),
-//! complete. All state is in the store, so a restarted process simply
-//! continues: an attempt that was running in a process that died is marked
-//! interrupted, its process group killed, and it is retried per its policy.
+//! The execution engine (DESIGN.md section 6), level-triggered: a full
+//! pass ([`Engine::tick`]) reads the unfinished executions and their nodes
+//! from the store and drives each one forward — record finished attempts,
+//! retry with backoff, fail fast, start ready nodes (or serve them from the
+//! cache), complete. All state is in the store, so a restarted process
+//! simply continues: an attempt that was running in a process that died is
+//! marked interrupted, its process group killed, and it is retried per its
+//! policy.
+//!
+//! Between full passes, which are the safety net, a pass ([`Engine::pass`])
+//! costs what changed: it drives only the executions the engine was woken
+//! for (created or asked to cancel through its store, an attempt ended), or
+//! whose retry is due, or that a backfill's bound now admits (`agenda.rs`),
+//! and applies the pass's writes in one transaction before starting the
+//! attempts they record (`Engine::flush`). Work another process wrote is
+//! found by a cheap check ([`Engine::look_outside`]).
 //!
 //! Two halves, one file each:
 //! - [`nodes`], the node state machine: what an execution does next (which
@@ -21,6 +30,7 @@
 //! instant is read from it, never from the system clock directly.
 
 pub mod admission;
+mod agenda;
 mod attempts;
 pub mod backfill;
 pub mod create;
@@ -43,9 +53,10 @@ use crate::clock::Clock;
 use crate::executor::environment::Inherited;
 use crate::source::git::SourceFiles;
 use crate::spec::ExecutionId;
-use crate::store::execution::{Execution, NodeState};
+use crate::store::execution::{EngineWrite, Execution, NodeState, WorkListener};
 use crate::store::{self, Store};
 
+use agenda::Agenda;
 use attempts::Finished;
 pub use nodes::{BindingError, resolve};
 pub use owner::Owner;
@@ -101,8 +112,13 @@ pub struct Engine {
     /// Attempts running in this process, by (execution, node).
     running: Mutex<HashMap<(ExecutionId, String), CancellationToken>>,
     finished: Arc<Mutex<Vec<Finished>>>,
-    /// Woken when an attempt ends.
+    /// Woken when an attempt ends, or when the store tells of an
+    /// execution created or asked to cancel in this process.
     pub wake: Arc<tokio::sync::Notify>,
+    /// Woken by whoever created executions the engine may not have been
+    /// told of (the scheduler): the next pass lists the unfinished
+    /// executions again ([`Engine::look_again`]).
+    pub rescan: Arc<tokio::sync::Notify>,
     observers: Vec<Arc<dyn Observer>>,
     files: SourceFiles,
     /// Shutting down: no new attempt starts.
@@ -125,6 +141,20 @@ pub struct Engine {
     inherited: Arc<Inherited>,
     /// Where "now" comes from: due times of retries, recorded instants.
     clock: Clock,
+    /// What to drive next: the unfinished executions held here and which
+    /// need a step (`agenda.rs`).
+    agenda: Arc<Mutex<Agenda>>,
+    /// The writes of the steps under way, applied together in one
+    /// transaction by [`Engine::flush`].
+    writes: Mutex<Vec<EngineWrite>>,
+    /// Attempts whose node is recorded running once the writes before them
+    /// are applied: started by [`Engine::flush`] right after, never
+    /// before.
+    launches: Mutex<Vec<attempts::Launch>>,
+    /// Told by the store of executions created or asked to cancel in this
+    /// process: marks them in the agenda and wakes the engine. Kept here
+    /// (the store holds it weakly) for as long as the engine lives.
+    _listener: Arc<WorkListener>,
 }
 
 impl Engine {
@@ -136,6 +166,18 @@ impl Engine {
         // Attempts run in their own folders: paths handed to them must not
         // depend on this process's working directory.
         let state_dir = std::path::absolute(&state_dir).unwrap_or(state_dir);
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let agenda = Arc::new(Mutex::new(Agenda::default()));
+        let listener: Arc<WorkListener> = {
+            let (agenda, wake) = (Arc::downgrade(&agenda), wake.clone());
+            Arc::new(move |id: &ExecutionId| {
+                if let Some(agenda) = agenda.upgrade() {
+                    lock(&agenda).mark_stale(id);
+                    wake.notify_one();
+                }
+            })
+        };
+        store.on_work(Arc::downgrade(&listener));
         Engine {
             store,
             artifacts,
@@ -143,7 +185,8 @@ impl Engine {
             state_dir,
             running: Mutex::new(HashMap::new()),
             finished: Arc::new(Mutex::new(Vec::new())),
-            wake: Arc::new(tokio::sync::Notify::new()),
+            wake,
+            rescan: Arc::new(tokio::sync::Notify::new()),
             observers: Vec::new(),
             draining: std::sync::atomic::AtomicBool::new(false),
             groups: Arc::new(Mutex::new(HashMap::new())),
@@ -153,6 +196,10 @@ impl Engine {
             owner: Owner::this_process(),
             inherited: Arc::new(Inherited::default()),
             clock: Clock::system(),
+            agenda,
+            writes: Mutex::new(Vec::new()),
+            launches: Mutex::new(Vec::new()),
+            _listener: listener,
         }
     }
 
@@ -230,21 +277,203 @@ impl Engine {
         &self.owner
     }
 
-    /// Drives every unfinished execution one step, but for those a
-    /// backfill's `--max-parallel` holds queued ([`admission`]).
+    /// The full pass, the safety net: reads every unfinished execution
+    /// from the store and drives each one, but for those a backfill's
+    /// `--max-parallel` holds queued ([`admission`]). It also fills the
+    /// agenda the cheaper [`Engine::pass`] works from.
     pub async fn tick(&self) -> Result<(), Error> {
         if let Some(runs) = &self.kube {
             self.poll_jobs(runs).await;
+            self.collect_garbage(runs).await;
         }
         let unfinished = self.store.unfinished_executions().await?;
-        // A backfill's executions beyond its --max-parallel stay queued.
-        let held = admission::held(&unfinished);
-        for execution in unfinished {
-            if !held.contains(&execution.id) {
-                self.drive(execution).await?;
+        {
+            let mut agenda = lock(&self.agenda);
+            for id in agenda.load(unfinished) {
+                agenda.wake(&id);
             }
         }
+        self.drive_due().await
+    }
+
+    /// A pass over what changed since the last one: the executions created
+    /// or asked to cancel in this process (read again), those an attempt of
+    /// which ended, those with a retry due, and the queued ones a
+    /// backfill's bound now admits. Reads nothing else; a full pass
+    /// ([`Engine::tick`]) when none filled the agenda yet.
+    pub async fn pass(&self) -> Result<(), Error> {
+        if !lock(&self.agenda).is_loaded() {
+            return self.tick().await;
+        }
+        if let Some(runs) = &self.kube {
+            // Jobs are listed only while some run.
+            if runs.tracked() > 0 {
+                self.poll_jobs(runs).await;
+            }
+        }
+        let (stale, rescan) = lock(&self.agenda).take_news();
+        if rescan {
+            let unfinished = self.store.unfinished_executions().await?;
+            lock(&self.agenda).merge(unfinished);
+        }
+        for id in stale {
+            let execution = self.store.execution(&id).await?;
+            lock(&self.agenda).refresh(&id, execution);
+        }
+        self.drive_due().await
+    }
+
+    /// Drives what the agenda says is due, then what a finished execution
+    /// of a bounded backfill admits in its place.
+    async fn drive_due(&self) -> Result<(), Error> {
+        {
+            let ended: Vec<ExecutionId> = lock(&self.finished)
+                .iter()
+                .map(|f| f.execution.clone())
+                .collect();
+            let mut agenda = lock(&self.agenda);
+            for id in ended {
+                agenda.wake(&id);
+            }
+        }
+        loop {
+            let batch = lock(&self.agenda).take_due(self.clock.now());
+            // The batch's nodes in one read (the writes before are applied).
+            let ids: Vec<ExecutionId> = batch.iter().map(|e| e.id.clone()).collect();
+            let mut nodes = match self.store.nodes_of(&ids).await {
+                Ok(nodes) => nodes,
+                Err(e) => return Err(self.abandon(e.into())),
+            };
+            let mut freed = false;
+            for execution in batch {
+                let bounded = execution.options.backfill.is_some();
+                let read = nodes.remove(&execution.id);
+                let driven = match self.drive_on(execution, read).await {
+                    Ok(driven) => driven,
+                    Err(e) => return Err(self.abandon(e)),
+                };
+                freed |= bounded && driven.execution.status.is_terminal();
+                lock(&self.agenda).record(driven.execution, driven.next_due);
+            }
+            // The pass's writes in one transaction, then its attempts.
+            if let Err(e) = self.flush().await {
+                return Err(self.abandon(e));
+            }
+            if !freed {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Buffers a write of the step under way ([`Engine::flush`] applies it).
+    fn write(&self, write: EngineWrite) {
+        lock(&self.writes).push(write);
+    }
+
+    /// Applies the buffered writes in one transaction, then starts the
+    /// attempts whose nodes they recorded running (an attempt never runs
+    /// before its node says so in the store). On an error nothing was
+    /// written and nothing starts.
+    async fn flush(&self) -> Result<(), Error> {
+        let writes = std::mem::take(&mut *lock(&self.writes));
+        if !writes.is_empty() {
+            if let Err(e) = self.store.apply_engine_writes(&writes).await {
+                self.discard_launches();
+                return Err(e.into());
+            }
+        }
+        let launches = std::mem::take(&mut *lock(&self.launches));
+        for launch in launches {
+            tokio::spawn(launch.run);
+        }
         Ok(())
+    }
+
+    /// A pass failed: its buffered writes and attempts are dropped and the
+    /// agenda forgotten, so the next pass reads everything again.
+    fn abandon(&self, error: Error) -> Error {
+        lock(&self.writes).clear();
+        self.discard_launches();
+        lock(&self.agenda).forget();
+        error
+    }
+
+    fn discard_launches(&self) {
+        let dropped = std::mem::take(&mut *lock(&self.launches));
+        let mut running = lock(&self.running);
+        for launch in dropped {
+            running.remove(&launch.key);
+        }
+    }
+
+    /// The cheap check for work another process wrote to the store (a
+    /// `weir run` or `weir cancel` beside this daemon): one query for the
+    /// [`UnfinishedSummary`](crate::store::execution::UnfinishedSummary)
+    /// of the unfinished executions; when it differs from what the agenda
+    /// holds, the next pass lists them again.
+    pub async fn look_outside(&self) -> Result<(), Error> {
+        if !lock(&self.agenda).is_loaded() {
+            return Ok(());
+        }
+        let theirs = self.store.unfinished_summary().await?;
+        let mut agenda = lock(&self.agenda);
+        if agenda.summary() != theirs && !agenda.is_scoped() {
+            agenda.ask_rescan();
+        }
+        Ok(())
+    }
+
+    /// Work was created that the engine may not have been told of
+    /// ([`Engine::rescan`] was woken): the next pass lists the unfinished
+    /// executions again.
+    pub fn look_again(&self) {
+        lock(&self.agenda).ask_rescan();
+    }
+
+    /// Forgets the agenda: the next pass is a full one (this engine leads
+    /// again, and another may have driven meanwhile).
+    pub fn forget(&self) {
+        lock(&self.agenda).forget();
+    }
+
+    /// How long the engine may sleep before something it knows of is due:
+    /// a retry's backoff ending, or (with Kubernetes, while Jobs run) the
+    /// next look at the Jobs, `poll` from now. `None`: nothing is due.
+    pub fn next_wake(&self, poll: std::time::Duration) -> Option<std::time::Duration> {
+        let retry = lock(&self.agenda)
+            .next_due()
+            .map(|at| (at - self.clock.now()).to_std().unwrap_or_default());
+        let jobs = self
+            .kube
+            .as_ref()
+            .filter(|runs| runs.tracked() > 0)
+            .map(|_| poll);
+        retry.into_iter().chain(jobs).min()
+    }
+
+    /// Drives the executions `ids` in this process until each has
+    /// finished (woken as [`Engine::pass`] is; looking at the store
+    /// `poll` after the last wake for a cancel requested elsewhere).
+    /// Other unfinished executions are left to whoever drives them.
+    pub(super) async fn drive_until_finished(
+        &self,
+        ids: &[ExecutionId],
+        poll: std::time::Duration,
+    ) -> Result<(), Error> {
+        *lock(&self.agenda) = Agenda::scoped(ids.iter().cloned());
+        loop {
+            self.pass().await?;
+            if lock(&self.agenda).is_empty() {
+                return Ok(());
+            }
+            let wait = self.next_wake(poll).map_or(poll, |w| w.min(poll));
+            if tokio::time::timeout(wait, self.wake.notified())
+                .await
+                .is_err()
+            {
+                lock(&self.agenda).ask_rescan();
+            }
+        }
     }
 
     /// Drives execution `id` alone until it has finished; returns it.
@@ -271,4 +500,10 @@ impl Engine {
             let _ = tokio::time::timeout(std::time::Duration::from_millis(200), woken).await;
         }
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

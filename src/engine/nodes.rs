@@ -1,12 +1,15 @@
-//! The node state machine: what an execution does next, one step per tick.
+//! The node state machine: what an execution does next, one step at a time.
 //!
-//! Each step of [`Engine::drive`] reads the execution's nodes as the store
+//! Each step ([`Engine::drive`]) reads the execution's nodes as the store
 //! has them and moves them on: it records the attempts that ended and
 //! recovers those no engine runs any more (both in [`super::attempts`]),
 //! then stops the execution (a cancel request, or fail fast once a node
 //! failed for good), finishes it (every node succeeded: its outputs are
 //! bound), or starts the nodes whose dependencies all succeeded and whose
-//! retry is due, serving a node from the cache when its key was seen.
+//! retry is due, serving a node from the cache when its key was seen. A
+//! step says what it leaves ([`Driven`]): whether another step would move
+//! the execution on at once, and when a retry is due, which is all the
+//! engine needs to know to sleep until then (`agenda.rs`).
 //!
 //! What it guarantees: a node completes in one transaction with its cache
 //! entry and its lineage edges (I5), so a crash cannot separate them; and
@@ -27,7 +30,7 @@ use super::{Engine, Error, NodeEvent, Plan, PlanNode};
 use crate::artifact;
 use crate::spec::Digest;
 use crate::store::execution::{
-    CacheEntry, Direction, Execution, LineageEdge, NodeState, NodeStatus, Status,
+    CacheEntry, Direction, EngineWrite, Execution, LineageEdge, NodeState, NodeStatus, Status,
 };
 
 /// Why a binding has no value.
@@ -39,20 +42,77 @@ pub enum BindingError {
     NoOutput { node: String, output: String },
 }
 
+/// What one step of an execution left.
+pub(super) struct Driven {
+    /// The execution as it now stands.
+    pub(super) execution: Execution,
+    /// Another step would move it on at once (a node served from the cache
+    /// made the next ready, a node failed on its inputs, every node
+    /// succeeded): nothing else will wake it for that.
+    pub(super) again: bool,
+    /// When a retry of one of its nodes is due.
+    pub(super) next_due: Option<DateTime<Utc>>,
+}
+
 impl Engine {
-    /// Drives `execution` one step; returns it as it now stands.
-    pub(super) async fn drive(&self, mut execution: Execution) -> Result<Execution, Error> {
+    /// Drives `execution` one step, its writes applied; returns it as it
+    /// now stands.
+    pub(super) async fn drive(&self, execution: Execution) -> Result<Execution, Error> {
+        match self.step(execution, None).await {
+            Ok(driven) => {
+                self.flush().await?;
+                Ok(driven.execution)
+            }
+            Err(e) => Err(self.abandon(e)),
+        }
+    }
+
+    /// Drives `execution` until a step leaves nothing more to do at once
+    /// (a bounded number of steps); returns what the last one left. The
+    /// last step's writes stay buffered ([`Engine::flush`]), to be applied
+    /// with the rest of the pass.
+    /// `nodes`: its nodes as just read, if they were.
+    pub(super) async fn drive_on(
+        &self,
+        execution: Execution,
+        nodes: Option<Vec<NodeState>>,
+    ) -> Result<Driven, Error> {
+        let mut driven = self.step(execution, nodes).await?;
+        // Each further step starts or completes a node, so the plan's size
+        // bounds them; the bound only guards against a step that cannot.
+        for _ in 0..64 {
+            if !driven.again {
+                break;
+            }
+            // The next step reads what this one wrote.
+            self.flush().await?;
+            driven = self.step(driven.execution, None).await?;
+        }
+        Ok(driven)
+    }
+
+    /// One step of `execution`, and what it leaves to do.
+    /// One step of `execution` (its `nodes` as just read, or read here),
+    /// and what it leaves to do.
+    async fn step(
+        &self,
+        mut execution: Execution,
+        nodes: Option<Vec<NodeState>>,
+    ) -> Result<Driven, Error> {
         let plan: Plan =
             serde_json::from_value(execution.plan.clone()).map_err(|source| Error::Plan {
                 id: execution.id.clone(),
                 source,
             })?;
-        let mut nodes = self.store.nodes(&execution.id).await?;
+        let mut nodes = match nodes {
+            Some(nodes) => nodes,
+            None => self.store.nodes(&execution.id).await?,
+        };
         let now = self.clock.now();
         if execution.status == Status::Queued {
             execution.status = Status::Running;
             execution.started_at = Some(now);
-            self.store.update_execution(&execution).await?;
+            self.write(EngineWrite::Execution(execution.clone()));
         }
 
         // 1. Attempts that ended.
@@ -67,12 +127,23 @@ impl Engine {
             .conclude(&mut execution, &plan, &mut nodes, now)
             .await?
         {
-            return Ok(execution);
+            return Ok(Driven {
+                execution,
+                again: false,
+                next_due: None,
+            });
         }
 
         // 4. Start what is ready (unless shutting down, or not leading).
         self.start_ready(&execution, &plan, &mut nodes, now).await?;
-        Ok(execution)
+        let again = !execution.status.is_terminal()
+            && moves_on(&plan, &nodes, execution.cancel_requested, now)
+            && self.may_start();
+        Ok(Driven {
+            execution,
+            again,
+            next_due: next_retry(&nodes, now),
+        })
     }
 
     /// Stops the execution (cancel requested, or a node failed for good:
@@ -112,7 +183,7 @@ impl Engine {
                     NodeStatus::Pending | NodeStatus::Retrying => {
                         state.status = NodeStatus::Skipped;
                         state.finished_at = Some(now);
-                        self.store.update_node(state).await?;
+                        self.write(EngineWrite::Node(state.clone()));
                     }
                     _ => {}
                 }
@@ -121,7 +192,7 @@ impl Engine {
                 execution.status = status;
                 execution.error = Some(error);
                 execution.finished_at = Some(now);
-                self.store.update_execution(execution).await?;
+                self.write(EngineWrite::Execution(execution.clone()));
                 tracing::info!(execution = %execution.id, status = %status, "execution finished");
                 for observer in &self.observers {
                     observer.execution_finished(execution);
@@ -148,7 +219,7 @@ impl Engine {
                 execution.outputs = Some(Value::Object(values));
             }
             execution.finished_at = Some(now);
-            self.store.update_execution(execution).await?;
+            self.write(EngineWrite::Execution(execution.clone()));
             tracing::info!(execution = %execution.id, status = %execution.status, "execution finished");
             for observer in &self.observers {
                 observer.execution_finished(execution);
@@ -204,7 +275,7 @@ impl Engine {
                 state.status = NodeStatus::Failed;
                 state.error = Some(error);
                 state.finished_at = Some(now);
-                self.store.update_node(state).await?;
+                self.write(EngineWrite::Node(state.clone()));
                 continue;
             }
             // Leadership may have ended during this tick.
@@ -234,6 +305,8 @@ impl Engine {
         if !spec.spec.cache.enabled || execution.options.no_cache {
             return Ok(false);
         }
+        // A node completed earlier in this pass may have made the entry.
+        self.flush().await?;
         let Some(hit) = self.store.cache_get(&cache_key(spec, inputs)).await? else {
             return Ok(false);
         };
@@ -245,8 +318,11 @@ impl Engine {
         state.started_at = Some(now);
         state.finished_at = Some(now);
         // The node and its lineage in one transaction (I5).
-        let edges = edges(execution, state, now);
-        self.store.complete_node(state, None, &edges).await?;
+        self.write(EngineWrite::Completed {
+            node: state.clone(),
+            cache: None,
+            edges: edges(execution, state, now),
+        });
         self.tell(NodeEvent::Succeeded, execution, spec, state);
         tracing::info!(execution = %execution.id, node = %state.node, from = %hit.execution, "served from the cache");
         Ok(true)
@@ -283,13 +359,61 @@ impl Engine {
                 created_at: now,
             }
         });
-        let edges = edges(execution, state, now);
-        self.store
-            .complete_node(state, entry.as_ref(), &edges)
-            .await?;
+        self.write(EngineWrite::Completed {
+            node: state.clone(),
+            cache: entry,
+            edges: edges(execution, state, now),
+        });
         self.tell(NodeEvent::Succeeded, execution, spec, state);
         Ok(())
     }
+}
+
+/// Whether another step of an execution in `nodes` would move it on at
+/// once: it would stop (cancelled, or a node failed for good) with nothing
+/// running, finish (every node succeeded), or start a node that is due
+/// and whose dependencies all succeeded.
+fn moves_on(plan: &Plan, nodes: &[NodeState], cancel_requested: bool, now: DateTime<Utc>) -> bool {
+    let running = nodes.iter().any(|n| n.status == NodeStatus::Running);
+    let failed = nodes
+        .iter()
+        .any(|n| matches!(n.status, NodeStatus::Failed | NodeStatus::TimedOut));
+    if (cancel_requested || failed) && !running {
+        return true;
+    }
+    if cancel_requested || failed {
+        return false;
+    }
+    if nodes.iter().all(|n| n.status == NodeStatus::Succeeded) {
+        return true;
+    }
+    let succeeded: HashSet<&str> = nodes
+        .iter()
+        .filter(|n| n.status == NodeStatus::Succeeded)
+        .map(|n| n.node.as_str())
+        .collect();
+    nodes.iter().any(|state| {
+        let due = match state.status {
+            NodeStatus::Pending => true,
+            NodeStatus::Retrying => state.next_attempt_at.is_none_or(|at| at <= now),
+            _ => false,
+        };
+        due && plan
+            .nodes
+            .iter()
+            .find(|n| n.path == state.node)
+            .is_some_and(|spec| spec.deps.iter().all(|d| succeeded.contains(d.as_str())))
+    })
+}
+
+/// The earliest instant after `now` a retrying node's next attempt is due.
+fn next_retry(nodes: &[NodeState], now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    nodes
+        .iter()
+        .filter(|n| n.status == NodeStatus::Retrying)
+        .filter_map(|n| n.next_attempt_at)
+        .map(|at| at.max(now))
+        .min()
 }
 
 /// Outputs of the nodes that succeeded, by path.

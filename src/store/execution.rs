@@ -258,6 +258,61 @@ pub struct CacheEntry {
     pub created_at: DateTime<Utc>,
 }
 
+/// What the unfinished executions look like from afar, in one cheap query
+/// (the partial index of unfinished rows): how many there are, how many
+/// were asked to cancel, and the smallest and largest id. An engine compares
+/// it with what it holds to notice work another process wrote (a `weir run`
+/// or `weir cancel` beside a daemon) without reading every execution.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnfinishedSummary {
+    pub count: i64,
+    pub cancel_requested: i64,
+    pub first: Option<ExecutionId>,
+    pub last: Option<ExecutionId>,
+}
+
+impl UnfinishedSummary {
+    /// The summary of `executions` (the unfinished ones an engine holds).
+    pub fn of<'a>(executions: impl IntoIterator<Item = &'a Execution>) -> UnfinishedSummary {
+        let mut summary = UnfinishedSummary::default();
+        for e in executions {
+            summary.count += 1;
+            summary.cancel_requested += i64::from(e.cancel_requested);
+            if summary.first.as_ref().is_none_or(|f| e.id < *f) {
+                summary.first = Some(e.id.clone());
+            }
+            if summary.last.as_ref().is_none_or(|l| e.id > *l) {
+                summary.last = Some(e.id.clone());
+            }
+        }
+        summary
+    }
+}
+
+/// One of the writes a pass of the engine makes, applied with the others
+/// of the pass, in order, in one transaction
+/// ([`ExecutionStore::apply_engine_writes`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum EngineWrite {
+    /// A node's state, as [`ExecutionStore::update_node`].
+    Node(NodeState),
+    /// A node's success with its cache entry and lineage, as
+    /// [`ExecutionStore::complete_node`] (I5: one transaction holds all
+    /// three).
+    Completed {
+        node: NodeState,
+        cache: Option<CacheEntry>,
+        edges: Vec<LineageEdge>,
+    },
+    /// An execution's status, as [`ExecutionStore::update_execution`].
+    Execution(Execution),
+}
+
+/// Told the id of every execution created, or asked to cancel, through a
+/// store handle (in this process): what wakes the engine at once
+/// ([`ExecutionStore::on_work`]). Must not block.
+pub type WorkListener = dyn Fn(&ExecutionId) + Send + Sync;
+
 /// What the store keeps of executions. Every method is one transaction.
 pub trait ExecutionStore: Send + Sync {
     /// Inserts `execution` and its `nodes` unless an execution with the same
@@ -278,8 +333,39 @@ pub trait ExecutionStore: Send + Sync {
     /// Every execution that is `queued` or `running`, oldest first.
     fn unfinished_executions(&self) -> StoreFuture<'_, Vec<Execution>>;
 
+    /// The [`UnfinishedSummary`] of the unfinished executions, in one query
+    /// reading no plan or node.
+    fn unfinished_summary(&self) -> StoreFuture<'_, UnfinishedSummary> {
+        Box::pin(async move {
+            let unfinished = self.unfinished_executions().await?;
+            Ok(UnfinishedSummary::of(&unfinished))
+        })
+    }
+
+    /// Calls `listener` with the id of each execution this handle (or a
+    /// clone of it) creates or asks to cancel, once the write committed; for
+    /// as long as the listener lives (the store keeps it weakly). Writes by
+    /// other processes are not told: the engine finds those with
+    /// [`unfinished_summary`](Self::unfinished_summary).
+    fn on_work(&self, _listener: std::sync::Weak<WorkListener>) {}
+
     /// The nodes of an execution, in plan order.
     fn nodes<'a>(&'a self, execution: &'a ExecutionId) -> StoreFuture<'a, Vec<NodeState>>;
+
+    /// The nodes of each of `executions` (those it has), in plan order: one
+    /// query where [`nodes`](Self::nodes) would take one per execution.
+    fn nodes_of<'a>(
+        &'a self,
+        executions: &'a [ExecutionId],
+    ) -> StoreFuture<'a, std::collections::HashMap<ExecutionId, Vec<NodeState>>> {
+        Box::pin(async move {
+            let mut all = std::collections::HashMap::new();
+            for id in executions {
+                all.insert(id.clone(), self.nodes(id).await?);
+            }
+            Ok(all)
+        })
+    }
 
     /// Writes a node's state (by execution and node path).
     fn update_node<'a>(&'a self, node: &'a NodeState) -> StoreFuture<'a, ()>;
@@ -300,6 +386,25 @@ pub trait ExecutionStore: Send + Sync {
     /// Writes an execution's status, outputs, error and times (the rest is
     /// fixed at creation).
     fn update_execution<'a>(&'a self, execution: &'a Execution) -> StoreFuture<'a, ()>;
+
+    /// Applies `writes` in order, in one transaction: all of them or none
+    /// (a node that does not exist is [`Error::NotFound`](super::Error::NotFound)
+    /// and writes nothing). One round trip per pass of the engine instead
+    /// of one per node transition.
+    fn apply_engine_writes<'a>(&'a self, writes: &'a [EngineWrite]) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            for write in writes {
+                match write {
+                    EngineWrite::Node(node) => self.update_node(node).await?,
+                    EngineWrite::Completed { node, cache, edges } => {
+                        self.complete_node(node, cache.as_ref(), edges).await?;
+                    }
+                    EngineWrite::Execution(execution) => self.update_execution(execution).await?,
+                }
+            }
+            Ok(())
+        })
+    }
 
     /// Asks for an unfinished execution to be cancelled; `false` when it is
     /// unknown or already finished.

@@ -160,7 +160,7 @@ async fn gated() -> Gated {
     }
 }
 
-async fn register(store: &dyn Store, definitions: &str) -> (GitRepo, tempfile::TempDir) {
+pub(crate) async fn register(store: &dyn Store, definitions: &str) -> (GitRepo, tempfile::TempDir) {
     let repo = committed(definitions);
     let state = tempfile::tempdir().expect("state dir");
     let spec = SourceSpec {

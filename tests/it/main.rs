@@ -31,3 +31,4 @@ mod stored_durations;
 mod sync_story;
 mod task_env;
 mod validate_cli;
+mod wake;

@@ -7,10 +7,13 @@
 //! the uncommitted row), then inserts nothing and reads the first's row,
 //! so exactly one gets `created` (I4).
 
+use std::collections::HashMap;
+
 use super::rows::{self, CACHE_COLUMNS, EXECUTION_COLUMNS, LINEAGE_COLUMNS, NODE_COLUMNS};
 use super::statement::{Param, Statement, rows_per_statement};
 use super::{Dialect, SqlStore, commit, found};
 use crate::spec::{Digest, ExecutionId};
+use crate::store::execution::{EngineWrite, UnfinishedSummary, WorkListener};
 use crate::store::{
     CacheEntry, Error, Execution, ExecutionFilter, ExecutionStore, LineageEdge, NodeState,
     StoreFuture,
@@ -34,6 +37,9 @@ impl<D: Dialect> SqlStore<D> {
             what: format!("execution {}", execution.id),
         })?;
         commit(tx, DOING).await?;
+        if created {
+            self.tell_work(&stored.id);
+        }
         Ok((stored, created))
     }
 
@@ -66,6 +72,24 @@ impl<D: Dialect> SqlStore<D> {
         rows::executions(self.read(DOING, select).await?, DOING)
     }
 
+    async fn summarize_unfinished(&self) -> Result<UnfinishedSummary, Error> {
+        const DOING: &str = "summarizing unfinished executions";
+        // The WHERE clause is the partial index's, word for word.
+        let select = Statement::new(
+            "SELECT COUNT(*), COUNT(CASE WHEN cancel_requested THEN 1 END), MIN(id), MAX(id) \
+             FROM executions WHERE status IN ('queued', 'running')",
+        );
+        let row: Option<(i64, i64, Option<String>, Option<String>)> =
+            self.read_optional(DOING, select).await?;
+        let (count, cancel_requested, first, last) = row.unwrap_or_default();
+        Ok(UnfinishedSummary {
+            count,
+            cancel_requested,
+            first: first.map(ExecutionId::from),
+            last: last.map(ExecutionId::from),
+        })
+    }
+
     async fn list_nodes(&self, execution: &ExecutionId) -> Result<Vec<NodeState>, Error> {
         const DOING: &str = "reading an execution's nodes";
         let select = Statement::new(format!(
@@ -73,6 +97,27 @@ impl<D: Dialect> SqlStore<D> {
         ))
         .bind(execution);
         rows::node_states(self.read(DOING, select).await?, DOING)
+    }
+
+    /// The nodes of many executions, a statement per chunk of them.
+    async fn list_nodes_of(
+        &self,
+        executions: &[ExecutionId],
+    ) -> Result<HashMap<ExecutionId, Vec<NodeState>>, Error> {
+        const DOING: &str = "reading executions' nodes";
+        let mut all: HashMap<ExecutionId, Vec<NodeState>> = HashMap::new();
+        for chunk in executions.chunks(rows_per_statement::<D>(1, 0)) {
+            let mut select = Statement::built::<D>(format!(
+                "SELECT {NODE_COLUMNS} FROM node_executions WHERE execution IN "
+            ));
+            select
+                .push_tuple(chunk.iter().map(|id| id.as_str().into()))
+                .push(" ORDER BY execution, plan_order");
+            for node in rows::node_states(self.read(DOING, select).await?, DOING)? {
+                all.entry(node.execution.clone()).or_default().push(node);
+            }
+        }
+        Ok(all)
     }
 
     async fn write_node(&self, node: &NodeState) -> Result<(), Error> {
@@ -98,6 +143,41 @@ impl<D: Dialect> SqlStore<D> {
     }
 
     async fn write_execution(&self, execution: &Execution) -> Result<(), Error> {
+        let mut conn = self.connection("writing an execution's status").await?;
+        Self::update_execution_row(&mut conn, execution).await
+    }
+
+    /// The writes of an engine's pass, in order, in one transaction.
+    async fn apply_writes(&self, writes: &[EngineWrite]) -> Result<(), Error> {
+        const DOING: &str = "recording the engine's steps";
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write(DOING).await?;
+        for write in writes {
+            match write {
+                EngineWrite::Node(node) => Self::update_node_row(&mut tx, node).await?,
+                EngineWrite::Completed { node, cache, edges } => {
+                    Self::update_node_row(&mut tx, node).await?;
+                    if let Some(entry) = cache {
+                        Self::insert_cache_entry(&mut tx, entry).await?;
+                    }
+                    Self::insert_lineage_rows(&mut tx, edges).await?;
+                }
+                EngineWrite::Execution(execution) => {
+                    Self::update_execution_row(&mut tx, execution).await?;
+                }
+            }
+        }
+        commit(tx, DOING).await
+    }
+
+    /// Writes an execution's status, outputs, error and times; one that
+    /// does not exist is [`Error::NotFound`].
+    async fn update_execution_row(
+        conn: &mut D::Connection,
+        execution: &Execution,
+    ) -> Result<(), Error> {
         const DOING: &str = "writing an execution's status";
         let update = Statement::new(
             "UPDATE executions SET status = $1, outputs = $2, error = $3, started_at = $4, \
@@ -109,7 +189,7 @@ impl<D: Dialect> SqlStore<D> {
         .bind(execution.started_at)
         .bind(execution.finished_at)
         .bind(&execution.id);
-        let changed = self.run(DOING, update).await?;
+        let changed = D::execute(conn, DOING, update).await?;
         found(changed, DOING, || format!("execution {}", execution.id))
     }
 
@@ -122,6 +202,9 @@ impl<D: Dialect> SqlStore<D> {
         let changed = self
             .run("requesting an execution's cancellation", update)
             .await?;
+        if changed > 0 {
+            self.tell_work(id);
+        }
         Ok(changed > 0)
     }
 
@@ -381,8 +464,26 @@ impl<D: Dialect> ExecutionStore for SqlStore<D> {
         Box::pin(self.list_unfinished())
     }
 
+    fn unfinished_summary(&self) -> StoreFuture<'_, UnfinishedSummary> {
+        Box::pin(self.summarize_unfinished())
+    }
+
+    fn on_work(&self, listener: std::sync::Weak<WorkListener>) {
+        self.listeners
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(listener);
+    }
+
     fn nodes<'a>(&'a self, execution: &'a ExecutionId) -> StoreFuture<'a, Vec<NodeState>> {
         Box::pin(self.list_nodes(execution))
+    }
+
+    fn nodes_of<'a>(
+        &'a self,
+        executions: &'a [ExecutionId],
+    ) -> StoreFuture<'a, HashMap<ExecutionId, Vec<NodeState>>> {
+        Box::pin(self.list_nodes_of(executions))
     }
 
     fn update_node<'a>(&'a self, node: &'a NodeState) -> StoreFuture<'a, ()> {
@@ -400,6 +501,10 @@ impl<D: Dialect> ExecutionStore for SqlStore<D> {
 
     fn update_execution<'a>(&'a self, execution: &'a Execution) -> StoreFuture<'a, ()> {
         Box::pin(self.write_execution(execution))
+    }
+
+    fn apply_engine_writes<'a>(&'a self, writes: &'a [EngineWrite]) -> StoreFuture<'a, ()> {
+        Box::pin(self.apply_writes(writes))
     }
 
     fn request_cancel<'a>(&'a self, id: &'a ExecutionId) -> StoreFuture<'a, bool> {

@@ -42,6 +42,7 @@ pub mod statement;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgRow;
@@ -51,6 +52,7 @@ use sqlx::{Database, FromRow, Pool, Transaction};
 pub use statement::{Form, Param, Statement};
 
 use super::Error;
+use crate::spec::ExecutionId;
 
 /// What differs between the databases the store runs on; everything else
 /// is [`SqlStore`]'s, written once.
@@ -170,12 +172,20 @@ impl<T> Decoded for T where
 /// The store in a SQL database `D` (see the module docs).
 pub struct SqlStore<D: Dialect> {
     pool: Pool<D>,
+    /// Told of the executions created or cancelled through this handle and
+    /// its clones ([`ExecutionStore::on_work`](super::ExecutionStore::on_work)).
+    listeners: Arc<Listeners>,
 }
+
+/// The listeners of a store's work, kept weakly: a listener that was
+/// dropped is forgotten at the next call.
+type Listeners = std::sync::Mutex<Vec<std::sync::Weak<super::execution::WorkListener>>>;
 
 impl<D: Dialect> Clone for SqlStore<D> {
     fn clone(&self) -> Self {
         SqlStore {
             pool: self.pool.clone(),
+            listeners: self.listeners.clone(),
         }
     }
 }
@@ -194,12 +204,32 @@ impl<D: Dialect> SqlStore<D> {
     pub async fn open(url: &str) -> Result<SqlStore<D>, Error> {
         Ok(SqlStore {
             pool: D::open(url).await?,
+            listeners: Arc::default(),
         })
     }
 
     /// Closes the pool: every later query fails at once (a store gone).
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// Tells the live listeners that execution `id` was created or asked to
+    /// cancel; forgets those that were dropped.
+    fn tell_work(&self, id: &ExecutionId) {
+        let live: Vec<_> = {
+            let mut listeners = self
+                .listeners
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            listeners.retain(|l| l.strong_count() > 0);
+            listeners
+                .iter()
+                .filter_map(std::sync::Weak::upgrade)
+                .collect()
+        };
+        for listener in live {
+            listener(id);
+        }
     }
 
     /// Starts a write transaction ([`Dialect::BEGIN_WRITE`]).
