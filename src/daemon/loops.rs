@@ -45,7 +45,13 @@ pub(super) async fn scheduler_loop(
                 _ = tokio::time::sleep(tick) => continue,
             }
         }
-        match scheduler.tick(store.as_ref(), clock.now()).await {
+        // Woken per batch of a burst, so the first start while the rest
+        // are written.
+        let mut wake = |_: &[String]| wake_engine.notify_one();
+        match scheduler
+            .tick_notifying(store.as_ref(), clock.now(), &mut wake)
+            .await
+        {
             Ok(report) => {
                 if !report.created.is_empty() || !report.cancelled.is_empty() {
                     wake_engine.notify_one();
