@@ -362,5 +362,7 @@ impl Scheduler {
 /// Reports a due instant that cannot be created (not a store failure).
 fn cannot_start(report: &mut Report, launch_plan: &EntityRef, e: &create::Error) {
     tracing::warn!(launch_plan = %launch_plan.name, error = %e, "cannot start a scheduled execution");
-    report.errors.push((launch_plan.name.clone(), e.to_string()));
+    report
+        .errors
+        .push((launch_plan.name.clone(), e.to_string()));
 }

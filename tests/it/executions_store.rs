@@ -354,7 +354,13 @@ async fn a_batch_creates_the_new_ids_and_leaves_the_existing_ones(b: Backend) {
 
     let again = store.create_executions(&batch).await.expect("again");
     assert_eq!(again, [false; 4], "the same batch again creates nothing");
-    assert!(store.create_executions(&[]).await.expect("empty").is_empty());
+    assert!(
+        store
+            .create_executions(&[])
+            .await
+            .expect("empty")
+            .is_empty()
+    );
     let all = store
         .executions(&ExecutionFilter::default())
         .await
@@ -383,7 +389,11 @@ async fn a_batch_larger_than_one_statement_is_created_whole_and_once(b: Backend)
     let again = store.create_executions(&batch).await.expect("again");
     assert!(again.iter().all(|c| !*c), "nothing is created twice");
     assert_eq!(
-        store.unfinished_executions().await.expect("unfinished").len(),
+        store
+            .unfinished_executions()
+            .await
+            .expect("unfinished")
+            .len(),
         batch.len()
     );
 }
@@ -394,10 +404,7 @@ async fn a_batch_larger_than_one_statement_is_created_whole_and_once(b: Backend)
 async fn two_batch_creators_racing_on_overlapping_ids_get_exactly_one_true(b: Backend) {
     let second = store::open(&b.url).await.expect("open a second time");
     let ids: Vec<String> = (0..300).map(|i| format!("race-{i:03}")).collect();
-    let forward: Vec<NewExecution> = ids[..200]
-        .iter()
-        .map(|id| new_execution(id, 0))
-        .collect();
+    let forward: Vec<NewExecution> = ids[..200].iter().map(|id| new_execution(id, 0)).collect();
     let backward: Vec<NewExecution> = ids[100..]
         .iter()
         .rev()

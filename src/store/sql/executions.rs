@@ -86,9 +86,8 @@ impl<D: Dialect> SqlStore<D> {
             .collect();
         order.sort_by(|&a, &b| batch[a].execution.id.cmp(&batch[b].execution.id));
         for chunk in order.chunks(rows_per_statement::<D>(EXECUTION_PARAMS, 0)) {
-            let mut insert = Statement::built::<D>(format!(
-                "INSERT INTO executions ({EXECUTION_COLUMNS}) "
-            ));
+            let mut insert =
+                Statement::built::<D>(format!("INSERT INTO executions ({EXECUTION_COLUMNS}) "));
             insert
                 .push_values(chunk, |&i| execution_params(&batch[i].execution))
                 .push(" ON CONFLICT (id) DO NOTHING RETURNING id");
