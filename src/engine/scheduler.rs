@@ -318,7 +318,11 @@ impl Scheduler {
     /// Drops what was prepared from versions no longer active, when a
     /// reconcile has changed an active set since the last tick (the one
     /// way they change): every source's active set is read then, once, and
-    /// each prepared launch plan kept while it resolves alike.
+    /// each prepared launch plan kept while it resolves alike. A launch
+    /// plan's version covers its closure (DESIGN.md section 2), so a
+    /// changed task makes a new key anyway; what this check adds is the
+    /// source, which can change under the same versions (a definition
+    /// moved from one source to another between two ticks).
     async fn forget_stale_preparations(
         &mut self,
         store: &dyn Store,
