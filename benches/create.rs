@@ -12,10 +12,16 @@
 //!   call at a distinct instant so that each creates a new execution;
 //! - `create::create` (what `POST /api/v1/runs` and `weir run` do);
 //!
+//! - a backfill of 500 instants of one launch plan (`engine::backfill`):
+//!   how long until all 500 executions exist;
+//!
 //! and, with 10,000 definitions, one scheduler tick at which all 2,000
 //! launch plans are due in the same minute: how long until all are created,
-//! and the creation lag (from the tick's start to each execution's
-//! `created_at`), p50 and p95. It prints figures; it asserts nothing on time.
+//! and the creation lag (from the tick's start to the moment the store
+//! returned each execution's batch, as the daemon's engine is woken), p50
+//! and p95; also how long the tick before took (it first sees, and
+//! prepares, every launch plan). It prints figures; it asserts nothing on
+//! time.
 
 #[path = "support/generate.rs"]
 mod generate;
@@ -29,6 +35,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeZone, Utc};
 use git2::Repository;
 use repo::commit;
+use weir::engine::backfill;
 use weir::engine::create::{self, Request};
 use weir::engine::scheduler::{self, Scheduler};
 use weir::reconcile::{self, Outcome};
@@ -184,6 +191,31 @@ async fn one_size(backend: &str, store: Arc<dyn Store>, definitions: usize) {
     }
     print_figure(backend, "scheduler::create_at", definitions, times);
 
+    // The scheduler's and a backfill's work per instant: the launch plan
+    // prepared once, then each execution built and written.
+    let prepared = create::prepare(store.as_ref(), &lp.name, Some(&lp.project), None)
+        .await
+        .expect("prepare");
+    let mut times = Vec::with_capacity(CALLS);
+    for i in 1..=CALLS {
+        let request = Request {
+            trigger: weir::spec::Trigger::Schedule,
+            scheduled_at: Some(base - chrono::Duration::minutes(i as i64)),
+            ..Request::default()
+        };
+        let start = Instant::now();
+        let new = prepared
+            .execution(&request, None, Utc::now())
+            .expect("execution");
+        let (_, created) = store
+            .create_execution(&new.execution, &new.nodes)
+            .await
+            .expect("create");
+        times.push(start.elapsed());
+        assert!(created, "each instant is a new execution");
+    }
+    print_figure(backend, "prepared launch plan", definitions, times);
+
     let request = Request {
         name: "pipeline-0-nightly".into(),
         project: Some("team-0".into()),
@@ -202,31 +234,30 @@ async fn one_size(backend: &str, store: Arc<dyn Store>, definitions: usize) {
 }
 
 /// One tick at which every launch plan is due: all created in how long,
-/// and each execution's lag from the tick's start.
+/// and each execution's lag from the tick's start to its batch's return.
 async fn burst(backend: &str, store: Arc<dyn Store>, definitions: usize) {
     let mut scheduler = Scheduler::new();
     let now = Utc::now();
+    let start = Instant::now();
     let first = scheduler.tick(store.as_ref(), now).await.expect("tick");
+    let first_took = start.elapsed();
     let Some(due) = scheduler.next_due(now) else {
         println!("create [{backend}] burst: no schedule is due");
         return;
     };
-    let start_wall = Utc::now();
     let start = Instant::now();
+    let mut lags = Vec::new();
+    let mut stored =
+        |ids: &[weir::spec::ExecutionId]| lags.extend(ids.iter().map(|_| start.elapsed()));
     let report = scheduler
-        .tick(store.as_ref(), due + chrono::Duration::seconds(1))
+        .tick_notifying(
+            store.as_ref(),
+            due + chrono::Duration::seconds(1),
+            &mut stored,
+        )
         .await
         .expect("tick");
     let took = start.elapsed();
-    let mut lags = Vec::with_capacity(report.created.len());
-    for id in &report.created {
-        let e = store
-            .execution(id)
-            .await
-            .expect("execution")
-            .expect("created");
-        lags.push((e.created_at - start_wall).to_std().unwrap_or_default());
-    }
     lags.sort();
     if lags.is_empty() {
         println!("create [{backend}] burst: nothing created");
@@ -235,7 +266,7 @@ async fn burst(backend: &str, store: Arc<dyn Store>, definitions: usize) {
     println!(
         "create [{backend}] {} launch plans due in the same minute, {definitions} definitions: \
          all created in {:.2} s; creation lag p50 {:.2} s, p95 {:.2} s \
-         ({} existing, {} skipped, {} errors; the tick before created {})",
+         ({} existing, {} skipped, {} errors; the tick before took {:.2} s and created {})",
         report.created.len(),
         took.as_secs_f64(),
         percentile(&lags, 0.5).as_secs_f64(),
@@ -243,7 +274,34 @@ async fn burst(backend: &str, store: Arc<dyn Store>, definitions: usize) {
         report.existing.len(),
         report.skipped.len(),
         report.errors.len(),
+        first_took.as_secs_f64(),
         first.created.len(),
+    );
+}
+
+/// A backfill of 500 minutes of an every-minute launch plan: how long
+/// until all 500 executions exist.
+async fn backfill_500(backend: &str, store: Arc<dyn Store>, definitions: usize) {
+    let request = backfill::Request {
+        launch_plan: "pipeline-1-nightly".into(),
+        project: Some("team-1".into()),
+        from: "2025-06-01T00:00:00Z".into(),
+        to: "2025-06-01T08:20:00Z".into(),
+        max_parallel: None,
+        dry_run: false,
+    };
+    let start = Instant::now();
+    let done = backfill::backfill(store.as_ref(), &request, Utc::now())
+        .await
+        .expect("backfill");
+    let took = start.elapsed();
+    let created = done.count(backfill::EntryStatus::Created);
+    assert_eq!(created, 500, "every instant is new");
+    println!(
+        "create [{backend}] backfill of {created} instants with {definitions} active \
+         definitions: created in {:.2} s ({:.2} ms an execution)",
+        took.as_secs_f64(),
+        ms(took) / created as f64
     );
 }
 
@@ -273,6 +331,7 @@ fn main() {
                     start.elapsed().as_secs_f64()
                 );
                 one_size(backend, store.clone(), definitions).await;
+                backfill_500(backend, store.clone(), definitions).await;
                 if definitions >= 10_000 {
                     burst(backend, store, definitions).await;
                 }

@@ -22,6 +22,7 @@ use crate::engine::Engine;
 use crate::engine::scheduler::Scheduler;
 use crate::http::Heartbeat;
 use crate::notify::Notifier;
+use crate::spec::ExecutionId;
 use crate::store::Store;
 
 /// How often the scheduler and the engine make a full pass whatever the
@@ -87,7 +88,13 @@ pub(super) async fn scheduler_loop(
             || sources != reconciled
             || next_due.is_some_and(|due| due <= clock.now());
         if due {
-            match scheduler.tick(store.as_ref(), clock.now()).await {
+            // Woken per batch of a burst, so the first start while the
+            // rest are written.
+            let mut wake = |_: &[ExecutionId]| wake_engine.notify_one();
+            match scheduler
+                .tick_notifying(store.as_ref(), clock.now(), &mut wake)
+                .await
+            {
                 Ok(report) => {
                     last_tick = Some(tokio::time::Instant::now());
                     reconciled = sources;

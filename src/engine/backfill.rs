@@ -4,8 +4,9 @@
 //!
 //! What it guarantees:
 //! - The instants are the scheduler's own ([`crate::schedule::backfill`]),
-//!   and each execution is created through the scheduler's path
-//!   ([`scheduler::create_at`]) with the same deterministic id, so an
+//!   and each execution is created through the scheduler's path (the
+//!   launch plan prepared once, [`create::prepare`], the missing instants
+//!   written in batches) with the same deterministic id, so an
 //!   instant the scheduler already ran, or an earlier or overlapping
 //!   backfill created, is found and reported `exists`, never run twice
 //!   (I4). A new version of the plan is a new launch plan version: a
@@ -28,6 +29,7 @@ use super::create::{self, active, document, one};
 use super::{Engine, scheduler};
 use crate::schedule::backfill::{self as range, RangeError};
 use crate::schedule::{Rule, execution_id};
+use crate::spec::Trigger;
 use crate::spec::{Concurrency, Definition, Digest, EntityRef, ExecutionId, Kind};
 use crate::store::execution::BackfillGroup;
 use crate::store::execution::{Execution, Status};
@@ -232,30 +234,25 @@ pub async fn backfill(
             .or_else(|| default_max_parallel(rule.concurrency)),
     };
     let mut entries = Vec::with_capacity(covered.instants.len());
+    // The entries whose execution does not exist yet, to create.
+    let mut missing = Vec::new();
     for instant in covered.instants {
         let id = execution_id(&launch_plan, &version, instant);
-        let entry = match store.execution(&id).await? {
-            Some(found) => entry(instant, &found, EntryStatus::Exists),
-            None if request.dry_run => Entry {
-                instant,
-                execution_id: id,
-                status: EntryStatus::New,
-                execution_status: None,
-            },
+        match store.execution(&id).await? {
+            Some(found) => entries.push(entry(instant, &found, EntryStatus::Exists)),
             None => {
-                let (made, created) =
-                    scheduler::create_at(store, &launch_plan, instant, Some(&group), now)
-                        .await
-                        .map_err(|source| Error::Create { instant, source })?;
-                let status = if created {
-                    EntryStatus::Created
-                } else {
-                    EntryStatus::Exists
-                };
-                entry(instant, &made, status)
+                missing.push(entries.len());
+                entries.push(Entry {
+                    instant,
+                    execution_id: id,
+                    status: EntryStatus::New,
+                    execution_status: None,
+                });
             }
-        };
-        entries.push(entry);
+        }
+    }
+    if !request.dry_run && !missing.is_empty() {
+        create_missing(store, &launch_plan, &group, &mut entries, &missing, now).await?;
     }
     if !request.dry_run {
         tracing::info!(
@@ -277,6 +274,58 @@ pub async fn backfill(
         cut_at_now: covered.cut_at_now,
         entries,
     })
+}
+
+/// Creates the executions of `entries[i]` for each `i` of `missing`
+/// through the scheduler's path: the launch plan resolved once
+/// ([`create::prepare`]), its executions written in batches of
+/// [`scheduler::BATCH`] (the ids the scheduler gives the same instants, so
+/// neither runs one twice, I4). Each entry is then `created`, or `exists`
+/// when another process created it meanwhile.
+async fn create_missing(
+    store: &dyn Store,
+    launch_plan: &EntityRef,
+    group: &BackfillGroup,
+    entries: &mut [Entry],
+    missing: &[usize],
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    fn failed(instant: DateTime<Utc>) -> impl FnOnce(create::Error) -> Error {
+        move |source| Error::Create { instant, source }
+    }
+    let prepared = create::prepare(store, &launch_plan.name, Some(&launch_plan.project), None)
+        .await
+        .map_err(failed(entries[missing[0]].instant))?;
+    for chunk in missing.chunks(scheduler::BATCH) {
+        let mut batch = Vec::with_capacity(chunk.len());
+        for &i in chunk {
+            let request = create::Request {
+                trigger: Trigger::Backfill,
+                scheduled_at: Some(entries[i].instant),
+                ..create::Request::default()
+            };
+            let new = prepared.execution(&request, Some(group), now);
+            batch.push(new.map_err(failed(entries[i].instant))?);
+        }
+        let created = store
+            .create_executions(&batch)
+            .await
+            .map_err(|e| failed(entries[chunk[0]].instant)(create::Error::Store(e)))?;
+        for ((&i, new), created) in chunk.iter().zip(&batch).zip(created) {
+            entries[i] = if created {
+                entry(entries[i].instant, &new.execution, EntryStatus::Created)
+            } else {
+                match store.execution(&new.execution.id).await? {
+                    Some(found) => entry(entries[i].instant, &found, EntryStatus::Exists),
+                    None => Entry {
+                        status: EntryStatus::Exists,
+                        ..entries[i].clone()
+                    },
+                }
+            };
+        }
+    }
+    Ok(())
 }
 
 fn entry(instant: DateTime<Utc>, execution: &Execution, status: EntryStatus) -> Entry {

@@ -13,7 +13,7 @@
 //! is invisible to the scheduler. Its execution records the previewed
 //! commit and exactly the versions it ran (I5), with trigger [`Trigger::Preview`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -22,10 +22,11 @@ use super::plan::{self, Resolve, Resolved};
 use crate::schedule;
 use crate::spec::types::TypeExpr;
 use crate::spec::{
-    CommitId, Definition, Digest, EntityRef, ExecutionId, Kind, Port, SourceKey, Trigger,
+    CommitId, Definition, Digest, EntityRef, ExecutionId, Kind, LaunchPlanSpec, Port, SourceKey,
+    Trigger,
 };
 use crate::store::execution::BackfillGroup;
-use crate::store::execution::{Execution, NodeState, NodeStatus, RunOptions, Status};
+use crate::store::execution::{Execution, NewExecution, NodeState, NodeStatus, RunOptions, Status};
 use crate::store::{self, ActiveSet, Store, VersionFilter, VersionKey, VersionRecord};
 
 #[derive(Debug, thiserror::Error)]
@@ -178,8 +179,17 @@ async fn candidates(
     Ok(found)
 }
 
+/// A definition a workflow's closure calls, and the source that has it
+/// active (none in a preview).
+struct Callee {
+    version: Digest,
+    definition: Definition,
+    commit: CommitId,
+    source: Option<SourceKey>,
+}
+
 /// The active definitions a workflow's closure calls, loaded up front.
-struct Closure(BTreeMap<(Kind, String), Resolved>);
+struct Closure(BTreeMap<(Kind, String), Callee>);
 
 impl Resolve for Closure {
     fn resolve(&self, kind: Kind, name: &str) -> Option<Resolved> {
@@ -222,10 +232,11 @@ async fn closure(
             stack.push(callee.definition.clone());
             found.insert(
                 (kind, name.clone()),
-                Resolved {
+                Callee {
                     version: callee.key.digest,
                     definition: callee.definition,
                     commit: callee.commit,
+                    source: callee.source,
                 },
             );
         }
@@ -264,15 +275,55 @@ pub async fn create_in(
     now: DateTime<Utc>,
 ) -> Result<(Execution, bool), Error> {
     let project = request.project.as_deref();
-    let preview = request.preview.as_ref();
-    let plans = candidates(store, preview, Kind::LaunchPlan, &request.name, project).await?;
+    let prepared = prepare(store, &request.name, project, request.preview.as_ref()).await?;
+    let new = prepared.execution(request, backfill, now)?;
+    Ok(store.create_execution(&new.execution, &new.nodes).await?)
+}
+
+/// What creating an execution of one launch plan (or workflow) resolves
+/// before it knows the instant and the given inputs: the versions of the
+/// launch plan, the workflow and its closure, the compiled plan, the
+/// source and commit. Resolving reads the store; [`Prepared::execution`]
+/// then builds each execution in memory, so that the scheduler and a
+/// backfill resolve a launch plan once for any number of instants.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    launch_plan: Option<(VersionKey, LaunchPlanSpec)>,
+    workflow: VersionKey,
+    /// The workflow's input ports.
+    ports: BTreeMap<String, Port>,
+    plan: plan::Plan,
+    source: SourceKey,
+    commit: CommitId,
+    /// Every version resolved by name (the launch plan's, the workflow's,
+    /// each callee's), with the source that had it active (none in a
+    /// preview): resolving again gives the same result while each is still
+    /// the active version of its name ([`Prepared::resolves_alike`]).
+    resolved: Vec<(EntityRef, Option<SourceKey>, Digest)>,
+}
+
+/// Resolves `name` (a launch plan's, else a workflow's) in `project` (any
+/// when `None`) against the active versions, or a preview's commit, and
+/// compiles its workflow.
+pub async fn prepare(
+    store: &dyn Store,
+    name: &str,
+    project: Option<&str>,
+    preview: Option<&Preview>,
+) -> Result<Prepared, Error> {
+    let mut resolved = Vec::new();
+    let mut record = |c: &Candidate| {
+        resolved.push((c.key.entity.clone(), c.source.clone(), c.key.digest.clone()));
+    };
+    let plans = candidates(store, preview, Kind::LaunchPlan, name, project).await?;
     let (launch_plan, workflow_version) = if plans.is_empty() {
-        let workflows = candidates(store, preview, Kind::Workflow, &request.name, project).await?;
-        (None, one_of(&request.name, workflows, |c| &c.key)?)
+        let workflows = candidates(store, preview, Kind::Workflow, name, project).await?;
+        (None, one_of(name, workflows, |c| &c.key)?)
     } else {
-        let lp = one_of(&request.name, plans, |c| &c.key)?;
+        let lp = one_of(name, plans, |c| &c.key)?;
+        record(&lp);
         let Definition::LaunchPlan(doc) = lp.definition else {
-            return Err(Error::NotFound(request.name.clone()));
+            return Err(Error::NotFound(name.to_owned()));
         };
         let workflow = candidates(
             store,
@@ -285,81 +336,20 @@ pub async fn create_in(
         .into_iter()
         .next()
         .ok_or_else(|| Error::NotFound(doc.spec.workflow.clone()))?;
-        (Some((lp.key, doc)), workflow)
+        (Some((lp.key, doc.spec)), workflow)
     };
+    record(&workflow_version);
     let project = workflow_version.key.entity.project.clone();
-    let Definition::Workflow(workflow) = workflow_version.definition.clone() else {
-        return Err(Error::NotFound(request.name.clone()));
+    let Definition::Workflow(workflow) = workflow_version.definition else {
+        return Err(Error::NotFound(name.to_owned()));
     };
     let root = Definition::Workflow(workflow.clone());
     let closure = closure(store, preview, &project, &root).await?;
     let plan = plan::compile(&workflow.spec, &closure)?;
-
-    // Inputs: the workflow's defaults, the launch plan's defaults, what was
-    // given, the launch plan's fixed inputs (which cannot be overridden),
-    // and the scheduled instant.
-    let ports = &workflow.spec.inputs;
-    let mut inputs: BTreeMap<String, Value> = ports
-        .iter()
-        .filter_map(|(k, p)| Some((k.clone(), p.default.clone()?)))
-        .collect();
-    if let Some((_, lp)) = &launch_plan {
-        inputs.extend(lp.spec.defaults.clone());
+    for ((kind, callee), r) in &closure.0 {
+        let entity = EntityRef::new(project.as_str(), *kind, callee.as_str());
+        resolved.push((entity, r.source.clone(), r.version.clone()));
     }
-    for (name, value) in &request.inputs {
-        let Some(port) = ports.get(name) else {
-            return Err(Error::Input {
-                name: name.clone(),
-                message: format!(
-                    "the workflow has no such input (it has: {})",
-                    ports.keys().cloned().collect::<Vec<_>>().join(", ")
-                ),
-            });
-        };
-        if launch_plan
-            .as_ref()
-            .is_some_and(|(_, lp)| lp.spec.inputs.contains_key(name))
-        {
-            return Err(Error::Input {
-                name: name.clone(),
-                message: "the launch plan fixes it".into(),
-            });
-        }
-        let value = match value {
-            Value::String(text) => parse_input(text, port.type_expr().as_ref()),
-            other => other.clone(),
-        };
-        inputs.insert(name.clone(), value);
-    }
-    if let Some((_, lp)) = &launch_plan {
-        inputs.extend(lp.spec.inputs.clone());
-        if let (Some(at), Some(input)) = (
-            request.scheduled_at,
-            lp.spec
-                .schedule
-                .as_ref()
-                .and_then(|s| s.kickoff_time_input.clone()),
-        ) {
-            inputs.insert(
-                input,
-                Value::String(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-            );
-        }
-    }
-    check_inputs(ports, &inputs)?;
-
-    let (lp_name, lp_version, id) = match &launch_plan {
-        Some((lp, _)) => {
-            let at = request.scheduled_at.unwrap_or(now);
-            let id = if request.scheduled_at.is_some() {
-                schedule::execution_id(&lp.entity, &lp.digest, at)
-            } else {
-                manual_id(&lp.entity, now)
-            };
-            (Some(lp.entity.name.clone()), Some(lp.digest.clone()), id)
-        }
-        None => (None, None, manual_id(&workflow_version.key.entity, now)),
-    };
     // A preview runs the previewed commit of its source; otherwise the
     // execution belongs to the source that has the workflow active.
     let (source, commit) = match (preview, workflow_version.source) {
@@ -367,53 +357,158 @@ pub async fn create_in(
         (None, Some(source)) => (source, workflow_version.commit.clone()),
         (None, None) => return Err(Error::NotFound(workflow_version.key.entity.name.clone())),
     };
-    let options = RunOptions {
-        backfill: backfill.cloned(),
-        no_cache: request.no_cache,
-    };
-    let execution = Execution {
-        id,
-        project,
-        workflow: workflow_version.key.entity.name.clone(),
-        workflow_version: workflow_version.key.digest.clone(),
-        launch_plan: lp_name,
-        launch_plan_version: lp_version,
+    Ok(Prepared {
+        launch_plan,
+        workflow: workflow_version.key,
+        ports: workflow.spec.inputs,
+        plan,
         source,
         commit,
-        trigger: request.trigger,
-        scheduled_at: request.scheduled_at,
-        inputs: Value::Object(inputs.into_iter().collect()),
-        plan: serde_json::to_value(&plan).expect("plans serialize"),
-        options,
-        status: Status::Queued,
-        outputs: None,
-        error: None,
-        created_at: now,
-        started_at: None,
-        finished_at: None,
-        cancel_requested: false,
-    };
-    let nodes: Vec<NodeState> = plan
-        .nodes
-        .iter()
-        .map(|n| NodeState {
-            execution: execution.id.clone(),
-            node: n.path.clone(),
-            task: n.task.clone(),
-            task_version: n.task_version.clone(),
-            status: NodeStatus::Pending,
-            attempts: 0,
-            inputs: None,
+        resolved,
+    })
+}
+
+impl Prepared {
+    /// The launch plan version it runs, if it runs one.
+    pub fn launch_plan(&self) -> Option<&VersionKey> {
+        self.launch_plan.as_ref().map(|(key, _)| key)
+    }
+
+    /// Whether resolving again would find the same versions, given every
+    /// source's active set (entity -> the sources and versions that have
+    /// it active): each version it resolved is still the one active
+    /// version of its name, in the same source.
+    pub fn resolves_alike(&self, active: &HashMap<EntityRef, Vec<(SourceKey, Digest)>>) -> bool {
+        self.resolved.iter().all(|(entity, source, digest)| {
+            match (active.get(entity).map(Vec::as_slice), source) {
+                (Some([(s, d)]), Some(source)) => s == source && d == digest,
+                _ => false,
+            }
+        })
+    }
+
+    /// The execution of `request` (its inputs, trigger, instant and
+    /// options; its name, project and preview were resolved already) at
+    /// `now`, with its nodes, ready to insert: the workflow's defaults, the
+    /// launch plan's defaults, what was given, the launch plan's fixed
+    /// inputs (which cannot be overridden) and the scheduled instant.
+    pub fn execution(
+        &self,
+        request: &Request,
+        backfill: Option<&BackfillGroup>,
+        now: DateTime<Utc>,
+    ) -> Result<NewExecution, Error> {
+        let launch_plan = &self.launch_plan;
+        let ports = &self.ports;
+        let mut inputs: BTreeMap<String, Value> = ports
+            .iter()
+            .filter_map(|(k, p)| Some((k.clone(), p.default.clone()?)))
+            .collect();
+        if let Some((_, lp)) = launch_plan {
+            inputs.extend(lp.defaults.clone());
+        }
+        for (name, value) in &request.inputs {
+            let Some(port) = ports.get(name) else {
+                return Err(Error::Input {
+                    name: name.clone(),
+                    message: format!(
+                        "the workflow has no such input (it has: {})",
+                        ports.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                });
+            };
+            if launch_plan
+                .as_ref()
+                .is_some_and(|(_, lp)| lp.inputs.contains_key(name))
+            {
+                return Err(Error::Input {
+                    name: name.clone(),
+                    message: "the launch plan fixes it".into(),
+                });
+            }
+            let value = match value {
+                Value::String(text) => parse_input(text, port.type_expr().as_ref()),
+                other => other.clone(),
+            };
+            inputs.insert(name.clone(), value);
+        }
+        if let Some((_, lp)) = launch_plan {
+            inputs.extend(lp.inputs.clone());
+            if let (Some(at), Some(input)) = (
+                request.scheduled_at,
+                lp.schedule
+                    .as_ref()
+                    .and_then(|s| s.kickoff_time_input.clone()),
+            ) {
+                inputs.insert(
+                    input,
+                    Value::String(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                );
+            }
+        }
+        check_inputs(ports, &inputs)?;
+
+        let (lp_name, lp_version, id) = match launch_plan {
+            Some((lp, _)) => {
+                let at = request.scheduled_at.unwrap_or(now);
+                let id = if request.scheduled_at.is_some() {
+                    schedule::execution_id(&lp.entity, &lp.digest, at)
+                } else {
+                    manual_id(&lp.entity, now)
+                };
+                (Some(lp.entity.name.clone()), Some(lp.digest.clone()), id)
+            }
+            None => (None, None, manual_id(&self.workflow.entity, now)),
+        };
+        let options = RunOptions {
+            backfill: backfill.cloned(),
+            no_cache: request.no_cache,
+        };
+        let execution = Execution {
+            id,
+            project: self.workflow.entity.project.clone(),
+            workflow: self.workflow.entity.name.clone(),
+            workflow_version: self.workflow.digest.clone(),
+            launch_plan: lp_name,
+            launch_plan_version: lp_version,
+            source: self.source.clone(),
+            commit: self.commit.clone(),
+            trigger: request.trigger,
+            scheduled_at: request.scheduled_at,
+            inputs: Value::Object(inputs.into_iter().collect()),
+            plan: serde_json::to_value(&self.plan).expect("plans serialize"),
+            options,
+            status: Status::Queued,
             outputs: None,
             error: None,
-            cached_from: None,
+            created_at: now,
             started_at: None,
             finished_at: None,
-            next_attempt_at: None,
-            handle: None,
-        })
-        .collect();
-    Ok(store.create_execution(&execution, &nodes).await?)
+            cancel_requested: false,
+        };
+        let nodes: Vec<NodeState> = self
+            .plan
+            .nodes
+            .iter()
+            .map(|n| NodeState {
+                execution: execution.id.clone(),
+                node: n.path.clone(),
+                task: n.task.clone(),
+                task_version: n.task_version.clone(),
+                status: NodeStatus::Pending,
+                attempts: 0,
+                inputs: None,
+                outputs: None,
+                error: None,
+                cached_from: None,
+                started_at: None,
+                finished_at: None,
+                next_attempt_at: None,
+                handle: None,
+            })
+            .collect();
+        Ok(NewExecution { execution, nodes })
+    }
 }
 
 pub(super) fn one(name: &str, found: Vec<VersionRecord>) -> Result<VersionRecord, Error> {

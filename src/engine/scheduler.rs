@@ -4,19 +4,28 @@
 //! creation is insert-or-get, so running this twice over the same window —
 //! after a restart, or in two processes sharing a database — never runs an
 //! instant twice (I4). A backfill creates its executions through the same
-//! [`create_at`], so it finds what the scheduler ran, and the other way round.
+//! path (a [`Prepared`] launch plan and the same ids), so it finds what the
+//! scheduler ran, and the other way round.
+//!
+//! What keeps a tick's cost independent of the registry's size: each
+//! launch plan is resolved once ([`create::prepare`]) and kept while the
+//! versions it resolved stay active (checked only after a reconcile, the
+//! one writer of active sets), and the due instants of a tick are written
+//! in batches of [`BATCH`] ([`crate::store::ExecutionStore::create_executions`]),
+//! the caller told of each batch as soon as it is stored.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::create::{self, Request};
+use super::create::{self, Prepared, Request};
 use crate::schedule::Rule;
 use crate::schedule::tick::{Decision, PlanState, SkipReason, advance};
-use crate::spec::{Definition, EntityRef, ExecutionId, Kind, Trigger};
+use crate::spec::{Definition, Digest, EntityRef, ExecutionId, Kind, SourceKey, Trigger};
 use crate::store::execution::BackfillGroup;
 use crate::store::execution::Execution;
-use crate::store::{Store, VersionFilter, VersionKey};
+use crate::store::{SourceStatus, Store, VersionFilter, VersionKey};
 
 /// Creates the execution of `launch_plan`'s active version at the scheduled
 /// `instant`, or finds it: the one path by which the scheduler and a
@@ -59,11 +68,32 @@ pub struct Report {
     pub errors: Vec<(String, String)>,
 }
 
-/// Keeps, per launch plan version, its rule and where its schedule stands.
+/// At most this many of a tick's due executions are created in one call
+/// to the store (one transaction): the engine is woken after each, so the
+/// first of a large burst start while the rest are written.
+pub const BATCH: usize = 256;
+
+/// Keeps, per launch plan version, its rule, where its schedule stands and
+/// what creating its executions resolves ([`create::Prepared`]), so that
+/// a tick resolves a launch plan's closure once, not once per instant.
 #[derive(Default)]
 pub struct Scheduler {
     plans: HashMap<VersionKey, Option<Rule>>,
     states: HashMap<VersionKey, PlanState>,
+    prepared: HashMap<VersionKey, Arc<Prepared>>,
+    /// Launch plans that could not be prepared since the active sets last
+    /// changed: prepared again only when due (which reports why).
+    unprepared: HashSet<VersionKey>,
+    /// Every source's last reconcile when `prepared` was last checked:
+    /// the active sets change only with a reconcile (`Store::apply`).
+    reconciled: Option<Vec<SourceStatus>>,
+}
+
+/// A due instant to create, and where it came from.
+struct Due {
+    plan: VersionKey,
+    prepared: Arc<Prepared>,
+    instant: DateTime<Utc>,
 }
 
 impl Scheduler {
@@ -87,6 +117,18 @@ impl Scheduler {
         store: &dyn Store,
         now: DateTime<Utc>,
     ) -> Result<Report, crate::store::Error> {
+        self.tick_notifying(store, now, &mut |_| {}).await
+    }
+
+    /// [`Scheduler::tick`], calling `created` with the ids of each batch of
+    /// executions as soon as the store has them (the daemon wakes the
+    /// engine there).
+    pub async fn tick_notifying(
+        &mut self,
+        store: &dyn Store,
+        now: DateTime<Utc>,
+        created: &mut (dyn FnMut(&[ExecutionId]) + Send),
+    ) -> Result<Report, crate::store::Error> {
         let mut report = Report::default();
         let filter = VersionFilter {
             kind: Some(Kind::LaunchPlan),
@@ -99,7 +141,7 @@ impl Scheduler {
             .filter(|v| v.active)
             .collect();
         let mut running: HashMap<(String, String), Vec<Execution>> = HashMap::new();
-        let mut backfills = std::collections::HashSet::new();
+        let mut backfills = HashSet::new();
         for e in store.unfinished_executions().await? {
             if e.trigger == Trigger::Backfill {
                 backfills.insert(e.id.clone());
@@ -111,9 +153,16 @@ impl Scheduler {
                     .push(e);
             }
         }
-        let keep: std::collections::HashSet<&VersionKey> = plans.iter().map(|p| &p.key).collect();
+        self.forget_stale_preparations(store).await?;
+        let keep: HashSet<&VersionKey> = plans.iter().map(|p| &p.key).collect();
         self.states.retain(|k, _| keep.contains(k));
         self.plans.retain(|k, _| keep.contains(k));
+        self.prepared.retain(|k, _| keep.contains(k));
+        self.unprepared.retain(|k| keep.contains(k));
+        let mut due = Vec::new();
+        // Where each plan stood before this tick, to restore should its
+        // executions not be written.
+        let mut before = HashMap::new();
         for plan in &plans {
             let key = &plan.key;
             if !self.plans.contains_key(key) {
@@ -139,6 +188,16 @@ impl Scheduler {
                 };
                 self.plans.insert(key.clone(), rule);
             }
+            if self.plans[key].is_none() {
+                continue;
+            }
+            // Prepared ahead of its instants: a burst of due instants
+            // costs only their writes.
+            if !self.prepared.contains_key(key) && !self.unprepared.contains(key) {
+                if let Err(create::Error::Store(e)) = self.prepare(store, key).await {
+                    return Err(e);
+                }
+            }
             let Some(rule) = &self.plans[key] else {
                 continue;
             };
@@ -149,6 +208,7 @@ impl Scheduler {
                 .unwrap_or_default();
             let activated_at = plan.last_activated_at.unwrap_or(plan.registered_at);
             let state = self.states.entry(key.clone()).or_default();
+            let previous = *state;
             let Some(tick) = advance(state, entity, &key.digest, rule, activated_at, now, &ids)
             else {
                 continue;
@@ -166,14 +226,21 @@ impl Scheduler {
             for decision in tick.decisions {
                 match decision {
                     Decision::Start(trigger) => {
-                        match create_at(store, entity, trigger.instant, None, now).await {
-                            Ok((e, true)) => report.created.push(e.id),
-                            Ok((e, false)) => report.existing.push(e.id),
-                            Err(create::Error::Store(e)) => return Err(e),
-                            Err(e) => {
-                                tracing::warn!(launch_plan = %entity.name, error = %e, "cannot start a scheduled execution");
-                                report.errors.push((entity.name.clone(), e.to_string()));
+                        let prepared = match self.prepared.get(key) {
+                            Some(prepared) => Ok(prepared.clone()),
+                            None => self.prepare(store, key).await,
+                        };
+                        match prepared {
+                            Ok(prepared) => {
+                                before.entry(key.clone()).or_insert(previous);
+                                due.push(Due {
+                                    plan: key.clone(),
+                                    prepared,
+                                    instant: trigger.instant,
+                                });
                             }
+                            Err(create::Error::Store(e)) => return Err(e),
+                            Err(e) => cannot_start(&mut report, entity, &e),
                         }
                     }
                     Decision::Skip(trigger, reason) => {
@@ -183,6 +250,128 @@ impl Scheduler {
                 }
             }
         }
+        let mut batch = Vec::with_capacity(BATCH.min(due.len()));
+        for chunk in due.chunks(BATCH) {
+            batch.clear();
+            for d in chunk {
+                let request = Request {
+                    trigger: Trigger::Schedule,
+                    scheduled_at: Some(d.instant),
+                    ..Request::default()
+                };
+                match d.prepared.execution(&request, None, now) {
+                    Ok(new) => batch.push(new),
+                    Err(e) => cannot_start(&mut report, &d.plan.entity, &e),
+                }
+            }
+            // Attempted now: a failure loses these instants (as a failed
+            // single creation did), not the later batches'.
+            for d in chunk {
+                before.remove(&d.plan);
+            }
+            let made = match store.create_executions(&batch).await {
+                Ok(made) => made,
+                Err(e) => {
+                    // The plans of later batches were not attempted: the
+                    // next tick decides their instants again.
+                    self.states.extend(before.drain());
+                    return Err(e);
+                }
+            };
+            let mut ids = Vec::new();
+            for (new, made) in batch.drain(..).zip(made) {
+                if made {
+                    ids.push(new.execution.id);
+                } else {
+                    report.existing.push(new.execution.id);
+                }
+            }
+            if !ids.is_empty() {
+                created(&ids);
+            }
+            report.created.extend(ids);
+        }
         Ok(report)
     }
+
+    /// Prepares the launch plan `key` and keeps it; a failure other than
+    /// the store's is remembered until the active sets change.
+    async fn prepare(
+        &mut self,
+        store: &dyn Store,
+        key: &VersionKey,
+    ) -> Result<Arc<Prepared>, create::Error> {
+        let entity = &key.entity;
+        match create::prepare(store, &entity.name, Some(&entity.project), None).await {
+            Ok(prepared) => {
+                let prepared = Arc::new(prepared);
+                // Kept under the version it resolved to (the active one).
+                if let Some(resolved) = prepared.launch_plan() {
+                    self.prepared.insert(resolved.clone(), prepared.clone());
+                }
+                self.unprepared.remove(key);
+                Ok(prepared)
+            }
+            Err(create::Error::Store(e)) => Err(create::Error::Store(e)),
+            Err(e) => {
+                self.unprepared.insert(key.clone());
+                Err(e)
+            }
+        }
+    }
+
+    /// Drops what was prepared from versions no longer active, when a
+    /// reconcile has changed an active set since the last tick (the one
+    /// way they change): every source's active set is read then, once, and
+    /// each prepared launch plan kept while it resolves alike. A launch
+    /// plan's version covers its closure (DESIGN.md section 2), so a
+    /// changed task makes a new key anyway; what this check adds is the
+    /// source, which can change under the same versions (a definition
+    /// moved from one source to another between two ticks).
+    async fn forget_stale_preparations(
+        &mut self,
+        store: &dyn Store,
+    ) -> Result<(), crate::store::Error> {
+        let sources = store.sources().await?;
+        let unchanged = self.reconciled.as_ref().is_some_and(|last| {
+            last.len() == sources.len()
+                && last.iter().zip(&sources).all(|(a, b)| {
+                    a.source == b.source
+                        && a.last_reconciled == b.last_reconciled
+                        && a.last_reconciled_at == b.last_reconciled_at
+                })
+        });
+        if unchanged {
+            return Ok(());
+        }
+        self.unprepared.clear();
+        if !self.prepared.is_empty() {
+            let mut active: HashMap<EntityRef, Vec<(SourceKey, Digest)>> = HashMap::new();
+            for status in &sources {
+                for (entity, digest) in store.active_set(&status.source).await? {
+                    active
+                        .entry(entity)
+                        .or_default()
+                        .push((status.source.clone(), digest));
+                }
+            }
+            let before = self.prepared.len();
+            self.prepared.retain(|_, p| p.resolves_alike(&active));
+            tracing::debug!(
+                kept = self.prepared.len(),
+                dropped = before - self.prepared.len(),
+                "active sets changed: prepared launch plans checked"
+            );
+        }
+        self.reconciled = Some(sources);
+        Ok(())
+    }
+}
+
+/// Reports a due instant that cannot be created (not a store failure).
+fn cannot_start(report: &mut Report, launch_plan: &EntityRef, e: &create::Error) {
+    tracing::warn!(launch_plan = %launch_plan.name, error = %e, "cannot start a scheduled execution");
+    report
+        .errors
+        .push((launch_plan.name.clone(), e.to_string()));
 }

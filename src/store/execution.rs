@@ -213,6 +213,14 @@ pub struct NodeState {
     pub handle: Option<Value>,
 }
 
+/// An execution to create with its nodes (in plan order): one item of
+/// [`ExecutionStore::create_executions`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewExecution {
+    pub execution: Execution,
+    pub nodes: Vec<NodeState>,
+}
+
 /// Filter of `weir executions`.
 #[derive(Debug, Clone, Default)]
 pub struct ExecutionFilter {
@@ -324,6 +332,16 @@ pub trait ExecutionStore: Send + Sync {
         execution: &'a Execution,
         nodes: &'a [NodeState],
     ) -> StoreFuture<'a, (Execution, bool)>;
+
+    /// Creates many executions as [`create_execution`](Self::create_execution)
+    /// creates one: each whose id does not exist yet is inserted with its
+    /// nodes, any other is left as it is; returns, in the order given,
+    /// whether this call created each (an id given twice is created once,
+    /// for its first occurrence). Multi-row statements within the
+    /// database's parameter limit, one transaction per statement's worth
+    /// of executions: a failure leaves the earlier ones created, so that
+    /// calling again with the same batch creates only the rest (I4).
+    fn create_executions<'a>(&'a self, batch: &'a [NewExecution]) -> StoreFuture<'a, Vec<bool>>;
 
     fn execution<'a>(&'a self, id: &'a ExecutionId) -> StoreFuture<'a, Option<Execution>>;
 

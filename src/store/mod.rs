@@ -27,8 +27,8 @@ pub mod sqlite;
 
 pub use delivery::{Delivery, DeliveryAttempt, DeliveryStatus, DeliveryStore};
 pub use execution::{
-    CacheEntry, Direction, Execution, ExecutionFilter, ExecutionStore, LineageEdge, NodeState,
-    NodeStatus, Status,
+    CacheEntry, Direction, Execution, ExecutionFilter, ExecutionStore, LineageEdge, NewExecution,
+    NodeState, NodeStatus, Status,
 };
 pub use lease::{ENGINE_LEASE, Lease, LeaseStore};
 

@@ -688,6 +688,85 @@ fn scheduler_story_on_postgres() {
     }
 }
 
+/// A scheduler keeps what it resolved of a launch plan between ticks; a
+/// commit that changes the task the plan runs makes the next instants run
+/// the new task version, never the one resolved before.
+fn a_changed_task_runs_at_the_next_instant(db: &TestDb) {
+    use weir::engine::scheduler::Scheduler;
+    use weir::spec::Kind;
+
+    let repo = GitRepo::new();
+    let sync = |repo: &GitRepo| {
+        let path = repo.path().to_str().expect("utf-8").to_owned();
+        let out = weir_with(&["sync", "--repo", &path, "--path", "defs"], db);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+    };
+    repo.write(
+        "defs/plan.yaml",
+        &crate::common::every_second("true", "none"),
+    );
+    repo.commit("A schedule");
+    sync(&repo);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let store = weir::store::open(&db.url()).await.expect("store");
+        // The active version of `kind` named `name`, and when it became so.
+        let active = |kind: Kind, name: &'static str| {
+            let store = store.clone();
+            async move {
+                let found = store
+                    .active_versions(kind, name, None)
+                    .await
+                    .expect("active");
+                let digest = found[0].key.digest.clone();
+                let versions = store.versions(&Default::default()).await.expect("list");
+                let record = versions
+                    .into_iter()
+                    .find(|v| v.key.digest == digest)
+                    .expect("its record");
+                (digest, record.last_activated_at.expect("activated"))
+            }
+        };
+        let mut scheduler = Scheduler::new();
+        let (task_v1, _) = active(Kind::Task, "tick").await;
+        let (_, activated) = active(Kind::LaunchPlan, "every-second").await;
+        let now = activated + chrono::Duration::seconds(2);
+        let first = scheduler.tick(store.as_ref(), now).await.expect("tick");
+        let run = first.created.last().expect("an instant was due");
+        let nodes = store.nodes(run).await.expect("nodes");
+        assert_eq!(nodes[0].task_version, task_v1);
+
+        repo.write(
+            "defs/plan.yaml",
+            &crate::common::every_second("echo changed", "none"),
+        );
+        repo.commit("Change the task");
+        sync(&repo);
+        let (task_v2, _) = active(Kind::Task, "tick").await;
+        assert_ne!(task_v1, task_v2);
+        let (_, activated) = active(Kind::LaunchPlan, "every-second").await;
+        let later = activated.max(now) + chrono::Duration::seconds(2);
+        let next = scheduler.tick(store.as_ref(), later).await.expect("tick");
+        assert!(!next.created.is_empty(), "{next:?}");
+        for run in &next.created {
+            let nodes = store.nodes(run).await.expect("nodes");
+            assert_eq!(nodes[0].task_version, task_v2, "{run} runs the new task");
+        }
+    });
+}
+
+#[test]
+fn a_changed_task_runs_at_the_next_instant_on_sqlite() {
+    a_changed_task_runs_at_the_next_instant(&TestDb::sqlite());
+}
+
+#[test]
+fn a_changed_task_runs_at_the_next_instant_on_postgres() {
+    if let Some(db) = TestDb::postgres() {
+        a_changed_task_runs_at_the_next_instant(&db);
+    }
+}
+
 /// A notebook task runs its notebook, as of its version's commit, with
 /// papermill (inputs as parameters), and keeps the executed notebook as the
 /// output `notebook`; without papermill it fails saying so.

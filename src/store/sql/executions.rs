@@ -5,19 +5,54 @@
 //! with `INSERT … ON CONFLICT (id) DO NOTHING`: a second creator of the
 //! same id waits for the first (SQLite's write lock; PostgreSQL's wait on
 //! the uncommitted row), then inserts nothing and reads the first's row,
-//! so exactly one gets `created` (I4).
+//! so exactly one gets `created` (I4). A batch of executions
+//! (`create_executions`, a scheduler tick's burst) is the same insert with
+//! many rows, in id order, `RETURNING` the ids it inserted: the nodes of
+//! exactly those follow in the same transaction.
+
+use std::collections::HashSet;
 
 use std::collections::HashMap;
 
 use super::rows::{self, CACHE_COLUMNS, EXECUTION_COLUMNS, LINEAGE_COLUMNS, NODE_COLUMNS};
 use super::statement::{Param, Statement, rows_per_statement};
-use super::{Dialect, SqlStore, commit, found};
+use super::{Dialect, One, SqlStore, commit, found};
 use crate::spec::{Digest, ExecutionId};
 use crate::store::execution::{EngineWrite, UnfinishedSummary, WorkListener};
 use crate::store::{
-    CacheEntry, Error, Execution, ExecutionFilter, ExecutionStore, LineageEdge, NodeState,
-    StoreFuture,
+    CacheEntry, Error, Execution, ExecutionFilter, ExecutionStore, LineageEdge, NewExecution,
+    NodeState, StoreFuture,
 };
+
+/// How many parameters an execution's row binds: one per column of
+/// [`EXECUTION_COLUMNS`].
+const EXECUTION_PARAMS: usize = 20;
+
+/// An execution's row, as the parameters of [`EXECUTION_COLUMNS`] in order.
+fn execution_params(e: &Execution) -> [Param<'_>; EXECUTION_PARAMS] {
+    [
+        e.id.as_str().into(),
+        e.project.as_str().into(),
+        e.workflow.as_str().into(),
+        e.workflow_version.as_str().into(),
+        e.launch_plan.as_deref().into(),
+        e.launch_plan_version.as_ref().map(Digest::as_str).into(),
+        e.source.0.as_str().into(),
+        e.commit.0.as_str().into(),
+        e.trigger.as_str().into(),
+        e.scheduled_at.into(),
+        Param::json(&e.inputs),
+        Param::json(&e.plan),
+        Param::json(&serde_json::to_value(&e.options).expect("run options serialize")),
+        e.status.as_str().into(),
+        Param::json_or_null(e.outputs.as_ref()),
+        e.error.as_deref().into(),
+        e.created_at.into(),
+        e.started_at.into(),
+        e.finished_at.into(),
+        e.cancel_requested.into(),
+    ]
+}
 
 impl<D: Dialect> SqlStore<D> {
     async fn create(
@@ -41,6 +76,49 @@ impl<D: Dialect> SqlStore<D> {
             self.tell_work(&stored.id);
         }
         Ok((stored, created))
+    }
+
+    /// The steps of [`ExecutionStore::create_executions`]: the batch in id
+    /// order (so that two creators of overlapping batches take their rows'
+    /// locks in one order and cannot deadlock), a transaction per chunk
+    /// that inserts the executions whose id is free (`RETURNING` says
+    /// which), then the nodes of those alone.
+    async fn create_many(&self, batch: &[NewExecution]) -> Result<Vec<bool>, Error> {
+        const DOING: &str = "creating executions";
+        let mut created = vec![false; batch.len()];
+        let mut seen = HashSet::with_capacity(batch.len());
+        let mut order: Vec<usize> = (0..batch.len())
+            .filter(|&i| seen.insert(batch[i].execution.id.as_str()))
+            .collect();
+        order.sort_by(|&a, &b| batch[a].execution.id.cmp(&batch[b].execution.id));
+        for chunk in order.chunks(rows_per_statement::<D>(EXECUTION_PARAMS, 0)) {
+            let mut insert =
+                Statement::built::<D>(format!("INSERT INTO executions ({EXECUTION_COLUMNS}) "));
+            insert
+                .push_values(chunk, |&i| execution_params(&batch[i].execution))
+                .push(" ON CONFLICT (id) DO NOTHING RETURNING id");
+            let mut tx = self.begin_write(DOING).await?;
+            let inserted: Vec<One<String>> = D::fetch_all(&mut tx, DOING, insert).await?;
+            let inserted: HashSet<ExecutionId> = inserted
+                .into_iter()
+                .map(|(id,)| ExecutionId::from(id))
+                .collect();
+            let mut nodes = Vec::new();
+            for &i in chunk {
+                let new = &batch[i];
+                if inserted.contains(&new.execution.id) {
+                    created[i] = true;
+                    let id = new.execution.id.as_str();
+                    nodes.extend((1..).zip(&new.nodes).map(|(n, node)| (id, n, node)));
+                }
+            }
+            Self::insert_node_rows(&mut tx, &nodes).await?;
+            commit(tx, DOING).await?;
+            for &i in chunk.iter().filter(|&&i| created[i]) {
+                self.tell_work(&batch[i].execution.id);
+            }
+        }
+        Ok(created)
     }
 
     async fn find_execution(&self, id: &ExecutionId) -> Result<Option<Execution>, Error> {
@@ -291,31 +369,14 @@ impl<D: Dialect> SqlStore<D> {
 
     /// Inserts the execution's row unless its id exists; whether it did.
     async fn insert_execution(conn: &mut D::Connection, e: &Execution) -> Result<bool, Error> {
-        let insert = Statement::new(format!(
+        let mut insert = Statement::new(format!(
             "INSERT INTO executions ({EXECUTION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, \
              $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
              ON CONFLICT (id) DO NOTHING"
-        ))
-        .bind(&e.id)
-        .bind(&e.project)
-        .bind(&e.workflow)
-        .bind(e.workflow_version.as_str())
-        .bind(&e.launch_plan)
-        .bind(e.launch_plan_version.as_ref().map(Digest::as_str))
-        .bind(&e.source.0)
-        .bind(&e.commit.0)
-        .bind(e.trigger.as_str())
-        .bind(e.scheduled_at)
-        .bind(Param::json(&e.inputs))
-        .bind(Param::json(&e.plan))
-        .bind(Param::json(&e.options))
-        .bind(e.status.as_str())
-        .bind(Param::json_or_null(e.outputs.as_ref()))
-        .bind(&e.error)
-        .bind(e.created_at)
-        .bind(e.started_at)
-        .bind(e.finished_at)
-        .bind(e.cancel_requested);
+        ));
+        for param in execution_params(e) {
+            insert = insert.bind(param);
+        }
         let inserted = D::execute(conn, "inserting an execution", insert).await?;
         Ok(inserted == 1)
     }
@@ -327,14 +388,26 @@ impl<D: Dialect> SqlStore<D> {
         execution: &ExecutionId,
         nodes: &[NodeState],
     ) -> Result<(), Error> {
-        let numbered: Vec<(i64, &NodeState)> = (1..).zip(nodes).collect();
+        let numbered: Vec<(&str, i64, &NodeState)> = (1..)
+            .zip(nodes)
+            .map(|(i, n)| (execution.as_str(), i, n))
+            .collect();
+        Self::insert_node_rows(conn, &numbered).await
+    }
+
+    /// Inserts nodes, each given with its execution's id and its position
+    /// in the plan, a multi-row statement per chunk.
+    async fn insert_node_rows(
+        conn: &mut D::Connection,
+        numbered: &[(&str, i64, &NodeState)],
+    ) -> Result<(), Error> {
         for chunk in numbered.chunks(rows_per_statement::<D>(15, 0)) {
             let mut insert = Statement::built::<D>(
                 "INSERT INTO node_executions (execution, node, plan_order, task, task_version, \
                  status, attempts, inputs, outputs, error, cached_from, started_at, \
                  finished_at, next_attempt_at, handle) ",
             );
-            insert.push_values(chunk, |&(plan_order, node)| {
+            insert.push_values(chunk, |&(execution, plan_order, node)| {
                 [
                     execution.into(),
                     node.node.as_str().into(),
@@ -450,6 +523,10 @@ impl<D: Dialect> ExecutionStore for SqlStore<D> {
         nodes: &'a [NodeState],
     ) -> StoreFuture<'a, (Execution, bool)> {
         Box::pin(self.create(execution, nodes))
+    }
+
+    fn create_executions<'a>(&'a self, batch: &'a [NewExecution]) -> StoreFuture<'a, Vec<bool>> {
+        Box::pin(self.create_many(batch))
     }
 
     fn execution<'a>(&'a self, id: &'a ExecutionId) -> StoreFuture<'a, Option<Execution>> {
