@@ -332,6 +332,9 @@ pub async fn register(store: &dyn Store, loaded: Loaded) -> Result<Outcome, Erro
         &report.entities,
     )
     .ok_or_else(|| stale(previous.as_ref()))?;
+    // What was parsed is in `changes` now (each new version's spec and
+    // document): free the rest before the store's transaction adds its own.
+    drop((report, active, current, known, candidates));
     store.apply(&changes).await?;
     tracing::info!(
         source = %source.0,
