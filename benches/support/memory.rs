@@ -29,5 +29,8 @@ pub fn reset_peak() -> bool {
 
 /// `12 MB`, or `unavailable` without `/proc`.
 pub fn show(mb: Option<f64>) -> String {
-    mb.map_or_else(|| "unavailable (no /proc)".to_owned(), |mb| format!("{mb:.0} MB"))
+    mb.map_or_else(
+        || "unavailable (no /proc)".to_owned(),
+        |mb| format!("{mb:.0} MB"),
+    )
 }

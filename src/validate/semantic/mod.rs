@@ -227,7 +227,11 @@ pub fn assign_digests(entities: &mut [Entity], notebooks: &BTreeMap<String, Stri
     }
     for (i, e) in entities.iter().enumerate() {
         if let Definition::LaunchPlan(lp) = &e.definition {
-            let wf = (e.id.project.as_str(), Kind::Workflow, lp.spec.workflow.as_str());
+            let wf = (
+                e.id.project.as_str(),
+                Kind::Workflow,
+                lp.spec.workflow.as_str(),
+            );
             let wf_digest = digests.get(&wf).map(|d| d.as_str().to_owned());
             let canonical = json!({ "spec": spec_digests[i].as_str(), "workflow": wf_digest });
             digests.insert(id_key(&e.id), Digest::of_json(&canonical));
