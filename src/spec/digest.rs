@@ -124,4 +124,24 @@ mod tests {
         assert_ne!(Digest::of_json(&a), Digest::of_json(&json!({"b": 2})));
         assert_eq!(Digest::of_json(&a).short().len(), 12);
     }
+
+    #[test]
+    fn canonical_text_is_pinned() {
+        // Stored versions depend on these exact bytes: escapes and number
+        // forms are serde_json's, keys sorted, no space.
+        let value = json!({"b": "q\"\n\u{e9}", "a": {"y": [1, 2.5, -3], "x": null, "~/": true}});
+        let mut text = String::new();
+        write_canonical(&value, &mut text);
+        assert_eq!(
+            text,
+            "{\"a\":{\"x\":null,\"y\":[1,2.5,-3],\"~/\":true},\"b\":\"q\\\"\\n\u{e9}\"}"
+        );
+        let mut hash = Sha256::new();
+        hash.update(text.as_bytes());
+        let mut hex = String::new();
+        for byte in hash.finalize() {
+            write!(hex, "{byte:02x}").unwrap();
+        }
+        assert_eq!(Digest::of_json(&value).as_str(), hex);
+    }
 }
