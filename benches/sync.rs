@@ -5,14 +5,20 @@
 //! commit changes one file), then measures, in process and on SQLite in a
 //! fresh state directory:
 //! - cold: the first reconcile (read the tree, validate, register 10,000
-//!   versions, write the active set);
+//!   versions, write the active set), three times in fresh state
+//!   directories (median), with the first pass's peak resident memory and
+//!   what stays resident after it (what a daemon keeps after its first
+//!   reconcile);
 //! - one-file change: commit a change to one file and reconcile again.
 //!
-//! Targets (DESIGN.md section 10: cost grows with what changed): cold under
-//! 5 s, one-file change under 100 ms on a 2-core machine.
+//! Targets (DESIGN.md section 10: cost grows with what changed; issue 20):
+//! cold under 1 s and 150 MB, one-file change under 100 ms on a 2-core
+//! machine.
 
 #[path = "support/generate.rs"]
 mod generate;
+#[path = "support/memory.rs"]
+mod memory;
 #[path = "support/repo.rs"]
 mod repo;
 
@@ -25,6 +31,7 @@ use weir::source::git::{GitSource, SourceSpec};
 
 const GROUPS: usize = 2_000;
 const HISTORY: usize = 1_000;
+const COLD_RUNS: usize = 3;
 
 /// Time of one pass, of its Git-and-validation half, and versions registered.
 fn sync(repo_dir: &std::path::Path, state: &std::path::Path) -> (Duration, Duration, usize) {
@@ -93,12 +100,41 @@ fn main() {
         build.elapsed().as_secs_f64()
     );
 
+    // What building the repository left behind is not the reconcile's.
+    drop(all);
+    let before = memory::resident_mb();
+    let peak_measured = memory::reset_peak();
     let state = tempfile::tempdir().expect("state");
     let (cold, cold_load, registered) = sync(repo_dir.path(), state.path());
+    let peak = memory::peak_mb().filter(|_| peak_measured);
+    let after = memory::resident_mb();
     println!(
-        "sync: cold {:.3} s, of which reading and validating the tree {:.3} s ({registered} versions registered)",
+        "sync: first cold pass {:.3} s, of which reading and validating the tree {:.3} s ({registered} versions registered)",
         cold.as_secs_f64(),
         cold_load.as_secs_f64()
+    );
+    println!(
+        "sync: cold pass memory: resident before {}, peak {}, resident after {}",
+        memory::show(before),
+        memory::show(peak),
+        memory::show(after)
+    );
+    let mut colds = vec![cold];
+    let mut cold_loads = vec![cold_load];
+    for _ in 1..COLD_RUNS {
+        let fresh = tempfile::tempdir().expect("state");
+        let (took, load, _) = sync(repo_dir.path(), fresh.path());
+        colds.push(took);
+        cold_loads.push(load);
+    }
+    colds.sort();
+    cold_loads.sort();
+    println!(
+        "sync: cold median {:.3} s (min {:.3} s, max {:.3} s) over {COLD_RUNS} runs; reading and validating the tree: median {:.3} s",
+        colds[COLD_RUNS / 2].as_secs_f64(),
+        colds[0].as_secs_f64(),
+        colds[COLD_RUNS - 1].as_secs_f64(),
+        cold_loads[COLD_RUNS / 2].as_secs_f64()
     );
 
     let mut changes = Vec::new();

@@ -9,6 +9,8 @@
 
 #[path = "support/generate.rs"]
 mod generate;
+#[path = "support/memory.rs"]
+mod memory;
 
 use std::time::{Duration, Instant};
 
@@ -19,13 +21,6 @@ use weir::validate::{Options, validate};
 
 const GROUPS: usize = 2_000;
 const RUNS: usize = 7;
-
-fn peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
 
 fn main() {
     let dir = tempfile::tempdir().expect("temporary folder");
@@ -61,8 +56,8 @@ fn main() {
         times[RUNS - 1].as_secs_f64(),
         definitions as f64 / median.as_secs_f64()
     );
-    match peak_rss_mb() {
-        Some(mb) => println!("validate: peak resident memory {mb:.0} MB"),
-        None => println!("validate: peak resident memory unavailable (no /proc)"),
-    }
+    println!(
+        "validate: peak resident memory {}",
+        memory::show(memory::peak_mb())
+    );
 }

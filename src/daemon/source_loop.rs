@@ -203,6 +203,9 @@ pub(super) async fn reconcile_loop(context: SourceLoop, heartbeat: Heartbeat) {
                 }
             }
         }
+        // What the pass parsed is dropped by now: give it back rather than
+        // keep the first (whole-tree) pass's peak for the daemon's life.
+        reconcile::give_back_memory();
         heartbeat.beat();
         if !context.idle(jittered(source.interval)).await {
             return;

@@ -17,11 +17,12 @@ use sha2::{Digest as _, Sha256};
 pub struct Digest(String);
 
 impl Digest {
-    /// Digest of the canonical JSON of `value`.
+    /// Digest of the canonical JSON of `value`, hashed as it is written
+    /// (no text of the whole document is built).
     pub fn of_json(value: &Value) -> Digest {
-        let mut text = String::new();
-        write_canonical(value, &mut text);
-        let hash = Sha256::digest(text.as_bytes());
+        let mut hasher = HashWriter(Sha256::new());
+        write_canonical_to(value, &mut hasher);
+        let hash = hasher.0.finalize();
         let mut hex = String::with_capacity(64);
         for byte in hash {
             write!(hex, "{byte:02x}").expect("writing to a String cannot fail");
@@ -52,33 +53,62 @@ impl fmt::Display for Digest {
 
 /// Writes `value` as canonical JSON: sorted keys, no insignificant space.
 pub fn write_canonical(value: &Value, out: &mut String) {
-    match value {
+    let mut bytes = Vec::new();
+    write_canonical_to(value, &mut bytes);
+    out.push_str(std::str::from_utf8(&bytes).expect("serde_json writes UTF-8"));
+}
+
+/// Feeds written bytes to the hash.
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// [`write_canonical`] into any writer. Strings and numbers are written by
+/// serde_json itself (the same escapes and number forms as its `Display`),
+/// without an intermediate `String` per key or scalar.
+fn write_canonical_to(value: &Value, out: &mut impl std::io::Write) {
+    let written = match value {
         Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, key) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
-                write_canonical(&map[key], out);
+            // serde_json's map is sorted unless a crate in the build turns on
+            // `preserve_order`; sort anyway so the digest cannot depend on it.
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            if !entries.is_sorted_by(|a, b| a.0 <= b.0) {
+                entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
             }
-            out.push('}');
+            let mut result = out.write_all(b"{");
+            for (i, (key, item)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    result = result.and_then(|()| out.write_all(b","));
+                }
+                result = result
+                    .and_then(|()| serde_json::to_writer(&mut *out, key).map_err(Into::into))
+                    .and_then(|()| out.write_all(b":"));
+                write_canonical_to(item, out);
+            }
+            result.and_then(|()| out.write_all(b"}"))
         }
         Value::Array(items) => {
-            out.push('[');
+            let mut result = out.write_all(b"[");
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    result = result.and_then(|()| out.write_all(b","));
                 }
-                write_canonical(item, out);
+                write_canonical_to(item, out);
             }
-            out.push(']');
+            result.and_then(|()| out.write_all(b"]"))
         }
-        scalar => out.push_str(&scalar.to_string()),
-    }
+        scalar => serde_json::to_writer(&mut *out, scalar).map_err(Into::into),
+    };
+    written.expect("the writers used here (a hash, a buffer) never fail");
 }
 
 #[cfg(test)]
@@ -93,5 +123,25 @@ mod tests {
         assert_eq!(Digest::of_json(&a), Digest::of_json(&b));
         assert_ne!(Digest::of_json(&a), Digest::of_json(&json!({"b": 2})));
         assert_eq!(Digest::of_json(&a).short().len(), 12);
+    }
+
+    #[test]
+    fn canonical_text_is_pinned() {
+        // Stored versions depend on these exact bytes: escapes and number
+        // forms are serde_json's, keys sorted, no space.
+        let value = json!({"b": "q\"\n\u{e9}", "a": {"y": [1, 2.5, -3], "x": null, "~/": true}});
+        let mut text = String::new();
+        write_canonical(&value, &mut text);
+        assert_eq!(
+            text,
+            "{\"a\":{\"x\":null,\"y\":[1,2.5,-3],\"~/\":true},\"b\":\"q\\\"\\n\u{e9}\"}"
+        );
+        let mut hash = Sha256::new();
+        hash.update(text.as_bytes());
+        let mut hex = String::new();
+        for byte in hash.finalize() {
+            write!(hex, "{byte:02x}").unwrap();
+        }
+        assert_eq!(Digest::of_json(&value).as_str(), hex);
     }
 }

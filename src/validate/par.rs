@@ -1,7 +1,8 @@
 //! A parallel map over a slice with scoped threads, keeping input order.
 //!
 //! Validation is mostly independent work per file (parsing, the schema) and
-//! per definition (canonical digests); spreading it over the cores is what
+//! per definition (task and launch-plan checks, canonical digests);
+//! spreading it over the cores is what
 //! keeps a 10,000-definition repository under a second on two cores. No
 //! thread pool crate: the work is coarse and one call per phase.
 

@@ -25,16 +25,26 @@ use crate::spec::{Definition, Digest, EntityRef, Kind};
 
 pub use ports::{Interface, Param};
 
+/// An identity as borrowed strings: looking one up builds no `EntityRef`.
+type IdKey<'a> = (&'a str, Kind, &'a str);
+
+fn id_key(id: &EntityRef) -> IdKey<'_> {
+    (&id.project, id.kind, &id.name)
+}
+
 /// Lookup of entities by identity; the first of duplicates wins.
 pub(crate) struct Index<'a> {
     pub entities: &'a [Entity],
-    by_id: HashMap<&'a EntityRef, usize>,
+    by_id: HashMap<IdKey<'a>, usize>,
 }
 
 impl<'a> Index<'a> {
     pub fn get(&self, project: &str, kind: Kind, name: &str) -> Option<(usize, &'a Entity)> {
-        let key = EntityRef::new(project, kind, name);
-        self.by_id.get(&key).map(|&i| (i, &self.entities[i]))
+        // A map keyed by longer-lived borrows reads as one keyed by shorter.
+        let by_id: &HashMap<IdKey<'_>, usize> = &self.by_id;
+        by_id
+            .get(&(project, kind, name))
+            .map(|&i| (i, &self.entities[i]))
     }
 
     /// Names of a kind in a project, for "did you mean" hints.
@@ -42,8 +52,8 @@ impl<'a> Index<'a> {
         let mut names: Vec<&str> = self
             .by_id
             .keys()
-            .filter(|id| id.project == project && id.kind == kind)
-            .map(|id| id.name.as_str())
+            .filter(|(p, k, _)| *p == project && *k == kind)
+            .map(|(_, _, name)| *name)
             .collect();
         names.sort_unstable();
         names
@@ -106,9 +116,9 @@ pub(crate) fn suggestion(name: &str, known: &[&str], what: &str) -> String {
 /// must be among them).
 pub fn check(entities: &mut [Entity], other_paths: &BTreeSet<String>) -> Vec<Diagnostic> {
     let mut found = Vec::new();
-    let mut by_id: HashMap<&EntityRef, usize> = HashMap::with_capacity(entities.len());
+    let mut by_id: HashMap<IdKey<'_>, usize> = HashMap::with_capacity(entities.len());
     for (i, e) in entities.iter().enumerate() {
-        if let Some(&first) = by_id.get(&e.id) {
+        if let Some(&first) = by_id.get(&id_key(&e.id)) {
             let f = &entities[first];
             found.push(
                 at(
@@ -123,25 +133,29 @@ pub fn check(entities: &mut [Entity], other_paths: &BTreeSet<String>) -> Vec<Dia
                 .with_help(format!("first defined at {}:{}", f.file, f.pos.line)),
             );
         } else {
-            by_id.insert(&e.id, i);
+            by_id.insert(id_key(&e.id), i);
         }
     }
     let index = Index { entities, by_id };
 
-    let mut interfaces: Vec<Option<Interface>> = vec![None; entities.len()];
-    for (i, e) in entities.iter().enumerate() {
-        if let Definition::Task(t) = &e.definition {
-            let (iface, diags) = task::check(e, &t.spec, other_paths);
-            interfaces[i] = Some(iface);
-            found.extend(diags);
-        }
+    // Tasks are checked each on its own, and launch plans each against the
+    // interfaces found before them: both on all cores, their findings kept
+    // in the order of the entities (the final sort is stable).
+    let mut interfaces: Vec<Option<Interface>> = Vec::with_capacity(entities.len());
+    for checked in super::par::map(entities, |e| match &e.definition {
+        Definition::Task(t) => Some(task::check(e, &t.spec, other_paths)),
+        _ => None,
+    }) {
+        let (iface, diags) = checked.unzip();
+        interfaces.push(iface);
+        found.extend(diags.into_iter().flatten());
     }
     found.extend(workflow::check_all(&index, &mut interfaces));
-    for e in entities.iter() {
-        if let Definition::LaunchPlan(lp) = &e.definition {
-            found.extend(launch_plan::check(e, &lp.spec, &index, &interfaces));
-        }
-    }
+    let plans = super::par::map(entities, |e| match &e.definition {
+        Definition::LaunchPlan(lp) => launch_plan::check(e, &lp.spec, &index, &interfaces),
+        _ => Vec::new(),
+    });
+    found.extend(plans.into_iter().flatten());
     found
 }
 
@@ -168,10 +182,10 @@ pub fn assign_digests(entities: &mut [Entity], notebooks: &BTreeMap<String, Stri
             _ => spec,
         }
     });
-    let mut digests: HashMap<EntityRef, Digest> = HashMap::with_capacity(entities.len());
+    let mut digests: HashMap<IdKey<'_>, Digest> = HashMap::with_capacity(entities.len());
     for (e, spec) in entities.iter().zip(&spec_digests) {
         if e.id.kind == Kind::Task {
-            digests.insert(e.id.clone(), spec.clone());
+            digests.insert(id_key(&e.id), spec.clone());
         }
     }
     // Workflows may call workflows: resolve callees first (the tree is valid,
@@ -193,8 +207,7 @@ pub fn assign_digests(entities: &mut [Entity], notebooks: &BTreeMap<String, Stri
                     (None, Some(w)) => (Kind::Workflow, w),
                     (None, None) => continue,
                 };
-                let callee = EntityRef::new(e.id.project.clone(), kind, name.clone());
-                match digests.get(&callee) {
+                match digests.get(&(e.id.project.as_str(), kind, name.as_str())) {
                     Some(d) => {
                         closure.insert(format!("{kind}/{name}"), d.as_str().to_owned());
                     }
@@ -202,7 +215,7 @@ pub fn assign_digests(entities: &mut [Entity], notebooks: &BTreeMap<String, Stri
                 }
             }
             let canonical = json!({ "spec": spec_digests[i].as_str(), "closure": closure });
-            digests.insert(e.id.clone(), Digest::of_json(&canonical));
+            digests.insert(id_key(&e.id), Digest::of_json(&canonical));
             false
         });
         if pending.len() == before {
@@ -214,17 +227,22 @@ pub fn assign_digests(entities: &mut [Entity], notebooks: &BTreeMap<String, Stri
     }
     for (i, e) in entities.iter().enumerate() {
         if let Definition::LaunchPlan(lp) = &e.definition {
-            let wf = EntityRef::new(
-                e.id.project.clone(),
+            let wf = (
+                e.id.project.as_str(),
                 Kind::Workflow,
-                lp.spec.workflow.clone(),
+                lp.spec.workflow.as_str(),
             );
             let wf_digest = digests.get(&wf).map(|d| d.as_str().to_owned());
             let canonical = json!({ "spec": spec_digests[i].as_str(), "workflow": wf_digest });
-            digests.insert(e.id.clone(), Digest::of_json(&canonical));
+            digests.insert(id_key(&e.id), Digest::of_json(&canonical));
         }
     }
-    for e in entities.iter_mut() {
-        e.digest = digests.get(&e.id).cloned();
+    let assigned: Vec<Option<Digest>> = entities
+        .iter()
+        .map(|e| digests.get(&id_key(&e.id)).cloned())
+        .collect();
+    drop(digests);
+    for (e, digest) in entities.iter_mut().zip(assigned) {
+        e.digest = digest;
     }
 }
