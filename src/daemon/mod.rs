@@ -409,6 +409,7 @@ async fn serve(
         secrets: config.secrets,
         max_payload: 1024 * 1024,
         state_dir: Some(config.state_dir.clone()),
+        clock: daemon.clock.clone(),
     };
     http::server::serve(
         listener,

@@ -25,7 +25,6 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -33,7 +32,7 @@ use super::{Engine, Error, NodeEvent, Owner, Plan, PlanNode, retry};
 use crate::executor::local::{self, Attempt, Outcome};
 use crate::executor::process;
 use crate::spec::ExecutionId;
-use crate::spec::duration::{Field, Unreadable};
+use crate::spec::duration::Field;
 use crate::store::ENGINE_LEASE;
 use crate::store::execution::{EngineWrite, Execution, NodeState, NodeStatus};
 
@@ -212,17 +211,9 @@ impl Engine {
         spec: &PlanNode,
         state: &mut NodeState,
         inputs: BTreeMap<String, Value>,
+        timeout: Option<std::time::Duration>,
     ) -> Result<(), Error> {
         let now = self.clock.now();
-        let timeout = match spec.spec.timeout.as_ref().map(|t| t.value(Field::Timeout)) {
-            None => None,
-            Some(Ok(timeout)) => Some(timeout),
-            Some(Err(unreadable)) => {
-                return self
-                    .fail_unreadable(execution, spec, state, unreadable, now)
-                    .await;
-            }
-        };
         let inputs_value = Value::Object(inputs.clone().into_iter().collect());
         state.attempts += 1;
         state.status = NodeStatus::Running;
@@ -430,28 +421,6 @@ impl Engine {
                 }
             }
         }
-        Ok(())
-    }
-
-    /// Fails `state` for good because its task holds a duration that does
-    /// not parse (a version registered before validation refused it): the
-    /// attempt it would need is not started, or not retried, and the
-    /// error names the field and its text. Never a silent default.
-    async fn fail_unreadable(
-        &self,
-        execution: &Execution,
-        spec: &PlanNode,
-        state: &mut NodeState,
-        unreadable: Unreadable,
-        now: DateTime<Utc>,
-    ) -> Result<(), Error> {
-        tracing::error!(execution = %execution.id, node = %state.node, task = %spec.task, error = %unreadable, "node failed: its task's definition cannot be read");
-        state.status = NodeStatus::Failed;
-        state.error = Some(unreadable.to_string());
-        state.next_attempt_at = None;
-        state.finished_at = Some(now);
-        self.store.update_node(state).await?;
-        self.tell(NodeEvent::Failed, execution, spec, state);
         Ok(())
     }
 }

@@ -29,6 +29,7 @@ use super::plan::Binding;
 use super::{Engine, Error, NodeEvent, Plan, PlanNode};
 use crate::artifact;
 use crate::spec::Digest;
+use crate::spec::duration::Field;
 use crate::store::execution::{
     CacheEntry, Direction, EngineWrite, Execution, LineageEdge, NodeState, NodeStatus, Status,
 };
@@ -271,6 +272,19 @@ impl Engine {
                     Err(e) => bad = Some(format!("input `{name}`: {e}")),
                 }
             }
+            // A stored timeout that does not parse (a version registered
+            // before validation refused it) fails the node here, before its
+            // attempt or a cache hit, like an input that cannot be bound.
+            let timeout = spec
+                .spec
+                .timeout
+                .as_ref()
+                .map(|t| t.value(Field::Timeout))
+                .transpose();
+            if let (None, Err(unreadable)) = (&bad, &timeout) {
+                tracing::error!(execution = %execution.id, node = %state.node, task = %spec.task, error = %unreadable, "node failed: its task's definition cannot be read");
+                bad = Some(unreadable.to_string());
+            }
             if let Some(error) = bad {
                 state.status = NodeStatus::Failed;
                 state.error = Some(error);
@@ -287,7 +301,8 @@ impl Engine {
                 .serve_from_cache(execution, spec, state, &inputs)
                 .await?
             {
-                self.start(execution, spec, state, inputs).await?;
+                self.start(execution, spec, state, inputs, timeout.ok().flatten())
+                    .await?;
             }
         }
         Ok(())

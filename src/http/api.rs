@@ -90,7 +90,7 @@ async fn sources(State(state): State<Shared>) -> Response {
 /// `GET /api/v1/status`: each source's status and the store's engine
 /// lease (what `weir status` shows).
 async fn status(State(state): State<Shared>) -> Response {
-    document(views::status(state.store.as_ref(), chrono::Utc::now()).await)
+    document(views::status(state.store.as_ref(), state.clock.now()).await)
 }
 
 /// `GET /api/v1/versions?kind=&name=&project=` (`weir versions -o json`);
@@ -210,11 +210,12 @@ async fn runs(State(state): State<Shared>, body: Bytes) -> Response {
         no_cache: body.no_cache,
         preview: None,
     };
-    let (execution, created) = match create::create(state.store.as_ref(), &request).await {
-        Ok(done) => done,
-        Err(create::Error::Store(e)) => return store_error(&e),
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
-    };
+    let (execution, created) =
+        match create::create_in(state.store.as_ref(), &request, None, state.clock.now()).await {
+            Ok(done) => done,
+            Err(create::Error::Store(e)) => return store_error(&e),
+            Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+        };
     tracing::info!(execution = %execution.id, name = %request.name, "API: run started");
     let nodes = match state.store.nodes(&execution.id).await {
         Ok(nodes) => nodes,

@@ -17,7 +17,6 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
 use serde::Deserialize;
 
 use super::{Shared, error};
@@ -54,7 +53,7 @@ pub(super) async fn create(State(state): State<Shared>, body: Bytes) -> Response
         max_parallel: body.max_parallel,
         dry_run: body.dry_run,
     };
-    match backfill::backfill(state.store.as_ref(), &request, Utc::now()).await {
+    match backfill::backfill(state.store.as_ref(), &request, state.clock.now()).await {
         Ok(done) => {
             let status = if done.count(EntryStatus::Created) > 0 {
                 StatusCode::CREATED

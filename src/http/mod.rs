@@ -120,6 +120,9 @@ pub struct AppState {
     pub max_payload: usize,
     /// Where remote sources' clones are (the diff lists their commits).
     pub state_dir: Option<std::path::PathBuf>,
+    /// The daemon's one clock: a run's and a backfill's creation instant,
+    /// and the engine lease's liveness in `/api/v1/status`.
+    pub clock: crate::clock::Clock,
 }
 
 type Shared = Arc<AppState>;
