@@ -141,6 +141,7 @@ pub(super) async fn engine_loop(
     heartbeat: Heartbeat,
 ) {
     let mut last_full: Option<tokio::time::Instant> = None;
+    let mut last_look = tokio::time::Instant::now();
     loop {
         if !leadership.is_leading() {
             // Another engine may drive meanwhile: a full pass on leading.
@@ -149,6 +150,14 @@ pub(super) async fn engine_loop(
                 continue;
             }
             break;
+        }
+        // The cheap look for work other processes wrote, each tick even
+        // when wake-ups keep the engine busy.
+        if last_look.elapsed() >= tick {
+            last_look = tokio::time::Instant::now();
+            if let Err(e) = engine.look_outside().await {
+                tracing::warn!(error = %e, "cannot look for new work in the store");
+            }
         }
         let full = last_full.is_none_or(|at| at.elapsed() >= SAFETY_NET);
         let passed = if full {
@@ -167,11 +176,7 @@ pub(super) async fn engine_loop(
             _ = shutdown.cancelled() => break,
             _ = engine.wake.notified() => {}
             _ = engine.rescan.notified() => engine.look_again(),
-            _ = tokio::time::sleep(wait) => {
-                if let Err(e) = engine.look_outside().await {
-                    tracing::warn!(error = %e, "cannot look for new work in the store");
-                }
-            }
+            _ = tokio::time::sleep(wait) => {}
         }
     }
     // Shutting down: no new attempts; running ones get the grace period.

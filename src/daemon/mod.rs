@@ -320,7 +320,7 @@ fn take_store_lease(
 fn spawn_loops(daemon: &Daemon, config: &Config, lease: &StoreLeaseLoop, loops: &mut Supervisor) {
     let period = http::health::expected_period(config.tick);
     {
-        let (store, wake) = (daemon.store.clone(), lease.engine.rescan.clone());
+        let (store, wake) = (daemon.store.clone(), lease.engine.wake.clone());
         let (leadership, stop, tick) = (
             lease.leadership.clone(),
             daemon.shutdown.clone(),

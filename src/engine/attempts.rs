@@ -50,6 +50,7 @@ pub(super) struct Launch {
 }
 
 /// An attempt that ended, waiting to be recorded.
+#[derive(Clone)]
 pub(super) struct Finished {
     pub(super) execution: ExecutionId,
     pub(super) node: String,
@@ -105,6 +106,9 @@ impl Engine {
                 .lock()
                 .expect("lock")
                 .remove(&(done.execution.clone(), done.node.clone()));
+            // Kept until the writes recording it are committed (given back
+            // to `finished` should they be dropped).
+            self.recorded.lock().expect("lock").push(done.clone());
             let Some(state) = nodes.iter_mut().find(|n| n.node == done.node) else {
                 continue;
             };

@@ -151,10 +151,37 @@ pub struct Engine {
     /// are applied: started by [`Engine::flush`] right after, never
     /// before.
     launches: Mutex<Vec<attempts::Launch>>,
+    /// What observers are to hear of the steps under way: told by
+    /// [`Engine::flush`] once their writes are committed, dropped with
+    /// them, so metrics and lineage never count a step the store lost.
+    told: Mutex<Vec<Told>>,
+    /// Ended attempts recorded by the writes under way: given back to
+    /// `finished` when those writes are dropped, so an outcome is never
+    /// lost with a failed write (it is recorded again by the next pass).
+    recorded: Mutex<Vec<attempts::Finished>>,
+    /// How many times the buffers were flushed: a step's marks
+    /// ([`Marks`]) are positions in the buffers of one generation.
+    flushes: std::sync::atomic::AtomicU64,
     /// Told by the store of executions created or asked to cancel in this
     /// process: marks them in the agenda and wakes the engine. Kept here
     /// (the store holds it weakly) for as long as the engine lives.
     _listener: Arc<WorkListener>,
+}
+
+/// An event for the observers, held until its writes are committed.
+enum Told {
+    Node(Box<(NodeEvent, Execution, PlanNode, NodeState)>),
+    Ended(Box<Execution>),
+}
+
+/// How far the buffers of the steps under way were filled before a step.
+#[derive(Default, Clone, Copy)]
+struct Marks {
+    flushes: u64,
+    writes: usize,
+    launches: usize,
+    told: usize,
+    recorded: usize,
 }
 
 impl Engine {
@@ -199,6 +226,9 @@ impl Engine {
             agenda,
             writes: Mutex::new(Vec::new()),
             launches: Mutex::new(Vec::new()),
+            told: Mutex::new(Vec::new()),
+            recorded: Mutex::new(Vec::new()),
+            flushes: std::sync::atomic::AtomicU64::new(0),
             _listener: listener,
         }
     }
@@ -261,9 +291,19 @@ impl Engine {
         self.running.lock().expect("lock").len()
     }
 
+    /// Observers hear of `event` once the writes buffered with it are
+    /// committed ([`Engine::flush`]).
     fn tell(&self, event: NodeEvent, execution: &Execution, node: &PlanNode, state: &NodeState) {
-        for observer in &self.observers {
-            observer.node_event(event, execution, node, state);
+        if !self.observers.is_empty() {
+            let told = (event, execution.clone(), node.clone(), state.clone());
+            lock(&self.told).push(Told::Node(Box::new(told)));
+        }
+    }
+
+    /// Observers hear that `execution` ended once its write is committed.
+    fn tell_ended(&self, execution: &Execution) {
+        if !self.observers.is_empty() {
+            lock(&self.told).push(Told::Ended(Box::new(execution.clone())));
         }
     }
 
@@ -347,13 +387,22 @@ impl Engine {
             let mut freed = false;
             for execution in batch {
                 let bounded = execution.options.backfill.is_some();
+                let id = execution.id.clone();
                 let read = nodes.remove(&execution.id);
-                let driven = match self.drive_on(execution, read).await {
-                    Ok(driven) => driven,
-                    Err(e) => return Err(self.abandon(e)),
-                };
-                freed |= bounded && driven.execution.status.is_terminal();
-                lock(&self.agenda).record(driven.execution, driven.next_due);
+                let marks = self.marks();
+                match self.drive_on(execution, read).await {
+                    Ok(driven) => {
+                        freed |= bounded && driven.execution.status.is_terminal();
+                        lock(&self.agenda).record(driven.execution, driven.next_due);
+                    }
+                    // This execution's step alone is undone; the others'
+                    // are kept. It is driven again when woken or by the
+                    // next full pass.
+                    Err(e) => {
+                        self.undo_to(marks);
+                        tracing::error!(execution = %id, error = %e, "cannot drive the execution; its step is undone");
+                    }
+                }
             }
             // The pass's writes in one transaction, then its attempts.
             if let Err(e) = self.flush().await {
@@ -376,34 +425,78 @@ impl Engine {
     /// written and nothing starts.
     async fn flush(&self) -> Result<(), Error> {
         let writes = std::mem::take(&mut *lock(&self.writes));
+        self.flushes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if !writes.is_empty() {
             if let Err(e) = self.store.apply_engine_writes(&writes).await {
-                self.discard_launches();
+                self.undo_to(Marks::default());
                 return Err(e.into());
             }
         }
+        lock(&self.recorded).clear();
         let launches = std::mem::take(&mut *lock(&self.launches));
         for launch in launches {
             tokio::spawn(launch.run);
         }
+        let told = std::mem::take(&mut *lock(&self.told));
+        for told in told {
+            for observer in &self.observers {
+                match &told {
+                    Told::Node(node) => {
+                        let (event, execution, spec, state) = node.as_ref();
+                        observer.node_event(*event, execution, spec, state);
+                    }
+                    Told::Ended(execution) => observer.execution_finished(execution),
+                }
+            }
+        }
         Ok(())
     }
 
-    /// A pass failed: its buffered writes and attempts are dropped and the
-    /// agenda forgotten, so the next pass reads everything again.
+    /// A pass failed: its buffered writes, attempts and events are dropped,
+    /// the attempts it recorded are given back to be recorded again, and
+    /// the agenda is forgotten, so the next pass reads everything again.
     fn abandon(&self, error: Error) -> Error {
-        lock(&self.writes).clear();
-        self.discard_launches();
+        self.undo_to(Marks::default());
         lock(&self.agenda).forget();
         error
     }
 
-    fn discard_launches(&self) {
-        let dropped = std::mem::take(&mut *lock(&self.launches));
+    /// Where the buffers stand before a step (to undo that step alone).
+    fn marks(&self) -> Marks {
+        Marks {
+            flushes: self.flushes.load(std::sync::atomic::Ordering::Relaxed),
+            writes: lock(&self.writes).len(),
+            launches: lock(&self.launches).len(),
+            told: lock(&self.told).len(),
+            recorded: lock(&self.recorded).len(),
+        }
+    }
+
+    /// Drops what was buffered since `marks` (everything when the buffers
+    /// were flushed since): writes, events and attempts not yet started;
+    /// the ended attempts those writes recorded go back to `finished`.
+    fn undo_to(&self, marks: Marks) {
+        let now = self.flushes.load(std::sync::atomic::Ordering::Relaxed);
+        let from = |mark: usize| if marks.flushes == now { mark } else { 0 };
+        lock(&self.writes).truncate(from(marks.writes));
+        lock(&self.told).truncate(from(marks.told));
+        let dropped: Vec<_> = {
+            let mut launches = lock(&self.launches);
+            let start = from(marks.launches).min(launches.len());
+            launches.drain(start..).collect()
+        };
         let mut running = lock(&self.running);
         for launch in dropped {
             running.remove(&launch.key);
         }
+        drop(running);
+        let given_back: Vec<_> = {
+            let mut recorded = lock(&self.recorded);
+            let start = from(marks.recorded).min(recorded.len());
+            recorded.drain(start..).collect()
+        };
+        lock(&self.finished).extend(given_back);
     }
 
     /// The cheap check for work another process wrote to the store (a

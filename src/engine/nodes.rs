@@ -195,9 +195,7 @@ impl Engine {
                 execution.finished_at = Some(now);
                 self.write(EngineWrite::Execution(execution.clone()));
                 tracing::info!(execution = %execution.id, status = %status, "execution finished");
-                for observer in &self.observers {
-                    observer.execution_finished(execution);
-                }
+                self.tell_ended(execution);
             }
             return Ok(true);
         }
@@ -222,9 +220,7 @@ impl Engine {
             execution.finished_at = Some(now);
             self.write(EngineWrite::Execution(execution.clone()));
             tracing::info!(execution = %execution.id, status = %execution.status, "execution finished");
-            for observer in &self.observers {
-                observer.execution_finished(execution);
-            }
+            self.tell_ended(execution);
             return Ok(true);
         }
         Ok(false)
