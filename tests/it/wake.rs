@@ -88,4 +88,74 @@ async fn only_wake_ups_drive_the_engine(b: Backend) {
     assert_eq!(status(&b, &inside.id).await, Status::Succeeded);
 }
 
-on_every_backend!(only_wake_ups_drive_the_engine);
+/// Writes `plan` as execution `id`'s stored plan, behind the store's back.
+async fn overwrite_plan(url: &str, id: &ExecutionId, plan: &str) {
+    let changed = if url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(url).await.expect("connect");
+        sqlx::query("UPDATE executions SET plan = $1::jsonb WHERE id = $2")
+            .bind(plan)
+            .bind(id.as_str())
+            .execute(&pool)
+            .await
+            .map(|done| done.rows_affected())
+    } else {
+        let pool = sqlx::SqlitePool::connect(url).await.expect("connect");
+        sqlx::query("UPDATE executions SET plan = ? WHERE id = ?")
+            .bind(plan)
+            .bind(id.as_str())
+            .execute(&pool)
+            .await
+            .map(|done| done.rows_affected())
+    };
+    assert_eq!(changed.expect("overwrite"), 1);
+}
+
+/// An execution the engine cannot drive (its stored plan no longer reads)
+/// holds up no other: its step alone is undone, the pass succeeds, and the
+/// execution beside it runs to the end on wake-ups.
+async fn one_execution_that_cannot_be_driven_holds_up_no_other(b: Backend) {
+    let _repo = crate::backfill::register(b.store.as_ref(), DEFINITIONS).await;
+    let state = tempfile::tempdir().expect("state dir");
+    let artifacts = Arc::new(LocalArtifacts::new(state.path().join("artifacts")));
+    let engine = Engine::new(b.store.clone(), artifacts, state.path().to_path_buf()).with_task_env(
+        weir::executor::environment::Inherited::from_process(Default::default()),
+    );
+    engine.tick().await.expect("the first, full pass");
+    let request = Request {
+        name: "pair".into(),
+        project: Some("lab".into()),
+        ..Request::default()
+    };
+    let (broken, _) = create::create(b.store.as_ref(), &request)
+        .await
+        .expect("create");
+    let (sound, _) = create::create(b.store.as_ref(), &request)
+        .await
+        .expect("create");
+    overwrite_plan(&b.url, &broken.id, r#"{"unreadable": true}"#).await;
+    tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            engine
+                .pass()
+                .await
+                .expect("the pass succeeds for the others");
+            if status(&b, &sound.id).await.is_terminal() {
+                return;
+            }
+            engine.wake.notified().await;
+        }
+    })
+    .await
+    .expect("the sound execution finishes");
+    assert_eq!(status(&b, &sound.id).await, Status::Succeeded);
+    assert_eq!(
+        status(&b, &broken.id).await,
+        Status::Queued,
+        "left as it was"
+    );
+}
+
+on_every_backend!(
+    only_wake_ups_drive_the_engine,
+    one_execution_that_cannot_be_driven_holds_up_no_other
+);
