@@ -59,8 +59,9 @@ impl Agenda {
         self.loaded
     }
 
-    /// Forgets everything: the next step is a full pass (leadership was
-    /// regained, and another engine may have driven meanwhile).
+    /// Forgets everything: the next step is a full pass (a pass failed, or
+    /// this engine follows or leads again, and another engine may have
+    /// driven meanwhile).
     pub(super) fn forget(&mut self) {
         let scope = self.scope.take();
         *self = Agenda {
@@ -69,9 +70,12 @@ impl Agenda {
         };
     }
 
-    /// `id` was created or asked to cancel in this process.
+    /// `id` was created or asked to cancel in this process. Ignored until
+    /// a full pass loaded the agenda (that pass reads everything; a follower
+    /// so keeps no marks): one created while the full pass lists is seen by
+    /// the next cheap check instead.
     pub(super) fn mark_stale(&mut self, id: &ExecutionId) {
-        if self.in_scope(id) {
+        if self.loaded && self.in_scope(id) {
             self.stale.insert(id.to_owned());
         }
     }
@@ -316,5 +320,17 @@ mod tests {
             execution("b", Status::Queued, None, 2),
         ]);
         assert_eq!(ids(&agenda.take_due(at(10))), ["a"]);
+    }
+
+    /// A follower's engine (its agenda not loaded) keeps no marks of the
+    /// executions its process creates: its first full pass reads them all.
+    #[test]
+    fn an_agenda_keeps_marks_only_once_loaded() {
+        let mut agenda = Agenda::default();
+        agenda.mark_stale(&"a".into());
+        assert!(agenda.take_news().0.is_empty(), "not loaded yet");
+        agenda.load(Vec::new());
+        agenda.mark_stale(&"a".into());
+        assert_eq!(agenda.take_news().0, [ExecutionId::from("a")]);
     }
 }

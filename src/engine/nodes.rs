@@ -92,7 +92,6 @@ impl Engine {
         Ok(driven)
     }
 
-    /// One step of `execution`, and what it leaves to do.
     /// One step of `execution` (its `nodes` as just read, or read here),
     /// and what it leaves to do.
     async fn step(
