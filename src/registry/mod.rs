@@ -14,7 +14,7 @@ pub mod compare;
 use std::collections::{HashMap, HashSet};
 
 use crate::spec::{CommitId, Definition, EntityRef, SourceKey};
-use crate::store::{ActiveSet, Changes, CommitInfo, NewVersion, VersionKey};
+use crate::store::{ActiveSet, Changes, CommitInfo, JsonText, NewVersion, VersionKey};
 use crate::validate::Entity;
 
 /// The version keys of a valid snapshot's entities.
@@ -111,8 +111,8 @@ pub fn plan_active(
 pub fn new_version(key: VersionKey, entity: &Entity) -> NewVersion {
     NewVersion {
         key,
-        spec: entity.definition.canonical_spec(),
-        document: document_json(&entity.definition),
+        spec: JsonText::of(&entity.definition.canonical_spec()),
+        document: JsonText::of(&document_json(&entity.definition)),
         path: entity.file.clone(),
     }
 }

@@ -72,14 +72,49 @@ pub struct VersionKey {
 /// The active version of every entity of one source.
 pub type ActiveSet = BTreeMap<EntityRef, Digest>;
 
+/// A JSON document kept as its compact text, as the store writes it: a
+/// fraction of a `serde_json::Value`'s memory (a first reconcile holds
+/// every new version's spec and document at once: 10,000 `Value`s were
+/// most of its peak). Serialized as the JSON it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonText(String);
+
+impl JsonText {
+    /// `value` as compact text (keys in the order a `Value` keeps them).
+    pub fn of(value: &serde_json::Value) -> JsonText {
+        JsonText(value.to_string())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The document, parsed again.
+    pub fn value(&self) -> serde_json::Value {
+        serde_json::from_str(&self.0).expect("a JsonText holds JSON it was made from")
+    }
+}
+
+impl Serialize for JsonText {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.value().serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for JsonText {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<JsonText, D::Error> {
+        serde_json::Value::deserialize(deserializer).map(|value| JsonText::of(&value))
+    }
+}
+
 /// A version seen for the first time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewVersion {
     pub key: VersionKey,
-    /// The canonical spec (defaults filled in) as JSON.
-    pub spec: serde_json::Value,
-    /// The document as written, as JSON (what `rollback` restores).
-    pub document: serde_json::Value,
+    /// The canonical spec (defaults filled in) as JSON text.
+    pub spec: JsonText,
+    /// The document as written, as JSON text (what `rollback` restores).
+    pub document: JsonText,
     /// The file it was defined in, relative to the source's path.
     pub path: String,
 }

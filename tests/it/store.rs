@@ -15,8 +15,8 @@ use chrono::{TimeZone, Utc};
 use serde_json::json;
 use weir::spec::{CommitId, Digest, EntityRef, Kind, SourceKey};
 use weir::store::{
-    self, ActiveSet, Changes, CommitInfo, NewVersion, Person, SourceError, Store, VersionFilter,
-    VersionKey,
+    self, ActiveSet, Changes, CommitInfo, JsonText, NewVersion, Person, SourceError, Store,
+    VersionFilter, VersionKey,
 };
 
 use crate::common::{Backend, on_every_backend};
@@ -69,8 +69,10 @@ fn def(project: &str, kind: Kind, name: &str, body: &str) -> NewVersion {
             entity: EntityRef::new(project, kind, name),
             digest: Digest::of_json(&spec),
         },
-        document: json!({ "kind": kind.as_str(), "metadata": { "name": name }, "spec": spec }),
-        spec,
+        document: JsonText::of(
+            &json!({ "kind": kind.as_str(), "metadata": { "name": name }, "spec": spec }),
+        ),
+        spec: JsonText::of(&spec),
         path: format!("{name}.yaml"),
     }
 }
@@ -191,7 +193,7 @@ async fn apply_registers_versions_and_sets_the_active_set(b: Backend) {
         assert_eq!(v.path, format!("{}.yaml", v.key.entity.name));
     }
     let document = store.version_document(&a.key).await.expect("document");
-    assert_eq!(document, Some(a.document.clone()));
+    assert_eq!(document, Some(a.document.value()));
     let unknown = VersionKey {
         digest: Digest::of_json(&json!(0)),
         ..a.key.clone()
@@ -236,8 +238,8 @@ async fn registering_a_known_digest_changes_nothing_and_records_the_reactivation
     // keeps the first content and first commit (I1).
     let mut again = plan(store, &src, 4, &[&v1]).await;
     let forged = NewVersion {
-        spec: json!("forged"),
-        document: json!("forged"),
+        spec: JsonText::of(&json!("forged")),
+        document: JsonText::of(&json!("forged")),
         ..v1.clone()
     };
     again.registered.push(forged);
@@ -246,7 +248,7 @@ async fn registering_a_known_digest_changes_nothing_and_records_the_reactivation
 
     assert_eq!(
         store.version_document(&v1.key).await.expect("doc"),
-        Some(v1.document.clone())
+        Some(v1.document.value())
     );
     let versions = store
         .versions(&VersionFilter::default())
@@ -294,7 +296,7 @@ async fn registering_inactive_versions_activates_nothing(b: Backend) {
         def("default", Kind::Workflow, "w", "a2"),
     );
     let forged = NewVersion {
-        document: json!("forged"),
+        document: JsonText::of(&json!("forged")),
         ..a1.clone()
     };
     let branch = [a2.clone(), w2.clone(), forged];
@@ -331,7 +333,7 @@ async fn registering_inactive_versions_activates_nothing(b: Backend) {
     }
     assert_eq!(
         store.version_document(&a1.key).await.expect("doc"),
-        Some(a1.document.clone())
+        Some(a1.document.value())
     );
     let known = store
         .known_versions(&[a2.key.clone(), w2.key.clone()])

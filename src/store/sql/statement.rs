@@ -53,6 +53,11 @@ impl<'q> Param<'q> {
         Param::Json(Some(to_json(value)))
     }
 
+    /// A JSON column from a document already kept as its text.
+    pub fn json_text(text: &crate::store::JsonText) -> Param<'q> {
+        Param::Json(Some(text.as_str().to_owned()))
+    }
+
     /// A JSON column, or NULL.
     pub fn json_or_null<T: Serialize>(value: Option<&T>) -> Param<'q> {
         Param::Json(value.map(to_json))
