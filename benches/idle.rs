@@ -105,6 +105,7 @@ fn main() {
             daemon.try_wait().expect("the daemon").is_none(),
             "weir serve exited"
         );
+        // The pace of polling another process (the daemon) for readiness.
         std::thread::sleep(Duration::from_millis(100));
     }
     let reconciled = start.elapsed();

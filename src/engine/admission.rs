@@ -60,7 +60,7 @@ pub fn held<'a>(unfinished: impl IntoIterator<Item = &'a Execution>) -> HashSet<
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use chrono::{DateTime, TimeZone, Utc};
     use serde_json::json;
 
@@ -68,13 +68,16 @@ mod tests {
     use crate::spec::{CommitId, Digest, SourceKey, Trigger};
     use crate::store::execution::RunOptions;
 
-    fn day(d: u32) -> DateTime<Utc> {
+    /// 01:30 on day `d` of March 2026.
+    pub(in crate::engine) fn day(d: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 3, d, 1, 30, 0)
             .single()
             .expect("a valid time")
     }
 
-    fn execution(
+    /// A backfilled execution `id` of instant `day(d)`, in `group` (its
+    /// name and bound) if any.
+    pub(in crate::engine) fn execution(
         id: &str,
         status: Status,
         group: Option<(&str, Option<u32>)>,

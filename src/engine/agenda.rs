@@ -216,12 +216,8 @@ impl Agenda {
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
-    use serde_json::json;
 
     use super::*;
-    use crate::spec::Digest;
-    use crate::spec::{CommitId, SourceKey, Trigger};
-    use crate::store::execution::{BackfillGroup, RunOptions};
 
     fn at(minute: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 3, 1, 1, minute, 0)
@@ -229,35 +225,10 @@ mod tests {
             .expect("a valid time")
     }
 
-    fn execution(id: &str, status: Status, bound: Option<u32>, minute: u32) -> Execution {
-        Execution {
-            id: id.into(),
-            project: "p".into(),
-            workflow: "w".into(),
-            workflow_version: Digest::from_hex("ab".repeat(32)),
-            launch_plan: Some("lp".into()),
-            launch_plan_version: None,
-            source: SourceKey("s".into()),
-            commit: CommitId("c".into()),
-            trigger: Trigger::Backfill,
-            scheduled_at: Some(at(minute)),
-            inputs: json!({}),
-            plan: json!({}),
-            options: RunOptions {
-                backfill: bound.map(|b| BackfillGroup {
-                    id: "g".into(),
-                    max_parallel: Some(b),
-                }),
-                no_cache: false,
-            },
-            status,
-            outputs: None,
-            error: None,
-            created_at: at(minute),
-            started_at: None,
-            finished_at: None,
-            cancel_requested: false,
-        }
+    /// A backfilled execution `id` of instant `n` (in order), in group `g`
+    /// bounded by `bound` if any.
+    fn execution(id: &str, status: Status, bound: Option<u32>, n: u32) -> Execution {
+        admission::tests::execution(id, status, bound.map(|b| ("g", Some(b))), n)
     }
 
     fn ids(executions: &[Execution]) -> Vec<&str> {

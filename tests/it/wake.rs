@@ -39,8 +39,10 @@ async fn status(b: &Backend, id: &ExecutionId) -> Status {
         .status
 }
 
-async fn only_wake_ups_drive_the_engine(b: Backend) {
-    let _repo = crate::backfill::register(b.store.as_ref(), DEFINITIONS).await;
+/// The definitions registered, an engine on `b`'s store after its first
+/// full pass, and a request to run `pair` (plus what must outlive them).
+async fn engine_after_a_full_pass(b: &Backend) -> (Engine, Request, impl Sized) {
+    let repo = crate::backfill::register(b.store.as_ref(), DEFINITIONS).await;
     let state = tempfile::tempdir().expect("state dir");
     let artifacts = Arc::new(LocalArtifacts::new(state.path().join("artifacts")));
     let engine = Engine::new(b.store.clone(), artifacts, state.path().to_path_buf()).with_task_env(
@@ -52,6 +54,11 @@ async fn only_wake_ups_drive_the_engine(b: Backend) {
         project: Some("lab".into()),
         ..Request::default()
     };
+    (engine, request, (repo, state))
+}
+
+async fn only_wake_ups_drive_the_engine(b: Backend) {
+    let (engine, request, _kept) = engine_after_a_full_pass(&b).await;
 
     // Written by another process: a pass reads nothing it was not told of.
     let other = weir::store::open(&b.url).await.expect("a second handle");
@@ -114,18 +121,7 @@ async fn overwrite_plan(url: &str, id: &ExecutionId, plan: &str) {
 /// holds up no other: its step alone is undone, the pass succeeds, and the
 /// execution beside it runs to the end on wake-ups.
 async fn one_execution_that_cannot_be_driven_holds_up_no_other(b: Backend) {
-    let _repo = crate::backfill::register(b.store.as_ref(), DEFINITIONS).await;
-    let state = tempfile::tempdir().expect("state dir");
-    let artifacts = Arc::new(LocalArtifacts::new(state.path().join("artifacts")));
-    let engine = Engine::new(b.store.clone(), artifacts, state.path().to_path_buf()).with_task_env(
-        weir::executor::environment::Inherited::from_process(Default::default()),
-    );
-    engine.tick().await.expect("the first, full pass");
-    let request = Request {
-        name: "pair".into(),
-        project: Some("lab".into()),
-        ..Request::default()
-    };
+    let (engine, request, _kept) = engine_after_a_full_pass(&b).await;
     let (broken, _) = create::create(b.store.as_ref(), &request)
         .await
         .expect("create");
