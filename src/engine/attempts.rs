@@ -25,10 +25,12 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::{Engine, Error, NodeEvent, Owner, Plan, PlanNode, retry};
+use super::handle::NodeHandle;
+use super::{Engine, Error, NodeEvent, Plan, PlanNode, retry};
+use crate::executor::handle::{AttemptHandle, LocalHandle};
 use crate::executor::local::{self, Attempt, Outcome};
 use crate::executor::process;
 use crate::spec::ExecutionId;
@@ -118,7 +120,7 @@ impl Engine {
             // Another engine took the node over meanwhile (this one lost
             // the lease): its state is no longer this attempt's to write.
             let still_mine = state.status == NodeStatus::Running
-                && Owner::of_handle(state.handle.as_ref()).as_ref() == Some(&self.owner);
+                && NodeHandle::read(state).owner.as_ref() == Some(&self.owner);
             if self.kube.is_none() && !still_mine {
                 tracing::warn!(execution = %execution.id, node = %state.node, "an attempt ended after another engine took its node over; not recorded");
                 continue;
@@ -151,7 +153,8 @@ impl Engine {
                     continue;
                 }
             }
-            let owner = Owner::of_handle(state.handle.as_ref());
+            let handle = NodeHandle::read(state);
+            let owner = handle.owner.clone();
             if let Some(owner) = owner.as_ref().filter(|o| o.engine != self.owner.engine) {
                 if lease_holder.is_none() {
                     lease_holder = Some(self.lease_holder().await?);
@@ -164,13 +167,7 @@ impl Engine {
                     continue;
                 }
             }
-            let pgid = state
-                .handle
-                .as_ref()
-                .and_then(|h| h.get("pgid"))
-                .and_then(Value::as_u64)
-                .and_then(|p| u32::try_from(p).ok());
-            match (pgid, &owner) {
+            match (handle.pgid(), &owner) {
                 (Some(pgid), Some(owner)) if owner.may_signal_here() => {
                     tracing::info!(execution = %execution.id, node = %state.node, engine = %owner.engine, pgid, "stopping an attempt whose engine is gone");
                     if let Err(e) = process::kill_group(pgid, process::Signal::Kill) {
@@ -240,14 +237,14 @@ impl Engine {
             return Ok(());
         }
         let dir = local::attempt_dir(&self.state_dir, &execution.id, &state.node, state.attempts);
-        let mut handle = json!({
-            "dir": dir.display().to_string(),
-            "owner": self.owner.to_value(),
-        });
-        if let Some(n) = state.handle.as_ref().and_then(|h| h.get("interruptions")) {
-            handle["interruptions"] = n.clone();
-        }
-        state.handle = Some(handle.clone());
+        let handle = NodeHandle::read(state).next_attempt(
+            Some(self.owner.clone()),
+            AttemptHandle::Local(LocalHandle {
+                dir: dir.clone(),
+                pgid: None,
+            }),
+        );
+        handle.store_in(state);
         self.write(EngineWrite::Node(state.clone()));
         self.tell(NodeEvent::Started, execution, spec, state);
 
@@ -293,11 +290,14 @@ impl Engine {
             let remember = async {
                 if let Ok(pgid) = pgid_rx.await {
                     groups.lock().expect("lock").insert(key.clone(), pgid);
-                    recorded.handle = Some({
-                        let mut with_pgid = handle.clone();
-                        with_pgid["pgid"] = json!(pgid);
-                        with_pgid
-                    });
+                    let with_pgid = NodeHandle {
+                        attempt: Some(AttemptHandle::Local(LocalHandle {
+                            dir: dir.clone(),
+                            pgid: Some(pgid),
+                        })),
+                        ..handle
+                    };
+                    with_pgid.store_in(&mut recorded);
                     // At once, not with the next pass: should this process
                     // die, the next engine kills the group by it.
                     if let Err(e) = store.update_node(&recorded).await {
@@ -346,16 +346,10 @@ impl Engine {
             Outcome::Interrupted => {
                 // Not the task's fault (Flyte's system retries): retried at
                 // once, apart from the task's own retry budget, a few times.
-                let interruptions = state
-                    .handle
-                    .as_ref()
-                    .and_then(|h| h.get("interruptions"))
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0)
-                    + 1;
-                let mut handle = state.handle.clone().unwrap_or_else(|| json!({}));
-                handle["interruptions"] = json!(interruptions);
-                state.handle = Some(handle);
+                let mut handle = NodeHandle::read(state);
+                handle.interruptions += 1;
+                handle.store_in(state);
+                let interruptions = handle.interruptions;
                 if interruptions <= MAX_INTERRUPTIONS {
                     state.status = NodeStatus::Retrying;
                     state.next_attempt_at = Some(now);

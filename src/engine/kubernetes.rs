@@ -9,11 +9,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::time::Instant;
 
 use super::attempts::Finished;
+use super::handle::NodeHandle;
 use super::{Engine, PlanNode};
+use crate::executor::handle::{AttemptHandle, KubeHandle};
 use crate::executor::kubernetes::job::{self, JobRequest};
 use crate::executor::kubernetes::pod::Payload;
 use crate::executor::kubernetes::{JobState, Kube, Report};
@@ -161,16 +163,12 @@ impl Engine {
         execution: &Execution,
         state: &NodeState,
     ) -> bool {
-        let Some(name) = state
-            .handle
-            .as_ref()
-            .and_then(|h| h.get("job"))
-            .and_then(Value::as_str)
-        else {
+        let Some(AttemptHandle::Kubernetes(job)) = NodeHandle::read(state).attempt else {
             return false;
         };
+        let name = job.name;
         tracing::info!(execution = %execution.id, node = %state.node, job = %name, "adopting a running Job");
-        lock(&runs.jobs).insert((execution.id.clone(), state.node.clone()), name.to_owned());
+        lock(&runs.jobs).insert((execution.id.clone(), state.node.clone()), name);
         true
     }
 
@@ -241,10 +239,17 @@ impl Engine {
         };
         let job = job::build(runs.kube.settings(), &request);
         let name = job.metadata.name.clone().unwrap_or_default();
-        let mut handle = state.handle.clone().unwrap_or_else(|| json!({}));
-        handle["job"] = json!(name);
-        handle["namespace"] = json!(runs.kube.settings().namespace);
-        state.handle = Some(handle);
+        // Nothing of an earlier (local) attempt is kept: its process group
+        // and owner are not this Job's.
+        NodeHandle::read(state)
+            .next_attempt(
+                None,
+                AttemptHandle::Kubernetes(KubeHandle {
+                    namespace: runs.kube.settings().namespace.clone(),
+                    name: name.clone(),
+                }),
+            )
+            .store_in(state);
         // Recorded (with the pass's earlier writes) before the create: a
         // restart in between finds the name and adopts the Job if the
         // create landed.

@@ -34,6 +34,7 @@ mod agenda;
 mod attempts;
 pub mod backfill;
 pub mod create;
+pub mod handle;
 pub mod identity;
 pub mod kubernetes;
 mod nodes;
@@ -58,6 +59,7 @@ use crate::store::{self, Store};
 
 use agenda::Agenda;
 use attempts::Finished;
+pub use handle::NodeHandle;
 pub use nodes::{BindingError, resolve};
 pub use owner::Owner;
 pub use plan::{Binding, Plan, PlanNode};

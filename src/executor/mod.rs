@@ -7,6 +7,7 @@
 //! runs and when; an executor only runs an attempt and says how it ended.
 
 pub mod environment;
+pub mod handle;
 pub mod kubernetes;
 pub mod local;
 pub mod process;
