@@ -15,11 +15,11 @@ use tokio::time::Instant;
 use super::attempts::Finished;
 use super::handle::NodeHandle;
 use super::{Engine, PlanNode};
+use crate::executor::Outcome;
 use crate::executor::handle::{AttemptHandle, KubeHandle};
 use crate::executor::kubernetes::job::{self, JobRequest};
 use crate::executor::kubernetes::pod::Payload;
 use crate::executor::kubernetes::{JobState, Kube, Report};
-use crate::executor::local::Outcome;
 use crate::spec::ExecutionId;
 use crate::store::execution::{EngineWrite, Execution, NodeState};
 

@@ -47,18 +47,17 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use tokio_util::sync::CancellationToken;
-
 use crate::artifact::ArtifactStore;
 use crate::clock::Clock;
 use crate::executor::environment::Inherited;
+use crate::executor::{AttemptKey, Executor, LocalExecutor};
 use crate::source::git::SourceFiles;
 use crate::spec::ExecutionId;
 use crate::store::execution::{EngineWrite, Execution, NodeState, WorkListener};
 use crate::store::{self, Store};
 
 use agenda::Agenda;
-use attempts::Finished;
+use attempts::{EngineEvents, Finished};
 pub use handle::NodeHandle;
 pub use nodes::{BindingError, resolve};
 pub use owner::Owner;
@@ -109,10 +108,13 @@ pub trait Observer: Send + Sync {
 
 pub struct Engine {
     store: Arc<dyn Store>,
-    artifacts: Arc<dyn ArtifactStore>,
-    state_dir: PathBuf,
-    /// Attempts running in this process, by (execution, node).
-    running: Mutex<HashMap<(ExecutionId, String), CancellationToken>>,
+    /// Runs the attempts (local processes unless told otherwise).
+    executor: Arc<dyn Executor>,
+    /// What the executor tells this engine.
+    events: Arc<EngineEvents>,
+    /// Attempts this engine started or took over and has not recorded
+    /// the end of yet.
+    running: Mutex<HashSet<AttemptKey>>,
     finished: Arc<Mutex<Vec<Finished>>>,
     /// Woken when an attempt ends, or when the store tells of an
     /// execution created or asked to cancel in this process.
@@ -125,11 +127,6 @@ pub struct Engine {
     files: SourceFiles,
     /// Shutting down: no new attempt starts.
     draining: std::sync::atomic::AtomicBool,
-    /// Process groups of the attempts running here.
-    groups: Arc<Mutex<HashMap<(ExecutionId, String), u32>>>,
-    /// Attempts [`Engine::kill_running`] killed: they end interrupted,
-    /// not failed (the engine stopped them, not their task).
-    killed: Arc<Mutex<HashSet<(ExecutionId, String)>>>,
     /// Whether this engine may start attempts now (it leads the store);
     /// asked right before each one starts. Unset: always.
     leads: Option<Arc<dyn Fn() -> bool + Send + Sync>>,
@@ -207,19 +204,24 @@ impl Engine {
             })
         };
         store.on_work(Arc::downgrade(&listener));
+        let finished = Arc::new(Mutex::new(Vec::new()));
+        let events = Arc::new(EngineEvents {
+            store: store.clone(),
+            finished: finished.clone(),
+            wake: wake.clone(),
+            started: Mutex::new(HashMap::new()),
+        });
         Engine {
             store,
-            artifacts,
+            executor: Arc::new(LocalExecutor::new(state_dir.clone(), artifacts)),
+            events,
             files: SourceFiles::new(&state_dir),
-            state_dir,
-            running: Mutex::new(HashMap::new()),
-            finished: Arc::new(Mutex::new(Vec::new())),
+            running: Mutex::new(HashSet::new()),
+            finished,
             wake,
             rescan: Arc::new(tokio::sync::Notify::new()),
             observers: Vec::new(),
             draining: std::sync::atomic::AtomicBool::new(false),
-            groups: Arc::new(Mutex::new(HashMap::new())),
-            killed: Arc::new(Mutex::new(HashSet::new())),
             leads: None,
             kube: None,
             owner: Owner::this_process(),
@@ -290,7 +292,7 @@ impl Engine {
 
     /// Attempts running in this process.
     pub fn running(&self) -> usize {
-        self.running.lock().expect("lock").len()
+        lock(&self.running).len()
     }
 
     /// Observers hear of `event` once the writes buffered with it are
@@ -437,9 +439,7 @@ impl Engine {
         }
         lock(&self.recorded).clear();
         let launches = std::mem::take(&mut *lock(&self.launches));
-        for launch in launches {
-            tokio::spawn(launch.run);
-        }
+        self.launch(launches).await;
         let told = std::mem::take(&mut *lock(&self.told));
         for told in told {
             for observer in &self.observers {
@@ -490,7 +490,7 @@ impl Engine {
         };
         let mut running = lock(&self.running);
         for launch in dropped {
-            running.remove(&launch.key);
+            running.remove(&launch.request.key);
         }
         drop(running);
         let given_back: Vec<_> = {
