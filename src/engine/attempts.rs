@@ -1,10 +1,10 @@
 //! Running attempts: how the engine starts a node's attempt on an executor
 //! and learns how it ended.
 //!
-//! An attempt runs on the engine's executor (`crate::executor::Executor`;
-//! local process groups unless told otherwise) or as a Kubernetes Job
-//! ([`super::kubernetes`]). The engine stores where it runs (the node's
-//! handle, [`NodeHandle`]) before it starts. When it ends the executor
+//! An attempt runs on the engine's executor (`crate::executor::Executor`:
+//! local process groups unless told otherwise, or Kubernetes Jobs), which
+//! the engine never asks the kind of. The engine stores where it runs (the
+//! node's handle, [`NodeHandle`]) before it starts. When it ends the executor
 //! tells [`EngineEvents`]: it is queued as [`Finished`] and the engine
 //! woken; the next step of the
 //! node state machine ([`super::nodes`]) records it here: success completes
@@ -118,7 +118,7 @@ impl Engine {
     }
 
     /// The executor's events, as it takes them.
-    fn events(&self) -> Arc<dyn Events> {
+    pub(super) fn events(&self) -> Arc<dyn Events> {
         self.events.clone()
     }
 
@@ -179,9 +179,11 @@ impl Engine {
             };
             // Another engine took the node over meanwhile (this one lost
             // the lease): its state is no longer this attempt's to write.
-            let still_mine = state.status == NodeStatus::Running
-                && NodeHandle::read(state).owner.as_ref() == Some(&self.owner);
-            if self.kube.is_none() && !still_mine {
+            // (An attempt that outlives its engine, a Job, is nobody's.)
+            let handle = NodeHandle::read(state);
+            let still_mine =
+                state.status == NodeStatus::Running && handle.owner.as_ref() == Some(&self.owner);
+            if !handle.outlives_engine() && !still_mine {
                 tracing::warn!(execution = %execution.id, node = %state.node, "an attempt ended after another engine took its node over; not recorded");
                 continue;
             }
@@ -191,9 +193,10 @@ impl Engine {
     }
 
     /// Running nodes this process does not run: their engine died or lost
-    /// the lease. Kills what is left of them (on this host only), and
-    /// retries them as interrupted; leaves alone those of an engine that
-    /// still holds the lease, and adopts Jobs still running in the cluster.
+    /// the lease. Adopts those that outlive their engine (Jobs still
+    /// running in the cluster); leaves alone those of an engine that still
+    /// holds the lease; has the executor stop what is left of the others
+    /// (on this host only) and retries them as interrupted.
     pub(super) async fn recover_unknown(
         &self,
         execution: &Execution,
@@ -206,19 +209,19 @@ impl Engine {
                 execution: execution.id.clone(),
                 node: state.node.clone(),
             };
-            if lock(&self.running).contains(&key) {
+            if lock(&self.running).contains_key(&key) {
                 continue;
             }
-            if let Some(runs) = &self.kube {
-                if self.runs_job(runs, &execution.id, &state.node)
-                    || self.adopt_job(runs, execution, state)
-                {
-                    continue;
-                }
-            }
             let handle = NodeHandle::read(state);
+            let outlives = handle.outlives_engine();
             let owner = handle.owner.clone();
-            if let Some(owner) = owner.as_ref().filter(|o| o.engine != self.owner.engine) {
+            // An attempt that outlives its engine (a Job) is taken over
+            // whoever started it; another is left to its engine while that
+            // engine holds the lease.
+            if let Some(owner) = owner
+                .as_ref()
+                .filter(|o| !outlives && o.engine != self.owner.engine)
+            {
                 if lease_holder.is_none() {
                     lease_holder = Some(self.lease_holder().await?);
                 }
@@ -239,7 +242,7 @@ impl Engine {
                     .await
                 {
                     Adoption::Adopted => {
-                        lock(&self.running).insert(key);
+                        lock(&self.running).insert(key, outlives);
                         continue;
                     }
                     Adoption::Gone => {}
@@ -270,9 +273,6 @@ impl Engine {
             node: node.to_owned(),
         };
         self.executor.cancel(&key, &self.events()).await;
-        if let Some(runs) = &self.kube {
-            self.cancel_job(runs, execution, node).await;
-        }
     }
 
     /// Starts an attempt of `spec` with `inputs`.
@@ -293,18 +293,6 @@ impl Engine {
         state.next_attempt_at = None;
         if state.started_at.is_none() {
             state.started_at = Some(now);
-        }
-        if let Some(runs) = &self.kube {
-            let notebook = spec.notebook.as_ref().and_then(|n| {
-                self.files
-                    .read(&execution.source, &n.commit, &n.path)
-                    .ok()
-                    .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-            });
-            self.start_job(runs, execution, spec, state, inputs, timeout, notebook)
-                .await?;
-            self.tell(NodeEvent::Started, execution, spec, state);
-            return Ok(());
         }
         let key = AttemptKey {
             execution: execution.id.clone(),
@@ -338,7 +326,7 @@ impl Engine {
         self.write(EngineWrite::Node(state.clone()));
         self.tell(NodeEvent::Started, execution, spec, state);
         tracing::info!(execution = %execution.id, node = %state.node, attempt = state.attempts, executor = self.executor.name(), "starting attempt");
-        lock(&self.running).insert(key);
+        lock(&self.running).insert(key, handle.outlives_engine());
         // Started by `flush`, once the node is recorded running.
         lock(&self.launches).push(Launch {
             node: state.clone(),

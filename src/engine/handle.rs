@@ -98,6 +98,13 @@ impl NodeHandle {
         }
     }
 
+    /// Whether the current attempt goes on when its engine stops (a Job).
+    pub fn outlives_engine(&self) -> bool {
+        self.attempt
+            .as_ref()
+            .is_some_and(AttemptHandle::outlives_engine)
+    }
+
     /// The local attempt's process group, if it has one.
     pub fn pgid(&self) -> Option<u32> {
         match &self.attempt {

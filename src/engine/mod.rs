@@ -19,11 +19,13 @@
 //! - [`nodes`], the node state machine: what an execution does next (which
 //!   nodes are ready, fail fast, cancel, finish) and completing a node (its
 //!   outputs, cache entry and lineage in one transaction, I5);
-//! - [`attempts`], running attempts: starting them on an executor (local
-//!   processes, or Kubernetes Jobs through [`kubernetes`]), recording how
-//!   they ended (retries with backoff, interruptions, timeouts), and the
-//!   owner and engine-lease interplay for attempts this process does not
-//!   run ([`owner`]).
+//! - [`attempts`], running attempts: starting them on the engine's one
+//!   executor (`crate::executor::Executor`, whichever it is: local
+//!   processes by default), recording how they ended (retries with
+//!   backoff, interruptions, timeouts), and the owner and engine-lease
+//!   interplay for attempts this process does not run ([`owner`]);
+//!   what an executor leaves behind for executions the store no longer
+//!   has is judged in `garbage.rs`.
 //!
 //! Time comes from the engine's [`Clock`] (the system clock unless a test
 //! gives another, [`Engine::with_clock`]): every due time and recorded
@@ -34,16 +36,16 @@ mod agenda;
 mod attempts;
 pub mod backfill;
 pub mod create;
+mod garbage;
 pub mod handle;
 pub mod identity;
-pub mod kubernetes;
 mod nodes;
 pub mod owner;
 pub mod plan;
 pub mod retry;
 pub mod scheduler;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -113,8 +115,8 @@ pub struct Engine {
     /// What the executor tells this engine.
     events: Arc<EngineEvents>,
     /// Attempts this engine started or took over and has not recorded
-    /// the end of yet.
-    running: Mutex<HashSet<AttemptKey>>,
+    /// the end of yet, and whether each outlives this engine (a Job).
+    running: Mutex<HashMap<AttemptKey, bool>>,
     finished: Arc<Mutex<Vec<Finished>>>,
     /// Woken when an attempt ends, or when the store tells of an
     /// execution created or asked to cancel in this process.
@@ -130,8 +132,9 @@ pub struct Engine {
     /// Whether this engine may start attempts now (it leads the store);
     /// asked right before each one starts. Unset: always.
     leads: Option<Arc<dyn Fn() -> bool + Send + Sync>>,
-    /// Set: attempts run as Kubernetes Jobs instead of local processes.
-    kube: Option<Arc<kubernetes::KubeRuns>>,
+    /// When the executor's objects were last checked against the store
+    /// (`garbage.rs`).
+    last_gc: Mutex<Option<tokio::time::Instant>>,
     /// This engine and host, recorded in every attempt it starts: its
     /// holder name in the engine lease ([`owner`]).
     owner: Owner,
@@ -216,14 +219,14 @@ impl Engine {
             executor: Arc::new(LocalExecutor::new(state_dir.clone(), artifacts)),
             events,
             files: SourceFiles::new(&state_dir),
-            running: Mutex::new(HashSet::new()),
+            running: Mutex::new(HashMap::new()),
             finished,
             wake,
             rescan: Arc::new(tokio::sync::Notify::new()),
             observers: Vec::new(),
             draining: std::sync::atomic::AtomicBool::new(false),
             leads: None,
-            kube: None,
+            last_gc: Mutex::new(None),
             owner: Owner::this_process(),
             inherited: Arc::new(Inherited::default()),
             clock: Clock::system(),
@@ -266,15 +269,11 @@ impl Engine {
             && self.leads.as_ref().is_none_or(|leads| leads())
     }
 
-    /// Runs attempts as Kubernetes Jobs (`--executor kubernetes`).
-    pub fn with_kubernetes(mut self, runs: kubernetes::KubeRuns) -> Engine {
-        self.kube = Some(Arc::new(runs));
+    /// Runs attempts on `executor` instead of local processes (Jobs, when
+    /// the daemon is told so).
+    pub fn with_executor(mut self, executor: Arc<dyn Executor>) -> Engine {
+        self.executor = executor;
         self
-    }
-
-    /// The Kubernetes executor's state, when attempts run as Jobs.
-    pub fn kubernetes(&self) -> Option<&kubernetes::KubeRuns> {
-        self.kube.as_deref()
     }
 
     /// Adds an observer of node events.
@@ -290,9 +289,13 @@ impl Engine {
             .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
-    /// Attempts running in this process.
+    /// Attempts running in this process (not those that outlive it, such
+    /// as Jobs).
     pub fn running(&self) -> usize {
-        lock(&self.running).len()
+        lock(&self.running)
+            .values()
+            .filter(|outlives| !**outlives)
+            .count()
     }
 
     /// Observers hear of `event` once the writes buffered with it are
@@ -326,10 +329,8 @@ impl Engine {
     /// `--max-parallel` holds queued ([`admission`]). It also fills the
     /// agenda the cheaper [`Engine::pass`] works from.
     pub async fn tick(&self) -> Result<(), Error> {
-        if let Some(runs) = &self.kube {
-            self.poll_jobs(runs).await;
-            self.collect_garbage(runs).await;
-        }
+        self.executor.observe(&self.events()).await;
+        self.collect_garbage().await;
         let unfinished = self.store.unfinished_executions().await?;
         {
             let mut agenda = lock(&self.agenda);
@@ -349,11 +350,9 @@ impl Engine {
         if !lock(&self.agenda).is_loaded() {
             return self.tick().await;
         }
-        if let Some(runs) = &self.kube {
-            // Jobs are listed only while some run.
-            if runs.tracked() > 0 {
-                self.poll_jobs(runs).await;
-            }
+        // Jobs are listed only while some run.
+        if self.executor.polls() {
+            self.executor.observe(&self.events()).await;
         }
         let (stale, rescan) = lock(&self.agenda).take_news();
         if rescan {
@@ -532,18 +531,14 @@ impl Engine {
     }
 
     /// How long the engine may sleep before something it knows of is due:
-    /// a retry's backoff ending, or (with Kubernetes, while Jobs run) the
-    /// next look at the Jobs, `poll` from now. `None`: nothing is due.
+    /// a retry's backoff ending, or (while the executor polls: Jobs run)
+    /// its next look, `poll` from now. `None`: nothing is due.
     pub fn next_wake(&self, poll: std::time::Duration) -> Option<std::time::Duration> {
         let retry = lock(&self.agenda)
             .next_due()
             .map(|at| (at - self.clock.now()).to_std().unwrap_or_default());
-        let jobs = self
-            .kube
-            .as_ref()
-            .filter(|runs| runs.tracked() > 0)
-            .map(|_| poll);
-        retry.into_iter().chain(jobs).min()
+        let observe = self.executor.polls().then_some(poll);
+        retry.into_iter().chain(observe).min()
     }
 
     /// Drives the executions `ids` in this process until each has
@@ -584,9 +579,7 @@ impl Engine {
             if execution.status.is_terminal() {
                 return Ok(execution);
             }
-            if let Some(runs) = &self.kube {
-                self.poll_jobs(runs).await;
-            }
+            self.executor.observe(&self.events()).await;
             let execution = self.drive(execution).await?;
             if execution.status.is_terminal() {
                 return Ok(execution);

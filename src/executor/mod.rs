@@ -138,6 +138,19 @@ pub trait Executor: Send + Sync {
         events: Arc<dyn Events>,
     ) -> BoxFuture<'_, Result<(), StartError>>;
 
+    /// Whether attempts run whose end only [`Executor::observe`] learns:
+    /// the engine then looks again within its poll interval.
+    fn polls(&self) -> bool {
+        false
+    }
+
+    /// Learns which attempts ended and tells them through `events` (once
+    /// per engine pass while [`Executor::polls`]). An executor whose
+    /// attempts tell their own end has nothing to do.
+    fn observe<'a>(&'a self, _events: &'a Arc<dyn Events>) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
+
     /// Asks the attempt of `key`, if it runs here, to stop: it ends
     /// `Cancelled`, told through `events`.
     fn cancel<'a>(&'a self, key: &'a AttemptKey, events: &'a Arc<dyn Events>) -> BoxFuture<'a, ()>;
@@ -158,4 +171,26 @@ pub trait Executor: Send + Sync {
     /// process* at once (each ends `Interrupted`, not failed); what runs
     /// elsewhere is left to the next engine.
     fn stop_all(&self);
+
+    /// What this executor made that outlives its attempts (Jobs), each
+    /// with its execution, for the engine to judge against the store. An
+    /// executor whose attempts leave nothing behind lists nothing.
+    fn orphans(&self) -> BoxFuture<'_, Result<Vec<Orphan>, String>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// Deletes `orphan`, which the engine judged to belong to no
+    /// execution of the store (a failure is logged: the next look tries
+    /// again).
+    fn delete_orphan<'a>(&'a self, _orphan: &'a Orphan) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
+}
+
+/// Something an executor made, and the execution it was made for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Orphan {
+    /// The executor's name for it (a Job's name).
+    pub name: String,
+    pub execution: ExecutionId,
 }

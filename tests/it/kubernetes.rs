@@ -18,10 +18,9 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube_fake_client::{ClientBuilder, interceptor};
 use serde_json::{Value, json};
 use weir::engine::create::{self, Request};
-use weir::engine::kubernetes::KubeRuns;
 use weir::engine::{Engine, NodeHandle};
 use weir::executor::handle::AttemptHandle;
-use weir::executor::kubernetes::{Kube, Settings};
+use weir::executor::kubernetes::{Kube, KubeExecutor, Settings};
 use weir::spec::{ExecutionId, Trigger};
 use weir::store::Store;
 use weir::store::execution::{NodeStatus, Status};
@@ -265,7 +264,7 @@ impl Cluster {
             .with_task_env(weir::executor::environment::Inherited::from_process(
                 Default::default(),
             ))
-            .with_kubernetes(KubeRuns::new(kube, url))
+            .with_executor(Arc::new(KubeExecutor::new(kube, url)))
     }
 
     fn kubelet(&self) -> Kubelet {
