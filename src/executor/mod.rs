@@ -25,7 +25,7 @@ pub mod tasks;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -193,4 +193,12 @@ pub struct Orphan {
     /// The executor's name for it (a Job's name).
     pub name: String,
     pub execution: ExecutionId,
+}
+
+/// A lock an attempt's task may have poisoned by panicking: what it holds
+/// (maps of attempts) stays consistent, so it is used as it is.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -22,6 +22,7 @@ use super::{JobState, Kube, Report};
 use crate::executor::handle::{AttemptHandle, KubeHandle};
 use crate::executor::{
     Adoption, AttemptKey, AttemptRequest, BoxFuture, Events, Executor, Orphan, Outcome, StartError,
+    lock,
 };
 
 /// Runs attempts as Jobs of one namespace.
@@ -229,10 +230,4 @@ impl Executor for KubeExecutor {
             }
         })
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -24,7 +24,7 @@ use crate::artifact::ArtifactStore;
 use crate::executor::handle::{AttemptHandle, LocalHandle};
 use crate::executor::process;
 use crate::executor::{
-    Adoption, AttemptKey, AttemptRequest, BoxFuture, Events, Executor, Outcome, StartError,
+    Adoption, AttemptKey, AttemptRequest, BoxFuture, Events, Executor, Outcome, StartError, lock,
 };
 
 /// Runs attempts as process groups of this host, in attempt folders under
@@ -177,10 +177,4 @@ impl Executor for LocalExecutor {
             }
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
