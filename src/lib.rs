@@ -16,7 +16,8 @@
 //! 3. `store` (the SQL store), then `metrics` (what the daemon counts),
 //!    `source` (Git) and `registry` (versions and activation, decided
 //!    purely);
-//! 4. `executor` (runs an attempt), then `engine` (drives executions), then
+//! 4. `executor` (runs attempts, behind one trait), then `engine` (drives
+//!    executions on one executor, never asking which), then
 //!    `reconcile` (one source: fetch, verify, load, validate, register);
 //! 5. `lineage` and `notify`, then `views` (the documents the CLI and the
 //!    API show);

@@ -39,9 +39,8 @@ pub use config::{Config, Executor, KubeConfig, SourceConfig};
 
 use crate::clock::Clock;
 use crate::engine::Engine;
-use crate::engine::kubernetes::KubeRuns;
 use crate::executor::environment::Inherited;
-use crate::executor::kubernetes::Kube;
+use crate::executor::kubernetes::{Kube, KubeExecutor};
 use crate::http::{self, AppState, Readiness, SourceHandle};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
@@ -216,7 +215,7 @@ async fn elect(
         .await
         .map_err(Error::Kubernetes)?;
     let kube = Kube::new(client.clone(), kube_config.settings.clone());
-    let engine = engine.with_kubernetes(KubeRuns::new(kube, artifacts_url(config)));
+    let engine = engine.with_executor(Arc::new(KubeExecutor::new(kube, artifacts_url(config))));
     let leadership = Leadership::default();
     let elector = Elector {
         name: kube_config.lease.clone(),

@@ -1,9 +1,12 @@
 //! Running attempts: how the engine starts a node's attempt on an executor
 //! and learns how it ended.
 //!
-//! An attempt runs as a local process group (`executor::local`, on a task
-//! of its own) or as a Kubernetes Job ([`super::kubernetes`]). When it ends
-//! it is queued as [`Finished`] and the engine woken; the next step of the
+//! An attempt runs on the engine's executor (`crate::executor::Executor`:
+//! local process groups unless told otherwise, or Kubernetes Jobs), which
+//! the engine never asks the kind of. The engine stores where it runs (the
+//! node's handle, [`NodeHandle`]) before it starts. When it ends the executor
+//! tells [`EngineEvents`]: it is queued as [`Finished`] and the engine
+//! woken; the next step of the
 //! node state machine ([`super::nodes`]) records it here: success completes
 //! the node; a failure or a timeout is retried after the task's backoff
 //! ([`super::retry`]) while attempts remain; an interruption (the process
@@ -23,18 +26,20 @@
 //! What it must not do: decide which node runs next, or complete a node
 //! other than through [`Engine::complete`] (I5).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
-use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
+use serde_json::Value;
 
-use super::{Engine, Error, NodeEvent, Owner, Plan, PlanNode, retry};
-use crate::executor::local::{self, Attempt, Outcome};
-use crate::executor::process;
+use super::handle::NodeHandle;
+use super::{Engine, Error, NodeEvent, Owner, Plan, PlanNode, lock, retry};
+use crate::executor::{
+    Adoption, AttemptHandle, AttemptKey, AttemptRequest, BoxFuture, Events, Outcome,
+};
 use crate::spec::ExecutionId;
 use crate::spec::duration::Field;
-use crate::store::ENGINE_LEASE;
 use crate::store::execution::{EngineWrite, Execution, NodeState, NodeStatus};
+use crate::store::{ENGINE_LEASE, Store};
 
 /// How many times a node may be interrupted (its process died with the
 /// engine driving it) and retried regardless of its own retry policy.
@@ -43,10 +48,11 @@ const MAX_INTERRUPTIONS: u64 = 3;
 /// An attempt ready to start once the writes before it are applied
 /// ([`Engine::flush`]).
 pub(super) struct Launch {
-    /// (execution, node).
-    pub(super) key: (ExecutionId, String),
-    /// Runs the attempt to its end and queues it as [`Finished`].
-    pub(super) run: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    /// Its node as those writes record it.
+    pub(super) node: NodeState,
+    pub(super) request: AttemptRequest,
+    /// Where the executor placed it (stored in `node`).
+    pub(super) handle: AttemptHandle,
 }
 
 /// An attempt that ended, waiting to be recorded.
@@ -57,24 +63,80 @@ pub(super) struct Finished {
     pub(super) outcome: Outcome,
 }
 
+/// The engine's side of [`Events`]: an ended attempt is queued in
+/// `finished` and the engine woken; a handle change is written into the
+/// node as recorded when its attempt started.
+pub(super) struct EngineEvents {
+    pub(super) store: Arc<dyn Store>,
+    pub(super) finished: Arc<Mutex<Vec<Finished>>>,
+    pub(super) wake: Arc<tokio::sync::Notify>,
+    /// The nodes of the attempts started and not yet ended, as recorded
+    /// when they started.
+    pub(super) started: Mutex<HashMap<AttemptKey, NodeState>>,
+}
+
+impl Events for EngineEvents {
+    fn handle_changed<'a>(
+        &'a self,
+        key: &'a AttemptKey,
+        handle: &'a AttemptHandle,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let Some(mut node) = lock(&self.started).get(key).cloned() else {
+                return;
+            };
+            let mut stored = NodeHandle::read(&node);
+            stored.attempt = Some(handle.clone());
+            stored.store_in(&mut node);
+            // At once, not with the next pass: should this process die,
+            // the next engine finds the attempt by it.
+            if let Err(e) = self.store.update_node(&node).await {
+                tracing::warn!(execution = %key.execution, node = %key.node, error = %e, "cannot record where an attempt runs");
+            }
+        })
+    }
+
+    fn ended(&self, key: AttemptKey, outcome: Outcome) {
+        lock(&self.started).remove(&key);
+        lock(&self.finished).push(Finished {
+            execution: key.execution,
+            node: key.node,
+            outcome,
+        });
+        self.wake.notify_one();
+    }
+}
+
 impl Engine {
-    /// Kills the process groups of the attempts still running (leadership
-    /// lost, or shutting down). Each ends as interrupted, not failed: it
-    /// is retried apart from its task's retries, by this engine should it
+    /// Stops the attempts still running in this process (leadership lost,
+    /// or shutting down). Each ends as interrupted, not failed: it is
+    /// retried apart from its task's retries, by this engine should it
     /// drive the store again, else by whichever engine does (their nodes
     /// stay `running` in the store until then).
     pub fn kill_running(&self) {
-        let groups = self.groups.lock().expect("lock");
-        // Marked while `groups` is held: an attempt leaves `groups` before
-        // it reads its mark, so no mark outlives its attempt.
-        self.killed
-            .lock()
-            .expect("lock")
-            .extend(groups.keys().cloned());
-        for ((execution, node), pgid) in groups.iter() {
-            tracing::warn!(execution = %execution, node = %node, "shutting down: stopping a running attempt; it will be retried");
-            if let Err(e) = process::kill_group(*pgid, process::Signal::Kill) {
-                tracing::warn!(error = %e, "cannot stop an attempt");
+        self.executor.stop_all();
+    }
+
+    /// The executor's events, as it takes them.
+    pub(super) fn events(&self) -> Arc<dyn Events> {
+        self.events.clone()
+    }
+
+    /// Starts the attempts of `launches`, whose nodes are recorded running
+    /// (an attempt that does not start is an interruption: retried at
+    /// once, a bounded number of times).
+    pub(super) async fn launch(&self, launches: Vec<Launch>) {
+        for Launch {
+            node,
+            request,
+            handle,
+        } in launches
+        {
+            let key = request.key.clone();
+            lock(&self.events.started).insert(key.clone(), node);
+            if let Err(e) = self.executor.start(request, handle, self.events()).await {
+                tracing::warn!(execution = %key.execution, node = %key.node, executor = self.executor.name(), error = %e, "cannot start an attempt");
+                self.events.ended(key, Outcome::Interrupted);
             }
         }
     }
@@ -102,10 +164,10 @@ impl Engine {
         nodes: &mut [NodeState],
     ) -> Result<(), Error> {
         for done in self.take_finished(&execution.id) {
-            self.running
-                .lock()
-                .expect("lock")
-                .remove(&(done.execution.clone(), done.node.clone()));
+            lock(&self.running).remove(&AttemptKey {
+                execution: done.execution.clone(),
+                node: done.node.clone(),
+            });
             // Kept until the writes recording it are committed (given back
             // to `finished` should they be dropped).
             self.recorded.lock().expect("lock").push(done.clone());
@@ -117,9 +179,11 @@ impl Engine {
             };
             // Another engine took the node over meanwhile (this one lost
             // the lease): its state is no longer this attempt's to write.
-            let still_mine = state.status == NodeStatus::Running
-                && Owner::of_handle(state.handle.as_ref()).as_ref() == Some(&self.owner);
-            if self.kube.is_none() && !still_mine {
+            // (An attempt that outlives its engine, a Job, is nobody's.)
+            let handle = NodeHandle::read(state);
+            let still_mine =
+                state.status == NodeStatus::Running && handle.owner.as_ref() == Some(&self.owner);
+            if !handle.outlives_engine() && !still_mine {
                 tracing::warn!(execution = %execution.id, node = %state.node, "an attempt ended after another engine took its node over; not recorded");
                 continue;
             }
@@ -129,9 +193,10 @@ impl Engine {
     }
 
     /// Running nodes this process does not run: their engine died or lost
-    /// the lease. Kills what is left of them (on this host only), and
-    /// retries them as interrupted; leaves alone those of an engine that
-    /// still holds the lease, and adopts Jobs still running in the cluster.
+    /// the lease. Adopts those that outlive their engine (Jobs still
+    /// running in the cluster); leaves alone those of an engine that still
+    /// holds the lease; has the executor stop what is left of the others
+    /// (on this host only) and retries them as interrupted.
     pub(super) async fn recover_unknown(
         &self,
         execution: &Execution,
@@ -140,19 +205,23 @@ impl Engine {
     ) -> Result<(), Error> {
         let mut lease_holder = None;
         for state in nodes.iter_mut().filter(|n| n.status == NodeStatus::Running) {
-            let key = (execution.id.clone(), state.node.clone());
-            if self.running.lock().expect("lock").contains_key(&key) {
+            let key = AttemptKey {
+                execution: execution.id.clone(),
+                node: state.node.clone(),
+            };
+            if lock(&self.running).contains_key(&key) {
                 continue;
             }
-            if let Some(runs) = &self.kube {
-                if self.runs_job(runs, &execution.id, &state.node)
-                    || self.adopt_job(runs, execution, state)
-                {
-                    continue;
-                }
-            }
-            let owner = Owner::of_handle(state.handle.as_ref());
-            if let Some(owner) = owner.as_ref().filter(|o| o.engine != self.owner.engine) {
+            let handle = NodeHandle::read(state);
+            let outlives = handle.outlives_engine();
+            let owner = handle.owner.clone();
+            // An attempt that outlives its engine (a Job) is taken over
+            // whoever started it; another is left to its engine while that
+            // engine holds the lease.
+            if let Some(owner) = owner
+                .as_ref()
+                .filter(|o| !outlives && o.engine != self.owner.engine)
+            {
                 if lease_holder.is_none() {
                     lease_holder = Some(self.lease_holder().await?);
                 }
@@ -164,23 +233,23 @@ impl Engine {
                     continue;
                 }
             }
-            let pgid = state
-                .handle
-                .as_ref()
-                .and_then(|h| h.get("pgid"))
-                .and_then(Value::as_u64)
-                .and_then(|p| u32::try_from(p).ok());
-            match (pgid, &owner) {
-                (Some(pgid), Some(owner)) if owner.may_signal_here() => {
-                    tracing::info!(execution = %execution.id, node = %state.node, engine = %owner.engine, pgid, "stopping an attempt whose engine is gone");
-                    if let Err(e) = process::kill_group(pgid, process::Signal::Kill) {
-                        tracing::warn!(execution = %execution.id, node = %state.node, error = %e, "cannot kill an interrupted attempt's processes");
+            if let Some(attempt) = &handle.attempt {
+                let started_here = owner.as_ref().is_some_and(Owner::may_signal_here);
+                tracing::info!(execution = %execution.id, node = %state.node, engine = owner.as_ref().map_or("unknown", |o| o.engine.as_str()), host = owner.as_ref().map_or("unknown", |o| o.host.as_str()), "taking over an attempt whose engine is gone");
+                match self
+                    .executor
+                    .adopt(&key, attempt, started_here, &self.events())
+                    .await
+                {
+                    Adoption::Adopted => {
+                        lock(&self.running).insert(key, outlives);
+                        continue;
+                    }
+                    Adoption::Gone => {}
+                    Adoption::Foreign => {
+                        tracing::warn!(execution = %execution.id, node = %state.node, executor = self.executor.name(), "an attempt of another executor: not reachable from here");
                     }
                 }
-                (Some(pgid), _) => {
-                    tracing::warn!(execution = %execution.id, node = %state.node, pgid, host = owner.as_ref().map_or("unknown", |o| o.host.as_str()), "an interrupted attempt ran on another host (or before a reboot): its processes are not signalled from here");
-                }
-                (None, _) => {}
             }
             let Some(spec) = plan.nodes.iter().find(|n| n.path == state.node) else {
                 continue;
@@ -199,13 +268,11 @@ impl Engine {
     /// Asks the attempt of `(execution, node)` running here to stop (it
     /// ends cancelled, and is recorded as such when it has).
     pub(super) async fn cancel_attempt(&self, execution: &ExecutionId, node: &str) {
-        let key = (execution.clone(), node.to_owned());
-        if let Some(token) = self.running.lock().expect("lock").get(&key) {
-            token.cancel();
-        }
-        if let Some(runs) = &self.kube {
-            self.cancel_job(runs, execution, node).await;
-        }
+        let key = AttemptKey {
+            execution: execution.clone(),
+            node: node.to_owned(),
+        };
+        self.executor.cancel(&key, &self.events()).await;
     }
 
     /// Starts an attempt of `spec` with `inputs`.
@@ -227,105 +294,45 @@ impl Engine {
         if state.started_at.is_none() {
             state.started_at = Some(now);
         }
-        if let Some(runs) = &self.kube {
-            let notebook = spec.notebook.as_ref().and_then(|n| {
-                self.files
-                    .read(&execution.source, &n.commit, &n.path)
-                    .ok()
-                    .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-            });
-            self.start_job(runs, execution, spec, state, inputs, timeout, notebook)
-                .await?;
-            self.tell(NodeEvent::Started, execution, spec, state);
-            return Ok(());
-        }
-        let dir = local::attempt_dir(&self.state_dir, &execution.id, &state.node, state.attempts);
-        let mut handle = json!({
-            "dir": dir.display().to_string(),
-            "owner": self.owner.to_value(),
-        });
-        if let Some(n) = state.handle.as_ref().and_then(|h| h.get("interruptions")) {
-            handle["interruptions"] = n.clone();
-        }
-        state.handle = Some(handle.clone());
-        self.write(EngineWrite::Node(state.clone()));
-        self.tell(NodeEvent::Started, execution, spec, state);
-
-        let token = CancellationToken::new();
-        self.running
-            .lock()
-            .expect("lock")
-            .insert((execution.id.clone(), state.node.clone()), token.clone());
+        let key = AttemptKey {
+            execution: execution.id.clone(),
+            node: state.node.clone(),
+        };
         let notebook = spec.notebook.as_ref().map(|n| {
             self.files
                 .read(&execution.source, &n.commit, &n.path)
                 .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
         });
-        let artifacts = self.artifacts.clone();
-        let finished = self.finished.clone();
-        let wake = self.wake.clone();
-        let groups = self.groups.clone();
-        let killed = self.killed.clone();
-        let store = self.store.clone();
-        let task_spec = spec.spec.clone();
-        let task = spec.task.clone();
-        let inherited = self.inherited.clone();
-        let (execution_id, node) = (execution.id.clone(), state.node.clone());
-        let mut recorded = state.clone();
-        tracing::info!(execution = %execution_id, node = %node, attempt = recorded.attempts, "starting attempt");
-        let key = (execution_id.clone(), node.clone());
+        let request = AttemptRequest {
+            key: key.clone(),
+            attempt: state.attempts,
+            project: execution.project.clone(),
+            commit: execution.commit.clone(),
+            task: spec.task.clone(),
+            task_version: spec.task_version.clone(),
+            spec: spec.spec.clone(),
+            inputs,
+            timeout,
+            notebook,
+            environment: self.inherited.clone(),
+        };
+        let handle = self.executor.plan(&request);
+        // The owner names the process an attempt dies with: none for one
+        // that outlives its engine.
+        let owner = (!handle.outlives_engine()).then(|| self.owner.clone());
+        NodeHandle::read(state)
+            .next_attempt(owner, handle.clone())
+            .store_in(state);
+        self.write(EngineWrite::Node(state.clone()));
+        self.tell(NodeEvent::Started, execution, spec, state);
+        tracing::info!(execution = %execution.id, node = %state.node, attempt = state.attempts, executor = self.executor.name(), "starting attempt");
+        lock(&self.running).insert(key, handle.outlives_engine());
         // Started by `flush`, once the node is recorded running.
-        let run = Box::pin(async move {
-            let (pgid_tx, pgid_rx) = tokio::sync::oneshot::channel();
-            let attempt = Attempt {
-                dir: dir.clone(),
-                task: &task,
-                spec: &task_spec,
-                inputs: &inputs,
-                timeout,
-                notebook,
-                inherited: &inherited,
-            };
-            let run = local::run(attempt, artifacts.as_ref(), &token, |pgid| {
-                let _ = pgid_tx.send(pgid);
-            });
-            let key = (execution_id.clone(), node.clone());
-            let remember = async {
-                if let Ok(pgid) = pgid_rx.await {
-                    groups.lock().expect("lock").insert(key.clone(), pgid);
-                    recorded.handle = Some({
-                        let mut with_pgid = handle.clone();
-                        with_pgid["pgid"] = json!(pgid);
-                        with_pgid
-                    });
-                    // At once, not with the next pass: should this process
-                    // die, the next engine kills the group by it.
-                    if let Err(e) = store.update_node(&recorded).await {
-                        tracing::warn!(error = %e, "cannot record an attempt's process group");
-                    }
-                }
-            };
-            let (outcome, ()) = tokio::join!(run, remember);
-            groups.lock().expect("lock").remove(&key);
-            let was_killed = killed.lock().expect("lock").remove(&key);
-            let outcome = match outcome {
-                Outcome::Succeeded { .. } => outcome,
-                // Killed by this engine (leadership lost): not the task's
-                // fault, so it does not use up the task's retries.
-                _ if was_killed => Outcome::Interrupted,
-                _ => outcome,
-            };
-            finished.lock().expect("lock").push(Finished {
-                execution: execution_id,
-                node,
-                outcome,
-            });
-            wake.notify_one();
+        lock(&self.launches).push(Launch {
+            node: state.clone(),
+            request,
+            handle,
         });
-        self.launches
-            .lock()
-            .expect("lock")
-            .push(Launch { key, run });
         Ok(())
     }
 
@@ -346,16 +353,10 @@ impl Engine {
             Outcome::Interrupted => {
                 // Not the task's fault (Flyte's system retries): retried at
                 // once, apart from the task's own retry budget, a few times.
-                let interruptions = state
-                    .handle
-                    .as_ref()
-                    .and_then(|h| h.get("interruptions"))
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0)
-                    + 1;
-                let mut handle = state.handle.clone().unwrap_or_else(|| json!({}));
-                handle["interruptions"] = json!(interruptions);
-                state.handle = Some(handle);
+                let mut handle = NodeHandle::read(state);
+                handle.interruptions += 1;
+                handle.store_in(state);
+                let interruptions = handle.interruptions;
                 if interruptions <= MAX_INTERRUPTIONS {
                     state.status = NodeStatus::Retrying;
                     state.next_attempt_at = Some(now);

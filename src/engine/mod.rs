@@ -19,11 +19,13 @@
 //! - [`nodes`], the node state machine: what an execution does next (which
 //!   nodes are ready, fail fast, cancel, finish) and completing a node (its
 //!   outputs, cache entry and lineage in one transaction, I5);
-//! - [`attempts`], running attempts: starting them on an executor (local
-//!   processes, or Kubernetes Jobs through [`kubernetes`]), recording how
-//!   they ended (retries with backoff, interruptions, timeouts), and the
-//!   owner and engine-lease interplay for attempts this process does not
-//!   run ([`owner`]).
+//! - [`attempts`], running attempts: starting them on the engine's one
+//!   executor (`crate::executor::Executor`, whichever it is: local
+//!   processes by default), recording how they ended (retries with
+//!   backoff, interruptions, timeouts), and the owner and engine-lease
+//!   interplay for attempts this process does not run ([`owner`]);
+//!   what an executor leaves behind for executions the store no longer
+//!   has is judged in `garbage.rs`.
 //!
 //! Time comes from the engine's [`Clock`] (the system clock unless a test
 //! gives another, [`Engine::with_clock`]): every due time and recorded
@@ -34,30 +36,31 @@ mod agenda;
 mod attempts;
 pub mod backfill;
 pub mod create;
+mod garbage;
+pub mod handle;
 pub mod identity;
-pub mod kubernetes;
 mod nodes;
 pub mod owner;
 pub mod plan;
 pub mod retry;
 pub mod scheduler;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-
-use tokio_util::sync::CancellationToken;
 
 use crate::artifact::ArtifactStore;
 use crate::clock::Clock;
 use crate::executor::environment::Inherited;
+use crate::executor::{AttemptKey, Executor, LocalExecutor};
 use crate::source::git::SourceFiles;
 use crate::spec::ExecutionId;
 use crate::store::execution::{EngineWrite, Execution, NodeState, WorkListener};
 use crate::store::{self, Store};
 
 use agenda::Agenda;
-use attempts::Finished;
+use attempts::{EngineEvents, Finished};
+pub use handle::NodeHandle;
 pub use nodes::{BindingError, resolve};
 pub use owner::Owner;
 pub use plan::{Binding, Plan, PlanNode};
@@ -107,10 +110,13 @@ pub trait Observer: Send + Sync {
 
 pub struct Engine {
     store: Arc<dyn Store>,
-    artifacts: Arc<dyn ArtifactStore>,
-    state_dir: PathBuf,
-    /// Attempts running in this process, by (execution, node).
-    running: Mutex<HashMap<(ExecutionId, String), CancellationToken>>,
+    /// Runs the attempts (local processes unless told otherwise).
+    executor: Arc<dyn Executor>,
+    /// What the executor tells this engine.
+    events: Arc<EngineEvents>,
+    /// Attempts this engine started or took over and has not recorded
+    /// the end of yet, and whether each outlives this engine (a Job).
+    running: Mutex<HashMap<AttemptKey, bool>>,
     finished: Arc<Mutex<Vec<Finished>>>,
     /// Woken when an attempt ends, or when the store tells of an
     /// execution created or asked to cancel in this process.
@@ -123,16 +129,12 @@ pub struct Engine {
     files: SourceFiles,
     /// Shutting down: no new attempt starts.
     draining: std::sync::atomic::AtomicBool,
-    /// Process groups of the attempts running here.
-    groups: Arc<Mutex<HashMap<(ExecutionId, String), u32>>>,
-    /// Attempts [`Engine::kill_running`] killed: they end interrupted,
-    /// not failed (the engine stopped them, not their task).
-    killed: Arc<Mutex<HashSet<(ExecutionId, String)>>>,
     /// Whether this engine may start attempts now (it leads the store);
     /// asked right before each one starts. Unset: always.
     leads: Option<Arc<dyn Fn() -> bool + Send + Sync>>,
-    /// Set: attempts run as Kubernetes Jobs instead of local processes.
-    kube: Option<Arc<kubernetes::KubeRuns>>,
+    /// When the executor's objects were last checked against the store
+    /// (`garbage.rs`).
+    last_gc: Mutex<Option<tokio::time::Instant>>,
     /// This engine and host, recorded in every attempt it starts: its
     /// holder name in the engine lease ([`owner`]).
     owner: Owner,
@@ -205,21 +207,26 @@ impl Engine {
             })
         };
         store.on_work(Arc::downgrade(&listener));
+        let finished = Arc::new(Mutex::new(Vec::new()));
+        let events = Arc::new(EngineEvents {
+            store: store.clone(),
+            finished: finished.clone(),
+            wake: wake.clone(),
+            started: Mutex::new(HashMap::new()),
+        });
         Engine {
             store,
-            artifacts,
+            executor: Arc::new(LocalExecutor::new(state_dir.clone(), artifacts)),
+            events,
             files: SourceFiles::new(&state_dir),
-            state_dir,
             running: Mutex::new(HashMap::new()),
-            finished: Arc::new(Mutex::new(Vec::new())),
+            finished,
             wake,
             rescan: Arc::new(tokio::sync::Notify::new()),
             observers: Vec::new(),
             draining: std::sync::atomic::AtomicBool::new(false),
-            groups: Arc::new(Mutex::new(HashMap::new())),
-            killed: Arc::new(Mutex::new(HashSet::new())),
             leads: None,
-            kube: None,
+            last_gc: Mutex::new(None),
             owner: Owner::this_process(),
             inherited: Arc::new(Inherited::default()),
             clock: Clock::system(),
@@ -262,15 +269,11 @@ impl Engine {
             && self.leads.as_ref().is_none_or(|leads| leads())
     }
 
-    /// Runs attempts as Kubernetes Jobs (`--executor kubernetes`).
-    pub fn with_kubernetes(mut self, runs: kubernetes::KubeRuns) -> Engine {
-        self.kube = Some(Arc::new(runs));
+    /// Runs attempts on `executor` instead of local processes (Jobs, when
+    /// the daemon is told so).
+    pub fn with_executor(mut self, executor: Arc<dyn Executor>) -> Engine {
+        self.executor = executor;
         self
-    }
-
-    /// The Kubernetes executor's state, when attempts run as Jobs.
-    pub fn kubernetes(&self) -> Option<&kubernetes::KubeRuns> {
-        self.kube.as_deref()
     }
 
     /// Adds an observer of node events.
@@ -286,9 +289,13 @@ impl Engine {
             .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
-    /// Attempts running in this process.
+    /// Attempts running in this process (not those that outlive it, such
+    /// as Jobs).
     pub fn running(&self) -> usize {
-        self.running.lock().expect("lock").len()
+        lock(&self.running)
+            .values()
+            .filter(|outlives| !**outlives)
+            .count()
     }
 
     /// Observers hear of `event` once the writes buffered with it are
@@ -322,10 +329,8 @@ impl Engine {
     /// `--max-parallel` holds queued ([`admission`]). It also fills the
     /// agenda the cheaper [`Engine::pass`] works from.
     pub async fn tick(&self) -> Result<(), Error> {
-        if let Some(runs) = &self.kube {
-            self.poll_jobs(runs).await;
-            self.collect_garbage(runs).await;
-        }
+        self.executor.observe(&self.events()).await;
+        self.collect_garbage().await;
         let unfinished = self.store.unfinished_executions().await?;
         {
             let mut agenda = lock(&self.agenda);
@@ -345,11 +350,9 @@ impl Engine {
         if !lock(&self.agenda).is_loaded() {
             return self.tick().await;
         }
-        if let Some(runs) = &self.kube {
-            // Jobs are listed only while some run.
-            if runs.tracked() > 0 {
-                self.poll_jobs(runs).await;
-            }
+        // Jobs are listed only while some run.
+        if self.executor.polls() {
+            self.executor.observe(&self.events()).await;
         }
         let (stale, rescan) = lock(&self.agenda).take_news();
         if rescan {
@@ -435,9 +438,7 @@ impl Engine {
         }
         lock(&self.recorded).clear();
         let launches = std::mem::take(&mut *lock(&self.launches));
-        for launch in launches {
-            tokio::spawn(launch.run);
-        }
+        self.launch(launches).await;
         let told = std::mem::take(&mut *lock(&self.told));
         for told in told {
             for observer in &self.observers {
@@ -488,7 +489,7 @@ impl Engine {
         };
         let mut running = lock(&self.running);
         for launch in dropped {
-            running.remove(&launch.key);
+            running.remove(&launch.request.key);
         }
         drop(running);
         let given_back: Vec<_> = {
@@ -530,18 +531,14 @@ impl Engine {
     }
 
     /// How long the engine may sleep before something it knows of is due:
-    /// a retry's backoff ending, or (with Kubernetes, while Jobs run) the
-    /// next look at the Jobs, `poll` from now. `None`: nothing is due.
+    /// a retry's backoff ending, or (while the executor polls: Jobs run)
+    /// its next look, `poll` from now. `None`: nothing is due.
     pub fn next_wake(&self, poll: std::time::Duration) -> Option<std::time::Duration> {
         let retry = lock(&self.agenda)
             .next_due()
             .map(|at| (at - self.clock.now()).to_std().unwrap_or_default());
-        let jobs = self
-            .kube
-            .as_ref()
-            .filter(|runs| runs.tracked() > 0)
-            .map(|_| poll);
-        retry.into_iter().chain(jobs).min()
+        let observe = self.executor.polls().then_some(poll);
+        retry.into_iter().chain(observe).min()
     }
 
     /// Drives the executions `ids` in this process until each has
@@ -582,9 +579,7 @@ impl Engine {
             if execution.status.is_terminal() {
                 return Ok(execution);
             }
-            if let Some(runs) = &self.kube {
-                self.poll_jobs(runs).await;
-            }
+            self.executor.observe(&self.events()).await;
             let execution = self.drive(execution).await?;
             if execution.status.is_terminal() {
                 return Ok(execution);

@@ -24,6 +24,11 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+mod executor;
+
+pub use executor::LocalExecutor;
+
+use super::Outcome;
 use super::environment::Inherited;
 use super::process::{self, Command, Exit};
 use super::tasks::{self, LaunchError};
@@ -108,21 +113,6 @@ pub struct Attempt<'a> {
     /// The host variables the task may inherit (nothing else of this
     /// process's environment reaches it).
     pub inherited: &'a Inherited,
-}
-
-/// How an attempt ended.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
-    Succeeded {
-        outputs: BTreeMap<String, Value>,
-    },
-    Failed {
-        error: String,
-    },
-    TimedOut,
-    Cancelled,
-    /// The process driving it died mid-attempt (not the task's fault).
-    Interrupted,
 }
 
 /// The local folder of an attempt.

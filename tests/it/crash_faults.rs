@@ -295,11 +295,7 @@ fn story(db: &TestDb) {
             n.status == NodeStatus::Failed
                 && n.error.as_deref()
                     == Some("interrupted 4 times: the processes running it kept stopping")
-                && n.handle
-                    .as_ref()
-                    .and_then(|h| h.get("interruptions"))
-                    .and_then(Value::as_u64)
-                    == Some(4)
+                && weir::engine::NodeHandle::read(n).interruptions == 4
         });
         if execution.status == weir::store::Status::Failed && interrupted_out {
             capped += 1;

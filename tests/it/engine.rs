@@ -489,11 +489,9 @@ spec:
         a.tick().await.expect("tick");
         loop {
             let nodes = a.store().nodes(&execution.id).await.expect("nodes");
-            if let Some(pgid) = nodes[0]
-                .handle
-                .as_ref()
-                .and_then(|h| h.get("pgid"))
-                .and_then(Value::as_u64)
+            if let Some(pgid) = weir::engine::NodeHandle::read(&nodes[0])
+                .pgid()
+                .map(u64::from)
             {
                 if marker.exists() {
                     break pgid;

@@ -17,10 +17,10 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube_fake_client::{ClientBuilder, interceptor};
 use serde_json::{Value, json};
-use weir::engine::Engine;
 use weir::engine::create::{self, Request};
-use weir::engine::kubernetes::KubeRuns;
-use weir::executor::kubernetes::{Kube, Settings};
+use weir::engine::{Engine, NodeHandle};
+use weir::executor::handle::AttemptHandle;
+use weir::executor::kubernetes::{Kube, KubeExecutor, Settings};
 use weir::spec::{ExecutionId, Trigger};
 use weir::store::Store;
 use weir::store::execution::{NodeStatus, Status};
@@ -264,7 +264,7 @@ impl Cluster {
             .with_task_env(weir::executor::environment::Inherited::from_process(
                 Default::default(),
             ))
-            .with_kubernetes(KubeRuns::new(kube, url))
+            .with_executor(Arc::new(KubeExecutor::new(kube, url)))
     }
 
     fn kubelet(&self) -> Kubelet {
@@ -328,7 +328,10 @@ async fn an_example_workflow_runs_to_success_as_jobs_with_outputs_and_lineage() 
         assert_eq!(node.status, NodeStatus::Succeeded, "{node:?}");
         assert_eq!(node.attempts, 1);
         assert!(
-            node.handle.as_ref().and_then(|h| h.get("job")).is_some(),
+            matches!(
+                NodeHandle::read(node).attempt,
+                Some(AttemptHandle::Kubernetes(_))
+            ),
             "the node names its Job: {node:?}"
         );
     }
@@ -475,6 +478,45 @@ async fn a_restarted_engine_adopts_running_jobs() {
         "adopted, not retried: {nodes:?}"
     );
     assert_eq!(cluster.jobs().await.len(), 2, "no Job made twice");
+}
+
+/// A node interrupted while attempts ran locally, retried after the
+/// daemon switched to `--executor kubernetes`: its Job's handle keeps
+/// nothing of the local attempt (a folder, a process group, an owner that a
+/// later engine could act on), only the node's interruptions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_after_a_local_attempt_keeps_nothing_of_it() {
+    let (db, _repo) = synced(&[("flows.yaml", TWO_NODES)]);
+    let store = weir::store::open(&db.url()).await.expect("store");
+    let cluster = Cluster::new(None).await;
+    let kubelet = cluster.kubelet();
+    let id = start(store.as_ref(), "too-slow", &[]).await;
+    let mut node = store.nodes(&id).await.expect("nodes").remove(0);
+    node.status = NodeStatus::Retrying;
+    node.attempts = 1;
+    node.next_attempt_at = Some(chrono::Utc::now() - chrono::Duration::minutes(1));
+    node.handle = Some(json!({
+        "dir": "/var/lib/weir/runs/x/slow/1",
+        "interruptions": 1,
+        "owner": { "engine": "gone:1:0", "host": "elsewhere/boot" },
+        "pgid": 4242,
+    }));
+    store.update_node(&node).await.expect("update");
+
+    let engine = cluster.engine(store.clone());
+    finish(&engine, &id).await;
+    kubelet.stop().await;
+    let node = store.nodes(&id).await.expect("nodes").remove(0);
+    assert_eq!(node.attempts, 2, "{node:?}");
+    let stored = node.handle.clone().expect("a handle");
+    let keys: Vec<&str> = stored
+        .as_object()
+        .expect("an object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, ["interruptions", "job", "namespace"], "{stored}");
+    assert_eq!(NodeHandle::read(&node).interruptions, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,7 @@
 //! comments and string literals, resolved to the module it names. Test code
 //! counts too: a test that needs a module above its own is a sign the
 //! arrow is wrong. A path to an item that a module re-exports counts where
-//! the path points (`super::Engine` in `engine/kubernetes.rs` is `engine`'s
+//! the path points (`super::Engine` in `engine/garbage.rs` is `engine`'s
 //! root, not one of its files), which is what a reader of the file sees.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};

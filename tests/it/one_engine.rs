@@ -11,7 +11,7 @@
 use std::collections::BTreeSet;
 use std::process::{Child, Command, Stdio};
 
-use weir::engine::Owner;
+use weir::engine::NodeHandle;
 use weir::spec::{ExecutionId, Trigger};
 use weir::store::{ENGINE_LEASE, NodeState, Status, Store};
 
@@ -79,7 +79,7 @@ fn owners(store: &dyn Store) -> BTreeSet<String> {
     executions(store)
         .iter()
         .flat_map(|e| nodes(store, &e.id))
-        .filter_map(|n| Owner::of_handle(n.handle.as_ref()))
+        .filter_map(|n| NodeHandle::read(&n).owner)
         .map(|o| o.engine)
         .collect()
 }
@@ -202,7 +202,8 @@ fn a_daemon_restarted_after_kill_9_takes_over_at_once_without_waiting_for_expiry
                 e.status == Status::Succeeded
                     && nodes.iter().all(|n| {
                         n.started_at.is_some_and(|at| at < dead.expires_at)
-                            && Owner::of_handle(n.handle.as_ref())
+                            && NodeHandle::read(n)
+                                .owner
                                 .is_some_and(|o| o.engine == taken.holder)
                     })
             })
@@ -368,7 +369,7 @@ fn backfill_wait_beside_a_daemon_hands_its_executions_to_it() {
         assert_eq!(execution.status, Status::Succeeded, "{execution:?}");
         for node in nodes(store.as_ref(), &execution.id) {
             assert_eq!(node.attempts, 1, "no attempt killed or retried: {node:?}");
-            drivers.extend(Owner::of_handle(node.handle.as_ref()).map(|o| o.engine));
+            drivers.extend(NodeHandle::read(&node).owner.map(|o| o.engine));
         }
     }
     assert_eq!(drivers.len(), 1, "the daemon drove them alone: {drivers:?}");
@@ -396,9 +397,8 @@ fn running_group(store: &dyn Store) -> (ExecutionId, u32) {
         };
         let pgid = nodes(store, &e.id)
             .iter()
-            .filter_map(|n| n.handle.as_ref()?.get("pgid")?.as_u64())
-            .next();
-        found = pgid.map(|p| (e.id.clone(), u32::try_from(p).expect("a pgid")));
+            .find_map(|n| NodeHandle::read(n).pgid());
+        found = pgid.map(|p| (e.id.clone(), p));
         found.is_some()
     });
     found.expect("found")
@@ -537,12 +537,8 @@ fn a_run_wait_that_lost_the_lease_stops_its_task_and_retries_it_as_interrupted()
     let mut last = None;
     let retried = (0..600).any(|_| {
         let node = nodes(store.as_ref(), &id).remove(0);
-        let interruptions = node
-            .handle
-            .as_ref()
-            .and_then(|h| h.get("interruptions")?.as_u64());
-        let done =
-            node.attempts == 2 && node.status.as_str() == "running" && interruptions == Some(1);
+        let interruptions = NodeHandle::read(&node).interruptions;
+        let done = node.attempts == 2 && node.status.as_str() == "running" && interruptions == 1;
         last = Some(node);
         done || {
             // Polling the `weir run` process's progress in the store.

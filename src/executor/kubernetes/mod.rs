@@ -1,6 +1,7 @@
 //! The Kubernetes executor (DESIGN.md section 6): one `batch/v1` Job per
 //! node attempt ([`job`]), observed with one list of Jobs and one of Pods
-//! per engine tick ([`observe`]), through the real `kube::Client`.
+//! per engine tick ([`observe`]), through the real `kube::Client`; the
+//! attempts it runs, behind the executor boundary ([`KubeExecutor`]).
 //!
 //! Every call that changes the cluster is safe to repeat: a create that
 //! meets an existing Job of the same name (a restart, or a retried request
@@ -12,6 +13,7 @@
 pub mod job;
 pub mod observe;
 pub mod pod;
+pub mod runs;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,6 +27,7 @@ use crate::spec::ExecutionId;
 
 pub use job::{JobRequest, Settings};
 pub use observe::{JobState, Report};
+pub use runs::KubeExecutor;
 
 /// Tries of one API call before its error is returned.
 const TRIES: u32 = 4;

@@ -22,8 +22,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::observe::Report;
 use crate::artifact::{self, ArtifactStore};
+use crate::executor::Outcome;
 use crate::executor::environment::{AllowList, Inherited};
-use crate::executor::local::{self, Attempt, Outcome};
+use crate::executor::local::{self, Attempt};
 use crate::spec::{ExecutionId, TaskSpec};
 
 /// Kubernetes keeps at most this much of a termination message.

@@ -1,0 +1,180 @@
+//! [`LocalExecutor`]: the attempts running as process groups of this
+//! process, behind the [`Executor`] boundary.
+//!
+//! Each attempt runs on a task of its own ([`super::run`]); its process
+//! group id is told to the engine as soon as the process runs
+//! ([`Events::handle_changed`]), so that should this process die, the next
+//! engine finds the group and kills it ([`Executor::adopt`]). An attempt
+//! this executor stopped itself ([`Executor::stop_all`]: leadership lost,
+//! shutting down) ends `Interrupted`, whatever its process said: the
+//! engine stopped it, not its task.
+//!
+//! What it must not do: outlive its engine. A local attempt dies with the
+//! process that started it, or is killed by the next engine; only groups
+//! started on this host since its boot are ever signalled.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use tokio_util::sync::CancellationToken;
+
+use super::{Attempt, attempt_dir, run};
+use crate::artifact::ArtifactStore;
+use crate::executor::handle::{AttemptHandle, LocalHandle};
+use crate::executor::process;
+use crate::executor::{
+    Adoption, AttemptKey, AttemptRequest, BoxFuture, Events, Executor, Outcome, StartError, lock,
+};
+
+/// Runs attempts as process groups of this host, in attempt folders under
+/// `<state>/runs/`.
+pub struct LocalExecutor {
+    state_dir: PathBuf,
+    artifacts: Arc<dyn ArtifactStore>,
+    /// How to ask each attempt running here to stop.
+    tokens: Arc<Mutex<HashMap<AttemptKey, CancellationToken>>>,
+    /// Process groups of the attempts running here, once started.
+    groups: Arc<Mutex<HashMap<AttemptKey, u32>>>,
+    /// Attempts [`Executor::stop_all`] killed: they end interrupted.
+    killed: Arc<Mutex<HashSet<AttemptKey>>>,
+}
+
+impl LocalExecutor {
+    /// Attempt folders go under `state_dir` (an absolute path: attempts
+    /// run in their own folders); outputs go to `artifacts`.
+    pub fn new(state_dir: PathBuf, artifacts: Arc<dyn ArtifactStore>) -> LocalExecutor {
+        LocalExecutor {
+            state_dir,
+            artifacts,
+            tokens: Arc::default(),
+            groups: Arc::default(),
+            killed: Arc::default(),
+        }
+    }
+}
+
+impl Executor for LocalExecutor {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    fn plan(&self, request: &AttemptRequest) -> AttemptHandle {
+        let key = &request.key;
+        AttemptHandle::Local(LocalHandle {
+            dir: attempt_dir(&self.state_dir, &key.execution, &key.node, request.attempt),
+            pgid: None,
+        })
+    }
+
+    fn start(
+        &self,
+        request: AttemptRequest,
+        handle: AttemptHandle,
+        events: Arc<dyn Events>,
+    ) -> BoxFuture<'_, Result<(), StartError>> {
+        let AttemptHandle::Local(LocalHandle { dir, .. }) = handle else {
+            return Box::pin(async { Err(StartError("not a local attempt".into())) });
+        };
+        let key = request.key.clone();
+        let token = CancellationToken::new();
+        lock(&self.tokens).insert(key.clone(), token.clone());
+        let artifacts = self.artifacts.clone();
+        let (tokens, groups, killed) = (
+            self.tokens.clone(),
+            self.groups.clone(),
+            self.killed.clone(),
+        );
+        tokio::spawn(async move {
+            let (pgid_tx, pgid_rx) = tokio::sync::oneshot::channel();
+            let attempt = Attempt {
+                dir: dir.clone(),
+                task: &request.task,
+                spec: &request.spec,
+                inputs: &request.inputs,
+                timeout: request.timeout,
+                notebook: request.notebook,
+                inherited: &request.environment,
+            };
+            let run = run(attempt, artifacts.as_ref(), &token, |pgid| {
+                let _ = pgid_tx.send(pgid);
+            });
+            let remember = async {
+                if let Ok(pgid) = pgid_rx.await {
+                    lock(&groups).insert(key.clone(), pgid);
+                    let handle = AttemptHandle::Local(LocalHandle {
+                        dir: dir.clone(),
+                        pgid: Some(pgid),
+                    });
+                    events.handle_changed(&key, &handle).await;
+                }
+            };
+            let (outcome, ()) = tokio::join!(run, remember);
+            lock(&tokens).remove(&key);
+            lock(&groups).remove(&key);
+            let was_killed = lock(&killed).remove(&key);
+            let outcome = match outcome {
+                Outcome::Succeeded { .. } => outcome,
+                // Killed by this executor (leadership lost): not the
+                // task's fault, so it does not use up the task's retries.
+                _ if was_killed => Outcome::Interrupted,
+                _ => outcome,
+            };
+            events.ended(key, outcome);
+        });
+        Box::pin(async { Ok(()) })
+    }
+
+    fn cancel<'a>(
+        &'a self,
+        key: &'a AttemptKey,
+        _events: &'a Arc<dyn Events>,
+    ) -> BoxFuture<'a, ()> {
+        if let Some(token) = lock(&self.tokens).get(key) {
+            token.cancel();
+        }
+        Box::pin(async {})
+    }
+
+    fn adopt<'a>(
+        &'a self,
+        key: &'a AttemptKey,
+        handle: &'a AttemptHandle,
+        started_here: bool,
+        _events: &'a Arc<dyn Events>,
+    ) -> BoxFuture<'a, Adoption> {
+        let adoption = match handle {
+            AttemptHandle::Local(LocalHandle {
+                pgid: Some(pgid), ..
+            }) if started_here => {
+                tracing::info!(execution = %key.execution, node = %key.node, pgid, "stopping an attempt whose engine is gone");
+                if let Err(e) = process::kill_group(*pgid, process::Signal::Kill) {
+                    tracing::warn!(execution = %key.execution, node = %key.node, error = %e, "cannot kill an interrupted attempt's processes");
+                }
+                Adoption::Gone
+            }
+            AttemptHandle::Local(LocalHandle {
+                pgid: Some(pgid), ..
+            }) => {
+                tracing::warn!(execution = %key.execution, node = %key.node, pgid, "an interrupted attempt ran on another host (or before a reboot): its processes are not signalled from here");
+                Adoption::Gone
+            }
+            AttemptHandle::Local(_) => Adoption::Gone,
+            AttemptHandle::Kubernetes(_) => Adoption::Foreign,
+        };
+        Box::pin(async move { adoption })
+    }
+
+    fn stop_all(&self) {
+        let groups = lock(&self.groups);
+        // Marked while `groups` is held: an attempt leaves `groups` before
+        // it reads its mark, so no mark outlives its attempt.
+        lock(&self.killed).extend(groups.keys().cloned());
+        for (key, pgid) in groups.iter() {
+            tracing::warn!(execution = %key.execution, node = %key.node, "shutting down: stopping a running attempt; it will be retried");
+            if let Err(e) = process::kill_group(*pgid, process::Signal::Kill) {
+                tracing::warn!(error = %e, "cannot stop an attempt");
+            }
+        }
+    }
+}
