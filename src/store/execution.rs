@@ -353,12 +353,7 @@ pub trait ExecutionStore: Send + Sync {
 
     /// The [`UnfinishedSummary`] of the unfinished executions, in one query
     /// reading no plan or node.
-    fn unfinished_summary(&self) -> StoreFuture<'_, UnfinishedSummary> {
-        Box::pin(async move {
-            let unfinished = self.unfinished_executions().await?;
-            Ok(UnfinishedSummary::of(&unfinished))
-        })
-    }
+    fn unfinished_summary(&self) -> StoreFuture<'_, UnfinishedSummary>;
 
     /// Calls `listener` with the id of each execution this handle (or a
     /// clone of it) creates or asks to cancel, once the write committed; for
@@ -375,15 +370,7 @@ pub trait ExecutionStore: Send + Sync {
     fn nodes_of<'a>(
         &'a self,
         executions: &'a [ExecutionId],
-    ) -> StoreFuture<'a, std::collections::HashMap<ExecutionId, Vec<NodeState>>> {
-        Box::pin(async move {
-            let mut all = std::collections::HashMap::new();
-            for id in executions {
-                all.insert(id.clone(), self.nodes(id).await?);
-            }
-            Ok(all)
-        })
-    }
+    ) -> StoreFuture<'a, std::collections::HashMap<ExecutionId, Vec<NodeState>>>;
 
     /// Writes a node's state (by execution and node path).
     fn update_node<'a>(&'a self, node: &'a NodeState) -> StoreFuture<'a, ()>;
@@ -409,20 +396,7 @@ pub trait ExecutionStore: Send + Sync {
     /// (a node that does not exist is [`Error::NotFound`](super::Error::NotFound)
     /// and writes nothing). One round trip per pass of the engine instead
     /// of one per node transition.
-    fn apply_engine_writes<'a>(&'a self, writes: &'a [EngineWrite]) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            for write in writes {
-                match write {
-                    EngineWrite::Node(node) => self.update_node(node).await?,
-                    EngineWrite::Completed { node, cache, edges } => {
-                        self.complete_node(node, cache.as_ref(), edges).await?;
-                    }
-                    EngineWrite::Execution(execution) => self.update_execution(execution).await?,
-                }
-            }
-            Ok(())
-        })
-    }
+    fn apply_engine_writes<'a>(&'a self, writes: &'a [EngineWrite]) -> StoreFuture<'a, ()>;
 
     /// Asks for an unfinished execution to be cancelled; `false` when it is
     /// unknown or already finished.
