@@ -268,15 +268,25 @@ pub struct CacheEntry {
 
 /// What the unfinished executions look like from afar, in one cheap query
 /// (the partial index of unfinished rows): how many there are, how many
-/// were asked to cancel, and the smallest and largest id. An engine compares
-/// it with what it holds to notice work another process wrote (a `weir run`
-/// or `weir cancel` beside a daemon) without reading every execution.
+/// were asked to cancel, the smallest and largest id and the latest
+/// creation instant. An engine compares it with what it holds to notice
+/// work another process wrote (a `weir run` or `weir cancel` beside a
+/// daemon) without reading every execution.
+///
+/// Ids are hashes, so a new execution can fall between the smallest and
+/// the largest; and while it is created, another process may finish one
+/// the engine holds, leaving the count as it was. `newest` is what such a
+/// creation still changes: an execution is created at its creator's
+/// clock, after those created before it (what it cannot tell, creators on
+/// hosts whose clocks disagree, the engine's full pass finds).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UnfinishedSummary {
     pub count: i64,
     pub cancel_requested: i64,
     pub first: Option<ExecutionId>,
     pub last: Option<ExecutionId>,
+    /// The latest `created_at`.
+    pub newest: Option<DateTime<Utc>>,
 }
 
 impl UnfinishedSummary {
@@ -291,6 +301,9 @@ impl UnfinishedSummary {
             }
             if summary.last.as_ref().is_none_or(|l| e.id > *l) {
                 summary.last = Some(e.id.clone());
+            }
+            if summary.newest.is_none_or(|n| e.created_at > n) {
+                summary.newest = Some(e.created_at);
             }
         }
         summary

@@ -10,9 +10,9 @@
 //! many rows, in id order, `RETURNING` the ids it inserted: the nodes of
 //! exactly those follow in the same transaction.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use std::collections::HashMap;
+use chrono::{DateTime, Utc};
 
 use super::rows::{self, CACHE_COLUMNS, EXECUTION_COLUMNS, LINEAGE_COLUMNS, NODE_COLUMNS};
 use super::statement::{Param, Statement, rows_per_statement};
@@ -154,17 +154,24 @@ impl<D: Dialect> SqlStore<D> {
         const DOING: &str = "summarizing unfinished executions";
         // The WHERE clause is the partial index's, word for word.
         let select = Statement::new(
-            "SELECT COUNT(*), COUNT(CASE WHEN cancel_requested THEN 1 END), MIN(id), MAX(id) \
-             FROM executions WHERE status IN ('queued', 'running')",
+            "SELECT COUNT(*), COUNT(CASE WHEN cancel_requested THEN 1 END), MIN(id), MAX(id), \
+             MAX(created_at) FROM executions WHERE status IN ('queued', 'running')",
         );
-        let row: Option<(i64, i64, Option<String>, Option<String>)> =
-            self.read_optional(DOING, select).await?;
-        let (count, cancel_requested, first, last) = row.unwrap_or_default();
+        type Row = (
+            i64,
+            i64,
+            Option<String>,
+            Option<String>,
+            Option<DateTime<Utc>>,
+        );
+        let row: Option<Row> = self.read_optional(DOING, select).await?;
+        let (count, cancel_requested, first, last, newest) = row.unwrap_or_default();
         Ok(UnfinishedSummary {
             count,
             cancel_requested,
             first: first.map(ExecutionId::from),
             last: last.map(ExecutionId::from),
+            newest,
         })
     }
 
