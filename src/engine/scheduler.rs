@@ -126,16 +126,20 @@ impl Scheduler {
         store: &dyn Store,
         now: DateTime<Utc>,
     ) -> Result<Report, crate::store::Error> {
-        self.tick_notifying(store, now, &mut |_| {}).await
+        let sources = store.sources().await?;
+        self.tick_notifying(store, now, sources, &mut |_| {}).await
     }
 
-    /// [`Scheduler::tick`], calling `created` with the ids of each batch of
-    /// executions as soon as the store has them (the daemon wakes the
-    /// engine there).
+    /// [`Scheduler::tick`] given every source's status as the caller just
+    /// read it ([`Store::sources`]: the daemon reads it anyway to see
+    /// whether a reconcile happened), calling `created` with the ids of
+    /// each batch of executions as soon as the store has them (the daemon
+    /// wakes the engine there).
     pub async fn tick_notifying(
         &mut self,
         store: &dyn Store,
         now: DateTime<Utc>,
+        sources: Vec<SourceStatus>,
         created: &mut (dyn FnMut(&[ExecutionId]) + Send),
     ) -> Result<Report, crate::store::Error> {
         let mut report = Report::default();
@@ -162,7 +166,7 @@ impl Scheduler {
                     .push(e.id);
             }
         }
-        self.forget_stale_preparations(store).await?;
+        self.forget_stale_preparations(store, sources).await?;
         let keep: HashSet<&VersionKey> = plans.iter().map(|p| &p.key).collect();
         self.states.retain(|k, _| keep.contains(k));
         self.plans.retain(|k, _| keep.contains(k));
@@ -388,7 +392,8 @@ impl Scheduler {
 
     /// Drops what was prepared from versions no longer active, when a
     /// reconcile has changed an active set since the last tick (the one
-    /// way they change): every source's active set is read then, once, and
+    /// way they change, seen in `sources`): every source's active set is
+    /// read then, once, and
     /// each prepared launch plan kept while it resolves alike. A launch
     /// plan's version covers its closure (DESIGN.md section 2), so a
     /// changed task makes a new key anyway; what this check adds is the
@@ -397,8 +402,8 @@ impl Scheduler {
     async fn forget_stale_preparations(
         &mut self,
         store: &dyn Store,
+        sources: Vec<SourceStatus>,
     ) -> Result<(), crate::store::Error> {
-        let sources = store.sources().await?;
         let unchanged = self.reconciled.as_ref().is_some_and(|last| {
             last.len() == sources.len()
                 && last.iter().zip(&sources).all(|(a, b)| {
