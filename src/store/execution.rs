@@ -358,6 +358,13 @@ pub trait ExecutionStore: Send + Sync {
 
     fn execution<'a>(&'a self, id: &'a ExecutionId) -> StoreFuture<'a, Option<Execution>>;
 
+    /// Each of `ids` that exists, by id: one query where
+    /// [`execution`](Self::execution) would take one per id.
+    fn executions_of<'a>(
+        &'a self,
+        ids: &'a [ExecutionId],
+    ) -> StoreFuture<'a, std::collections::HashMap<ExecutionId, Execution>>;
+
     /// Executions matching `filter`, newest first.
     fn executions<'a>(&'a self, filter: &'a ExecutionFilter) -> StoreFuture<'a, Vec<Execution>>;
 

@@ -31,6 +31,7 @@ on_every_backend!(
     a_batch_larger_than_one_statement_is_created_whole_and_once,
     two_batch_creators_racing_on_overlapping_ids_get_exactly_one_true,
     nodes_come_back_in_plan_order,
+    executions_are_read_by_id_many_at_once,
     node_and_execution_updates_persist,
     unfinished_executions_are_the_queued_and_running_ones_oldest_first,
     executions_filter_by_launch_plan_workflow_and_status_newest_first,
@@ -464,6 +465,28 @@ async fn two_batch_creators_racing_on_overlapping_ids_get_exactly_one_true(b: Ba
             [node(id, "prepare"), node(id, "train")]
         );
     }
+}
+
+/// `executions_of` reads many executions by id at once (what the engine
+/// reads of those it was told of): each that exists, as `execution` reads
+/// it; an unknown id is left out and one given twice is read once.
+async fn executions_are_read_by_id_many_at_once(b: Backend) {
+    let store = &*b.store;
+    let first = execution("e1", Status::Queued, 0);
+    let second = Execution {
+        cancel_requested: true,
+        ..execution("e2", Status::Running, 1)
+    };
+    create(store, &first, &[node("e1", "train")]).await;
+    create(store, &second, &[node("e2", "train")]).await;
+    let ids: Vec<ExecutionId> = ["e2", "nope", "e1", "e2"].map(ExecutionId::from).to_vec();
+    let read = store.executions_of(&ids).await.expect("read");
+    let expected: HashMap<ExecutionId, Execution> = [first, second]
+        .into_iter()
+        .map(|e| (e.id.clone(), e))
+        .collect();
+    assert_eq!(read, expected);
+    assert!(store.executions_of(&[]).await.expect("read").is_empty());
 }
 
 async fn nodes_come_back_in_plan_order(b: Backend) {

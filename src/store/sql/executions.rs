@@ -127,6 +127,25 @@ impl<D: Dialect> SqlStore<D> {
         Self::read_execution(&mut conn, id, DOING).await
     }
 
+    /// Many executions by id, a statement per chunk of ids.
+    async fn find_executions(
+        &self,
+        ids: &[ExecutionId],
+    ) -> Result<HashMap<ExecutionId, Execution>, Error> {
+        const DOING: &str = "reading executions";
+        let mut found = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(rows_per_statement::<D>(1, 0)) {
+            let mut select = Statement::built::<D>(format!(
+                "SELECT {EXECUTION_COLUMNS} FROM executions WHERE id IN "
+            ));
+            select.push_tuple(chunk.iter().map(|id| id.as_str().into()));
+            for execution in rows::executions(self.read(DOING, select).await?, DOING)? {
+                found.insert(execution.id.clone(), execution);
+            }
+        }
+        Ok(found)
+    }
+
     async fn list_executions(&self, filter: &ExecutionFilter) -> Result<Vec<Execution>, Error> {
         const DOING: &str = "listing executions";
         let mut select =
@@ -538,6 +557,13 @@ impl<D: Dialect> ExecutionStore for SqlStore<D> {
 
     fn execution<'a>(&'a self, id: &'a ExecutionId) -> StoreFuture<'a, Option<Execution>> {
         Box::pin(self.find_execution(id))
+    }
+
+    fn executions_of<'a>(
+        &'a self,
+        ids: &'a [ExecutionId],
+    ) -> StoreFuture<'a, HashMap<ExecutionId, Execution>> {
+        Box::pin(self.find_executions(ids))
     }
 
     fn executions<'a>(&'a self, filter: &'a ExecutionFilter) -> StoreFuture<'a, Vec<Execution>> {
