@@ -406,36 +406,17 @@ fn instants_at_the_end_of_the_calendar_are_none_not_a_panic() {
 #[test]
 fn instants_not_written_are_decided_again_from_the_first() {
     use super::tick::{PlanState, advance};
-    let activated = at("2026-06-01T04:30:00Z");
-    let first = at("2026-06-01T06:00:00Z");
-    let mut all = rule(Some("0 * * * *"), None, CatchUp::All, Concurrency::Allow);
-    all.max_catch_up = 10;
-    let mut state = PlanState::undecided_from(first);
-    let retried = advance(
-        &mut state,
-        &lp(),
-        &version(),
-        &all,
-        activated,
-        at("2026-06-01T07:00:30Z"),
-        &[],
-    )
-    .expect("due");
+    // The tick after the failure, at 07:00:30, under `catch_up`.
+    let retry = |catch_up| {
+        let rule = rule(Some("0 * * * *"), None, catch_up, Concurrency::Allow);
+        let mut state = PlanState::undecided_from(at("2026-06-01T06:00:00Z"));
+        let (activated, now) = (at("2026-06-01T04:30:00Z"), at("2026-06-01T07:00:30Z"));
+        advance(&mut state, &lp(), &version(), &rule, activated, now, &[]).expect("due")
+    };
+    let retried = retry(CatchUp::All);
     assert_eq!(started(&retried.decisions), ["06:00", "07:00"]);
     assert_eq!(retried.decisions.len(), 2, "05:00 is not decided again");
-
-    let none = rule(Some("0 * * * *"), None, CatchUp::None, Concurrency::Allow);
-    let mut state = PlanState::undecided_from(first);
-    let late = advance(
-        &mut state,
-        &lp(),
-        &version(),
-        &none,
-        activated,
-        at("2026-06-01T07:00:30Z"),
-        &[],
-    )
-    .expect("due");
+    let late = retry(CatchUp::None);
     assert_eq!(started(&late.decisions), ["07:00"]);
     assert_eq!(skipped(&late.decisions, SkipReason::CatchUpPolicy), 1);
 }

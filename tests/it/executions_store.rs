@@ -882,6 +882,17 @@ fn succeeded(execution: &str, path: &str, model: &Digest) -> NodeState {
     }
 }
 
+/// The cache entry of `done` (a succeeded node of `e1`, as [`succeeded`]).
+fn cache_entry(done: &NodeState) -> CacheEntry {
+    CacheEntry {
+        key: digest("train@v1 rate=0.05"),
+        execution: "e1".into(),
+        node: "train".into(),
+        outputs: done.outputs.clone().expect("outputs"),
+        created_at: at(2),
+    }
+}
+
 /// `complete_node` writes a succeeded node, its cache entry and its edges
 /// together (I5 by one transaction).
 async fn completing_a_node_writes_its_state_cache_entry_and_lineage(b: Backend) {
@@ -894,13 +905,7 @@ async fn completing_a_node_writes_its_state_cache_entry_and_lineage(b: Backend) 
     .await;
     let model = digest("model bytes");
     let done = succeeded("e1", "train", &model);
-    let entry = CacheEntry {
-        key: digest("train@v1 rate=0.05"),
-        execution: "e1".into(),
-        node: "train".into(),
-        outputs: done.outputs.clone().expect("outputs"),
-        created_at: at(2),
-    };
+    let entry = cache_entry(&done);
     let edges = [
         edge("e1", "train", Direction::Input, "rate", &digest("0.05"), 2),
         edge("e1", "train", Direction::Output, "model", &model, 2),
@@ -940,13 +945,7 @@ async fn completing_a_node_writes_nothing_when_one_edge_is_refused(b: Backend) {
     .await;
     let model = digest("model bytes");
     let done = succeeded("e1", "train", &model);
-    let entry = CacheEntry {
-        key: digest("train@v1 rate=0.05"),
-        execution: "e1".into(),
-        node: "train".into(),
-        outputs: done.outputs.clone().expect("outputs"),
-        created_at: at(2),
-    };
+    let entry = cache_entry(&done);
     let edges = [
         edge("e1", "train", Direction::Output, "model", &model, 2),
         edge("e1", "no-such-node", Direction::Output, "model", &model, 2),
@@ -985,13 +984,7 @@ async fn an_engine_pass_writes_all_its_steps_or_none(b: Backend) {
     };
     let model = digest("model bytes");
     let trained = succeeded("e1", "train", &model);
-    let entry = CacheEntry {
-        key: digest("train@v1 rate=0.05"),
-        execution: "e1".into(),
-        node: "train".into(),
-        outputs: trained.outputs.clone().expect("outputs"),
-        created_at: at(2),
-    };
+    let entry = cache_entry(&trained);
     let edges = vec![edge("e1", "train", Direction::Output, "model", &model, 2)];
     let finished = Execution {
         status: Status::Succeeded,

@@ -7,13 +7,10 @@
 //! as the new source's, not the old one's. (A changed task is a new launch
 //! plan version, prepared anew: `engine::a_changed_task_runs_at_the_next_instant`.)
 
-use chrono::{DateTime, DurationRound, Utc};
+use chrono::{DurationRound, Utc};
 use weir::engine::scheduler::Scheduler;
-use weir::reconcile::Outcome;
-use weir::source::git::{GitSource, SourceSpec};
-use weir::spec::SourceKey;
 
-use crate::common::{Backend, GitRepo, every_second, on_every_backend};
+use crate::common::{Backend, SourceRepo, every_second, on_every_backend};
 
 on_every_backend!(a_plan_moved_to_another_source_runs_as_that_source_s,);
 
@@ -24,54 +21,10 @@ spec:
   script: { interpreter: bash, source: "true" }
 "#;
 
-/// A repository and the source reading it.
-struct Repository {
-    repo: GitRepo,
-    source: GitSource,
-    _state: tempfile::TempDir,
-}
-
-impl Repository {
-    fn new(files: &[(&str, &str)]) -> Repository {
-        let repo = GitRepo::new();
-        for (path, text) in files {
-            repo.write(path, text);
-        }
-        repo.commit("Definitions");
-        let state = tempfile::tempdir().expect("tempdir");
-        let spec = SourceSpec {
-            repo: repo.path().display().to_string(),
-            branch: None,
-            path: String::new(),
-            credentials: Default::default(),
-        };
-        let source = GitSource::open(&spec, state.path()).expect("source");
-        Repository {
-            repo,
-            source,
-            _state: state,
-        }
-    }
-
-    /// Reconciles the source's head at `at`.
-    async fn reconcile(&self, b: &Backend, at: DateTime<Utc>) -> SourceKey {
-        let options = weir::reconcile::Options::default();
-        let loaded = weir::reconcile::load(&self.source, &options, None).expect("load");
-        match weir::reconcile::register(b.store.as_ref(), loaded, at)
-            .await
-            .expect("register")
-        {
-            Outcome::Reconciled { .. } => self.source.key(),
-            Outcome::Rejected { report, .. } => panic!("refused: {:?}", report.diagnostics),
-            Outcome::Untrusted { refusal, .. } => panic!("{refusal}"),
-        }
-    }
-}
-
 async fn a_plan_moved_to_another_source_runs_as_that_source_s(b: Backend) {
     let plan = every_second("true", "none");
-    let first = Repository::new(&[("plan.yaml", &plan), ("keep.yaml", KEEP)]);
-    let second = Repository::new(&[("keep-too.yaml", &KEEP.replace("keep", "keep-too"))]);
+    let first = SourceRepo::new(&[("plan.yaml", plan.as_str()), ("keep.yaml", KEEP)]);
+    let second = SourceRepo::new(&[("keep-too.yaml", &KEEP.replace("keep", "keep-too"))]);
     // Time is injected: whole seconds after the activation.
     let activated = Utc::now()
         .duration_trunc(chrono::Duration::seconds(1))

@@ -10,10 +10,9 @@
 
 use chrono::{DateTime, DurationRound, Utc};
 use weir::engine::scheduler::{BATCH, Scheduler};
-use weir::source::git::{GitSource, SourceSpec};
 use weir::store::ExecutionFilter;
 
-use crate::common::{Backend, GitRepo, every_second, on_every_backend};
+use crate::common::{Backend, SourceRepo, every_second, on_every_backend};
 
 on_every_backend!(
     a_failed_write_leaves_the_scheduler_working,
@@ -82,28 +81,10 @@ async fn fail_inserts(url: &str, fault: Option<Fault>) {
 }
 
 /// Registers `definitions` (one commit) as activated at `activated`.
-async fn register(
-    backend: &Backend,
-    definitions: &str,
-    activated: DateTime<Utc>,
-) -> (GitRepo, tempfile::TempDir) {
-    let repo = GitRepo::new();
-    repo.write("plan.yaml", definitions);
-    repo.commit("A schedule every second");
-    let state = tempfile::tempdir().expect("tempdir");
-    let spec = SourceSpec {
-        repo: repo.path().display().to_string(),
-        branch: None,
-        path: String::new(),
-        credentials: Default::default(),
-    };
-    let git = GitSource::open(&spec, state.path()).expect("source");
-    let loaded =
-        weir::reconcile::load(&git, &weir::reconcile::Options::default(), None).expect("load");
-    weir::reconcile::register(backend.store.as_ref(), loaded, activated)
-        .await
-        .expect("register");
-    (repo, state)
+async fn register(backend: &Backend, definitions: &str, activated: DateTime<Utc>) -> SourceRepo {
+    let repo = SourceRepo::new(&[("plan.yaml", definitions)]);
+    repo.reconcile(backend, activated).await;
+    repo
 }
 
 /// The scheduled instants of every execution of `every-second`, in order.
