@@ -249,10 +249,12 @@ async fn burst(backend: &str, store: Arc<dyn Store>, definitions: usize) {
     let mut lags = Vec::new();
     let mut stored =
         |ids: &[weir::spec::ExecutionId]| lags.extend(ids.iter().map(|_| start.elapsed()));
+    let sources = store.sources().await.expect("sources");
     let report = scheduler
         .tick_notifying(
             store.as_ref(),
             due + chrono::Duration::seconds(1),
+            sources,
             &mut stored,
         )
         .await

@@ -71,43 +71,44 @@ pub(super) async fn scheduler_loop(
             }
             return;
         }
-        let sources = match store.sources().await {
-            Ok(sources) => Some(
-                sources
-                    .into_iter()
-                    .map(|s| (s.source, s.last_reconciled))
-                    .collect::<Vec<_>>(),
-            ),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the sources' status");
-                None
-            }
-        };
-        let due = last_tick.is_none_or(|at| at.elapsed() >= SAFETY_NET)
-            || sources.is_none()
-            || sources != reconciled
-            || next_due.is_some_and(|due| due <= clock.now());
-        if due {
-            // Woken per batch of a burst, so the first start while the
-            // rest are written.
-            let mut wake = |_: &[ExecutionId]| wake_engine.notify_one();
-            match scheduler
-                .tick_notifying(store.as_ref(), clock.now(), &mut wake)
-                .await
-            {
-                Ok(report) => {
-                    last_tick = Some(tokio::time::Instant::now());
-                    reconciled = sources;
-                    if !report.created.is_empty() || !report.cancelled.is_empty() {
-                        wake_engine.notify_one();
+        // Read once: to see whether a reconcile happened, and by the tick.
+        match store.sources().await {
+            Ok(sources) => {
+                let commits: Vec<_> = sources
+                    .iter()
+                    .map(|s| (s.source.clone(), s.last_reconciled.clone()))
+                    .collect();
+                let due = last_tick.is_none_or(|at| at.elapsed() >= SAFETY_NET)
+                    || reconciled.as_ref() != Some(&commits)
+                    || next_due.is_some_and(|due| due <= clock.now());
+                if due {
+                    // Woken per batch of a burst, so the first start while
+                    // the rest are written.
+                    let mut wake = |_: &[ExecutionId]| wake_engine.notify_one();
+                    match scheduler
+                        .tick_notifying(store.as_ref(), clock.now(), sources, &mut wake)
+                        .await
+                    {
+                        Ok(report) => {
+                            last_tick = Some(tokio::time::Instant::now());
+                            reconciled = Some(commits);
+                            if !report.created.is_empty() || !report.cancelled.is_empty() {
+                                wake_engine.notify_one();
+                            }
+                        }
+                        Err(e) => {
+                            last_tick = None;
+                            tracing::warn!(error = %e, "scheduler tick failed");
+                        }
                     }
-                }
-                Err(e) => {
-                    last_tick = None;
-                    tracing::warn!(error = %e, "scheduler tick failed");
+                    next_due = scheduler.next_due(clock.now());
                 }
             }
-            next_due = scheduler.next_due(clock.now());
+            // The store cannot be read: the tick waits for it.
+            Err(e) => {
+                last_tick = None;
+                tracing::warn!(error = %e, "cannot read the sources' status");
+            }
         }
         // Wake at the next scheduled instant when it comes before the tick
         // (a scheduled run starts on time, not up to a tick late).

@@ -5,7 +5,7 @@
 //! What it guarantees:
 //! - The instants are the scheduler's own ([`crate::schedule::backfill`]),
 //!   and each execution is created through the scheduler's path (the
-//!   launch plan prepared once, [`create::prepare`], the missing instants
+//!   launch plan prepared once, [`LaunchPlanVersion::prepare`], the missing instants
 //!   written in batches) with the same deterministic id, so an
 //!   instant the scheduler already ran, or an earlier or overlapping
 //!   backfill created, is found and reported `exists`, never run twice
@@ -25,12 +25,12 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-use super::create::{self, active, document, one};
+use super::create::{self, LaunchPlanVersion};
 use super::{Engine, scheduler};
 use crate::schedule::backfill::{self as range, RangeError};
 use crate::schedule::{Rule, execution_id};
 use crate::spec::Trigger;
-use crate::spec::{Concurrency, Definition, Digest, EntityRef, ExecutionId, Kind};
+use crate::spec::{Concurrency, Digest, EntityRef, ExecutionId};
 use crate::store::execution::BackfillGroup;
 use crate::store::execution::{Execution, Status};
 use crate::store::{self, Store};
@@ -182,35 +182,29 @@ fn group_id(
     format!("{}-backfill-{}", name.trim_end_matches('-'), digest.short())
 }
 
-/// The active launch plan named in `request`, its version and schedule.
-async fn resolve(store: &dyn Store, request: &Request) -> Result<(EntityRef, Digest, Rule), Error> {
+/// The active launch plan named in `request` and its schedule.
+async fn resolve(store: &dyn Store, request: &Request) -> Result<(LaunchPlanVersion, Rule), Error> {
     let name = &request.launch_plan;
-    let found = active(store, Kind::LaunchPlan, name, request.project.as_deref());
-    let version = match found.await.and_then(|plans| one(name, plans)) {
+    let unreadable = |message: String| Error::Unreadable {
+        name: name.clone(),
+        message,
+    };
+    let version = match create::active_launch_plan(store, name, request.project.as_deref()).await {
         Ok(version) => version,
         Err(create::Error::Store(e)) => return Err(Error::Store(e)),
         Err(create::Error::Ambiguous { name, projects }) => {
             return Err(Error::Ambiguous { name, projects });
         }
+        Err(e @ create::Error::Document(..)) => return Err(unreadable(e.to_string())),
         Err(_) => return Err(Error::NotFound(name.clone())),
     };
-    let unreadable = |message: String| Error::Unreadable {
-        name: name.clone(),
-        message,
-    };
-    let Definition::LaunchPlan(plan) = document(store, &version.key)
-        .await
-        .map_err(|e| unreadable(e.to_string()))?
-    else {
-        return Err(unreadable("not a launch plan".into()));
-    };
-    let schedule = plan
+    let schedule = version
         .spec
         .schedule
         .as_ref()
         .ok_or_else(|| Error::NoSchedule(name.clone()))?;
     let rule = Rule::from_spec(schedule).map_err(|e| unreadable(e.to_string()))?;
-    Ok((version.key.entity, version.key.digest, rule))
+    Ok((version, rule))
 }
 
 /// Creates (or, with `dry_run`, only looks up) the execution of every
@@ -223,7 +217,8 @@ pub async fn backfill(
     if request.max_parallel == Some(0) {
         return Err(Error::MaxParallel);
     }
-    let (launch_plan, version, rule) = resolve(store, request).await?;
+    let (resolved, rule) = resolve(store, request).await?;
+    let (launch_plan, version) = (resolved.key.entity.clone(), resolved.key.digest.clone());
     let from = range::parse_bound("from", &request.from, rule.timezone)?;
     let to = range::parse_bound("to", &request.to, rule.timezone)?;
     let covered = range::instants(&rule, from, to, now)?;
@@ -252,7 +247,7 @@ pub async fn backfill(
         }
     }
     if !request.dry_run && !missing.is_empty() {
-        create_missing(store, &launch_plan, &group, &mut entries, &missing, now).await?;
+        create_missing(store, resolved, &group, &mut entries, &missing, now).await?;
     }
     if !request.dry_run {
         tracing::info!(
@@ -277,14 +272,15 @@ pub async fn backfill(
 }
 
 /// Creates the executions of `entries[i]` for each `i` of `missing`
-/// through the scheduler's path: the launch plan resolved once
-/// ([`create::prepare`]), its executions written in batches of
+/// through the scheduler's path: the launch plan version whose instants
+/// and ids they are prepared once ([`LaunchPlanVersion::prepare`]), its
+/// executions written in batches of
 /// [`scheduler::BATCH`] (the ids the scheduler gives the same instants, so
 /// neither runs one twice, I4). Each entry is then `created`, or `exists`
 /// when another process created it meanwhile.
 async fn create_missing(
     store: &dyn Store,
-    launch_plan: &EntityRef,
+    launch_plan: LaunchPlanVersion,
     group: &BackfillGroup,
     entries: &mut [Entry],
     missing: &[usize],
@@ -293,7 +289,8 @@ async fn create_missing(
     fn failed(instant: DateTime<Utc>) -> impl FnOnce(create::Error) -> Error {
         move |source| Error::Create { instant, source }
     }
-    let prepared = create::prepare(store, &launch_plan.name, Some(&launch_plan.project), None)
+    let prepared = launch_plan
+        .prepare(store)
         .await
         .map_err(failed(entries[missing[0]].instant))?;
     for chunk in missing.chunks(scheduler::BATCH) {

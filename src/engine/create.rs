@@ -77,17 +77,6 @@ pub struct Preview {
     pub versions: ActiveSet,
 }
 
-/// Active versions of a kind and name (one per project).
-pub(super) async fn active(
-    store: &dyn Store,
-    kind: Kind,
-    name: &str,
-    project: Option<&str>,
-) -> Result<Vec<VersionRecord>, Error> {
-    let all = registered(store, kind, name, project).await?;
-    Ok(all.into_iter().filter(|v| v.active).collect())
-}
-
 /// Every registered version of a kind and name, active or not.
 pub(super) async fn registered(
     store: &dyn Store,
@@ -311,34 +300,115 @@ pub async fn prepare(
     project: Option<&str>,
     preview: Option<&Preview>,
 ) -> Result<Prepared, Error> {
-    let mut resolved = Vec::new();
-    let mut record = |c: &Candidate| {
-        resolved.push((c.key.entity.clone(), c.source.clone(), c.key.digest.clone()));
-    };
     let plans = candidates(store, preview, Kind::LaunchPlan, name, project).await?;
-    let (launch_plan, workflow_version) = if plans.is_empty() {
+    if plans.is_empty() {
         let workflows = candidates(store, preview, Kind::Workflow, name, project).await?;
-        (None, one_of(name, workflows, |c| &c.key)?)
-    } else {
-        let lp = one_of(name, plans, |c| &c.key)?;
-        record(&lp);
-        let Definition::LaunchPlan(doc) = lp.definition else {
-            return Err(Error::NotFound(name.to_owned()));
-        };
+        let workflow = one_of(name, workflows, |c| &c.key)?;
+        return compile(store, preview, name, None, workflow, Vec::new()).await;
+    }
+    let lp = one_of(name, plans, |c| &c.key)?;
+    let Definition::LaunchPlan(doc) = lp.definition else {
+        return Err(Error::NotFound(name.to_owned()));
+    };
+    LaunchPlanVersion {
+        key: lp.key,
+        spec: doc.spec,
+        source: lp.source,
+    }
+    .prepare_in(store, preview)
+    .await
+}
+
+/// The active version of a launch plan, its definition read: what a
+/// backfill decides its instants from and then prepares
+/// ([`LaunchPlanVersion::prepare`]), one version read once.
+#[derive(Debug, Clone)]
+pub struct LaunchPlanVersion {
+    pub key: VersionKey,
+    pub spec: LaunchPlanSpec,
+    /// The source that has it active.
+    source: Option<SourceKey>,
+}
+
+/// The active version of the launch plan `name` in `project` (any when
+/// `None`), in one query.
+pub async fn active_launch_plan(
+    store: &dyn Store,
+    name: &str,
+    project: Option<&str>,
+) -> Result<LaunchPlanVersion, Error> {
+    let plans = candidates(store, None, Kind::LaunchPlan, name, project).await?;
+    let lp = one_of(name, plans, |c| &c.key)?;
+    match lp.definition {
+        Definition::LaunchPlan(doc) => Ok(LaunchPlanVersion {
+            key: lp.key,
+            spec: doc.spec,
+            source: lp.source,
+        }),
+        _ => Err(Error::Document(
+            describe(&lp.key),
+            "not a launch plan".into(),
+        )),
+    }
+}
+
+impl LaunchPlanVersion {
+    /// Resolves what this version runs against the active versions and
+    /// compiles its workflow ([`prepare`] of its name, without resolving
+    /// the launch plan again).
+    pub async fn prepare(self, store: &dyn Store) -> Result<Prepared, Error> {
+        self.prepare_in(store, None).await
+    }
+
+    async fn prepare_in(
+        self,
+        store: &dyn Store,
+        preview: Option<&Preview>,
+    ) -> Result<Prepared, Error> {
+        let resolved = vec![(
+            self.key.entity.clone(),
+            self.source,
+            self.key.digest.clone(),
+        )];
         let workflow = candidates(
             store,
             preview,
             Kind::Workflow,
-            &doc.spec.workflow,
-            Some(&lp.key.entity.project),
+            &self.spec.workflow,
+            Some(&self.key.entity.project),
         )
         .await?
         .into_iter()
         .next()
-        .ok_or_else(|| Error::NotFound(doc.spec.workflow.clone()))?;
-        (Some((lp.key, doc.spec)), workflow)
-    };
-    record(&workflow_version);
+        .ok_or_else(|| Error::NotFound(self.spec.workflow.clone()))?;
+        let name = self.key.entity.name.clone();
+        compile(
+            store,
+            preview,
+            &name,
+            Some((self.key, self.spec)),
+            workflow,
+            resolved,
+        )
+        .await
+    }
+}
+
+/// The rest of [`prepare`] once the workflow is found: its closure
+/// resolved and compiled. `resolved`: what was resolved by name before.
+async fn compile(
+    store: &dyn Store,
+    preview: Option<&Preview>,
+    name: &str,
+    launch_plan: Option<(VersionKey, LaunchPlanSpec)>,
+    workflow_version: Candidate,
+    mut resolved: Vec<(EntityRef, Option<SourceKey>, Digest)>,
+) -> Result<Prepared, Error> {
+    resolved.push((
+        workflow_version.key.entity.clone(),
+        workflow_version.source.clone(),
+        workflow_version.key.digest.clone(),
+    ));
     let project = workflow_version.key.entity.project.clone();
     let Definition::Workflow(workflow) = workflow_version.definition else {
         return Err(Error::NotFound(name.to_owned()));
@@ -509,10 +579,6 @@ impl Prepared {
             .collect();
         Ok(NewExecution { execution, nodes })
     }
-}
-
-pub(super) fn one(name: &str, found: Vec<VersionRecord>) -> Result<VersionRecord, Error> {
-    one_of(name, found, |v| &v.key)
 }
 
 /// The one version found, or why there is not exactly one.

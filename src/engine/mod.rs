@@ -359,9 +359,14 @@ impl Engine {
             let unfinished = self.store.unfinished_executions().await?;
             lock(&self.agenda).merge(unfinished);
         }
-        for id in stale {
-            let execution = self.store.execution(&id).await?;
-            lock(&self.agenda).refresh(&id, execution);
+        if !stale.is_empty() {
+            // One read for all of them.
+            let mut read = self.store.executions_of(&stale).await?;
+            let mut agenda = lock(&self.agenda);
+            for id in stale {
+                let execution = read.remove(&id);
+                agenda.refresh(&id, execution);
+            }
         }
         self.drive_due().await
     }

@@ -21,11 +21,11 @@ use chrono::{DateTime, Utc};
 
 use super::create::{self, Prepared, Request};
 use crate::schedule::Rule;
-use crate::schedule::tick::{Decision, PlanState, SkipReason, advance};
+use crate::schedule::tick::{Decision, PlanState, SkipReason, Tick, advance};
 use crate::spec::{Definition, Digest, EntityRef, ExecutionId, Kind, SourceKey, Trigger};
 use crate::store::execution::BackfillGroup;
 use crate::store::execution::Execution;
-use crate::store::{SourceStatus, Store, VersionFilter, VersionKey};
+use crate::store::{SourceStatus, Store, VersionFilter, VersionKey, VersionRecord};
 
 /// Creates the execution of `launch_plan`'s active version at the scheduled
 /// `instant`, or finds it: the one path by which the scheduler and a
@@ -89,6 +89,15 @@ pub struct Scheduler {
     reconciled: Option<Vec<SourceStatus>>,
 }
 
+/// The unfinished executions at a tick's start.
+#[derive(Default)]
+struct Running {
+    /// By (project, launch plan name).
+    by_plan: HashMap<(String, String), Vec<ExecutionId>>,
+    /// Those a backfill created.
+    backfills: HashSet<ExecutionId>,
+}
+
 /// A due instant to create, and where it came from.
 struct Due {
     plan: VersionKey,
@@ -117,16 +126,20 @@ impl Scheduler {
         store: &dyn Store,
         now: DateTime<Utc>,
     ) -> Result<Report, crate::store::Error> {
-        self.tick_notifying(store, now, &mut |_| {}).await
+        let sources = store.sources().await?;
+        self.tick_notifying(store, now, sources, &mut |_| {}).await
     }
 
-    /// [`Scheduler::tick`], calling `created` with the ids of each batch of
-    /// executions as soon as the store has them (the daemon wakes the
-    /// engine there).
+    /// [`Scheduler::tick`] given every source's status as the caller just
+    /// read it ([`Store::sources`]: the daemon reads it anyway to see
+    /// whether a reconcile happened), calling `created` with the ids of
+    /// each batch of executions as soon as the store has them (the daemon
+    /// wakes the engine there).
     pub async fn tick_notifying(
         &mut self,
         store: &dyn Store,
         now: DateTime<Utc>,
+        sources: Vec<SourceStatus>,
         created: &mut (dyn FnMut(&[ExecutionId]) + Send),
     ) -> Result<Report, crate::store::Error> {
         let mut report = Report::default();
@@ -140,118 +153,38 @@ impl Scheduler {
             .into_iter()
             .filter(|v| v.active)
             .collect();
-        let mut running: HashMap<(String, String), Vec<Execution>> = HashMap::new();
-        let mut backfills = HashSet::new();
+        let mut running = Running::default();
         for e in store.unfinished_executions().await? {
             if e.trigger == Trigger::Backfill {
-                backfills.insert(e.id.clone());
+                running.backfills.insert(e.id.clone());
             }
             if let Some(lp) = &e.launch_plan {
                 running
+                    .by_plan
                     .entry((e.project.clone(), lp.clone()))
                     .or_default()
-                    .push(e);
+                    .push(e.id);
             }
         }
-        self.forget_stale_preparations(store).await?;
+        self.forget_stale_preparations(store, sources).await?;
         let keep: HashSet<&VersionKey> = plans.iter().map(|p| &p.key).collect();
         self.states.retain(|k, _| keep.contains(k));
         self.plans.retain(|k, _| keep.contains(k));
         self.prepared.retain(|k, _| keep.contains(k));
         self.unprepared.retain(|k| keep.contains(k));
         let mut due = Vec::new();
-        // Where each plan stood before this tick, to restore should its
-        // executions not be written.
-        let mut before = HashMap::new();
         for plan in &plans {
-            let key = &plan.key;
-            if !self.plans.contains_key(key) {
-                let rule = match store.version_document(key).await? {
-                    Some(doc) => match Definition::from_json(Kind::LaunchPlan, doc) {
-                        Ok(Definition::LaunchPlan(lp)) => lp
-                            .spec
-                            .schedule
-                            .as_ref()
-                            .and_then(|s| match Rule::from_spec(s) {
-                                Ok(rule) => Some(rule),
-                                // Refused at validation today: a version
-                                // registered before. Said once per version.
-                                Err(e) => {
-                                    tracing::error!(launch_plan = %key.entity, version = %key.digest, error = %e, "schedule skipped: it cannot be read");
-                                    report.errors.push((key.entity.name.clone(), e.to_string()));
-                                    None
-                                }
-                            }),
-                        _ => None,
-                    },
-                    None => None,
-                };
-                self.plans.insert(key.clone(), rule);
-            }
-            if self.plans[key].is_none() {
-                continue;
-            }
-            // Prepared ahead of its instants: a burst of due instants
-            // costs only their writes.
-            if !self.prepared.contains_key(key) && !self.unprepared.contains(key) {
-                if let Err(create::Error::Store(e)) = self.prepare(store, key).await {
-                    return Err(e);
-                }
-            }
-            let Some(rule) = &self.plans[key] else {
-                continue;
-            };
-            let entity = &key.entity;
-            let ids: Vec<ExecutionId> = running
-                .get(&(entity.project.clone(), entity.name.clone()))
-                .map(|list| list.iter().map(|e| e.id.clone()).collect())
-                .unwrap_or_default();
-            let activated_at = plan.last_activated_at.unwrap_or(plan.registered_at);
-            let state = self.states.entry(key.clone()).or_default();
-            let previous = *state;
-            let Some(tick) = advance(state, entity, &key.digest, rule, activated_at, now, &ids)
-            else {
-                continue;
-            };
-            for id in tick.cancel {
-                // `Replace` makes way for the newest instant, not for work
-                // a backfill asked for explicitly.
-                if backfills.contains(&id) {
-                    continue;
-                }
-                if store.request_cancel(&id).await? {
-                    report.cancelled.push(id);
-                }
-            }
-            for decision in tick.decisions {
-                match decision {
-                    Decision::Start(trigger) => {
-                        let prepared = match self.prepared.get(key) {
-                            Some(prepared) => Ok(prepared.clone()),
-                            None => self.prepare(store, key).await,
-                        };
-                        match prepared {
-                            Ok(prepared) => {
-                                before.entry(key.clone()).or_insert(previous);
-                                due.push(Due {
-                                    plan: key.clone(),
-                                    prepared,
-                                    instant: trigger.instant,
-                                });
-                            }
-                            Err(create::Error::Store(e)) => return Err(e),
-                            Err(e) => cannot_start(&mut report, entity, &e),
-                        }
-                    }
-                    Decision::Skip(trigger, reason) => {
-                        tracing::info!(launch_plan = %entity.name, instant = %trigger.instant, reason = ?reason, "scheduled instant skipped");
-                        report.skipped.push((trigger.execution, reason));
-                    }
-                }
+            if let Err(e) = self
+                .decide(store, plan, &running, now, &mut due, &mut report)
+                .await
+            {
+                // Nothing decided this tick is written yet.
+                self.undecide(&due);
+                return Err(e);
             }
         }
         let mut batch = Vec::with_capacity(BATCH.min(due.len()));
-        for chunk in due.chunks(BATCH) {
+        for (n, chunk) in due.chunks(BATCH).enumerate() {
             batch.clear();
             for d in chunk {
                 let request = Request {
@@ -264,17 +197,12 @@ impl Scheduler {
                     Err(e) => cannot_start(&mut report, &d.plan.entity, &e),
                 }
             }
-            // Attempted now: a failure loses these instants (as a failed
-            // single creation did), not the later batches'.
-            for d in chunk {
-                before.remove(&d.plan);
-            }
             let made = match store.create_executions(&batch).await {
                 Ok(made) => made,
                 Err(e) => {
-                    // The plans of later batches were not attempted: the
-                    // next tick decides their instants again.
-                    self.states.extend(before.drain());
+                    // Neither this batch nor the later ones are known to
+                    // be written: the next tick decides them again.
+                    self.undecide(&due[n * BATCH..]);
                     return Err(e);
                 }
             };
@@ -292,6 +220,148 @@ impl Scheduler {
             report.created.extend(ids);
         }
         Ok(report)
+    }
+
+    /// Decides `plan`'s schedule at `now`: asks the running executions a
+    /// `Replace` makes way for to stop, and adds the instants to create to
+    /// `due`. On a store error the plan stands where it stood before.
+    async fn decide(
+        &mut self,
+        store: &dyn Store,
+        plan: &VersionRecord,
+        running: &Running,
+        now: DateTime<Utc>,
+        due: &mut Vec<Due>,
+        report: &mut Report,
+    ) -> Result<(), crate::store::Error> {
+        let key = &plan.key;
+        if !self.plans.contains_key(key) {
+            let rule = self.read_rule(store, key, report).await?;
+            self.plans.insert(key.clone(), rule);
+        }
+        if self.plans[key].is_none() {
+            return Ok(());
+        }
+        // Prepared ahead of its instants: a burst of due instants costs
+        // only their writes.
+        if !self.prepared.contains_key(key) && !self.unprepared.contains(key) {
+            if let Err(create::Error::Store(e)) = self.prepare(store, key).await {
+                return Err(e);
+            }
+        }
+        let Some(rule) = &self.plans[key] else {
+            return Ok(());
+        };
+        let entity = &key.entity;
+        let ids = running
+            .by_plan
+            .get(&(entity.project.clone(), entity.name.clone()))
+            .map_or(&[][..], Vec::as_slice);
+        let activated_at = plan.last_activated_at.unwrap_or(plan.registered_at);
+        let state = self.states.entry(key.clone()).or_default();
+        let previous = *state;
+        let Some(tick) = advance(state, entity, &key.digest, rule, activated_at, now, ids) else {
+            return Ok(());
+        };
+        let decided = self.act_on(store, key, tick, running, due, report).await;
+        if decided.is_err() {
+            self.states.insert(key.clone(), previous);
+        }
+        decided
+    }
+
+    /// The rule of the launch plan version `key`'s schedule, `None` when
+    /// it has none or it cannot be read (said once per version).
+    async fn read_rule(
+        &self,
+        store: &dyn Store,
+        key: &VersionKey,
+        report: &mut Report,
+    ) -> Result<Option<Rule>, crate::store::Error> {
+        let Some(doc) = store.version_document(key).await? else {
+            return Ok(None);
+        };
+        let Ok(Definition::LaunchPlan(lp)) = Definition::from_json(Kind::LaunchPlan, doc) else {
+            return Ok(None);
+        };
+        let Some(schedule) = lp.spec.schedule.as_ref() else {
+            return Ok(None);
+        };
+        match Rule::from_spec(schedule) {
+            Ok(rule) => Ok(Some(rule)),
+            // Refused at validation today: a version registered before.
+            Err(e) => {
+                tracing::error!(launch_plan = %key.entity, version = %key.digest, error = %e, "schedule skipped: it cannot be read");
+                report.errors.push((key.entity.name.clone(), e.to_string()));
+                Ok(None)
+            }
+        }
+    }
+
+    /// Carries out what one tick of `key` decided: cancels for `Replace`,
+    /// instants to create onto `due`, skips reported.
+    async fn act_on(
+        &mut self,
+        store: &dyn Store,
+        key: &VersionKey,
+        tick: Tick,
+        running: &Running,
+        due: &mut Vec<Due>,
+        report: &mut Report,
+    ) -> Result<(), crate::store::Error> {
+        let entity = &key.entity;
+        for id in tick.cancel {
+            // `Replace` makes way for the newest instant, not for work
+            // a backfill asked for explicitly.
+            if running.backfills.contains(&id) {
+                continue;
+            }
+            if store.request_cancel(&id).await? {
+                report.cancelled.push(id);
+            }
+        }
+        for decision in tick.decisions {
+            match decision {
+                Decision::Start(trigger) => {
+                    let prepared = match self.prepared.get(key) {
+                        Some(prepared) => Ok(prepared.clone()),
+                        None => self.prepare(store, key).await,
+                    };
+                    match prepared {
+                        Ok(prepared) => due.push(Due {
+                            plan: key.clone(),
+                            prepared,
+                            instant: trigger.instant,
+                        }),
+                        Err(create::Error::Store(e)) => return Err(e),
+                        Err(e) => cannot_start(report, entity, &e),
+                    }
+                }
+                Decision::Skip(trigger, reason) => {
+                    tracing::info!(launch_plan = %entity.name, instant = %trigger.instant, reason = ?reason, "scheduled instant skipped");
+                    report.skipped.push((trigger.execution, reason));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The instants of `unwritten` were decided but may not have been
+    /// written: each of their plans decides again from its first such
+    /// instant at the next tick (those written meanwhile are found
+    /// existing, I4). What each plan decided before that instant stands.
+    fn undecide(&mut self, unwritten: &[Due]) {
+        let mut first: HashMap<&VersionKey, DateTime<Utc>> = HashMap::new();
+        for d in unwritten {
+            first
+                .entry(&d.plan)
+                .and_modify(|at| *at = (*at).min(d.instant))
+                .or_insert(d.instant);
+        }
+        for (plan, at) in first {
+            self.states
+                .insert(plan.clone(), PlanState::undecided_from(at));
+        }
     }
 
     /// Prepares the launch plan `key` and keeps it; a failure other than
@@ -322,7 +392,8 @@ impl Scheduler {
 
     /// Drops what was prepared from versions no longer active, when a
     /// reconcile has changed an active set since the last tick (the one
-    /// way they change): every source's active set is read then, once, and
+    /// way they change, seen in `sources`): every source's active set is
+    /// read then, once, and
     /// each prepared launch plan kept while it resolves alike. A launch
     /// plan's version covers its closure (DESIGN.md section 2), so a
     /// changed task makes a new key anyway; what this check adds is the
@@ -331,8 +402,8 @@ impl Scheduler {
     async fn forget_stale_preparations(
         &mut self,
         store: &dyn Store,
+        sources: Vec<SourceStatus>,
     ) -> Result<(), crate::store::Error> {
-        let sources = store.sources().await?;
         let unchanged = self.reconciled.as_ref().is_some_and(|last| {
             last.len() == sources.len()
                 && last.iter().zip(&sources).all(|(a, b)| {

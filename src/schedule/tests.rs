@@ -398,3 +398,25 @@ fn instants_at_the_end_of_the_calendar_are_none_not_a_panic() {
     let every_second = rule(None, Some("1s"), CatchUp::All, Concurrency::Allow);
     assert_eq!(every_second.next_after(DateTime::<Utc>::MAX_UTC), None);
 }
+
+/// A plan whose instants from 06:00 on were not written (a store failure)
+/// decides them again at the next tick, by its own rules: under `all`
+/// each still runs, under `none` those now missed are skipped; nothing
+/// before 06:00 is decided twice.
+#[test]
+fn instants_not_written_are_decided_again_from_the_first() {
+    use super::tick::{PlanState, advance};
+    // The tick after the failure, at 07:00:30, under `catch_up`.
+    let retry = |catch_up| {
+        let rule = rule(Some("0 * * * *"), None, catch_up, Concurrency::Allow);
+        let mut state = PlanState::undecided_from(at("2026-06-01T06:00:00Z"));
+        let (activated, now) = (at("2026-06-01T04:30:00Z"), at("2026-06-01T07:00:30Z"));
+        advance(&mut state, &lp(), &version(), &rule, activated, now, &[]).expect("due")
+    };
+    let retried = retry(CatchUp::All);
+    assert_eq!(started(&retried.decisions), ["06:00", "07:00"]);
+    assert_eq!(retried.decisions.len(), 2, "05:00 is not decided again");
+    let late = retry(CatchUp::None);
+    assert_eq!(started(&late.decisions), ["07:00"]);
+    assert_eq!(skipped(&late.decisions, SkipReason::CatchUpPolicy), 1);
+}

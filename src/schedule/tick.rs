@@ -155,6 +155,23 @@ pub struct PlanState {
     pub next_due: Option<DateTime<Utc>>,
 }
 
+impl PlanState {
+    /// Where a plan stands when its instants from `first` on were decided
+    /// but their executions not written (the store failed): the next tick
+    /// decides them again, by the plan's rules at that tick's `now`, and
+    /// nothing before `first` (what was decided and written before it
+    /// stands, and a plan first seen in the failed tick does not go back
+    /// to its activation).
+    pub fn undecided_from(first: DateTime<Utc>) -> PlanState {
+        PlanState {
+            // Instants are after the watermark: the one just before
+            // `first` makes `first` the next.
+            watermark: Some(first - chrono::Duration::nanoseconds(1)),
+            next_due: Some(first),
+        }
+    }
+}
+
 /// [`tick`] with the state kept between ticks: `None` when nothing is due
 /// (the common case, answered without searching the schedule).
 pub fn advance(

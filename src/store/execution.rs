@@ -268,15 +268,25 @@ pub struct CacheEntry {
 
 /// What the unfinished executions look like from afar, in one cheap query
 /// (the partial index of unfinished rows): how many there are, how many
-/// were asked to cancel, and the smallest and largest id. An engine compares
-/// it with what it holds to notice work another process wrote (a `weir run`
-/// or `weir cancel` beside a daemon) without reading every execution.
+/// were asked to cancel, the smallest and largest id and the latest
+/// creation instant. An engine compares it with what it holds to notice
+/// work another process wrote (a `weir run` or `weir cancel` beside a
+/// daemon) without reading every execution.
+///
+/// Ids are hashes, so a new execution can fall between the smallest and
+/// the largest; and while it is created, another process may finish one
+/// the engine holds, leaving the count as it was. `newest` is what such a
+/// creation still changes: an execution is created at its creator's
+/// clock, after those created before it (what it cannot tell, creators on
+/// hosts whose clocks disagree, the engine's full pass finds).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UnfinishedSummary {
     pub count: i64,
     pub cancel_requested: i64,
     pub first: Option<ExecutionId>,
     pub last: Option<ExecutionId>,
+    /// The latest `created_at`.
+    pub newest: Option<DateTime<Utc>>,
 }
 
 impl UnfinishedSummary {
@@ -291,6 +301,9 @@ impl UnfinishedSummary {
             }
             if summary.last.as_ref().is_none_or(|l| e.id > *l) {
                 summary.last = Some(e.id.clone());
+            }
+            if summary.newest.is_none_or(|n| e.created_at > n) {
+                summary.newest = Some(e.created_at);
             }
         }
         summary
@@ -345,6 +358,13 @@ pub trait ExecutionStore: Send + Sync {
 
     fn execution<'a>(&'a self, id: &'a ExecutionId) -> StoreFuture<'a, Option<Execution>>;
 
+    /// Each of `ids` that exists, by id: one query where
+    /// [`execution`](Self::execution) would take one per id.
+    fn executions_of<'a>(
+        &'a self,
+        ids: &'a [ExecutionId],
+    ) -> StoreFuture<'a, std::collections::HashMap<ExecutionId, Execution>>;
+
     /// Executions matching `filter`, newest first.
     fn executions<'a>(&'a self, filter: &'a ExecutionFilter) -> StoreFuture<'a, Vec<Execution>>;
 
@@ -353,12 +373,7 @@ pub trait ExecutionStore: Send + Sync {
 
     /// The [`UnfinishedSummary`] of the unfinished executions, in one query
     /// reading no plan or node.
-    fn unfinished_summary(&self) -> StoreFuture<'_, UnfinishedSummary> {
-        Box::pin(async move {
-            let unfinished = self.unfinished_executions().await?;
-            Ok(UnfinishedSummary::of(&unfinished))
-        })
-    }
+    fn unfinished_summary(&self) -> StoreFuture<'_, UnfinishedSummary>;
 
     /// Calls `listener` with the id of each execution this handle (or a
     /// clone of it) creates or asks to cancel, once the write committed; for
@@ -375,15 +390,7 @@ pub trait ExecutionStore: Send + Sync {
     fn nodes_of<'a>(
         &'a self,
         executions: &'a [ExecutionId],
-    ) -> StoreFuture<'a, std::collections::HashMap<ExecutionId, Vec<NodeState>>> {
-        Box::pin(async move {
-            let mut all = std::collections::HashMap::new();
-            for id in executions {
-                all.insert(id.clone(), self.nodes(id).await?);
-            }
-            Ok(all)
-        })
-    }
+    ) -> StoreFuture<'a, std::collections::HashMap<ExecutionId, Vec<NodeState>>>;
 
     /// Writes a node's state (by execution and node path).
     fn update_node<'a>(&'a self, node: &'a NodeState) -> StoreFuture<'a, ()>;
@@ -409,20 +416,7 @@ pub trait ExecutionStore: Send + Sync {
     /// (a node that does not exist is [`Error::NotFound`](super::Error::NotFound)
     /// and writes nothing). One round trip per pass of the engine instead
     /// of one per node transition.
-    fn apply_engine_writes<'a>(&'a self, writes: &'a [EngineWrite]) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            for write in writes {
-                match write {
-                    EngineWrite::Node(node) => self.update_node(node).await?,
-                    EngineWrite::Completed { node, cache, edges } => {
-                        self.complete_node(node, cache.as_ref(), edges).await?;
-                    }
-                    EngineWrite::Execution(execution) => self.update_execution(execution).await?,
-                }
-            }
-            Ok(())
-        })
-    }
+    fn apply_engine_writes<'a>(&'a self, writes: &'a [EngineWrite]) -> StoreFuture<'a, ()>;
 
     /// Asks for an unfinished execution to be cancelled; `false` when it is
     /// unknown or already finished.

@@ -475,3 +475,54 @@ spec:
 "#
     )
 }
+
+/// A Git repository holding `files` in one commit, and the source
+/// reading it (whose head each [`SourceRepo::reconcile`] registers).
+pub struct SourceRepo {
+    pub repo: GitRepo,
+    source: weir::source::git::GitSource,
+    _state: tempfile::TempDir,
+}
+
+impl SourceRepo {
+    pub fn new(files: &[(&str, &str)]) -> SourceRepo {
+        let repo = GitRepo::new();
+        for (path, text) in files {
+            repo.write(path, text);
+        }
+        repo.commit("Definitions");
+        let state = tempfile::tempdir().expect("tempdir");
+        let spec = weir::source::git::SourceSpec {
+            repo: repo.path().display().to_string(),
+            branch: None,
+            path: String::new(),
+            credentials: Default::default(),
+        };
+        let source = weir::source::git::GitSource::open(&spec, state.path()).expect("source");
+        SourceRepo {
+            repo,
+            source,
+            _state: state,
+        }
+    }
+
+    /// Reconciles the source's head at `at`.
+    pub async fn reconcile(
+        &self,
+        b: &Backend,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> weir::spec::SourceKey {
+        let options = weir::reconcile::Options::default();
+        let loaded = weir::reconcile::load(&self.source, &options, None).expect("load");
+        match weir::reconcile::register(b.store.as_ref(), loaded, at)
+            .await
+            .expect("register")
+        {
+            weir::reconcile::Outcome::Reconciled { .. } => self.source.key(),
+            weir::reconcile::Outcome::Rejected { report, .. } => {
+                panic!("refused: {:?}", report.diagnostics)
+            }
+            weir::reconcile::Outcome::Untrusted { refusal, .. } => panic!("{refusal}"),
+        }
+    }
+}

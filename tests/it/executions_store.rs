@@ -15,6 +15,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::{Value, json};
 use tokio::sync::Barrier;
 use weir::spec::{CommitId, Digest, ExecutionId, SourceKey, Trigger};
+use weir::store::execution::EngineWrite;
 use weir::store::{
     self, CacheEntry, Delivery, DeliveryAttempt, DeliveryStatus, Direction, Execution,
     ExecutionFilter, LineageEdge, NewExecution, NodeState, NodeStatus, Status, Store,
@@ -30,6 +31,7 @@ on_every_backend!(
     a_batch_larger_than_one_statement_is_created_whole_and_once,
     two_batch_creators_racing_on_overlapping_ids_get_exactly_one_true,
     nodes_come_back_in_plan_order,
+    executions_are_read_by_id_many_at_once,
     node_and_execution_updates_persist,
     unfinished_executions_are_the_queued_and_running_ones_oldest_first,
     executions_filter_by_launch_plan_workflow_and_status_newest_first,
@@ -38,6 +40,7 @@ on_every_backend!(
     the_first_cache_entry_for_a_key_wins,
     completing_a_node_writes_its_state_cache_entry_and_lineage,
     completing_a_node_writes_nothing_when_one_edge_is_refused,
+    an_engine_pass_writes_all_its_steps_or_none,
     an_unknown_stored_status_is_reported_as_corrupt,
     an_unknown_stored_trigger_is_reported_as_corrupt,
     finished_executions_are_found_oldest_first_from_an_instant,
@@ -464,6 +467,28 @@ async fn two_batch_creators_racing_on_overlapping_ids_get_exactly_one_true(b: Ba
     }
 }
 
+/// `executions_of` reads many executions by id at once (what the engine
+/// reads of those it was told of): each that exists, as `execution` reads
+/// it; an unknown id is left out and one given twice is read once.
+async fn executions_are_read_by_id_many_at_once(b: Backend) {
+    let store = &*b.store;
+    let first = execution("e1", Status::Queued, 0);
+    let second = Execution {
+        cancel_requested: true,
+        ..execution("e2", Status::Running, 1)
+    };
+    create(store, &first, &[node("e1", "train")]).await;
+    create(store, &second, &[node("e2", "train")]).await;
+    let ids: Vec<ExecutionId> = ["e2", "nope", "e1", "e2"].map(ExecutionId::from).to_vec();
+    let read = store.executions_of(&ids).await.expect("read");
+    let expected: HashMap<ExecutionId, Execution> = [first, second]
+        .into_iter()
+        .map(|e| (e.id.clone(), e))
+        .collect();
+    assert_eq!(read, expected);
+    assert!(store.executions_of(&[]).await.expect("read").is_empty());
+}
+
 async fn nodes_come_back_in_plan_order(b: Backend) {
     let store = &*b.store;
     // Plan order is neither alphabetical nor by length: the engine's
@@ -857,6 +882,17 @@ fn succeeded(execution: &str, path: &str, model: &Digest) -> NodeState {
     }
 }
 
+/// The cache entry of `done` (a succeeded node of `e1`, as [`succeeded`]).
+fn cache_entry(done: &NodeState) -> CacheEntry {
+    CacheEntry {
+        key: digest("train@v1 rate=0.05"),
+        execution: "e1".into(),
+        node: "train".into(),
+        outputs: done.outputs.clone().expect("outputs"),
+        created_at: at(2),
+    }
+}
+
 /// `complete_node` writes a succeeded node, its cache entry and its edges
 /// together (I5 by one transaction).
 async fn completing_a_node_writes_its_state_cache_entry_and_lineage(b: Backend) {
@@ -869,13 +905,7 @@ async fn completing_a_node_writes_its_state_cache_entry_and_lineage(b: Backend) 
     .await;
     let model = digest("model bytes");
     let done = succeeded("e1", "train", &model);
-    let entry = CacheEntry {
-        key: digest("train@v1 rate=0.05"),
-        execution: "e1".into(),
-        node: "train".into(),
-        outputs: done.outputs.clone().expect("outputs"),
-        created_at: at(2),
-    };
+    let entry = cache_entry(&done);
     let edges = [
         edge("e1", "train", Direction::Input, "rate", &digest("0.05"), 2),
         edge("e1", "train", Direction::Output, "model", &model, 2),
@@ -915,13 +945,7 @@ async fn completing_a_node_writes_nothing_when_one_edge_is_refused(b: Backend) {
     .await;
     let model = digest("model bytes");
     let done = succeeded("e1", "train", &model);
-    let entry = CacheEntry {
-        key: digest("train@v1 rate=0.05"),
-        execution: "e1".into(),
-        node: "train".into(),
-        outputs: done.outputs.clone().expect("outputs"),
-        created_at: at(2),
-    };
+    let entry = cache_entry(&done);
     let edges = [
         edge("e1", "train", Direction::Output, "model", &model, 2),
         edge("e1", "no-such-node", Direction::Output, "model", &model, 2),
@@ -941,6 +965,75 @@ async fn completing_a_node_writes_nothing_when_one_edge_is_refused(b: Backend) {
             .expect("lineage"),
         []
     );
+}
+
+/// An engine pass's writes (`apply_engine_writes`) are one transaction:
+/// when one in the middle fails (a node the store does not have), none of
+/// the batch is kept, neither the writes before it nor those after; the
+/// same batch without it is then written whole, in order.
+async fn an_engine_pass_writes_all_its_steps_or_none(b: Backend) {
+    let store = &*b.store;
+    let pending = [node("e1", "prepare"), node("e1", "train")];
+    create(store, &execution("e1", Status::Running, 0), &pending).await;
+    let prepared = NodeState {
+        status: NodeStatus::Succeeded,
+        attempts: 1,
+        started_at: Some(at(1)),
+        finished_at: Some(at(1)),
+        ..node("e1", "prepare")
+    };
+    let model = digest("model bytes");
+    let trained = succeeded("e1", "train", &model);
+    let entry = cache_entry(&trained);
+    let edges = vec![edge("e1", "train", Direction::Output, "model", &model, 2)];
+    let finished = Execution {
+        status: Status::Succeeded,
+        outputs: Some(json!({ "model": model.as_str() })),
+        started_at: Some(at(0)),
+        finished_at: Some(at(2)),
+        ..execution("e1", Status::Running, 0)
+    };
+    let mut writes = vec![
+        EngineWrite::Node(prepared.clone()),
+        EngineWrite::Completed {
+            node: trained.clone(),
+            cache: Some(entry.clone()),
+            edges: edges.clone(),
+        },
+        EngineWrite::Node(node("e1", "no-such-node")),
+        EngineWrite::Execution(finished.clone()),
+    ];
+    let refused = store.apply_engine_writes(&writes).await;
+    assert!(
+        matches!(refused, Err(store::Error::NotFound { .. })),
+        "a missing node is refused: {refused:?}"
+    );
+    assert_eq!(
+        store.nodes(&"e1".into()).await.expect("nodes"),
+        pending.to_vec(),
+        "no node write before the failed one is kept"
+    );
+    assert_eq!(store.cache_get(&entry.key).await.expect("get"), None);
+    let lineage = store.lineage_of_execution(&"e1".into()).await;
+    assert_eq!(lineage.expect("lineage"), []);
+    let kept = store.execution(&"e1".into()).await.expect("read");
+    assert_eq!(
+        kept.expect("exists").status,
+        Status::Running,
+        "no write after the failed one is kept"
+    );
+
+    writes.remove(2);
+    store.apply_engine_writes(&writes).await.expect("apply");
+    assert_eq!(
+        store.nodes(&"e1".into()).await.expect("nodes"),
+        vec![prepared, trained]
+    );
+    assert_eq!(store.cache_get(&entry.key).await.expect("get"), Some(entry));
+    let lineage = store.lineage_of_execution(&"e1".into()).await;
+    assert_eq!(lineage.expect("lineage"), edges);
+    let stored = store.execution(&"e1".into()).await.expect("read");
+    assert_eq!(stored, Some(finished));
 }
 
 /// A row written by a newer weir (or by hand) with a status this version

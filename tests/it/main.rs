@@ -19,6 +19,7 @@ mod loader_props;
 mod notify;
 mod one_engine;
 mod operator_errors;
+mod prepared_plans;
 mod preview;
 mod safety;
 mod schema;

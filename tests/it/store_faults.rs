@@ -1,92 +1,225 @@
 //! A write that fails inside a transaction leaves the store usable: the
 //! failed transaction is rolled back and its connection is never handed out
 //! again in an unknown state, so the next scheduler tick creates executions
-//! without a restart (issue 13, item 2).
+//! without a restart (issue 13, item 2), and the instants whose executions
+//! were not written are created by it, none lost and none twice (I4).
 //!
 //! The failure is real: a trigger on `executions` aborts the whole
 //! transaction, as SQLite does by itself on a disk I/O error or a full disk
 //! (`RAISE(ROLLBACK)` on SQLite, an exception on PostgreSQL).
 
-use chrono::{DurationRound, Utc};
-use weir::engine::scheduler::Scheduler;
-use weir::source::git::{GitSource, SourceSpec};
+use chrono::{DateTime, DurationRound, Utc};
+use weir::engine::scheduler::{BATCH, Scheduler};
+use weir::store::ExecutionFilter;
 
-use crate::common::{Backend, GitRepo, every_second, on_every_backend};
+use crate::common::{Backend, SourceRepo, every_second, on_every_backend};
 
-on_every_backend!(a_failed_write_leaves_the_scheduler_working,);
+on_every_backend!(
+    a_failed_write_leaves_the_scheduler_working,
+    a_failed_write_loses_no_instant,
+);
 
-/// Installs (`true`) or removes the trigger that fails every insert into
-/// `executions`, through a connection of its own.
-async fn fail_inserts(url: &str, on: bool) {
+/// Which inserts into `executions` fail.
+#[derive(Clone, Copy)]
+enum Fault {
+    /// Every one.
+    Every,
+    /// Those made once the table holds this many rows: a burst written in
+    /// several batches fails part way.
+    Beyond(usize),
+}
+
+/// Installs (`Some`) or removes (`None`) the trigger that fails inserts
+/// into `executions`, through a connection of its own.
+async fn fail_inserts(url: &str, fault: Option<Fault>) {
+    let beyond = |n: usize| format!("(SELECT COUNT(*) FROM executions) >= {n}");
     if url.starts_with("sqlite:") {
         let pool = sqlx::SqlitePool::connect(url).await.expect("connect");
-        let sql = if on {
-            "CREATE TRIGGER injected_fault BEFORE INSERT ON executions \
-             BEGIN SELECT RAISE(ROLLBACK, 'disk I/O error (injected)'); END"
-        } else {
-            "DROP TRIGGER injected_fault"
+        let sql = match fault {
+            Some(fault) => {
+                let when = match fault {
+                    Fault::Every => String::new(),
+                    Fault::Beyond(n) => format!("WHEN {}", beyond(n)),
+                };
+                format!(
+                    "CREATE TRIGGER injected_fault BEFORE INSERT ON executions {when} \
+                     BEGIN SELECT RAISE(ROLLBACK, 'disk I/O error (injected)'); END"
+                )
+            }
+            None => "DROP TRIGGER injected_fault".to_owned(),
         };
-        sqlx::query(sql).execute(&pool).await.expect("trigger");
+        sqlx::query(&sql).execute(&pool).await.expect("trigger");
         pool.close().await;
     } else {
         let pool = sqlx::PgPool::connect(url).await.expect("connect");
-        let statements: &[&str] = if on {
-            &[
-                "CREATE FUNCTION injected_fault() RETURNS trigger AS $$ \
-                 BEGIN RAISE EXCEPTION 'disk I/O error (injected)'; END $$ LANGUAGE plpgsql",
-                "CREATE TRIGGER injected_fault BEFORE INSERT ON executions \
-                 FOR EACH ROW EXECUTE FUNCTION injected_fault()",
-            ]
-        } else {
-            &["DROP TRIGGER injected_fault ON executions"]
+        let statements = match fault {
+            Some(fault) => {
+                let when = match fault {
+                    Fault::Every => "TRUE".to_owned(),
+                    // A row-level trigger sees the rows its statement
+                    // inserted before this one.
+                    Fault::Beyond(n) => beyond(n),
+                };
+                vec![
+                    format!(
+                        "CREATE OR REPLACE FUNCTION injected_fault() RETURNS trigger AS $$ \
+                         BEGIN IF {when} THEN RAISE EXCEPTION 'disk I/O error (injected)'; \
+                         END IF; RETURN NEW; END $$ LANGUAGE plpgsql"
+                    ),
+                    "CREATE TRIGGER injected_fault BEFORE INSERT ON executions \
+                     FOR EACH ROW EXECUTE FUNCTION injected_fault()"
+                        .to_owned(),
+                ]
+            }
+            None => vec!["DROP TRIGGER injected_fault ON executions".to_owned()],
         };
         for sql in statements {
-            sqlx::query(sql).execute(&pool).await.expect("trigger");
+            sqlx::query(&sql).execute(&pool).await.expect("trigger");
         }
         pool.close().await;
     }
 }
 
-async fn a_failed_write_leaves_the_scheduler_working(backend: Backend) {
-    let repo = GitRepo::new();
-    repo.write("plan.yaml", &every_second("true", "none"));
-    repo.commit("A schedule every second");
-    let state = tempfile::tempdir().expect("tempdir");
-    let spec = SourceSpec {
-        repo: repo.path().display().to_string(),
-        branch: None,
-        path: String::new(),
-        credentials: Default::default(),
+/// Registers `definitions` (one commit) as activated at `activated`.
+async fn register(backend: &Backend, definitions: &str, activated: DateTime<Utc>) -> SourceRepo {
+    let repo = SourceRepo::new(&[("plan.yaml", definitions)]);
+    repo.reconcile(backend, activated).await;
+    repo
+}
+
+/// The scheduled instants of every execution of `every-second`, in order.
+async fn instants(backend: &Backend) -> Vec<DateTime<Utc>> {
+    let filter = ExecutionFilter {
+        launch_plan: Some("every-second".into()),
+        limit: Some(10_000),
+        ..ExecutionFilter::default()
     };
-    let git = GitSource::open(&spec, state.path()).expect("source");
-    let loaded =
-        weir::reconcile::load(&git, &weir::reconcile::Options::default(), None).expect("load");
-    weir::reconcile::register(backend.store.as_ref(), loaded, chrono::Utc::now())
-        .await
-        .expect("register");
+    let all = backend.store.executions(&filter).await.expect("list");
+    let mut instants: Vec<_> = all
+        .iter()
+        .map(|e| e.scheduled_at.expect("scheduled"))
+        .collect();
+    instants.sort();
+    instants
+}
+
+/// Every whole second in `(after, until]`.
+fn seconds(after: DateTime<Utc>, until: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+    let mut t = after
+        .duration_trunc(chrono::Duration::seconds(1))
+        .expect("truncates");
+    let mut all = Vec::new();
+    loop {
+        t += chrono::Duration::seconds(1);
+        if t > until {
+            return all;
+        }
+        all.push(t);
+    }
+}
+
+async fn a_failed_write_leaves_the_scheduler_working(backend: Backend) {
+    let activated = Utc::now();
+    let _kept = register(&backend, &every_second("true", "none"), activated).await;
 
     // Time is injected: instants after the plan's activation, on the second.
-    let start = Utc::now()
+    let start = activated
         .duration_round(chrono::Duration::seconds(1))
         .expect("rounds")
         + chrono::Duration::seconds(2);
     let mut scheduler = Scheduler::new();
-    fail_inserts(&backend.url, true).await;
+    fail_inserts(&backend.url, Some(Fault::Every)).await;
     let failed = scheduler.tick(backend.store.as_ref(), start).await;
     assert!(
         failed.is_err(),
         "the injected fault fails the tick: {failed:?}"
     );
-    fail_inserts(&backend.url, false).await;
+    fail_inserts(&backend.url, None).await;
 
     // More ticks than the pool has connections: whichever connection the
-    // failed transaction used, every later write succeeds.
+    // failed transaction used, every later write succeeds. The first also
+    // writes the instants of the failed tick, on time still (`catchUp:
+    // none` skips only missed ones), and no earlier one.
     for second in 1..=10 {
         let now = start + chrono::Duration::seconds(second);
         let report = scheduler
             .tick(backend.store.as_ref(), now)
             .await
             .unwrap_or_else(|e| panic!("tick {second} after the fault: {e}"));
-        assert_eq!(report.created.len(), 1, "tick {second}: {report:?}");
+        let expected = if second == 1 {
+            seconds(activated, now).len()
+        } else {
+            1
+        };
+        assert_eq!(report.created.len(), expected, "tick {second}: {report:?}");
+        assert!(report.existing.is_empty(), "tick {second}: {report:?}");
     }
+    assert_eq!(
+        instants(&backend).await,
+        seconds(activated, start + chrono::Duration::seconds(10)),
+        "every instant since the activation, once"
+    );
+}
+
+/// A burst whose writes fail part way, then entirely, loses no instant and
+/// writes none twice: the next tick creates exactly what was not written
+/// (`catchUp: all`).
+async fn a_failed_write_loses_no_instant(backend: Backend) {
+    let start = Utc::now()
+        .duration_trunc(chrono::Duration::seconds(1))
+        .expect("truncates");
+    // Activated 300 s ago: 300 missed instants, more than a batch.
+    let activated = start - chrono::Duration::milliseconds(299_500);
+    let all = every_second("true", "all").replace("catchUp: all", "catchUp: all, maxCatchUp: 1000");
+    let _kept = register(&backend, &all, activated).await;
+    let mut scheduler = Scheduler::new();
+
+    // The first batch is written, the second fails.
+    fail_inserts(&backend.url, Some(Fault::Beyond(BATCH))).await;
+    let failed = scheduler.tick(backend.store.as_ref(), start).await;
+    assert!(failed.is_err(), "the second batch fails: {failed:?}");
+    fail_inserts(&backend.url, None).await;
+    assert_eq!(
+        instants(&backend).await.len(),
+        BATCH,
+        "the first batch is written"
+    );
+    let second = start + chrono::Duration::seconds(1);
+    let report = scheduler
+        .tick(backend.store.as_ref(), second)
+        .await
+        .expect("the tick after the fault");
+    assert_eq!(
+        report.created.len(),
+        300 - BATCH + 1,
+        "the second batch's instants and the new one: {report:?}"
+    );
+    assert!(
+        report.existing.is_empty(),
+        "the first batch is not decided again"
+    );
+
+    // Every write of a tick fails: its instant comes with the next one.
+    fail_inserts(&backend.url, Some(Fault::Every)).await;
+    let third = second + chrono::Duration::seconds(1);
+    let failed = scheduler.tick(backend.store.as_ref(), third).await;
+    assert!(
+        failed.is_err(),
+        "the injected fault fails the tick: {failed:?}"
+    );
+    fail_inserts(&backend.url, None).await;
+    let fourth = third + chrono::Duration::seconds(1);
+    let report = scheduler
+        .tick(backend.store.as_ref(), fourth)
+        .await
+        .expect("the tick after the fault");
+    assert_eq!(report.created.len(), 2, "{report:?}");
+
+    let expected = seconds(activated, fourth);
+    assert_eq!(expected.len(), 303);
+    assert_eq!(
+        instants(&backend).await,
+        expected,
+        "every instant since the activation, once"
+    );
 }

@@ -2,16 +2,18 @@
 //! created through the engine's own store wakes it, and a pass then starts
 //! and finishes it with no tick or full pass; one written by another
 //! process (another store handle here) is not seen by a pass until the
-//! cheap check of the store (`look_outside`) notices it.
+//! cheap check of the store (`look_outside`) notices it, even when another
+//! execution finished meanwhile.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use weir::artifact::LocalArtifacts;
 use weir::engine::Engine;
 use weir::engine::create::{self, Request};
 use weir::spec::ExecutionId;
-use weir::store::execution::Status;
+use weir::store::execution::{NewExecution, Status};
 
 use crate::common::{Backend, on_every_backend};
 
@@ -95,6 +97,61 @@ async fn only_wake_ups_drive_the_engine(b: Backend) {
     assert_eq!(status(&b, &inside.id).await, Status::Succeeded);
 }
 
+/// `pair`'s execution with the id `id`, created at `at` (ready to insert).
+async fn pair_with_id(b: &Backend, request: &Request, id: &str, at: DateTime<Utc>) -> NewExecution {
+    let prepared = create::prepare(b.store.as_ref(), "pair", Some("lab"), None)
+        .await
+        .expect("prepare");
+    let mut new = prepared.execution(request, None, at).expect("execution");
+    new.execution.id = ExecutionId::from(id);
+    for node in &mut new.nodes {
+        node.execution = new.execution.id.clone();
+    }
+    new
+}
+
+/// Execution ids are hashes, and another process can create one while
+/// another finishes one this engine holds: the count and the smallest and
+/// largest id of the unfinished executions stay as they were, yet the
+/// cheap check notices the new one (it is newer than all this engine
+/// holds), and the next pass drives it. No full pass runs after the first.
+async fn a_new_execution_is_noticed_when_another_finishes_meanwhile(b: Backend) {
+    let (engine, request, _kept) = engine_after_a_full_pass(&b).await;
+    let at = Utc::now();
+    // Manual ids are `pair-` and 12 hex digits: between these two.
+    let mut held = Vec::new();
+    for id in ["pair-0", "pair-1", "pair-z"] {
+        held.push(pair_with_id(&b, &request, id, at).await);
+    }
+    b.store.create_executions(&held).await.expect("create");
+    engine
+        .pass()
+        .await
+        .expect("a pass drives those it was told of");
+    for new in &held {
+        assert_eq!(status(&b, &new.execution.id).await, Status::Running);
+    }
+
+    // Another process creates one and finishes one of the three.
+    let other = weir::store::open(&b.url).await.expect("a second handle");
+    let (outside, _) = create::create(other.as_ref(), &request)
+        .await
+        .expect("create");
+    assert!((ExecutionId::from("pair-0")..ExecutionId::from("pair-z")).contains(&outside.id));
+    let mut finished = other
+        .execution(&held[1].execution.id)
+        .await
+        .expect("read")
+        .expect("exists");
+    finished.status = Status::Succeeded;
+    finished.finished_at = Some(Utc::now());
+    other.update_execution(&finished).await.expect("finish");
+
+    engine.look_outside().await.expect("the cheap check");
+    engine.pass().await.expect("a pass");
+    assert_eq!(status(&b, &outside.id).await, Status::Running);
+}
+
 /// Writes `plan` as execution `id`'s stored plan, behind the store's back.
 async fn overwrite_plan(url: &str, id: &ExecutionId, plan: &str) {
     let changed = if url.starts_with("postgres") {
@@ -153,5 +210,6 @@ async fn one_execution_that_cannot_be_driven_holds_up_no_other(b: Backend) {
 
 on_every_backend!(
     only_wake_ups_drive_the_engine,
+    a_new_execution_is_noticed_when_another_finishes_meanwhile,
     one_execution_that_cannot_be_driven_holds_up_no_other
 );

@@ -10,9 +10,9 @@
 //! many rows, in id order, `RETURNING` the ids it inserted: the nodes of
 //! exactly those follow in the same transaction.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use std::collections::HashMap;
+use chrono::{DateTime, Utc};
 
 use super::rows::{self, CACHE_COLUMNS, EXECUTION_COLUMNS, LINEAGE_COLUMNS, NODE_COLUMNS};
 use super::statement::{Param, Statement, rows_per_statement};
@@ -127,6 +127,25 @@ impl<D: Dialect> SqlStore<D> {
         Self::read_execution(&mut conn, id, DOING).await
     }
 
+    /// Many executions by id, a statement per chunk of ids.
+    async fn find_executions(
+        &self,
+        ids: &[ExecutionId],
+    ) -> Result<HashMap<ExecutionId, Execution>, Error> {
+        const DOING: &str = "reading executions";
+        let mut found = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(rows_per_statement::<D>(1, 0)) {
+            let mut select = Statement::built::<D>(format!(
+                "SELECT {EXECUTION_COLUMNS} FROM executions WHERE id IN "
+            ));
+            select.push_tuple(chunk.iter().map(|id| id.as_str().into()));
+            for execution in rows::executions(self.read(DOING, select).await?, DOING)? {
+                found.insert(execution.id.clone(), execution);
+            }
+        }
+        Ok(found)
+    }
+
     async fn list_executions(&self, filter: &ExecutionFilter) -> Result<Vec<Execution>, Error> {
         const DOING: &str = "listing executions";
         let mut select =
@@ -154,17 +173,24 @@ impl<D: Dialect> SqlStore<D> {
         const DOING: &str = "summarizing unfinished executions";
         // The WHERE clause is the partial index's, word for word.
         let select = Statement::new(
-            "SELECT COUNT(*), COUNT(CASE WHEN cancel_requested THEN 1 END), MIN(id), MAX(id) \
-             FROM executions WHERE status IN ('queued', 'running')",
+            "SELECT COUNT(*), COUNT(CASE WHEN cancel_requested THEN 1 END), MIN(id), MAX(id), \
+             MAX(created_at) FROM executions WHERE status IN ('queued', 'running')",
         );
-        let row: Option<(i64, i64, Option<String>, Option<String>)> =
-            self.read_optional(DOING, select).await?;
-        let (count, cancel_requested, first, last) = row.unwrap_or_default();
+        type Row = (
+            i64,
+            i64,
+            Option<String>,
+            Option<String>,
+            Option<DateTime<Utc>>,
+        );
+        let row: Option<Row> = self.read_optional(DOING, select).await?;
+        let (count, cancel_requested, first, last, newest) = row.unwrap_or_default();
         Ok(UnfinishedSummary {
             count,
             cancel_requested,
             first: first.map(ExecutionId::from),
             last: last.map(ExecutionId::from),
+            newest,
         })
     }
 
@@ -531,6 +557,13 @@ impl<D: Dialect> ExecutionStore for SqlStore<D> {
 
     fn execution<'a>(&'a self, id: &'a ExecutionId) -> StoreFuture<'a, Option<Execution>> {
         Box::pin(self.find_execution(id))
+    }
+
+    fn executions_of<'a>(
+        &'a self,
+        ids: &'a [ExecutionId],
+    ) -> StoreFuture<'a, HashMap<ExecutionId, Execution>> {
+        Box::pin(self.find_executions(ids))
     }
 
     fn executions<'a>(&'a self, filter: &'a ExecutionFilter) -> StoreFuture<'a, Vec<Execution>> {

@@ -1,0 +1,69 @@
+//! The scheduler keeps each launch plan prepared (its closure resolved,
+//! its workflow compiled) while every version it resolved is still the one
+//! active version of its name, in the same source (`Prepared::resolves_alike`,
+//! checked after each reconcile). A definition moved to another source keeps
+//! its versions (same content, same digests, same launch plan version), so
+//! only that check tells the preparation is stale: the next instant must run
+//! as the new source's, not the old one's. (A changed task is a new launch
+//! plan version, prepared anew: `engine::a_changed_task_runs_at_the_next_instant`.)
+
+use chrono::{DurationRound, Utc};
+use weir::engine::scheduler::Scheduler;
+
+use crate::common::{Backend, SourceRepo, every_second, on_every_backend};
+
+on_every_backend!(a_plan_moved_to_another_source_runs_as_that_source_s,);
+
+const KEEP: &str = r#"apiVersion: weir.dev/v1alpha1
+kind: Task
+metadata: { name: keep }
+spec:
+  script: { interpreter: bash, source: "true" }
+"#;
+
+async fn a_plan_moved_to_another_source_runs_as_that_source_s(b: Backend) {
+    let plan = every_second("true", "none");
+    let first = SourceRepo::new(&[("plan.yaml", plan.as_str()), ("keep.yaml", KEEP)]);
+    let second = SourceRepo::new(&[("keep-too.yaml", &KEEP.replace("keep", "keep-too"))]);
+    // Time is injected: whole seconds after the activation.
+    let activated = Utc::now()
+        .duration_trunc(chrono::Duration::seconds(1))
+        .expect("truncates");
+    let at = |seconds| activated + chrono::Duration::seconds(seconds);
+    let from = first.reconcile(&b, activated).await;
+    let to = second.reconcile(&b, activated).await;
+
+    let mut scheduler = Scheduler::new();
+    let before = scheduler.tick(b.store.as_ref(), at(2)).await.expect("tick");
+    assert_eq!(before.created.len(), 2, "{before:?}");
+    for id in &before.created {
+        let run = b.store.execution(id).await.expect("read").expect("exists");
+        assert_eq!(run.source, from);
+    }
+
+    // Moved: out of the first source, then into the second (a definition
+    // is active in one source at a time).
+    first.repo.remove("plan.yaml");
+    first.repo.commit("Move the schedule out");
+    first.reconcile(&b, at(3)).await;
+    second.repo.write("plan.yaml", &plan);
+    second.repo.commit("Move the schedule in");
+    second.reconcile(&b, at(3)).await;
+
+    let after = scheduler.tick(b.store.as_ref(), at(5)).await.expect("tick");
+    assert!(!after.created.is_empty(), "{after:?}");
+    for id in &after.created {
+        let run = b.store.execution(id).await.expect("read").expect("exists");
+        assert_eq!(
+            run.launch_plan_version,
+            b.store
+                .execution(&before.created[0])
+                .await
+                .expect("read")
+                .expect("exists")
+                .launch_plan_version,
+            "the same launch plan version"
+        );
+        assert_eq!(run.source, to, "{id} runs as the second source's");
+    }
+}
