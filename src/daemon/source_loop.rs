@@ -151,7 +151,7 @@ pub(super) async fn reconcile_loop(context: SourceLoop, heartbeat: Heartbeat) {
     let mut snapshot = Snapshot::read(&snapshot_path);
     loop {
         let started = Instant::now();
-        let outcome = pass(&git, &source, &store, &clock, snapshot.take()).await;
+        let (outcome, read_whole_tree) = pass(&git, &source, &store, &clock, snapshot.take()).await;
         match outcome {
             Ok((
                 Outcome::Reconciled {
@@ -203,9 +203,14 @@ pub(super) async fn reconcile_loop(context: SourceLoop, heartbeat: Heartbeat) {
                 }
             }
         }
-        // What the pass parsed is dropped by now: give it back rather than
-        // keep the first (whole-tree) pass's peak for the daemon's life.
-        reconcile::give_back_memory();
+        if read_whole_tree {
+            // What the pass parsed is dropped by now: give it back rather
+            // than keep the first (whole-tree) pass's peak for the daemon's
+            // life. Only after a whole tree: a pass that read what changed
+            // leaves little to give back, and the walk over the allocator's
+            // free lists, off the runtime's workers, is then not worth it.
+            let _ = tokio::task::spawn_blocking(reconcile::give_back_memory).await;
+        }
         heartbeat.beat();
         if !context.idle(jittered(source.interval)).await {
             return;
@@ -214,14 +219,15 @@ pub(super) async fn reconcile_loop(context: SourceLoop, heartbeat: Heartbeat) {
 }
 
 /// One reconcile pass; the Git part runs on a blocking thread. Returns the
-/// outcome and, for a refused commit, the snapshot to keep using.
+/// outcome and, for a refused commit, the snapshot to keep using; and
+/// whether the pass read (and parsed) the commit's whole tree.
 async fn pass(
     git: &Arc<Mutex<GitSource>>,
     source: &SourceConfig,
     store: &Arc<dyn Store>,
     clock: &Clock,
     base: Option<Snapshot>,
-) -> Result<(Outcome, Option<Snapshot>), reconcile::Error> {
+) -> (Result<(Outcome, Option<Snapshot>), reconcile::Error>, bool) {
     let git = git.clone();
     let options = source.options.clone();
     let (loaded, base) = tokio::task::spawn_blocking(move || {
@@ -231,7 +237,11 @@ async fn pass(
     })
     .await
     .expect("the load thread does not panic");
-    let loaded = loaded?;
-    let outcome = reconcile::register(store.as_ref(), loaded, clock.now()).await?;
-    Ok((outcome, base))
+    let loaded = match loaded {
+        Ok(loaded) => loaded,
+        Err(e) => return (Err(e), false),
+    };
+    let read_whole_tree = loaded.read_whole_tree();
+    let outcome = reconcile::register(store.as_ref(), loaded, clock.now()).await;
+    (outcome.map(|outcome| (outcome, base)), read_whole_tree)
 }

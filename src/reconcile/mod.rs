@@ -81,6 +81,15 @@ pub struct Loaded {
     pub untrusted: Option<Refusal>,
 }
 
+impl Loaded {
+    /// Whether the whole tree of the commit was read and validated (no
+    /// snapshot to load against, or a change that needed it all), rather
+    /// than only what changed, or nothing (an untrusted head).
+    pub fn read_whole_tree(&self) -> bool {
+        self.base.is_none() && self.untrusted.is_none()
+    }
+}
+
 /// What a pass did.
 pub enum Outcome {
     /// The head was valid; `changes` were applied (possibly none).

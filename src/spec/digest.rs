@@ -17,12 +17,14 @@ use sha2::{Digest as _, Sha256};
 pub struct Digest(String);
 
 impl Digest {
-    /// Digest of the canonical JSON of `value`, hashed as it is written
-    /// (no text of the whole document is built).
+    /// Digest of the canonical JSON of `value`.
     pub fn of_json(value: &Value) -> Digest {
-        let mut hasher = HashWriter(Sha256::new());
-        write_canonical_to(value, &mut hasher);
-        let hash = hasher.0.finalize();
+        // Written into a buffer and hashed at once: fed to the hash piece by
+        // piece (a key, a quote, a scalar), the hash's own buffering of
+        // those few bytes cost more than the hashing itself.
+        let mut bytes = Vec::with_capacity(1024);
+        write_canonical_to(value, &mut bytes);
+        let hash = Sha256::digest(&bytes);
         let mut hex = String::with_capacity(64);
         for byte in hash {
             write!(hex, "{byte:02x}").expect("writing to a String cannot fail");
@@ -58,57 +60,51 @@ pub fn write_canonical(value: &Value, out: &mut String) {
     out.push_str(std::str::from_utf8(&bytes).expect("serde_json writes UTF-8"));
 }
 
-/// Feeds written bytes to the hash.
-struct HashWriter(Sha256);
-
-impl std::io::Write for HashWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+/// [`write_canonical`] into a buffer. Strings and numbers are written by
+/// serde_json itself (the same escapes and number forms as its `Display`),
+/// without an intermediate `String` per key or scalar.
+fn write_canonical_to(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Object(map) => {
+            out.push(b'{');
+            // serde_json's map is sorted unless a crate in the build turns on
+            // `preserve_order`; sort anyway so the digest cannot depend on it.
+            if map.keys().is_sorted() {
+                write_entries(map.iter(), out);
+            } else {
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                write_entries(entries.into_iter(), out);
+            }
+            out.push(b'}');
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical_to(item, out);
+            }
+            out.push(b']');
+        }
+        scalar => write_scalar(scalar, out),
     }
 }
 
-/// [`write_canonical`] into any writer. Strings and numbers are written by
-/// serde_json itself (the same escapes and number forms as its `Display`),
-/// without an intermediate `String` per key or scalar.
-fn write_canonical_to(value: &Value, out: &mut impl std::io::Write) {
-    let written = match value {
-        Value::Object(map) => {
-            // serde_json's map is sorted unless a crate in the build turns on
-            // `preserve_order`; sort anyway so the digest cannot depend on it.
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            if !entries.is_sorted_by(|a, b| a.0 <= b.0) {
-                entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            }
-            let mut result = out.write_all(b"{");
-            for (i, (key, item)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    result = result.and_then(|()| out.write_all(b","));
-                }
-                result = result
-                    .and_then(|()| serde_json::to_writer(&mut *out, key).map_err(Into::into))
-                    .and_then(|()| out.write_all(b":"));
-                write_canonical_to(item, out);
-            }
-            result.and_then(|()| out.write_all(b"}"))
+fn write_entries<'a>(entries: impl Iterator<Item = (&'a String, &'a Value)>, out: &mut Vec<u8>) {
+    for (i, (key, item)) in entries.enumerate() {
+        if i > 0 {
+            out.push(b',');
         }
-        Value::Array(items) => {
-            let mut result = out.write_all(b"[");
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    result = result.and_then(|()| out.write_all(b","));
-                }
-                write_canonical_to(item, out);
-            }
-            result.and_then(|()| out.write_all(b"]"))
-        }
-        scalar => serde_json::to_writer(&mut *out, scalar).map_err(Into::into),
-    };
-    written.expect("the writers used here (a hash, a buffer) never fail");
+        write_scalar(key, out);
+        out.push(b':');
+        write_canonical_to(item, out);
+    }
+}
+
+fn write_scalar(scalar: &(impl Serialize + ?Sized), out: &mut Vec<u8>) {
+    serde_json::to_writer(&mut *out, scalar).expect("a scalar always writes to a buffer");
 }
 
 #[cfg(test)]

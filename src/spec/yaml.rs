@@ -8,6 +8,8 @@
 //! them so that any error found later — by the schema or by semantics — can
 //! be reported at the exact `file:line:col` of the value it is about.
 
+mod plain;
+
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -127,7 +129,13 @@ fn options(limits: Limits) -> serde_saphyr::Options {
 /// document. This is the fast path every file takes; positions of values
 /// inside a document are recovered with [`parse_documents`] only for files
 /// that have something to report. Empty documents are skipped.
+///
+/// Plain YAML is read straight from the parser's events (`plain`); any
+/// other text, and every error, by serde-saphyr.
 pub fn parse_values(text: &str, limits: Limits) -> Result<Vec<(Pos, Value)>, SyntaxError> {
+    if let Some(docs) = plain::parse(text, limits) {
+        return Ok(docs);
+    }
     serde_saphyr::from_multiple_with_options::<Spanned<Value>>(text, options(limits))
         .map(|docs| {
             docs.into_iter()

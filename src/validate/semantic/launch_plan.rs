@@ -3,7 +3,7 @@
 //! filled, and the schedule parses (cron, `every`, time zone, deadline,
 //! kickoff input).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 
 use serde_json::Value;
@@ -14,20 +14,44 @@ use super::{Code, Diagnostic, Index, at, at_key, suggestion};
 use crate::spec::duration::Field;
 use crate::spec::types::TypeExpr;
 use crate::spec::yaml::PathStep;
-use crate::spec::{Kind, LaunchPlanSpec, Schedule, cron};
+use crate::spec::{Definition, Kind, LaunchPlanSpec, Schedule, cron};
 use crate::validate::Entity;
 
 use PathStep::Key;
+
+/// Why each cron expression of the launch plans does not parse (`None`:
+/// it does), by its text.
+pub type Crons<'a> = HashMap<&'a str, Option<String>>;
+
+/// Parses each distinct cron expression once: a repository repeats a few
+/// schedules over many launch plans, and parsing one is costly (croner
+/// fills every field's table), more than every other check of a plan.
+pub fn parse_crons(entities: &[Entity]) -> Crons<'_> {
+    let mut texts: Vec<&str> = entities
+        .iter()
+        .filter_map(|e| match &e.definition {
+            Definition::LaunchPlan(lp) => lp.spec.schedule.as_ref()?.cron.as_deref(),
+            _ => None,
+        })
+        .collect();
+    texts.sort_unstable();
+    texts.dedup();
+    let parsed = crate::validate::par::map(&texts, |text| {
+        cron::parse(text).err().map(|e| e.to_string())
+    });
+    texts.into_iter().zip(parsed).collect()
+}
 
 pub fn check(
     entity: &Entity,
     spec: &LaunchPlanSpec,
     index: &Index<'_>,
     interfaces: &[Option<Interface>],
+    crons: &Crons<'_>,
 ) -> Vec<Diagnostic> {
     let mut found = Vec::new();
     if let Some(schedule) = &spec.schedule {
-        check_schedule(entity, schedule, &mut found);
+        check_schedule(entity, schedule, crons, &mut found);
     }
     let project = &entity.id.project;
     let iface = match index.get(project, Kind::Workflow, &spec.workflow) {
@@ -148,11 +172,20 @@ fn check_values(
     }
 }
 
-fn check_schedule(entity: &Entity, schedule: &Schedule, found: &mut Vec<Diagnostic>) {
+fn check_schedule(
+    entity: &Entity,
+    schedule: &Schedule,
+    crons: &Crons<'_>,
+    found: &mut Vec<Diagnostic>,
+) {
     if let Some(cron) = &schedule.cron {
-        if let Err(e) = cron::parse(cron) {
+        let error = match crons.get(cron.as_str()) {
+            Some(known) => known.clone(),
+            None => cron::parse(cron).err().map(|e| e.to_string()),
+        };
+        if let Some(error) = error {
             found.push(
-                at(entity, Code::InvalidCron, &[Key("spec"), Key("schedule"), Key("cron")], e.to_string())
+                at(entity, Code::InvalidCron, &[Key("spec"), Key("schedule"), Key("cron")], error)
                     .with_help("five fields (minute hour day-of-month month day-of-week), e.g. `0 2 * * *`, or a macro such as `@hourly`"),
             );
         }

@@ -151,8 +151,9 @@ pub fn check(entities: &mut [Entity], other_paths: &BTreeSet<String>) -> Vec<Dia
         found.extend(diags.into_iter().flatten());
     }
     found.extend(workflow::check_all(&index, &mut interfaces));
+    let crons = launch_plan::parse_crons(entities);
     let plans = super::par::map(entities, |e| match &e.definition {
-        Definition::LaunchPlan(lp) => launch_plan::check(e, &lp.spec, &index, &interfaces),
+        Definition::LaunchPlan(lp) => launch_plan::check(e, &lp.spec, &index, &interfaces, &crons),
         _ => Vec::new(),
     });
     found.extend(plans.into_iter().flatten());
