@@ -26,11 +26,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::environment::Inherited;
 use super::process::{self, Command, Exit};
-use super::tasks::{self, LaunchError};
 use crate::artifact::{self, ArtifactStore};
 use crate::source::git::FileError;
 use crate::spec::types::TypeExpr;
 use crate::spec::{ExecutionId, TaskSpec};
+use crate::task::{self as tasks, LaunchError};
 
 /// Why an attempt could not be prepared or its outputs read back: the
 /// attempt fails with this text as its error.
@@ -233,7 +233,7 @@ fn prepare(attempt: &Attempt<'_>, artifacts: &dyn ArtifactStore) -> Result<Comma
         notebook: attempt
             .notebook
             .as_ref()
-            .map(|n| n.as_ref().map(String::as_str)),
+            .map(|n| n.as_ref().map(String::as_str).map_err(ToString::to_string)),
     })?;
     let inputs_json = dir.join("inputs.json");
     std::fs::write(

@@ -30,12 +30,12 @@ impl TaskType for Notebook {
             .notebook
             .as_ref()
             .ok_or(LaunchError::NotThisType("notebook"))?;
-        let notebook = match context.notebook {
-            Some(Ok(text)) => text,
+        let notebook = match &context.notebook {
+            Some(Ok(text)) => *text,
             Some(Err(why)) => {
                 return Err(LaunchError::NotebookUnreadable {
                     path: body.path.clone(),
-                    why: why.to_string(),
+                    why: why.clone(),
                 });
             }
             None => {

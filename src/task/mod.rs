@@ -2,9 +2,12 @@
 //! (a program, its arguments, files to write first). Adding a type is one
 //! new file here with an `impl TaskType` and one line in [`TYPES`].
 //!
-//! They live below the executors (`executor::local` builds an attempt's
-//! command from a [`Launch`]), never in the engine: the engine hands an
-//! executor a task spec and its inputs, and never knows which type runs.
+//! They sit between `spec` and everything that reads a task's body
+//! (`validate`, the executors), and use only `spec`: they *describe* what
+//! to run (`executor::local` builds an attempt's command from a
+//! [`Launch`]), and never reach into Git, the store or the engine. The
+//! engine hands an executor a task spec and its inputs, and never knows
+//! which type runs.
 //!
 //! What it guarantees: inputs reach a task as data. A value is written into
 //! code (a script's source, `sh -c`'s script) only when it cannot carry code
@@ -23,7 +26,6 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::source::git::FileError;
 use crate::spec::TaskSpec;
 use crate::spec::template::{self, Part, Reference};
 use crate::spec::types::TypeExpr;
@@ -49,8 +51,8 @@ pub struct Context<'a> {
     /// The node's input values (files as local paths).
     pub inputs: &'a BTreeMap<String, Value>,
     /// A notebook task's notebook, read from Git at its version's commit
-    /// (or why it could not be).
-    pub notebook: Option<Result<&'a str, &'a FileError>>,
+    /// (or why it could not be, as the executor says it).
+    pub notebook: Option<Result<&'a str, String>>,
 }
 
 /// Why a task's launch cannot be built; its text becomes the attempt's
