@@ -227,7 +227,7 @@ fn prepare(attempt: &Attempt<'_>, artifacts: &dyn ArtifactStore) -> Result<Comma
         };
         values.insert(name.clone(), local);
     }
-    let launch = tasks::launch(&tasks::Context {
+    let launch = tasks::BUILTIN.launch(&tasks::Context {
         spec: attempt.spec,
         inputs: &values,
         notebook: attempt
@@ -388,7 +388,12 @@ fn collect(
         };
         values.insert(name, value);
     }
-    if attempt.spec.notebook.is_some() && !values.contains_key("notebook") {
+    if attempt
+        .spec
+        .body
+        .is(<tasks::Notebook as tasks::TaskType>::NAME)
+        && !values.contains_key("notebook")
+    {
         let executed = attempt.dir.join(tasks::EXECUTED_NOTEBOOK);
         let digest = artifacts
             .put_file(&executed)

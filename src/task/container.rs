@@ -1,10 +1,31 @@
 //! `container` tasks, run locally on the host.
 
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
 use super::Destination;
 use super::interpolate;
 use super::{Context, Launch, LaunchError, TaskType};
-use crate::spec::TaskSpec;
 use crate::spec::code;
+
+/// Run a container image (`command`/`args` on the host under the local executor).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ContainerBody {
+    #[schemars(length(min = 1))]
+    pub image: String,
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// May interpolate `{{ inputs.x }}`.
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub working_dir: Option<String>,
+}
 
 /// `container`: run locally, the image's `command` and `args` run on the
 /// host (the log says so once). The argv is run directly, never through a
@@ -17,20 +38,10 @@ use crate::spec::code;
 pub struct Container;
 
 impl TaskType for Container {
-    fn name(&self) -> &'static str {
-        "container"
-    }
+    const NAME: &'static str = "container";
+    type Body = ContainerBody;
 
-    fn applies(&self, spec: &TaskSpec) -> bool {
-        spec.container.is_some()
-    }
-
-    fn launch(&self, context: &Context<'_>) -> Result<Launch, LaunchError> {
-        let body = context
-            .spec
-            .container
-            .as_ref()
-            .ok_or(LaunchError::NotThisType("container"))?;
+    fn launch(&self, body: &ContainerBody, context: &Context<'_>) -> Result<Launch, LaunchError> {
         let written: Vec<&String> = body.command.iter().chain(&body.args).collect();
         let code = code::code_argument(&written).map(|(at, _)| at);
         let mut argv = written
@@ -66,5 +77,9 @@ impl TaskType for Container {
             )),
             working_dir: body.working_dir.clone(),
         })
+    }
+
+    fn kubernetes_image(&self, body: &ContainerBody) -> Option<String> {
+        Some(body.image.clone())
     }
 }

@@ -1,6 +1,8 @@
-//! Task types as plugins: each turns a task body into what an executor runs
-//! (a program, its arguments, files to write first). Adding a type is one
-//! new file here with an `impl TaskType` and one line in [`TYPES`].
+//! Task types as plugins: each owns a task's body (its Rust type and JSON
+//! Schema, see `plugin.rs`) and turns it into what an executor runs (a
+//! program, its arguments, files to write first). Adding a type is one new
+//! file here with an `impl TaskType` and one line in
+//! [`TaskTypes::builtin`].
 //!
 //! They sit between `spec` and everything that reads a task's body
 //! (`validate`, the executors), and use only `spec`: they *describe* what
@@ -16,11 +18,13 @@
 
 mod container;
 mod notebook;
+mod plugin;
 mod script;
 
-pub use container::Container;
-pub use notebook::{EXECUTED_NOTEBOOK, Notebook};
-pub use script::Script;
+pub use container::{Container, ContainerBody};
+pub use notebook::{EXECUTED_NOTEBOOK, NOTEBOOK_FILE, Notebook, NotebookBody};
+pub use plugin::{BUILTIN, ErasedTaskType, TaskType, TaskTypes, body_of};
+pub use script::{Script, ScriptBody};
 
 use std::collections::BTreeMap;
 
@@ -59,11 +63,16 @@ pub struct Context<'a> {
 /// error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LaunchError {
-    #[error("the task has no body")]
-    NoBody,
-    /// A type asked to launch a task of another type.
-    #[error("not a {0} task")]
-    NotThisType(&'static str),
+    /// A body of a type this registry does not know.
+    #[error("no task type `{0}` is known here")]
+    UnknownType(String),
+    /// A body its type cannot decode (the schema admits only those that
+    /// do; this holds for versions registered around it).
+    #[error("the `{type_name}` body does not read: {message}")]
+    Body {
+        type_name: &'static str,
+        message: String,
+    },
     /// A `{{ … }}` in the body does not parse.
     #[error("{0}")]
     Template(#[from] crate::spec::template::Error),
@@ -98,25 +107,6 @@ pub enum LaunchError {
          (install it with `pip install papermill ipykernel`)"
     )]
     NoPapermill { path: String },
-}
-
-/// One task type.
-pub trait TaskType: Sync {
-    /// The body's field name in a task spec (`script`, `container`, …).
-    fn name(&self) -> &'static str;
-    fn applies(&self, spec: &TaskSpec) -> bool;
-    fn launch(&self, context: &Context<'_>) -> Result<Launch, LaunchError>;
-}
-
-/// Every task type weir knows.
-pub const TYPES: &[&dyn TaskType] = &[&Script, &Container, &Notebook];
-
-/// The launch of a task, by its body.
-pub fn launch(context: &Context<'_>) -> Result<Launch, LaunchError> {
-    match TYPES.iter().find(|t| t.applies(context.spec)) {
-        Some(t) => t.launch(context),
-        None => Err(LaunchError::NoBody),
-    }
 }
 
 /// Whether `program` is an executable file on `PATH`.
@@ -226,12 +216,13 @@ mod tests {
 
     fn launch_of(spec: &TaskSpec, inputs: &BTreeMap<String, Value>) -> Result<Launch, String> {
         // As the attempt's error reads.
-        launch(&Context {
-            spec,
-            inputs,
-            notebook: None,
-        })
-        .map_err(|e| e.to_string())
+        TaskTypes::builtin()
+            .launch(&Context {
+                spec,
+                inputs,
+                notebook: None,
+            })
+            .map_err(|e| e.to_string())
     }
 
     #[test]

@@ -2,10 +2,27 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{Context, Launch, LaunchError, TaskType, on_path};
-use crate::spec::TaskSpec;
+
+/// Run a Jupyter notebook with papermill; inputs become its parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NotebookBody {
+    /// Path of the `.ipynb`, relative to the source's root folder.
+    #[schemars(regex(pattern = r"\.ipynb$"))]
+    pub path: String,
+    /// The image used on Kubernetes.
+    #[serde(default)]
+    pub image: Option<String>,
+}
+
+/// The key of a notebook among a task's repository files (and in its
+/// version's digest).
+pub const NOTEBOOK_FILE: &str = "notebook";
 
 /// Where the executed notebook of a notebook task is written, relative to
 /// the attempt's folder; it is kept as the output `notebook`.
@@ -16,20 +33,10 @@ pub const EXECUTED_NOTEBOOK: &str = "task/executed.ipynb";
 pub struct Notebook;
 
 impl TaskType for Notebook {
-    fn name(&self) -> &'static str {
-        "notebook"
-    }
+    const NAME: &'static str = "notebook";
+    type Body = NotebookBody;
 
-    fn applies(&self, spec: &TaskSpec) -> bool {
-        spec.notebook.is_some()
-    }
-
-    fn launch(&self, context: &Context<'_>) -> Result<Launch, LaunchError> {
-        let body = context
-            .spec
-            .notebook
-            .as_ref()
-            .ok_or(LaunchError::NotThisType("notebook"))?;
+    fn launch(&self, body: &NotebookBody, context: &Context<'_>) -> Result<Launch, LaunchError> {
         let notebook = match &context.notebook {
             Some(Ok(text)) => *text,
             Some(Err(why)) => {
@@ -68,5 +75,13 @@ impl TaskType for Notebook {
             notice: None,
             working_dir: None,
         })
+    }
+
+    fn kubernetes_image(&self, body: &NotebookBody) -> Option<String> {
+        body.image.clone()
+    }
+
+    fn repository_files(&self, body: &NotebookBody) -> Vec<(&'static str, String)> {
+        vec![(NOTEBOOK_FILE, body.path.clone())]
     }
 }

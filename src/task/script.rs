@@ -2,9 +2,24 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
 use super::{Context, Launch, LaunchError, TaskType};
 use super::{Destination, interpolate};
-use crate::spec::TaskSpec;
+
+/// Run `source` with `interpreter` (for example `python3` or `bash`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptBody {
+    #[schemars(length(min = 1))]
+    pub interpreter: String,
+    /// The script; may interpolate `{{ inputs.x }}`.
+    pub source: String,
+    /// The image used on Kubernetes.
+    #[serde(default)]
+    pub image: Option<String>,
+}
 
 /// `script`: the source written to a file and run with its interpreter.
 /// Inputs reach it as data (`WEIR_INPUTS`, `WEIR_INPUT_<NAME>`); only
@@ -12,20 +27,10 @@ use crate::spec::TaskSpec;
 pub struct Script;
 
 impl TaskType for Script {
-    fn name(&self) -> &'static str {
-        "script"
-    }
+    const NAME: &'static str = "script";
+    type Body = ScriptBody;
 
-    fn applies(&self, spec: &TaskSpec) -> bool {
-        spec.script.is_some()
-    }
-
-    fn launch(&self, context: &Context<'_>) -> Result<Launch, LaunchError> {
-        let script = context
-            .spec
-            .script
-            .as_ref()
-            .ok_or(LaunchError::NotThisType("script"))?;
+    fn launch(&self, script: &ScriptBody, context: &Context<'_>) -> Result<Launch, LaunchError> {
         let source = interpolate(&script.source, context, Destination::ScriptSource)?;
         let file = "task/script";
         Ok(Launch {
@@ -36,5 +41,9 @@ impl TaskType for Script {
             notice: None,
             working_dir: None,
         })
+    }
+
+    fn kubernetes_image(&self, script: &ScriptBody) -> Option<String> {
+        script.image.clone()
     }
 }

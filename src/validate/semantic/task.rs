@@ -8,6 +8,7 @@ use crate::spec::duration::Field;
 use crate::spec::template::{self, Reference};
 use crate::spec::yaml::PathStep;
 use crate::spec::{DurationText, TaskSpec, duration, quantity};
+use crate::task::{Container, Notebook, Script, body_of};
 use std::collections::BTreeSet;
 
 use crate::validate::Entity;
@@ -73,7 +74,7 @@ pub fn check(
             );
         }
     }
-    if let Some(script) = &spec.script {
+    if let Some(script) = body_of::<Script>(spec) {
         let path = [Key("spec"), Key("script"), Key("source")];
         check_template(entity, &iface, &script.source, &path, &mut found);
         let reader = if script.interpreter.contains("python") {
@@ -83,7 +84,7 @@ pub fn check(
         };
         check_inputs_in_code(entity, &iface, &script.source, &path, reader, &mut found);
     }
-    if let Some(container) = &spec.container {
+    if let Some(container) = body_of::<Container>(spec) {
         let argv: Vec<&String> = container.command.iter().chain(&container.args).collect();
         let code = code::code_argument(&argv);
         for (field, list) in [("command", &container.command), ("args", &container.args)] {
@@ -110,7 +111,7 @@ pub fn check(
             );
         }
     }
-    if let Some(notebook) = &spec.notebook {
+    if let Some(notebook) = body_of::<Notebook>(spec) {
         let path = notebook.path.trim_start_matches("./");
         if !other_paths.contains(path) {
             found.push(
