@@ -390,7 +390,11 @@ pub(super) fn load_changes(
     let mut entities = parsed;
     entities.extend(parsed_again);
     entities.sort_by(|a, b| (&a.file, a.doc).cmp(&(&b.file, b.doc)));
-    let mut diagnostics = semantic::check(&mut entities, &next.other_paths);
+    let mut diagnostics = semantic::check(
+        &mut entities,
+        &next.other_paths,
+        &options.validate.task_types,
+    );
     if diagnostics.iter().any(|d| d.is_error()) {
         return Ok(None);
     }

@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::Destination;
-use super::interpolate;
-use super::{Context, Launch, LaunchError, TaskType};
+use super::{Context, Finding, Launch, LaunchError, TaskType, TaskView};
+use super::{Destination, check_inputs_in_code, check_template, interpolate};
 use crate::spec::code;
+use crate::spec::yaml::{PathStep, to_pointer};
 
 /// Run a container image (`command`/`args` on the host under the local executor).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -40,6 +40,32 @@ pub struct Container;
 impl TaskType for Container {
     const NAME: &'static str = "container";
     type Body = ContainerBody;
+
+    /// `{{ inputs.x }}` in `command`, `args` and `env`: the task's own
+    /// inputs, and in the one argument run as code only values that cannot
+    /// carry code.
+    fn check(&self, body: &ContainerBody, task: &TaskView<'_>) -> Vec<Finding> {
+        let mut found = Vec::new();
+        let argv: Vec<&String> = body.command.iter().chain(&body.args).collect();
+        let code = code::code_argument(&argv);
+        for (field, list, offset) in [
+            ("command", &body.command, 0),
+            ("args", &body.args, body.command.len()),
+        ] {
+            for (i, arg) in list.iter().enumerate() {
+                let pointer = to_pointer(&[PathStep::Key(field), PathStep::Index(i)]);
+                found.extend(check_template(arg, &pointer, task));
+                if let Some((_, language)) = code.filter(|(at, _)| *at == offset + i) {
+                    found.extend(check_inputs_in_code(arg, &pointer, language, task));
+                }
+            }
+        }
+        for (name, value) in &body.env {
+            let pointer = to_pointer(&[PathStep::Key("env"), PathStep::Key(name)]);
+            found.extend(check_template(value, &pointer, task));
+        }
+        found
+    }
 
     fn launch(&self, body: &ContainerBody, context: &Context<'_>) -> Result<Launch, LaunchError> {
         let written: Vec<&String> = body.command.iter().chain(&body.args).collect();

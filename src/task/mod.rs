@@ -16,11 +16,13 @@
 //! ([`Destination::ScriptSource`]); anything else is refused with a
 //! [`LaunchError`] naming the variable to read it from instead.
 
+mod check;
 mod container;
 mod notebook;
 mod plugin;
 mod script;
 
+pub use check::{Finding, Rule, TaskView, check_inputs_in_code, check_template};
 pub use container::{Container, ContainerBody};
 pub use notebook::{EXECUTED_NOTEBOOK, NOTEBOOK_FILE, Notebook, NotebookBody};
 pub use plugin::{BUILTIN, ErasedTaskType, TaskType, TaskTypes, body_of};

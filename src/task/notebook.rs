@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Context, Launch, LaunchError, TaskType, on_path};
+use super::{Context, Finding, Launch, LaunchError, Rule, TaskType, TaskView, on_path};
 
 /// Run a Jupyter notebook with papermill; inputs become its parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -35,6 +35,23 @@ pub struct Notebook;
 impl TaskType for Notebook {
     const NAME: &'static str = "notebook";
     type Body = NotebookBody;
+
+    /// The notebook must be in the source.
+    fn check(&self, body: &NotebookBody, task: &TaskView<'_>) -> Vec<Finding> {
+        if task.paths.contains(body.path.trim_start_matches("./")) {
+            return Vec::new();
+        }
+        vec![
+            Finding::new(
+                Rule::MissingNotebook,
+                "/path",
+                format!("notebook `{}` does not exist in the source", body.path),
+            )
+            .with_help(
+                "the path is relative to the source's root folder (the one given to `weir validate`)",
+            ),
+        ]
+    }
 
     fn launch(&self, body: &NotebookBody, context: &Context<'_>) -> Result<Launch, LaunchError> {
         let notebook = match &context.notebook {

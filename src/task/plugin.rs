@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde::de::{Deserialize, DeserializeOwned};
 use serde_json::Value;
 
-use super::{Container, Context, Launch, LaunchError, Notebook, Script};
+use super::{Container, Context, Finding, Launch, LaunchError, Notebook, Script, TaskView};
 use crate::spec::schema::TaskBodies;
 use crate::spec::{Definition, TaskSpec};
 
@@ -27,6 +27,12 @@ pub trait TaskType: Send + Sync + 'static {
     /// The body. Its serde form is what users write (deny unknown fields,
     /// declare defaults); its schemars schema is the schema of `spec.<NAME>`.
     type Body: Serialize + DeserializeOwned + JsonSchema + Send + Sync;
+
+    /// What `weir validate` checks beyond the schema, each finding at a
+    /// place inside the body.
+    fn check(&self, _body: &Self::Body, _task: &TaskView<'_>) -> Vec<Finding> {
+        Vec::new()
+    }
 
     /// What to run for one attempt.
     fn launch(&self, body: &Self::Body, context: &Context<'_>) -> Result<Launch, LaunchError>;
@@ -54,6 +60,8 @@ pub trait ErasedTaskType: Send + Sync {
     /// The body decoded and written back: defaults filled in, as serde
     /// fills them.
     fn canonical(&self, body: &Value) -> Result<Value, serde_json::Error>;
+    /// The type's checks; a body that does not decode is one finding.
+    fn check(&self, body: &Value, task: &TaskView<'_>) -> Vec<Finding>;
     fn launch(&self, body: &Value, context: &Context<'_>) -> Result<Launch, LaunchError>;
     fn kubernetes_image(&self, body: &Value) -> Option<String>;
     fn repository_files(&self, body: &Value) -> Vec<(&'static str, String)>;
@@ -86,6 +94,16 @@ impl<T: TaskType> ErasedTaskType for Erased<T> {
 
     fn canonical(&self, body: &Value) -> Result<Value, serde_json::Error> {
         serde_json::to_value(Self::decode(body)?)
+    }
+
+    fn check(&self, body: &Value, task: &TaskView<'_>) -> Vec<Finding> {
+        match Self::decode(body) {
+            Ok(body) => self.0.check(&body, task),
+            Err(e) => vec![Finding::invalid(
+                "",
+                format!("the `{}` body does not read: {e}", T::NAME),
+            )],
+        }
     }
 
     fn launch(&self, body: &Value, context: &Context<'_>) -> Result<Launch, LaunchError> {

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Context, Launch, LaunchError, TaskType};
-use super::{Destination, interpolate};
+use super::{Context, Finding, Launch, LaunchError, TaskType, TaskView};
+use super::{Destination, check_inputs_in_code, check_template, interpolate};
+use crate::spec::code::Language;
 
 /// Run `source` with `interpreter` (for example `python3` or `bash`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -29,6 +30,24 @@ pub struct Script;
 impl TaskType for Script {
     const NAME: &'static str = "script";
     type Body = ScriptBody;
+
+    /// `{{ inputs.x }}` in the source: the task's own inputs, and only
+    /// those whose values cannot carry code.
+    fn check(&self, script: &ScriptBody, task: &TaskView<'_>) -> Vec<Finding> {
+        let reader = if script.interpreter.contains("python") {
+            Language::Python
+        } else {
+            Language::Shell
+        };
+        let mut found = check_template(&script.source, "/source", task);
+        found.extend(check_inputs_in_code(
+            &script.source,
+            "/source",
+            reader,
+            task,
+        ));
+        found
+    }
 
     fn launch(&self, script: &ScriptBody, context: &Context<'_>) -> Result<Launch, LaunchError> {
         let source = interpolate(&script.source, context, Destination::ScriptSource)?;

@@ -149,7 +149,7 @@ pub fn validate(tree: Tree, options: &Options) -> Report {
     let mut diagnostics = tree.read_errors;
     let (found, mut entities) = parse_files(&tree.files, options);
     diagnostics.extend(found);
-    let semantic = semantic::check(&mut entities, &tree.other_paths);
+    let semantic = semantic::check(&mut entities, &tree.other_paths, &options.task_types);
     diagnostics.extend(semantic);
     resolve_sites(&mut diagnostics, &tree.files, options.yaml_limits);
     diagnostics.sort_by(|a, b| (&a.file, a.pos, a.code).cmp(&(&b.file, b.pos, b.code)));

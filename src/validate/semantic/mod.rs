@@ -115,7 +115,11 @@ pub(crate) fn suggestion(name: &str, known: &[&str], what: &str) -> String {
 /// Runs every semantic check.
 /// `other_paths`: the source's files that are not definitions (notebooks
 /// must be among them).
-pub fn check(entities: &mut [Entity], other_paths: &BTreeSet<String>) -> Vec<Diagnostic> {
+pub fn check(
+    entities: &mut [Entity],
+    other_paths: &BTreeSet<String>,
+    task_types: &TaskTypes,
+) -> Vec<Diagnostic> {
     let mut found = Vec::new();
     let mut by_id: HashMap<IdKey<'_>, usize> = HashMap::with_capacity(entities.len());
     for (i, e) in entities.iter().enumerate() {
@@ -144,7 +148,7 @@ pub fn check(entities: &mut [Entity], other_paths: &BTreeSet<String>) -> Vec<Dia
     // in the order of the entities (the final sort is stable).
     let mut interfaces: Vec<Option<Interface>> = Vec::with_capacity(entities.len());
     for checked in super::par::map(entities, |e| match &e.definition {
-        Definition::Task(t) => Some(task::check(e, &t.spec, other_paths)),
+        Definition::Task(t) => Some(task::check(e, &t.spec, other_paths, task_types)),
         _ => None,
     }) {
         let (iface, diags) = checked.unzip();
