@@ -10,7 +10,8 @@
 //!    `clock` (the injectable now), `outbound` (HTTP client settings and
 //!    request signing);
 //! 2. `spec` (the definition types, and the identities of what weir keeps:
-//!    executions, sources, commits), then on it `validate` (diagnostics),
+//!    executions, sources, commits), then on it `task` (task types: what a
+//!    task's body means and runs), then `validate` (diagnostics),
 //!    `schedule` (due instants, pure) and `artifact` (content-addressed
 //!    bytes);
 //! 3. `store` (the SQL store), then `metrics` (what the daemon counts),
@@ -45,5 +46,6 @@ pub mod schedule;
 pub mod source;
 pub mod spec;
 pub mod store;
+pub mod task;
 pub mod validate;
 pub mod views;

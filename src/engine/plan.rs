@@ -193,10 +193,14 @@ fn expand(
                     spec: doc.spec.clone(),
                     inputs,
                     deps: deps.into_iter().collect(),
-                    notebook: doc.spec.notebook.as_ref().map(|n| NotebookRef {
-                        commit,
-                        path: n.path.trim_start_matches("./").to_owned(),
-                    }),
+                    notebook: crate::task::BUILTIN
+                        .repository_files(&doc.spec)
+                        .into_iter()
+                        .find(|(key, _)| *key == crate::task::NOTEBOOK_FILE)
+                        .map(|(_, path)| NotebookRef {
+                            commit,
+                            path: path.trim_start_matches("./").to_owned(),
+                        }),
                 });
                 produced.insert(&node.id, Produced::Task(path));
             }

@@ -31,11 +31,11 @@ pub use executor::LocalExecutor;
 use super::Outcome;
 use super::environment::Inherited;
 use super::process::{self, Command, Exit};
-use super::tasks::{self, LaunchError};
 use crate::artifact::{self, ArtifactStore};
 use crate::source::git::FileError;
 use crate::spec::types::TypeExpr;
 use crate::spec::{ExecutionId, TaskSpec};
+use crate::task::{self as tasks, LaunchError};
 
 /// Why an attempt could not be prepared or its outputs read back: the
 /// attempt fails with this text as its error.
@@ -217,13 +217,13 @@ fn prepare(attempt: &Attempt<'_>, artifacts: &dyn ArtifactStore) -> Result<Comma
         };
         values.insert(name.clone(), local);
     }
-    let launch = tasks::launch(&tasks::Context {
+    let launch = tasks::BUILTIN.launch(&tasks::Context {
         spec: attempt.spec,
         inputs: &values,
         notebook: attempt
             .notebook
             .as_ref()
-            .map(|n| n.as_ref().map(String::as_str)),
+            .map(|n| n.as_ref().map(String::as_str).map_err(ToString::to_string)),
     })?;
     let inputs_json = dir.join("inputs.json");
     std::fs::write(
@@ -378,7 +378,12 @@ fn collect(
         };
         values.insert(name, value);
     }
-    if attempt.spec.notebook.is_some() && !values.contains_key("notebook") {
+    if attempt
+        .spec
+        .body
+        .is(<tasks::Notebook as tasks::TaskType>::NAME)
+        && !values.contains_key("notebook")
+    {
         let executed = attempt.dir.join(tasks::EXECUTED_NOTEBOOK);
         let digest = artifacts
             .put_file(&executed)

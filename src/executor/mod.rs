@@ -1,8 +1,8 @@
 //! Executors: how a workflow node attempt runs, behind one boundary
 //! ([`Executor`]). `local` runs one host process group per attempt
 //! (`process`, in the environment `environment` builds); `kubernetes` runs
-//! it as a Job. `tasks` turns a task's body into the command an executor
-//! runs, one plugin per task type. An attempt's whereabouts are a typed
+//! it as a Job. What a task's body runs comes from its task type, in
+//! `crate::task`, one plugin per type. An attempt's whereabouts are a typed
 //! [`AttemptHandle`] ([`handle`]), which the engine stores.
 //!
 //! The engine holds one `Arc<dyn Executor>` and never asks which one it
@@ -20,7 +20,6 @@ pub mod handle;
 pub mod kubernetes;
 pub mod local;
 pub mod process;
-pub mod tasks;
 
 use std::collections::BTreeMap;
 use std::future::Future;

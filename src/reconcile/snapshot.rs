@@ -206,10 +206,11 @@ fn references(e: &Entity) -> (Vec<EntityRef>, Option<String>) {
     match &e.definition {
         Definition::Task(t) => (
             Vec::new(),
-            t.spec
-                .notebook
-                .as_ref()
-                .map(|n| n.path.trim_start_matches("./").to_owned()),
+            crate::task::BUILTIN
+                .repository_files(&t.spec)
+                .into_iter()
+                .find(|(key, _)| *key == crate::task::NOTEBOOK_FILE)
+                .map(|(_, path)| path.trim_start_matches("./").to_owned()),
         ),
         Definition::Workflow(w) => (
             w.spec
@@ -389,11 +390,15 @@ pub(super) fn load_changes(
     let mut entities = parsed;
     entities.extend(parsed_again);
     entities.sort_by(|a, b| (&a.file, a.doc).cmp(&(&b.file, b.doc)));
-    let mut diagnostics = semantic::check(&mut entities, &next.other_paths);
+    let mut diagnostics = semantic::check(
+        &mut entities,
+        &next.other_paths,
+        &options.validate.task_types,
+    );
     if diagnostics.iter().any(|d| d.is_error()) {
         return Ok(None);
     }
-    semantic::assign_digests(&mut entities, &next.notebooks);
+    semantic::assign_digests(&mut entities, &next.notebooks, &options.validate.task_types);
 
     // 5. The new snapshot: re-read files get their fresh entries.
     for path in &reread {

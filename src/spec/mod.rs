@@ -243,81 +243,185 @@ pub struct Port {
     pub description: Option<String>,
 }
 
-/// `kind: Task` spec.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-#[schemars(extend(
-    "oneOf" = [{"required": ["container"]}, {"required": ["script"]}, {"required": ["notebook"]}],
-    "errorMessage" = "a task needs exactly one body: `container`, `script` or `notebook`"
-))]
+/// `kind: Task` spec: the fields every task has, and its one body.
+///
+/// The body is data here (`<type>: <body>`, see [`TaskBody`]): what it
+/// means is its task type's business (`crate::task`), so a new type needs
+/// no change in this module. It reads and writes as the fields it replaced
+/// did (the body under its type's key, between `outputs` and `retries`),
+/// so stored definitions and plans read as before; the JSON Schema of the
+/// bodies is filled in by [`schema::generate`] from the task types.
+#[derive(Debug, Clone, PartialEq)]
 pub struct TaskSpec {
-    #[serde(default)]
     pub inputs: BTreeMap<String, Port>,
-    #[serde(default)]
     pub outputs: BTreeMap<String, Port>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub container: Option<ContainerBody>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub script: Option<ScriptBody>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub notebook: Option<NotebookBody>,
-    #[serde(default)]
+    pub body: TaskBody,
     pub retries: Retries,
-    /// The longest one attempt may run, e.g. `30m` or `1h30m`; none when absent.
-    #[serde(default)]
-    #[schemars(with = "Option<String>")]
     pub timeout: Option<DurationText>,
-    #[serde(default)]
     pub cache: CacheSettings,
-    #[serde(default)]
     pub resources: Resources,
-    /// Kubernetes Secrets exposed as environment variables; never values.
-    #[serde(default)]
     pub secrets: Vec<SecretRef>,
-    #[serde(default)]
     pub service_account: Option<String>,
 }
 
-/// Run a container image (`command`/`args` on the host under the local executor).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+/// A task's body: `script: { … }` is `type_name` `script` and the object as
+/// `value`. Exactly one per task (the schema says so before anything reads
+/// it); a task type decodes `value` into its own body type.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskBody {
+    pub type_name: String,
+    pub value: Value,
+}
+
+impl TaskBody {
+    /// Whether this body is of the task type named `type_name`.
+    pub fn is(&self, type_name: &str) -> bool {
+        self.type_name == type_name
+    }
+}
+
+// The schema of `TaskSpec`'s common fields (the bodies are added by
+// `schema::generate`), with the attributes of the fields. Its one doc line is
+// the schema's description.
+/// `kind: Task` spec.
+#[derive(JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ContainerBody {
-    #[schemars(length(min = 1))]
-    pub image: String,
+#[schemars(rename = "TaskSpec")]
+#[allow(dead_code)] // its fields are read by the derive only
+struct TaskSpecSchema {
     #[serde(default)]
-    pub command: Vec<String>,
-    /// May interpolate `{{ inputs.x }}`.
+    inputs: BTreeMap<String, Port>,
     #[serde(default)]
-    pub args: Vec<String>,
+    outputs: BTreeMap<String, Port>,
     #[serde(default)]
-    pub env: BTreeMap<String, String>,
+    retries: Retries,
+    /// The longest one attempt may run, e.g. `30m` or `1h30m`; none when absent.
     #[serde(default)]
-    pub working_dir: Option<String>,
+    #[schemars(with = "Option<String>")]
+    timeout: Option<DurationText>,
+    #[serde(default)]
+    cache: CacheSettings,
+    #[serde(default)]
+    resources: Resources,
+    /// Kubernetes Secrets exposed as environment variables; never values.
+    #[serde(default)]
+    secrets: Vec<SecretRef>,
+    #[serde(default)]
+    service_account: Option<String>,
 }
 
-/// Run `source` with `interpreter` (for example `python3` or `bash`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ScriptBody {
-    #[schemars(length(min = 1))]
-    pub interpreter: String,
-    /// The script; may interpolate `{{ inputs.x }}`.
-    pub source: String,
-    /// The image used on Kubernetes.
-    #[serde(default)]
-    pub image: Option<String>,
+impl JsonSchema for TaskSpec {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "TaskSpec".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        TaskSpecSchema::json_schema(generator)
+    }
 }
 
-/// Run a Jupyter notebook with papermill; inputs become its parameters.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NotebookBody {
-    /// Path of the `.ipynb`, relative to the source's root folder.
-    #[schemars(regex(pattern = r"\.ipynb$"))]
-    pub path: String,
-    /// The image used on Kubernetes.
-    #[serde(default)]
-    pub image: Option<String>,
+/// The keys of [`TaskSpec`]'s common fields; any other key is the body.
+const TASK_FIELDS: [&str; 8] = [
+    "inputs",
+    "outputs",
+    "retries",
+    "timeout",
+    "cache",
+    "resources",
+    "secrets",
+    "serviceAccount",
+];
+
+impl Serialize for TaskSpec {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut map = serializer.serialize_map(Some(TASK_FIELDS.len() + 1))?;
+        map.serialize_entry("inputs", &self.inputs)?;
+        map.serialize_entry("outputs", &self.outputs)?;
+        map.serialize_entry(&self.body.type_name, &self.body.value)?;
+        map.serialize_entry("retries", &self.retries)?;
+        map.serialize_entry("timeout", &self.timeout)?;
+        map.serialize_entry("cache", &self.cache)?;
+        map.serialize_entry("resources", &self.resources)?;
+        map.serialize_entry("secrets", &self.secrets)?;
+        map.serialize_entry("serviceAccount", &self.service_account)?;
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for TaskSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(TaskSpecVisitor)
+    }
+}
+
+/// Reads the common fields by name and takes the one other key as the body
+/// (a hand-written map visitor: `serde(flatten)` would buffer every field).
+struct TaskSpecVisitor;
+
+impl<'de> serde::de::Visitor<'de> for TaskSpecVisitor {
+    type Value = TaskSpec;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a task spec")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<TaskSpec, A::Error> {
+        use serde::de::Error as _;
+        /// Reads the next value into `$slot`, once.
+        macro_rules! field {
+            ($slot:ident, $key:literal) => {
+                if $slot.replace(map.next_value()?).is_some() {
+                    return Err(A::Error::duplicate_field($key));
+                }
+            };
+        }
+        let (mut inputs, mut outputs, mut body) = (None, None, None::<TaskBody>);
+        let (mut retries, mut timeout, mut cache) = (None, None, None);
+        let (mut resources, mut secrets, mut service_account) = (None, None, None);
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match key.as_ref() {
+                "inputs" => field!(inputs, "inputs"),
+                "outputs" => field!(outputs, "outputs"),
+                "retries" => field!(retries, "retries"),
+                "timeout" => field!(timeout, "timeout"),
+                "cache" => field!(cache, "cache"),
+                "resources" => field!(resources, "resources"),
+                "secrets" => field!(secrets, "secrets"),
+                "serviceAccount" => field!(service_account, "serviceAccount"),
+                type_name => {
+                    let value: Value = map.next_value()?;
+                    // `script: null` is no body, as an absent optional field was.
+                    if value.is_null() {
+                        continue;
+                    }
+                    if let Some(first) = &body {
+                        return Err(A::Error::custom(format_args!(
+                            "a task needs exactly one body, not both `{}` and `{type_name}`",
+                            first.type_name
+                        )));
+                    }
+                    body = Some(TaskBody {
+                        type_name: type_name.to_owned(),
+                        value,
+                    });
+                }
+            }
+        }
+        Ok(TaskSpec {
+            inputs: inputs.unwrap_or_default(),
+            outputs: outputs.unwrap_or_default(),
+            body: body.ok_or_else(|| {
+                A::Error::custom("a task needs a body (`script`, `container`, …)")
+            })?,
+            retries: retries.unwrap_or_default(),
+            timeout: timeout.unwrap_or_default(),
+            cache: cache.unwrap_or_default(),
+            resources: resources.unwrap_or_default(),
+            secrets: secrets.unwrap_or_default(),
+            service_account: service_account.unwrap_or_default(),
+        })
+    }
 }
 
 /// How often a failed attempt is retried.

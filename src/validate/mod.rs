@@ -27,6 +27,7 @@ pub use diagnostic::{Code, Diagnostic, Severity};
 
 use crate::spec::yaml::{self, Pos, SyntaxErrorKind};
 use crate::spec::{Definition, Digest, EntityRef, Kind};
+use crate::task::TaskTypes;
 
 /// One definition file as read from a directory or a Git tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +63,9 @@ pub struct Options {
     /// The project of definitions without `metadata.project`.
     pub default_project: String,
     pub yaml_limits: yaml::Limits,
+    /// The task types whose bodies a task may have (the built-in ones by
+    /// default: documents are then checked against the committed schema).
+    pub task_types: TaskTypes,
 }
 
 impl Default for Options {
@@ -69,6 +73,7 @@ impl Default for Options {
         Options {
             default_project: "default".to_owned(),
             yaml_limits: yaml::Limits::default(),
+            task_types: TaskTypes::builtin(),
         }
     }
 }
@@ -144,7 +149,7 @@ pub fn validate(tree: Tree, options: &Options) -> Report {
     let mut diagnostics = tree.read_errors;
     let (found, mut entities) = parse_files(&tree.files, options);
     diagnostics.extend(found);
-    let semantic = semantic::check(&mut entities, &tree.other_paths);
+    let semantic = semantic::check(&mut entities, &tree.other_paths, &options.task_types);
     diagnostics.extend(semantic);
     resolve_sites(&mut diagnostics, &tree.files, options.yaml_limits);
     diagnostics.sort_by(|a, b| (&a.file, a.pos, a.code).cmp(&(&b.file, b.pos, b.code)));
@@ -154,7 +159,7 @@ pub fn validate(tree: Tree, options: &Options) -> Report {
         sources: tree.files,
     };
     if report.is_valid() {
-        semantic::assign_digests(&mut report.entities, &tree.notebooks);
+        semantic::assign_digests(&mut report.entities, &tree.notebooks, &options.task_types);
     }
     report
 }
@@ -168,7 +173,8 @@ pub(crate) fn parse_files(
 ) -> (Vec<Diagnostic>, Vec<Entity>) {
     let mut diagnostics = Vec::new();
     let mut entities = Vec::new();
-    for (found, parsed) in par::map(files, |f| load_file(f, options)) {
+    let schema = schema::compiled(&options.task_types);
+    for (found, parsed) in par::map(files, |f| load_file(f, options, &schema)) {
         diagnostics.extend(found);
         entities.extend(parsed);
     }
@@ -176,7 +182,11 @@ pub(crate) fn parse_files(
 }
 
 /// Parses one file and checks each of its documents against the schema.
-fn load_file(file: &SourceFile, options: &Options) -> (Vec<Diagnostic>, Vec<Entity>) {
+fn load_file(
+    file: &SourceFile,
+    options: &Options,
+    schema: &schema::CompiledSchema,
+) -> (Vec<Diagnostic>, Vec<Entity>) {
     let docs = match yaml::parse_values(&file.text, options.yaml_limits) {
         Ok(docs) => docs,
         Err(e) => {
@@ -198,7 +208,7 @@ fn load_file(file: &SourceFile, options: &Options) -> (Vec<Diagnostic>, Vec<Enti
     let mut diagnostics = Vec::new();
     let mut entities = Vec::with_capacity(docs.len());
     for (doc, (pos, json)) in docs.into_iter().enumerate() {
-        match schema::check_document(&file.path, doc, json, &options.default_project) {
+        match schema::check_document(&file.path, doc, json, options, schema) {
             Ok((id, definition)) => entities.push(Entity {
                 id,
                 file: file.path.clone(),

@@ -2,47 +2,65 @@
 //!
 //! Documents are checked against the *committed* `schema/weir.schema.json`
 //! (the same file editors and pre-commit hooks use; a test keeps it equal to
-//! the generated one), compiled once. jsonschema reports an instance path
+//! the generated one), compiled once; a run that knows other task types
+//! than the built-in ones generates the schema of its bodies instead. jsonschema reports an instance path
 //! such as `/spec/nodes/2/task`; [`YamlNode::locate`] turns it into the line
 //! and column of that value, or of the key for unknown and missing fields.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use jsonschema::error::ValidationErrorKind;
 use serde_json::Value;
 
+use super::Options;
 use super::diagnostic::{Code, Diagnostic};
 use crate::spec::yaml::pointer_segments;
 use crate::spec::{Definition, EntityRef, Kind};
+use crate::task::TaskTypes;
 
 const SCHEMA_TEXT: &str = include_str!("../../schema/weir.schema.json");
 
-struct CompiledSchema {
+/// A schema ready to check documents with.
+pub struct CompiledSchema {
     raw: Value,
     validator: jsonschema::Validator,
 }
 
-fn compiled() -> &'static CompiledSchema {
-    static SCHEMA: OnceLock<CompiledSchema> = OnceLock::new();
-    SCHEMA.get_or_init(|| {
-        let raw: Value =
-            serde_json::from_str(SCHEMA_TEXT).expect("the committed schema is valid JSON (tested)");
+impl CompiledSchema {
+    fn new(raw: Value) -> CompiledSchema {
         let validator = jsonschema::options()
             .with_draft(jsonschema::Draft::Draft7)
             .build(&raw)
-            .expect("the committed schema compiles (tested)");
+            .expect("the generated schema compiles (tested for the committed one)");
         CompiledSchema { raw, validator }
-    })
+    }
 }
 
-/// Checks one document and reads it into its typed form.
+/// The schema documents are checked against when a task may have the
+/// bodies of `types`: the committed one for the built-in types.
+pub fn compiled(types: &TaskTypes) -> Arc<CompiledSchema> {
+    static COMMITTED: OnceLock<Arc<CompiledSchema>> = OnceLock::new();
+    if !types.is_builtin() {
+        return Arc::new(CompiledSchema::new(types.schema()));
+    }
+    COMMITTED
+        .get_or_init(|| {
+            let raw: Value = serde_json::from_str(SCHEMA_TEXT)
+                .expect("the committed schema is valid JSON (tested)");
+            Arc::new(CompiledSchema::new(raw))
+        })
+        .clone()
+}
+
+/// Checks one document against `schema` and reads it into its typed form,
+/// a task's body with its defaults filled in by its type.
 pub fn check_document(
     file: &str,
     doc: usize,
     json: Value,
-    default_project: &str,
+    options: &Options,
+    schema: &CompiledSchema,
 ) -> Result<(EntityRef, Definition), Vec<Diagnostic>> {
-    let schema = compiled();
     // Most documents are valid: `is_valid` stops at nothing and builds no
     // error (no paths, no messages); only a document that fails is walked
     // again to collect every error.
@@ -62,7 +80,7 @@ pub fn check_document(
         .and_then(Value::as_str)
         .and_then(Kind::parse)
         .expect("the schema only admits the three kinds");
-    let definition = Definition::from_json(kind, json).map_err(|e| {
+    let mut definition = Definition::from_json(kind, json).map_err(|e| {
         vec![Diagnostic::at_site(
             Code::SchemaViolation,
             file,
@@ -72,8 +90,9 @@ pub fn check_document(
             format!("cannot read this {kind}: {e}"),
         )]
     })?;
+    options.task_types.canonicalize(&mut definition);
     let meta = definition.metadata();
-    let project = meta.project.as_deref().unwrap_or(default_project);
+    let project = meta.project.as_deref().unwrap_or(&options.default_project);
     Ok((EntityRef::new(project, kind, meta.name.clone()), definition))
 }
 
@@ -447,6 +466,6 @@ mod tests {
 
     #[test]
     fn committed_schema_compiles() {
-        let _ = compiled();
+        let _ = compiled(&TaskTypes::builtin());
     }
 }

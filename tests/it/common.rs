@@ -44,6 +44,11 @@ pub fn validate_json(path: &Path) -> (i32, serde_json::Value) {
 
 /// Validates in-memory files with the library.
 pub fn validate_files(files: &[(&str, &str)]) -> Report {
+    validate_files_with(files, &Options::default())
+}
+
+/// [`validate_files`] with other options (other task types, say).
+pub fn validate_files_with(files: &[(&str, &str)], options: &Options) -> Report {
     let tree = Tree {
         files: files
             .iter()
@@ -54,7 +59,7 @@ pub fn validate_files(files: &[(&str, &str)]) -> Report {
             .collect(),
         ..Tree::default()
     };
-    validate::validate(tree, &Options::default())
+    validate::validate(tree, options)
 }
 
 /// A Git repository in a temporary folder, driven with git2.

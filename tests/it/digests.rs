@@ -129,3 +129,99 @@ fn metadata_descriptions_are_not_part_of_the_version() {
     let after = versions(&[("tasks.yaml", &described), ("pipeline.yaml", PIPELINE)]);
     assert_eq!(before, after);
 }
+
+/// Every version of `examples/repo`, as released: a change to how
+/// definitions are read, canonicalized or hashed (task bodies read through
+/// their plugins, say) must not move any of them, or every deployed task
+/// would get a new version (and a cold cache) on upgrade.
+#[test]
+fn the_examples_keep_their_versions() {
+    let (code, json) = crate::common::validate_json(&crate::common::root().join("examples/repo"));
+    assert_eq!(code, 0, "{json:#}");
+    let found: BTreeMap<String, String> = json["entities"]
+        .as_array()
+        .expect("entities")
+        .iter()
+        .map(|e| {
+            let id = format!(
+                "{}/{}/{}",
+                e["project"].as_str().expect("project"),
+                e["kind"].as_str().expect("kind"),
+                e["name"].as_str().expect("name")
+            );
+            (id, e["digest"].as_str().expect("digest").to_owned())
+        })
+        .collect();
+    let pinned: BTreeMap<String, String> = PINNED
+        .iter()
+        .map(|(id, digest)| ((*id).to_owned(), (*digest).to_owned()))
+        .collect();
+    assert_eq!(found, pinned);
+}
+
+const PINNED: &[(&str, &str)] = &[
+    (
+        "churn/LaunchPlan/churn-adhoc",
+        "5ab1d54e804e082a310b372453a6d8fa72f69ed5e3340987731663d744249d58",
+    ),
+    (
+        "churn/LaunchPlan/churn-nightly",
+        "3f3ac9a5695589bd626f57c547a29808ea156a8977cd55003c1b1c2108fe74f2",
+    ),
+    (
+        "churn/Task/build-features",
+        "0ab1c18757b94da9100fd67f89e5a3a4bbd1c873ea20a60ef69ef15cd97a5fe8",
+    ),
+    (
+        "churn/Task/churn-report",
+        "53f05a464587cfa73662c0853605bad44c1dde3dd6bac49335c525a15a3dffd6",
+    ),
+    (
+        "churn/Task/evaluate-model",
+        "9b5ddbf0236d3869e1ea109ebb4e89569856764fbf5de20a737a0bfbdccdd8d5",
+    ),
+    (
+        "churn/Task/extract-events",
+        "6e92ec95d627221869772b66efa3a879694dfcc2c9bce03aafe25c8db6bb0041",
+    ),
+    (
+        "churn/Task/train-model",
+        "a219c48de67b0332af4f6b860d3fbc24fd5ee002eb9a0e8642c0429133a09cb1",
+    ),
+    (
+        "churn/Workflow/churn-training",
+        "2660cc779727bf8d316111e258b0898b69904a7dab759ecf77816a7b8de751f0",
+    ),
+    (
+        "etl/LaunchPlan/hourly-etl-schedule",
+        "16e4592a5a24ff7f4745232c7b824f8974334d5d7c6cb51580bb7f285be483f5",
+    ),
+    (
+        "etl/Task/aggregate-orders",
+        "248647a846045397b19bbfcd4bd8beb64f3196ab8e685a057c327642f657ac64",
+    ),
+    (
+        "etl/Task/check-row-count",
+        "903cc6a2a12f832241037152b4b5cfacefee278d7ad7d3eb43cf8a001bb2dd18",
+    ),
+    (
+        "etl/Task/list-partitions",
+        "11812e0a7c195690eb9bfd2c234344c2eb5e585d8021c4f790e17a70209c655a",
+    ),
+    (
+        "etl/Task/load-region",
+        "0298bcf6a82d55d9393b79f63eacb365ab74eef01934606cc19ff9fa23b42b59",
+    ),
+    (
+        "etl/Task/merge-regions",
+        "47fd807890082fa62b699d81090e28e049db824db13bec7041a072e570f94399",
+    ),
+    (
+        "etl/Task/publish-dataset",
+        "c47ec8eed56582b14f7036787f2689e794dc93479da569291456f803f1ecee3b",
+    ),
+    (
+        "etl/Workflow/hourly-etl",
+        "9363f430c6bccd28c223026c25d64ab16dc959333bac5610738a8e5c7d443a2d",
+    ),
+];

@@ -31,5 +31,6 @@ mod store_faults;
 mod stored_durations;
 mod sync_story;
 mod task_env;
+mod task_plugin;
 mod validate_cli;
 mod wake;

@@ -7,7 +7,7 @@ use crate::common::{root, weir};
 fn committed_schema_equals_generated() {
     let committed = std::fs::read_to_string(root().join(weir::spec::schema::SCHEMA_PATH))
         .expect("schema/weir.schema.json");
-    let generated = weir::spec::schema::generate_text();
+    let generated = weir::task::TaskTypes::builtin().schema_text();
     assert!(
         committed == generated,
         "schema/weir.schema.json is stale: run `cargo run -- schema > schema/weir.schema.json`"
@@ -19,7 +19,7 @@ fn committed_schema_equals_generated() {
 
 #[test]
 fn schema_is_valid_draft_07() {
-    let schema = weir::spec::schema::generate();
+    let schema = weir::task::TaskTypes::builtin().schema();
     assert_eq!(schema["$schema"], "http://json-schema.org/draft-07/schema#");
     assert!(jsonschema::draft7::meta::is_valid(&schema));
 }

@@ -170,11 +170,8 @@ pub fn labels(req: &JobRequest<'_>) -> BTreeMap<String, String> {
 
 /// The image the task runs in.
 fn task_image(spec: &TaskSpec, settings: &Settings) -> String {
-    spec.container
-        .as_ref()
-        .map(|c| c.image.clone())
-        .or_else(|| spec.script.as_ref().and_then(|s| s.image.clone()))
-        .or_else(|| spec.notebook.as_ref().and_then(|n| n.image.clone()))
+    crate::task::BUILTIN
+        .kubernetes_image(spec)
         .unwrap_or_else(|| settings.default_task_image.clone())
 }
 

@@ -48,7 +48,7 @@ pub(super) fn plan_node(path: &str) -> PlanNode {
         "path": path,
         "task": "train",
         "taskVersion": "b".repeat(64),
-        "spec": {},
+        "spec": { "script": { "interpreter": "bash", "source": "true" } },
         "inputs": {},
         "deps": [],
     }))

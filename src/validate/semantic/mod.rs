@@ -16,12 +16,13 @@ mod workflow;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::Entity;
 use super::diagnostic::{Code, Diagnostic};
 use crate::spec::yaml::{PathStep, to_pointer};
 use crate::spec::{Definition, Digest, EntityRef, Kind};
+use crate::task::TaskTypes;
 
 pub use ports::{Interface, Param};
 
@@ -114,7 +115,11 @@ pub(crate) fn suggestion(name: &str, known: &[&str], what: &str) -> String {
 /// Runs every semantic check.
 /// `other_paths`: the source's files that are not definitions (notebooks
 /// must be among them).
-pub fn check(entities: &mut [Entity], other_paths: &BTreeSet<String>) -> Vec<Diagnostic> {
+pub fn check(
+    entities: &mut [Entity],
+    other_paths: &BTreeSet<String>,
+    task_types: &TaskTypes,
+) -> Vec<Diagnostic> {
     let mut found = Vec::new();
     let mut by_id: HashMap<IdKey<'_>, usize> = HashMap::with_capacity(entities.len());
     for (i, e) in entities.iter().enumerate() {
@@ -143,7 +148,7 @@ pub fn check(entities: &mut [Entity], other_paths: &BTreeSet<String>) -> Vec<Dia
     // in the order of the entities (the final sort is stable).
     let mut interfaces: Vec<Option<Interface>> = Vec::with_capacity(entities.len());
     for checked in super::par::map(entities, |e| match &e.definition {
-        Definition::Task(t) => Some(task::check(e, &t.spec, other_paths)),
+        Definition::Task(t) => Some(task::check(e, &t.spec, other_paths, task_types)),
         _ => None,
     }) {
         let (iface, diags) = checked.unzip();
@@ -167,21 +172,29 @@ pub fn check(entities: &mut [Entity], other_paths: &BTreeSet<String>) -> Vec<Dia
 /// calls); a launch plan's of (its spec's digest, its workflow's version).
 /// Spec digests are independent and computed in parallel; combining them is
 /// cheap.
-pub fn assign_digests(entities: &mut [Entity], notebooks: &BTreeMap<String, String>) {
+pub fn assign_digests(
+    entities: &mut [Entity],
+    notebooks: &BTreeMap<String, String>,
+    task_types: &TaskTypes,
+) {
     let spec_digests = super::par::map(entities, |e| {
         let spec = Digest::of_json(&e.definition.canonical_spec());
-        // A notebook task runs its notebook: the version covers its content.
-        match &e.definition {
-            Definition::Task(t) => match &t.spec.notebook {
-                Some(n) => {
-                    let path = n.path.trim_start_matches("./");
-                    let content = notebooks.get(path).map(String::as_str);
-                    Digest::of_json(&json!({ "spec": spec.as_str(), "notebook": content }))
-                }
-                None => spec,
-            },
-            _ => spec,
+        // A task runs its repository files (a notebook): the version covers
+        // their content, each under its key.
+        let Definition::Task(t) = &e.definition else {
+            return spec;
+        };
+        let files = task_types.repository_files(&t.spec);
+        if files.is_empty() {
+            return spec;
         }
+        let mut covered = serde_json::Map::new();
+        covered.insert("spec".to_owned(), json!(spec.as_str()));
+        for (key, path) in files {
+            let content = notebooks.get(path.trim_start_matches("./"));
+            covered.insert(key.to_owned(), json!(content));
+        }
+        Digest::of_json(&Value::Object(covered))
     });
     let mut digests: HashMap<IdKey<'_>, Digest> = HashMap::with_capacity(entities.len());
     for (e, spec) in entities.iter().zip(&spec_digests) {

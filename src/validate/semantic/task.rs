@@ -1,13 +1,13 @@
-//! Checks of one task: its interface, durations, quantities, templates in
-//! its body, cache settings, and that a notebook exists in the tree.
+//! Checks of one task: its interface, durations, quantities and cache
+//! settings here; its body by its task type (templates in it, a notebook
+//! that must exist…), whose findings become diagnostics here.
 
 use super::ports::{Direction, Interface, check_ports};
 use super::{Code, Diagnostic, at, suggestion};
-use crate::spec::code::{self, Language};
 use crate::spec::duration::Field;
-use crate::spec::template::{self, Reference};
-use crate::spec::yaml::PathStep;
+use crate::spec::yaml::{PathStep, to_pointer};
 use crate::spec::{DurationText, TaskSpec, duration, quantity};
+use crate::task::{Finding, Rule, TaskTypes, TaskView};
 use std::collections::BTreeSet;
 
 use crate::validate::Entity;
@@ -18,6 +18,7 @@ pub fn check(
     entity: &Entity,
     spec: &TaskSpec,
     other_paths: &BTreeSet<String>,
+    task_types: &TaskTypes,
 ) -> (Interface, Vec<Diagnostic>) {
     let mut found = Vec::new();
     let inputs = check_ports(entity, &spec.inputs, Direction::Inputs, &mut found);
@@ -73,51 +74,23 @@ pub fn check(
             );
         }
     }
-    if let Some(script) = &spec.script {
-        let path = [Key("spec"), Key("script"), Key("source")];
-        check_template(entity, &iface, &script.source, &path, &mut found);
-        let reader = if script.interpreter.contains("python") {
-            Language::Python
-        } else {
-            Language::Shell
+    if let Some(task_type) = task_types.get(&spec.body.type_name) {
+        let view = TaskView {
+            inputs: iface
+                .inputs
+                .iter()
+                .map(|(name, p)| (name.as_str(), p.ty.as_ref()))
+                .collect(),
+            outputs: iface
+                .outputs
+                .iter()
+                .map(|(name, ty)| (name.as_str(), ty.as_ref()))
+                .collect(),
+            paths: other_paths,
         };
-        check_inputs_in_code(entity, &iface, &script.source, &path, reader, &mut found);
-    }
-    if let Some(container) = &spec.container {
-        let argv: Vec<&String> = container.command.iter().chain(&container.args).collect();
-        let code = code::code_argument(&argv);
-        for (field, list) in [("command", &container.command), ("args", &container.args)] {
-            let offset = if field == "args" {
-                container.command.len()
-            } else {
-                0
-            };
-            for (i, arg) in list.iter().enumerate() {
-                let path = [Key("spec"), Key("container"), Key(field), Index(i)];
-                check_template(entity, &iface, arg, &path, &mut found);
-                if let Some((_, language)) = code.filter(|(at, _)| *at == offset + i) {
-                    check_inputs_in_code(entity, &iface, arg, &path, language, &mut found);
-                }
-            }
-        }
-        for (name, value) in &container.env {
-            check_template(
-                entity,
-                &iface,
-                value,
-                &[Key("spec"), Key("container"), Key("env"), Key(name)],
-                &mut found,
-            );
-        }
-    }
-    if let Some(notebook) = &spec.notebook {
-        let path = notebook.path.trim_start_matches("./");
-        if !other_paths.contains(path) {
-            found.push(
-                at(entity, Code::MissingNotebook, &[Key("spec"), Key("notebook"), Key("path")],
-                    format!("notebook `{}` does not exist in the source", notebook.path))
-                .with_help("the path is relative to the source's root folder (the one given to `weir validate`)"),
-            );
+        let body = [Key("spec"), Key(&spec.body.type_name)];
+        for finding in task_type.check(&spec.body.value, &view) {
+            found.push(diagnostic(entity, &iface, &body, finding));
         }
     }
     (iface, found)
@@ -153,89 +126,39 @@ pub(super) fn check_duration(
     }
 }
 
-/// `{{ inputs.x }}` written into code (a script's source, or the argument
-/// [`code::code_argument`] finds: `sh -c`'s script, `python -c`'s…) is refused unless `x`'s type cannot carry code (int,
-/// float, bool, enum): a string's value would run as code (W036). Each
-/// placeholder is reported at its own line and column.
-fn check_inputs_in_code(
+/// A task type's finding, as a diagnostic at its place inside the body
+/// (`body` is the body's path in the document).
+fn diagnostic(
     entity: &Entity,
     iface: &Interface,
-    text: &str,
-    path: &[PathStep<'_>],
-    reader: Language,
-    found: &mut Vec<Diagnostic>,
-) {
-    let mut seen: Vec<&str> = Vec::new();
-    for (placeholder, name) in input_placeholders(text) {
-        let nth = seen.iter().filter(|p| **p == placeholder).count();
-        seen.push(placeholder);
-        let Some(ty) = iface.inputs.get(name).and_then(|p| p.ty.as_ref()) else {
-            continue; // unknown input or invalid type: reported already
-        };
-        if ty.is_code_safe() {
-            continue;
-        }
-        let form = reader.reads(&code::input_variable_name(name));
-        found.push(
-            at(
-                entity,
-                Code::InputAsCode,
-                path,
-                format!(
-                    "`{placeholder}` writes the `{ty}` input `{name}` into code, where its value would run as code"
-                ),
-            )
-            .within(placeholder, nth)
-            .with_help(format!(
-                "read it from the environment: {form} (only int, float, bool and enum inputs may be written into code)"
-            )),
-        );
-    }
-}
-
-/// Each `{{ inputs.NAME }}` of `text`, as written, with its name.
-fn input_placeholders(text: &str) -> Vec<(&str, &str)> {
-    let mut found = Vec::new();
-    let mut rest = 0;
-    while let Some(start) = text[rest..].find("{{").map(|i| rest + i) {
-        let Some(end) = text[start + 2..].find("}}").map(|i| start + 2 + i) else {
-            break;
-        };
-        let placeholder = &text[start..end + 2];
-        if let Some(name) = text[start + 2..end].trim().strip_prefix("inputs.") {
-            found.push((placeholder, name));
-        }
-        rest = end + 2;
-    }
-    found
-}
-
-/// Templates in a task body may reference the task's own inputs only.
-fn check_template(
-    entity: &Entity,
-    iface: &Interface,
-    text: &str,
-    path: &[PathStep<'_>],
-    found: &mut Vec<Diagnostic>,
-) {
-    let parsed = match template::parse(text) {
-        Ok(t) => t,
-        Err(e) => {
-            found.push(at(entity, Code::InvalidTemplate, path, e.to_string()));
-            return;
-        }
+    body: &[PathStep<'_>],
+    finding: Finding,
+) -> Diagnostic {
+    let code = match &finding.rule {
+        Rule::InvalidTemplate => Code::InvalidTemplate,
+        Rule::UnknownInput { .. } => Code::UnknownInput,
+        Rule::InputAsCode => Code::InputAsCode,
+        Rule::MissingNotebook => Code::MissingNotebook,
+        Rule::InvalidBody => Code::InvalidTaskBody,
     };
-    for reference in parsed.references() {
-        match reference {
-            Reference::Input(name) if !iface.inputs.contains_key(name) => found.push(
-                at(entity, Code::UnknownInput, path, format!("`{{{{ inputs.{name} }}}}` references an input this task does not declare"))
-                    .with_help(suggestion(name, &iface.input_names(), "input")),
-            ),
-            Reference::Input(_) => {}
-            Reference::NodeOutput { .. } => found.push(
-                at(entity, Code::InvalidTemplate, path, format!("a task cannot reference `{reference}`"))
-                    .with_help("task bodies see only their own inputs; bind node outputs to task inputs in the workflow"),
-            ),
-        }
+    let pointer = format!("{}{}", to_pointer(body), finding.pointer);
+    let mut d = Diagnostic::at_site(
+        code,
+        &entity.file,
+        entity.doc,
+        pointer,
+        false,
+        finding.message,
+    );
+    if let Some((text, nth)) = finding.within {
+        d = d.within(text, nth);
+    }
+    let help = match finding.rule {
+        Rule::UnknownInput { name } => Some(suggestion(&name, &iface.input_names(), "input")),
+        _ => finding.help,
+    };
+    match help {
+        Some(help) => d.with_help(help),
+        None => d,
     }
 }

@@ -1,29 +1,37 @@
-//! Task types as plugins: each turns a task body into what an executor runs
-//! (a program, its arguments, files to write first). Adding a type is one
-//! new file here with an `impl TaskType` and one line in [`TYPES`].
+//! Task types as plugins: each owns a task's body (its Rust type and JSON
+//! Schema, see `plugin.rs`) and turns it into what an executor runs (a
+//! program, its arguments, files to write first). Adding a type is one new
+//! file here with an `impl TaskType` and one line in
+//! [`TaskTypes::builtin`].
 //!
-//! They live below the executors (`executor::local` builds an attempt's
-//! command from a [`Launch`]), never in the engine: the engine hands an
-//! executor a task spec and its inputs, and never knows which type runs.
+//! They sit between `spec` and everything that reads a task's body
+//! (`validate`, the executors), and use only `spec`: they *describe* what
+//! to run (`executor::local` builds an attempt's command from a
+//! [`Launch`]), and never reach into Git, the store or the engine. The
+//! engine hands an executor a task spec and its inputs, and never knows
+//! which type runs.
 //!
 //! What it guarantees: inputs reach a task as data. A value is written into
 //! code (a script's source, `sh -c`'s script) only when it cannot carry code
 //! ([`Destination::ScriptSource`]); anything else is refused with a
 //! [`LaunchError`] naming the variable to read it from instead.
 
+mod check;
 mod container;
 mod notebook;
+mod plugin;
 mod script;
 
-pub use container::Container;
-pub use notebook::{EXECUTED_NOTEBOOK, Notebook};
-pub use script::Script;
+pub use check::{Finding, Rule, TaskView, check_inputs_in_code, check_template};
+pub use container::{Container, ContainerBody};
+pub use notebook::{EXECUTED_NOTEBOOK, NOTEBOOK_FILE, Notebook, NotebookBody};
+pub use plugin::{BUILTIN, ErasedTaskType, TaskType, TaskTypes, body_of};
+pub use script::{Script, ScriptBody};
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::source::git::FileError;
 use crate::spec::TaskSpec;
 use crate::spec::template::{self, Part, Reference};
 use crate::spec::types::TypeExpr;
@@ -49,19 +57,24 @@ pub struct Context<'a> {
     /// The node's input values (files as local paths).
     pub inputs: &'a BTreeMap<String, Value>,
     /// A notebook task's notebook, read from Git at its version's commit
-    /// (or why it could not be).
-    pub notebook: Option<Result<&'a str, &'a FileError>>,
+    /// (or why it could not be, as the executor says it).
+    pub notebook: Option<Result<&'a str, String>>,
 }
 
 /// Why a task's launch cannot be built; its text becomes the attempt's
 /// error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LaunchError {
-    #[error("the task has no body")]
-    NoBody,
-    /// A type asked to launch a task of another type.
-    #[error("not a {0} task")]
-    NotThisType(&'static str),
+    /// A body of a type this registry does not know.
+    #[error("no task type `{0}` is known here")]
+    UnknownType(String),
+    /// A body its type cannot decode (the schema admits only those that
+    /// do; this holds for versions registered around it).
+    #[error("the `{type_name}` body does not read: {message}")]
+    Body {
+        type_name: &'static str,
+        message: String,
+    },
     /// A `{{ … }}` in the body does not parse.
     #[error("{0}")]
     Template(#[from] crate::spec::template::Error),
@@ -96,25 +109,6 @@ pub enum LaunchError {
          (install it with `pip install papermill ipykernel`)"
     )]
     NoPapermill { path: String },
-}
-
-/// One task type.
-pub trait TaskType: Sync {
-    /// The body's field name in a task spec (`script`, `container`, …).
-    fn name(&self) -> &'static str;
-    fn applies(&self, spec: &TaskSpec) -> bool;
-    fn launch(&self, context: &Context<'_>) -> Result<Launch, LaunchError>;
-}
-
-/// Every task type weir knows.
-pub const TYPES: &[&dyn TaskType] = &[&Script, &Container, &Notebook];
-
-/// The launch of a task, by its body.
-pub fn launch(context: &Context<'_>) -> Result<Launch, LaunchError> {
-    match TYPES.iter().find(|t| t.applies(context.spec)) {
-        Some(t) => t.launch(context),
-        None => Err(LaunchError::NoBody),
-    }
 }
 
 /// Whether `program` is an executable file on `PATH`.
@@ -224,12 +218,13 @@ mod tests {
 
     fn launch_of(spec: &TaskSpec, inputs: &BTreeMap<String, Value>) -> Result<Launch, String> {
         // As the attempt's error reads.
-        launch(&Context {
-            spec,
-            inputs,
-            notebook: None,
-        })
-        .map_err(|e| e.to_string())
+        TaskTypes::builtin()
+            .launch(&Context {
+                spec,
+                inputs,
+                notebook: None,
+            })
+            .map_err(|e| e.to_string())
     }
 
     #[test]
