@@ -113,8 +113,13 @@ impl Engine {
     /// retried apart from its task's retries, by this engine should it
     /// drive the store again, else by whichever engine does (their nodes
     /// stay `running` in the store until then).
+    /// Attempts that outlive this engine (Jobs) are no longer followed
+    /// here: should this engine lead again, it takes them over from the
+    /// store, as any engine does, rather than from what it knew before.
     pub fn kill_running(&self) {
         self.executor.stop_all();
+        lock(&self.running).retain(|_, outlives| !*outlives);
+        lock(&self.events.started).clear();
     }
 
     /// The executor's events, as it takes them.
@@ -179,11 +184,13 @@ impl Engine {
             };
             // Another engine took the node over meanwhile (this one lost
             // the lease): its state is no longer this attempt's to write.
-            // (An attempt that outlives its engine, a Job, is nobody's.)
+            // (An attempt that outlives its engine, a Job, is nobody's,
+            // but its node must still be running it.)
             let handle = NodeHandle::read(state);
+            let running = state.status == NodeStatus::Running;
             let still_mine =
-                state.status == NodeStatus::Running && handle.owner.as_ref() == Some(&self.owner);
-            if !handle.outlives_engine() && !still_mine {
+                running && (handle.outlives_engine() || handle.owner.as_ref() == Some(&self.owner));
+            if !still_mine {
                 tracing::warn!(execution = %execution.id, node = %state.node, "an attempt ended after another engine took its node over; not recorded");
                 continue;
             }

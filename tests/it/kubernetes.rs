@@ -480,6 +480,53 @@ async fn a_restarted_engine_adopts_running_jobs() {
     assert_eq!(cluster.jobs().await.len(), 2, "no Job made twice");
 }
 
+/// Leadership lost, then regained: the engine forgets the Jobs it
+/// followed, so the end of its old Job, reported after another leader
+/// moved the node on to a later attempt, is not recorded against that
+/// attempt; the later attempt is taken over from the store instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_of_a_lost_leadership_is_not_recorded_against_a_later_attempt() {
+    let (db, _repo) = synced(&[("flows.yaml", TWO_NODES)]);
+    let store = weir::store::open(&db.url()).await.expect("store");
+    let cluster = Cluster::new(None).await;
+    let id = start(store.as_ref(), "pair", &[]).await;
+    let engine = cluster.engine(store.clone());
+    engine.tick().await.expect("tick");
+    let old = cluster.jobs().await;
+    assert_eq!(old.len(), 1);
+    let old = old[0].metadata.name.clone().expect("a name");
+
+    engine.kill_running();
+    // Meanwhile another leader retried the node: its second attempt runs.
+    let mut node = store.nodes(&id).await.expect("nodes").remove(0);
+    assert_eq!((node.status, node.attempts), (NodeStatus::Running, 1));
+    node.attempts = 2;
+    NodeHandle::read(&node)
+        .next_attempt(
+            None,
+            AttemptHandle::Kubernetes(weir::executor::handle::KubeHandle {
+                namespace: NAMESPACE.into(),
+                name: "weir-count-second-attempt".into(),
+            }),
+        )
+        .store_in(&mut node);
+    store.update_node(&node).await.expect("update");
+    // The first attempt's Job fails only now.
+    let jobs: Api<Job> = Api::namespaced(cluster.client.clone(), NAMESPACE);
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), NAMESPACE);
+    report(&jobs, &pods, &old, Some((1, "boom".into()))).await;
+
+    // This engine leads again.
+    engine.forget();
+    engine.tick().await.expect("tick");
+    let node = store.nodes(&id).await.expect("nodes").remove(0);
+    assert_eq!(
+        (node.status, node.attempts, node.error.as_deref()),
+        (NodeStatus::Running, 2, None),
+        "the old Job's failure is not the second attempt's: {node:?}"
+    );
+}
+
 /// A node interrupted while attempts ran locally, retried after the
 /// daemon switched to `--executor kubernetes`: its Job's handle keeps
 /// nothing of the local attempt (a folder, a process group, an owner that a

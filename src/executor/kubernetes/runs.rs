@@ -205,8 +205,19 @@ impl Executor for KubeExecutor {
         Box::pin(async move { adoption })
     }
 
-    /// Nothing runs in this process: Jobs are left to the next leader.
-    fn stop_all(&self) {}
+    /// Nothing runs in this process: Jobs are left to the next leader,
+    /// and no longer tracked here (not deleted). Should this engine lead
+    /// again, it finds them through the store like any other leader, and
+    /// never tells the end of a Job another leader has since recorded.
+    fn stop_all(&self) {
+        let untracked = std::mem::take(&mut *lock(&self.jobs));
+        if !untracked.is_empty() {
+            tracing::info!(
+                jobs = untracked.len(),
+                "leaving the running Jobs to the next leader"
+            );
+        }
+    }
 
     fn orphans(&self) -> BoxFuture<'_, Result<Vec<Orphan>, String>> {
         Box::pin(async move {
