@@ -140,6 +140,11 @@ pub async fn run(
             };
         }
     };
+    // Stopped while its inputs were being staged (leadership lost,
+    // shutting down, or cancelled): nothing is spawned.
+    if cancel.is_cancelled() {
+        return Outcome::Cancelled;
+    }
     let child = match process::spawn(&prepared) {
         Ok(child) => child,
         Err(e) => {

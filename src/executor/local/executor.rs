@@ -165,16 +165,134 @@ impl Executor for LocalExecutor {
         Box::pin(async move { adoption })
     }
 
+    /// Every attempt started here is marked killed and its token
+    /// cancelled, also one still staging its inputs (it then spawns
+    /// nothing); the process groups already running are killed.
     fn stop_all(&self) {
-        let groups = lock(&self.groups);
-        // Marked while `groups` is held: an attempt leaves `groups` before
+        let tokens = lock(&self.tokens);
+        // Marked while `tokens` is held: an attempt leaves `tokens` before
         // it reads its mark, so no mark outlives its attempt.
-        lock(&self.killed).extend(groups.keys().cloned());
+        lock(&self.killed).extend(tokens.keys().cloned());
+        for token in tokens.values() {
+            token.cancel();
+        }
+        let groups = lock(&self.groups);
         for (key, pgid) in groups.iter() {
             tracing::warn!(execution = %key.execution, node = %key.node, "shutting down: stopping a running attempt; it will be retried");
             if let Err(e) = process::kill_group(*pgid, process::Signal::Kill) {
                 tracing::warn!(error = %e, "cannot stop an attempt");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+    use std::sync::Barrier;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::artifact::{self, Error};
+    use crate::spec::{CommitId, Digest, TaskSpec};
+
+    /// Artifacts whose `fetch` meets the test at `entered`, then waits for
+    /// it at `release` (an attempt held while it stages its inputs).
+    struct Gated {
+        entered: Arc<Barrier>,
+        release: Arc<Barrier>,
+    }
+
+    impl ArtifactStore for Gated {
+        fn put_file(&self, _path: &Path) -> Result<Digest, Error> {
+            unreachable!("the attempt never gets to its outputs")
+        }
+        fn put_dir(&self, _path: &Path) -> Result<Digest, Error> {
+            unreachable!("the attempt never gets to its outputs")
+        }
+        fn fetch(&self, _digest: &Digest, _dest: &Path) -> Result<(), Error> {
+            self.entered.wait();
+            self.release.wait();
+            Ok(())
+        }
+        fn contains(&self, _digest: &Digest) -> bool {
+            true
+        }
+    }
+
+    #[derive(Default)]
+    struct Told {
+        handles: Mutex<Vec<AttemptHandle>>,
+        ended: Mutex<Vec<Outcome>>,
+        wake: tokio::sync::Notify,
+    }
+
+    impl Events for Told {
+        fn handle_changed<'a>(
+            &'a self,
+            _key: &'a AttemptKey,
+            handle: &'a AttemptHandle,
+        ) -> BoxFuture<'a, ()> {
+            lock(&self.handles).push(handle.clone());
+            Box::pin(async {})
+        }
+        fn ended(&self, _key: AttemptKey, outcome: Outcome) {
+            lock(&self.ended).push(outcome);
+            self.wake.notify_one();
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_attempt_stopped_while_staging_its_inputs_spawns_nothing() {
+        let state = tempfile::tempdir().expect("tempdir");
+        let (entered, release) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
+        let gated = Gated {
+            entered: entered.clone(),
+            release: release.clone(),
+        };
+        let executor = LocalExecutor::new(state.path().to_path_buf(), Arc::new(gated));
+        let spec: TaskSpec = serde_json::from_value(json!({
+            "inputs": { "data": { "type": "file" } },
+            "script": { "interpreter": "bash", "source": "true" },
+        }))
+        .expect("a task spec");
+        let request = AttemptRequest {
+            key: AttemptKey {
+                execution: "e".into(),
+                node: "n".into(),
+            },
+            attempt: 1,
+            project: "p".into(),
+            commit: CommitId("c".into()),
+            task: "t".into(),
+            task_version: Digest::of_json(&json!(null)),
+            spec,
+            inputs: BTreeMap::from([(
+                "data".to_owned(),
+                json!(artifact::reference(&Digest::of_json(&json!(1)))),
+            )]),
+            timeout: None,
+            notebook: None,
+            environment: Arc::default(),
+        };
+        let handle = executor.plan(&request);
+        let told = Arc::new(Told::default());
+        executor
+            .start(request, handle, told.clone())
+            .await
+            .expect("started");
+        let wait = |barrier: Arc<Barrier>| tokio::task::spawn_blocking(move || barrier.wait());
+        wait(entered).await.expect("the attempt stages its inputs");
+        executor.stop_all();
+        let ended = told.wake.notified();
+        wait(release).await.expect("the attempt goes on");
+        ended.await;
+        assert_eq!(*lock(&told.ended), [Outcome::Interrupted]);
+        assert!(
+            lock(&told.handles).is_empty(),
+            "no process group was spawned"
+        );
     }
 }
