@@ -19,8 +19,9 @@ use kube_fake_client::{ClientBuilder, interceptor};
 use serde_json::{Value, json};
 use weir::engine::create::{self, Request};
 use weir::engine::{Engine, NodeHandle};
-use weir::executor::handle::AttemptHandle;
+use weir::executor::handle::{AttemptHandle, KubeHandle};
 use weir::executor::kubernetes::{Kube, KubeExecutor, Settings};
+use weir::executor::{Adoption, AttemptKey, BoxFuture, Events, Executor, Outcome};
 use weir::spec::{ExecutionId, Trigger};
 use weir::store::Store;
 use weir::store::execution::{NodeStatus, Status};
@@ -504,7 +505,7 @@ async fn a_job_of_a_lost_leadership_is_not_recorded_against_a_later_attempt() {
     NodeHandle::read(&node)
         .next_attempt(
             None,
-            AttemptHandle::Kubernetes(weir::executor::handle::KubeHandle {
+            AttemptHandle::Kubernetes(KubeHandle {
                 namespace: NAMESPACE.into(),
                 name: "weir-count-second-attempt".into(),
             }),
@@ -525,6 +526,70 @@ async fn a_job_of_a_lost_leadership_is_not_recorded_against_a_later_attempt() {
         (NodeStatus::Running, 2, None),
         "the old Job's failure is not the second attempt's: {node:?}"
     );
+}
+
+/// What a [`KubeExecutor`] told, for tests that drive it directly.
+#[derive(Default)]
+struct Told {
+    ended: Mutex<Vec<(AttemptKey, Outcome)>>,
+}
+
+impl Events for Told {
+    fn handle_changed<'a>(
+        &'a self,
+        _key: &'a AttemptKey,
+        _handle: &'a AttemptHandle,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
+
+    fn ended(&self, key: AttemptKey, outcome: Outcome) {
+        self.ended.lock().expect("lock").push((key, outcome));
+    }
+}
+
+/// A Job let go while its cancel deletes it (here leadership is lost
+/// meanwhile) is not told cancelled: it is no longer this executor's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_tells_nothing_of_a_job_let_go_meanwhile() {
+    let executor: Arc<std::sync::OnceLock<Arc<KubeExecutor>>> = Arc::default();
+    let cell = executor.clone();
+    let funcs = interceptor::Funcs::new().delete(move |_ctx| {
+        if let Some(executor) = cell.get() {
+            executor.stop_all();
+        }
+        Ok(None)
+    });
+    let cluster = Cluster::new(Some(funcs)).await;
+    let kube = Kube::new(
+        cluster.client.clone(),
+        Settings {
+            namespace: NAMESPACE.into(),
+            ..Settings::default()
+        },
+    );
+    let executor = executor.get_or_init(|| Arc::new(KubeExecutor::new(kube, "file:///x".into())));
+    let key = AttemptKey {
+        execution: "e".into(),
+        node: "n".into(),
+    };
+    let job = AttemptHandle::Kubernetes(KubeHandle {
+        namespace: NAMESPACE.into(),
+        name: "weir-n-0123456789abcdef".into(),
+    });
+    let told = Arc::new(Told::default());
+    let events: Arc<dyn Events> = told.clone();
+    assert_eq!(
+        executor.adopt(&key, &job, false, &events).await,
+        Adoption::Adopted
+    );
+    executor.cancel(&key, &events).await;
+    assert!(
+        told.ended.lock().expect("lock").is_empty(),
+        "{:?}",
+        told.ended.lock().expect("lock")
+    );
+    assert!(!executor.polls(), "nothing tracked");
 }
 
 /// A node interrupted while attempts ran locally, retried after the

@@ -166,7 +166,7 @@ impl Executor for KubeExecutor {
     }
 
     /// Deletes the attempt's Job (foreground: its pod goes first); it ends
-    /// cancelled once deleted. A delete that fails is tried again at the
+    /// cancelled once deleted, unless its end was told meanwhile. A delete that fails is tried again at the
     /// engine's next step.
     fn cancel<'a>(&'a self, key: &'a AttemptKey, events: &'a Arc<dyn Events>) -> BoxFuture<'a, ()> {
         Box::pin(async move {
@@ -174,9 +174,13 @@ impl Executor for KubeExecutor {
                 return;
             };
             match self.kube.delete(&name).await {
+                // Told only if still tracked: `observe` (or `stop_all`)
+                // may have let it go while it was being deleted, and its
+                // end is told once.
                 Ok(()) => {
-                    lock(&self.jobs).remove(key);
-                    events.ended(key.clone(), Outcome::Cancelled);
+                    if lock(&self.jobs).remove(key).is_some() {
+                        events.ended(key.clone(), Outcome::Cancelled);
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(job = %name, error = %e, "cannot delete a cancelled attempt's Job; trying again next tick")
