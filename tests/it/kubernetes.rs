@@ -592,6 +592,35 @@ async fn a_cancel_tells_nothing_of_a_job_let_go_meanwhile() {
     assert!(!executor.polls(), "nothing tracked");
 }
 
+/// A Job of another namespace than the executor's is not adopted: it
+/// would be watched, and deleted, in the wrong namespace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_of_another_namespace_is_foreign() {
+    let cluster = Cluster::new(None).await;
+    let kube = Kube::new(
+        cluster.client.clone(),
+        Settings {
+            namespace: NAMESPACE.into(),
+            ..Settings::default()
+        },
+    );
+    let executor = KubeExecutor::new(kube, "file:///x".into());
+    let key = AttemptKey {
+        execution: "e".into(),
+        node: "n".into(),
+    };
+    let job = AttemptHandle::Kubernetes(KubeHandle {
+        namespace: "elsewhere".into(),
+        name: "weir-n-0123456789abcdef".into(),
+    });
+    let events: Arc<dyn Events> = Arc::new(Told::default());
+    assert_eq!(
+        executor.adopt(&key, &job, false, &events).await,
+        Adoption::Foreign
+    );
+    assert!(!executor.polls(), "not tracked");
+}
+
 /// A node interrupted while attempts ran locally, retried after the
 /// daemon switched to `--executor kubernetes`: its Job's handle keeps
 /// nothing of the local attempt (a folder, a process group, an owner that a

@@ -190,7 +190,8 @@ impl Executor for KubeExecutor {
     }
 
     /// A Job goes on in the cluster: tracked again (its end is read by
-    /// [`Executor::observe`], a Job that is gone by then was interrupted).
+    /// [`Executor::observe`], a Job that is gone by then was interrupted),
+    /// if it is of this executor's namespace (else it is foreign).
     fn adopt<'a>(
         &'a self,
         key: &'a AttemptKey,
@@ -198,7 +199,13 @@ impl Executor for KubeExecutor {
         _started_here: bool,
         _events: &'a Arc<dyn Events>,
     ) -> BoxFuture<'a, Adoption> {
+        let namespace = &self.kube.settings().namespace;
         let adoption = match handle {
+            // Made by an executor of another namespace: not watched here.
+            AttemptHandle::Kubernetes(job) if job.namespace != *namespace => {
+                tracing::warn!(execution = %key.execution, node = %key.node, job = %job.name, namespace = %job.namespace, "a Job of another namespace: not reachable from here");
+                Adoption::Foreign
+            }
             AttemptHandle::Kubernetes(job) => {
                 tracing::info!(execution = %key.execution, node = %key.node, job = %job.name, "adopting a running Job");
                 lock(&self.jobs).insert(key.clone(), job.name.clone());
