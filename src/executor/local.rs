@@ -28,9 +28,10 @@ mod executor;
 
 pub use executor::LocalExecutor;
 
-use super::Outcome;
 use super::environment::Inherited;
+use super::handle::LocalHandle;
 use super::process::{self, Command, Exit};
+use super::{Adoption, AttemptKey, Outcome};
 use crate::artifact::{self, ArtifactStore};
 use crate::source::git::FileError;
 use crate::spec::types::TypeExpr;
@@ -173,6 +174,26 @@ pub async fn run(
             error: e.to_string(),
         },
     }
+}
+
+/// What is left of a local attempt whose engine is gone, whichever
+/// executor finds it: its process group is killed when it was started on
+/// this host since its boot (`started_here`), never otherwise (its id
+/// names some other process). Nothing of it goes on.
+pub fn reap(key: &AttemptKey, local: &LocalHandle, started_here: bool) -> Adoption {
+    match local.pgid {
+        Some(pgid) if started_here => {
+            tracing::info!(execution = %key.execution, node = %key.node, pgid, "stopping an attempt whose engine is gone");
+            if let Err(e) = process::kill_group(pgid, process::Signal::Kill) {
+                tracing::warn!(execution = %key.execution, node = %key.node, error = %e, "cannot kill an interrupted attempt's processes");
+            }
+        }
+        Some(pgid) => {
+            tracing::warn!(execution = %key.execution, node = %key.node, pgid, "an interrupted attempt ran on another host (or before a reboot): its processes are not signalled from here");
+        }
+        None => {}
+    }
+    Adoption::Gone
 }
 
 /// The last lines of the attempt's stderr, to put in its error.

@@ -621,6 +621,44 @@ async fn a_job_of_another_namespace_is_foreign() {
     assert!(!executor.polls(), "not tracked");
 }
 
+/// Under `--executor kubernetes`, the process group of a local attempt
+/// whose engine died on this host is killed, as the local executor would,
+/// and the node is retried as a Job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_engines_local_group_on_this_host_is_killed() {
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+
+    let (db, _repo) = synced(&[("flows.yaml", TWO_NODES)]);
+    let store = weir::store::open(&db.url()).await.expect("store");
+    let cluster = Cluster::new(None).await;
+    let engine = cluster.engine(store.clone());
+    let mut orphan = Command::new("sleep")
+        .arg("60")
+        .process_group(0)
+        .spawn()
+        .expect("sleep");
+    let id = start(store.as_ref(), "pair", &[]).await;
+    let mut node = store.nodes(&id).await.expect("nodes").remove(0);
+    node.status = NodeStatus::Running;
+    node.attempts = 1;
+    node.handle = Some(json!({
+        "dir": "/var/lib/weir/runs/x/count/1",
+        "owner": { "engine": "gone:1:0", "host": engine.owner().host },
+        "pgid": orphan.id(),
+    }));
+    store.update_node(&node).await.expect("update");
+
+    engine.tick().await.expect("tick");
+    let status = orphan.wait().expect("wait");
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "killed, not left to run: {status}"
+    );
+    let node = store.nodes(&id).await.expect("nodes").remove(0);
+    assert_eq!(NodeHandle::read(&node).interruptions, 1, "{node:?}");
+}
+
 /// A node interrupted while attempts ran locally, retried after the
 /// daemon switched to `--executor kubernetes`: its Job's handle keeps
 /// nothing of the local attempt (a folder, a process group, an owner that a

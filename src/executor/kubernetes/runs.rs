@@ -191,12 +191,13 @@ impl Executor for KubeExecutor {
 
     /// A Job goes on in the cluster: tracked again (its end is read by
     /// [`Executor::observe`], a Job that is gone by then was interrupted),
-    /// if it is of this executor's namespace (else it is foreign).
+    /// if it is of this executor's namespace (else it is foreign). What is
+    /// left of a local attempt is reaped ([`crate::executor::local::reap`]).
     fn adopt<'a>(
         &'a self,
         key: &'a AttemptKey,
         handle: &'a AttemptHandle,
-        _started_here: bool,
+        started_here: bool,
         _events: &'a Arc<dyn Events>,
     ) -> BoxFuture<'a, Adoption> {
         let namespace = &self.kube.settings().namespace;
@@ -211,7 +212,10 @@ impl Executor for KubeExecutor {
                 lock(&self.jobs).insert(key.clone(), job.name.clone());
                 Adoption::Adopted
             }
-            AttemptHandle::Local(_) => Adoption::Foreign,
+            // A local attempt of an engine that ran on this host (before
+            // `--executor kubernetes`): killed here as the local executor
+            // would.
+            AttemptHandle::Local(local) => crate::executor::local::reap(key, local, started_here),
         };
         Box::pin(async move { adoption })
     }

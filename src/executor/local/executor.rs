@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Attempt, attempt_dir, run};
+use super::{Attempt, attempt_dir, reap, run};
 use crate::artifact::ArtifactStore;
 use crate::executor::handle::{AttemptHandle, LocalHandle};
 use crate::executor::process;
@@ -144,22 +144,7 @@ impl Executor for LocalExecutor {
         _events: &'a Arc<dyn Events>,
     ) -> BoxFuture<'a, Adoption> {
         let adoption = match handle {
-            AttemptHandle::Local(LocalHandle {
-                pgid: Some(pgid), ..
-            }) if started_here => {
-                tracing::info!(execution = %key.execution, node = %key.node, pgid, "stopping an attempt whose engine is gone");
-                if let Err(e) = process::kill_group(*pgid, process::Signal::Kill) {
-                    tracing::warn!(execution = %key.execution, node = %key.node, error = %e, "cannot kill an interrupted attempt's processes");
-                }
-                Adoption::Gone
-            }
-            AttemptHandle::Local(LocalHandle {
-                pgid: Some(pgid), ..
-            }) => {
-                tracing::warn!(execution = %key.execution, node = %key.node, pgid, "an interrupted attempt ran on another host (or before a reboot): its processes are not signalled from here");
-                Adoption::Gone
-            }
-            AttemptHandle::Local(_) => Adoption::Gone,
+            AttemptHandle::Local(local) => reap(key, local, started_here),
             AttemptHandle::Kubernetes(_) => Adoption::Foreign,
         };
         Box::pin(async move { adoption })
