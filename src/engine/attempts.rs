@@ -17,11 +17,13 @@
 //! not parse fails the node, naming it, rather than running it on a
 //! guess.
 //!
-//! An engine never touches an attempt it does not own ([`super::owner`]):
-//! a running node no attempt of this process runs is recovered only when
-//! the engine that started it no longer holds the store's engine lease,
-//! and its process group is signalled only on the host (and boot) that
-//! started it.
+//! An engine never touches a local attempt it does not own
+//! ([`super::owner`]): a running node no attempt of this process runs is
+//! recovered only when the engine that started it no longer holds the
+//! store's engine lease, and its process group is signalled only on the
+//! host (and boot) that started it. A Job has no owner (it outlives its
+//! engine): whichever engine leads adopts it from the store, and records
+//! its end only while its node still runs.
 //!
 //! What it must not do: decide which node runs next, or complete a node
 //! other than through [`Engine::complete`] (I5).

@@ -52,7 +52,7 @@ use std::sync::{Arc, Mutex};
 use crate::artifact::ArtifactStore;
 use crate::clock::Clock;
 use crate::executor::environment::Inherited;
-use crate::executor::{AttemptKey, Executor, LocalExecutor};
+use crate::executor::{AttemptKey, Executor, LocalExecutor, lock};
 use crate::source::git::SourceFiles;
 use crate::spec::ExecutionId;
 use crate::store::execution::{EngineWrite, Execution, NodeState, WorkListener};
@@ -593,10 +593,4 @@ impl Engine {
             let _ = tokio::time::timeout(std::time::Duration::from_millis(200), woken).await;
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -7,7 +7,8 @@
 //!
 //! The engine holds one `Arc<dyn Executor>` and never asks which one it
 //! is: it decides what runs and when, records how attempts ended, and
-//! judges attempts it does not run (their owner, the engine lease); an
+//! judges the local attempts it does not run (their owner, the engine
+//! lease; a Job, nobody's, is taken over without it); an
 //! executor starts attempts, learns how they end, stops them, and finds
 //! again the ones a handle names. Everything it learns reaches the engine
 //! through [`Events`].
@@ -97,8 +98,8 @@ pub trait Events: Send + Sync {
     fn ended(&self, key: AttemptKey, outcome: Outcome);
 }
 
-/// An attempt the executor did not start (a handle read from the store)
-/// after the engine judged it: what could be done with it.
+/// An attempt the executor did not start (a handle read from the store):
+/// what could be done with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Adoption {
     /// It goes on where it runs; tracked again, its end told through
@@ -107,8 +108,8 @@ pub enum Adoption {
     /// Nothing of it can go on; what was left of it was stopped where
     /// that was allowed.
     Gone,
-    /// Another executor's handle (a Job seen by the local executor): not
-    /// reachable from here.
+    /// Another executor's handle (a Job seen by the local executor, or
+    /// one of another namespace): not reachable from here.
     Foreign,
 }
 
@@ -154,10 +155,12 @@ pub trait Executor: Send + Sync {
     /// `Cancelled`, told through `events`.
     fn cancel<'a>(&'a self, key: &'a AttemptKey, events: &'a Arc<dyn Events>) -> BoxFuture<'a, ()>;
 
-    /// An attempt this process did not start, which the engine judged it
-    /// may take over (its engine is gone). `started_here`: its handle was
-    /// written on this host since its last boot (its process ids are this
-    /// host's, and may be signalled).
+    /// A running attempt this process does not run, read from the store:
+    /// one that outlives its engine (a Job) whoever started it, before and
+    /// without any judgement of its owner; another only once the engine
+    /// judged its engine gone (owner and engine lease). `started_here`:
+    /// its handle was written on this host since its last boot (its
+    /// process ids are this host's, and may be signalled).
     fn adopt<'a>(
         &'a self,
         key: &'a AttemptKey,
@@ -167,8 +170,9 @@ pub trait Executor: Send + Sync {
     ) -> BoxFuture<'a, Adoption>;
 
     /// Leadership lost, or shutting down: stops what runs *in this
-    /// process* at once (each ends `Interrupted`, not failed); what runs
-    /// elsewhere is left to the next engine.
+    /// process* at once, also attempts not yet spawned (each ends
+    /// `Interrupted`, not failed); what runs elsewhere is left to the next
+    /// engine and no longer followed here (its end is never told).
     fn stop_all(&self);
 
     /// What this executor made that outlives its attempts (Jobs), each
@@ -194,9 +198,10 @@ pub struct Orphan {
     pub execution: ExecutionId,
 }
 
-/// A lock an attempt's task may have poisoned by panicking: what it holds
-/// (maps of attempts) stays consistent, so it is used as it is.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// A lock a task may have poisoned by panicking: what it holds (maps of
+/// attempts, the engine's buffers) stays consistent, so it is used as it
+/// is. The one copy, for the executors and the engine.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
