@@ -23,7 +23,7 @@
 //! store's engine lease, and its process group is signalled only on the
 //! host (and boot) that started it. A Job has no owner (it outlives its
 //! engine): whichever engine leads adopts it from the store, and records
-//! its end only while its node still runs.
+//! its end only while its node still runs that attempt.
 //!
 //! What it must not do: decide which node runs next, or complete a node
 //! other than through [`Engine::complete`] (I5).
@@ -60,8 +60,7 @@ pub(super) struct Launch {
 /// An attempt that ended, waiting to be recorded.
 #[derive(Clone)]
 pub(super) struct Finished {
-    pub(super) execution: ExecutionId,
-    pub(super) node: String,
+    pub(super) key: AttemptKey,
     pub(super) outcome: Outcome,
 }
 
@@ -100,11 +99,7 @@ impl Events for EngineEvents {
 
     fn ended(&self, key: AttemptKey, outcome: Outcome) {
         lock(&self.started).remove(&key);
-        lock(&self.finished).push(Finished {
-            execution: key.execution,
-            node: key.node,
-            outcome,
-        });
+        lock(&self.finished).push(Finished { key, outcome });
         self.wake.notify_one();
     }
 }
@@ -157,7 +152,8 @@ impl Engine {
 
     fn take_finished(&self, execution: &ExecutionId) -> Vec<Finished> {
         let mut all = self.finished.lock().expect("lock");
-        let (mine, rest): (Vec<_>, Vec<_>) = all.drain(..).partition(|f| &f.execution == execution);
+        let (mine, rest): (Vec<_>, Vec<_>) =
+            all.drain(..).partition(|f| &f.key.execution == execution);
         *all = rest;
         mine
     }
@@ -171,25 +167,22 @@ impl Engine {
         nodes: &mut [NodeState],
     ) -> Result<(), Error> {
         for done in self.take_finished(&execution.id) {
-            lock(&self.running).remove(&AttemptKey {
-                execution: done.execution.clone(),
-                node: done.node.clone(),
-            });
+            lock(&self.running).remove(&done.key);
             // Kept until the writes recording it are committed (given back
             // to `finished` should they be dropped).
             self.recorded.lock().expect("lock").push(done.clone());
-            let Some(state) = nodes.iter_mut().find(|n| n.node == done.node) else {
+            let Some(state) = nodes.iter_mut().find(|n| n.node == done.key.node) else {
                 continue;
             };
-            let Some(spec) = plan.nodes.iter().find(|n| n.path == done.node) else {
+            let Some(spec) = plan.nodes.iter().find(|n| n.path == done.key.node) else {
                 continue;
             };
             // Another engine took the node over meanwhile (this one lost
             // the lease): its state is no longer this attempt's to write.
             // (An attempt that outlives its engine, a Job, is nobody's,
-            // but its node must still be running it.)
+            // but its node must still be running it, not a later attempt.)
             let handle = NodeHandle::read(state);
-            let running = state.status == NodeStatus::Running;
+            let running = state.status == NodeStatus::Running && state.attempts == done.key.attempt;
             let still_mine =
                 running && (handle.outlives_engine() || handle.owner.as_ref() == Some(&self.owner));
             if !still_mine {
@@ -217,6 +210,7 @@ impl Engine {
             let key = AttemptKey {
                 execution: execution.id.clone(),
                 node: state.node.clone(),
+                attempt: state.attempts,
             };
             if lock(&self.running).contains_key(&key) {
                 continue;
@@ -276,10 +270,11 @@ impl Engine {
 
     /// Asks the attempt of `(execution, node)` running here to stop (it
     /// ends cancelled, and is recorded as such when it has).
-    pub(super) async fn cancel_attempt(&self, execution: &ExecutionId, node: &str) {
+    pub(super) async fn cancel_attempt(&self, execution: &ExecutionId, state: &NodeState) {
         let key = AttemptKey {
             execution: execution.clone(),
-            node: node.to_owned(),
+            node: state.node.clone(),
+            attempt: state.attempts,
         };
         self.executor.cancel(&key, &self.events()).await;
     }
@@ -306,6 +301,7 @@ impl Engine {
         let key = AttemptKey {
             execution: execution.id.clone(),
             node: state.node.clone(),
+            attempt: state.attempts,
         };
         let notebook = spec.notebook.as_ref().map(|n| {
             self.files
@@ -314,7 +310,6 @@ impl Engine {
         });
         let request = AttemptRequest {
             key: key.clone(),
-            attempt: state.attempts,
             project: execution.project.clone(),
             commit: execution.commit.clone(),
             task: spec.task.clone(),

@@ -377,7 +377,7 @@ impl Engine {
         {
             let ended: Vec<ExecutionId> = lock(&self.finished)
                 .iter()
-                .map(|f| f.execution.clone())
+                .map(|f| f.key.execution.clone())
                 .collect();
             let mut agenda = lock(&self.agenda);
             for id in ended {

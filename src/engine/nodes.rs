@@ -178,7 +178,7 @@ impl Engine {
                 match state.status {
                     NodeStatus::Running => {
                         still_running = true;
-                        self.cancel_attempt(&execution.id, &state.node).await;
+                        self.cancel_attempt(&execution.id, state).await;
                     }
                     NodeStatus::Pending | NodeStatus::Retrying => {
                         state.status = NodeStatus::Skipped;

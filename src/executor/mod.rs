@@ -44,14 +44,15 @@ pub struct AttemptKey {
     pub execution: ExecutionId,
     /// The node's path in the execution's plan.
     pub node: String,
+    /// 1 for the first attempt of the node: an end told for another
+    /// attempt than the node's current one is not recorded.
+    pub attempt: u32,
 }
 
 /// Everything one attempt needs, built by the engine (no store, no clock
 /// inside).
 pub struct AttemptRequest {
     pub key: AttemptKey,
-    /// 1 for the first attempt of the node.
-    pub attempt: u32,
     pub project: String,
     pub commit: CommitId,
     pub task: String,

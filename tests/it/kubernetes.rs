@@ -487,6 +487,21 @@ async fn a_restarted_engine_adopts_running_jobs() {
 /// attempt; the later attempt is taken over from the store instead.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_of_a_lost_leadership_is_not_recorded_against_a_later_attempt() {
+    an_old_jobs_end_after_its_node_moved_on(true).await;
+}
+
+/// Without a flap (two engines believed they led at once), the old Job
+/// is still followed when it ends: its end names its attempt, not the
+/// node's current one, and is not recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jobs_end_is_recorded_only_against_its_own_attempt() {
+    an_old_jobs_end_after_its_node_moved_on(false).await;
+}
+
+/// Engine A starts the node's first Job; another engine moves the node on
+/// to a second attempt; the first Job then fails and A looks again
+/// (having lost and regained leadership in between if `flap`).
+async fn an_old_jobs_end_after_its_node_moved_on(flap: bool) {
     let (db, _repo) = synced(&[("flows.yaml", TWO_NODES)]);
     let store = weir::store::open(&db.url()).await.expect("store");
     let cluster = Cluster::new(None).await;
@@ -497,7 +512,9 @@ async fn a_job_of_a_lost_leadership_is_not_recorded_against_a_later_attempt() {
     assert_eq!(old.len(), 1);
     let old = old[0].metadata.name.clone().expect("a name");
 
-    engine.kill_running();
+    if flap {
+        engine.kill_running();
+    }
     // Meanwhile another leader retried the node: its second attempt runs.
     let mut node = store.nodes(&id).await.expect("nodes").remove(0);
     assert_eq!((node.status, node.attempts), (NodeStatus::Running, 1));
@@ -517,7 +534,7 @@ async fn a_job_of_a_lost_leadership_is_not_recorded_against_a_later_attempt() {
     let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), NAMESPACE);
     report(&jobs, &pods, &old, Some((1, "boom".into()))).await;
 
-    // This engine leads again.
+    // This engine leads (again).
     engine.forget();
     engine.tick().await.expect("tick");
     let node = store.nodes(&id).await.expect("nodes").remove(0);
@@ -572,6 +589,7 @@ async fn a_cancel_tells_nothing_of_a_job_let_go_meanwhile() {
     let key = AttemptKey {
         execution: "e".into(),
         node: "n".into(),
+        attempt: 1,
     };
     let job = AttemptHandle::Kubernetes(KubeHandle {
         namespace: NAMESPACE.into(),
@@ -608,6 +626,7 @@ async fn a_job_of_another_namespace_is_foreign() {
     let key = AttemptKey {
         execution: "e".into(),
         node: "n".into(),
+        attempt: 1,
     };
     let job = AttemptHandle::Kubernetes(KubeHandle {
         namespace: "elsewhere".into(),

@@ -62,7 +62,11 @@ impl Executor for KubeExecutor {
     fn plan(&self, request: &AttemptRequest) -> AttemptHandle {
         AttemptHandle::Kubernetes(KubeHandle {
             namespace: self.kube.settings().namespace.clone(),
-            name: job::job_name(&request.key.execution, &request.key.node, request.attempt),
+            name: job::job_name(
+                &request.key.execution,
+                &request.key.node,
+                request.key.attempt,
+            ),
         })
     }
 
@@ -80,7 +84,7 @@ impl Executor for KubeExecutor {
             let payload = Payload {
                 execution: key.execution.clone(),
                 node: key.node.clone(),
-                attempt: request.attempt,
+                attempt: key.attempt,
                 task: request.task.clone(),
                 spec: request.spec.clone(),
                 inputs: request.inputs.clone(),
@@ -98,7 +102,7 @@ impl Executor for KubeExecutor {
                     node: &key.node,
                     task: &request.task,
                     task_version: &request.task_version,
-                    attempt: request.attempt,
+                    attempt: key.attempt,
                     spec: &request.spec,
                     timeout: request.timeout,
                     payload: serde_json::to_string(&payload).expect("payloads serialize"),

@@ -62,7 +62,7 @@ impl Executor for LocalExecutor {
     fn plan(&self, request: &AttemptRequest) -> AttemptHandle {
         let key = &request.key;
         AttemptHandle::Local(LocalHandle {
-            dir: attempt_dir(&self.state_dir, &key.execution, &key.node, request.attempt),
+            dir: attempt_dir(&self.state_dir, &key.execution, &key.node, key.attempt),
             pgid: None,
         })
     }
@@ -247,8 +247,8 @@ mod tests {
             key: AttemptKey {
                 execution: "e".into(),
                 node: "n".into(),
+                attempt: 1,
             },
-            attempt: 1,
             project: "p".into(),
             commit: CommitId("c".into()),
             task: "t".into(),
