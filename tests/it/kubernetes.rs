@@ -254,18 +254,23 @@ impl Cluster {
         // Object storage's local backend: what pods and the engine share.
         let url = format!("file://{}", self.artifacts.path().display());
         let artifacts = Arc::from(weir::artifact::open(&url).expect("artifacts"));
-        let kube = Kube::new(
-            self.client.clone(),
-            Settings {
-                namespace: NAMESPACE.into(),
-                ..Settings::default()
-            },
-        );
+        let kube = self.kube();
         Engine::new(store, artifacts, self.state.path().to_path_buf())
             .with_task_env(weir::executor::environment::Inherited::from_process(
                 Default::default(),
             ))
             .with_executor(Arc::new(KubeExecutor::new(kube, url)))
+    }
+
+    /// The cluster's API for the executor, in [`NAMESPACE`].
+    fn kube(&self) -> Kube {
+        Kube::new(
+            self.client.clone(),
+            Settings {
+                namespace: NAMESPACE.into(),
+                ..Settings::default()
+            },
+        )
     }
 
     fn kubelet(&self) -> Kubelet {
@@ -578,13 +583,7 @@ async fn a_cancel_tells_nothing_of_a_job_let_go_meanwhile() {
         Ok(None)
     });
     let cluster = Cluster::new(Some(funcs)).await;
-    let kube = Kube::new(
-        cluster.client.clone(),
-        Settings {
-            namespace: NAMESPACE.into(),
-            ..Settings::default()
-        },
-    );
+    let kube = cluster.kube();
     let executor = executor.get_or_init(|| Arc::new(KubeExecutor::new(kube, "file:///x".into())));
     let key = AttemptKey {
         execution: "e".into(),
@@ -615,13 +614,7 @@ async fn a_cancel_tells_nothing_of_a_job_let_go_meanwhile() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_of_another_namespace_is_foreign() {
     let cluster = Cluster::new(None).await;
-    let kube = Kube::new(
-        cluster.client.clone(),
-        Settings {
-            namespace: NAMESPACE.into(),
-            ..Settings::default()
-        },
-    );
+    let kube = cluster.kube();
     let executor = KubeExecutor::new(kube, "file:///x".into());
     let key = AttemptKey {
         execution: "e".into(),
