@@ -73,6 +73,35 @@ impl std::fmt::Debug for Clock {
     }
 }
 
+/// A clock reading taken once, read again later moved on by the monotonic
+/// time elapsed since: the current time of an operation handed one `now`
+/// (a scheduler tick, a backfill) that writes in batches, so that a batch
+/// written after another is created after it, even if the wall clock
+/// steps back meanwhile.
+#[derive(Debug, Clone, Copy)]
+pub struct Since {
+    at: DateTime<Utc>,
+    origin: std::time::Instant,
+}
+
+impl Since {
+    /// Reads `at` now.
+    pub fn new(at: DateTime<Utc>) -> Since {
+        Since {
+            at,
+            origin: std::time::Instant::now(),
+        }
+    }
+
+    /// `at` plus the time elapsed since [`Since::new`].
+    pub fn now(&self) -> DateTime<Utc> {
+        TimeDelta::from_std(self.origin.elapsed())
+            .ok()
+            .and_then(|elapsed| self.at.checked_add_signed(elapsed))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use super::create::{self, LaunchPlanVersion};
 use super::{Engine, scheduler};
+use crate::clock::Since;
 use crate::schedule::backfill::{self as range, RangeError};
 use crate::schedule::{Rule, execution_id};
 use crate::spec::Trigger;
@@ -289,11 +290,15 @@ async fn create_missing(
     fn failed(instant: DateTime<Utc>) -> impl FnOnce(create::Error) -> Error {
         move |source| Error::Create { instant, source }
     }
+    let clock = Since::new(now);
     let prepared = launch_plan
         .prepare(store)
         .await
         .map_err(failed(entries[missing[0]].instant))?;
     for chunk in missing.chunks(scheduler::BATCH) {
+        // Each batch is created at its own time, after the one before
+        // (what `UnfinishedSummary::newest` relies on).
+        let now = clock.now();
         let mut batch = Vec::with_capacity(chunk.len());
         for &i in chunk {
             let request = create::Request {

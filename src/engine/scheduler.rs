@@ -20,6 +20,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::create::{self, Prepared, Request};
+use crate::clock::Since;
 use crate::schedule::Rule;
 use crate::schedule::tick::{Decision, PlanState, SkipReason, Tick, advance};
 use crate::spec::{Definition, Digest, EntityRef, ExecutionId, Kind, SourceKey, Trigger};
@@ -142,6 +143,7 @@ impl Scheduler {
         sources: Vec<SourceStatus>,
         created: &mut (dyn FnMut(&[ExecutionId]) + Send),
     ) -> Result<Report, crate::store::Error> {
+        let clock = Since::new(now);
         let mut report = Report::default();
         let filter = VersionFilter {
             kind: Some(Kind::LaunchPlan),
@@ -185,6 +187,10 @@ impl Scheduler {
         }
         let mut batch = Vec::with_capacity(BATCH.min(due.len()));
         for (n, chunk) in due.chunks(BATCH).enumerate() {
+            // Decided at `now`, each batch is created at its own time,
+            // after the one before (what `UnfinishedSummary::newest`
+            // relies on).
+            let created_at = clock.now();
             batch.clear();
             for d in chunk {
                 let request = Request {
@@ -192,7 +198,7 @@ impl Scheduler {
                     scheduled_at: Some(d.instant),
                     ..Request::default()
                 };
-                match d.prepared.execution(&request, None, now) {
+                match d.prepared.execution(&request, None, created_at) {
                     Ok(new) => batch.push(new),
                     Err(e) => cannot_start(&mut report, &d.plan.entity, &e),
                 }

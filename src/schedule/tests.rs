@@ -420,3 +420,50 @@ fn instants_not_written_are_decided_again_from_the_first() {
     assert_eq!(started(&late.decisions), ["07:00"]);
     assert_eq!(skipped(&late.decisions, SkipReason::CatchUpPolicy), 1);
 }
+
+/// The 06:00 instant was decided again after a write whose commit
+/// succeeded unacknowledged: its execution is running under its own id.
+/// It is that instant already started, found existing: `Replace` does not
+/// cancel it and `Forbid` does not skip it, while another running
+/// execution is still cancelled or still forbids.
+#[test]
+fn the_instant_already_started_is_neither_cancelled_nor_skipped() {
+    use super::tick::{PlanState, advance};
+    let six = at("2026-06-01T06:00:00Z");
+    let mine = execution_id(&lp(), &version(), six);
+    let other = ExecutionId::from("churn-nightly-aaaaaaaaaaaa");
+    let now = at("2026-06-01T06:00:30Z");
+    let retry = |concurrency, running: &[ExecutionId]| {
+        let rule = rule(Some("0 * * * *"), None, CatchUp::Latest, concurrency);
+        let mut state = PlanState::undecided_from(six);
+        advance(&mut state, &lp(), &version(), &rule, six, now, running).expect("due")
+    };
+
+    let t = retry(Concurrency::Replace, std::slice::from_ref(&mine));
+    assert_eq!(started(&t.decisions), ["06:00"]);
+    assert!(t.cancel.is_empty(), "{:?}", t.cancel);
+    let t = retry(Concurrency::Replace, &[mine.clone(), other.clone()]);
+    assert_eq!(started(&t.decisions), ["06:00"]);
+    assert_eq!(t.cancel, std::slice::from_ref(&other));
+
+    let t = retry(Concurrency::Forbid, std::slice::from_ref(&mine));
+    assert_eq!(started(&t.decisions), ["06:00"]);
+    assert_eq!(skipped(&t.decisions, SkipReason::ConcurrencyForbid), 0);
+    assert!(t.cancel.is_empty());
+    let t = retry(Concurrency::Forbid, &[mine, other]);
+    assert_eq!(started(&t.decisions), ["06:00"], "it runs already");
+}
+
+/// Under `Forbid` with several instants decided again, the one already
+/// started is the one that runs; the others are skipped for it.
+#[test]
+fn forbid_keeps_the_instant_already_started_and_skips_the_rest() {
+    let five = at("2026-06-01T05:00:00Z");
+    let rule = rule(Some("0 * * * *"), None, CatchUp::All, Concurrency::Forbid);
+    let running = [execution_id(&lp(), &version(), at("2026-06-01T06:00:00Z"))];
+    let watermark = Some(five - chrono::Duration::nanoseconds(1));
+    let now = at("2026-06-01T06:00:30Z");
+    let t = tick(&lp(), &version(), &rule, watermark, five, now, &running);
+    assert_eq!(started(&t.decisions), ["06:00"]);
+    assert_eq!(skipped(&t.decisions, SkipReason::ConcurrencyForbid), 1);
+}

@@ -114,11 +114,21 @@ pub fn tick(
             out.decisions.push(Decision::Skip(trigger(instant), reason));
         }
     }
+    // A running execution with a wanted instant's id is that instant
+    // already started (its creation was written though the writer did not
+    // learn it, and the instant is decided again): it is found existing,
+    // neither something to make way for nor a reason to skip.
+    let ids: Vec<ExecutionId> = wanted.iter().map(|&i| trigger(i).execution).collect();
+    let started = ids.iter().position(|id| running.contains(id));
     let mut busy = !running.is_empty();
     let last = wanted.len().saturating_sub(1);
     for (i, instant) in wanted.into_iter().enumerate() {
         match rule.concurrency {
             Concurrency::Allow => out.decisions.push(Decision::Start(trigger(instant))),
+            // Under `Forbid` the one already started is the one that runs.
+            Concurrency::Forbid if started == Some(i) => {
+                out.decisions.push(Decision::Start(trigger(instant)));
+            }
             Concurrency::Forbid if busy => {
                 out.decisions.push(Decision::Skip(
                     trigger(instant),
@@ -129,7 +139,7 @@ pub fn tick(
                 busy = true;
                 out.decisions.push(Decision::Start(trigger(instant)));
             }
-            // Only the newest runs; whatever runs now is cancelled for it.
+            // Only the newest runs; whatever else runs now is cancelled for it.
             Concurrency::Replace if i < last => {
                 out.decisions.push(Decision::Skip(
                     trigger(instant),
@@ -137,7 +147,11 @@ pub fn tick(
                 ));
             }
             Concurrency::Replace => {
-                out.cancel = running.to_vec();
+                out.cancel = running
+                    .iter()
+                    .filter(|id| **id != ids[i])
+                    .cloned()
+                    .collect();
                 out.decisions.push(Decision::Start(trigger(instant)));
             }
         }

@@ -389,6 +389,13 @@ impl<'de> serde::de::Visitor<'de> for TaskSpecVisitor {
                 "resources" => field!(resources, "resources"),
                 "secrets" => field!(secrets, "secrets"),
                 "serviceAccount" => field!(service_account, "serviceAccount"),
+                // A common field without its arm above is a mistake here,
+                // never a body.
+                field if TASK_FIELDS.contains(&field) => {
+                    return Err(A::Error::custom(format_args!(
+                        "`{field}` is a common task field this reader does not read"
+                    )));
+                }
                 type_name => {
                     let value: Value = map.next_value()?;
                     // `script: null` is no body, as an absent optional field was.
@@ -723,5 +730,56 @@ impl std::fmt::Display for DaemonSecret {
             (None, Some(path)) => write!(f, "file {path}"),
             (None, None) => f.write_str("no secret"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The common fields are listed in the schema (`TaskSpecSchema`), in
+    /// `TASK_FIELDS` (what the reader and the writer go by) and in the
+    /// reader's arms: the schema's Task properties other than the bodies
+    /// are exactly `TASK_FIELDS`, and a spec with every one of them reads
+    /// each as a field, none as a body, and writes them back.
+    #[test]
+    fn the_common_task_fields_agree_everywhere() {
+        // One body, named as no common field is.
+        struct Script;
+        impl schema::TaskBodies for Script {
+            fn body_schemas(
+                &self,
+                _: &mut schemars::SchemaGenerator,
+            ) -> Vec<(&'static str, schemars::Schema)> {
+                vec![("script", schemars::json_schema!({ "type": "object" }))]
+            }
+        }
+        let schema = schema::generate(&Script);
+        let properties = schema["definitions"]["TaskSpec"]["properties"]
+            .as_object()
+            .expect("the Task spec's properties");
+        let common: std::collections::BTreeSet<&str> = properties
+            .keys()
+            .map(String::as_str)
+            .filter(|key| *key != "script")
+            .collect();
+        assert_eq!(common, TASK_FIELDS.into_iter().collect());
+
+        // Every common field written (each at its default), read back.
+        let body = serde_json::json!({ "script": { "source": "true" } });
+        let spec: TaskSpec = serde_json::from_value(body).expect("reads");
+        let every = serde_json::to_value(&spec).expect("writes");
+        let read: TaskSpec = serde_json::from_value(every).expect("every common field reads");
+        assert_eq!(read, spec, "no common field is taken as a body");
+        let written = serde_json::to_value(&read).expect("writes");
+        let keys: std::collections::BTreeSet<&str> = written
+            .as_object()
+            .expect("a map")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut expected: std::collections::BTreeSet<&str> = TASK_FIELDS.into_iter().collect();
+        expected.insert("script");
+        assert_eq!(keys, expected);
     }
 }

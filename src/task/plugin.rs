@@ -43,9 +43,17 @@ pub trait TaskType: Send + Sync + 'static {
         None
     }
 
-    /// Repository files the task runs, as `(key, path)`: their content is
-    /// part of the task's version (under `key`) and they are read at its
-    /// commit. A notebook's key is `notebook`.
+    /// Repository files the task runs, as `(key, path)`. Only notebooks
+    /// are covered today: a `.ipynb` path's content is part of the task's
+    /// version (under `key`) and, under the key `notebook`
+    /// ([`super::NOTEBOOK_FILE`]) of a built-in type, read at the task's
+    /// commit. For any other path the version records no content (reconcile
+    /// keeps the blob ids of `.ipynb` files alone, `reconcile::snapshot`;
+    /// `validate::semantic::assign_digests` looks paths up among them), and
+    /// nothing reads it at the commit (`engine::plan` asks only
+    /// [`super::BUILTIN`], for the `notebook` key). A plugin that runs
+    /// another file (Spark's `mainApplicationFile`) needs all three
+    /// widened to every path a task type names first (issue 15, plan row 5c).
     fn repository_files(&self, _body: &Self::Body) -> Vec<(&'static str, String)> {
         Vec::new()
     }

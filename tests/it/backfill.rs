@@ -21,11 +21,15 @@ use weir::store::Store;
 use weir::store::execution::BackfillGroup;
 use weir::store::execution::{Execution, ExecutionFilter, Status};
 
-use crate::common::{Backend, GitRepo, TestDb, on_every_backend, weir_json, weir_with};
+use crate::common::{
+    Backend, GitRepo, TestDb, assert_created_batch_after_batch, on_every_backend, weir_json,
+    weir_with,
+};
 
 on_every_backend!(
     the_spring_forward_week_runs_each_day_once_and_never_twice,
     instants_the_scheduler_already_ran_are_skipped,
+    each_batch_of_a_backfill_is_created_after_the_one_before,
 );
 
 /// A task that stamps the scheduled day, and the plans that run it.
@@ -318,6 +322,24 @@ async fn the_spring_forward_week_runs_each_day_once_and_never_twice(b: Backend) 
     assert_eq!(ids(&overlap.entries)[..4], ids(&done.entries)[5..]);
     let all = store.executions(&Default::default()).await.expect("list");
     assert_eq!(all.len(), 11, "nine days, then two more");
+}
+
+/// A backfill of more instants than one batch writes them in batches, each
+/// created at its own time: a later batch after the earlier one, so that an
+/// engine comparing the unfinished executions' newest creation instant
+/// notices each (`UnfinishedSummary::newest`).
+async fn each_batch_of_a_backfill_is_created_after_the_one_before(b: Backend) {
+    let store = b.store.as_ref();
+    let _repo = register(store, NIGHTLY).await;
+    let year = request("daily", "2025-01-01", "2025-12-01");
+    let done = backfill::backfill(store, &year, after_the_week())
+        .await
+        .expect("a backfill");
+    let mut created = Vec::new();
+    for id in ids(&done.entries) {
+        created.push(execution(store, &id).await.created_at);
+    }
+    assert_created_batch_after_batch(&created);
 }
 
 async fn instants_the_scheduler_already_ran_are_skipped(b: Backend) {

@@ -454,6 +454,22 @@ impl Drop for Daemon {
     }
 }
 
+/// Asserts that executions written in batches (`created`: their creation
+/// instants, in the order written, more than one batch) were created batch
+/// after batch: the first batch's latest before the rest's earliest.
+#[track_caller]
+pub fn assert_created_batch_after_batch(created: &[chrono::DateTime<chrono::Utc>]) {
+    let batch = weir::engine::scheduler::BATCH;
+    assert!(created.len() > batch, "more than one batch");
+    let (first, rest) = created.split_at(batch);
+    let first_latest = first.iter().max().expect("a first batch");
+    let rest_earliest = rest.iter().min().expect("a second batch");
+    assert!(
+        first_latest < rest_earliest,
+        "{first_latest} is not before {rest_earliest}"
+    );
+}
+
 /// A task running `script` (bash), a one-node workflow `tick-flow` and a
 /// launch plan `every-second` scheduling it every second with `catch_up`
 /// (`none` or `all`): the schedule the daemon stories run.

@@ -7,16 +7,22 @@
 //! The failure is real: a trigger on `executions` aborts the whole
 //! transaction, as SQLite does by itself on a disk I/O error or a full disk
 //! (`RAISE(ROLLBACK)` on SQLite, an exception on PostgreSQL).
+//!
+//! Without a fault, a burst's batches are created one after another, each
+//! at its own time (what an engine's cheap check relies on).
 
 use chrono::{DateTime, DurationRound, Utc};
 use weir::engine::scheduler::{BATCH, Scheduler};
 use weir::store::ExecutionFilter;
 
-use crate::common::{Backend, SourceRepo, every_second, on_every_backend};
+use crate::common::{
+    Backend, SourceRepo, assert_created_batch_after_batch, every_second, on_every_backend,
+};
 
 on_every_backend!(
     a_failed_write_leaves_the_scheduler_working,
     a_failed_write_loses_no_instant,
+    each_batch_of_a_burst_is_created_after_the_one_before,
 );
 
 /// Which inserts into `executions` fail.
@@ -161,17 +167,24 @@ async fn a_failed_write_leaves_the_scheduler_working(backend: Backend) {
     );
 }
 
+/// `every-second` under `catchUp: all`, activated 300 s before the
+/// returned second: 300 missed instants, more than a batch. Returns that
+/// second, the activation and the repository to keep.
+async fn burst(backend: &Backend) -> (DateTime<Utc>, DateTime<Utc>, SourceRepo) {
+    let start = Utc::now()
+        .duration_trunc(chrono::Duration::seconds(1))
+        .expect("truncates");
+    let activated = start - chrono::Duration::milliseconds(299_500);
+    let all = every_second("true", "all").replace("catchUp: all", "catchUp: all, maxCatchUp: 1000");
+    let kept = register(backend, &all, activated).await;
+    (start, activated, kept)
+}
+
 /// A burst whose writes fail part way, then entirely, loses no instant and
 /// writes none twice: the next tick creates exactly what was not written
 /// (`catchUp: all`).
 async fn a_failed_write_loses_no_instant(backend: Backend) {
-    let start = Utc::now()
-        .duration_trunc(chrono::Duration::seconds(1))
-        .expect("truncates");
-    // Activated 300 s ago: 300 missed instants, more than a batch.
-    let activated = start - chrono::Duration::milliseconds(299_500);
-    let all = every_second("true", "all").replace("catchUp: all", "catchUp: all, maxCatchUp: 1000");
-    let _kept = register(&backend, &all, activated).await;
+    let (start, activated, _kept) = burst(&backend).await;
     let mut scheduler = Scheduler::new();
 
     // The first batch is written, the second fails.
@@ -222,4 +235,24 @@ async fn a_failed_write_loses_no_instant(backend: Backend) {
         expected,
         "every instant since the activation, once"
     );
+}
+
+/// A burst of more instants than a batch is written in batches, each
+/// created at its own time: a later batch after the earlier one, so that an
+/// engine comparing the unfinished executions' newest creation instant
+/// notices each (`UnfinishedSummary::newest`).
+async fn each_batch_of_a_burst_is_created_after_the_one_before(backend: Backend) {
+    let (start, _, _kept) = burst(&backend).await;
+    let report = Scheduler::new()
+        .tick(backend.store.as_ref(), start)
+        .await
+        .expect("a tick");
+    assert_eq!(report.created.len(), 300, "{report:?}");
+    let mut created = Vec::new();
+    for id in &report.created {
+        let execution = backend.store.execution(id).await.expect("read");
+        created.push(execution.expect("created").created_at);
+    }
+    // The report lists the created ids batch by batch.
+    assert_created_batch_after_batch(&created);
 }

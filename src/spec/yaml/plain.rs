@@ -25,6 +25,11 @@ use super::{Limits, Pos};
 /// Every document of `text`, as [`super::parse_values`] returns them, or
 /// `None` when the text is not plain enough to be read here.
 pub(super) fn parse(text: &str, limits: Limits) -> Option<Vec<(Pos, Value)>> {
+    // The scalars of a text are no larger than it: one far inside the
+    // scalar budget cannot exceed it, a larger one is left to serde-saphyr.
+    if text.len() > serde_saphyr::Budget::default().max_total_scalar_bytes / 2 {
+        return None;
+    }
     let mut reader = Reader {
         parser: Parser::new_from_str_with_options(text, parser_options(limits)),
         events: 0,
@@ -447,5 +452,9 @@ spec:
             ..Limits::default()
         };
         assert_eq!(parse(&format!("a:\n{many}"), limits), None);
+        // Plain, but more than half of serde-saphyr's scalar budget.
+        let half = serde_saphyr::Budget::default().max_total_scalar_bytes / 2;
+        let large = format!("a: {}\n", "x".repeat(half));
+        assert_eq!(parse(&large, Limits::default()), None);
     }
 }
