@@ -77,11 +77,12 @@ impl std::fmt::Debug for Clock {
 /// time elapsed since: the current time of an operation handed one `now`
 /// (a scheduler tick, a backfill) that writes in batches, so that a batch
 /// written after another is created after it, even if the wall clock
-/// steps back meanwhile.
+/// steps back meanwhile. It moves with tokio's time, as a virtual
+/// [`Clock`] does, so an operation handed a virtual `now` stays virtual.
 #[derive(Debug, Clone, Copy)]
 pub struct Since {
     at: DateTime<Utc>,
-    origin: std::time::Instant,
+    origin: tokio::time::Instant,
 }
 
 impl Since {
@@ -89,7 +90,7 @@ impl Since {
     pub fn new(at: DateTime<Utc>) -> Since {
         Since {
             at,
-            origin: std::time::Instant::now(),
+            origin: tokio::time::Instant::now(),
         }
     }
 
@@ -106,6 +107,17 @@ impl Since {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reading_moved_on_follows_tokio_time() {
+        let at = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .expect("instant")
+            .with_timezone(&Utc);
+        let since = Since::new(at);
+        assert_eq!(since.now(), at);
+        tokio::time::advance(Duration::from_millis(1500)).await;
+        assert_eq!(since.now(), at + TimeDelta::milliseconds(1500));
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_virtual_clock_moves_only_with_tokio_time() {
