@@ -644,6 +644,8 @@ async fn a_dead_engines_local_group_on_this_host_is_killed() {
     let store = weir::store::open(&db.url()).await.expect("store");
     let cluster = Cluster::new(None).await;
     let engine = cluster.engine(store.clone());
+    // Not a wait: a long-lived process group standing in for the attempt a
+    // dead engine left running on this host; the test expects it killed.
     let mut orphan = Command::new("sleep")
         .arg("60")
         .process_group(0)
