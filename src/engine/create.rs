@@ -26,7 +26,7 @@ use crate::spec::{
     Trigger,
 };
 use crate::store::execution::BackfillGroup;
-use crate::store::execution::{Execution, NewExecution, NodeState, NodeStatus, RunOptions, Status};
+use crate::store::execution::{Execution, NewExecution, NodeState, RunOptions, Status};
 use crate::store::{self, ActiveSet, Store, VersionFilter, VersionKey, VersionRecord};
 
 #[derive(Debug, thiserror::Error)]
@@ -560,21 +560,13 @@ impl Prepared {
             .plan
             .nodes
             .iter()
-            .map(|n| NodeState {
-                execution: execution.id.clone(),
-                node: n.path.clone(),
-                task: n.task.clone(),
-                task_version: n.task_version.clone(),
-                status: NodeStatus::Pending,
-                attempts: 0,
-                inputs: None,
-                outputs: None,
-                error: None,
-                cached_from: None,
-                started_at: None,
-                finished_at: None,
-                next_attempt_at: None,
-                handle: None,
+            .map(|n| {
+                NodeState::pending(
+                    execution.id.clone(),
+                    n.path.clone(),
+                    n.task.clone(),
+                    n.task_version.clone(),
+                )
             })
             .collect();
         Ok(NewExecution { execution, nodes })

@@ -220,20 +220,15 @@ mod tests {
     #[test]
     fn a_handle_that_does_not_read_is_none() {
         let state = |handle: Value| NodeState {
-            execution: "e".into(),
-            node: "n".into(),
-            task: "t".into(),
-            task_version: crate::spec::Digest::of_json(&Value::Null),
             status: crate::store::execution::NodeStatus::Running,
             attempts: 1,
-            inputs: None,
-            outputs: None,
-            error: None,
-            cached_from: None,
-            started_at: None,
-            finished_at: None,
-            next_attempt_at: None,
             handle: Some(handle),
+            ..NodeState::pending(
+                "e".into(),
+                "n".into(),
+                "t".into(),
+                crate::spec::Digest::of_json(&Value::Null),
+            )
         };
         for bad in [
             serde_json::json!({ "pgid": "not a number", "dir": "/x" }),

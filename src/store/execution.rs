@@ -213,6 +213,33 @@ pub struct NodeState {
     pub handle: Option<Value>,
 }
 
+impl NodeState {
+    /// A node of a new execution: pending, no attempt yet.
+    pub fn pending(
+        execution: ExecutionId,
+        node: String,
+        task: String,
+        task_version: Digest,
+    ) -> NodeState {
+        NodeState {
+            execution,
+            node,
+            task,
+            task_version,
+            status: NodeStatus::Pending,
+            attempts: 0,
+            inputs: None,
+            outputs: None,
+            error: None,
+            cached_from: None,
+            started_at: None,
+            finished_at: None,
+            next_attempt_at: None,
+            handle: None,
+        }
+    }
+}
+
 /// An execution to create with its nodes (in plan order): one item of
 /// [`ExecutionStore::create_executions`].
 #[derive(Debug, Clone, PartialEq)]

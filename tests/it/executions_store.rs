@@ -92,22 +92,12 @@ fn execution(id: &str, status: Status, created: i64) -> Execution {
 
 /// A pending node of `execution` at `path`, never started.
 fn node(execution: &str, path: &str) -> NodeState {
-    NodeState {
-        execution: execution.into(),
-        node: path.into(),
-        task: path.rsplit('/').next().unwrap_or(path).into(),
-        task_version: digest(path),
-        status: NodeStatus::Pending,
-        attempts: 0,
-        inputs: None,
-        outputs: None,
-        error: None,
-        cached_from: None,
-        started_at: None,
-        finished_at: None,
-        next_attempt_at: None,
-        handle: None,
-    }
+    NodeState::pending(
+        execution.into(),
+        path.into(),
+        path.rsplit('/').next().unwrap_or(path).into(),
+        digest(path),
+    )
 }
 
 /// Creates `execution` with `nodes` and checks that this call created it.
