@@ -27,6 +27,8 @@ use weir::store::execution::ExecutionFilter;
 
 #[path = "support/repo.rs"]
 mod repo;
+#[path = "support/select.rs"]
+mod select;
 
 const COMMITS: usize = 50;
 
@@ -338,11 +340,7 @@ async fn api_run_latency() -> Vec<Duration> {
 }
 
 fn main() {
-    let only: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let wanted = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
+    let wanted = select::wanted();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -25,6 +25,8 @@ use weir::source::git::{GitSource, SourceSpec};
 
 #[path = "support/repo.rs"]
 mod repo;
+#[path = "support/select.rs"]
+mod select;
 
 const EXECUTIONS: usize = 500;
 const MAX_PARALLEL: u32 = 50;
@@ -141,11 +143,7 @@ async fn run(name: &str, url: &str, repo: &std::path::Path, state: &std::path::P
 }
 
 fn main() {
-    let only: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let wanted = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
+    let wanted = select::wanted();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
