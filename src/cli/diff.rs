@@ -153,7 +153,7 @@ fn node(out: &mut String, n: &NodeDiff, width: usize) {
     } else if n.change == Change::Changed {
         let _ = writeln!(
             out,
-            "{indent}(the definitions read the same: a notebook task's version also covers its notebook)"
+            "{indent}(the definitions read the same: a task's version also covers the files it runs, such as a notebook)"
         );
     }
     values(

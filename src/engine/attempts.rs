@@ -40,6 +40,7 @@ use crate::executor::{
 };
 use crate::spec::ExecutionId;
 use crate::spec::duration::Field;
+use crate::task::RepositoryFiles;
 use crate::store::execution::{EngineWrite, Execution, NodeState, NodeStatus};
 use crate::store::{ENGINE_LEASE, Store};
 
@@ -279,6 +280,28 @@ impl Engine {
         self.executor.cancel(&key, &self.events()).await;
     }
 
+    /// The repository files `node`'s task runs, read at the commit of its
+    /// version (each, or why it could not be).
+    fn repository_files(&self, execution: &Execution, node: &PlanNode) -> RepositoryFiles {
+        self.task_types
+            .repository_files(&node.spec)
+            .into_iter()
+            .map(|(key, path)| {
+                let text = match node.files_commit() {
+                    Some(commit) => self
+                        .files
+                        .read(&execution.source, commit, path.trim_start_matches("./"))
+                        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+                        .map_err(|e| e.to_string()),
+                    None => Err(format!(
+                        "`{path}`: the execution's plan names no commit to read it at"
+                    )),
+                };
+                (key.to_owned(), text)
+            })
+            .collect()
+    }
+
     /// Starts an attempt of `spec` with `inputs`.
     pub(super) async fn start(
         &self,
@@ -303,11 +326,7 @@ impl Engine {
             node: state.node.clone(),
             attempt: state.attempts,
         };
-        let notebook = spec.notebook.as_ref().map(|n| {
-            self.files
-                .read(&execution.source, &n.commit, &n.path)
-                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-        });
+        let files = self.repository_files(execution, spec);
         let request = AttemptRequest {
             key: key.clone(),
             project: execution.project.clone(),
@@ -317,7 +336,8 @@ impl Engine {
             spec: spec.spec.clone(),
             inputs,
             timeout,
-            notebook,
+            files,
+            task_types: self.task_types.clone(),
             environment: self.inherited.clone(),
         };
         let handle = self.executor.plan(&request);

@@ -55,6 +55,7 @@ use crate::executor::environment::Inherited;
 use crate::executor::{AttemptKey, Executor, LocalExecutor, lock};
 use crate::source::git::SourceFiles;
 use crate::spec::ExecutionId;
+use crate::task::TaskTypes;
 use crate::store::execution::{EngineWrite, Execution, NodeState, WorkListener};
 use crate::store::{self, Store};
 
@@ -127,6 +128,9 @@ pub struct Engine {
     pub rescan: Arc<tokio::sync::Notify>,
     observers: Vec<Arc<dyn Observer>>,
     files: SourceFiles,
+    /// The task types attempts run with (the built-in ones unless told
+    /// otherwise): which repository files a task reads, and what it runs.
+    task_types: TaskTypes,
     /// Shutting down: no new attempt starts.
     draining: std::sync::atomic::AtomicBool,
     /// Whether this engine may start attempts now (it leads the store);
@@ -219,6 +223,7 @@ impl Engine {
             executor: Arc::new(LocalExecutor::new(state_dir.clone(), artifacts)),
             events,
             files: SourceFiles::new(&state_dir),
+            task_types: TaskTypes::builtin(),
             running: Mutex::new(HashMap::new()),
             finished,
             wake,
@@ -273,6 +278,14 @@ impl Engine {
     /// the daemon is told so).
     pub fn with_executor(mut self, executor: Arc<dyn Executor>) -> Engine {
         self.executor = executor;
+        self
+    }
+
+    /// Runs tasks of `task_types` (the built-in ones by default): each
+    /// attempt's request carries them to the executor, which asks them what
+    /// to run, and the engine reads the repository files they name.
+    pub fn with_task_types(mut self, task_types: TaskTypes) -> Engine {
+        self.task_types = task_types;
         self
     }
 

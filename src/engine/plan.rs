@@ -45,10 +45,24 @@ pub struct PlanNode {
     pub inputs: BTreeMap<String, Binding>,
     /// Paths of the nodes that must succeed first.
     pub deps: Vec<String>,
-    /// A notebook task's notebook: read at the commit where the task's
-    /// version first appeared (its version covers the notebook's content).
+    /// The commit where the task's version first appeared: its repository
+    /// files (a notebook, a program) are read there, as its version covers
+    /// their content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<CommitId>,
+    /// A notebook task's notebook, as plans recorded it before `commit`
+    /// (read, never written: its commit stands for `commit`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notebook: Option<NotebookRef>,
+}
+
+impl PlanNode {
+    /// The commit the task's repository files are read at.
+    pub fn files_commit(&self) -> Option<&CommitId> {
+        self.commit
+            .as_ref()
+            .or(self.notebook.as_ref().map(|n| &n.commit))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -193,14 +207,8 @@ fn expand(
                     spec: doc.spec.clone(),
                     inputs,
                     deps: deps.into_iter().collect(),
-                    notebook: crate::task::BUILTIN
-                        .repository_files(&doc.spec)
-                        .into_iter()
-                        .find(|(key, _)| *key == crate::task::NOTEBOOK_FILE)
-                        .map(|(_, path)| NotebookRef {
-                            commit,
-                            path: path.trim_start_matches("./").to_owned(),
-                        }),
+                    commit: Some(commit),
+                    notebook: None,
                 });
                 produced.insert(&node.id, Produced::Task(path));
             }

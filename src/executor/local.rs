@@ -33,10 +33,9 @@ use super::handle::LocalHandle;
 use super::process::{self, Command, Exit};
 use super::{Adoption, AttemptKey, Outcome};
 use crate::artifact::{self, ArtifactStore};
-use crate::source::git::FileError;
 use crate::spec::types::TypeExpr;
 use crate::spec::{ExecutionId, TaskSpec};
-use crate::task::{self as tasks, LaunchError};
+use crate::task::{self as tasks, LaunchError, RepositoryFiles, TaskTypes};
 
 /// Why an attempt could not be prepared or its outputs read back: the
 /// attempt fails with this text as its error.
@@ -94,8 +93,14 @@ pub enum Error {
         task: String,
         message: crate::spec::types::LiteralError,
     },
-    #[error("the executed notebook: {0}")]
-    ExecutedNotebook(#[source] artifact::Error),
+    /// An output the task's type says the run leaves (a notebook's
+    /// executed notebook) that could not be stored.
+    #[error("output `{name}`, which the task's type keeps: {source}")]
+    ImplicitOutput {
+        name: &'static str,
+        #[source]
+        source: artifact::Error,
+    },
 }
 
 /// How long a process gets between SIGTERM and SIGKILL.
@@ -109,8 +114,11 @@ pub struct Attempt<'a> {
     /// Input values; files and directories as `sha256:` references.
     pub inputs: &'a BTreeMap<String, Value>,
     pub timeout: Option<Duration>,
-    /// A notebook task's notebook, or why it could not be read from Git.
-    pub notebook: Option<Result<String, FileError>>,
+    /// The task's repository files by key, or why each could not be read
+    /// from Git.
+    pub files: &'a RepositoryFiles,
+    /// What the task's body runs is asked of these.
+    pub task_types: &'a TaskTypes,
     /// The host variables the task may inherit (nothing else of this
     /// process's environment reaches it).
     pub inherited: &'a Inherited,
@@ -243,13 +251,10 @@ fn prepare(attempt: &Attempt<'_>, artifacts: &dyn ArtifactStore) -> Result<Comma
         };
         values.insert(name.clone(), local);
     }
-    let launch = tasks::BUILTIN.launch(&tasks::Context {
+    let launch = attempt.task_types.launch(&tasks::Context {
         spec: attempt.spec,
         inputs: &values,
-        notebook: attempt
-            .notebook
-            .as_ref()
-            .map(|n| n.as_ref().map(String::as_str).map_err(ToString::to_string)),
+        files: attempt.files,
     })?;
     let inputs_json = dir.join("inputs.json");
     std::fs::write(
@@ -404,20 +409,16 @@ fn collect(
         };
         values.insert(name, value);
     }
-    if attempt
-        .spec
-        .body
-        .is(<tasks::Notebook as tasks::TaskType>::NAME)
-        && !values.contains_key("notebook")
-    {
-        let executed = attempt.dir.join(tasks::EXECUTED_NOTEBOOK);
+    // What the run leaves besides its outputs folder (a notebook's
+    // executed notebook), as its type says.
+    for (name, path) in attempt.task_types.implicit_outputs(attempt.spec) {
+        if values.contains_key(name) {
+            continue;
+        }
         let digest = artifacts
-            .put_file(&executed)
-            .map_err(Error::ExecutedNotebook)?;
-        values.insert(
-            "notebook".into(),
-            Value::String(artifact::reference(&digest)),
-        );
+            .put_file(&attempt.dir.join(path))
+            .map_err(|source| Error::ImplicitOutput { name, source })?;
+        values.insert(name.into(), Value::String(artifact::reference(&digest)));
     }
     Ok(values)
 }

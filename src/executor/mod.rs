@@ -30,8 +30,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::source::git::FileError;
 use crate::spec::{CommitId, Digest, ExecutionId, TaskSpec};
+use crate::task::{RepositoryFiles, TaskTypes};
 use environment::Inherited;
 pub use handle::AttemptHandle;
 pub use local::LocalExecutor;
@@ -61,8 +61,12 @@ pub struct AttemptRequest {
     /// Input values; files and directories as `sha256:` references.
     pub inputs: BTreeMap<String, Value>,
     pub timeout: Option<Duration>,
-    /// A notebook task's notebook, or why it could not be read from Git.
-    pub notebook: Option<Result<String, FileError>>,
+    /// The task's repository files by key (a notebook, a program), read
+    /// from Git at its version's commit, or why each could not be.
+    pub files: RepositoryFiles,
+    /// The task types the engine runs: what `spec`'s body runs is asked of
+    /// them (an executor names no type).
+    pub task_types: TaskTypes,
     /// What of the host's environment the task may inherit.
     pub environment: Arc<Inherited>,
 }

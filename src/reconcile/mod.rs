@@ -189,7 +189,6 @@ pub fn load(
     }
     let tree = source.read_tree(&commit.id, options.max_file_size)?;
     let other_paths = tree.other_paths.clone();
-    let notebooks = tree.notebooks.clone();
     let followed_links = tree.followed_links;
     let report = validate::validate(tree, &options.validate);
     let (active, snapshot) = match source.folder_id(&commit.id)? {
@@ -203,7 +202,6 @@ pub fn load(
                 folder,
                 followed_links,
                 other_paths,
-                notebooks,
                 &report,
                 options,
             )),

@@ -3,8 +3,8 @@
 //! grows with what changed, not with the repository).
 //!
 //! A [`Snapshot`] lists every definition file of the reconciled commit with
-//! its blob id and, per entity, its version, what it calls and the notebook
-//! it runs. The next commit is compared with it tree to tree; then:
+//! its blob id and, per entity, its version, what it calls and the
+//! repository files it runs (a notebook, a program). The next commit is compared with it tree to tree; then:
 //! - only added and modified files are read and parsed;
 //! - the semantic checks run on the entities of those files, everything that
 //!   calls them (transitively: a changed interface can break any caller),
@@ -28,10 +28,11 @@ use crate::source::git::GitSource;
 use crate::source::is_definition;
 use crate::spec::{CommitId, Definition, Digest, EntityRef, Kind, SourceKey};
 use crate::store::ActiveSet;
+use crate::task::TaskTypes;
 use crate::validate::{self, Entity, Report, SourceFile, semantic};
 
 /// Bumped whenever what a snapshot records changes meaning.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Snapshot {
@@ -47,9 +48,10 @@ pub struct Snapshot {
     followed_links: bool,
     files: BTreeMap<String, FileEntry>,
     other_paths: BTreeSet<String>,
-    /// Blob ids of the notebooks among `other_paths`.
+    /// Blob ids of the repository files the entities run (among
+    /// `other_paths`).
     #[serde(default)]
-    notebooks: BTreeMap<String, String>,
+    file_ids: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,9 +68,10 @@ struct Indexed {
     /// Tasks and workflows a workflow calls; a launch plan's workflow.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     calls: Vec<EntityRef>,
-    /// A notebook task's notebook, which must keep existing.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    notebook: Option<String>,
+    /// The repository files a task runs, which must keep existing (and
+    /// whose content is part of its version).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    files: Vec<String>,
 }
 
 /// The result of an incremental load.
@@ -87,7 +90,6 @@ impl Snapshot {
         folder: Oid,
         followed_links: bool,
         other_paths: BTreeSet<String>,
-        notebooks: BTreeMap<String, String>,
         report: &Report,
         options: &Options,
     ) -> Snapshot {
@@ -104,7 +106,9 @@ impl Snapshot {
             .collect();
         for e in &report.entities {
             if let Some(entry) = files.get_mut(&e.file) {
-                entry.entities.extend(indexed(e));
+                entry
+                    .entities
+                    .extend(indexed(e, &options.validate.task_types));
             }
         }
         Snapshot {
@@ -115,7 +119,7 @@ impl Snapshot {
             followed_links,
             files,
             other_paths,
-            notebooks,
+            file_ids: report.file_ids.clone(),
         }
     }
 
@@ -190,27 +194,27 @@ fn blob_id(text: &str) -> String {
         .unwrap_or_default()
 }
 
-fn indexed(e: &Entity) -> Option<Indexed> {
-    let (calls, notebook) = references(e);
+fn indexed(e: &Entity, task_types: &TaskTypes) -> Option<Indexed> {
+    let (calls, files) = references(e, task_types);
     Some(Indexed {
         id: e.id.clone(),
         digest: e.digest.clone()?,
         calls,
-        notebook,
+        files,
     })
 }
 
-/// What an entity calls, and the notebook a task runs.
-fn references(e: &Entity) -> (Vec<EntityRef>, Option<String>) {
+/// What an entity calls, and the repository files a task runs.
+fn references(e: &Entity, task_types: &TaskTypes) -> (Vec<EntityRef>, Vec<String>) {
     let at = |kind, name: &String| EntityRef::new(e.id.project.clone(), kind, name.clone());
     match &e.definition {
         Definition::Task(t) => (
             Vec::new(),
-            crate::task::BUILTIN
+            task_types
                 .repository_files(&t.spec)
                 .into_iter()
-                .find(|(key, _)| *key == crate::task::NOTEBOOK_FILE)
-                .map(|(_, path)| path.trim_start_matches("./").to_owned()),
+                .map(|(_, path)| path.trim_start_matches("./").to_owned())
+                .collect(),
         ),
         Definition::Workflow(w) => (
             w.spec
@@ -222,9 +226,12 @@ fn references(e: &Entity) -> (Vec<EntityRef>, Option<String>) {
                     (None, None) => None,
                 })
                 .collect(),
-            None,
+            Vec::new(),
         ),
-        Definition::LaunchPlan(lp) => (vec![at(Kind::Workflow, &lp.spec.workflow)], None),
+        Definition::LaunchPlan(lp) => (
+            vec![at(Kind::Workflow, &lp.spec.workflow)],
+            Vec::new(),
+        ),
     }
 }
 
@@ -265,8 +272,8 @@ pub(super) fn load_changes(
     let mut changed: Vec<SourceFile> = Vec::new();
     let mut blobs: HashMap<String, String> = HashMap::new();
     let mut seeds: Vec<EntityRef> = Vec::new();
-    // Other files removed or changed: a notebook task's version covers its
-    // notebook, and it must exist.
+    // Other files removed or changed: a task's version covers the files it
+    // runs, and they must exist.
     let mut changed_others: Vec<String> = Vec::new();
     for change in source.diff_folders(old_folder, folder)? {
         if hidden(&change.path) {
@@ -286,7 +293,7 @@ pub(super) fn load_changes(
                     seeds.extend(entry.entities.into_iter().map(|e| e.id));
                 }
             } else if next.other_paths.remove(&change.path) {
-                next.notebooks.remove(&change.path);
+                next.file_ids.remove(&change.path);
                 changed_others.push(change.path.clone());
             }
         }
@@ -300,10 +307,8 @@ pub(super) fn load_changes(
                     Err(_) => return Ok(None),
                 }
             } else {
-                if validate::is_notebook(&change.path) {
-                    next.notebooks
-                        .insert(change.path.clone(), new.id.to_string());
-                }
+                // Its id is looked up below if a task runs it.
+                next.file_ids.remove(&change.path);
                 next.other_paths.insert(change.path.clone());
             }
         }
@@ -314,7 +319,7 @@ pub(super) fn load_changes(
     }
 
     // 2. Who is affected: the changed entities, what was removed, tasks
-    // whose notebook went away, and everything calling any of those.
+    // whose repository files changed, and everything calling any of those.
     let mut owner: HashMap<&EntityRef, &str> = HashMap::new();
     let mut callers: HashMap<&EntityRef, Vec<&EntityRef>> = HashMap::new();
     for (path, entry) in &next.files {
@@ -323,10 +328,7 @@ pub(super) fn load_changes(
             for callee in &e.calls {
                 callers.entry(callee).or_default().push(&e.id);
             }
-            if e.notebook
-                .as_ref()
-                .is_some_and(|n| changed_others.contains(n))
-            {
+            if e.files.iter().any(|f| changed_others.contains(f)) {
                 seeds.push(e.id.clone());
             }
         }
@@ -354,7 +356,11 @@ pub(super) fn load_changes(
         .collect();
     let mut reread: BTreeSet<&str> = BTreeSet::new();
     let mut stack: Vec<&EntityRef> = affected.iter().copied().collect();
-    let parsed_calls: Vec<EntityRef> = parsed.iter().flat_map(|e| references(e).0).collect();
+    let task_types = &options.validate.task_types;
+    let parsed_calls: Vec<EntityRef> = parsed
+        .iter()
+        .flat_map(|e| references(e, task_types).0)
+        .collect();
     stack.extend(parsed_calls.iter());
     let mut seen: HashSet<&EntityRef> = HashSet::new();
     while let Some(id) = stack.pop() {
@@ -398,7 +404,16 @@ pub(super) fn load_changes(
     if diagnostics.iter().any(|d| d.is_error()) {
         return Ok(None);
     }
-    semantic::assign_digests(&mut entities, &next.notebooks, &options.validate.task_types);
+    // The ids of the files they run: kept for unchanged ones, looked up by
+    // path for the others.
+    for path in validate::repository_paths(&entities, task_types) {
+        if !next.file_ids.contains_key(&path) {
+            if let Some(id) = source.file_id(commit, &path)? {
+                next.file_ids.insert(path, id);
+            }
+        }
+    }
+    semantic::assign_digests(&mut entities, &next.file_ids, task_types);
 
     // 5. The new snapshot: re-read files get their fresh entries.
     for path in &reread {
@@ -419,11 +434,19 @@ pub(super) fn load_changes(
         let Some(entry) = next.files.get_mut(&e.file) else {
             return Ok(None);
         };
-        match indexed(e) {
+        match indexed(e, task_types) {
             Some(i) => entry.entities.push(i),
             None => return Ok(None),
         }
     }
+    // Only the ids of files some task still runs are kept.
+    let named: HashSet<&String> = next
+        .files
+        .values()
+        .flat_map(|f| &f.entities)
+        .flat_map(|e| &e.files)
+        .collect();
+    next.file_ids.retain(|path, _| named.contains(path));
     changed.extend(again);
     // Only warnings are left: place them like a whole-tree run does.
     validate::resolve_sites(&mut diagnostics, &changed, options.validate.yaml_limits);
@@ -433,6 +456,7 @@ pub(super) fn load_changes(
             diagnostics,
             entities,
             sources: changed,
+            file_ids: BTreeMap::new(),
         },
         active: next.active(),
         snapshot: next,

@@ -13,9 +13,10 @@
 use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::{is_definition, not_regular, symlink_escape, too_large, unreadable};
-use crate::validate::{SourceFile, Tree};
+use crate::validate::{Diagnostic, FileIds, SourceFile, Tree};
 
 /// The default per-file limit: 1 MiB.
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 1024 * 1024;
@@ -59,6 +60,7 @@ pub fn read_tree(root: &Path, max_file_size: u64) -> Result<Tree, Error> {
         walk.dir(&canonical_root, "").map_err(root_err)?;
     }
     walk.tree.files.sort_by(|a, b| a.path.cmp(&b.path));
+    walk.tree.file_ids = Some(Arc::new(DiskFileIds { root: walk.root }));
     Ok(walk.tree)
 }
 
@@ -105,18 +107,10 @@ impl Walk {
                 self.file(&target, &rel_path);
             } else {
                 if crate::validate::is_notebook(&rel_path) {
-                    // Git's id of the content, as a Git source records it.
-                    // A notebook is not parsed, so no size limit applies
-                    // (outputs make them large): it is hashed as it is
-                    // read, never held in memory whole.
-                    if let Some((len, file)) = self.open_regular(&target, &rel_path) {
-                        match blob_id(len, file) {
-                            Ok(id) => {
-                                self.tree.notebooks.insert(rel_path.clone(), id);
-                            }
-                            Err(e) => self.unreadable(&rel_path, &e.to_string()),
-                        }
-                    }
+                    // A notebook that is not a regular file (a FIFO) is
+                    // refused at once, as a definition is; its content is
+                    // hashed only if a task runs it (`DiskFileIds`).
+                    let _ = self.open_regular(&target, &rel_path);
                 }
                 self.tree.other_paths.insert(rel_path);
             }
@@ -192,51 +186,73 @@ impl Walk {
 
     /// `path` opened for reading, with its length, when it is a regular
     /// file; otherwise reports why not and returns `None`.
-    ///
-    /// Its type is checked before it is opened, then it is opened without
-    /// blocking (a FIFO's open would wait for a writer) and checked again
-    /// on the opened handle, so a file swapped for a FIFO between the check
-    /// and the read is still refused.
     fn open_regular(&mut self, path: &Path, rel_path: &str) -> Option<(u64, fs::File)> {
-        use std::os::unix::fs::OpenOptionsExt as _;
-
-        // Checked before opening too: opening a device may act on it.
-        match fs::metadata(path) {
-            Ok(meta) if !meta.is_file() => {
-                self.tree
-                    .read_errors
-                    .push(not_regular(rel_path, meta.file_type()));
-                return None;
-            }
-            Ok(_) => {}
-            Err(e) => {
-                self.unreadable(rel_path, &e.to_string());
-                return None;
+        match open_regular(path, rel_path) {
+            Ok(opened) => Some(opened),
+            Err(refused) => {
+                self.tree.read_errors.push(refused);
+                None
             }
         }
-        let opened = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-            .open(path)
-            .and_then(|file| Ok((file.metadata()?, file)));
-        let (meta, file) = match opened {
-            Ok(opened) => opened,
-            Err(e) => {
-                self.unreadable(rel_path, &e.to_string());
-                return None;
-            }
-        };
-        if !meta.is_file() {
-            self.tree
-                .read_errors
-                .push(not_regular(rel_path, meta.file_type()));
-            return None;
-        }
-        Some((meta.len(), file))
     }
 
     fn unreadable(&mut self, rel_path: &str, why: &str) {
         self.tree.read_errors.push(unreadable(rel_path, why));
+    }
+}
+
+/// `path` opened for reading, with its length, when it is a regular file;
+/// otherwise why not.
+///
+/// Its type is checked before it is opened, then it is opened without
+/// blocking (a FIFO's open would wait for a writer) and checked again on
+/// the opened handle, so a file swapped for a FIFO between the check and
+/// the read is still refused.
+fn open_regular(path: &Path, rel_path: &str) -> Result<(u64, fs::File), Diagnostic> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+
+    // Checked before opening too: opening a device may act on it.
+    match fs::metadata(path) {
+        Ok(meta) if !meta.is_file() => return Err(not_regular(rel_path, meta.file_type())),
+        Ok(_) => {}
+        Err(e) => return Err(unreadable(rel_path, &e.to_string())),
+    }
+    let (meta, file) = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)
+        .and_then(|file| Ok((file.metadata()?, file)))
+        .map_err(|e| unreadable(rel_path, &e.to_string()))?;
+    if !meta.is_file() {
+        return Err(not_regular(rel_path, meta.file_type()));
+    }
+    Ok((meta.len(), file))
+}
+
+/// The blob ids of a folder's files, hashed from disk when validation asks
+/// for one (a file a task runs), never for the others.
+#[derive(Debug)]
+struct DiskFileIds {
+    /// The folder read, canonical.
+    root: PathBuf,
+}
+
+impl FileIds for DiskFileIds {
+    /// Git's id of the content, as a Git source records it. Such a file is
+    /// not parsed, so no size limit applies (a notebook's outputs make it
+    /// large): it is hashed as it is read, never held in memory whole.
+    fn blob_id(&self, rel_path: &str) -> Result<Option<String>, Diagnostic> {
+        let path = match self.root.join(rel_path).canonicalize() {
+            // The walk listed it, following links only inside the root.
+            Ok(path) if path.starts_with(&self.root) => path,
+            Ok(_) => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(unreadable(rel_path, &e.to_string())),
+        };
+        let (len, file) = open_regular(&path, rel_path)?;
+        blob_id(len, file)
+            .map(Some)
+            .map_err(|e| unreadable(rel_path, &e.to_string()))
     }
 }
 

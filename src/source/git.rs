@@ -10,7 +10,9 @@
 //! followed only when they stay inside the repository, hidden entries are
 //! skipped.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
 use git2::{ObjectType, Oid, Repository};
@@ -341,11 +343,26 @@ impl GitSource {
             base,
             max_file_size,
             tree: Tree::default(),
+            ids: BTreeMap::new(),
             visited: std::collections::HashSet::from([base.to_owned()]),
         };
         walk.folder(&folder, "")?;
         walk.tree.files.sort_by(|a, b| a.path.cmp(&b.path));
+        walk.tree.file_ids = Some(Arc::new(walk.ids));
         Ok(walk.tree)
+    }
+
+    /// Git's blob id of the file at `rel_path` (relative to the source's
+    /// folder) at `commit`, looked up by path; `None` when there is no file
+    /// there. (A symbolic link is not followed: a tree with one is read
+    /// whole, where the walk follows it.)
+    pub fn file_id(&self, commit: &CommitId, rel_path: &str) -> Result<Option<String>, Error> {
+        let root = self.root_tree(commit)?;
+        Ok(root
+            .get_path(Path::new(&self.repo_path(rel_path)))
+            .ok()
+            .filter(|e| e.kind() == Some(ObjectType::Blob) && e.filemode() != 0o120000)
+            .map(|e| e.id().to_string()))
     }
 
     /// The id of the source's folder at `commit`; `None` when the folder is
@@ -594,6 +611,10 @@ struct TreeWalk<'r> {
     base: &'r str,
     max_file_size: u64,
     tree: Tree,
+    /// The blob id of every file that is not a definition, which the walk
+    /// has without reading it: a task's version covers the content of the
+    /// files it runs ([`Tree::file_ids`]).
+    ids: BTreeMap<String, String>,
     /// Repository paths of the folders walked, so a link to a folder is
     /// walked at most once and links cannot loop.
     visited: std::collections::HashSet<String>,
@@ -647,11 +668,10 @@ impl TreeWalk<'_> {
         Ok(())
     }
 
-    /// A file that is not a definition: notebooks are remembered by blob id.
+    /// A file that is not a definition: remembered with its blob id (not
+    /// read).
     fn other(&mut self, id: Oid, rel_path: String) {
-        if crate::validate::is_notebook(&rel_path) {
-            self.tree.notebooks.insert(rel_path.clone(), id.to_string());
-        }
+        self.ids.insert(rel_path.clone(), id.to_string());
         self.tree.other_paths.insert(rel_path);
     }
 

@@ -45,6 +45,10 @@ pub enum Rule {
     InputAsCode,
     /// The notebook a task runs is not in the source.
     MissingNotebook,
+    /// Another repository file a task runs is not in the source (checked
+    /// by validation for every type, from
+    /// [`super::TaskType::repository_files`]).
+    MissingFile,
     /// Anything else a type refuses in its body.
     InvalidBody,
 }

@@ -56,9 +56,32 @@ pub struct Context<'a> {
     pub spec: &'a TaskSpec,
     /// The node's input values (files as local paths).
     pub inputs: &'a BTreeMap<String, Value>,
-    /// A notebook task's notebook, read from Git at its version's commit
-    /// (or why it could not be, as the executor says it).
-    pub notebook: Option<Result<&'a str, String>>,
+    /// The task's repository files ([`TaskType::repository_files`]) by key,
+    /// each read from Git at the commit of the task's version (or why it
+    /// could not be, as the executor says it). Read one with
+    /// [`Context::file`].
+    pub files: &'a RepositoryFiles,
+}
+
+/// The repository files of one attempt by key: the text of each, or why
+/// it could not be read.
+pub type RepositoryFiles = BTreeMap<String, Result<String, String>>;
+
+impl Context<'_> {
+    /// The text of the repository file the type names `key` in
+    /// [`TaskType::repository_files`].
+    pub fn file(&self, key: &str) -> Result<&str, LaunchError> {
+        match self.files.get(key) {
+            Some(Ok(text)) => Ok(text),
+            Some(Err(why)) => Err(LaunchError::FileUnreadable {
+                key: key.to_owned(),
+                why: why.clone(),
+            }),
+            None => Err(LaunchError::FileNotRead {
+                key: key.to_owned(),
+            }),
+        }
+    }
 }
 
 /// Why a task's launch cannot be built; its text becomes the attempt's
@@ -100,6 +123,12 @@ pub enum LaunchError {
         "container task has no `command`: the local executor cannot run image `{image}`'s entrypoint"
     )]
     NoCommand { image: String },
+    /// A repository file that could not be read at the task's commit.
+    #[error("cannot read the task's `{key}` file: {why}")]
+    FileUnreadable { key: String, why: String },
+    /// A repository file the executor was not given.
+    #[error("the task's `{key}` file was not read")]
+    FileNotRead { key: String },
     #[error("cannot read notebook `{path}`: {why}")]
     NotebookUnreadable { path: String, why: String },
     #[error("notebook `{path}` was not read")]
@@ -222,7 +251,7 @@ mod tests {
             .launch(&Context {
                 spec,
                 inputs,
-                notebook: None,
+                files: &RepositoryFiles::new(),
             })
             .map_err(|e| e.to_string())
     }

@@ -54,8 +54,8 @@ impl TaskType for Notebook {
     }
 
     fn launch(&self, body: &NotebookBody, context: &Context<'_>) -> Result<Launch, LaunchError> {
-        let notebook = match &context.notebook {
-            Some(Ok(text)) => *text,
+        let notebook = match context.files.get(NOTEBOOK_FILE) {
+            Some(Ok(text)) => text.as_str(),
             Some(Err(why)) => {
                 return Err(LaunchError::NotebookUnreadable {
                     path: body.path.clone(),
@@ -100,5 +100,10 @@ impl TaskType for Notebook {
 
     fn repository_files(&self, body: &NotebookBody) -> Vec<(&'static str, String)> {
         vec![(NOTEBOOK_FILE, body.path.clone())]
+    }
+
+    /// The executed notebook, kept as the output `notebook`.
+    fn implicit_outputs(&self, _body: &NotebookBody) -> Vec<(&'static str, &'static str)> {
+        vec![("notebook", EXECUTED_NOTEBOOK)]
     }
 }

@@ -43,18 +43,22 @@ pub trait TaskType: Send + Sync + 'static {
         None
     }
 
-    /// Repository files the task runs, as `(key, path)`. Only notebooks
-    /// are covered today: a `.ipynb` path's content is part of the task's
-    /// version (under `key`) and, under the key `notebook`
-    /// ([`super::NOTEBOOK_FILE`]) of a built-in type, read at the task's
-    /// commit. For any other path the version records no content (reconcile
-    /// keeps the blob ids of `.ipynb` files alone, `reconcile::snapshot`;
-    /// `validate::semantic::assign_digests` looks paths up among them), and
-    /// nothing reads it at the commit (`engine::plan` asks only
-    /// [`super::BUILTIN`], for the `notebook` key). A plugin that runs
-    /// another file (Spark's `mainApplicationFile`) needs all three
-    /// widened to every path a task type names first (issue 15, plan row 5c).
+    /// Repository files the task runs (a notebook, a program), as
+    /// `(key, path)`, the path relative to the source's root: each must
+    /// exist in the source (W039 otherwise, at the body's field holding the
+    /// path; a notebook's own check says W031), its content (Git's blob id)
+    /// is part of the task's version under `key`, and the engine reads it
+    /// at the commit of that version for every attempt:
+    /// [`Context::file`]`(key)` gives its text.
     fn repository_files(&self, _body: &Self::Body) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+
+    /// Outputs the run leaves besides those it writes under `$WEIR_OUTPUTS`
+    /// (a notebook's executed notebook), as `(output name, file path
+    /// relative to the attempt's folder)`: the executor stores each file as
+    /// that output unless the task wrote the output itself.
+    fn implicit_outputs(&self, _body: &Self::Body) -> Vec<(&'static str, &'static str)> {
         Vec::new()
     }
 }
@@ -73,6 +77,7 @@ pub trait ErasedTaskType: Send + Sync {
     fn launch(&self, body: &Value, context: &Context<'_>) -> Result<Launch, LaunchError>;
     fn kubernetes_image(&self, body: &Value) -> Option<String>;
     fn repository_files(&self, body: &Value) -> Vec<(&'static str, String)>;
+    fn implicit_outputs(&self, body: &Value) -> Vec<(&'static str, &'static str)>;
 }
 
 /// The erased form of `T`.
@@ -127,6 +132,12 @@ impl<T: TaskType> ErasedTaskType for Erased<T> {
             .map(|b| self.0.repository_files(&b))
             .unwrap_or_default()
     }
+
+    fn implicit_outputs(&self, body: &Value) -> Vec<(&'static str, &'static str)> {
+        Self::decode(body)
+            .map(|b| self.0.implicit_outputs(&b))
+            .unwrap_or_default()
+    }
 }
 
 /// The body of `spec` when it is a `T` task and decodes.
@@ -145,8 +156,8 @@ pub struct TaskTypes {
     builtin: bool,
 }
 
-/// The built-in types, for readers not handed a registry (the engine and
-/// the executors, until they are given one with the executor boundary).
+/// The built-in types, for readers not handed a registry (`weir
+/// exec-task` in a pod: the binary knows its own types).
 pub static BUILTIN: LazyLock<TaskTypes> = LazyLock::new(TaskTypes::builtin);
 
 impl TaskTypes {
@@ -225,6 +236,14 @@ impl TaskTypes {
     pub fn repository_files(&self, spec: &TaskSpec) -> Vec<(&'static str, String)> {
         self.of(spec)
             .map(|t| t.repository_files(&spec.body.value))
+            .unwrap_or_default()
+    }
+
+    /// The outputs a run of `spec` leaves besides `$WEIR_OUTPUTS` (see
+    /// [`TaskType::implicit_outputs`]).
+    pub fn implicit_outputs(&self, spec: &TaskSpec) -> Vec<(&'static str, &'static str)> {
+        self.of(spec)
+            .map(|t| t.implicit_outputs(&spec.body.value))
             .unwrap_or_default()
     }
 
@@ -362,6 +381,10 @@ mod tests {
             [("notebook", "./report.ipynb".to_owned())]
         );
         assert_eq!(
+            types.implicit_outputs(&spec),
+            [("notebook", super::super::EXECUTED_NOTEBOOK)]
+        );
+        assert_eq!(
             body_of::<Notebook>(&spec).map(|b| b.path).as_deref(),
             Some("./report.ipynb")
         );
@@ -377,9 +400,37 @@ mod tests {
             .launch(&Context {
                 spec: &unknown,
                 inputs: &Default::default(),
-                notebook: None,
+                files: &Default::default(),
             })
             .expect_err("no such type");
         assert_eq!(error.to_string(), "no task type `echo` is known here");
+    }
+
+    /// A type reads its repository files by key, and is told which one
+    /// could not be read, and why.
+    #[test]
+    fn a_context_gives_each_repository_file_by_key() {
+        let spec: TaskSpec = serde_json::from_value(json!({
+            "script": { "interpreter": "sh", "source": "true" },
+        }))
+        .expect("a spec");
+        let files = super::super::RepositoryFiles::from([
+            ("program".to_owned(), Ok("print(1)".to_owned())),
+            ("data".to_owned(), Err("`d.csv` does not exist at commit abc".to_owned())),
+        ]);
+        let context = Context {
+            spec: &spec,
+            inputs: &Default::default(),
+            files: &files,
+        };
+        assert_eq!(context.file("program"), Ok("print(1)"));
+        assert_eq!(
+            context.file("data").map_err(|e| e.to_string()),
+            Err("cannot read the task's `data` file: `d.csv` does not exist at commit abc".to_owned())
+        );
+        assert_eq!(
+            context.file("other").map_err(|e| e.to_string()),
+            Err("the task's `other` file was not read".to_owned())
+        );
     }
 }

@@ -48,11 +48,12 @@ pub enum Code {
     ConflictingInput,
     DurationOutOfRange,
     InputAsCode,
+    MissingFile,
     InvalidTaskBody,
 }
 
 impl Code {
-    pub const ALL: [Code; 36] = [
+    pub const ALL: [Code; 37] = [
         Code::FileTooLarge,
         Code::SymlinkEscape,
         Code::UnreadableFile,
@@ -88,6 +89,7 @@ impl Code {
         Code::ConflictingInput,
         Code::DurationOutOfRange,
         Code::InputAsCode,
+        Code::MissingFile,
         Code::InvalidTaskBody,
     ];
 
@@ -146,8 +148,9 @@ impl Code {
             Code::ConflictingInput => ("W034", "conflicting-input"),
             Code::DurationOutOfRange => ("W035", "duration-out-of-range"),
             Code::InputAsCode => ("W036", "input-as-code"),
-            // W037-W039 are kept for the `sql` and `spark` bodies' checks
+            // W037 and W038 are kept for the `sql` body's checks
             // (docs/plans/task-plugins.md).
+            Code::MissingFile => ("W039", "missing-file"),
             Code::InvalidTaskBody => ("W040", "invalid-task-body"),
         }
     }

@@ -12,14 +12,16 @@
 //! The result is a [`Report`]: diagnostics plus every entity that parsed, with
 //! its version digest when the tree is valid. Validation never touches Git,
 //! the store or the network; it is a pure function of the files (I3 depends on
-//! it: a commit is accepted only when this finds no error).
+//! it: a commit is accepted only when this finds no error), and of the blob
+//! ids of the files tasks run, which it asks of the source ([`FileIds`]).
 
 pub mod diagnostic;
 mod par;
 pub mod schema;
 pub mod semantic;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -38,7 +40,8 @@ pub struct SourceFile {
 }
 
 /// Everything validation looks at: the definition files, the paths of every
-/// other file (notebooks must exist), and what went wrong while reading.
+/// other file (the files tasks run must exist), and what went wrong while
+/// reading.
 #[derive(Debug, Clone, Default)]
 pub struct Tree {
     pub files: Vec<SourceFile>,
@@ -47,14 +50,76 @@ pub struct Tree {
     /// Whether a symbolic link was followed: the content of a linked file
     /// can change without the linking folder changing.
     pub followed_links: bool,
-    /// The Git blob id of every notebook (`*.ipynb`) among `other_paths`: a
-    /// notebook task's version covers its notebook's content.
-    pub notebooks: std::collections::BTreeMap<String, String>,
+    /// Where the Git blob ids of the files tasks run come from: a task's
+    /// version covers the content of its repository files
+    /// ([`crate::task::TaskType::repository_files`]). Asked only for the
+    /// paths tasks name, once the tree is otherwise valid (`None`: a tree
+    /// built by hand; such files are versioned as having no content).
+    pub file_ids: Option<Arc<dyn FileIds>>,
+}
+
+/// Git's blob ids of a source's files that are not definitions, looked up
+/// by path: validation asks only for the repository files tasks name, so a
+/// source reads (or hashes) no other file for them.
+pub trait FileIds: Send + Sync + std::fmt::Debug {
+    /// The blob id of `path` (relative to the source's root, `/`-separated,
+    /// one of [`Tree::other_paths`]); `Ok(None)` when the source has no such
+    /// file, `Err` (a diagnostic at the file) when it cannot be read.
+    fn blob_id(&self, path: &str) -> Result<Option<String>, Diagnostic>;
+}
+
+/// Ids known in advance, by path.
+impl FileIds for BTreeMap<String, String> {
+    fn blob_id(&self, path: &str) -> Result<Option<String>, Diagnostic> {
+        Ok(self.get(path).cloned())
+    }
 }
 
 /// Whether a path is a notebook (its content is part of a task's version).
 pub fn is_notebook(path: &str) -> bool {
     path.ends_with(".ipynb")
+}
+
+/// The repository files the tasks among `entities` run
+/// ([`TaskTypes::repository_files`]), as paths relative to the source's
+/// root.
+pub fn repository_paths(entities: &[Entity], task_types: &TaskTypes) -> BTreeSet<String> {
+    entities
+        .iter()
+        .filter_map(|e| match &e.definition {
+            Definition::Task(t) => Some(task_types.repository_files(&t.spec)),
+            _ => None,
+        })
+        .flatten()
+        .map(|(_, path)| path.trim_start_matches("./").to_owned())
+        .collect()
+}
+
+/// The blob ids of `paths` looked up in `ids` (none without a source), or
+/// why some cannot be read.
+pub fn file_ids(
+    paths: &BTreeSet<String>,
+    ids: Option<&dyn FileIds>,
+) -> Result<BTreeMap<String, String>, Vec<Diagnostic>> {
+    let Some(ids) = ids else {
+        return Ok(BTreeMap::new());
+    };
+    let mut known = BTreeMap::new();
+    let mut unreadable = Vec::new();
+    for path in paths {
+        match ids.blob_id(path) {
+            Ok(Some(id)) => {
+                known.insert(path.clone(), id);
+            }
+            Ok(None) => {}
+            Err(d) => unreadable.push(d),
+        }
+    }
+    if unreadable.is_empty() {
+        Ok(known)
+    } else {
+        Err(unreadable)
+    }
 }
 
 /// Settings of a validation run.
@@ -98,6 +163,9 @@ pub struct Report {
     pub entities: Vec<Entity>,
     /// The text of each file, for rendering snippets.
     pub sources: Vec<SourceFile>,
+    /// The blob id of each repository file the entities' tasks run (filled
+    /// in with the digests).
+    pub file_ids: BTreeMap<String, String>,
 }
 
 impl Report {
@@ -157,9 +225,24 @@ pub fn validate(tree: Tree, options: &Options) -> Report {
         diagnostics,
         entities,
         sources: tree.files,
+        file_ids: BTreeMap::new(),
     };
     if report.is_valid() {
-        semantic::assign_digests(&mut report.entities, &tree.notebooks, &options.task_types);
+        // A task's version covers the content of the files it runs: their
+        // ids are asked of the source only now, and only theirs.
+        let paths = repository_paths(&report.entities, &options.task_types);
+        match file_ids(&paths, tree.file_ids.as_deref()) {
+            Ok(ids) => {
+                semantic::assign_digests(&mut report.entities, &ids, &options.task_types);
+                report.file_ids = ids;
+            }
+            Err(unreadable) => {
+                report.diagnostics.extend(unreadable);
+                report
+                    .diagnostics
+                    .sort_by(|a, b| (&a.file, a.pos, a.code).cmp(&(&b.file, b.pos, b.code)));
+            }
+        }
     }
     report
 }

@@ -1,10 +1,13 @@
 //! A task type written only here, in the tests (issue 15): registered with
 //! one `.with(Echo)`, its body is validated through the schema generated
 //! for it and through its own checks, with positions, and tasks of it get
-//! versions; nothing under src/ names it. (Running it needs the executor
-//! boundary; its launch is built, not run.)
+//! versions covering the repository file it names (`template`); a commit
+//! of them is registered, and an engine given the type runs them with the
+//! local executor, reading the template at the task's commit. Nothing
+//! under src/ names it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -13,9 +16,13 @@ use weir::task::{
     Context, Destination, Finding, Launch, LaunchError, TaskType, TaskTypes, TaskView,
     check_template, interpolate,
 };
+use weir::artifact::LocalArtifacts;
+use weir::engine::Engine;
+use weir::engine::create::{self, Request};
+use weir::executor::environment::Inherited;
 use weir::validate::{Options, Report};
 
-use crate::common::validate_files_with;
+use crate::common::{Backend, validate_files_with};
 
 /// What to echo.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -23,6 +30,10 @@ use crate::common::validate_files_with;
 struct EchoBody {
     /// May interpolate `{{ inputs.x }}`.
     text: String,
+    /// A file of the repository whose `{}` is replaced by the text: a
+    /// repository file, so its content is part of the task's version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    template: Option<String>,
 }
 
 /// `echo` tasks: the output `text` is `text`, inputs interpolated as data.
@@ -47,7 +58,10 @@ impl TaskType for Echo {
     }
 
     fn launch(&self, body: &EchoBody, context: &Context<'_>) -> Result<Launch, LaunchError> {
-        let text = interpolate(&body.text, context, Destination::Data)?;
+        let mut text = interpolate(&body.text, context, Destination::Data)?;
+        if body.template.is_some() {
+            text = context.file("template")?.trim_end().replace("{}", &text);
+        }
         Ok(Launch {
             program: "python3".into(),
             args: vec![
@@ -61,6 +75,13 @@ impl TaskType for Echo {
             notice: None,
             working_dir: None,
         })
+    }
+
+    fn repository_files(&self, body: &EchoBody) -> Vec<(&'static str, String)> {
+        body.template
+            .iter()
+            .map(|path| ("template", path.clone()))
+            .collect()
     }
 }
 
@@ -162,9 +183,181 @@ fn its_launch_writes_inputs_as_data() {
         .launch(&Context {
             spec: &spec,
             inputs: &inputs,
-            notebook: None,
+            files: &Default::default(),
         })
         .expect("a launch");
     assert_eq!(launch.env["ECHO"], "hello '; rm -rf / #");
     assert!(!launch.args[1].contains("rm -rf"));
 }
+
+const LETTER: &str = r#"apiVersion: weir.dev/v1alpha1
+kind: Task
+metadata: { name: letter, project: p }
+spec:
+  inputs: { who: { type: string } }
+  outputs: { text: { type: string } }
+  echo:
+    text: "{{ inputs.who }}"
+    template: letters/dear.txt
+---
+apiVersion: weir.dev/v1alpha1
+kind: Workflow
+metadata: { name: write-letter, project: p }
+spec:
+  inputs: { who: { type: string } }
+  nodes:
+    - { id: letter, task: letter, inputs: { who: "{{ inputs.who }}" } }
+"#;
+
+/// The digest of task `name` in a valid report.
+fn version_of(report: &Report, name: &str) -> String {
+    let task = report
+        .entities
+        .iter()
+        .find(|e| e.id.name == name)
+        .unwrap_or_else(|| panic!("no {name}"));
+    task.digest.as_ref().expect("a version").as_str().to_owned()
+}
+
+/// A repository file of a type written here: missing, it is W039 at the
+/// body's field naming it; present, its content is part of the task's
+/// version, read from a folder and from a Git commit alike.
+#[test]
+fn its_repository_file_must_exist_and_versions_the_task() {
+    let types = TaskTypes::builtin().with(Echo);
+    let report = validate_with(types.clone(), LETTER);
+    let missing: Vec<_> = report
+        .diagnostics
+        .iter()
+        .map(|d| {
+            let pos = d.pos.expect("a position");
+            (d.code.id(), pos.line, pos.column, d.help.as_deref())
+        })
+        .collect();
+    assert_eq!(
+        missing,
+        [(
+            "W039",
+            9,
+            15,
+            Some(
+                "the path is relative to the source's root folder (the one given to `weir validate`)"
+            )
+        )],
+        "{:#?}",
+        report.diagnostics
+    );
+    assert!(
+        report.diagnostics[0].message.contains("letters/dear.txt"),
+        "{}",
+        report.diagnostics[0].message
+    );
+
+    let options = Options {
+        task_types: types,
+        ..Options::default()
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("letter.yaml"), LETTER).expect("write");
+    std::fs::create_dir(dir.path().join("letters")).expect("mkdir");
+    let on_disk = |template: &str| {
+        std::fs::write(dir.path().join("letters/dear.txt"), template).expect("write");
+        let tree = weir::source::dir::read_tree(dir.path(), 1 << 20).expect("a tree");
+        let report = weir::validate::validate(tree, &options);
+        assert!(report.is_valid(), "{:#?}", report.diagnostics);
+        version_of(&report, "letter")
+    };
+    let first = on_disk("Dear {}\n");
+    assert_eq!(on_disk("Dear {}\n"), first, "the same content, the same version");
+    let second = on_disk("Hello {}\n");
+    assert_ne!(second, first, "the template's content is part of the version");
+
+    // A Git source gives the same versions as the folder.
+    let repo = crate::common::GitRepo::new();
+    repo.write("letter.yaml", LETTER);
+    repo.write("letters/dear.txt", "Hello {}\n");
+    repo.commit("A letter");
+    let spec = weir::source::git::SourceSpec {
+        repo: repo.path().display().to_string(),
+        branch: None,
+        path: String::new(),
+        credentials: Default::default(),
+    };
+    let state = tempfile::tempdir().expect("tempdir");
+    let source = weir::source::git::GitSource::open(&spec, state.path()).expect("source");
+    let head = source.head().expect("head");
+    let tree = source.read_tree(&head.id, 1 << 20).expect("a tree");
+    let report = weir::validate::validate(tree, &options);
+    assert!(report.is_valid(), "{:#?}", report.diagnostics);
+    assert_eq!(version_of(&report, "letter"), second);
+}
+
+/// Registered through a real commit with the type in the options, and run
+/// by an engine given the type: the local executor runs the launch the
+/// type builds, with the template read at the task's commit (not the
+/// working copy), and the output is what it wrote. Engine and executors
+/// are used as they are.
+async fn it_runs_through_an_engine(b: Backend) {
+    let types = TaskTypes::builtin().with(Echo);
+    let repo = crate::common::GitRepo::new();
+    repo.write("letter.yaml", LETTER);
+    repo.write("letters/dear.txt", "Dear {},\n");
+    repo.commit("A letter");
+    // What runs is the commit's template, not the working copy's.
+    repo.write("letters/dear.txt", "uncommitted {}");
+    let state = tempfile::tempdir().expect("tempdir");
+    let spec = weir::source::git::SourceSpec {
+        repo: repo.path().display().to_string(),
+        branch: None,
+        path: String::new(),
+        credentials: Default::default(),
+    };
+    let source = weir::source::git::GitSource::open(&spec, state.path()).expect("source");
+    let options = weir::reconcile::Options {
+        validate: Options {
+            task_types: types.clone(),
+            ..Options::default()
+        },
+        ..weir::reconcile::Options::default()
+    };
+    let loaded = weir::reconcile::load(&source, &options, None).expect("load");
+    match weir::reconcile::register(b.store.as_ref(), loaded, chrono::Utc::now())
+        .await
+        .expect("register")
+    {
+        weir::reconcile::Outcome::Reconciled { .. } => {}
+        weir::reconcile::Outcome::Rejected { report, .. } => {
+            panic!("refused: {:?}", report.diagnostics)
+        }
+        weir::reconcile::Outcome::Untrusted { refusal, .. } => panic!("{refusal}"),
+    }
+
+    let artifacts = Arc::new(LocalArtifacts::new(state.path().join("artifacts")));
+    let engine = Engine::new(b.store.clone(), artifacts, state.path().to_path_buf())
+        .with_task_env(Inherited::from_process(Default::default()))
+        .with_task_types(types);
+    let request = Request {
+        name: "write-letter".into(),
+        inputs: BTreeMap::from([("who".to_owned(), json!("Ada; rm -rf /"))]),
+        ..Request::default()
+    };
+    let (execution, _) = create::create(b.store.as_ref(), &request)
+        .await
+        .expect("create");
+    let finished = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        engine.run_until_finished(&execution.id),
+    )
+    .await
+    .expect("the echo ends")
+    .expect("run");
+    let nodes = b.store.nodes(&execution.id).await.expect("nodes");
+    assert_eq!(finished.status.as_str(), "succeeded", "{nodes:#?}");
+    assert_eq!(
+        nodes[0].outputs,
+        Some(json!({ "text": "Dear Ada; rm -rf /," })),
+        "{nodes:#?}"
+    );
+}
+
+crate::common::on_every_backend!(it_runs_through_an_engine);

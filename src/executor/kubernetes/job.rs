@@ -23,6 +23,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::spec::{Digest, ExecutionId, TaskSpec};
+use crate::task::TaskTypes;
 
 /// The label every Job weir makes carries.
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "weir");
@@ -90,6 +91,8 @@ pub struct JobRequest<'a> {
     pub task_version: &'a Digest,
     pub attempt: u32,
     pub spec: &'a TaskSpec,
+    /// The types the engine runs: the image `spec`'s body names is theirs.
+    pub task_types: &'a TaskTypes,
     pub timeout: Option<Duration>,
     /// The attempt as `weir exec-task` reads it (JSON).
     pub payload: String,
@@ -169,8 +172,8 @@ pub fn labels(req: &JobRequest<'_>) -> BTreeMap<String, String> {
 }
 
 /// The image the task runs in.
-fn task_image(spec: &TaskSpec, settings: &Settings) -> String {
-    crate::task::BUILTIN
+fn task_image(task_types: &TaskTypes, spec: &TaskSpec, settings: &Settings) -> String {
+    task_types
         .kubernetes_image(spec)
         .unwrap_or_else(|| settings.default_task_image.clone())
 }
@@ -246,7 +249,7 @@ pub fn build(settings: &Settings, req: &JobRequest<'_>) -> Job {
     }));
     let task = Container {
         name: TASK_CONTAINER.into(),
-        image: Some(task_image(req.spec, settings)),
+        image: Some(task_image(req.task_types, req.spec, settings)),
         command: Some(vec![format!("{BIN_DIR}/weir"), "exec-task".into()]),
         env: Some(env),
         resources: Some(ResourceRequirements {
@@ -398,6 +401,7 @@ mod tests {
             task_version: &version,
             attempt: 2,
             spec: &spec,
+            task_types: &TaskTypes::builtin(),
             timeout: Some(Duration::from_secs(1800)),
             payload: "{}".into(),
         };
@@ -487,6 +491,7 @@ mod tests {
             task_version: &version,
             attempt: 1,
             spec: &spec,
+            task_types: &TaskTypes::builtin(),
             timeout: None,
             payload: "{}".into(),
         };

@@ -26,6 +26,7 @@ use crate::executor::Outcome;
 use crate::executor::environment::{AllowList, Inherited};
 use crate::executor::local::{self, Attempt};
 use crate::spec::{ExecutionId, TaskSpec};
+use crate::task::RepositoryFiles;
 
 /// Kubernetes keeps at most this much of a termination message.
 pub const MESSAGE_LIMIT: usize = 4096;
@@ -45,7 +46,14 @@ pub struct Payload {
     pub inputs: BTreeMap<String, Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<u64>,
-    /// A notebook task's notebook (read from Git by the engine).
+    /// The task's repository files by key (read from Git by the engine).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub files: BTreeMap<String, String>,
+    /// Why each repository file that could not be read was not, by key.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unreadable: BTreeMap<String, String>,
+    /// A notebook task's notebook, as payloads carried it before `files`
+    /// (read, never written).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notebook: Option<String>,
     /// The artifact store both sides share (`artifact::open`).
@@ -54,6 +62,41 @@ pub struct Payload {
     /// locale and its secrets (the operator's `[tasks] env`).
     #[serde(default, skip_serializing_if = "AllowList::is_empty")]
     pub inherit: AllowList,
+}
+
+impl Payload {
+    /// The payload for `files` (the attempt request's): texts, and why the
+    /// others could not be read.
+    pub fn split_files(files: &RepositoryFiles) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+        let (mut texts, mut unreadable) = (BTreeMap::new(), BTreeMap::new());
+        for (key, file) in files {
+            match file {
+                Ok(text) => texts.insert(key.clone(), text.clone()),
+                Err(why) => unreadable.insert(key.clone(), why.clone()),
+            };
+        }
+        (texts, unreadable)
+    }
+
+    /// The repository files it carries, as a task's context reads them.
+    pub fn repository_files(&self) -> RepositoryFiles {
+        let mut files: RepositoryFiles = self
+            .files
+            .iter()
+            .map(|(key, text)| (key.clone(), Ok(text.clone())))
+            .chain(
+                self.unreadable
+                    .iter()
+                    .map(|(key, why)| (key.clone(), Err(why.clone()))),
+            )
+            .collect();
+        if let Some(notebook) = &self.notebook {
+            files
+                .entry(crate::task::NOTEBOOK_FILE.to_owned())
+                .or_insert_with(|| Ok(notebook.clone()));
+        }
+        files
+    }
 }
 
 /// Runs the attempt in `work` and returns its report (never panics on
@@ -82,7 +125,9 @@ pub async fn exec(
         // The Job's activeDeadlineSeconds is the hard bound; this one
         // reports a timeout as such rather than as a killed pod.
         timeout: payload.timeout_seconds.map(Duration::from_secs),
-        notebook: payload.notebook.clone().map(Ok),
+        files: &payload.repository_files(),
+        // The types this binary knows (a pod runs the built-in ones).
+        task_types: &crate::task::BUILTIN,
         inherited: &inherited,
     };
     let dir = attempt.dir.clone();

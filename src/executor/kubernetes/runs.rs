@@ -79,7 +79,7 @@ impl Executor for KubeExecutor {
         _events: Arc<dyn Events>,
     ) -> BoxFuture<'_, Result<(), StartError>> {
         Box::pin(async move {
-            let notebook = request.notebook.and_then(Result::ok);
+            let (files, unreadable) = Payload::split_files(&request.files);
             let key = &request.key;
             let payload = Payload {
                 execution: key.execution.clone(),
@@ -89,7 +89,9 @@ impl Executor for KubeExecutor {
                 spec: request.spec.clone(),
                 inputs: request.inputs.clone(),
                 timeout_seconds: request.timeout.map(|t| t.as_secs()),
-                notebook,
+                files,
+                unreadable,
+                notebook: None,
                 artifacts: self.artifacts.clone(),
                 inherit: request.environment.allow_list().clone(),
             };
@@ -104,6 +106,7 @@ impl Executor for KubeExecutor {
                     task_version: &request.task_version,
                     attempt: key.attempt,
                     spec: &request.spec,
+                    task_types: &request.task_types,
                     timeout: request.timeout,
                     payload: serde_json::to_string(&payload).expect("payloads serialize"),
                 },

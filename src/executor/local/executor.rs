@@ -93,7 +93,8 @@ impl Executor for LocalExecutor {
                 spec: &request.spec,
                 inputs: &request.inputs,
                 timeout: request.timeout,
-                notebook: request.notebook,
+                files: &request.files,
+                task_types: &request.task_types,
                 inherited: &request.environment,
             };
             let run = run(attempt, artifacts.as_ref(), &token, |pgid| {
@@ -259,7 +260,8 @@ mod tests {
                 json!(artifact::reference(&Digest::of_json(&json!(1)))),
             )]),
             timeout: None,
-            notebook: None,
+            files: Default::default(),
+            task_types: Default::default(),
             environment: Arc::default(),
         };
         let handle = executor.plan(&request);

@@ -113,8 +113,8 @@ pub(crate) fn suggestion(name: &str, known: &[&str], what: &str) -> String {
 }
 
 /// Runs every semantic check.
-/// `other_paths`: the source's files that are not definitions (notebooks
-/// must be among them).
+/// `other_paths`: the source's files that are not definitions (the files
+/// tasks run must be among them).
 pub fn check(
     entities: &mut [Entity],
     other_paths: &BTreeSet<String>,
@@ -174,13 +174,13 @@ pub fn check(
 /// cheap.
 pub fn assign_digests(
     entities: &mut [Entity],
-    notebooks: &BTreeMap<String, String>,
+    file_ids: &BTreeMap<String, String>,
     task_types: &TaskTypes,
 ) {
     let spec_digests = super::par::map(entities, |e| {
         let spec = Digest::of_json(&e.definition.canonical_spec());
-        // A task runs its repository files (a notebook): the version covers
-        // their content, each under its key.
+        // A task runs its repository files (a notebook, a program): the
+        // version covers their content (Git's blob id), each under its key.
         let Definition::Task(t) = &e.definition else {
             return spec;
         };
@@ -191,7 +191,7 @@ pub fn assign_digests(
         let mut covered = serde_json::Map::new();
         covered.insert("spec".to_owned(), json!(spec.as_str()));
         for (key, path) in files {
-            let content = notebooks.get(path.trim_start_matches("./"));
+            let content = file_ids.get(path.trim_start_matches("./"));
             covered.insert(key.to_owned(), json!(content));
         }
         Digest::of_json(&Value::Object(covered))

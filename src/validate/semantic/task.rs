@@ -1,13 +1,14 @@
 //! Checks of one task: its interface, durations, quantities and cache
 //! settings here; its body by its task type (templates in it, a notebook
-//! that must exist…), whose findings become diagnostics here.
+//! that must exist…), whose findings become diagnostics here, and the
+//! repository files it names (they must exist).
 
 use super::ports::{Direction, Interface, check_ports};
 use super::{Code, Diagnostic, at, suggestion};
 use crate::spec::duration::Field;
 use crate::spec::yaml::{PathStep, to_pointer};
 use crate::spec::{DurationText, TaskSpec, duration, quantity};
-use crate::task::{Finding, Rule, TaskTypes, TaskView};
+use crate::task::{ErasedTaskType, Finding, NOTEBOOK_FILE, Rule, TaskTypes, TaskView};
 use std::collections::BTreeSet;
 
 use crate::validate::Entity;
@@ -92,8 +93,61 @@ pub fn check(
         for finding in task_type.check(&spec.body.value, &view) {
             found.push(diagnostic(entity, &iface, &body, finding));
         }
+        for finding in missing_files(&spec.body.value, task_type, other_paths) {
+            found.push(diagnostic(entity, &iface, &body, finding));
+        }
     }
     (iface, found)
+}
+
+/// The repository files a body names that are not in the source (W039),
+/// each at the body's field holding its path. A notebook (the key
+/// [`NOTEBOOK_FILE`]) is checked by its own type, which reports W031.
+fn missing_files(
+    body: &serde_json::Value,
+    task_type: &dyn ErasedTaskType,
+    other_paths: &BTreeSet<String>,
+) -> Vec<Finding> {
+    task_type
+        .repository_files(body)
+        .into_iter()
+        .filter(|(key, path)| {
+            *key != NOTEBOOK_FILE && !other_paths.contains(path.trim_start_matches("./"))
+        })
+        .map(|(key, path)| {
+            Finding::new(
+                Rule::MissingFile,
+                pointer_to(body, key, &path),
+                format!("`{path}` ({key}) does not exist in the source"),
+            )
+            .with_help(
+                "the path is relative to the source's root folder (the one given to `weir validate`)",
+            )
+        })
+        .collect()
+}
+
+/// Where `path` is written in `body`: the field named `key` when it holds
+/// it, else the first string equal to it, else the body itself.
+fn pointer_to(body: &serde_json::Value, key: &str, path: &str) -> String {
+    fn find(value: &serde_json::Value, path: &str, at: &str) -> Option<String> {
+        match value {
+            serde_json::Value::String(s) if s == path => Some(at.to_owned()),
+            serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| {
+                let k = k.replace('~', "~0").replace('/', "~1");
+                find(v, path, &format!("{at}/{k}"))
+            }),
+            serde_json::Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, v)| find(v, path, &format!("{at}/{i}"))),
+            _ => None,
+        }
+    }
+    if body.get(key).and_then(serde_json::Value::as_str) == Some(path) {
+        return format!("/{}", key.replace('~', "~0").replace('/', "~1"));
+    }
+    find(body, path, "").unwrap_or_default()
 }
 
 /// `written` parsed as a duration (W024) within `field`'s maximum (W035).
@@ -139,6 +193,7 @@ fn diagnostic(
         Rule::UnknownInput { .. } => Code::UnknownInput,
         Rule::InputAsCode => Code::InputAsCode,
         Rule::MissingNotebook => Code::MissingNotebook,
+        Rule::MissingFile => Code::MissingFile,
         Rule::InvalidBody => Code::InvalidTaskBody,
     };
     let pointer = format!("{}{}", to_pointer(body), finding.pointer);
