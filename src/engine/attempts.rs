@@ -40,9 +40,9 @@ use crate::executor::{
 };
 use crate::spec::ExecutionId;
 use crate::spec::duration::Field;
-use crate::task::RepositoryFiles;
 use crate::store::execution::{EngineWrite, Execution, NodeState, NodeStatus};
 use crate::store::{ENGINE_LEASE, Store};
+use crate::task::RepositoryFiles;
 
 /// How many times a node may be interrupted (its process died with the
 /// engine driving it) and retried regardless of its own retry policy.

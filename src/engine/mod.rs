@@ -55,9 +55,9 @@ use crate::executor::environment::Inherited;
 use crate::executor::{AttemptKey, Executor, LocalExecutor, lock};
 use crate::source::git::SourceFiles;
 use crate::spec::ExecutionId;
-use crate::task::TaskTypes;
 use crate::store::execution::{EngineWrite, Execution, NodeState, WorkListener};
 use crate::store::{self, Store};
+use crate::task::TaskTypes;
 
 use agenda::Agenda;
 use attempts::{EngineEvents, Finished};

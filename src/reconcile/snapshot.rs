@@ -228,10 +228,7 @@ fn references(e: &Entity, task_types: &TaskTypes) -> (Vec<EntityRef>, Vec<String
                 .collect(),
             Vec::new(),
         ),
-        Definition::LaunchPlan(lp) => (
-            vec![at(Kind::Workflow, &lp.spec.workflow)],
-            Vec::new(),
-        ),
+        Definition::LaunchPlan(lp) => (vec![at(Kind::Workflow, &lp.spec.workflow)], Vec::new()),
     }
 }
 

@@ -416,7 +416,10 @@ mod tests {
         .expect("a spec");
         let files = super::super::RepositoryFiles::from([
             ("program".to_owned(), Ok("print(1)".to_owned())),
-            ("data".to_owned(), Err("`d.csv` does not exist at commit abc".to_owned())),
+            (
+                "data".to_owned(),
+                Err("`d.csv` does not exist at commit abc".to_owned()),
+            ),
         ]);
         let context = Context {
             spec: &spec,
@@ -426,7 +429,10 @@ mod tests {
         assert_eq!(context.file("program"), Ok("print(1)"));
         assert_eq!(
             context.file("data").map_err(|e| e.to_string()),
-            Err("cannot read the task's `data` file: `d.csv` does not exist at commit abc".to_owned())
+            Err(
+                "cannot read the task's `data` file: `d.csv` does not exist at commit abc"
+                    .to_owned()
+            )
         );
         assert_eq!(
             context.file("other").map_err(|e| e.to_string()),

@@ -12,14 +12,14 @@ use std::sync::Arc;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use weir::task::{
-    Context, Destination, Finding, Launch, LaunchError, TaskType, TaskTypes, TaskView,
-    check_template, interpolate,
-};
 use weir::artifact::LocalArtifacts;
 use weir::engine::Engine;
 use weir::engine::create::{self, Request};
 use weir::executor::environment::Inherited;
+use weir::task::{
+    Context, Destination, Finding, Launch, LaunchError, TaskType, TaskTypes, TaskView,
+    check_template, interpolate,
+};
 use weir::validate::{Options, Report};
 
 use crate::common::{Backend, validate_files_with};
@@ -268,9 +268,16 @@ fn its_repository_file_must_exist_and_versions_the_task() {
         version_of(&report, "letter")
     };
     let first = on_disk("Dear {}\n");
-    assert_eq!(on_disk("Dear {}\n"), first, "the same content, the same version");
+    assert_eq!(
+        on_disk("Dear {}\n"),
+        first,
+        "the same content, the same version"
+    );
     let second = on_disk("Hello {}\n");
-    assert_ne!(second, first, "the template's content is part of the version");
+    assert_ne!(
+        second, first,
+        "the template's content is part of the version"
+    );
 
     // A Git source gives the same versions as the folder.
     let repo = crate::common::GitRepo::new();

@@ -67,7 +67,9 @@ pub struct Payload {
 impl Payload {
     /// The payload for `files` (the attempt request's): texts, and why the
     /// others could not be read.
-    pub fn split_files(files: &RepositoryFiles) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    pub fn split_files(
+        files: &RepositoryFiles,
+    ) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
         let (mut texts, mut unreadable) = (BTreeMap::new(), BTreeMap::new());
         for (key, file) in files {
             match file {
