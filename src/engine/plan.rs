@@ -383,3 +383,32 @@ fn local_order(spec: &WorkflowSpec) -> Vec<usize> {
     }
     order
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A node of a plan stored before `commit` (a notebook task's, with
+    /// its notebook's commit) reads its repository files at that commit.
+    #[test]
+    fn an_old_plan_s_notebook_commit_stands_for_the_node_s() {
+        let node = |extra: serde_json::Value| -> PlanNode {
+            let mut node = serde_json::json!({
+                "path": "report", "task": "report", "taskVersion": "b".repeat(64),
+                "spec": { "notebook": { "path": "nb/r.ipynb" } },
+                "inputs": {}, "deps": [],
+            });
+            node.as_object_mut()
+                .expect("an object")
+                .extend(extra.as_object().expect("an object").clone());
+            serde_json::from_value(node).expect("a plan node")
+        };
+        let old = node(serde_json::json!({ "notebook": { "commit": "c1", "path": "nb/r.ipynb" } }));
+        assert_eq!(old.files_commit(), Some(&CommitId("c1".into())));
+        let new = node(serde_json::json!({ "commit": "c2" }));
+        assert_eq!(new.files_commit(), Some(&CommitId("c2".into())));
+        let written = serde_json::to_value(&new).expect("serializes");
+        assert_eq!(written["commit"], "c2");
+        assert!(written.get("notebook").is_none(), "{written}");
+    }
+}

@@ -299,6 +299,54 @@ fn its_repository_file_must_exist_and_versions_the_task() {
     assert_eq!(version_of(&report, "letter"), second);
 }
 
+/// A commit that changes only the template: a sync against the previous
+/// commit's snapshot (which reads only what changed) gives the task the
+/// same new version as reading the whole tree; a commit touching neither
+/// keeps it.
+#[test]
+fn a_changed_repository_file_alone_versions_the_task_again_incrementally() {
+    let options = weir::reconcile::Options {
+        validate: Options {
+            task_types: TaskTypes::builtin().with(Echo),
+            ..Options::default()
+        },
+        ..weir::reconcile::Options::default()
+    };
+    let repo = crate::common::GitRepo::new();
+    repo.write("letter.yaml", LETTER);
+    repo.write("letters/dear.txt", "Dear {}\n");
+    repo.write("notes.txt", "unrelated");
+    repo.commit("A letter");
+    let state = tempfile::tempdir().expect("tempdir");
+    let spec = weir::source::git::SourceSpec {
+        repo: repo.path().display().to_string(),
+        branch: None,
+        path: String::new(),
+        credentials: Default::default(),
+    };
+    let source = weir::source::git::GitSource::open(&spec, state.path()).expect("source");
+    let load = |base: Option<&weir::reconcile::snapshot::Snapshot>| {
+        weir::reconcile::load(&source, &options, base).expect("load")
+    };
+    let letter = weir::spec::EntityRef::new("p", weir::spec::Kind::Task, "letter");
+    let first = load(None);
+    let before = first.active[&letter].clone();
+
+    repo.write("letters/dear.txt", "Hello {}\n");
+    repo.commit("Friendlier");
+    let changed = load(first.snapshot.as_ref());
+    assert!(changed.base.is_some(), "loaded against the snapshot");
+    let whole = load(None);
+    assert_eq!(changed.active, whole.active);
+    assert_ne!(changed.active[&letter], before);
+
+    repo.write("notes.txt", "still unrelated");
+    repo.commit("Notes");
+    let unrelated = load(changed.snapshot.as_ref());
+    assert!(unrelated.base.is_some(), "loaded against the snapshot");
+    assert_eq!(unrelated.active, whole.active);
+}
+
 /// Registered through a real commit with the type in the options, and run
 /// by an engine given the type: the local executor runs the launch the
 /// type builds, with the template read at the task's commit (not the

@@ -195,6 +195,36 @@ pub fn termination_log() -> PathBuf {
 mod tests {
     use super::*;
 
+    /// The repository files travel as texts and reasons; a payload written
+    /// before them (its notebook alone) still gives the notebook.
+    #[test]
+    fn a_payload_carries_the_repository_files_and_reads_the_old_notebook() {
+        let files = RepositoryFiles::from([
+            ("template".to_owned(), Ok("Dear {}".to_owned())),
+            ("data".to_owned(), Err("`d.csv` does not exist".to_owned())),
+        ]);
+        let (texts, unreadable) = Payload::split_files(&files);
+        let payload: Payload = serde_json::from_value(serde_json::json!({
+            "execution": "e", "node": "n", "attempt": 1, "task": "t",
+            "spec": { "script": { "interpreter": "sh", "source": "true" } },
+            "inputs": {}, "artifacts": "file:///a",
+            "files": texts, "unreadable": unreadable,
+        }))
+        .expect("a payload");
+        assert_eq!(payload.repository_files(), files);
+
+        let old: Payload = serde_json::from_value(serde_json::json!({
+            "execution": "e", "node": "n", "attempt": 1, "task": "t",
+            "spec": { "notebook": { "path": "r.ipynb" } },
+            "inputs": {}, "artifacts": "file:///a", "notebook": "{}",
+        }))
+        .expect("an old payload");
+        assert_eq!(
+            old.repository_files(),
+            RepositoryFiles::from([("notebook".to_owned(), Ok("{}".to_owned()))])
+        );
+    }
+
     #[test]
     fn a_message_too_long_for_kubernetes_fails_the_attempt_and_says_why() {
         let small = Report::Succeeded {
