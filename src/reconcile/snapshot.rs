@@ -404,9 +404,9 @@ pub(super) fn load_changes(
     // The ids of the files they run: kept for unchanged ones, looked up by
     // path for the others.
     for path in validate::repository_paths(&entities, task_types) {
-        if !next.file_ids.contains_key(&path) {
-            if let Some(id) = source.file_id(commit, &path)? {
-                next.file_ids.insert(path, id);
+        if let std::collections::btree_map::Entry::Vacant(slot) = next.file_ids.entry(path) {
+            if let Some(id) = source.file_id(commit, slot.key())? {
+                slot.insert(id);
             }
         }
     }

@@ -190,7 +190,7 @@ impl Walk {
         match open_regular(path, rel_path) {
             Ok(opened) => Some(opened),
             Err(refused) => {
-                self.tree.read_errors.push(refused);
+                self.tree.read_errors.push(*refused);
                 None
             }
         }
@@ -208,23 +208,25 @@ impl Walk {
 /// blocking (a FIFO's open would wait for a writer) and checked again on
 /// the opened handle, so a file swapped for a FIFO between the check and
 /// the read is still refused.
-fn open_regular(path: &Path, rel_path: &str) -> Result<(u64, fs::File), Diagnostic> {
+fn open_regular(path: &Path, rel_path: &str) -> Result<(u64, fs::File), Box<Diagnostic>> {
     use std::os::unix::fs::OpenOptionsExt as _;
 
     // Checked before opening too: opening a device may act on it.
     match fs::metadata(path) {
-        Ok(meta) if !meta.is_file() => return Err(not_regular(rel_path, meta.file_type())),
+        Ok(meta) if !meta.is_file() => {
+            return Err(Box::new(not_regular(rel_path, meta.file_type())));
+        }
         Ok(_) => {}
-        Err(e) => return Err(unreadable(rel_path, &e.to_string())),
+        Err(e) => return Err(Box::new(unreadable(rel_path, &e.to_string()))),
     }
     let (meta, file) = fs::OpenOptions::new()
         .read(true)
         .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
         .open(path)
         .and_then(|file| Ok((file.metadata()?, file)))
-        .map_err(|e| unreadable(rel_path, &e.to_string()))?;
+        .map_err(|e| Box::new(unreadable(rel_path, &e.to_string())))?;
     if !meta.is_file() {
-        return Err(not_regular(rel_path, meta.file_type()));
+        return Err(Box::new(not_regular(rel_path, meta.file_type())));
     }
     Ok((meta.len(), file))
 }
@@ -241,18 +243,18 @@ impl FileIds for DiskFileIds {
     /// Git's id of the content, as a Git source records it. Such a file is
     /// not parsed, so no size limit applies (a notebook's outputs make it
     /// large): it is hashed as it is read, never held in memory whole.
-    fn blob_id(&self, rel_path: &str) -> Result<Option<String>, Diagnostic> {
+    fn blob_id(&self, rel_path: &str) -> Result<Option<String>, Box<Diagnostic>> {
         let path = match self.root.join(rel_path).canonicalize() {
             // The walk listed it, following links only inside the root.
             Ok(path) if path.starts_with(&self.root) => path,
             Ok(_) => return Ok(None),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(unreadable(rel_path, &e.to_string())),
+            Err(e) => return Err(Box::new(unreadable(rel_path, &e.to_string()))),
         };
         let (len, file) = open_regular(&path, rel_path)?;
         blob_id(len, file)
             .map(Some)
-            .map_err(|e| unreadable(rel_path, &e.to_string()))
+            .map_err(|e| Box::new(unreadable(rel_path, &e.to_string())))
     }
 }
 

@@ -65,12 +65,12 @@ pub trait FileIds: Send + Sync + std::fmt::Debug {
     /// The blob id of `path` (relative to the source's root, `/`-separated,
     /// one of [`Tree::other_paths`]); `Ok(None)` when the source has no such
     /// file, `Err` (a diagnostic at the file) when it cannot be read.
-    fn blob_id(&self, path: &str) -> Result<Option<String>, Diagnostic>;
+    fn blob_id(&self, path: &str) -> Result<Option<String>, Box<Diagnostic>>;
 }
 
 /// Ids known in advance, by path.
 impl FileIds for BTreeMap<String, String> {
-    fn blob_id(&self, path: &str) -> Result<Option<String>, Diagnostic> {
+    fn blob_id(&self, path: &str) -> Result<Option<String>, Box<Diagnostic>> {
         Ok(self.get(path).cloned())
     }
 }
@@ -112,7 +112,7 @@ pub fn file_ids(
                 known.insert(path.clone(), id);
             }
             Ok(None) => {}
-            Err(d) => unreadable.push(d),
+            Err(d) => unreadable.push(*d),
         }
     }
     if unreadable.is_empty() {

@@ -267,6 +267,13 @@ fn its_repository_file_must_exist_and_versions_the_task() {
         assert!(report.is_valid(), "{:#?}", report.diagnostics);
         version_of(&report, "letter")
     };
+    // A FIFO beside it is never opened (it would wait for a writer): only
+    // the files tasks name are read.
+    let status = std::process::Command::new("mkfifo")
+        .arg(dir.path().join("letters/pipe.txt"))
+        .status()
+        .expect("mkfifo runs");
+    assert!(status.success());
     let first = on_disk("Dear {}\n");
     assert_eq!(
         on_disk("Dear {}\n"),
@@ -277,6 +284,26 @@ fn its_repository_file_must_exist_and_versions_the_task() {
     assert_ne!(
         second, first,
         "the template's content is part of the version"
+    );
+
+    // Named, it is refused without being read (W003).
+    std::fs::write(
+        dir.path().join("letter.yaml"),
+        LETTER.replace("letters/dear.txt", "letters/pipe.txt"),
+    )
+    .expect("write");
+    let tree = weir::source::dir::read_tree(dir.path(), 1 << 20).expect("a tree");
+    let report = weir::validate::validate(tree, &options);
+    let codes: Vec<(&str, &std::path::Path)> = report
+        .diagnostics
+        .iter()
+        .map(|d| (d.code.id(), d.file.as_path()))
+        .collect();
+    assert_eq!(
+        codes,
+        [("W003", std::path::Path::new("letters/pipe.txt"))],
+        "{:#?}",
+        report.diagnostics
     );
 
     // A Git source gives the same versions as the folder.

@@ -118,7 +118,7 @@ fn missing_files(
             Finding::new(
                 Rule::MissingFile,
                 pointer_to(body, key, &path),
-                format!("`{path}` ({key}) does not exist in the source"),
+                format!("the `{key}` file `{path}` does not exist in the source"),
             )
             .with_help(
                 "the path is relative to the source's root folder (the one given to `weir validate`)",
