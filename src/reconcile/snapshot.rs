@@ -4,7 +4,8 @@
 //!
 //! A [`Snapshot`] lists every definition file of the reconciled commit with
 //! its blob id and, per entity, its version, what it calls and the
-//! repository files it runs (a notebook, a program). The next commit is compared with it tree to tree; then:
+//! repository files it runs (a notebook, a program), with their blob ids.
+//! The next commit is compared with it tree to tree; then:
 //! - only added and modified files are read and parsed;
 //! - the semantic checks run on the entities of those files, everything that
 //!   calls them (transitively: a changed interface can break any caller),
