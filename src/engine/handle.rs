@@ -135,6 +135,7 @@ mod tests {
         AttemptHandle::Local(LocalHandle {
             dir: "/var/lib/weir/runs/e/n/1".into(),
             pgid,
+            sidecars: Vec::new(),
         })
     }
 

@@ -33,6 +33,9 @@ pub struct LocalHandle {
     pub dir: PathBuf,
     /// Known once the process runs; what a restarted engine signals.
     pub pgid: Option<u32>,
+    /// The process groups of the task's sidecars, once started (before
+    /// the task's own): a restarted engine signals them too.
+    pub sidecars: Vec<u32>,
 }
 
 /// A Kubernetes attempt: the Job running it.
@@ -74,10 +77,12 @@ impl AttemptHandle {
             RawAttempt {
                 dir: Some(dir),
                 pgid,
+                sidecars,
                 ..
             } => Ok(Some(AttemptHandle::Local(LocalHandle {
                 dir: PathBuf::from(dir),
                 pgid,
+                sidecars,
             }))),
             RawAttempt {
                 pgid: Some(pgid), ..
@@ -93,6 +98,7 @@ impl AttemptHandle {
             AttemptHandle::Local(local) => RawAttempt {
                 dir: Some(local.dir.display().to_string()),
                 pgid: local.pgid,
+                sidecars: local.sidecars.clone(),
                 ..RawAttempt::default()
             },
             AttemptHandle::Kubernetes(kube) => RawAttempt {
@@ -121,6 +127,8 @@ pub struct RawAttempt {
     pub dir: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pgid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sidecars: Vec<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -136,6 +144,7 @@ mod tests {
         let local = AttemptHandle::Local(LocalHandle {
             dir: "/var/lib/weir/runs/e/n/1".into(),
             pgid: Some(4242),
+            sidecars: vec![4240, 4241],
         });
         let job = AttemptHandle::Kubernetes(KubeHandle {
             namespace: "weir".into(),
@@ -156,6 +165,7 @@ mod tests {
             pgid: Some(7),
             job: Some("weir-n-1".into()),
             namespace: Some("weir".into()),
+            ..RawAttempt::default()
         };
         assert!(matches!(
             AttemptHandle::from_raw(merged),

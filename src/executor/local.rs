@@ -25,6 +25,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 mod executor;
+mod sidecars;
 
 pub use executor::LocalExecutor;
 
@@ -34,7 +35,7 @@ use super::process::{self, Command, Exit};
 use super::{Adoption, AttemptKey, Outcome};
 use crate::artifact::{self, ArtifactStore};
 use crate::spec::types::TypeExpr;
-use crate::spec::{ExecutionId, TaskSpec};
+use crate::spec::{ExecutionId, Sidecar, TaskSpec};
 use crate::task::{self as tasks, LaunchError, RepositoryFiles, TaskTypes};
 
 /// Why an attempt could not be prepared or its outputs read back: the
@@ -119,6 +120,9 @@ pub struct Attempt<'a> {
     pub files: &'a RepositoryFiles,
     /// What the task's body runs is asked of these.
     pub task_types: &'a TaskTypes,
+    /// The sidecars to run beside it here: the spec's on this host; none
+    /// in a Kubernetes pod, where the kubelet runs them.
+    pub sidecars: &'a [Sidecar],
     /// The host variables the task may inherit (nothing else of this
     /// process's environment reaches it).
     pub inherited: &'a Inherited,
@@ -133,14 +137,31 @@ pub fn attempt_dir(state_dir: &Path, execution: &ExecutionId, node: &str, attemp
         .join(attempt.to_string())
 }
 
-/// Prepares, runs and reads back one attempt. `started` receives the
-/// process group id once the process runs (to find it after a restart).
+/// The process groups of one attempt, as they start: its sidecars' first,
+/// then the task's own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Groups {
+    pub task: Option<u32>,
+    pub sidecars: Vec<u32>,
+}
+
+impl Groups {
+    /// Every group, the task's first.
+    pub fn all(&self) -> impl Iterator<Item = u32> + '_ {
+        self.task.iter().chain(&self.sidecars).copied()
+    }
+}
+
+/// Prepares, runs and reads back one attempt. `started` is told the
+/// attempt's process groups each time one starts (to find them after a
+/// restart).
 pub async fn run(
     attempt: Attempt<'_>,
     artifacts: &dyn ArtifactStore,
     cancel: &CancellationToken,
-    started: impl FnOnce(u32),
+    mut started: impl FnMut(&Groups),
 ) -> Outcome {
+    let deadline = attempt.timeout.map(|t| tokio::time::Instant::now() + t);
     let prepared = match prepare(&attempt, artifacts) {
         Ok(p) => p,
         Err(error) => {
@@ -154,22 +175,76 @@ pub async fn run(
     if cancel.is_cancelled() {
         return Outcome::Cancelled;
     }
+    let mut groups = Groups::default();
+    let mut sidecars = match sidecars::start(
+        attempt.spec,
+        attempt.sidecars,
+        &attempt.dir,
+        attempt.inherited,
+        deadline,
+        cancel,
+        |pgid| {
+            groups.sidecars.push(pgid);
+            started(&groups);
+        },
+    )
+    .await
+    {
+        Ok(running) => running,
+        Err(sidecars::Interrupted::Failed(e)) => {
+            return Outcome::Failed {
+                error: e.to_string(),
+            };
+        }
+        Err(sidecars::Interrupted::TimedOut) => return Outcome::TimedOut,
+        Err(sidecars::Interrupted::Cancelled) => return Outcome::Cancelled,
+    };
     let child = match process::spawn(&prepared) {
         Ok(child) => child,
         Err(e) => {
+            sidecars.stop().await;
             return Outcome::Failed {
                 error: e.to_string(),
             };
         }
     };
-    started(child.pid());
-    match child.wait(attempt.timeout, cancel, GRACE).await {
+    groups.task = Some(child.pid());
+    started(&groups);
+    // A sidecar that ends while the task runs stops the task: the attempt
+    // fails with the sidecar's reason.
+    let stop_task = cancel.child_token();
+    let remaining = deadline.map(|d| d.saturating_duration_since(tokio::time::Instant::now()));
+    let wait = child.wait(remaining, &stop_task, GRACE);
+    tokio::pin!(wait);
+    let mut sidecar_ended = None;
+    let exit = tokio::select! {
+        biased;
+        exit = &mut wait => exit,
+        ended = sidecars.ended() => {
+            stop_task.cancel();
+            sidecar_ended = Some(ended);
+            wait.await
+        }
+    };
+    let sidecar_failure = sidecar_ended.map(|ended| Outcome::Failed {
+        error: format!(
+            "sidecar `{}` {} while the task ran{}",
+            ended.name,
+            ended.how,
+            sidecars.tail(&ended.name)
+        ),
+    });
+    sidecars.stop().await;
+    match exit {
         Ok(Exit::Exited(0)) => match collect(&attempt, artifacts) {
             Ok(outputs) => Outcome::Succeeded { outputs },
             Err(error) => Outcome::Failed {
                 error: error.to_string(),
             },
         },
+        Ok(Exit::Cancelled) if !cancel.is_cancelled() && sidecar_failure.is_some() => {
+            sidecar_failure.expect("checked")
+        }
         Ok(Exit::Exited(code)) => Outcome::Failed {
             error: format!("exited with status {code}{}", stderr_tail(&attempt.dir)),
         },
@@ -185,28 +260,33 @@ pub async fn run(
 }
 
 /// What is left of a local attempt whose engine is gone, whichever
-/// executor finds it: its process group is killed when it was started on
-/// this host since its boot (`started_here`), never otherwise (its id
-/// names some other process). Nothing of it goes on.
+/// executor finds it: its process groups (the task's and its sidecars')
+/// are killed when they were started on this host since its boot
+/// (`started_here`), never otherwise (their ids name other processes).
+/// Nothing of it goes on.
 pub fn reap(key: &AttemptKey, local: &LocalHandle, started_here: bool) -> Adoption {
-    match local.pgid {
-        Some(pgid) if started_here => {
+    let groups = local.pgid.iter().chain(&local.sidecars);
+    if started_here {
+        for &pgid in groups {
             tracing::info!(execution = %key.execution, node = %key.node, pgid, "stopping an attempt whose engine is gone");
             if let Err(e) = process::kill_group(pgid, process::Signal::Kill) {
                 tracing::warn!(execution = %key.execution, node = %key.node, error = %e, "cannot kill an interrupted attempt's processes");
             }
         }
-        Some(pgid) => {
-            tracing::warn!(execution = %key.execution, node = %key.node, pgid, "an interrupted attempt ran on another host (or before a reboot): its processes are not signalled from here");
-        }
-        None => {}
+    } else if let Some(pgid) = groups.copied().next() {
+        tracing::warn!(execution = %key.execution, node = %key.node, pgid, "an interrupted attempt ran on another host (or before a reboot): its processes are not signalled from here");
     }
     Adoption::Gone
 }
 
 /// The last lines of the attempt's stderr, to put in its error.
 fn stderr_tail(dir: &Path) -> String {
-    let text = std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default();
+    log_tail(&dir.join("stderr.log"))
+}
+
+/// The last lines of a log, to put in an error (empty if it has none).
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().rev().take(5).collect();
     if lines.is_empty() {
         return String::new();

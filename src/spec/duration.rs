@@ -50,6 +50,9 @@ pub enum Field {
     Every,
     /// `schedule.startingDeadline`: how late a scheduled instant may start.
     StartingDeadline,
+    /// `sidecars[].readiness.timeout`: how long a sidecar has to become
+    /// ready.
+    Readiness,
 }
 
 impl Field {
@@ -60,15 +63,16 @@ impl Field {
             Field::Timeout => "timeout",
             Field::Every => "schedule.every",
             Field::StartingDeadline => "schedule.startingDeadline",
+            Field::Readiness => "readiness.timeout",
         }
     }
 
     /// The largest value accepted: 7 days for a backoff, 30 days for a
-    /// timeout, 366 days for a schedule's rate and starting deadline.
+    /// timeout (an attempt's or a sidecar's readiness), 366 days for a schedule's rate and starting deadline.
     pub fn max(self) -> Duration {
         match self {
             Field::Backoff => 7 * DAY,
-            Field::Timeout => 30 * DAY,
+            Field::Timeout | Field::Readiness => 30 * DAY,
             Field::Every | Field::StartingDeadline => 366 * DAY,
         }
     }

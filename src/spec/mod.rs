@@ -21,6 +21,7 @@ pub mod duration;
 pub mod ids;
 pub mod quantity;
 pub mod schema;
+pub mod sidecar;
 pub mod template;
 pub mod trigger;
 pub mod types;
@@ -36,6 +37,7 @@ use serde_json::Value;
 pub use digest::Digest;
 pub use duration::DurationText;
 pub use ids::{CommitId, ExecutionId, SourceKey, SourceParts, short_sha};
+pub use sidecar::Sidecar;
 pub use trigger::Trigger;
 
 /// The only `apiVersion` this release reads.
@@ -262,6 +264,8 @@ pub struct TaskSpec {
     pub resources: Resources,
     pub secrets: Vec<SecretRef>,
     pub service_account: Option<String>,
+    /// Services beside the task's process (`sidecar.rs`).
+    pub sidecars: Vec<Sidecar>,
 }
 
 /// A task's body: `script: { … }` is `type_name` `script` and the object as
@@ -308,6 +312,10 @@ struct TaskSpecSchema {
     secrets: Vec<SecretRef>,
     #[serde(default)]
     service_account: Option<String>,
+    /// Services that run beside the task, ready before it starts and
+    /// stopped after it ends.
+    #[serde(default)]
+    sidecars: Vec<Sidecar>,
 }
 
 impl JsonSchema for TaskSpec {
@@ -321,7 +329,7 @@ impl JsonSchema for TaskSpec {
 }
 
 /// The keys of [`TaskSpec`]'s common fields; any other key is the body.
-const TASK_FIELDS: [&str; 8] = [
+const TASK_FIELDS: [&str; 9] = [
     "inputs",
     "outputs",
     "retries",
@@ -330,6 +338,7 @@ const TASK_FIELDS: [&str; 8] = [
     "resources",
     "secrets",
     "serviceAccount",
+    "sidecars",
 ];
 
 impl Serialize for TaskSpec {
@@ -345,6 +354,11 @@ impl Serialize for TaskSpec {
         map.serialize_entry("resources", &self.resources)?;
         map.serialize_entry("secrets", &self.secrets)?;
         map.serialize_entry("serviceAccount", &self.service_account)?;
+        // Absent when empty: the specs (and versions) of tasks without
+        // sidecars are what they were before the field.
+        if !self.sidecars.is_empty() {
+            map.serialize_entry("sidecars", &self.sidecars)?;
+        }
         map.end()
     }
 }
@@ -379,6 +393,7 @@ impl<'de> serde::de::Visitor<'de> for TaskSpecVisitor {
         let (mut inputs, mut outputs, mut body) = (None, None, None::<TaskBody>);
         let (mut retries, mut timeout, mut cache) = (None, None, None);
         let (mut resources, mut secrets, mut service_account) = (None, None, None);
+        let mut sidecars = None;
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             match key.as_ref() {
                 "inputs" => field!(inputs, "inputs"),
@@ -389,6 +404,7 @@ impl<'de> serde::de::Visitor<'de> for TaskSpecVisitor {
                 "resources" => field!(resources, "resources"),
                 "secrets" => field!(secrets, "secrets"),
                 "serviceAccount" => field!(service_account, "serviceAccount"),
+                "sidecars" => field!(sidecars, "sidecars"),
                 // A common field without its arm above is a mistake here,
                 // never a body.
                 field if TASK_FIELDS.contains(&field) => {
@@ -427,6 +443,7 @@ impl<'de> serde::de::Visitor<'de> for TaskSpecVisitor {
             resources: resources.unwrap_or_default(),
             secrets: secrets.unwrap_or_default(),
             service_account: service_account.unwrap_or_default(),
+            sidecars: sidecars.unwrap_or_default(),
         })
     }
 }
@@ -765,8 +782,12 @@ mod tests {
             .collect();
         assert_eq!(common, TASK_FIELDS.into_iter().collect());
 
-        // Every common field written (each at its default), read back.
-        let body = serde_json::json!({ "script": { "source": "true" } });
+        // Every common field written (each at its default, and a sidecar:
+        // an empty list is not written), read back.
+        let body = serde_json::json!({
+            "script": { "source": "true" },
+            "sidecars": [{ "name": "db", "image": "postgres" }],
+        });
         let spec: TaskSpec = serde_json::from_value(body).expect("reads");
         let every = serde_json::to_value(&spec).expect("writes");
         let read: TaskSpec = serde_json::from_value(every).expect("every common field reads");

@@ -50,10 +50,11 @@ pub enum Code {
     InputAsCode,
     MissingFile,
     InvalidTaskBody,
+    InvalidSidecar,
 }
 
 impl Code {
-    pub const ALL: [Code; 37] = [
+    pub const ALL: [Code; 38] = [
         Code::FileTooLarge,
         Code::SymlinkEscape,
         Code::UnreadableFile,
@@ -91,6 +92,7 @@ impl Code {
         Code::InputAsCode,
         Code::MissingFile,
         Code::InvalidTaskBody,
+        Code::InvalidSidecar,
     ];
 
     /// The short code, e.g. `W012`.
@@ -152,6 +154,7 @@ impl Code {
             // (docs/plans/task-plugins.md).
             Code::MissingFile => ("W039", "missing-file"),
             Code::InvalidTaskBody => ("W040", "invalid-task-body"),
+            Code::InvalidSidecar => ("W046", "invalid-sidecar"),
         }
     }
 }

@@ -547,3 +547,122 @@ impl SourceRepo {
         }
     }
 }
+
+/// An execution run to its end by an engine on the local executor.
+pub struct Ran {
+    pub status: String,
+    pub nodes: Vec<weir::store::NodeState>,
+    /// The engine's state folder (attempt folders under `runs/`).
+    pub state: tempfile::TempDir,
+}
+
+impl Ran {
+    /// The folder of `node`'s attempt `attempt`.
+    pub fn attempt_dir(&self, node: &str, attempt: u32) -> PathBuf {
+        let execution = &self.nodes[0].execution;
+        weir::executor::local::attempt_dir(self.state.path(), execution, node, attempt)
+    }
+
+    /// The error of `node`'s last attempt.
+    pub fn error(&self, node: &str) -> String {
+        let node = self
+            .nodes
+            .iter()
+            .find(|n| n.node == node)
+            .unwrap_or_else(|| panic!("no node {node} in {:#?}", self.nodes));
+        node.error.clone().unwrap_or_default()
+    }
+}
+
+/// Commits `files` to a new repository, registers the commit in a SQLite
+/// store, and runs workflow `workflow` with `inputs` to its end, as the
+/// daemon would (the engine, the local executor, the task types weir
+/// ships).
+pub async fn run_committed(
+    files: &[(&str, &str)],
+    workflow: &str,
+    inputs: serde_json::Value,
+) -> Ran {
+    let repo = GitRepo::new();
+    for (path, text) in files {
+        repo.write(path, text);
+    }
+    repo.commit("Definitions");
+    let backend = backend(TestDb::sqlite()).await;
+    run_head(
+        &repo,
+        weir::task::TaskTypes::builtin(),
+        &backend,
+        workflow,
+        inputs,
+    )
+    .await
+}
+
+/// Registers `repo`'s head in `backend`'s store with `types`, and runs
+/// workflow `workflow` with `inputs` to its end with an engine given them.
+pub async fn run_head(
+    repo: &GitRepo,
+    types: weir::task::TaskTypes,
+    backend: &Backend,
+    workflow: &str,
+    inputs: serde_json::Value,
+) -> Ran {
+    let state = tempfile::tempdir().expect("tempdir");
+    let spec = weir::source::git::SourceSpec {
+        repo: repo.path().display().to_string(),
+        branch: None,
+        path: String::new(),
+        credentials: Default::default(),
+    };
+    let source =
+        weir::source::git::GitSource::open(&spec, &state.path().join("source")).expect("source");
+    let options = weir::reconcile::Options {
+        validate: Options {
+            task_types: types.clone(),
+            ..Options::default()
+        },
+        ..weir::reconcile::Options::default()
+    };
+    let loaded = weir::reconcile::load(&source, &options, None).expect("load");
+    match weir::reconcile::register(backend.store.as_ref(), loaded, chrono::Utc::now())
+        .await
+        .expect("register")
+    {
+        weir::reconcile::Outcome::Reconciled { .. } => {}
+        weir::reconcile::Outcome::Rejected { report, .. } => {
+            panic!("refused: {:#?}", report.diagnostics)
+        }
+        weir::reconcile::Outcome::Untrusted { refusal, .. } => panic!("{refusal}"),
+    }
+    let artifacts = std::sync::Arc::new(weir::artifact::LocalArtifacts::new(
+        state.path().join("artifacts"),
+    ));
+    let engine =
+        weir::engine::Engine::new(backend.store.clone(), artifacts, state.path().to_path_buf())
+            .with_task_env(weir::executor::environment::Inherited::from_process(
+                Default::default(),
+            ))
+            .with_task_types(types);
+    let request = weir::engine::create::Request {
+        name: workflow.into(),
+        inputs: serde_json::from_value(inputs).expect("inputs are a map"),
+        ..weir::engine::create::Request::default()
+    };
+    let (execution, _) = weir::engine::create::create(backend.store.as_ref(), &request)
+        .await
+        .expect("create");
+    let finished = tokio::time::timeout(
+        Duration::from_secs(300),
+        engine.run_until_finished(&execution.id),
+    )
+    .await
+    .expect("the execution ends")
+    .expect("run");
+    let nodes = backend.store.nodes(&execution.id).await.expect("nodes");
+    Ran {
+        status: finished.status.as_str().to_owned(),
+        nodes,
+        state,
+    }
+}

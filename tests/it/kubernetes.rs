@@ -1009,3 +1009,78 @@ async fn a_task_pod_gets_only_the_variables_its_job_names() {
         "the task saw more than it was given: {extra:?}"
     );
 }
+
+const WITH_SIDECAR: &str = r#"apiVersion: weir.dev/v1alpha1
+kind: Task
+metadata: { name: query }
+spec:
+  outputs: { answer: { type: int } }
+  script:
+    interpreter: bash
+    source: |
+      echo '{"answer": 42}' > "$WEIR_OUTPUTS/outputs.json"
+  sidecars:
+    - name: db
+      image: postgres:16
+      env: { POSTGRES_HOST_AUTH_METHOD: trust }
+      readiness: { exec: [pg_isready, -h, 127.0.0.1], timeout: 2m }
+---
+apiVersion: weir.dev/v1alpha1
+kind: Workflow
+metadata: { name: query-flow }
+spec:
+  nodes: [ { id: query, task: query } ]
+"#;
+
+/// A task with a sidecar becomes one pod with a native sidecar container
+/// (an init container restarted always, its readiness a startup probe),
+/// and `weir exec-task` in the task's container runs the task alone: the
+/// sidecar, which has no command and could not run as a process, is the
+/// kubelet's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sidecar_is_a_native_sidecar_container_of_the_task_pod() {
+    let (db, _repo) = synced(&[("flows.yaml", WITH_SIDECAR)]);
+    let store = weir::store::open(&db.url()).await.expect("store");
+    let cluster = Cluster::new(None).await;
+    let kubelet = cluster.kubelet();
+    let engine = cluster.engine(store.clone());
+    let id = start(store.as_ref(), "query-flow", &[]).await;
+    let execution = finish(&engine, &id).await;
+    kubelet.stop().await;
+    assert_eq!(execution.status, Status::Succeeded, "{:?}", execution.error);
+    let nodes = store.nodes(&id).await.expect("nodes");
+    assert_eq!(nodes[0].outputs, Some(json!({ "answer": 42 })));
+
+    let jobs = cluster.jobs().await;
+    assert_eq!(
+        jobs.len(),
+        1,
+        "one Job, one pod, for the task and its sidecar"
+    );
+    let pod = jobs[0]
+        .spec
+        .clone()
+        .and_then(|s| s.template.spec)
+        .expect("a pod spec");
+    let init = pod.init_containers.expect("init containers");
+    assert_eq!(
+        init.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+        ["weir-init", "db"]
+    );
+    let db = &init[1];
+    assert_eq!(db.restart_policy.as_deref(), Some("Always"));
+    assert_eq!(db.image.as_deref(), Some("postgres:16"));
+    let probe = db.startup_probe.clone().expect("a startup probe");
+    assert_eq!(
+        probe.exec.and_then(|e| e.command),
+        Some(vec!["pg_isready".into(), "-h".into(), "127.0.0.1".into()])
+    );
+    assert_eq!(probe.failure_threshold, Some(120));
+    assert_eq!(
+        pod.containers
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>(),
+        ["task"]
+    );
+}

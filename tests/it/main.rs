@@ -25,6 +25,7 @@ mod safety;
 mod schema;
 mod serve;
 mod server_cli;
+mod sidecars;
 mod signed;
 mod store;
 mod store_faults;

@@ -15,13 +15,15 @@ use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, PodSecurityContext,
-    PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile, SecretKeySelector,
-    SecurityContext, Volume, VolumeMount,
+    Capabilities, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile,
+    SecretKeySelector, SecurityContext, TCPSocketAction, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use crate::spec::sidecar::{self, Sidecar};
 use crate::spec::{Digest, ExecutionId, TaskSpec};
 use crate::task::TaskTypes;
 
@@ -191,6 +193,59 @@ fn restricted_container() -> SecurityContext {
     }
 }
 
+/// A sidecar as a native sidecar container (Kubernetes 1.29 and later):
+/// an init container with `restartPolicy: Always`, started before the
+/// task's container and stopped by the kubelet once it has ended. Its
+/// readiness is a startup probe, which the kubelet waits for before it
+/// starts the next container (a readiness probe would not hold it back).
+fn sidecar_container(sidecar: &Sidecar) -> Container {
+    let non_empty = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+    let startup_probe = sidecar.readiness.as_ref().and_then(|readiness| {
+        let patience = readiness.timeout.parsed().ok()?;
+        let mut probe = Probe {
+            period_seconds: Some(1),
+            // One try per second for as long as the sidecar has.
+            failure_threshold: Some(i32::try_from(patience.as_secs().max(1)).unwrap_or(i32::MAX)),
+            ..Probe::default()
+        };
+        match readiness.probe()? {
+            sidecar::Probe::Tcp(port) => {
+                probe.tcp_socket = Some(TCPSocketAction {
+                    port: IntOrString::Int(i32::from(port)),
+                    ..TCPSocketAction::default()
+                });
+            }
+            sidecar::Probe::Exec(command) => {
+                probe.exec = Some(ExecAction {
+                    command: Some(command.to_vec()),
+                });
+            }
+        }
+        Some(probe)
+    });
+    Container {
+        name: sidecar.name.clone(),
+        image: Some(sidecar.image.clone()),
+        command: non_empty(&sidecar.command),
+        args: non_empty(&sidecar.args),
+        env: (!sidecar.env.is_empty()).then(|| {
+            sidecar
+                .env
+                .iter()
+                .map(|(name, value)| EnvVar {
+                    name: name.clone(),
+                    value: Some(value.clone()),
+                    ..EnvVar::default()
+                })
+                .collect()
+        }),
+        restart_policy: Some("Always".into()),
+        startup_probe,
+        security_context: Some(restricted_container()),
+        ..Container::default()
+    }
+}
+
 fn quantities(
     map: &BTreeMap<String, crate::spec::quantity::Quantity>,
 ) -> Option<BTreeMap<String, Quantity>> {
@@ -327,7 +382,11 @@ pub fn build(settings: &Settings, req: &JobRequest<'_>) -> Job {
                         }),
                         ..PodSecurityContext::default()
                     }),
-                    init_containers: Some(vec![init]),
+                    init_containers: Some(
+                        std::iter::once(init)
+                            .chain(req.spec.sidecars.iter().map(sidecar_container))
+                            .collect(),
+                    ),
                     containers: vec![task],
                     volumes: Some(vec![empty_dir("weir-bin"), empty_dir("work")]),
                     ..PodSpec::default()
@@ -475,6 +534,93 @@ mod tests {
                 container.name
             );
         }
+    }
+
+    /// Sidecars are native sidecar containers: init containers after
+    /// weir's own, restarted always (so the kubelet runs them beside the
+    /// task and stops them after it), their readiness a startup probe that
+    /// holds the task back until it passes.
+    #[test]
+    fn a_sidecar_is_a_native_sidecar_container_gated_by_a_startup_probe() {
+        let mut spec = spec();
+        spec.sidecars = serde_json::from_value(serde_json::json!([
+            {
+                "name": "db",
+                "image": "postgres:16",
+                "env": { "POSTGRES_HOST_AUTH_METHOD": "trust" },
+                "readiness": { "tcp": 5432, "timeout": "30s" },
+            },
+            {
+                "name": "model",
+                "image": "ghcr.io/acme/serve:2",
+                "command": ["serve", "--port", "8080"],
+                "readiness": { "exec": ["curl", "-sf", "localhost:8080/health"] },
+            },
+            { "name": "proxy", "image": "envoy:1" },
+        ]))
+        .expect("sidecars");
+        let version = Digest::from_hex("ab".repeat(32));
+        let req = JobRequest {
+            execution: &"e".into(),
+            project: "p",
+            commit: "c",
+            node: "n",
+            task: "t",
+            task_version: &version,
+            attempt: 1,
+            spec: &spec,
+            task_types: &TaskTypes::builtin(),
+            timeout: None,
+            payload: "{}".into(),
+        };
+        let job = build(&Settings::default(), &req);
+        let pod = job.spec.expect("spec").template.spec.expect("pod");
+        let init = pod.init_containers.expect("init containers");
+        let names: Vec<&str> = init.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["weir-init", "db", "model", "proxy"]);
+        assert_eq!(
+            init[0].restart_policy, None,
+            "weir's init container runs once"
+        );
+        for sidecar in &init[1..] {
+            assert_eq!(sidecar.restart_policy.as_deref(), Some("Always"));
+            let sc = sidecar.security_context.clone().expect("restricted");
+            assert_eq!(sc.allow_privilege_escalation, Some(false));
+            assert!(sidecar.readiness_probe.is_none());
+        }
+        let db = &init[1];
+        assert_eq!(db.image.as_deref(), Some("postgres:16"));
+        assert_eq!(db.command, None, "the image's entrypoint");
+        assert_eq!(
+            db.env.clone().expect("env")[0].value.as_deref(),
+            Some("trust")
+        );
+        let probe = db.startup_probe.clone().expect("a startup probe");
+        assert_eq!(probe.tcp_socket.expect("tcp").port, IntOrString::Int(5432));
+        assert_eq!(
+            (probe.period_seconds, probe.failure_threshold),
+            (Some(1), Some(30))
+        );
+        let model = init[2].startup_probe.clone().expect("a startup probe");
+        assert_eq!(model.exec.and_then(|e| e.command).expect("exec")[0], "curl");
+        assert_eq!(model.failure_threshold, Some(60), "the default 60s");
+        assert_eq!(
+            init[2].command.as_deref(),
+            Some(&["serve".to_owned(), "--port".into(), "8080".into()][..])
+        );
+        assert!(init[3].startup_probe.is_none(), "ready once it runs");
+        let task = &pod.containers[0];
+        assert!(
+            task.env
+                .iter()
+                .flatten()
+                .all(|e| e.name != "POSTGRES_HOST_AUTH_METHOD"),
+            "a sidecar's env is its own"
+        );
+        assert!(
+            db.env.iter().flatten().all(|e| e.name != "DB_PASSWORD"),
+            "the task's secrets are the task's"
+        );
     }
 
     #[test]

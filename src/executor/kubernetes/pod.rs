@@ -130,6 +130,8 @@ pub async fn exec(
         files: &payload.repository_files(),
         // The types this binary knows (a pod runs the built-in ones).
         task_types: &crate::task::BUILTIN,
+        // The kubelet runs them, as native sidecar containers of the pod.
+        sidecars: &[],
         inherited: &inherited,
     };
     let dir = attempt.dir.clone();

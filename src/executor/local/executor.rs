@@ -34,8 +34,9 @@ pub struct LocalExecutor {
     artifacts: Arc<dyn ArtifactStore>,
     /// How to ask each attempt running here to stop.
     tokens: Arc<Mutex<HashMap<AttemptKey, CancellationToken>>>,
-    /// Process groups of the attempts running here, once started.
-    groups: Arc<Mutex<HashMap<AttemptKey, u32>>>,
+    /// Process groups of the attempts running here (the task's and its
+    /// sidecars'), once started.
+    groups: Arc<Mutex<HashMap<AttemptKey, Vec<u32>>>>,
     /// Attempts [`Executor::stop_all`] killed: they end interrupted.
     killed: Arc<Mutex<HashSet<AttemptKey>>>,
 }
@@ -64,6 +65,7 @@ impl Executor for LocalExecutor {
         AttemptHandle::Local(LocalHandle {
             dir: attempt_dir(&self.state_dir, &key.execution, &key.node, key.attempt),
             pgid: None,
+            sidecars: Vec::new(),
         })
     }
 
@@ -86,7 +88,7 @@ impl Executor for LocalExecutor {
             self.killed.clone(),
         );
         tokio::spawn(async move {
-            let (pgid_tx, pgid_rx) = tokio::sync::oneshot::channel();
+            let (groups_tx, mut groups_rx) = tokio::sync::mpsc::unbounded_channel();
             let attempt = Attempt {
                 dir: dir.clone(),
                 task: &request.task,
@@ -95,17 +97,21 @@ impl Executor for LocalExecutor {
                 timeout: request.timeout,
                 files: &request.files,
                 task_types: &request.task_types,
+                sidecars: &request.spec.sidecars,
                 inherited: &request.environment,
             };
-            let run = run(attempt, artifacts.as_ref(), &token, |pgid| {
-                let _ = pgid_tx.send(pgid);
+            let run = run(attempt, artifacts.as_ref(), &token, move |started| {
+                let _ = groups_tx.send(started.clone());
             });
+            // Each group is remembered (to kill on `stop_all`) and told to
+            // the engine (to kill after a restart) as soon as it runs.
             let remember = async {
-                if let Ok(pgid) = pgid_rx.await {
-                    lock(&groups).insert(key.clone(), pgid);
+                while let Some(started) = groups_rx.recv().await {
+                    lock(&groups).insert(key.clone(), started.all().collect());
                     let handle = AttemptHandle::Local(LocalHandle {
                         dir: dir.clone(),
-                        pgid: Some(pgid),
+                        pgid: started.task,
+                        sidecars: started.sidecars,
                     });
                     events.handle_changed(&key, &handle).await;
                 }
@@ -163,10 +169,12 @@ impl Executor for LocalExecutor {
             token.cancel();
         }
         let groups = lock(&self.groups);
-        for (key, pgid) in groups.iter() {
+        for (key, pgids) in groups.iter() {
             tracing::warn!(execution = %key.execution, node = %key.node, "shutting down: stopping a running attempt; it will be retried");
-            if let Err(e) = process::kill_group(*pgid, process::Signal::Kill) {
-                tracing::warn!(error = %e, "cannot stop an attempt");
+            for pgid in pgids {
+                if let Err(e) = process::kill_group(*pgid, process::Signal::Kill) {
+                    tracing::warn!(error = %e, "cannot stop an attempt");
+                }
             }
         }
     }

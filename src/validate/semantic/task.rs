@@ -6,9 +6,12 @@
 use super::ports::{Direction, Interface, check_ports};
 use super::{Code, Diagnostic, at, suggestion};
 use crate::spec::duration::Field;
+use crate::spec::sidecar::RESERVED_NAMES;
 use crate::spec::yaml::{PathStep, to_pointer};
-use crate::spec::{DurationText, TaskSpec, duration, quantity};
-use crate::task::{ErasedTaskType, Finding, NOTEBOOK_FILE, Rule, TaskTypes, TaskView};
+use crate::spec::{DurationText, Sidecar, TaskSpec, duration, quantity};
+use crate::task::{
+    ErasedTaskType, Finding, NOTEBOOK_FILE, Notebook, Rule, TaskType as _, TaskTypes, TaskView,
+};
 use std::collections::BTreeSet;
 
 use crate::validate::Entity;
@@ -75,6 +78,7 @@ pub fn check(
             );
         }
     }
+    check_sidecars(entity, &spec.sidecars, &mut found);
     if let Some(task_type) = task_types.get(&spec.body.type_name) {
         let view = TaskView {
             inputs: iface
@@ -101,8 +105,9 @@ pub fn check(
 }
 
 /// The repository files a body names that are not in the source (W039),
-/// each at the body's field holding its path. A notebook (the key
-/// [`NOTEBOOK_FILE`]) is checked by its own type, which reports W031.
+/// each at the body's field holding its path. A notebook task's notebook
+/// (its key [`NOTEBOOK_FILE`]) is checked by its own type, which reports
+/// W031; another type's file of the same key is checked here.
 fn missing_files(
     body: &serde_json::Value,
     task_type: &dyn ErasedTaskType,
@@ -112,7 +117,8 @@ fn missing_files(
         .repository_files(body)
         .into_iter()
         .filter(|(key, path)| {
-            *key != NOTEBOOK_FILE && !other_paths.contains(path.trim_start_matches("./"))
+            let own_check = task_type.name() == Notebook::NAME && *key == NOTEBOOK_FILE;
+            !own_check && !other_paths.contains(path.trim_start_matches("./"))
         })
         .map(|(key, path)| {
             Finding::new(
@@ -148,6 +154,89 @@ fn pointer_to(body: &serde_json::Value, key: &str, path: &str) -> String {
         return format!("/{}", key.replace('~', "~0").replace('/', "~1"));
     }
     find(body, path, "").unwrap_or_default()
+}
+
+/// Sidecars (W046): names unique and none of the task's own containers'
+/// on Kubernetes; no `{{ … }}`, which a sidecar would see as literal text
+/// (it gets no inputs); a readiness timeout that is a duration in range.
+fn check_sidecars(entity: &Entity, sidecars: &[Sidecar], found: &mut Vec<Diagnostic>) {
+    let mut seen = BTreeSet::new();
+    for (i, sidecar) in sidecars.iter().enumerate() {
+        fn at_sidecar<'a>(i: usize, rest: &[PathStep<'a>]) -> Vec<PathStep<'a>> {
+            let mut path = vec![Key("spec"), Key("sidecars"), Index(i)];
+            path.extend_from_slice(rest);
+            path
+        }
+        let name = sidecar.name.as_str();
+        if RESERVED_NAMES.contains(&name) {
+            found.push(
+                at(
+                    entity,
+                    Code::InvalidSidecar,
+                    &at_sidecar(i, &[Key("name")]),
+                    format!("sidecar name `{name}` is reserved"),
+                )
+                .with_help(format!(
+                    "on Kubernetes the task's pod already has containers named {}",
+                    RESERVED_NAMES.map(|n| format!("`{n}`")).join(" and ")
+                )),
+            );
+        } else if !seen.insert(name) {
+            found.push(
+                at(
+                    entity,
+                    Code::InvalidSidecar,
+                    &at_sidecar(i, &[Key("name")]),
+                    format!("sidecar `{name}` is declared twice"),
+                )
+                .with_help("each sidecar of a task needs a name of its own"),
+            );
+        }
+        let texts = sidecar
+            .command
+            .iter()
+            .enumerate()
+            .map(|(j, t)| (Key("command"), Some(Index(j)), t))
+            .chain(
+                sidecar
+                    .args
+                    .iter()
+                    .enumerate()
+                    .map(|(j, t)| (Key("args"), Some(Index(j)), t)),
+            )
+            .chain(
+                sidecar
+                    .env
+                    .iter()
+                    .map(|(k, t)| (Key("env"), Some(Key(k.as_str())), t)),
+            );
+        for (field, item, text) in texts {
+            if text.contains("{{") {
+                let mut path = at_sidecar(i, &[field]);
+                path.extend(item);
+                found.push(
+                    at(
+                        entity,
+                        Code::InvalidSidecar,
+                        &path,
+                        format!("sidecar `{name}` would see `{{{{ … }}}}` as literal text"),
+                    )
+                    .with_help(
+                        "a sidecar gets no inputs: its command, args and env are used as written",
+                    ),
+                );
+            }
+        }
+        if let Some(readiness) = &sidecar.readiness {
+            check_duration(
+                entity,
+                Field::Readiness,
+                &readiness.timeout,
+                &at_sidecar(i, &[Key("readiness"), Key("timeout")]),
+                found,
+            );
+        }
+    }
 }
 
 /// `written` parsed as a duration (W024) within `field`'s maximum (W035).
