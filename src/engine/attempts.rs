@@ -291,8 +291,17 @@ impl Engine {
                     Some(commit) => self
                         .files
                         .read(&execution.source, commit, path.trim_start_matches("./"))
-                        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-                        .map_err(|e| e.to_string()),
+                        .map_err(|e| e.to_string())
+                        .and_then(|bytes| {
+                            // A task type reads text; bytes that are not
+                            // are refused, never silently altered.
+                            String::from_utf8(bytes).map_err(|e| {
+                                format!(
+                                    "`{path}` is not UTF-8 text (invalid byte at offset {})",
+                                    e.utf8_error().valid_up_to()
+                                )
+                            })
+                        }),
                     None => Err(format!(
                         "`{path}`: the execution's plan names no commit to read it at"
                     )),

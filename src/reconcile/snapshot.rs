@@ -178,13 +178,16 @@ impl Snapshot {
 
 /// Whether a snapshot taken with other settings or by another release
 /// could differ from a fresh read.
+/// The task types count by name: a snapshot taken without a type read
+/// its tasks as unknown bodies.
 fn fingerprint(options: &Options) -> String {
     format!(
-        "{}/{}/{}/{:?}",
+        "{}/{}/{}/{:?}/{:?}",
         env!("CARGO_PKG_VERSION"),
         options.max_file_size,
         options.validate.default_project,
-        options.validate.yaml_limits
+        options.validate.yaml_limits,
+        options.validate.task_types,
     )
 }
 
@@ -459,4 +462,20 @@ pub(super) fn load_changes(
         active: next.active(),
         snapshot: next,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A snapshot taken with other task types is not reused: their bodies
+    /// read differently (a type missing then was an unknown field).
+    #[test]
+    fn the_task_types_are_part_of_the_fingerprint() {
+        let builtin = Options::default();
+        let mut fewer = Options::default();
+        fewer.validate.task_types = crate::task::TaskTypes::new();
+        assert_ne!(fingerprint(&builtin), fingerprint(&fewer));
+        assert_eq!(fingerprint(&builtin), fingerprint(&Options::default()));
+    }
 }

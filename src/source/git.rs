@@ -451,6 +451,8 @@ pub enum FileError {
     /// `path` is relative to the repository's root.
     #[error("`{path}` does not exist at commit {commit}")]
     NoFile { path: String, commit: String },
+    #[error("`{path}` is a symbolic link to `{target}`, outside the repository")]
+    LinkLeaves { path: String, target: String },
     #[error("`{path}` at commit {commit} is not a file: {reason}")]
     NotAFile {
         path: String,
@@ -515,19 +517,37 @@ impl SourceFiles {
         } else {
             format!("{folder}/{path}")
         };
-        let entry = tree
+        let no_file = |path: &str| FileError::NoFile {
+            path: path.to_owned(),
+            commit: commit.short().to_owned(),
+        };
+        let blob_of = |entry: &git2::TreeEntry<'_>| {
+            repository
+                .find_blob(entry.id())
+                .map_err(|reason| FileError::NotAFile {
+                    path: full.clone(),
+                    commit: commit.short().to_owned(),
+                    reason,
+                })
+        };
+        let mut entry = tree
             .get_path(Path::new(&full))
-            .map_err(|_| FileError::NoFile {
+            .map_err(|_| no_file(&full))?;
+        // A symbolic link is read as validation read it: its target inside
+        // the repository (one link, not a chain), never its text.
+        if entry.filemode() == 0o120000 {
+            let target = String::from_utf8_lossy(blob_of(&entry)?.content()).into_owned();
+            let resolved = resolve_link(&full, &target).ok_or_else(|| FileError::LinkLeaves {
                 path: full.clone(),
-                commit: commit.short().to_owned(),
+                target: target.clone(),
             })?;
-        let blob = repository
-            .find_blob(entry.id())
-            .map_err(|reason| FileError::NotAFile {
-                path: full.clone(),
-                commit: commit.short().to_owned(),
-                reason,
-            })?;
+            entry = tree
+                .get_path(Path::new(&resolved))
+                .ok()
+                .filter(|e| e.filemode() != 0o120000)
+                .ok_or_else(|| no_file(&resolved))?;
+        }
+        let blob = blob_of(&entry)?;
         Ok(blob.content().to_vec())
     }
 }

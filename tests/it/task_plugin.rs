@@ -7,15 +7,10 @@
 //! under src/ names it.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use weir::artifact::LocalArtifacts;
-use weir::engine::Engine;
-use weir::engine::create::{self, Request};
-use weir::executor::environment::Inherited;
 use weir::task::{
     Context, Destination, Finding, Launch, LaunchError, TaskType, TaskTypes, TaskView,
     check_template, interpolate,
@@ -380,66 +375,111 @@ fn a_changed_repository_file_alone_versions_the_task_again_incrementally() {
 /// working copy), and the output is what it wrote. Engine and executors
 /// are used as they are.
 async fn it_runs_through_an_engine(b: Backend) {
-    let types = TaskTypes::builtin().with(Echo);
     let repo = crate::common::GitRepo::new();
     repo.write("letter.yaml", LETTER);
     repo.write("letters/dear.txt", "Dear {},\n");
     repo.commit("A letter");
     // What runs is the commit's template, not the working copy's.
     repo.write("letters/dear.txt", "uncommitted {}");
-    let state = tempfile::tempdir().expect("tempdir");
-    let spec = weir::source::git::SourceSpec {
-        repo: repo.path().display().to_string(),
-        branch: None,
-        path: String::new(),
-        credentials: Default::default(),
-    };
-    let source = weir::source::git::GitSource::open(&spec, state.path()).expect("source");
-    let options = weir::reconcile::Options {
-        validate: Options {
-            task_types: types.clone(),
-            ..Options::default()
-        },
-        ..weir::reconcile::Options::default()
-    };
-    let loaded = weir::reconcile::load(&source, &options, None).expect("load");
-    match weir::reconcile::register(b.store.as_ref(), loaded, chrono::Utc::now())
-        .await
-        .expect("register")
-    {
-        weir::reconcile::Outcome::Reconciled { .. } => {}
-        weir::reconcile::Outcome::Rejected { report, .. } => {
-            panic!("refused: {:?}", report.diagnostics)
-        }
-        weir::reconcile::Outcome::Untrusted { refusal, .. } => panic!("{refusal}"),
-    }
-
-    let artifacts = Arc::new(LocalArtifacts::new(state.path().join("artifacts")));
-    let engine = Engine::new(b.store.clone(), artifacts, state.path().to_path_buf())
-        .with_task_env(Inherited::from_process(Default::default()))
-        .with_task_types(types);
-    let request = Request {
-        name: "write-letter".into(),
-        inputs: BTreeMap::from([("who".to_owned(), json!("Ada; rm -rf /"))]),
-        ..Request::default()
-    };
-    let (execution, _) = create::create(b.store.as_ref(), &request)
-        .await
-        .expect("create");
-    let finished = tokio::time::timeout(
-        std::time::Duration::from_secs(60),
-        engine.run_until_finished(&execution.id),
-    )
-    .await
-    .expect("the echo ends")
-    .expect("run");
-    let nodes = b.store.nodes(&execution.id).await.expect("nodes");
-    assert_eq!(finished.status.as_str(), "succeeded", "{nodes:#?}");
     assert_eq!(
-        nodes[0].outputs,
-        Some(json!({ "text": "Dear Ada; rm -rf /," })),
-        "{nodes:#?}"
+        write_letter(&b, &repo).await.as_deref(),
+        Ok("Dear Ada; rm -rf /,")
     );
 }
 
 crate::common::on_every_backend!(it_runs_through_an_engine);
+
+/// A repository file that is a symbolic link runs its target, as
+/// validation read it (and versioned the task by it), not the link's text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_linked_repository_file_runs_its_target() {
+    let b = crate::common::backend(crate::common::TestDb::sqlite()).await;
+    let repo = crate::common::GitRepo::new();
+    repo.write("letter.yaml", LETTER);
+    repo.write("shared/dear.txt", "Dearest {},\n");
+    std::fs::create_dir(repo.path().join("letters")).expect("mkdir");
+    std::os::unix::fs::symlink("../shared/dear.txt", repo.path().join("letters/dear.txt"))
+        .expect("symlink");
+    repo.commit("A linked letter");
+    assert_eq!(
+        write_letter(&b, &repo).await.as_deref(),
+        Ok("Dearest Ada; rm -rf /,")
+    );
+}
+
+/// Registers `repo`'s head with the `echo` type, runs `write-letter` for
+/// a hostile name, and returns the letter (or the node's error).
+async fn write_letter(b: &Backend, repo: &crate::common::GitRepo) -> Result<String, String> {
+    let ran = crate::common::run_head(
+        repo,
+        TaskTypes::builtin().with(Echo),
+        b,
+        "write-letter",
+        json!({ "who": "Ada; rm -rf /" }),
+    )
+    .await;
+    match (ran.status.as_str(), &ran.nodes[0].outputs) {
+        ("succeeded", Some(outputs)) => Ok(outputs["text"].as_str().expect("a text").to_owned()),
+        _ => Err(ran.error("letter")),
+    }
+}
+
+/// A repository file that is not UTF-8 text fails the attempt, saying so,
+/// rather than reaching the task altered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repository_file_that_is_not_text_is_refused_not_altered() {
+    let b = crate::common::backend(crate::common::TestDb::sqlite()).await;
+    let repo = crate::common::GitRepo::new();
+    repo.write("letter.yaml", LETTER);
+    std::fs::create_dir(repo.path().join("letters")).expect("mkdir");
+    std::fs::write(repo.path().join("letters/dear.txt"), b"Dear \xff{}").expect("write");
+    repo.commit("A letter in Latin-1");
+    assert_eq!(
+        write_letter(&b, &repo).await,
+        Err("cannot read the task's `template` file: `letters/dear.txt` is not UTF-8 text (invalid byte at offset 5)".to_owned())
+    );
+}
+
+/// A page of the repository, under the key the notebook type uses for
+/// its own notebook.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct PageBody {
+    path: String,
+}
+
+struct Page;
+
+impl TaskType for Page {
+    const NAME: &'static str = "page";
+    type Body = PageBody;
+
+    fn launch(&self, _body: &PageBody, context: &Context<'_>) -> Result<Launch, LaunchError> {
+        Ok(Launch {
+            program: "cat".into(),
+            args: Vec::new(),
+            env: BTreeMap::from([("PAGE".into(), context.file("notebook")?.to_owned())]),
+            files: Vec::new(),
+            notice: None,
+            working_dir: None,
+        })
+    }
+
+    fn repository_files(&self, body: &PageBody) -> Vec<(&'static str, String)> {
+        vec![("notebook", body.path.clone())]
+    }
+}
+
+/// Only the notebook type checks its own notebook (W031): another type's
+/// file under the same key is W039 like any repository file.
+#[test]
+fn a_file_keyed_like_a_notebook_is_checked_for_every_other_type() {
+    let text = "apiVersion: weir.dev/v1alpha1\nkind: Task\nmetadata: { name: page, project: p }\nspec:\n  page: { path: pages/missing.md }\n";
+    let report = validate_with(TaskTypes::builtin().with(Page), text);
+    assert_eq!(
+        codes_at(&report),
+        [("W039".to_owned(), 5, 17)],
+        "{:#?}",
+        report.diagnostics
+    );
+}
