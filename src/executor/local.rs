@@ -24,6 +24,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+mod client;
 mod executor;
 
 pub use executor::LocalExecutor;
@@ -35,7 +36,7 @@ use super::{Adoption, AttemptKey, Outcome};
 use crate::artifact::{self, ArtifactStore};
 use crate::spec::types::TypeExpr;
 use crate::spec::{ExecutionId, TaskSpec};
-use crate::task::{self as tasks, LaunchError, RepositoryFiles, TaskTypes};
+use crate::task::{self as tasks, ClientIo, ClientRun, LaunchError, RepositoryFiles, TaskTypes};
 
 /// Why an attempt could not be prepared or its outputs read back: the
 /// attempt fails with this text as its error.
@@ -154,6 +155,22 @@ pub async fn run(
     if cancel.is_cancelled() {
         return Outcome::Cancelled;
     }
+    let prepared = match prepared {
+        Prepared::Process(command) => command,
+        Prepared::Client(run, io) => {
+            return match client::drive(run, io, attempt.timeout, cancel, GRACE).await {
+                client::End::Done => match collect(&attempt, artifacts) {
+                    Ok(outputs) => Outcome::Succeeded { outputs },
+                    Err(error) => Outcome::Failed {
+                        error: error.to_string(),
+                    },
+                },
+                client::End::Failed(error) => Outcome::Failed { error },
+                client::End::TimedOut => Outcome::TimedOut,
+                client::End::Cancelled => Outcome::Cancelled,
+            };
+        }
+    };
     let child = match process::spawn(&prepared) {
         Ok(child) => child,
         Err(e) => {
@@ -215,7 +232,14 @@ fn stderr_tail(dir: &Path) -> String {
     format!("; stderr ends with:\n{}", tail.join("\n"))
 }
 
-fn prepare(attempt: &Attempt<'_>, artifacts: &dyn ArtifactStore) -> Result<Command, Error> {
+/// What an attempt runs: a process, or (for a type that runs as a client
+/// of a remote engine) a future in this process.
+enum Prepared {
+    Process(Command),
+    Client(Box<dyn ClientRun>, ClientIo),
+}
+
+fn prepare(attempt: &Attempt<'_>, artifacts: &dyn ArtifactStore) -> Result<Prepared, Error> {
     let dir = &attempt.dir;
     let outputs = dir.join("outputs");
     std::fs::create_dir_all(&outputs).map_err(|source| Error::CreateDir {
@@ -251,11 +275,12 @@ fn prepare(attempt: &Attempt<'_>, artifacts: &dyn ArtifactStore) -> Result<Comma
         };
         values.insert(name.clone(), local);
     }
-    let launch = attempt.task_types.launch(&tasks::Context {
+    let context = tasks::Context {
         spec: attempt.spec,
         inputs: &values,
         files: attempt.files,
-    })?;
+    };
+    let client = attempt.task_types.client(&context)?;
     let inputs_json = dir.join("inputs.json");
     std::fs::write(
         &inputs_json,
@@ -265,6 +290,13 @@ fn prepare(attempt: &Attempt<'_>, artifacts: &dyn ArtifactStore) -> Result<Comma
         path: inputs_json.clone(),
         source,
     })?;
+    if let Some(run) = client {
+        return Ok(Prepared::Client(
+            run,
+            client_io(attempt, &values, &inputs_json, &outputs)?,
+        ));
+    }
+    let launch = attempt.task_types.launch(&context)?;
     for (rel, text) in &launch.files {
         let path = dir.join(rel);
         if let Some(folder) = path.parent() {
@@ -301,7 +333,7 @@ fn prepare(attempt: &Attempt<'_>, artifacts: &dyn ArtifactStore) -> Result<Comma
         Some(w) if !Path::new(w).is_absolute() => dir.join(w),
         _ => dir.clone(),
     };
-    Ok(Command {
+    Ok(Prepared::Process(Command {
         program: launch.program,
         args: launch
             .args
@@ -318,6 +350,36 @@ fn prepare(attempt: &Attempt<'_>, artifacts: &dyn ArtifactStore) -> Result<Comma
         cwd,
         stdout: dir.join("stdout.log"),
         stderr: dir.join("stderr.log"),
+    }))
+}
+
+/// What an in-process attempt runs with: the environment a process of the
+/// task would get (the data contract over the inherited variables), and
+/// the attempt's logs, started as a process's are.
+fn client_io(
+    attempt: &Attempt<'_>,
+    values: &BTreeMap<String, Value>,
+    inputs_json: &Path,
+    outputs: &Path,
+) -> Result<ClientIo, Error> {
+    let dir = &attempt.dir;
+    let notice = missing_secrets(attempt).concat();
+    std::fs::write(dir.join("stderr.log"), notice).map_err(Error::Log)?;
+    std::fs::write(dir.join("stdout.log"), "").map_err(Error::Log)?;
+    let mut own = BTreeMap::from([
+        ("WEIR_INPUTS".to_owned(), inputs_json.display().to_string()),
+        ("WEIR_OUTPUTS".to_owned(), outputs.display().to_string()),
+    ]);
+    own.extend(
+        values
+            .iter()
+            .map(|(name, value)| input_variable(name, value)),
+    );
+    Ok(ClientIo {
+        outputs: outputs.to_path_buf(),
+        log_file: dir.join("stdout.log"),
+        env: attempt.inherited.environment(&own),
+        stop: CancellationToken::new(),
     })
 }
 

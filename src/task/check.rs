@@ -49,6 +49,14 @@ pub enum Rule {
     /// by validation for every type, from
     /// [`super::TaskType::repository_files`]).
     MissingFile,
+    /// A query parameter whose input is not a single value a query can
+    /// bind (a list, a map, JSON; a file where the engine cannot read it).
+    ParameterNotScalar,
+    /// A query parameter inside a string literal, a quoted identifier or a
+    /// comment, where its value would become text.
+    ParameterInQuotes,
+    /// An output the task's type cannot fill.
+    UnfillableOutput,
     /// Anything else a type refuses in its body.
     InvalidBody,
 }

@@ -17,16 +17,20 @@
 //! [`LaunchError`] naming the variable to read it from instead.
 
 mod check;
+mod client;
 mod container;
 mod notebook;
 mod plugin;
 mod script;
+mod sql;
 
 pub use check::{Finding, Rule, TaskView, check_inputs_in_code, check_template};
+pub use client::{BoxFuture, ClientIo, ClientRun};
 pub use container::{Container, ContainerBody};
 pub use notebook::{EXECUTED_NOTEBOOK, NOTEBOOK_FILE, Notebook, NotebookBody};
 pub use plugin::{BUILTIN, ErasedTaskType, TaskType, TaskTypes, body_of};
 pub use script::{Script, ScriptBody};
+pub use sql::{Sql, SqlBody, SqlEngine};
 
 use std::collections::BTreeMap;
 
@@ -131,6 +135,9 @@ pub enum LaunchError {
     FileNotRead { key: String },
     #[error("cannot read notebook `{path}`: {why}")]
     NotebookUnreadable { path: String, why: String },
+    /// A `sql` body that cannot run as written (its text holds no secret).
+    #[error("{0}")]
+    Sql(String),
     #[error("notebook `{path}` was not read")]
     NotebookNotRead { path: String },
     #[error(

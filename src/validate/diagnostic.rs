@@ -50,10 +50,16 @@ pub enum Code {
     InputAsCode,
     MissingFile,
     InvalidTaskBody,
+    /// A `sql` query parameter whose input is not a value a query binds.
+    ParameterNotScalar,
+    /// A `sql` query parameter inside quotes or a comment.
+    ParameterInQuotes,
+    /// An output the task's type cannot fill.
+    UnfillableOutput,
 }
 
 impl Code {
-    pub const ALL: [Code; 37] = [
+    pub const ALL: [Code; 40] = [
         Code::FileTooLarge,
         Code::SymlinkEscape,
         Code::UnreadableFile,
@@ -91,6 +97,9 @@ impl Code {
         Code::InputAsCode,
         Code::MissingFile,
         Code::InvalidTaskBody,
+        Code::ParameterNotScalar,
+        Code::ParameterInQuotes,
+        Code::UnfillableOutput,
     ];
 
     /// The short code, e.g. `W012`.
@@ -148,10 +157,11 @@ impl Code {
             Code::ConflictingInput => ("W034", "conflicting-input"),
             Code::DurationOutOfRange => ("W035", "duration-out-of-range"),
             Code::InputAsCode => ("W036", "input-as-code"),
-            // W037 and W038 are kept for the `sql` body's checks
-            // (docs/plans/task-plugins.md).
+            Code::ParameterNotScalar => ("W037", "parameter-not-scalar"),
+            Code::ParameterInQuotes => ("W038", "parameter-in-quotes"),
             Code::MissingFile => ("W039", "missing-file"),
             Code::InvalidTaskBody => ("W040", "invalid-task-body"),
+            Code::UnfillableOutput => ("W041", "unfillable-output"),
         }
     }
 }

@@ -195,6 +195,9 @@ fn diagnostic(
         Rule::MissingNotebook => Code::MissingNotebook,
         Rule::MissingFile => Code::MissingFile,
         Rule::InvalidBody => Code::InvalidTaskBody,
+        Rule::ParameterNotScalar => Code::ParameterNotScalar,
+        Rule::ParameterInQuotes => Code::ParameterInQuotes,
+        Rule::UnfillableOutput => Code::UnfillableOutput,
     };
     let pointer = format!("{}{}", to_pointer(body), finding.pointer);
     let mut d = Diagnostic::at_site(
