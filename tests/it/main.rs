@@ -26,6 +26,7 @@ mod schema;
 mod serve;
 mod server_cli;
 mod signed;
+mod sql;
 mod store;
 mod store_faults;
 mod stored_durations;
