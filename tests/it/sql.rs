@@ -409,12 +409,31 @@ fn hive_a_hiveql_query_runs_on_spark_sql() {
         "{done:#}\n{}",
         project.logs(&done, "q")
     );
-    assert_eq!(done["outputs"]["rows"], 6);
+    // `'; DROP TABLE t; --` is four more words of the line, not a statement.
+    assert_eq!(done["outputs"]["rows"], 7, "{:#}", done["outputs"]);
     assert_eq!(
-        done["outputs"]["words"][4],
+        done["outputs"]["words"][5],
         json!({ "word": "b", "c": 2 }),
         "{:#}",
         done["outputs"]
+    );
+    // The metastore and warehouse are the attempt's own.
+    let id = done["id"].as_str().expect("an id");
+    let attempt = project
+        .state_dir()
+        .join("runs")
+        .join(id)
+        .join("q")
+        .join("1");
+    assert!(
+        attempt.join("hive").join("metastore_db").is_dir(),
+        "no metastore in {}: {:?}\n{}",
+        attempt.display(),
+        std::fs::read_dir(&attempt).map(|d| d
+            .filter_map(Result::ok)
+            .map(|e| e.file_name())
+            .collect::<Vec<_>>()),
+        project.logs(&done, "q")
     );
 }
 

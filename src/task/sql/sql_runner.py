@@ -112,6 +112,9 @@ def run_hive(settings):
         .getOrCreate()
     )
     try:
+        # The session's catalog is the Hive metastore in the attempt's
+        # folder (created here if the query itself names no table).
+        print(f"weir: Hive metastore databases: {[d.name for d in spark.catalog.listDatabases()]}")
         frame = spark.sql(settings["query"], args=settings["params"] or None)
         columns = frame.columns
         rows = [tuple(r) for r in frame.collect()]
