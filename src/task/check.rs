@@ -73,6 +73,9 @@ pub struct Finding {
     pub within: Option<(String, usize)>,
     pub message: String,
     pub help: Option<String>,
+    /// `pointer` is inside the task's `spec` rather than its body (an
+    /// output's declaration, say).
+    pub in_spec: bool,
 }
 
 impl Finding {
@@ -83,6 +86,7 @@ impl Finding {
             within: None,
             message: message.into(),
             help: None,
+            in_spec: false,
         }
     }
 
@@ -93,6 +97,13 @@ impl Finding {
 
     pub fn within(mut self, text: impl Into<String>, nth: usize) -> Finding {
         self.within = Some((text.into(), nth));
+        self
+    }
+
+    /// The finding is at `pointer` inside the task's `spec` (`/outputs/x`),
+    /// not inside its body.
+    pub fn in_spec(mut self) -> Finding {
+        self.in_spec = true;
         self
     }
 

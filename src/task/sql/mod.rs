@@ -166,7 +166,9 @@ impl TaskType for Sql {
                 && let Err(message) = results::fillable(name, ty)
             {
                 found.push(
-                    Finding::new(Rule::UnfillableOutput, "", message).with_help(
+                    Finding::new(Rule::UnfillableOutput, format!("/outputs/{}", pointer_token(name)), message)
+                        .in_spec()
+                        .with_help(
                         "a `sql` task fills `rows: int` (the row count), `file` outputs (the result set) and `json` outputs (the rows as objects)",
                     ),
                 );
@@ -255,6 +257,11 @@ impl TaskType for Sql {
     fn kubernetes_image(&self, body: &SqlBody) -> Option<String> {
         body.image.clone()
     }
+}
+
+/// `name` as one token of a JSON pointer.
+fn pointer_token(name: &str) -> String {
+    name.replace('~', "~0").replace('/', "~1")
 }
 
 /// Whether an input of `ty` can be a parameter of `engine`: a single

@@ -199,7 +199,12 @@ fn diagnostic(
         Rule::ParameterInQuotes => Code::ParameterInQuotes,
         Rule::UnfillableOutput => Code::UnfillableOutput,
     };
-    let pointer = format!("{}{}", to_pointer(body), finding.pointer);
+    let base = if finding.in_spec {
+        &body[..body.len().saturating_sub(1)]
+    } else {
+        body
+    };
+    let pointer = format!("{}{}", to_pointer(base), finding.pointer);
     let mut d = Diagnostic::at_site(
         code,
         &entity.file,
