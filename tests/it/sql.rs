@@ -616,3 +616,52 @@ fn a_trino_query_follows_the_protocol_of_a_fake_coordinator() {
     assert_eq!(deletes.len(), 1, "{deletes:?}");
     assert!(deletes[0].starts_with("slow/"), "{deletes:?}");
 }
+
+/// In a Kubernetes pod, `weir exec-task` runs the same attempt: the
+/// connection's variable comes from the Secret the task names in
+/// `secrets` (the pod's environment holds it), and the query runs in the
+/// `weir` process there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_pod_a_postgres_query_reads_its_connection_from_the_task_s_secrets() {
+    use weir::executor::kubernetes::pod::{self, Payload};
+
+    let Some(url) = postgres_url() else { return };
+    let spec: weir::spec::TaskSpec = serde_json::from_value(json!({
+        "inputs": { "who": { "type": "string" } },
+        "outputs": { "rows": { "type": "int" }, "all": { "type": "json" } },
+        "secrets": [{ "name": "warehouse", "key": "url", "env": "WAREHOUSE_URL" }],
+        "sql": {
+            "engine": "postgres",
+            "connection": { "env": "WAREHOUSE_URL" },
+            "query": "SELECT {{ inputs.who }} AS who, 1 + 1 AS two",
+        },
+    }))
+    .expect("a task spec");
+    let work = tempfile::tempdir().expect("tempdir");
+    let payload = Payload {
+        execution: "pod-sql".into(),
+        node: "q".into(),
+        attempt: 1,
+        task: "q".into(),
+        spec,
+        inputs: BTreeMap::from([("who".to_owned(), json!(INJECTION))]),
+        timeout_seconds: Some(60),
+        files: BTreeMap::new(),
+        unreadable: BTreeMap::new(),
+        notebook: None,
+        artifacts: work.path().join("artifacts").display().to_string(),
+        inherit: Default::default(),
+    };
+    let host = vec![
+        ("PATH".into(), std::env::var_os("PATH").unwrap_or_default()),
+        ("WAREHOUSE_URL".into(), url.into()),
+    ];
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let report = pod::exec(&payload, work.path(), host, &cancel).await;
+    let report = serde_json::to_value(&report).expect("a report");
+    assert_eq!(
+        report["outputs"],
+        json!({ "rows": 1, "all": [{ "who": INJECTION, "two": 2 }] }),
+        "{report:#}"
+    );
+}
