@@ -206,6 +206,25 @@ spec:
 ---
 apiVersion: weir.dev/v1alpha1
 kind: Task
+metadata: { name: sleepy }
+spec:
+  inputs: { tag: { type: string } }
+  outputs: { rows: { type: int } }
+  timeout: 1s
+  sql:
+    engine: postgres
+    connection: { env: SQL_TEST_DB }
+    query: SELECT pg_sleep(300), {{ inputs.tag }} AS tag
+---
+apiVersion: weir.dev/v1alpha1
+kind: Workflow
+metadata: { name: sleepy }
+spec:
+  inputs: { tag: { type: string } }
+  nodes: [{ id: q, task: sleepy, inputs: { tag: "{{ inputs.tag }}" } }]
+---
+apiVersion: weir.dev/v1alpha1
+kind: Task
 metadata: { name: unreachable }
 spec:
   outputs: { rows: { type: int } }
@@ -274,6 +293,25 @@ fn a_postgres_query_binds_its_inputs_as_data_and_is_cached() {
     assert_eq!(other["outputs"]["rows"], 3);
 
     psql(&base, &format!("DROP SCHEMA {schema} CASCADE"));
+}
+
+/// A query that outlives its timeout is cancelled on the server: the
+/// attempt times out and its backend is no longer running the query.
+#[test]
+fn a_postgres_query_past_its_timeout_is_cancelled_on_the_server() {
+    let Some(url) = postgres_url() else { return };
+    let project = Project::new(&[("sql.yaml", POSTGRES)]).with_env("SQL_TEST_DB", &url);
+    let tag = format!("weir-sleepy-{}", std::process::id());
+    let done = project.run("sleepy", &[("tag", &tag)]);
+    assert_eq!(node(&done, "q")["status"], "timedOut", "{done:#}");
+    // pg_stat_activity shows a query's text, not its parameters: the
+    // query is found by its text and the session by its parameter-free
+    // statement, which only this test's attempts run.
+    let running = "SELECT count(*) FROM pg_stat_activity \
+         WHERE state = 'active' AND query LIKE 'SELECT pg_sleep(300), $1 AS tag%'";
+    crate::common::eventually("the cancelled query is gone from the server", || {
+        psql(&url, running) == "0"
+    });
 }
 
 /// A connection that fails says so without its password: not in the
