@@ -7,7 +7,9 @@
 //! They sit between `spec` and everything that reads a task's body
 //! (`validate`, the executors), and use only `spec`: they *describe* what
 //! to run (`executor::local` builds an attempt's command from a
-//! [`Launch`]), and never reach into Git, the store or the engine. The
+//! [`Launch`]), and never reach into Git, the store or the engine; a type
+//! that runs in weir's process as a client of a remote engine (`sql` on
+//! PostgreSQL or Trino) hands the executor a [`ClientRun`] to drive. The
 //! engine hands an executor a task spec and its inputs, and never knows
 //! which type runs.
 //!

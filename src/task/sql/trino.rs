@@ -399,6 +399,22 @@ mod tests {
         assert!(coordinator("http://ana:pw@trino:8080").is_err());
         assert!(coordinator("trino:8080").is_err());
         assert_eq!(base64(b"ana:p@ss"), "YW5hOnBAc3M=");
+        let presto = TrinoRun {
+            presto: true,
+            statement: String::new(),
+            parameters: Vec::new(),
+            connection: DaemonSecret {
+                env: Some("P".into()),
+                file: None,
+            },
+            catalog: None,
+            schema: None,
+            outputs: Vec::new(),
+        };
+        assert_eq!(
+            presto.header("Prepared-Statement"),
+            "X-Presto-Prepared-Statement"
+        );
         assert_eq!(percent_encode("a ?'"), "a%20%3F%27");
     }
 }
