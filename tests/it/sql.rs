@@ -380,10 +380,45 @@ spec:
       task: groups
       inputs: { data: "{{ nodes.make.outputs.data }}", min: 4, who: "{{ inputs.who }}" }
   outputs: { rows: "{{ nodes.groups.outputs.rows }}", groups: "{{ nodes.groups.outputs.groups }}", table: "{{ nodes.groups.outputs.table }}" }
+---
+apiVersion: weir.dev/v1alpha1
+kind: Task
+metadata: { name: write-parts }
+spec:
+  outputs: { parts: { type: directory } }
+  script:
+    interpreter: python3
+    source: |
+      import duckdb, os
+      parts = os.path.join(os.environ["WEIR_OUTPUTS"], "parts")
+      os.makedirs(parts)
+      con = duckdb.connect()
+      for i, (lo, hi) in enumerate([(0, 5), (5, 8)]):
+          con.execute(f"COPY (SELECT range AS n FROM range({lo}, {hi})) TO '{parts}/{i}.parquet' (FORMAT parquet)")
+---
+apiVersion: weir.dev/v1alpha1
+kind: Task
+metadata: { name: count-parts }
+spec:
+  inputs: { parts: { type: directory } }
+  outputs: { rows: { type: int } }
+  sql:
+    engine: duckdb
+    query: SELECT n FROM read_parquet({{ inputs.parts }} || '/*.parquet')
+---
+apiVersion: weir.dev/v1alpha1
+kind: Workflow
+metadata: { name: duck-dir }
+spec:
+  nodes:
+    - { id: write, task: write-parts }
+    - { id: count, task: count-parts, inputs: { parts: "{{ nodes.write.outputs.parts }}" } }
+  outputs: { rows: "{{ nodes.count.outputs.rows }}" }
 "#;
 
 /// DuckDB, as a process: one query writes Parquet, the next reads that
-/// file input and returns `rows`, JSON and CSV; the injection is data.
+/// file input and returns `rows`, JSON and CSV; the injection is data. A
+/// folder of Parquet files is read as a `directory` input.
 #[test]
 fn a_duckdb_query_reads_a_parquet_input() {
     let project = Project::new(&[("duck.yaml", DUCKDB)]);
@@ -409,6 +444,16 @@ fn a_duckdb_query_reads_a_parquet_input() {
     // The runner and its settings are in the attempt's folder.
     let settings = project.attempt_file(&done, "groups", "task/sql.json");
     assert!(settings.contains("read_parquet(?)"), "{settings}");
+
+    // A folder of Parquet files, as a `directory` input.
+    let parts = project.run("duck-dir", &[]);
+    assert_eq!(
+        parts["status"],
+        "succeeded",
+        "{parts:#}\n{}",
+        project.logs(&parts, "count")
+    );
+    assert_eq!(parts["outputs"]["rows"], 8);
 }
 
 const HIVE: &str = r#"apiVersion: weir.dev/v1alpha1
