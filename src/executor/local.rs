@@ -24,10 +24,13 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+mod client;
 mod executor;
 mod sidecars;
 
 pub use executor::LocalExecutor;
+
+use client::End;
 
 use super::environment::Inherited;
 use super::handle::LocalHandle;
@@ -36,7 +39,7 @@ use super::{Adoption, AttemptKey, Outcome};
 use crate::artifact::{self, ArtifactStore};
 use crate::spec::types::TypeExpr;
 use crate::spec::{ExecutionId, Sidecar, TaskSpec};
-use crate::task::{self as tasks, LaunchError, RepositoryFiles, TaskTypes};
+use crate::task::{self as tasks, ClientIo, ClientRun, LaunchError, RepositoryFiles, TaskTypes};
 
 /// Why an attempt could not be prepared or its outputs read back: the
 /// attempt fails with this text as its error.
@@ -199,63 +202,70 @@ pub async fn run(
         Err(sidecars::Interrupted::TimedOut) => return Outcome::TimedOut,
         Err(sidecars::Interrupted::Cancelled) => return Outcome::Cancelled,
     };
-    let child = match process::spawn(&prepared) {
-        Ok(child) => child,
-        Err(e) => {
-            sidecars.stop().await;
-            return Outcome::Failed {
-                error: e.to_string(),
-            };
-        }
-    };
-    groups.task = Some(child.pid());
-    started(&groups);
+    let remaining = deadline.map(|d| d.saturating_duration_since(tokio::time::Instant::now()));
     // A sidecar that ends while the task runs stops the task: the attempt
     // fails with the sidecar's reason.
     let stop_task = cancel.child_token();
-    let remaining = deadline.map(|d| d.saturating_duration_since(tokio::time::Instant::now()));
-    let wait = child.wait(remaining, &stop_task, GRACE);
-    tokio::pin!(wait);
+    let task = async {
+        match prepared {
+            Prepared::Process(command) => {
+                let child = match process::spawn(&command) {
+                    Ok(child) => child,
+                    Err(e) => return End::Failed(e.to_string()),
+                };
+                groups.task = Some(child.pid());
+                started(&groups);
+                match child.wait(remaining, &stop_task, GRACE).await {
+                    Ok(Exit::Exited(0)) => End::Done,
+                    Ok(Exit::Exited(code)) => End::Failed(format!(
+                        "exited with status {code}{}",
+                        stderr_tail(&attempt.dir)
+                    )),
+                    Ok(Exit::Signaled(signal)) => End::Failed(format!(
+                        "killed by signal {signal}{}",
+                        stderr_tail(&attempt.dir)
+                    )),
+                    Ok(Exit::TimedOut) => End::TimedOut,
+                    Ok(Exit::Cancelled) => End::Cancelled,
+                    Err(e) => End::Failed(e.to_string()),
+                }
+            }
+            Prepared::Client(run, io) => client::drive(run, io, remaining, &stop_task, GRACE).await,
+        }
+    };
+    tokio::pin!(task);
     let mut sidecar_ended = None;
-    let exit = tokio::select! {
+    let ended = tokio::select! {
         biased;
-        exit = &mut wait => exit,
+        ended = &mut task => ended,
         ended = sidecars.ended() => {
             stop_task.cancel();
             sidecar_ended = Some(ended);
-            wait.await
+            task.await
         }
     };
-    let sidecar_failure = sidecar_ended.map(|ended| Outcome::Failed {
-        error: format!(
+    let sidecar_failure = sidecar_ended.map(|ended| {
+        format!(
             "sidecar `{}` {} while the task ran{}",
             ended.name,
             ended.how,
             sidecars.tail(&ended.name)
-        ),
+        )
     });
     sidecars.stop().await;
-    match exit {
-        Ok(Exit::Exited(0)) => match collect(&attempt, artifacts) {
+    match ended {
+        End::Done => match collect(&attempt, artifacts) {
             Ok(outputs) => Outcome::Succeeded { outputs },
             Err(error) => Outcome::Failed {
                 error: error.to_string(),
             },
         },
-        Ok(Exit::Cancelled) if !cancel.is_cancelled() && sidecar_failure.is_some() => {
-            sidecar_failure.expect("checked")
-        }
-        Ok(Exit::Exited(code)) => Outcome::Failed {
-            error: format!("exited with status {code}{}", stderr_tail(&attempt.dir)),
+        End::Cancelled if !cancel.is_cancelled() && sidecar_failure.is_some() => Outcome::Failed {
+            error: sidecar_failure.expect("checked"),
         },
-        Ok(Exit::Signaled(signal)) => Outcome::Failed {
-            error: format!("killed by signal {signal}{}", stderr_tail(&attempt.dir)),
-        },
-        Ok(Exit::TimedOut) => Outcome::TimedOut,
-        Ok(Exit::Cancelled) => Outcome::Cancelled,
-        Err(e) => Outcome::Failed {
-            error: e.to_string(),
-        },
+        End::Failed(error) => Outcome::Failed { error },
+        End::TimedOut => Outcome::TimedOut,
+        End::Cancelled => Outcome::Cancelled,
     }
 }
 
@@ -295,7 +305,14 @@ fn log_tail(path: &Path) -> String {
     format!("; stderr ends with:\n{}", tail.join("\n"))
 }
 
-fn prepare(attempt: &Attempt<'_>, artifacts: &dyn ArtifactStore) -> Result<Command, Error> {
+/// What an attempt runs: a process, or (for a type that runs as a client
+/// of a remote engine) a future in this process.
+enum Prepared {
+    Process(Command),
+    Client(Box<dyn ClientRun>, ClientIo),
+}
+
+fn prepare(attempt: &Attempt<'_>, artifacts: &dyn ArtifactStore) -> Result<Prepared, Error> {
     let dir = &attempt.dir;
     let outputs = dir.join("outputs");
     std::fs::create_dir_all(&outputs).map_err(|source| Error::CreateDir {
@@ -331,11 +348,12 @@ fn prepare(attempt: &Attempt<'_>, artifacts: &dyn ArtifactStore) -> Result<Comma
         };
         values.insert(name.clone(), local);
     }
-    let launch = attempt.task_types.launch(&tasks::Context {
+    let context = tasks::Context {
         spec: attempt.spec,
         inputs: &values,
         files: attempt.files,
-    })?;
+    };
+    let client = attempt.task_types.client(&context)?;
     let inputs_json = dir.join("inputs.json");
     std::fs::write(
         &inputs_json,
@@ -345,6 +363,13 @@ fn prepare(attempt: &Attempt<'_>, artifacts: &dyn ArtifactStore) -> Result<Comma
         path: inputs_json.clone(),
         source,
     })?;
+    if let Some(run) = client {
+        return Ok(Prepared::Client(
+            run,
+            client_io(attempt, &values, &inputs_json, &outputs)?,
+        ));
+    }
+    let launch = attempt.task_types.launch(&context)?;
     for (rel, text) in &launch.files {
         let path = dir.join(rel);
         if let Some(folder) = path.parent() {
@@ -381,7 +406,7 @@ fn prepare(attempt: &Attempt<'_>, artifacts: &dyn ArtifactStore) -> Result<Comma
         Some(w) if !Path::new(w).is_absolute() => dir.join(w),
         _ => dir.clone(),
     };
-    Ok(Command {
+    Ok(Prepared::Process(Command {
         program: launch.program,
         args: launch
             .args
@@ -398,6 +423,36 @@ fn prepare(attempt: &Attempt<'_>, artifacts: &dyn ArtifactStore) -> Result<Comma
         cwd,
         stdout: dir.join("stdout.log"),
         stderr: dir.join("stderr.log"),
+    }))
+}
+
+/// What an in-process attempt runs with: the environment a process of the
+/// task would get (the data contract over the inherited variables), and
+/// the attempt's logs, started as a process's are.
+fn client_io(
+    attempt: &Attempt<'_>,
+    values: &BTreeMap<String, Value>,
+    inputs_json: &Path,
+    outputs: &Path,
+) -> Result<ClientIo, Error> {
+    let dir = &attempt.dir;
+    let notice = missing_secrets(attempt).concat();
+    std::fs::write(dir.join("stderr.log"), notice).map_err(Error::Log)?;
+    std::fs::write(dir.join("stdout.log"), "").map_err(Error::Log)?;
+    let mut own = BTreeMap::from([
+        ("WEIR_INPUTS".to_owned(), inputs_json.display().to_string()),
+        ("WEIR_OUTPUTS".to_owned(), outputs.display().to_string()),
+    ]);
+    own.extend(
+        values
+            .iter()
+            .map(|(name, value)| input_variable(name, value)),
+    );
+    Ok(ClientIo {
+        outputs: outputs.to_path_buf(),
+        log_file: dir.join("stdout.log"),
+        env: attempt.inherited.environment(&own),
+        stop: CancellationToken::new(),
     })
 }
 

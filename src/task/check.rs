@@ -49,6 +49,14 @@ pub enum Rule {
     /// by validation for every type, from
     /// [`super::TaskType::repository_files`]).
     MissingFile,
+    /// A query parameter whose input is not a single value a query can
+    /// bind (a list, a map, JSON; a file where the engine cannot read it).
+    ParameterNotScalar,
+    /// A query parameter inside a string literal, a quoted identifier or a
+    /// comment, where its value would become text.
+    ParameterInQuotes,
+    /// An output the task's type cannot fill.
+    UnfillableOutput,
     /// Anything else a type refuses in its body.
     InvalidBody,
 }
@@ -65,6 +73,9 @@ pub struct Finding {
     pub within: Option<(String, usize)>,
     pub message: String,
     pub help: Option<String>,
+    /// `pointer` is inside the task's `spec` rather than its body (an
+    /// output's declaration, say).
+    pub in_spec: bool,
 }
 
 impl Finding {
@@ -75,6 +86,7 @@ impl Finding {
             within: None,
             message: message.into(),
             help: None,
+            in_spec: false,
         }
     }
 
@@ -85,6 +97,13 @@ impl Finding {
 
     pub fn within(mut self, text: impl Into<String>, nth: usize) -> Finding {
         self.within = Some((text.into(), nth));
+        self
+    }
+
+    /// The finding is at `pointer` inside the task's `spec` (`/outputs/x`),
+    /// not inside its body.
+    pub fn in_spec(mut self) -> Finding {
+        self.in_spec = true;
         self
     }
 

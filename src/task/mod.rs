@@ -7,7 +7,9 @@
 //! They sit between `spec` and everything that reads a task's body
 //! (`validate`, the executors), and use only `spec`: they *describe* what
 //! to run (`executor::local` builds an attempt's command from a
-//! [`Launch`]), and never reach into Git, the store or the engine. The
+//! [`Launch`]), and never reach into Git, the store or the engine; a type
+//! that runs in weir's process as a client of a remote engine (`sql` on
+//! PostgreSQL or Trino) hands the executor a [`ClientRun`] to drive. The
 //! engine hands an executor a task spec and its inputs, and never knows
 //! which type runs.
 //!
@@ -17,16 +19,20 @@
 //! [`LaunchError`] naming the variable to read it from instead.
 
 mod check;
+mod client;
 mod container;
 mod notebook;
 mod plugin;
 mod script;
+mod sql;
 
 pub use check::{Finding, Rule, TaskView, check_inputs_in_code, check_template};
+pub use client::{BoxFuture, ClientIo, ClientRun};
 pub use container::{Container, ContainerBody};
 pub use notebook::{EXECUTED_NOTEBOOK, NOTEBOOK_FILE, Notebook, NotebookBody};
 pub use plugin::{BUILTIN, ErasedTaskType, TaskType, TaskTypes, body_of};
 pub use script::{Script, ScriptBody};
+pub use sql::{Sql, SqlBody, SqlEngine};
 
 use std::collections::BTreeMap;
 
@@ -131,6 +137,9 @@ pub enum LaunchError {
     FileNotRead { key: String },
     #[error("cannot read notebook `{path}`: {why}")]
     NotebookUnreadable { path: String, why: String },
+    /// A `sql` body that cannot run as written (its text holds no secret).
+    #[error("{0}")]
+    Sql(String),
     #[error("notebook `{path}` was not read")]
     NotebookNotRead { path: String },
     #[error(

@@ -16,7 +16,9 @@ use serde::Serialize;
 use serde::de::{Deserialize, DeserializeOwned};
 use serde_json::Value;
 
-use super::{Container, Context, Finding, Launch, LaunchError, Notebook, Script, TaskView};
+use super::{
+    ClientRun, Container, Context, Finding, Launch, LaunchError, Notebook, Script, Sql, TaskView,
+};
 use crate::spec::schema::TaskBodies;
 use crate::spec::{Definition, TaskSpec};
 
@@ -36,6 +38,17 @@ pub trait TaskType: Send + Sync + 'static {
 
     /// What to run for one attempt.
     fn launch(&self, body: &Self::Body, context: &Context<'_>) -> Result<Launch, LaunchError>;
+
+    /// An attempt that runs in weir's own process, as a client of a remote
+    /// engine (`None`: it runs [`TaskType::launch`]'s program). Asked
+    /// first; see `client.rs`.
+    fn client(
+        &self,
+        _body: &Self::Body,
+        _context: &Context<'_>,
+    ) -> Result<Option<Box<dyn ClientRun>>, LaunchError> {
+        Ok(None)
+    }
 
     /// The image the task runs in on Kubernetes (`None`: the daemon's
     /// default task image).
@@ -75,6 +88,11 @@ pub trait ErasedTaskType: Send + Sync {
     /// The type's checks; a body that does not decode is one finding.
     fn check(&self, body: &Value, task: &TaskView<'_>) -> Vec<Finding>;
     fn launch(&self, body: &Value, context: &Context<'_>) -> Result<Launch, LaunchError>;
+    fn client(
+        &self,
+        body: &Value,
+        context: &Context<'_>,
+    ) -> Result<Option<Box<dyn ClientRun>>, LaunchError>;
     fn kubernetes_image(&self, body: &Value) -> Option<String>;
     fn repository_files(&self, body: &Value) -> Vec<(&'static str, String)>;
     fn implicit_outputs(&self, body: &Value) -> Vec<(&'static str, &'static str)>;
@@ -121,6 +139,14 @@ impl<T: TaskType> ErasedTaskType for Erased<T> {
 
     fn launch(&self, body: &Value, context: &Context<'_>) -> Result<Launch, LaunchError> {
         self.0.launch(&Self::decode_for_launch(body)?, context)
+    }
+
+    fn client(
+        &self,
+        body: &Value,
+        context: &Context<'_>,
+    ) -> Result<Option<Box<dyn ClientRun>>, LaunchError> {
+        self.0.client(&Self::decode_for_launch(body)?, context)
     }
 
     fn kubernetes_image(&self, body: &Value) -> Option<String> {
@@ -171,7 +197,11 @@ impl TaskTypes {
 
     /// Every type weir ships.
     pub fn builtin() -> TaskTypes {
-        let mut types = TaskTypes::new().with(Container).with(Script).with(Notebook);
+        let mut types = TaskTypes::new()
+            .with(Container)
+            .with(Script)
+            .with(Notebook)
+            .with(Sql);
         types.builtin = true;
         types
     }
@@ -211,6 +241,13 @@ impl TaskTypes {
     pub fn launch(&self, context: &Context<'_>) -> Result<Launch, LaunchError> {
         self.of(context.spec)?
             .launch(&context.spec.body.value, context)
+    }
+
+    /// The in-process run of `context.spec`, when its type runs one (see
+    /// [`TaskType::client`]).
+    pub fn client(&self, context: &Context<'_>) -> Result<Option<Box<dyn ClientRun>>, LaunchError> {
+        self.of(context.spec)?
+            .client(&context.spec.body.value, context)
     }
 
     /// Fills the defaults of a task's body, in place, so that its canonical

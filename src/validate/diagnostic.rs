@@ -50,11 +50,17 @@ pub enum Code {
     InputAsCode,
     MissingFile,
     InvalidTaskBody,
+    /// A `sql` query parameter whose input is not a value a query binds.
+    ParameterNotScalar,
+    /// A `sql` query parameter inside quotes or a comment.
+    ParameterInQuotes,
+    /// An output the task's type cannot fill.
+    UnfillableOutput,
     InvalidSidecar,
 }
 
 impl Code {
-    pub const ALL: [Code; 38] = [
+    pub const ALL: [Code; 41] = [
         Code::FileTooLarge,
         Code::SymlinkEscape,
         Code::UnreadableFile,
@@ -92,6 +98,9 @@ impl Code {
         Code::InputAsCode,
         Code::MissingFile,
         Code::InvalidTaskBody,
+        Code::ParameterNotScalar,
+        Code::ParameterInQuotes,
+        Code::UnfillableOutput,
         Code::InvalidSidecar,
     ];
 
@@ -150,11 +159,12 @@ impl Code {
             Code::ConflictingInput => ("W034", "conflicting-input"),
             Code::DurationOutOfRange => ("W035", "duration-out-of-range"),
             Code::InputAsCode => ("W036", "input-as-code"),
-            // W037 and W038 are kept for the `sql` body's checks
-            // (docs/plans/task-plugins.md).
+            Code::ParameterNotScalar => ("W037", "parameter-not-scalar"),
+            Code::ParameterInQuotes => ("W038", "parameter-in-quotes"),
             Code::MissingFile => ("W039", "missing-file"),
             Code::InvalidTaskBody => ("W040", "invalid-task-body"),
-            Code::InvalidSidecar => ("W046", "invalid-sidecar"),
+            Code::UnfillableOutput => ("W041", "unfillable-output"),
+            Code::InvalidSidecar => ("W042", "invalid-sidecar"),
         }
     }
 }

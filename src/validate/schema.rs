@@ -241,6 +241,29 @@ fn map_error(
             vec![d]
         }
         ValidationErrorKind::OneOfNotValid { .. }
+            if let (Some(members), Some(text)) = (
+                parent_schema.and_then(const_members),
+                error.instance().as_str(),
+            ) =>
+        {
+            // An enum whose members are documented (`oneOf` of `const`s):
+            // say which names are, and the closest.
+            let help = match closest(text, &members) {
+                Some(best) => format!(
+                    "did you mean `{best}`? expected one of: {}",
+                    members.join(", ")
+                ),
+                None => format!("expected one of: {}", members.join(", ")),
+            };
+            vec![
+                here(
+                    Code::SchemaViolation,
+                    format!("{field}: `{text}` is not one of its values"),
+                )
+                .with_help(help),
+            ]
+        }
+        ValidationErrorKind::OneOfNotValid { .. }
         | ValidationErrorKind::OneOfMultipleValid { .. } => {
             let message = parent_schema
                 .and_then(|s| s.get("errorMessage"))
@@ -256,6 +279,17 @@ fn map_error(
             format!("{field}: {}", short(error.to_string())),
         )],
     }
+}
+
+/// The values of an enum written as `oneOf` of string `const`s (as
+/// schemars writes an enum whose members have docs), if `schema` is one.
+fn const_members(schema: &Value) -> Option<Vec<&str>> {
+    schema
+        .get("oneOf")?
+        .as_array()?
+        .iter()
+        .map(|branch| branch.get("const")?.as_str())
+        .collect()
 }
 
 /// A validator's message, cut to 300 bytes.

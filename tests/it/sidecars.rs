@@ -231,8 +231,8 @@ fn validation_refuses_sidecars_no_executor_could_run() {
             "    - { name: db, image: a }\n    - { name: db, image: b }\n    - { name: task, image: c }\n"
         ),
         [
-            "W046 15:15 sidecar `db` is declared twice",
-            "W046 16:15 sidecar name `task` is reserved",
+            "W042 15:15 sidecar `db` is declared twice",
+            "W042 16:15 sidecar name `task` is reserved",
         ]
     );
     assert_eq!(
@@ -240,7 +240,7 @@ fn validation_refuses_sidecars_no_executor_could_run() {
             "    - name: db\n      image: a\n      env: { MODE: \"{{ inputs.mode }}\" }\n      readiness: { tcp: 1, timeout: soon }\n"
         ),
         [
-            "W046 16:20 sidecar `db` would see `{{ … }}` as literal text",
+            "W042 16:20 sidecar `db` would see `{{ … }}` as literal text",
             "W024 17:37 `soon` is not a duration (expected e.g. `30m`, `1h30m`, `10s`)",
         ]
     );

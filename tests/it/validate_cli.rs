@@ -112,6 +112,15 @@ invalid_fixture!(
     6
 );
 invalid_fixture!(input_as_code, "w036-input-as-code", "W036", 14);
+invalid_fixture!(unknown_engine, "w007-unknown-engine", "W007", 7);
+invalid_fixture!(
+    parameter_not_scalar,
+    "w037-parameter-not-scalar",
+    "W037",
+    12
+);
+invalid_fixture!(parameter_in_quotes, "w038-parameter-in-quotes", "W038", 12);
+invalid_fixture!(unfillable_output, "w041-unfillable-output", "W041", 7);
 
 #[test]
 fn every_error_of_a_run_is_reported_not_only_the_first() {

@@ -156,7 +156,7 @@ fn pointer_to(body: &serde_json::Value, key: &str, path: &str) -> String {
     find(body, path, "").unwrap_or_default()
 }
 
-/// Sidecars (W046): names unique and none of the task's own containers'
+/// Sidecars (W042): names unique and none of the task's own containers'
 /// on Kubernetes; no `{{ … }}`, which a sidecar would see as literal text
 /// (it gets no inputs); a readiness timeout that is a duration in range.
 fn check_sidecars(entity: &Entity, sidecars: &[Sidecar], found: &mut Vec<Diagnostic>) {
@@ -284,8 +284,16 @@ fn diagnostic(
         Rule::MissingNotebook => Code::MissingNotebook,
         Rule::MissingFile => Code::MissingFile,
         Rule::InvalidBody => Code::InvalidTaskBody,
+        Rule::ParameterNotScalar => Code::ParameterNotScalar,
+        Rule::ParameterInQuotes => Code::ParameterInQuotes,
+        Rule::UnfillableOutput => Code::UnfillableOutput,
     };
-    let pointer = format!("{}{}", to_pointer(body), finding.pointer);
+    let base = if finding.in_spec {
+        &body[..body.len().saturating_sub(1)]
+    } else {
+        body
+    };
+    let pointer = format!("{}{}", to_pointer(base), finding.pointer);
     let mut d = Diagnostic::at_site(
         code,
         &entity.file,
