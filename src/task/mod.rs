@@ -24,6 +24,7 @@ mod container;
 mod notebook;
 mod plugin;
 mod script;
+mod spark;
 mod sql;
 
 pub use check::{Finding, Rule, TaskView, check_inputs_in_code, check_template};
@@ -32,6 +33,7 @@ pub use container::{Container, ContainerBody};
 pub use notebook::{EXECUTED_NOTEBOOK, NOTEBOOK_FILE, Notebook, NotebookBody};
 pub use plugin::{BUILTIN, ErasedTaskType, TaskType, TaskTypes, body_of};
 pub use script::{Script, ScriptBody};
+pub use spark::{MAIN_APPLICATION_FILE, Spark, SparkBody};
 pub use sql::{Sql, SqlBody, SqlEngine};
 
 use std::collections::BTreeMap;

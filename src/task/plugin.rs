@@ -17,7 +17,8 @@ use serde::de::{Deserialize, DeserializeOwned};
 use serde_json::Value;
 
 use super::{
-    ClientRun, Container, Context, Finding, Launch, LaunchError, Notebook, Script, Sql, TaskView,
+    ClientRun, Container, Context, Finding, Launch, LaunchError, Notebook, Script, Spark, Sql,
+    TaskView,
 };
 use crate::spec::schema::TaskBodies;
 use crate::spec::{Definition, TaskSpec};
@@ -201,7 +202,8 @@ impl TaskTypes {
             .with(Container)
             .with(Script)
             .with(Notebook)
-            .with(Sql);
+            .with(Sql)
+            .with(Spark);
         types.builtin = true;
         types
     }

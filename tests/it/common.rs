@@ -609,6 +609,19 @@ pub async fn run_head(
     inputs: serde_json::Value,
 ) -> Ran {
     let state = tempfile::tempdir().expect("tempdir");
+    run_head_in(repo, types, backend, state, workflow, inputs).await
+}
+
+/// [`run_head`] with the engine's state (attempt folders, artifacts) in
+/// `state`: a second run in the state of a first finds its artifacts.
+pub async fn run_head_in(
+    repo: &GitRepo,
+    types: weir::task::TaskTypes,
+    backend: &Backend,
+    state: tempfile::TempDir,
+    workflow: &str,
+    inputs: serde_json::Value,
+) -> Ran {
     let spec = weir::source::git::SourceSpec {
         repo: repo.path().display().to_string(),
         branch: None,

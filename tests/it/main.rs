@@ -27,6 +27,7 @@ mod serve;
 mod server_cli;
 mod sidecars;
 mod signed;
+mod spark;
 mod sql;
 mod store;
 mod store_faults;
