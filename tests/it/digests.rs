@@ -224,4 +224,24 @@ const PINNED: &[(&str, &str)] = &[
         "etl/Workflow/hourly-etl",
         "9363f430c6bccd28c223026c25d64ab16dc959333bac5610738a8e5c7d443a2d",
     ),
+    (
+        "sales/LaunchPlan/daily-sales-report",
+        "f35d863f6b8e624bec1ff96370581fb308551769818f81df7fb3a44c713231a1",
+    ),
+    (
+        "sales/Task/daily-revenue",
+        "b76d30a4c53aeb2dd8ce2ad1009853c80c1ac59c233b3bad0276fb3ad1915a29",
+    ),
+    (
+        "sales/Task/export-orders",
+        "93fcb0161b91c40a2d1388150f0131af6dc310cb7d419275b4058fc1d18c3a49",
+    ),
+    (
+        "sales/Task/top-products",
+        "6d0fe77b2770520fd37dc45c6dcb3ac96c0eb5cd0e33890b35c8a8161b279417",
+    ),
+    (
+        "sales/Workflow/daily-sales",
+        "c0f2f6b40c06e720033bf050dad9604a4ac07defe0d9e9a51bbfac0d98b95af6",
+    ),
 ];

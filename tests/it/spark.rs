@@ -285,3 +285,44 @@ fn validation_refuses_what_spark_could_not_run() {
         ["W040 7:42 `sql.shuffle.partitions` is not a Spark property (`2`)"]
     );
 }
+
+/// The examples' sales report, as committed, runs end to end: Spark
+/// writes the Parquet dataset, DuckDB ranks its products.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jvm_the_sales_example_runs_end_to_end() {
+    let root = crate::common::root().join("examples/repo");
+    let files: Vec<(String, String)> = [
+        "sales/orders.yaml",
+        "sales/revenue.yaml",
+        "sales/report.yaml",
+        "sales/pipeline.yaml",
+        "sales/jobs/daily_revenue.py",
+    ]
+    .iter()
+    .map(|path| {
+        let text = std::fs::read_to_string(root.join(path)).expect("an example file");
+        ((*path).to_owned(), text)
+    })
+    .collect();
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    let b = sqlite().await;
+    let ran = run_head(
+        &repo(&files),
+        types(),
+        &b,
+        "daily-sales",
+        json!({ "day": "2026-12-01T00:00:00Z" }),
+    )
+    .await;
+    assert_eq!(ran.status, "succeeded", "{:#?}", ran.nodes);
+    let top = ran.nodes.iter().find(|n| n.node == "top").expect("top");
+    let outputs = top.outputs.clone().expect("outputs");
+    assert_eq!(outputs["rows"], json!(3));
+    let ranking = outputs["ranking"].as_array().expect("a ranking");
+    assert_eq!(ranking.len(), 3);
+    assert_eq!(ranking[0]["product"], json!("backpack"), "{ranking:#?}");
+    assert!(ranking.iter().all(|r| r["regions"] == json!(3)));
+}

@@ -139,7 +139,9 @@ fn a_type_registered_in_a_test_is_validated_and_versioned() {
     );
     assert_eq!(
         schema["definitions"]["TaskSpec"]["errorMessage"],
-        json!("a task needs exactly one body: `container`, `script`, `notebook`, `sql`, `spark` or `echo`")
+        json!(
+            "a task needs exactly one body: `container`, `script`, `notebook`, `sql`, `spark` or `echo`"
+        )
     );
 }
 
