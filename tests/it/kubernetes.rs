@@ -1084,3 +1084,31 @@ async fn a_sidecar_is_a_native_sidecar_container_of_the_task_pod() {
         ["task"]
     );
 }
+
+/// A Spark task on Kubernetes runs in its pod, under the same contract:
+/// `weir exec-task` stages the CSV from the artifact store, runs
+/// spark-submit in local mode there (the stand-in kubelet's host has
+/// pyspark, as the task's image must), and stores the Parquet dataset the
+/// next pod's DuckDB query counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jvm_a_spark_task_runs_in_its_pod_under_the_same_contract() {
+    let (db, _repo) = synced(&[
+        ("daily.yaml", crate::spark::PIPELINE),
+        ("jobs/aggregate.py", crate::spark::AGGREGATE),
+    ]);
+    let store = weir::store::open(&db.url()).await.expect("store");
+    let cluster = Cluster::new(None).await;
+    let kubelet = cluster.kubelet();
+    let engine = cluster.engine(store.clone());
+    let id = start(store.as_ref(), "daily", &[]).await;
+    let execution = finish(&engine, &id).await;
+    kubelet.stop().await;
+    assert_eq!(execution.status, Status::Succeeded, "{:?}", execution.error);
+    let nodes = store.nodes(&id).await.expect("nodes");
+    let count = nodes.iter().find(|n| n.node == "count").expect("count");
+    assert_eq!(
+        count.outputs.as_ref().map(|o| o["rows"].clone()),
+        Some(json!(3))
+    );
+    assert_eq!(cluster.jobs().await.len(), 3, "one Job per node");
+}

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::common::{Backend, GitRepo, TestDb, backend, run_head, run_head_in};
 
-const PIPELINE: &str = r#"apiVersion: weir.dev/v1alpha1
+pub(crate) const PIPELINE: &str = r#"apiVersion: weir.dev/v1alpha1
 kind: Task
 metadata: { name: export, project: p }
 spec:
@@ -64,7 +64,7 @@ spec:
     - { id: count, task: count, inputs: { revenue: "{{ nodes.aggregate.outputs.revenue }}" } }
 "#;
 
-const AGGREGATE: &str = r#"from pyspark.sql import functions as F
+pub(crate) const AGGREGATE: &str = r#"from pyspark.sql import functions as F
 
 orders = spark.read.csv(inputs["orders"], header=True, inferSchema=True)
 revenue = (

@@ -729,6 +729,7 @@ async fn in_a_pod_a_postgres_query_reads_its_connection_from_the_task_s_secrets(
         spec,
         inputs: BTreeMap::from([("who".to_owned(), json!(INJECTION))]),
         timeout_seconds: Some(60),
+        file_artifacts: BTreeMap::new(),
         files: BTreeMap::new(),
         unreadable: BTreeMap::new(),
         notebook: None,

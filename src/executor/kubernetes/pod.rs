@@ -46,7 +46,14 @@ pub struct Payload {
     pub inputs: BTreeMap<String, Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<u64>,
-    /// The task's repository files by key (read from Git by the engine).
+    /// The task's repository files by key (read from Git by the engine),
+    /// each as its artifact (`sha256:…`) in the shared store: a file's text
+    /// in the Job's environment would meet Linux's 128 KiB bound on one
+    /// variable.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub file_artifacts: BTreeMap<String, String>,
+    /// The repository files as texts, as payloads carried them before
+    /// `file_artifacts` (read, never written).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub files: BTreeMap<String, String>,
     /// Why each repository file that could not be read was not, by key.
@@ -64,28 +71,64 @@ pub struct Payload {
     pub inherit: AllowList,
 }
 
+/// The repository files as a payload carries them: each text's artifact
+/// reference, and why the others could not be read, by key.
+#[derive(Debug, Default)]
+pub struct StoredFiles {
+    pub file_artifacts: BTreeMap<String, String>,
+    pub unreadable: BTreeMap<String, String>,
+}
+
 impl Payload {
-    /// The payload for `files` (the attempt request's): texts, and why the
-    /// others could not be read.
-    pub fn split_files(
+    /// The payload's form of `files` (the attempt request's): each text
+    /// stored in `artifacts` (through a file in `scratch`) as its
+    /// reference, and why the others could not be read.
+    pub fn store_files(
         files: &RepositoryFiles,
-    ) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
-        let (mut texts, mut unreadable) = (BTreeMap::new(), BTreeMap::new());
+        artifacts: &dyn ArtifactStore,
+        scratch: &Path,
+    ) -> Result<StoredFiles, artifact::Error> {
+        let mut stored = StoredFiles::default();
         for (key, file) in files {
             match file {
-                Ok(text) => texts.insert(key.clone(), text.clone()),
-                Err(why) => unreadable.insert(key.clone(), why.clone()),
-            };
+                Ok(text) => {
+                    let path = scratch.join(key);
+                    std::fs::write(&path, text).map_err(|source| artifact::Error::Io {
+                        doing: "write",
+                        path: path.clone(),
+                        source,
+                    })?;
+                    let digest = artifacts.put_file(&path)?;
+                    stored
+                        .file_artifacts
+                        .insert(key.clone(), artifact::reference(&digest));
+                }
+                Err(why) => {
+                    stored.unreadable.insert(key.clone(), why.clone());
+                }
+            }
         }
-        (texts, unreadable)
+        Ok(stored)
     }
 
-    /// The repository files it carries, as a task's context reads them.
-    pub fn repository_files(&self) -> RepositoryFiles {
+    /// The repository files it names, as a task's context reads them:
+    /// each fetched from `artifacts` into `dir` (or why it could not be).
+    pub fn repository_files(&self, artifacts: &dyn ArtifactStore, dir: &Path) -> RepositoryFiles {
+        let fetched = self.file_artifacts.iter().map(|(key, reference)| {
+            let text = artifact::parse_reference(reference)
+                .ok_or_else(|| format!("`{reference}` is not an artifact reference"))
+                .and_then(|digest| {
+                    let path = dir.join(key);
+                    artifacts.fetch(&digest, &path).map_err(|e| e.to_string())?;
+                    std::fs::read_to_string(&path).map_err(|e| e.to_string())
+                });
+            (key.clone(), text)
+        });
         let mut files: RepositoryFiles = self
             .files
             .iter()
             .map(|(key, text)| (key.clone(), Ok(text.clone())))
+            .chain(fetched)
             .chain(
                 self.unreadable
                     .iter()
@@ -119,6 +162,14 @@ pub async fn exec(
             };
         }
     };
+    // Beside the attempt's folder, not in it: the task's own files.
+    let files_dir = work.join("files");
+    if let Err(e) = std::fs::create_dir_all(&files_dir) {
+        return Report::Failed {
+            error: format!("cannot create `{}`: {e}", files_dir.display()),
+        };
+    }
+    let files = payload.repository_files(artifacts.as_ref(), &files_dir);
     let attempt = Attempt {
         dir: work.join("attempt"),
         task: &payload.task,
@@ -127,7 +178,7 @@ pub async fn exec(
         // The Job's activeDeadlineSeconds is the hard bound; this one
         // reports a timeout as such rather than as a killed pod.
         timeout: payload.timeout_seconds.map(Duration::from_secs),
-        files: &payload.repository_files(),
+        files: &files,
         // The types this binary knows (a pod runs the built-in ones).
         task_types: &crate::task::BUILTIN,
         // The kubelet runs them, as native sidecar containers of the pod.
@@ -197,24 +248,50 @@ pub fn termination_log() -> PathBuf {
 mod tests {
     use super::*;
 
-    /// The repository files travel as texts and reasons; a payload written
-    /// before them (its notebook alone) still gives the notebook.
+    /// The repository files travel as artifacts and reasons (a file's
+    /// text in the Job's environment would meet Linux's 128 KiB bound on
+    /// one variable: this one is 300 KiB); a payload written before them
+    /// (texts, or its notebook alone) still gives them.
     #[test]
-    fn a_payload_carries_the_repository_files_and_reads_the_old_notebook() {
+    fn a_payload_carries_the_repository_files_and_reads_the_old_forms() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = crate::artifact::LocalArtifacts::new(dir.path().join("store"));
+        let big = "x".repeat(300 * 1024);
         let files = RepositoryFiles::from([
-            ("template".to_owned(), Ok("Dear {}".to_owned())),
+            ("template".to_owned(), Ok(big.clone())),
             ("data".to_owned(), Err("`d.csv` does not exist".to_owned())),
         ]);
-        let (texts, unreadable) = Payload::split_files(&files);
+        let scratch = dir.path().join("scratch");
+        std::fs::create_dir_all(&scratch).expect("mkdir");
+        let stored = Payload::store_files(&files, &store, &scratch).expect("stored");
         let payload: Payload = serde_json::from_value(serde_json::json!({
             "execution": "e", "node": "n", "attempt": 1, "task": "t",
             "spec": { "script": { "interpreter": "sh", "source": "true" } },
             "inputs": {}, "artifacts": "file:///a",
-            "files": texts, "unreadable": unreadable,
+            "fileArtifacts": stored.file_artifacts, "unreadable": stored.unreadable,
         }))
         .expect("a payload");
-        assert_eq!(payload.repository_files(), files);
+        let text = serde_json::to_string(&payload).expect("json");
+        assert!(
+            text.len() < 2048,
+            "no text in the payload: {} bytes",
+            text.len()
+        );
+        let fetched = dir.path().join("fetched");
+        std::fs::create_dir_all(&fetched).expect("mkdir");
+        // (Compared whole, without printing 300 KiB on a failure.)
+        assert!(payload.repository_files(&store, &fetched) == files);
 
+        let texts: Payload = serde_json::from_value(serde_json::json!({
+            "execution": "e", "node": "n", "attempt": 1, "task": "t",
+            "spec": { "script": { "interpreter": "sh", "source": "true" } },
+            "inputs": {}, "artifacts": "file:///a", "files": { "template": "Dear {}" },
+        }))
+        .expect("a payload of texts");
+        assert_eq!(
+            texts.repository_files(&store, &fetched),
+            RepositoryFiles::from([("template".to_owned(), Ok("Dear {}".to_owned()))])
+        );
         let old: Payload = serde_json::from_value(serde_json::json!({
             "execution": "e", "node": "n", "attempt": 1, "task": "t",
             "spec": { "notebook": { "path": "r.ipynb" } },
@@ -222,7 +299,7 @@ mod tests {
         }))
         .expect("an old payload");
         assert_eq!(
-            old.repository_files(),
+            old.repository_files(&store, &fetched),
             RepositoryFiles::from([("notebook".to_owned(), Ok("{}".to_owned()))])
         );
     }

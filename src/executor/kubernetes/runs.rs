@@ -13,17 +13,18 @@
 //! What it must not do: stop a Job because this process stops. A Job
 //! outlives its engine; the next leader adopts it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use super::job::{self, JobRequest};
-use super::pod::Payload;
+use super::pod::{Payload, StoredFiles};
 use super::{JobState, Kube, Report};
 use crate::executor::handle::{AttemptHandle, KubeHandle};
 use crate::executor::{
     Adoption, AttemptKey, AttemptRequest, BoxFuture, Events, Executor, Orphan, Outcome, StartError,
     lock,
 };
+use crate::task::RepositoryFiles;
 
 /// Runs attempts as Jobs of one namespace.
 pub struct KubeExecutor {
@@ -41,6 +42,27 @@ impl KubeExecutor {
             artifacts,
             jobs: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The attempt's repository files as the payload carries them: each
+    /// text stored in the shared artifact store (the pod fetches it), and
+    /// why the others could not be read. A store that cannot take them
+    /// leaves the attempt unstarted.
+    fn store_files(&self, files: &RepositoryFiles, job: &str) -> Result<StoredFiles, StartError> {
+        if files.is_empty() {
+            return Ok(Default::default());
+        }
+        let cannot = |e: &dyn std::fmt::Display| {
+            StartError(format!("cannot store the task's repository files: {e}"))
+        };
+        let store = crate::artifact::open(&self.artifacts).map_err(|e| cannot(&e))?;
+        let scratch = std::env::temp_dir().join(format!("weir-files-{job}"));
+        std::fs::create_dir_all(&scratch).map_err(|e| cannot(&e))?;
+        let stored = Payload::store_files(files, store.as_ref(), &scratch);
+        if let Err(e) = std::fs::remove_dir_all(&scratch) {
+            tracing::warn!(folder = %scratch.display(), error = %e, "cannot remove a scratch folder");
+        }
+        stored.map_err(|e| cannot(&e))
     }
 }
 
@@ -79,8 +101,12 @@ impl Executor for KubeExecutor {
         _events: Arc<dyn Events>,
     ) -> BoxFuture<'_, Result<(), StartError>> {
         Box::pin(async move {
-            let (files, unreadable) = Payload::split_files(&request.files);
             let key = &request.key;
+            let job_name = job::job_name(&key.execution, &key.node, key.attempt);
+            let StoredFiles {
+                file_artifacts,
+                unreadable,
+            } = self.store_files(&request.files, &job_name)?;
             let payload = Payload {
                 execution: key.execution.clone(),
                 node: key.node.clone(),
@@ -89,7 +115,8 @@ impl Executor for KubeExecutor {
                 spec: request.spec.clone(),
                 inputs: request.inputs.clone(),
                 timeout_seconds: request.timeout.map(|t| t.as_secs()),
-                files,
+                file_artifacts,
+                files: BTreeMap::new(),
                 unreadable,
                 notebook: None,
                 artifacts: self.artifacts.clone(),
