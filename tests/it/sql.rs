@@ -225,6 +225,24 @@ spec:
 ---
 apiVersion: weir.dev/v1alpha1
 kind: Task
+metadata: { name: bounded }
+spec:
+  outputs: { setting: { type: json } }
+  timeout: 90s
+  sql:
+    engine: postgres
+    connection: { env: SQL_TEST_DB }
+    query: SELECT current_setting('statement_timeout') AS statement_timeout
+---
+apiVersion: weir.dev/v1alpha1
+kind: Workflow
+metadata: { name: bounded }
+spec:
+  nodes: [{ id: q, task: bounded }]
+  outputs: { setting: "{{ nodes.q.outputs.setting }}" }
+---
+apiVersion: weir.dev/v1alpha1
+kind: Task
 metadata: { name: unreachable }
 spec:
   outputs: { rows: { type: int } }
@@ -312,6 +330,20 @@ fn a_postgres_query_past_its_timeout_is_cancelled_on_the_server() {
     crate::common::eventually("the cancelled query is gone from the server", || {
         psql(&url, running) == "0"
     });
+}
+
+/// The task's timeout is the server's too: should weir die while a query
+/// runs, PostgreSQL still stops it then.
+#[test]
+fn a_postgres_query_runs_under_the_task_s_timeout_on_the_server() {
+    let Some(url) = postgres_url() else { return };
+    let project = Project::new(&[("sql.yaml", POSTGRES)]).with_env("SQL_TEST_DB", &url);
+    let done = project.run("bounded", &[]);
+    assert_eq!(
+        node(&done, "q")["outputs"]["setting"],
+        serde_json::json!([{ "statement_timeout": "90s" }]),
+        "{done:#}"
+    );
 }
 
 /// A connection that fails says so without its password: not in the

@@ -241,6 +241,7 @@ impl TaskType for Sql {
                 parameters,
                 connection,
                 outputs,
+                timeout: context.spec.timeout.as_ref().and_then(|t| t.parsed().ok()),
             }),
             engine => Box::new(trino::TrinoRun {
                 presto: engine == SqlEngine::Presto,

@@ -1,7 +1,9 @@
 //! A PostgreSQL query in weir's process, over sqlx: parameters bound typed
 //! by their input's declared type, rows decoded to JSON by column type.
 //! Stopping cancels the query on the server (`pg_cancel_backend` from a
-//! second connection), so a cancelled attempt leaves no query running.
+//! second connection), so a cancelled attempt leaves no query running; a
+//! task's timeout is the session's `statement_timeout` too, so a query
+//! whose daemon died still ends.
 
 use serde_json::Value;
 use sqlx::postgres::{PgArguments, PgRow};
@@ -21,6 +23,10 @@ pub struct PostgresRun {
     pub parameters: Vec<Parameter>,
     pub connection: DaemonSecret,
     pub outputs: Vec<(String, TypeExpr)>,
+    /// The task's timeout, which the server enforces too
+    /// (`statement_timeout`): should weir die while the query runs, the
+    /// server still stops it then.
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl ClientRun for PostgresRun {
@@ -37,6 +43,13 @@ impl ClientRun for PostgresRun {
                 .fetch_one(&mut conn)
                 .await
                 .map_err(|e| secret.scrub(&e.to_string()))?;
+            if let Some(timeout) = self.timeout {
+                let millis = timeout.as_millis().clamp(1, i32::MAX as u128);
+                sqlx::query(&format!("SET statement_timeout = {millis}"))
+                    .execute(&mut conn)
+                    .await
+                    .map_err(|e| secret.scrub(&e.to_string()))?;
+            }
             io.log(&format!(
                 "weir: running the query on PostgreSQL (backend {pid}) with {} parameter(s)",
                 self.parameters.len()
