@@ -428,6 +428,27 @@ mod tests {
         spec
     }
 
+    /// The Job of attempt 1 of `spec` with no timeout.
+    fn plain_job(spec: &TaskSpec, settings: &Settings) -> Job {
+        let version = Digest::from_hex("ab".repeat(32));
+        build(
+            settings,
+            &JobRequest {
+                execution: &"e".into(),
+                project: "p",
+                commit: "c",
+                node: "n",
+                task: "t",
+                task_version: &version,
+                attempt: 1,
+                spec,
+                task_types: &TaskTypes::builtin(),
+                timeout: None,
+                payload: "{}".into(),
+            },
+        )
+    }
+
     #[test]
     fn names_are_deterministic_dns_labels_per_attempt() {
         let a = job_name(&"nightly-0123456789ab".into(), "fit/train", 1);
@@ -559,21 +580,7 @@ mod tests {
             { "name": "proxy", "image": "envoy:1" },
         ]))
         .expect("sidecars");
-        let version = Digest::from_hex("ab".repeat(32));
-        let req = JobRequest {
-            execution: &"e".into(),
-            project: "p",
-            commit: "c",
-            node: "n",
-            task: "t",
-            task_version: &version,
-            attempt: 1,
-            spec: &spec,
-            task_types: &TaskTypes::builtin(),
-            timeout: None,
-            payload: "{}".into(),
-        };
-        let job = build(&Settings::default(), &req);
+        let job = plain_job(&spec, &Settings::default());
         let pod = job.spec.expect("spec").template.spec.expect("pod");
         let init = pod.init_containers.expect("init containers");
         let names: Vec<&str> = init.iter().map(|c| c.name.as_str()).collect();
@@ -627,25 +634,11 @@ mod tests {
     fn a_task_without_its_own_account_gets_the_default_and_no_token() {
         let mut spec = spec();
         spec.service_account = None;
-        let version = Digest::from_hex("ab".repeat(32));
-        let req = JobRequest {
-            execution: &"e".into(),
-            project: "p",
-            commit: "c",
-            node: "n",
-            task: "t",
-            task_version: &version,
-            attempt: 1,
-            spec: &spec,
-            task_types: &TaskTypes::builtin(),
-            timeout: None,
-            payload: "{}".into(),
-        };
         let settings = Settings {
             service_account: Some("weir-task".into()),
             ..Settings::default()
         };
-        let job = build(&settings, &req);
+        let job = plain_job(&spec, &settings);
         let job_spec = job.spec.expect("spec");
         assert_eq!(job_spec.active_deadline_seconds, None);
         let pod = job_spec.template.spec.expect("pod");
