@@ -781,3 +781,52 @@ async fn in_a_pod_a_postgres_query_reads_its_connection_from_the_task_s_secrets(
         "{report:#}"
     );
 }
+
+/// A sidecar beside an in-process query (no process of the task's own):
+/// started and ready before the query runs, stopped once it has ended.
+#[test]
+fn a_postgres_query_runs_with_its_sidecar_beside_it() {
+    let Some(url) = postgres_url() else { return };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let server = format!(
+        "import os, socket; s = socket.socket(); s.bind(('127.0.0.1', {port})); s.listen(); \
+         open('sidecar.pid', 'w').write(str(os.getpid())); s.accept()"
+    );
+    let definitions = format!(
+        r#"apiVersion: weir.dev/v1alpha1
+kind: Task
+metadata: {{ name: beside }}
+spec:
+  outputs: {{ rows: {{ type: int }} }}
+  sql:
+    engine: postgres
+    connection: {{ env: SQL_TEST_DB }}
+    query: SELECT 1 AS one
+  sidecars:
+    - name: cache
+      image: python:3.12-slim
+      command: {command}
+      readiness: {{ tcp: {port} }}
+---
+apiVersion: weir.dev/v1alpha1
+kind: Workflow
+metadata: {{ name: beside }}
+spec:
+  nodes: [{{ id: q, task: beside }}]
+"#,
+        command = serde_json::json!(["python3", "-c", server]),
+    );
+    let project = Project::new(&[("sql.yaml", &definitions)]).with_env("SQL_TEST_DB", &url);
+    let done = project.run("beside", &[]);
+    assert_eq!(node(&done, "q")["status"], "succeeded", "{done:#}");
+    assert_eq!(node(&done, "q")["outputs"]["rows"], 1);
+    let pid = project.attempt_file(&done, "q", "sidecar.pid");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the sidecar (pid {pid}) is stopped after the query"
+    );
+}
