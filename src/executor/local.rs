@@ -253,19 +253,18 @@ pub async fn run(
         )
     });
     sidecars.stop().await;
-    match ended {
-        End::Done => match collect(&attempt, artifacts) {
+    match (ended, sidecar_failure) {
+        (End::Done, _) => match collect(&attempt, artifacts) {
             Ok(outputs) => Outcome::Succeeded { outputs },
             Err(error) => Outcome::Failed {
                 error: error.to_string(),
             },
         },
-        End::Cancelled if !cancel.is_cancelled() && sidecar_failure.is_some() => Outcome::Failed {
-            error: sidecar_failure.expect("checked"),
-        },
-        End::Failed(error) => Outcome::Failed { error },
-        End::TimedOut => Outcome::TimedOut,
-        End::Cancelled => Outcome::Cancelled,
+        // Stopped because a sidecar ended, not by the engine.
+        (End::Cancelled, Some(error)) if !cancel.is_cancelled() => Outcome::Failed { error },
+        (End::Failed(error), _) => Outcome::Failed { error },
+        (End::TimedOut, _) => Outcome::TimedOut,
+        (End::Cancelled, _) => Outcome::Cancelled,
     }
 }
 
