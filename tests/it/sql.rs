@@ -794,7 +794,8 @@ fn a_postgres_query_runs_with_its_sidecar_beside_it() {
         .port();
     let server = format!(
         "import os, socket; s = socket.socket(); s.bind(('127.0.0.1', {port})); s.listen(); \
-         open('sidecar.pid', 'w').write(str(os.getpid())); s.accept()"
+         open('sidecar.pid', 'w').write(str(os.getpid())); \
+         [s.accept()[0].close() for _ in iter(int, 1)]"
     );
     let definitions = format!(
         r#"apiVersion: weir.dev/v1alpha1
