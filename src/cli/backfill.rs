@@ -70,6 +70,7 @@ pub struct Args {
     /// With --wait: what the tasks run here inherit of this environment.
     #[command(flatten)]
     pub task_env: super::serve::TaskEnvArgs,
+    /// How to print: a table for people, or JSON for scripts.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Table)]
     pub output: Output,
 }

@@ -21,6 +21,7 @@ pub struct Args {
     pub base: Option<ExecutionId>,
     #[command(flatten)]
     pub store: StoreArgs,
+    /// How to print: text for people, or JSON for scripts.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
     pub output: Output,
 }

@@ -20,19 +20,23 @@ use crate::views::{self, ExecutionQuery, ExecutionView};
 pub struct Args {
     /// One execution, with its nodes.
     pub id: Option<ExecutionId>,
+    /// Only executions of this launch plan.
     #[arg(long)]
     pub launch_plan: Option<String>,
+    /// Only executions of this workflow.
     #[arg(long)]
     pub workflow: Option<String>,
     /// `queued`, `running`, `succeeded`, `failed`, `cancelled` or `timedOut`.
     #[arg(long)]
     pub status: Option<String>,
+    /// Most executions listed, newest first.
     #[arg(long, default_value_t = 100)]
     pub limit: u32,
     #[command(flatten)]
     pub store: StoreArgs,
     #[command(flatten)]
     pub server: ServerArgs,
+    /// How to print: text for people, or JSON for scripts.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
     pub output: Output,
 }
@@ -101,6 +105,7 @@ fn table(list: &[ExecutionView]) -> String {
 
 #[derive(Debug, clap::Args)]
 pub struct LogsArgs {
+    /// The execution whose logs to print.
     pub id: ExecutionId,
     /// Only this node (its path, e.g. `train` or `fit/train`).
     #[arg(long)]
@@ -166,6 +171,7 @@ pub fn logs(args: &LogsArgs) -> exit::Result {
 
 #[derive(Debug, clap::Args)]
 pub struct CancelArgs {
+    /// The execution to cancel.
     pub id: ExecutionId,
     /// Wait until the engine driving the execution has ended it.
     #[arg(long)]

@@ -24,6 +24,7 @@ pub struct Args {
     pub store: StoreArgs,
     #[command(flatten)]
     pub server: ServerArgs,
+    /// How to print: text for people, or JSON for scripts.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
     pub output: Output,
 }

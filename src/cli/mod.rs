@@ -5,6 +5,7 @@
 //! ([`exit`]): 0 success, 1 the input is invalid, 2 weir could not run.
 
 mod backfill;
+mod completions;
 mod diff;
 mod duration_arg;
 mod exec_task;
@@ -78,6 +79,8 @@ pub enum Command {
     Serve(serve::Args),
     /// Run one node attempt inside a Kubernetes task pod (its entrypoint).
     ExecTask(exec_task::Args),
+    /// Print the completion script of a shell (bash, zsh, fish, elvish, powershell).
+    Completions(completions::Args),
 }
 
 /// Logs go to stderr; `WEIR_LOG` sets the filter (default `warn`, e.g.
@@ -119,5 +122,35 @@ fn run(command: Command) -> exit::Result {
         Command::Lineage(args) => lineage::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::ExecTask(args) => exec_task::run(&args),
+        Command::Completions(args) => completions::run(&args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::Cli;
+
+    /// Every argument of every command says what it is for in `--help`.
+    #[test]
+    fn every_flag_and_argument_has_help() {
+        fn missing(command: &clap::Command, path: &str, out: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") || arg.is_hide_set() {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    out.push(format!("{path} {id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                missing(sub, &format!("{path} {}", sub.get_name()), out);
+            }
+        }
+        let mut out = Vec::new();
+        missing(&Cli::command(), "weir", &mut out);
+        assert!(out.is_empty(), "without help: {out:#?}");
     }
 }

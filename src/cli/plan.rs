@@ -34,8 +34,10 @@ pub struct Args {
     /// Folder of definitions inside the repository.
     #[arg(long, default_value = "")]
     pub path: String,
+    /// Project of definitions without `metadata.project`.
     #[arg(long, default_value = "default")]
     pub project: String,
+    /// How to print: text for people, Markdown for a pull request's comment, or JSON.
     #[arg(short = 'o', long = "format", visible_alias = "output", value_enum, default_value_t = PlanFormat::Text)]
     pub format: PlanFormat,
 }

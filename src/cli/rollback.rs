@@ -27,8 +27,10 @@ use crate::validate::{self, Entity, Options};
 pub struct Args {
     /// Name of the task, workflow or launch plan.
     pub name: String,
+    /// The definition's kind, when the name is used by several kinds.
     #[arg(long, value_enum, ignore_case = true)]
     pub kind: Option<KindArg>,
+    /// The definition's project, when the name is used in several.
     #[arg(long)]
     pub project: Option<String>,
     /// The version to restore (12 hex or the full digest); default: the one

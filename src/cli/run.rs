@@ -36,6 +36,7 @@ pub enum Output {
 pub struct Args {
     /// A launch plan's or a workflow's name (launch plans first).
     pub name: String,
+    /// The project, when the name is active in several.
     #[arg(long)]
     pub project: Option<String>,
     /// An input, `name=value` (repeatable); parsed by the input's type.
@@ -72,6 +73,7 @@ pub struct Args {
     /// With --wait: what the tasks run here inherit of this environment.
     #[command(flatten)]
     pub task_env: super::serve::TaskEnvArgs,
+    /// How to print: text for people, or JSON for scripts.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
     pub output: Output,
 }

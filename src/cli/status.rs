@@ -20,6 +20,7 @@ pub struct Args {
     pub store: StoreArgs,
     #[command(flatten)]
     pub server: ServerArgs,
+    /// How to print: a table for people, or JSON for scripts.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Table)]
     pub output: Output,
 }
@@ -31,6 +32,7 @@ pub struct AuditArgs {
     /// Most entries shown, newest first.
     #[arg(long, default_value_t = 100)]
     pub limit: u32,
+    /// How to print: a table for people, or JSON for scripts.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Table)]
     pub output: Output,
 }

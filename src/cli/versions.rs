@@ -35,14 +35,17 @@ pub struct Args {
     /// `Task`, `Workflow` or `LaunchPlan` (any case).
     #[arg(long, value_enum, ignore_case = true)]
     pub kind: Option<KindArg>,
+    /// Only the versions of definitions of this name.
     #[arg(long)]
     pub name: Option<String>,
+    /// Only the versions of this project's definitions.
     #[arg(long)]
     pub project: Option<String>,
     #[command(flatten)]
     pub store: StoreArgs,
     #[command(flatten)]
     pub server: ServerArgs,
+    /// How to print: a table for people, or JSON for scripts.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Table)]
     pub output: Output,
 }

@@ -2,6 +2,7 @@
 
 mod backfill;
 mod common;
+mod completions;
 mod crash_faults;
 mod daemon_health;
 mod deploy;
