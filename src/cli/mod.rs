@@ -98,8 +98,47 @@ fn init_logging() {
 /// Runs the CLI with the process arguments.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.command.only_prints() {
+        end_quietly_on_a_closed_pipe();
+    }
     init_logging();
     ExitCode::from(exit::finish(run(cli.command)))
+}
+
+impl Command {
+    /// Whether the command only reads (a store, a folder, a daemon's API)
+    /// and prints: no Git remote, no task, no daemon. Its sockets are
+    /// Rust's, which never raise SIGPIPE; libgit2's, which do, are not.
+    fn only_prints(&self) -> bool {
+        matches!(
+            self,
+            Command::Validate(_)
+                | Command::Schema(_)
+                | Command::Versions(_)
+                | Command::Status(_)
+                | Command::Audit(_)
+                | Command::Executions(_)
+                | Command::Logs(_)
+                | Command::Diff(_)
+                | Command::Lineage(_)
+                | Command::Completions(_)
+        )
+    }
+}
+
+/// A command that only prints, whose reader has gone (`weir versions |
+/// head -1`), is ended by SIGPIPE as Unix tools are, quietly, instead of
+/// panicking on the failed write (Rust ignores SIGPIPE by default). Not
+/// for commands that fetch from Git remotes (libgit2 writes to sockets
+/// without guarding against SIGPIPE: a closed connection must stay an
+/// error) or run tasks and daemons.
+fn end_quietly_on_a_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: called first thing, before any other thread exists; it only
+    // restores the default disposition of one signal.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 /// Runs one subcommand.

@@ -1,8 +1,8 @@
 //! The one integration-test binary (STYLE.md rule 15): each module is an area.
 
 mod backfill;
+mod cli_conventions;
 mod common;
-mod completions;
 mod crash_faults;
 mod daemon_health;
 mod deploy;

@@ -1,5 +1,6 @@
-//! `weir completions SHELL` (issue 18): a script the shell itself accepts,
-//! completing every command and its flags.
+//! The CLI's conventions (issue 18): `weir completions SHELL` is a script
+//! the shell itself accepts, completing every command and its flags; a
+//! command whose reader has gone ends quietly.
 
 use crate::common::weir;
 
@@ -42,4 +43,27 @@ fn an_unknown_shell_is_refused_with_the_ones_there_are() {
         error.contains("possible values: bash, elvish, fish, powershell, zsh"),
         "{error}"
     );
+}
+
+/// `weir … | head -1`: once the reader has gone, the command ends by
+/// SIGPIPE as Unix tools do, printing nothing (it panicked with exit 101).
+#[test]
+fn a_command_whose_reader_has_gone_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt as _;
+    for args in [&["schema"][..], &["completions", "zsh"]] {
+        // The reader is gone before weir starts: its first write fails.
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        drop(reader);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(args)
+            .stdout(writer)
+            .output()
+            .expect("weir runs");
+        assert_eq!(out.status.signal(), Some(13), "{args:?}: {:?}", out.status);
+        assert!(
+            out.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
