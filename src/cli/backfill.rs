@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 
+use super::Output;
 use super::duration_arg::DurationArg;
 use super::exit::{self, Error, ExitStatus, notice};
 use super::store_args::{StoreArgs, block_on};
@@ -27,12 +28,6 @@ use crate::engine::backfill::{self, Backfill, EntryStatus, Request};
 use crate::executor::environment::Inherited;
 use crate::spec::ExecutionId;
 use crate::store::execution::Status;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Output {
-    Table,
-    Json,
-}
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -70,7 +65,7 @@ pub struct Args {
     /// With --wait: what the tasks run here inherit of this environment.
     #[command(flatten)]
     pub task_env: super::serve::TaskEnvArgs,
-    /// How to print: a table for people, or JSON for scripts.
+    /// How to print: `table` for people, or `json` for scripts.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Table)]
     pub output: Output,
 }

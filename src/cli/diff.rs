@@ -6,8 +6,8 @@
 
 use std::fmt::Write as _;
 
+use super::Output;
 use super::exit::{self, Error, ExitStatus};
-use super::run::Output;
 use super::store_args::{StoreArgs, block_on};
 use crate::spec::ExecutionId;
 use crate::views::{self, Change, DiffView, NodeDiff, NodeSide, ValueChange};
@@ -21,8 +21,8 @@ pub struct Args {
     pub base: Option<ExecutionId>,
     #[command(flatten)]
     pub store: StoreArgs,
-    /// How to print: text for people, or JSON for scripts.
-    #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+    /// How to print: `table` for people, or `json` for scripts.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Table)]
     pub output: Output,
 }
 
@@ -42,7 +42,7 @@ pub fn run(args: &Args) -> exit::Result {
     let diff = result.map_err(Error::failed)?;
     match args.output {
         Output::Json => println!("{:#}", views::to_json(&diff)),
-        Output::Text => print!("{}", text(&diff)),
+        Output::Table => print!("{}", text(&diff)),
     }
     Ok(ExitStatus::Success)
 }

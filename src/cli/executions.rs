@@ -3,9 +3,10 @@
 use std::io::Write as _;
 use std::sync::Arc;
 
+use super::Output;
 use super::exit::{self, Error, ExitStatus};
 use super::origin::{ReadError, ServerArgs};
-use super::run::{Output, execution_text};
+use super::run::execution_text;
 use super::store_args::{StoreArgs, block_on};
 use super::wait;
 use crate::artifact::LocalArtifacts;
@@ -36,8 +37,8 @@ pub struct Args {
     pub store: StoreArgs,
     #[command(flatten)]
     pub server: ServerArgs,
-    /// How to print: text for people, or JSON for scripts.
-    #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+    /// How to print: `table` for people, or `json` for scripts.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Table)]
     pub output: Output,
 }
 
@@ -55,13 +56,13 @@ pub fn run(args: &Args) -> exit::Result {
         Some(id) => origin.execution(id).map(|found| {
             found.map(|execution| match args.output {
                 Output::Json => format!("{:#}\n", views::to_json(&execution)),
-                Output::Text => execution_text(&execution),
+                Output::Table => execution_text(&execution),
             })
         }),
         None => origin.executions(&query).map(|list| {
             Some(match args.output {
                 Output::Json => format!("{:#}\n", views::to_json(&list)),
-                Output::Text => table(&list),
+                Output::Table => table(&list),
             })
         }),
     };

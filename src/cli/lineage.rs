@@ -3,9 +3,9 @@
 //! with its task version and commit) and where it went (downstream), or the
 //! same for every artifact of an execution (I5).
 
+use super::Output;
 use super::exit::{self, Error, ExitStatus};
 use super::origin::ServerArgs;
-use super::run::Output;
 use super::store_args::StoreArgs;
 use crate::store::execution::Direction;
 use crate::views::{self, LineageQuery, LineageView};
@@ -24,8 +24,8 @@ pub struct Args {
     pub store: StoreArgs,
     #[command(flatten)]
     pub server: ServerArgs,
-    /// How to print: text for people, or JSON for scripts.
-    #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+    /// How to print: `table` for people, or `json` for scripts.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Table)]
     pub output: Output,
 }
 
@@ -46,7 +46,7 @@ pub fn run(args: &Args) -> exit::Result {
         })?;
     match args.output {
         Output::Json => println!("{:#}", views::to_json(&found)),
-        Output::Text => print!("{}", text(&found)),
+        Output::Table => print!("{}", text(&found)),
     }
     Ok(ExitStatus::Success)
 }

@@ -32,6 +32,16 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// How a command prints: `table` for people, `json` for scripts. Every
+/// command that prints takes `-o table|json` (`text` and `human`, which
+/// some commands called it, still read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    #[value(alias = "text", alias = "human")]
+    Table,
+    Json,
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "weir",

@@ -15,7 +15,9 @@ use crate::validate::{self, Options, Report};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum PlanFormat {
-    Text,
+    /// For people (`text` still reads).
+    #[value(alias = "text")]
+    Table,
     Markdown,
     Json,
 }
@@ -37,8 +39,8 @@ pub struct Args {
     /// Project of definitions without `metadata.project`.
     #[arg(long, default_value = "default")]
     pub project: String,
-    /// How to print: text for people, Markdown for a pull request's comment, or JSON.
-    #[arg(short = 'o', long = "format", visible_alias = "output", value_enum, default_value_t = PlanFormat::Text)]
+    /// How to print: `table` for people, `markdown` for a pull request's comment, or `json`.
+    #[arg(short = 'o', long = "format", visible_alias = "output", value_enum, default_value_t = PlanFormat::Table)]
     pub format: PlanFormat,
 }
 
@@ -136,7 +138,7 @@ pub fn run(args: &Args) -> exit::Result {
     if !head.is_valid() {
         let format = match args.format {
             PlanFormat::Json => render::Format::Json,
-            _ => render::Format::Human,
+            _ => render::Format::Table,
         };
         print!("{}", render::report(&head, format, &prefix));
         return Err(Error::invalid(format!(
@@ -170,7 +172,7 @@ pub fn run(args: &Args) -> exit::Result {
         PlanFormat::Markdown => {
             print!("{}", markdown(&comparison, &base_sha, &head_sha, base_note))
         }
-        PlanFormat::Text => print!("{}", text(&comparison, &base_sha, &head_sha, base_note)),
+        PlanFormat::Table => print!("{}", text(&comparison, &base_sha, &head_sha, base_note)),
     }
     Ok(ExitStatus::Success)
 }

@@ -92,7 +92,7 @@ pub async fn prepare(
         Some(preview) => Ok(preview),
         None => {
             let report = &previewed.report;
-            notice_text(&render::report(report, Format::Human, &previewed.prefix));
+            notice_text(&render::report(report, Format::Table, &previewed.prefix));
             Err(Error::Invalid {
                 revision: revision.to_owned(),
                 commit: previewed.commit.id.short().to_owned(),

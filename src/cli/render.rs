@@ -1,6 +1,6 @@
 //! Rendering validation reports for people and machines.
 //!
-//! - `human`: rustc-style snippets (annotate-snippets) with the offending
+//! - `table` (also `human`): rustc-style snippets (annotate-snippets) with the offending
 //!   token underlined and a help line; coloured only on a terminal without
 //!   `NO_COLOR`.
 //! - `json`: `{valid, errors, warnings, diagnostics, entities}`; the field
@@ -19,7 +19,9 @@ use crate::validate::{Diagnostic, Report, Severity};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
-    Human,
+    /// For people (`human` and `text` still read).
+    #[value(alias = "human", alias = "text")]
+    Table,
     Json,
     Github,
 }
@@ -42,7 +44,7 @@ pub fn display_prefix(path: &Path) -> String {
 /// Renders a whole report in `format`.
 pub fn report(report: &Report, format: Format, prefix: &str) -> String {
     match format {
-        Format::Human => human(report, prefix, use_color()),
+        Format::Table => human(report, prefix, use_color()),
         Format::Json => json_report(report, prefix),
         Format::Github => github(report, prefix),
     }

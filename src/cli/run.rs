@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use super::Output;
 use super::duration_arg::DurationArg;
 use super::exit::{self, Error, ExitStatus, notice};
 use super::store_args::{StoreArgs, block_on};
@@ -25,12 +26,6 @@ use crate::lineage::openlineage::{Emitter, FileSink, HttpSink};
 use crate::spec::{ExecutionId, Trigger};
 use crate::store::execution::Status;
 use crate::views::{self, ExecutionView};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Output {
-    Text,
-    Json,
-}
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -73,8 +68,8 @@ pub struct Args {
     /// With --wait: what the tasks run here inherit of this environment.
     #[command(flatten)]
     pub task_env: super::serve::TaskEnvArgs,
-    /// How to print: text for people, or JSON for scripts.
-    #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+    /// How to print: `table` for people, or `json` for scripts.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Table)]
     pub output: Output,
 }
 
@@ -186,7 +181,7 @@ pub fn run(args: &Args) -> exit::Result {
             }
             println!("{json:#}")
         }
-        Output::Text => print!("{}", execution_text(&view)),
+        Output::Table => print!("{}", execution_text(&view)),
     }
     Ok(ExitStatus::success_if(matches!(
         execution.status,

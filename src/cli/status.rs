@@ -6,10 +6,10 @@
 
 use serde_json::json;
 
+use super::Output;
 use super::exit::{self, Error, ExitStatus};
 use super::origin::ServerArgs;
 use super::store_args::{StoreArgs, block_on};
-use super::versions::Output;
 use crate::spec::CommitId;
 use crate::store::AuditEntry;
 use crate::views::{self, EngineLeaseView, SourceView};
@@ -20,7 +20,7 @@ pub struct Args {
     pub store: StoreArgs,
     #[command(flatten)]
     pub server: ServerArgs,
-    /// How to print: a table for people, or JSON for scripts.
+    /// How to print: `table` for people, or `json` for scripts.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Table)]
     pub output: Output,
 }
@@ -32,7 +32,7 @@ pub struct AuditArgs {
     /// Most entries shown, newest first.
     #[arg(long, default_value_t = 100)]
     pub limit: u32,
-    /// How to print: a table for people, or JSON for scripts.
+    /// How to print: `table` for people, or `json` for scripts.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Table)]
     pub output: Output,
 }

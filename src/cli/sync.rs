@@ -38,8 +38,8 @@ pub struct Args {
     /// Largest definition file read, in bytes.
     #[arg(long, default_value_t = DEFAULT_MAX_FILE_SIZE)]
     pub max_file_size: u64,
-    /// How to print: for people, JSON, or GitHub Actions annotations.
-    #[arg(short = 'o', long = "output", visible_alias = "format", value_enum, default_value_t = Format::Human)]
+    /// How to print: `table` for people, `json`, or `github` (pull-request annotations).
+    #[arg(short = 'o', long = "output", visible_alias = "format", value_enum, default_value_t = Format::Table)]
     pub output: Format,
 }
 

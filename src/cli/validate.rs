@@ -12,8 +12,8 @@ pub struct Args {
     /// Folder (or single file) of definitions.
     #[arg(default_value = ".")]
     pub path: PathBuf,
-    /// Output: `human` (snippets), `json`, or `github` (pull-request annotations).
-    #[arg(short = 'o', long = "output", visible_alias = "format", value_enum, default_value_t = Format::Human)]
+    /// How to print: `table` for people (snippets), `json`, or `github` (pull-request annotations).
+    #[arg(short = 'o', long = "output", visible_alias = "format", value_enum, default_value_t = Format::Table)]
     pub output: Format,
     /// Project of definitions without `metadata.project`.
     #[arg(long, default_value = "default")]

@@ -1,16 +1,11 @@
 //! `weir versions`: registered versions, newest first.
 
+use super::Output;
 use super::exit::{self, ExitStatus};
 use super::origin::ServerArgs;
 use super::store_args::StoreArgs;
 use crate::spec::Kind;
 use crate::views::{self, VersionQuery, VersionView};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Output {
-    Table,
-    Json,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum KindArg {
@@ -45,7 +40,7 @@ pub struct Args {
     pub store: StoreArgs,
     #[command(flatten)]
     pub server: ServerArgs,
-    /// How to print: a table for people, or JSON for scripts.
+    /// How to print: `table` for people, or `json` for scripts.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Table)]
     pub output: Output,
 }

@@ -67,3 +67,38 @@ fn a_command_whose_reader_has_gone_ends_quietly() {
         );
     }
 }
+
+/// Every command that prints takes `-o table|json`; the names some of them
+/// used before (`text`, `human`) still read.
+#[test]
+fn every_printing_command_takes_table_or_json_and_the_old_names_still_read() {
+    for command in [
+        "run",
+        "versions",
+        "executions",
+        "diff",
+        "lineage",
+        "status",
+        "audit",
+        "backfill",
+        "validate",
+        "sync",
+        "plan",
+    ] {
+        let out = crate::common::weir(&[command, "--help"]);
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            help.contains("[default: table]") && help.contains("table") && help.contains("json"),
+            "`weir {command} --help`:\n{help}"
+        );
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("a.yaml"), "kind: Nope\n").expect("write");
+    let path = dir.path().to_str().expect("utf-8");
+    let table = crate::common::weir(&["validate", path, "-o", "table"]);
+    for old in ["human", "text"] {
+        let same = crate::common::weir(&["validate", path, "-o", old]);
+        assert_eq!(same.stdout, table.stdout, "-o {old}");
+        assert_eq!(same.status.code(), table.status.code());
+    }
+}
