@@ -215,7 +215,9 @@ async fn elect(
         .await
         .map_err(Error::Kubernetes)?;
     let kube = Kube::new(client.clone(), kube_config.settings.clone());
-    let engine = engine.with_executor(Arc::new(KubeExecutor::new(kube, artifacts_url(config))));
+    let executor =
+        KubeExecutor::new(kube, artifacts_url(config)).with_task_types(engine.task_types().clone());
+    let engine = engine.with_executor(Arc::new(executor));
     let leadership = Leadership::default();
     let elector = Elector {
         name: kube_config.lease.clone(),

@@ -143,6 +143,7 @@ mod tests {
         AttemptHandle::Kubernetes(KubeHandle {
             namespace: "weir".into(),
             name: "weir-n-0123456789abcdef".into(),
+            resource: None,
         })
     }
 

@@ -289,6 +289,11 @@ impl Engine {
         self
     }
 
+    /// The task types it runs.
+    pub fn task_types(&self) -> &TaskTypes {
+        &self.task_types
+    }
+
     /// Adds an observer of node events.
     pub fn observe(mut self, observer: Arc<dyn Observer>) -> Engine {
         self.observers.push(observer);

@@ -4,7 +4,7 @@
 //! Job).
 //!
 //! The stored form is flat JSON whose keys predate the types (`dir`,
-//! `pgid`; `job`, `namespace`): [`RawAttempt`] reads and writes exactly
+//! `pgid`; `job`, `namespace`, and `resource` for a custom resource): [`RawAttempt`] reads and writes exactly
 //! those keys, absent ones not written, so handles stored by earlier
 //! versions read as before and new ones are byte-identical to them. The
 //! engine's envelope around it (interruptions, owner) is the engine's
@@ -38,12 +38,15 @@ pub struct LocalHandle {
     pub sidecars: Vec<u32>,
 }
 
-/// A Kubernetes attempt: the Job running it.
+/// A Kubernetes attempt: the Job, or the custom resource, running it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KubeHandle {
     pub namespace: String,
-    /// The Job's name (`job` in the stored form).
+    /// The object's name (`job` in the stored form).
     pub name: String,
+    /// The custom resource's kind (`plural.group`, e.g.
+    /// `sparkapplications.sparkoperator.k8s.io`); `None`: a Job.
+    pub resource: Option<String>,
 }
 
 impl AttemptHandle {
@@ -64,10 +67,12 @@ impl AttemptHandle {
             RawAttempt {
                 job: Some(name),
                 namespace: Some(namespace),
+                resource,
                 ..
             } => Ok(Some(AttemptHandle::Kubernetes(KubeHandle {
                 namespace,
                 name,
+                resource,
             }))),
             RawAttempt {
                 job: Some(name),
@@ -104,6 +109,7 @@ impl AttemptHandle {
             AttemptHandle::Kubernetes(kube) => RawAttempt {
                 job: Some(kube.name.clone()),
                 namespace: Some(kube.namespace.clone()),
+                resource: kube.resource.clone(),
                 ..RawAttempt::default()
             },
         }
@@ -133,6 +139,9 @@ pub struct RawAttempt {
     pub job: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+    /// A custom resource's kind (`plural.group`); none for a Job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
 }
 
 #[cfg(test)]
@@ -149,8 +158,14 @@ mod tests {
         let job = AttemptHandle::Kubernetes(KubeHandle {
             namespace: "weir".into(),
             name: "weir-n-0123456789abcdef".into(),
+            resource: None,
         });
-        for handle in [local, job] {
+        let application = AttemptHandle::Kubernetes(KubeHandle {
+            namespace: "weir".into(),
+            name: "weir-n-0123456789abcdef".into(),
+            resource: Some("sparkapplications.sparkoperator.k8s.io".into()),
+        });
+        for handle in [local, job, application] {
             assert_eq!(AttemptHandle::from_raw(handle.to_raw()), Ok(Some(handle)));
         }
         assert_eq!(AttemptHandle::from_raw(RawAttempt::default()), Ok(None));

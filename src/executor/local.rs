@@ -39,6 +39,7 @@ use super::{Adoption, AttemptKey, Outcome};
 use crate::artifact::{self, ArtifactStore};
 use crate::spec::types::TypeExpr;
 use crate::spec::{ExecutionId, Sidecar, TaskSpec};
+use crate::task::resource::RunsIn;
 use crate::task::{self as tasks, ClientIo, ClientRun, LaunchError, RepositoryFiles, TaskTypes};
 
 /// Why an attempt could not be prepared or its outputs read back: the
@@ -129,6 +130,9 @@ pub struct Attempt<'a> {
     /// The host variables the task may inherit (nothing else of this
     /// process's environment reaches it).
     pub inherited: &'a Inherited,
+    /// Whether it runs as its own process, or inside its type's custom
+    /// resource (`weir exec-task` in a Spark driver).
+    pub runs_in: RunsIn,
 }
 
 /// The local folder of an attempt.
@@ -352,7 +356,10 @@ fn prepare(attempt: &Attempt<'_>, artifacts: &dyn ArtifactStore) -> Result<Prepa
         inputs: &values,
         files: attempt.files,
     };
-    let client = attempt.task_types.client(&context)?;
+    let client = match attempt.runs_in {
+        RunsIn::Process => attempt.task_types.client(&context)?,
+        RunsIn::Resource => None,
+    };
     let inputs_json = dir.join("inputs.json");
     std::fs::write(
         &inputs_json,
@@ -368,7 +375,7 @@ fn prepare(attempt: &Attempt<'_>, artifacts: &dyn ArtifactStore) -> Result<Prepa
             client_io(attempt, &values, &inputs_json, &outputs)?,
         ));
     }
-    let launch = attempt.task_types.launch(&context)?;
+    let launch = attempt.task_types.launch_in(&context, attempt.runs_in)?;
     for (rel, text) in &launch.files {
         let path = dir.join(rel);
         if let Some(folder) = path.parent() {

@@ -201,6 +201,8 @@ pub struct Orphan {
     /// The executor's name for it (a Job's name).
     pub name: String,
     pub execution: ExecutionId,
+    /// The custom resource kind it is of (`plural.group`); `None`: a Job.
+    pub resource: Option<String>,
 }
 
 /// A lock a task may have poisoned by panicking: what it holds (maps of

@@ -23,6 +23,7 @@ mod client;
 mod container;
 mod notebook;
 mod plugin;
+pub mod resource;
 mod script;
 mod spark;
 mod sql;

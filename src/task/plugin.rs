@@ -16,6 +16,7 @@ use serde::Serialize;
 use serde::de::{Deserialize, DeserializeOwned};
 use serde_json::Value;
 
+use super::resource::{PodParts, Resource, ResourceKind, RunsIn};
 use super::{
     ClientRun, Container, Context, Finding, Launch, LaunchError, Notebook, Script, Spark, Sql,
     TaskView,
@@ -57,6 +58,35 @@ pub trait TaskType: Send + Sync + 'static {
         None
     }
 
+    /// The custom resource an attempt runs as on Kubernetes, made of what
+    /// every pod of the attempt carries: of the first of
+    /// [`TaskType::resource_kinds`], for every attempt of a type that has
+    /// one (`None`: a Job, whose pod runs [`TaskType::launch`]). See
+    /// `resource.rs`.
+    fn kubernetes_resource(
+        &self,
+        _body: &Self::Body,
+        _pod: &PodParts<'_>,
+    ) -> Option<Result<Resource, LaunchError>> {
+        None
+    }
+
+    /// The kinds [`TaskType::kubernetes_resource`] makes: the executor
+    /// lists them to find its objects again after a restart.
+    fn resource_kinds(&self) -> &'static [&'static ResourceKind] {
+        &[]
+    }
+
+    /// What runs inside the resource (in the pod that reports): by default
+    /// what runs anywhere else.
+    fn resource_launch(
+        &self,
+        body: &Self::Body,
+        context: &Context<'_>,
+    ) -> Result<Launch, LaunchError> {
+        self.launch(body, context)
+    }
+
     /// Repository files the task runs (a notebook, a program), as
     /// `(key, path)`, the path relative to the source's root: each must
     /// exist in the source (W039 otherwise, at the body's field holding the
@@ -89,6 +119,13 @@ pub trait ErasedTaskType: Send + Sync {
     /// The type's checks; a body that does not decode is one finding.
     fn check(&self, body: &Value, task: &TaskView<'_>) -> Vec<Finding>;
     fn launch(&self, body: &Value, context: &Context<'_>) -> Result<Launch, LaunchError>;
+    fn resource_launch(&self, body: &Value, context: &Context<'_>) -> Result<Launch, LaunchError>;
+    fn kubernetes_resource(
+        &self,
+        body: &Value,
+        pod: &PodParts<'_>,
+    ) -> Option<Result<Resource, LaunchError>>;
+    fn resource_kinds(&self) -> &'static [&'static ResourceKind];
     fn client(
         &self,
         body: &Value,
@@ -140,6 +177,26 @@ impl<T: TaskType> ErasedTaskType for Erased<T> {
 
     fn launch(&self, body: &Value, context: &Context<'_>) -> Result<Launch, LaunchError> {
         self.0.launch(&Self::decode_for_launch(body)?, context)
+    }
+
+    fn resource_launch(&self, body: &Value, context: &Context<'_>) -> Result<Launch, LaunchError> {
+        self.0
+            .resource_launch(&Self::decode_for_launch(body)?, context)
+    }
+
+    fn kubernetes_resource(
+        &self,
+        body: &Value,
+        pod: &PodParts<'_>,
+    ) -> Option<Result<Resource, LaunchError>> {
+        match Self::decode_for_launch(body) {
+            Ok(body) => self.0.kubernetes_resource(&body, pod),
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    fn resource_kinds(&self) -> &'static [&'static ResourceKind] {
+        self.0.resource_kinds()
     }
 
     fn client(
@@ -247,6 +304,45 @@ impl TaskTypes {
 
     /// The in-process run of `context.spec`, when its type runs one (see
     /// [`TaskType::client`]).
+    /// What runs for an attempt that runs `in` a process or a resource.
+    pub fn launch_in(&self, context: &Context<'_>, runs_in: RunsIn) -> Result<Launch, LaunchError> {
+        let task_type = self.of(context.spec)?;
+        match runs_in {
+            RunsIn::Process => task_type.launch(&context.spec.body.value, context),
+            RunsIn::Resource => task_type.resource_launch(&context.spec.body.value, context),
+        }
+    }
+
+    /// The custom resource `spec`'s attempt runs as on Kubernetes, if its
+    /// type makes one.
+    pub fn kubernetes_resource(
+        &self,
+        spec: &TaskSpec,
+        pod: &PodParts<'_>,
+    ) -> Option<Result<Resource, LaunchError>> {
+        match self.of(spec) {
+            Ok(task_type) => task_type.kubernetes_resource(&spec.body.value, pod),
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    /// The kind `spec`'s attempts run as on Kubernetes (`None`: a Job).
+    pub fn resource_kind_of(&self, spec: &TaskSpec) -> Option<&'static ResourceKind> {
+        self.of(spec).ok()?.resource_kinds().first().copied()
+    }
+
+    /// The resource kind a handle names (`plural.group`).
+    pub fn resource_kind(&self, name: &str) -> Option<&'static ResourceKind> {
+        self.resource_kinds().find(|k| k.name() == name)
+    }
+
+    /// Every resource kind of these types.
+    pub fn resource_kinds(&self) -> impl Iterator<Item = &'static ResourceKind> + '_ {
+        self.types
+            .iter()
+            .flat_map(|t| t.resource_kinds().iter().copied())
+    }
+
     pub fn client(&self, context: &Context<'_>) -> Result<Option<Box<dyn ClientRun>>, LaunchError> {
         self.of(context.spec)?
             .client(&context.spec.body.value, context)

@@ -353,7 +353,8 @@ fn rbac_is_one_namespaced_role_that_names_each_verb() {
         assert!(rule.non_resource_urls.is_none(), "{rule:?}");
     }
     // Exactly what the Kubernetes executor calls: Jobs per node attempt,
-    // their pods and logs, the leader's Lease, Events.
+    // SparkApplications for spark tasks, their pods and logs, the
+    // leader's Lease, Events.
     let granted: Vec<(&str, &str, Vec<&str>)> = rules
         .iter()
         .flat_map(|rule: &PolicyRule| {
@@ -373,6 +374,11 @@ fn rbac_is_one_namespaced_role_that_names_each_verb() {
                 "batch",
                 "jobs",
                 vec!["create", "get", "list", "watch", "delete"]
+            ),
+            (
+                "sparkoperator.k8s.io",
+                "sparkapplications",
+                vec!["create", "get", "list", "delete"]
             ),
             ("", "pods", vec!["get", "list", "watch"]),
             ("", "pods/log", vec!["get"]),

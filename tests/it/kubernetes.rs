@@ -28,13 +28,13 @@ use weir::store::execution::{NodeStatus, Status};
 
 use crate::common::{GitRepo, TestDb, weir_with};
 
-const NAMESPACE: &str = "weir";
+pub(crate) const NAMESPACE: &str = "weir";
 
 /// The kubelet and the Job controller, for the Jobs of one namespace.
-struct Kubelet {
+pub(crate) struct Kubelet {
     stop: Arc<AtomicBool>,
     /// While set, Jobs are left pending (nothing runs).
-    paused: Arc<AtomicBool>,
+    pub(crate) paused: Arc<AtomicBool>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -115,7 +115,7 @@ impl Kubelet {
         }
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(task) = self.task.take() {
             let _ = task.await;
@@ -209,7 +209,7 @@ async fn report(jobs: &Api<Job>, pods: &Api<Pod>, name: &str, result: Option<(i3
 }
 
 /// A store with `defs` synced from a fresh repository (SQLite).
-fn synced(defs: &[(&str, &str)]) -> (TestDb, GitRepo) {
+pub(crate) fn synced(defs: &[(&str, &str)]) -> (TestDb, GitRepo) {
     let db = TestDb::sqlite();
     let repo = GitRepo::new();
     for (path, text) in defs {
@@ -229,11 +229,13 @@ fn synced(defs: &[(&str, &str)]) -> (TestDb, GitRepo) {
     (db, repo)
 }
 
-struct Cluster {
-    client: kube::Client,
+pub(crate) struct Cluster {
+    pub(crate) client: kube::Client,
     artifacts: tempfile::TempDir,
     state: tempfile::TempDir,
-    work: tempfile::TempDir,
+    pub(crate) work: tempfile::TempDir,
+    /// The executor's settings (the namespace is [`NAMESPACE`]).
+    pub(crate) settings: Settings,
 }
 
 impl Cluster {
@@ -242,15 +244,24 @@ impl Cluster {
         if let Some(funcs) = interceptors {
             builder = builder.with_interceptor_funcs(funcs);
         }
+        Cluster::of(builder).await
+    }
+
+    /// A cluster of `builder` (its kinds, its interceptors).
+    pub(crate) async fn of(builder: ClientBuilder) -> Cluster {
         Cluster {
             client: builder.build().await.expect("a fake cluster"),
             artifacts: tempfile::tempdir().expect("tempdir"),
             state: tempfile::tempdir().expect("tempdir"),
             work: tempfile::tempdir().expect("tempdir"),
+            settings: Settings {
+                namespace: NAMESPACE.into(),
+                ..Settings::default()
+            },
         }
     }
 
-    fn engine(&self, store: Arc<dyn Store>) -> Engine {
+    pub(crate) fn engine(&self, store: Arc<dyn Store>) -> Engine {
         // Object storage's local backend: what pods and the engine share.
         let url = format!("file://{}", self.artifacts.path().display());
         let artifacts = Arc::from(weir::artifact::open(&url).expect("artifacts"));
@@ -264,20 +275,14 @@ impl Cluster {
 
     /// The cluster's API for the executor, in [`NAMESPACE`].
     fn kube(&self) -> Kube {
-        Kube::new(
-            self.client.clone(),
-            Settings {
-                namespace: NAMESPACE.into(),
-                ..Settings::default()
-            },
-        )
+        Kube::new(self.client.clone(), self.settings.clone())
     }
 
-    fn kubelet(&self) -> Kubelet {
+    pub(crate) fn kubelet(&self) -> Kubelet {
         Kubelet::start(self.client.clone(), self.work.path().to_path_buf())
     }
 
-    async fn jobs(&self) -> Vec<Job> {
+    pub(crate) async fn jobs(&self) -> Vec<Job> {
         Api::<Job>::namespaced(self.client.clone(), NAMESPACE)
             .list(&ListParams::default())
             .await
@@ -286,7 +291,7 @@ impl Cluster {
     }
 }
 
-async fn start(store: &dyn Store, name: &str, inputs: &[(&str, Value)]) -> ExecutionId {
+pub(crate) async fn start(store: &dyn Store, name: &str, inputs: &[(&str, Value)]) -> ExecutionId {
     let request = Request {
         name: name.into(),
         inputs: inputs
@@ -302,7 +307,7 @@ async fn start(store: &dyn Store, name: &str, inputs: &[(&str, Value)]) -> Execu
 }
 
 /// Drives `id` to its end (a generous bound guards against a hang).
-async fn finish(engine: &Engine, id: &ExecutionId) -> weir::store::Execution {
+pub(crate) async fn finish(engine: &Engine, id: &ExecutionId) -> weir::store::Execution {
     tokio::time::timeout(Duration::from_secs(120), engine.run_until_finished(id))
         .await
         .expect("the execution ends")
@@ -530,6 +535,7 @@ async fn an_old_jobs_end_after_its_node_moved_on(flap: bool) {
             AttemptHandle::Kubernetes(KubeHandle {
                 namespace: NAMESPACE.into(),
                 name: "weir-count-second-attempt".into(),
+                resource: None,
             }),
         )
         .store_in(&mut node);
@@ -593,6 +599,7 @@ async fn a_cancel_tells_nothing_of_a_job_let_go_meanwhile() {
     let job = AttemptHandle::Kubernetes(KubeHandle {
         namespace: NAMESPACE.into(),
         name: "weir-n-0123456789abcdef".into(),
+        resource: None,
     });
     let told = Arc::new(Told::default());
     let events: Arc<dyn Events> = told.clone();
@@ -624,6 +631,7 @@ async fn a_job_of_another_namespace_is_foreign() {
     let job = AttemptHandle::Kubernetes(KubeHandle {
         namespace: "elsewhere".into(),
         name: "weir-n-0123456789abcdef".into(),
+        resource: None,
     });
     let events: Arc<dyn Events> = Arc::new(Told::default());
     assert_eq!(
@@ -1083,32 +1091,4 @@ async fn a_sidecar_is_a_native_sidecar_container_of_the_task_pod() {
             .collect::<Vec<_>>(),
         ["task"]
     );
-}
-
-/// A Spark task on Kubernetes runs in its pod, under the same contract:
-/// `weir exec-task` stages the CSV from the artifact store, runs
-/// spark-submit in local mode there (the stand-in kubelet's host has
-/// pyspark, as the task's image must), and stores the Parquet dataset the
-/// next pod's DuckDB query counts.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn jvm_a_spark_task_runs_in_its_pod_under_the_same_contract() {
-    let (db, _repo) = synced(&[
-        ("daily.yaml", crate::spark::PIPELINE),
-        ("jobs/aggregate.py", crate::spark::AGGREGATE),
-    ]);
-    let store = weir::store::open(&db.url()).await.expect("store");
-    let cluster = Cluster::new(None).await;
-    let kubelet = cluster.kubelet();
-    let engine = cluster.engine(store.clone());
-    let id = start(store.as_ref(), "daily", &[]).await;
-    let execution = finish(&engine, &id).await;
-    kubelet.stop().await;
-    assert_eq!(execution.status, Status::Succeeded, "{:?}", execution.error);
-    let nodes = store.nodes(&id).await.expect("nodes");
-    let count = nodes.iter().find(|n| n.node == "count").expect("count");
-    assert_eq!(
-        count.outputs.as_ref().map(|o| o["rows"].clone()),
-        Some(json!(3))
-    );
-    assert_eq!(cluster.jobs().await.len(), 3, "one Job per node");
 }

@@ -29,6 +29,7 @@ mod server_cli;
 mod sidecars;
 mod signed;
 mod spark;
+mod spark_application;
 mod sql;
 mod store;
 mod store_faults;

@@ -767,6 +767,7 @@ async fn in_a_pod_a_postgres_query_reads_its_connection_from_the_task_s_secrets(
         notebook: None,
         artifacts: work.path().join("artifacts").display().to_string(),
         inherit: Default::default(),
+        runs_in: Default::default(),
     };
     let host = vec![
         ("PATH".into(), std::env::var_os("PATH").unwrap_or_default()),

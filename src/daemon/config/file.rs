@@ -139,6 +139,9 @@ struct KubernetesFile {
     /// Task pods' service account when a task names none.
     service_account: Option<String>,
     ttl_after_finished: Option<String>,
+    /// A ReadWriteMany PersistentVolumeClaim: the work folder shared by
+    /// the pods of a custom resource (a Spark driver and its executors).
+    work_claim: Option<String>,
     /// The leader-election Lease; default `weir-leader`.
     lease: Option<String>,
     lease_duration: Option<String>,
@@ -334,6 +337,7 @@ pub fn parse(
             settings.default_task_image = image.clone();
         }
         settings.service_account = k.service_account.clone();
+        settings.work_claim = k.work_claim.clone();
         settings.ttl_after_finished = or(
             &k.ttl_after_finished,
             "kubernetes.ttl_after_finished",

@@ -13,19 +13,24 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use chrono::{DateTime, SecondsFormat, Utc};
+
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile,
-    SecretKeySelector, SecurityContext, TCPSocketAction, Volume, VolumeMount,
+    PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, SeccompProfile, SecretKeySelector, SecurityContext, TCPSocketAction,
+    Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::api::{DynamicObject, TypeMeta};
 
 use crate::spec::sidecar::{self, Sidecar};
 use crate::spec::{Digest, ExecutionId, TaskSpec};
-use crate::task::TaskTypes;
+use crate::task::resource::{PodParts, ResourceKind};
+use crate::task::{LaunchError, TaskTypes};
 
 /// The label every Job weir makes carries.
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "weir");
@@ -41,11 +46,20 @@ pub const ANNOTATION_NODE: &str = "weir.dev/node-path";
 pub const ANNOTATION_VERSION: &str = "weir.dev/task-version";
 /// The execution's id as stored (a label value may be cut or rewritten).
 pub const ANNOTATION_EXECUTION: &str = "weir.dev/execution-id";
+/// When a custom resource's attempt times out (RFC 3339): unlike a Job's
+/// `activeDeadlineSeconds`, no operator enforces it; the executor does.
+pub const ANNOTATION_DEADLINE: &str = "weir.dev/deadline";
+/// On the pods of a custom resource: the object's name.
+pub const LABEL_OBJECT: &str = "weir.dev/object";
 
 /// The environment variable carrying the attempt to `weir exec-task`.
 pub const ATTEMPT_ENV: &str = "WEIR_ATTEMPT";
 /// Where the init container puts the weir binary in the task's container.
 pub const BIN_DIR: &str = "/weir/bin";
+/// Where the attempt's folder is made (`weir exec-task --work-dir`).
+pub const WORK_DIR: &str = "/weir/work";
+/// The variable `weir exec-task --work-dir` reads.
+pub const WORK_DIR_ENV: &str = "WEIR_WORK_DIR";
 /// The task container's name (its termination message carries outputs).
 pub const TASK_CONTAINER: &str = "task";
 
@@ -66,6 +80,11 @@ pub struct Settings {
     /// One API call's bound: a server that does not answer in time is a
     /// transient error (retried), not a hung engine tick.
     pub call_timeout: Duration,
+    /// A ReadWriteMany PersistentVolumeClaim mounted as the work folder of
+    /// every pod of a custom resource (a Spark driver and its executors),
+    /// each attempt in a folder of its own: how files reach pods that
+    /// `weir exec-task` does not run in. `None`: each pod has its own.
+    pub work_claim: Option<String>,
 }
 
 impl Default for Settings {
@@ -78,6 +97,7 @@ impl Default for Settings {
             ttl_after_finished: Duration::from_secs(3600),
             run_as_user: 65532,
             call_timeout: Duration::from_secs(30),
+            work_claim: None,
         }
     }
 }
@@ -256,57 +276,110 @@ fn quantities(
     })
 }
 
+/// What every pod of an attempt carries, whatever object runs it.
+struct Common {
+    name: String,
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+    /// `weir`'s folder, filled by [`Common::init`].
+    bin: VolumeMount,
+    work: VolumeMount,
+    init: Container,
+    /// `WEIR_ATTEMPT`, then the task's secrets.
+    env: Vec<EnvVar>,
+    service_account: Option<String>,
+}
+
+impl Common {
+    fn of(settings: &Settings, req: &JobRequest<'_>) -> Common {
+        let bin = VolumeMount {
+            name: "weir-bin".into(),
+            mount_path: BIN_DIR.into(),
+            ..VolumeMount::default()
+        };
+        let init = Container {
+            name: "weir-init".into(),
+            image: Some(settings.image.clone()),
+            command: Some(vec![
+                "cp".into(),
+                "/usr/local/bin/weir".into(),
+                format!("{BIN_DIR}/weir"),
+            ]),
+            volume_mounts: Some(vec![bin.clone()]),
+            security_context: Some(restricted_container()),
+            ..Container::default()
+        };
+        let mut env = vec![EnvVar {
+            name: ATTEMPT_ENV.into(),
+            value: Some(req.payload.clone()),
+            ..EnvVar::default()
+        }];
+        env.extend(req.spec.secrets.iter().map(|s| EnvVar {
+            name: s.env.clone(),
+            value_from: Some(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: s.name.clone(),
+                    key: s.key.clone(),
+                    optional: Some(false),
+                }),
+                ..EnvVarSource::default()
+            }),
+            ..EnvVar::default()
+        }));
+        Common {
+            name: job_name(req.execution, req.node, req.attempt),
+            labels: labels(req),
+            annotations: BTreeMap::from([
+                (ANNOTATION_NODE.to_owned(), req.node.to_owned()),
+                (
+                    ANNOTATION_VERSION.to_owned(),
+                    req.task_version.as_str().to_owned(),
+                ),
+                (ANNOTATION_EXECUTION.to_owned(), req.execution.to_string()),
+            ]),
+            bin,
+            work: VolumeMount {
+                name: "work".into(),
+                mount_path: WORK_DIR.into(),
+                ..VolumeMount::default()
+            },
+            init,
+            env,
+            service_account: req
+                .spec
+                .service_account
+                .clone()
+                .or_else(|| settings.service_account.clone()),
+        }
+    }
+
+    fn metadata(&self, settings: &Settings) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(self.name.clone()),
+            namespace: Some(settings.namespace.clone()),
+            labels: Some(self.labels.clone()),
+            annotations: Some(self.annotations.clone()),
+            ..ObjectMeta::default()
+        }
+    }
+}
+
+fn empty_dir(name: &str) -> Volume {
+    Volume {
+        name: name.into(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Volume::default()
+    }
+}
+
 /// The Job of one attempt.
 pub fn build(settings: &Settings, req: &JobRequest<'_>) -> Job {
-    let name = job_name(req.execution, req.node, req.attempt);
-    let labels = labels(req);
-    let annotations = BTreeMap::from([
-        (ANNOTATION_NODE.to_owned(), req.node.to_owned()),
-        (
-            ANNOTATION_VERSION.to_owned(),
-            req.task_version.as_str().to_owned(),
-        ),
-        (ANNOTATION_EXECUTION.to_owned(), req.execution.to_string()),
-    ]);
-    let bin = VolumeMount {
-        name: "weir-bin".into(),
-        mount_path: BIN_DIR.into(),
-        ..VolumeMount::default()
-    };
-    let init = Container {
-        name: "weir-init".into(),
-        image: Some(settings.image.clone()),
-        command: Some(vec![
-            "cp".into(),
-            "/usr/local/bin/weir".into(),
-            format!("{BIN_DIR}/weir"),
-        ]),
-        volume_mounts: Some(vec![bin.clone()]),
-        security_context: Some(restricted_container()),
-        ..Container::default()
-    };
-    let mut env = vec![EnvVar {
-        name: ATTEMPT_ENV.into(),
-        value: Some(req.payload.clone()),
-        ..EnvVar::default()
-    }];
-    env.extend(req.spec.secrets.iter().map(|s| EnvVar {
-        name: s.env.clone(),
-        value_from: Some(EnvVarSource {
-            secret_key_ref: Some(SecretKeySelector {
-                name: s.name.clone(),
-                key: s.key.clone(),
-                optional: Some(false),
-            }),
-            ..EnvVarSource::default()
-        }),
-        ..EnvVar::default()
-    }));
+    let common = Common::of(settings, req);
     let task = Container {
         name: TASK_CONTAINER.into(),
         image: Some(task_image(req.task_types, req.spec, settings)),
         command: Some(vec![format!("{BIN_DIR}/weir"), "exec-task".into()]),
-        env: Some(env),
+        env: Some(common.env.clone()),
         resources: Some(ResourceRequirements {
             requests: quantities(&req.spec.resources.requests),
             limits: quantities(&req.spec.resources.limits),
@@ -315,36 +388,17 @@ pub fn build(settings: &Settings, req: &JobRequest<'_>) -> Job {
         volume_mounts: Some(vec![
             VolumeMount {
                 read_only: Some(true),
-                ..bin
+                ..common.bin.clone()
             },
-            VolumeMount {
-                name: "work".into(),
-                mount_path: "/weir/work".into(),
-                ..VolumeMount::default()
-            },
+            common.work.clone(),
         ]),
         termination_message_policy: Some("File".into()),
         security_context: Some(restricted_container()),
         ..Container::default()
     };
-    let service_account = req
-        .spec
-        .service_account
-        .clone()
-        .or_else(|| settings.service_account.clone());
-    let empty_dir = |name: &str| Volume {
-        name: name.into(),
-        empty_dir: Some(EmptyDirVolumeSource::default()),
-        ..Volume::default()
-    };
+    let service_account = common.service_account.clone();
     Job {
-        metadata: ObjectMeta {
-            name: Some(name),
-            namespace: Some(settings.namespace.clone()),
-            labels: Some(labels.clone()),
-            annotations: Some(annotations.clone()),
-            ..ObjectMeta::default()
-        },
+        metadata: common.metadata(settings),
         spec: Some(JobSpec {
             // The engine retries; a Job runs its pod once.
             backoff_limit: Some(0),
@@ -356,8 +410,8 @@ pub fn build(settings: &Settings, req: &JobRequest<'_>) -> Job {
             ),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
-                    labels: Some(labels),
-                    annotations: Some(annotations),
+                    labels: Some(common.labels.clone()),
+                    annotations: Some(common.annotations.clone()),
                     ..ObjectMeta::default()
                 }),
                 spec: Some(PodSpec {
@@ -383,7 +437,7 @@ pub fn build(settings: &Settings, req: &JobRequest<'_>) -> Job {
                         ..PodSecurityContext::default()
                     }),
                     init_containers: Some(
-                        std::iter::once(init)
+                        std::iter::once(common.init)
                             .chain(req.spec.sidecars.iter().map(sidecar_container))
                             .collect(),
                     ),
@@ -396,6 +450,103 @@ pub fn build(settings: &Settings, req: &JobRequest<'_>) -> Job {
         }),
         ..Job::default()
     }
+}
+
+/// The variable naming the files `weir exec-task --install` writes beside
+/// `weir` (a JSON object, name to text).
+pub const ENTRY_FILES_ENV: &str = "WEIR_ENTRY_FILES";
+
+/// A Kubernetes object as JSON.
+fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).expect("Kubernetes objects serialize")
+}
+
+/// The custom resource of one attempt, when its task type runs as one
+/// (`None`: it runs as a Job): its kind and object, or why the type cannot
+/// make it. Created at `now`: its deadline is `now` plus the timeout.
+pub fn build_resource(
+    settings: &Settings,
+    req: &JobRequest<'_>,
+    now: DateTime<Utc>,
+) -> Option<Result<(&'static ResourceKind, DynamicObject), LaunchError>> {
+    let kind = req.task_types.resource_kind_of(req.spec)?;
+    let mut common = Common::of(settings, req);
+    // Its pods are found by it (one that cannot start fails the attempt).
+    common
+        .labels
+        .insert(LABEL_OBJECT.to_owned(), common.name.clone());
+    let work_volume = match &settings.work_claim {
+        Some(claim) => {
+            // One volume for every attempt: each works in its own folder.
+            common.env.push(EnvVar {
+                name: WORK_DIR_ENV.into(),
+                value: Some(format!("{WORK_DIR}/{}", common.name)),
+                ..EnvVar::default()
+            });
+            Volume {
+                name: "work".into(),
+                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                    claim_name: claim.clone(),
+                    read_only: Some(false),
+                }),
+                ..Volume::default()
+            }
+        }
+        None => empty_dir("work"),
+    };
+    // The init container also writes the kind's entry point beside `weir`.
+    let entry_files: BTreeMap<&str, &str> = kind.entry_files.iter().copied().collect();
+    common.init.command = Some(vec![
+        "/usr/local/bin/weir".into(),
+        "exec-task".into(),
+        "--install".into(),
+        BIN_DIR.into(),
+    ]);
+    common.init.env = Some(vec![EnvVar {
+        name: ENTRY_FILES_ENV.into(),
+        value: Some(serde_json::to_string(&entry_files).expect("texts serialize")),
+        ..EnvVar::default()
+    }]);
+    let parts = PodParts {
+        spec: req.spec,
+        image: task_image(req.task_types, req.spec, settings),
+        labels: &common.labels,
+        annotations: &common.annotations,
+        env: common.env.iter().map(json).collect(),
+        init_container: json(&common.init),
+        volumes: vec![json(&empty_dir("weir-bin")), json(&work_volume)],
+        bin_mount: json(&VolumeMount {
+            read_only: Some(true),
+            ..common.bin.clone()
+        }),
+        bin_dir: BIN_DIR,
+        work_mount: json(&common.work),
+        shared_work: settings.work_claim.is_some(),
+        service_account: common.service_account.clone(),
+        security_context: json(&restricted_container()),
+        ttl_seconds: settings.ttl_after_finished.as_secs(),
+    };
+    let resource = match req.task_types.kubernetes_resource(req.spec, &parts)? {
+        Ok(resource) => resource,
+        Err(e) => return Some(Err(e)),
+    };
+    let mut metadata = common.metadata(settings);
+    if let Some(timeout) = req.timeout {
+        let deadline = now + chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::MAX);
+        metadata.annotations.get_or_insert_default().insert(
+            ANNOTATION_DEADLINE.to_owned(),
+            deadline.to_rfc3339_opts(SecondsFormat::Millis, true),
+        );
+    }
+    let object = DynamicObject {
+        types: Some(TypeMeta {
+            api_version: kind.api_version(),
+            kind: kind.kind.to_owned(),
+        }),
+        metadata,
+        data: serde_json::json!({ "spec": resource.spec }),
+    };
+    Some(Ok((kind, object)))
 }
 
 #[cfg(test)]
@@ -644,5 +795,84 @@ mod tests {
         let pod = job_spec.template.spec.expect("pod");
         assert_eq!(pod.service_account_name.as_deref(), Some("weir-task"));
         assert_eq!(pod.automount_service_account_token, Some(false));
+    }
+
+    #[test]
+    fn a_spark_attempt_is_a_spark_application_on_the_shared_work_volume() {
+        let spec: TaskSpec = serde_json::from_value(serde_json::json!({
+            "outputs": { "daily": { "type": "directory" } },
+            "spark": { "source": "pass" },
+            "timeout": "30m",
+        }))
+        .expect("a spark task");
+        let version = Digest::from_hex("ab".repeat(32));
+        let settings = Settings {
+            namespace: "weir".into(),
+            work_claim: Some("weir-work".into()),
+            ..Settings::default()
+        };
+        let request = JobRequest {
+            execution: &"e".into(),
+            project: "p",
+            commit: "c",
+            node: "daily",
+            task: "t",
+            task_version: &version,
+            attempt: 2,
+            spec: &spec,
+            task_types: &TaskTypes::builtin(),
+            timeout: Some(Duration::from_secs(1800)),
+            payload: "{}".into(),
+        };
+        let now = DateTime::parse_from_rfc3339("2026-12-04T06:00:00Z")
+            .expect("a time")
+            .with_timezone(&Utc);
+        let (kind, object) = build_resource(&settings, &request, now)
+            .expect("a resource")
+            .expect("made");
+        let name = job_name(&"e".into(), "daily", 2);
+        assert_eq!(kind.name(), "sparkapplications.sparkoperator.k8s.io");
+        assert_eq!(object.metadata.name.as_deref(), Some(name.as_str()));
+        let types = object.types.as_ref().expect("types");
+        assert_eq!(
+            (types.api_version.as_str(), types.kind.as_str()),
+            ("sparkoperator.k8s.io/v1beta2", "SparkApplication")
+        );
+        let annotations = object.metadata.annotations.as_ref().expect("annotations");
+        assert_eq!(annotations[ANNOTATION_DEADLINE], "2026-12-04T06:30:00.000Z");
+        assert_eq!(annotations[ANNOTATION_EXECUTION], "e");
+        let driver = &object.data["spec"]["driver"];
+        assert_eq!(driver["labels"][LABEL_OBJECT], serde_json::json!(name));
+        assert_eq!(
+            driver["initContainers"][0]["command"],
+            serde_json::json!(["/usr/local/bin/weir", "exec-task", "--install", "/weir/bin"])
+        );
+        let entry: BTreeMap<String, String> = serde_json::from_str(
+            driver["initContainers"][0]["env"][0]["value"]
+                .as_str()
+                .expect("the entry files"),
+        )
+        .expect("json");
+        assert!(entry["spark_entry.py"].contains("exec-task"));
+        assert!(
+            driver["env"].as_array().expect("env").contains(
+                &serde_json::json!({ "name": WORK_DIR_ENV, "value": format!("/weir/work/{name}") })
+            ),
+            "{driver}"
+        );
+        assert_eq!(
+            object.data["spec"]["volumes"][1]["persistentVolumeClaim"]["claimName"],
+            "weir-work"
+        );
+
+        let script: TaskSpec = serde_json::from_value(serde_json::json!({
+            "script": { "interpreter": "sh", "source": "true" },
+        }))
+        .expect("a script task");
+        let request = JobRequest {
+            spec: &script,
+            ..request
+        };
+        assert!(build_resource(&settings, &request, now).is_none(), "a Job");
     }
 }

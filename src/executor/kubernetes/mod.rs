@@ -21,9 +21,13 @@ use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, ListParams, PostParams, PropagationPolicy};
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, ListParams, PostParams, PropagationPolicy,
+};
+use kube::{Resource, ResourceExt};
 
 use crate::spec::ExecutionId;
+use crate::task::resource::ResourceKind;
 
 pub use job::{JobRequest, Settings};
 pub use observe::{JobState, Report};
@@ -44,8 +48,16 @@ pub enum Error {
     },
     #[error("the Kubernetes API did not answer within {seconds} s to {doing}")]
     Timeout { doing: &'static str, seconds: f64 },
-    #[error("Job {name} exists but belongs to another attempt ({found})")]
-    Foreign { name: String, found: String },
+    #[error("{kind} {name} exists but belongs to another attempt ({found})")]
+    Foreign {
+        kind: String,
+        name: String,
+        found: String,
+    },
+    #[error(
+        "the cluster has no {kind} kind ({api_version}): is its operator installed, and its CustomResourceDefinition with it?"
+    )]
+    NoKind { kind: String, api_version: String },
 }
 
 /// How a create ended.
@@ -56,8 +68,10 @@ pub enum Created {
     Adopted,
 }
 
-/// Jobs and Pods of one namespace, through a `kube::Client`.
+/// Jobs, Pods and task types' custom resources of one namespace, through
+/// a `kube::Client`.
 pub struct Kube {
+    client: kube::Client,
     jobs: Api<Job>,
     pods: Api<Pod>,
     settings: Settings,
@@ -68,10 +82,23 @@ impl Kube {
     pub fn new(client: kube::Client, settings: Settings) -> Kube {
         Kube {
             jobs: Api::namespaced(client.clone(), &settings.namespace),
-            pods: Api::namespaced(client, &settings.namespace),
+            pods: Api::namespaced(client.clone(), &settings.namespace),
+            client,
             settings,
             calls: AtomicU64::new(0),
         }
+    }
+
+    /// The objects of a custom resource kind in this namespace.
+    pub fn resources(&self, kind: &ResourceKind) -> Api<DynamicObject> {
+        let resource = ApiResource {
+            group: kind.group.to_owned(),
+            version: kind.version.to_owned(),
+            api_version: kind.api_version(),
+            kind: kind.kind.to_owned(),
+            plural: kind.plural.to_owned(),
+        };
+        Api::namespaced_with(self.client.clone(), &self.settings.namespace, &resource)
     }
 
     pub fn settings(&self) -> &Settings {
@@ -120,10 +147,42 @@ impl Kube {
 
     /// Creates `job`, or adopts the Job of the same name when it exists.
     pub async fn create(&self, job: &Job) -> Result<Created, Error> {
-        let name = job.metadata.name.clone().unwrap_or_default();
+        self.create_in(&self.jobs, job, "Job").await
+    }
+
+    /// Creates `object` of a custom resource kind, or adopts the object of
+    /// the same name when it exists.
+    pub async fn create_resource(
+        &self,
+        kind: &ResourceKind,
+        object: &DynamicObject,
+    ) -> Result<Created, Error> {
+        match self
+            .create_in(&self.resources(kind), object, kind.kind)
+            .await
+        {
+            Err(Error::Api {
+                source: kube::Error::Api(status),
+                ..
+            }) if status.code == 404 => Err(Error::NoKind {
+                kind: kind.kind.to_owned(),
+                api_version: kind.api_version(),
+            }),
+            created => created,
+        }
+    }
+
+    /// Creates `object` through `api`, or adopts the object of the same
+    /// name when it exists and is of the same attempt (else it is
+    /// foreign, and an error).
+    async fn create_in<K>(&self, api: &Api<K>, object: &K, kind: &str) -> Result<Created, Error>
+    where
+        K: Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        let name = object.name_any();
         let created = self
-            .retrying("create a Job", || async {
-                match self.jobs.create(&PostParams::default(), job).await {
+            .retrying("create an attempt's object", || async {
+                match api.create(&PostParams::default(), object).await {
                     Ok(_) => Ok(Created::New),
                     Err(kube::Error::Api(status)) if status.code == 409 => Ok(Created::Adopted),
                     Err(e) => Err(e),
@@ -132,27 +191,22 @@ impl Kube {
             .await?;
         if created == Created::Adopted {
             let existing = self
-                .retrying("read an existing Job", || self.jobs.get(&name))
+                .retrying("read an existing attempt's object", || api.get(&name))
                 .await?;
-            let attempt = |j: &Job| {
-                j.metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(job::LABEL_ATTEMPT).cloned())
-                    .zip(
-                        j.metadata
-                            .annotations
-                            .as_ref()
-                            .and_then(|a| a.get(job::ANNOTATION_NODE).cloned()),
-                    )
+            let attempt = |o: &K| {
+                o.labels()
+                    .get(job::LABEL_ATTEMPT)
+                    .cloned()
+                    .zip(o.annotations().get(job::ANNOTATION_NODE).cloned())
             };
-            if attempt(&existing) != attempt(job) {
+            if attempt(&existing) != attempt(object) {
                 return Err(Error::Foreign {
+                    kind: kind.to_owned(),
                     name,
                     found: format!("{:?}", attempt(&existing)),
                 });
             }
-            tracing::info!(job = %name, "the Job existed: adopted");
+            tracing::info!(kind, name = %name, "the attempt's object existed: adopted");
         }
         Ok(created)
     }
@@ -164,22 +218,38 @@ impl Kube {
         Ok(observe::states(&jobs, &pods))
     }
 
+    /// Every weir Pod: where the pods of custom resources report.
+    pub async fn pods(&self) -> Result<Vec<Pod>, Error> {
+        self.list(&self.pods, "list Pods").await
+    }
+
+    /// Every weir object of a custom resource kind.
+    pub async fn list_resources(&self, kind: &ResourceKind) -> Result<Vec<DynamicObject>, Error> {
+        self.list(&self.resources(kind), "list custom resources")
+            .await
+    }
+
     /// Names of weir's Jobs with the id of their execution (Jobs without
     /// it are left alone).
     pub async fn job_executions(&self) -> Result<Vec<(String, ExecutionId)>, Error> {
         let jobs = self.list(&self.jobs, "list Jobs").await?;
-        Ok(jobs
-            .into_iter()
-            .filter_map(|j| {
-                // The annotation, not the label: a label value may be cut.
-                let execution = j
-                    .metadata
-                    .annotations
-                    .as_ref()?
-                    .get(job::ANNOTATION_EXECUTION)?;
-                Some((j.metadata.name?, ExecutionId::from(execution.as_str())))
-            })
-            .collect())
+        Ok(executions_of(jobs))
+    }
+
+    /// The same of a custom resource kind's objects; none when the cluster
+    /// has no such kind (its operator is not installed).
+    pub async fn resource_executions(
+        &self,
+        kind: &ResourceKind,
+    ) -> Result<Vec<(String, ExecutionId)>, Error> {
+        match self.list_resources(kind).await {
+            Ok(objects) => Ok(executions_of(objects)),
+            Err(Error::Api {
+                source: kube::Error::Api(status),
+                ..
+            }) if status.code == 404 => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Every weir object of a kind, in one unpaged list: a page missing
@@ -197,12 +267,24 @@ impl Kube {
     /// Deletes a Job and its pods (foreground propagation); a Job that is
     /// gone is fine.
     pub async fn delete(&self, name: &str) -> Result<(), Error> {
+        self.delete_in(&self.jobs, name).await
+    }
+
+    /// Deletes an object of a custom resource kind, as [`Kube::delete`].
+    pub async fn delete_resource(&self, kind: &ResourceKind, name: &str) -> Result<(), Error> {
+        self.delete_in(&self.resources(kind), name).await
+    }
+
+    async fn delete_in<K>(&self, api: &Api<K>, name: &str) -> Result<(), Error>
+    where
+        K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
         let params = DeleteParams {
             propagation_policy: Some(PropagationPolicy::Foreground),
             ..DeleteParams::default()
         };
-        self.retrying("delete a Job", || async {
-            match self.jobs.delete(name, &params).await {
+        self.retrying("delete an attempt's object", || async {
+            match api.delete(name, &params).await {
                 Ok(_) => Ok(()),
                 Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
                 Err(e) => Err(e),
@@ -210,6 +292,18 @@ impl Kube {
         })
         .await
     }
+}
+
+/// The name and execution id of each object that has one (the
+/// annotation, not the label: a label value may be cut).
+fn executions_of<K: Resource>(objects: Vec<K>) -> Vec<(String, ExecutionId)> {
+    objects
+        .into_iter()
+        .filter_map(|o| {
+            let execution = o.annotations().get(job::ANNOTATION_EXECUTION)?.clone();
+            Some((o.name_any(), ExecutionId::from(execution.as_str())))
+        })
+        .collect()
 }
 
 /// Whether retrying the same call may succeed.

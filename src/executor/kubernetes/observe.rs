@@ -7,12 +7,16 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use chrono::{DateTime, Utc};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use kube::api::DynamicObject;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::job::TASK_CONTAINER;
+use super::job::{self, TASK_CONTAINER};
+use crate::task::resource::{ResourceKind, ResourceState};
 
 /// What `weir exec-task` writes to its termination message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -108,25 +112,91 @@ fn state(job: &Job, pods: &[&Pod]) -> JobState {
     JobState::Running
 }
 
-/// The task container's status, if the pod has one.
-fn task_status(pod: &Pod) -> Option<&k8s_openapi::api::core::v1::ContainerStatus> {
+/// How an attempt's custom resource stands, from its object (`None`: it
+/// is gone) and the pods of the namespace, at `now`. The object's
+/// deadline ([`job::ANNOTATION_DEADLINE`]) is weir's: custom resources
+/// have none of their own.
+pub fn resource_state(
+    kind: &ResourceKind,
+    object: Option<&DynamicObject>,
+    pods: &[Pod],
+    now: DateTime<Utc>,
+) -> Option<JobState> {
+    let object = object?;
+    let status = object.data.get("status").unwrap_or(&Value::Null);
+    let (pod, error) = match (kind.state)(status) {
+        ResourceState::Running => {
+            let deadline = object
+                .annotations()
+                .get(job::ANNOTATION_DEADLINE)
+                .and_then(|d| DateTime::parse_from_rfc3339(d).ok());
+            if deadline.is_some_and(|d| now > d) {
+                return Some(JobState::Finished(Report::TimedOut));
+            }
+            // A pod of it that cannot start will not by waiting.
+            let name = object.name_any();
+            let stuck = pods
+                .iter()
+                .filter(|p| p.labels().get(job::LABEL_OBJECT) == Some(&name))
+                .find_map(stuck);
+            if let Some(reason) = stuck {
+                return Some(JobState::Finished(Report::Failed { error: reason }));
+            }
+            return Some(JobState::Running);
+        }
+        ResourceState::Ended { pod, error } => (pod, error),
+    };
+    let pod = pod.and_then(|name| pods.iter().find(|p| p.name_any() == name));
+    let report = pod.and_then(|p| container_report(p, kind.report_container));
+    Some(JobState::Finished(match (report, error) {
+        (Some(report @ (Report::Failed { .. } | Report::TimedOut)), _) => report,
+        (Some(report), None) => report,
+        (_, Some(error)) => Report::Failed { error },
+        (None, None) => Report::Failed {
+            error: format!(
+                "the {} succeeded without reporting the task's outputs",
+                kind.kind
+            ),
+        },
+    }))
+}
+
+/// A container's status, if the pod has one of that name.
+fn container_status<'a>(
+    pod: &'a Pod,
+    container: &str,
+) -> Option<&'a k8s_openapi::api::core::v1::ContainerStatus> {
     pod.status
         .as_ref()?
         .container_statuses
         .as_ref()?
         .iter()
-        .find(|c| c.name == TASK_CONTAINER)
+        .find(|c| c.name == container)
+}
+
+/// What `weir exec-task` reported in `container`'s termination message,
+/// if it did.
+fn container_report(pod: &Pod, container: &str) -> Option<Report> {
+    let terminated = container_status(pod, container)?
+        .state
+        .as_ref()?
+        .terminated
+        .as_ref()?;
+    serde_json::from_str(terminated.message.as_deref()?).ok()
 }
 
 /// What `weir exec-task` reported, if it did.
 fn task_report(pod: &Pod) -> Option<Report> {
-    let terminated = task_status(pod)?.state.as_ref()?.terminated.as_ref()?;
-    serde_json::from_str(terminated.message.as_deref()?).ok()
+    container_report(pod, TASK_CONTAINER)
 }
 
 /// How the task container ended when it reported nothing (killed).
 fn task_termination(pod: &Pod) -> Option<String> {
-    let terminated = task_status(pod)?.state.as_ref()?.terminated.as_ref()?;
+    let terminated = container_status(pod, TASK_CONTAINER)?
+        .state
+        .as_ref()?
+        .terminated
+        .as_ref()?;
     let reason = terminated.reason.as_deref().unwrap_or("Error");
     Some(format!(
         "the task's container ended: {reason} (exit code {})",

@@ -27,6 +27,7 @@ use crate::executor::environment::{AllowList, Inherited};
 use crate::executor::local::{self, Attempt};
 use crate::spec::{ExecutionId, TaskSpec};
 use crate::task::RepositoryFiles;
+use crate::task::resource::RunsIn;
 
 /// Kubernetes keeps at most this much of a termination message.
 pub const MESSAGE_LIMIT: usize = 4096;
@@ -69,6 +70,10 @@ pub struct Payload {
     /// locale and its secrets (the operator's `[tasks] env`).
     #[serde(default, skip_serializing_if = "AllowList::is_empty")]
     pub inherit: AllowList,
+    /// Where the program runs: the pod's own process (a Job), or inside
+    /// the task type's custom resource (a Spark driver).
+    #[serde(default, skip_serializing_if = "RunsIn::is_process")]
+    pub runs_in: RunsIn,
 }
 
 /// The repository files as a payload carries them: each text's artifact
@@ -184,6 +189,7 @@ pub async fn exec(
         // The kubelet runs them, as native sidecar containers of the pod.
         sidecars: &[],
         inherited: &inherited,
+        runs_in: payload.runs_in,
     };
     let dir = attempt.dir.clone();
     let outcome = local::run(attempt, artifacts.as_ref(), cancel, |_| {}).await;

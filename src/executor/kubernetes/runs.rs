@@ -16,23 +16,37 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
+use chrono::Utc;
+
 use super::job::{self, JobRequest};
 use super::pod::{Payload, StoredFiles};
-use super::{JobState, Kube, Report};
+use super::{JobState, Kube, Report, observe};
 use crate::executor::handle::{AttemptHandle, KubeHandle};
 use crate::executor::{
     Adoption, AttemptKey, AttemptRequest, BoxFuture, Events, Executor, Orphan, Outcome, StartError,
     lock,
 };
-use crate::task::RepositoryFiles;
+use crate::task::resource::{ResourceKind, RunsIn};
+use crate::task::{RepositoryFiles, TaskTypes};
 
-/// Runs attempts as Jobs of one namespace.
+/// Runs attempts as Jobs (or their task type's custom resources) of one
+/// namespace.
 pub struct KubeExecutor {
     kube: Kube,
     /// The artifact store's URL as the pods open it.
     artifacts: String,
-    /// Attempts whose Job runs: the Job's name.
-    jobs: Mutex<HashMap<AttemptKey, String>>,
+    /// The types whose resource kinds it finds again after a restart.
+    task_types: TaskTypes,
+    /// Attempts whose object runs.
+    jobs: Mutex<HashMap<AttemptKey, Tracked>>,
+}
+
+/// A running attempt's object.
+#[derive(Debug, Clone)]
+struct Tracked {
+    name: String,
+    /// Its custom resource kind; `None`: a Job.
+    kind: Option<&'static ResourceKind>,
 }
 
 impl KubeExecutor {
@@ -40,8 +54,64 @@ impl KubeExecutor {
         KubeExecutor {
             kube,
             artifacts,
+            task_types: TaskTypes::builtin(),
             jobs: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The task types of the engine it serves (default: the built-in
+    /// ones): their resource kinds are what it adopts and collects.
+    pub fn with_task_types(mut self, task_types: TaskTypes) -> KubeExecutor {
+        self.task_types = task_types;
+        self
+    }
+
+    /// Deletes an attempt's object.
+    async fn delete(&self, tracked: &Tracked) -> Result<(), super::Error> {
+        match tracked.kind {
+            None => self.kube.delete(&tracked.name).await,
+            Some(kind) => self.kube.delete_resource(kind, &tracked.name).await,
+        }
+    }
+
+    /// How each tracked object stands, by name: one list of Jobs (and
+    /// Pods) while a Job is tracked, and one of each custom resource kind
+    /// tracked (and of Pods, where they report).
+    async fn states(
+        &self,
+        tracked: &[Tracked],
+    ) -> Result<HashMap<String, Option<JobState>>, super::Error> {
+        let mut states = HashMap::new();
+        if tracked.iter().any(|t| t.kind.is_none()) {
+            let jobs = self.kube.observe().await?;
+            for t in tracked.iter().filter(|t| t.kind.is_none()) {
+                states.insert(t.name.clone(), jobs.get(&t.name).cloned());
+            }
+        }
+        let mut kinds: Vec<&'static ResourceKind> = tracked.iter().filter_map(|t| t.kind).collect();
+        kinds.sort_by_key(|k| k.name());
+        kinds.dedup_by_key(|k| k.name());
+        if kinds.is_empty() {
+            return Ok(states);
+        }
+        let pods = self.kube.pods().await?;
+        let now = Utc::now();
+        for kind in kinds {
+            let objects = self.kube.list_resources(kind).await?;
+            for t in tracked
+                .iter()
+                .filter(|t| t.kind.is_some_and(|k| std::ptr::eq(k, kind)))
+            {
+                let object = objects
+                    .iter()
+                    .find(|o| o.metadata.name.as_deref() == Some(&t.name));
+                states.insert(
+                    t.name.clone(),
+                    observe::resource_state(kind, object, &pods, now),
+                );
+            }
+        }
+        Ok(states)
     }
 
     /// The attempt's repository files as the payload carries them: each
@@ -89,16 +159,21 @@ impl Executor for KubeExecutor {
                 &request.key.node,
                 request.key.attempt,
             ),
+            resource: request
+                .task_types
+                .resource_kind_of(&request.spec)
+                .map(ResourceKind::name),
         })
     }
 
-    /// Creates the Job; one that cannot be created (the API stays down
-    /// through the retries) did not start.
+    /// Creates the Job (or the type's custom resource); one that cannot be
+    /// created (the API stays down through the retries) did not start. A
+    /// resource the task's type cannot make here fails the attempt.
     fn start(
         &self,
         request: AttemptRequest,
         _handle: AttemptHandle,
-        _events: Arc<dyn Events>,
+        events: Arc<dyn Events>,
     ) -> BoxFuture<'_, Result<(), StartError>> {
         Box::pin(async move {
             let key = &request.key;
@@ -107,6 +182,7 @@ impl Executor for KubeExecutor {
                 file_artifacts,
                 unreadable,
             } = self.store_files(&request.files, &job_name)?;
+            let kind = request.task_types.resource_kind_of(&request.spec);
             let payload = Payload {
                 execution: key.execution.clone(),
                 node: key.node.clone(),
@@ -120,28 +196,70 @@ impl Executor for KubeExecutor {
                 unreadable,
                 notebook: None,
                 artifacts: self.artifacts.clone(),
-                inherit: request.environment.allow_list().clone(),
-            };
-            let job = job::build(
-                self.kube.settings(),
-                &JobRequest {
-                    execution: &key.execution,
-                    project: &request.project,
-                    commit: &request.commit.0,
-                    node: &key.node,
-                    task: &request.task,
-                    task_version: &request.task_version,
-                    attempt: key.attempt,
-                    spec: &request.spec,
-                    task_types: &request.task_types,
-                    timeout: request.timeout,
-                    payload: serde_json::to_string(&payload).expect("payloads serialize"),
+                // In a resource, the run also needs what its engine gives
+                // the pod (Spark's gateway to the driver's JVM).
+                inherit: match kind {
+                    Some(kind) => request
+                        .environment
+                        .allow_list()
+                        .with_names(kind.inherit.iter().copied()),
+                    None => request.environment.allow_list().clone(),
                 },
-            );
-            let name = job.metadata.name.clone().unwrap_or_default();
-            match self.kube.create(&job).await {
+                runs_in: if kind.is_some() {
+                    RunsIn::Resource
+                } else {
+                    RunsIn::Process
+                },
+            };
+            let job_request = JobRequest {
+                execution: &key.execution,
+                project: &request.project,
+                commit: &request.commit.0,
+                node: &key.node,
+                task: &request.task,
+                task_version: &request.task_version,
+                attempt: key.attempt,
+                spec: &request.spec,
+                task_types: &request.task_types,
+                timeout: request.timeout,
+                payload: serde_json::to_string(&payload).expect("payloads serialize"),
+            };
+            let settings = self.kube.settings();
+            let created = match job::build_resource(settings, &job_request, Utc::now()) {
+                None => self.kube.create(&job::build(settings, &job_request)).await,
+                Some(Ok((kind, object))) => self.kube.create_resource(kind, &object).await,
+                // The task cannot run as its type's resource here (a
+                // setting is missing): its attempt fails at once, saying
+                // so, as one whose pod could not run it would.
+                Some(Err(e)) => {
+                    events.ended(
+                        key.clone(),
+                        Outcome::Failed {
+                            error: e.to_string(),
+                        },
+                    );
+                    return Ok(());
+                }
+            };
+            match created {
                 Ok(_) => {
-                    lock(&self.jobs).insert(key.clone(), name);
+                    lock(&self.jobs).insert(
+                        key.clone(),
+                        Tracked {
+                            name: job_name,
+                            kind,
+                        },
+                    );
+                    Ok(())
+                }
+                // No operator to run it: retrying will not help.
+                Err(e @ super::Error::NoKind { .. }) => {
+                    events.ended(
+                        key.clone(),
+                        Outcome::Failed {
+                            error: e.to_string(),
+                        },
+                    );
                     Ok(())
                 }
                 Err(e) => Err(StartError(e.to_string())),
@@ -161,36 +279,42 @@ impl Executor for KubeExecutor {
             if lock(&self.jobs).is_empty() {
                 return;
             }
-            let states = match self.kube.observe().await {
+            let tracked: Vec<Tracked> = lock(&self.jobs).values().cloned().collect();
+            let states = match self.states(&tracked).await {
                 Ok(states) => states,
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot read the Jobs; trying again next tick");
+                    tracing::warn!(error = %e, "cannot read the attempts' objects; trying again next tick");
                     return;
                 }
             };
             let mut ended = Vec::new();
             let mut timed_out = Vec::new();
-            lock(&self.jobs).retain(|key, name| {
-                let outcome = match states.get(name) {
+            lock(&self.jobs).retain(|key, tracked| {
+                // Started since the list: read next tick.
+                let Some(state) = states.get(&tracked.name) else {
+                    return true;
+                };
+                let outcome = match state {
                     Some(JobState::Running) => return true,
                     Some(JobState::Finished(report)) => {
                         if *report == Report::TimedOut {
-                            timed_out.push(name.clone());
+                            timed_out.push(tracked.clone());
                         }
                         Outcome::from(report.clone())
                     }
                     None => {
-                        tracing::warn!(job = %name, "the attempt's Job is gone");
+                        tracing::warn!(object = %tracked.name, "the attempt's object is gone");
                         Outcome::Interrupted
                     }
                 };
                 ended.push((key.clone(), outcome));
                 false
             });
-            // A timed-out Job's pod is stopped by Kubernetes; the Job goes too.
-            for name in timed_out {
-                if let Err(e) = self.kube.delete(&name).await {
-                    tracing::warn!(job = %name, error = %e, "cannot delete a timed-out Job");
+            // A timed-out Job's pod is stopped by Kubernetes, a custom
+            // resource's by its deletion; the object goes either way.
+            for tracked in timed_out {
+                if let Err(e) = self.delete(&tracked).await {
+                    tracing::warn!(object = %tracked.name, error = %e, "cannot delete a timed-out attempt's object");
                 }
             }
             for (key, outcome) in ended {
@@ -204,10 +328,10 @@ impl Executor for KubeExecutor {
     /// engine's next step.
     fn cancel<'a>(&'a self, key: &'a AttemptKey, events: &'a Arc<dyn Events>) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            let Some(name) = lock(&self.jobs).get(key).cloned() else {
+            let Some(tracked) = lock(&self.jobs).get(key).cloned() else {
                 return;
             };
-            match self.kube.delete(&name).await {
+            match self.delete(&tracked).await {
                 // Told only if still tracked: `observe` (or `stop_all`)
                 // may have let it go while it was being deleted, and its
                 // end is told once.
@@ -217,7 +341,7 @@ impl Executor for KubeExecutor {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(job = %name, error = %e, "cannot delete a cancelled attempt's Job; trying again next tick")
+                    tracing::warn!(object = %tracked.name, error = %e, "cannot delete a cancelled attempt's object; trying again next tick")
                 }
             }
         })
@@ -242,9 +366,27 @@ impl Executor for KubeExecutor {
                 Adoption::Foreign
             }
             AttemptHandle::Kubernetes(job) => {
-                tracing::info!(execution = %key.execution, node = %key.node, job = %job.name, "adopting a running Job");
-                lock(&self.jobs).insert(key.clone(), job.name.clone());
-                Adoption::Adopted
+                let kind = job
+                    .resource
+                    .as_deref()
+                    .map(|name| (name, self.task_types.resource_kind(name)));
+                match kind {
+                    Some((name, None)) => {
+                        tracing::warn!(execution = %key.execution, node = %key.node, object = %job.name, kind = name, "an object of a kind no task type here makes: not watched here");
+                        Adoption::Foreign
+                    }
+                    _ => {
+                        tracing::info!(execution = %key.execution, node = %key.node, object = %job.name, "adopting a running attempt's object");
+                        lock(&self.jobs).insert(
+                            key.clone(),
+                            Tracked {
+                                name: job.name.clone(),
+                                kind: kind.and_then(|(_, kind)| kind),
+                            },
+                        );
+                        Adoption::Adopted
+                    }
+                }
             }
             // A local attempt of an engine that ran on this host (before
             // `--executor kubernetes`): killed here as the local executor
@@ -268,6 +410,8 @@ impl Executor for KubeExecutor {
         }
     }
 
+    /// Every weir Job, and every object of the task types' resource kinds
+    /// (none of a kind the cluster does not have), with its execution.
     fn orphans(&self) -> BoxFuture<'_, Result<Vec<Orphan>, String>> {
         Box::pin(async move {
             let jobs = self
@@ -275,18 +419,43 @@ impl Executor for KubeExecutor {
                 .job_executions()
                 .await
                 .map_err(|e| e.to_string())?;
-            Ok(jobs
+            let mut orphans: Vec<Orphan> = jobs
                 .into_iter()
-                .map(|(name, execution)| Orphan { name, execution })
-                .collect())
+                .map(|(name, execution)| Orphan {
+                    name,
+                    execution,
+                    resource: None,
+                })
+                .collect();
+            for kind in self.task_types.resource_kinds() {
+                let objects = self
+                    .kube
+                    .resource_executions(kind)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                orphans.extend(objects.into_iter().map(|(name, execution)| Orphan {
+                    name,
+                    execution,
+                    resource: Some(kind.name()),
+                }));
+            }
+            Ok(orphans)
         })
     }
 
     fn delete_orphan<'a>(&'a self, orphan: &'a Orphan) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            tracing::info!(job = %orphan.name, execution = %orphan.execution, "deleting the Job of an execution that does not exist");
-            if let Err(e) = self.kube.delete(&orphan.name).await {
-                tracing::warn!(job = %orphan.name, error = %e, "cannot delete an orphaned Job");
+            let kind = orphan
+                .resource
+                .as_deref()
+                .and_then(|name| self.task_types.resource_kind(name));
+            tracing::info!(object = %orphan.name, execution = %orphan.execution, "deleting the object of an execution that does not exist");
+            let tracked = Tracked {
+                name: orphan.name.clone(),
+                kind,
+            };
+            if let Err(e) = self.delete(&tracked).await {
+                tracing::warn!(object = %orphan.name, error = %e, "cannot delete an orphaned attempt's object");
             }
         })
     }

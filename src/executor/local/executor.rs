@@ -99,6 +99,7 @@ impl Executor for LocalExecutor {
                 task_types: &request.task_types,
                 sidecars: &request.spec.sidecars,
                 inherited: &request.environment,
+                runs_in: crate::task::resource::RunsIn::Process,
             };
             let run = run(attempt, artifacts.as_ref(), &token, move |started| {
                 let _ = groups_tx.send(started.clone());

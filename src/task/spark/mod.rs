@@ -18,6 +18,9 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use serde_json::{Value, json};
+
+use super::resource::{PodParts, Resource, ResourceKind, ResourceState};
 use super::{Context, Finding, Launch, LaunchError, TaskType, TaskView};
 use super::{Destination, check_inputs_in_code, check_template, interpolate};
 use crate::spec::code::Language;
@@ -41,6 +44,81 @@ const LOG_CONFIG_FILE: &str = "task/log4j2.properties";
 /// The attempt's stderr, relative to its folder (the run's working
 /// directory), where the driver program writes a failure.
 const ERROR_LOG: &str = "stderr.log";
+/// The driver pod's entry point on Kubernetes (written beside `weir` by
+/// the init container): it hands the driver to `weir exec-task`.
+const ENTRY: &str = include_str!("spark_entry.py");
+const ENTRY_FILE: &str = "spark_entry.py";
+/// The image of a SparkApplication whose task names none, and its Spark.
+const DEFAULT_IMAGE: &str = "spark:4.0.1-python3";
+const DEFAULT_SPARK_VERSION: &str = "4.0.1";
+/// The driver's variables that its Python program needs to join the
+/// driver's JVM (set by Spark's PythonRunner), passed on by `weir
+/// exec-task` to the program it runs.
+const DRIVER_VARIABLES: [&str; 7] = [
+    "PYSPARK_GATEWAY_PORT",
+    "PYSPARK_GATEWAY_SECRET",
+    "PYTHONPATH",
+    "PYTHONHASHSEED",
+    "PYSPARK_PYTHON",
+    "SPARK_HOME",
+    "SPARK_CONF_DIR",
+];
+
+/// The Spark operator's application (`sparkoperator.k8s.io/v1beta2`,
+/// the one Flyte's Spark plugin makes).
+pub static SPARK_APPLICATION: ResourceKind = ResourceKind {
+    group: "sparkoperator.k8s.io",
+    version: "v1beta2",
+    kind: "SparkApplication",
+    plural: "sparkapplications",
+    report_container: "spark-kubernetes-driver",
+    state: application_state,
+    inherit: &DRIVER_VARIABLES,
+    entry_files: &[(ENTRY_FILE, ENTRY)],
+};
+
+/// The kinds a spark task runs as.
+static KINDS: &[&ResourceKind] = &[&SPARK_APPLICATION];
+
+/// How a SparkApplication stands, from `status.applicationState.state`
+/// (the operator's states; those not named are on their way).
+fn application_state(status: &Value) -> ResourceState {
+    let state = status
+        .pointer("/applicationState/state")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let driver = status
+        .pointer("/driverInfo/podName")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let message = status
+        .pointer("/applicationState/errorMessage")
+        .and_then(Value::as_str)
+        .filter(|m| !m.is_empty());
+    match state {
+        "COMPLETED" => ResourceState::Ended {
+            pod: driver,
+            error: None,
+        },
+        "FAILED" | "SUBMISSION_FAILED" => ResourceState::Ended {
+            pod: driver,
+            error: Some(match message {
+                Some(m) => format!("the Spark application {}: {m}", state_words(state)),
+                None => format!("the Spark application {}", state_words(state)),
+            }),
+        },
+        _ => ResourceState::Running,
+    }
+}
+
+fn state_words(state: &str) -> &'static str {
+    if state == "SUBMISSION_FAILED" {
+        "could not be submitted"
+    } else {
+        "failed"
+    }
+}
+
 /// The key of `mainApplicationFile` among the task's repository files.
 pub const MAIN_APPLICATION_FILE: &str = "mainApplicationFile";
 
@@ -175,6 +253,40 @@ impl SparkBody {
     }
 }
 
+impl SparkBody {
+    /// The properties of a SparkApplication: the task's own; the driver's
+    /// and executors' sizes are the application's fields.
+    fn cluster_properties(&self) -> BTreeMap<String, String> {
+        let mut conf = BTreeMap::from([(
+            "spark.sql.shuffle.partitions".to_owned(),
+            self.executor
+                .instances
+                .saturating_mul(self.executor.cores)
+                .to_string(),
+        )]);
+        conf.extend(self.spark_conf.clone());
+        conf
+    }
+
+    /// The program and how its tracebacks name it.
+    fn program(&self, context: &Context<'_>) -> Result<(String, String), LaunchError> {
+        match (&self.source, &self.main_application_file) {
+            (Some(source), _) => Ok((
+                interpolate(source, context, Destination::ScriptSource)?,
+                "<source>".to_owned(),
+            )),
+            (None, Some(path)) => Ok((
+                context.file(MAIN_APPLICATION_FILE)?.to_owned(),
+                path.clone(),
+            )),
+            (None, None) => Err(LaunchError::Body {
+                type_name: Spark::NAME,
+                message: "no `source` or `mainApplicationFile`".into(),
+            }),
+        }
+    }
+}
+
 /// `spark`: a PySpark program on Spark, local mode on the local executor.
 pub struct Spark;
 
@@ -222,22 +334,7 @@ impl TaskType for Spark {
     }
 
     fn launch(&self, body: &SparkBody, context: &Context<'_>) -> Result<Launch, LaunchError> {
-        let (program, shown_as) = match (&body.source, &body.main_application_file) {
-            (Some(source), _) => (
-                interpolate(source, context, Destination::ScriptSource)?,
-                "<source>".to_owned(),
-            ),
-            (None, Some(path)) => (
-                context.file(MAIN_APPLICATION_FILE)?.to_owned(),
-                path.clone(),
-            ),
-            (None, None) => {
-                return Err(LaunchError::Body {
-                    type_name: Self::NAME,
-                    message: "no `source` or `mainApplicationFile`".into(),
-                });
-            }
-        };
+        let (program, shown_as) = body.program(context)?;
         let mut args = vec![
             "--master".to_owned(),
             format!("local[{}]", body.local_threads()),
@@ -268,8 +365,117 @@ impl TaskType for Spark {
         })
     }
 
+    /// In the driver of a SparkApplication: the driver program alone,
+    /// joined to the driver's JVM, which Spark's PythonRunner started with
+    /// the application's configuration.
+    fn resource_launch(
+        &self,
+        body: &SparkBody,
+        context: &Context<'_>,
+    ) -> Result<Launch, LaunchError> {
+        let (program, shown_as) = body.program(context)?;
+        Ok(Launch {
+            program: "python3".to_owned(),
+            args: vec![
+                DRIVER_FILE.to_owned(),
+                PROGRAM_FILE.to_owned(),
+                shown_as,
+                ERROR_LOG.to_owned(),
+            ],
+            env: BTreeMap::new(),
+            files: vec![
+                (DRIVER_FILE.to_owned(), DRIVER.to_owned()),
+                (PROGRAM_FILE.to_owned(), program),
+            ],
+            notice: None,
+            working_dir: None,
+        })
+    }
+
     fn kubernetes_image(&self, body: &SparkBody) -> Option<String> {
-        body.image.clone()
+        Some(
+            body.image
+                .clone()
+                .unwrap_or_else(|| DEFAULT_IMAGE.to_owned()),
+        )
+    }
+
+    fn resource_kinds(&self) -> &'static [&'static ResourceKind] {
+        KINDS
+    }
+
+    /// A `SparkApplication` in cluster mode: its driver pod runs `weir
+    /// exec-task` (through [`ENTRY`]) with the attempt, its executors the
+    /// declared number and sizes. Files reach the executors only through
+    /// a work folder they all mount: without one, a task with `file` or
+    /// `directory` inputs or outputs is refused.
+    fn kubernetes_resource(
+        &self,
+        body: &SparkBody,
+        pod: &PodParts<'_>,
+    ) -> Option<Result<Resource, LaunchError>> {
+        let blobs = pod
+            .spec
+            .inputs
+            .iter()
+            .chain(&pod.spec.outputs)
+            .filter(|(_, port)| port.type_expr().is_some_and(|t| t.is_blob()))
+            .map(|(name, _)| format!("`{name}`"))
+            .collect::<Vec<_>>();
+        if !pod.shared_work && !blobs.is_empty() {
+            return Some(Err(LaunchError::Body {
+                type_name: Self::NAME,
+                message: format!(
+                    "{} {} a file or directory, which Spark's executors read or write in the attempt's work folder: \
+                     on Kubernetes that folder must be one volume for the driver and the executors; set `[kubernetes] work_claim` \
+                     to a ReadWriteMany PersistentVolumeClaim",
+                    blobs.join(", "),
+                    if blobs.len() == 1 { "is" } else { "are" },
+                ),
+            }));
+        }
+        let work_mounts = if pod.shared_work {
+            vec![pod.work_mount.clone()]
+        } else {
+            Vec::new()
+        };
+        let spec = json!({
+            "type": "Python",
+            "pythonVersion": "3",
+            "mode": "cluster",
+            "image": pod.image,
+            "sparkVersion": DEFAULT_SPARK_VERSION,
+            "mainApplicationFile": format!("local://{}/{ENTRY_FILE}", pod.bin_dir),
+            // The engine retries; an application runs once.
+            "restartPolicy": { "type": "Never" },
+            "timeToLiveSeconds": pod.ttl_seconds,
+            "sparkConf": body.cluster_properties(),
+            "volumes": pod.volumes,
+            "driver": {
+                "cores": body.driver.cores,
+                "memory": body.driver.memory,
+                "labels": pod.labels,
+                "annotations": pod.annotations,
+                "env": pod.env,
+                "initContainers": [pod.init_container],
+                "volumeMounts": [pod.bin_mount, pod.work_mount],
+                "securityContext": pod.security_context,
+            },
+            "executor": {
+                "instances": body.executor.instances,
+                "cores": body.executor.cores,
+                "memory": body.executor.memory,
+                "labels": pod.labels,
+                "annotations": pod.annotations,
+                "volumeMounts": work_mounts,
+                "securityContext": pod.security_context,
+            },
+        });
+        let mut spec = spec;
+        if let Some(account) = &pod.service_account {
+            spec["driver"]["serviceAccount"] = json!(account);
+        }
+        Some(Ok(Resource { spec }))
     }
 
     fn repository_files(&self, body: &SparkBody) -> Vec<(&'static str, String)> {
@@ -351,6 +557,145 @@ mod tests {
         assert_eq!(
             launch_of(spec, &missing).map_err(|e| e.to_string()),
             Err("cannot read the task's `mainApplicationFile` file: `jobs/daily.py` does not exist at commit abc".to_owned())
+        );
+    }
+
+    #[test]
+    fn an_application_s_states_are_read_as_the_operator_writes_them() {
+        for state in [
+            "",
+            "NEW",
+            "SUBMITTED",
+            "RUNNING",
+            "PENDING_RERUN",
+            "SUCCEEDING",
+            "FAILING",
+            "UNKNOWN",
+        ] {
+            let status = json!({ "applicationState": { "state": state } });
+            assert_eq!(
+                application_state(&status),
+                ResourceState::Running,
+                "{state}"
+            );
+        }
+        assert_eq!(application_state(&Value::Null), ResourceState::Running);
+        assert_eq!(
+            application_state(&json!({
+                "applicationState": { "state": "COMPLETED" },
+                "driverInfo": { "podName": "weir-x-driver" },
+            })),
+            ResourceState::Ended {
+                pod: Some("weir-x-driver".into()),
+                error: None
+            }
+        );
+        assert_eq!(
+            application_state(&json!({
+                "applicationState": { "state": "SUBMISSION_FAILED", "errorMessage": "no such image" },
+            })),
+            ResourceState::Ended {
+                pod: None,
+                error: Some("the Spark application could not be submitted: no such image".into())
+            }
+        );
+        assert_eq!(
+            application_state(
+                &json!({ "applicationState": { "state": "FAILED", "errorMessage": "" } })
+            ),
+            ResourceState::Ended {
+                pod: None,
+                error: Some("the Spark application failed".into())
+            }
+        );
+    }
+
+    fn parts<'a>(
+        spec: &'a crate::spec::TaskSpec,
+        labels: &'a BTreeMap<String, String>,
+        shared_work: bool,
+    ) -> PodParts<'a> {
+        PodParts {
+            spec,
+            image: "spark:4".into(),
+            labels,
+            annotations: labels,
+            env: vec![json!({ "name": "WEIR_ATTEMPT", "value": "{}" })],
+            init_container: json!({ "name": "weir-init" }),
+            volumes: vec![json!({ "name": "work" })],
+            bin_mount: json!({ "name": "weir-bin", "mountPath": "/weir/bin" }),
+            bin_dir: "/weir/bin",
+            work_mount: json!({ "name": "work", "mountPath": "/weir/work" }),
+            shared_work,
+            service_account: Some("spark".into()),
+            security_context: json!({ "runAsNonRoot": true }),
+            ttl_seconds: 60,
+        }
+    }
+
+    #[test]
+    fn an_application_shares_the_work_folder_with_its_executors_or_refuses_files() {
+        let spec: crate::spec::TaskSpec = serde_json::from_value(json!({
+            "inputs": { "orders": { "type": "file" } },
+            "outputs": { "daily": { "type": "directory" }, "rows": { "type": "int" } },
+            "spark": { "source": "pass", "executor": { "instances": 2, "cores": 3 } },
+        }))
+        .expect("a spec");
+        let body: SparkBody = serde_json::from_value(spec.body.value.clone()).expect("a body");
+        let labels = BTreeMap::from([("l".to_owned(), "v".to_owned())]);
+        let shared = Spark
+            .kubernetes_resource(&body, &parts(&spec, &labels, true))
+            .expect("a resource")
+            .expect("made");
+        let app = &shared.spec;
+        assert_eq!(
+            app["mainApplicationFile"],
+            "local:///weir/bin/spark_entry.py"
+        );
+        assert_eq!(app["driver"]["serviceAccount"], "spark");
+        assert_eq!(
+            app["executor"]["volumeMounts"],
+            json!([{ "name": "work", "mountPath": "/weir/work" }])
+        );
+        assert_eq!(app["sparkConf"]["spark.sql.shuffle.partitions"], "6");
+        assert_eq!(app["timeToLiveSeconds"], 60);
+        let refused = Spark
+            .kubernetes_resource(&body, &parts(&spec, &labels, false))
+            .expect("an answer")
+            .expect_err("refused");
+        assert!(
+            refused
+                .to_string()
+                .contains("`orders`, `daily` are a file or directory"),
+            "{refused}"
+        );
+    }
+
+    #[test]
+    fn in_the_driver_the_program_joins_the_driver_s_jvm() {
+        let launch = {
+            let spec = serde_json::from_value(json!({ "spark": { "source": "print(1)" } }))
+                .expect("a spec");
+            TaskTypes::builtin()
+                .launch_in(
+                    &Context {
+                        spec: &spec,
+                        inputs: &BTreeMap::new(),
+                        files: &RepositoryFiles::new(),
+                    },
+                    crate::task::resource::RunsIn::Resource,
+                )
+                .expect("a launch")
+        };
+        assert_eq!(launch.program, "python3");
+        assert_eq!(
+            launch.args,
+            [DRIVER_FILE, PROGRAM_FILE, "<source>", ERROR_LOG]
+        );
+        assert!(
+            SPARK_APPLICATION
+                .inherit
+                .contains(&"PYSPARK_GATEWAY_SECRET")
         );
     }
 }
