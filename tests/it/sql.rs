@@ -832,3 +832,163 @@ spec:
         "the sidecar (pid {pid}) is stopped after the query"
     );
 }
+
+/// A Parquet file's columns (name and DuckDB type) and its rows as JSON,
+/// read by DuckDB (as a process, as weir runs it).
+fn read_parquet(path: &std::path::Path) -> (Vec<(String, String)>, Value) {
+    let script = r#"
+import json, sys
+import duckdb
+rel = duckdb.read_parquet(sys.argv[1])
+columns = [[n, str(t)] for n, t in zip(rel.columns, rel.types)]
+rows = [[v if isinstance(v, (int, float, bool, type(None))) else str(v) for v in row] for row in rel.fetchall()]
+print(json.dumps({"columns": columns, "rows": rows}))
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(path)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let columns = read["columns"]
+        .as_array()
+        .expect("columns")
+        .iter()
+        .map(|c| {
+            (
+                c[0].as_str().unwrap().to_owned(),
+                c[1].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    (columns, read["rows"].clone())
+}
+
+const POSTGRES_PARQUET: &str = r#"apiVersion: weir.dev/v1alpha1
+kind: Task
+metadata: { name: typed }
+spec:
+  inputs: { min: { type: int } }
+  outputs: { table: { type: file }, rows: { type: int } }
+  sql:
+    engine: postgres
+    connection: { env: SQL_TEST_DB }
+    format: parquet
+    query: |
+      SELECT g AS id, 'n' || g AS name, g * 1.5::float8 AS score, g % 2 = 0 AS even,
+             DATE '2026-12-01' + g AS day, jsonb_build_object('g', g) AS meta
+      FROM generate_series(1, 3) AS g WHERE g >= {{ inputs.min }} ORDER BY g
+---
+apiVersion: weir.dev/v1alpha1
+kind: Workflow
+metadata: { name: typed }
+spec:
+  inputs: { min: { type: int } }
+  nodes: [{ id: q, task: typed, inputs: { min: "{{ inputs.min }}" } }]
+"#;
+
+/// `format: parquet` on PostgreSQL: the file holds the rows with the
+/// columns typed as the server typed them (DuckDB writes it, as a
+/// process); a query that returns no row still gives a file with those
+/// columns, as the server describes them.
+#[test]
+fn a_postgres_query_writes_a_typed_parquet_file() {
+    let Some(url) = postgres_url() else { return };
+    let project = Project::new(&[("sql.yaml", POSTGRES_PARQUET)]).with_env("SQL_TEST_DB", &url);
+    let columns = |rows: &str| {
+        let done = project.run("typed", &[("min", rows)]);
+        assert_eq!(
+            done["status"],
+            "succeeded",
+            "{done:#}\n{}",
+            project.logs(&done, "q")
+        );
+        let id = done["id"].as_str().expect("an id");
+        let path = project
+            .state_dir()
+            .join(format!("runs/{id}/q/1/outputs/table"));
+        read_parquet(&path)
+    };
+    let (schema, rows) = columns("2");
+    let typed: Vec<(&str, &str)> = schema
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    assert_eq!(
+        typed,
+        [
+            ("id", "INTEGER"),
+            ("name", "VARCHAR"),
+            ("score", "DOUBLE"),
+            ("even", "BOOLEAN"),
+            ("day", "DATE"),
+            ("meta", "JSON"),
+        ]
+    );
+    assert_eq!(
+        rows,
+        json!([
+            [2, "n2", 3.0, true, "2026-12-03", "{\"g\":2}"],
+            [3, "n3", 4.5, false, "2026-12-04", "{\"g\":3}"],
+        ])
+    );
+    let (empty_schema, none) = columns("10");
+    assert_eq!(empty_schema, schema, "the columns of no row");
+    assert_eq!(none, json!([]));
+}
+
+const TRINO_PARQUET: &str = r#"apiVersion: weir.dev/v1alpha1
+kind: Task
+metadata: { name: ask }
+spec:
+  inputs: { who: { type: string } }
+  outputs: { table: { type: file } }
+  sql:
+    engine: trino
+    connection: { env: TRINO_URL }
+    format: parquet
+    query: SELECT id, {{ inputs.who }} AS who FROM orders
+---
+apiVersion: weir.dev/v1alpha1
+kind: Workflow
+metadata: { name: ask }
+spec:
+  inputs: { who: { type: string } }
+  nodes: [{ id: q, task: ask, inputs: { who: "{{ inputs.who }}" } }]
+"#;
+
+/// `format: parquet` on Trino: the columns typed as the coordinator's
+/// `columns` name them, every page's rows in order.
+#[test]
+fn a_trino_query_writes_a_typed_parquet_file() {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let base = serve_fake_trino(seen);
+    let url = format!("{}/memory/sales", base.replace("http://", "http://ana@"));
+    let project = Project::new(&[("trino.yaml", TRINO_PARQUET)]).with_env("TRINO_URL", &url);
+    let done = project.run("ask", &[("who", INJECTION)]);
+    assert_eq!(
+        done["status"],
+        "succeeded",
+        "{done:#}\n{}",
+        project.logs(&done, "q")
+    );
+    let id = done["id"].as_str().expect("an id");
+    let (schema, rows) = read_parquet(
+        &project
+            .state_dir()
+            .join(format!("runs/{id}/q/1/outputs/table")),
+    );
+    assert_eq!(
+        schema,
+        [
+            ("id".to_owned(), "BIGINT".to_owned()),
+            ("who".to_owned(), "VARCHAR".to_owned())
+        ]
+    );
+    assert_eq!(rows, json!([[1, INJECTION], [2, "b"]]));
+}

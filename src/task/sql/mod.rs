@@ -91,7 +91,7 @@ pub enum ResultFormat {
     /// A header line, then one line per row.
     #[default]
     Csv,
-    /// Parquet (DuckDB and Hive write it).
+    /// Parquet, its columns typed as the engine typed them.
     Parquet,
 }
 
@@ -134,18 +134,6 @@ impl TaskType for Sql {
             found.push(
                 Finding::invalid("", format!("engine `{}` needs a `connection`", body.engine.name()))
                     .with_help("name where the connection string is: `connection: { env: NAME }` or `connection: { file: PATH }`"),
-            );
-        }
-        if body.engine.is_remote() && body.format == ResultFormat::Parquet {
-            found.push(
-                Finding::invalid(
-                    "/format",
-                    format!(
-                        "engine `{}` writes `file` outputs as CSV only",
-                        body.engine.name()
-                    ),
-                )
-                .with_help("use `format: csv`, or a DuckDB or Hive query for Parquet"),
             );
         }
         if !matches!(body.engine, SqlEngine::Trino | SqlEngine::Presto) {
@@ -241,6 +229,7 @@ impl TaskType for Sql {
                 parameters,
                 connection,
                 outputs,
+                format: body.format,
                 timeout: context.spec.timeout.as_ref().and_then(|t| t.parsed().ok()),
             }),
             engine => Box::new(trino::TrinoRun {
@@ -251,6 +240,7 @@ impl TaskType for Sql {
                 catalog: body.catalog.clone(),
                 schema: body.schema.clone(),
                 outputs,
+                format: body.format,
             }),
         }))
     }

@@ -8,8 +8,11 @@
 use serde_json::Value;
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
-use sqlx::{Column as _, Connection as _, PgConnection, Postgres, Row as _, TypeInfo as _};
+use sqlx::{
+    Column as _, Connection as _, Executor as _, PgConnection, Postgres, Row as _, TypeInfo as _,
+};
 
+use super::ResultFormat;
 use super::connection::{Parameter, Secret};
 use super::results::ResultSet;
 use crate::spec::DaemonSecret;
@@ -23,6 +26,7 @@ pub struct PostgresRun {
     pub parameters: Vec<Parameter>,
     pub connection: DaemonSecret,
     pub outputs: Vec<(String, TypeExpr)>,
+    pub format: ResultFormat,
     /// The task's timeout, which the server enforces too
     /// (`statement_timeout`): should weir die while the query runs, the
     /// server still stops it then.
@@ -67,18 +71,30 @@ impl ClientRun for PostgresRun {
                     return Err("the query was stopped".to_owned());
                 }
             };
-            let result = decode(&rows)?;
+            let mut result = decode(&rows)?;
+            if rows.is_empty() {
+                // No row to read the columns from: the server describes them.
+                let described = (&mut conn)
+                    .describe(&self.statement)
+                    .await
+                    .map_err(|e| format!("the query failed: {}", secret.scrub(&e.to_string())))?;
+                for column in described.columns() {
+                    result.columns.push(column.name().to_owned());
+                    result.types.push(
+                        duckdb_type(column.type_info().name())
+                            .unwrap_or("VARCHAR")
+                            .to_owned(),
+                    );
+                }
+            }
             io.log(&format!(
                 "weir: the query returned {} row(s)",
                 result.rows.len()
             ));
             let _ = conn.close().await;
             result
-                .write_outputs(
-                    self.outputs.iter().map(|(n, t)| (n.as_str(), t.clone())),
-                    &io.outputs,
-                )
-                .map_err(|e| format!("cannot write the outputs: {e}"))
+                .write_outputs(&self.outputs, &io.outputs, self.format, &io.env)
+                .await
         })
     }
 }
@@ -130,6 +146,25 @@ async fn cancel_backend(secret: &Secret, pid: i32) {
     }
 }
 
+/// The DuckDB type (a Parquet file's column) of a PostgreSQL type weir
+/// reads ([`decode`]).
+fn duckdb_type(postgres: &str) -> Option<&'static str> {
+    Some(match postgres {
+        "INT2" => "SMALLINT",
+        "INT4" => "INTEGER",
+        "INT8" => "BIGINT",
+        "FLOAT4" => "FLOAT",
+        "FLOAT8" => "DOUBLE",
+        "BOOL" => "BOOLEAN",
+        "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CHAR" => "VARCHAR",
+        "JSON" | "JSONB" => "JSON",
+        "TIMESTAMPTZ" => "TIMESTAMPTZ",
+        "TIMESTAMP" => "TIMESTAMP",
+        "DATE" => "DATE",
+        _ => return None,
+    })
+}
+
 /// The rows as JSON values, by column type; a type without a JSON form
 /// fails naming the column.
 fn decode(rows: &[PgRow]) -> Result<ResultSet, String> {
@@ -141,8 +176,18 @@ fn decode(rows: &[PgRow]) -> Result<ResultSet, String> {
         .iter()
         .map(|c| c.name().to_owned())
         .collect();
+    let types = first
+        .columns()
+        .iter()
+        .map(|c| {
+            duckdb_type(c.type_info().name())
+                .unwrap_or("VARCHAR")
+                .to_owned()
+        })
+        .collect();
     let mut out = ResultSet {
         columns,
+        types,
         rows: Vec::with_capacity(rows.len()),
     };
     for row in rows {

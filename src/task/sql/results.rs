@@ -5,20 +5,41 @@
 //! and Hive.
 //!
 //! By the output's declared type: `int` named `rows` ← the number of rows;
-//! `file` ← the result set as CSV with a header line (RFC 4180 quoting);
-//! `json` ← the rows as an array of objects. Nothing else is filled
-//! (validation says so, W041).
+//! `file` ← the result set as CSV with a header line (RFC 4180 quoting),
+//! or with `format: parquet` as Parquet, its columns typed as the engine
+//! typed them (weir links no Arrow: DuckDB, as a process, writes it from
+//! the rows as JSON lines); `json` ← the rows as an array of objects.
+//! Nothing else is filled (validation says so, W041).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::{Map, Value};
 
+use super::ResultFormat;
 use crate::spec::types::TypeExpr;
+
+/// Writes a Parquet file from the rows (JSON lines of objects) with the
+/// columns' DuckDB types: `rows out '[[name, type], …]'`.
+const TO_PARQUET: &str = r#"
+import json, sys
+import duckdb
+rows, out, columns = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+q = lambda text: "'" + text.replace("'", "''") + "'"
+struct = "{" + ", ".join(q(name) + ": " + q(ty) for name, ty in columns) + "}"
+duckdb.sql(
+    "COPY (SELECT * FROM read_json(" + q(rows) + ", format = 'newline_delimited', columns = " + struct + "))"
+    + " TO " + q(out) + " (FORMAT parquet)"
+)
+"#;
 
 /// The columns and rows a query returned, values as JSON.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ResultSet {
     pub columns: Vec<String>,
+    /// Each column's type as DuckDB names it (`BIGINT`, `VARCHAR`,
+    /// `DECIMAL(10,2)`…): the Parquet file's schema.
+    pub types: Vec<String>,
     pub rows: Vec<Vec<Value>>,
 }
 
@@ -78,19 +99,30 @@ impl ResultSet {
     }
 
     /// Writes every output `outputs` declares into `dir` (`$WEIR_OUTPUTS`):
-    /// scalars into `outputs.json`, files by name.
-    pub fn write_outputs<'a>(
+    /// scalars into `outputs.json`, files by name in `format`. Parquet is
+    /// written by `python3` with `duckdb`, run in the task's environment
+    /// `env` (as a DuckDB task's runner is).
+    pub async fn write_outputs(
         &self,
-        outputs: impl IntoIterator<Item = (&'a str, TypeExpr)>,
+        outputs: &[(String, TypeExpr)],
         dir: &Path,
-    ) -> std::io::Result<()> {
+        format: ResultFormat,
+        env: &BTreeMap<String, String>,
+    ) -> Result<(), String> {
+        let cannot = |e: std::io::Error| format!("cannot write the outputs: {e}");
         let mut scalars = Map::new();
         for (name, ty) in outputs {
+            let name = name.as_str();
             match ty {
                 TypeExpr::Int if name == "rows" => {
                     scalars.insert(name.to_owned(), Value::from(self.rows.len()));
                 }
-                TypeExpr::File => std::fs::write(dir.join(name), self.csv())?,
+                TypeExpr::File => match format {
+                    ResultFormat::Csv => {
+                        std::fs::write(dir.join(name), self.csv()).map_err(cannot)?
+                    }
+                    ResultFormat::Parquet => self.write_parquet(dir, name, env).await?,
+                },
                 TypeExpr::Json => {
                     scalars.insert(name.to_owned(), Value::Array(self.objects()));
                 }
@@ -98,7 +130,54 @@ impl ResultSet {
                 _ => {}
             }
         }
-        std::fs::write(dir.join("outputs.json"), Value::Object(scalars).to_string())
+        std::fs::write(dir.join("outputs.json"), Value::Object(scalars).to_string()).map_err(cannot)
+    }
+
+    /// The result set as the Parquet file `dir/name`, through JSON lines
+    /// beside it (removed once read).
+    async fn write_parquet(
+        &self,
+        dir: &Path,
+        name: &str,
+        env: &BTreeMap<String, String>,
+    ) -> Result<(), String> {
+        if self.types.len() != self.columns.len() {
+            return Err("the query's column types are not known: Parquet needs them".into());
+        }
+        let lines = dir.join(format!(".{name}.rows.jsonl"));
+        let mut text = String::new();
+        for object in self.objects() {
+            text.push_str(&object.to_string());
+            text.push('\n');
+        }
+        std::fs::write(&lines, text)
+            .map_err(|e| format!("cannot write `{}`: {e}", lines.display()))?;
+        let columns: Vec<(&String, &String)> = self.columns.iter().zip(&self.types).collect();
+        let output = tokio::process::Command::new("python3")
+            .arg("-c")
+            .arg(TO_PARQUET)
+            .arg(&lines)
+            .arg(dir.join(name))
+            .arg(serde_json::to_string(&columns).expect("names serialize"))
+            .env_clear()
+            .envs(env)
+            .kill_on_drop(true)
+            .output()
+            .await;
+        let _ = std::fs::remove_file(&lines);
+        let output = output.map_err(|e| {
+            format!("cannot run python3 to write Parquet (it needs the `duckdb` package): {e}")
+        })?;
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
+            return Err(format!(
+                "DuckDB could not write the result set as Parquet ({}): {}",
+                output.status,
+                tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -120,6 +199,7 @@ mod tests {
     fn set() -> ResultSet {
         ResultSet {
             columns: vec!["id".into(), "name".into(), "meta".into()],
+            types: vec!["BIGINT".into(), "VARCHAR".into(), "JSON".into()],
             rows: vec![
                 vec![json!(1), json!("a, \"b\""), json!({"k": 1})],
                 vec![json!(2), Value::Null, json!(null)],
@@ -135,18 +215,21 @@ mod tests {
         );
     }
 
-    #[test]
-    fn each_output_gets_what_its_type_says() {
+    #[tokio::test]
+    async fn each_output_gets_what_its_type_says() {
         let dir = tempfile::tempdir().expect("a folder");
         set()
             .write_outputs(
-                [
-                    ("rows", TypeExpr::Int),
-                    ("table", TypeExpr::File),
-                    ("all", TypeExpr::Json),
+                &[
+                    ("rows".into(), TypeExpr::Int),
+                    ("table".into(), TypeExpr::File),
+                    ("all".into(), TypeExpr::Json),
                 ],
                 dir.path(),
+                ResultFormat::Csv,
+                &BTreeMap::new(),
             )
+            .await
             .expect("written");
         let scalars: Value = serde_json::from_str(
             &std::fs::read_to_string(dir.path().join("outputs.json")).expect("read"),

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::ResultFormat;
 use super::connection::{Parameter, Secret};
 use super::results::ResultSet;
 use crate::spec::DaemonSecret;
@@ -43,6 +44,7 @@ pub struct TrinoRun {
     pub catalog: Option<String>,
     pub schema: Option<String>,
     pub outputs: Vec<(String, TypeExpr)>,
+    pub format: ResultFormat,
 }
 
 impl ClientRun for TrinoRun {
@@ -64,12 +66,34 @@ impl ClientRun for TrinoRun {
                 result.rows.len()
             ));
             result
-                .write_outputs(
-                    run.outputs.iter().map(|(n, t)| (n.as_str(), t.clone())),
-                    &io.outputs,
-                )
-                .map_err(|e| format!("cannot write the outputs: {e}"))
+                .write_outputs(&run.outputs, &io.outputs, run.format, &io.env)
+                .await
         })
+    }
+}
+
+/// The DuckDB type (a Parquet file's column) of a Trino type as the
+/// protocol names it (`bigint`, `varchar(10)`, `decimal(10,2)`,
+/// `timestamp(3) with time zone`, `array(varchar)`): nested types as JSON,
+/// what DuckDB has no name for as text.
+fn duckdb_type(trino: &str) -> String {
+    let trino = trino.trim().to_ascii_lowercase();
+    let base = trino.split('(').next().unwrap_or_default().trim();
+    match base {
+        "bigint" => "BIGINT".into(),
+        "integer" | "int" => "INTEGER".into(),
+        "smallint" => "SMALLINT".into(),
+        "tinyint" => "TINYINT".into(),
+        "double" => "DOUBLE".into(),
+        "real" => "FLOAT".into(),
+        "boolean" => "BOOLEAN".into(),
+        "date" => "DATE".into(),
+        "uuid" => "UUID".into(),
+        "json" | "array" | "map" | "row" => "JSON".into(),
+        "decimal" => trino.to_ascii_uppercase(),
+        "timestamp" if trino.ends_with("with time zone") => "TIMESTAMPTZ".into(),
+        "timestamp" => "TIMESTAMP".into(),
+        _ => "VARCHAR".into(),
     }
 }
 
@@ -193,14 +217,13 @@ impl TrinoRun {
             if result.columns.is_empty()
                 && let Some(columns) = document.get("columns").and_then(Value::as_array)
             {
-                result.columns = columns
+                let field = |c: &Value, key: &str| {
+                    c.get(key).and_then(Value::as_str).unwrap_or("?").to_owned()
+                };
+                result.columns = columns.iter().map(|c| field(c, "name")).collect();
+                result.types = columns
                     .iter()
-                    .map(|c| {
-                        c.get("name")
-                            .and_then(Value::as_str)
-                            .unwrap_or("?")
-                            .to_owned()
-                    })
+                    .map(|c| duckdb_type(&field(c, "type")))
                     .collect();
             }
             if let Some(rows) = document.get("data").and_then(Value::as_array) {
@@ -410,11 +433,28 @@ mod tests {
             catalog: None,
             schema: None,
             outputs: Vec::new(),
+            format: ResultFormat::Csv,
         };
         assert_eq!(
             presto.header("Prepared-Statement"),
             "X-Presto-Prepared-Statement"
         );
         assert_eq!(percent_encode("a ?'"), "a%20%3F%27");
+    }
+
+    #[test]
+    fn trino_types_become_duckdb_types() {
+        for (trino, duckdb) in [
+            ("bigint", "BIGINT"),
+            ("varchar(10)", "VARCHAR"),
+            ("decimal(10,2)", "DECIMAL(10,2)"),
+            ("timestamp(3) with time zone", "TIMESTAMPTZ"),
+            ("timestamp(6)", "TIMESTAMP"),
+            ("array(varchar)", "JSON"),
+            ("row(a bigint)", "JSON"),
+            ("ipaddress", "VARCHAR"),
+        ] {
+            assert_eq!(duckdb_type(trino), duckdb, "{trino}");
+        }
     }
 }
