@@ -710,6 +710,8 @@ fn a_trino_query_follows_the_protocol_of_a_fake_coordinator() {
         assert_eq!(headers["x-trino-user"], "ana");
         assert_eq!(headers["x-trino-catalog"], "memory");
         assert_eq!(headers["x-trino-schema"], "sales");
+        // The coordinator stops it at the task's timeout even if weir dies.
+        assert_eq!(headers["x-trino-session"], "query_max_run_time=3s");
         assert_eq!(
             headers["x-trino-prepared-statement"],
             "weir=SELECT%20id%2C%20%3F%20AS%20who%20FROM%20orders%20WHERE%20id%20%3C%20%3F%20AND%20kind%20%3D%20%3F"

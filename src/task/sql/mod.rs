@@ -241,6 +241,7 @@ impl TaskType for Sql {
                 schema: body.schema.clone(),
                 outputs,
                 format: body.format,
+                timeout: context.spec.timeout.as_ref().and_then(|t| t.parsed().ok()),
             }),
         }))
     }

@@ -45,6 +45,10 @@ pub struct TrinoRun {
     pub schema: Option<String>,
     pub outputs: Vec<(String, TypeExpr)>,
     pub format: ResultFormat,
+    /// The task's timeout, which the coordinator enforces too
+    /// (`query_max_run_time`): should weir die while the query runs, the
+    /// coordinator still stops it then.
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl ClientRun for TrinoRun {
@@ -165,6 +169,12 @@ impl TrinoRun {
         }
         if let Some(schema) = self.schema.as_ref().or(target.schema.as_ref()) {
             headers.push((self.header("Schema"), schema.clone()));
+        }
+        if let Some(timeout) = self.timeout {
+            headers.push((
+                self.header("Session"),
+                format!("query_max_run_time={}s", timeout.as_secs().max(1)),
+            ));
         }
         if let (Some(user), Some(password)) = (&target.user, &target.password) {
             headers.push((
@@ -434,6 +444,7 @@ mod tests {
             schema: None,
             outputs: Vec::new(),
             format: ResultFormat::Csv,
+            timeout: None,
         };
         assert_eq!(
             presto.header("Prepared-Statement"),
