@@ -290,7 +290,7 @@ impl Engine {
                 let text = match node.files_commit() {
                     Some(commit) => self
                         .files
-                        .read(&execution.source, commit, path.trim_start_matches("./"))
+                        .read(&execution.source, commit, &path)
                         .map_err(|e| e.to_string())
                         .and_then(|bytes| {
                             // A task type reads text; bytes that are not

@@ -217,7 +217,7 @@ fn references(e: &Entity, task_types: &TaskTypes) -> (Vec<EntityRef>, Vec<String
             task_types
                 .repository_files(&t.spec)
                 .into_iter()
-                .map(|(_, path)| path.trim_start_matches("./").to_owned())
+                .map(|(_, path)| path)
                 .collect(),
         ),
         Definition::Workflow(w) => (

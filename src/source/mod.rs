@@ -14,10 +14,7 @@ pub mod write;
 
 use crate::validate::{Code, Diagnostic};
 
-/// Whether a file name is a definition file (`*.yaml`, `*.yml`).
-pub(crate) fn is_definition(name: &str) -> bool {
-    name.ends_with(".yaml") || name.ends_with(".yml")
-}
+pub(crate) use crate::validate::is_definition;
 
 /// W001: a file over the size limit (not read).
 pub(crate) fn too_large(rel_path: &str, size: u64, limit: u64) -> Diagnostic {

@@ -32,7 +32,7 @@ pub use check::{Finding, Rule, TaskView, check_inputs_in_code, check_template};
 pub use client::{BoxFuture, ClientIo, ClientRun};
 pub use container::{Container, ContainerBody};
 pub use notebook::{EXECUTED_NOTEBOOK, NOTEBOOK_FILE, Notebook, NotebookBody};
-pub use plugin::{BUILTIN, ErasedTaskType, TaskType, TaskTypes, body_of};
+pub use plugin::{BUILTIN, ErasedTaskType, TaskType, TaskTypes, body_of, repository_path};
 pub use script::{Script, ScriptBody};
 pub use spark::{MAIN_APPLICATION_FILE, Spark, SparkBody};
 pub use sql::{Sql, SqlBody, SqlEngine};

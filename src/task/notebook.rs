@@ -38,7 +38,7 @@ impl TaskType for Notebook {
 
     /// The notebook must be in the source.
     fn check(&self, body: &NotebookBody, task: &TaskView<'_>) -> Vec<Finding> {
-        if task.paths.contains(body.path.trim_start_matches("./")) {
+        if task.paths.contains(super::repository_path(&body.path)) {
             return Vec::new();
         }
         vec![

@@ -136,6 +136,12 @@ pub trait ErasedTaskType: Send + Sync {
     fn implicit_outputs(&self, body: &Value) -> Vec<(&'static str, &'static str)>;
 }
 
+/// A repository file's path as sources name it: relative to the source's
+/// root, without a leading `./`.
+pub fn repository_path(path: &str) -> &str {
+    path.trim_start_matches("./")
+}
+
 /// The erased form of `T`.
 struct Erased<T>(T);
 
@@ -368,10 +374,15 @@ impl TaskTypes {
     }
 
     /// The repository files `spec` runs (see [`TaskType::repository_files`]).
+    /// The repository files `spec` runs, each path as sources name files
+    /// ([`repository_path`]).
     pub fn repository_files(&self, spec: &TaskSpec) -> Vec<(&'static str, String)> {
         self.of(spec)
             .map(|t| t.repository_files(&spec.body.value))
             .unwrap_or_default()
+            .into_iter()
+            .map(|(key, path)| (key, repository_path(&path).to_owned()))
+            .collect()
     }
 
     /// The outputs a run of `spec` leaves besides `$WEIR_OUTPUTS` (see

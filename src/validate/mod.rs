@@ -75,6 +75,12 @@ impl FileIds for BTreeMap<String, String> {
     }
 }
 
+/// Whether a file name is a definition file (`*.yaml`, `*.yml`): every
+/// one of a source is read as definitions.
+pub fn is_definition(name: &str) -> bool {
+    name.ends_with(".yaml") || name.ends_with(".yml")
+}
+
 /// Whether a path is a notebook (its content is part of a task's version).
 pub fn is_notebook(path: &str) -> bool {
     path.ends_with(".ipynb")
@@ -91,7 +97,7 @@ pub fn repository_paths(entities: &[Entity], task_types: &TaskTypes) -> BTreeSet
             _ => None,
         })
         .flatten()
-        .map(|(_, path)| path.trim_start_matches("./").to_owned())
+        .map(|(_, path)| path)
         .collect()
 }
 

@@ -249,6 +249,27 @@ fn its_repository_file_must_exist_and_versions_the_task() {
         "{}",
         report.diagnostics[0].message
     );
+    // A `.yaml` file is read as definitions, never run: said as such,
+    // not as a file that does not exist.
+    let report = validate_with(
+        types.clone(),
+        &LETTER.replace("letters/dear.txt", "./letters/dear.yaml"),
+    );
+    let said: Vec<_> = report
+        .diagnostics
+        .iter()
+        .map(|d| (d.code.id(), d.message.as_str(), d.help.as_deref()))
+        .collect();
+    assert_eq!(
+        said,
+        [(
+            "W039",
+            "the `template` file `./letters/dear.yaml` is a definition file, not a file a task runs",
+            Some(
+                "every `.yaml` and `.yml` file of the source is read as weir definitions: give the task's file another extension"
+            )
+        )]
+    );
 
     let options = Options {
         task_types: types,

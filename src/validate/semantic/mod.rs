@@ -191,7 +191,7 @@ pub fn assign_digests(
         let mut covered = serde_json::Map::new();
         covered.insert("spec".to_owned(), json!(spec.as_str()));
         for (key, path) in files {
-            let content = file_ids.get(path.trim_start_matches("./"));
+            let content = file_ids.get(&path);
             covered.insert(key.to_owned(), json!(content));
         }
         Digest::of_json(&Value::Object(covered))

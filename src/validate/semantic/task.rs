@@ -11,10 +11,11 @@ use crate::spec::yaml::{PathStep, to_pointer};
 use crate::spec::{DurationText, Sidecar, TaskSpec, duration, quantity};
 use crate::task::{
     ErasedTaskType, Finding, NOTEBOOK_FILE, Notebook, Rule, TaskType as _, TaskTypes, TaskView,
+    repository_path,
 };
 use std::collections::BTreeSet;
 
-use crate::validate::Entity;
+use crate::validate::{Entity, is_definition};
 
 use PathStep::{Index, Key};
 
@@ -118,12 +119,24 @@ fn missing_files(
         .into_iter()
         .filter(|(key, path)| {
             let own_check = task_type.name() == Notebook::NAME && *key == NOTEBOOK_FILE;
-            !own_check && !other_paths.contains(path.trim_start_matches("./"))
+            !own_check && !other_paths.contains(repository_path(path))
         })
         .map(|(key, path)| {
+            let at = pointer_to(body, key, &path);
+            if is_definition(&path) {
+                // It may well exist: it was read as definitions.
+                return Finding::new(
+                    Rule::MissingFile,
+                    at,
+                    format!("the `{key}` file `{path}` is a definition file, not a file a task runs"),
+                )
+                .with_help(
+                    "every `.yaml` and `.yml` file of the source is read as weir definitions: give the task's file another extension",
+                );
+            }
             Finding::new(
                 Rule::MissingFile,
-                pointer_to(body, key, &path),
+                at,
                 format!("the `{key}` file `{path}` does not exist in the source"),
             )
             .with_help(
