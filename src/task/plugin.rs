@@ -522,9 +522,10 @@ mod tests {
         .expect("a spec");
         let types = TaskTypes::builtin();
         assert_eq!(types.kubernetes_image(&spec).as_deref(), Some("jupyter"));
+        // As sources name files: no leading `./`.
         assert_eq!(
             types.repository_files(&spec),
-            [("notebook", "./report.ipynb".to_owned())]
+            [("notebook", "report.ipynb".to_owned())]
         );
         assert_eq!(
             types.implicit_outputs(&spec),
