@@ -29,7 +29,7 @@ const TOKEN_ENV: &str = "WEIR_API_TOKEN";
 /// `--server` and its token. (`--token-file` is the Git token of `sync`,
 /// `run --ref` and `serve`; the commands that took `--token-file` for the
 /// API token before it got its own name still read it, hidden:
-/// [`TOKEN_FILE_ALIAS`].)
+/// [`token_file_alias`].)
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServerArgs {
     /// Ask a running `weir serve` at this URL (`http://host:7878`)
@@ -44,7 +44,9 @@ pub struct ServerArgs {
 
 /// The hidden old name of `--api-token-file`, on the commands that took
 /// it (`status`, `versions`, `executions`, `lineage`):
-/// `#[command(mut_arg("api_token_file", TOKEN_FILE_ALIAS))]`.
+/// `#[command(mut_arg("api_token_file", token_file_alias))]` on their
+/// arguments. (Not on `run`: there `--token-file` is the Git token of
+/// `--ref`.)
 pub fn token_file_alias(arg: clap::Arg) -> clap::Arg {
     arg.alias("token-file")
 }

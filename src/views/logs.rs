@@ -127,12 +127,7 @@ impl LogTail {
                 let Some(new) = read_from(&path, *given) else {
                     continue;
                 };
-                // Up to the last newline, unless the node has ended.
-                let upto = if whole {
-                    new.len()
-                } else {
-                    new.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1)
-                };
+                let upto = shown(&new, whole);
                 for line in String::from_utf8_lossy(&new[..upto]).lines() {
                     text.push_str(&format!("[{} {stream}] {line}\n", n.node));
                 }
@@ -143,6 +138,15 @@ impl LogTail {
     }
 }
 
+/// How much of `new` to show: up to its last newline, or everything once
+/// the node has ended (`whole`), so a line is shown once complete.
+fn shown(new: &[u8], whole: bool) -> usize {
+    if whole {
+        return new.len();
+    }
+    new.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1)
+}
+
 /// The bytes of the file at `path` from `offset` on; `None` when it cannot
 /// be read (not written yet).
 fn read_from(path: &Path, offset: u64) -> Option<Vec<u8>> {
@@ -151,4 +155,34 @@ fn read_from(path: &Path, offset: u64) -> Option<Vec<u8>> {
     let mut new = Vec::new();
     file.read_to_end(&mut new).ok()?;
     Some(new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_is_shown_once_complete_or_once_its_node_has_ended() {
+        assert_eq!(shown(b"one\ntw", false), 4, "`tw` waits for its end");
+        assert_eq!(shown(b"tw", false), 0);
+        assert_eq!(shown(b"two\n", false), 4);
+        assert_eq!(shown(b"one\ntw", true), 6, "the node ended: all of it");
+        assert_eq!(shown(b"", false), 0);
+    }
+
+    #[test]
+    fn the_query_is_the_parameters_the_api_reads() {
+        let query = LogQuery {
+            node: Some("fit/train".into()),
+            follow: true,
+        };
+        assert_eq!(
+            crate::views::to_json(&query),
+            serde_json::json!({ "node": "fit/train", "follow": true })
+        );
+        assert_eq!(
+            crate::views::to_json(&LogQuery::default()),
+            serde_json::json!({})
+        );
+    }
 }
