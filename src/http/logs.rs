@@ -1,8 +1,12 @@
 //! The body of `GET /api/v1/executions/{id}/logs`: the text of a
 //! [`LogTail`], one chunk a read, every [`FOLLOW_EVERY`] while it follows,
-//! ending when the tail says it ended. A chunk is produced only when the
-//! client has taken the previous one, so a client that stops reading
-//! stops the reads too (and the server's idle bound then closes it).
+//! ending when the tail says it ended. A read with nothing new is an empty
+//! chunk: nothing is sent, but the server sees the response is alive
+//! (`server.rs` counts each chunk as activity), so a node that is quiet
+//! for longer than the idle bound keeps its follower. A chunk is produced
+//! only once hyper has written the previous one: a client that stops
+//! reading while lines come stops the reads, and the idle bound closes
+//! it; the whole stream ends with the node at the latest.
 
 use std::sync::Arc;
 

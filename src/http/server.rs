@@ -255,8 +255,9 @@ fn timed_out(after: Duration) -> Response<Body> {
 
 /// A response streamed as it is produced (its length unknown: `GET
 /// /api/v1/executions/{id}/logs?follow=true`) counts as activity each
-/// time the client takes a chunk, so a long follow is not closed as idle.
-/// A client that stops reading stops taking chunks, and is.
+/// time hyper takes a chunk of it to write, so a long follow is not
+/// closed as idle. A client that stops reading fills its socket's buffer,
+/// hyper stops taking chunks, and the idle bound closes it.
 fn active_while_streamed(response: Response<Body>, activity: &Arc<Activity>) -> Response<Body> {
     use axum::body::HttpBody as _;
     use futures_util::StreamExt as _;
