@@ -897,6 +897,58 @@ async fn runs_start_an_execution_with_the_token() {
 }
 
 #[tokio::test]
+async fn cancellations_need_the_token_and_say_what_cannot_be_cancelled() {
+    let open = Server::start(|_| {}).await;
+    let reply = open.post("/api/v1/executions/x/cancel", &[], b"").await;
+    assert_eq!(reply.status, 403, "writes need a configured token");
+    open.stop().await;
+
+    let server = Server::start(|state| state.secrets.api_token = Some(API_TOKEN.into())).await;
+    register_minimal(server.store.as_ref()).await;
+    let right = bearer(API_TOKEN);
+    let auth = [("Authorization", right.as_str())];
+    let body = br#"{"name":"hello","project":"demo","inputs":{"who":"ada"}}"#;
+    let started = server.post("/api/v1/runs", &auth, body).await.json();
+    let id = started["id"].as_str().expect("an id");
+    let path = format!("/api/v1/executions/{id}/cancel");
+    let reply = server.post(&path, &auth, b"").await;
+    assert_eq!(reply.status, 202, "{}", reply.text());
+    assert_eq!(reply.json()["id"], id);
+    assert_eq!(reply.json()["engine"], Value::Null, "no engine leads here");
+    let unknown = server
+        .post("/api/v1/executions/nope/cancel", &auth, b"")
+        .await;
+    assert_eq!(unknown.status, 404);
+    assert_eq!(unknown.json()["error"], "no execution `nope`");
+
+    let mut ended = server
+        .store
+        .execution(&id.into())
+        .await
+        .expect("read")
+        .expect("there");
+    ended.id = "ended".into();
+    ended.status = crate::store::Status::Succeeded;
+    server
+        .store
+        .create_execution(&ended, &[])
+        .await
+        .expect("insert an ended execution");
+    let reply = server
+        .post("/api/v1/executions/ended/cancel", &auth, b"")
+        .await;
+    assert_eq!(reply.status, 409, "{}", reply.text());
+    assert!(
+        reply.json()["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("has already ended (succeeded)")),
+        "{}",
+        reply.text()
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn backfills_need_the_token_and_answer_what_the_cli_prints() {
     let server = Server::start(|_| {}).await;
     register_minimal(server.store.as_ref()).await;
