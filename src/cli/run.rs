@@ -126,7 +126,9 @@ pub fn run(args: &Args) -> exit::Result {
             .await
             .map_err(create_error)?;
         if !args.wait {
-            return Ok(Ok((execution, Vec::new())));
+            // Its nodes, pending, as `POST /api/v1/runs` answers too.
+            let nodes = store.nodes(&execution.id).await.map_err(Error::failed)?;
+            return Ok(Ok((execution, nodes)));
         }
         let mut interrupts = wait::Interrupts::catch().map_err(Error::failed)?;
         let artifacts = Arc::new(LocalArtifacts::new(args.store.state_dir.join("artifacts")));
