@@ -22,8 +22,10 @@
 //!   and a lease read a second, however often it is probed ([`health`]).
 //!
 //! What it must not do: decide anything about sources, versions or
-//! executions. It reads the store, calls `engine::create` for a run, and
-//! pokes the loops; the daemon (`src/daemon`) owns those loops.
+//! executions. It reads the store (and the attempts' logs), calls
+//! `engine::create` for a run and `engine::backfill` for a backfill, marks
+//! an execution for cancellation (the engine stops it), and pokes the
+//! loops; the daemon (`src/daemon`) owns those loops.
 //!
 //! Routes (status codes in each handler's doc):
 //! `GET /healthz`, `GET /readyz`, `GET /metrics`, `POST /hooks/github`,
