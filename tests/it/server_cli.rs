@@ -217,6 +217,19 @@ fn a_daemon_that_is_down_is_named_with_its_url() {
         &["executions"],
         &["executions", "some-id"],
         &["lineage", "some-id"],
+        &["audit"],
+        &["diff", "some-id"],
+        &["logs", "some-id", "--follow"],
+        &["cancel", "some-id"],
+        &["run", "some-plan", "--wait"],
+        &[
+            "backfill",
+            "some-plan",
+            "--from",
+            "2020-01-01",
+            "--to",
+            "2021-01-01",
+        ],
     ] {
         let args: Vec<&str> = command.iter().copied().chain(["--server", &url]).collect();
         let out = weir(&args);
