@@ -7,11 +7,16 @@
 //! hands them to the engine holding it (a daemon) and waits; an interrupt
 //! cancels those it drives, and leaves those it handed over running.
 //!
+//! With `--server`, the daemon makes the backfill (`POST
+//! /api/v1/backfills`) and its engine runs the executions; `--wait` asks
+//! the daemon until they have ended, and an interrupt leaves them there.
+//! Either way it prints the same document ([`BackfillView`]).
+//!
 //! Exit status: 0 when the backfill was made (with `--wait`: and every
 //! execution succeeded), 1 when an execution it waited for did not
-//! succeed, 2 when it could not be made (unknown launch plan, no schedule,
-//! a bad or too large range, a store error), 130 or 143 when `--wait` was
-//! interrupted by SIGINT or SIGTERM.
+//! succeed, 3 when no launch plan has that name, 2 when it could not be
+//! made otherwise (no schedule, a bad or too large range, a store
+//! error), 130 or 143 when `--wait` was interrupted by SIGINT or SIGTERM.
 
 use std::sync::Arc;
 
@@ -20,14 +25,17 @@ use chrono::Utc;
 use super::Output;
 use super::duration_arg::DurationArg;
 use super::exit::{self, Error, ExitStatus, notice};
+use super::origin::{ReadError, ServerArgs};
 use super::store_args::{StoreArgs, block_on};
 use super::wait::{self, Waited};
 use crate::artifact::LocalArtifacts;
 use crate::engine::Engine;
 use crate::engine::backfill::{self, Backfill, EntryStatus, Request};
 use crate::executor::environment::Inherited;
+use crate::http::client::Client;
 use crate::spec::ExecutionId;
 use crate::store::execution::Status;
+use crate::views::{self, BackfillBody, BackfillView};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -58,10 +66,12 @@ pub struct Args {
     pub wait: bool,
     /// With --wait: how long the engine lease this command takes lasts
     /// unrenewed (a daemon started meanwhile follows until it is released).
-    #[arg(long, default_value_t = DurationArg(wait::LEASE_DURATION))]
+    #[arg(long, default_value_t = DurationArg(wait::LEASE_DURATION), conflicts_with = "server")]
     pub lease_duration: DurationArg,
     #[command(flatten)]
     pub store: StoreArgs,
+    #[command(flatten)]
+    pub server: ServerArgs,
     /// With --wait: what the tasks run here inherit of this environment.
     #[command(flatten)]
     pub task_env: super::serve::TaskEnvArgs,
@@ -71,7 +81,7 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> exit::Result {
-    let request = Request {
+    let body = BackfillBody {
         launch_plan: args.launch_plan.clone(),
         project: args.project.clone(),
         from: args.from.clone(),
@@ -79,11 +89,18 @@ pub fn run(args: &Args) -> exit::Result {
         max_parallel: args.max_parallel,
         dry_run: args.dry_run,
     };
+    if let Some(client) = args.server.client()? {
+        return backfill_through(&client, &body, args);
+    }
+    let request = Request::from(body);
     let result: exit::Result<Result<Backfill, wait::Interrupt>> = block_on(async {
         let store = args.store.open().await.map_err(Error::failed)?;
         let mut done = backfill::backfill(store.as_ref(), &request, Utc::now())
             .await
-            .map_err(Error::failed)?;
+            .map_err(|e| match e {
+                e @ backfill::Error::NotFound(_) => Error::not_found(e),
+                e => Error::failed(e),
+            })?;
         if args.wait && !done.entries.is_empty() {
             let mut interrupts = wait::Interrupts::catch().map_err(Error::failed)?;
             let artifacts = Arc::new(LocalArtifacts::new(args.store.state_dir.join("artifacts")));
@@ -146,12 +163,48 @@ pub fn run(args: &Args) -> exit::Result {
         Ok(done) => done,
         Err(signal) => return Ok(ExitStatus::Interrupted(signal)),
     };
+    print_backfill(&BackfillView::new(&done, args.dry_run), args)
+}
+
+/// `weir backfill --server`: the daemon makes the backfill and its engine
+/// runs the executions; `--wait` asks the daemon until they have ended.
+fn backfill_through(client: &Client, body: &BackfillBody, args: &Args) -> exit::Result {
+    let mut done = client.backfill(body).map_err(ReadError::from)?;
+    if args.wait && !done.entries.is_empty() {
+        let ids: Vec<ExecutionId> = done
+            .entries
+            .iter()
+            .map(|e| e.execution_id.clone())
+            .collect();
+        let ended = block_on(async {
+            let mut interrupts = wait::Interrupts::catch().map_err(Error::failed)?;
+            let ended = wait::poll_until_ended(client, &ids, &mut interrupts).await;
+            ended.map_err(|e| Error::from(ReadError::from(e)))
+        })?;
+        match ended {
+            Ok(ended) => {
+                for (entry, execution) in done.entries.iter_mut().zip(ended) {
+                    entry.execution_status = Some(execution.status);
+                }
+            }
+            Err(signal) => {
+                notice(format_args!(
+                    "interrupted ({}): the backfill's executions continue in the daemon; `weir cancel ID --server URL` stops one",
+                    signal.name(),
+                ));
+                return Ok(ExitStatus::Interrupted(signal));
+            }
+        }
+    }
+    print_backfill(&done, args)
+}
+
+/// Prints the backfill; exit 1 when `--wait` saw an execution that did not
+/// succeed.
+fn print_backfill(done: &BackfillView, args: &Args) -> exit::Result {
     match args.output {
-        Output::Json => println!(
-            "{:#}",
-            serde_json::to_value(&done.entries).expect("entries serialize")
-        ),
-        Output::Table => print!("{}", text(&done, args)),
+        Output::Json => println!("{:#}", views::to_json(done)),
+        Output::Table => print!("{}", text(done, args)),
     }
     let failed = args.wait
         && done
@@ -163,17 +216,17 @@ pub fn run(args: &Args) -> exit::Result {
 
 /// The backfill for people: a summary line, then one row per instant in
 /// the schedule's time zone.
-fn text(done: &Backfill, args: &Args) -> String {
-    let tz = done.timezone;
+fn text(done: &BackfillView, args: &Args) -> String {
+    let tz: chrono_tz::Tz = done.timezone.parse().unwrap_or(chrono_tz::UTC);
     let local = |t: chrono::DateTime<Utc>| {
         t.with_timezone(&tz)
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
     };
     let mut out = format!(
         "backfill of {}/{}@{} in {tz}, [{}, {}): {} instants",
-        done.launch_plan.project,
-        done.launch_plan.name,
-        done.version.short(),
+        done.project,
+        done.launch_plan,
+        done.version,
         local(done.from),
         local(done.to),
         done.entries.len(),
@@ -194,7 +247,7 @@ fn text(done: &Backfill, args: &Args) -> String {
     if done.cut_at_now {
         out.push_str("the range ends after now: later instants are the scheduler's\n");
     }
-    match done.group.max_parallel {
+    match done.max_parallel {
         Some(n) => out.push_str(&format!(
             "at most {n} of its executions run at once, oldest first\n"
         )),

@@ -7,8 +7,10 @@
 use std::fmt::Write as _;
 
 use super::Output;
-use super::exit::{self, Error, ExitStatus};
-use super::store_args::{StoreArgs, block_on};
+use super::exit::{self, ExitStatus};
+use super::origin::ServerArgs;
+use super::render::utc;
+use super::store_args::StoreArgs;
 use crate::spec::ExecutionId;
 use crate::views::{self, Change, DiffView, NodeDiff, NodeSide, ValueChange};
 
@@ -21,25 +23,22 @@ pub struct Args {
     pub base: Option<ExecutionId>,
     #[command(flatten)]
     pub store: StoreArgs,
+    #[command(flatten)]
+    pub server: ServerArgs,
     /// How to print: `table` for people, or `json` for scripts.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Table)]
     pub output: Output,
 }
 
-/// Exit 0 with the diff; 2 when there is nothing to compare (an unknown
-/// execution, two workflows, no earlier succeeded run) or the store fails.
+/// Exit 0 with the diff; 3 when there is nothing to compare with (an
+/// unknown execution, no earlier succeeded run); 2 for two workflows, an
+/// execution not started from a launch plan without BASE, or a store that
+/// fails.
 pub fn run(args: &Args) -> exit::Result {
-    let result = block_on(async {
-        let store = args.store.open().await?;
-        views::diff(
-            store.as_ref(),
-            Some(&args.store.state_dir),
-            &args.execution,
-            args.base.as_ref(),
-        )
-        .await
-    });
-    let diff = result.map_err(Error::failed)?;
+    let diff = args
+        .server
+        .origin(&args.store)
+        .and_then(|o| o.diff(&args.execution, args.base.as_ref()))?;
     match args.output {
         Output::Json => println!("{:#}", views::to_json(&diff)),
         Output::Table => print!("{}", text(&diff)),
@@ -93,7 +92,7 @@ pub fn text(d: &DiffView) -> String {
                 c.id.short(),
                 c.subject,
                 c.author,
-                c.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                utc(&c.time)
             );
         }
     }

@@ -1,4 +1,5 @@
-//! `weir executions [ID]`, `weir logs ID`, `weir cancel ID`.
+//! `weir executions [ID]`, `weir logs ID`, `weir cancel ID`: from the
+//! store, or with `--server` through a running daemon's API.
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -13,11 +14,14 @@ use crate::artifact::LocalArtifacts;
 use crate::daemon::lease::{Hold, StoreLease};
 use crate::engine::Engine;
 use crate::executor::environment::{AllowList, Inherited};
-use crate::executor::local::attempt_dir;
+use crate::http::client::Client;
 use crate::spec::ExecutionId;
-use crate::views::{self, ExecutionQuery, ExecutionView};
+use crate::views::{
+    self, CancelError, ExecutionQuery, ExecutionView, FOLLOW_EVERY, LogQuery, LogTail, LogsError,
+};
 
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("api_token_file", super::origin::token_file_alias))]
 pub struct Args {
     /// One execution, with its nodes.
     pub id: Option<ExecutionId>,
@@ -67,7 +71,7 @@ pub fn run(args: &Args) -> exit::Result {
         }),
     };
     let text = text?.ok_or_else(|| {
-        Error::invalid(format!(
+        Error::not_found(format!(
             "no execution `{}`",
             args.id.as_ref().map_or("", ExecutionId::as_str)
         ))
@@ -84,7 +88,7 @@ fn table(list: &[ExecutionView]) -> String {
         "LAUNCH PLAN",
         "WORKFLOW",
         "COMMIT",
-        "CREATED",
+        "CREATED (UTC)",
     ]
     .map(str::to_owned);
     let rows: Vec<Vec<String>> = list
@@ -96,8 +100,7 @@ fn table(list: &[ExecutionView]) -> String {
                 e.launch_plan.clone().unwrap_or_default(),
                 e.workflow.clone(),
                 e.commit.short().to_owned(),
-                e.created_at
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                super::render::utc(&e.created_at),
             ]
         })
         .collect();
@@ -111,63 +114,57 @@ pub struct LogsArgs {
     /// Only this node (its path, e.g. `train` or `fit/train`).
     #[arg(long)]
     pub node: Option<String>,
-    /// Keep printing as the logs grow, until the execution ends.
+    /// Keep printing as the logs grow, until the node (or, without
+    /// --node, the execution) ends.
     #[arg(long, short = 'f')]
     pub follow: bool,
     #[command(flatten)]
     pub store: StoreArgs,
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
-/// Prints each node's latest attempt's stdout and stderr.
+/// Prints each node's latest attempt's stdout and stderr
+/// ([`crate::views::LogTail`]): read here from the store and the state
+/// directory, or streamed by the daemon with `--server`.
 pub fn logs(args: &LogsArgs) -> exit::Result {
+    let query = LogQuery {
+        node: args.node.clone(),
+        follow: args.follow,
+    };
+    if let Some(client) = args.server.client()? {
+        let mut out = std::io::stdout().lock();
+        client
+            .logs(&args.id, &query, &mut out)
+            .map_err(ReadError::from)?;
+        return Ok(ExitStatus::Success);
+    }
     block_on(async {
-        let store = args.store.open().await.map_err(Error::failed)?;
-        let mut printed: std::collections::HashMap<std::path::PathBuf, u64> = Default::default();
+        let store = args.store.open_existing().await?;
+        let state_dir = &args.store.state_dir;
+        let (mut tail, mut chunk) = LogTail::open(store.as_ref(), state_dir, &args.id, &query)
+            .await
+            .map_err(logs_error)?;
         loop {
-            let Some(execution) = store.execution(&args.id).await.map_err(Error::failed)? else {
-                return Err(Error::invalid(format!("no execution `{}`", args.id)));
-            };
-            let nodes = store.nodes(&args.id).await.map_err(Error::failed)?;
-            if let Some(node) = &args.node {
-                if !nodes.iter().any(|n| &n.node == node) {
-                    return Err(Error::invalid(format!(
-                        "execution `{}` has no node `{node}`",
-                        args.id
-                    )));
-                }
-            }
             let mut out = std::io::stdout().lock();
-            for n in nodes
-                .iter()
-                .filter(|n| args.node.as_ref().is_none_or(|w| w == &n.node))
-            {
-                if n.attempts == 0 {
-                    continue;
-                }
-                let dir = attempt_dir(&args.store.state_dir, &args.id, &n.node, n.attempts);
-                for stream in ["stdout.log", "stderr.log"] {
-                    let path = dir.join(stream);
-                    let Ok(bytes) = std::fs::read(&path) else {
-                        continue;
-                    };
-                    let seen = printed.entry(path).or_insert(0);
-                    let new = &bytes[(*seen as usize).min(bytes.len())..];
-                    if new.is_empty() {
-                        continue;
-                    }
-                    for line in String::from_utf8_lossy(new).lines() {
-                        let _ = writeln!(out, "[{} {}] {line}", n.node, &stream[..6]);
-                    }
-                    *seen = bytes.len() as u64;
-                }
-            }
+            let _ = out.write_all(chunk.text.as_bytes());
+            let _ = out.flush();
             drop(out);
-            if !args.follow || execution.status.is_terminal() {
+            if chunk.ended {
                 return Ok(ExitStatus::Success);
             }
-            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            tokio::time::sleep(FOLLOW_EVERY).await;
+            chunk = tail.read(store.as_ref()).await.map_err(logs_error)?;
         }
     })
+}
+
+/// Not found (exit 3), as the API's 404; or the store failed (exit 2).
+fn logs_error(e: LogsError) -> Error {
+    match e {
+        LogsError::Store(e) => Error::failed(e),
+        e => Error::not_found(e),
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -179,22 +176,67 @@ pub struct CancelArgs {
     pub wait: bool,
     #[command(flatten)]
     pub store: StoreArgs,
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 /// Cancels an unfinished execution: asks the engine driving the store (a
 /// daemon) to, or, when none holds the engine lease, finishes the
 /// cancellation here: stops this host's attempts of the execution and
-/// records its nodes and itself cancelled.
+/// records its nodes and itself cancelled. With `--server`, asks the
+/// daemon (`POST /api/v1/executions/{id}/cancel`), and with `--wait`
+/// polls it until the execution has ended.
 pub fn cancel(args: &CancelArgs) -> exit::Result {
-    block_on(cancel_execution(args))
+    match args.server.client()? {
+        Some(client) => cancel_through(&client, args),
+        None => block_on(cancel_execution(args)),
+    }
+}
+
+/// What `weir cancel` says once it has asked `engine`.
+fn asked(id: &ExecutionId, engine: &str) -> String {
+    format!("cancelling {id}: asked engine {engine}, which drives this store")
+}
+
+fn cancel_through(client: &Client, args: &CancelArgs) -> exit::Result {
+    let id = &args.id;
+    let asked_to = client.cancel(id).map_err(ReadError::from)?;
+    match &asked_to.engine {
+        Some(engine) => println!("{}", asked(id, engine)),
+        None => println!(
+            "cancelling {id}: no engine drives the store now; the next to start finishes it"
+        ),
+    }
+    if !args.wait {
+        return Ok(ExitStatus::Success);
+    }
+    let ended = block_on(async {
+        let mut interrupts = wait::Interrupts::catch().map_err(Error::failed)?;
+        let ids = std::slice::from_ref(id);
+        let ended = wait::poll_until_ended(client, ids, &mut interrupts).await;
+        ended.map_err(|e| Error::from(ReadError::from(e)))
+    })?;
+    match ended {
+        Ok(ended) => {
+            for e in ended {
+                println!("{} {}", e.id, e.status);
+            }
+            Ok(ExitStatus::Success)
+        }
+        Err(signal) => Ok(ExitStatus::Interrupted(signal)),
+    }
 }
 
 async fn cancel_execution(args: &CancelArgs) -> exit::Result {
     let id = &args.id;
-    let store = args.store.open().await.map_err(Error::failed)?;
-    if !store.request_cancel(id).await.map_err(Error::failed)? {
-        return Err(Error::invalid(format!("no unfinished execution `{id}`")));
-    }
+    let store = args.store.open_existing().await?;
+    views::request_cancel(store.as_ref(), id, chrono::Utc::now())
+        .await
+        .map_err(|e| match e {
+            CancelError::Store(e) => Error::failed(e),
+            e @ CancelError::Unknown(_) => Error::not_found(e),
+            e @ CancelError::Ended { .. } => Error::invalid(e),
+        })?;
     let artifacts = Arc::new(LocalArtifacts::new(args.store.state_dir.join("artifacts")));
     let engine = Engine::new(store.clone(), artifacts, args.store.state_dir.clone())
         .with_task_env(Inherited::from_process(AllowList::default()));
@@ -203,7 +245,7 @@ async fn cancel_execution(args: &CancelArgs) -> exit::Result {
         engine.owner().engine.clone(),
         wait::LEASE_DURATION,
     );
-    let mut asked = None;
+    let mut told = None;
     loop {
         match lease.clone().try_hold().await.map_err(Error::failed)? {
             Hold::Held(held) => {
@@ -220,9 +262,9 @@ async fn cancel_execution(args: &CancelArgs) -> exit::Result {
                 return Ok(ExitStatus::Success);
             }
             Hold::Following { holder } => {
-                if asked.is_none() {
-                    println!("cancelling {id}: asked engine {holder}, which drives this store");
-                    asked = Some(holder);
+                if told.is_none() {
+                    println!("{}", asked(id, &holder));
+                    told = Some(holder);
                 }
                 if !args.wait {
                     return Ok(ExitStatus::Success);

@@ -11,10 +11,23 @@
 //! interrupt's outcome, a refused tree's diagnostics) go through [`notice`]
 //! and [`notice_text`], so stdout keeps only results.
 //!
-//! Exit codes: 0 success; 1 the definitions or the request are invalid, or
-//! an execution waited for did not succeed; 2 weir could not run (bad
-//! arguments, an unreadable path, a store that does not answer); 130 or
-//! 143 interrupted by SIGINT or SIGTERM.
+//! Exit codes, the same for the same situation in every command, whether
+//! it reads the store or a daemon (`--server`):
+//!
+//! - 0: success.
+//! - 1: the definitions are invalid, an execution waited for did not
+//!   succeed, or the request cannot be done in the state things are in
+//!   (cancelling an execution that has ended, rolling back to the active
+//!   version).
+//! - 2: weir could not run as asked: a bad argument (clap's own usage
+//!   errors and the values weir checks itself: an unknown status, an
+//!   input that is not `name=value`, a range that ends before it starts),
+//!   an unreadable path, no store where one is read, a store or a server
+//!   that does not answer or refuses the token.
+//! - 3: not found: an execution, a node, a version (a launch plan,
+//!   workflow or task of that name) or an artifact that does not exist.
+//!   Over `--server` the API's 404 means it.
+//! - 130 or 143: interrupted by SIGINT or SIGTERM.
 
 use std::fmt;
 
@@ -26,6 +39,8 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_INVALID: u8 = 1;
 /// Exit code: weir could not run (bad arguments, unreadable path).
 pub const EXIT_ERROR: u8 = 2;
+/// Exit code: what the command was asked about does not exist.
+pub const EXIT_NOT_FOUND: u8 = 3;
 
 /// What a command that did its work ended with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,8 +78,9 @@ pub type Result<T = ExitStatus, E = Error> = std::result::Result<T, E>;
 
 /// Why a command could not do what was asked: the error it ended with
 /// (whose text is what the user reads), a help line, and the exit code it
-/// means. Built with [`Error::invalid`] or [`Error::failed`] where the
-/// command knows which of the two it is; [`finish`] renders it.
+/// means. Built with [`Error::invalid`], [`Error::failed`] or
+/// [`Error::not_found`] where the command knows which it is; [`finish`]
+/// renders it.
 #[derive(Debug)]
 pub struct Error {
     error: Box<dyn std::error::Error + Send + Sync>,
@@ -73,7 +89,8 @@ pub struct Error {
 }
 
 impl Error {
-    /// The request or the definitions cannot be done as given: exit 1.
+    /// The definitions are invalid, or the request cannot be done in the
+    /// state things are in: exit 1.
     pub fn invalid(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
         Error {
             error: error.into(),
@@ -82,12 +99,21 @@ impl Error {
         }
     }
 
-    /// weir could not run (a store, a path, the runtime): exit 2.
+    /// weir could not run (a bad argument, a store, a path, a server): exit 2.
     pub fn failed(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
         Error {
             error: error.into(),
             help: None,
             code: EXIT_ERROR,
+        }
+    }
+
+    /// An execution, node, version or artifact that does not exist: exit 3.
+    pub fn not_found(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
+        Error {
+            error: error.into(),
+            help: None,
+            code: EXIT_NOT_FOUND,
         }
     }
 

@@ -11,6 +11,7 @@ use crate::store::execution::Direction;
 use crate::views::{self, LineageQuery, LineageView};
 
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("api_token_file", super::origin::token_file_alias))]
 pub struct Args {
     /// An execution id, or an artifact (`sha256:<hex>` or its 64 hex).
     pub target: String,
@@ -39,7 +40,7 @@ pub fn run(args: &Args) -> exit::Result {
         .origin(&args.store)
         .and_then(|o| o.lineage(&args.target, &query))?
         .ok_or_else(|| {
-            Error::invalid(format!(
+            Error::not_found(format!(
                 "`{}` is neither an execution nor an artifact digest",
                 args.target
             ))

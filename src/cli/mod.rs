@@ -2,7 +2,8 @@
 //! subcommand; rendering of results lives in [`render`]. A subcommand
 //! returns how it ended ([`exit::Result`]: an exit status, or an error)
 //! and [`main`] turns that into the exit code, rendering an error once
-//! ([`exit`]): 0 success, 1 the input is invalid, 2 weir could not run.
+//! ([`exit`]): 0 success, 1 invalid definitions or a failed execution, 2
+//! weir could not run as asked (a bad argument among others), 3 not found.
 
 mod backfill;
 mod completions;

@@ -1,52 +1,76 @@
-//! Where `status`, `versions`, `executions` and `lineage` read: the store
-//! (`--state-dir`/`--db`), or with `--server URL` the JSON API of a running
-//! `weir serve`. Either way a command gets the same views
-//! ([`crate::views`]) and renders them with the same code, so what it
-//! prints does not depend on where it read.
+//! Where a command reads (and writes): the store (`--state-dir`/`--db`),
+//! or with `--server URL` the JSON API of a running `weir serve`. Either
+//! way a command gets the same views ([`crate::views`]) and renders them
+//! with the same code, so what it prints does not depend on where it read.
+//! `status`, `versions`, `executions`, `lineage`, `audit` and `diff` read
+//! through [`Origin`]; `logs`, `cancel`, `run` and `backfill`, which do
+//! more than read a view, take its [`Client`] or its store.
 //!
 //! Queries are checked here before either is asked, so a bad flag gets the
-//! same message and exit code whether or not a server is involved.
+//! same message and exit code whether or not a server is involved, and
+//! [`ReadError`] gives a failure the same exit code either way (a 404 of
+//! the API is the CLI's not-found, exit 3).
 
 use std::path::PathBuf;
 
 use super::exit::Error;
-use super::store_args::{StoreArgs, block_on};
+use super::store_args::{OpenError, StoreArgs, block_on};
 use crate::http::client::{self, Client};
 use crate::spec::ExecutionId;
 use crate::store::Store;
 use crate::views::{
-    self, ExecutionQuery, ExecutionView, LineageQuery, LineageView, QueryError, SourceView,
-    StatusView, VersionQuery, VersionView,
+    self, AuditQuery, AuditView, DiffError, DiffView, ExecutionQuery, ExecutionView, LineageQuery,
+    LineageView, QueryError, SourceView, StatusView, VersionQuery, VersionView,
 };
 
-/// The environment variable holding the API token, when no `--token-file`.
+/// The environment variable holding the API token, when no `--api-token-file`.
 const TOKEN_ENV: &str = "WEIR_API_TOKEN";
 
+/// `--server` and its token. (`--token-file` is the Git token of `sync`,
+/// `run --ref` and `serve`; the commands that took `--token-file` for the
+/// API token before it got its own name still read it, hidden:
+/// [`token_file_alias`].)
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServerArgs {
-    /// Read from a running `weir serve` at this URL (`http://host:7878`)
+    /// Ask a running `weir serve` at this URL (`http://host:7878`)
     /// instead of opening the store.
     #[arg(long, env = "WEIR_SERVER", value_name = "URL", hide_env_values = true)]
     pub server: Option<String>,
-    /// With --server: a file holding the API token (default: the
-    /// environment variable WEIR_API_TOKEN).
+    /// With --server: a file holding the API token, the one of `weir serve
+    /// --api-token-file` (default: the environment variable WEIR_API_TOKEN).
     #[arg(long, value_name = "FILE", requires = "server")]
-    pub token_file: Option<PathBuf>,
+    pub api_token_file: Option<PathBuf>,
+}
+
+/// The hidden old name of `--api-token-file`, on the commands that took
+/// it (`status`, `versions`, `executions`, `lineage`):
+/// `#[command(mut_arg("api_token_file", token_file_alias))]` on their
+/// arguments. (Not on `run`: there `--token-file` is the Git token of
+/// `--ref`.)
+pub fn token_file_alias(arg: clap::Arg) -> clap::Arg {
+    arg.alias("token-file")
 }
 
 impl ServerArgs {
     /// The server when `--server` is given, else the store.
     pub fn origin<'a>(&self, store: &'a StoreArgs) -> Result<Origin<'a>, ReadError> {
-        let Some(url) = &self.server else {
-            return Ok(Origin::Store(store));
-        };
-        let client = Client::new(url, self.token()?)?;
-        Ok(Origin::Server(client))
+        Ok(match self.client()? {
+            Some(client) => Origin::Server(client),
+            None => Origin::Store(store),
+        })
     }
 
-    /// The API token: `--token-file`, else `WEIR_API_TOKEN`, else none.
+    /// The client of `--server`, if given.
+    pub fn client(&self) -> Result<Option<Client>, ReadError> {
+        let Some(url) = &self.server else {
+            return Ok(None);
+        };
+        Ok(Some(Client::new(url, self.token()?)?))
+    }
+
+    /// The API token: `--api-token-file`, else `WEIR_API_TOKEN`, else none.
     fn token(&self) -> Result<Option<String>, ReadError> {
-        let token = match &self.token_file {
+        let token = match &self.api_token_file {
             Some(path) => std::fs::read_to_string(path).map_err(|source| ReadError::TokenFile {
                 path: path.clone(),
                 source,
@@ -106,6 +130,34 @@ impl Origin<'_> {
         }
     }
 
+    pub fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditView>, ReadError> {
+        match self {
+            Origin::Store(store) => read(store, async |s| views::audit(s, query).await),
+            Origin::Server(client) => Ok(client.audit(query)?),
+        }
+    }
+
+    /// What changed from `base` (default: the last succeeded execution of
+    /// the same launch plan before `id`) to `id`. A remote source's
+    /// commits are read from the clones in the state directory (the
+    /// daemon's, over `--server`).
+    pub fn diff(
+        &self,
+        id: &ExecutionId,
+        base: Option<&ExecutionId>,
+    ) -> Result<DiffView, ReadError> {
+        match self {
+            Origin::Store(store) => {
+                let state_dir = Some(store.state_dir.as_path());
+                block_on(async {
+                    let s = store.open_existing().await?;
+                    Ok(views::diff(s.as_ref(), state_dir, id, base).await?)
+                })
+            }
+            Origin::Server(client) => Ok(client.diff(id, base)?),
+        }
+    }
+
     /// `None` when `target` is neither an execution nor an artifact.
     pub fn lineage(
         &self,
@@ -120,19 +172,22 @@ impl Origin<'_> {
     }
 }
 
-/// Opens the store and reads from it.
+/// Opens the store, which must be there, and reads from it.
 fn read<T>(
     store: &StoreArgs,
     view: impl AsyncFnOnce(&dyn Store) -> Result<T, crate::store::Error>,
 ) -> Result<T, ReadError> {
-    Ok(block_on(async {
-        view(store.open().await?.as_ref()).await
-    })?)
+    block_on(async {
+        let store = store.open_existing().await?;
+        Ok(view(store.as_ref()).await?)
+    })
 }
 
 /// A read that failed. Turned into the command's [`Error`], it says what
-/// the failure means: a query the request got wrong (exit 1), or weir
-/// could not read (exit 2), with a help line for a missing token.
+/// the failure means, the same whether the store or a server was read:
+/// what was asked about does not exist (exit 3), the request cannot be
+/// done now (exit 1), or a bad argument or weir could not read (exit 2),
+/// with a help line for a missing token or store.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     #[error("cannot read the API token file `{}`: {source}", path.display())]
@@ -145,17 +200,24 @@ pub enum ReadError {
     #[error(transparent)]
     Store(#[from] crate::store::Error),
     #[error(transparent)]
+    Open(#[from] OpenError),
+    #[error(transparent)]
+    Diff(#[from] DiffError),
+    #[error(transparent)]
     Server(#[from] client::Error),
 }
 
 impl From<ReadError> for Error {
     fn from(e: ReadError) -> Error {
-        match &e {
-            ReadError::Query(_) | ReadError::Server(client::Error::Rejected { .. }) => {
-                Error::invalid(e)
+        match e {
+            ReadError::Open(e) => e.into(),
+            ReadError::Server(client::Error::NotFound { .. })
+            | ReadError::Diff(DiffError::UnknownExecution(_) | DiffError::NoBase { .. }) => {
+                Error::not_found(e)
             }
+            ReadError::Server(client::Error::Conflict { .. }) => Error::invalid(e),
             ReadError::Server(client::Error::Unauthorized { .. }) => Error::failed(e).with_help(
-                "give the token of `weir serve --api-token-file` with --token-file FILE or WEIR_API_TOKEN",
+                "give the token of `weir serve --api-token-file` with --api-token-file FILE or WEIR_API_TOKEN",
             ),
             _ => Error::failed(e),
         }

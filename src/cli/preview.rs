@@ -56,7 +56,7 @@ pub enum Error {
 pub struct PreviewArgs {
     /// Preview: run the definitions as they are at this commit, branch or
     /// tag of the source's repository, without activating them.
-    #[arg(long = "ref", value_name = "REV")]
+    #[arg(long = "ref", value_name = "REV", conflicts_with = "server")]
     pub revision: Option<String>,
     /// With --ref: the repository (default: the store's source, when it
     /// has exactly one).

@@ -184,6 +184,13 @@ fn entity_table(report: &Report) -> String {
     table(&header, &rows)
 }
 
+/// An instant as tables show it: in UTC, to the second
+/// (`2026-12-04T05:12:03Z`), in a column whose header ends with `(UTC)`.
+/// (JSON has milliseconds: [`crate::views`].)
+pub fn utc(t: &chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
 /// A plain left-aligned table.
 pub fn table<R: AsRef<[String]>>(header: &[String], rows: &[R]) -> String {
     let mut widths: Vec<usize> = header.iter().map(String::len).collect();

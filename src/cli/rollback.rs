@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 
 use super::exit::{self, Error, ExitStatus};
 use super::source_args::CredentialArgs;
-use super::store_args::{StoreArgs, block_on};
+use super::store_args::{OpenError, StoreArgs, block_on};
 use super::versions::KindArg;
 use crate::registry::compare::compare;
 use crate::source::dir::DEFAULT_MAX_FILE_SIZE;
@@ -59,11 +59,16 @@ pub fn run(args: &Args) -> exit::Result {
 }
 
 /// Why a rollback was not committed: `Refused`, the request cannot be
-/// done as asked (exit 1); `Broken`, weir could not run (exit 2).
+/// done as asked (exit 1); `NotFound`, no such entity or version (exit
+/// 3); `Broken`, weir could not run (exit 2), `NoStore` among them.
 #[derive(Debug, thiserror::Error)]
 enum Failure {
     #[error("{0}")]
     Refused(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    NoStore(OpenError),
     #[error("{0}")]
     Broken(Box<dyn std::error::Error + Send + Sync>),
 }
@@ -72,6 +77,8 @@ impl From<Failure> for Error {
     fn from(failure: Failure) -> Error {
         match failure {
             Failure::Refused(_) => Error::invalid(failure),
+            Failure::NotFound(_) => Error::not_found(failure),
+            Failure::NoStore(e) => e.into(),
             Failure::Broken(e) => Error::failed(e),
         }
     }
@@ -87,8 +94,10 @@ fn rollback(args: &Args) -> Result<String, Failure> {
         name: Some(args.name.clone()),
         project: args.project.clone(),
     };
-    let versions =
-        block_on(async { args.store.open().await?.versions(&filter).await }).map_err(broken)?;
+    let versions = block_on(async {
+        let store = args.store.open_existing().await.map_err(Failure::NoStore)?;
+        store.versions(&filter).await.map_err(broken)
+    })?;
     let (current, target) = choose(&versions, args)?;
     let entity = current.key.entity.clone();
 
@@ -244,7 +253,7 @@ fn choose<'a>(
 ) -> Result<(&'a VersionRecord, &'a VersionRecord), Failure> {
     let kinds: BTreeSet<&EntityRef> = versions.iter().map(|v| &v.key.entity).collect();
     if kinds.is_empty() {
-        return Err(Failure::Refused(format!(
+        return Err(Failure::NotFound(format!(
             "no registered version of `{}`",
             args.name
         )));
@@ -272,7 +281,7 @@ fn choose<'a>(
             match matching.as_slice() {
                 [one] => *one,
                 [] => {
-                    return Err(Failure::Refused(format!(
+                    return Err(Failure::NotFound(format!(
                         "`{}` has no version {prefix}",
                         args.name
                     )));

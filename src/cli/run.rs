@@ -5,7 +5,8 @@
 //! cancels what this process drives, and leaves a daemon's run to it).
 //! With `--ref REV`, run the
 //! versions at that commit instead, without activating them (a preview,
-//! see `preview.rs`).
+//! see `preview.rs`). With `--server`, the daemon starts it (`POST
+//! /api/v1/runs`), and `--wait` asks the daemon until it has ended.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -16,16 +17,18 @@ use serde_json::Value;
 use super::Output;
 use super::duration_arg::DurationArg;
 use super::exit::{self, Error, ExitStatus, notice};
+use super::origin::{ReadError, ServerArgs};
 use super::store_args::{StoreArgs, block_on};
 use super::wait::{self, Waited};
 use crate::artifact::LocalArtifacts;
 use crate::engine::Engine;
 use crate::engine::create::{self, Request};
 use crate::executor::environment::Inherited;
+use crate::http::client::Client;
 use crate::lineage::openlineage::{Emitter, FileSink, HttpSink};
 use crate::spec::{ExecutionId, Trigger};
 use crate::store::execution::Status;
-use crate::views::{self, ExecutionView};
+use crate::views::{self, ExecutionView, RunBody};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -43,14 +46,19 @@ pub struct Args {
     pub wait: bool,
     /// With --wait: how long the engine lease this command takes lasts
     /// unrenewed (a daemon started meanwhile follows until it is released).
-    #[arg(long, default_value_t = DurationArg(wait::LEASE_DURATION))]
+    #[arg(long, default_value_t = DurationArg(wait::LEASE_DURATION), conflicts_with = "server")]
     pub lease_duration: DurationArg,
     /// Run every node, even those whose result is cached.
     #[arg(long)]
     pub no_cache: bool,
     /// With --wait: append an OpenLineage RunEvent per node transition to
     /// this file, one JSON object a line.
-    #[arg(long, env = "WEIR_OPENLINEAGE_FILE", value_name = "PATH")]
+    #[arg(
+        long,
+        env = "WEIR_OPENLINEAGE_FILE",
+        value_name = "PATH",
+        conflicts_with = "server"
+    )]
     pub openlineage_file: Option<PathBuf>,
     /// With --wait: POST OpenLineage RunEvents to `<URL>/api/v1/lineage`
     /// (Marquez).
@@ -58,11 +66,14 @@ pub struct Args {
         long,
         env = "WEIR_OPENLINEAGE_URL",
         value_name = "URL",
-        hide_env_values = true
+        hide_env_values = true,
+        conflicts_with = "server"
     )]
     pub openlineage_url: Option<String>,
     #[command(flatten)]
     pub store: StoreArgs,
+    #[command(flatten)]
+    pub server: ServerArgs,
     #[command(flatten)]
     pub preview: super::preview::PreviewArgs,
     /// With --wait: what the tasks run here inherit of this environment.
@@ -73,16 +84,20 @@ pub struct Args {
     pub output: Output,
 }
 
-/// Every failure of `weir run` exits 1, as the request's own problems do.
+/// Exit 0 when the execution started (with `--wait`: and succeeded), 1
+/// when one waited for did not succeed (or an invalid preview), 3 when no
+/// launch plan or workflow has the name, 2 for anything else it cannot do
+/// (a bad input, a store or server that fails).
 pub fn run(args: &Args) -> exit::Result {
     let mut inputs = BTreeMap::new();
     for pair in &args.inputs {
         let Some((name, value)) = pair.split_once('=') else {
-            return Err(Error::invalid(format!(
-                "--input `{pair}` is not name=value"
-            )));
+            return Err(Error::failed(format!("--input `{pair}` is not name=value")));
         };
         inputs.insert(name.to_owned(), Value::String(value.to_owned()));
+    }
+    if let Some(client) = args.server.client()? {
+        return run_through(&client, args, inputs);
     }
     let request = Request {
         name: args.name.clone(),
@@ -93,9 +108,9 @@ pub fn run(args: &Args) -> exit::Result {
         no_cache: args.no_cache,
         preview: None,
     };
-    let emitter = openlineage(args).map_err(Error::invalid)?;
+    let emitter = openlineage(args).map_err(Error::failed)?;
     let result: exit::Result<Result<_, wait::Interrupt>> = block_on(async {
-        let store = args.store.open().await.map_err(Error::invalid)?;
+        let store = args.store.open().await.map_err(Error::failed)?;
         let mut request = request.clone();
         if let Some(revision) = &args.preview.revision {
             let project = args.project.as_deref().unwrap_or("default");
@@ -109,11 +124,13 @@ pub fn run(args: &Args) -> exit::Result {
         }
         let (execution, _) = create::create(store.as_ref(), &request)
             .await
-            .map_err(Error::invalid)?;
+            .map_err(create_error)?;
         if !args.wait {
-            return Ok(Ok((execution, Vec::new())));
+            // Its nodes, pending, as `POST /api/v1/runs` answers too.
+            let nodes = store.nodes(&execution.id).await.map_err(Error::failed)?;
+            return Ok(Ok((execution, nodes)));
         }
-        let mut interrupts = wait::Interrupts::catch().map_err(Error::invalid)?;
+        let mut interrupts = wait::Interrupts::catch().map_err(Error::failed)?;
         let artifacts = Arc::new(LocalArtifacts::new(args.store.state_dir.join("artifacts")));
         let mut engine = Engine::new(store.clone(), artifacts, args.store.state_dir.clone())
             .with_task_env(Inherited::from_process(args.task_env.allow_list()));
@@ -128,7 +145,7 @@ pub fn run(args: &Args) -> exit::Result {
             &mut interrupts,
         )
         .await
-        .map_err(Error::invalid)?;
+        .map_err(Error::failed)?;
         let finished = match waited {
             Waited::Finished(finished) => finished,
             Waited::Cancelled {
@@ -161,7 +178,7 @@ pub fn run(args: &Args) -> exit::Result {
                 return Ok(Err(signal));
             }
         };
-        let nodes = store.nodes(&finished.id).await.map_err(Error::invalid)?;
+        let nodes = store.nodes(&finished.id).await.map_err(Error::failed)?;
         Ok(Ok((finished, nodes)))
     });
     if let Some(emitter) = &emitter {
@@ -172,19 +189,70 @@ pub fn run(args: &Args) -> exit::Result {
         Ok(done) => done,
         Err(signal) => return Ok(ExitStatus::Interrupted(signal)),
     };
-    let view = ExecutionView::new(&execution, &nodes);
-    match args.output {
+    print_run(&ExecutionView::new(&execution, &nodes), args.output)
+}
+
+/// No launch plan or workflow of that name: exit 3; anything else the
+/// request gets wrong or the store fails at: 2.
+fn create_error(e: create::Error) -> Error {
+    match e {
+        e @ create::Error::NotFound(_) => Error::not_found(e),
+        e => Error::failed(e),
+    }
+}
+
+/// `weir run --server`: the daemon creates the execution and its engine
+/// runs it; `--wait` asks the daemon until it has ended. An interrupt
+/// leaves it running there.
+fn run_through(client: &Client, args: &Args, inputs: BTreeMap<String, Value>) -> exit::Result {
+    let body = RunBody {
+        name: args.name.clone(),
+        project: args.project.clone(),
+        inputs,
+        no_cache: args.no_cache,
+    };
+    let started = client.run(&body).map_err(ReadError::from)?;
+    if !args.wait {
+        return print_run(&started, args.output);
+    }
+    let ended = block_on(async {
+        let mut interrupts = wait::Interrupts::catch().map_err(Error::failed)?;
+        let ids = std::slice::from_ref(&started.id);
+        let ended = wait::poll_until_ended(client, ids, &mut interrupts).await;
+        ended.map_err(|e| Error::from(ReadError::from(e)))
+    })?;
+    match ended {
+        Ok(mut ended) => {
+            let finished = ended.pop().unwrap_or(started);
+            print_run(&finished, args.output)
+        }
+        Err(signal) => {
+            notice(format_args!(
+                "interrupted ({}): execution {} continues in the daemon; `weir cancel {} --server URL` stops it",
+                signal.name(),
+                started.id,
+                started.id,
+            ));
+            Ok(ExitStatus::Interrupted(signal))
+        }
+    }
+}
+
+/// Prints the execution `weir run` started (or waited for); exit 1 when
+/// it has ended without succeeding.
+fn print_run(view: &ExecutionView, output: Output) -> exit::Result {
+    match output {
         Output::Json => {
-            let mut json = views::to_json(&view);
-            if execution.trigger == Trigger::Preview {
+            let mut json = views::to_json(view);
+            if view.trigger == Trigger::Preview {
                 json["preview"] = Value::Bool(true);
             }
             println!("{json:#}")
         }
-        Output::Table => print!("{}", execution_text(&view)),
+        Output::Table => print!("{}", execution_text(view)),
     }
     Ok(ExitStatus::success_if(matches!(
-        execution.status,
+        view.status,
         Status::Succeeded | Status::Queued | Status::Running
     )))
 }

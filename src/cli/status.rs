@@ -2,19 +2,18 @@
 //! refused, which engine drives the store (its engine lease), and the log
 //! of every change. `-o json` prints the sources (`/api/v1/sources`, a
 //! contract scripts read); the table also shows the engine lease
-//! (`/api/v1/status` has both).
-
-use serde_json::json;
+//! (`/api/v1/status` has both). `audit -o json` is `/api/v1/audit`.
 
 use super::Output;
-use super::exit::{self, Error, ExitStatus};
+use super::exit::{self, ExitStatus};
 use super::origin::ServerArgs;
-use super::store_args::{StoreArgs, block_on};
+use super::render::utc;
+use super::store_args::StoreArgs;
 use crate::spec::CommitId;
-use crate::store::AuditEntry;
-use crate::views::{self, EngineLeaseView, SourceView};
+use crate::views::{self, AuditQuery, AuditView, EngineLeaseView, SourceView};
 
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("api_token_file", super::origin::token_file_alias))]
 pub struct Args {
     #[command(flatten)]
     pub store: StoreArgs,
@@ -29,6 +28,8 @@ pub struct Args {
 pub struct AuditArgs {
     #[command(flatten)]
     pub store: StoreArgs,
+    #[command(flatten)]
+    pub server: ServerArgs,
     /// Most entries shown, newest first.
     #[arg(long, default_value_t = 100)]
     pub limit: u32,
@@ -53,8 +54,6 @@ pub fn run(args: &Args) -> exit::Result {
 /// Which engine drives the store: its lease's holder, since when, until
 /// when, and whether the lease is live.
 fn lease_table(lease: Option<&EngineLeaseView>) -> String {
-    let at =
-        |t: &chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let Some(lease) = lease else {
         return "engine lease: none (no engine drives this store)\n".to_owned();
     };
@@ -64,10 +63,10 @@ fn lease_table(lease: Option<&EngineLeaseView>) -> String {
         "expired: the next engine to start takes it over"
     };
     format!(
-        "engine lease: {state}\n  holder      {}\n  since       {}\n  until       {}\n",
+        "engine lease: {state}\n  holder      {}\n  since       {} (UTC)\n  until       {} (UTC)\n",
         lease.holder,
-        at(&lease.since),
-        at(&lease.until),
+        utc(&lease.since),
+        utc(&lease.until),
     )
 }
 
@@ -103,42 +102,48 @@ fn table(sources: &[SourceView]) -> String {
     out
 }
 
-fn audit_json(a: &AuditEntry) -> serde_json::Value {
-    json!({
-        "id": a.id,
-        "at": a.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        "source": a.source.0,
-        "commit": a.commit.0,
-        "actor": { "name": a.actor.name, "email": a.actor.email },
-        "action": a.action,
-        "details": a.details,
-    })
-}
-
 pub fn run_audit(args: &AuditArgs) -> exit::Result {
-    let entries = block_on(async { args.store.open().await?.audit(args.limit).await })
-        .map_err(Error::failed)?;
+    let query = AuditQuery {
+        limit: Some(args.limit),
+    };
+    let entries = args
+        .server
+        .origin(&args.store)
+        .and_then(|o| o.audit(&query))?;
     match args.output {
-        Output::Json => println!(
-            "{:#}",
-            json!(entries.iter().map(audit_json).collect::<Vec<_>>())
-        ),
-        Output::Table => {
-            for a in &entries {
-                let count = |k: &str| a.details[k].as_array().map_or(0, Vec::len);
-                println!(
-                    "{} {} {} by {} <{}>: {} registered, {} reactivated, {} deactivated",
-                    a.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                    a.action,
-                    a.commit.short(),
-                    a.actor.name,
-                    a.actor.email,
-                    count("registered"),
-                    count("reactivated"),
-                    count("deactivated"),
-                );
-            }
-        }
+        Output::Json => println!("{:#}", views::to_json(&entries)),
+        Output::Table => print!("{}", audit_table(&entries)),
     }
     Ok(ExitStatus::Success)
+}
+
+/// One row a change: when, what, which commit, whose, and how many
+/// versions it registered, reactivated and deactivated.
+fn audit_table(entries: &[AuditView]) -> String {
+    let header = [
+        "AT (UTC)",
+        "ACTION",
+        "COMMIT",
+        "BY",
+        "REGISTERED",
+        "REACTIVATED",
+        "DEACTIVATED",
+    ]
+    .map(str::to_owned);
+    let rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|a| {
+            let count = |k: &str| a.details[k].as_array().map_or(0, Vec::len).to_string();
+            vec![
+                utc(&a.at),
+                a.action.clone(),
+                a.commit.short().to_owned(),
+                format!("{} <{}>", a.actor.name, a.actor.email),
+                count("registered"),
+                count("reactivated"),
+                count("deactivated"),
+            ]
+        })
+        .collect();
+    super::render::table(&header, &rows)
 }

@@ -1,8 +1,15 @@
 //! Where the store is: `--state-dir` (SQLite at `<dir>/weir.db`) or `--db URL`.
+//!
+//! Commands that write (`sync`, `run`, `backfill`, `serve`) create the
+//! SQLite file when it is not there yet ([`StoreArgs::open`]). Commands
+//! that only read ([`StoreArgs::open_existing`]) do not: in the wrong
+//! folder they say that no store is there (exit 2) instead of creating an
+//! empty one and answering from it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::exit::Error;
 use crate::daemon::config;
 use crate::store::{self, Store};
 
@@ -17,6 +24,27 @@ pub struct StoreArgs {
     pub db: Option<String>,
 }
 
+/// The help line of a store that is not there.
+const NO_STORE_HELP: &str = "run `weir sync` or `weir serve` here first to create it, or point at one with --state-dir, --db or --server";
+
+/// Why a store that should be there cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("no weir store at `{}`", .0.display())]
+    Missing(PathBuf),
+    #[error(transparent)]
+    Store(#[from] store::Error),
+}
+
+impl From<OpenError> for Error {
+    fn from(e: OpenError) -> Error {
+        match e {
+            OpenError::Missing(_) => Error::failed(e).with_help(NO_STORE_HELP),
+            OpenError::Store(e) => Error::failed(e),
+        }
+    }
+}
+
 impl StoreArgs {
     pub fn url(&self) -> String {
         match &self.db {
@@ -25,8 +53,23 @@ impl StoreArgs {
         }
     }
 
+    /// Opens the store, creating the SQLite file (and its state
+    /// directory) when it is not there.
     pub async fn open(&self) -> Result<Arc<dyn Store>, store::Error> {
         store::open(&self.url()).await
+    }
+
+    /// Opens a store that must be there already: without `--db`, a state
+    /// directory with no `weir.db` is [`OpenError::Missing`] and nothing
+    /// is created.
+    pub async fn open_existing(&self) -> Result<Arc<dyn Store>, OpenError> {
+        if self.db.is_none() {
+            let file = config::sqlite_file(&self.state_dir);
+            if !file.is_file() {
+                return Err(OpenError::Missing(file));
+            }
+        }
+        Ok(self.open().await?)
     }
 }
 

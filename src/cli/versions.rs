@@ -26,6 +26,7 @@ impl From<KindArg> for Kind {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("api_token_file", super::origin::token_file_alias))]
 pub struct Args {
     /// `Task`, `Workflow` or `LaunchPlan` (any case).
     #[arg(long, value_enum, ignore_case = true)]
@@ -70,7 +71,7 @@ fn table(versions: &[VersionView]) -> String {
         "VERSION",
         "ACTIVE",
         "COMMIT",
-        "REGISTERED",
+        "REGISTERED (UTC)",
     ]
     .map(str::to_owned);
     let rows: Vec<Vec<String>> = versions
@@ -83,8 +84,7 @@ fn table(versions: &[VersionView]) -> String {
                 v.version.clone(),
                 if v.active { "yes" } else { "" }.to_owned(),
                 v.commit.short().to_owned(),
-                v.registered_at
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                super::render::utc(&v.registered_at),
             ]
         })
         .collect();

@@ -1,5 +1,6 @@
 //! How a command waits for executions when it may have to drive them
-//! itself (`weir run --wait`, `weir backfill --wait`, `weir cancel`): one
+//! itself (`weir run --wait`, `weir backfill --wait`, `weir cancel`), or,
+//! with `--server`, asks the daemon until they end ([`poll_until_ended`]): one
 //! engine drives a store at a time (the store's engine lease,
 //! `daemon::lease`), so a command either takes the lease and drives the
 //! executions here, or hands them to the engine holding the lease (a
@@ -31,15 +32,17 @@ use super::exit::notice;
 use crate::daemon::leader::Leadership;
 use crate::daemon::lease::{Hold, StoreLease};
 use crate::engine::Engine;
+use crate::http::client::{self, Client};
 use crate::spec::ExecutionId;
 use crate::store::Store;
 use crate::store::execution::{Execution, NodeStatus};
+use crate::views::ExecutionView;
 
 /// The default term of the engine lease a command takes.
 pub const LEASE_DURATION: Duration = Duration::from_secs(15);
 
 /// How often a command that handed its execution over looks at it.
-const FOLLOW_EVERY: Duration = Duration::from_millis(500);
+pub const FOLLOW_EVERY: Duration = Duration::from_millis(500);
 
 /// Why waiting for executions failed.
 #[derive(Debug, thiserror::Error)]
@@ -349,6 +352,44 @@ async fn drive(
                     "stopped at once: the cancellation of {what} may not be recorded ({running} attempt(s) killed here); `weir cancel ID` finishes it"
                 ),
             }))
+        }
+    }
+}
+
+/// Waits, with `--server`, until the executions `ids` have ended, asking
+/// the daemon every [`FOLLOW_EVERY`]: they are its engine's to drive.
+/// Returns them as it serves them, or the interrupt that stopped the
+/// waiting (which leaves them running there).
+pub async fn poll_until_ended(
+    client: &Client,
+    ids: &[ExecutionId],
+    interrupts: &mut Interrupts,
+) -> Result<Result<Vec<ExecutionView>, Interrupt>, client::Error> {
+    loop {
+        let (client, wanted) = (client.clone(), ids.to_vec());
+        // The client blocks; the signals are heard meanwhile.
+        let read = tokio::task::spawn_blocking(move || {
+            wanted
+                .iter()
+                .map(|id| {
+                    client
+                        .execution(id)?
+                        .ok_or_else(|| client::Error::NotFound {
+                            message: format!("no execution `{id}`"),
+                        })
+                })
+                .collect::<Result<Vec<_>, client::Error>>()
+        });
+        let executions = tokio::select! {
+            signal = interrupts.wait() => return Ok(Err(signal)),
+            read = read => read.expect("reading executions does not panic")?,
+        };
+        if executions.iter().all(|e| e.status.is_terminal()) {
+            return Ok(Ok(executions));
+        }
+        tokio::select! {
+            signal = interrupts.wait() => return Ok(Err(signal)),
+            () = tokio::time::sleep(FOLLOW_EVERY) => {}
         }
     }
 }

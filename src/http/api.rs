@@ -1,17 +1,19 @@
 //! The JSON API under `/api/v1`: what `weir status`, `versions`,
-//! `executions` and `lineage` print with `-o json`, and `POST /runs` to
-//! start an execution as `weir run` does. The documents and their query
-//! parameters are [`crate::views`], shared with the CLI (which reads them
-//! back with `--server`), so the two cannot drift.
+//! `executions`, `lineage`, `audit` and `diff` print with `-o json`, the
+//! logs `weir logs` prints (streamed while they grow), and the writes:
+//! `POST /runs` to start an execution as `weir run` does, `POST
+//! /executions/{id}/cancel` as `weir cancel` does (and `POST /backfills`,
+//! [`super::backfills`]). The documents and their query parameters are
+//! [`crate::views`], shared with the CLI (which reads them back with
+//! `--server`), so the two cannot drift.
 //!
 //! Access: with an API token configured, every route needs
-//! `Authorization: Bearer <token>` (401 otherwise). `POST /runs` always
-//! needs it: without a configured token it is refused with 403.
+//! `Authorization: Bearer <token>` (401 otherwise). The writes always
+//! need it: without a configured token they are refused with 403.
 //!
 //! Errors are `{"error": "..."}`: 400 for a bad request, 404 for an
-//! unknown execution or lineage target, 500 when the store fails.
-
-use std::collections::BTreeMap;
+//! unknown execution, node or lineage target, 409 for a cancellation of an
+//! execution that has ended, 500 when the store fails.
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, Request, State};
@@ -20,15 +22,14 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::Value;
 
 use super::{AppState, Shared, auth, error};
 use crate::engine::create::{self, Request as RunRequest};
 use crate::spec::ExecutionId;
 use crate::store;
 use crate::views::{
-    self, DiffError, ExecutionQuery, ExecutionView, LineageQuery, QueryError, VersionQuery,
+    self, AuditQuery, CancelError, DiffError, ExecutionQuery, ExecutionView, LineageQuery,
+    LogQuery, LogTail, LogsError, QueryError, RunBody, VersionQuery,
 };
 
 /// The routes, behind the token check.
@@ -39,9 +40,12 @@ pub(super) fn routes(state: Shared) -> Router<Shared> {
         .route("/versions", get(list_versions))
         .route("/executions", get(executions))
         .route("/executions/{id}", get(execution))
+        .route("/executions/{id}/cancel", post(cancel))
+        .route("/executions/{id}/logs", get(logs))
         .route("/executions/{id}/diff", get(diff_with_last))
         .route("/executions/{id}/diff/{base}", get(diff))
         .route("/lineage/{id}", get(lineage))
+        .route("/audit", get(audit))
         .route("/runs", post(runs))
         .route("/backfills", post(super::backfills::create))
         .route_layer(middleware::from_fn_with_state(state, require_token))
@@ -122,6 +126,61 @@ async fn execution(State(state): State<Shared>, Path(id): Path<ExecutionId>) -> 
     }
 }
 
+/// `GET /api/v1/executions/{id}/logs[?node=PATH][&follow=true]`: the
+/// logs `weir logs` prints, as `text/plain`; with `follow`, streamed as
+/// they are written until the node (or the execution) ends
+/// ([`views::LogTail`]). 404 for an unknown execution or node.
+async fn logs(
+    State(state): State<Shared>,
+    Path(id): Path<ExecutionId>,
+    Query(query): Query<LogQuery>,
+) -> Response {
+    let Some(state_dir) = state.state_dir.clone() else {
+        let why = "this server has no state directory to read logs from";
+        return error(StatusCode::NOT_IMPLEMENTED, why);
+    };
+    let (tail, first) = match LogTail::open(state.store.as_ref(), &state_dir, &id, &query).await {
+        Ok(opened) => opened,
+        Err(LogsError::Store(e)) => return store_error(&e),
+        Err(e) => return error(StatusCode::NOT_FOUND, e.to_string()),
+    };
+    let text = super::logs::stream(state.store.clone(), tail, first);
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        axum::body::Body::from_stream(text),
+    )
+        .into_response()
+}
+
+/// `POST /api/v1/executions/{id}/cancel`: asks the engine that drives the
+/// store to cancel an unfinished execution (as `weir cancel` does); 202
+/// with `{id, status, engine}` (the engine asked, or null when none drives
+/// the store now); 404 unknown, 409 already ended, 403 when no API token
+/// is configured.
+async fn cancel(State(state): State<Shared>, Path(id): Path<ExecutionId>) -> Response {
+    if state.secrets.api_token.is_none() {
+        return error(
+            StatusCode::FORBIDDEN,
+            "cancelling over HTTP needs an API token: configure one (weir serve --api-token-file)",
+        );
+    }
+    match views::request_cancel(state.store.as_ref(), &id, state.clock.now()).await {
+        Ok(asked) => {
+            tracing::info!(execution = %id, "API: cancellation requested");
+            (StatusCode::ACCEPTED, Json(views::to_json(&asked))).into_response()
+        }
+        Err(CancelError::Store(e)) => store_error(&e),
+        Err(e @ CancelError::Unknown(_)) => error(StatusCode::NOT_FOUND, e.to_string()),
+        Err(e @ CancelError::Ended { .. }) => error(StatusCode::CONFLICT, e.to_string()),
+    }
+}
+
+/// `GET /api/v1/audit?limit=`: the audit log, newest first (`weir audit
+/// -o json`; at most 100 by default).
+async fn audit(State(state): State<Shared>, Query(query): Query<AuditQuery>) -> Response {
+    document(views::audit(state.store.as_ref(), &query).await)
+}
+
 /// `GET /api/v1/executions/{id}/diff/{base}`: what changed from `base` to
 /// `id` (`weir diff ID BASE -o json`).
 async fn diff(
@@ -172,24 +231,11 @@ async fn lineage(
     }
 }
 
-/// The body of `POST /api/v1/runs`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RunBody {
-    /// A launch plan's or a workflow's name (launch plans first).
-    name: String,
-    project: Option<String>,
-    /// Inputs by name: values, or strings parsed by the input's type.
-    #[serde(default)]
-    inputs: BTreeMap<String, Value>,
-    #[serde(default)]
-    no_cache: bool,
-}
-
 /// `POST /api/v1/runs`: starts an execution of the active version (as
 /// `weir run` without `--wait`; the daemon's engine drives it). 201 with
-/// the execution, 200 when it existed already; 400 for a bad body or a
-/// request `engine::create` refuses; 403 when no API token is configured.
+/// the execution, 200 when it existed already; 404 when no launch plan or
+/// workflow has that name; 400 for a bad body or a request
+/// `engine::create` refuses; 403 when no API token is configured.
 async fn runs(State(state): State<Shared>, body: Bytes) -> Response {
     if state.secrets.api_token.is_none() {
         return error(
@@ -214,6 +260,9 @@ async fn runs(State(state): State<Shared>, body: Bytes) -> Response {
         match create::create_in(state.store.as_ref(), &request, None, state.clock.now()).await {
             Ok(done) => done,
             Err(create::Error::Store(e)) => return store_error(&e),
+            Err(e @ create::Error::NotFound(_)) => {
+                return error(StatusCode::NOT_FOUND, e.to_string());
+            }
             Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
         };
     tracing::info!(execution = %execution.id, name = %request.name, "API: run started");

@@ -5,35 +5,23 @@
 //! `maxParallel` at a time.
 //!
 //! Body: `{"launchPlan", "project"?, "from", "to", "maxParallel"?,
-//! "dryRun"?}`, the times as `weir backfill` reads them. Answer: the JSON
-//! array `weir backfill -o json` prints (`instant`, `executionId`,
-//! `status`: `created`, `exists` or, in a dry run, `new`; and
-//! `executionStatus`), 201 when it created any execution, else 200; 404 for
-//! an unknown launch plan, 400 for any other refused request, 500 when the
-//! store fails.
+//! "dryRun"?}`, the times as `weir backfill` reads them. Answer: the
+//! document `weir backfill -o json` prints ([`BackfillView`]: the launch
+//! plan, its version and time zone, the range, `maxParallel`, and
+//! `entries`, each `instant`, `executionId`, `status`: `created`, `exists`
+//! or, in a dry run, `new`; and `executionStatus`), 201 when it created any
+//! execution, else 200; 404 for an unknown launch plan, 400 for any other
+//! refused request, 500 when the store fails.
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 
 use super::{Shared, error};
 use crate::engine::backfill::{self, EntryStatus, Error, Request};
-
-/// The body of `POST /api/v1/backfills`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct BackfillBody {
-    launch_plan: String,
-    project: Option<String>,
-    from: String,
-    to: String,
-    max_parallel: Option<u32>,
-    #[serde(default)]
-    dry_run: bool,
-}
+use crate::views::{self, BackfillBody, BackfillView};
 
 pub(super) async fn create(State(state): State<Shared>, body: Bytes) -> Response {
     if state.secrets.api_token.is_none() {
@@ -45,14 +33,8 @@ pub(super) async fn create(State(state): State<Shared>, body: Bytes) -> Response
         Ok(body) => body,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad request body: {e}")),
     };
-    let request = Request {
-        launch_plan: body.launch_plan,
-        project: body.project,
-        from: body.from,
-        to: body.to,
-        max_parallel: body.max_parallel,
-        dry_run: body.dry_run,
-    };
+    let dry_run = body.dry_run;
+    let request = Request::from(body);
     match backfill::backfill(state.store.as_ref(), &request, state.clock.now()).await {
         Ok(done) => {
             let status = if done.count(EntryStatus::Created) > 0 {
@@ -60,7 +42,8 @@ pub(super) async fn create(State(state): State<Shared>, body: Bytes) -> Response
             } else {
                 StatusCode::OK
             };
-            (status, Json(done.entries)).into_response()
+            let view = BackfillView::new(&done, dry_run);
+            (status, Json(views::to_json(&view))).into_response()
         }
         Err(e) if e.is_store() => {
             tracing::warn!(error = %e, "API: store error");

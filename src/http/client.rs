@@ -1,16 +1,20 @@
-//! A client of the JSON API ([`super::api`]): what `weir status`,
-//! `versions`, `executions` and `lineage` read with `--server URL` instead
-//! of opening the store.
+//! A client of the JSON API ([`super::api`]): what the CLI reads and asks
+//! with `--server URL` instead of opening the store: `status`,
+//! `versions`, `executions`, `lineage`, `audit`, `diff` and `logs` read,
+//! `run`, `backfill` and `cancel` write.
 //!
-//! It sends the same queries and reads back the same views
+//! It sends the same queries and bodies and reads back the same views
 //! ([`crate::views`]) the API writes, so a command prints the same
-//! whichever it read. An unknown execution or lineage target is `None`, as
-//! the store says it; everything else that goes wrong is an [`Error`] that
-//! names the server.
+//! whichever it read. A 404 with the API's own message is
+//! [`Error::NotFound`] (the CLI's not-found exit code), a 400
+//! [`Error::Rejected`], a 409 [`Error::Conflict`]; everything else that
+//! goes wrong is an [`Error`] that names the server.
 //!
-//! Blocking (ureq): a command makes one request and has nothing else to do
-//! meanwhile. The token is sent as `Authorization: Bearer` and never shown.
+//! Blocking (ureq): a command makes a request at a time and has nothing
+//! else to do meanwhile. The token is sent as `Authorization: Bearer` and
+//! never shown.
 
+use std::io::Write;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -20,11 +24,13 @@ use crate::outbound::agent_config;
 use crate::source::git::redact_url;
 use crate::spec::ExecutionId;
 use crate::views::{
-    ExecutionQuery, ExecutionView, LineageQuery, LineageView, SourceView, StatusView, VersionQuery,
-    VersionView,
+    AuditQuery, AuditView, BackfillBody, BackfillView, CancelView, DiffView, ExecutionQuery,
+    ExecutionView, LineageQuery, LineageView, LogQuery, RunBody, SourceView, StatusView,
+    VersionQuery, VersionView,
 };
 
-/// How long one request may take, connecting included.
+/// How long one request may take, connecting included (not a followed
+/// log, which lasts as long as its node).
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Largest answer read: lineage and execution lists can be long, but not
@@ -40,9 +46,15 @@ pub enum Error {
     Unreachable { url: String, reason: String },
     #[error("the weir server at {url} refused the request: the API token is missing or wrong")]
     Unauthorized { url: String },
-    /// 400: the server's own words about the query.
+    /// 404 with the API's message: what was asked about does not exist.
+    #[error("{message}")]
+    NotFound { message: String },
+    /// 400: the server's own words about the request.
     #[error("{message}")]
     Rejected { message: String },
+    /// 409: the request cannot be done in the state things are in.
+    #[error("{message}")]
+    Conflict { message: String },
     #[error("the weir server at {url} answered {status}: {message}")]
     Failed {
         url: String,
@@ -54,6 +66,7 @@ pub enum Error {
 }
 
 /// A weir server's API.
+#[derive(Clone)]
 pub struct Client {
     /// As given, without a trailing `/`.
     base: String,
@@ -86,36 +99,28 @@ impl Client {
 
     /// `GET /api/v1/sources`.
     pub fn sources(&self) -> Result<Vec<SourceView>, Error> {
-        self.list("/api/v1/sources", &())
+        self.get("/api/v1/sources", &())
     }
 
     /// `GET /api/v1/status`.
     pub fn status(&self) -> Result<StatusView, Error> {
-        self.get("/api/v1/status", &())?
-            .ok_or_else(|| Error::Failed {
-                url: self.url(),
-                status: 404,
-                message: "no `/api/v1/status` here: is this a weir server?".into(),
-            })
+        self.get("/api/v1/status", &())
     }
 
     /// `GET /api/v1/versions?…`.
     pub fn versions(&self, query: &VersionQuery) -> Result<Vec<VersionView>, Error> {
-        self.list("/api/v1/versions", query)
+        self.get("/api/v1/versions", query)
     }
 
     /// `GET /api/v1/executions?…`.
     pub fn executions(&self, query: &ExecutionQuery) -> Result<Vec<ExecutionView>, Error> {
-        self.list("/api/v1/executions", query)
+        self.get("/api/v1/executions", query)
     }
 
     /// `GET /api/v1/executions/{id}`; `None` when the server has no such
     /// execution.
     pub fn execution(&self, id: &ExecutionId) -> Result<Option<ExecutionView>, Error> {
-        self.get(
-            &format!("/api/v1/executions/{}", path_segment(id.as_str())),
-            &(),
-        )
+        found(self.get(&execution_path(id, ""), &()))
     }
 
     /// `GET /api/v1/lineage/{target}?…`; `None` when the target is neither
@@ -125,39 +130,109 @@ impl Client {
         target: &str,
         query: &LineageQuery,
     ) -> Result<Option<LineageView>, Error> {
-        self.get(&format!("/api/v1/lineage/{}", path_segment(target)), query)
+        found(self.get(&format!("/api/v1/lineage/{}", path_segment(target)), query))
     }
 
-    /// A list, where a 404 means the URL is not a weir API.
-    fn list<T: DeserializeOwned>(
+    /// `GET /api/v1/audit?…`.
+    pub fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditView>, Error> {
+        self.get("/api/v1/audit", query)
+    }
+
+    /// `GET /api/v1/executions/{id}/diff[/{base}]`.
+    pub fn diff(&self, id: &ExecutionId, base: Option<&ExecutionId>) -> Result<DiffView, Error> {
+        let base = base.map_or(String::new(), |b| format!("/{}", path_segment(b.as_str())));
+        self.get(&execution_path(id, &format!("/diff{base}")), &())
+    }
+
+    /// `GET /api/v1/executions/{id}/logs?…`, copied to `out` as it comes:
+    /// with `follow`, until the server ends it (the node or execution
+    /// ended), however long that takes.
+    pub fn logs(
+        &self,
+        id: &ExecutionId,
+        query: &LogQuery,
+        out: &mut impl Write,
+    ) -> Result<(), Error> {
+        let mut request = self.request_get(&execution_path(id, "/logs"), query);
+        if query.follow {
+            request = request.config().timeout_global(None).build();
+        }
+        let response = request.call().map_err(|e| self.unreachable(&e))?;
+        if response.status().as_u16() != 200 {
+            return self.answer::<()>(response);
+        }
+        let mut body = response.into_body().into_reader();
+        match std::io::copy(&mut body, out) {
+            Ok(_) => Ok(()),
+            // stdout gone (`| head`): nothing more to show, nothing wrong.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            Err(e) => Err(Error::Unreachable {
+                url: self.url(),
+                reason: io_reason(&e),
+            }),
+        }
+    }
+
+    /// `POST /api/v1/runs`.
+    pub fn run(&self, body: &RunBody) -> Result<ExecutionView, Error> {
+        self.post("/api/v1/runs", body)
+    }
+
+    /// `POST /api/v1/backfills`.
+    pub fn backfill(&self, body: &BackfillBody) -> Result<BackfillView, Error> {
+        self.post("/api/v1/backfills", body)
+    }
+
+    /// `POST /api/v1/executions/{id}/cancel`.
+    pub fn cancel(&self, id: &ExecutionId) -> Result<CancelView, Error> {
+        self.post(&execution_path(id, "/cancel"), &())
+    }
+
+    /// `GET path?query`, with the token.
+    fn request_get(
         &self,
         path: &str,
         query: &impl Serialize,
-    ) -> Result<Vec<T>, Error> {
-        self.get(path, query)?.ok_or_else(|| Error::Failed {
-            url: self.url(),
-            status: 404,
-            message: format!("no `{path}` here: is this a weir server?"),
-        })
-    }
-
-    /// `GET path?query`, the JSON answer read as `T`; `None` for a weir 404.
-    fn get<T: DeserializeOwned>(
-        &self,
-        path: &str,
-        query: &impl Serialize,
-    ) -> Result<Option<T>, Error> {
-        let mut request = self
-            .agent
-            .get(format!("{}{path}", self.base))
-            .header("Accept", "application/json");
+    ) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
+        let mut request = self.agent.get(format!("{}{path}", self.base));
         for (name, value) in query_pairs(query) {
             request = request.query(name, value);
         }
         if let Some(token) = &self.token {
             request = request.header("Authorization", format!("Bearer {token}"));
         }
-        let mut response = request.call().map_err(|e| self.unreachable(&e))?;
+        request
+    }
+
+    /// `GET path?query`, the JSON answer read as `T`.
+    fn get<T: DeserializeOwned>(&self, path: &str, query: &impl Serialize) -> Result<T, Error> {
+        let request = self
+            .request_get(path, query)
+            .header("Accept", "application/json");
+        let response = request.call().map_err(|e| self.unreachable(&e))?;
+        self.answer(response)
+    }
+
+    /// `POST path` with `body` as JSON, the JSON answer read as `T`.
+    fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T, Error> {
+        let body = serde_json::to_vec(body).expect("request bodies always serialize");
+        let mut request = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .header("Accept", "application/json")
+            .header("Content-Type", "application/json");
+        if let Some(token) = &self.token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        let response = request.send(&body[..]).map_err(|e| self.unreachable(&e))?;
+        self.answer(response)
+    }
+
+    /// A 2xx answer read as `T`; an error status as its [`Error`].
+    fn answer<T: DeserializeOwned>(
+        &self,
+        mut response: ureq::http::Response<ureq::Body>,
+    ) -> Result<T, Error> {
         let status = response.status().as_u16();
         let body = response
             .body_mut()
@@ -165,28 +240,29 @@ impl Client {
             .limit(MAX_ANSWER)
             .read_to_vec()
             .map_err(|e| self.unreachable(&e))?;
-        // Every error the API sends is `{"error": "…"}`.
-        let message = || {
-            serde_json::from_slice::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v["error"].as_str().map(str::to_owned))
-        };
-        match status {
-            200 => serde_json::from_slice(&body)
-                .map(Some)
-                .map_err(|e| Error::Unreadable {
-                    url: self.url(),
-                    reason: e.to_string(),
-                }),
-            401 => Err(Error::Unauthorized { url: self.url() }),
-            404 if message().is_some() => Ok(None),
-            400 if message().is_some() => Err(Error::Rejected {
-                message: message().unwrap_or_default(),
+        // Every error the API sends is `{"error": "…"}`; a 404 without it
+        // is not the API's (a wrong URL, another server).
+        let message = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_owned));
+        match (status, message) {
+            (200..=299, _) => serde_json::from_slice(&body).map_err(|e| Error::Unreadable {
+                url: self.url(),
+                reason: e.to_string(),
             }),
-            _ => Err(Error::Failed {
+            (401, _) => Err(Error::Unauthorized { url: self.url() }),
+            (404, Some(message)) => Err(Error::NotFound { message }),
+            (400, Some(message)) => Err(Error::Rejected { message }),
+            (409, Some(message)) => Err(Error::Conflict { message }),
+            (404, None) => Err(Error::Failed {
                 url: self.url(),
                 status,
-                message: message()
+                message: "no such route: is this a weir server?".into(),
+            }),
+            (_, message) => Err(Error::Failed {
+                url: self.url(),
+                status,
+                message: message
                     .unwrap_or_else(|| String::from_utf8_lossy(&body).trim().to_owned()),
             }),
         }
@@ -205,22 +281,40 @@ impl Client {
     }
 }
 
+/// `Ok(None)` for what the server does not have.
+fn found<T>(answer: Result<T, Error>) -> Result<Option<T>, Error> {
+    match answer {
+        Ok(view) => Ok(Some(view)),
+        Err(Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// `/api/v1/executions/{id}` and what follows it.
+fn execution_path(id: &ExecutionId, rest: &str) -> String {
+    format!("/api/v1/executions/{}{rest}", path_segment(id.as_str()))
+}
+
 /// What went wrong on the way, in a few words: `connection refused`, not
 /// `io: Connection refused (os error 111)`.
 fn reason(e: &ureq::Error) -> String {
-    use std::io::ErrorKind;
     match e {
-        ureq::Error::Io(io) => match io.kind() {
-            ErrorKind::ConnectionRefused => "connection refused".into(),
-            ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted => {
-                "the connection was closed".into()
-            }
-            ErrorKind::TimedOut => "timed out".into(),
-            _ => io.to_string(),
-        },
+        ureq::Error::Io(io) => io_reason(io),
         ureq::Error::Timeout(_) => format!("no answer within {}s", TIMEOUT.as_secs()),
         ureq::Error::HostNotFound => "host not found".into(),
         other => other.to_string(),
+    }
+}
+
+fn io_reason(io: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match io.kind() {
+        ErrorKind::ConnectionRefused => "connection refused".into(),
+        ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::UnexpectedEof => {
+            "the connection was closed".into()
+        }
+        ErrorKind::TimedOut => "timed out".into(),
+        _ => io.to_string(),
     }
 }
 

@@ -9,9 +9,10 @@
 //!   fetches from Git itself, so a payload is never trusted for content.
 //!   An unauthenticated webhook (bad or missing signature or token)
 //!   triggers nothing.
-//! - The API is read-only except `POST /api/v1/runs` and
-//!   `POST /api/v1/backfills`, which always need the API token; with a
-//!   token configured, every API route needs it.
+//! - The API is read-only except `POST /api/v1/runs`,
+//!   `POST /api/v1/backfills` and `POST /api/v1/executions/{id}/cancel`,
+//!   which always need the API token; with a token configured, every API
+//!   route needs it.
 //! - Secrets are compared in constant time and never logged.
 //! - Every connection is bounded in time (request head, whole request,
 //!   idle keep-alive, closing) and their number is bounded ([`server`],
@@ -21,15 +22,17 @@
 //!   and a lease read a second, however often it is probed ([`health`]).
 //!
 //! What it must not do: decide anything about sources, versions or
-//! executions. It reads the store, calls `engine::create` for a run, and
-//! pokes the loops; the daemon (`src/daemon`) owns those loops.
+//! executions. It reads the store (and the attempts' logs), calls
+//! `engine::create` for a run and `engine::backfill` for a backfill, marks
+//! an execution for cancellation (the engine stops it), and pokes the
+//! loops; the daemon (`src/daemon`) owns those loops.
 //!
 //! Routes (status codes in each handler's doc):
 //! `GET /healthz`, `GET /readyz`, `GET /metrics`, `POST /hooks/github`,
-//! `POST /hooks/generic`, `GET /api/v1/{sources, versions, executions,
-//! executions/{id}, executions/{id}/diff[/{base}], lineage/{id}}`,
-//! `POST /api/v1/runs`,
-//! `POST /api/v1/backfills`.
+//! `POST /hooks/generic`, `GET /api/v1/{sources, status, versions,
+//! executions, executions/{id}, executions/{id}/diff[/{base}],
+//! executions/{id}/logs, lineage/{id}, audit}`, `POST /api/v1/runs`,
+//! `POST /api/v1/backfills`, `POST /api/v1/executions/{id}/cancel`.
 
 mod api;
 pub mod auth;
@@ -37,6 +40,7 @@ mod backfills;
 pub mod client;
 pub mod health;
 mod hooks;
+mod logs;
 pub mod server;
 #[cfg(test)]
 mod tests;
@@ -81,8 +85,8 @@ pub struct SourceHandle {
 }
 
 /// The secrets the HTTP server checks. `None` turns the matching feature
-/// off: no GitHub hook, no generic hook, an open read-only API and no
-/// `POST /api/v1/runs`.
+/// off: no GitHub hook, no generic hook, an open read-only API and none
+/// of its writes (runs, backfills, cancellations).
 #[derive(Clone, Default)]
 pub struct Secrets {
     pub github_webhook_secret: Option<Vec<u8>>,

@@ -11,7 +11,9 @@
 //! - a whole request, its body read and its response computed, must finish
 //!   within `request_timeout`, else it is answered `408` and the connection
 //!   closed;
-//! - a kept-alive connection with no request for `idle_timeout` is closed;
+//! - a kept-alive connection with no request for `idle_timeout` is closed
+//!   (a response streamed while it grows, a followed log, is activity
+//!   for as long as the client takes its chunks);
 //! - at most `max_connections` are served at once; beyond that the loop
 //!   stops accepting, so further clients wait in the kernel's backlog (they
 //!   are not refused) until a connection ends, which the three timeouts
@@ -177,7 +179,7 @@ async fn connection(
                         Ok(Err(never)) => match never {},
                         Err(_) => timed_out(limits.request_timeout),
                     };
-                Ok::<Response<Body>, Infallible>(response)
+                Ok::<Response<Body>, Infallible>(active_while_streamed(response, &activity))
             }
         })
     };
@@ -251,6 +253,22 @@ fn timed_out(after: Duration) -> Response<Body> {
     response
 }
 
+/// A response streamed as it is produced (its length unknown: `GET
+/// /api/v1/executions/{id}/logs?follow=true`) counts as activity each
+/// time hyper takes a chunk of it to write, so a long follow is not
+/// closed as idle. A client that stops reading fills its socket's buffer,
+/// hyper stops taking chunks, and the idle bound closes it.
+fn active_while_streamed(response: Response<Body>, activity: &Arc<Activity>) -> Response<Body> {
+    use axum::body::HttpBody as _;
+    use futures_util::StreamExt as _;
+    if response.body().size_hint().exact().is_some() {
+        return response;
+    }
+    let activity = activity.clone();
+    response
+        .map(|body| Body::from_stream(body.into_data_stream().inspect(move |_| activity.touch())))
+}
+
 /// Whether a connection has a request in flight, and a wake-up when the
 /// last one ends: the idle timeout counts from there.
 #[derive(Default)]
@@ -264,6 +282,11 @@ impl Activity {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         self.changed.notify_waiters();
         InFlight(self.clone())
+    }
+
+    /// Restarts the idle clock: a streamed response sent a chunk.
+    fn touch(&self) {
+        self.changed.notify_waiters();
     }
 
     /// Completes once no request has been in flight for `timeout` in a row.

@@ -776,7 +776,12 @@ async fn api_returns_what_the_cli_prints_as_json() {
 
 #[tokio::test]
 async fn api_token_guards_every_api_route() {
-    let server = Server::start(|state| state.secrets.api_token = Some(API_TOKEN.into())).await;
+    let server = Server::start(|state| {
+        state.secrets.api_token = Some(API_TOKEN.into());
+        // Logs are read there (execution `x` has none: 404).
+        state.state_dir = Some(std::env::temp_dir());
+    })
+    .await;
     let right = bearer(API_TOKEN);
     let wrong = bearer("guess");
     for path in [
@@ -785,7 +790,10 @@ async fn api_token_guards_every_api_route() {
         "/api/v1/executions",
         "/api/v1/executions/x",
         "/api/v1/executions/x/diff/y",
+        "/api/v1/executions/x/logs",
         "/api/v1/lineage/x",
+        "/api/v1/audit",
+        "/api/v1/status",
     ] {
         let reply = server.get(path, &[]).await;
         assert_eq!(reply.status, 401, "{path}");
@@ -795,6 +803,22 @@ async fn api_token_guards_every_api_route() {
         let reply = server.get(path, &[("Authorization", &right)]).await;
         assert!(
             reply.status == 200 || reply.status == 404,
+            "{path}: {}",
+            reply.status
+        );
+    }
+    for path in [
+        "/api/v1/runs",
+        "/api/v1/backfills",
+        "/api/v1/executions/x/cancel",
+    ] {
+        let reply = server.post(path, &[], b"{}").await;
+        assert_eq!(reply.status, 401, "{path}");
+        let reply = server.post(path, &[("Authorization", &wrong)], b"{}").await;
+        assert_eq!(reply.status, 401, "{path}");
+        let reply = server.post(path, &[("Authorization", &right)], b"{}").await;
+        assert!(
+            reply.status == 400 || reply.status == 404,
             "{path}: {}",
             reply.status
         );
@@ -861,7 +885,7 @@ async fn runs_start_an_execution_with_the_token() {
     let reply = server
         .post("/api/v1/runs", &auth, br#"{"name":"no-such-plan"}"#)
         .await;
-    assert_eq!(reply.status, 400);
+    assert_eq!(reply.status, 404, "as `weir run`'s not-found");
     assert!(reply.json()["error"].is_string());
     let reply = server.post("/api/v1/runs", &auth, b"{not json").await;
     assert_eq!(reply.status, 400);
@@ -869,6 +893,58 @@ async fn runs_start_an_execution_with_the_token() {
         .post("/api/v1/runs", &auth, br#"{"name":"hello","inputs":{}}"#)
         .await;
     assert_eq!(reply.status, 400, "a required input is missing");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn cancellations_need_the_token_and_say_what_cannot_be_cancelled() {
+    let open = Server::start(|_| {}).await;
+    let reply = open.post("/api/v1/executions/x/cancel", &[], b"").await;
+    assert_eq!(reply.status, 403, "writes need a configured token");
+    open.stop().await;
+
+    let server = Server::start(|state| state.secrets.api_token = Some(API_TOKEN.into())).await;
+    register_minimal(server.store.as_ref()).await;
+    let right = bearer(API_TOKEN);
+    let auth = [("Authorization", right.as_str())];
+    let body = br#"{"name":"hello","project":"demo","inputs":{"who":"ada"}}"#;
+    let started = server.post("/api/v1/runs", &auth, body).await.json();
+    let id = started["id"].as_str().expect("an id");
+    let path = format!("/api/v1/executions/{id}/cancel");
+    let reply = server.post(&path, &auth, b"").await;
+    assert_eq!(reply.status, 202, "{}", reply.text());
+    assert_eq!(reply.json()["id"], id);
+    assert_eq!(reply.json()["engine"], Value::Null, "no engine leads here");
+    let unknown = server
+        .post("/api/v1/executions/nope/cancel", &auth, b"")
+        .await;
+    assert_eq!(unknown.status, 404);
+    assert_eq!(unknown.json()["error"], "no execution `nope`");
+
+    let mut ended = server
+        .store
+        .execution(&id.into())
+        .await
+        .expect("read")
+        .expect("there");
+    ended.id = "ended".into();
+    ended.status = crate::store::Status::Succeeded;
+    server
+        .store
+        .create_execution(&ended, &[])
+        .await
+        .expect("insert an ended execution");
+    let reply = server
+        .post("/api/v1/executions/ended/cancel", &auth, b"")
+        .await;
+    assert_eq!(reply.status, 409, "{}", reply.text());
+    assert!(
+        reply.json()["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("has already ended (succeeded)")),
+        "{}",
+        reply.text()
+    );
     server.stop().await;
 }
 
@@ -897,7 +973,10 @@ async fn backfills_need_the_token_and_answer_what_the_cli_prints() {
     let dry = br#"{"launchPlan":"hello-hourly","project":"demo","from":"2026-03-29","to":"2026-03-29T04:00","dryRun":true}"#;
     let reply = server.post("/api/v1/backfills", &auth, dry).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
-    let listed = reply.json();
+    let dry_run = reply.json();
+    assert_eq!(dry_run["timezone"], "Europe/Berlin", "{dry_run:#}");
+    assert_eq!(dry_run["dryRun"], true);
+    let listed = &dry_run["entries"];
     let instants: Vec<&str> = listed
         .as_array()
         .expect("an array")
@@ -907,9 +986,9 @@ async fn backfills_need_the_token_and_answer_what_the_cli_prints() {
     assert_eq!(
         instants,
         [
-            "2026-03-28T23:00:00Z",
-            "2026-03-29T00:00:00Z",
-            "2026-03-29T01:00:00Z"
+            "2026-03-28T23:00:00.000Z",
+            "2026-03-29T00:00:00.000Z",
+            "2026-03-29T01:00:00.000Z"
         ]
     );
     assert!(
@@ -922,7 +1001,7 @@ async fn backfills_need_the_token_and_answer_what_the_cli_prints() {
 
     let reply = server.post("/api/v1/backfills", &auth, body).await;
     assert_eq!(reply.status, 201, "{}", reply.text());
-    let created = reply.json();
+    let created = reply.json()["entries"].clone();
     for (made, named) in created
         .as_array()
         .expect("an array")
@@ -939,8 +1018,7 @@ async fn backfills_need_the_token_and_answer_what_the_cli_prints() {
     let reply = server.post("/api/v1/backfills", &auth, body).await;
     assert_eq!(reply.status, 200, "nothing new: {}", reply.text());
     assert!(
-        reply
-            .json()
+        reply.json()["entries"]
             .as_array()
             .expect("an array")
             .iter()

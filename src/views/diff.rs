@@ -29,7 +29,7 @@ use serde_json::Value;
 pub use base::base_of;
 use definitions::{Documents, label, unified};
 
-use super::{instant, to_millis, to_secs};
+use super::{instant, to_millis};
 use crate::source::history;
 use crate::spec::{CommitId, ExecutionId, Kind};
 use crate::store::execution::{Execution, NodeState, NodeStatus, Status};
@@ -125,7 +125,7 @@ pub struct CommitView {
     /// The first line of the message.
     pub subject: String,
     pub author: String,
-    #[serde(serialize_with = "instant::secs")]
+    #[serde(serialize_with = "instant::millis")]
     pub time: DateTime<Utc>,
 }
 
@@ -382,7 +382,7 @@ impl From<&CommitInfo> for CommitView {
             id: c.id.clone(),
             subject: c.message.lines().next().unwrap_or("").trim().to_owned(),
             author: c.author.name.clone(),
-            time: to_secs(c.time),
+            time: to_millis(c.time),
         }
     }
 }
@@ -493,7 +493,7 @@ mod tests {
                     id: CommitId("d".repeat(40)),
                     subject: "Train deeper".into(),
                     author: "Ada Lovelace".into(),
-                    time: to_secs(precise_instant()),
+                    time: to_millis(precise_instant()),
                 }],
                 ..CommitsView::default()
             },
@@ -515,7 +515,10 @@ mod tests {
         };
         assert_eq!(round_trip(&view), view);
         let json = to_json(&view);
-        assert_eq!(json["commits"]["added"][0]["time"], "2026-03-29T00:30:05Z");
+        assert_eq!(
+            json["commits"]["added"][0]["time"],
+            "2026-03-29T00:30:05.123Z"
+        );
         assert_eq!(json["nodes"][0]["change"], "changed");
         assert_eq!(json["nodes"][0]["to"]["taskVersion"], "bbbbbbbbbbbb");
         assert_eq!(

@@ -167,6 +167,22 @@ impl From<&NodeState> for NodeView {
     }
 }
 
+/// What to run: the body of `POST /api/v1/runs`, which `weir run
+/// --server` sends.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RunBody {
+    /// A launch plan's or a workflow's name (launch plans first).
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    /// Inputs by name: values, or strings parsed by the input's type.
+    #[serde(default)]
+    pub inputs: std::collections::BTreeMap<String, Value>,
+    #[serde(default)]
+    pub no_cache: bool,
+}
+
 /// Which executions: `weir executions --launch-plan --workflow --status
 /// --limit`, or the same names (camelCase) as query parameters of `GET
 /// /api/v1/executions`.

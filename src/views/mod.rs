@@ -1,7 +1,8 @@
 //! The documents weir shows of its store, and the queries that select
-//! them: what `weir status`, `versions`, `executions` and `lineage` print
-//! with `-o json`, and what the daemon's JSON API (`/api/v1`, in
-//! [`crate::http`]) returns.
+//! them: what `weir status`, `versions`, `executions`, `lineage`, `audit`,
+//! `diff`, `run` and `backfill` print with `-o json`, what `weir logs`
+//! prints, and what the daemon's JSON API (`/api/v1`, in [`crate::http`])
+//! returns.
 //!
 //! Why a module of its own: those commands read either the store or, with
 //! `--server`, a running daemon, and must print the same either way. So
@@ -10,28 +11,38 @@
 //! renders every format (JSON and the human tables) from them.
 //!
 //! What it guarantees: a view holds exactly what its JSON shows (instants
-//! already cut to the precision printed; `None`, never `Some(null)`), so a
+//! already cut to the milliseconds printed, every one in the same format,
+//! [`instant`]; `None`, never `Some(null)`), so a
 //! view read back from its JSON equals the view written, and the two paths
 //! cannot print different things (each file's tests check the round trip).
 //! Key names and value formats are an interface scripts depend on.
 //!
 //! What it must not do: know about HTTP or terminals. It reads the store
 //! (lineage through [`crate::lineage`]) and nothing else, except that a
-//! diff lists commits from the source's Git history ([`crate::source::history`]).
+//! diff lists commits from the source's Git history ([`crate::source::history`])
+//! and logs are read from the attempts' files in the state directory.
 
+mod audit;
+mod backfill;
+mod cancel;
 mod diff;
 mod execution;
 mod lineage;
+mod logs;
 mod source;
 mod status;
 mod version;
 
+pub use audit::{ActorView, AuditQuery, AuditView, audit};
+pub use backfill::{BackfillBody, BackfillEntryView, BackfillView};
+pub use cancel::{CancelError, CancelView, request_cancel};
 pub use diff::{
     Change, CommitView, CommitsView, DiffError, DiffView, NodeDiff, NodeSide, SideView,
     ValueChange, diff,
 };
-pub use execution::{ExecutionQuery, ExecutionView, NodeView, execution, executions};
+pub use execution::{ExecutionQuery, ExecutionView, NodeView, RunBody, execution, executions};
 pub use lineage::{EdgeView, LineageQuery, LineageView, lineage};
+pub use logs::{Chunk, FOLLOW_EVERY, LogQuery, LogTail, LogsError};
 pub use source::{SourceErrorView, SourceView, sources};
 pub use status::{EngineLeaseView, StatusView, status};
 pub use version::{VersionQuery, VersionView, versions};
@@ -48,46 +59,36 @@ pub fn to_json<T: serde::Serialize + ?Sized>(view: &T) -> serde_json::Value {
         .expect("views have string keys and no fallible Serialize impls, so they always serialize")
 }
 
-/// Instants as the documents show them: RFC 3339 in UTC with a `Z`, to
-/// the second or to the millisecond. (chrono's own format drops a zero
-/// fraction, which would make the width of a field vary.)
-mod instant {
+/// Instants as every document shows them: RFC 3339 in UTC with a `Z` and
+/// milliseconds, always three digits (`2026-12-04T05:12:03.120Z`; chrono's
+/// own format drops a zero fraction, which would make the width of a field
+/// vary). The one serde helper of every time field of every view:
+/// `#[serde(serialize_with = "instant::millis")]` (or `millis_opt`), and
+/// the value cut with [`to_millis`] when the view is built, so that it
+/// equals its round trip. Reading back is chrono's own RFC 3339 parser.
+pub(crate) mod instant {
     use chrono::{DateTime, SecondsFormat, Utc};
     use serde::Serializer;
 
-    fn write<S: Serializer>(
-        t: Option<&DateTime<Utc>>,
-        format: SecondsFormat,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        match t {
-            Some(t) => s.serialize_str(&t.to_rfc3339_opts(format, true)),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn secs<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-        write(Some(t), SecondsFormat::Secs, s)
-    }
-
-    pub fn secs_opt<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
-        write(t.as_ref(), SecondsFormat::Secs, s)
+    /// The text of `t` as documents show it.
+    pub fn format(t: &DateTime<Utc>) -> String {
+        t.to_rfc3339_opts(SecondsFormat::Millis, true)
     }
 
     pub fn millis<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-        write(Some(t), SecondsFormat::Millis, s)
+        s.serialize_str(&format(t))
     }
 
     pub fn millis_opt<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
-        write(t.as_ref(), SecondsFormat::Millis, s)
+        match t {
+            Some(t) => millis(t, s),
+            None => s.serialize_none(),
+        }
     }
 }
 
-/// Cuts instants to what the JSON shows, so a view equals its round trip.
-fn to_secs(t: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
-    chrono::SubsecRound::trunc_subsecs(t, 0)
-}
-
+/// Cuts an instant to what the JSON shows (milliseconds), so a view
+/// equals its round trip.
 fn to_millis(t: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
     chrono::SubsecRound::trunc_subsecs(t, 3)
 }

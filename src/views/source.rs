@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{instant, to_secs};
+use super::{instant, to_millis};
 use crate::spec::{CommitId, SourceKey};
 use crate::store::{self, SourceStatus, Store};
 
@@ -14,10 +14,10 @@ use crate::store::{self, SourceStatus, Store};
 pub struct SourceView {
     pub source: SourceKey,
     pub last_reconciled_commit: Option<CommitId>,
-    #[serde(serialize_with = "instant::secs_opt")]
+    #[serde(serialize_with = "instant::millis_opt")]
     pub last_reconciled_at: Option<DateTime<Utc>>,
     pub last_attempted_commit: Option<CommitId>,
-    #[serde(serialize_with = "instant::secs_opt")]
+    #[serde(serialize_with = "instant::millis_opt")]
     pub last_attempted_at: Option<DateTime<Utc>>,
     /// Reconciled once, and the last attempt was not refused.
     pub ready: bool,
@@ -39,9 +39,9 @@ impl From<&SourceStatus> for SourceView {
         SourceView {
             source: s.source.clone(),
             last_reconciled_commit: s.last_reconciled.clone(),
-            last_reconciled_at: s.last_reconciled_at.map(to_secs),
+            last_reconciled_at: s.last_reconciled_at.map(to_millis),
             last_attempted_commit: s.last_attempted.clone(),
-            last_attempted_at: s.last_attempted_at.map(to_secs),
+            last_attempted_at: s.last_attempted_at.map(to_millis),
             ready: s.error.is_none() && s.last_reconciled.is_some(),
             error: s.error.as_ref().map(|e| SourceErrorView {
                 reason: e.reason.clone(),
@@ -87,7 +87,7 @@ mod tests {
         let view = SourceView::from(&status);
         assert_eq!(round_trip(&view), view);
         let json = to_json(&view);
-        assert_eq!(json["lastReconciledAt"], "2026-03-29T00:30:05Z");
+        assert_eq!(json["lastReconciledAt"], "2026-03-29T00:30:05.123Z");
         assert_eq!(json["lastAttemptedAt"], serde_json::Value::Null);
         assert_eq!(json["ready"], false);
         assert_eq!(json["error"]["reason"], "ValidationFailed");

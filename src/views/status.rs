@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{SourceView, instant, sources, to_secs};
+use super::{SourceView, instant, sources, to_millis};
 use crate::store::{self, ENGINE_LEASE, Lease, Store};
 
 /// What `weir status` shows.
@@ -25,10 +25,10 @@ pub struct EngineLeaseView {
     /// The engine that holds (or last held) it.
     pub holder: String,
     /// When its holder took it.
-    #[serde(serialize_with = "instant::secs")]
+    #[serde(serialize_with = "instant::millis")]
     pub since: DateTime<Utc>,
     /// When it expires unless renewed.
-    #[serde(serialize_with = "instant::secs")]
+    #[serde(serialize_with = "instant::millis")]
     pub until: DateTime<Utc>,
     /// Whether it had not expired when read: its holder drives the store.
     pub live: bool,
@@ -39,8 +39,8 @@ impl EngineLeaseView {
     pub fn new(lease: &Lease, now: DateTime<Utc>) -> EngineLeaseView {
         EngineLeaseView {
             holder: lease.holder.clone(),
-            since: to_secs(lease.acquired_at),
-            until: to_secs(lease.expires_at),
+            since: to_millis(lease.acquired_at),
+            until: to_millis(lease.expires_at),
             live: lease.is_live(now),
         }
     }
@@ -78,7 +78,7 @@ mod tests {
         assert_eq!(round_trip(&view), view);
         let json = to_json(&view);
         assert_eq!(json["engineLease"]["holder"], "box:42:7.0@boot/1");
-        assert_eq!(json["engineLease"]["since"], "2026-03-29T00:30:05Z");
+        assert_eq!(json["engineLease"]["since"], "2026-03-29T00:30:05.123Z");
         assert_eq!(json["engineLease"]["live"], true);
         assert!(!EngineLeaseView::new(&lease, lease.expires_at).live);
         let none = StatusView {

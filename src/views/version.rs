@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{QueryError, instant, to_secs};
+use super::{QueryError, instant, to_millis};
 use crate::spec::{CommitId, Digest, Kind};
 use crate::store::{self, Store, VersionFilter, VersionRecord};
 
@@ -21,7 +21,7 @@ pub struct VersionView {
     pub commit: CommitId,
     pub path: String,
     pub active: bool,
-    #[serde(serialize_with = "instant::secs")]
+    #[serde(serialize_with = "instant::millis")]
     pub registered_at: DateTime<Utc>,
     /// Every commit at which it became active, oldest first.
     pub activations: Vec<CommitId>,
@@ -38,7 +38,7 @@ impl From<&VersionRecord> for VersionView {
             commit: v.commit.clone(),
             path: v.path.clone(),
             active: v.active,
-            registered_at: to_secs(v.registered_at),
+            registered_at: to_millis(v.registered_at),
             activations: v.activations.clone(),
         }
     }
@@ -121,7 +121,7 @@ mod tests {
         let json = to_json(&view);
         assert_eq!(json["kind"], "LaunchPlan");
         assert_eq!(json["version"], "cccccccccccc");
-        assert_eq!(json["registeredAt"], "2026-03-29T00:30:05Z");
+        assert_eq!(json["registeredAt"], "2026-03-29T00:30:05.123Z");
     }
 
     #[test]

@@ -543,9 +543,10 @@ fn synced(definitions: &str, db: &TestDb) -> GitRepo {
 }
 
 /// The command line: a dry run, the table in the schedule's time zone,
-/// JSON, a rerun, and exit 2 with a precise message for what it refuses.
+/// JSON, a rerun, and a precise message for what it refuses: exit 3 for
+/// a launch plan that is not there, 2 for the rest.
 #[test]
-fn the_cli_backfills_and_refuses_with_exit_2() {
+fn the_cli_backfills_and_refuses_with_exit_2_or_3() {
     let db = TestDb::sqlite();
     let _repo = synced(NIGHTLY, &db);
     let week = [
@@ -559,10 +560,13 @@ fn the_cli_backfills_and_refuses_with_exit_2() {
 
     let (code, dry) = weir_json(&[&week[..], &["--dry-run", "-o", "json"]].concat(), &db);
     assert_eq!(code, 0);
-    let dry = dry.as_array().expect("an array").clone();
+    assert_eq!(dry["timezone"], "Europe/Berlin");
+    assert_eq!(dry["maxParallel"], 1);
+    assert_eq!(dry["dryRun"], true);
+    let dry = dry["entries"].as_array().expect("an array").clone();
     assert_eq!(dry.len(), 9);
     assert!(dry.iter().all(|e| e["status"] == "new"), "{dry:?}");
-    assert_eq!(dry[4]["instant"], "2026-03-29T01:00:00Z");
+    assert_eq!(dry[4]["instant"], "2026-03-29T01:00:00.000Z");
 
     let table = weir_with(&week, &db);
     assert_eq!(table.status.code(), Some(0));
@@ -581,7 +585,7 @@ fn the_cli_backfills_and_refuses_with_exit_2() {
 
     let (code, again) = weir_json(&[&week[..], &["-o", "json"]].concat(), &db);
     assert_eq!(code, 0);
-    let again = again.as_array().expect("an array").clone();
+    let again = again["entries"].as_array().expect("an array").clone();
     assert!(again.iter().all(|e| e["status"] == "exists"), "{again:?}");
     assert!(again.iter().all(|e| e["executionStatus"] == "queued"));
     assert_eq!(again[4]["executionId"], dry[4]["executionId"]);
@@ -591,18 +595,21 @@ fn the_cli_backfills_and_refuses_with_exit_2() {
     );
     assert_eq!(listed.as_array().map(Vec::len), Some(9));
 
+    let out = weir_with(
+        &[
+            "backfill",
+            "nope",
+            "--from",
+            "2026-03-25",
+            "--to",
+            "2026-04-03",
+        ],
+        &db,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("no active launch plan"), "{stderr}");
     for (args, says) in [
-        (
-            &[
-                "backfill",
-                "nope",
-                "--from",
-                "2026-03-25",
-                "--to",
-                "2026-04-03",
-            ][..],
-            "no active launch plan",
-        ),
         (
             &[
                 "backfill",
@@ -689,7 +696,7 @@ fn the_cli_waits_for_a_bounded_backfill() {
         &db,
     );
     assert_eq!(code, 0, "{done:#}");
-    let done = done.as_array().expect("an array").clone();
+    let done = done["entries"].as_array().expect("an array").clone();
     assert_eq!(done.len(), 5);
     assert!(
         done.iter()

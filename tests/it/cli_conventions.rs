@@ -102,3 +102,127 @@ fn every_printing_command_takes_table_or_json_and_the_old_names_still_read() {
         assert_eq!(same.status.code(), table.status.code());
     }
 }
+
+/// A command that reads a store, run where there is none (the wrong
+/// folder), says so and exits 2, creating nothing: it used to create an
+/// empty `.weir/weir.db` and answer from it.
+#[test]
+fn a_read_without_a_store_says_so_and_creates_none() {
+    let folder = tempfile::tempdir().expect("tempdir");
+    for command in [
+        &["versions"][..],
+        &["status"],
+        &["audit"],
+        &["executions"],
+        &["executions", "some-id"],
+        &["logs", "some-id"],
+        &["cancel", "some-id"],
+        &["diff", "some-id"],
+        &["lineage", "some-id"],
+        &["rollback", "some-task"],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(command)
+            .current_dir(folder.path())
+            .env_remove("WEIR_STATE_DIR")
+            .env_remove("WEIR_DB")
+            .env_remove("WEIR_SERVER")
+            .output()
+            .expect("weir runs");
+        assert_eq!(out.status.code(), Some(2), "{command:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "error: no weir store at `.weir/weir.db`\n  = help: run `weir sync` or `weir serve` here first to create it, or point at one with --state-dir, --db or --server\n",
+            "{command:?}"
+        );
+        assert!(out.stdout.is_empty(), "{command:?}");
+        assert!(
+            !folder.path().join(".weir").exists(),
+            "{command:?} created a state directory"
+        );
+    }
+}
+
+/// The pipeline of `server_cli.rs`, and a yearly launch plan to backfill.
+const YEARLY: &str = r#"
+---
+apiVersion: weir.dev/v1alpha1
+kind: LaunchPlan
+metadata: { name: yearly }
+spec:
+  workflow: pipeline
+  schedule: { cron: "0 0 1 1 *", timezone: Europe/Berlin, catchUp: none }
+"#;
+
+/// Every time in every command's `-o json` is RFC 3339 in UTC with
+/// milliseconds (`2026-12-04T05:12:03.120Z`), whatever the command.
+#[test]
+fn every_json_time_is_rfc3339_utc_with_milliseconds() {
+    use crate::common::{GitRepo, TestDb, weir_json};
+    let db = TestDb::sqlite();
+    let repo = GitRepo::new();
+    let definitions = format!("{}{YEARLY}", crate::server_cli::PIPELINE);
+    repo.write("defs/pipeline.yaml", &definitions);
+    repo.commit("A pipeline");
+    let path = repo.path().to_str().expect("utf-8");
+    let (code, _) = weir_json(
+        &["sync", "--repo", path, "--path", "defs", "-o", "json"],
+        &db,
+    );
+    assert_eq!(code, 0);
+    let (code, ran) = weir_json(&["run", "yearly", "--wait", "-o", "json"], &db);
+    assert_eq!(code, 0, "{ran:#}");
+    let id = ran["id"].as_str().expect("an id").to_owned();
+    let range = ["--from", "2020-01-01", "--to", "2022-01-01"];
+    let mut documents = vec![("run", ran.clone())];
+    for command in [
+        vec!["versions"],
+        vec!["status"],
+        vec!["audit"],
+        vec!["executions"],
+        vec!["executions", &id],
+        vec!["diff", &id, &id],
+        vec!["lineage", &id],
+        [&["backfill", "yearly", "--dry-run"][..], &range].concat(),
+    ] {
+        let args: Vec<&str> = command.iter().copied().chain(["-o", "json"]).collect();
+        let (code, json) = weir_json(&args, &db);
+        assert_eq!(code, 0, "{command:?}: {json:#}");
+        documents.push((command[0], json));
+    }
+    for (command, json) in &documents {
+        let mut times = Vec::new();
+        collect_times(json, &mut times);
+        assert!(!times.is_empty(), "`weir {command} -o json` shows no time");
+        for time in times {
+            let parsed = chrono::DateTime::parse_from_rfc3339(&time);
+            assert!(
+                parsed.is_ok()
+                    && time.len() == "2026-12-04T05:12:03.120Z".len()
+                    && time.ends_with('Z')
+                    && time.as_bytes()[19] == b'.',
+                "`weir {command} -o json`: {time}"
+            );
+        }
+    }
+}
+
+/// The values of the time fields of a document: keys ending in `At`, and
+/// `at`, `time`, `since`, `until`, `instant`, `from`, `to`.
+fn collect_times(json: &serde_json::Value, out: &mut Vec<String>) {
+    match json {
+        serde_json::Value::Object(fields) => {
+            for (key, value) in fields {
+                let timed = key.ends_with("At")
+                    || ["at", "time", "since", "until", "instant", "from", "to"]
+                        .contains(&key.as_str());
+                match value {
+                    serde_json::Value::String(text) if timed => out.push(text.clone()),
+                    other => collect_times(other, out),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| collect_times(v, out)),
+        _ => {}
+    }
+}

@@ -30,6 +30,43 @@ pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Runs `weir ARGS` with `env` set on top of the test's environment (and
+/// no `WEIR_API_TOKEN` but the one `env` gives).
+pub fn weir_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(args)
+        .env_remove("WEIR_API_TOKEN")
+        .envs(env.iter().copied())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("the weir binary runs")
+}
+
+/// `ARGS` reading the store `db`, then `ARGS` through a daemon (`server`:
+/// `--server URL` and its token): the same exit code, stdout and stderr.
+#[track_caller]
+pub fn assert_same_both_ways(args: &[&str], db: &TestDb, server: &[&str]) -> Output {
+    let store = db.args();
+    let direct: Vec<&str> = args
+        .iter()
+        .copied()
+        .chain(store.iter().map(String::as_str))
+        .collect();
+    let served: Vec<&str> = args.iter().chain(server).copied().collect();
+    let (direct, served) = (weir(&direct), weir(&served));
+    assert_eq!(
+        (direct.status.code(), stderr(&direct)),
+        (served.status.code(), stderr(&served)),
+        "weir {args:?}: exit code and stderr"
+    );
+    assert_eq!(stdout(&direct), stdout(&served), "weir {args:?}: stdout");
+    served
+}
+
 /// Runs `weir validate ARGS -o json` and parses the result.
 pub fn validate_json(path: &Path) -> (i32, serde_json::Value) {
     let out = weir(&["validate", path.to_str().expect("utf-8 path"), "-o", "json"]);

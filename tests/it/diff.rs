@@ -83,12 +83,19 @@ fn id(execution: &Value) -> &str {
     execution["id"].as_str().expect("an id")
 }
 
-/// `weir diff ARGS`: exit 2 and the message on stderr.
-fn refused(db: &TestDb, args: &[&str]) -> String {
+/// `weir diff ARGS`: exit `code` and the message on stderr (3: nothing
+/// to compare with; 2: two executions that cannot be compared).
+#[track_caller]
+fn refused(db: &TestDb, args: &[&str], code: i32) -> String {
     let mut all = vec!["diff"];
     all.extend_from_slice(args);
     let out = weir_with(&all, db);
-    assert_eq!(out.status.code(), Some(2), "weir {all:?}: {}", stdout(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "weir {all:?}: {}",
+        stdout(&out)
+    );
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
@@ -101,7 +108,7 @@ fn diff_names_the_changed_task_its_commit_and_output() {
     sync(&repo, &db);
     let a = run(&db, "nightly");
     assert_eq!(
-        refused(&db, &[id(&a)]),
+        refused(&db, &[id(&a)], 3),
         format!(
             "error: no execution of launch plan lab/nightly succeeded before `{}`: name the one to compare it with (weir diff {} BASE)\n",
             id(&a),
@@ -197,17 +204,17 @@ fn diff_names_the_changed_task_its_commit_and_output() {
 
     // What cannot be compared is refused, saying why.
     assert_eq!(
-        refused(&db, &[id(&b), "nope"]),
+        refused(&db, &[id(&b), "nope"], 3),
         "error: no execution `nope`\n"
     );
     let other = run(&db, "other");
-    let message = refused(&db, &[id(&b), id(&other)]);
+    let message = refused(&db, &[id(&b), id(&other)], 2);
     assert!(
         message.contains("ran workflow lab/pipeline but") && message.contains("ran lab/other"),
         "{message}"
     );
     let direct = run(&db, "pipeline");
-    let message = refused(&db, &[id(&direct)]);
+    let message = refused(&db, &[id(&direct)], 2);
     assert!(
         message.contains("was not started from a launch plan"),
         "{message}"

@@ -372,14 +372,16 @@ fn engine_story(db: &TestDb) {
     );
     assert_eq!(node(&liar, "after")["status"], "skipped");
 
-    // Unknown names and bad inputs are clear errors.
+    // Unknown names (not found: exit 3) and bad inputs (exit 2) are
+    // clear errors.
     let out = weir_with(&["run", "nope"], db);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(3));
     assert!(
         String::from_utf8_lossy(&out.stderr)
             .contains("no active launch plan or workflow is named `nope`")
     );
     let out = weir_with(&["run", "chain", "--input", "count=many"], db);
+    assert_eq!(out.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("input `count`: expected int"),
         "{}",

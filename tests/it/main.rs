@@ -26,6 +26,7 @@ mod safety;
 mod schema;
 mod serve;
 mod server_cli;
+mod server_writes;
 mod sidecars;
 mod signed;
 mod spark;

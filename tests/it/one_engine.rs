@@ -282,7 +282,7 @@ fn status_and_readyz_show_which_engine_leads() {
     );
     assert!(
         shown.contains(&format!(
-            "  since       {}\n",
+            "  since       {} (UTC)\n",
             lease
                 .acquired_at
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)

@@ -104,7 +104,8 @@ fn a_database_that_does_not_answer_is_named_at_once_without_its_password() {
 
 /// Item 14: an empty `weir.db` is not a new store: weir refuses it, says
 /// what is wrong and what to do, and leaves it alone; where no file exists
-/// a store is created as before.
+/// a command that writes creates the store as before (one that only reads
+/// says there is none, issue 18).
 #[test]
 fn an_empty_database_file_is_refused_not_taken_for_a_new_store() {
     let state = tempfile::tempdir().expect("tempdir");
@@ -123,9 +124,13 @@ fn an_empty_database_file_is_refused_not_taken_for_a_new_store() {
 
     std::fs::remove_file(&db).expect("rm");
     let out = weir(&["status", "--state-dir", state_path]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!db.exists(), "a read creates no store");
+    // `run` writes: it creates the store, then finds no such launch plan.
+    let out = weir(&["run", "nope", "--state-dir", state_path]);
     assert_eq!(
         out.status.code(),
-        Some(0),
+        Some(3),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

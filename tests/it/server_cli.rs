@@ -1,22 +1,27 @@
 //! The CLI against a running daemon: `weir status`, `versions`,
-//! `executions` and `lineage` with `--server URL` print, byte for byte,
-//! what they print reading the store, in every format; and a daemon that
-//! is down or a missing token is said plainly.
+//! `executions`, `lineage`, `audit`, `diff` and `logs` with `--server URL`
+//! print, byte for byte, what they print reading the store, in every
+//! format, and what is not there exits 3 both ways; a daemon that is down
+//! or a missing token is said plainly. (The commands that write through
+//! the daemon are `server_writes.rs`'s.)
 //!
 //! One daemon serves the whole story. Nothing is masked: once the run has
 //! finished nothing changes in the store (no schedule, an hour between
 //! polls, an unchanged repository), so the two readings see the same data.
 
-use std::process::{Command, Output};
+use crate::common::{
+    Daemon, GitRepo, TestDb, assert_same_both_ways, eventually, free_addr, stderr, stdout, weir,
+    weir_env, weir_json,
+};
 
-use crate::common::{Daemon, GitRepo, TestDb, eventually, free_addr, stdout, weir, weir_json};
-
-const PIPELINE: &str = r#"apiVersion: weir.dev/v1alpha1
+/// Two steps, a file passed between them, and an unscheduled launch plan
+/// (`cli_conventions.rs` adds a scheduled one).
+pub const PIPELINE: &str = r#"apiVersion: weir.dev/v1alpha1
 kind: Task
 metadata: { name: make }
 spec:
   outputs: { data: { type: file } }
-  script: { interpreter: bash, source: 'seq 1 3 > "$WEIR_OUTPUTS/data"' }
+  script: { interpreter: bash, source: 'seq 1 3 > "$WEIR_OUTPUTS/data"; echo made; echo "to stderr" >&2' }
 ---
 apiVersion: weir.dev/v1alpha1
 kind: Task
@@ -28,6 +33,7 @@ spec:
     interpreter: bash
     source: |
       echo "{\"lines\": $(wc -l < "$WEIR_INPUT_DATA")}" > "$WEIR_OUTPUTS/outputs.json"
+      echo "counted"
 ---
 apiVersion: weir.dev/v1alpha1
 kind: Workflow
@@ -45,40 +51,6 @@ spec: { workflow: pipeline }
 "#;
 
 const TOKEN: &str = "s3cret-api-token";
-
-/// Runs `weir ARGS` with `env` set on top of the test's environment.
-fn weir_env(args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(args)
-        .env_remove("WEIR_API_TOKEN")
-        .envs(env.iter().copied())
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("the weir binary runs")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// `ARGS` reading the store, then `ARGS` reading the daemon (with the
-/// token): the same exit code, stdout and stderr.
-fn assert_same_both_ways(args: &[&str], db: &TestDb, server: &[&str]) {
-    let store = db.args();
-    let direct: Vec<&str> = args
-        .iter()
-        .copied()
-        .chain(store.iter().map(String::as_str))
-        .collect();
-    let served: Vec<&str> = args.iter().chain(server).copied().collect();
-    let (direct, served) = (weir(&direct), weir(&served));
-    assert_eq!(
-        (direct.status.code(), stderr(&direct)),
-        (served.status.code(), stderr(&served)),
-        "weir {args:?}: exit code and stderr"
-    );
-    assert_eq!(stdout(&direct), stdout(&served), "weir {args:?}: stdout");
-}
 
 #[test]
 fn the_cli_prints_the_same_through_a_daemon_as_from_the_store() {
@@ -113,6 +85,12 @@ fn the_cli_prints_the_same_through_a_daemon_as_from_the_store() {
         finished = weir_json(&["executions", &id, "-o", "json"], &db).1;
         finished["status"] == "succeeded"
     });
+    // A second run, to diff with the first.
+    let (_, again) = weir_json(&["run", "pipeline-adhoc", "-o", "json"], &db);
+    let second = again["id"].as_str().expect("an execution id").to_owned();
+    eventually("the daemon ran the second execution", || {
+        weir_json(&["executions", &second, "-o", "json"], &db).1["status"] == "succeeded"
+    });
     let make = finished["nodes"]
         .as_array()
         .and_then(|nodes| nodes.iter().find(|n| n["id"] == "make"))
@@ -122,7 +100,12 @@ fn the_cli_prints_the_same_through_a_daemon_as_from_the_store() {
         .expect("`make` produced a file")
         .to_owned();
 
-    let server = ["--server", daemon.url.as_str(), "--token-file", token_file];
+    let server = [
+        "--server",
+        daemon.url.as_str(),
+        "--api-token-file",
+        token_file,
+    ];
     for command in [
         vec!["status"],
         vec!["versions"],
@@ -150,14 +133,55 @@ fn the_cli_prints_the_same_through_a_daemon_as_from_the_store() {
         vec!["lineage", &id],
         vec!["lineage", &artifact, "--upstream"],
         vec!["lineage", &artifact, "--downstream"],
-        // What is not there: the same message and exit code both ways.
+        vec!["audit"],
+        vec!["audit", "--limit", "1"],
+        vec!["diff", &second],
+        vec!["diff", &second, &id],
+        // What is not there: the same message and exit code (3) both ways.
         vec!["executions", "no-such-execution"],
         vec!["lineage", "no-such-execution"],
+        vec!["diff", "no-such-execution"],
+        vec!["diff", &id],
     ] {
         assert_same_both_ways(&command, &db, &server);
         let json: Vec<&str> = command.iter().copied().chain(["-o", "json"]).collect();
         assert_same_both_ways(&json, &db, &server);
     }
+    for command in [
+        vec!["logs", &id],
+        vec!["logs", &id, "--node", "count"],
+        vec!["logs", &id, "--node", "make", "--follow"],
+        vec!["logs", "no-such-execution"],
+        vec!["logs", &id, "--node", "no-such-node"],
+    ] {
+        assert_same_both_ways(&command, &db, &server);
+    }
+    let logs = stdout(&assert_same_both_ways(&["logs", &id], &db, &server));
+    assert_eq!(
+        logs,
+        "[make stdout] made\n[make stderr] to stderr\n[count stdout] counted\n"
+    );
+    for missing in [
+        &["executions", "no-such-execution"][..],
+        &["lineage", "no-such-execution"],
+        &["diff", "no-such-execution"],
+        &["diff", &id],
+        &["logs", "no-such-execution"],
+        &["logs", &id, "--node", "no-such-node"],
+    ] {
+        let out = weir(&[missing, &server[..]].concat());
+        assert_eq!(out.status.code(), Some(3), "{missing:?}: {}", stderr(&out));
+    }
+    // `--token-file`, its name before `--api-token-file`, still reads
+    // where it did.
+    let old = weir(&[
+        "status",
+        "--server",
+        &daemon.url,
+        "--token-file",
+        token_file,
+    ]);
+    assert_eq!(old.status.code(), Some(0), "{}", stderr(&old));
     // The comparison compared something.
     let listed = stdout(&weir(&[&["executions"][..], &server[..]].concat()));
     assert!(listed.contains(&id), "{listed}");
@@ -193,6 +217,19 @@ fn a_daemon_that_is_down_is_named_with_its_url() {
         &["executions"],
         &["executions", "some-id"],
         &["lineage", "some-id"],
+        &["audit"],
+        &["diff", "some-id"],
+        &["logs", "some-id", "--follow"],
+        &["cancel", "some-id"],
+        &["run", "some-plan", "--wait"],
+        &[
+            "backfill",
+            "some-plan",
+            "--from",
+            "2020-01-01",
+            "--to",
+            "2021-01-01",
+        ],
     ] {
         let args: Vec<&str> = command.iter().copied().chain(["--server", &url]).collect();
         let out = weir(&args);

@@ -480,9 +480,9 @@ fn rollback_writes_a_commit_and_the_next_sync_reactivates_the_old_version() {
         3
     );
 
-    // Nothing earlier than the oldest version: a clear refusal.
+    // A version that is not there: a clear refusal, not found (exit 3).
     let again = rollback(&["--to", "ffffffffffff"]);
-    assert_eq!(again.status.code(), Some(1));
+    assert_eq!(again.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&again.stderr).contains("has no version ffffffffffff"));
 }
 

@@ -51,7 +51,12 @@ pub const DEFAULT_LEASE_NAME: &str = "weir-leader";
 
 /// The database when none is named: SQLite in the state directory.
 pub fn sqlite_url(state_dir: &Path) -> String {
-    format!("sqlite://{}", state_dir.join("weir.db").display())
+    format!("sqlite://{}", sqlite_file(state_dir).display())
+}
+
+/// The SQLite database of a state directory.
+pub fn sqlite_file(state_dir: &Path) -> std::path::PathBuf {
+    state_dir.join("weir.db")
 }
 
 /// One source to follow.
