@@ -34,7 +34,8 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 
 use super::handle::NodeHandle;
-use super::{Engine, Error, NodeEvent, Owner, Plan, PlanNode, lock, retry};
+use super::mirror::IndexedPlan;
+use super::{Engine, Error, NodeEvent, Owner, PlanNode, lock, retry};
 use crate::executor::{
     Adoption, AttemptHandle, AttemptKey, AttemptRequest, BoxFuture, Events, Outcome,
 };
@@ -75,6 +76,8 @@ pub(super) struct EngineEvents {
     /// The nodes of the attempts started and not yet ended, as recorded
     /// when they started.
     pub(super) started: Mutex<HashMap<AttemptKey, NodeState>>,
+    /// The engine's node rows, which a handle written here changes too.
+    pub(super) mirror: Arc<super::mirror::NodeMirror>,
 }
 
 impl Events for EngineEvents {
@@ -92,8 +95,11 @@ impl Events for EngineEvents {
             stored.store_in(&mut node);
             // At once, not with the next pass: should this process die,
             // the next engine finds the attempt by it.
-            if let Err(e) = self.store.update_node(&node).await {
-                tracing::warn!(execution = %key.execution, node = %key.node, error = %e, "cannot record where an attempt runs");
+            match self.store.update_node(&node).await {
+                Ok(()) => self.mirror.node_written(&node),
+                Err(e) => {
+                    tracing::warn!(execution = %key.execution, node = %key.node, error = %e, "cannot record where an attempt runs")
+                }
             }
         })
     }
@@ -118,6 +124,8 @@ impl Engine {
         self.executor.stop_all();
         lock(&self.running).retain(|_, outlives| !*outlives);
         lock(&self.events.started).clear();
+        // Another engine may write these executions' rows from now on.
+        self.mirror.forget();
     }
 
     /// The executor's events, as it takes them.
@@ -164,7 +172,7 @@ impl Engine {
     pub(super) async fn record_finished(
         &self,
         execution: &Execution,
-        plan: &Plan,
+        plan: &IndexedPlan,
         nodes: &mut [NodeState],
     ) -> Result<(), Error> {
         for done in self.take_finished(&execution.id) {
@@ -175,7 +183,7 @@ impl Engine {
             let Some(state) = nodes.iter_mut().find(|n| n.node == done.key.node) else {
                 continue;
             };
-            let Some(spec) = plan.nodes.iter().find(|n| n.path == done.key.node) else {
+            let Some(spec) = plan.node(&done.key.node) else {
                 continue;
             };
             // Another engine took the node over meanwhile (this one lost
@@ -203,7 +211,7 @@ impl Engine {
     pub(super) async fn recover_unknown(
         &self,
         execution: &Execution,
-        plan: &Plan,
+        plan: &IndexedPlan,
         nodes: &mut [NodeState],
     ) -> Result<(), Error> {
         let mut lease_holder = None;
@@ -255,7 +263,7 @@ impl Engine {
                     }
                 }
             }
-            let Some(spec) = plan.nodes.iter().find(|n| n.path == state.node) else {
+            let Some(spec) = plan.node(&state.node) else {
                 continue;
             };
             // An execution being cancelled does not retry it.

@@ -39,6 +39,7 @@ pub mod create;
 mod garbage;
 pub mod handle;
 pub mod identity;
+mod mirror;
 mod nodes;
 pub mod owner;
 pub mod plan;
@@ -168,6 +169,11 @@ pub struct Engine {
     /// How many times the buffers were flushed: a step's marks
     /// ([`Marks`]) are positions in the buffers of one generation.
     flushes: std::sync::atomic::AtomicU64,
+    /// The plans of the executions it drives, parsed once.
+    plans: mirror::Plans,
+    /// Their node rows as the store has them (`mirror.rs`): a step reads
+    /// the store only for an execution it has none of.
+    mirror: Arc<mirror::NodeMirror>,
     /// Told by the store of executions created or asked to cancel in this
     /// process: marks them in the agenda and wakes the engine. Kept here
     /// (the store holds it weakly) for as long as the engine lives.
@@ -212,11 +218,13 @@ impl Engine {
         };
         store.on_work(Arc::downgrade(&listener));
         let finished = Arc::new(Mutex::new(Vec::new()));
+        let mirror = Arc::new(mirror::NodeMirror::default());
         let events = Arc::new(EngineEvents {
             store: store.clone(),
             finished: finished.clone(),
             wake: wake.clone(),
             started: Mutex::new(HashMap::new()),
+            mirror: mirror.clone(),
         });
         Engine {
             store,
@@ -241,6 +249,8 @@ impl Engine {
             told: Mutex::new(Vec::new()),
             recorded: Mutex::new(Vec::new()),
             flushes: std::sync::atomic::AtomicU64::new(0),
+            plans: mirror::Plans::default(),
+            mirror,
             _listener: listener,
         }
     }
@@ -347,6 +357,9 @@ impl Engine {
     /// `--max-parallel` holds queued ([`admission`]). It also fills the
     /// agenda the cheaper [`Engine::pass`] works from.
     pub async fn tick(&self) -> Result<(), Error> {
+        // The safety net reads everything again, whoever wrote it.
+        self.mirror.forget();
+        self.plans.forget();
         self.executor.observe(&self.events()).await;
         self.collect_garbage().await;
         let unfinished = self.store.unfinished_executions().await?;
@@ -404,12 +417,29 @@ impl Engine {
         }
         loop {
             let batch = lock(&self.agenda).take_due(self.clock.now());
-            // The batch's nodes in one read (the writes before are applied).
-            let ids: Vec<ExecutionId> = batch.iter().map(|e| e.id.clone()).collect();
-            let mut nodes = match self.store.nodes_of(&ids).await {
-                Ok(nodes) => nodes,
-                Err(e) => return Err(self.abandon(e.into())),
-            };
+            // The batch's nodes: those the mirror has not, in one read
+            // (the writes before are applied).
+            let mut nodes = HashMap::new();
+            let mut unread = Vec::new();
+            for execution in &batch {
+                match self.mirror.get(&execution.id) {
+                    Some(mirrored) => {
+                        nodes.insert(execution.id.clone(), mirrored);
+                    }
+                    None => unread.push(execution.id.clone()),
+                }
+            }
+            if !unread.is_empty() {
+                match self.store.nodes_of(&unread).await {
+                    Ok(read) => {
+                        for (id, rows) in read {
+                            self.mirror.fill(&id, &rows);
+                            nodes.insert(id, rows);
+                        }
+                    }
+                    Err(e) => return Err(self.abandon(e.into())),
+                }
+            }
             let mut freed = false;
             for execution in batch {
                 let bounded = execution.options.backfill.is_some();
@@ -458,6 +488,14 @@ impl Engine {
                 self.undo_to(Marks::default());
                 return Err(e.into());
             }
+            self.mirror.written(&writes);
+            for write in &writes {
+                if let EngineWrite::Execution(execution) = write
+                    && execution.status.is_terminal()
+                {
+                    self.plans.ended(&execution.id);
+                }
+            }
         }
         lock(&self.recorded).clear();
         let launches = std::mem::take(&mut *lock(&self.launches));
@@ -482,6 +520,7 @@ impl Engine {
     /// the agenda is forgotten, so the next pass reads everything again.
     fn abandon(&self, error: Error) -> Error {
         self.undo_to(Marks::default());
+        self.mirror.forget();
         lock(&self.agenda).forget();
         error
     }
@@ -551,6 +590,7 @@ impl Engine {
     /// again, and another may have driven meanwhile).
     pub fn forget(&self) {
         lock(&self.agenda).forget();
+        self.mirror.forget();
     }
 
     /// How long the engine may sleep before something it knows of is due:
@@ -573,42 +613,48 @@ impl Engine {
         ids: &[ExecutionId],
         poll: std::time::Duration,
     ) -> Result<(), Error> {
-        *lock(&self.agenda) = Agenda::scoped(ids.iter().cloned());
-        loop {
-            self.pass().await?;
-            if lock(&self.agenda).is_empty() {
-                return Ok(());
-            }
-            let wait = self.next_wake(poll).map_or(poll, |w| w.min(poll));
-            if tokio::time::timeout(wait, self.wake.notified())
-                .await
-                .is_err()
-            {
-                lock(&self.agenda).ask_rescan();
+        let previous = std::mem::replace(
+            &mut *lock(&self.agenda),
+            Agenda::scoped(ids.iter().cloned()),
+        );
+        let driven = async {
+            loop {
+                self.pass().await?;
+                if lock(&self.agenda).is_empty() {
+                    return Ok(());
+                }
+                let wait = self.next_wake(poll).map_or(poll, |w| w.min(poll));
+                if tokio::time::timeout(wait, self.wake.notified())
+                    .await
+                    .is_err()
+                {
+                    lock(&self.agenda).ask_rescan();
+                }
             }
         }
+        .await;
+        // What the engine held before, read again at its next pass: these
+        // executions moved meanwhile.
+        let mut previous = previous;
+        previous.forget();
+        *lock(&self.agenda) = previous;
+        driven
     }
 
     /// Drives execution `id` alone until it has finished; returns it.
     /// (Other unfinished executions in the store are left to whoever drives
-    /// them, e.g. a daemon.)
+    /// them, e.g. a daemon.) It is read once, then held as it is driven, as
+    /// the daemon holds what it drives: a step costs what changed, not a
+    /// read of the execution and its plan.
     pub async fn run_until_finished(&self, id: &ExecutionId) -> Result<Execution, Error> {
-        loop {
-            let execution = self
-                .store
-                .execution(id)
-                .await?
-                .ok_or_else(|| Error::Disappeared(id.clone()))?;
-            if execution.status.is_terminal() {
-                return Ok(execution);
-            }
-            self.executor.observe(&self.events()).await;
-            let execution = self.drive(execution).await?;
-            if execution.status.is_terminal() {
-                return Ok(execution);
-            }
-            let woken = self.wake.notified();
-            let _ = tokio::time::timeout(std::time::Duration::from_millis(200), woken).await;
-        }
+        self.drive_until_finished(
+            std::slice::from_ref(id),
+            std::time::Duration::from_millis(200),
+        )
+        .await?;
+        self.store
+            .execution(id)
+            .await?
+            .ok_or_else(|| Error::Disappeared(id.clone()))
     }
 }

@@ -1,6 +1,6 @@
 //! The node state machine: what an execution does next, one step at a time.
 //!
-//! Each step ([`Engine::drive`]) reads the execution's nodes as the store
+//! Each step ([`Engine::drive_on`]) reads the execution's nodes as the store
 //! has them and moves them on: it records the attempts that ended and
 //! recovers those no engine runs any more (both in [`super::attempts`]),
 //! then stops the execution (a cancel request, or fail fast once a node
@@ -25,6 +25,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use super::mirror::IndexedPlan;
 use super::plan::Binding;
 use super::{Engine, Error, NodeEvent, Plan, PlanNode};
 use crate::artifact;
@@ -56,18 +57,6 @@ pub(super) struct Driven {
 }
 
 impl Engine {
-    /// Drives `execution` one step, its writes applied; returns it as it
-    /// now stands.
-    pub(super) async fn drive(&self, execution: Execution) -> Result<Execution, Error> {
-        match self.step(execution, None).await {
-            Ok(driven) => {
-                self.flush().await?;
-                Ok(driven.execution)
-            }
-            Err(e) => Err(self.abandon(e)),
-        }
-    }
-
     /// Drives `execution` until a step leaves nothing more to do at once
     /// (a bounded number of steps); returns what the last one left. The
     /// last step's writes stay buffered ([`Engine::flush`]), to be applied
@@ -99,14 +88,20 @@ impl Engine {
         mut execution: Execution,
         nodes: Option<Vec<NodeState>>,
     ) -> Result<Driven, Error> {
-        let plan: Plan =
-            serde_json::from_value(execution.plan.clone()).map_err(|source| Error::Plan {
+        let plan = self
+            .plans
+            .get_or_parse(&execution.id, &execution.plan)
+            .map_err(|source| Error::Plan {
                 id: execution.id.clone(),
                 source,
             })?;
-        let mut nodes = match nodes {
+        let mut nodes = match nodes.or_else(|| self.mirror.get(&execution.id)) {
             Some(nodes) => nodes,
-            None => self.store.nodes(&execution.id).await?,
+            None => {
+                let nodes = self.store.nodes(&execution.id).await?;
+                self.mirror.fill(&execution.id, &nodes);
+                nodes
+            }
         };
         let now = self.clock.now();
         if execution.status == Status::Queued {
@@ -232,41 +227,54 @@ impl Engine {
     async fn start_ready(
         &self,
         execution: &Execution,
-        plan: &Plan,
+        plan: &IndexedPlan,
         nodes: &mut [NodeState],
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
         if !self.may_start() {
             return Ok(());
         }
-        let outputs = node_outputs(nodes);
-        let succeeded: HashSet<String> = nodes
-            .iter()
-            .filter(|n| n.status == NodeStatus::Succeeded)
-            .map(|n| n.node.clone())
-            .collect();
-        for state in nodes.iter_mut() {
-            let due = match state.status {
-                NodeStatus::Pending => true,
-                NodeStatus::Retrying => state.next_attempt_at.is_none_or(|at| at <= now),
-                _ => false,
-            };
-            let Some(spec) = plan.nodes.iter().find(|n| n.path == state.node) else {
-                continue;
-            };
-            if !due || !spec.deps.iter().all(|d| succeeded.contains(d)) {
-                continue;
-            }
-            let mut inputs = BTreeMap::new();
-            let mut bad = None;
-            for (name, binding) in &spec.inputs {
-                match resolve(binding, &execution.inputs, &outputs) {
-                    Ok(v) => {
-                        inputs.insert(name.clone(), v);
+        // The nodes due whose dependencies all succeeded, with their
+        // inputs bound (or why one cannot be).
+        let ready: Vec<(usize, BTreeMap<String, Value>, Option<String>)> = {
+            let outputs = node_outputs(nodes);
+            let succeeded: HashSet<&str> = nodes
+                .iter()
+                .filter(|n| n.status == NodeStatus::Succeeded)
+                .map(|n| n.node.as_str())
+                .collect();
+            nodes
+                .iter()
+                .enumerate()
+                .filter_map(|(i, state)| {
+                    let due = match state.status {
+                        NodeStatus::Pending => true,
+                        NodeStatus::Retrying => state.next_attempt_at.is_none_or(|at| at <= now),
+                        _ => false,
+                    };
+                    let spec = plan.node(&state.node)?;
+                    if !due || !spec.deps.iter().all(|d| succeeded.contains(d.as_str())) {
+                        return None;
                     }
-                    Err(e) => bad = Some(format!("input `{name}`: {e}")),
-                }
-            }
+                    let mut inputs = BTreeMap::new();
+                    let mut bad = None;
+                    for (name, binding) in &spec.inputs {
+                        match resolve(binding, &execution.inputs, &outputs) {
+                            Ok(v) => {
+                                inputs.insert(name.clone(), v);
+                            }
+                            Err(e) => bad = Some(format!("input `{name}`: {e}")),
+                        }
+                    }
+                    Some((i, inputs, bad))
+                })
+                .collect()
+        };
+        for (i, inputs, mut bad) in ready {
+            let state = &mut nodes[i];
+            let Some(spec) = plan.node(&state.node) else {
+                continue;
+            };
             // A stored timeout that does not parse (a version registered
             // before validation refused it) fails the node here, before its
             // attempt or a cache hit, like an input that cannot be bound.
@@ -383,7 +391,12 @@ impl Engine {
 /// once: it would stop (cancelled, or a node failed for good) with nothing
 /// running, finish (every node succeeded), or start a node that is due
 /// and whose dependencies all succeeded.
-fn moves_on(plan: &Plan, nodes: &[NodeState], cancel_requested: bool, now: DateTime<Utc>) -> bool {
+fn moves_on(
+    plan: &IndexedPlan,
+    nodes: &[NodeState],
+    cancel_requested: bool,
+    now: DateTime<Utc>,
+) -> bool {
     let running = nodes.iter().any(|n| n.status == NodeStatus::Running);
     let failed = nodes
         .iter()
@@ -409,9 +422,7 @@ fn moves_on(plan: &Plan, nodes: &[NodeState], cancel_requested: bool, now: DateT
             _ => false,
         };
         due && plan
-            .nodes
-            .iter()
-            .find(|n| n.path == state.node)
+            .node(&state.node)
             .is_some_and(|spec| spec.deps.iter().all(|d| succeeded.contains(d.as_str())))
     })
 }
@@ -427,11 +438,11 @@ fn next_retry(nodes: &[NodeState], now: DateTime<Utc>) -> Option<DateTime<Utc>> 
 }
 
 /// Outputs of the nodes that succeeded, by path.
-fn node_outputs(nodes: &[NodeState]) -> HashMap<String, Value> {
+fn node_outputs(nodes: &[NodeState]) -> HashMap<&str, &Value> {
     nodes
         .iter()
         .filter(|n| n.status == NodeStatus::Succeeded)
-        .filter_map(|n| Some((n.node.clone(), n.outputs.clone()?)))
+        .filter_map(|n| Some((n.node.as_str(), n.outputs.as_ref()?)))
         .collect()
 }
 
@@ -439,7 +450,7 @@ fn node_outputs(nodes: &[NodeState]) -> HashMap<String, Value> {
 pub fn resolve(
     binding: &Binding,
     inputs: &Value,
-    outputs: &HashMap<String, Value>,
+    outputs: &HashMap<&str, &Value>,
 ) -> Result<Value, BindingError> {
     match binding {
         Binding::Literal { value } => Ok(value.clone()),
@@ -448,7 +459,7 @@ pub fn resolve(
             .cloned()
             .ok_or_else(|| BindingError::NoInput(name.clone())),
         Binding::Output { node, output } => outputs
-            .get(node)
+            .get(node.as_str())
             .and_then(|o| o.get(output))
             .cloned()
             .ok_or_else(|| BindingError::NoOutput {
