@@ -102,7 +102,7 @@ pub(super) mod tests {
             trigger: Trigger::Backfill,
             scheduled_at: Some(day(d)),
             inputs: json!({}),
-            plan: json!({}),
+            plan: json!({}).into(),
             options,
             status,
             outputs: None,

@@ -546,7 +546,9 @@ impl Prepared {
             trigger: request.trigger,
             scheduled_at: request.scheduled_at,
             inputs: Value::Object(inputs.into_iter().collect()),
-            plan: serde_json::to_value(&self.plan).expect("plans serialize"),
+            plan: serde_json::to_value(&self.plan)
+                .expect("plans serialize")
+                .into(),
             options,
             status: Status::Queued,
             outputs: None,

@@ -167,8 +167,10 @@ pub struct Execution {
     /// The workflow's inputs, name → value.
     pub inputs: Value,
     /// The compiled DAG the engine follows (engine-owned JSON, fixed at
-    /// creation: later commits never change a running execution).
-    pub plan: Value,
+    /// creation: later commits never change a running execution). Shared:
+    /// the engine holds executions as it drives them, and a plan is as
+    /// large as its workflow.
+    pub plan: std::sync::Arc<Value>,
     /// How it runs beyond its inputs, fixed at creation.
     pub options: RunOptions,
     pub status: Status,

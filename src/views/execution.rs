@@ -275,7 +275,7 @@ mod tests {
             trigger: Trigger::Schedule,
             scheduled_at: Some(precise_instant()),
             inputs: json!({ "day": "2026-03-29", "sample": 0.25 }),
-            plan: json!({}),
+            plan: json!({}).into(),
             options: Default::default(),
             status: Status::Succeeded,
             outputs: Some(Value::Null),

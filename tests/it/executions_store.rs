@@ -78,7 +78,7 @@ fn execution(id: &str, status: Status, created: i64) -> Execution {
         trigger: Trigger::Schedule,
         scheduled_at: Some(at(created)),
         inputs: json!({ "date": "2026-03-29" }),
-        plan: json!({ "nodes": ["prepare", "train"] }),
+        plan: json!({ "nodes": ["prepare", "train"] }).into(),
         options: Default::default(),
         status,
         outputs: None,
@@ -156,7 +156,7 @@ async fn an_execution_and_its_nodes_round_trip_every_field(b: Backend) {
         trigger: Trigger::Backfill,
         inputs: json!({ "date": "2026-03-29", "rows": 10_000_000_000u64, "ratio": 0.25,
                         "tags": ["a", "b"], "note": "naïve — ünïcode" }),
-        plan: json!({ "nodes": [{ "id": "prepare", "after": [] }, { "id": "sub/train" }] }),
+        plan: json!({ "nodes": [{ "id": "prepare", "after": [] }, { "id": "sub/train" }] }).into(),
         options: weir::store::execution::RunOptions {
             no_cache: true,
             ..Default::default()
@@ -556,7 +556,7 @@ async fn node_and_execution_updates_persist(b: Backend) {
         finished_at: Some(at(9)),
         workflow: "renamed".into(),
         inputs: json!("changed"),
-        plan: json!("changed"),
+        plan: json!("changed").into(),
         cancel_requested: false,
         ..queued.clone()
     };

@@ -31,7 +31,7 @@ pub(super) fn execution(source: &str) -> Execution {
         trigger: Trigger::Manual,
         scheduled_at: None,
         inputs: json!({ "day": "2026-11-24" }),
-        plan: json!({}),
+        plan: json!({}).into(),
         options: Default::default(),
         status: Status::Running,
         outputs: None,

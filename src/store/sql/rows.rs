@@ -473,7 +473,7 @@ impl ExecutionRow {
             trigger: parse_trigger(&self.trigger, doing)?,
             scheduled_at: self.scheduled_at,
             inputs: self.inputs.0,
-            plan: self.plan.0,
+            plan: self.plan.0.into(),
             options: self.options.0,
             outputs: self.outputs.map(|Json(value)| value),
             error: self.error,

@@ -69,7 +69,7 @@ mod tests {
             trigger: crate::spec::Trigger::Manual,
             scheduled_at: None,
             inputs: json!({}),
-            plan: json!({}),
+            plan: json!({}).into(),
             options: Default::default(),
             status,
             outputs: None,
