@@ -171,7 +171,7 @@ pub fn spawn(cmd: &Command) -> Result<Child, Error> {
     }
     let stdout = open_output(&cmd.program, &cmd.stdout)?;
     let stderr = open_output(&cmd.program, &cmd.stderr)?;
-    let process = tokio::process::Command::new(&cmd.program)
+    let process = tokio::process::Command::new(executable(cmd))
         .args(&cmd.args)
         .env_clear()
         .envs(&cmd.env)
@@ -191,6 +191,35 @@ pub fn spawn(cmd: &Command) -> Result<Child, Error> {
         program: cmd.program.clone(),
         process,
     })
+}
+
+/// The program to execute: a bare name (`python3`) looked up in the
+/// task's own `PATH`, as `execvp` in the child would (a relative entry
+/// against the task's working directory), so that the process is started
+/// by `posix_spawn` rather than by a `fork` copying this process's page
+/// tables (the standard library forks when a name must be searched in a
+/// `PATH` other than this process's). Not found: the name itself, which
+/// then fails to start as before.
+fn executable(cmd: &Command) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    if cmd.program.contains('/') {
+        return PathBuf::from(&cmd.program);
+    }
+    let path = cmd.env.get("PATH").map(String::as_str).unwrap_or_default();
+    std::env::split_paths(path)
+        .map(|dir| {
+            let dir = if dir.as_os_str().is_empty() {
+                cmd.cwd.clone()
+            } else {
+                cmd.cwd.join(dir)
+            };
+            dir.join(&cmd.program)
+        })
+        .find(|candidate| {
+            std::fs::metadata(candidate)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+        .unwrap_or_else(|| PathBuf::from(&cmd.program))
 }
 
 impl Child {
