@@ -352,6 +352,37 @@ pub async fn active_launch_plan(
     }
 }
 
+/// Version `key` of a launch plan, its definition read, whether or not it
+/// is still active: what a scheduler's tick decided instants of, prepared
+/// as such even when a reconcile replaced it meanwhile (an instant due
+/// under it runs its launch plan, never the next version's). Its source is
+/// the one that has a version of that launch plan active (a commit that
+/// changes a launch plan keeps it in its source).
+pub async fn launch_plan_version(
+    store: &dyn Store,
+    key: &VersionKey,
+) -> Result<LaunchPlanVersion, Error> {
+    let Definition::LaunchPlan(doc) = document(store, key).await? else {
+        return Err(Error::Document(describe(key), "not a launch plan".into()));
+    };
+    let source = candidates(
+        store,
+        None,
+        Kind::LaunchPlan,
+        &key.entity.name,
+        Some(&key.entity.project),
+    )
+    .await?
+    .into_iter()
+    .find(|c| c.key.entity == key.entity)
+    .and_then(|c| c.source);
+    Ok(LaunchPlanVersion {
+        key: key.clone(),
+        spec: doc.spec,
+        source,
+    })
+}
+
 impl LaunchPlanVersion {
     /// Resolves what this version runs against the active versions and
     /// compiles its workflow ([`prepare`] of its name, without resolving

@@ -370,21 +370,23 @@ impl Scheduler {
         }
     }
 
-    /// Prepares the launch plan `key` and keeps it; a failure other than
-    /// the store's is remembered until the active sets change.
+    /// Prepares version `key` of a launch plan (the one this tick read
+    /// active: a reconcile landing meanwhile does not make its instants
+    /// run the next version) and keeps it; a failure other than the
+    /// store's is remembered until the active sets change.
     async fn prepare(
         &mut self,
         store: &dyn Store,
         key: &VersionKey,
     ) -> Result<Arc<Prepared>, create::Error> {
-        let entity = &key.entity;
-        match create::prepare(store, &entity.name, Some(&entity.project), None).await {
+        let prepared = match create::launch_plan_version(store, key).await {
+            Ok(version) => version.prepare(store).await,
+            Err(e) => Err(e),
+        };
+        match prepared {
             Ok(prepared) => {
                 let prepared = Arc::new(prepared);
-                // Kept under the version it resolved to (the active one).
-                if let Some(resolved) = prepared.launch_plan() {
-                    self.prepared.insert(resolved.clone(), prepared.clone());
-                }
+                self.prepared.insert(key.clone(), prepared.clone());
                 self.unprepared.remove(key);
                 Ok(prepared)
             }

@@ -12,7 +12,10 @@ use weir::engine::scheduler::Scheduler;
 
 use crate::common::{Backend, SourceRepo, every_second, on_every_backend};
 
-on_every_backend!(a_plan_moved_to_another_source_runs_as_that_source_s,);
+on_every_backend!(
+    a_plan_moved_to_another_source_runs_as_that_source_s,
+    an_instant_decided_under_a_version_runs_that_version_after_a_reconcile,
+);
 
 const KEEP: &str = r#"apiVersion: weir.dev/v1alpha1
 kind: Task
@@ -66,4 +69,59 @@ async fn a_plan_moved_to_another_source_runs_as_that_source_s(b: Backend) {
         );
         assert_eq!(run.source, to, "{id} runs as the second source's");
     }
+}
+
+/// The scheduler prepares the launch plan version its tick read active, by
+/// its key: should a reconcile land between that read and the preparation,
+/// an instant decided under version 1 still runs version 1 (not version 2's
+/// inputs or schedule), in the source that has the launch plan.
+async fn an_instant_decided_under_a_version_runs_that_version_after_a_reconcile(b: Backend) {
+    use weir::spec::Kind;
+    use weir::store::VersionFilter;
+
+    let plan = every_second("true", "none");
+    let repo = SourceRepo::new(&[("plan.yaml", plan.as_str())]);
+    let activated = Utc::now()
+        .duration_trunc(chrono::Duration::seconds(1))
+        .expect("truncates");
+    let source = repo.reconcile(&b, activated).await;
+    let versions = |store: std::sync::Arc<dyn weir::store::Store>| async move {
+        let filter = VersionFilter {
+            kind: Some(Kind::LaunchPlan),
+            ..VersionFilter::default()
+        };
+        store.versions(&filter).await.expect("versions")
+    };
+    let first = versions(b.store.clone()).await;
+    let first = first.iter().find(|v| v.active).expect("active").key.clone();
+
+    repo.repo
+        .write("plan.yaml", &plan.replace("every: 1s", "every: 2s"));
+    repo.repo.commit("Every two seconds");
+    repo.reconcile(&b, activated + chrono::Duration::seconds(1))
+        .await;
+    let now_active = versions(b.store.clone()).await;
+    let second = now_active.iter().find(|v| v.active).expect("active");
+    assert_ne!(second.key, first, "a new version is active");
+
+    let prepared = weir::engine::create::launch_plan_version(b.store.as_ref(), &first)
+        .await
+        .expect("the first version reads")
+        .prepare(b.store.as_ref())
+        .await
+        .expect("it prepares");
+    assert_eq!(prepared.launch_plan(), Some(&first));
+    let request = weir::engine::create::Request {
+        trigger: weir::spec::Trigger::Schedule,
+        scheduled_at: Some(activated + chrono::Duration::seconds(1)),
+        ..Default::default()
+    };
+    let new = prepared
+        .execution(&request, None, Utc::now())
+        .expect("an execution");
+    assert_eq!(
+        new.execution.launch_plan_version.as_ref(),
+        Some(&first.digest)
+    );
+    assert_eq!(new.execution.source, source);
 }
