@@ -80,7 +80,7 @@ pub fn run(args: &Args) -> exit::Result {
     }
     match report {
         Report::Succeeded { .. } => Ok(ExitStatus::Success),
-        Report::Failed { error } => Err(Error::invalid(error)),
+        Report::Failed { error } | Report::Unrunnable { error } => Err(Error::invalid(error)),
         Report::TimedOut => Err(Error::invalid("the task timed out")),
     }
 }

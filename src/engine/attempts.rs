@@ -426,6 +426,7 @@ impl Engine {
                 self.tell(NodeEvent::Aborted, execution, spec, state);
             }
             failed => {
+                let unrunnable = matches!(failed, Outcome::Unrunnable { .. });
                 let (status, mut error) = match failed {
                     Outcome::TimedOut => (
                         NodeStatus::TimedOut,
@@ -434,11 +435,20 @@ impl Engine {
                             spec.spec.timeout.as_ref().map_or("?", |t| t.as_str())
                         ),
                     ),
-                    Outcome::Failed { error } => (NodeStatus::Failed, error),
+                    Outcome::Failed { error } | Outcome::Unrunnable { error } => {
+                        (NodeStatus::Failed, error)
+                    }
                     _ => unreachable!("handled above"),
                 };
                 let retries = spec.spec.retries.attempts;
-                let retry_at = if state.attempts <= retries && !execution.cancel_requested {
+                if unrunnable && state.attempts <= retries {
+                    error =
+                        format!("{error}; not retried: another attempt would fail the same way");
+                }
+                let retry_at = if state.attempts <= retries
+                    && !execution.cancel_requested
+                    && !unrunnable
+                {
                     match spec.spec.retries.backoff.value(Field::Backoff) {
                         Ok(backoff) => Some(retry::due_at(now, backoff, state.attempts)),
                         // Never a default wait: the node fails, saying why.

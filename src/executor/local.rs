@@ -171,6 +171,12 @@ pub async fn run(
     let deadline = attempt.timeout.map(|t| tokio::time::Instant::now() + t);
     let prepared = match prepare(&attempt, artifacts) {
         Ok(p) => p,
+        // The body cannot become a program: the same again next time.
+        Err(error @ Error::Launch(_)) => {
+            return Outcome::Unrunnable {
+                error: error.to_string(),
+            };
+        }
         Err(error) => {
             return Outcome::Failed {
                 error: error.to_string(),
@@ -215,6 +221,7 @@ pub async fn run(
             Prepared::Process(command) => {
                 let child = match process::spawn(&command) {
                     Ok(child) => child,
+                    Err(e) if e.is_missing_program() => return End::Unrunnable(e.to_string()),
                     Err(e) => return End::Failed(e.to_string()),
                 };
                 groups.task = Some(child.pid());
@@ -267,6 +274,7 @@ pub async fn run(
         // Stopped because a sidecar ended, not by the engine.
         (End::Cancelled, Some(error)) if !cancel.is_cancelled() => Outcome::Failed { error },
         (End::Failed(error), _) => Outcome::Failed { error },
+        (End::Unrunnable(error), _) => Outcome::Unrunnable { error },
         (End::TimedOut, _) => Outcome::TimedOut,
         (End::Cancelled, _) => Outcome::Cancelled,
     }

@@ -80,6 +80,13 @@ pub enum Outcome {
     Failed {
         error: String,
     },
+    /// It could not run, and another attempt would not either: its
+    /// program is not installed where it runs (not on `PATH`, an
+    /// interpreter missing), or its body cannot become a program. The
+    /// node fails at once, whatever its retries.
+    Unrunnable {
+        error: String,
+    },
     TimedOut,
     Cancelled,
     /// The process driving it died mid-attempt, or the engine stopped it

@@ -159,6 +159,17 @@ pub enum Error {
     NotAnAttemptGroup { pgid: u32 },
 }
 
+impl Error {
+    /// The program (or its `#!` interpreter) is not installed where it was
+    /// to run: starting it again there fails the same way.
+    pub fn is_missing_program(&self) -> bool {
+        matches!(
+            self,
+            Error::NotOnPath { .. } | Error::NoSuchFile { .. } | Error::NoInterpreter { .. }
+        )
+    }
+}
+
 /// Starts `cmd` in a new process group, with stdin from `/dev/null` and
 /// stdout/stderr appended to their files. Must be called within a tokio
 /// runtime, which reaps the child.

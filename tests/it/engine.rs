@@ -786,6 +786,7 @@ spec:
   inputs: { day: { type: string } }
   outputs: { pages: { type: int } }
   notebook: { path: nb/report.ipynb }
+  retries: { attempts: 3, backoff: 10m }
 ---
 apiVersion: weir.dev/v1alpha1
 kind: Workflow
@@ -830,6 +831,13 @@ spec:
     let error = node(&missing, "report")["error"].as_str().expect("error");
     assert!(
         error.contains("papermill, which is not installed"),
+        "{error}"
+    );
+    // Another attempt could not fare better: failed at once, not after
+    // three retries ten minutes apart.
+    assert_eq!(node(&missing, "report")["attempts"], 1, "{missing:#}");
+    assert!(
+        error.ends_with("not retried: another attempt would fail the same way"),
         "{error}"
     );
 

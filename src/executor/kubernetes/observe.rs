@@ -29,6 +29,11 @@ pub enum Report {
     Failed {
         error: String,
     },
+    /// The task's program is not in the image (or its body cannot become
+    /// one): not retried ([`crate::executor::Outcome::Unrunnable`]).
+    Unrunnable {
+        error: String,
+    },
     TimedOut,
 }
 
@@ -96,7 +101,9 @@ fn state(job: &Job, pods: &[&Pod]) -> JobState {
             return JobState::Finished(Report::TimedOut);
         }
         return JobState::Finished(match report {
-            Some(report @ (Report::Failed { .. } | Report::TimedOut)) => report,
+            Some(
+                report @ (Report::Failed { .. } | Report::Unrunnable { .. } | Report::TimedOut),
+            ) => report,
             _ => Report::Failed {
                 error: pods
                     .iter()
@@ -149,7 +156,10 @@ pub fn resource_state(
     let pod = pod.and_then(|name| pods.iter().find(|p| p.name_any() == name));
     let report = pod.and_then(|p| container_report(p, kind.report_container));
     Some(JobState::Finished(match (report, error) {
-        (Some(report @ (Report::Failed { .. } | Report::TimedOut)), _) => report,
+        (
+            Some(report @ (Report::Failed { .. } | Report::Unrunnable { .. } | Report::TimedOut)),
+            _,
+        ) => report,
         (Some(report), None) => report,
         (_, Some(error)) => Report::Failed { error },
         (None, None) => Report::Failed {

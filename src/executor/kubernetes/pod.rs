@@ -197,6 +197,7 @@ pub async fn exec(
     match outcome {
         Outcome::Succeeded { outputs } => Report::Succeeded { outputs },
         Outcome::Failed { error } => Report::Failed { error },
+        Outcome::Unrunnable { error } => Report::Unrunnable { error },
         Outcome::TimedOut => Report::TimedOut,
         Outcome::Cancelled | Outcome::Interrupted => Report::Failed {
             error: "the task was stopped".into(),

@@ -141,6 +141,7 @@ impl From<Report> for Outcome {
         match report {
             Report::Succeeded { outputs } => Outcome::Succeeded { outputs },
             Report::Failed { error } => Outcome::Failed { error },
+            Report::Unrunnable { error } => Outcome::Unrunnable { error },
             Report::TimedOut => Outcome::TimedOut,
         }
     }

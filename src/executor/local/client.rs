@@ -15,6 +15,8 @@ use crate::task::{ClientIo, ClientRun};
 pub enum End {
     Done,
     Failed(String),
+    /// It cannot run here at all (see [`crate::executor::Outcome::Unrunnable`]).
+    Unrunnable(String),
     TimedOut,
     Cancelled,
 }
