@@ -94,11 +94,12 @@ pub enum Command {
     Completions(completions::Args),
 }
 
-/// Logs go to stderr; `WEIR_LOG` sets the filter (default `warn`, e.g.
-/// `WEIR_LOG=weir=info`). Results go to stdout.
-fn init_logging() {
+/// Logs go to stderr; `WEIR_LOG` sets the filter (default `warn`; for
+/// `weir serve`, a daemon, weir's own at `info`: what it listens on, each
+/// source's reconciled commit, its schedules). Results go to stdout.
+fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -112,7 +113,10 @@ pub fn main() -> ExitCode {
     if cli.command.only_prints() {
         end_quietly_on_a_closed_pipe();
     }
-    init_logging();
+    init_logging(match cli.command {
+        Command::Serve(_) => "warn,weir=info",
+        _ => "warn",
+    });
     ExitCode::from(exit::finish(run(cli.command)))
 }
 

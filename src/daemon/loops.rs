@@ -58,6 +58,8 @@ pub(super) async fn scheduler_loop(
     heartbeat: Heartbeat,
 ) {
     let mut scheduler = Scheduler::new();
+    // What it last logged: the schedules' count, or a failure, once each.
+    let said = super::said::Said::default();
     // When the last full tick ran, what the sources' reconciled commits
     // were then, and the next instant it knew of.
     let mut last_tick: Option<tokio::time::Instant> = None;
@@ -91,6 +93,10 @@ pub(super) async fn scheduler_loop(
                     {
                         Ok(report) => {
                             last_tick = Some(tokio::time::Instant::now());
+                            let schedules = scheduler.schedules();
+                            if said.changed(format!("{schedules} schedules")) {
+                                tracing::info!(schedules, next_due = ?scheduler.next_due(clock.now()), "active schedules");
+                            }
                             reconciled = Some(commits);
                             if !report.created.is_empty() || !report.cancelled.is_empty() {
                                 wake_engine.notify_one();
@@ -98,7 +104,9 @@ pub(super) async fn scheduler_loop(
                         }
                         Err(e) => {
                             last_tick = None;
-                            tracing::warn!(error = %e, "scheduler tick failed");
+                            if said.changed(format!("tick failed: {e}")) {
+                                tracing::warn!(error = %e, "scheduler tick failed (said once until it changes)");
+                            }
                         }
                     }
                     next_due = scheduler.next_due(clock.now());
@@ -107,7 +115,9 @@ pub(super) async fn scheduler_loop(
             // The store cannot be read: the tick waits for it.
             Err(e) => {
                 last_tick = None;
-                tracing::warn!(error = %e, "cannot read the sources' status");
+                if said.changed(format!("no sources: {e}")) {
+                    tracing::warn!(error = %e, "cannot read the sources' status (said once until it changes)");
+                }
             }
         }
         // Wake at the next scheduled instant when it comes before the tick
@@ -143,6 +153,8 @@ pub(super) async fn engine_loop(
 ) {
     let mut last_full: Option<tokio::time::Instant> = None;
     let mut last_look = tokio::time::Instant::now();
+    // A failing pass is logged once until its error changes.
+    let said = super::said::Said::default();
     loop {
         if !leadership.is_leading() {
             // Another engine may drive meanwhile: a full pass on leading.
@@ -167,9 +179,18 @@ pub(super) async fn engine_loop(
         } else {
             engine.pass().await
         };
-        if let Err(e) = passed {
-            tracing::warn!(error = %e, "engine tick failed");
-            engine.forget();
+        match passed {
+            Err(e) => {
+                if said.changed(e.to_string()) {
+                    tracing::warn!(error = %e, "engine tick failed (said once until it changes)");
+                }
+                engine.forget();
+            }
+            Ok(()) => {
+                if said.clear() {
+                    tracing::info!("the engine ticks again");
+                }
+            }
         }
         heartbeat.beat();
         let wait = engine.next_wake(tick).map_or(tick, |due| due.min(tick));

@@ -28,6 +28,7 @@ pub mod leader;
 pub mod lease;
 mod loops;
 mod metrics_observer;
+mod said;
 mod source_loop;
 pub mod supervise;
 
@@ -165,6 +166,7 @@ fn start_sources(daemon: &Daemon, config: &Config, loops: &mut Supervisor) {
             state_dir: config.state_dir.clone(),
             clock: daemon.clock.clone(),
             shutdown: daemon.shutdown.clone(),
+            said: said::Said::default(),
             _watch: watch.map(Arc::new),
         };
         loops.spawn(

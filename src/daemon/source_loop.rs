@@ -59,6 +59,9 @@ pub(super) struct SourceLoop {
     /// The daemon's clock: what the store's stamps of this source read.
     pub(super) clock: Clock,
     pub(super) shutdown: CancellationToken,
+    /// What the loop last logged of the source's state: each state is
+    /// logged once, when it begins.
+    pub(super) said: super::said::Said,
     /// Keeps the filesystem watch on a local repository's refs alive.
     pub(super) _watch: Option<Arc<RefWatch>>,
 }
@@ -69,7 +72,9 @@ impl SourceLoop {
     async fn failed(&self, error: &reconcile::Error, took: Duration) {
         let key = &self.key;
         self.metrics.reconciled(&key.0, took, error.metric_label());
-        tracing::warn!(source = %key.0, reason = error.metric_label(), error = %error, "reconcile failed; the last good state keeps running");
+        if self.said.changed(format!("failed: {error}")) {
+            tracing::warn!(source = %key.0, reason = error.metric_label(), error = %error, "reconcile failed; the last good state keeps running (said once until it changes)");
+        }
         self.readiness.mark_failed(key, &error.to_string());
         if matches!(error, reconcile::Error::Source(_)) {
             let recorded = SourceError {
@@ -162,6 +167,9 @@ pub(super) async fn reconcile_loop(context: SourceLoop, heartbeat: Heartbeat) {
                 _,
             )) => {
                 metrics.reconciled(&key.0, started.elapsed(), "reconciled");
+                if context.said.changed(format!("reconciled {}", commit.id)) {
+                    tracing::info!(source = %key.0, commit = %commit.id, registered = changes.registered.len(), "source reconciled");
+                }
                 metrics.source_commit(&key.0, &commit.id.0);
                 metrics.versions_registered(&key.0, changes.registered.len() as u64);
                 readiness.mark_reconciled(&key);
@@ -179,13 +187,20 @@ pub(super) async fn reconcile_loop(context: SourceLoop, heartbeat: Heartbeat) {
             }
             Ok((Outcome::Untrusted { commit, refusal }, base)) => {
                 metrics.reconciled(&key.0, started.elapsed(), refusal.reason());
-                tracing::warn!(source = %key.0, commit = %commit.id, reason = %refusal, "head commit not trusted; the last good state keeps running");
+                if context
+                    .said
+                    .changed(format!("untrusted {}: {refusal}", commit.id))
+                {
+                    tracing::warn!(source = %key.0, commit = %commit.id, reason = %refusal, "head commit not trusted; the last good state keeps running");
+                }
                 snapshot = base;
                 readiness.mark_reconciled(&key);
             }
             Ok((Outcome::Rejected { commit, .. }, base)) => {
                 metrics.reconciled(&key.0, started.elapsed(), "rejected");
-                tracing::warn!(source = %key.0, commit = %commit.id, "head commit refused; the last good state keeps running");
+                if context.said.changed(format!("rejected {}", commit.id)) {
+                    tracing::warn!(source = %key.0, commit = %commit.id, "head commit refused; the last good state keeps running");
+                }
                 // The last reconciled commit is unchanged: keep its snapshot.
                 snapshot = base;
                 readiness.mark_reconciled(&key);

@@ -111,6 +111,11 @@ impl Scheduler {
         Scheduler::default()
     }
 
+    /// How many active launch plans have a schedule, as of the last tick.
+    pub fn schedules(&self) -> usize {
+        self.plans.values().filter(|rule| rule.is_some()).count()
+    }
+
     /// The soonest instant after `now` that some schedule known to the last
     /// tick fires at: the daemon ticks then rather than up to a tick late.
     pub fn next_due(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {

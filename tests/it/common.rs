@@ -405,18 +405,31 @@ impl Daemon {
         env: &[(&str, &str)],
         stderr: impl Into<std::process::Stdio>,
     ) -> Daemon {
+        Daemon::start_configured(db, args, stderr, |command| {
+            command.envs(env.iter().copied()).env("WEIR_LOG", "info");
+        })
+    }
+
+    /// `weir serve ARGS` as [`Daemon::start_logged`], its command further
+    /// set by `configure` (it logs as the daemon does by default).
+    pub fn start_configured(
+        db: &TestDb,
+        args: &[&str],
+        stderr: impl Into<std::process::Stdio>,
+        configure: impl FnOnce(&mut Command),
+    ) -> Daemon {
         let addr = free_addr();
-        let child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_weir"));
+        command
             .arg("serve")
             .args(args)
             .args(["--listen", &addr, "--tick", "200ms"])
             .args(db.args())
-            .envs(env.iter().copied())
-            .env("WEIR_LOG", "info")
+            .env_remove("WEIR_LOG")
             .stdout(std::process::Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("weir serve starts");
+            .stderr(stderr);
+        configure(&mut command);
+        let child = command.spawn().expect("weir serve starts");
         let daemon = Daemon {
             child,
             url: format!("http://{addr}"),

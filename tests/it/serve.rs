@@ -333,3 +333,68 @@ fn an_unsigned_commit_is_refused_when_trusted_keys_are_configured() {
     assert_eq!(status()["error"], Value::Null);
     daemon.stop();
 }
+
+/// Without `WEIR_LOG`, the daemon says at `info` what an operator needs:
+/// where it listens, each source's reconciled commit, its schedules. A
+/// state that lasts (a refused head, polled again and again) is said once,
+/// when it begins, not on every pass.
+#[test]
+fn the_daemon_says_what_it_does_and_a_lasting_state_once() {
+    let db = TestDb::sqlite();
+    let repo = GitRepo::new();
+    repo.write("flow.yaml", &FLOW.replace("every: 2s", "every: 1h"));
+    let first = repo.commit("An hourly schedule");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log_path = dir.path().join("daemon.log");
+    let daemon = Daemon::start_configured(
+        &db,
+        &[
+            "--repo",
+            repo.path().to_str().expect("utf-8"),
+            "--interval",
+            "1s",
+        ],
+        std::fs::File::create(&log_path).expect("a log file"),
+        |_| {},
+    );
+    let log = || std::fs::read_to_string(&log_path).expect("the daemon's log");
+    let count = |text: &str| log().lines().filter(|l| l.contains(text)).count();
+    eventually(
+        "the daemon says it started, what it reconciled and its schedules",
+        || {
+            let log = log();
+            log.contains("weir serve started")
+                && log.contains(&daemon.addr)
+                && log.contains("source reconciled")
+                && log.contains(&first)
+                && log.contains("schedules=1")
+        },
+    );
+    assert!(
+        !log().contains("DEBUG"),
+        "info and above by default:\n{}",
+        log()
+    );
+
+    let passes = || -> f64 {
+        let (_, metrics) = http(&daemon.addr, "GET", "/metrics", &[], b"");
+        metrics
+            .lines()
+            .find(|l| l.starts_with("weir_reconcile_duration_seconds_count"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .expect("the reconcile count")
+    };
+    repo.write("broken.yaml", "kind: Nonsense\n");
+    repo.commit("A broken file");
+    eventually("the refused head is said", || {
+        count("head commit refused") == 1
+    });
+    let seen = passes();
+    eventually("three more passes over the same refused head", || {
+        passes() >= seen + 3.0
+    });
+    assert_eq!(count("head commit refused"), 1, "said once:\n{}", log());
+    assert_eq!(count("source reconciled"), 1, "said once:\n{}", log());
+    daemon.stop();
+}
