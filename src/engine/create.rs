@@ -535,16 +535,25 @@ impl Prepared {
         }
         if let Some((_, lp)) = launch_plan {
             inputs.extend(lp.inputs.clone());
-            if let (Some(at), Some(input)) = (
-                request.scheduled_at,
-                lp.schedule
-                    .as_ref()
-                    .and_then(|s| s.kickoff_time_input.clone()),
-            ) {
-                inputs.insert(
-                    input,
-                    Value::String(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-                );
+            // The kickoff input is the scheduled instant; a run asked for
+            // by hand (a preview, the API) that does not give it runs as
+            // if kicked off now, as Flyte's launch of a scheduled plan does.
+            if let Some(input) = lp
+                .schedule
+                .as_ref()
+                .and_then(|s| s.kickoff_time_input.clone())
+            {
+                let at = match request.scheduled_at {
+                    Some(at) => Some(at),
+                    None if !inputs.contains_key(&input) => Some(now),
+                    None => None,
+                };
+                if let Some(at) = at {
+                    inputs.insert(
+                        input,
+                        Value::String(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                    );
+                }
             }
         }
         check_inputs(ports, &inputs)?;

@@ -1021,3 +1021,59 @@ async fn the_engine_decides_on_its_own_clock() {
     assert_eq!(nodes[0].attempts, 2, "retried once, 100 ms later");
     assert!(within(nodes[0].started_at) && within(nodes[0].finished_at));
 }
+
+/// A launch plan whose schedule fills a `kickoffTimeInput`, run by hand
+/// without it (as `weir plan` suggests for a preview), runs as if kicked
+/// off now; given, the value given is kept.
+#[test]
+fn a_run_by_hand_of_a_scheduled_plan_is_kicked_off_now() {
+    let db = TestDb::sqlite();
+    let repo = GitRepo::new();
+    repo.write(
+        "defs/daily.yaml",
+        r#"apiVersion: weir.dev/v1alpha1
+kind: Task
+metadata: { name: echo-day }
+spec:
+  inputs: { day: { type: datetime } }
+  outputs: { day: { type: string } }
+  script:
+    interpreter: bash
+    source: |
+      echo "{\"day\": \"$WEIR_INPUT_DAY\"}" > "$WEIR_OUTPUTS/outputs.json"
+---
+apiVersion: weir.dev/v1alpha1
+kind: Workflow
+metadata: { name: day-flow }
+spec:
+  inputs: { day: { type: datetime } }
+  nodes: [ { id: echo, task: echo-day, inputs: { day: "{{ inputs.day }}" } } ]
+  outputs: { day: "{{ nodes.echo.outputs.day }}" }
+---
+apiVersion: weir.dev/v1alpha1
+kind: LaunchPlan
+metadata: { name: nightly }
+spec:
+  workflow: day-flow
+  schedule: { cron: "0 2 * * *", kickoffTimeInput: day }
+"#,
+    );
+    repo.commit("A nightly plan");
+    let out = weir_with(
+        &["sync", "--repo", repo.path().to_str().expect("utf-8")],
+        &db,
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let before = chrono::Utc::now() - chrono::Duration::seconds(1);
+    let (code, ran) = run(&db, &["nightly"]);
+    assert_eq!(code, 0, "{ran:#}");
+    let day = ran["outputs"]["day"].as_str().expect("the day");
+    let day = chrono::DateTime::parse_from_rfc3339(day).expect("an instant");
+    assert!(
+        day >= before && day <= chrono::Utc::now(),
+        "kicked off now: {day}"
+    );
+    let (code, given) = run(&db, &["nightly", "--input", "day=2026-03-29T02:00:00Z"]);
+    assert_eq!(code, 0, "{given:#}");
+    assert_eq!(given["outputs"]["day"], "2026-03-29T02:00:00Z");
+}
