@@ -5,6 +5,7 @@
 //! ([`exit`]): 0 success, 1 invalid definitions or a failed execution, 2
 //! weir could not run as asked (a bad argument among others), 3 not found.
 
+mod artifacts;
 mod backfill;
 mod completions;
 mod diff;
@@ -86,6 +87,8 @@ pub enum Command {
     Diff(diff::Args),
     /// Where an artifact came from and went, back to the commits.
     Lineage(lineage::Args),
+    /// Get an artifact, or an execution's output, out of the artifact store.
+    Artifacts(artifacts::Args),
     /// The daemon: keep executions and schedules converged to Git.
     Serve(serve::Args),
     /// Run one node attempt inside a Kubernetes task pod (its entrypoint).
@@ -136,6 +139,7 @@ impl Command {
                 | Command::Logs(_)
                 | Command::Diff(_)
                 | Command::Lineage(_)
+                | Command::Artifacts(_)
                 | Command::Completions(_)
         )
     }
@@ -174,6 +178,7 @@ fn run(command: Command) -> exit::Result {
         Command::Cancel(args) => executions::cancel(&args),
         Command::Diff(args) => diff::run(&args),
         Command::Lineage(args) => lineage::run(&args),
+        Command::Artifacts(args) => artifacts::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::ExecTask(args) => exec_task::run(&args),
         Command::Completions(args) => completions::run(&args),
