@@ -37,6 +37,11 @@ pub struct Args {
     /// Most executions listed, newest first.
     #[arg(long, default_value_t = 100)]
     pub limit: u32,
+    /// Follow the execution until it ends (its table again each time a
+    /// node moves on; with `-o json`, the last state); exit 0 if it
+    /// succeeded, 1 if it did not (as `argocd app wait`).
+    #[arg(long, requires = "id")]
+    pub watch: bool,
     #[command(flatten)]
     pub store: StoreArgs,
     #[command(flatten)]
@@ -46,7 +51,13 @@ pub struct Args {
     pub output: Output,
 }
 
+/// How often `--watch` looks again.
+const WATCH_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
 pub fn run(args: &Args) -> exit::Result {
+    if let (true, Some(id)) = (args.watch, &args.id) {
+        return watch(args, id);
+    }
     let query = ExecutionQuery {
         launch_plan: args.launch_plan.clone(),
         workflow: args.workflow.clone(),
@@ -78,6 +89,42 @@ pub fn run(args: &Args) -> exit::Result {
     })?;
     print!("{text}");
     Ok(ExitStatus::Success)
+}
+
+/// `--watch`: the execution printed each time its state moves, until it
+/// has ended; its outcome is the exit status.
+fn watch(args: &Args, id: &ExecutionId) -> exit::Result {
+    let origin = args.server.origin(&args.store)?;
+    let mut last = None;
+    loop {
+        let execution = origin
+            .execution(id)?
+            .ok_or_else(|| Error::not_found(format!("no execution `{id}`")))?;
+        let ended = execution.status.is_terminal();
+        let nodes: Vec<_> = execution
+            .nodes
+            .iter()
+            .map(|n| (n.status, n.attempts))
+            .collect();
+        let state = (execution.status, nodes);
+        if last.as_ref() != Some(&state) {
+            match args.output {
+                Output::Table => {
+                    print!("{}", execution_text(&execution));
+                    println!();
+                }
+                Output::Json if ended => println!("{:#}", views::to_json(&execution)),
+                Output::Json => {}
+            }
+            last = Some(state);
+        }
+        if ended {
+            return Ok(ExitStatus::success_if(
+                execution.status == crate::store::execution::Status::Succeeded,
+            ));
+        }
+        std::thread::sleep(WATCH_EVERY);
+    }
 }
 
 /// The list: one row an execution, newest first.

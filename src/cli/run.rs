@@ -277,6 +277,17 @@ fn openlineage(args: &Args) -> Result<Option<Arc<Emitter>>, crate::lineage::open
 
 /// An execution and its nodes for people: what `weir run` and `weir
 /// executions ID` print (`-o json` prints the view itself).
+/// A node's run time as people read it: `850ms`, `12.4s`, `3m05s`, `2h01m`.
+fn duration(d: chrono::TimeDelta) -> String {
+    let ms = d.num_milliseconds().max(0);
+    match ms {
+        ..1_000 => format!("{ms}ms"),
+        1_000..60_000 => format!("{:.1}s", ms as f64 / 1000.0),
+        60_000..3_600_000 => format!("{}m{:02}s", ms / 60_000, ms % 60_000 / 1000),
+        _ => format!("{}h{:02}m", ms / 3_600_000, ms % 3_600_000 / 60_000),
+    }
+}
+
 pub fn execution_text(e: &ExecutionView) -> String {
     let mut out = format!(
         "execution {} {} (workflow {}@{}, commit {})\n",
@@ -289,7 +300,16 @@ pub fn execution_text(e: &ExecutionView) -> String {
     if let Some(error) = &e.error {
         out.push_str(&format!("  error: {error}\n"));
     }
-    let header = ["NODE", "TASK", "STATUS", "ATTEMPTS", "CACHED"].map(str::to_owned);
+    let header = [
+        "NODE",
+        "TASK",
+        "STATUS",
+        "STARTED (UTC)",
+        "DURATION",
+        "ATTEMPTS",
+        "CACHED",
+    ]
+    .map(str::to_owned);
     let rows: Vec<Vec<String>> = e
         .nodes
         .iter()
@@ -298,6 +318,14 @@ pub fn execution_text(e: &ExecutionView) -> String {
                 n.id.clone(),
                 n.task.clone(),
                 n.status.to_string(),
+                n.started_at
+                    .as_ref()
+                    .map(super::render::utc)
+                    .unwrap_or_default(),
+                match (n.started_at, n.finished_at) {
+                    (Some(start), Some(end)) => duration(end - start),
+                    _ => String::new(),
+                },
                 n.attempts.to_string(),
                 n.cached_from
                     .as_ref()
@@ -338,4 +366,19 @@ pub fn execution_text(e: &ExecutionView) -> String {
         out.push_str(&super::render::table(&header, &rows));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::duration;
+
+    #[test]
+    fn a_node_s_duration_reads_at_its_own_scale() {
+        let ms = chrono::TimeDelta::milliseconds;
+        assert_eq!(duration(ms(850)), "850ms");
+        assert_eq!(duration(ms(12_400)), "12.4s");
+        assert_eq!(duration(ms(185_000)), "3m05s");
+        assert_eq!(duration(ms(7_260_000)), "2h01m");
+        assert_eq!(duration(ms(-5)), "0ms", "a clock that stepped back");
+    }
 }

@@ -385,3 +385,50 @@ fn the_api_token_file_is_needed_and_a_wrong_one_refused() {
         );
     }
 }
+
+/// `executions ID --watch` follows an execution until it ends and exits
+/// with its outcome (as `argocd app wait`), through the daemon or the
+/// store alike; each node's start and duration are in its table.
+#[test]
+fn executions_watch_follows_a_run_to_its_end_and_exits_with_its_status() {
+    let story = Story::start();
+    let gate = story.gate("watched");
+    let id = story.start_gated(&gate);
+    let mut watching = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["executions", &id, "--watch"])
+        .args(story.server())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("weir executions --watch starts");
+    eventually("the node runs", || {
+        story.node_status(&id, "wait") == "running"
+    });
+    assert!(
+        watching.try_wait().expect("wait").is_none(),
+        "still watching while it runs"
+    );
+    story.open(&gate);
+    let out = watching.wait_with_output().expect("it ends");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("STARTED (UTC)") && text.contains("DURATION"),
+        "{text}"
+    );
+    assert!(
+        text.trim_end()
+            .lines()
+            .any(|l| l.contains("wait") && l.contains("succeeded")),
+        "{text}"
+    );
+
+    // A run that is cancelled: the watch says so by its exit status.
+    let never = story.start_gated(&story.gate("never"));
+    let cancelled = story.served(&["cancel", &never]);
+    assert_eq!(cancelled.status.code(), Some(0), "{}", stderr(&cancelled));
+    let (code, _) = weir_json(&["executions", &never, "--watch", "-o", "json"], &story.db);
+    assert_eq!(code, 1, "a cancelled run is not a success");
+    let missing = weir_with(&["executions", "no-such-run", "--watch"], &story.db);
+    assert_eq!(missing.status.code(), Some(3));
+}
