@@ -5,6 +5,7 @@
 //! ([`exit`]): 0 success, 1 invalid definitions or a failed execution, 2
 //! weir could not run as asked (a bad argument among others), 3 not found.
 
+mod again;
 mod artifacts;
 mod backfill;
 mod completions;
@@ -83,6 +84,11 @@ pub enum Command {
     Logs(executions::LogsArgs),
     /// Cancel an unfinished execution.
     Cancel(executions::CancelArgs),
+    /// Run an ended execution again: the same versions and inputs, every node.
+    Relaunch(again::Args),
+    /// Run a failed execution again from where it stopped: the nodes that
+    /// succeeded are served from it (Flyte's recover).
+    Recover(again::Args),
     /// What changed between two executions of a workflow (commits, versions, inputs, outputs).
     Diff(diff::Args),
     /// Where an artifact came from and went, back to the commits.
@@ -176,6 +182,8 @@ fn run(command: Command) -> exit::Result {
         Command::Executions(args) => executions::run(&args),
         Command::Logs(args) => executions::logs(&args),
         Command::Cancel(args) => executions::cancel(&args),
+        Command::Relaunch(args) => again::run(&args, crate::engine::relaunch::Again::Relaunch),
+        Command::Recover(args) => again::run(&args, crate::engine::relaunch::Again::Recover),
         Command::Diff(args) => diff::run(&args),
         Command::Lineage(args) => lineage::run(&args),
         Command::Artifacts(args) => artifacts::run(&args),

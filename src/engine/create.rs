@@ -654,7 +654,7 @@ fn check_inputs(
 
 /// An id for an unscheduled run: the name and 12 hex of (entity, time,
 /// process), a DNS-1123 label like scheduled ids.
-fn manual_id(entity: &EntityRef, now: DateTime<Utc>) -> ExecutionId {
+pub(super) fn manual_id(entity: &EntityRef, now: DateTime<Utc>) -> ExecutionId {
     let key = format!(
         "{}/{}/{}@{}@{}",
         entity.project,

@@ -43,6 +43,7 @@ mod mirror;
 mod nodes;
 pub mod owner;
 pub mod plan;
+pub mod relaunch;
 pub mod retry;
 pub mod scheduler;
 

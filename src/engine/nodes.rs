@@ -496,7 +496,11 @@ fn cache_key(spec: &PlanNode, inputs: &BTreeMap<String, Value>) -> Digest {
 
 /// Lineage edges of a succeeded node: every input and output, files by their
 /// artifact digest, other values by the digest of their JSON.
-fn edges(execution: &Execution, state: &NodeState, at: DateTime<Utc>) -> Vec<LineageEdge> {
+pub(super) fn edges(
+    execution: &Execution,
+    state: &NodeState,
+    at: DateTime<Utc>,
+) -> Vec<LineageEdge> {
     let mut out = Vec::new();
     for (direction, values) in [
         (Direction::Input, &state.inputs),

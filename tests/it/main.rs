@@ -23,6 +23,7 @@ mod one_engine;
 mod operator_errors;
 mod prepared_plans;
 mod preview;
+mod relaunch;
 mod safety;
 mod schema;
 mod serve;

@@ -1,0 +1,139 @@
+//! Running an execution again, from what it recorded (not from what is
+//! active now): `weir relaunch` runs the same plan (its versions, commit
+//! and inputs) anew, every node; `weir recover` (Flyte's recover) runs a
+//! failed, timed-out or cancelled execution again from where it stopped:
+//! each node that succeeded keeps its inputs and outputs, served from the
+//! original execution (`cached_from`) with lineage edges saying so, and
+//! only the others run. Either is a new execution (trigger `manual`).
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize as _;
+
+use super::create::manual_id;
+use super::nodes::edges;
+use super::plan::Plan;
+use crate::spec::{EntityRef, ExecutionId, Kind, Trigger};
+use crate::store::Store;
+use crate::store::execution::{Execution, NodeState, NodeStatus, Status};
+
+/// How an execution runs again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Again {
+    /// Every node anew.
+    Relaunch,
+    /// Only what did not succeed.
+    Recover,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] crate::store::Error),
+    #[error("no execution `{0}`")]
+    NotFound(ExecutionId),
+    #[error("execution `{id}` is {status}: only an execution that has ended runs again")]
+    Unfinished { id: ExecutionId, status: Status },
+    #[error("execution `{0}` succeeded: there is nothing to recover (relaunch runs it again)")]
+    Succeeded(ExecutionId),
+    #[error("the plan of execution `{id}` cannot be read: {source}")]
+    Plan {
+        id: ExecutionId,
+        source: serde_json::Error,
+    },
+}
+
+/// Creates the execution that runs `id` again, `how`, at `now`; returns it
+/// with how many of its nodes were served from `id` (recover).
+pub async fn again(
+    store: &dyn Store,
+    id: &ExecutionId,
+    how: Again,
+    now: DateTime<Utc>,
+) -> Result<(Execution, usize), Error> {
+    let original = store
+        .execution(id)
+        .await?
+        .ok_or_else(|| Error::NotFound(id.clone()))?;
+    if !original.status.is_terminal() {
+        return Err(Error::Unfinished {
+            id: id.clone(),
+            status: original.status,
+        });
+    }
+    if how == Again::Recover && original.status == Status::Succeeded {
+        return Err(Error::Succeeded(id.clone()));
+    }
+    let plan = Plan::deserialize(original.plan.as_ref()).map_err(|source| Error::Plan {
+        id: id.clone(),
+        source,
+    })?;
+    let named = match &original.launch_plan {
+        Some(name) => EntityRef::new(original.project.clone(), Kind::LaunchPlan, name.clone()),
+        None => EntityRef::new(
+            original.project.clone(),
+            Kind::Workflow,
+            original.workflow.clone(),
+        ),
+    };
+    let execution = Execution {
+        id: manual_id(&named, now),
+        trigger: Trigger::Manual,
+        scheduled_at: None,
+        status: Status::Queued,
+        outputs: None,
+        error: None,
+        created_at: now,
+        started_at: None,
+        finished_at: None,
+        cancel_requested: false,
+        options: crate::store::execution::RunOptions {
+            backfill: None,
+            ..original.options.clone()
+        },
+        ..original.clone()
+    };
+    let succeeded: Vec<NodeState> = match how {
+        Again::Relaunch => Vec::new(),
+        Again::Recover => store
+            .nodes(id)
+            .await?
+            .into_iter()
+            .filter(|n| n.status == NodeStatus::Succeeded)
+            .collect(),
+    };
+    let mut served = 0;
+    let nodes: Vec<NodeState> = plan
+        .nodes
+        .iter()
+        .map(|n| {
+            let mut node = NodeState::pending(
+                execution.id.clone(),
+                n.path.clone(),
+                n.task.clone(),
+                n.task_version.clone(),
+            );
+            if let Some(done) = succeeded.iter().find(|s| s.node == n.path) {
+                served += 1;
+                node.status = NodeStatus::Succeeded;
+                node.inputs = done.inputs.clone();
+                node.outputs = done.outputs.clone();
+                node.cached_from = Some(done.cached_from.clone().unwrap_or_else(|| id.clone()));
+                node.started_at = Some(now);
+                node.finished_at = Some(now);
+            }
+            node
+        })
+        .collect();
+    let (execution, _) = store.create_execution(&execution, &nodes).await?;
+    // What it reused is its lineage too: the same artifacts, read and
+    // written by the nodes served from the original.
+    let lineage: Vec<_> = nodes
+        .iter()
+        .filter(|n| n.status == NodeStatus::Succeeded)
+        .flat_map(|n| edges(&execution, n, now))
+        .collect();
+    if !lineage.is_empty() {
+        store.record_lineage(&lineage).await?;
+    }
+    Ok((execution, served))
+}
