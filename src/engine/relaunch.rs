@@ -124,16 +124,16 @@ pub async fn again(
             node
         })
         .collect();
-    let (execution, _) = store.create_execution(&execution, &nodes).await?;
-    // What it reused is its lineage too: the same artifacts, read and
-    // written by the nodes served from the original.
+    // What it reused is its lineage too (the same artifacts, read and
+    // written by the nodes served from the original), in the transaction
+    // that creates it (I5).
     let lineage: Vec<_> = nodes
         .iter()
         .filter(|n| n.status == NodeStatus::Succeeded)
         .flat_map(|n| edges(&execution, n, now))
         .collect();
-    if !lineage.is_empty() {
-        store.record_lineage(&lineage).await?;
-    }
+    let (execution, _) = store
+        .create_execution_with_lineage(&execution, &nodes, &lineage)
+        .await?;
     Ok((execution, served))
 }

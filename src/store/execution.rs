@@ -375,6 +375,17 @@ pub trait ExecutionStore: Send + Sync {
         nodes: &'a [NodeState],
     ) -> StoreFuture<'a, (Execution, bool)>;
 
+    /// [`create_execution`](Self::create_execution) with lineage edges of
+    /// its nodes, in the same transaction (a recovery's nodes served from
+    /// the execution it recovers: I5); the edges are written only when
+    /// this call creates it.
+    fn create_execution_with_lineage<'a>(
+        &'a self,
+        execution: &'a Execution,
+        nodes: &'a [NodeState],
+        edges: &'a [LineageEdge],
+    ) -> StoreFuture<'a, (Execution, bool)>;
+
     /// Creates many executions as [`create_execution`](Self::create_execution)
     /// creates one: each whose id does not exist yet is inserted with its
     /// nodes, any other is left as it is; returns, in the order given,

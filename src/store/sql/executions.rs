@@ -59,12 +59,16 @@ impl<D: Dialect> SqlStore<D> {
         &self,
         execution: &Execution,
         nodes: &[NodeState],
+        edges: &[LineageEdge],
     ) -> Result<(Execution, bool), Error> {
         const DOING: &str = "creating an execution";
         let mut tx = self.begin_write(DOING).await?;
         let created = Self::insert_execution(&mut tx, execution).await?;
         if created {
             Self::insert_nodes(&mut tx, &execution.id, nodes).await?;
+            if !edges.is_empty() {
+                Self::insert_lineage_rows(&mut tx, edges).await?;
+            }
         }
         let stored = Self::read_execution(&mut tx, &execution.id, DOING).await?;
         let stored = stored.ok_or_else(|| Error::NotFound {
@@ -548,7 +552,16 @@ impl<D: Dialect> ExecutionStore for SqlStore<D> {
         execution: &'a Execution,
         nodes: &'a [NodeState],
     ) -> StoreFuture<'a, (Execution, bool)> {
-        Box::pin(self.create(execution, nodes))
+        Box::pin(self.create(execution, nodes, &[]))
+    }
+
+    fn create_execution_with_lineage<'a>(
+        &'a self,
+        execution: &'a Execution,
+        nodes: &'a [NodeState],
+        edges: &'a [LineageEdge],
+    ) -> StoreFuture<'a, (Execution, bool)> {
+        Box::pin(self.create(execution, nodes, edges))
     }
 
     fn create_executions<'a>(&'a self, batch: &'a [NewExecution]) -> StoreFuture<'a, Vec<bool>> {
