@@ -26,7 +26,7 @@ use crate::spec::{
     Trigger,
 };
 use crate::store::execution::BackfillGroup;
-use crate::store::execution::{Execution, NewExecution, NodeState, RunOptions, Status};
+use crate::store::execution::{Execution, NewExecution, RunOptions, Status};
 use crate::store::{self, ActiveSet, Store, VersionFilter, VersionKey, VersionRecord};
 
 #[derive(Debug, thiserror::Error)]
@@ -598,19 +598,7 @@ impl Prepared {
             finished_at: None,
             cancel_requested: false,
         };
-        let nodes: Vec<NodeState> = self
-            .plan
-            .nodes
-            .iter()
-            .map(|n| {
-                NodeState::pending(
-                    execution.id.clone(),
-                    n.path.clone(),
-                    n.task.clone(),
-                    n.task_version.clone(),
-                )
-            })
-            .collect();
+        let nodes = self.plan.pending_nodes(&execution.id);
         Ok(NewExecution { execution, nodes })
     }
 }

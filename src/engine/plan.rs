@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::spec::template::{self, Part, Reference};
-use crate::spec::{CommitId, Definition, Digest, Kind, Port, TaskSpec, WorkflowSpec};
+use crate::spec::{CommitId, Definition, Digest, ExecutionId, Kind, Port, TaskSpec, WorkflowSpec};
+use crate::store::execution::NodeState;
 
 /// Where a node input's value comes from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,6 +87,23 @@ pub struct Resolved {
 pub struct Plan {
     pub nodes: Vec<PlanNode>,
     pub outputs: BTreeMap<String, Binding>,
+}
+
+impl Plan {
+    /// A row per node for a new execution `id`, each pending.
+    pub fn pending_nodes(&self, id: &ExecutionId) -> Vec<NodeState> {
+        self.nodes
+            .iter()
+            .map(|n| {
+                NodeState::pending(
+                    id.clone(),
+                    n.path.clone(),
+                    n.task.clone(),
+                    n.task_version.clone(),
+                )
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]

@@ -103,16 +103,10 @@ pub async fn again(
     };
     let mut served = 0;
     let nodes: Vec<NodeState> = plan
-        .nodes
-        .iter()
-        .map(|n| {
-            let mut node = NodeState::pending(
-                execution.id.clone(),
-                n.path.clone(),
-                n.task.clone(),
-                n.task_version.clone(),
-            );
-            if let Some(done) = succeeded.iter().find(|s| s.node == n.path) {
+        .pending_nodes(&execution.id)
+        .into_iter()
+        .map(|mut node| {
+            if let Some(done) = succeeded.iter().find(|s| s.node == node.node) {
                 served += 1;
                 node.status = NodeStatus::Succeeded;
                 node.inputs = done.inputs.clone();

@@ -181,15 +181,7 @@ fn a_signed_webhook_triggers_a_fetch_and_a_bad_one_does_not() {
     let log = || std::fs::read_to_string(&log_path).expect("the daemon's log");
     // Reconcile passes so far (the poll is ten minutes away, and nothing
     // watches a remote: only a webhook starts one).
-    let passes = || -> f64 {
-        let (_, metrics) = http(&daemon.addr, "GET", "/metrics", &[], b"");
-        metrics
-            .lines()
-            .find(|l| l.starts_with("weir_reconcile_duration_seconds_count"))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|n| n.parse().ok())
-            .expect("the reconcile count")
-    };
+    let passes = || reconcile_passes(&daemon);
     let reconciled = |sha: &str| {
         let (_, status) = weir_json(&["status", "-o", "json"], &db);
         status.to_string().contains(sha)
@@ -376,15 +368,7 @@ fn the_daemon_says_what_it_does_and_a_lasting_state_once() {
         log()
     );
 
-    let passes = || -> f64 {
-        let (_, metrics) = http(&daemon.addr, "GET", "/metrics", &[], b"");
-        metrics
-            .lines()
-            .find(|l| l.starts_with("weir_reconcile_duration_seconds_count"))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|n| n.parse().ok())
-            .expect("the reconcile count")
-    };
+    let passes = || reconcile_passes(&daemon);
     repo.write("broken.yaml", "kind: Nonsense\n");
     repo.commit("A broken file");
     eventually("the refused head is said", || {
@@ -397,4 +381,15 @@ fn the_daemon_says_what_it_does_and_a_lasting_state_once() {
     assert_eq!(count("head commit refused"), 1, "said once:\n{}", log());
     assert_eq!(count("source reconciled"), 1, "said once:\n{}", log());
     daemon.stop();
+}
+
+/// The reconcile passes a daemon has made so far, from its metrics.
+fn reconcile_passes(daemon: &Daemon) -> f64 {
+    let (_, metrics) = http(&daemon.addr, "GET", "/metrics", &[], b"");
+    metrics
+        .lines()
+        .find(|l| l.starts_with("weir_reconcile_duration_seconds_count"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("the reconcile count")
 }
