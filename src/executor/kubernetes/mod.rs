@@ -218,6 +218,11 @@ impl Kube {
         Ok(observe::states(&jobs, &pods))
     }
 
+    /// Every weir Job.
+    pub async fn jobs(&self) -> Result<Vec<Job>, Error> {
+        self.list(&self.jobs, "list Jobs").await
+    }
+
     /// Every weir Pod: where the pods of custom resources report.
     pub async fn pods(&self) -> Result<Vec<Pod>, Error> {
         self.list(&self.pods, "list Pods").await

@@ -74,33 +74,40 @@ impl KubeExecutor {
         }
     }
 
-    /// How each tracked object stands, by name: one list of Jobs (and
-    /// Pods) while a Job is tracked, and one of each custom resource kind
-    /// tracked (and of Pods, where they report).
+    /// How each tracked object stands, by name: one list of Jobs while a
+    /// Job is tracked, one of each custom resource kind tracked, then one
+    /// of Pods.
     async fn states(
         &self,
         tracked: &[Tracked],
     ) -> Result<HashMap<String, Option<JobState>>, super::Error> {
         let mut states = HashMap::new();
-        if tracked.iter().any(|t| t.kind.is_none()) {
-            let jobs = self.kube.observe().await?;
+        // Objects before Pods: an object seen ended has its pods' reports
+        // in the list read after it.
+        let jobs = if tracked.iter().any(|t| t.kind.is_none()) {
+            Some(self.kube.jobs().await?)
+        } else {
+            None
+        };
+        let mut kinds: Vec<&'static ResourceKind> = tracked.iter().filter_map(|t| t.kind).collect();
+        kinds.sort_by_key(|k| k.name());
+        kinds.dedup_by_key(|k| k.name());
+        let mut objects = Vec::with_capacity(kinds.len());
+        for kind in kinds {
+            objects.push((kind, self.kube.list_resources(kind).await?));
+        }
+        let pods = self.kube.pods().await?;
+        if let Some(jobs) = jobs {
+            let jobs = observe::states(&jobs, &pods);
             for t in tracked.iter().filter(|t| t.kind.is_none()) {
                 states.insert(t.name.clone(), jobs.get(&t.name).cloned());
             }
         }
-        let mut kinds: Vec<&'static ResourceKind> = tracked.iter().filter_map(|t| t.kind).collect();
-        kinds.sort_by_key(|k| k.name());
-        kinds.dedup_by_key(|k| k.name());
-        if kinds.is_empty() {
-            return Ok(states);
-        }
-        let pods = self.kube.pods().await?;
         let now = Utc::now();
-        for kind in kinds {
-            let objects = self.kube.list_resources(kind).await?;
+        for (kind, objects) in objects {
             for t in tracked
                 .iter()
-                .filter(|t| t.kind.is_some_and(|k| std::ptr::eq(k, kind)))
+                .filter(|t| t.kind.is_some_and(|k| k.name() == kind.name()))
             {
                 let object = objects
                     .iter()
