@@ -25,6 +25,7 @@ use axum::{Json, Router};
 
 use super::{AppState, Shared, auth, error};
 use crate::engine::create::{self, Request as RunRequest};
+use crate::engine::relaunch::{self, Again};
 use crate::spec::ExecutionId;
 use crate::store;
 use crate::views::{
@@ -41,6 +42,8 @@ pub(super) fn routes(state: Shared) -> Router<Shared> {
         .route("/executions", get(executions))
         .route("/executions/{id}", get(execution))
         .route("/executions/{id}/cancel", post(cancel))
+        .route("/executions/{id}/relaunch", post(relaunch))
+        .route("/executions/{id}/recover", post(recover))
         .route("/executions/{id}/logs", get(logs))
         .route("/executions/{id}/diff", get(diff_with_last))
         .route("/executions/{id}/diff/{base}", get(diff))
@@ -172,6 +175,45 @@ async fn cancel(State(state): State<Shared>, Path(id): Path<ExecutionId>) -> Res
         Err(CancelError::Store(e)) => store_error(&e),
         Err(e @ CancelError::Unknown(_)) => error(StatusCode::NOT_FOUND, e.to_string()),
         Err(e @ CancelError::Ended { .. }) => error(StatusCode::CONFLICT, e.to_string()),
+    }
+}
+
+/// `POST /api/v1/executions/{id}/relaunch`: runs an ended execution again,
+/// every node (`weir relaunch`); 201 with the new execution and its nodes,
+/// 404 unknown, 409 still running, 403 when no API token is configured.
+async fn relaunch(State(state): State<Shared>, Path(id): Path<ExecutionId>) -> Response {
+    again(&state, &id, Again::Relaunch).await
+}
+
+/// `POST /api/v1/executions/{id}/recover`: runs an execution that did not
+/// succeed again from where it stopped (`weir recover`); as `relaunch`,
+/// and 409 for one that succeeded.
+async fn recover(State(state): State<Shared>, Path(id): Path<ExecutionId>) -> Response {
+    again(&state, &id, Again::Recover).await
+}
+
+async fn again(state: &Shared, id: &ExecutionId, how: Again) -> Response {
+    if state.secrets.api_token.is_none() {
+        return error(
+            StatusCode::FORBIDDEN,
+            "running an execution again over HTTP needs an API token: configure one (weir serve --api-token-file)",
+        );
+    }
+    match relaunch::again(state.store.as_ref(), id, how, state.clock.now()).await {
+        Ok((execution, _)) => {
+            tracing::info!(execution = %execution.id, of = %id, how = ?how, "API: execution run again");
+            match state.store.nodes(&execution.id).await {
+                Ok(nodes) => (
+                    StatusCode::CREATED,
+                    Json(views::to_json(&ExecutionView::new(&execution, &nodes))),
+                )
+                    .into_response(),
+                Err(e) => store_error(&e),
+            }
+        }
+        Err(relaunch::Error::Store(e)) => store_error(&e),
+        Err(e @ relaunch::Error::NotFound(_)) => error(StatusCode::NOT_FOUND, e.to_string()),
+        Err(e) => error(StatusCode::CONFLICT, e.to_string()),
     }
 }
 

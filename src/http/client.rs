@@ -188,6 +188,12 @@ impl Client {
         self.post(&execution_path(id, "/cancel"), &())
     }
 
+    /// `POST /api/v1/executions/{id}/relaunch` or `…/recover` (`what`):
+    /// the new execution, with its nodes.
+    pub fn again(&self, id: &ExecutionId, what: &str) -> Result<ExecutionView, Error> {
+        self.post(&execution_path(id, &format!("/{what}")), &())
+    }
+
     /// `GET path?query`, with the token.
     fn request_get(
         &self,

@@ -811,6 +811,8 @@ async fn api_token_guards_every_api_route() {
         "/api/v1/runs",
         "/api/v1/backfills",
         "/api/v1/executions/x/cancel",
+        "/api/v1/executions/x/relaunch",
+        "/api/v1/executions/x/recover",
     ] {
         let reply = server.post(path, &[], b"{}").await;
         assert_eq!(reply.status, 401, "{path}");
