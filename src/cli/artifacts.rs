@@ -38,7 +38,12 @@ pub struct GetArgs {
     pub out: Option<PathBuf>,
     /// The artifact store: a folder or an object store URL (`s3://bucket/prefix`);
     /// default: `<state-dir>/artifacts`.
-    #[arg(long, env = "WEIR_ARTIFACTS", value_name = "URL")]
+    #[arg(
+        long,
+        env = "WEIR_ARTIFACTS",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     pub artifacts: Option<String>,
     #[command(flatten)]
     pub store: StoreArgs,

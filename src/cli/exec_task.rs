@@ -20,7 +20,12 @@ use crate::task::resource::RunsIn;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Where the attempt's folder is made.
-    #[arg(long, env = "WEIR_WORK_DIR", default_value = "/weir/work")]
+    #[arg(
+        long,
+        env = "WEIR_WORK_DIR",
+        hide_env_values = true,
+        default_value = "/weir/work"
+    )]
     pub work_dir: PathBuf,
     /// Instead of running an attempt: copy this binary into DIR, with the
     /// entry files named by WEIR_ENTRY_FILES beside it (what the init

@@ -220,4 +220,28 @@ mod tests {
         missing(&Cli::command(), "weir", &mut out);
         assert!(out.is_empty(), "without help: {out:#?}");
     }
+
+    /// `weir --help` and every subcommand's help, as people read them: a
+    /// change to any shows in review as a changed snapshot.
+    #[test]
+    fn every_command_s_help_is_as_reviewed() {
+        fn walk(command: &mut clap::Command, path: &str) {
+            let help = command.render_long_help().to_string();
+            insta::assert_snapshot!(format!("help_{}", path.replace(' ', "_")), help);
+            let names: Vec<String> = command
+                .get_subcommands()
+                .map(|s| s.get_name().to_owned())
+                .filter(|n| n != "help")
+                .collect();
+            for name in names {
+                let sub = command
+                    .find_subcommand_mut(&name)
+                    .expect("a listed subcommand");
+                walk(sub, &format!("{path} {name}"));
+            }
+        }
+        let mut cli = Cli::command();
+        cli.build();
+        walk(&mut cli, "weir");
+    }
 }

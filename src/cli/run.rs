@@ -56,6 +56,7 @@ pub struct Args {
     #[arg(
         long,
         env = "WEIR_OPENLINEAGE_FILE",
+        hide_env_values = true,
         value_name = "PATH",
         conflicts_with = "server"
     )]

@@ -55,7 +55,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value = Executor::default().name())]
     pub executor: ExecutorArg,
     /// The Kubernetes namespace of Jobs and the leader Lease.
-    #[arg(long, env = "POD_NAMESPACE", default_value_t = Settings::default().namespace)]
+    #[arg(long, env = "POD_NAMESPACE", hide_env_values = true, default_value_t = Settings::default().namespace)]
     pub namespace: String,
     /// The weir image task pods copy `weir` from (Kubernetes).
     #[arg(long)]

@@ -12,10 +12,10 @@ use crate::source::verify::TrustedKeys;
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct CredentialArgs {
     /// Private key for `ssh://` and `git@host:path` URLs (default: the SSH agent).
-    #[arg(long, env = "WEIR_SSH_KEY_FILE")]
+    #[arg(long, env = "WEIR_SSH_KEY_FILE", hide_env_values = true)]
     pub ssh_key_file: Option<PathBuf>,
     /// File holding an HTTPS token.
-    #[arg(long, env = "WEIR_TOKEN_FILE")]
+    #[arg(long, env = "WEIR_TOKEN_FILE", hide_env_values = true)]
     pub token_file: Option<PathBuf>,
     /// Name of an environment variable holding an HTTPS token.
     #[arg(long)]

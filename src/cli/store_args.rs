@@ -16,7 +16,7 @@ use crate::store::{self, Store};
 #[derive(Debug, Clone, clap::Args)]
 pub struct StoreArgs {
     /// Directory for weir's state: the SQLite database, clones of remote repositories.
-    #[arg(long, default_value = config::DEFAULT_STATE_DIR, env = "WEIR_STATE_DIR")]
+    #[arg(long, default_value = config::DEFAULT_STATE_DIR, env = "WEIR_STATE_DIR", hide_env_values = true)]
     pub state_dir: PathBuf,
     /// Database URL (`postgres://…` or `sqlite://…`); default: SQLite in the state directory
     /// (which still holds clones of remote repositories).
