@@ -120,6 +120,7 @@ impl Operator {
             let mut running: HashMap<String, (Child, PathBuf)> = HashMap::new();
             let mut done: HashSet<String> = HashSet::new();
             while !stop_flag.load(Ordering::SeqCst) {
+                // The stand-in operator's pace: it runs real processes.
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 let Ok(list) = apps.list(&ListParams::default()).await else {
                     continue;
