@@ -6,6 +6,8 @@
 //! original execution (`cached_from`) with lineage edges saying so, and
 //! only the others run. Either is a new execution (trigger `manual`).
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use serde::Deserialize as _;
 
@@ -92,13 +94,15 @@ pub async fn again(
         },
         ..original.clone()
     };
-    let succeeded: Vec<NodeState> = match how {
-        Again::Relaunch => Vec::new(),
+    // By path: a plan of many nodes is matched in one pass.
+    let succeeded: HashMap<String, NodeState> = match how {
+        Again::Relaunch => HashMap::new(),
         Again::Recover => store
             .nodes(id)
             .await?
             .into_iter()
             .filter(|n| n.status == NodeStatus::Succeeded)
+            .map(|n| (n.node.clone(), n))
             .collect(),
     };
     let mut served = 0;
@@ -106,7 +110,7 @@ pub async fn again(
         .pending_nodes(&execution.id)
         .into_iter()
         .map(|mut node| {
-            if let Some(done) = succeeded.iter().find(|s| s.node == node.node) {
+            if let Some(done) = succeeded.get(&node.node) {
                 served += 1;
                 node.status = NodeStatus::Succeeded;
                 node.inputs = done.inputs.clone();

@@ -439,7 +439,7 @@ impl TaskType for Spark {
         } else {
             Vec::new()
         };
-        let spec = json!({
+        let mut spec = json!({
             "type": "Python",
             "pythonVersion": "3",
             "mode": "cluster",
@@ -471,7 +471,6 @@ impl TaskType for Spark {
                 "securityContext": pod.security_context,
             },
         });
-        let mut spec = spec;
         if let Some(account) = &pod.service_account {
             spec["driver"]["serviceAccount"] = json!(account);
         }
