@@ -14,6 +14,7 @@ mod duration_arg;
 mod exec_task;
 mod executions;
 pub mod exit;
+mod launchplans;
 mod lineage;
 mod origin;
 mod plan;
@@ -66,6 +67,13 @@ pub enum Command {
     Sync(sync::Args),
     /// List registered versions.
     Versions(versions::Args),
+    /// Show each active launch plan: its schedule in words, next instants, last run, paused or not.
+    #[command(name = "launchplans", alias = "launch-plans")]
+    LaunchPlans(launchplans::Args),
+    /// Pause a launch plan's schedule without a commit (recorded in the audit log).
+    Pause(launchplans::PauseArgs),
+    /// Resume a paused launch plan's schedule (the instants it missed are skipped unless --catch-up).
+    Resume(launchplans::ResumeArgs),
     /// Show each source's last reconciled and attempted commit.
     Status(status::Args),
     /// Show the audit log, newest first.
@@ -139,6 +147,7 @@ impl Command {
             Command::Validate(_)
                 | Command::Schema(_)
                 | Command::Versions(_)
+                | Command::LaunchPlans(_)
                 | Command::Status(_)
                 | Command::Audit(_)
                 | Command::Executions(_)
@@ -173,6 +182,9 @@ fn run(command: Command) -> exit::Result {
         Command::Schema(args) => schema::run(&args),
         Command::Sync(args) => sync::run(&args),
         Command::Versions(args) => versions::run(&args),
+        Command::LaunchPlans(args) => launchplans::run(&args),
+        Command::Pause(args) => launchplans::pause(&args),
+        Command::Resume(args) => launchplans::resume(&args),
         Command::Status(args) => status::run(&args),
         Command::Audit(args) => status::run_audit(&args),
         Command::Plan(args) => plan::run(&args),

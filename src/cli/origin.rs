@@ -2,7 +2,8 @@
 //! or with `--server URL` the JSON API of a running `weir serve`. Either
 //! way a command gets the same views ([`crate::views`]) and renders them
 //! with the same code, so what it prints does not depend on where it read.
-//! `status`, `versions`, `executions`, `lineage`, `audit` and `diff` read
+//! `status`, `versions`, `launchplans`, `executions`, `lineage`, `audit`
+//! and `diff` read
 //! through [`Origin`]; `logs`, `cancel`, `run` and `backfill`, which do
 //! more than read a view, take its [`Client`] or its store.
 //!
@@ -19,8 +20,9 @@ use crate::http::client::{self, Client};
 use crate::spec::ExecutionId;
 use crate::store::Store;
 use crate::views::{
-    self, AuditQuery, AuditView, DiffError, DiffView, ExecutionQuery, ExecutionView, LineageQuery,
-    LineageView, QueryError, SourceView, StatusView, VersionQuery, VersionView,
+    self, AuditQuery, AuditView, DiffError, DiffView, ExecutionQuery, ExecutionView,
+    LaunchPlanError, LaunchPlanQuery, LaunchPlanView, LineageQuery, LineageView, QueryError,
+    SourceView, StatusView, VersionQuery, VersionView,
 };
 
 /// The environment variable holding the API token, when no `--api-token-file`.
@@ -111,6 +113,22 @@ impl Origin<'_> {
         match self {
             Origin::Store(store) => read(store, async |s| views::versions(s, &filter).await),
             Origin::Server(client) => Ok(client.versions(query)?),
+        }
+    }
+
+    /// The active launch plans, their next instants counted from now.
+    pub fn launch_plans(&self, query: &LaunchPlanQuery) -> Result<Vec<LaunchPlanView>, ReadError> {
+        match self {
+            Origin::Store(store) => block_on(async {
+                let s = store.open_existing().await?;
+                views::launch_plans(s.as_ref(), query, chrono::Utc::now())
+                    .await
+                    .map_err(|e| match e {
+                        LaunchPlanError::Query(e) => ReadError::Query(e),
+                        LaunchPlanError::Store(e) => ReadError::Store(e),
+                    })
+            }),
+            Origin::Server(client) => Ok(client.launch_plans(query)?),
         }
     }
 

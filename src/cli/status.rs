@@ -117,33 +117,57 @@ pub fn run_audit(args: &AuditArgs) -> exit::Result {
     Ok(ExitStatus::Success)
 }
 
-/// One row a change: when, what, which commit, whose, and how many
-/// versions it registered, reactivated and deactivated.
+/// One row a change: when, what, which commit (none for a pause or a
+/// resume), whose, and what changed: how many versions a commit
+/// registered, reactivated and deactivated, or which launch plan was
+/// paused or resumed.
 fn audit_table(entries: &[AuditView]) -> String {
-    let header = [
-        "AT (UTC)",
-        "ACTION",
-        "COMMIT",
-        "BY",
-        "REGISTERED",
-        "REACTIVATED",
-        "DEACTIVATED",
-    ]
-    .map(str::to_owned);
+    let header = ["AT (UTC)", "ACTION", "COMMIT", "BY", "CHANGE"].map(str::to_owned);
     let rows: Vec<Vec<String>> = entries
         .iter()
         .map(|a| {
-            let count = |k: &str| a.details[k].as_array().map_or(0, Vec::len).to_string();
+            let commit = a.commit.as_ref().map_or("-", |c| c.short());
             vec![
                 utc(&a.at),
                 a.action.clone(),
-                a.commit.short().to_owned(),
+                commit.to_owned(),
                 format!("{} <{}>", a.actor.name, a.actor.email),
-                count("registered"),
-                count("reactivated"),
-                count("deactivated"),
+                audit_change(a),
             ]
         })
         .collect();
     super::render::table(&header, &rows)
+}
+
+/// What an entry changed, in a few words.
+fn audit_change(a: &AuditView) -> String {
+    let d = &a.details;
+    match a.action.as_str() {
+        "paused" | "resumed" => {
+            let plan = format!(
+                "launch plan {}/{}",
+                d["project"].as_str().unwrap_or(""),
+                d["name"].as_str().unwrap_or("")
+            );
+            let catch_up = if d["catchUp"] == true {
+                " (catch up)"
+            } else {
+                ""
+            };
+            match d["comment"].as_str() {
+                Some(comment) => format!("{plan}{catch_up}: {comment}"),
+                None => format!("{plan}{catch_up}"),
+            }
+        }
+        "rejected" => d["message"].as_str().unwrap_or("").to_owned(),
+        _ => {
+            let count = |k: &str| d[k].as_array().map_or(0, Vec::len);
+            format!(
+                "{} registered, {} reactivated, {} deactivated",
+                count("registered"),
+                count("reactivated"),
+                count("deactivated")
+            )
+        }
+    }
 }

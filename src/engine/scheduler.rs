@@ -26,7 +26,7 @@ use crate::schedule::tick::{Decision, PlanState, SkipReason, Tick, advance};
 use crate::spec::{Definition, Digest, EntityRef, ExecutionId, Kind, SourceKey, Trigger};
 use crate::store::execution::BackfillGroup;
 use crate::store::execution::Execution;
-use crate::store::{SourceStatus, Store, VersionFilter, VersionKey, VersionRecord};
+use crate::store::{Pause, SourceStatus, Store, VersionFilter, VersionKey, VersionRecord};
 
 /// Creates the execution of `launch_plan`'s active version at the scheduled
 /// `instant`, or finds it: the one path by which the scheduler and a
@@ -173,6 +173,12 @@ impl Scheduler {
                     .push(e.id);
             }
         }
+        let pauses: HashMap<(String, String), Pause> = store
+            .pauses()
+            .await?
+            .into_iter()
+            .map(|p| ((p.project.clone(), p.name.clone()), p))
+            .collect();
         self.forget_stale_preparations(store, sources).await?;
         let keep: HashSet<&VersionKey> = plans.iter().map(|p| &p.key).collect();
         self.states.retain(|k, _| keep.contains(k));
@@ -181,8 +187,10 @@ impl Scheduler {
         self.unprepared.retain(|k| keep.contains(k));
         let mut due = Vec::new();
         for plan in &plans {
+            let entity = &plan.key.entity;
+            let pause = pauses.get(&(entity.project.clone(), entity.name.clone()));
             if let Err(e) = self
-                .decide(store, plan, &running, now, &mut due, &mut report)
+                .decide(store, plan, pause, &running, now, &mut due, &mut report)
                 .await
             {
                 // Nothing decided this tick is written yet.
@@ -235,11 +243,15 @@ impl Scheduler {
 
     /// Decides `plan`'s schedule at `now`: asks the running executions a
     /// `Replace` makes way for to stop, and adds the instants to create to
-    /// `due`. On a store error the plan stands where it stood before.
+    /// `due`. Nothing while it is paused; after a resume without catch-up,
+    /// only the instants after the resume. On a store error the plan
+    /// stands where it stood before.
+    #[allow(clippy::too_many_arguments)]
     async fn decide(
         &mut self,
         store: &dyn Store,
         plan: &VersionRecord,
+        pause: Option<&Pause>,
         running: &Running,
         now: DateTime<Utc>,
         due: &mut Vec<Due>,
@@ -268,8 +280,29 @@ impl Scheduler {
             .by_plan
             .get(&(entity.project.clone(), entity.name.clone()))
             .map_or(&[][..], Vec::as_slice);
-        let activated_at = plan.last_activated_at.unwrap_or(plan.registered_at);
+        let mut activated_at = plan.last_activated_at.unwrap_or(plan.registered_at);
         let state = self.states.entry(key.clone()).or_default();
+        match pause {
+            // Where it stood is kept (a resume with catch-up goes on from
+            // there), but the daemon still wakes at its instants, to see a
+            // resume in time for the first instant after it.
+            Some(pause) if pause.paused => {
+                state.next_due = rule.next_after(now);
+                return Ok(());
+            }
+            // The instants of the pause are skipped: the schedule goes on
+            // as if activated at the resume.
+            Some(resumed) if !resumed.catch_up => {
+                activated_at = activated_at.max(resumed.at);
+                if state.watermark.is_some_and(|w| w < resumed.at) {
+                    *state = PlanState {
+                        watermark: Some(resumed.at),
+                        next_due: None,
+                    };
+                }
+            }
+            _ => {}
+        }
         let previous = *state;
         let Some(tick) = advance(state, entity, &key.digest, rule, activated_at, now, ids) else {
             return Ok(());

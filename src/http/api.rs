@@ -1,9 +1,10 @@
 //! The JSON API under `/api/v1`: what `weir status`, `versions`,
-//! `executions`, `lineage`, `audit` and `diff` print with `-o json`, the
-//! logs `weir logs` prints (streamed while they grow), and the writes:
-//! `POST /runs` to start an execution as `weir run` does, `POST
-//! /executions/{id}/cancel` as `weir cancel` does (and `POST /backfills`,
-//! [`super::backfills`]). The documents and their query parameters are
+//! `launchplans`, `executions`, `lineage`, `audit` and `diff` print with
+//! `-o json`, the logs `weir logs` prints (streamed while they grow), and
+//! the writes: `POST /runs` to start an execution as `weir run` does, `POST
+//! /executions/{id}/cancel` as `weir cancel` does, `POST
+//! /launchplans/{project}/{name}/pause|resume` as `weir pause|resume` do
+//! (and `POST /backfills`, [`super::backfills`]). The documents and their query parameters are
 //! [`crate::views`], shared with the CLI (which reads them back with
 //! `--server`), so the two cannot drift.
 //!
@@ -29,8 +30,9 @@ use crate::engine::relaunch::{self, Again};
 use crate::spec::ExecutionId;
 use crate::store;
 use crate::views::{
-    self, AuditQuery, CancelError, DiffError, ExecutionQuery, ExecutionView, LineageQuery,
-    LogQuery, LogTail, LogsError, QueryError, RunBody, VersionQuery,
+    self, AuditQuery, CancelError, DiffError, ExecutionQuery, ExecutionView, LaunchPlanError,
+    LaunchPlanQuery, LineageQuery, LogQuery, LogTail, LogsError, PauseBody, PauseError, QueryError,
+    RunBody, VersionQuery,
 };
 
 /// The routes, behind the token check.
@@ -39,6 +41,9 @@ pub(super) fn routes(state: Shared) -> Router<Shared> {
         .route("/sources", get(sources))
         .route("/status", get(status))
         .route("/versions", get(list_versions))
+        .route("/launchplans", get(launch_plans))
+        .route("/launchplans/{project}/{name}/pause", post(pause))
+        .route("/launchplans/{project}/{name}/resume", post(resume))
         .route("/executions", get(executions))
         .route("/executions/{id}", get(execution))
         .route("/executions/{id}/cancel", post(cancel))
@@ -108,6 +113,91 @@ async fn list_versions(State(state): State<Shared>, Query(query): Query<VersionQ
         Err(e) => return query_error(e),
     };
     document(views::versions(state.store.as_ref(), &filter).await)
+}
+
+/// `GET /api/v1/launchplans?project=&name=&next=&from=`: each active
+/// launch plan with its schedule, pause, next instants and last run
+/// (`weir launchplans -o json`).
+async fn launch_plans(
+    State(state): State<Shared>,
+    Query(query): Query<LaunchPlanQuery>,
+) -> Response {
+    match views::launch_plans(state.store.as_ref(), &query, state.clock.now()).await {
+        Ok(list) => Json(views::to_json(&list)).into_response(),
+        Err(LaunchPlanError::Query(e)) => query_error(e),
+        Err(LaunchPlanError::Store(e)) => store_error(&e),
+    }
+}
+
+/// `POST /api/v1/launchplans/{project}/{name}/pause` (`weir pause`): its
+/// schedule starts nothing until resumed; body `{"by", "comment"}`, both
+/// optional. 200 with what changed, 404 for no such active launch plan,
+/// 403 when no API token is configured.
+async fn pause(
+    State(state): State<Shared>,
+    Path((project, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    set_paused(&state, &project, &name, true, &body).await
+}
+
+/// `POST /api/v1/launchplans/{project}/{name}/resume` (`weir resume`):
+/// body `{"by", "comment", "catchUp"}`; as `pause`.
+async fn resume(
+    State(state): State<Shared>,
+    Path((project, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    set_paused(&state, &project, &name, false, &body).await
+}
+
+async fn set_paused(
+    state: &Shared,
+    project: &str,
+    name: &str,
+    paused: bool,
+    body: &[u8],
+) -> Response {
+    if state.secrets.api_token.is_none() {
+        return error(
+            StatusCode::FORBIDDEN,
+            "pausing or resuming over HTTP needs an API token: configure one (weir serve --api-token-file)",
+        );
+    }
+    let body: PauseBody = if body.is_empty() {
+        PauseBody::default()
+    } else {
+        match serde_json::from_slice(body) {
+            Ok(body) => body,
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad request body: {e}")),
+        }
+    };
+    let store = state.store.as_ref();
+    match views::set_paused(
+        store,
+        project,
+        name,
+        paused,
+        &body,
+        "api",
+        state.clock.now(),
+    )
+    .await
+    {
+        Ok(done) => {
+            tracing::info!(
+                project,
+                launch_plan = name,
+                paused,
+                changed = done.changed,
+                "API: launch plan paused or resumed"
+            );
+            Json(views::to_json(&done)).into_response()
+        }
+        Err(PauseError::Store(e)) => store_error(&e),
+        Err(e @ PauseError::Unknown { .. }) => error(StatusCode::NOT_FOUND, e.to_string()),
+        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+    }
 }
 
 /// `GET /api/v1/executions?launchPlan=&workflow=&status=&limit=`

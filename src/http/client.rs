@@ -25,8 +25,8 @@ use crate::source::git::redact_url;
 use crate::spec::ExecutionId;
 use crate::views::{
     AuditQuery, AuditView, BackfillBody, BackfillView, CancelView, DiffView, ExecutionQuery,
-    ExecutionView, LineageQuery, LineageView, LogQuery, RunBody, SourceView, StatusView,
-    VersionQuery, VersionView,
+    ExecutionView, LaunchPlanQuery, LaunchPlanView, LineageQuery, LineageView, LogQuery, PauseBody,
+    PausedView, RunBody, SourceView, StatusView, VersionQuery, VersionView,
 };
 
 /// How long one request may take, connecting included (not a followed
@@ -110,6 +110,29 @@ impl Client {
     /// `GET /api/v1/versions?…`.
     pub fn versions(&self, query: &VersionQuery) -> Result<Vec<VersionView>, Error> {
         self.get("/api/v1/versions", query)
+    }
+
+    /// `GET /api/v1/launchplans?…`.
+    pub fn launch_plans(&self, query: &LaunchPlanQuery) -> Result<Vec<LaunchPlanView>, Error> {
+        self.get("/api/v1/launchplans", query)
+    }
+
+    /// `POST /api/v1/launchplans/{project}/{name}/pause` (`paused`) or
+    /// `…/resume`.
+    pub fn set_paused(
+        &self,
+        project: &str,
+        name: &str,
+        paused: bool,
+        body: &PauseBody,
+    ) -> Result<PausedView, Error> {
+        let what = if paused { "pause" } else { "resume" };
+        let path = format!(
+            "/api/v1/launchplans/{}/{}/{what}",
+            path_segment(project),
+            path_segment(name)
+        );
+        self.post(&path, body)
     }
 
     /// `GET /api/v1/executions?…`.

@@ -253,6 +253,7 @@ pub struct NewExecution {
 /// Filter of `weir executions`.
 #[derive(Debug, Clone, Default)]
 pub struct ExecutionFilter {
+    pub project: Option<String>,
     pub launch_plan: Option<String>,
     pub workflow: Option<String>,
     pub status: Option<Status>,

@@ -222,15 +222,38 @@ pub struct SourceError {
 pub struct AuditEntry {
     pub id: i64,
     pub at: DateTime<Utc>,
-    pub source: SourceKey,
-    pub commit: CommitId,
-    /// Who made the change: the commit's author.
+    /// The source and commit of a reconciled or rejected commit; `None`
+    /// for a change no commit made (a pause or a resume).
+    pub source: Option<SourceKey>,
+    pub commit: Option<CommitId>,
+    /// Who made the change: the commit's author, or who paused or resumed.
     pub actor: Person,
-    /// `reconciled` or `rejected`.
+    /// `reconciled`, `rejected`, `paused` or `resumed`.
     pub action: String,
     /// `{registered, activated, updated, reactivated, deactivated}` lists of
-    /// `{project, kind, name, version}`, or the rejection's error.
+    /// `{project, kind, name, version}`, the rejection's error, or the
+    /// paused or resumed launch plan (`{project, kind, name, comment,
+    /// catchUp}`).
     pub details: serde_json::Value,
+}
+
+/// A launch plan's last pause or resume, made without a commit (`weir
+/// pause`, `weir resume`): it holds for the launch plan by project and
+/// name, whichever of its versions is active.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pause {
+    pub project: String,
+    pub name: String,
+    /// Paused; `false`: resumed.
+    pub paused: bool,
+    /// When it was paused or resumed: after a resume without `catch_up`
+    /// the schedule starts only instants after this.
+    pub at: DateTime<Utc>,
+    pub actor: Person,
+    pub comment: Option<String>,
+    /// A resume that runs the instants missed while paused, as the plan's
+    /// `catchUp` and `maxCatchUp` allow after an outage.
+    pub catch_up: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -396,6 +419,15 @@ pub trait Store: ExecutionStore + DeliveryStore + LeaseStore {
 
     /// The audit log, newest first, at most `limit` entries.
     fn audit(&self, limit: u32) -> StoreFuture<'_, Vec<AuditEntry>>;
+
+    /// Pauses or resumes a launch plan (`pause.paused`), with its audit
+    /// entry, in one transaction; `false`, writing nothing, when it is
+    /// already so (a launch plan never paused is resumed). Whether the
+    /// launch plan exists is the caller's to check.
+    fn set_pause<'a>(&'a self, pause: &'a Pause) -> StoreFuture<'a, bool>;
+
+    /// Every launch plan's last pause or resume.
+    fn pauses(&self) -> StoreFuture<'_, Vec<Pause>>;
 }
 
 /// Opens the store at `url`: `sqlite://PATH` (created if no file exists;

@@ -1,6 +1,7 @@
 //! The audit log: `weir audit -o json`, `GET /api/v1/audit`. One entry a
 //! reconciled or rejected commit, newest first: who made the change (the
-//! commit's author), and what it registered, reactivated and deactivated.
+//! commit's author), and what it registered, reactivated and deactivated;
+//! and one entry a launch plan paused or resumed (`weir pause`), by whom.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -19,17 +20,21 @@ pub struct AuditView {
     pub id: i64,
     #[serde(serialize_with = "instant::millis")]
     pub at: DateTime<Utc>,
-    pub source: SourceKey,
-    pub commit: CommitId,
+    /// The source and commit of a reconciled or rejected commit; null for
+    /// a pause or a resume, which no commit made.
+    pub source: Option<SourceKey>,
+    pub commit: Option<CommitId>,
     pub actor: ActorView,
-    /// `reconciled` or `rejected`.
+    /// `reconciled`, `rejected`, `paused` or `resumed`.
     pub action: String,
     /// `{registered, activated, updated, reactivated, deactivated}` lists
-    /// of `{project, kind, name, version}`, or the rejection's error.
+    /// of `{project, kind, name, version}`, the rejection's error, or the
+    /// launch plan paused or resumed (`{project, kind, name, comment,
+    /// catchUp}`).
     pub details: serde_json::Value,
 }
 
-/// The author of the commit that made the change.
+/// Who made the change: the commit's author, or who paused or resumed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActorView {
     pub name: String,
@@ -86,8 +91,8 @@ mod tests {
         let entry = AuditEntry {
             id: 7,
             at: precise_instant(),
-            source: SourceKey("/srv/repo#main:".into()),
-            commit: CommitId("a".repeat(40)),
+            source: Some(SourceKey("/srv/repo#main:".into())),
+            commit: Some(CommitId("a".repeat(40))),
             actor: Person {
                 name: "Ada Lovelace".into(),
                 email: "ada@example.com".into(),

@@ -214,6 +214,7 @@ impl ExecutionQuery {
             })?),
         };
         Ok(ExecutionFilter {
+            project: None,
             launch_plan: self.launch_plan.clone(),
             workflow: self.workflow.clone(),
             status,

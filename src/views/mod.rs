@@ -1,6 +1,6 @@
 //! The documents weir shows of its store, and the queries that select
-//! them: what `weir status`, `versions`, `executions`, `lineage`, `audit`,
-//! `diff`, `run` and `backfill` print with `-o json`, what `weir logs`
+//! them: what `weir status`, `versions`, `launchplans`, `executions`,
+//! `lineage`, `audit`, `diff`, `run` and `backfill` print with `-o json`, what `weir logs`
 //! prints, and what the daemon's JSON API (`/api/v1`, in [`crate::http`])
 //! returns.
 //!
@@ -27,6 +27,7 @@ mod backfill;
 mod cancel;
 mod diff;
 mod execution;
+mod launch_plan;
 mod lineage;
 mod logs;
 mod source;
@@ -41,6 +42,11 @@ pub use diff::{
     ValueChange, diff,
 };
 pub use execution::{ExecutionQuery, ExecutionView, NodeView, RunBody, execution, executions};
+pub use launch_plan::{DEFAULT_NEXT as DEFAULT_NEXT_INSTANTS, MAX_NEXT as MAX_NEXT_INSTANTS};
+pub use launch_plan::{
+    InstantView, LastRunView, LaunchPlanError, LaunchPlanQuery, LaunchPlanView, PauseBody,
+    PauseError, PauseView, PausedView, PlanStatus, ScheduleView, launch_plans, set_paused,
+};
 pub use lineage::{EdgeView, LineageQuery, LineageView, lineage};
 pub use logs::{Chunk, FOLLOW_EVERY, LogQuery, LogTail, LogsError};
 pub use source::{SourceErrorView, SourceView, sources};

@@ -75,6 +75,9 @@ fn every_printing_command_takes_table_or_json_and_the_old_names_still_read() {
     for command in [
         "run",
         "versions",
+        "launchplans",
+        "pause",
+        "resume",
         "executions",
         "diff",
         "lineage",
@@ -111,6 +114,9 @@ fn a_read_without_a_store_says_so_and_creates_none() {
     let folder = tempfile::tempdir().expect("tempdir");
     for command in [
         &["versions"][..],
+        &["launchplans"],
+        &["pause", "some-plan"],
+        &["resume", "some-plan"],
         &["status"],
         &["audit"],
         &["executions"],
@@ -177,6 +183,7 @@ fn every_json_time_is_rfc3339_utc_with_milliseconds() {
     let mut documents = vec![("run", ran.clone())];
     for command in [
         vec!["versions"],
+        vec!["launchplans"],
         vec!["status"],
         vec!["audit"],
         vec!["executions"],

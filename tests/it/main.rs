@@ -14,6 +14,7 @@ mod executions_store;
 mod http_limits;
 mod incremental;
 mod kubernetes;
+mod launch_plans;
 mod layering;
 mod lease_store;
 mod lineage_scope;

@@ -516,8 +516,8 @@ async fn a_refused_commit_changes_neither_active_set_nor_versions(b: Backend) {
 
     let audit = store.audit(1).await.expect("audit");
     assert_eq!(
-        (audit[0].action.as_str(), &audit[0].commit),
-        ("rejected", &commit(2).id)
+        (audit[0].action.as_str(), audit[0].commit.as_ref()),
+        ("rejected", Some(&commit(2).id))
     );
     assert_eq!(audit[0].details["reason"], "ValidationFailed");
     assert_eq!(audit[0].details["diagnostics"][0]["code"], "W012");
@@ -548,7 +548,7 @@ async fn audit_is_newest_first_with_details(b: Backend) {
     let audit = store.audit(100).await.expect("audit");
     let seen: Vec<(&str, &CommitId)> = audit
         .iter()
-        .map(|e| (e.action.as_str(), &e.commit))
+        .map(|e| (e.action.as_str(), e.commit.as_ref().expect("a commit")))
         .collect();
     let expected = [
         ("rejected", 5),
@@ -566,7 +566,7 @@ async fn audit_is_newest_first_with_details(b: Backend) {
     assert!(
         audit
             .iter()
-            .all(|e| e.source == src && e.actor.email == "ada@example.com")
+            .all(|e| e.source.as_ref() == Some(&src) && e.actor.email == "ada@example.com")
     );
 
     let entry = |key: &VersionKey| {

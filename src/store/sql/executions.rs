@@ -155,6 +155,7 @@ impl<D: Dialect> SqlStore<D> {
         let mut select =
             Statement::built::<D>(format!("SELECT {EXECUTION_COLUMNS} FROM executions"));
         select
+            .filter("project", filter.project.as_deref())
             .filter("launch_plan", filter.launch_plan.as_deref())
             .filter("workflow", filter.workflow.as_deref())
             .filter("status", filter.status.map(|s| s.as_str()))

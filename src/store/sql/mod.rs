@@ -36,6 +36,7 @@
 mod deliveries;
 mod executions;
 mod leases;
+mod pauses;
 mod registry;
 mod rows;
 pub mod statement;

@@ -15,7 +15,7 @@ use super::statement::Statement;
 use super::{Dialect, SqlStore};
 use crate::spec::{EntityRef, Kind, SourceKey};
 use crate::store::{
-    ActiveSet, ActiveVersion, AuditEntry, Changes, CommitInfo, NewVersion, SourceError,
+    ActiveSet, ActiveVersion, AuditEntry, Changes, CommitInfo, NewVersion, Pause, SourceError,
     SourceStatus, Store, StoreFuture, VersionFilter, VersionKey, VersionRecord,
 };
 
@@ -101,5 +101,13 @@ impl<D: Dialect> Store for SqlStore<D> {
 
     fn audit(&self, limit: u32) -> StoreFuture<'_, Vec<AuditEntry>> {
         Box::pin(self.list_audit(limit))
+    }
+
+    fn set_pause<'a>(&'a self, pause: &'a Pause) -> StoreFuture<'a, bool> {
+        Box::pin(self.write_pause(pause))
+    }
+
+    fn pauses(&self) -> StoreFuture<'_, Vec<Pause>> {
+        Box::pin(self.list_pauses())
     }
 }

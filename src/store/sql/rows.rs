@@ -287,8 +287,8 @@ impl SourceRow {
 pub(crate) struct AuditRow {
     id: i64,
     at: DateTime<Utc>,
-    source: String,
-    commit_sha: String,
+    source: Option<String>,
+    commit_sha: Option<String>,
     actor_name: String,
     actor_email: String,
     action: String,
@@ -300,8 +300,8 @@ impl From<AuditRow> for AuditEntry {
         AuditEntry {
             id: row.id,
             at: row.at,
-            source: SourceKey(row.source),
-            commit: CommitId(row.commit_sha),
+            source: row.source.map(SourceKey),
+            commit: row.commit_sha.map(CommitId),
             actor: Person {
                 name: row.actor_name,
                 email: row.actor_email,

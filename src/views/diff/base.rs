@@ -18,6 +18,7 @@ pub async fn base_of(store: &dyn Store, to: &Execution) -> Result<Execution, Dif
     let mut limit = 100;
     loop {
         let filter = ExecutionFilter {
+            project: Some(to.project.clone()),
             launch_plan: Some(launch_plan.clone()),
             workflow: Some(to.workflow.clone()),
             status: Some(Status::Succeeded),
