@@ -58,7 +58,7 @@ impl<D: Dialect> SqlStore<D> {
             .bind(&pause.name),
         )
         .await?;
-        if current.map_or(false, |row| row.paused) == pause.paused {
+        if current.is_some_and(|row| row.paused) == pause.paused {
             return Ok(false);
         }
         let upsert = Statement::new(format!(
