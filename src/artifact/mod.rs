@@ -35,6 +35,11 @@ pub fn parse_reference(text: &str) -> Option<Digest> {
     .then(|| Digest::from_hex(hex))
 }
 
+/// The digest a person names: `sha256:<hex>` or the 64 hex alone.
+pub fn parse_named(text: &str) -> Option<Digest> {
+    parse_reference(text).or_else(|| parse_reference(&format!("{PREFIX}{text}")))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot {doing} `{path}`: {source}")]

@@ -4,7 +4,9 @@
 //! is a digest (`sha256:<hex>` or its 64 hex) or an output of an execution,
 //! `EXECUTION/NODE/OUTPUT` (a node inside a sub-workflow is `fit/train`):
 //! a `file` output's bytes, a `directory` output's tree (with `-o`), or a
-//! value output's JSON.
+//! value output's JSON. With `--server`, a running daemon resolves the
+//! output and sends a file's bytes out of its own artifact store (`GET
+//! /api/v1/artifacts/{digest}`): no store credentials needed.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -12,8 +14,10 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::exit::{self, Error, ExitStatus};
+use super::origin::{ReadError, ServerArgs};
 use super::store_args::{StoreArgs, block_on};
 use crate::artifact::{self, ArtifactStore};
+use crate::http::client::Client;
 use crate::spec::{Digest, ExecutionId};
 
 #[derive(Debug, clap::Args)]
@@ -42,11 +46,14 @@ pub struct GetArgs {
         long,
         env = "WEIR_ARTIFACTS",
         hide_env_values = true,
-        value_name = "URL"
+        value_name = "URL",
+        conflicts_with = "server"
     )]
     pub artifacts: Option<String>,
     #[command(flatten)]
     pub store: StoreArgs,
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 /// What a reference names.
@@ -61,9 +68,7 @@ enum Target {
 }
 
 fn parse(reference: &str) -> Result<Target, Error> {
-    let digest = artifact::parse_reference(reference)
-        .or_else(|| artifact::parse_reference(&format!("sha256:{reference}")));
-    if let Some(digest) = digest {
+    if let Some(digest) = artifact::parse_named(reference) {
         return Ok(Target::Digest(digest));
     }
     let (execution, rest) = reference.split_once('/').unwrap_or((reference, ""));
@@ -83,27 +88,99 @@ fn parse(reference: &str) -> Result<Target, Error> {
 
 pub fn run(args: &Args) -> exit::Result {
     match &args.command {
-        ArtifactsCommand::Get(get) => block_on(run_get(get)),
+        ArtifactsCommand::Get(get) => match get.server.client()? {
+            Some(client) => get_through(&client, get),
+            None => block_on(run_get(get)),
+        },
     }
 }
 
-async fn run_get(args: &GetArgs) -> exit::Result {
-    let digest = match parse(&args.reference)? {
-        Target::Digest(digest) => digest,
+/// What a reference comes to: an artifact's digest, or a value output
+/// (written out as its JSON, there and then).
+fn digest_of(
+    args: &GetArgs,
+    nodes: impl FnOnce(&ExecutionId) -> Result<Option<Vec<NodeOutputs>>, Error>,
+) -> Result<Option<Digest>, Error> {
+    let (execution, node, output) = match parse(&args.reference)? {
+        Target::Digest(digest) => return Ok(Some(digest)),
         Target::Output {
             execution,
             node,
             output,
-        } => match output_of(args, &execution, &node, &output).await? {
-            Value::String(text) if artifact::parse_reference(&text).is_some() => {
-                artifact::parse_reference(&text).expect("checked")
-            }
-            // A value, not a file: its JSON.
-            value => {
-                write_out(args.out.as_deref(), format!("{value:#}\n").as_bytes())?;
-                return Ok(ExitStatus::Success);
-            }
-        },
+        } => (execution, node, output),
+    };
+    let Some(nodes) = nodes(&execution)? else {
+        return Err(Error::not_found(format!("no execution `{execution}`")));
+    };
+    match output_of(&nodes, &execution, &node, &output)? {
+        Value::String(text) if artifact::parse_reference(&text).is_some() => {
+            Ok(artifact::parse_reference(&text))
+        }
+        // A value, not a file: its JSON.
+        value => {
+            write_out(args.out.as_deref(), format!("{value:#}\n").as_bytes())?;
+            Ok(None)
+        }
+    }
+}
+
+/// `--server`: the daemon resolves the output and sends the bytes.
+fn get_through(client: &Client, args: &GetArgs) -> exit::Result {
+    let digest = digest_of(args, |id| {
+        let view = client.execution(id).map_err(ReadError::from)?;
+        Ok(view.map(|v| {
+            v.nodes
+                .into_iter()
+                .map(|n| NodeOutputs {
+                    node: n.id,
+                    status: n.status.to_string(),
+                    outputs: n.outputs,
+                })
+                .collect()
+        }))
+    })?;
+    let Some(digest) = digest else {
+        return Ok(ExitStatus::Success);
+    };
+    let mut body = client.artifact(&digest).map_err(ReadError::from)?;
+    let copied = match &args.out {
+        Some(path) => std::fs::File::create(path)
+            .map_err(|e| Error::failed(format!("cannot write `{}`: {e}", path.display())))
+            .and_then(|mut file| copy(&mut body, &mut file, &path.display().to_string())),
+        None => copy(&mut body, &mut std::io::stdout().lock(), "stdout"),
+    };
+    copied.map(|()| ExitStatus::Success)
+}
+
+/// Copies the server's body to `to`, telling a failed read (the server)
+/// from a failed write (here).
+fn copy(
+    body: &mut impl std::io::Read,
+    to: &mut impl std::io::Write,
+    named: &str,
+) -> Result<(), Error> {
+    let mut buffer = vec![0; 256 * 1024];
+    loop {
+        let n = body.read(&mut buffer).map_err(|e| {
+            Error::failed(format!("the artifact stopped coming from the server: {e}"))
+        })?;
+        if n == 0 {
+            return to
+                .flush()
+                .map_err(|e| Error::failed(format!("cannot write to {named}: {e}")));
+        }
+        to.write_all(&buffer[..n])
+            .map_err(|e| Error::failed(format!("cannot write to {named}: {e}")))?;
+    }
+}
+
+async fn run_get(args: &GetArgs) -> exit::Result {
+    let nodes = match parse(&args.reference)? {
+        Target::Digest(_) => None,
+        Target::Output { execution, .. } => Some(stored_outputs(args, &execution).await?),
+    };
+    let Some(digest) = digest_of(args, |_| Ok(nodes.flatten()))? else {
+        return Ok(ExitStatus::Success);
     };
     let url = args
         .artifacts
@@ -144,13 +221,19 @@ async fn run_get(args: &GetArgs) -> exit::Result {
     }
 }
 
-/// Output `output` of node `node` of `execution`, as the store has it.
-async fn output_of(
+/// A node's outputs, as the store or a server has them.
+struct NodeOutputs {
+    node: String,
+    status: String,
+    outputs: Option<Value>,
+}
+
+/// The nodes of `execution` and their outputs, as the store has them;
+/// `None` when there is no such execution.
+async fn stored_outputs(
     args: &GetArgs,
     execution: &ExecutionId,
-    node: &str,
-    output: &str,
-) -> Result<Value, Error> {
+) -> Result<Option<Vec<NodeOutputs>>, Error> {
     let store = args.store.open_existing().await?;
     let nodes = store.nodes(execution).await.map_err(Error::failed)?;
     if nodes.is_empty()
@@ -160,8 +243,27 @@ async fn output_of(
             .map_err(Error::failed)?
             .is_none()
     {
-        return Err(Error::not_found(format!("no execution `{execution}`")));
+        return Ok(None);
     }
+    Ok(Some(
+        nodes
+            .into_iter()
+            .map(|n| NodeOutputs {
+                node: n.node,
+                status: n.status.to_string(),
+                outputs: n.outputs,
+            })
+            .collect(),
+    ))
+}
+
+/// Output `output` of node `node` of `execution`.
+fn output_of(
+    nodes: &[NodeOutputs],
+    execution: &ExecutionId,
+    node: &str,
+    output: &str,
+) -> Result<Value, Error> {
     let Some(state) = nodes.iter().find(|n| n.node == node) else {
         return Err(Error::not_found(format!(
             "execution `{execution}` has no node `{node}` (it has: {})",

@@ -90,11 +90,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         daemon.shutdown.clone(),
     );
     start_sources(&daemon, &config, &mut loops);
-    let engine = build_engine(&daemon, &config)?;
+    let artifacts: Arc<dyn crate::artifact::ArtifactStore> =
+        Arc::from(crate::artifact::open(&artifacts_url(&config)).map_err(Error::Artifacts)?);
+    let engine = build_engine(&daemon, &config, artifacts.clone());
     let (engine, kube_leadership) = elect(&daemon, &config, engine, &mut loops).await?;
     let store_lease = take_store_lease(&daemon, &config, engine, kube_leadership);
     spawn_loops(&daemon, &config, &store_lease, &mut loops);
-    let served = serve(&daemon, config, listener).await;
+    let served = serve(&daemon, config, listener, artifacts).await;
     shut_down(&daemon, loops, store_lease).await;
     served.map_err(Error::Http)
 }
@@ -187,15 +189,15 @@ fn artifacts_url(config: &Config) -> String {
 }
 
 /// The engine on the artifact store, the daemon's clock and its metrics.
-fn build_engine(daemon: &Daemon, config: &Config) -> Result<Engine, Error> {
-    let artifacts: Arc<dyn crate::artifact::ArtifactStore> =
-        Arc::from(crate::artifact::open(&artifacts_url(config)).map_err(Error::Artifacts)?);
-    Ok(
-        Engine::new(daemon.store.clone(), artifacts, config.state_dir.clone())
-            .with_task_env(Inherited::from_process(config.task_env.clone()))
-            .with_clock(daemon.clock.clone())
-            .observe(Arc::new(MetricsObserver(daemon.metrics.clone()))),
-    )
+fn build_engine(
+    daemon: &Daemon,
+    config: &Config,
+    artifacts: Arc<dyn crate::artifact::ArtifactStore>,
+) -> Engine {
+    Engine::new(daemon.store.clone(), artifacts, config.state_dir.clone())
+        .with_task_env(Inherited::from_process(config.task_env.clone()))
+        .with_clock(daemon.clock.clone())
+        .observe(Arc::new(MetricsObserver(daemon.metrics.clone())))
 }
 
 /// With Kubernetes, runs `engine`'s attempts as Jobs and spawns the
@@ -403,6 +405,7 @@ async fn serve(
     daemon: &Daemon,
     config: Config,
     listener: tokio::net::TcpListener,
+    artifacts: Arc<dyn crate::artifact::ArtifactStore>,
 ) -> std::io::Result<()> {
     let state = AppState {
         store: daemon.store.clone(),
@@ -413,6 +416,7 @@ async fn serve(
         max_payload: 1024 * 1024,
         state_dir: Some(config.state_dir.clone()),
         clock: daemon.clock.clone(),
+        artifacts: Some(artifacts),
     };
     http::server::serve(
         listener,

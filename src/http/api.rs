@@ -54,6 +54,7 @@ pub(super) fn routes(state: Shared) -> Router<Shared> {
         .route("/executions/{id}/diff/{base}", get(diff))
         .route("/lineage/{id}", get(lineage))
         .route("/audit", get(audit))
+        .route("/artifacts/{digest}", get(super::artifacts::get))
         .route("/runs", post(runs))
         .route("/backfills", post(super::backfills::create))
         .route_layer(middleware::from_fn_with_state(state, require_token))

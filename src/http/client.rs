@@ -20,9 +20,10 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::artifact;
 use crate::outbound::agent_config;
 use crate::source::git::redact_url;
-use crate::spec::ExecutionId;
+use crate::spec::{Digest, ExecutionId};
 use crate::views::{
     AuditQuery, AuditView, BackfillBody, BackfillView, CancelView, DiffView, ExecutionQuery,
     ExecutionView, LaunchPlanQuery, LaunchPlanView, LineageQuery, LineageView, LogQuery, PauseBody,
@@ -194,6 +195,31 @@ impl Client {
                 reason: io_reason(&e),
             }),
         }
+    }
+
+    /// `GET /api/v1/artifacts/{digest}`: the artifact's bytes, to read as
+    /// they come, for as long as it takes (an artifact may be large).
+    pub fn artifact(&self, digest: &Digest) -> Result<impl std::io::Read + use<>, Error> {
+        let path = format!(
+            "/api/v1/artifacts/{}",
+            path_segment(&artifact::reference(digest))
+        );
+        let request = self
+            .request_get(&path, &())
+            .config()
+            .timeout_global(None)
+            .build();
+        let response = request.call().map_err(|e| self.unreachable(&e))?;
+        if response.status().as_u16() != 200 {
+            return Err(self
+                .answer::<()>(response)
+                .err()
+                .unwrap_or_else(|| Error::Unreadable {
+                    url: self.url(),
+                    reason: "an artifact answered without 200".into(),
+                }));
+        }
+        Ok(response.into_body().into_reader())
     }
 
     /// `POST /api/v1/runs`.

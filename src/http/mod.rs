@@ -35,6 +35,7 @@
 //! `POST /api/v1/backfills`, `POST /api/v1/executions/{id}/cancel`.
 
 mod api;
+mod artifacts;
 pub mod auth;
 mod backfills;
 pub mod client;
@@ -127,6 +128,9 @@ pub struct AppState {
     /// The daemon's one clock: a run's and a backfill's creation instant,
     /// and the engine lease's liveness in `/api/v1/status`.
     pub clock: crate::clock::Clock,
+    /// The artifact store the daemon's engine writes (served by `GET
+    /// /api/v1/artifacts/{digest}`); `None`: that route answers 404.
+    pub artifacts: Option<Arc<dyn crate::artifact::ArtifactStore>>,
 }
 
 type Shared = Arc<AppState>;

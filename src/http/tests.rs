@@ -72,6 +72,7 @@ impl Server {
             max_payload: DEFAULT_MAX_PAYLOAD,
             state_dir: None,
             clock: crate::clock::Clock::system(),
+            artifacts: None,
         };
         configure(&mut state);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -103,3 +103,89 @@ fn an_output_comes_out_as_the_task_wrote_it() {
         );
     }
 }
+
+/// With `--server`, the daemon resolves the output and sends the bytes
+/// out of its own artifact store: the same bytes as from the store, a
+/// directory refused with what to do instead, and what does not exist
+/// exits 3.
+#[test]
+fn an_output_comes_out_of_a_running_daemon_the_same() {
+    use crate::common::{Daemon, stderr, weir};
+    let db = TestDb::sqlite();
+    let repo = GitRepo::new();
+    repo.write("reports.yaml", DEFS);
+    repo.commit("Reports");
+    let secrets = tempfile::tempdir().expect("tempdir");
+    let token_file = secrets.path().join("api-token");
+    std::fs::write(&token_file, "artifacts-token").expect("write the token");
+    let token_file = token_file.to_str().expect("utf-8");
+    let repo_path = repo.path().to_str().expect("utf-8");
+    let daemon = Daemon::start(
+        &db,
+        &[
+            "--repo",
+            repo_path,
+            "--interval",
+            "1h",
+            "--api-token-file",
+            token_file,
+        ],
+    );
+    let server = [
+        "--server",
+        daemon.url.as_str(),
+        "--api-token-file",
+        token_file,
+    ];
+    let served = |args: &[&str]| weir(&[&["artifacts", "get"][..], args, &server].concat());
+    let ran = weir(&[&["run", "reports", "--wait", "-o", "json"][..], &server].concat());
+    assert_eq!(ran.status.code(), Some(0), "{}", stderr(&ran));
+    let ran: serde_json::Value = serde_json::from_slice(&ran.stdout).expect("json");
+    let id = ran["id"].as_str().expect("an id");
+
+    let report = served(&[&format!("{id}/write/report")]);
+    assert_eq!(report.status.code(), Some(0), "{}", stderr(&report));
+    assert_eq!(report.stdout, b"region,total\neu,42\n");
+    let from_store = weir_with(&["artifacts", "get", &format!("{id}/write/report")], &db);
+    assert_eq!(
+        from_store.stdout, report.stdout,
+        "the same as from the store"
+    );
+    let digest = node(&ran, "write")["outputs"]["report"]
+        .as_str()
+        .expect("a reference")
+        .to_owned();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let copy = dir.path().join("report.csv");
+    let to_file = served(&[&digest, "-o", copy.to_str().expect("utf-8")]);
+    assert_eq!(to_file.status.code(), Some(0), "{}", stderr(&to_file));
+    assert_eq!(std::fs::read(&copy).expect("written"), report.stdout);
+    let rows = served(&[&format!("{id}/write/rows")]);
+    assert_eq!(String::from_utf8_lossy(&rows.stdout).trim(), "1");
+
+    let tree = served(&[
+        &format!("{id}/write/parts"),
+        "-o",
+        dir.path().join("parts").to_str().expect("utf-8"),
+    ]);
+    assert_eq!(tree.status.code(), Some(1), "{}", stderr(&tree));
+    assert!(
+        stderr(&tree).contains("is a directory artifact"),
+        "{}",
+        stderr(&tree)
+    );
+    for missing in [
+        format!("{id}/write/nope"),
+        "no-such-execution/write/report".to_owned(),
+        format!("sha256:{}", "0".repeat(64)),
+    ] {
+        let out = served(&[&missing]);
+        assert_eq!(out.status.code(), Some(3), "{missing}: {}", stderr(&out));
+    }
+    let both = served(&[&digest, "--artifacts", "/tmp"]);
+    assert_eq!(
+        both.status.code(),
+        Some(2),
+        "--artifacts names a store, --server asks a daemon"
+    );
+}

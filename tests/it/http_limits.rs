@@ -36,6 +36,7 @@ async fn start(limits: Limits) -> Server {
         max_payload: weir::http::DEFAULT_MAX_PAYLOAD,
         state_dir: None,
         clock: weir::clock::Clock::system(),
+        artifacts: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
