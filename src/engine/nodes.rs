@@ -193,13 +193,21 @@ impl Engine {
             }
             return Ok(true);
         }
-        if nodes.iter().all(|n| n.status == NodeStatus::Succeeded) {
+        if nodes.iter().all(|n| done(n.status)) {
             let outputs = node_outputs(nodes);
+            let skipped = skipped_nodes(nodes);
             let mut values = serde_json::Map::new();
             for (name, binding) in &plan.outputs {
                 match resolve(binding, &execution.inputs, &outputs) {
                     Ok(v) => {
                         values.insert(name.clone(), v);
+                    }
+                    // Its node was skipped by a condition: null, as declared.
+                    Err(_)
+                        if plan.optional_outputs.contains(name)
+                            && reads_skipped(binding, &skipped) =>
+                    {
+                        values.insert(name.clone(), Value::Null);
                     }
                     Err(e) => {
                         execution.status = Status::Failed;
@@ -234,13 +242,14 @@ impl Engine {
         if !self.may_start() {
             return Ok(());
         }
-        // The nodes due whose dependencies all succeeded, with their
-        // inputs bound (or why one cannot be).
-        let ready: Vec<(usize, BTreeMap<String, Value>, Option<String>)> = {
+        // The nodes due whose dependencies all succeeded or were skipped,
+        // with their inputs bound (or why one cannot be), or to skip.
+        let ready: Vec<(usize, Readiness)> = {
             let outputs = node_outputs(nodes);
-            let succeeded: HashSet<&str> = nodes
+            let skipped = skipped_nodes(nodes);
+            let finished: HashSet<&str> = nodes
                 .iter()
-                .filter(|n| n.status == NodeStatus::Succeeded)
+                .filter(|n| done(n.status))
                 .map(|n| n.node.as_str())
                 .collect();
             nodes
@@ -253,27 +262,28 @@ impl Engine {
                         _ => false,
                     };
                     let spec = plan.node(&state.node)?;
-                    if !due || !spec.deps.iter().all(|d| succeeded.contains(d.as_str())) {
+                    if !due || !spec.deps.iter().all(|d| finished.contains(d.as_str())) {
                         return None;
                     }
-                    let mut inputs = BTreeMap::new();
-                    let mut bad = None;
-                    for (name, binding) in &spec.inputs {
-                        match resolve(binding, &execution.inputs, &outputs) {
-                            Ok(v) => {
-                                inputs.insert(name.clone(), v);
-                            }
-                            Err(e) => bad = Some(format!("input `{name}`: {e}")),
-                        }
-                    }
-                    Some((i, inputs, bad))
+                    Some((i, readiness(spec, &execution.inputs, &outputs, &skipped)))
                 })
                 .collect()
         };
-        for (i, inputs, mut bad) in ready {
+        for (i, readiness) in ready {
             let state = &mut nodes[i];
             let Some(spec) = plan.node(&state.node) else {
                 continue;
+            };
+            let (inputs, mut bad) = match readiness {
+                Readiness::Run(inputs) => (inputs, None),
+                Readiness::Fail(why) => (BTreeMap::new(), Some(why)),
+                Readiness::Skip(why) => {
+                    tracing::info!(execution = %execution.id, node = %state.node, why = %why, "node skipped");
+                    state.status = NodeStatus::Skipped;
+                    state.finished_at = Some(now);
+                    self.write(EngineWrite::Node(state.clone()));
+                    continue;
+                }
             };
             // A stored timeout that does not parse (a version registered
             // before validation refused it) fails the node here, before its
@@ -407,12 +417,12 @@ fn moves_on(
     if cancel_requested || failed {
         return false;
     }
-    if nodes.iter().all(|n| n.status == NodeStatus::Succeeded) {
+    if nodes.iter().all(|n| done(n.status)) {
         return true;
     }
     let succeeded: HashSet<&str> = nodes
         .iter()
-        .filter(|n| n.status == NodeStatus::Succeeded)
+        .filter(|n| done(n.status))
         .map(|n| n.node.as_str())
         .collect();
     nodes.iter().any(|state| {
@@ -435,6 +445,102 @@ fn next_retry(nodes: &[NodeState], now: DateTime<Utc>) -> Option<DateTime<Utc>> 
         .filter_map(|n| n.next_attempt_at)
         .map(|at| at.max(now))
         .min()
+}
+
+/// Whether a node is done in a way that lets its dependants go on: it
+/// succeeded, or a condition skipped it (a node skipped because the
+/// execution stops is never looked at again: the execution has ended).
+fn done(status: NodeStatus) -> bool {
+    matches!(status, NodeStatus::Succeeded | NodeStatus::Skipped)
+}
+
+/// The paths of the nodes skipped.
+fn skipped_nodes(nodes: &[NodeState]) -> HashSet<&str> {
+    nodes
+        .iter()
+        .filter(|n| n.status == NodeStatus::Skipped)
+        .map(|n| n.node.as_str())
+        .collect()
+}
+
+/// Whether `binding` reads an output of a skipped node.
+fn reads_skipped(binding: &Binding, skipped: &HashSet<&str>) -> bool {
+    match binding {
+        Binding::Output { node, .. } => skipped.contains(node.as_str()),
+        Binding::Concat { parts } => parts.iter().any(|p| reads_skipped(p, skipped)),
+        Binding::Literal { .. } | Binding::Input { .. } => false,
+    }
+}
+
+/// What a node whose dependencies are all done does next.
+enum Readiness {
+    /// Runs with these inputs.
+    Run(BTreeMap<String, Value>),
+    /// Is skipped: it reads a skipped node's output, or a condition is
+    /// false (why, for the log).
+    Skip(String),
+    /// Fails: an input cannot be bound, or a condition cannot be
+    /// evaluated.
+    Fail(String),
+}
+
+fn readiness(
+    spec: &PlanNode,
+    execution_inputs: &Value,
+    outputs: &HashMap<&str, &Value>,
+    skipped: &HashSet<&str>,
+) -> Readiness {
+    if let Some(Binding::Output { node, .. }) = spec
+        .bindings()
+        .find(|b| reads_skipped(b, skipped))
+        .and_then(|b| first_skipped(b, skipped))
+    {
+        return Readiness::Skip(format!("it reads an output of `{node}`, which was skipped"));
+    }
+    for condition in &spec.when {
+        let mut values = BTreeMap::new();
+        let parsed = match crate::spec::condition::parse(&condition.source) {
+            Ok(parsed) => parsed,
+            Err(e) => return Readiness::Fail(format!("`when`: {e}")),
+        };
+        for r in parsed.references() {
+            let Some(binding) = condition.refs.get(&r.to_string()) else {
+                return Readiness::Fail(format!("`when`: `{r}` is not bound in the plan"));
+            };
+            match resolve(binding, execution_inputs, outputs) {
+                Ok(value) => {
+                    values.insert(r, value);
+                }
+                Err(e) => return Readiness::Fail(format!("`when`: {e}")),
+            }
+        }
+        match parsed.evaluate(&values) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Readiness::Skip(format!("`when: {}` is false", condition.source));
+            }
+            Err(e) => return Readiness::Fail(format!("`when`: {e}")),
+        }
+    }
+    let mut inputs = BTreeMap::new();
+    for (name, binding) in &spec.inputs {
+        match resolve(binding, execution_inputs, outputs) {
+            Ok(v) => {
+                inputs.insert(name.clone(), v);
+            }
+            Err(e) => return Readiness::Fail(format!("input `{name}`: {e}")),
+        }
+    }
+    Readiness::Run(inputs)
+}
+
+/// The first output binding inside `binding` that reads a skipped node.
+fn first_skipped<'a>(binding: &'a Binding, skipped: &HashSet<&str>) -> Option<&'a Binding> {
+    match binding {
+        Binding::Output { node, .. } if skipped.contains(node.as_str()) => Some(binding),
+        Binding::Concat { parts } => parts.iter().find_map(|p| first_skipped(p, skipped)),
+        _ => None,
+    }
 }
 
 /// Outputs of the nodes that succeeded, by path.

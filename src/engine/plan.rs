@@ -55,6 +55,31 @@ pub struct PlanNode {
     /// (read, never written: its commit stands for `commit`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notebook: Option<NotebookRef>,
+    /// `when:` conditions that must all hold for it to run: its own and
+    /// those of the sub-workflow nodes it was inlined from, outermost
+    /// first. One false skips it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub when: Vec<PlanCondition>,
+}
+
+/// A `when:` condition, and where each value it reads comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanCondition {
+    /// The CEL expression as written.
+    pub source: String,
+    /// Each reference it reads (`inputs.deploy`,
+    /// `nodes.evaluate.outputs.auc`), bound as a node input would be.
+    pub refs: BTreeMap<String, Binding>,
+}
+
+impl PlanNode {
+    /// Every binding it reads: its inputs', then its conditions'.
+    pub fn bindings(&self) -> impl Iterator<Item = &Binding> {
+        self.inputs
+            .values()
+            .chain(self.when.iter().flat_map(|c| c.refs.values()))
+    }
 }
 
 impl PlanNode {
@@ -87,6 +112,9 @@ pub struct Resolved {
 pub struct Plan {
     pub nodes: Vec<PlanNode>,
     pub outputs: BTreeMap<String, Binding>,
+    /// Outputs declared `optional`: null when their node was skipped.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub optional_outputs: BTreeSet<String>,
 }
 
 impl Plan {
@@ -134,6 +162,10 @@ pub enum BindError {
     NotEarlier(String),
     #[error("`after: {0}` names no earlier node")]
     AfterNotEarlier(String),
+    /// A `when:` that does not read as a condition (the condition's own
+    /// words).
+    #[error("{0}")]
+    Condition(#[from] crate::spec::condition::Error),
 }
 
 const MAX_DEPTH: usize = 32;
@@ -152,8 +184,18 @@ pub fn compile(workflow: &WorkflowSpec, resolve: &dyn Resolve) -> Result<Plan, E
         .map(|name| (name.clone(), Binding::Input { name: name.clone() }))
         .collect();
     let mut nodes = Vec::new();
-    let outputs = expand(workflow, "", &scope, &[], resolve, &mut nodes, 0)?;
-    Ok(Plan { nodes, outputs })
+    let outputs = expand(workflow, "", &scope, &[], &[], resolve, &mut nodes, 0)?;
+    let optional_outputs = workflow
+        .outputs
+        .iter()
+        .filter(|(_, output)| output.optional())
+        .map(|(name, _)| name.clone())
+        .collect();
+    Ok(Plan {
+        nodes,
+        outputs,
+        optional_outputs,
+    })
 }
 
 /// What a node's outputs are bound to, per local node id: a task node's
@@ -166,11 +208,13 @@ enum Produced {
     },
 }
 
+#[allow(clippy::too_many_arguments)]
 fn expand(
     spec: &WorkflowSpec,
     prefix: &str,
     scope: &BTreeMap<String, Binding>,
     extra_deps: &[String],
+    conditions: &[PlanCondition],
     resolve: &dyn Resolve,
     out: &mut Vec<PlanNode>,
     depth: usize,
@@ -194,6 +238,22 @@ fn expand(
         let mut deps: BTreeSet<String> = extra_deps.iter().cloned().collect();
         for binding in inputs.values() {
             upstream(binding, &mut deps);
+        }
+        let mut when = conditions.to_vec();
+        if let Some(source) = &node.when {
+            let condition =
+                crate::spec::condition::parse(source).map_err(|e| fail(BindError::Condition(e)))?;
+            let mut refs = BTreeMap::new();
+            for r in condition.references() {
+                let binding = bind(&Value::String(format!("{{{{ {r} }}}}")), scope, &produced)
+                    .map_err(&fail)?;
+                upstream(&binding, &mut deps);
+                refs.insert(r.to_string(), binding);
+            }
+            when.push(PlanCondition {
+                source: source.clone(),
+                refs,
+            });
         }
         for after in &node.after {
             match produced.get(after.as_str()) {
@@ -227,6 +287,7 @@ fn expand(
                     deps: deps.into_iter().collect(),
                     commit: Some(commit),
                     notebook: None,
+                    when,
                 });
                 produced.insert(&node.id, Produced::Task(path));
             }
@@ -249,6 +310,7 @@ fn expand(
                     &format!("{path}/"),
                     &inputs,
                     &deps,
+                    &when,
                     resolve,
                     out,
                     depth + 1,
@@ -261,11 +323,10 @@ fn expand(
     }
     let mut outputs = BTreeMap::new();
     for (name, value) in &spec.outputs {
-        let binding = bind(&Value::String(value.clone()), scope, &produced).map_err(|source| {
-            Error::Binding {
-                node: format!("{prefix}outputs.{name}"),
-                source,
-            }
+        let reference = Value::String(value.reference().to_owned());
+        let binding = bind(&reference, scope, &produced).map_err(|source| Error::Binding {
+            node: format!("{prefix}outputs.{name}"),
+            source,
         })?;
         outputs.insert(name.clone(), binding);
     }

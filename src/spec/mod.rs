@@ -15,6 +15,7 @@
 //! (`ids.rs`) and [`Trigger`] (`trigger.rs`).
 
 pub mod code;
+pub mod condition;
 pub mod cron;
 pub mod digest;
 pub mod duration;
@@ -521,9 +522,45 @@ pub struct WorkflowSpec {
     pub inputs: BTreeMap<String, Port>,
     #[schemars(length(min = 1))]
     pub nodes: Vec<Node>,
-    /// Each output is one `{{ nodes.N.outputs.y }}` reference.
+    /// Each output is one `{{ nodes.N.outputs.y }}` reference, or `{ from:
+    /// REFERENCE, optional: true }` for one bound to a node that a `when:`
+    /// may skip (null then).
     #[serde(default)]
-    pub outputs: BTreeMap<String, String>,
+    pub outputs: BTreeMap<String, WorkflowOutput>,
+}
+
+/// A workflow output: where its value comes from, and whether it may be
+/// missing (its node skipped by a `when:`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum WorkflowOutput {
+    /// `"{{ nodes.N.outputs.y }}"`: always there.
+    Reference(String),
+    Declared(DeclaredOutput),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeclaredOutput {
+    /// One `{{ nodes.N.outputs.y }}` reference.
+    pub from: String,
+    /// Null when its node was skipped by a `when:` condition.
+    #[serde(default)]
+    pub optional: bool,
+}
+
+impl WorkflowOutput {
+    /// The reference it is bound to.
+    pub fn reference(&self) -> &str {
+        match self {
+            WorkflowOutput::Reference(r) => r,
+            WorkflowOutput::Declared(d) => &d.from,
+        }
+    }
+
+    pub fn optional(&self) -> bool {
+        matches!(self, WorkflowOutput::Declared(d) if d.optional)
+    }
 }
 
 /// One step of a workflow: a call of a task or of a sub-workflow.
@@ -547,6 +584,11 @@ pub struct Node {
     /// Nodes that must finish first, without a data dependency.
     #[serde(default)]
     pub after: Vec<String>,
+    /// A CEL condition over `inputs.<name>` and `nodes.<id>.outputs.<name>`
+    /// (`nodes.evaluate.outputs.auc > 0.8 && inputs.deploy`): when false
+    /// the node is skipped, and so are the nodes that consume its outputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<String>,
 }
 
 /// `kind: LaunchPlan` spec.

@@ -57,10 +57,17 @@ pub enum Code {
     /// An output the task's type cannot fill.
     UnfillableOutput,
     InvalidSidecar,
+    /// A `when:` that is not a CEL condition weir can evaluate.
+    InvalidCondition,
+    /// A `when:` whose types do not fit (a string compared to a number).
+    ConditionType,
+    /// A workflow output bound to a node a `when:` may skip, not declared
+    /// optional.
+    SkippableOutput,
 }
 
 impl Code {
-    pub const ALL: [Code; 41] = [
+    pub const ALL: [Code; 44] = [
         Code::FileTooLarge,
         Code::SymlinkEscape,
         Code::UnreadableFile,
@@ -102,6 +109,9 @@ impl Code {
         Code::ParameterInQuotes,
         Code::UnfillableOutput,
         Code::InvalidSidecar,
+        Code::InvalidCondition,
+        Code::ConditionType,
+        Code::SkippableOutput,
     ];
 
     /// The short code, e.g. `W012`.
@@ -165,6 +175,9 @@ impl Code {
             Code::InvalidTaskBody => ("W040", "invalid-task-body"),
             Code::UnfillableOutput => ("W041", "unfillable-output"),
             Code::InvalidSidecar => ("W042", "invalid-sidecar"),
+            Code::InvalidCondition => ("W043", "invalid-condition"),
+            Code::ConditionType => ("W044", "condition-type"),
+            Code::SkippableOutput => ("W045", "skippable-output"),
         }
     }
 }

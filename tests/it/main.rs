@@ -4,6 +4,7 @@ mod artifacts_cli;
 mod backfill;
 mod cli_conventions;
 mod common;
+mod conditions;
 mod crash_faults;
 mod daemon_health;
 mod deploy;

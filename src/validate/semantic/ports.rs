@@ -22,6 +22,9 @@ pub struct Param {
 pub struct Interface {
     pub inputs: BTreeMap<String, Param>,
     pub outputs: BTreeMap<String, Option<TypeExpr>>,
+    /// A workflow's outputs declared `optional` (null when a `when:`
+    /// skipped their node): a node calling it may be skipped in part.
+    pub optional_outputs: std::collections::BTreeSet<String>,
 }
 
 impl Interface {

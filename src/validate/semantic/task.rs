@@ -31,7 +31,11 @@ pub fn check(
         .into_iter()
         .map(|(name, p)| (name, p.ty))
         .collect();
-    let iface = Interface { inputs, outputs };
+    let iface = Interface {
+        inputs,
+        outputs,
+        optional_outputs: Default::default(),
+    };
 
     if let Some(t) = &spec.timeout {
         check_duration(

@@ -8,10 +8,11 @@ use serde_json::Value;
 
 use super::ports::{Direction, Interface, Param, check_ports};
 use super::{Code, Diagnostic, Index, at, at_key, suggestion};
+use crate::spec::condition;
 use crate::spec::template::{self, Reference};
 use crate::spec::types::TypeExpr;
 use crate::spec::yaml::PathStep;
-use crate::spec::{Definition, Kind, WorkflowSpec};
+use crate::spec::{Definition, Kind, WorkflowOutput, WorkflowSpec};
 use crate::validate::Entity;
 
 use PathStep::{Index as At, Key};
@@ -377,6 +378,9 @@ fn check_workflow(
                 }
             }
         }
+        if let Some(source) = &node.when {
+            check_condition(&scope, n, source, &mut data_deps[n], &mut found);
+        }
         let mut deps: Vec<usize> = data_deps[n].iter().copied().collect();
         for (j, after) in node.after.iter().enumerate() {
             let path = [Key("spec"), Key("nodes"), At(n), Key("after"), At(j)];
@@ -430,16 +434,42 @@ fn check_workflow(
         );
     }
 
+    let skippable = skippable_nodes(spec, &scope, &data_deps);
     let mut outputs = BTreeMap::new();
+    let mut optional_outputs = BTreeSet::new();
     for (name, value) in &spec.outputs {
-        let path = [Key("spec"), Key("outputs"), Key(name.as_str())];
-        let ty = match template::parse(value) {
+        let declared = matches!(value, WorkflowOutput::Declared(_));
+        let mut path = vec![Key("spec"), Key("outputs"), Key(name.as_str())];
+        if declared {
+            path.push(Key("from"));
+        }
+        let reference = value.reference();
+        let ty = match template::parse(reference) {
             Err(e) => {
                 found.push(at(entity, Code::InvalidTemplate, &path, e.to_string()));
                 None
             }
             Ok(t) => match t.single_reference() {
-                Some(r) => scope.resolve(r, &path, &mut found).0,
+                Some(r) => {
+                    let (ty, node) = scope.resolve(r, &path, &mut found);
+                    if let Some(n) = node.filter(|&n| skippable[n] && !value.optional()) {
+                        found.push(
+                            at(
+                                entity,
+                                Code::SkippableOutput,
+                                &path,
+                                format!(
+                                    "workflow output `{name}` is bound to node `{}`, which a `when:` may skip, but is not declared optional",
+                                    spec.nodes[n].id
+                                ),
+                            )
+                            .with_help(format!(
+                                "write `{name}: {{ from: \"{reference}\", optional: true }}` (null when skipped)"
+                            )),
+                        );
+                    }
+                    ty
+                }
                 None => {
                     found.push(
                         at(
@@ -454,9 +484,102 @@ fn check_workflow(
                 }
             },
         };
+        if value.optional() {
+            optional_outputs.insert(name.clone());
+        }
         outputs.insert(name.clone(), ty);
     }
-    (Interface { inputs, outputs }, found)
+    (
+        Interface {
+            inputs,
+            outputs,
+            optional_outputs,
+        },
+        found,
+    )
+}
+
+/// Checks node `n`'s `when:`: a CEL condition reading what exists here,
+/// of types that fit, that is a bool. What it reads is a data dependency.
+fn check_condition(
+    scope: &WorkflowScope<'_>,
+    n: usize,
+    source: &str,
+    deps: &mut BTreeSet<usize>,
+    found: &mut Vec<Diagnostic>,
+) {
+    let path = [Key("spec"), Key("nodes"), At(n), Key("when")];
+    let condition = match condition::parse(source) {
+        Ok(c) => c,
+        Err(e) => {
+            found.push(
+                at(scope.entity, Code::InvalidCondition, &path, e.to_string())
+                    .with_help("a condition is CEL reading `inputs.<name>` and `nodes.<id>.outputs.<name>`, e.g. `nodes.evaluate.outputs.auc > 0.8 && inputs.deploy`"),
+            );
+            return;
+        }
+    };
+    let mut types = BTreeMap::new();
+    let before = found.len();
+    for r in condition.references() {
+        let reference = match &r {
+            condition::Ref::Input(name) => Reference::Input(name.clone()),
+            condition::Ref::NodeOutput { node, output } => Reference::NodeOutput {
+                node: node.clone(),
+                output: output.clone(),
+            },
+        };
+        let (ty, dep) = scope.resolve(&reference, &path, found);
+        deps.extend(dep);
+        types.insert(r, ty);
+    }
+    if found.len() > before {
+        return;
+    }
+    if let Err(e) = condition.check(|r| types.get(r).cloned().flatten()) {
+        found.push(
+            at(scope.entity, Code::ConditionType, &path, e.to_string()).with_help(
+                "values keep their declared types; convert with int(), double() or string()",
+            ),
+        );
+    }
+}
+
+/// Which nodes a `when:` may skip: those with one, those that read an
+/// output of a skippable node (they are skipped with it), and calls of
+/// workflows with optional outputs. `deps` are each node's data
+/// dependencies (its bindings' and its condition's).
+fn skippable_nodes(
+    spec: &WorkflowSpec,
+    scope: &WorkflowScope<'_>,
+    deps: &[BTreeSet<usize>],
+) -> Vec<bool> {
+    fn visit(
+        n: usize,
+        spec: &WorkflowSpec,
+        scope: &WorkflowScope<'_>,
+        deps: &[BTreeSet<usize>],
+        memo: &mut Vec<Option<bool>>,
+    ) -> bool {
+        if let Some(known) = memo[n] {
+            return known;
+        }
+        // A cycle (reported elsewhere) reads as not skippable.
+        memo[n] = Some(false);
+        let callee_optional = matches!(
+            &scope.callees[n],
+            Some((_, Kind::Workflow, Some(iface))) if !iface.optional_outputs.is_empty()
+        );
+        let skippable = spec.nodes[n].when.is_some()
+            || callee_optional
+            || deps[n].iter().any(|&m| visit(m, spec, scope, deps, memo));
+        memo[n] = Some(skippable);
+        skippable
+    }
+    let mut memo = vec![None; spec.nodes.len()];
+    (0..spec.nodes.len())
+        .map(|n| visit(n, spec, scope, deps, &mut memo))
+        .collect()
 }
 
 fn read_binding(
