@@ -442,6 +442,13 @@ fn local_order(spec: &WorkflowSpec) -> Vec<usize> {
                     }
                 }
             }
+            // What its condition reads comes first too.
+            let condition = n.when.as_deref().map(crate::spec::condition::parse);
+            for r in condition.into_iter().flatten().flat_map(|c| c.references()) {
+                if let crate::spec::condition::Ref::NodeOutput { node, .. } = r {
+                    d.extend(ids.get(node.as_str()).copied());
+                }
+            }
             d
         })
         .collect();

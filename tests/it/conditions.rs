@@ -60,6 +60,9 @@ spec:
   nodes:
     - id: evaluate
       task: evaluate
+    - id: celebrate               # declared before what its condition reads
+      task: report
+      when: "nodes.announce.outputs.said != ''"
     - id: publish
       task: publish
       when: "nodes.evaluate.outputs.auc > inputs.threshold && inputs.deploy && nodes.evaluate.outputs.region == 'eu'"
@@ -100,7 +103,7 @@ async fn a_false_condition_skips_its_node_and_its_consumers_and_the_execution_su
     )
     .await;
     assert_eq!(held.status, "succeeded", "{:#?}", held.nodes);
-    let statuses: Vec<NodeStatus> = ["evaluate", "publish", "announce", "report"]
+    let statuses: Vec<NodeStatus> = ["evaluate", "publish", "announce", "report", "celebrate"]
         .iter()
         .map(|n| status(&held.nodes, n))
         .collect();
@@ -110,9 +113,10 @@ async fn a_false_condition_skips_its_node_and_its_consumers_and_the_execution_su
             NodeStatus::Succeeded,
             NodeStatus::Skipped,
             NodeStatus::Skipped,
-            NodeStatus::Succeeded
+            NodeStatus::Succeeded,
+            NodeStatus::Skipped,
         ],
-        "publish is skipped, announce reads its output, report only comes after it"
+        "publish is skipped, announce reads its output, report only comes after it, celebrate's condition reads announce"
     );
     let execution = b
         .store
