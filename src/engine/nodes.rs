@@ -108,6 +108,7 @@ impl Engine {
             execution.status = Status::Running;
             execution.started_at = Some(now);
             self.write(EngineWrite::Execution(execution.clone()));
+            self.tell_started(&execution);
         }
 
         // 1. Attempts that ended.
