@@ -294,6 +294,7 @@ impl Engine {
                 state.error = Some(error);
                 state.finished_at = Some(now);
                 self.write(EngineWrite::Node(state.clone()));
+                self.tell(NodeEvent::Failed, execution, spec, state);
                 continue;
             }
             // Leadership may have ended during this tick.
