@@ -147,6 +147,7 @@ async fn commit_latency(remote: bool) -> Vec<Duration> {
         executor: daemon::Executor::Local,
         artifacts: None,
         task_env: Default::default(),
+        openlineage: Default::default(),
     };
     let shutdown = CancellationToken::new();
     let daemon = tokio::spawn(daemon::run(config, shutdown.clone()));
@@ -278,6 +279,7 @@ async fn api_run_latency() -> Vec<Duration> {
         executor: daemon::Executor::Local,
         artifacts: None,
         task_env: Default::default(),
+        openlineage: Default::default(),
     };
     let shutdown = CancellationToken::new();
     let daemon = tokio::spawn(daemon::run(config, shutdown.clone()));

@@ -25,7 +25,7 @@ use crate::engine::Engine;
 use crate::engine::create::{self, Request};
 use crate::executor::environment::Inherited;
 use crate::http::client::Client;
-use crate::lineage::openlineage::{Emitter, FileSink, HttpSink};
+use crate::lineage::openlineage::Emitter;
 use crate::spec::{ExecutionId, Trigger};
 use crate::store::execution::Status;
 use crate::views::{self, ExecutionView, RunBody};
@@ -51,8 +51,8 @@ pub struct Args {
     /// Run every node, even those whose result is cached.
     #[arg(long)]
     pub no_cache: bool,
-    /// With --wait: append an OpenLineage RunEvent per node transition to
-    /// this file, one JSON object a line.
+    /// With --wait: append an OpenLineage RunEvent per execution and node
+    /// transition to this file, one JSON object a line.
     #[arg(
         long,
         env = "WEIR_OPENLINEAGE_FILE",
@@ -260,20 +260,11 @@ fn print_run(view: &ExecutionView, output: Output) -> exit::Result {
 
 /// The OpenLineage emitter the flags ask for, if any.
 fn openlineage(args: &Args) -> Result<Option<Arc<Emitter>>, crate::lineage::openlineage::Error> {
-    if args.openlineage_file.is_none() && args.openlineage_url.is_none() {
-        return Ok(None);
-    }
-    let file = args
-        .openlineage_file
-        .as_deref()
-        .map(FileSink::open)
-        .transpose()?;
-    let http = args
-        .openlineage_url
-        .as_deref()
-        .map(HttpSink::new)
-        .transpose()?;
-    Ok(Some(Arc::new(Emitter::start(file, http)?)))
+    let emitter = Emitter::open(
+        args.openlineage_file.as_deref(),
+        args.openlineage_url.as_deref(),
+    )?;
+    Ok(emitter.map(Arc::new))
 }
 
 /// An execution and its nodes for people: what `weir run` and `weir

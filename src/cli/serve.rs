@@ -28,8 +28,10 @@ pub enum ExecutorArg {
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Several sources and every setting in a file (see the README); the
-    /// other flags then do not apply. `--task-env` is refused beside it
-    /// rather than ignored: the file's `[tasks] env` says what tasks inherit.
+    /// other flags then do not apply, but `--openlineage-file` and
+    /// `--openlineage-url`, which override its `[openlineage]`.
+    /// `--task-env` is refused beside it rather than ignored: the file's
+    /// `[tasks] env` says what tasks inherit.
     #[arg(long, conflicts_with_all = ["repo", "entries"])]
     pub config: Option<PathBuf>,
     /// Local path or URL of the Git repository.
@@ -96,6 +98,24 @@ pub struct Args {
     pub public_url: Option<String>,
     #[command(flatten)]
     pub task_env: TaskEnvArgs,
+    /// Append an OpenLineage RunEvent per execution and node transition to
+    /// this file, one JSON object a line (overrides `[openlineage] file`).
+    #[arg(
+        long,
+        env = "WEIR_OPENLINEAGE_FILE",
+        hide_env_values = true,
+        value_name = "PATH"
+    )]
+    pub openlineage_file: Option<PathBuf>,
+    /// POST OpenLineage RunEvents to `<URL>/api/v1/lineage` (Marquez)
+    /// (overrides `[openlineage] url`).
+    #[arg(
+        long,
+        env = "WEIR_OPENLINEAGE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub openlineage_url: Option<String>,
 }
 
 /// `--task-env`: what a task's process inherits (`serve`, `run`, `backfill`).
@@ -149,10 +169,7 @@ fn read_secret(path: &Path, what: &'static str) -> Result<String, SecretError> {
 }
 
 pub fn run(args: &Args) -> exit::Result {
-    let config = match &args.config {
-        Some(path) => config::load(path).map_err(Error::failed)?,
-        None => flags_config(args)?,
-    };
+    let config = config_of(args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -170,6 +187,23 @@ pub fn run(args: &Args) -> exit::Result {
         })
         .map_err(Error::failed)?;
     Ok(ExitStatus::Success)
+}
+
+/// What the daemon is told: the `--config` file, or the flags; then the
+/// `--openlineage-*` flags over either (over the file's `[openlineage]`,
+/// each flag given replacing its setting, one left out keeping it).
+fn config_of(args: &Args) -> exit::Result<Config> {
+    let mut config = match &args.config {
+        Some(path) => config::load(path).map_err(Error::failed)?,
+        None => flags_config(args)?,
+    };
+    if let Some(file) = &args.openlineage_file {
+        config.openlineage.file = Some(file.clone());
+    }
+    if let Some(url) = &args.openlineage_url {
+        config.openlineage.url = Some(url.clone());
+    }
+    Ok(config)
 }
 
 /// The one-source configuration of the flags, laid over the defaults.
@@ -236,5 +270,59 @@ async fn wait_for_signal() {
         Err(_) => {
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+    use crate::daemon::OpenLineageConfig;
+
+    #[derive(clap::Parser)]
+    struct Serve {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn config(argv: &[&str]) -> Config {
+        let serve = Serve::try_parse_from(std::iter::once("serve").chain(argv.iter().copied()))
+            .expect("valid flags");
+        config_of(&serve.args).expect("a configuration")
+    }
+
+    /// `--openlineage-*` apply to the flags' source, and over a
+    /// `weir.toml`'s `[openlineage]`, setting by setting.
+    #[test]
+    fn openlineage_flags_override_the_file_setting_by_setting() {
+        let flags = config(&["--repo", "/srv/etl", "--openlineage-file", "events.jsonl"]);
+        assert_eq!(
+            flags.openlineage,
+            OpenLineageConfig {
+                file: Some("events.jsonl".into()),
+                url: None,
+            }
+        );
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("weir.toml");
+        std::fs::write(
+            &path,
+            "[openlineage]\nfile = \"from-file.jsonl\"\nurl = \"http://marquez:5000\"\n\
+             [[sources]]\nrepo = \"/srv/etl\"\n",
+        )
+        .expect("write");
+        let path = path.to_str().expect("utf-8");
+        let file = config(&["--config", path]);
+        assert_eq!(file.openlineage.file, Some("from-file.jsonl".into()));
+        let over = config(&["--config", path, "--openlineage-file", "from-flag.jsonl"]);
+        assert_eq!(
+            over.openlineage,
+            OpenLineageConfig {
+                file: Some("from-flag.jsonl".into()),
+                url: Some("http://marquez:5000".into()),
+            }
+        );
     }
 }

@@ -1,8 +1,8 @@
 //! `weir serve`: one long-running process that keeps the system converged
 //! to Git (DESIGN.md section 5). This file wires it together, in named
-//! steps ([`run`]: open the store, listen, start the sources, build the
-//! engine, elect, take the store's lease, spawn the loops, serve, shut
-//! down); each piece lives in its own file:
+//! steps ([`run`]: open the lineage sinks, open the store, listen, start
+//! the sources, build the engine, elect, take the store's lease, spawn the
+//! loops, serve, shut down); each piece lives in its own file:
 //! - [`config`]: what `weir serve` is told ([`Config`]), every default,
 //!   and the `weir.toml` front end;
 //! - `source_loop.rs`: per source, a reconcile loop woken by filesystem
@@ -15,7 +15,9 @@
 //!   lease; with Kubernetes, a Lease first); [`supervise`]: restarts a
 //!   loop that panics, and says so in readiness;
 //! - `metrics_observer.rs`: the engine's node events counted in
-//!   [`crate::metrics`];
+//!   [`crate::metrics`]; with `[openlineage]` (or `--openlineage-*`), the
+//!   engine's executions and nodes also sent as OpenLineage RunEvents
+//!   ([`crate::lineage::openlineage`]), whatever started them;
 //! - the HTTP server (`src/http`): health, readiness, metrics, webhooks, API.
 //!
 //! All of it runs in one tokio runtime. SIGTERM or SIGINT stops the loops
@@ -36,13 +38,14 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-pub use config::{Config, Executor, KubeConfig, SourceConfig};
+pub use config::{Config, Executor, KubeConfig, OpenLineageConfig, SourceConfig};
 
 use crate::clock::Clock;
 use crate::engine::Engine;
 use crate::executor::environment::Inherited;
 use crate::executor::kubernetes::{Kube, KubeExecutor};
 use crate::http::{self, AppState, Readiness, SourceHandle};
+use crate::lineage::openlineage::{self, Emitter};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::source::git::GitSource;
@@ -74,6 +77,8 @@ pub enum Error {
     Artifacts(crate::artifact::OpenError),
     #[error("cannot reach Kubernetes (in-cluster or kubeconfig): {0}")]
     Kubernetes(kube::Error),
+    #[error(transparent)]
+    OpenLineage(#[from] openlineage::Error),
 }
 
 /// Runs until `shutdown` is cancelled: a fixed sequence of named steps,
@@ -81,6 +86,7 @@ pub enum Error {
 /// A step that fails stops the start-up with its error (the loops already
 /// spawned are aborted as their supervisor is dropped).
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
+    let lineage = open_lineage(&config)?;
     let daemon = open_store(&config, shutdown).await?;
     let listener = listen(config.listen).await?;
     tracing::info!(listen = %config.listen, sources = daemon.sources.len(), "weir serve started");
@@ -92,13 +98,26 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     start_sources(&daemon, &config, &mut loops);
     let artifacts: Arc<dyn crate::artifact::ArtifactStore> =
         Arc::from(crate::artifact::open(&artifacts_url(&config)).map_err(Error::Artifacts)?);
-    let engine = build_engine(&daemon, &config, artifacts.clone());
+    let engine = build_engine(&daemon, &config, artifacts.clone(), lineage.clone());
     let (engine, kube_leadership) = elect(&daemon, &config, engine, &mut loops).await?;
     let store_lease = take_store_lease(&daemon, &config, engine, kube_leadership);
     spawn_loops(&daemon, &config, &store_lease, &mut loops);
     let served = serve(&daemon, config, listener, artifacts).await;
-    shut_down(&daemon, loops, store_lease).await;
+    shut_down(&daemon, loops, store_lease, lineage).await;
     served.map_err(Error::Http)
+}
+
+/// Opens where OpenLineage events go, if anywhere: first, so a file that
+/// cannot be opened or a URL that is not http(s) stops the start-up before
+/// anything runs, saying which.
+fn open_lineage(config: &Config) -> Result<Option<Arc<Emitter>>, Error> {
+    let OpenLineageConfig { file, url } = &config.openlineage;
+    let emitter = Emitter::open(file.as_deref(), url.as_deref())?;
+    if emitter.is_some() {
+        let url = url.as_deref().map(crate::source::git::redact_url);
+        tracing::info!(file = ?file, url = ?url, "sending OpenLineage events");
+    }
+    Ok(emitter.map(Arc::new))
 }
 
 /// What every step of [`run`] shares: the store, the counters, the
@@ -188,16 +207,24 @@ fn artifacts_url(config: &Config) -> String {
         .unwrap_or_else(|| config.state_dir.join("artifacts").display().to_string())
 }
 
-/// The engine on the artifact store, the daemon's clock and its metrics.
+/// The engine on the artifact store, the daemon's clock and its metrics,
+/// and, when configured, the OpenLineage emitter: every execution it
+/// drives (scheduled, backfilled, started through the API or a trigger)
+/// and each of its nodes is sent as OpenLineage runs.
 fn build_engine(
     daemon: &Daemon,
     config: &Config,
     artifacts: Arc<dyn crate::artifact::ArtifactStore>,
+    lineage: Option<Arc<Emitter>>,
 ) -> Engine {
-    Engine::new(daemon.store.clone(), artifacts, config.state_dir.clone())
+    let engine = Engine::new(daemon.store.clone(), artifacts, config.state_dir.clone())
         .with_task_env(Inherited::from_process(config.task_env.clone()))
         .with_clock(daemon.clock.clone())
-        .observe(Arc::new(MetricsObserver(daemon.metrics.clone())))
+        .observe(Arc::new(MetricsObserver(daemon.metrics.clone())));
+    match lineage {
+        Some(emitter) => engine.observe(emitter),
+        None => engine,
+    }
 }
 
 /// With Kubernetes, runs `engine`'s attempts as Jobs and spawns the
@@ -428,12 +455,28 @@ async fn serve(
 }
 
 /// Stops the loops (the engine's grace included), then, only once the
-/// engine has stopped, the lease loop: the lease is released last.
-async fn shut_down(daemon: &Daemon, loops: Supervisor, lease: StoreLeaseLoop) {
+/// engine has stopped, the lease loop: the lease is released last. The
+/// OpenLineage events of what the engine did are delivered before it
+/// returns.
+async fn shut_down(
+    daemon: &Daemon,
+    loops: Supervisor,
+    lease: StoreLeaseLoop,
+    lineage: Option<Arc<Emitter>>,
+) {
     daemon.shutdown.cancel();
     loops.join().await;
     lease.stop.cancel();
     lease.supervisor.join().await;
+    if let Some(emitter) = lineage {
+        // Delivery blocks (a POST waits for its answer): off the runtime.
+        if tokio::task::spawn_blocking(move || emitter.flush())
+            .await
+            .is_err()
+        {
+            tracing::warn!("the OpenLineage events could not all be delivered at shutdown");
+        }
+    }
     tracing::info!("weir serve stopped");
 }
 

@@ -107,6 +107,11 @@ pub trait Observer: Send + Sync {
         state: &NodeState,
     );
 
+    /// The execution started: the engine moved it from queued to running
+    /// (`started_at` is set). Told once per execution, as node events are,
+    /// after the write is committed.
+    fn execution_started(&self, _execution: &Execution) {}
+
     /// The execution ended (any terminal status).
     fn execution_finished(&self, _execution: &Execution) {}
 }
@@ -184,6 +189,7 @@ pub struct Engine {
 /// An event for the observers, held until its writes are committed.
 enum Told {
     Node(Box<(NodeEvent, Execution, PlanNode, NodeState)>),
+    Started(Box<Execution>),
     Ended(Box<Execution>),
 }
 
@@ -333,6 +339,13 @@ impl Engine {
         if !self.observers.is_empty() {
             let told = (event, execution.clone(), node.clone(), state.clone());
             lock(&self.told).push(Told::Node(Box::new(told)));
+        }
+    }
+
+    /// Observers hear that `execution` started once its write is committed.
+    fn tell_started(&self, execution: &Execution) {
+        if !self.observers.is_empty() {
+            lock(&self.told).push(Told::Started(Box::new(execution.clone())));
         }
     }
 
@@ -509,6 +522,7 @@ impl Engine {
                         let (event, execution, spec, state) = node.as_ref();
                         observer.node_event(*event, execution, spec, state);
                     }
+                    Told::Started(execution) => observer.execution_started(execution),
                     Told::Ended(execution) => observer.execution_finished(execution),
                 }
             }

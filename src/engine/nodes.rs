@@ -108,6 +108,7 @@ impl Engine {
             execution.status = Status::Running;
             execution.started_at = Some(now);
             self.write(EngineWrite::Execution(execution.clone()));
+            self.tell_started(&execution);
         }
 
         // 1. Attempts that ended.
@@ -303,6 +304,7 @@ impl Engine {
                 state.error = Some(error);
                 state.finished_at = Some(now);
                 self.write(EngineWrite::Node(state.clone()));
+                self.tell(NodeEvent::Failed, execution, spec, state);
                 continue;
             }
             // Leadership may have ended during this tick.

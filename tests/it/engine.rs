@@ -243,9 +243,10 @@ fn engine_story(db: &TestDb) {
         "{whole:#}"
     );
 
-    // OpenLineage: each node is one run, START then COMPLETE, carrying the
-    // commit (the events themselves are checked against the official
-    // schema in the emitter's tests).
+    // OpenLineage: the execution is one run, and each node one run within
+    // it, START then COMPLETE, carrying the commit (the events themselves
+    // are checked against the official schema in the emitter's tests and
+    // `openlineage.rs`).
     let events_file = tempfile::NamedTempFile::new().expect("file");
     let events_path = events_file.path().to_str().expect("utf-8");
     let (_, with_events) = run(
@@ -270,16 +271,22 @@ fn engine_story(db: &TestDb) {
     assert_eq!(
         kinds,
         [
+            ("chain", "START"),
             ("chain.make", "START"),
             ("chain.make", "COMPLETE"),
             ("chain.total", "START"),
-            ("chain.total", "COMPLETE")
+            ("chain.total", "COMPLETE"),
+            ("chain", "COMPLETE")
         ]
     );
     assert_eq!(
-        events[1]["job"]["facets"]["sourceCodeLocation"]["version"], head,
+        events[2]["job"]["facets"]["sourceCodeLocation"]["version"], head,
         "{:#}",
-        events[1]
+        events[2]
+    );
+    assert_eq!(
+        events[2]["run"]["facets"]["parent"]["run"]["runId"], events[0]["run"]["runId"],
+        "a node's parent is the execution's run"
     );
 
     // The second run of a cached task with the same inputs is served from the cache.

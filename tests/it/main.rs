@@ -22,6 +22,7 @@ mod lineage_scope;
 mod loader_props;
 mod notify;
 mod one_engine;
+mod openlineage;
 mod operator_errors;
 mod prepared_plans;
 mod preview;

@@ -21,6 +21,10 @@
 //! idle_timeout = "60s"                # a kept-alive connection between requests, default
 //! max_connections = 512               # served at once; more wait, default
 //!
+//! [openlineage]                       # where OpenLineage RunEvents go; default nowhere
+//! file = "/var/log/weir/lineage.jsonl" # appended, one event a line
+//! url = "http://marquez:5000"         # POSTed to <url>/api/v1/lineage
+//!
 //! [tasks]                             # what a task's process inherits
 //! env = ["AWS_*", "HTTPS_PROXY"]      # the daemon's variables tasks get beyond
 //!                                     # PATH, HOME, LANG, LC_ALL, TZ; default none
@@ -45,7 +49,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::{Config, Executor, KubeConfig, SourceConfig};
+use super::{Config, Executor, KubeConfig, OpenLineageConfig, SourceConfig};
 use crate::executor::environment::AllowList;
 use crate::http::Secrets;
 use crate::source::credentials::Credentials;
@@ -92,6 +96,19 @@ struct File {
     http: HttpFile,
     #[serde(default)]
     tasks: TasksFile,
+    #[serde(default)]
+    openlineage: OpenLineageFile,
+}
+
+/// `[openlineage]`: where the OpenLineage RunEvents of the executions the
+/// daemon drives go (`crate::lineage::openlineage`); neither: none is
+/// sent. Whether they can be used (the file opened, the URL http(s)) is
+/// checked when the daemon starts.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OpenLineageFile {
+    file: Option<PathBuf>,
+    url: Option<String>,
 }
 
 /// `[tasks]`: what a task's process inherits from the daemon's environment
@@ -405,6 +422,10 @@ pub fn parse(
     )?;
     config.public_url = file.public_url.clone();
     config.artifacts = file.artifacts.map(|a| a.url);
+    config.openlineage = OpenLineageConfig {
+        file: file.openlineage.file,
+        url: file.openlineage.url,
+    };
     Ok(config)
 }
 
@@ -665,5 +686,33 @@ repo = "/srv/etl"
             Some(format!("v-{n}"))
         })
         .expect("valid");
+    }
+
+    #[test]
+    fn openlineage_is_off_unless_the_file_names_where_events_go() {
+        let base = "[[sources]]\nrepo = \"/srv/etl\"\n";
+        let config = parse(base, Path::new("weir.toml"), &env).expect("valid");
+        assert_eq!(config.openlineage, OpenLineageConfig::default());
+
+        let text = format!(
+            "[openlineage]\nfile = \"/var/log/weir/lineage.jsonl\"\nurl = \"http://marquez:5000\"\n{base}"
+        );
+        let config = parse(&text, Path::new("weir.toml"), &env).expect("valid");
+        assert_eq!(
+            config.openlineage,
+            OpenLineageConfig {
+                file: Some("/var/log/weir/lineage.jsonl".into()),
+                url: Some("http://marquez:5000".into()),
+            }
+        );
+        let only_url = format!("[openlineage]\nurl = \"https://marquez.acme.dev\"\n{base}");
+        let config = parse(&only_url, Path::new("weir.toml"), &env).expect("valid");
+        assert_eq!(config.openlineage.file, None);
+
+        let typo = format!("[openlineage]\nendpoint = \"http://marquez:5000\"\n{base}");
+        let Err(err) = parse(&typo, Path::new("weir.toml"), &env) else {
+            panic!("an unknown key: accepted")
+        };
+        assert!(err.to_string().contains("endpoint"), "{err}");
     }
 }

@@ -110,6 +110,10 @@ pub struct Config {
     /// locale and `TZ` (`[tasks] env`, `--task-env`); nothing else of its
     /// environment, its credentials included, reaches a task.
     pub task_env: AllowList,
+    /// Where OpenLineage RunEvents of the executions it drives go
+    /// (`[openlineage]`, `--openlineage-file`, `--openlineage-url`);
+    /// nowhere by default.
+    pub openlineage: OpenLineageConfig,
 }
 
 impl Config {
@@ -132,8 +136,21 @@ impl Config {
             artifacts: None,
             http: http::Limits::default(),
             task_env: AllowList::default(),
+            openlineage: OpenLineageConfig::default(),
         }
     }
+}
+
+/// Where the daemon sends OpenLineage RunEvents (both may be set); with
+/// neither, the default, it sends none.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OpenLineageConfig {
+    /// A JSON-lines file each event is appended to (created with its
+    /// folders).
+    pub file: Option<PathBuf>,
+    /// The base URL each event is POSTed below (`<url>/api/v1/lineage`,
+    /// Marquez's endpoint).
+    pub url: Option<String>,
 }
 
 /// Where node attempts run; the default is this type's [`Default`], which
@@ -196,5 +213,6 @@ mod tests {
         assert_eq!(config.lease_duration, Duration::from_secs(15));
         assert_eq!(config.executor, Executor::Local);
         assert_eq!(config.executor.name(), "local");
+        assert_eq!(config.openlineage, OpenLineageConfig::default());
     }
 }

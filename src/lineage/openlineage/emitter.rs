@@ -1,19 +1,21 @@
 //! The engine's [`Observer`] for OpenLineage, and the thread that delivers
 //! its events.
 //!
-//! What it guarantees: the engine is never slowed ([`Emitter::node_event`]
+//! What it guarantees: the engine is never slowed (each observer call
 //! builds the events and hands them over a channel; one background thread
 //! writes and POSTs them, in order); [`Emitter::flush`], and dropping the
 //! emitter, wait for the events handed over so far. An event's
-//! `eventTime` is the instant the engine recorded for it on the node (its
-//! attempt's start, or its end): the emitter reads no clock, so events
-//! agree with the store and with a virtual clock.
+//! `eventTime` is the instant the engine recorded for it: on the node (its
+//! attempt's start, or its end), on the execution (its start, or its
+//! end). The emitter reads no clock, so events agree with the store and
+//! with a virtual clock.
 
+use std::path::Path;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use super::Error;
-use super::events::{EventType, RunEvent, run_event};
+use super::events::{EventType, RunEvent, execution_event, run_event};
 use super::sinks::{FileSink, HttpSink};
 use crate::engine::{NodeEvent, Observer, PlanNode};
 use crate::store::execution::{Execution, NodeState};
@@ -44,6 +46,20 @@ impl Emitter {
             sender: Some(sender),
             worker: Some(worker),
         })
+    }
+
+    /// The emitter `weir run --wait` and `weir serve` are configured for:
+    /// events appended to `file` and/or POSTed below `url` (a Marquez base
+    /// URL), started; `None` when neither is given. A file that cannot be
+    /// opened or a URL that is not http(s) is an error here, before any
+    /// execution runs.
+    pub fn open(file: Option<&Path>, url: Option<&str>) -> Result<Option<Emitter>, Error> {
+        if file.is_none() && url.is_none() {
+            return Ok(None);
+        }
+        let file = file.map(FileSink::open).transpose()?;
+        let http = url.map(HttpSink::new).transpose()?;
+        Emitter::start(file, http).map(Some)
     }
 
     /// Hands `event` to the delivery thread; never waits.
@@ -87,6 +103,26 @@ impl Observer for Emitter {
         for &event_type in EventType::of(event, state) {
             self.emit(run_event(event_type, execution, node, state, at));
         }
+    }
+
+    /// The execution's run starts, at the instant the engine recorded it
+    /// running.
+    fn execution_started(&self, execution: &Execution) {
+        let at = execution.started_at.unwrap_or(execution.created_at);
+        self.emit(execution_event(EventType::Start, execution, at));
+    }
+
+    /// The execution's run ends (COMPLETE, FAIL or ABORT), at the instant
+    /// the engine recorded its end.
+    fn execution_finished(&self, execution: &Execution) {
+        let Some(event_type) = EventType::of_execution(execution.status) else {
+            return;
+        };
+        let at = execution
+            .finished_at
+            .or(execution.started_at)
+            .unwrap_or(execution.created_at);
+        self.emit(execution_event(event_type, execution, at));
     }
 }
 
@@ -215,6 +251,69 @@ mod tests {
             })
             .collect();
         assert_eq!(stamps, [started, finished]);
+    }
+
+    /// An execution's START and end are stamped with its recorded start
+    /// and end, and an execution that has not ended sends no end.
+    #[test]
+    fn execution_events_are_stamped_with_its_recorded_start_and_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let instant = |text: &str| text.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+        let emitter = Emitter::open(Some(&path), None).unwrap().unwrap();
+        let mut execution = execution(LOCAL);
+        execution.started_at = Some(instant("2031-03-29T00:30:00Z"));
+        emitter.execution_started(&execution);
+        emitter.execution_finished(&execution); // still running: nothing
+        execution.status = crate::store::execution::Status::Failed;
+        execution.error = Some("node `train` failed: exit status 1".into());
+        execution.finished_at = Some(instant("2031-03-29T00:42:00Z"));
+        emitter.execution_finished(&execution);
+        drop(emitter);
+        let events: Vec<Value> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let seen: Vec<(&str, &str)> = events
+            .iter()
+            .map(|e| {
+                (
+                    e["eventType"].as_str().unwrap(),
+                    e["eventTime"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("START", "2031-03-29T00:30:00.000Z"),
+                ("FAIL", "2031-03-29T00:42:00.000Z")
+            ]
+        );
+        assert_eq!(events[0]["run"]["runId"], events[1]["run"]["runId"]);
+        assert_eq!(
+            events[1]["run"]["facets"]["errorMessage"]["message"],
+            "node `train` failed: exit status 1"
+        );
+    }
+
+    #[test]
+    fn open_starts_an_emitter_only_when_asked_and_names_what_it_cannot_open() {
+        assert!(Emitter::open(None, None).unwrap().is_none());
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("a-file");
+        std::fs::write(&blocker, "").unwrap();
+        let under_a_file = blocker.join("events.jsonl");
+        let Err(error) = Emitter::open(Some(&under_a_file), None) else {
+            panic!("a path under a file: opened")
+        };
+        assert!(matches!(error, Error::File { .. }), "{error}");
+        assert!(error.to_string().contains("a-file/events.jsonl"), "{error}");
+        let Err(error) = Emitter::open(None, Some("marquez:5000")) else {
+            panic!("not a URL: accepted")
+        };
+        assert!(matches!(error, Error::Url { .. }), "{error}");
     }
 
     struct Request {

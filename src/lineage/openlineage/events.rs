@@ -1,24 +1,27 @@
-//! The OpenLineage RunEvents of a node's transitions, built purely: the
-//! same node, state and instant give the same event, so an event sent
-//! again after a restart says the same thing.
+//! The OpenLineage RunEvents of an execution's and its nodes'
+//! transitions, built purely: the same execution, node, state and instant
+//! give the same event, so an event sent again after a restart says the
+//! same thing.
 //!
-//! What it decides: which event types a node event stands for
-//! ([`EventType::of`]), the run ids (derived from execution and node, so
-//! every event of a node names one run), and each event's job, facets and
-//! datasets, named as the module docs say.
+//! What it decides: which event types a node event or an execution's end
+//! stands for ([`EventType::of`], [`EventType::of_execution`]), the run ids
+//! (derived from execution and node, so every event of an execution or a
+//! node names one run), and each event's job, datasets and which facets
+//! it carries (built in `facets.rs`), named as the module docs say.
 //!
 //! It must not write, send or read anything: the emitter hands what it
 //! builds to the sinks.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
 
+use super::facets;
 use crate::artifact;
 use crate::engine::{NodeEvent, PlanNode};
-use crate::spec::{ExecutionId, SourceParts};
-use crate::store::execution::{Execution, NodeState};
+use crate::spec::ExecutionId;
+use crate::store::execution::{Execution, NodeState, Status};
 
 /// The `producer` of every event and `_producer` of every facet.
 pub const PRODUCER: &str = concat!(
@@ -28,9 +31,6 @@ pub const PRODUCER: &str = concat!(
 /// The `schemaURL` of every event.
 pub const RUN_EVENT_SCHEMA: &str =
     "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent";
-const SOURCE_CODE_LOCATION_SCHEMA: &str = "https://openlineage.io/spec/facets/1-1-0/SourceCodeLocationJobFacet.json#/$defs/SourceCodeLocationJobFacet";
-const PARENT_RUN_SCHEMA: &str =
-    "https://openlineage.io/spec/facets/1-1-0/ParentRunFacet.json#/$defs/ParentRunFacet";
 /// The namespace of artifact datasets.
 pub const DATASET_NAMESPACE: &str = "weir";
 
@@ -49,15 +49,29 @@ impl EventType {
     /// The OpenLineage transitions a node event stands for. `state` is the
     /// node after the event: its attempt count tells a retry (RUNNING, the
     /// run has started already) from a first attempt, and a cache hit (a
-    /// success with no attempt, so no START sent yet) from a run.
+    /// success with no attempt, so no START sent yet) or a node that failed
+    /// before any attempt (an input that cannot be bound) from a run.
     pub fn of(event: NodeEvent, state: &NodeState) -> &'static [EventType] {
         match event {
             NodeEvent::Started if state.attempts > 1 => &[EventType::Running],
             NodeEvent::Started => &[EventType::Start],
             NodeEvent::Succeeded if state.attempts == 0 => &[EventType::Start, EventType::Complete],
             NodeEvent::Succeeded => &[EventType::Complete],
+            NodeEvent::Failed if state.attempts == 0 => &[EventType::Start, EventType::Fail],
             NodeEvent::Failed => &[EventType::Fail],
             NodeEvent::Aborted => &[EventType::Abort],
+        }
+    }
+
+    /// The OpenLineage end of an execution run in `status`: COMPLETE when
+    /// it succeeded, FAIL when it failed or timed out, ABORT when it was
+    /// cancelled; `None` while it has not ended.
+    pub fn of_execution(status: Status) -> Option<EventType> {
+        match status {
+            Status::Succeeded => Some(EventType::Complete),
+            Status::Failed | Status::TimedOut => Some(EventType::Fail),
+            Status::Cancelled => Some(EventType::Abort),
+            Status::Queued | Status::Running => None,
         }
     }
 }
@@ -155,6 +169,11 @@ pub struct Dataset {
 
 /// The event of `event_type` for node `node` of `execution`, in `state`,
 /// at `at`. Pure: the same arguments give the same event.
+///
+/// Its run's facets: `parent` (the execution's run) always; on FAIL,
+/// `errorMessage` with the node's recorded error in its task's language
+/// ([`task_language`](facets::task_language)); for a node served from the
+/// cache, `weir_cache` naming the execution it was served from.
 pub fn run_event(
     event_type: EventType,
     execution: &Execution,
@@ -162,20 +181,22 @@ pub fn run_event(
     state: &NodeState,
     at: DateTime<Utc>,
 ) -> RunEvent {
-    let namespace = format!("weir/{}", execution.project);
+    let namespace = namespace(execution);
     let mut run_facets = Map::new();
-    run_facets.insert(
-        "parent".into(),
-        json!({
-            "_producer": PRODUCER,
-            "_schemaURL": PARENT_RUN_SCHEMA,
-            "run": { "runId": RunId::of_execution(&execution.id) },
-            "job": { "namespace": namespace, "name": execution.workflow },
-        }),
-    );
-    let mut job_facets = Map::new();
-    if let Some(facet) = source_code_location(execution) {
-        job_facets.insert("sourceCodeLocation".into(), facet);
+    run_facets.insert("parent".into(), facets::parent(execution, &namespace));
+    if event_type == EventType::Fail {
+        let message = state
+            .error
+            .clone()
+            .unwrap_or_else(|| format!("node `{}` {}", node.path, state.status));
+        let language = facets::task_language(node);
+        run_facets.insert(
+            "errorMessage".into(),
+            facets::error_message(&message, &language),
+        );
+    }
+    if let Some(from) = &state.cached_from {
+        run_facets.insert("weir_cache".into(), facets::weir_cache(from));
     }
     let outputs = match event_type {
         EventType::Complete => datasets(state.outputs.as_ref()),
@@ -183,7 +204,7 @@ pub fn run_event(
     };
     RunEvent {
         event_type,
-        event_time: at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        event_time: timestamp(at),
         producer: PRODUCER,
         schema_url: RUN_EVENT_SCHEMA,
         run: Run {
@@ -193,15 +214,88 @@ pub fn run_event(
         job: Job {
             name: format!("{}.{}", execution.workflow, node.path),
             namespace,
-            facets: job_facets,
+            facets: job_facets(execution),
         },
         inputs: datasets(state.inputs.as_ref()),
         outputs,
     }
 }
 
-/// The artifacts among a node's inputs or outputs (name → value), each
-/// once, in port order.
+/// The event of `event_type` for `execution` itself, at `at`: the run
+/// (id [`RunId::of_execution`]) that is the parent of its nodes' runs, of
+/// job `<workflow>`. Pure: the same arguments give the same event.
+///
+/// Its run's facets: `weir_execution` (what started it, the versions it
+/// runs); `nominalTime` when it runs at a scheduled or backfilled instant;
+/// on FAIL, `errorMessage` with the execution's recorded error (which node
+/// failed, and how) in [`WORKFLOW_LANGUAGE`](facets::WORKFLOW_LANGUAGE).
+/// Its datasets are the workflow's artifact inputs, and on COMPLETE its
+/// artifact outputs.
+pub fn execution_event(
+    event_type: EventType,
+    execution: &Execution,
+    at: DateTime<Utc>,
+) -> RunEvent {
+    let mut run_facets = Map::new();
+    run_facets.insert("weir_execution".into(), facets::weir_execution(execution));
+    if let Some(scheduled_at) = execution.scheduled_at {
+        run_facets.insert("nominalTime".into(), facets::nominal_time(scheduled_at));
+    }
+    if event_type == EventType::Fail {
+        let message = execution
+            .error
+            .clone()
+            .unwrap_or_else(|| format!("execution {}", execution.status));
+        run_facets.insert(
+            "errorMessage".into(),
+            facets::error_message(&message, facets::WORKFLOW_LANGUAGE),
+        );
+    }
+    let outputs = match event_type {
+        EventType::Complete => datasets(execution.outputs.as_ref()),
+        _ => Vec::new(),
+    };
+    RunEvent {
+        event_type,
+        event_time: timestamp(at),
+        producer: PRODUCER,
+        schema_url: RUN_EVENT_SCHEMA,
+        run: Run {
+            run_id: RunId::of_execution(&execution.id),
+            facets: run_facets,
+        },
+        job: Job {
+            namespace: namespace(execution),
+            name: execution.workflow.clone(),
+            facets: job_facets(execution),
+        },
+        inputs: datasets(Some(&execution.inputs)),
+        outputs,
+    }
+}
+
+/// The job namespace of an execution's runs: `weir/<project>`.
+fn namespace(execution: &Execution) -> String {
+    format!("weir/{}", execution.project)
+}
+
+/// The job facets of an execution's and its nodes' runs: where their code
+/// is.
+fn job_facets(execution: &Execution) -> Map<String, Value> {
+    let mut job_facets = Map::new();
+    if let Some(facet) = facets::source_code_location(execution) {
+        job_facets.insert("sourceCodeLocation".into(), facet);
+    }
+    job_facets
+}
+
+/// An `eventTime`: RFC 3339, UTC, milliseconds.
+fn timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// The artifacts among a node's or a workflow's inputs or outputs (name
+/// → value), each once, in port order.
 fn datasets(values: Option<&Value>) -> Vec<Dataset> {
     let mut out: Vec<Dataset> = Vec::new();
     let Some(Value::Object(map)) = values else {
@@ -222,64 +316,13 @@ fn datasets(values: Option<&Value>) -> Vec<Dataset> {
     out
 }
 
-/// The `sourceCodeLocation` facet of the execution's source, whose key is
-/// `<repo>#<branch>:<path>` ([`SourceKey::parts`](crate::spec::SourceKey::parts)).
-/// `None` for a key of another shape.
-fn source_code_location(execution: &Execution) -> Option<Value> {
-    let SourceParts { repo, branch, path } = execution.source.parts()?;
-    let mut facet = json!({
-        "_producer": PRODUCER,
-        "_schemaURL": SOURCE_CODE_LOCATION_SCHEMA,
-        "type": "git",
-        "url": repo_uri(repo),
-        "repoUrl": repo,
-        "version": execution.commit.0,
-        "branch": branch,
-    });
-    if !path.is_empty() {
-        facet["path"] = Value::String(path.to_owned());
-    }
-    Some(facet)
-}
-
-/// A repository as a URI (the facet's `url` must be one): a `file://` path
-/// percent-encoded, an scp-like `user@host:path` as `ssh://user@host/path`,
-/// any other URL as it is.
-fn repo_uri(repo: &str) -> String {
-    if let Some(path) = repo.strip_prefix("file://") {
-        let mut out = String::from("file://");
-        for byte in path.bytes() {
-            if byte.is_ascii_alphanumeric() || b"/-._~".contains(&byte) {
-                out.push(char::from(byte));
-            } else {
-                out.push_str(&format!("%{byte:02X}"));
-            }
-        }
-        return out;
-    }
-    if repo.contains("://") {
-        return repo.to_owned();
-    }
-    match repo.split_once(':') {
-        Some((host, path)) => format!("ssh://{host}/{}", path.trim_start_matches('/')),
-        None => repo.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
-    use serde_json::Value;
+    use serde_json::{Value, json};
 
     use super::super::fixtures::*;
     use super::*;
-    use crate::spec::SourceKey;
     use crate::store::execution::NodeStatus;
-
-    const OPENLINEAGE_ID: &str = "https://openlineage.io/spec/2-0-2/OpenLineage.json";
-    const FACET_ID: &str =
-        "https://openlineage.io/spec/facets/1-1-0/SourceCodeLocationJobFacet.json";
 
     fn event(event_type: EventType, state: &NodeState) -> Value {
         let event = run_event(
@@ -292,37 +335,20 @@ mod tests {
         serde_json::to_value(event).unwrap()
     }
 
-    fn schema(name: &str) -> Value {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/openlineage")
-            .join(name);
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    fn execution_in(status: Status, error: Option<&str>) -> Execution {
+        let mut execution = execution(LOCAL);
+        execution.status = status;
+        execution.error = error.map(str::to_owned);
+        execution.launch_plan = Some("nightly".into());
+        execution.trigger = crate::spec::Trigger::Schedule;
+        execution.scheduled_at = Some("2026-11-24T09:00:00Z".parse().unwrap());
+        execution.inputs = json!({ "day": "2026-11-24", "data": DATA });
+        execution.outputs = status_outputs(status);
+        execution
     }
 
-    /// A validator for `root`, with both OpenLineage schemas registered
-    /// under their `$id`s and no network (`offline`), checking formats.
-    fn validator(root: &Value) -> jsonschema::Validator {
-        let registry = jsonschema::Registry::new()
-            .add(OPENLINEAGE_ID, schema("OpenLineage.json"))
-            .unwrap()
-            .add(FACET_ID, schema("SourceCodeLocationJobFacet.json"))
-            .unwrap()
-            .prepare()
-            .unwrap();
-        jsonschema::options()
-            .offline()
-            .with_registry(&registry)
-            .should_validate_formats(true)
-            .build(root)
-            .unwrap()
-    }
-
-    fn assert_valid(validator: &jsonschema::Validator, instance: &Value) {
-        let errors: Vec<String> = validator
-            .iter_errors(instance)
-            .map(|e| format!("{e} at {}", e.instance_path()))
-            .collect();
-        assert!(errors.is_empty(), "{errors:#?}\n{instance:#}");
+    fn status_outputs(status: Status) -> Option<Value> {
+        (status == Status::Succeeded).then(|| json!({ "model": MODEL, "accuracy": 0.93 }))
     }
 
     #[test]
@@ -351,7 +377,32 @@ mod tests {
             [Start, Complete]
         );
         assert_eq!(EventType::of(NodeEvent::Failed, &state(3)), [Fail]);
+        assert_eq!(
+            EventType::of(NodeEvent::Failed, &state(0)),
+            [Start, Fail],
+            "failed before any attempt: its run still starts"
+        );
         assert_eq!(EventType::of(NodeEvent::Aborted, &state(1)), [Abort]);
+    }
+
+    #[test]
+    fn an_execution_ends_as_complete_fail_or_abort() {
+        use EventType::*;
+        let ends: Vec<(Status, Option<EventType>)> = Status::ALL
+            .into_iter()
+            .map(|s| (s, EventType::of_execution(s)))
+            .collect();
+        assert_eq!(
+            ends,
+            [
+                (Status::Queued, None),
+                (Status::Running, None),
+                (Status::Succeeded, Some(Complete)),
+                (Status::Failed, Some(Fail)),
+                (Status::Cancelled, Some(Abort)),
+                (Status::TimedOut, Some(Fail)),
+            ]
+        );
     }
 
     #[test]
@@ -363,7 +414,8 @@ mod tests {
             1,
             Some(json!({ "model": MODEL, "accuracy": 0.93 })),
         );
-        let failed = node_state(NodeStatus::Failed, 3, None);
+        let mut failed = node_state(NodeStatus::Failed, 3, None);
+        failed.error = Some("exit status 1: ValueError: no rows".into());
         let cancelled = node_state(NodeStatus::Cancelled, 1, None);
         let events = [
             event(EventType::Start, &running),
@@ -404,6 +456,20 @@ mod tests {
         );
         assert_eq!(events[0]["outputs"], json!([]), "outputs only on COMPLETE");
 
+        // FAIL alone says why, in the task's language (its interpreter).
+        let error = &events[3]["run"]["facets"]["errorMessage"];
+        assert_eq!(error["message"], "exit status 1: ValueError: no rows");
+        assert_eq!(error["programmingLanguage"], "bash");
+        for (i, event) in events.iter().enumerate().filter(|(i, _)| *i != 3) {
+            assert!(event["run"]["facets"].get("errorMessage").is_none(), "{i}");
+        }
+        // A FAIL with no recorded error still says what failed.
+        let silent = event(EventType::Fail, &node_state(NodeStatus::TimedOut, 1, None));
+        assert_eq!(
+            silent["run"]["facets"]["errorMessage"]["message"],
+            "node `train` timedOut"
+        );
+
         // The validator is not vacuous: facets need `_producer`, and
         // formats (uuid, uri, date-time) are checked.
         for (pointer, wrong) in [
@@ -421,42 +487,118 @@ mod tests {
             }
             assert!(!validator.is_valid(&broken), "{pointer} should be rejected");
         }
+        let mut broken = events[3].clone();
+        let facet = broken.pointer_mut("/run/facets/errorMessage").unwrap();
+        facet.as_object_mut().unwrap().remove("_schemaURL");
+        assert!(!validator.is_valid(&broken), "a facet needs its _schemaURL");
     }
 
+    /// A node served from the cache is START and COMPLETE together, each
+    /// saying (`weir_cache`) which execution it was served from.
     #[test]
-    fn source_code_location_validates_against_its_facet_schema() {
-        let validator = validator(&schema("SourceCodeLocationJobFacet.json"));
-        let cases = [
-            (
-                LOCAL,
-                "file:///srv/repos/churn%20model",
-                Some("pipelines/churn"),
-            ),
-            (
-                "https://github.com/acme/ml.git#release/1.x:",
-                "https://github.com/acme/ml.git",
-                None,
-            ),
-            (
-                "git@github.com:acme/ml.git#main:flows",
-                "ssh://git@github.com/acme/ml.git",
-                Some("flows"),
-            ),
-        ];
-        for (key, url, path) in cases {
-            let facet = source_code_location(&execution(key)).unwrap();
-            assert_valid(&validator, &json!({ "sourceCodeLocation": facet }));
-            assert_eq!(facet["type"], "git");
-            assert_eq!(facet["url"], url);
+    fn a_cached_node_says_where_it_was_served_from() {
+        let validator = validator(&schema("OpenLineage.json"));
+        let mut cached = node_state(NodeStatus::Succeeded, 0, Some(json!({ "model": MODEL })));
+        cached.cached_from = Some("churn-adhoc-000000000001".into());
+        let types = EventType::of(NodeEvent::Succeeded, &cached);
+        for &event_type in types {
+            let event = event(event_type, &cached);
+            assert_valid(&validator, &event);
+            let facet = &event["run"]["facets"]["weir_cache"];
+            assert_eq!(facet["cachedFrom"], "churn-adhoc-000000000001", "{event:#}");
             assert_eq!(
-                facet["repoUrl"],
-                SourceKey(key.into()).parts().unwrap().repo
+                facet["cachedFromRunId"],
+                RunId::of_execution(&"churn-adhoc-000000000001".into()).as_str()
             );
-            assert_eq!(facet["version"], COMMIT);
-            assert_eq!(facet["path"].as_str(), path);
         }
-        let facet = source_code_location(&execution(LOCAL)).unwrap();
-        assert_eq!(facet["branch"], "main");
-        assert_eq!(source_code_location(&execution("no-branch")), None);
+        let ran = event(
+            EventType::Complete,
+            &node_state(NodeStatus::Succeeded, 1, None),
+        );
+        assert!(ran["run"]["facets"].get("weir_cache").is_none());
+    }
+
+    /// The execution is a run of its own, job `<workflow>`: the run its
+    /// nodes' `parent` facets name, with the nominal time it was scheduled
+    /// for and weir's account of what started it.
+    #[test]
+    fn an_execution_is_the_parent_run_of_its_nodes() {
+        let validator = validator(&schema("OpenLineage.json"));
+        let events: Vec<Value> = [
+            (EventType::Start, Status::Running, None),
+            (EventType::Complete, Status::Succeeded, None),
+            (
+                EventType::Fail,
+                Status::Failed,
+                Some("node `train` failed: exit status 1"),
+            ),
+            (
+                EventType::Abort,
+                Status::Cancelled,
+                Some("cancelled on request"),
+            ),
+        ]
+        .into_iter()
+        .map(|(event_type, status, error)| {
+            let event = execution_event(event_type, &execution_in(status, error), at());
+            serde_json::to_value(event).unwrap()
+        })
+        .collect();
+        for event in &events {
+            assert_valid(&validator, event);
+            assert_eq!(event["job"]["namespace"], "weir/acme");
+            assert_eq!(event["job"]["name"], "churn-training");
+            assert_eq!(event["eventTime"], "2026-11-24T09:30:00.000Z");
+            assert_eq!(
+                event["job"]["facets"]["sourceCodeLocation"]["version"],
+                COMMIT
+            );
+            let facets = &event["run"]["facets"];
+            assert!(facets.get("parent").is_none(), "an execution has no parent");
+            assert_eq!(
+                facets["nominalTime"]["nominalStartTime"],
+                "2026-11-24T09:00:00.000Z"
+            );
+            assert_eq!(facets["weir_execution"]["trigger"], "schedule");
+            assert_eq!(facets["weir_execution"]["launchPlan"], "nightly");
+            assert_eq!(
+                event["inputs"],
+                json!([{ "namespace": "weir", "name": DATA }])
+            );
+        }
+        let node = event(EventType::Start, &node_state(NodeStatus::Running, 1, None));
+        let parent = &node["run"]["facets"]["parent"];
+        assert_eq!(parent["run"]["runId"], events[0]["run"]["runId"]);
+        assert_eq!(
+            parent["job"],
+            json!({ "namespace": "weir/acme", "name": "churn-training" })
+        );
+
+        let types: Vec<&str> = events
+            .iter()
+            .map(|e| e["eventType"].as_str().unwrap())
+            .collect();
+        assert_eq!(types, ["START", "COMPLETE", "FAIL", "ABORT"]);
+        assert_eq!(
+            events[1]["outputs"],
+            json!([{ "namespace": "weir", "name": MODEL }])
+        );
+        assert_eq!(events[0]["outputs"], json!([]));
+        let error = &events[2]["run"]["facets"]["errorMessage"];
+        assert_eq!(error["message"], "node `train` failed: exit status 1");
+        assert_eq!(error["programmingLanguage"], "weir");
+        for i in [0, 1, 3] {
+            assert!(events[i]["run"]["facets"].get("errorMessage").is_none());
+        }
+
+        // Run by hand: no nominal time.
+        let manual = execution_event(EventType::Start, &execution(LOCAL), at());
+        let manual = serde_json::to_value(manual).unwrap();
+        assert_valid(&validator, &manual);
+        assert!(manual["run"]["facets"].get("nominalTime").is_none());
+        assert_eq!(
+            manual["run"]["facets"]["weir_execution"]["trigger"],
+            "manual"
+        );
     }
 }

@@ -1,5 +1,9 @@
 //! What the OpenLineage tests share: one execution of `churn-training` in
-//! project `acme`, its `train` node, and that node's states.
+//! project `acme`, its `train` node, and that node's states; and
+//! validators of the OpenLineage schemas (`tests/fixtures/openlineage/`)
+//! and of weir's own facets (`schema/openlineage/`).
+
+use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -75,3 +79,59 @@ pub(super) fn node_state(status: NodeStatus, attempts: u32, outputs: Option<Valu
 }
 
 pub(super) const LOCAL: &str = "file:///srv/repos/churn model#main:pipelines/churn";
+
+const OPENLINEAGE_ID: &str = "https://openlineage.io/spec/2-0-2/OpenLineage.json";
+const SOURCE_CODE_LOCATION_ID: &str =
+    "https://openlineage.io/spec/facets/1-1-0/SourceCodeLocationJobFacet.json";
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// An official OpenLineage schema, from `tests/fixtures/openlineage/`.
+pub(super) fn schema(name: &str) -> Value {
+    read_json(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/openlineage")
+            .join(name),
+    )
+}
+
+/// One of weir's own facet schemas, from `schema/openlineage/`.
+pub(super) fn weir_schema(file: &str) -> Value {
+    read_json(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("schema/openlineage")
+            .join(file),
+    )
+}
+
+/// A validator for `root`, with the official schemas registered under
+/// their `$id`s and no network (`offline`), checking formats.
+pub(super) fn validator(root: &Value) -> jsonschema::Validator {
+    let registry = jsonschema::Registry::new()
+        .add(OPENLINEAGE_ID, schema("OpenLineage.json"))
+        .unwrap()
+        .add(
+            SOURCE_CODE_LOCATION_ID,
+            schema("SourceCodeLocationJobFacet.json"),
+        )
+        .unwrap()
+        .prepare()
+        .unwrap();
+    jsonschema::options()
+        .offline()
+        .with_registry(&registry)
+        .should_validate_formats(true)
+        .build(root)
+        .unwrap()
+}
+
+#[track_caller]
+pub(super) fn assert_valid(validator: &jsonschema::Validator, instance: &Value) {
+    let errors: Vec<String> = validator
+        .iter_errors(instance)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}\n{instance:#}");
+}
