@@ -177,7 +177,7 @@ fn said(done: &PausedView) -> String {
 
 /// Who runs this command, as the audit log records it: `$USER`, else
 /// `$LOGNAME`, else `unknown`.
-fn login_name() -> String {
+pub(super) fn login_name() -> String {
     ["USER", "LOGNAME"]
         .into_iter()
         .find_map(|v| std::env::var(v).ok().filter(|n| !n.trim().is_empty()))

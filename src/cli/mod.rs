@@ -6,6 +6,7 @@
 //! weir could not run as asked (a bad argument among others), 3 not found.
 
 mod again;
+mod approve;
 mod artifacts;
 mod backfill;
 mod completions;
@@ -92,6 +93,8 @@ pub enum Command {
     Logs(executions::LogsArgs),
     /// Cancel an unfinished execution.
     Cancel(executions::CancelArgs),
+    /// Approve (or --reject) an approval gate of an execution that waits for a decision.
+    Approve(approve::Args),
     /// Run an ended execution again: the same versions and inputs, every node.
     Relaunch(again::Args),
     /// Run a failed execution again from where it stopped: the nodes that
@@ -194,6 +197,7 @@ fn run(command: Command) -> exit::Result {
         Command::Executions(args) => executions::run(&args),
         Command::Logs(args) => executions::logs(&args),
         Command::Cancel(args) => executions::cancel(&args),
+        Command::Approve(args) => approve::run(&args),
         Command::Relaunch(args) => again::run(&args, crate::engine::relaunch::Again::Relaunch),
         Command::Recover(args) => again::run(&args, crate::engine::relaunch::Again::Recover),
         Command::Diff(args) => diff::run(&args),

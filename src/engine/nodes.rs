@@ -111,8 +111,9 @@ impl Engine {
             self.tell_started(&execution);
         }
 
-        // 1. Attempts that ended.
+        // 1. Attempts that ended, and approval gates decided or out of time.
         self.record_finished(&execution, &plan, &mut nodes).await?;
+        self.close_gates(&execution, &plan, &mut nodes, now).await?;
 
         // 2. Attempts this process does not know: their engine died or lost
         // the lease.
@@ -135,11 +136,60 @@ impl Engine {
         let again = !execution.status.is_terminal()
             && moves_on(&plan, &nodes, execution.cancel_requested, now)
             && self.may_start();
+        let next_due = [next_retry(&nodes, now), gate_deadline(&plan, &nodes, now)]
+            .into_iter()
+            .flatten()
+            .min();
         Ok(Driven {
             execution,
             again,
-            next_due: next_retry(&nodes, now),
+            next_due,
         })
+    }
+
+    /// Ends the approval gates that wait and have a decision (approved:
+    /// succeeded; rejected: failed with who and why) or whose time is up
+    /// (timed out). The store is asked only for gates that wait.
+    async fn close_gates(
+        &self,
+        execution: &Execution,
+        plan: &IndexedPlan,
+        nodes: &mut [NodeState],
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        for state in nodes.iter_mut().filter(|n| n.status == NodeStatus::Waiting) {
+            let Some(spec) = plan.node(&state.node) else {
+                continue;
+            };
+            match self.store.decision(&execution.id, &state.node).await? {
+                Some(decision) if decision.approved => {
+                    state.status = NodeStatus::Succeeded;
+                    state.outputs = Some(Value::Object(serde_json::Map::new()));
+                }
+                Some(decision) => {
+                    state.status = NodeStatus::Failed;
+                    state.error = Some(match &decision.comment {
+                        Some(comment) => format!("rejected by {}: {comment}", decision.by),
+                        None => format!("rejected by {}", decision.by),
+                    });
+                }
+                None if gate_deadline_of(spec, state).is_some_and(|due| due <= now) => {
+                    state.status = NodeStatus::TimedOut;
+                    state.error = Some(format!(
+                        "no decision within {}",
+                        spec.spec
+                            .timeout
+                            .as_ref()
+                            .map_or_else(String::new, ToString::to_string)
+                    ));
+                }
+                None => continue,
+            }
+            tracing::info!(execution = %execution.id, node = %state.node, status = %state.status, "approval gate closed");
+            state.finished_at = Some(now);
+            self.write(EngineWrite::Node(state.clone()));
+        }
+        Ok(())
     }
 
     /// Stops the execution (cancel requested, or a node failed for good:
@@ -175,6 +225,12 @@ impl Engine {
                     NodeStatus::Running => {
                         still_running = true;
                         self.cancel_attempt(&execution.id, state).await;
+                    }
+                    // A gate's decision is no longer asked for.
+                    NodeStatus::Waiting => {
+                        state.status = NodeStatus::Cancelled;
+                        state.finished_at = Some(now);
+                        self.write(EngineWrite::Node(state.clone()));
                     }
                     NodeStatus::Pending | NodeStatus::Retrying => {
                         state.status = NodeStatus::Skipped;
@@ -307,6 +363,14 @@ impl Engine {
                 self.tell(NodeEvent::Failed, execution, spec, state);
                 continue;
             }
+            // An approval gate waits for its decision ([`Engine::close_gates`]).
+            if spec.gate().is_some() {
+                tracing::info!(execution = %execution.id, node = %state.node, "approval gate waiting for a decision");
+                state.status = NodeStatus::Waiting;
+                state.started_at = Some(now);
+                self.write(EngineWrite::Node(state.clone()));
+                continue;
+            }
             // Leadership may have ended during this tick.
             if !self.may_start() {
                 tracing::info!(execution = %execution.id, "no longer leading the store: starting no more attempts");
@@ -437,6 +501,27 @@ fn moves_on(
             .node(&state.node)
             .is_some_and(|spec| spec.deps.iter().all(|d| succeeded.contains(d.as_str())))
     })
+}
+
+/// When a waiting gate times out: its wait began at `started_at`.
+fn gate_deadline_of(spec: &PlanNode, state: &NodeState) -> Option<DateTime<Utc>> {
+    let timeout = spec.spec.timeout.as_ref()?.value(Field::Timeout).ok()?;
+    let timeout = chrono::Duration::from_std(timeout).ok()?;
+    state.started_at?.checked_add_signed(timeout)
+}
+
+/// The earliest instant a waiting gate times out (`now` at the earliest).
+fn gate_deadline(
+    plan: &IndexedPlan,
+    nodes: &[NodeState],
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    nodes
+        .iter()
+        .filter(|n| n.status == NodeStatus::Waiting)
+        .filter_map(|n| gate_deadline_of(plan.node(&n.node)?, n))
+        .map(|at| at.max(now))
+        .min()
 }
 
 /// The earliest instant after `now` a retrying node's next attempt is due.

@@ -73,7 +73,26 @@ pub struct PlanCondition {
     pub refs: BTreeMap<String, Binding>,
 }
 
+/// The body type of an approval gate's plan node (`approve:`): it runs no
+/// task, so no task type bears this name.
+pub const APPROVE: &str = "approve";
+
+/// An approval gate as its plan node carries it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Gate {
+    pub prompt: String,
+}
+
 impl PlanNode {
+    /// The gate's prompt, if this node is an approval gate; its `timeout`
+    /// is the node's ([`TaskSpec::timeout`]).
+    pub fn gate(&self) -> Option<Gate> {
+        if !self.spec.body.is(APPROVE) {
+            return None;
+        }
+        serde_json::from_value(self.spec.body.value.clone()).ok()
+    }
+
     /// Every binding it reads: its inputs', then its conditions'.
     pub fn bindings(&self) -> impl Iterator<Item = &Binding> {
         self.inputs
@@ -318,7 +337,12 @@ fn expand(
                 let paths = out[first..].iter().map(|n| n.path.clone()).collect();
                 produced.insert(&node.id, Produced::Workflow { outputs, paths });
             }
-            (None, None) => {}
+            (None, None) => {
+                if let Some(approve) = &node.approve {
+                    out.push(gate_node(&path, approve, deps.into_iter().collect(), when));
+                    produced.insert(&node.id, Produced::Task(path));
+                }
+            }
         }
     }
     let mut outputs = BTreeMap::new();
@@ -331,6 +355,47 @@ fn expand(
         outputs.insert(name.clone(), binding);
     }
     Ok(outputs)
+}
+
+/// The plan node of an approval gate: no task, no inputs or outputs, its
+/// prompt in its body and its wait in its timeout; its version is its
+/// definition's digest.
+fn gate_node(
+    path: &str,
+    approve: &crate::spec::Approve,
+    deps: Vec<String>,
+    when: Vec<PlanCondition>,
+) -> PlanNode {
+    let body = serde_json::json!({ "prompt": approve.prompt });
+    let spec = TaskSpec {
+        inputs: BTreeMap::new(),
+        outputs: BTreeMap::new(),
+        body: crate::spec::TaskBody {
+            type_name: APPROVE.to_owned(),
+            value: body,
+        },
+        retries: crate::spec::Retries::default(),
+        timeout: Some(approve.timeout.clone()),
+        cache: crate::spec::CacheSettings::default(),
+        resources: crate::spec::Resources::default(),
+        secrets: Vec::new(),
+        service_account: None,
+        sidecars: Vec::new(),
+    };
+    PlanNode {
+        path: path.to_owned(),
+        task: APPROVE.to_owned(),
+        task_version: Digest::of_json(&serde_json::json!({
+            "prompt": approve.prompt,
+            "timeout": approve.timeout.to_string(),
+        })),
+        spec,
+        inputs: BTreeMap::new(),
+        deps,
+        commit: None,
+        notebook: None,
+        when,
+    }
 }
 
 /// Inputs the node leaves unbound take the callee's default.

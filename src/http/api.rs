@@ -30,9 +30,9 @@ use crate::engine::relaunch::{self, Again};
 use crate::spec::ExecutionId;
 use crate::store;
 use crate::views::{
-    self, AuditQuery, CancelError, DiffError, ExecutionQuery, ExecutionView, LaunchPlanError,
-    LaunchPlanQuery, LineageQuery, LogQuery, LogTail, LogsError, PauseBody, PauseError, QueryError,
-    RunBody, VersionQuery,
+    self, ApprovalBody, ApprovalError, AuditQuery, CancelError, DiffError, ExecutionQuery,
+    ExecutionView, LaunchPlanError, LaunchPlanQuery, LineageQuery, LogQuery, LogTail, LogsError,
+    PauseBody, PauseError, QueryError, RunBody, VersionQuery,
 };
 
 /// The routes, behind the token check.
@@ -50,6 +50,7 @@ pub(super) fn routes(state: Shared) -> Router<Shared> {
         .route("/executions/{id}/relaunch", post(relaunch))
         .route("/executions/{id}/recover", post(recover))
         .route("/executions/{id}/logs", get(logs))
+        .route("/executions/{id}/nodes/{node}/approval", post(approval))
         .route("/executions/{id}/diff", get(diff_with_last))
         .route("/executions/{id}/diff/{base}", get(diff))
         .route("/lineage/{id}", get(lineage))
@@ -304,6 +305,46 @@ async fn again(state: &Shared, id: &ExecutionId, how: Again) -> Response {
         }
         Err(relaunch::Error::Store(e)) => store_error(&e),
         Err(e @ relaunch::Error::NotFound(_)) => error(StatusCode::NOT_FOUND, e.to_string()),
+        Err(e) => error(StatusCode::CONFLICT, e.to_string()),
+    }
+}
+
+/// `POST /api/v1/executions/{id}/nodes/{node}/approval` (`weir approve`):
+/// body `{"decision": "approve"|"reject", "comment", "by"}`, all optional
+/// (approve by default). 200 with the decision; 404 unknown execution or
+/// node; 409 a node that does not wait for a decision, or one decided
+/// already; 403 when no API token is configured. A node inside a
+/// sub-workflow is its path with `/` written `%2F`.
+async fn approval(
+    State(state): State<Shared>,
+    Path((id, node)): Path<(ExecutionId, String)>,
+    body: Bytes,
+) -> Response {
+    if state.secrets.api_token.is_none() {
+        return error(
+            StatusCode::FORBIDDEN,
+            "deciding an approval over HTTP needs an API token: configure one (weir serve --api-token-file)",
+        );
+    }
+    let body: ApprovalBody = if body.is_empty() {
+        ApprovalBody::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(body) => body,
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad request body: {e}")),
+        }
+    };
+    let store = state.store.as_ref();
+    match views::decide(store, &id, &node, &body, "api", state.clock.now()).await {
+        Ok(decided) => {
+            tracing::info!(execution = %id, node = %node, decision = ?decided.decision, by = %decided.by, "API: approval decided");
+            Json(views::to_json(&decided)).into_response()
+        }
+        Err(ApprovalError::Store(e)) => store_error(&e),
+        Err(e @ (ApprovalError::UnknownExecution(_) | ApprovalError::UnknownNode { .. })) => {
+            error(StatusCode::NOT_FOUND, e.to_string())
+        }
+        Err(e @ ApprovalError::Invalid(_)) => error(StatusCode::BAD_REQUEST, e.to_string()),
         Err(e) => error(StatusCode::CONFLICT, e.to_string()),
     }
 }

@@ -25,9 +25,10 @@ use crate::outbound::agent_config;
 use crate::source::git::redact_url;
 use crate::spec::{Digest, ExecutionId};
 use crate::views::{
-    AuditQuery, AuditView, BackfillBody, BackfillView, CancelView, DiffView, ExecutionQuery,
-    ExecutionView, LaunchPlanQuery, LaunchPlanView, LineageQuery, LineageView, LogQuery, PauseBody,
-    PausedView, RunBody, SourceView, StatusView, VersionQuery, VersionView,
+    ApprovalBody, AuditQuery, AuditView, BackfillBody, BackfillView, CancelView, DecisionView,
+    DiffView, ExecutionQuery, ExecutionView, LaunchPlanQuery, LaunchPlanView, LineageQuery,
+    LineageView, LogQuery, PauseBody, PausedView, RunBody, SourceView, StatusView, VersionQuery,
+    VersionView,
 };
 
 /// How long one request may take, connecting included (not a followed
@@ -220,6 +221,17 @@ impl Client {
                 }));
         }
         Ok(response.into_body().into_reader())
+    }
+
+    /// `POST /api/v1/executions/{id}/nodes/{node}/approval`.
+    pub fn approve(
+        &self,
+        id: &ExecutionId,
+        node: &str,
+        body: &ApprovalBody,
+    ) -> Result<DecisionView, Error> {
+        let path = execution_path(id, &format!("/nodes/{}/approval", path_segment(node)));
+        self.post(&path, body)
     }
 
     /// `POST /api/v1/runs`.

@@ -795,6 +795,8 @@ async fn api_token_guards_every_api_route() {
         "/api/v1/lineage/x",
         "/api/v1/audit",
         "/api/v1/status",
+        "/api/v1/launchplans",
+        "/api/v1/artifacts/sha256:0000000000000000000000000000000000000000000000000000000000000000",
     ] {
         let reply = server.get(path, &[]).await;
         assert_eq!(reply.status, 401, "{path}");
@@ -814,6 +816,9 @@ async fn api_token_guards_every_api_route() {
         "/api/v1/executions/x/cancel",
         "/api/v1/executions/x/relaunch",
         "/api/v1/executions/x/recover",
+        "/api/v1/executions/x/nodes/gate/approval",
+        "/api/v1/launchplans/default/nope/pause",
+        "/api/v1/launchplans/default/nope/resume",
     ] {
         let reply = server.post(path, &[], b"{}").await;
         assert_eq!(reply.status, 401, "{path}");
@@ -902,8 +907,14 @@ async fn runs_start_an_execution_with_the_token() {
 #[tokio::test]
 async fn cancellations_need_the_token_and_say_what_cannot_be_cancelled() {
     let open = Server::start(|_| {}).await;
-    let reply = open.post("/api/v1/executions/x/cancel", &[], b"").await;
-    assert_eq!(reply.status, 403, "writes need a configured token");
+    for write in [
+        "/api/v1/executions/x/cancel",
+        "/api/v1/executions/x/nodes/gate/approval",
+        "/api/v1/launchplans/default/nightly/pause",
+    ] {
+        let reply = open.post(write, &[], b"").await;
+        assert_eq!(reply.status, 403, "{write}: writes need a configured token");
+    }
     open.stop().await;
 
     let server = Server::start(|state| state.secrets.api_token = Some(API_TOKEN.into())).await;

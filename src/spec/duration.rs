@@ -53,6 +53,8 @@ pub enum Field {
     /// `sidecars[].readiness.timeout`: how long a sidecar has to become
     /// ready.
     Readiness,
+    /// `approve.timeout`: how long an approval gate waits for a decision.
+    Approval,
 }
 
 impl Field {
@@ -64,15 +66,17 @@ impl Field {
             Field::Every => "schedule.every",
             Field::StartingDeadline => "schedule.startingDeadline",
             Field::Readiness => "readiness.timeout",
+            Field::Approval => "approve.timeout",
         }
     }
 
     /// The largest value accepted: 7 days for a backoff, 30 days for a
-    /// timeout (an attempt's or a sidecar's readiness), 366 days for a schedule's rate and starting deadline.
+    /// timeout (an attempt's, a sidecar's readiness, an approval's), 366
+    /// days for a schedule's rate and starting deadline.
     pub fn max(self) -> Duration {
         match self {
             Field::Backoff => 7 * DAY,
-            Field::Timeout | Field::Readiness => 30 * DAY,
+            Field::Timeout | Field::Readiness | Field::Approval => 30 * DAY,
             Field::Every | Field::StartingDeadline => 366 * DAY,
         }
     }

@@ -563,12 +563,13 @@ impl WorkflowOutput {
     }
 }
 
-/// One step of a workflow: a call of a task or of a sub-workflow.
+/// One step of a workflow: a call of a task or of a sub-workflow, or an
+/// approval gate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(extend(
-    "oneOf" = [{"required": ["task"]}, {"required": ["workflow"]}],
-    "errorMessage" = "a node calls exactly one of `task` or `workflow`"
+    "oneOf" = [{"required": ["task"]}, {"required": ["workflow"]}, {"required": ["approve"]}],
+    "errorMessage" = "a node calls exactly one of `task` or `workflow`, or is an `approve` gate"
 ))]
 pub struct Node {
     #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9_]*[a-z0-9])?$"), length(max = 63))]
@@ -589,6 +590,23 @@ pub struct Node {
     /// the node is skipped, and so are the nodes that consume its outputs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub when: Option<String>,
+    /// An approval gate: the node waits for `weir approve` (or the API)
+    /// and fails when rejected or when nobody decides in time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approve: Option<Approve>,
+}
+
+/// `approve:` of a workflow node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Approve {
+    /// What the approver is asked, shown with the waiting node.
+    #[schemars(length(min = 1, max = 2000))]
+    pub prompt: String,
+    /// How long to wait for a decision (at most 30 days); then the node
+    /// times out.
+    #[schemars(with = "String")]
+    pub timeout: DurationText,
 }
 
 /// `kind: LaunchPlan` spec.

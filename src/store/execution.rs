@@ -93,6 +93,9 @@ pub enum NodeStatus {
     Pending,
     /// An attempt is running.
     Running,
+    /// An approval gate waiting for a decision (`weir approve`) since
+    /// `started_at`, for at most its timeout.
+    Waiting,
     /// An attempt failed; the next one starts at `next_attempt_at`.
     Retrying,
     Succeeded,
@@ -104,9 +107,10 @@ pub enum NodeStatus {
 }
 
 impl NodeStatus {
-    pub const ALL: [NodeStatus; 8] = [
+    pub const ALL: [NodeStatus; 9] = [
         NodeStatus::Pending,
         NodeStatus::Running,
+        NodeStatus::Waiting,
         NodeStatus::Retrying,
         NodeStatus::Succeeded,
         NodeStatus::Failed,
@@ -119,6 +123,7 @@ impl NodeStatus {
         match self {
             NodeStatus::Pending => "pending",
             NodeStatus::Running => "running",
+            NodeStatus::Waiting => "waiting",
             NodeStatus::Retrying => "retrying",
             NodeStatus::Succeeded => "succeeded",
             NodeStatus::Failed => "failed",
@@ -135,7 +140,7 @@ impl NodeStatus {
     pub fn is_terminal(self) -> bool {
         !matches!(
             self,
-            NodeStatus::Pending | NodeStatus::Running | NodeStatus::Retrying
+            NodeStatus::Pending | NodeStatus::Running | NodeStatus::Waiting | NodeStatus::Retrying
         )
     }
 }
@@ -492,6 +497,34 @@ pub trait ExecutionStore: Send + Sync {
 
     /// Keeps the first entry for a key (a second put is a no-op).
     fn cache_put<'a>(&'a self, entry: &'a CacheEntry) -> StoreFuture<'a, ()>;
+
+    /// Records the decision on approval gate `decision.node` of
+    /// `decision.execution`, with its audit entry, in one transaction, and
+    /// tells this process's engine; `false`, writing nothing, when a
+    /// decision was recorded before (the first stands). Whether the node
+    /// is a gate waiting for one is the caller's to check.
+    fn decide<'a>(&'a self, decision: &'a Decision) -> StoreFuture<'a, bool>;
+
+    /// The decision on gate `node` of `execution`, if one was made.
+    fn decision<'a>(
+        &'a self,
+        execution: &'a ExecutionId,
+        node: &'a str,
+    ) -> StoreFuture<'a, Option<Decision>>;
+}
+
+/// A decision on an approval gate (`weir approve`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    pub execution: ExecutionId,
+    /// The gate's path.
+    pub node: String,
+    /// Approved; `false`: rejected.
+    pub approved: bool,
+    pub at: DateTime<Utc>,
+    /// Who decided.
+    pub by: String,
+    pub comment: Option<String>,
 }
 
 #[cfg(test)]

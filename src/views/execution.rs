@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{QueryError, instant, present, to_millis};
+use crate::engine::plan::{APPROVE, Plan};
 use crate::spec::{CommitId, ExecutionId, SourceKey, Trigger};
 use crate::store::execution::{Execution, ExecutionFilter, NodeState, NodeStatus, Status};
 use crate::store::{self, Delivery, DeliveryStatus, Store};
@@ -119,6 +120,10 @@ pub struct NodeView {
     pub started_at: Option<DateTime<Utc>>,
     #[serde(serialize_with = "instant::millis_opt")]
     pub finished_at: Option<DateTime<Utc>>,
+    /// An approval gate's question (`approve.prompt`); decide it with
+    /// `weir approve` while the node is `waiting`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
 }
 
 impl ExecutionView {
@@ -142,10 +147,31 @@ impl ExecutionView {
             created_at: to_millis(e.created_at),
             started_at: e.started_at.map(to_millis),
             finished_at: e.finished_at.map(to_millis),
-            nodes: nodes.iter().map(NodeView::from).collect(),
+            nodes: with_prompts(e, nodes),
             deliveries: Vec::new(),
         }
     }
+}
+
+/// The nodes' views, each approval gate with its prompt from the plan
+/// (read only when the execution has a gate).
+fn with_prompts(e: &Execution, nodes: &[NodeState]) -> Vec<NodeView> {
+    let mut views: Vec<NodeView> = nodes.iter().map(NodeView::from).collect();
+    if !nodes.iter().any(|n| n.task == APPROVE) {
+        return views;
+    }
+    let Ok(plan) = Plan::deserialize(e.plan.as_ref()) else {
+        return views;
+    };
+    for view in views.iter_mut().filter(|v| v.task == APPROVE) {
+        view.prompt = plan
+            .nodes
+            .iter()
+            .find(|n| n.path == view.id)
+            .and_then(|n| n.gate())
+            .map(|g| g.prompt);
+    }
+    views
 }
 
 impl From<&NodeState> for NodeView {
@@ -163,6 +189,7 @@ impl From<&NodeState> for NodeView {
             error: n.error.clone(),
             started_at: n.started_at.map(to_millis),
             finished_at: n.finished_at.map(to_millis),
+            prompt: None,
         }
     }
 }

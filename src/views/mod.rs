@@ -22,6 +22,7 @@
 //! diff lists commits from the source's Git history ([`crate::source::history`])
 //! and logs are read from the attempts' files in the state directory.
 
+mod approval;
 mod audit;
 mod backfill;
 mod cancel;
@@ -34,6 +35,7 @@ mod source;
 mod status;
 mod version;
 
+pub use approval::{ApprovalBody, ApprovalError, DecisionView, Verdict, decide};
 pub use audit::{ActorView, AuditQuery, AuditView, audit};
 pub use backfill::{BackfillBody, BackfillEntryView, BackfillView};
 pub use cancel::{CancelError, CancelView, request_cancel};

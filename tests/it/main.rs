@@ -1,5 +1,6 @@
 //! The one integration-test binary (STYLE.md rule 15): each module is an area.
 
+mod approvals;
 mod artifacts_cli;
 mod backfill;
 mod cli_conventions;

@@ -18,7 +18,7 @@ use super::rows::{self, CACHE_COLUMNS, EXECUTION_COLUMNS, LINEAGE_COLUMNS, NODE_
 use super::statement::{Param, Statement, rows_per_statement};
 use super::{Dialect, One, SqlStore, commit, found};
 use crate::spec::{Digest, ExecutionId};
-use crate::store::execution::{EngineWrite, UnfinishedSummary, WorkListener};
+use crate::store::execution::{Decision, EngineWrite, UnfinishedSummary, WorkListener};
 use crate::store::{
     CacheEntry, Error, Execution, ExecutionFilter, ExecutionStore, LineageEdge, NewExecution,
     NodeState, StoreFuture,
@@ -548,6 +548,18 @@ impl<D: Dialect> SqlStore<D> {
 }
 
 impl<D: Dialect> ExecutionStore for SqlStore<D> {
+    fn decide<'a>(&'a self, decision: &'a Decision) -> StoreFuture<'a, bool> {
+        Box::pin(self.write_decision(decision))
+    }
+
+    fn decision<'a>(
+        &'a self,
+        execution: &'a ExecutionId,
+        node: &'a str,
+    ) -> StoreFuture<'a, Option<Decision>> {
+        Box::pin(self.read_decision(execution, node))
+    }
+
     fn create_execution<'a>(
         &'a self,
         execution: &'a Execution,

@@ -33,6 +33,7 @@
 //! `registry/reads.rs`), `executions.rs` [`ExecutionStore`](super::ExecutionStore),
 //! `deliveries.rs` and `leases.rs` the delivery and lease stores.
 
+mod approvals;
 mod deliveries;
 mod executions;
 mod leases;

@@ -9,6 +9,7 @@ use serde_json::Value;
 use super::ports::{Direction, Interface, Param, check_ports};
 use super::{Code, Diagnostic, Index, at, at_key, suggestion};
 use crate::spec::condition;
+use crate::spec::duration::Field;
 use crate::spec::template::{self, Reference};
 use crate::spec::types::TypeExpr;
 use crate::spec::yaml::PathStep;
@@ -192,6 +193,8 @@ struct WorkflowScope<'a> {
     inputs: &'a BTreeMap<String, Param>,
     node_ids: HashMap<&'a str, usize>,
     callees: Vec<Option<(&'a str, Kind, Option<&'a Interface>)>>,
+    /// The approval gates (`approve:`), which have no outputs.
+    gates: BTreeSet<usize>,
 }
 
 impl WorkflowScope<'_> {
@@ -231,6 +234,14 @@ impl WorkflowScope<'_> {
                     );
                     return (None, None);
                 };
+                if self.gates.contains(&n) {
+                    found.push(
+                        at(self.entity, Code::UnknownOutput, path,
+                            format!("`{{{{ {reference} }}}}`: node `{node}` is an approval gate, which has no outputs"))
+                        .with_help(format!("to wait for the decision, add `after: [{node}]`")),
+                    );
+                    return (None, Some(n));
+                }
                 let Some((callee, kind, Some(iface))) = &self.callees[n] else {
                     return (None, Some(n));
                 };
@@ -308,11 +319,47 @@ fn check_workflow(
             }
         }
     }
+    let mut gates = BTreeSet::new();
+    for (n, node) in spec.nodes.iter().enumerate() {
+        let Some(approve) = &node.approve else {
+            continue;
+        };
+        gates.insert(n);
+        let path = [
+            Key("spec"),
+            Key("nodes"),
+            At(n),
+            Key("approve"),
+            Key("timeout"),
+        ];
+        super::task::check_duration(entity, Field::Approval, &approve.timeout, &path, &mut found);
+        if let Some(name) = node.inputs.keys().next() {
+            found.push(
+                at_key(
+                    entity,
+                    Code::UnknownInput,
+                    &[
+                        Key("spec"),
+                        Key("nodes"),
+                        At(n),
+                        Key("inputs"),
+                        Key(name.as_str()),
+                    ],
+                    format!(
+                        "node `{}` is an approval gate, which takes no inputs",
+                        node.id
+                    ),
+                )
+                .with_help("put what the approver should know in `approve.prompt`"),
+            );
+        }
+    }
     let scope = WorkflowScope {
         entity,
         inputs: &inputs,
         node_ids,
         callees,
+        gates,
     };
 
     let mut data_deps: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); spec.nodes.len()];
