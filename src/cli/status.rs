@@ -10,7 +10,7 @@ use super::origin::ServerArgs;
 use super::render::utc;
 use super::store_args::StoreArgs;
 use crate::spec::CommitId;
-use crate::views::{self, AuditQuery, AuditView, EngineLeaseView, SourceView};
+use crate::views::{self, AuditQuery, AuditView, EngineLeaseView, PausedPlanView, SourceView};
 
 #[derive(Debug, clap::Args)]
 #[command(mut_arg("api_token_file", super::origin::token_file_alias))]
@@ -43,12 +43,32 @@ pub fn run(args: &Args) -> exit::Result {
     match args.output {
         Output::Json => println!("{:#}", views::to_json(&status.sources)),
         Output::Table => print!(
-            "{}{}",
+            "{}{}{}",
             table(&status.sources),
-            lease_table(status.engine_lease.as_ref())
+            lease_table(status.engine_lease.as_ref()),
+            paused_table(&status.paused)
         ),
     }
     Ok(ExitStatus::Success)
+}
+
+/// The launch plans paused now, if any: who paused each, when and why.
+fn paused_table(paused: &[PausedPlanView]) -> String {
+    let mut out = String::new();
+    for p in paused {
+        out.push_str(&format!(
+            "paused: {}/{} since {} (UTC) by {}{}\n",
+            p.project,
+            p.name,
+            utc(&p.pause.at),
+            p.pause.by.name,
+            p.pause
+                .comment
+                .as_ref()
+                .map_or_else(String::new, |c| format!(": {c}"))
+        ));
+    }
+    out
 }
 
 /// Which engine drives the store: its lease's holder, since when, until

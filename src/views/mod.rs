@@ -52,7 +52,7 @@ pub use launch_plan::{
 pub use lineage::{EdgeView, LineageQuery, LineageView, lineage};
 pub use logs::{Chunk, FOLLOW_EVERY, LogQuery, LogTail, LogsError};
 pub use source::{SourceErrorView, SourceView, sources};
-pub use status::{EngineLeaseView, StatusView, status};
+pub use status::{EngineLeaseView, PausedPlanView, StatusView, status};
 pub use version::{VersionQuery, VersionView, versions};
 
 /// A query the store cannot answer as asked (an unknown status or kind,

@@ -1,12 +1,12 @@
 //! The status document: `weir status` (its table), `GET /api/v1/status`.
-//! Every source's status, and the store's engine lease: which engine
-//! drives the store, since when, until when its lease runs, and whether
-//! it is live (DESIGN.md section 5).
+//! Every source's status, the store's engine lease (which engine drives
+//! the store, since when, until when its lease runs, and whether it is
+//! live; DESIGN.md section 5), and the launch plans paused now.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{SourceView, instant, sources, to_millis};
+use super::{PauseView, SourceView, instant, sources, to_millis};
 use crate::store::{self, ENGINE_LEASE, Lease, Store};
 
 /// What `weir status` shows.
@@ -16,6 +16,19 @@ pub struct StatusView {
     pub sources: Vec<SourceView>,
     /// `None` when no engine ever took the lease, or the last released it.
     pub engine_lease: Option<EngineLeaseView>,
+    /// The launch plans paused now (`weir pause`), by project and name.
+    #[serde(default)]
+    pub paused: Vec<PausedPlanView>,
+}
+
+/// A launch plan paused now: who paused it, when and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PausedPlanView {
+    pub project: String,
+    pub name: String,
+    #[serde(flatten)]
+    pub pause: PauseView,
 }
 
 /// The store's engine lease as read at some instant.
@@ -54,6 +67,17 @@ pub async fn status(store: &dyn Store, now: DateTime<Utc>) -> Result<StatusView,
             .lease(ENGINE_LEASE)
             .await?
             .map(|lease| EngineLeaseView::new(&lease, now)),
+        paused: store
+            .pauses()
+            .await?
+            .iter()
+            .filter(|p| p.paused)
+            .map(|p| PausedPlanView {
+                project: p.project.clone(),
+                name: p.name.clone(),
+                pause: PauseView::from(p),
+            })
+            .collect(),
     })
 }
 
@@ -74,6 +98,22 @@ mod tests {
         let view = StatusView {
             sources: Vec::new(),
             engine_lease: Some(EngineLeaseView::new(&lease, precise_instant())),
+            paused: vec![PausedPlanView {
+                project: "growth".into(),
+                name: "nightly".into(),
+                pause: PauseView::from(&crate::store::Pause {
+                    project: "growth".into(),
+                    name: "nightly".into(),
+                    paused: true,
+                    at: precise_instant(),
+                    actor: crate::store::Person {
+                        name: "ada".into(),
+                        email: String::new(),
+                    },
+                    comment: Some("upstream outage".into()),
+                    catch_up: false,
+                }),
+            }],
         };
         assert_eq!(round_trip(&view), view);
         let json = to_json(&view);
@@ -81,9 +121,12 @@ mod tests {
         assert_eq!(json["engineLease"]["since"], "2026-03-29T00:30:05.123Z");
         assert_eq!(json["engineLease"]["live"], true);
         assert!(!EngineLeaseView::new(&lease, lease.expires_at).live);
+        assert_eq!(json["paused"][0]["name"], "nightly");
+        assert_eq!(json["paused"][0]["by"]["name"], "ada");
         let none = StatusView {
             sources: Vec::new(),
             engine_lease: None,
+            paused: Vec::new(),
         };
         assert_eq!(to_json(&none)["engineLease"], serde_json::Value::Null);
         assert_eq!(round_trip(&none), none);

@@ -350,6 +350,13 @@ fn launchplans_shows_schedules_and_pause_is_the_same_through_a_daemon() {
     assert_eq!(nightly["status"], "paused");
     assert_eq!(nightly["pause"]["by"]["name"], "ada");
     assert_eq!(nightly["pause"]["comment"], "upstream outage");
+    // `weir status` says so too, the same either way.
+    let status = assert_same_both_ways(&["status"], &db, &server);
+    assert!(
+        stdout(&status).contains("paused: default/nightly since"),
+        "{}",
+        stdout(&status)
+    );
     // Again, against the store: already so, nothing written.
     let again = weir_with(&["pause", "nightly"], &db);
     assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
