@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{instant, to_millis};
+use super::{check_actor, instant, to_millis};
 use crate::spec::ExecutionId;
 use crate::store::execution::{Decision, NodeStatus};
 use crate::store::{self, Store};
@@ -91,18 +91,7 @@ pub async fn decide(
     now: DateTime<Utc>,
 ) -> Result<DecisionView, ApprovalError> {
     let by = body.by.as_deref().unwrap_or(by);
-    if by.trim().is_empty() || by.len() > 200 || by.chars().any(char::is_control) {
-        return Err(ApprovalError::Invalid(
-            "`by` must be a name of 1 to 200 printable characters".into(),
-        ));
-    }
-    if let Some(comment) = &body.comment
-        && (comment.len() > 2000 || comment.chars().any(|c| c.is_control() && c != '\n'))
-    {
-        return Err(ApprovalError::Invalid(
-            "`comment` must be at most 2000 printable characters".into(),
-        ));
-    }
+    check_actor(by, body.comment.as_deref(), 2000).map_err(ApprovalError::Invalid)?;
     let nodes = store.nodes(execution).await?;
     if nodes.is_empty() && store.execution(execution).await?.is_none() {
         return Err(ApprovalError::UnknownExecution(execution.clone()));

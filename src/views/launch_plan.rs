@@ -13,7 +13,7 @@
 use chrono::{DateTime, FixedOffset, Offset as _, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{ActorView, QueryError, instant, to_millis};
+use super::{ActorView, QueryError, check_actor, instant, to_millis};
 use crate::schedule::{Rule, When};
 use crate::spec::{CatchUp, CommitId, Concurrency, Definition, Digest, ExecutionId, Kind, Trigger};
 use crate::store::execution::{ExecutionFilter, Status};
@@ -392,18 +392,7 @@ pub async fn set_paused(
         return Err(PauseError::CatchUpOnPause);
     }
     let by = body.by.as_deref().unwrap_or(by);
-    if by.trim().is_empty() || by.len() > 200 || by.chars().any(char::is_control) {
-        return Err(PauseError::Invalid(
-            "`by` must be a name of 1 to 200 printable characters".into(),
-        ));
-    }
-    if let Some(comment) = &body.comment
-        && (comment.len() > 1000 || comment.chars().any(|c| c.is_control() && c != '\n'))
-    {
-        return Err(PauseError::Invalid(
-            "`comment` must be at most 1000 printable characters".into(),
-        ));
-    }
+    check_actor(by, body.comment.as_deref(), 1000).map_err(PauseError::Invalid)?;
     let active = store
         .active_versions(Kind::LaunchPlan, name, Some(project))
         .await?;

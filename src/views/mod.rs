@@ -61,6 +61,23 @@ pub use version::{VersionQuery, VersionView, versions};
 #[error("{0}")]
 pub struct QueryError(pub String);
 
+/// Who asks for a change (a pause, an approval) and why, as the audit log
+/// records them: a name of 1 to 200 printable characters, a comment of at
+/// most `max_comment` printable characters (new lines allowed).
+fn check_actor(by: &str, comment: Option<&str>, max_comment: usize) -> Result<(), String> {
+    if by.trim().is_empty() || by.len() > 200 || by.chars().any(char::is_control) {
+        return Err("`by` must be a name of 1 to 200 printable characters".into());
+    }
+    if let Some(comment) = comment
+        && (comment.len() > max_comment || comment.chars().any(|c| c.is_control() && c != '\n'))
+    {
+        return Err(format!(
+            "`comment` must be at most {max_comment} printable characters"
+        ));
+    }
+    Ok(())
+}
+
 /// The JSON of a view (or a list of views), as printed and served.
 pub fn to_json<T: serde::Serialize + ?Sized>(view: &T) -> serde_json::Value {
     serde_json::to_value(view)

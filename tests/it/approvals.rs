@@ -307,36 +307,14 @@ fn a_gate_has_no_outputs_and_takes_no_inputs() {
 /// mistake exits as from the store (not found 3, not waiting 1).
 #[test]
 fn weir_approve_through_a_daemon() {
-    use crate::common::{
-        Daemon, assert_same_both_ways, eventually, stderr, stdout, weir, weir_json,
-    };
+    use crate::common::{Daemon, assert_same_both_ways, eventually, stderr, stdout, weir_json};
     let db = TestDb::sqlite();
     let repo = GitRepo::new();
     repo.write("release.yaml", DEFS);
     repo.commit("A release behind a sign-off");
-    let secrets = tempfile::tempdir().expect("tempdir");
-    let token_file = secrets.path().join("api-token");
-    std::fs::write(&token_file, "approvals-token").expect("write the token");
-    let token_file = token_file.to_str().expect("utf-8");
-    let path = repo.path().to_str().expect("utf-8");
-    let daemon = Daemon::start(
-        &db,
-        &[
-            "--repo",
-            path,
-            "--interval",
-            "1h",
-            "--api-token-file",
-            token_file,
-        ],
-    );
-    let server = [
-        "--server",
-        daemon.url.as_str(),
-        "--api-token-file",
-        token_file,
-    ];
-    let run = weir(&[&["run", "release", "-o", "json"][..], &server].concat());
+    let served = Daemon::with_token(&db, &repo, "approvals-token");
+    let server = served.server();
+    let run = served.weir(&["run", "release", "-o", "json"]);
     assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
     let run: serde_json::Value = serde_json::from_slice(&run.stdout).expect("json");
     let id = run["id"].as_str().expect("an id").to_owned();
@@ -356,7 +334,7 @@ fn weir_approve_through_a_daemon() {
     let unknown = assert_same_both_ways(&["approve", &id, "nope"], &db, &server);
     assert_eq!(unknown.status.code(), Some(3), "{}", stderr(&unknown));
 
-    let approved = weir(&[&["approve", &id, "sign-off", "--by", "ada"][..], &server].concat());
+    let approved = served.weir(&["approve", &id, "sign-off", "--by", "ada"]);
     assert_eq!(approved.status.code(), Some(0), "{}", stderr(&approved));
     assert_eq!(
         stdout(&approved).trim(),

@@ -115,30 +115,10 @@ fn an_output_comes_out_of_a_running_daemon_the_same() {
     let repo = GitRepo::new();
     repo.write("reports.yaml", DEFS);
     repo.commit("Reports");
-    let secrets = tempfile::tempdir().expect("tempdir");
-    let token_file = secrets.path().join("api-token");
-    std::fs::write(&token_file, "artifacts-token").expect("write the token");
-    let token_file = token_file.to_str().expect("utf-8");
-    let repo_path = repo.path().to_str().expect("utf-8");
-    let daemon = Daemon::start(
-        &db,
-        &[
-            "--repo",
-            repo_path,
-            "--interval",
-            "1h",
-            "--api-token-file",
-            token_file,
-        ],
-    );
-    let server = [
-        "--server",
-        daemon.url.as_str(),
-        "--api-token-file",
-        token_file,
-    ];
+    let daemon = Daemon::with_token(&db, &repo, "artifacts-token");
+    let server = daemon.server();
     let served = |args: &[&str]| weir(&[&["artifacts", "get"][..], args, &server].concat());
-    let ran = weir(&[&["run", "reports", "--wait", "-o", "json"][..], &server].concat());
+    let ran = daemon.weir(&["run", "reports", "--wait", "-o", "json"]);
     assert_eq!(ran.status.code(), Some(0), "{}", stderr(&ran));
     let ran: serde_json::Value = serde_json::from_slice(&ran.stdout).expect("json");
     let id = ran["id"].as_str().expect("an id");

@@ -441,6 +441,33 @@ impl Daemon {
         daemon
     }
 
+    /// [`Daemon::start`] following repository `repo` (checked hourly)
+    /// with API token `token`; the daemon, and what reaches it with the
+    /// token: [`Served::server`].
+    pub fn with_token(db: &TestDb, repo: &GitRepo, token: &str) -> Served {
+        let secrets = tempfile::tempdir().expect("tempdir");
+        let token_file = secrets.path().join("api-token");
+        std::fs::write(&token_file, token).expect("write the token");
+        let token_file = token_file.to_str().expect("utf-8").to_owned();
+        let path = repo.path().to_str().expect("utf-8");
+        let daemon = Daemon::start(
+            db,
+            &[
+                "--repo",
+                path,
+                "--interval",
+                "1h",
+                "--api-token-file",
+                &token_file,
+            ],
+        );
+        Served {
+            daemon,
+            token_file,
+            _secrets: secrets,
+        }
+    }
+
     /// SIGKILL: no chance to clean up.
     pub fn kill9(mut self) {
         self.child.kill().expect("SIGKILL");
@@ -727,5 +754,29 @@ pub async fn run_head_in(
         status: finished.status.as_str().to_owned(),
         nodes,
         state,
+    }
+}
+
+/// A daemon with an API token ([`Daemon::with_token`]).
+pub struct Served {
+    pub daemon: Daemon,
+    pub token_file: String,
+    _secrets: tempfile::TempDir,
+}
+
+impl Served {
+    /// `--server URL --api-token-file FILE`.
+    pub fn server(&self) -> [&str; 4] {
+        [
+            "--server",
+            &self.daemon.url,
+            "--api-token-file",
+            &self.token_file,
+        ]
+    }
+
+    /// `weir ARGS --server …`.
+    pub fn weir(&self, args: &[&str]) -> Output {
+        weir(&[args, &self.server()[..]].concat())
     }
 }

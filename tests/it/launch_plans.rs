@@ -245,30 +245,8 @@ fn launchplans_shows_schedules_and_pause_is_the_same_through_a_daemon() {
     let repo = GitRepo::new();
     repo.write("defs/plans.yaml", PLANS);
     repo.commit("Three launch plans");
-    let secrets = tempfile::tempdir().expect("tempdir");
-    let token_file = secrets.path().join("api-token");
-    std::fs::write(&token_file, TOKEN).expect("write the token");
-    let token_file = token_file.to_str().expect("utf-8");
-    let path = repo.path().to_str().expect("utf-8");
-    let daemon = Daemon::start(
-        &db,
-        &[
-            "--repo",
-            path,
-            "--path",
-            "defs",
-            "--interval",
-            "1h",
-            "--api-token-file",
-            token_file,
-        ],
-    );
-    let server = [
-        "--server",
-        daemon.url.as_str(),
-        "--api-token-file",
-        token_file,
-    ];
+    let daemon = Daemon::with_token(&db, &repo, TOKEN);
+    let server = daemon.server();
     let list = |extra: &[&str]| {
         let args = [&["launchplans", "-o", "json"][..], extra].concat();
         weir_json(&args, &db)
@@ -404,7 +382,7 @@ fn launchplans_shows_schedules_and_pause_is_the_same_through_a_daemon() {
         "{}",
         stderr(&bad_from)
     );
-    let no_token = weir(&["pause", "nightly", "--server", &daemon.url]);
+    let no_token = weir(&["pause", "nightly", "--server", &daemon.daemon.url]);
     assert_eq!(no_token.status.code(), Some(2), "{}", stderr(&no_token));
     assert!(stderr(&no_token).contains("token"), "{}", stderr(&no_token));
 }
