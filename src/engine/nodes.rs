@@ -262,7 +262,7 @@ impl Engine {
                     // Its node was skipped by a condition: null, as declared.
                     Err(_)
                         if plan.optional_outputs.contains(name)
-                            && reads_skipped(binding, &skipped) =>
+                            && first_skipped(binding, &skipped).is_some() =>
                     {
                         values.insert(name.clone(), Value::Null);
                     }
@@ -550,15 +550,6 @@ fn skipped_nodes(nodes: &[NodeState]) -> HashSet<&str> {
         .collect()
 }
 
-/// Whether `binding` reads an output of a skipped node.
-fn reads_skipped(binding: &Binding, skipped: &HashSet<&str>) -> bool {
-    match binding {
-        Binding::Output { node, .. } => skipped.contains(node.as_str()),
-        Binding::Concat { parts } => parts.iter().any(|p| reads_skipped(p, skipped)),
-        Binding::Literal { .. } | Binding::Input { .. } => false,
-    }
-}
-
 /// What a node whose dependencies are all done does next.
 enum Readiness {
     /// Runs with these inputs.
@@ -577,10 +568,8 @@ fn readiness(
     outputs: &HashMap<&str, &Value>,
     skipped: &HashSet<&str>,
 ) -> Readiness {
-    if let Some(Binding::Output { node, .. }) = spec
-        .bindings()
-        .find(|b| reads_skipped(b, skipped))
-        .and_then(|b| first_skipped(b, skipped))
+    if let Some(Binding::Output { node, .. }) =
+        spec.bindings().find_map(|b| first_skipped(b, skipped))
     {
         return Readiness::Skip(format!("it reads an output of `{node}`, which was skipped"));
     }
@@ -621,7 +610,8 @@ fn readiness(
     Readiness::Run(inputs)
 }
 
-/// The first output binding inside `binding` that reads a skipped node.
+/// The first output binding inside `binding` that reads a skipped node,
+/// if it reads one.
 fn first_skipped<'a>(binding: &'a Binding, skipped: &HashSet<&str>) -> Option<&'a Binding> {
     match binding {
         Binding::Output { node, .. } if skipped.contains(node.as_str()) => Some(binding),
