@@ -16,6 +16,7 @@ use crate::engine::Engine;
 use crate::executor::environment::{AllowList, Inherited};
 use crate::http::client::Client;
 use crate::spec::ExecutionId;
+use crate::store::execution::Status;
 use crate::views::{
     self, CancelError, ExecutionQuery, ExecutionView, FOLLOW_EVERY, LogQuery, LogTail, LogsError,
 };
@@ -120,7 +121,7 @@ fn watch(args: &Args, id: &ExecutionId) -> exit::Result {
         }
         if ended {
             return Ok(ExitStatus::success_if(
-                execution.status == crate::store::execution::Status::Succeeded,
+                execution.status == Status::Succeeded,
             ));
         }
         std::thread::sleep(WATCH_EVERY);
@@ -225,6 +226,31 @@ pub struct CancelArgs {
     pub store: StoreArgs,
     #[command(flatten)]
     pub server: ServerArgs,
+    /// How to print: `table` for people, or `json` for scripts (one
+    /// object once the command is done: whom it asked, and with `--wait`
+    /// how the execution ended).
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+/// What `weir cancel -o json` prints: the request's answer and, once
+/// known (`--wait`, or finished here), the status the execution ended in.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Cancelled {
+    #[serde(flatten)]
+    asked: views::CancelView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ended: Option<Status>,
+}
+
+impl Cancelled {
+    fn print(&self, output: Output) -> exit::Result {
+        if output == Output::Json {
+            println!("{:#}", views::to_json(self));
+        }
+        Ok(ExitStatus::Success)
+    }
 }
 
 /// Cancels an unfinished execution: asks the engine driving the store (a
@@ -247,15 +273,22 @@ fn asked(id: &ExecutionId, engine: &str) -> String {
 
 fn cancel_through(client: &Client, args: &CancelArgs) -> exit::Result {
     let id = &args.id;
+    let table = args.output == Output::Table;
     let asked_to = client.cancel(id).map_err(ReadError::from)?;
-    match &asked_to.engine {
-        Some(engine) => println!("{}", asked(id, engine)),
-        None => println!(
-            "cancelling {id}: no engine drives the store now; the next to start finishes it"
-        ),
+    if table {
+        match &asked_to.engine {
+            Some(engine) => println!("{}", asked(id, engine)),
+            None => println!(
+                "cancelling {id}: no engine drives the store now; the next to start finishes it"
+            ),
+        }
     }
+    let mut cancelled = Cancelled {
+        asked: asked_to,
+        ended: None,
+    };
     if !args.wait {
-        return Ok(ExitStatus::Success);
+        return cancelled.print(args.output);
     }
     let ended = block_on(async {
         let mut interrupts = wait::Interrupts::catch().map_err(Error::failed)?;
@@ -266,9 +299,12 @@ fn cancel_through(client: &Client, args: &CancelArgs) -> exit::Result {
     match ended {
         Ok(ended) => {
             for e in ended {
-                println!("{} {}", e.id, e.status);
+                if table {
+                    println!("{} {}", e.id, e.status);
+                }
+                cancelled.ended = Some(e.status);
             }
-            Ok(ExitStatus::Success)
+            cancelled.print(args.output)
         }
         Err(signal) => Ok(ExitStatus::Interrupted(signal)),
     }
@@ -276,14 +312,19 @@ fn cancel_through(client: &Client, args: &CancelArgs) -> exit::Result {
 
 async fn cancel_execution(args: &CancelArgs) -> exit::Result {
     let id = &args.id;
+    let table = args.output == Output::Table;
     let store = args.store.open_existing().await?;
-    views::request_cancel(store.as_ref(), id, chrono::Utc::now())
+    let asked_to = views::request_cancel(store.as_ref(), id, chrono::Utc::now())
         .await
         .map_err(|e| match e {
             CancelError::Store(e) => Error::failed(e),
             e @ CancelError::Unknown(_) => Error::not_found(e),
             e @ CancelError::Ended { .. } => Error::invalid(e),
         })?;
+    let mut cancelled = Cancelled {
+        asked: asked_to,
+        ended: None,
+    };
     let artifacts = Arc::new(LocalArtifacts::new(args.store.state_dir.join("artifacts")));
     let engine = Engine::new(store.clone(), artifacts, args.store.state_dir.clone())
         .with_task_env(Inherited::from_process(AllowList::default()));
@@ -302,25 +343,35 @@ async fn cancel_execution(args: &CancelArgs) -> exit::Result {
                 held.release().await;
                 let running = running.map_err(Error::failed)?;
                 let ended = ended.map_err(Error::failed)?;
-                println!(
-                    "{id} {}: no engine was driving it; {running} running attempt(s) stopped here",
-                    ended.status
-                );
-                return Ok(ExitStatus::Success);
+                if table {
+                    println!(
+                        "{id} {}: no engine was driving it; {running} running attempt(s) stopped here",
+                        ended.status
+                    );
+                }
+                cancelled.asked.engine = None;
+                cancelled.ended = Some(ended.status);
+                return cancelled.print(args.output);
             }
             Hold::Following { holder } => {
                 if told.is_none() {
-                    println!("{}", asked(id, &holder));
+                    if table {
+                        println!("{}", asked(id, &holder));
+                    }
+                    cancelled.asked.engine = Some(holder.clone());
                     told = Some(holder);
                 }
                 if !args.wait {
-                    return Ok(ExitStatus::Success);
+                    return cancelled.print(args.output);
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(500)).await;
                 let execution = store.execution(id).await.map_err(Error::failed)?;
                 if let Some(execution) = execution.filter(|e| e.status.is_terminal()) {
-                    println!("{id} {}", execution.status);
-                    return Ok(ExitStatus::Success);
+                    if table {
+                        println!("{id} {}", execution.status);
+                    }
+                    cancelled.ended = Some(execution.status);
+                    return cancelled.print(args.output);
                 }
             }
         }

@@ -291,6 +291,18 @@ fn run_cancel_and_backfill_print_the_same_through_the_daemon() {
         "{}",
         cancelled[0]
     );
+    // -o json: one object, whom it asked and how the execution ended.
+    let gated = story.start_gated(&story.gate("never-json"));
+    eventually("the gated node runs", || {
+        story.node_status(&gated, "wait") == "running"
+    });
+    let out = story.served(&["cancel", &gated, "--wait", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let json: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(json["id"], gated.as_str(), "{json:#}");
+    assert_eq!(json["status"], "running", "{json:#}");
+    assert!(json["engine"].is_string(), "{json:#}");
+    assert_eq!(json["ended"], "cancelled", "{json:#}");
     // Ended, or not there: the same refusal both ways (1, 3).
     let ended = assert_same_both_ways(&["cancel", id], &story.db, &server);
     assert_eq!(ended.status.code(), Some(1), "{}", stderr(&ended));
