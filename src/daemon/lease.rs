@@ -279,7 +279,8 @@ impl StoreLease {
                 let on_change: Arc<dyn Fn(bool) + Send + Sync> = {
                     let (stop, lost, holder) = (stop.clone(), lost.clone(), self.holder.clone());
                     Arc::new(move |leading| {
-                        if !leading {
+                        // Released (`stop`): not lost.
+                        if !leading && !stop.is_cancelled() {
                             tracing::warn!(%holder, "lost the engine lease: no longer driving");
                             lost.cancel();
                             stop.cancel();
