@@ -215,7 +215,12 @@ impl Engine {
         nodes: &mut [NodeState],
     ) -> Result<(), Error> {
         let mut lease_holder = None;
-        for state in nodes.iter_mut().filter(|n| n.status == NodeStatus::Running) {
+        // A map node runs no attempt of its own (its items do).
+        let attempts = nodes.iter_mut().filter(|n| {
+            n.status == NodeStatus::Running
+                && !plan.node(&n.node).is_some_and(|s| s.is_map_at(&n.node))
+        });
+        for state in attempts {
             let key = AttemptKey {
                 execution: execution.id.clone(),
                 node: state.node.clone(),

@@ -40,9 +40,14 @@ impl IndexedPlan {
         IndexedPlan { plan, at }
     }
 
-    /// The node at `path`.
+    /// The node at `path`; for an item of a map node (`train[3]`), the
+    /// map node.
     pub fn node(&self, path: &str) -> Option<&PlanNode> {
-        self.at.get(path).map(|&i| &self.plan.nodes[i])
+        let at = self
+            .at
+            .get(path)
+            .or_else(|| self.at.get(super::plan::item_of(path)?.0))?;
+        Some(&self.plan.nodes[*at])
     }
 }
 
@@ -104,6 +109,15 @@ impl NodeMirror {
                     executions.remove(&execution.id);
                 }
                 EngineWrite::Execution(_) => {}
+                EngineWrite::Expanded { node, items } => {
+                    replace(&mut executions, node);
+                    if let Some(rows) = executions.get_mut(&node.execution) {
+                        for item in items {
+                            rows.at.insert(item.node.clone(), rows.nodes.len());
+                            rows.nodes.push(item.clone());
+                        }
+                    }
+                }
             }
         }
     }

@@ -26,8 +26,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::mirror::IndexedPlan;
-use super::plan::Binding;
-use super::{Engine, Error, NodeEvent, Plan, PlanNode};
+use super::plan::{Binding, item_of, item_path};
+use super::{Engine, Error, NodeEvent, PlanNode};
 use crate::artifact;
 use crate::spec::Digest;
 use crate::spec::duration::Field;
@@ -119,6 +119,9 @@ impl Engine {
         // the lease.
         self.recover_unknown(&execution, &plan, &mut nodes).await?;
 
+        // Map nodes whose items decided them.
+        self.settle_maps(&execution, &plan, &mut nodes, now);
+
         // 3. Cancel, fail fast, or finish.
         if self
             .conclude(&mut execution, &plan, &mut nodes, now)
@@ -198,13 +201,12 @@ impl Engine {
     async fn conclude(
         &self,
         execution: &mut Execution,
-        plan: &Plan,
+        plan: &IndexedPlan,
         nodes: &mut [NodeState],
         now: DateTime<Utc>,
     ) -> Result<bool, Error> {
-        let failed = nodes
-            .iter()
-            .find(|n| matches!(n.status, NodeStatus::Failed | NodeStatus::TimedOut));
+        // An item's failure is its map node's to judge (`settle_maps`).
+        let failed = nodes.iter().find(|n| failed_for_good(n));
         let stop = if execution.cancel_requested {
             Some((Status::Cancelled, "cancelled on request".to_owned()))
         } else {
@@ -221,7 +223,16 @@ impl Engine {
         if let Some((status, error)) = stop {
             let mut still_running = false;
             for state in nodes.iter_mut() {
+                let map = plan
+                    .node(&state.node)
+                    .is_some_and(|s| s.is_map_at(&state.node));
                 match state.status {
+                    // A map node runs nothing itself: its items are stopped.
+                    NodeStatus::Running if map => {
+                        state.status = NodeStatus::Cancelled;
+                        state.finished_at = Some(now);
+                        self.write(EngineWrite::Node(state.clone()));
+                    }
                     NodeStatus::Running => {
                         still_running = true;
                         self.cancel_attempt(&execution.id, state).await;
@@ -250,7 +261,7 @@ impl Engine {
             }
             return Ok(true);
         }
-        if nodes.iter().all(|n| done(n.status)) {
+        if all_done(nodes) {
             let outputs = node_outputs(nodes);
             let skipped = skipped_nodes(nodes);
             let mut values = serde_json::Map::new();
@@ -293,7 +304,7 @@ impl Engine {
         &self,
         execution: &Execution,
         plan: &IndexedPlan,
-        nodes: &mut [NodeState],
+        nodes: &mut Vec<NodeState>,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
         if !self.may_start() {
@@ -322,17 +333,30 @@ impl Engine {
                     if !due || !spec.deps.iter().all(|d| finished.contains(d.as_str())) {
                         return None;
                     }
+                    // An item's inputs were bound when its map node began.
+                    if item_of(&state.node).is_some() {
+                        return Some((i, Readiness::Run(object(state.inputs.as_ref()))));
+                    }
                     Some((i, readiness(spec, &execution.inputs, &outputs, &skipped)))
                 })
                 .collect()
         };
+        let mut running = running_items(nodes);
+        let mut items = Vec::new();
         for (i, readiness) in ready {
             let state = &mut nodes[i];
             let Some(spec) = plan.node(&state.node) else {
                 continue;
             };
+            if throttled(spec, state, &running) {
+                continue;
+            }
             let (inputs, mut bad) = match readiness {
                 Readiness::Run(inputs) => (inputs, None),
+                Readiness::Map { inputs, list } => {
+                    items.extend(self.begin_map(execution, spec, state, inputs, list, now));
+                    continue;
+                }
                 Readiness::Fail(why) => (BTreeMap::new(), Some(why)),
                 Readiness::Skip(why) => {
                     tracing::info!(execution = %execution.id, node = %state.node, why = %why, "node skipped");
@@ -382,9 +406,119 @@ impl Engine {
             {
                 self.start(execution, spec, state, inputs, timeout.ok().flatten())
                     .await?;
+                if let Some((map, _)) = item_of(&state.node) {
+                    *running.entry(map.to_owned()).or_default() += 1;
+                }
             }
         }
+        // Started by the next step.
+        nodes.extend(items);
         Ok(())
+    }
+
+    /// A map node begins: a pending node per item of `list`, each with the
+    /// node's `inputs` and its item; the node runs until its items decide
+    /// it ([`Engine::settle_maps`]); over an empty list it succeeds at once
+    /// with empty lists. Returns the items.
+    fn begin_map(
+        &self,
+        execution: &Execution,
+        spec: &PlanNode,
+        state: &mut NodeState,
+        inputs: BTreeMap<String, Value>,
+        list: Vec<Value>,
+        now: DateTime<Utc>,
+    ) -> Vec<NodeState> {
+        let Some(map) = &spec.map else {
+            return Vec::new();
+        };
+        let items: Vec<NodeState> = list
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let mut item_state = NodeState::pending(
+                    execution.id.clone(),
+                    item_path(&state.node, i),
+                    state.task.clone(),
+                    state.task_version.clone(),
+                );
+                let mut inputs = inputs.clone();
+                inputs.insert(map.item.clone(), item.clone());
+                item_state.inputs = Some(Value::Object(inputs.into_iter().collect()));
+                item_state
+            })
+            .collect();
+        let mut all = inputs;
+        all.insert(map.item.clone(), Value::Array(list));
+        state.inputs = Some(Value::Object(all.into_iter().collect()));
+        state.status = NodeStatus::Running;
+        state.started_at = Some(now);
+        tracing::info!(execution = %execution.id, node = %state.node, items = items.len(), "map node started its items");
+        self.write(EngineWrite::Expanded {
+            node: state.clone(),
+            items: items.clone(),
+        });
+        self.tell(NodeEvent::Started, execution, spec, state);
+        if items.is_empty() {
+            self.end_map(
+                execution,
+                spec,
+                state,
+                Verdict::Succeeded(map_outputs(spec, &[])),
+                now,
+            );
+        }
+        items
+    }
+
+    /// Ends each running map node whose items decided it: too many failed
+    /// (it fails, naming the first), or every item ended with few enough
+    /// failures (it succeeds; its outputs are lists in item order, null
+    /// for an item that failed).
+    fn settle_maps(
+        &self,
+        execution: &Execution,
+        plan: &IndexedPlan,
+        nodes: &mut [NodeState],
+        now: DateTime<Utc>,
+    ) {
+        for (i, verdict) in map_verdicts(plan, nodes) {
+            let state = &mut nodes[i];
+            if let Some(spec) = plan.node(&state.node) {
+                self.end_map(execution, spec, state, verdict, now);
+            }
+        }
+    }
+
+    fn end_map(
+        &self,
+        execution: &Execution,
+        spec: &PlanNode,
+        state: &mut NodeState,
+        verdict: Verdict,
+        now: DateTime<Utc>,
+    ) {
+        state.finished_at = Some(now);
+        match verdict {
+            Verdict::Succeeded(outputs) => {
+                state.status = NodeStatus::Succeeded;
+                state.outputs = Some(outputs);
+                // Its items have their own cache entries: none of its own.
+                self.write(EngineWrite::Completed {
+                    node: state.clone(),
+                    cache: None,
+                    edges: edges(execution, state, now),
+                });
+                self.tell(NodeEvent::Succeeded, execution, spec, state);
+            }
+            Verdict::Failed(error) => {
+                state.status = NodeStatus::Failed;
+                state.error = Some(error);
+                self.write(EngineWrite::Node(state.clone()));
+                self.tell(NodeEvent::Failed, execution, spec, state);
+            }
+        }
+        tracing::info!(execution = %execution.id, node = %state.node, status = %state.status, "map node ended");
     }
 
     /// Completes `state` from the cache when its key was seen (and the
@@ -473,17 +607,17 @@ fn moves_on(
     cancel_requested: bool,
     now: DateTime<Utc>,
 ) -> bool {
-    let running = nodes.iter().any(|n| n.status == NodeStatus::Running);
-    let failed = nodes
+    let running = nodes
         .iter()
-        .any(|n| matches!(n.status, NodeStatus::Failed | NodeStatus::TimedOut));
+        .any(|n| n.status == NodeStatus::Running && !is_map(plan, n));
+    let failed = nodes.iter().any(failed_for_good);
     if (cancel_requested || failed) && !running {
         return true;
     }
     if cancel_requested || failed {
         return false;
     }
-    if nodes.iter().all(|n| done(n.status)) {
+    if all_done(nodes) || !map_verdicts(plan, nodes).is_empty() {
         return true;
     }
     let succeeded: HashSet<&str> = nodes
@@ -491,16 +625,157 @@ fn moves_on(
         .filter(|n| done(n.status))
         .map(|n| n.node.as_str())
         .collect();
+    let running = running_items(nodes);
     nodes.iter().any(|state| {
         let due = match state.status {
             NodeStatus::Pending => true,
             NodeStatus::Retrying => state.next_attempt_at.is_none_or(|at| at <= now),
             _ => false,
         };
-        due && plan
-            .node(&state.node)
-            .is_some_and(|spec| spec.deps.iter().all(|d| succeeded.contains(d.as_str())))
+        due && plan.node(&state.node).is_some_and(|spec| {
+            spec.deps.iter().all(|d| succeeded.contains(d.as_str()))
+                && !throttled(spec, state, &running)
+        })
     })
+}
+
+/// Whether `state` is a map node (not one of its items).
+fn is_map(plan: &IndexedPlan, state: &NodeState) -> bool {
+    plan.node(&state.node)
+        .is_some_and(|s| s.is_map_at(&state.node))
+}
+
+/// Whether a node failed in a way that stops the execution: a failed
+/// item is its map node's to judge.
+fn failed_for_good(state: &NodeState) -> bool {
+    matches!(state.status, NodeStatus::Failed | NodeStatus::TimedOut)
+        && item_of(&state.node).is_none()
+}
+
+/// Whether every node of the plan is done (the items of a map node that
+/// succeeded may have failed, within its `minSuccessRatio`).
+fn all_done(nodes: &[NodeState]) -> bool {
+    nodes
+        .iter()
+        .filter(|n| item_of(&n.node).is_none())
+        .all(|n| done(n.status))
+}
+
+/// How many items of each map node (by path) are running.
+fn running_items(nodes: &[NodeState]) -> HashMap<String, usize> {
+    let mut running: HashMap<String, usize> = HashMap::new();
+    for state in nodes.iter().filter(|n| n.status == NodeStatus::Running) {
+        if let Some((map, _)) = item_of(&state.node) {
+            *running.entry(map.to_owned()).or_default() += 1;
+        }
+    }
+    running
+}
+
+/// Whether `state`, an item of map node `spec`, must wait: `maxParallel`
+/// of its siblings run.
+fn throttled(spec: &PlanNode, state: &NodeState, running: &HashMap<String, usize>) -> bool {
+    let Some(max) = spec.map.as_ref().and_then(|m| m.max_parallel) else {
+        return false;
+    };
+    item_of(&state.node)
+        .is_some_and(|(map, _)| running.get(map).copied().unwrap_or(0) >= max as usize)
+}
+
+/// How a map node's items decided it.
+enum Verdict {
+    Succeeded(Value),
+    Failed(String),
+}
+
+/// The running map nodes (their index in `nodes`) that their items have
+/// decided.
+fn map_verdicts(plan: &IndexedPlan, nodes: &[NodeState]) -> Vec<(usize, Verdict)> {
+    let maps: HashMap<&str, usize> = nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.status == NodeStatus::Running && is_map(plan, n))
+        .map(|(i, n)| (n.node.as_str(), i))
+        .collect();
+    if maps.is_empty() {
+        return Vec::new();
+    }
+    let mut items: HashMap<usize, Vec<(usize, &NodeState)>> = HashMap::new();
+    for state in nodes {
+        if let Some((map, index)) = item_of(&state.node) {
+            if let Some(&at) = maps.get(map) {
+                items.entry(at).or_default().push((index, state));
+            }
+        }
+    }
+    let mut verdicts = Vec::new();
+    for (&path, &at) in &maps {
+        let Some(spec) = plan.node(path) else {
+            continue;
+        };
+        let Some(map) = &spec.map else {
+            continue;
+        };
+        let mut of_map = items.remove(&at).unwrap_or_default();
+        of_map.sort_by_key(|(index, _)| *index);
+        let of_map: Vec<&NodeState> = of_map.into_iter().map(|(_, s)| s).collect();
+        let failed: Vec<&NodeState> = of_map
+            .iter()
+            .copied()
+            .filter(|n| matches!(n.status, NodeStatus::Failed | NodeStatus::TimedOut))
+            .collect();
+        let tolerated = map.tolerated_failures(of_map.len());
+        if failed.len() > tolerated {
+            let first = failed[0];
+            let why = first.error.as_deref().unwrap_or("");
+            let error = if tolerated == 0 && map.min_success_ratio >= 1.0 {
+                format!("item `{}` {}: {why}", first.node, first.status)
+            } else {
+                format!(
+                    "{} of {} items failed, more than minSuccessRatio {} allows; the first, `{}`: {why}",
+                    failed.len(),
+                    of_map.len(),
+                    map.min_success_ratio,
+                    first.node
+                )
+            };
+            verdicts.push((at, Verdict::Failed(error)));
+        } else if of_map.iter().all(|n| n.status.is_terminal()) {
+            verdicts.push((at, Verdict::Succeeded(map_outputs(spec, &of_map))));
+        }
+    }
+    verdicts
+}
+
+/// A map node's outputs: for each output of its task, the list of its
+/// items' values in item order, null for an item that did not succeed.
+fn map_outputs(spec: &PlanNode, items: &[&NodeState]) -> Value {
+    let outputs = spec
+        .spec
+        .outputs
+        .keys()
+        .map(|name| {
+            let values = items
+                .iter()
+                .map(|item| match (&item.status, &item.outputs) {
+                    (NodeStatus::Succeeded, Some(outputs)) => {
+                        outputs.get(name).cloned().unwrap_or(Value::Null)
+                    }
+                    _ => Value::Null,
+                })
+                .collect();
+            (name.clone(), Value::Array(values))
+        })
+        .collect();
+    Value::Object(outputs)
+}
+
+/// A JSON object as a map (none: empty).
+fn object(value: Option<&Value>) -> BTreeMap<String, Value> {
+    value
+        .and_then(Value::as_object)
+        .map(|m| m.clone().into_iter().collect())
+        .unwrap_or_default()
 }
 
 /// When a waiting gate times out: its wait began at `started_at`.
@@ -510,17 +785,26 @@ fn gate_deadline_of(spec: &PlanNode, state: &NodeState) -> Option<DateTime<Utc>>
     state.started_at?.checked_add_signed(timeout)
 }
 
-/// The earliest instant a waiting gate times out (`now` at the earliest).
+/// How often a waiting gate's decision is looked for: a decision recorded
+/// by another process (`weir approve` beside a `run --wait`, or another
+/// replica's API) wakes nothing here.
+const DECISION_POLL: chrono::TimeDelta = chrono::TimeDelta::seconds(2);
+
+/// When to look at the waiting gates again: the earliest instant one
+/// times out (`now` at the earliest), or the next look for a decision.
 fn gate_deadline(
     plan: &IndexedPlan,
     nodes: &[NodeState],
     now: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
-    nodes
-        .iter()
-        .filter(|n| n.status == NodeStatus::Waiting)
-        .filter_map(|n| gate_deadline_of(plan.node(&n.node)?, n))
-        .map(|at| at.max(now))
+    let waiting = nodes.iter().filter(|n| n.status == NodeStatus::Waiting);
+    waiting
+        .map(|n| {
+            let look = now + DECISION_POLL;
+            plan.node(&n.node)
+                .and_then(|spec| gate_deadline_of(spec, n))
+                .map_or(look, |at| at.max(now).min(look))
+        })
         .min()
 }
 
@@ -554,6 +838,12 @@ fn skipped_nodes(nodes: &[NodeState]) -> HashSet<&str> {
 enum Readiness {
     /// Runs with these inputs.
     Run(BTreeMap<String, Value>),
+    /// A map node: runs an item per value of `list`, each with these
+    /// inputs and its value.
+    Map {
+        inputs: BTreeMap<String, Value>,
+        list: Vec<Value>,
+    },
     /// Is skipped: it reads a skipped node's output, or a condition is
     /// false (why, for the log).
     Skip(String),
@@ -607,7 +897,17 @@ fn readiness(
             Err(e) => return Readiness::Fail(format!("input `{name}`: {e}")),
         }
     }
-    Readiness::Run(inputs)
+    let Some(map) = &spec.map else {
+        return Readiness::Run(inputs);
+    };
+    match resolve(&map.over, execution_inputs, outputs) {
+        Ok(Value::Array(list)) => Readiness::Map { inputs, list },
+        Ok(other) => Readiness::Fail(format!(
+            "`map.over` is {}, not a list",
+            crate::spec::types::describe(&other)
+        )),
+        Err(e) => Readiness::Fail(format!("`map.over`: {e}")),
+    }
 }
 
 /// The first output binding inside `binding` that reads a skipped node,

@@ -60,6 +60,47 @@ pub struct PlanNode {
     /// first. One false skips it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub when: Vec<PlanCondition>,
+    /// `map:`: the task runs once per item of a list, each item a node of
+    /// its own at `{path}[{index}]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map: Option<PlanMap>,
+}
+
+/// A map node's list and how its items run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanMap {
+    /// The list.
+    pub over: Binding,
+    /// The task input each item is bound to.
+    #[serde(rename = "as")]
+    pub item: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_parallel: Option<u32>,
+    /// The share of items that must succeed (1: all).
+    pub min_success_ratio: f64,
+}
+
+impl PlanMap {
+    /// How many of `total` items may fail with the node still succeeding.
+    pub fn tolerated_failures(&self, total: usize) -> usize {
+        // Rounded so that 0.999999 × 3 still needs all three.
+        let needed = (self.min_success_ratio * total as f64 - 1e-9).ceil();
+        total - (needed.max(0.0) as usize).min(total)
+    }
+}
+
+/// The path of item `index` of map node `path`: `train[3]`.
+pub fn item_path(path: &str, index: usize) -> String {
+    format!("{path}[{index}]")
+}
+
+/// The map node and index of an item's path (`train[3]`: `train`, 3);
+/// `None` for a path of the plan itself (node ids have no brackets).
+pub fn item_of(path: &str) -> Option<(&str, usize)> {
+    let open = path.strip_suffix(']')?.rfind('[')?;
+    let index = path[open + 1..path.len() - 1].parse().ok()?;
+    Some((&path[..open], index))
 }
 
 /// A `when:` condition, and where each value it reads comes from.
@@ -93,11 +134,19 @@ impl PlanNode {
         serde_json::from_value(self.spec.body.value.clone()).ok()
     }
 
-    /// Every binding it reads: its inputs', then its conditions'.
+    /// Every binding it reads: its inputs', its list's, then its
+    /// conditions'.
     pub fn bindings(&self) -> impl Iterator<Item = &Binding> {
         self.inputs
             .values()
+            .chain(self.map.iter().map(|m| &m.over))
             .chain(self.when.iter().flat_map(|c| c.refs.values()))
+    }
+
+    /// Whether the node at `path` (this node, or one of its items) is this
+    /// map node itself, which runs nothing but its items.
+    pub fn is_map_at(&self, path: &str) -> bool {
+        self.map.is_some() && self.path == path
     }
 }
 
@@ -165,6 +214,8 @@ pub enum Error {
     },
     #[error("sub-workflows nest deeper than {MAX_DEPTH} levels")]
     TooDeep,
+    #[error("node `{0}`: `map:` runs a task, not a sub-workflow")]
+    MapOverWorkflow(String),
 }
 
 /// Why a binding as written cannot be compiled.
@@ -297,6 +348,21 @@ fn expand(
                     });
                 };
                 fill_defaults(&mut inputs, &doc.spec.inputs);
+                let map = match &node.map {
+                    Some(map) => {
+                        let over = bind(&map.over, scope, &produced).map_err(&fail)?;
+                        upstream(&over, &mut deps);
+                        // Each item binds it, not a default.
+                        inputs.remove(&map.item);
+                        Some(PlanMap {
+                            over,
+                            item: map.item.clone(),
+                            max_parallel: map.max_parallel,
+                            min_success_ratio: map.ratio(),
+                        })
+                    }
+                    None => None,
+                };
                 out.push(PlanNode {
                     path: path.clone(),
                     task: task.clone(),
@@ -307,9 +373,11 @@ fn expand(
                     commit: Some(commit),
                     notebook: None,
                     when,
+                    map,
                 });
                 produced.insert(&node.id, Produced::Task(path));
             }
+            (None, Some(_)) if node.map.is_some() => return Err(Error::MapOverWorkflow(path)),
             (None, Some(workflow)) => {
                 let Some(Resolved {
                     definition: Definition::Workflow(doc),
@@ -395,6 +463,7 @@ fn gate_node(
         commit: None,
         notebook: None,
         when,
+        map: None,
     }
 }
 
@@ -496,7 +565,7 @@ fn local_order(spec: &WorkflowSpec) -> Vec<usize> {
                 .iter()
                 .filter_map(|a| ids.get(a.as_str()).copied())
                 .collect();
-            for value in n.inputs.values() {
+            for value in n.inputs.values().chain(n.map.iter().map(|m| &m.over)) {
                 if let Value::String(text) = value {
                     if let Ok(t) = template::parse(text) {
                         for r in t.references() {

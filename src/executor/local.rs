@@ -323,6 +323,61 @@ enum Prepared {
     Client(Box<dyn ClientRun>, ClientIo),
 }
 
+/// `value` of type `ty` with each file or directory reference in it
+/// fetched to `path` (a list's items to `path/INDEX`, a null left null)
+/// and replaced by that local path; `name` says which input in an error.
+fn stage(
+    value: &Value,
+    ty: &TypeExpr,
+    path: &Path,
+    name: &str,
+    artifacts: &dyn ArtifactStore,
+) -> Result<Value, Error> {
+    match (ty, value) {
+        (TypeExpr::File | TypeExpr::Directory, Value::String(text)) => {
+            let digest = artifact::parse_reference(text).ok_or_else(|| Error::NotAReference {
+                name: name.to_owned(),
+                text: text.clone(),
+            })?;
+            artifacts
+                .fetch(&digest, path)
+                .map_err(|source| Error::Fetch {
+                    name: name.to_owned(),
+                    source,
+                })?;
+            Ok(Value::String(path.display().to_string()))
+        }
+        (TypeExpr::Optional(inner), value) if !value.is_null() => {
+            stage(value, inner, path, name, artifacts)
+        }
+        (TypeExpr::List(inner), Value::Array(items)) if contains_blob(inner) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let item_name = format!("{name}[{i}]");
+                stage(
+                    item,
+                    inner,
+                    &path.join(i.to_string()),
+                    &item_name,
+                    artifacts,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Value::Array),
+        _ => Ok(value.clone()),
+    }
+}
+
+/// Whether values of `ty` may hold a file or directory to stage.
+fn contains_blob(ty: &TypeExpr) -> bool {
+    match ty {
+        TypeExpr::File | TypeExpr::Directory => true,
+        TypeExpr::Optional(inner) | TypeExpr::List(inner) => contains_blob(inner),
+        _ => false,
+    }
+}
+
 fn prepare(attempt: &Attempt<'_>, artifacts: &dyn ArtifactStore) -> Result<Prepared, Error> {
     let dir = &attempt.dir;
     let outputs = dir.join("outputs");
@@ -330,32 +385,13 @@ fn prepare(attempt: &Attempt<'_>, artifacts: &dyn ArtifactStore) -> Result<Prepa
         path: outputs.clone(),
         source,
     })?;
-    // Files and directories become local paths.
+    // Files and directories become local paths, also inside lists.
     let mut values = BTreeMap::new();
     for (name, value) in attempt.inputs {
-        let blob = attempt
-            .spec
-            .inputs
-            .get(name)
-            .and_then(|p| p.type_expr())
-            .is_some_and(|t| t.is_blob());
-        let local = match value {
-            Value::String(text) if blob => {
-                let digest =
-                    artifact::parse_reference(text).ok_or_else(|| Error::NotAReference {
-                        name: name.clone(),
-                        text: text.clone(),
-                    })?;
-                let path = dir.join("inputs").join(name);
-                artifacts
-                    .fetch(&digest, &path)
-                    .map_err(|source| Error::Fetch {
-                        name: name.clone(),
-                        source,
-                    })?;
-                Value::String(path.display().to_string())
-            }
-            other => other.clone(),
+        let ty = attempt.spec.inputs.get(name).and_then(|p| p.type_expr());
+        let local = match ty {
+            Some(ty) => stage(value, &ty, &dir.join("inputs").join(name), name, artifacts)?,
+            None => value.clone(),
         };
         values.insert(name.clone(), local);
     }

@@ -102,7 +102,7 @@ impl Ty {
             | TypeExpr::Duration
             | TypeExpr::File
             | TypeExpr::Directory => Ty::String,
-            TypeExpr::Json => Ty::Dyn,
+            TypeExpr::Json | TypeExpr::Optional(_) => Ty::Dyn,
             TypeExpr::List(t) => Ty::List(Box::new(Ty::of(t))),
             TypeExpr::Map(t) => Ty::Map(Box::new(Ty::of(t))),
         }

@@ -229,10 +229,10 @@ impl Definition {
 ))]
 pub struct Port {
     /// `string`, `int`, `float`, `bool`, `datetime`, `duration`, `file`,
-    /// `directory`, `json`, `list<T>` or `map<T>`.
+    /// `directory`, `json`, `list<T>` or `map<T>`; `T?` may also be null.
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(
-        pattern = r"^(string|int|float|bool|datetime|duration|file|directory|json|(list|map)<.+>)$"
+        pattern = r"^(string|int|float|bool|datetime|duration|file|directory|json|(list|map)<.+>)\??$"
     ))]
     pub type_name: Option<String>,
     /// The allowed values of an enum (a string).
@@ -594,6 +594,57 @@ pub struct Node {
     /// and fails when rejected or when nobody decides in time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approve: Option<Approve>,
+    /// Run the task once per item of a list (`train[0]`, `train[1]`, …),
+    /// each item with its own attempts, cache entry and lineage; the
+    /// node's outputs are lists in item order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map: Option<MapOver>,
+}
+
+/// `map:` of a workflow node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MapOver {
+    /// The list: a reference such as `{{ nodes.split.outputs.folds }}`
+    /// (of type `list<T>`) or a literal list.
+    #[schemars(with = "MapList")]
+    pub over: Value,
+    /// The task input that receives each item (of type `T`); the node's
+    /// `inputs:` bind the others, the same for every item.
+    #[serde(rename = "as")]
+    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"))]
+    pub item: String,
+    /// At most this many items run at once (default: every item at once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_parallel: Option<u32>,
+    /// The node succeeds if at least this share of its items does
+    /// (default 1: every item). Below 1, a failed item's outputs are null,
+    /// so the node's outputs are `list<U?>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub min_success_ratio: Option<f64>,
+}
+
+impl MapOver {
+    /// The share of items that must succeed.
+    pub fn ratio(&self) -> f64 {
+        self.min_success_ratio.unwrap_or(1.0)
+    }
+
+    /// Whether a failed item leaves a null in the outputs (`list<U?>`).
+    pub fn tolerates_failures(&self) -> bool {
+        self.ratio() < 1.0
+    }
+}
+
+/// What `map.over` may be, for the schema: a reference or a list.
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+#[serde(untagged)]
+enum MapList {
+    Reference(String),
+    Literal(Vec<Value>),
 }
 
 /// `approve:` of a workflow node.

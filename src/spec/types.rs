@@ -1,8 +1,9 @@
 //! The type system of task and workflow interfaces, and the check of a
 //! literal value against a type.
 //!
-//! Types are written as text (`int`, `list<file>`, `map<list<int>>`) or as an
-//! enum (`enum: [a, b]`); [`TypeExpr::parse`] reads the text form. Validation
+//! Types are written as text (`int`, `list<file>`, `map<list<int>>`, and
+//! `T?` for a value that may be null, as the items of a map node's outputs
+//! under `minSuccessRatio` below 1 are) or as an enum (`enum: [a, b]`); [`TypeExpr::parse`] reads the text form. Validation
 //! uses [`TypeExpr::accepts_literal`] for literals in bindings and defaults and
 //! `==` (plus [`TypeExpr::accepts_reference`]) for references, as Flyte's
 //! compiler does: no implicit conversion between references of different types.
@@ -28,6 +29,8 @@ pub enum TypeExpr {
     List(Box<TypeExpr>),
     Map(Box<TypeExpr>),
     Enum(Vec<String>),
+    /// `T?`: a `T`, or null.
+    Optional(Box<TypeExpr>),
 }
 
 /// Nesting deeper than this is refused: `list<list<list<...>>>` past it is
@@ -83,7 +86,8 @@ impl TypeExpr {
     /// Whether a literal written in YAML fits this type.
     pub fn accepts_literal(&self, value: &Value) -> Result<(), LiteralError> {
         let ok = match (self, value) {
-            (TypeExpr::Json, _) => true,
+            (TypeExpr::Json, _) | (TypeExpr::Optional(_), Value::Null) => true,
+            (TypeExpr::Optional(inner), value) => return inner.accepts_literal(value),
             (TypeExpr::String, Value::String(_)) => true,
             (TypeExpr::Int, Value::Number(n)) => n.is_i64() || n.is_u64(),
             (TypeExpr::Float, Value::Number(_)) => true,
@@ -143,9 +147,12 @@ impl TypeExpr {
             // An enum value is a string; the reverse would need a runtime check.
             (TypeExpr::String, TypeExpr::Enum(_)) => true,
             (TypeExpr::Enum(to), TypeExpr::Enum(from)) => from.iter().all(|v| to.contains(v)),
-            (TypeExpr::List(a), TypeExpr::List(b)) | (TypeExpr::Map(a), TypeExpr::Map(b)) => {
-                a.accepts_reference(b)
-            }
+            (TypeExpr::List(a), TypeExpr::List(b))
+            | (TypeExpr::Map(a), TypeExpr::Map(b))
+            | (TypeExpr::Optional(a), TypeExpr::Optional(b)) => a.accepts_reference(b),
+            // A value that is never null fits where null may be; not the
+            // reverse.
+            (TypeExpr::Optional(a), b) => a.accepts_reference(b),
             _ => false,
         }
     }
@@ -187,6 +194,13 @@ fn parse_at(text: &str, depth: usize) -> Result<TypeExpr, ParseError> {
     if let Some(t) = simple {
         return Ok(t);
     }
+    if let Some(inner) = text.strip_suffix('?') {
+        let inner = parse_at(inner.trim_end(), depth + 1)?;
+        if matches!(inner, TypeExpr::Optional(_)) {
+            return Err(ParseError::Unknown(text.to_owned()));
+        }
+        return Ok(TypeExpr::Optional(Box::new(inner)));
+    }
     for (prefix, wrap) in [
         ("list<", TypeExpr::List as fn(Box<TypeExpr>) -> TypeExpr),
         ("map<", TypeExpr::Map),
@@ -211,7 +225,8 @@ pub fn parse_datetime(text: &str) -> Result<chrono::DateTime<chrono::Utc>, chron
     }
 }
 
-fn describe(value: &Value) -> &'static str {
+/// What a value is, in words (`a string`, `null`).
+pub fn describe(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a bool",
@@ -238,6 +253,7 @@ impl fmt::Display for TypeExpr {
             TypeExpr::List(t) => write!(f, "list<{t}>"),
             TypeExpr::Map(t) => write!(f, "map<{t}>"),
             TypeExpr::Enum(values) => write!(f, "enum[{}]", values.join(", ")),
+            TypeExpr::Optional(t) => write!(f, "{t}?"),
         }
     }
 }
@@ -257,6 +273,24 @@ mod tests {
         assert!(TypeExpr::parse("list<int").is_err());
         assert!(TypeExpr::parse("integer").is_err());
         assert!(TypeExpr::parse(&"list<".repeat(20)).is_err());
+        let optional = TypeExpr::parse("list<file?>").unwrap();
+        assert_eq!(optional.to_string(), "list<file?>");
+        assert!(TypeExpr::parse("int??").is_err());
+    }
+
+    #[test]
+    fn null_fits_only_an_optional_type() {
+        let maybe = TypeExpr::parse("int?").unwrap();
+        assert!(maybe.accepts_literal(&json!(null)).is_ok());
+        assert!(maybe.accepts_literal(&json!(3)).is_ok());
+        assert!(maybe.accepts_literal(&json!("x")).is_err());
+        assert!(TypeExpr::Int.accepts_literal(&json!(null)).is_err());
+        // A value never null fits where null may be; not the reverse.
+        assert!(maybe.accepts_reference(&TypeExpr::Int));
+        assert!(!TypeExpr::Int.accepts_reference(&maybe));
+        let list = |t: TypeExpr| TypeExpr::List(Box::new(t));
+        assert!(list(maybe.clone()).accepts_reference(&list(TypeExpr::Int)));
+        assert!(!list(TypeExpr::Int).accepts_reference(&list(maybe)));
     }
 
     #[test]

@@ -362,6 +362,12 @@ pub enum EngineWrite {
     },
     /// An execution's status, as [`ExecutionStore::update_execution`].
     Execution(Execution),
+    /// A map node starting its items: the node's state, and a new row per
+    /// item, numbered after the execution's rows, in item order.
+    Expanded {
+        node: NodeState,
+        items: Vec<NodeState>,
+    },
 }
 
 /// Told the id of every execution created, or asked to cancel, through a

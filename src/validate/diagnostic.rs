@@ -64,10 +64,16 @@ pub enum Code {
     /// A workflow output bound to a node a `when:` may skip, not declared
     /// optional.
     SkippableOutput,
+    /// A `map.over` that is not a list, or whose items do not fit the
+    /// `map.as` input.
+    MapOver,
+    /// A `map.as` that names no input of the task, is also bound in
+    /// `inputs:`, or a `map:` on something other than a task.
+    MapItem,
 }
 
 impl Code {
-    pub const ALL: [Code; 44] = [
+    pub const ALL: [Code; 46] = [
         Code::FileTooLarge,
         Code::SymlinkEscape,
         Code::UnreadableFile,
@@ -112,6 +118,8 @@ impl Code {
         Code::InvalidCondition,
         Code::ConditionType,
         Code::SkippableOutput,
+        Code::MapOver,
+        Code::MapItem,
     ];
 
     /// The short code, e.g. `W012`.
@@ -178,6 +186,8 @@ impl Code {
             Code::InvalidCondition => ("W043", "invalid-condition"),
             Code::ConditionType => ("W044", "condition-type"),
             Code::SkippableOutput => ("W045", "skippable-output"),
+            Code::MapOver => ("W046", "map-over"),
+            Code::MapItem => ("W047", "map-item"),
         }
     }
 }

@@ -161,6 +161,30 @@ fn the_examples_keep_their_versions() {
 
 const PINNED: &[(&str, &str)] = &[
     (
+        "churn/LaunchPlan/churn-sweep-adhoc",
+        "32e06f1c4b10c258ed06265e49e1f6cfc9bfa6a1a09c43843205f54d2a9591ef",
+    ),
+    (
+        "churn/Task/pick-model",
+        "e1a381ae2be3c783891fa9bd080f55cc631e49a94fcda9ff908a90596d8490f2",
+    ),
+    (
+        "churn/Task/publish-model",
+        "f86a13dcffdef4f8a546a6a7c7ceee6acb6a0095c63dd715120d2e8976326945",
+    ),
+    (
+        "churn/Task/split-folds",
+        "0ac340cf7e7e1c21f465c1d9ba1d522dfc38ff5661a9ce7298005bb325a3e4ab",
+    ),
+    (
+        "churn/Task/train-fold",
+        "28aad5f4990910182d83f838f522f35d184bcbfdb440805fa43e8a6067b6b25b",
+    ),
+    (
+        "churn/Workflow/churn-sweep",
+        "89787a95233f712817d7f3d03d8c62194779500411804077869539475633a1bd",
+    ),
+    (
         "churn/LaunchPlan/churn-adhoc",
         "5ab1d54e804e082a310b372453a6d8fa72f69ed5e3340987731663d744249d58",
     ),

@@ -946,6 +946,63 @@ fn the_examples_run_to_success() {
     assert_eq!(code, 0, "{etl:#}");
     assert_eq!(etl["status"], "succeeded");
     assert_eq!(etl["nodes"].as_array().expect("nodes").len(), 8);
+
+    // The sweep: a training item per fold; a mean AUC below the bar skips
+    // the sign-off and the publish, and the run still succeeds.
+    let (code, sweep) = run(&db, &["churn-sweep-adhoc", "--input", "min_auc=1"]);
+    assert_eq!(code, 0, "{sweep:#}");
+    assert_eq!(sweep["status"], "succeeded", "{sweep:#}");
+    let folds = sweep["outputs"]["fold_aucs"].as_array().expect("a list");
+    assert_eq!(folds.len(), 4, "{sweep:#}");
+    for i in 0..4 {
+        assert_eq!(node(&sweep, &format!("train[{i}]"))["status"], "succeeded");
+    }
+    assert_eq!(node(&sweep, "sign-off")["status"], "skipped");
+    assert_eq!(node(&sweep, "publish")["status"], "skipped");
+    assert_eq!(sweep["outputs"]["url"], Value::Null);
+
+    // Above the bar, `run --wait` waits at the sign-off until `weir approve`
+    // (another process) decides; then the model is published.
+    let mut args = vec![
+        "run",
+        "churn-sweep-adhoc",
+        "--input",
+        "min_auc=0.5",
+        "--wait",
+    ];
+    let store = db.args();
+    args.extend(store.iter().map(String::as_str));
+    args.extend(["-o", "json"]);
+    let mut waiting = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(&args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("weir run");
+    let mut id = String::new();
+    crate::common::eventually("the sweep waits at its sign-off", || {
+        let (_, list) = weir_json(&["executions", "-o", "json"], &db);
+        let Some(first) = list.as_array().and_then(|l| l.first()) else {
+            return false;
+        };
+        id = first["id"].as_str().expect("an id").to_owned();
+        let (_, execution) = weir_json(&["executions", &id, "-o", "json"], &db);
+        node(&execution, "sign-off")["status"] == "waiting"
+    });
+    let approved = weir_with(&["approve", &id, "sign-off", "--by", "ada"], &db);
+    assert_eq!(approved.status.code(), Some(0));
+    crate::common::eventually("the approved run ends", || {
+        waiting.try_wait().expect("wait").is_some()
+    });
+    let out = waiting.wait_with_output().expect("the run's output");
+    let published: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(published["status"], "succeeded", "{published:#}");
+    assert!(
+        published["outputs"]["url"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("https://models.example/churn/")),
+        "{published:#}"
+    );
 }
 
 /// A relative `--state-dir` works: attempts run in their own folders, so

@@ -21,6 +21,7 @@ mod layering;
 mod lease_store;
 mod lineage_scope;
 mod loader_props;
+mod maps;
 mod notify;
 mod one_engine;
 mod openlineage;

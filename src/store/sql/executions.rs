@@ -276,9 +276,35 @@ impl<D: Dialect> SqlStore<D> {
                 EngineWrite::Execution(execution) => {
                     Self::update_execution_row(&mut tx, execution).await?;
                 }
+                EngineWrite::Expanded { node, items } => {
+                    Self::update_node_row(&mut tx, node).await?;
+                    Self::append_nodes(&mut tx, &node.execution, items).await?;
+                }
             }
         }
         commit(tx, DOING).await
+    }
+
+    /// Inserts nodes an execution gained while it ran (a map node's
+    /// items), numbered after its last row.
+    async fn append_nodes(
+        conn: &mut D::Connection,
+        execution: &ExecutionId,
+        nodes: &[NodeState],
+    ) -> Result<(), Error> {
+        const DOING: &str = "numbering a map node's items";
+        let last = Statement::new(
+            "SELECT CAST(COALESCE(MAX(plan_order), 0) AS BIGINT) FROM node_executions \
+             WHERE execution = $1",
+        )
+        .bind(execution);
+        let last: Option<(i64,)> = D::fetch_optional(conn, DOING, last).await?;
+        let last = last.map_or(0, |(n,)| n);
+        let numbered: Vec<(&str, i64, &NodeState)> = (last + 1..)
+            .zip(nodes)
+            .map(|(i, n)| (execution.as_str(), i, n))
+            .collect();
+        Self::insert_node_rows(conn, &numbered).await
     }
 
     /// Writes an execution's status, outputs, error and times; one that

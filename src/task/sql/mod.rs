@@ -260,7 +260,7 @@ fn pointer_token(name: &str) -> String {
 /// value; a file or folder only where the engine reads the local path.
 fn bindable(ty: &TypeExpr, engine: SqlEngine) -> bool {
     match ty {
-        TypeExpr::List(_) | TypeExpr::Map(_) | TypeExpr::Json => false,
+        TypeExpr::List(_) | TypeExpr::Map(_) | TypeExpr::Json | TypeExpr::Optional(_) => false,
         TypeExpr::File | TypeExpr::Directory => !engine.is_remote(),
         _ => true,
     }

@@ -195,6 +195,9 @@ struct WorkflowScope<'a> {
     callees: Vec<Option<(&'a str, Kind, Option<&'a Interface>)>>,
     /// The approval gates (`approve:`), which have no outputs.
     gates: BTreeSet<usize>,
+    /// The map nodes, whose outputs are lists: `true` where a failed item
+    /// leaves a null (`list<U?>`).
+    maps: HashMap<usize, bool>,
 }
 
 impl WorkflowScope<'_> {
@@ -246,7 +249,20 @@ impl WorkflowScope<'_> {
                     return (None, Some(n));
                 };
                 match iface.outputs.get(output) {
-                    Some(t) => (t.clone(), Some(n)),
+                    Some(t) => {
+                        let t = match self.maps.get(&n) {
+                            Some(&nullable) => t.clone().map(|t| {
+                                let item = if nullable {
+                                    TypeExpr::Optional(Box::new(t))
+                                } else {
+                                    t
+                                };
+                                TypeExpr::List(Box::new(item))
+                            }),
+                            None => t.clone(),
+                        };
+                        (t, Some(n))
+                    }
                     None => {
                         found.push(
                             at(self.entity, Code::UnknownOutput, path,
@@ -354,12 +370,19 @@ fn check_workflow(
             );
         }
     }
+    let maps = spec
+        .nodes
+        .iter()
+        .enumerate()
+        .filter_map(|(n, node)| Some((n, node.map.as_ref()?.tolerates_failures())))
+        .collect();
     let scope = WorkflowScope {
         entity,
         inputs: &inputs,
         node_ids,
         callees,
         gates,
+        maps,
     };
 
     let mut data_deps: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); spec.nodes.len()];
@@ -414,9 +437,13 @@ fn check_workflow(
                 );
             }
         }
+        let item = node.map.as_ref().map(|m| m.item.as_str());
+        if let Some(map) = &node.map {
+            check_map(&scope, n, map, &mut data_deps[n], &mut found);
+        }
         if let Some((callee_name, kind, Some(iface))) = callee {
             for (pname, p) in &iface.inputs {
-                if p.required && !node.inputs.contains_key(pname) {
+                if p.required && !node.inputs.contains_key(pname) && item != Some(pname) {
                     found.push(
                         at(entity, Code::MissingInput, &[Key("spec"), Key("nodes"), At(n), Key("id")],
                             format!("node `{}` does not bind `{pname}`, a required input of {} `{callee_name}`", node.id, kind_word(*kind)))
@@ -589,6 +616,126 @@ fn check_condition(
                 "values keep their declared types; convert with int(), double() or string()",
             ),
         );
+    }
+}
+
+/// Checks node `n`'s `map:`: it runs a task; `as` names an input of it
+/// that `inputs:` does not also bind; `over` is a list whose items fit
+/// that input. What `over` reads is a data dependency.
+fn check_map(
+    scope: &WorkflowScope<'_>,
+    n: usize,
+    map: &crate::spec::MapOver,
+    deps: &mut BTreeSet<usize>,
+    found: &mut Vec<Diagnostic>,
+) {
+    let entity = scope.entity;
+    let node = match &entity.definition {
+        Definition::Workflow(w) => &w.spec.nodes[n],
+        _ => return,
+    };
+    let field = |key| [Key("spec"), Key("nodes"), At(n), Key("map"), Key(key)];
+    let over_path = field("over");
+    let bound = read_binding(scope, &map.over, &over_path, deps, found);
+    let (task, iface) = match &scope.callees[n] {
+        Some((name, Kind::Task, iface)) => (*name, *iface),
+        Some((name, _, _)) => {
+            found.push(
+                at(
+                    entity,
+                    Code::MapItem,
+                    &[Key("spec"), Key("nodes"), At(n), Key("map")],
+                    format!("node `{}` maps workflow `{name}`: `map:` runs a task", node.id),
+                )
+                .with_help("map the sub-workflow's first task, or give the sub-workflow a `list` input and map inside it"),
+            );
+            return;
+        }
+        None if node.approve.is_some() => {
+            found.push(
+                at(
+                    entity,
+                    Code::MapItem,
+                    &[Key("spec"), Key("nodes"), At(n), Key("map")],
+                    format!("node `{}` is an approval gate: `map:` runs a task", node.id),
+                )
+                .with_help(
+                    "one gate decides for the whole list: put it before or after the map node",
+                ),
+            );
+            return;
+        }
+        // The callee does not exist: reported already.
+        None => return,
+    };
+    if node.inputs.contains_key(&map.item) {
+        found.push(
+            at_key(
+                entity,
+                Code::MapItem,
+                &[
+                    Key("spec"),
+                    Key("nodes"),
+                    At(n),
+                    Key("inputs"),
+                    Key(map.item.as_str()),
+                ],
+                format!(
+                    "input `{}` of task `{task}` is bound to each item by `map.as`; it cannot also be bound here",
+                    map.item
+                ),
+            )
+            .with_help(format!("remove `{}` from the node's `inputs:`", map.item)),
+        );
+    }
+    let Some(iface) = iface else { return };
+    let Some(param) = iface.inputs.get(&map.item) else {
+        found.push(
+            at(
+                entity,
+                Code::MapItem,
+                &field("as"),
+                format!(
+                    "`map.as: {}`: task `{task}` has no input `{}`",
+                    map.item, map.item
+                ),
+            )
+            .with_help(suggestion(&map.item, &iface.input_names(), "input")),
+        );
+        return;
+    };
+    let Some(item_ty) = &param.ty else { return };
+    let what = format!("input `{}` of task `{task}`", map.item);
+    let help = format!("`map.over` is a `list<T>` whose items fit {what} ({item_ty})");
+    let wrong = match &bound {
+        Bound::Reference(Some(TypeExpr::List(inner)), text)
+            if !item_ty.accepts_reference(inner) =>
+        {
+            Some(format!(
+                "the items of `{text}` are {inner}, but {what} is {item_ty}"
+            ))
+        }
+        Bound::Reference(Some(TypeExpr::List(_)), _) => None,
+        Bound::Reference(Some(other), text) => Some(format!(
+            "`map.over` must be a list, but `{text}` is {other}"
+        )),
+        Bound::Text => {
+            Some("`map.over` must be a list, but text around a reference makes a string".to_owned())
+        }
+        Bound::Literal => match &map.over {
+            Value::Array(_) => TypeExpr::List(Box::new(item_ty.clone()))
+                .accepts_literal(&map.over)
+                .err()
+                .map(|e| format!("`map.over`: {e} ({what} is {item_ty})")),
+            other => Some(format!(
+                "`map.over` must be a list, not {}",
+                crate::spec::types::describe(other)
+            )),
+        },
+        Bound::Reference(None, _) | Bound::Invalid => None,
+    };
+    if let Some(message) = wrong {
+        found.push(at(entity, Code::MapOver, &over_path, message).with_help(help));
     }
 }
 

@@ -1,0 +1,382 @@
+//! Map nodes (`map:`): a task runs once per item of a list, each item a
+//! node of its own (`train[3]`) with its attempts, cache entry and
+//! lineage; at most `maxParallel` run at once; the node's outputs are
+//! lists in item order, which the next node reads whole (a list of files
+//! as local files). A rerun with one
+//! item changed runs only that item. Under `minSuccessRatio` below 1 a
+//! failed item leaves a null and the node succeeds; at 1 (the default) a
+//! failed item fails the node and the execution. `weir validate` refuses,
+//! where they are written, a list that is not one, items that do not fit,
+//! an `as` that names no input or is bound twice, a map of a sub-workflow,
+//! and a consumer that does not expect a list (or its nulls).
+
+use serde_json::{Value, json};
+use weir::store::execution::NodeStatus;
+use weir::validate::Code;
+
+use crate::common::{Backend, GitRepo, on_every_backend, run_head, run_head_in, validate_files};
+
+/// Each item records when it starts and ends in `log` (to count how many
+/// run at once), then scores its fold; fold 5 fails when `fragile`.
+const DEFS: &str = r#"apiVersion: weir.dev/v1alpha1
+kind: Task
+metadata: { name: train }
+spec:
+  inputs:
+    fold: { type: int }
+    lr: { type: float }
+    log: { type: string }
+    fragile: { type: bool, default: false }
+  outputs: { score: { type: float }, model: { type: file } }
+  cache: { enabled: true, ignoreInputs: [log] }
+  script:
+    interpreter: bash
+    source: |
+      echo "start $WEIR_INPUT_FOLD" >> "$WEIR_INPUT_LOG"
+      sleep 0.4
+      echo "end $WEIR_INPUT_FOLD" >> "$WEIR_INPUT_LOG"
+      if [ "$WEIR_INPUT_FRAGILE" = true ] && [ "$WEIR_INPUT_FOLD" = 5 ]; then
+        echo "fold 5 diverged" >&2; exit 1
+      fi
+      echo "model for fold $WEIR_INPUT_FOLD" > "$WEIR_OUTPUTS/model"
+      echo "{\"score\": $WEIR_INPUT_FOLD.5}" > "$WEIR_OUTPUTS/outputs.json"
+---
+apiVersion: weir.dev/v1alpha1
+kind: Task
+metadata: { name: pick }
+spec:
+  inputs: { scores: { type: "list<float?>" }, models: { type: "list<file?>" } }
+  outputs: { best: { type: float }, seen: { type: int }, loaded: { type: int } }
+  script:
+    interpreter: python3
+    source: |
+      import json, os
+      scores = json.loads(os.environ["WEIR_INPUT_SCORES"])
+      kept = [s for s in scores if s is not None]
+      best = max(kept) if kept else -1.0
+      # Each model is a local file (a failed item's is null).
+      models = json.loads(os.environ["WEIR_INPUT_MODELS"])
+      loaded = sum(open(m).read().startswith("model for fold") for m in models if m)
+      with open(os.path.join(os.environ["WEIR_OUTPUTS"], "outputs.json"), "w") as f:
+          json.dump({"best": best, "seen": len(scores), "loaded": loaded}, f)
+---
+apiVersion: weir.dev/v1alpha1
+kind: Workflow
+metadata: { name: sweep }
+spec:
+  inputs:
+    folds: { type: "list<int>" }
+    log: { type: string }
+    fragile: { type: bool, default: false }
+  nodes:
+    - id: train
+      task: train
+      map: { over: "{{ inputs.folds }}", as: fold, maxParallel: 2 }
+      inputs: { lr: 0.1, log: "{{ inputs.log }}", fragile: "{{ inputs.fragile }}" }
+    - id: pick
+      task: pick
+      inputs:
+        scores: "{{ nodes.train.outputs.score }}"
+        models: "{{ nodes.train.outputs.model }}"
+  outputs:
+    best: "{{ nodes.pick.outputs.best }}"
+    models: "{{ nodes.train.outputs.model }}"
+"#;
+
+/// `DEFS` with the sweep tolerating half its items failing.
+fn tolerant() -> String {
+    DEFS.replace("maxParallel: 2 }", "maxParallel: 2, minSuccessRatio: 0.5 }")
+}
+
+fn node<'a>(nodes: &'a [weir::store::NodeState], path: &str) -> &'a weir::store::NodeState {
+    nodes
+        .iter()
+        .find(|n| n.node == path)
+        .unwrap_or_else(|| panic!("no node {path} in {nodes:#?}"))
+}
+
+/// The most items the log shows running at once.
+fn most_at_once(log: &std::path::Path) -> usize {
+    let text = std::fs::read_to_string(log).expect("the items' log");
+    let (mut now, mut most) = (0usize, 0usize);
+    for line in text.lines() {
+        if line.starts_with("start") {
+            now += 1;
+            most = most.max(now);
+        } else {
+            now -= 1;
+        }
+    }
+    most
+}
+
+async fn a_map_runs_an_item_per_value_and_a_changed_item_alone_on_rerun(b: Backend) {
+    let repo = GitRepo::new();
+    repo.write("sweep.yaml", DEFS);
+    repo.commit("A sweep over folds");
+    let types = weir::task::TaskTypes::builtin();
+    let logs = tempfile::tempdir().expect("tempdir");
+    let log = logs.path().join("first.log");
+    let inputs = |folds: Value, log: &std::path::Path| json!({ "folds": folds, "log": log.display().to_string() });
+
+    let first = run_head(
+        &repo,
+        types.clone(),
+        &b,
+        "sweep",
+        inputs(json!([0, 1, 2, 3]), &log),
+    )
+    .await;
+    assert_eq!(first.status, "succeeded", "{:#?}", first.nodes);
+    let paths: Vec<&str> = first.nodes.iter().map(|n| n.node.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "train", "pick", "train[0]", "train[1]", "train[2]", "train[3]"
+        ],
+        "the plan's nodes, then the items in item order"
+    );
+    for i in 0..4 {
+        let item = node(&first.nodes, &format!("train[{i}]"));
+        assert_eq!(item.status, NodeStatus::Succeeded);
+        assert_eq!(item.attempts, 1);
+        assert_eq!(item.task, "train");
+        let bound = item.inputs.as_ref().expect("inputs");
+        assert_eq!(bound["fold"], i, "each item gets its value");
+        assert_eq!(bound["lr"], 0.1, "and the node's other inputs");
+    }
+    let train = node(&first.nodes, "train");
+    assert_eq!(train.status, NodeStatus::Succeeded);
+    assert_eq!(train.attempts, 0, "a map node runs nothing itself");
+    let outputs = train.outputs.as_ref().expect("outputs");
+    assert_eq!(
+        outputs["score"],
+        json!([0.5, 1.5, 2.5, 3.5]),
+        "in item order"
+    );
+    let models = outputs["model"].as_array().expect("a list of files");
+    assert_eq!(models.len(), 4);
+    assert_eq!(
+        node(&first.nodes, "pick").outputs,
+        Some(json!({ "best": 3.5, "seen": 4, "loaded": 4 }))
+    );
+    assert_eq!(
+        most_at_once(&log),
+        2,
+        "maxParallel: 2 items at once, no more"
+    );
+
+    // Each item has its lineage: its fold in, its model out.
+    let execution = &first.nodes[0].execution;
+    let edges = b
+        .store
+        .lineage_of_execution(execution)
+        .await
+        .expect("lineage");
+    let item3: Vec<_> = edges.iter().filter(|e| e.node == "train[3]").collect();
+    assert!(
+        item3.iter().any(|e| e.name == "model"
+            && models[3]
+                .as_str()
+                .is_some_and(|m| m.contains(e.digest.as_str()))),
+        "{item3:#?}"
+    );
+    // The list the node made is what `pick` read.
+    let list_out = edges
+        .iter()
+        .find(|e| e.node == "train" && e.name == "score")
+        .expect("the node's list");
+    assert!(
+        edges
+            .iter()
+            .any(|e| e.node == "pick" && e.name == "scores" && e.digest == list_out.digest)
+    );
+
+    // One fold changed: only its item runs; the others come from the cache
+    // (their models from the first run's artifacts).
+    let log = logs.path().join("second.log");
+    let folds = inputs(json!([0, 1, 2, 7]), &log);
+    let second = run_head_in(&repo, types, &b, first.state, "sweep", folds).await;
+    assert_eq!(second.status, "succeeded", "{:#?}", second.nodes);
+    for i in 0..3 {
+        let item = node(&second.nodes, &format!("train[{i}]"));
+        assert_eq!(item.cached_from.as_ref(), Some(execution), "train[{i}]");
+    }
+    let changed = node(&second.nodes, "train[3]");
+    assert_eq!(changed.cached_from, None);
+    assert_eq!(changed.attempts, 1);
+    assert_eq!(
+        std::fs::read_to_string(&log).expect("log"),
+        "start 7\nend 7\n",
+        "only the changed item ran"
+    );
+    assert_eq!(
+        node(&second.nodes, "pick").outputs,
+        Some(json!({ "best": 7.5, "seen": 4, "loaded": 4 }))
+    );
+}
+
+async fn a_failed_item_fails_the_map_unless_the_ratio_allows_it(b: Backend) {
+    let logs = tempfile::tempdir().expect("tempdir");
+    let types = weir::task::TaskTypes::builtin();
+    let inputs = |name: &str| {
+        json!({
+            "folds": [4, 5, 6],
+            "log": logs.path().join(name).display().to_string(),
+            "fragile": true,
+        })
+    };
+
+    // minSuccessRatio 0.5: fold 5 fails, its place is null, the node succeeds.
+    let repo = GitRepo::new();
+    repo.write("sweep.yaml", &tolerant());
+    repo.commit("A sweep that tolerates a failed fold");
+    let ran = run_head(&repo, types.clone(), &b, "sweep", inputs("tolerant.log")).await;
+    assert_eq!(ran.status, "succeeded", "{:#?}", ran.nodes);
+    assert_eq!(node(&ran.nodes, "train[1]").status, NodeStatus::Failed);
+    let outputs = node(&ran.nodes, "train").outputs.clone().expect("outputs");
+    assert_eq!(outputs["score"], json!([4.5, null, 6.5]));
+    assert_eq!(outputs["model"][1], Value::Null);
+    assert_eq!(
+        node(&ran.nodes, "pick").outputs,
+        Some(json!({ "best": 6.5, "seen": 3, "loaded": 2 }))
+    );
+
+    // The default (every item must succeed): the node fails, and with it
+    // the execution, naming the item.
+    repo.write("sweep.yaml", DEFS);
+    repo.commit("A sweep where every fold counts");
+    let ran = run_head(&repo, types, &b, "sweep", inputs("strict.log")).await;
+    assert_eq!(ran.status, "failed", "{:#?}", ran.nodes);
+    let train = node(&ran.nodes, "train");
+    assert_eq!(train.status, NodeStatus::Failed);
+    let error = train.error.as_deref().unwrap_or_default();
+    assert!(error.starts_with("item `train[1]` failed: "), "{error}");
+    assert_eq!(node(&ran.nodes, "pick").status, NodeStatus::Skipped);
+}
+
+async fn a_map_over_an_empty_list_succeeds_with_empty_lists(b: Backend) {
+    let repo = GitRepo::new();
+    repo.write("sweep.yaml", DEFS);
+    repo.commit("A sweep");
+    let logs = tempfile::tempdir().expect("tempdir");
+    let log = logs.path().join("empty.log").display().to_string();
+    let inputs = json!({ "folds": [], "log": log });
+    let ran = run_head(&repo, weir::task::TaskTypes::builtin(), &b, "sweep", inputs).await;
+    assert_eq!(ran.status, "succeeded", "{:#?}", ran.nodes);
+    assert_eq!(ran.nodes.len(), 2, "no items: {:#?}", ran.nodes);
+    assert_eq!(
+        node(&ran.nodes, "train").outputs,
+        Some(json!({ "score": [], "model": [] }))
+    );
+    assert_eq!(
+        node(&ran.nodes, "pick").outputs,
+        Some(json!({ "best": -1.0, "seen": 0, "loaded": 0 }))
+    );
+}
+
+on_every_backend!(
+    a_map_runs_an_item_per_value_and_a_changed_item_alone_on_rerun,
+    a_failed_item_fails_the_map_unless_the_ratio_allows_it,
+    a_map_over_an_empty_list_succeeds_with_empty_lists,
+);
+
+/// Each bad map, at the value it is about.
+#[test]
+fn validate_refuses_bad_maps_where_they_are_written() {
+    let sub = r#"
+---
+apiVersion: weir.dev/v1alpha1
+kind: Workflow
+metadata: { name: inner }
+spec:
+  inputs: { fold: { type: int } }
+  nodes:
+    - { id: p, task: pick, inputs: { scores: [] } }
+"#;
+    let cases: Vec<(String, Code, &str, &str)> = vec![
+        (
+            DEFS.replace("over: \"{{ inputs.folds }}\"", "over: \"{{ inputs.log }}\""),
+            Code::MapOver,
+            "`map.over` must be a list, but `{{ inputs.log }}` is string",
+            "\"{{ inputs.log",
+        ),
+        (
+            DEFS.replace(
+                "folds: { type: \"list<int>\" }",
+                "folds: { type: \"list<string>\" }",
+            ),
+            Code::MapOver,
+            "the items of `{{ inputs.folds }}` are string, but input `fold` of task `train` is int",
+            "\"{{ inputs.folds",
+        ),
+        (
+            DEFS.replace("over: \"{{ inputs.folds }}\"", "over: [1, two]"),
+            Code::MapOver,
+            "`map.over`: item 1: expected int, found a string",
+            "[1, two]",
+        ),
+        (
+            DEFS.replace("as: fold", "as: folds"),
+            Code::MapItem,
+            "`map.as: folds`: task `train` has no input `folds`",
+            "folds,",
+        ),
+        (
+            DEFS.replace("inputs: { lr: 0.1,", "inputs: { fold: 1, lr: 0.1,"),
+            Code::MapItem,
+            "input `fold` of task `train` is bound to each item by `map.as`",
+            "fold: 1",
+        ),
+        (
+            DEFS.replace(
+                "      task: pick\n",
+                "      workflow: inner\n      map: { over: [1], as: fold }\n",
+            ) + sub,
+            Code::MapItem,
+            "node `pick` maps workflow `inner`: `map:` runs a task",
+            "{ over: [1]",
+        ),
+        (
+            DEFS.replace(
+                "scores: { type: \"list<float?>\" }",
+                "scores: { type: float }",
+            ),
+            Code::TypeMismatch,
+            "input `scores` of task `pick` is float, but `{{ nodes.train.outputs.score }}` is list<float>",
+            "\"{{ nodes.train",
+        ),
+        (
+            tolerant().replace(
+                "scores: { type: \"list<float?>\" }",
+                "scores: { type: \"list<float>\" }",
+            ),
+            Code::TypeMismatch,
+            "is list<float>, but `{{ nodes.train.outputs.score }}` is list<float?>",
+            "\"{{ nodes.train",
+        ),
+    ];
+    for (text, code, says, at) in cases {
+        let report = validate_files(&[("sweep.yaml", &text)]);
+        let found: Vec<_> = report
+            .diagnostics
+            .iter()
+            .filter(|d| d.code == code)
+            .collect();
+        assert_eq!(found.len(), 1, "{says}: {:#?}", report.diagnostics);
+        let d = found[0];
+        assert!(d.message.contains(says), "{says}: {}", d.message);
+        let pos = d.pos.expect("a position");
+        let line = text.lines().nth(pos.line as usize - 1).expect("the line");
+        assert!(
+            line[pos.column as usize - 1..].starts_with(at),
+            "{says}: reported at {}:{} `{line}`",
+            pos.line,
+            pos.column
+        );
+    }
+    for good in [DEFS.to_owned(), tolerant()] {
+        let report = validate_files(&[("sweep.yaml", &good)]);
+        assert!(report.diagnostics.is_empty(), "{:#?}", report.diagnostics);
+    }
+}
