@@ -33,7 +33,7 @@ spec:
     interpreter: bash
     source: |
       echo "start $WEIR_INPUT_FOLD" >> "$WEIR_INPUT_LOG"
-      sleep 0.4
+      sleep 0.2
       echo "end $WEIR_INPUT_FOLD" >> "$WEIR_INPUT_LOG"
       if [ "$WEIR_INPUT_FRAGILE" = true ] && [ "$WEIR_INPUT_FOLD" = 5 ]; then
         echo "fold 5 diverged" >&2; exit 1
@@ -71,7 +71,7 @@ spec:
   nodes:
     - id: train
       task: train
-      map: { over: "{{ inputs.folds }}", as: fold, maxParallel: 2 }
+      map: { over: "{{ inputs.folds }}", as: fold, maxParallel: 4 }
       inputs: { lr: 0.1, log: "{{ inputs.log }}", fragile: "{{ inputs.fragile }}" }
     - id: pick
       task: pick
@@ -83,9 +83,9 @@ spec:
     models: "{{ nodes.train.outputs.model }}"
 "#;
 
-/// `DEFS` with the sweep tolerating half its items failing.
+/// `DEFS` with the sweep tolerating one item in ten failing.
 fn tolerant() -> String {
-    DEFS.replace("maxParallel: 2 }", "maxParallel: 2, minSuccessRatio: 0.5 }")
+    DEFS.replace("maxParallel: 4 }", "maxParallel: 4, minSuccessRatio: 0.9 }")
 }
 
 fn node<'a>(nodes: &'a [weir::store::NodeState], path: &str) -> &'a weir::store::NodeState {
@@ -119,24 +119,21 @@ async fn a_map_runs_an_item_per_value_and_a_changed_item_alone_on_rerun(b: Backe
     let log = logs.path().join("first.log");
     let inputs = |folds: Value, log: &std::path::Path| json!({ "folds": folds, "log": log.display().to_string() });
 
+    let folds: Vec<u32> = (0..25).collect();
     let first = run_head(
         &repo,
         types.clone(),
         &b,
         "sweep",
-        inputs(json!([0, 1, 2, 3]), &log),
+        inputs(json!(folds), &log),
     )
     .await;
     assert_eq!(first.status, "succeeded", "{:#?}", first.nodes);
     let paths: Vec<&str> = first.nodes.iter().map(|n| n.node.as_str()).collect();
-    assert_eq!(
-        paths,
-        [
-            "train", "pick", "train[0]", "train[1]", "train[2]", "train[3]"
-        ],
-        "the plan's nodes, then the items in item order"
-    );
-    for i in 0..4 {
+    let items: Vec<String> = (0..25).map(|i| format!("train[{i}]")).collect();
+    assert_eq!(paths[..2], ["train", "pick"], "the plan's nodes first");
+    assert_eq!(paths[2..], items, "then the items, in item order");
+    for i in 0..25 {
         let item = node(&first.nodes, &format!("train[{i}]"));
         assert_eq!(item.status, NodeStatus::Succeeded);
         assert_eq!(item.attempts, 1);
@@ -149,22 +146,16 @@ async fn a_map_runs_an_item_per_value_and_a_changed_item_alone_on_rerun(b: Backe
     assert_eq!(train.status, NodeStatus::Succeeded);
     assert_eq!(train.attempts, 0, "a map node runs nothing itself");
     let outputs = train.outputs.as_ref().expect("outputs");
-    assert_eq!(
-        outputs["score"],
-        json!([0.5, 1.5, 2.5, 3.5]),
-        "in item order"
-    );
+    let scores: Vec<f64> = (0..25).map(|i| f64::from(i) + 0.5).collect();
+    assert_eq!(outputs["score"], json!(scores), "in item order");
     let models = outputs["model"].as_array().expect("a list of files");
-    assert_eq!(models.len(), 4);
+    assert_eq!(models.len(), 25);
     assert_eq!(
         node(&first.nodes, "pick").outputs,
-        Some(json!({ "best": 3.5, "seen": 4, "loaded": 4 }))
+        Some(json!({ "best": 24.5, "seen": 25, "loaded": 25 }))
     );
-    assert_eq!(
-        most_at_once(&log),
-        2,
-        "maxParallel: 2 items at once, no more"
-    );
+    let most = most_at_once(&log);
+    assert_eq!(most, 4, "maxParallel: 4 items at once, no more");
 
     // Each item has its lineage: its fold in, its model out.
     let execution = &first.nodes[0].execution;
@@ -195,10 +186,12 @@ async fn a_map_runs_an_item_per_value_and_a_changed_item_alone_on_rerun(b: Backe
     // One fold changed: only its item runs; the others come from the cache
     // (their models from the first run's artifacts).
     let log = logs.path().join("second.log");
-    let folds = inputs(json!([0, 1, 2, 7]), &log);
+    let mut changed: Vec<u32> = (0..25).collect();
+    changed[3] = 30;
+    let folds = inputs(json!(changed), &log);
     let second = run_head_in(&repo, types, &b, first.state, "sweep", folds).await;
     assert_eq!(second.status, "succeeded", "{:#?}", second.nodes);
-    for i in 0..3 {
+    for i in (0..25).filter(|&i| i != 3) {
         let item = node(&second.nodes, &format!("train[{i}]"));
         assert_eq!(item.cached_from.as_ref(), Some(execution), "train[{i}]");
     }
@@ -207,12 +200,12 @@ async fn a_map_runs_an_item_per_value_and_a_changed_item_alone_on_rerun(b: Backe
     assert_eq!(changed.attempts, 1);
     assert_eq!(
         std::fs::read_to_string(&log).expect("log"),
-        "start 7\nend 7\n",
+        "start 30\nend 30\n",
         "only the changed item ran"
     );
     assert_eq!(
         node(&second.nodes, "pick").outputs,
-        Some(json!({ "best": 7.5, "seen": 4, "loaded": 4 }))
+        Some(json!({ "best": 30.5, "seen": 25, "loaded": 25 }))
     );
 }
 
@@ -221,25 +214,27 @@ async fn a_failed_item_fails_the_map_unless_the_ratio_allows_it(b: Backend) {
     let types = weir::task::TaskTypes::builtin();
     let inputs = |name: &str| {
         json!({
-            "folds": [4, 5, 6],
+            "folds": (0..10).collect::<Vec<u32>>(),
             "log": logs.path().join(name).display().to_string(),
             "fragile": true,
         })
     };
 
-    // minSuccessRatio 0.5: fold 5 fails, its place is null, the node succeeds.
+    // minSuccessRatio 0.9: fold 5 fails, its place is null, the node succeeds.
     let repo = GitRepo::new();
     repo.write("sweep.yaml", &tolerant());
     repo.commit("A sweep that tolerates a failed fold");
     let ran = run_head(&repo, types.clone(), &b, "sweep", inputs("tolerant.log")).await;
     assert_eq!(ran.status, "succeeded", "{:#?}", ran.nodes);
-    assert_eq!(node(&ran.nodes, "train[1]").status, NodeStatus::Failed);
+    assert_eq!(node(&ran.nodes, "train[5]").status, NodeStatus::Failed);
     let outputs = node(&ran.nodes, "train").outputs.clone().expect("outputs");
-    assert_eq!(outputs["score"], json!([4.5, null, 6.5]));
-    assert_eq!(outputs["model"][1], Value::Null);
+    let mut scores: Vec<Value> = (0..10).map(|i| json!(f64::from(i) + 0.5)).collect();
+    scores[5] = Value::Null;
+    assert_eq!(outputs["score"], Value::Array(scores));
+    assert_eq!(outputs["model"][5], Value::Null);
     assert_eq!(
         node(&ran.nodes, "pick").outputs,
-        Some(json!({ "best": 6.5, "seen": 3, "loaded": 2 }))
+        Some(json!({ "best": 9.5, "seen": 10, "loaded": 9 }))
     );
 
     // The default (every item must succeed): the node fails, and with it
@@ -251,7 +246,7 @@ async fn a_failed_item_fails_the_map_unless_the_ratio_allows_it(b: Backend) {
     let train = node(&ran.nodes, "train");
     assert_eq!(train.status, NodeStatus::Failed);
     let error = train.error.as_deref().unwrap_or_default();
-    assert!(error.starts_with("item `train[1]` failed: "), "{error}");
+    assert!(error.starts_with("item `train[5]` failed: "), "{error}");
     assert_eq!(node(&ran.nodes, "pick").status, NodeStatus::Skipped);
 }
 
@@ -280,6 +275,87 @@ on_every_backend!(
     a_failed_item_fails_the_map_unless_the_ratio_allows_it,
     a_map_over_an_empty_list_succeeds_with_empty_lists,
 );
+
+/// `weir serve` killed with SIGKILL in the middle of a map, and restarted:
+/// the map finishes, and no item that had succeeded runs again (those
+/// running when it died were interrupted, and run again as any node's
+/// interrupted attempt does; a local process dies with its engine).
+#[test]
+fn a_map_survives_kill_9_of_its_engine_and_runs_no_finished_item_again() {
+    use crate::common::{Daemon, TestDb, eventually, weir_json};
+    let db = TestDb::sqlite();
+    let repo = GitRepo::new();
+    repo.write("defs/sweep.yaml", DEFS);
+    repo.commit("A sweep");
+    let path = repo.path().to_str().expect("utf-8");
+    let args = ["--repo", path, "--path", "defs", "--lease-duration", "1s"];
+    let daemon = Daemon::start(&db, &args);
+    let logs = tempfile::tempdir().expect("tempdir");
+    let log = logs.path().join("items.log");
+    let folds: Vec<u32> = (0..25).collect();
+    let (code, started) = weir_json(
+        &[
+            "run",
+            "sweep",
+            "--input",
+            &format!("folds={}", json!(folds)),
+            "--input",
+            &format!("log={}", log.display()),
+            "-o",
+            "json",
+        ],
+        &db,
+    );
+    assert_eq!(code, 0, "{started:#}");
+    let id = started["id"].as_str().expect("an id").to_owned();
+    let starts = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with("start"))
+            .count()
+    };
+    eventually("the map is under way", || starts() >= 6);
+    daemon.kill9();
+    let (_, killed) = weir_json(&["executions", &id, "-o", "json"], &db);
+    let done_before: Vec<String> = killed["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .filter(|n| n["status"] == "succeeded")
+        .filter_map(|n| n["id"].as_str().filter(|p| p.starts_with("train[")))
+        .map(str::to_owned)
+        .collect();
+    assert!(
+        !done_before.is_empty() && done_before.len() < 25,
+        "killed in the middle of the map: {done_before:?}"
+    );
+    let daemon = Daemon::start(&db, &args);
+    eventually("the execution ends", || {
+        let (_, execution) = weir_json(&["executions", &id, "-o", "json"], &db);
+        execution["status"] != "running" && execution["status"] != "queued"
+    });
+    let (_, execution) = weir_json(&["executions", &id, "-o", "json"], &db);
+    assert_eq!(execution["status"], "succeeded", "{execution:#}");
+    let scores: Vec<f64> = (0..25).map(|i| f64::from(i) + 0.5).collect();
+    let train = crate::common::node(&execution, "train");
+    assert_eq!(train["outputs"]["score"], json!(scores));
+    let text = std::fs::read_to_string(&log).expect("log");
+    let count = |line: String| text.lines().filter(|l| *l == line).count();
+    for path in &done_before {
+        let i = &path["train[".len()..path.len() - 1];
+        assert_eq!(count(format!("start {i}")), 1, "{path} ran again:\n{text}");
+    }
+    for i in 0..25 {
+        assert!(
+            count(format!("end {i}")) >= 1,
+            "item {i} never ended:\n{text}"
+        );
+        let item = crate::common::node(&execution, &format!("train[{i}]"));
+        assert_eq!(item["status"], "succeeded", "{item:#}");
+    }
+    daemon.stop();
+}
 
 /// Each bad map, at the value it is about.
 #[test]
