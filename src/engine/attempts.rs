@@ -173,16 +173,17 @@ impl Engine {
         &self,
         execution: &Execution,
         plan: &IndexedPlan,
-        nodes: &mut [NodeState],
+        rows: &mut super::mirror::Rows,
     ) -> Result<(), Error> {
         for done in self.take_finished(&execution.id) {
             lock(&self.running).remove(&done.key);
             // Kept until the writes recording it are committed (given back
             // to `finished` should they be dropped).
             self.recorded.lock().expect("lock").push(done.clone());
-            let Some(state) = nodes.iter_mut().find(|n| n.node == done.key.node) else {
+            let Some(i) = rows.index(&done.key.node) else {
                 continue;
             };
+            let state = &mut rows.nodes[i];
             let Some(spec) = plan.node(&done.key.node) else {
                 continue;
             };

@@ -6,7 +6,10 @@
 //! The mirror is written through: every node row this engine writes
 //! reaches it once the write is committed (the pass's transaction, or an
 //! attempt's handle written at once), and a row is read from the store
-//! only when the mirror has none for its execution. What it must not do:
+//! only when the mirror has none for its execution. A step takes its
+//! execution's rows out (no copy) and puts them back as it left them, its
+//! writes buffered for the pass's transaction; should that fail, the whole
+//! mirror is forgotten, and should the step fail, its execution's rows. What it must not do:
 //! outlive a doubt. It is dropped whole by a full pass (the safety net,
 //! which also follows a leadership change), when leadership is lost, and
 //! when a pass fails; an execution's entry goes when it ends.
@@ -62,42 +65,138 @@ impl Deref for IndexedPlan {
 /// The node rows of executions, as the store has them.
 #[derive(Debug, Default)]
 pub struct NodeMirror {
-    executions: Mutex<HashMap<ExecutionId, Rows>>,
+    executions: Mutex<HashMap<ExecutionId, Entry>>,
 }
 
-/// One execution's rows and where each node's is.
 #[derive(Debug)]
-struct Rows {
-    nodes: Vec<NodeState>,
+enum Entry {
+    Here(Rows),
+    /// A step has the rows ([`NodeMirror::take`]); the handles written
+    /// meanwhile, to apply when they come back.
+    Taken(Vec<NodeState>),
+}
+
+/// One execution's rows, indexed: where each node's is, which rows are
+/// items of a map node, and for each pending row a dependency it was last
+/// seen waiting for (so a step need not look at its dependencies again
+/// until that one is done).
+#[derive(Debug, Default)]
+pub struct Rows {
+    pub nodes: Vec<NodeState>,
     at: HashMap<String, usize>,
+    /// Each item row's map node row.
+    parent: Vec<Option<usize>>,
+    /// Each map node row's item rows, in item order.
+    items: HashMap<usize, Vec<usize>>,
+    /// A dependency (row) a pending row was last seen waiting for.
+    pub(super) blocked_on: Vec<Option<usize>>,
+}
+
+impl Rows {
+    pub fn new(nodes: Vec<NodeState>) -> Rows {
+        let mut rows = Rows::default();
+        for node in nodes {
+            rows.push(node);
+        }
+        rows
+    }
+
+    /// Adds a row (a map node's item after the node's).
+    pub fn push(&mut self, node: NodeState) {
+        let i = self.nodes.len();
+        let parent = super::plan::item_of(&node.node).and_then(|(map, _)| self.index(map));
+        if let Some(p) = parent {
+            self.items.entry(p).or_default().push(i);
+        }
+        self.at.insert(node.node.clone(), i);
+        self.parent.push(parent);
+        self.blocked_on.push(None);
+        self.nodes.push(node);
+    }
+
+    /// The row of the node at `path`.
+    pub fn index(&self, path: &str) -> Option<usize> {
+        self.at.get(path).copied()
+    }
+
+    /// The node at `path`.
+    pub fn get(&self, path: &str) -> Option<&NodeState> {
+        self.index(path).map(|i| &self.nodes[i])
+    }
+
+    /// Whether row `i` is an item of a map node.
+    pub fn is_item(&self, i: usize) -> bool {
+        self.parent[i].is_some()
+    }
+
+    /// The map node row of item row `i`.
+    pub fn parent_of(&self, i: usize) -> Option<usize> {
+        self.parent[i]
+    }
+
+    /// The item rows of map node row `i`, in item order.
+    pub fn items_of(&self, i: usize) -> &[usize] {
+        self.items.get(&i).map_or(&[], Vec::as_slice)
+    }
+
+    /// The map node rows that have items.
+    pub fn maps(&self) -> impl Iterator<Item = usize> + '_ {
+        self.items.keys().copied()
+    }
 }
 
 impl NodeMirror {
-    /// A copy of `execution`'s rows, if the mirror has them.
-    pub fn get(&self, execution: &ExecutionId) -> Option<Vec<NodeState>> {
-        lock(&self.executions)
-            .get(execution)
-            .map(|rows| rows.nodes.clone())
+    /// `execution`'s rows, taken until [`NodeMirror::put_back`], if the
+    /// mirror has them.
+    pub fn take(&self, execution: &ExecutionId) -> Option<Rows> {
+        let mut executions = lock(&self.executions);
+        match executions.get_mut(execution)? {
+            Entry::Taken(_) => None,
+            entry => match std::mem::replace(entry, Entry::Taken(Vec::new())) {
+                Entry::Here(rows) => Some(rows),
+                Entry::Taken(_) => None,
+            },
+        }
     }
 
-    /// `execution`'s rows as just read from the store.
-    pub fn fill(&self, execution: &ExecutionId, nodes: &[NodeState]) {
-        let at = nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.node.clone(), i))
-            .collect();
-        lock(&self.executions).insert(
-            execution.clone(),
-            Rows {
-                nodes: nodes.to_vec(),
-                at,
-            },
-        );
+    /// [`NodeMirror::take`], or, when the mirror has no rows for
+    /// `execution`, a place for them (the caller reads them from the store
+    /// and puts them back).
+    pub fn take_or_hold(&self, execution: &ExecutionId) -> Option<Rows> {
+        let taken = self.take(execution);
+        if taken.is_none() {
+            lock(&self.executions)
+                .entry(execution.clone())
+                .or_insert(Entry::Taken(Vec::new()));
+        }
+        taken
+    }
+
+    /// `execution`'s rows as a step left them (its writes buffered, to be
+    /// committed with the pass: a pass that fails forgets the mirror), with
+    /// the handles written meanwhile. Rows forgotten meanwhile are not put
+    /// back.
+    pub fn put_back(&self, execution: &ExecutionId, mut rows: Rows) {
+        let mut executions = lock(&self.executions);
+        let Some(entry) = executions.get_mut(execution) else {
+            return;
+        };
+        if let Entry::Taken(handles) = entry {
+            for written in handles.drain(..) {
+                if let Some(i) = rows.index(&written.node) {
+                    let row = &mut rows.nodes[i];
+                    if row.attempts == written.attempts {
+                        row.handle = written.handle;
+                    }
+                }
+            }
+        }
+        *entry = Entry::Here(rows);
     }
 
     /// Committed writes: each node row replaces the mirror's (of an
-    /// execution it has); an execution that ended is dropped.
+    /// execution it has; a step that has them holds newer ones); an
+    /// execution that ended is dropped.
     pub fn written(&self, writes: &[EngineWrite]) {
         let mut executions = lock(&self.executions);
         for write in writes {
@@ -111,10 +210,11 @@ impl NodeMirror {
                 EngineWrite::Execution(_) => {}
                 EngineWrite::Expanded { node, items } => {
                     replace(&mut executions, node);
-                    if let Some(rows) = executions.get_mut(&node.execution) {
+                    if let Some(Entry::Here(rows)) = executions.get_mut(&node.execution) {
                         for item in items {
-                            rows.at.insert(item.node.clone(), rows.nodes.len());
-                            rows.nodes.push(item.clone());
+                            if rows.index(&item.node).is_none() {
+                                rows.push(item.clone());
+                            }
                         }
                     }
                 }
@@ -124,7 +224,16 @@ impl NodeMirror {
 
     /// One node row written at once (an attempt's handle).
     pub fn node_written(&self, node: &NodeState) {
-        replace(&mut lock(&self.executions), node);
+        let mut executions = lock(&self.executions);
+        match executions.get_mut(&node.execution) {
+            Some(Entry::Taken(handles)) => handles.push(node.clone()),
+            _ => replace(&mut executions, node),
+        }
+    }
+
+    /// `execution`'s rows: a step that failed leaves them in doubt.
+    pub fn drop_execution(&self, execution: &ExecutionId) {
+        lock(&self.executions).remove(execution);
     }
 
     /// Everything: the next steps read the store.
@@ -133,12 +242,12 @@ impl NodeMirror {
     }
 }
 
-fn replace(executions: &mut HashMap<ExecutionId, Rows>, node: &NodeState) {
-    let Some(rows) = executions.get_mut(&node.execution) else {
+fn replace(executions: &mut HashMap<ExecutionId, Entry>, node: &NodeState) {
+    let Some(Entry::Here(rows)) = executions.get_mut(&node.execution) else {
         return;
     };
-    match rows.at.get(&node.node) {
-        Some(&i) => rows.nodes[i] = node.clone(),
+    match rows.index(&node.node) {
+        Some(i) => rows.nodes[i] = node.clone(),
         // A row the mirror does not know: it no longer says what the
         // store has.
         None => {

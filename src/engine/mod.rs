@@ -64,7 +64,7 @@ use crate::task::TaskTypes;
 use agenda::Agenda;
 use attempts::{EngineEvents, Finished};
 pub use handle::NodeHandle;
-pub use nodes::{BindingError, resolve};
+pub use nodes::BindingError;
 pub use owner::Owner;
 pub use plan::{Binding, Plan, PlanNode};
 
@@ -436,7 +436,7 @@ impl Engine {
             let mut nodes = HashMap::new();
             let mut unread = Vec::new();
             for execution in &batch {
-                match self.mirror.get(&execution.id) {
+                match self.mirror.take_or_hold(&execution.id) {
                     Some(mirrored) => {
                         nodes.insert(execution.id.clone(), mirrored);
                     }
@@ -447,8 +447,7 @@ impl Engine {
                 match self.store.nodes_of(&unread).await {
                     Ok(read) => {
                         for (id, rows) in read {
-                            self.mirror.fill(&id, &rows);
-                            nodes.insert(id, rows);
+                            nodes.insert(id, mirror::Rows::new(rows));
                         }
                     }
                     Err(e) => return Err(self.abandon(e.into())),
@@ -500,6 +499,9 @@ impl Engine {
         if !writes.is_empty() {
             if let Err(e) = self.store.apply_engine_writes(&writes).await {
                 self.undo_to(Marks::default());
+                // The rows the steps left in the mirror say what was not
+                // written.
+                self.mirror.forget();
                 return Err(e.into());
             }
             self.mirror.written(&writes);

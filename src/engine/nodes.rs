@@ -20,13 +20,13 @@
 //! deciding what an attempt's end means for its node, is
 //! [`super::attempts`]'s.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::mirror::IndexedPlan;
-use super::plan::{Binding, item_of, item_path};
+use super::mirror::{IndexedPlan, Rows};
+use super::plan::{Binding, item_path};
 use super::{Engine, Error, NodeEvent, PlanNode};
 use crate::artifact;
 use crate::spec::Digest;
@@ -60,14 +60,35 @@ impl Engine {
     /// Drives `execution` until a step leaves nothing more to do at once
     /// (a bounded number of steps); returns what the last one left. The
     /// last step's writes stay buffered ([`Engine::flush`]), to be applied
-    /// with the rest of the pass.
-    /// `nodes`: its nodes as just read, if they were.
+    /// with the rest of the pass. `rows`: its rows as just read, if they
+    /// were; else the mirror's, else the store's. They go back to the
+    /// mirror as the steps left them (or, should a step fail, are dropped).
     pub(super) async fn drive_on(
         &self,
         execution: Execution,
-        nodes: Option<Vec<NodeState>>,
+        rows: Option<Rows>,
     ) -> Result<Driven, Error> {
-        let mut driven = self.step(execution, nodes).await?;
+        let id = execution.id.clone();
+        let mut rows = match rows.or_else(|| self.mirror.take_or_hold(&id)) {
+            Some(rows) => rows,
+            None => match self.store.nodes(&id).await {
+                Ok(nodes) => Rows::new(nodes),
+                Err(e) => {
+                    self.mirror.drop_execution(&id);
+                    return Err(e.into());
+                }
+            },
+        };
+        let driven = self.drive_rows(execution, &mut rows).await;
+        match &driven {
+            Ok(_) => self.mirror.put_back(&id, rows),
+            Err(_) => self.mirror.drop_execution(&id),
+        }
+        driven
+    }
+
+    async fn drive_rows(&self, execution: Execution, rows: &mut Rows) -> Result<Driven, Error> {
+        let mut driven = self.step(execution, rows).await?;
         // Each further step starts or completes a node, so the plan's size
         // bounds them; the bound only guards against a step that cannot.
         for _ in 0..64 {
@@ -76,18 +97,15 @@ impl Engine {
             }
             // The next step reads what this one wrote.
             self.flush().await?;
-            driven = self.step(driven.execution, None).await?;
+            driven = self.step(driven.execution, rows).await?;
         }
         Ok(driven)
     }
 
-    /// One step of `execution` (its `nodes` as just read, or read here),
-    /// and what it leaves to do.
-    async fn step(
-        &self,
-        mut execution: Execution,
-        nodes: Option<Vec<NodeState>>,
-    ) -> Result<Driven, Error> {
+    /// One step of `execution` (its rows in `rows`), and what it leaves to
+    /// do. It looks at every row once, cheaply, and at a node's
+    /// dependencies only when the one it last waited for is done.
+    async fn step(&self, mut execution: Execution, rows: &mut Rows) -> Result<Driven, Error> {
         let plan = self
             .plans
             .get_or_parse(&execution.id, &execution.plan)
@@ -95,14 +113,6 @@ impl Engine {
                 id: execution.id.clone(),
                 source,
             })?;
-        let mut nodes = match nodes.or_else(|| self.mirror.get(&execution.id)) {
-            Some(nodes) => nodes,
-            None => {
-                let nodes = self.store.nodes(&execution.id).await?;
-                self.mirror.fill(&execution.id, &nodes);
-                nodes
-            }
-        };
         let now = self.clock.now();
         if execution.status == Status::Queued {
             execution.status = Status::Running;
@@ -112,21 +122,20 @@ impl Engine {
         }
 
         // 1. Attempts that ended, and approval gates decided or out of time.
-        self.record_finished(&execution, &plan, &mut nodes).await?;
-        self.close_gates(&execution, &plan, &mut nodes, now).await?;
+        self.record_finished(&execution, &plan, rows).await?;
+        self.close_gates(&execution, &plan, &mut rows.nodes, now)
+            .await?;
 
         // 2. Attempts this process does not know: their engine died or lost
         // the lease.
-        self.recover_unknown(&execution, &plan, &mut nodes).await?;
+        self.recover_unknown(&execution, &plan, &mut rows.nodes)
+            .await?;
 
         // Map nodes whose items decided them.
-        self.settle_maps(&execution, &plan, &mut nodes, now);
+        self.settle_maps(&execution, &plan, rows, now);
 
         // 3. Cancel, fail fast, or finish.
-        if self
-            .conclude(&mut execution, &plan, &mut nodes, now)
-            .await?
-        {
+        if self.conclude(&mut execution, &plan, rows, now).await? {
             return Ok(Driven {
                 execution,
                 again: false,
@@ -135,14 +144,18 @@ impl Engine {
         }
 
         // 4. Start what is ready (unless shutting down, or not leading).
-        self.start_ready(&execution, &plan, &mut nodes, now).await?;
-        let again = !execution.status.is_terminal()
-            && moves_on(&plan, &nodes, execution.cancel_requested, now)
-            && self.may_start();
-        let next_due = [next_retry(&nodes, now), gate_deadline(&plan, &nodes, now)]
-            .into_iter()
-            .flatten()
-            .min();
+        // Another step moves on at once only if this one ended a node
+        // (served from the cache, skipped, failed on its inputs) or began a
+        // map: an attempt's end, a retry or a gate wakes it otherwise.
+        let progressed = self.start_ready(&execution, &plan, rows, now).await?;
+        let again = !execution.status.is_terminal() && progressed && self.may_start();
+        let next_due = [
+            next_retry(&rows.nodes, now),
+            gate_deadline(&plan, &rows.nodes, now),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         Ok(Driven {
             execution,
             again,
@@ -202,11 +215,13 @@ impl Engine {
         &self,
         execution: &mut Execution,
         plan: &IndexedPlan,
-        nodes: &mut [NodeState],
+        rows: &mut Rows,
         now: DateTime<Utc>,
     ) -> Result<bool, Error> {
         // An item's failure is its map node's to judge (`settle_maps`).
-        let failed = nodes.iter().find(|n| failed_for_good(n));
+        let failed = (0..rows.nodes.len())
+            .find(|&i| failed_for_good(rows, i))
+            .map(|i| &rows.nodes[i]);
         let stop = if execution.cancel_requested {
             Some((Status::Cancelled, "cancelled on request".to_owned()))
         } else {
@@ -222,13 +237,14 @@ impl Engine {
         };
         if let Some((status, error)) = stop {
             let mut still_running = false;
-            for state in nodes.iter_mut() {
-                let map = plan
-                    .node(&state.node)
-                    .is_some_and(|s| s.is_map_at(&state.node));
+            for state in rows.nodes.iter_mut() {
                 match state.status {
                     // A map node runs nothing itself: its items are stopped.
-                    NodeStatus::Running if map => {
+                    NodeStatus::Running
+                        if plan
+                            .node(&state.node)
+                            .is_some_and(|s| s.is_map_at(&state.node)) =>
+                    {
                         state.status = NodeStatus::Cancelled;
                         state.finished_at = Some(now);
                         self.write(EngineWrite::Node(state.clone()));
@@ -261,19 +277,17 @@ impl Engine {
             }
             return Ok(true);
         }
-        if all_done(nodes) {
-            let outputs = node_outputs(nodes);
-            let skipped = skipped_nodes(nodes);
+        if all_done(rows) {
             let mut values = serde_json::Map::new();
             for (name, binding) in &plan.outputs {
-                match resolve(binding, &execution.inputs, &outputs) {
+                match resolve(binding, &execution.inputs, rows) {
                     Ok(v) => {
                         values.insert(name.clone(), v);
                     }
                     // Its node was skipped by a condition: null, as declared.
                     Err(_)
                         if plan.optional_outputs.contains(name)
-                            && first_skipped(binding, &skipped).is_some() =>
+                            && first_skipped(binding, rows).is_some() =>
                     {
                         values.insert(name.clone(), Value::Null);
                     }
@@ -297,64 +311,46 @@ impl Engine {
     }
 
     /// Starts every node that is due (pending, or retrying with its retry
-    /// due at `now`) and whose dependencies all succeeded: served from the
-    /// cache, or as a new attempt. A node whose input cannot be bound
-    /// fails.
+    /// due at `now`) and whose dependencies all succeeded or were skipped:
+    /// served from the cache, or as a new attempt; skipped, when a
+    /// condition says so; begun, for a map node. A node whose input cannot
+    /// be bound fails. Returns whether a node ended or a map began (then
+    /// another step moves on at once).
     async fn start_ready(
         &self,
         execution: &Execution,
         plan: &IndexedPlan,
-        nodes: &mut Vec<NodeState>,
+        rows: &mut Rows,
         now: DateTime<Utc>,
-    ) -> Result<(), Error> {
+    ) -> Result<bool, Error> {
         if !self.may_start() {
-            return Ok(());
+            return Ok(false);
         }
-        // The nodes due whose dependencies all succeeded or were skipped,
-        // with their inputs bound (or why one cannot be), or to skip.
-        let ready: Vec<(usize, Readiness)> = {
-            let outputs = node_outputs(nodes);
-            let skipped = skipped_nodes(nodes);
-            let finished: HashSet<&str> = nodes
-                .iter()
-                .filter(|n| done(n.status))
-                .map(|n| n.node.as_str())
-                .collect();
-            nodes
-                .iter()
-                .enumerate()
-                .filter_map(|(i, state)| {
-                    let due = match state.status {
-                        NodeStatus::Pending => true,
-                        NodeStatus::Retrying => state.next_attempt_at.is_none_or(|at| at <= now),
-                        _ => false,
-                    };
-                    let spec = plan.node(&state.node)?;
-                    if !due || !spec.deps.iter().all(|d| finished.contains(d.as_str())) {
-                        return None;
-                    }
-                    // An item's inputs were bound when its map node began.
-                    if item_of(&state.node).is_some() {
-                        return Some((i, Readiness::Run(object(state.inputs.as_ref()))));
-                    }
-                    Some((i, readiness(spec, &execution.inputs, &outputs, &skipped)))
-                })
-                .collect()
-        };
-        let mut running = running_items(nodes);
-        let mut items = Vec::new();
-        for (i, readiness) in ready {
-            let state = &mut nodes[i];
-            let Some(spec) = plan.node(&state.node) else {
+        let ready = ready_rows(plan, rows, now);
+        let mut running = running_items(rows);
+        let mut progressed = false;
+        for i in ready {
+            let Some(spec) = plan.node(&rows.nodes[i].node) else {
                 continue;
             };
-            if throttled(spec, state, &running) {
+            let map = rows.parent_of(i);
+            if map.is_some_and(|m| throttled(spec, running.get(&m).copied().unwrap_or(0))) {
                 continue;
             }
+            // An item's inputs were bound when its map node began.
+            let readiness = match map {
+                Some(_) => Readiness::Run(object(rows.nodes[i].inputs.as_ref())),
+                None => readiness(spec, &execution.inputs, rows),
+            };
+            let state = &mut rows.nodes[i];
             let (inputs, mut bad) = match readiness {
                 Readiness::Run(inputs) => (inputs, None),
                 Readiness::Map { inputs, list } => {
-                    items.extend(self.begin_map(execution, spec, state, inputs, list, now));
+                    let items = self.begin_map(execution, spec, state, inputs, list, now);
+                    for item in items {
+                        rows.push(item);
+                    }
+                    progressed = true;
                     continue;
                 }
                 Readiness::Fail(why) => (BTreeMap::new(), Some(why)),
@@ -363,6 +359,7 @@ impl Engine {
                     state.status = NodeStatus::Skipped;
                     state.finished_at = Some(now);
                     self.write(EngineWrite::Node(state.clone()));
+                    progressed = true;
                     continue;
                 }
             };
@@ -385,6 +382,7 @@ impl Engine {
                 state.finished_at = Some(now);
                 self.write(EngineWrite::Node(state.clone()));
                 self.tell(NodeEvent::Failed, execution, spec, state);
+                progressed = true;
                 continue;
             }
             // An approval gate waits for its decision ([`Engine::close_gates`]).
@@ -398,22 +396,22 @@ impl Engine {
             // Leadership may have ended during this tick.
             if !self.may_start() {
                 tracing::info!(execution = %execution.id, "no longer leading the store: starting no more attempts");
-                return Ok(());
+                return Ok(progressed);
             }
-            if !self
+            if self
                 .serve_from_cache(execution, spec, state, &inputs)
                 .await?
             {
+                progressed = true;
+            } else {
                 self.start(execution, spec, state, inputs, timeout.ok().flatten())
                     .await?;
-                if let Some((map, _)) = item_of(&state.node) {
-                    *running.entry(map.to_owned()).or_default() += 1;
+                if let Some(m) = map {
+                    *running.entry(m).or_default() += 1;
                 }
             }
         }
-        // Started by the next step.
-        nodes.extend(items);
-        Ok(())
+        Ok(progressed)
     }
 
     /// A map node begins: a pending node per item of `list`, each with the
@@ -479,11 +477,11 @@ impl Engine {
         &self,
         execution: &Execution,
         plan: &IndexedPlan,
-        nodes: &mut [NodeState],
+        rows: &mut Rows,
         now: DateTime<Utc>,
     ) {
-        for (i, verdict) in map_verdicts(plan, nodes) {
-            let state = &mut nodes[i];
+        for (i, verdict) in map_verdicts(plan, rows) {
+            let state = &mut rows.nodes[i];
             if let Some(spec) = plan.node(&state.node) {
                 self.end_map(execution, spec, state, verdict, now);
             }
@@ -597,89 +595,86 @@ impl Engine {
     }
 }
 
-/// Whether another step of an execution in `nodes` would move it on at
-/// once: it would stop (cancelled, or a node failed for good) with nothing
-/// running, finish (every node succeeded), or start a node that is due
-/// and whose dependencies all succeeded.
-fn moves_on(
-    plan: &IndexedPlan,
-    nodes: &[NodeState],
-    cancel_requested: bool,
-    now: DateTime<Utc>,
-) -> bool {
-    let running = nodes
-        .iter()
-        .any(|n| n.status == NodeStatus::Running && !is_map(plan, n));
-    let failed = nodes.iter().any(failed_for_good);
-    if (cancel_requested || failed) && !running {
-        return true;
-    }
-    if cancel_requested || failed {
-        return false;
-    }
-    if all_done(nodes) || !map_verdicts(plan, nodes).is_empty() {
-        return true;
-    }
-    let succeeded: HashSet<&str> = nodes
-        .iter()
-        .filter(|n| done(n.status))
-        .map(|n| n.node.as_str())
-        .collect();
-    let running = running_items(nodes);
-    nodes.iter().any(|state| {
+/// The rows due (pending, or retrying with the retry due at `now`) whose
+/// dependencies are all done. A row whose dependency is not done
+/// remembers it, and is passed over at once while it stays so: a step costs
+/// a glance per row, not a look at every dependency of every row.
+fn ready_rows(plan: &IndexedPlan, rows: &mut Rows, now: DateTime<Utc>) -> Vec<usize> {
+    let mut ready = Vec::new();
+    for i in 0..rows.nodes.len() {
+        let state = &rows.nodes[i];
         let due = match state.status {
             NodeStatus::Pending => true,
             NodeStatus::Retrying => state.next_attempt_at.is_none_or(|at| at <= now),
             _ => false,
         };
-        due && plan.node(&state.node).is_some_and(|spec| {
-            spec.deps.iter().all(|d| succeeded.contains(d.as_str()))
-                && !throttled(spec, state, &running)
-        })
-    })
+        if !due {
+            continue;
+        }
+        if rows.blocked_on[i].is_some_and(|j| !done(rows.nodes[j].status)) {
+            continue;
+        }
+        // An item's dependencies are its map node's, done when it began.
+        if !rows.is_item(i) {
+            let Some(spec) = plan.node(&state.node) else {
+                continue;
+            };
+            let waiting = spec.deps.iter().find_map(|d| match rows.index(d) {
+                Some(j) if done(rows.nodes[j].status) => None,
+                other => Some(other),
+            });
+            match waiting {
+                Some(Some(j)) => {
+                    rows.blocked_on[i] = Some(j);
+                    continue;
+                }
+                // A dependency without a row never finishes.
+                Some(None) => continue,
+                None => {}
+            }
+        }
+        rows.blocked_on[i] = None;
+        ready.push(i);
+    }
+    ready
 }
 
-/// Whether `state` is a map node (not one of its items).
-fn is_map(plan: &IndexedPlan, state: &NodeState) -> bool {
-    plan.node(&state.node)
-        .is_some_and(|s| s.is_map_at(&state.node))
-}
-
-/// Whether a node failed in a way that stops the execution: a failed
+/// Whether row `i` failed in a way that stops the execution: a failed
 /// item is its map node's to judge.
-fn failed_for_good(state: &NodeState) -> bool {
-    matches!(state.status, NodeStatus::Failed | NodeStatus::TimedOut)
-        && item_of(&state.node).is_none()
+fn failed_for_good(rows: &Rows, i: usize) -> bool {
+    matches!(
+        rows.nodes[i].status,
+        NodeStatus::Failed | NodeStatus::TimedOut
+    ) && !rows.is_item(i)
 }
 
 /// Whether every node of the plan is done (the items of a map node that
 /// succeeded may have failed, within its `minSuccessRatio`).
-fn all_done(nodes: &[NodeState]) -> bool {
-    nodes
-        .iter()
-        .filter(|n| item_of(&n.node).is_none())
-        .all(|n| done(n.status))
+fn all_done(rows: &Rows) -> bool {
+    (0..rows.nodes.len()).all(|i| rows.is_item(i) || done(rows.nodes[i].status))
 }
 
-/// How many items of each map node (by path) are running.
-fn running_items(nodes: &[NodeState]) -> HashMap<String, usize> {
-    let mut running: HashMap<String, usize> = HashMap::new();
-    for state in nodes.iter().filter(|n| n.status == NodeStatus::Running) {
-        if let Some((map, _)) = item_of(&state.node) {
-            *running.entry(map.to_owned()).or_default() += 1;
-        }
-    }
-    running
+/// How many items of each map node (by row) are running.
+fn running_items(rows: &Rows) -> HashMap<usize, usize> {
+    rows.maps()
+        .map(|m| {
+            let running = rows
+                .items_of(m)
+                .iter()
+                .filter(|&&i| rows.nodes[i].status == NodeStatus::Running)
+                .count();
+            (m, running)
+        })
+        .collect()
 }
 
-/// Whether `state`, an item of map node `spec`, must wait: `maxParallel`
-/// of its siblings run.
-fn throttled(spec: &PlanNode, state: &NodeState, running: &HashMap<String, usize>) -> bool {
-    let Some(max) = spec.map.as_ref().and_then(|m| m.max_parallel) else {
-        return false;
-    };
-    item_of(&state.node)
-        .is_some_and(|(map, _)| running.get(map).copied().unwrap_or(0) >= max as usize)
+/// Whether an item of map node `spec` must wait: `maxParallel` of its
+/// siblings (`running`) run.
+fn throttled(spec: &PlanNode, running: usize) -> bool {
+    spec.map
+        .as_ref()
+        .and_then(|m| m.max_parallel)
+        .is_some_and(|max| running >= max as usize)
 }
 
 /// How a map node's items decided it.
@@ -688,43 +683,27 @@ enum Verdict {
     Failed(String),
 }
 
-/// The running map nodes (their index in `nodes`) that their items have
-/// decided.
-fn map_verdicts(plan: &IndexedPlan, nodes: &[NodeState]) -> Vec<(usize, Verdict)> {
-    let maps: HashMap<&str, usize> = nodes
-        .iter()
-        .enumerate()
-        .filter(|(_, n)| n.status == NodeStatus::Running && is_map(plan, n))
-        .map(|(i, n)| (n.node.as_str(), i))
-        .collect();
-    if maps.is_empty() {
-        return Vec::new();
-    }
-    let mut items: HashMap<usize, Vec<(usize, &NodeState)>> = HashMap::new();
-    for state in nodes {
-        if let Some((map, index)) = item_of(&state.node) {
-            if let Some(&at) = maps.get(map) {
-                items.entry(at).or_default().push((index, state));
-            }
-        }
-    }
+/// The running map nodes (their rows) that their items have decided.
+fn map_verdicts(plan: &IndexedPlan, rows: &Rows) -> Vec<(usize, Verdict)> {
     let mut verdicts = Vec::new();
-    for (&path, &at) in &maps {
-        let Some(spec) = plan.node(path) else {
+    for m in rows.maps() {
+        let state = &rows.nodes[m];
+        if state.status != NodeStatus::Running {
+            continue;
+        }
+        let Some(spec) = plan.node(&state.node) else {
             continue;
         };
         let Some(map) = &spec.map else {
             continue;
         };
-        let mut of_map = items.remove(&at).unwrap_or_default();
-        of_map.sort_by_key(|(index, _)| *index);
-        let of_map: Vec<&NodeState> = of_map.into_iter().map(|(_, s)| s).collect();
-        let failed: Vec<&NodeState> = of_map
+        let items: Vec<&NodeState> = rows.items_of(m).iter().map(|&i| &rows.nodes[i]).collect();
+        let failed: Vec<&NodeState> = items
             .iter()
             .copied()
             .filter(|n| matches!(n.status, NodeStatus::Failed | NodeStatus::TimedOut))
             .collect();
-        let tolerated = map.tolerated_failures(of_map.len());
+        let tolerated = map.tolerated_failures(items.len());
         if failed.len() > tolerated {
             let first = failed[0];
             let why = first.error.as_deref().unwrap_or("");
@@ -734,14 +713,14 @@ fn map_verdicts(plan: &IndexedPlan, nodes: &[NodeState]) -> Vec<(usize, Verdict)
                 format!(
                     "{} of {} items failed, more than minSuccessRatio {} allows; the first, `{}`: {why}",
                     failed.len(),
-                    of_map.len(),
+                    items.len(),
                     map.min_success_ratio,
                     first.node
                 )
             };
-            verdicts.push((at, Verdict::Failed(error)));
-        } else if of_map.iter().all(|n| n.status.is_terminal()) {
-            verdicts.push((at, Verdict::Succeeded(map_outputs(spec, &of_map))));
+            verdicts.push((m, Verdict::Failed(error)));
+        } else if items.iter().all(|n| n.status.is_terminal()) {
+            verdicts.push((m, Verdict::Succeeded(map_outputs(spec, &items))));
         }
     }
     verdicts
@@ -825,15 +804,6 @@ fn done(status: NodeStatus) -> bool {
     matches!(status, NodeStatus::Succeeded | NodeStatus::Skipped)
 }
 
-/// The paths of the nodes skipped.
-fn skipped_nodes(nodes: &[NodeState]) -> HashSet<&str> {
-    nodes
-        .iter()
-        .filter(|n| n.status == NodeStatus::Skipped)
-        .map(|n| n.node.as_str())
-        .collect()
-}
-
 /// What a node whose dependencies are all done does next.
 enum Readiness {
     /// Runs with these inputs.
@@ -852,14 +822,8 @@ enum Readiness {
     Fail(String),
 }
 
-fn readiness(
-    spec: &PlanNode,
-    execution_inputs: &Value,
-    outputs: &HashMap<&str, &Value>,
-    skipped: &HashSet<&str>,
-) -> Readiness {
-    if let Some(Binding::Output { node, .. }) =
-        spec.bindings().find_map(|b| first_skipped(b, skipped))
+fn readiness(spec: &PlanNode, execution_inputs: &Value, rows: &Rows) -> Readiness {
+    if let Some(Binding::Output { node, .. }) = spec.bindings().find_map(|b| first_skipped(b, rows))
     {
         return Readiness::Skip(format!("it reads an output of `{node}`, which was skipped"));
     }
@@ -873,7 +837,7 @@ fn readiness(
             let Some(binding) = condition.refs.get(&r.to_string()) else {
                 return Readiness::Fail(format!("`when`: `{r}` is not bound in the plan"));
             };
-            match resolve(binding, execution_inputs, outputs) {
+            match resolve(binding, execution_inputs, rows) {
                 Ok(value) => {
                     values.insert(r, value);
                 }
@@ -890,7 +854,7 @@ fn readiness(
     }
     let mut inputs = BTreeMap::new();
     for (name, binding) in &spec.inputs {
-        match resolve(binding, execution_inputs, outputs) {
+        match resolve(binding, execution_inputs, rows) {
             Ok(v) => {
                 inputs.insert(name.clone(), v);
             }
@@ -900,7 +864,7 @@ fn readiness(
     let Some(map) = &spec.map else {
         return Readiness::Run(inputs);
     };
-    match resolve(&map.over, execution_inputs, outputs) {
+    match resolve(&map.over, execution_inputs, rows) {
         Ok(Value::Array(list)) => Readiness::Map { inputs, list },
         Ok(other) => Readiness::Fail(format!(
             "`map.over` is {}, not a list",
@@ -912,38 +876,33 @@ fn readiness(
 
 /// The first output binding inside `binding` that reads a skipped node,
 /// if it reads one.
-fn first_skipped<'a>(binding: &'a Binding, skipped: &HashSet<&str>) -> Option<&'a Binding> {
+fn first_skipped<'a>(binding: &'a Binding, rows: &Rows) -> Option<&'a Binding> {
     match binding {
-        Binding::Output { node, .. } if skipped.contains(node.as_str()) => Some(binding),
-        Binding::Concat { parts } => parts.iter().find_map(|p| first_skipped(p, skipped)),
+        Binding::Output { node, .. }
+            if rows
+                .get(node)
+                .is_some_and(|n| n.status == NodeStatus::Skipped) =>
+        {
+            Some(binding)
+        }
+        Binding::Concat { parts } => parts.iter().find_map(|p| first_skipped(p, rows)),
         _ => None,
     }
 }
 
-/// Outputs of the nodes that succeeded, by path.
-fn node_outputs(nodes: &[NodeState]) -> HashMap<&str, &Value> {
-    nodes
-        .iter()
-        .filter(|n| n.status == NodeStatus::Succeeded)
-        .filter_map(|n| Some((n.node.as_str(), n.outputs.as_ref()?)))
-        .collect()
-}
-
-/// The value of a binding.
-pub fn resolve(
-    binding: &Binding,
-    inputs: &Value,
-    outputs: &HashMap<&str, &Value>,
-) -> Result<Value, BindingError> {
+/// The value of a binding: an execution input, a literal, or an output of
+/// a node that succeeded.
+fn resolve(binding: &Binding, inputs: &Value, rows: &Rows) -> Result<Value, BindingError> {
     match binding {
         Binding::Literal { value } => Ok(value.clone()),
         Binding::Input { name } => inputs
             .get(name)
             .cloned()
             .ok_or_else(|| BindingError::NoInput(name.clone())),
-        Binding::Output { node, output } => outputs
-            .get(node.as_str())
-            .and_then(|o| o.get(output))
+        Binding::Output { node, output } => rows
+            .get(node)
+            .filter(|n| n.status == NodeStatus::Succeeded)
+            .and_then(|n| n.outputs.as_ref()?.get(output))
             .cloned()
             .ok_or_else(|| BindingError::NoOutput {
                 node: node.clone(),
@@ -952,7 +911,7 @@ pub fn resolve(
         Binding::Concat { parts } => {
             let mut text = String::new();
             for part in parts {
-                match resolve(part, inputs, outputs)? {
+                match resolve(part, inputs, rows)? {
                     Value::String(s) => text.push_str(&s),
                     other => text.push_str(&other.to_string()),
                 }
