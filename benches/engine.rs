@@ -2,13 +2,15 @@
 //!
 //! `cargo bench --bench engine` registers (through a real Git repository and
 //! a SQLite store) a no-op task (`/bin/true`, a container task run on the
-//! host), a chain of 100 of them and a fan-out of 1,000, runs each workflow
-//! to the end with the local executor, and subtracts what the same number of
+//! host), chains of 10, 1,000 and 10,000 of them, a fan-out of 1,000 and a
+//! map over 10,000 items (`maxParallel: 100`), runs each workflow to the end
+//! with the local executor, and subtracts what the same number of
 //! `/bin/true` processes cost when spawned and awaited by the same process
-//! supervisor without the engine (one after another for the chain, all at
-//! once for the fan-out). Target: under 5 ms per node on 2 cores, the same
-//! for a chain of 1,000 (`WEIR_BENCH_CHAIN=1000`): the cost per node must
-//! not grow with the workflow.
+//! supervisor without the engine (one after another for a chain, all at
+//! once for the fan-out, 100 at a time for the map). Target: under 2 ms per
+//! node at every size, flat: the cost per node must not grow with the
+//! workflow. `WEIR_BENCH_CHAINS=10,1000` picks the chains; `WEIR_BENCH_MAP`
+//! the map's size.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -24,16 +26,18 @@ use weir::reconcile::{self, Outcome};
 use weir::source::git::{GitSource, SourceSpec};
 
 const FAN_OUT: usize = 1_000;
+/// Items of the map running at once.
+const MAP_PARALLEL: usize = 100;
 
-/// The chain's length: 100, or `WEIR_BENCH_CHAIN`.
-fn chain() -> usize {
-    std::env::var("WEIR_BENCH_CHAIN")
+/// A number list from the environment, or `default`.
+fn sizes(name: &str, default: &[usize]) -> Vec<usize> {
+    std::env::var(name)
         .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(100)
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| default.to_vec())
 }
 
-fn definitions() -> String {
+fn definitions(chains: &[usize], map: usize) -> String {
     let mut s = String::from(
         r#"apiVersion: weir.dev/v1alpha1
 kind: Task
@@ -42,15 +46,22 @@ spec:
   container: { image: busybox, command: ["true"] }
 ---
 apiVersion: weir.dev/v1alpha1
-kind: Workflow
-metadata: { name: chain }
+kind: Task
+metadata: { name: noop-item }
 spec:
-  nodes:
-    - { id: n0, task: noop }
+  inputs: { i: { type: int } }
+  container: { image: busybox, command: ["true"] }
 "#,
     );
-    for i in 1..chain() {
-        writeln!(s, "    - {{ id: n{i}, task: noop, after: [n{}] }}", i - 1).expect("string");
+    for &length in chains {
+        write!(
+            s,
+            "---\napiVersion: weir.dev/v1alpha1\nkind: Workflow\nmetadata: {{ name: chain-{length} }}\nspec:\n  nodes:\n    - {{ id: n0, task: noop }}\n"
+        )
+        .expect("string");
+        for i in 1..length {
+            writeln!(s, "    - {{ id: n{i}, task: noop, after: [n{}] }}", i - 1).expect("string");
+        }
     }
     s.push_str(
         r#"---
@@ -64,15 +75,22 @@ spec:
     for i in 0..FAN_OUT {
         writeln!(s, "    - {{ id: n{i}, task: noop }}").expect("string");
     }
+    let items: Vec<String> = (0..map).map(|i| i.to_string()).collect();
+    write!(
+        s,
+        "---\napiVersion: weir.dev/v1alpha1\nkind: Workflow\nmetadata: {{ name: map }}\nspec:\n  nodes:\n    - id: each\n      task: noop-item\n      map: {{ over: [{}], as: i, maxParallel: {MAP_PARALLEL} }}\n",
+        items.join(", ")
+    )
+    .expect("string");
     s
 }
 
-fn repository() -> tempfile::TempDir {
+fn repository(definitions: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut opts = git2::RepositoryInitOptions::new();
     opts.initial_head("main");
     let repo = Repository::init_opts(dir.path(), &opts).expect("init");
-    std::fs::write(dir.path().join("flows.yaml"), definitions()).expect("write");
+    std::fs::write(dir.path().join("flows.yaml"), definitions).expect("write");
     let mut index = repo.index().expect("index");
     index
         .add_path(std::path::Path::new("flows.yaml"))
@@ -86,8 +104,9 @@ fn repository() -> tempfile::TempDir {
     dir
 }
 
-/// `count` `/bin/true` processes through the supervisor alone.
-async fn baseline(dir: &std::path::Path, count: usize, parallel: bool) -> Duration {
+/// `count` `/bin/true` processes through the supervisor alone, at most
+/// `window` at a time.
+async fn baseline(dir: &std::path::Path, count: usize, window: usize) -> Duration {
     let command = |i: usize| Command {
         program: "true".into(),
         args: Vec::new(),
@@ -98,8 +117,10 @@ async fn baseline(dir: &std::path::Path, count: usize, parallel: bool) -> Durati
     };
     let cancel = CancellationToken::new();
     let start = Instant::now();
-    if parallel {
-        let children: Vec<_> = (0..count)
+    let mut next = 0;
+    while next < count {
+        let batch = window.min(count - next);
+        let children: Vec<_> = (next..next + batch)
             .map(|i| process::spawn(&command(i)).expect("spawn"))
             .collect();
         for child in children {
@@ -108,20 +129,15 @@ async fn baseline(dir: &std::path::Path, count: usize, parallel: bool) -> Durati
                 .await
                 .expect("wait");
         }
-    } else {
-        for i in 0..count {
-            let child = process::spawn(&command(i)).expect("spawn");
-            child
-                .wait(None, &cancel, Duration::from_secs(1))
-                .await
-                .expect("wait");
-        }
+        next += batch;
     }
     start.elapsed()
 }
 
 fn main() {
-    let repo = repository();
+    let chains = sizes("WEIR_BENCH_CHAINS", &[10, 1_000, 10_000]);
+    let map = sizes("WEIR_BENCH_MAP", &[10_000])[0];
+    let repo = repository(&definitions(&chains, map));
     let state = tempfile::tempdir().expect("state");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -147,9 +163,15 @@ fn main() {
         let engine = Engine::new(store.clone(), artifacts, state.path().to_path_buf())
         .with_task_env(weir::executor::environment::Inherited::from_process(Default::default()));
         let scratch = tempfile::tempdir().expect("scratch");
-        for (name, nodes, parallel) in [("chain", chain(), false), ("fan-out", FAN_OUT, true)] {
+        let mut runs: Vec<(String, usize, usize)> = chains
+            .iter()
+            .map(|&n| (format!("chain-{n}"), n, 1))
+            .collect();
+        runs.push(("fan-out".into(), FAN_OUT, FAN_OUT));
+        runs.push(("map".into(), map, MAP_PARALLEL));
+        for (name, nodes, window) in runs {
             let request = Request {
-                name: name.into(),
+                name: name.clone(),
                 ..Request::default()
             };
             let start = Instant::now();
@@ -157,10 +179,10 @@ fn main() {
             let done = engine.run_until_finished(&execution.id).await.expect("run");
             let took = start.elapsed();
             assert_eq!(done.status.as_str(), "succeeded", "{done:?}");
-            let base = baseline(scratch.path(), nodes, parallel).await;
+            let base = baseline(scratch.path(), nodes, window).await;
             let overhead = took.saturating_sub(base).as_secs_f64() * 1000.0 / nodes as f64;
             println!(
-                "engine: {name} of {nodes} no-op tasks in {:.2} s; the same processes alone {:.2} s; overhead {overhead:.2} ms per node",
+                "engine: {name} ({nodes} no-op tasks) in {:.2} s; the same processes alone {:.2} s; overhead {overhead:.2} ms per node",
                 took.as_secs_f64(),
                 base.as_secs_f64()
             );

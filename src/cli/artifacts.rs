@@ -127,7 +127,7 @@ fn digest_of(
 /// `--server`: the daemon resolves the output and sends the bytes.
 fn get_through(client: &Client, args: &GetArgs) -> exit::Result {
     let digest = digest_of(args, |id| {
-        let view = client.execution(id).map_err(ReadError::from)?;
+        let view = client.execution_all(id).map_err(ReadError::from)?;
         Ok(view.map(|v| {
             v.nodes
                 .into_iter()

@@ -19,6 +19,7 @@ use crate::spec::ExecutionId;
 use crate::store::execution::Status;
 use crate::views::{
     self, CancelError, ExecutionQuery, ExecutionView, FOLLOW_EVERY, LogQuery, LogTail, LogsError,
+    NodePage,
 };
 
 #[derive(Debug, clap::Args)]
@@ -38,6 +39,14 @@ pub struct Args {
     /// Most executions listed, newest first.
     #[arg(long, default_value_t = 100)]
     pub limit: u32,
+    /// With an id: at most this many of its nodes (default 1,000; a big
+    /// execution is read a page at a time).
+    #[arg(long, value_name = "N", requires = "id")]
+    pub nodes: Option<u32>,
+    /// With an id: its nodes after this one (a node's path, as the last
+    /// page's last line says).
+    #[arg(long, value_name = "NODE", requires = "id")]
+    pub after: Option<String>,
     /// Follow the execution until it ends (its table again each time a
     /// node moves on; with `-o json`, the last state); exit 0 if it
     /// succeeded, 1 if it did not (as `argocd app wait`).
@@ -65,11 +74,15 @@ pub fn run(args: &Args) -> exit::Result {
         status: args.status.clone(),
         limit: Some(args.limit),
     };
+    let page = NodePage {
+        nodes: args.nodes,
+        after: args.after.clone(),
+    };
     // The flags are checked even with an id: a typo is said, not ignored.
     let checked = query.filter().map_err(ReadError::from);
     let origin = checked.and_then(|_| args.server.origin(&args.store))?;
     let text = match &args.id {
-        Some(id) => origin.execution(id).map(|found| {
+        Some(id) => origin.execution(id, &page).map(|found| {
             found.map(|execution| match args.output {
                 Output::Json => format!("{:#}\n", views::to_json(&execution)),
                 Output::Table => execution_text(&execution),
@@ -99,7 +112,7 @@ fn watch(args: &Args, id: &ExecutionId) -> exit::Result {
     let mut last = None;
     loop {
         let execution = origin
-            .execution(id)?
+            .execution(id, &NodePage::default())?
             .ok_or_else(|| Error::not_found(format!("no execution `{id}`")))?;
         let ended = execution.status.is_terminal();
         let nodes: Vec<_> = execution

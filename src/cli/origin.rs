@@ -21,8 +21,8 @@ use crate::spec::ExecutionId;
 use crate::store::Store;
 use crate::views::{
     self, AuditQuery, AuditView, DiffError, DiffView, ExecutionQuery, ExecutionView,
-    LaunchPlanError, LaunchPlanQuery, LaunchPlanView, LineageQuery, LineageView, QueryError,
-    SourceView, StatusView, VersionQuery, VersionView,
+    LaunchPlanError, LaunchPlanQuery, LaunchPlanView, LineageQuery, LineageView, NodePage,
+    PageError, QueryError, SourceView, StatusView, VersionQuery, VersionView,
 };
 
 /// The environment variable holding the API token, when no `--api-token-file`.
@@ -141,10 +141,22 @@ impl Origin<'_> {
     }
 
     /// `None` when there is no such execution.
-    pub fn execution(&self, id: &ExecutionId) -> Result<Option<ExecutionView>, ReadError> {
+    pub fn execution(
+        &self,
+        id: &ExecutionId,
+        page: &NodePage,
+    ) -> Result<Option<ExecutionView>, ReadError> {
         match self {
-            Origin::Store(store) => read(store, async |s| views::execution(s, id).await),
-            Origin::Server(client) => Ok(client.execution(id)?),
+            Origin::Store(store) => block_on(async {
+                let store = store.open_existing().await?;
+                views::execution_page(store.as_ref(), id, page)
+                    .await
+                    .map_err(|e| match e {
+                        PageError::Query(e) => ReadError::Query(e),
+                        PageError::Store(e) => ReadError::Store(e),
+                    })
+            }),
+            Origin::Server(client) => Ok(client.execution(id, page)?),
         }
     }
 

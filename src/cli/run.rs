@@ -329,6 +329,13 @@ pub fn execution_text(e: &ExecutionView) -> String {
     if !rows.is_empty() {
         out.push_str(&super::render::table(&header, &rows));
     }
+    if let (Some(total), Some(next)) = (e.nodes_total, &e.nodes_next) {
+        out.push_str(&format!(
+            "{} of {total} nodes shown; the next: weir executions {} --after '{next}'\n",
+            e.nodes.len(),
+            e.id
+        ));
+    }
     if let Some(outputs) = &e.outputs {
         out.push_str(&format!("outputs: {outputs}\n"));
     }

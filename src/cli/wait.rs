@@ -373,7 +373,7 @@ pub async fn poll_until_ended(
                 .iter()
                 .map(|id| {
                     client
-                        .execution(id)?
+                        .execution_all(id)?
                         .ok_or_else(|| client::Error::NotFound {
                             message: format!("no execution `{id}`"),
                         })

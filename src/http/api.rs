@@ -32,7 +32,7 @@ use crate::store;
 use crate::views::{
     self, ApprovalBody, ApprovalError, AuditQuery, CancelError, DiffError, ExecutionQuery,
     ExecutionView, LaunchPlanError, LaunchPlanQuery, LineageQuery, LogQuery, LogTail, LogsError,
-    PauseBody, PauseError, QueryError, RunBody, VersionQuery,
+    NodePage, PageError, PauseBody, PauseError, QueryError, RunBody, VersionQuery,
 };
 
 /// The routes, behind the token check.
@@ -214,10 +214,16 @@ async fn executions(State(state): State<Shared>, Query(query): Query<ExecutionQu
 
 /// `GET /api/v1/executions/{id}`: one execution with its nodes
 /// (`weir executions ID -o json`); 404 when unknown.
-async fn execution(State(state): State<Shared>, Path(id): Path<ExecutionId>) -> Response {
-    match views::execution(state.store.as_ref(), &id).await {
+async fn execution(
+    State(state): State<Shared>,
+    Path(id): Path<ExecutionId>,
+    Query(page): Query<NodePage>,
+) -> Response {
+    match views::execution_page(state.store.as_ref(), &id, &page).await {
         Ok(None) => error(StatusCode::NOT_FOUND, format!("no execution `{id}`")),
-        found => document(found),
+        Ok(found) => Json(views::to_json(&found)).into_response(),
+        Err(PageError::Query(e)) => query_error(e),
+        Err(PageError::Store(e)) => store_error(&e),
     }
 }
 

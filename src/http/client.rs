@@ -27,8 +27,8 @@ use crate::spec::{Digest, ExecutionId};
 use crate::views::{
     ApprovalBody, AuditQuery, AuditView, BackfillBody, BackfillView, CancelView, DecisionView,
     DiffView, ExecutionQuery, ExecutionView, LaunchPlanQuery, LaunchPlanView, LineageQuery,
-    LineageView, LogQuery, PauseBody, PausedView, RunBody, SourceView, StatusView, VersionQuery,
-    VersionView,
+    LineageView, LogQuery, NodePage, PauseBody, PausedView, RunBody, SourceView, StatusView,
+    VersionQuery, VersionView,
 };
 
 /// How long one request may take, connecting included (not a followed
@@ -144,8 +144,33 @@ impl Client {
 
     /// `GET /api/v1/executions/{id}`; `None` when the server has no such
     /// execution.
-    pub fn execution(&self, id: &ExecutionId) -> Result<Option<ExecutionView>, Error> {
-        found(self.get(&execution_path(id, ""), &()))
+    pub fn execution(
+        &self,
+        id: &ExecutionId,
+        page: &NodePage,
+    ) -> Result<Option<ExecutionView>, Error> {
+        found(self.get(&execution_path(id, ""), page))
+    }
+
+    /// [`Client::execution`] with all its nodes, a page at a time.
+    pub fn execution_all(&self, id: &ExecutionId) -> Result<Option<ExecutionView>, Error> {
+        let mut page = NodePage {
+            nodes: Some(crate::views::MAX_NODES_PER_PAGE),
+            after: None,
+        };
+        let Some(mut whole) = self.execution(id, &page)? else {
+            return Ok(None);
+        };
+        while let Some(next) = whole.nodes_next.take() {
+            page.after = Some(next);
+            let Some(more) = self.execution(id, &page)? else {
+                return Ok(None);
+            };
+            whole.nodes.extend(more.nodes);
+            whole.nodes_next = more.nodes_next;
+        }
+        whole.nodes_total = None;
+        Ok(Some(whole))
     }
 
     /// `GET /api/v1/lineage/{target}?…`; `None` when the target is neither

@@ -370,6 +370,16 @@ pub enum EngineWrite {
     },
 }
 
+/// A page of an execution's nodes ([`ExecutionStore::nodes_page`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NodesPage {
+    pub nodes: Vec<NodeState>,
+    /// How many nodes the execution has.
+    pub total: u64,
+    /// Whether the node the page starts after exists (`true` without one).
+    pub after_found: bool,
+}
+
 /// Told the id of every execution created, or asked to cancel, through a
 /// store handle (in this process): what wakes the engine at once
 /// ([`ExecutionStore::on_work`]). Must not block.
@@ -436,6 +446,15 @@ pub trait ExecutionStore: Send + Sync {
 
     /// The nodes of an execution, in plan order.
     fn nodes<'a>(&'a self, execution: &'a ExecutionId) -> StoreFuture<'a, Vec<NodeState>>;
+
+    /// A page of an execution's nodes in plan order: at most `limit` of
+    /// those after the node at path `after` (from the first when `None`).
+    fn nodes_page<'a>(
+        &'a self,
+        execution: &'a ExecutionId,
+        after: Option<&'a str>,
+        limit: u32,
+    ) -> StoreFuture<'a, NodesPage>;
 
     /// The nodes of each of `executions` (those it has), in plan order: one
     /// query where [`nodes`](Self::nodes) would take one per execution.

@@ -41,6 +41,12 @@ pub struct ExecutionView {
     #[serde(serialize_with = "instant::millis_opt")]
     pub finished_at: Option<DateTime<Utc>>,
     pub nodes: Vec<NodeView>,
+    /// How many nodes it has, when `nodes` is a page of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes_total: Option<u64>,
+    /// The `after` of the next page of its nodes, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes_next: Option<String>,
     /// Its notifications and every attempt at them (one execution only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deliveries: Vec<DeliveryView>,
@@ -148,6 +154,8 @@ impl ExecutionView {
             started_at: e.started_at.map(to_millis),
             finished_at: e.finished_at.map(to_millis),
             nodes: with_prompts(e, nodes),
+            nodes_total: None,
+            nodes_next: None,
             deliveries: Vec::new(),
         }
     }
@@ -261,6 +269,80 @@ pub async fn executions(
         .iter()
         .map(|e| ExecutionView::new(e, &[]))
         .collect())
+}
+
+/// How many nodes a page of an execution's shows when the query does not
+/// say, and the most it may ask for.
+pub const NODES_PER_PAGE: u32 = 1_000;
+pub const MAX_NODES_PER_PAGE: u32 = 10_000;
+
+/// Which of an execution's nodes: `weir executions ID --nodes N --after
+/// PATH`, or the query parameters `nodes` and `after` of `GET
+/// /api/v1/executions/{id}`. A big execution (a map of 10,000 items) is
+/// read a page at a time.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodePage {
+    /// At most this many nodes ([`NODES_PER_PAGE`] when absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<u32>,
+    /// The nodes after this one (a node's path), in plan order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+}
+
+/// One execution with a page of its nodes (`nodesTotal`, and `nodesNext`
+/// when more follow); `None` when the store has no such id. A page size
+/// out of range or an `after` that names no node of it is refused.
+pub async fn execution_page(
+    store: &dyn Store,
+    id: &ExecutionId,
+    page: &NodePage,
+) -> Result<Option<ExecutionView>, PageError> {
+    let limit = page.nodes.unwrap_or(NODES_PER_PAGE);
+    if limit == 0 || limit > MAX_NODES_PER_PAGE {
+        return Err(PageError::Query(QueryError(format!(
+            "`nodes` must be 1 to {MAX_NODES_PER_PAGE}, not {limit}"
+        ))));
+    }
+    let Some(execution) = store.execution(id).await? else {
+        return Ok(None);
+    };
+    // One more than asked says whether a page follows.
+    let mut read = store
+        .nodes_page(id, page.after.as_deref(), limit + 1)
+        .await?;
+    if !read.after_found {
+        return Err(PageError::Query(QueryError(format!(
+            "`after`: execution `{id}` has no node `{}`",
+            page.after.as_deref().unwrap_or_default()
+        ))));
+    }
+    let more = read.nodes.len() > limit as usize;
+    read.nodes.truncate(limit as usize);
+    let mut view = ExecutionView::new(&execution, &read.nodes);
+    if more || page.after.is_some() {
+        view.nodes_total = Some(read.total);
+    }
+    if more {
+        view.nodes_next = read.nodes.last().map(|n| n.node.clone());
+    }
+    view.deliveries = store
+        .deliveries(id)
+        .await?
+        .iter()
+        .map(DeliveryView::from)
+        .collect();
+    Ok(Some(view))
+}
+
+/// Why a page of an execution's nodes cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    #[error(transparent)]
+    Store(#[from] store::Error),
 }
 
 /// One execution with its nodes; `None` when the store has no such id.

@@ -43,7 +43,10 @@ pub use diff::{
     Change, CommitView, CommitsView, DiffError, DiffView, NodeDiff, NodeSide, SideView,
     ValueChange, diff,
 };
-pub use execution::{ExecutionQuery, ExecutionView, NodeView, RunBody, execution, executions};
+pub use execution::{
+    ExecutionQuery, ExecutionView, MAX_NODES_PER_PAGE, NODES_PER_PAGE, NodePage, NodeView,
+    PageError, RunBody, execution, execution_page, executions,
+};
 pub use launch_plan::{DEFAULT_NEXT as DEFAULT_NEXT_INSTANTS, MAX_NEXT as MAX_NEXT_INSTANTS};
 pub use launch_plan::{
     InstantView, LastRunView, LaunchPlanError, LaunchPlanQuery, LaunchPlanView, PauseBody,

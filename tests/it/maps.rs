@@ -282,7 +282,7 @@ on_every_backend!(
 /// interrupted attempt does; a local process dies with its engine).
 #[test]
 fn a_map_survives_kill_9_of_its_engine_and_runs_no_finished_item_again() {
-    use crate::common::{Daemon, TestDb, eventually, weir_json};
+    use crate::common::{Daemon, TestDb, assert_same_both_ways, eventually, weir_json};
     let db = TestDb::sqlite();
     let repo = GitRepo::new();
     repo.write("defs/sweep.yaml", DEFS);
@@ -353,6 +353,48 @@ fn a_map_survives_kill_9_of_its_engine_and_runs_no_finished_item_again() {
         );
         let item = crate::common::node(&execution, &format!("train[{i}]"));
         assert_eq!(item["status"], "succeeded", "{item:#}");
+    }
+
+    // Its 27 nodes, a page at a time, the same from the store and through
+    // the daemon.
+    let server = ["--server", daemon.url.as_str()];
+    let first = assert_same_both_ways(&["executions", &id, "--nodes", "10"], &db, &server);
+    let text = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        text.contains(&format!(
+            "10 of 27 nodes shown; the next: weir executions {id} --after 'train[7]'"
+        )),
+        "{text}"
+    );
+    let page = |args: &[&str]| {
+        let all: Vec<&str> = [&["executions", &id][..], args, &["-o", "json"]].concat();
+        let out = assert_same_both_ways(&all, &db, &server);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).expect("JSON")
+    };
+    let first = page(&["--nodes", "10"]);
+    assert_eq!(first["nodesTotal"], 27);
+    assert_eq!(first["nodesNext"], "train[7]");
+    let rest = page(&["--after", "train[7]", "--nodes", "100"]);
+    let ids: Vec<&str> = rest["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .filter_map(|n| n["id"].as_str())
+        .collect();
+    let expected: Vec<String> = (8..25).map(|i| format!("train[{i}]")).collect();
+    assert_eq!(ids, expected, "the rest, in order");
+    assert_eq!(rest["nodesNext"], Value::Null, "the last page");
+    // A cursor that names no node, or a page size out of range: refused.
+    for bad in [&["--after", "train[99]"][..], &["--nodes", "0"]] {
+        let all: Vec<&str> = [&["executions", &id][..], bad].concat();
+        let out = assert_same_both_ways(&all, &db, &server);
+        assert_ne!(out.status.code(), Some(0), "{bad:?}");
     }
     daemon.stop();
 }

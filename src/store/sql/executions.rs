@@ -18,7 +18,7 @@ use super::rows::{self, CACHE_COLUMNS, EXECUTION_COLUMNS, LINEAGE_COLUMNS, NODE_
 use super::statement::{Param, Statement, rows_per_statement};
 use super::{Dialect, One, SqlStore, commit, found};
 use crate::spec::{Digest, ExecutionId};
-use crate::store::execution::{Decision, EngineWrite, UnfinishedSummary, WorkListener};
+use crate::store::execution::{Decision, EngineWrite, NodesPage, UnfinishedSummary, WorkListener};
 use crate::store::{
     CacheEntry, Error, Execution, ExecutionFilter, ExecutionStore, LineageEdge, NewExecution,
     NodeState, StoreFuture,
@@ -206,6 +206,36 @@ impl<D: Dialect> SqlStore<D> {
         ))
         .bind(execution);
         rows::node_states(self.read(DOING, select).await?, DOING)
+    }
+
+    async fn list_nodes_page(
+        &self,
+        execution: &ExecutionId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<NodesPage, Error> {
+        const DOING: &str = "reading a page of an execution's nodes";
+        let count = Statement::new(
+            "SELECT COUNT(*), COUNT(CASE WHEN node = $2 THEN 1 END) FROM node_executions \
+             WHERE execution = $1",
+        )
+        .bind(execution)
+        .bind(after);
+        let counted: Option<(i64, i64)> = self.read_optional(DOING, count).await?;
+        let (total, found) = counted.unwrap_or_default();
+        let select = Statement::new(format!(
+            "SELECT {NODE_COLUMNS} FROM node_executions WHERE execution = $1 AND plan_order > \
+             COALESCE((SELECT plan_order FROM node_executions WHERE execution = $1 AND node = $2), 0) \
+             ORDER BY plan_order LIMIT $3"
+        ))
+        .bind(execution)
+        .bind(after)
+        .bind(i64::from(limit));
+        Ok(NodesPage {
+            nodes: rows::node_states(self.read(DOING, select).await?, DOING)?,
+            total: u64::try_from(total).unwrap_or(0),
+            after_found: after.is_none() || found > 0,
+        })
     }
 
     /// The nodes of many executions, a statement per chunk of them.
@@ -639,6 +669,15 @@ impl<D: Dialect> ExecutionStore for SqlStore<D> {
 
     fn nodes<'a>(&'a self, execution: &'a ExecutionId) -> StoreFuture<'a, Vec<NodeState>> {
         Box::pin(self.list_nodes(execution))
+    }
+
+    fn nodes_page<'a>(
+        &'a self,
+        execution: &'a ExecutionId,
+        after: Option<&'a str>,
+        limit: u32,
+    ) -> StoreFuture<'a, NodesPage> {
+        Box::pin(self.list_nodes_page(execution, after, limit))
     }
 
     fn nodes_of<'a>(
