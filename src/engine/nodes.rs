@@ -59,8 +59,8 @@ pub(super) struct Driven {
 impl Engine {
     /// Drives `execution` until a step leaves nothing more to do at once
     /// (a bounded number of steps); returns what the last one left. The
-    /// last step's writes stay buffered ([`Engine::flush`]), to be applied
-    /// with the rest of the pass. `rows`: its rows as just read, if they
+    /// steps' writes stay buffered ([`Engine::flush`]), to be applied with
+    /// the rest of the pass in one transaction. `rows`: its rows as just read, if they
     /// were; else the mirror's, else the store's. They go back to the
     /// mirror as the steps left them (or, should a step fail, are dropped).
     pub(super) async fn drive_on(
@@ -95,8 +95,9 @@ impl Engine {
             if !driven.again {
                 break;
             }
-            // The next step reads what this one wrote.
-            self.flush().await?;
+            // The next step reads this one's rows as it left them; their
+            // writes go with the pass's one transaction (a cache lookup
+            // applies those before it reads).
             driven = self.step(driven.execution, rows).await?;
         }
         Ok(driven)
