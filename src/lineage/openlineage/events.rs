@@ -183,7 +183,10 @@ pub fn run_event(
 ) -> RunEvent {
     let namespace = namespace(execution);
     let mut run_facets = Map::new();
-    run_facets.insert("parent".into(), facets::parent(execution, &namespace));
+    run_facets.insert(
+        "parent".into(),
+        facets::parent(execution, &namespace, &state.node),
+    );
     if event_type == EventType::Fail {
         let message = state
             .error
@@ -208,7 +211,8 @@ pub fn run_event(
         producer: PRODUCER,
         schema_url: RUN_EVENT_SCHEMA,
         run: Run {
-            run_id: RunId::of_node(&execution.id, &node.path),
+            // Each item of a map node is a run of its own (of the same job).
+            run_id: RunId::of_node(&execution.id, &state.node),
             facets: run_facets,
         },
         job: Job {
@@ -573,6 +577,20 @@ mod tests {
             parent["job"],
             json!({ "namespace": "weir/acme", "name": "churn-training" })
         );
+        assert!(parent.get("root").is_none(), "{parent:#}");
+
+        // An item of map node `train` is a run of its own, whose parent is
+        // the map node's run and whose root is the execution's.
+        let mut item = node_state(NodeStatus::Running, 1, None);
+        item.node = "train[3]".into();
+        let item = event(EventType::Start, &item);
+        assert_valid(&validator, &item);
+        assert_ne!(item["run"]["runId"], node["run"]["runId"]);
+        assert_eq!(item["job"]["name"], "churn-training.train");
+        let parent = &item["run"]["facets"]["parent"];
+        assert_eq!(parent["run"]["runId"], node["run"]["runId"]);
+        assert_eq!(parent["job"]["name"], "churn-training.train");
+        assert_eq!(parent["root"]["run"]["runId"], events[0]["run"]["runId"]);
 
         let types: Vec<&str> = events
             .iter()

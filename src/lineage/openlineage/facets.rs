@@ -54,15 +54,31 @@ pub(super) const WEIR_CACHE_SCHEMA: &str = weir_facet_schema!("WeirCacheRunFacet
 /// why it stopped (which node failed, and how).
 pub(super) const WORKFLOW_LANGUAGE: &str = "weir";
 
-/// The `parent` run facet of a node's run: the run of its execution (job
-/// `<workflow>` in the same namespace).
-pub(super) fn parent(execution: &Execution, namespace: &str) -> Value {
-    json!({
-        "_producer": PRODUCER,
-        "_schemaURL": PARENT_RUN_SCHEMA,
+/// The `parent` run facet of the run of node `node`: the run of its
+/// execution (job `<workflow>` in the same namespace); for an item of a map
+/// node (`train[3]`), the map node's run, with the execution's as `root`.
+pub(super) fn parent(execution: &Execution, namespace: &str, node: &str) -> Value {
+    let of_execution = json!({
         "run": { "runId": RunId::of_execution(&execution.id) },
         "job": { "namespace": namespace, "name": execution.workflow },
-    })
+    });
+    let mut facet = json!({ "_producer": PRODUCER, "_schemaURL": PARENT_RUN_SCHEMA });
+    match crate::engine::plan::item_of(node) {
+        // An item of a map node: the map node's run, under the execution's.
+        Some((map, _)) => {
+            facet["run"] = json!({ "runId": RunId::of_node(&execution.id, map) });
+            facet["job"] = json!({
+                "namespace": namespace,
+                "name": format!("{}.{map}", execution.workflow),
+            });
+            facet["root"] = of_execution;
+        }
+        None => {
+            facet["run"] = of_execution["run"].clone();
+            facet["job"] = of_execution["job"].clone();
+        }
+    }
+    facet
 }
 
 /// The `nominalTime` run facet of an execution run at a scheduled (or

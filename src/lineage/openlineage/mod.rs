@@ -36,7 +36,9 @@
 //! Naming (OpenLineage's `Naming.md` leaves job namespaces to the
 //! scheduler): job namespace `weir/<project>`; an execution's job is
 //! `<workflow>`, a node's `<workflow>.<node path>` with a `parent` run
-//! facet naming the execution's run. Both carry the `sourceCodeLocation`
+//! facet naming the execution's run. Each item of a map node (`train[3]`)
+//! is a run of its own of the map node's job, whose `parent` is the map
+//! node's run and whose `root` is the execution's. Both carry the `sourceCodeLocation`
 //! job facet (the source's repository, branch, path and commit). An
 //! execution's run carries `nominalTime` when it runs at a scheduled
 //! instant and weir's `weir_execution` facet; a FAIL carries
