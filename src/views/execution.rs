@@ -327,13 +327,17 @@ pub async fn execution_page(
     if more {
         view.nodes_next = read.nodes.last().map(|n| n.node.clone());
     }
-    view.deliveries = store
-        .deliveries(id)
-        .await?
-        .iter()
-        .map(DeliveryView::from)
-        .collect();
+    view.deliveries = deliveries(store, id).await?;
     Ok(Some(view))
+}
+
+/// An execution's notifications, each with every attempt at it.
+async fn deliveries(
+    store: &dyn Store,
+    id: &ExecutionId,
+) -> Result<Vec<DeliveryView>, store::Error> {
+    let deliveries = store.deliveries(id).await?;
+    Ok(deliveries.iter().map(DeliveryView::from).collect())
 }
 
 /// Why a page of an execution's nodes cannot be read.
@@ -355,12 +359,7 @@ pub async fn execution(
     };
     let nodes = store.nodes(id).await?;
     let mut view = ExecutionView::new(&execution, &nodes);
-    view.deliveries = store
-        .deliveries(id)
-        .await?
-        .iter()
-        .map(DeliveryView::from)
-        .collect();
+    view.deliveries = deliveries(store, id).await?;
     Ok(Some(view))
 }
 
