@@ -343,17 +343,19 @@ impl Engine {
                 Some(_) => Readiness::Run(object(rows.nodes[i].inputs.as_ref())),
                 None => readiness(spec, &execution.inputs, rows),
             };
-            let state = &mut rows.nodes[i];
-            let (inputs, mut bad) = match readiness {
-                Readiness::Run(inputs) => (inputs, None),
+            let readiness = match readiness {
                 Readiness::Map { inputs, list } => {
-                    let items = self.begin_map(execution, spec, state, inputs, list, now);
-                    for item in items {
-                        rows.push(item);
-                    }
+                    self.begin_map(execution, spec, rows, i, inputs, list, now);
                     progressed = true;
                     continue;
                 }
+                other => other,
+            };
+            let state = &mut rows.nodes[i];
+            let (inputs, mut bad) = match readiness {
+                Readiness::Run(inputs) => (inputs, None),
+                // Begun above.
+                Readiness::Map { .. } => continue,
                 Readiness::Fail(why) => (BTreeMap::new(), Some(why)),
                 Readiness::Skip(why) => {
                     tracing::info!(execution = %execution.id, node = %state.node, why = %why, "node skipped");
@@ -415,59 +417,69 @@ impl Engine {
         Ok(progressed)
     }
 
-    /// A map node begins: a pending node per item of `list`, each with the
-    /// node's `inputs` and its item; the node runs until its items decide
-    /// it ([`Engine::settle_maps`]); over an empty list it succeeds at once
-    /// with empty lists. Returns the items.
+    /// Map node row `at` begins: a pending node per item of `list`, each
+    /// with the node's `inputs` and its item, written with the node in one
+    /// transaction; an item row that exists with those inputs (one a
+    /// recovery served from the execution it recovers) is kept as it is.
+    /// The node runs until its items decide it ([`Engine::settle_maps`]);
+    /// over an empty list it succeeds at once with empty lists.
+    #[allow(clippy::too_many_arguments)]
     fn begin_map(
         &self,
         execution: &Execution,
         spec: &PlanNode,
-        state: &mut NodeState,
+        rows: &mut Rows,
+        at: usize,
         inputs: BTreeMap<String, Value>,
         list: Vec<Value>,
         now: DateTime<Utc>,
-    ) -> Vec<NodeState> {
+    ) {
         let Some(map) = &spec.map else {
-            return Vec::new();
+            return;
         };
-        let items: Vec<NodeState> = list
-            .iter()
-            .enumerate()
-            .map(|(i, item)| {
-                let mut item_state = NodeState::pending(
-                    execution.id.clone(),
-                    item_path(&state.node, i),
-                    state.task.clone(),
-                    state.task_version.clone(),
-                );
-                let mut inputs = inputs.clone();
-                inputs.insert(map.item.clone(), item.clone());
-                item_state.inputs = Some(Value::Object(inputs.into_iter().collect()));
-                item_state
-            })
-            .collect();
+        let path = rows.nodes[at].node.clone();
+        let mut new = Vec::new();
+        let mut kept = 0;
+        for (i, item) in list.iter().enumerate() {
+            let mut bound = inputs.clone();
+            bound.insert(map.item.clone(), item.clone());
+            let bound = Value::Object(bound.into_iter().collect());
+            let mut item_state = NodeState::pending(
+                execution.id.clone(),
+                item_path(&path, i),
+                rows.nodes[at].task.clone(),
+                rows.nodes[at].task_version.clone(),
+            );
+            item_state.inputs = Some(bound);
+            match rows.index(&item_state.node) {
+                Some(j) if rows.nodes[j].inputs == item_state.inputs => kept += 1,
+                // Bound otherwise now: it runs again.
+                Some(j) => {
+                    rows.nodes[j] = item_state;
+                    self.write(EngineWrite::Node(rows.nodes[j].clone()));
+                }
+                None => new.push(item_state),
+            }
+        }
+        let state = &mut rows.nodes[at];
         let mut all = inputs;
         all.insert(map.item.clone(), Value::Array(list));
         state.inputs = Some(Value::Object(all.into_iter().collect()));
         state.status = NodeStatus::Running;
         state.started_at = Some(now);
-        tracing::info!(execution = %execution.id, node = %state.node, items = items.len(), "map node started its items");
+        tracing::info!(execution = %execution.id, node = %state.node, items = new.len() + kept, kept, "map node started its items");
         self.write(EngineWrite::Expanded {
             node: state.clone(),
-            items: items.clone(),
+            items: new.clone(),
         });
         self.tell(NodeEvent::Started, execution, spec, state);
-        if items.is_empty() {
-            self.end_map(
-                execution,
-                spec,
-                state,
-                Verdict::Succeeded(map_outputs(spec, &[])),
-                now,
-            );
+        if new.is_empty() && kept == 0 {
+            let outputs = map_outputs(spec, &[]);
+            self.end_map(execution, spec, state, Verdict::Succeeded(outputs), now);
         }
-        items
+        for item in new {
+            rows.push(item);
+        }
     }
 
     /// Ends each running map node whose items decided it: too many failed
@@ -721,7 +733,11 @@ fn map_verdicts(plan: &IndexedPlan, rows: &Rows) -> Vec<(usize, Verdict)> {
             };
             verdicts.push((m, Verdict::Failed(error)));
         } else if items.iter().all(|n| n.status.is_terminal()) {
-            verdicts.push((m, Verdict::Succeeded(map_outputs(spec, &items))));
+            // Rows are in item order but for those a recovery kept, which
+            // come first.
+            let mut ordered = items;
+            ordered.sort_by_key(|n| super::plan::item_of(&n.node).map(|(_, i)| i));
+            verdicts.push((m, Verdict::Succeeded(map_outputs(spec, &ordered))));
         }
     }
     verdicts

@@ -13,7 +13,7 @@ use serde::Deserialize as _;
 
 use super::create::manual_id;
 use super::nodes::edges;
-use super::plan::Plan;
+use super::plan::{Plan, item_of};
 use crate::spec::{EntityRef, ExecutionId, Kind, Trigger};
 use crate::store::Store;
 use crate::store::execution::{Execution, NodeState, NodeStatus, Status};
@@ -105,23 +105,44 @@ pub async fn again(
             .map(|n| (n.node.clone(), n))
             .collect(),
     };
-    let mut served = 0;
-    let nodes: Vec<NodeState> = plan
+    let served_from = |mut node: NodeState, done: &NodeState| {
+        node.status = NodeStatus::Succeeded;
+        node.inputs = done.inputs.clone();
+        node.outputs = done.outputs.clone();
+        node.cached_from = Some(done.cached_from.clone().unwrap_or_else(|| id.clone()));
+        node.started_at = Some(now);
+        node.finished_at = Some(now);
+        node
+    };
+    let mut nodes: Vec<NodeState> = plan
         .pending_nodes(&execution.id)
         .into_iter()
-        .map(|mut node| {
-            if let Some(done) = succeeded.get(&node.node) {
-                served += 1;
-                node.status = NodeStatus::Succeeded;
-                node.inputs = done.inputs.clone();
-                node.outputs = done.outputs.clone();
-                node.cached_from = Some(done.cached_from.clone().unwrap_or_else(|| id.clone()));
-                node.started_at = Some(now);
-                node.finished_at = Some(now);
-            }
-            node
+        .map(|node| match succeeded.get(&node.node) {
+            Some(done) => served_from(node, done),
+            None => node,
         })
         .collect();
+    // The items that succeeded of a map node that did not: the map node
+    // begins again, and keeps each of these whose inputs it binds again
+    // (`Engine::begin_map`), so only the others run.
+    let mut items: Vec<&NodeState> = succeeded
+        .values()
+        .filter(|n| item_of(&n.node).is_some_and(|(map, _)| !succeeded.contains_key(map)))
+        .collect();
+    items.sort_by_key(|n| item_of(&n.node).map(|(map, i)| (map.to_owned(), i)));
+    for done in items {
+        let node = NodeState::pending(
+            execution.id.clone(),
+            done.node.clone(),
+            done.task.clone(),
+            done.task_version.clone(),
+        );
+        nodes.push(served_from(node, done));
+    }
+    let served = nodes
+        .iter()
+        .filter(|n| n.status == NodeStatus::Succeeded)
+        .count();
     // What it reused is its lineage too (the same artifacts, read and
     // written by the nodes served from the original), in the transaction
     // that creates it (I5).

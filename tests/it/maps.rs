@@ -17,7 +17,8 @@ use weir::validate::Code;
 use crate::common::{Backend, GitRepo, on_every_backend, run_head, run_head_in, validate_files};
 
 /// Each item records when it starts and ends in `log` (to count how many
-/// run at once), then scores its fold; fold 5 fails when `fragile`.
+/// run at once), then scores its fold; fold 5 fails when `fragile` while
+/// the file `LOG.broken` exists.
 const DEFS: &str = r#"apiVersion: weir.dev/v1alpha1
 kind: Task
 metadata: { name: train }
@@ -35,7 +36,7 @@ spec:
       echo "start $WEIR_INPUT_FOLD" >> "$WEIR_INPUT_LOG"
       sleep 0.2
       echo "end $WEIR_INPUT_FOLD" >> "$WEIR_INPUT_LOG"
-      if [ "$WEIR_INPUT_FRAGILE" = true ] && [ "$WEIR_INPUT_FOLD" = 5 ]; then
+      if [ "$WEIR_INPUT_FRAGILE" = true ] && [ "$WEIR_INPUT_FOLD" = 5 ] && [ -e "$WEIR_INPUT_LOG.broken" ]; then
         echo "fold 5 diverged" >&2; exit 1
       fi
       echo "model for fold $WEIR_INPUT_FOLD" > "$WEIR_OUTPUTS/model"
@@ -212,6 +213,10 @@ async fn a_map_runs_an_item_per_value_and_a_changed_item_alone_on_rerun(b: Backe
 async fn a_failed_item_fails_the_map_unless_the_ratio_allows_it(b: Backend) {
     let logs = tempfile::tempdir().expect("tempdir");
     let types = weir::task::TaskTypes::builtin();
+    // Fold 5 fails.
+    for log in ["tolerant.log", "strict.log"] {
+        std::fs::write(logs.path().join(format!("{log}.broken")), "").expect("marker");
+    }
     let inputs = |name: &str| {
         json!({
             "folds": (0..10).collect::<Vec<u32>>(),
@@ -396,6 +401,94 @@ fn a_map_survives_kill_9_of_its_engine_and_runs_no_finished_item_again() {
         let out = assert_same_both_ways(&all, &db, &server);
         assert_ne!(out.status.code(), Some(0), "{bad:?}");
     }
+    daemon.stop();
+}
+
+/// `weir recover` of an execution whose map node failed runs only the
+/// items that did not succeed: the others are served from the execution
+/// it recovers (even without the cache), and the outputs are whole, in
+/// item order.
+#[test]
+fn recover_runs_only_the_items_that_did_not_succeed() {
+    use crate::common::{Daemon, TestDb, eventually, weir_json};
+    let db = TestDb::sqlite();
+    let repo = GitRepo::new();
+    repo.write("defs/sweep.yaml", DEFS);
+    repo.commit("A sweep");
+    let path = repo.path().to_str().expect("utf-8");
+    let daemon = Daemon::start(&db, &["--repo", path, "--path", "defs"]);
+    let logs = tempfile::tempdir().expect("tempdir");
+    let log = logs.path().join("items.log");
+    let broken = logs.path().join("items.log.broken");
+    std::fs::write(&broken, "").expect("marker");
+    let folds: Vec<u32> = (0..10).collect();
+    let ended = |id: &str| {
+        let mut last = Value::Null;
+        eventually("the execution ends", || {
+            last = weir_json(&["executions", id, "-o", "json"], &db).1;
+            !matches!(last["status"].as_str(), Some("running" | "queued"))
+        });
+        last
+    };
+    let (code, started) = weir_json(
+        &[
+            "run",
+            "sweep",
+            "--no-cache",
+            "--input",
+            &format!("folds={}", json!(folds)),
+            "--input",
+            &format!("log={}", log.display()),
+            "--input",
+            "fragile=true",
+            "-o",
+            "json",
+        ],
+        &db,
+    );
+    assert_eq!(code, 0, "{started:#}");
+    let id = started["id"].as_str().expect("an id").to_owned();
+    let failed = ended(&id);
+    assert_eq!(failed["status"], "failed", "{failed:#}");
+    let done_before: Vec<String> = failed["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .filter(|n| n["status"] == "succeeded")
+        .filter_map(|n| n["id"].as_str())
+        .map(str::to_owned)
+        .collect();
+    assert!(!done_before.is_empty(), "{failed:#}");
+    let before = std::fs::read_to_string(&log).expect("log");
+
+    std::fs::remove_file(&broken).expect("mended");
+    let (code, recovering) = weir_json(&["recover", &id, "-o", "json"], &db);
+    assert_eq!(code, 0, "{recovering:#}");
+    let recovered_id = recovering["id"].as_str().expect("an id").to_owned();
+    let recovered = ended(&recovered_id);
+    assert_eq!(recovered["status"], "succeeded", "{recovered:#}");
+    let scores: Vec<f64> = (0..10).map(|i| f64::from(i) + 0.5).collect();
+    let train = crate::common::node(&recovered, "train");
+    assert_eq!(
+        train["outputs"]["score"],
+        json!(scores),
+        "whole, in item order"
+    );
+    let after = std::fs::read_to_string(&log).expect("log");
+    let rerun = &after[before.len()..];
+    for path in &done_before {
+        let node = crate::common::node(&recovered, path);
+        assert_eq!(node["cachedFrom"], id.as_str(), "{path}: {node:#}");
+        let i = &path["train[".len()..path.len() - 1];
+        assert!(
+            !rerun.lines().any(|l| l == format!("start {i}")),
+            "{path} ran again:\n{rerun}"
+        );
+    }
+    assert!(
+        rerun.contains("start 5\n"),
+        "the failed item ran again:\n{rerun}"
+    );
     daemon.stop();
 }
 
