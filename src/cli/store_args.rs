@@ -3,8 +3,9 @@
 //! Commands that write (`sync`, `run`, `backfill`, `serve`) create the
 //! SQLite file when it is not there yet ([`StoreArgs::open`]). Commands
 //! that only read ([`StoreArgs::open_existing`]) do not: in the wrong
-//! folder they say that no store is there (exit 2) instead of creating an
-//! empty one and answering from it.
+//! folder, or given a `--db sqlite://…` file that is not there, they say
+//! that no store is there (exit 2) instead of creating an empty one and
+//! answering from it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -59,15 +60,18 @@ impl StoreArgs {
         store::open(&self.url()).await
     }
 
-    /// Opens a store that must be there already: without `--db`, a state
-    /// directory with no `weir.db` is [`OpenError::Missing`] and nothing
-    /// is created.
+    /// Opens a store that must be there already: a SQLite file that is not
+    /// there (the state directory's `weir.db`, or the file `--db
+    /// sqlite://…` names) is [`OpenError::Missing`], and nothing is
+    /// created.
     pub async fn open_existing(&self) -> Result<Arc<dyn Store>, OpenError> {
-        if self.db.is_none() {
-            let file = config::sqlite_file(&self.state_dir);
-            if !file.is_file() {
-                return Err(OpenError::Missing(file));
-            }
+        let file = match &self.db {
+            None => Some(config::sqlite_file(&self.state_dir)),
+            Some(url) if url.starts_with("sqlite:") => store::sqlite::database_file(url),
+            Some(_) => None,
+        };
+        if let Some(file) = file.filter(|f| !f.is_file()) {
+            return Err(OpenError::Missing(file));
         }
         Ok(self.open().await?)
     }

@@ -155,20 +155,52 @@ fn is_busy(error: &sqlx::Error) -> bool {
     code.is_some_and(|c| matches!(c & 0xff, 5 | 6))
 }
 
+/// A `sqlite:` URL read: what follows the scheme, its path and query, and
+/// whether it names a database in memory.
+struct SqliteUrl<'a> {
+    rest: &'a str,
+    path: &'a str,
+    query: Option<&'a str>,
+    in_memory: bool,
+}
+
+impl SqliteUrl<'_> {
+    fn parse(url: &str) -> SqliteUrl<'_> {
+        let rest = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        let (path, query) = match rest.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (rest, None),
+        };
+        let in_memory = path.is_empty()
+            || path == ":memory:"
+            || query.is_some_and(|q| q.split('&').any(|p| p == "mode=memory"));
+        SqliteUrl {
+            rest,
+            path,
+            query,
+            in_memory,
+        }
+    }
+}
+
+/// The database file a `sqlite:` URL names (`None` for one in memory).
+pub fn database_file(url: &str) -> Option<PathBuf> {
+    let url = SqliteUrl::parse(url);
+    (!url.in_memory).then(|| PathBuf::from(url.path))
+}
+
 /// Connection options for `url`, and the database file when it is one (not
 /// in memory); creates the file's directory.
 fn connect_options(url: &str) -> Result<(SqliteConnectOptions, Option<PathBuf>), sqlx::Error> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-        .unwrap_or(url);
-    let (path, query) = match rest.split_once('?') {
-        Some((path, query)) => (path, Some(query)),
-        None => (rest, None),
-    };
-    let in_memory = path.is_empty()
-        || path == ":memory:"
-        || query.is_some_and(|q| q.split('&').any(|p| p == "mode=memory"));
+    let SqliteUrl {
+        rest,
+        path,
+        query,
+        in_memory,
+    } = SqliteUrl::parse(url);
     if !in_memory {
         if let Some(parent) = Path::new(path)
             .parent()

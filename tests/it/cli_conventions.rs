@@ -149,6 +149,36 @@ fn a_read_without_a_store_says_so_and_creates_none() {
             "{command:?} created a state directory"
         );
     }
+    // The same for a SQLite file named with --db that is not there.
+    let missing = folder.path().join("elsewhere").join("weir.db");
+    let url = format!("sqlite://{}", missing.display());
+    for command in [&["versions"][..], &["executions"], &["status"]] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(command)
+            .args(["--db", &url])
+            .current_dir(folder.path())
+            .env_remove("WEIR_SERVER")
+            .output()
+            .expect("weir runs");
+        assert_eq!(out.status.code(), Some(2), "{command:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            format!(
+                "error: no weir store at `{}`\n  = help: run `weir sync` or `weir serve` here first to create it, or point at one with --state-dir, --db or --server\n",
+                missing.display()
+            ),
+            "{command:?}"
+        );
+        assert!(
+            !missing.exists(),
+            "{command:?} created {}",
+            missing.display()
+        );
+        assert!(
+            !missing.parent().expect("a folder").exists(),
+            "{command:?} made its folder"
+        );
+    }
 }
 
 /// The pipeline of `server_cli.rs`, and a yearly launch plan to backfill.
