@@ -71,6 +71,10 @@ pub struct Args {
         conflicts_with = "server"
     )]
     pub openlineage_url: Option<String>,
+    /// With --openlineage-url: a file holding the API key sent with each
+    /// POST as `Authorization: Bearer`.
+    #[arg(long, value_name = "FILE", requires = "openlineage_url")]
+    pub openlineage_api_key_file: Option<PathBuf>,
     #[command(flatten)]
     pub store: StoreArgs,
     #[command(flatten)]
@@ -109,7 +113,7 @@ pub fn run(args: &Args) -> exit::Result {
         no_cache: args.no_cache,
         preview: None,
     };
-    let emitter = openlineage(args).map_err(Error::failed)?;
+    let emitter = openlineage(args)?;
     let result: exit::Result<Result<_, wait::Interrupt>> = block_on(async {
         let store = args.store.open().await.map_err(Error::failed)?;
         let mut request = request.clone();
@@ -259,11 +263,19 @@ fn print_run(view: &ExecutionView, output: Output) -> exit::Result {
 }
 
 /// The OpenLineage emitter the flags ask for, if any.
-fn openlineage(args: &Args) -> Result<Option<Arc<Emitter>>, crate::lineage::openlineage::Error> {
+fn openlineage(args: &Args) -> exit::Result<Option<Arc<Emitter>>> {
+    let key = match &args.openlineage_api_key_file {
+        Some(path) => {
+            Some(super::serve::read_secret(path, "OpenLineage API key").map_err(Error::failed)?)
+        }
+        None => None,
+    };
     let emitter = Emitter::open(
         args.openlineage_file.as_deref(),
         args.openlineage_url.as_deref(),
-    )?;
+        key.as_deref(),
+    )
+    .map_err(Error::failed)?;
     Ok(emitter.map(Arc::new))
 }
 

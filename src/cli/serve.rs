@@ -116,6 +116,10 @@ pub struct Args {
         value_name = "URL"
     )]
     pub openlineage_url: Option<String>,
+    /// A file holding the API key sent with each OpenLineage POST as
+    /// `Authorization: Bearer` (overrides `[secrets] openlineage_api_key`).
+    #[arg(long, value_name = "FILE")]
+    pub openlineage_api_key_file: Option<PathBuf>,
 }
 
 /// `--task-env`: what a task's process inherits (`serve`, `run`, `backfill`).
@@ -140,7 +144,7 @@ fn task_env_entry(text: &str) -> Result<String, crate::executor::environment::Er
 
 /// A secret file that cannot be used.
 #[derive(Debug, thiserror::Error)]
-enum SecretError {
+pub(super) enum SecretError {
     #[error("cannot read the {what} from `{}`: {source}", path.display())]
     Read {
         what: &'static str,
@@ -152,7 +156,7 @@ enum SecretError {
 }
 
 /// A secret from a file, without its trailing newline.
-fn read_secret(path: &Path, what: &'static str) -> Result<String, SecretError> {
+pub(super) fn read_secret(path: &Path, what: &'static str) -> Result<String, SecretError> {
     let text = std::fs::read_to_string(path).map_err(|source| SecretError::Read {
         what,
         path: path.to_owned(),
@@ -202,6 +206,10 @@ fn config_of(args: &Args) -> exit::Result<Config> {
     }
     if let Some(url) = &args.openlineage_url {
         config.openlineage.url = Some(url.clone());
+    }
+    if let Some(path) = &args.openlineage_api_key_file {
+        let key = read_secret(path, "OpenLineage API key").map_err(Error::failed)?;
+        config.openlineage.api_key = Some(config::ApiKey(key));
     }
     Ok(config)
 }
@@ -302,6 +310,7 @@ mod tests {
             OpenLineageConfig {
                 file: Some("events.jsonl".into()),
                 url: None,
+                api_key: None,
             }
         );
 
@@ -322,6 +331,7 @@ mod tests {
             OpenLineageConfig {
                 file: Some("from-flag.jsonl".into()),
                 url: Some("http://marquez:5000".into()),
+                api_key: None,
             }
         );
     }

@@ -111,8 +111,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
 /// cannot be opened or a URL that is not http(s) stops the start-up before
 /// anything runs, saying which.
 fn open_lineage(config: &Config) -> Result<Option<Arc<Emitter>>, Error> {
-    let OpenLineageConfig { file, url } = &config.openlineage;
-    let emitter = Emitter::open(file.as_deref(), url.as_deref())?;
+    let OpenLineageConfig { file, url, api_key } = &config.openlineage;
+    let api_key = api_key.as_ref().map(|k| k.0.as_str());
+    let emitter = Emitter::open(file.as_deref(), url.as_deref(), api_key)?;
     if emitter.is_some() {
         let url = url.as_deref().map(crate::source::git::redact_url);
         tracing::info!(file = ?file, url = ?url, "sending OpenLineage events");

@@ -33,6 +33,7 @@
 //! github_webhook_secret = { file = "/run/secrets/github" }
 //! generic_webhook_token = { env = "WEIR_WEBHOOK_TOKEN" }
 //! api_token = { file = "/run/secrets/api" }
+//! openlineage_api_key = { env = "WEIR_OPENLINEAGE_API_KEY" }  # sent to [openlineage] url
 //!
 //! [[sources]]
 //! repo = "https://github.com/acme/pipelines.git"
@@ -177,6 +178,7 @@ struct SecretsFile {
     github_webhook_secret: Option<SecretRef>,
     generic_webhook_token: Option<SecretRef>,
     api_token: Option<SecretRef>,
+    openlineage_api_key: Option<SecretRef>,
 }
 
 /// Where a secret is: `{ file = "…" }` or `{ env = "…" }`.
@@ -425,6 +427,8 @@ pub fn parse(
     config.openlineage = OpenLineageConfig {
         file: file.openlineage.file,
         url: file.openlineage.url,
+        api_key: secret("openlineage_api_key", &file.secrets.openlineage_api_key)?
+            .map(super::ApiKey),
     };
     Ok(config)
 }
@@ -444,6 +448,7 @@ fn credential_variables(file: &File) -> Vec<(String, String)> {
         ("github_webhook_secret", &file.secrets.github_webhook_secret),
         ("generic_webhook_token", &file.secrets.generic_webhook_token),
         ("api_token", &file.secrets.api_token),
+        ("openlineage_api_key", &file.secrets.openlineage_api_key),
     ] {
         if let Some(SecretRef::Reference(Reference { env: Some(var), .. })) = r {
             found.push((format!("secrets.{name}"), var.clone()));
@@ -488,7 +493,11 @@ mod tests {
     use std::time::Duration;
 
     fn env(name: &str) -> Option<String> {
-        (name == "HOOK_TOKEN").then(|| "t0ken".to_owned())
+        match name {
+            "HOOK_TOKEN" => Some("t0ken".to_owned()),
+            "WEIR_TEST_SECRET" => Some("from-the-environment".to_owned()),
+            _ => None,
+        }
     }
 
     #[test]
@@ -703,8 +712,22 @@ repo = "/srv/etl"
             OpenLineageConfig {
                 file: Some("/var/log/weir/lineage.jsonl".into()),
                 url: Some("http://marquez:5000".into()),
+                api_key: None,
             }
         );
+        // Its API key is a secret: read from where `[secrets]` says, never
+        // written in the file, never shown.
+        let keyed =
+            format!("[secrets]\nopenlineage_api_key = {{ env = \"WEIR_TEST_SECRET\" }}\n{text}");
+        let config = parse(&keyed, Path::new("weir.toml"), &env).expect("valid");
+        let key = config.openlineage.api_key.clone().expect("a key");
+        assert_eq!(key.0, "from-the-environment");
+        assert!(!format!("{:?}", config.openlineage).contains("from-the-environment"));
+        let inline = format!("[secrets]\nopenlineage_api_key = \"s3cret\"\n{text}");
+        let Err(err) = parse(&inline, Path::new("weir.toml"), &env) else {
+            panic!("an inline key: accepted")
+        };
+        assert!(!err.to_string().contains("s3cret"), "{err}");
         let only_url = format!("[openlineage]\nurl = \"https://marquez.acme.dev\"\n{base}");
         let config = parse(&only_url, Path::new("weir.toml"), &env).expect("valid");
         assert_eq!(config.openlineage.file, None);

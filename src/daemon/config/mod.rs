@@ -151,6 +151,19 @@ pub struct OpenLineageConfig {
     /// The base URL each event is POSTed below (`<url>/api/v1/lineage`,
     /// Marquez's endpoint).
     pub url: Option<String>,
+    /// Sent with each POST as `Authorization: Bearer` (`[secrets]
+    /// openlineage_api_key`, `--openlineage-api-key-file`).
+    pub api_key: Option<ApiKey>,
+}
+
+/// A credential that is never shown: its `Debug` says only that it is set.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(pub String);
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKey(<set>)")
+    }
 }
 
 /// Where node attempts run; the default is this type's [`Default`], which

@@ -53,12 +53,19 @@ impl Emitter {
     /// URL), started; `None` when neither is given. A file that cannot be
     /// opened or a URL that is not http(s) is an error here, before any
     /// execution runs.
-    pub fn open(file: Option<&Path>, url: Option<&str>) -> Result<Option<Emitter>, Error> {
+    pub fn open(
+        file: Option<&Path>,
+        url: Option<&str>,
+        api_key: Option<&str>,
+    ) -> Result<Option<Emitter>, Error> {
         if file.is_none() && url.is_none() {
             return Ok(None);
         }
         let file = file.map(FileSink::open).transpose()?;
-        let http = url.map(HttpSink::new).transpose()?;
+        let http = url
+            .map(HttpSink::new)
+            .transpose()?
+            .map(|sink| sink.with_api_key(api_key));
         Emitter::start(file, http).map(Some)
     }
 
@@ -260,7 +267,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.jsonl");
         let instant = |text: &str| text.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
-        let emitter = Emitter::open(Some(&path), None).unwrap().unwrap();
+        let emitter = Emitter::open(Some(&path), None, None).unwrap().unwrap();
         let mut execution = execution(LOCAL);
         execution.started_at = Some(instant("2031-03-29T00:30:00Z"));
         emitter.execution_started(&execution);
@@ -300,17 +307,17 @@ mod tests {
 
     #[test]
     fn open_starts_an_emitter_only_when_asked_and_names_what_it_cannot_open() {
-        assert!(Emitter::open(None, None).unwrap().is_none());
+        assert!(Emitter::open(None, None, None).unwrap().is_none());
         let dir = tempfile::tempdir().unwrap();
         let blocker = dir.path().join("a-file");
         std::fs::write(&blocker, "").unwrap();
         let under_a_file = blocker.join("events.jsonl");
-        let Err(error) = Emitter::open(Some(&under_a_file), None) else {
+        let Err(error) = Emitter::open(Some(&under_a_file), None, None) else {
             panic!("a path under a file: opened")
         };
         assert!(matches!(error, Error::File { .. }), "{error}");
         assert!(error.to_string().contains("a-file/events.jsonl"), "{error}");
-        let Err(error) = Emitter::open(None, Some("marquez:5000")) else {
+        let Err(error) = Emitter::open(None, Some("marquez:5000"), None) else {
             panic!("not a URL: accepted")
         };
         assert!(matches!(error, Error::Url { .. }), "{error}");
@@ -319,6 +326,7 @@ mod tests {
     struct Request {
         line: String,
         content_type: String,
+        authorization: String,
         body: String,
     }
 
@@ -335,6 +343,7 @@ mod tests {
                 let mut line = String::new();
                 reader.read_line(&mut line).unwrap();
                 let (mut length, mut content_type) = (0, String::new());
+                let mut authorization = String::new();
                 loop {
                     let mut header = String::new();
                     reader.read_line(&mut header).unwrap();
@@ -344,6 +353,7 @@ mod tests {
                     match name.to_ascii_lowercase().as_str() {
                         "content-length" => length = value.trim().parse().unwrap(),
                         "content-type" => content_type = value.trim().to_owned(),
+                        "authorization" => authorization = value.trim().to_owned(),
                         _ => {}
                     }
                 }
@@ -358,6 +368,7 @@ mod tests {
                 tx.send(Request {
                     line,
                     content_type,
+                    authorization,
                     body,
                 })
                 .unwrap();
@@ -384,6 +395,28 @@ mod tests {
             let event: Value = serde_json::from_str(&request.body).unwrap();
             assert_eq!(event["eventType"], expected);
             assert_eq!(event["job"]["name"], "churn-training.train");
+        }
+    }
+
+    /// With an API key, each request carries it as a bearer token; without
+    /// one, no `Authorization` header is sent.
+    #[test]
+    fn http_sink_sends_its_api_key_as_a_bearer_token() {
+        let (base, requests) = serve(vec![200, 200, 200, 200]);
+        let keyed = HttpSink::new(&base)
+            .unwrap()
+            .with_api_key(Some("s3cret-key"));
+        let emitter = Emitter::start(None, Some(keyed)).unwrap();
+        emit_node_story(&emitter);
+        emitter.flush();
+        for _ in 0..2 {
+            assert_eq!(received(&requests).authorization, "Bearer s3cret-key");
+        }
+        let open = Emitter::start(None, Some(HttpSink::new(&base).unwrap())).unwrap();
+        emit_node_story(&open);
+        open.flush();
+        for _ in 0..2 {
+            assert_eq!(received(&requests).authorization, "");
         }
     }
 

@@ -75,6 +75,9 @@ pub struct HttpSink {
     backoff: Duration,
     /// The last event got through (or none was sent yet).
     reachable: bool,
+    /// Sent as `Authorization: Bearer <key>` (the OpenLineage clients'
+    /// `api_key` auth); never logged.
+    api_key: Option<String>,
 }
 
 impl HttpSink {
@@ -102,7 +105,14 @@ impl HttpSink {
             attempts: HTTP_ATTEMPTS,
             backoff: HTTP_BACKOFF,
             reachable: true,
+            api_key: None,
         })
+    }
+
+    /// Authenticates each request with `key` (`Authorization: Bearer`).
+    pub fn with_api_key(mut self, key: Option<&str>) -> HttpSink {
+        self.api_key = key.map(str::to_owned);
+        self
     }
 
     /// Tries each event up to `attempts` times, waiting `backoff` before the
@@ -117,11 +127,14 @@ impl HttpSink {
         let endpoint = redact_url(&self.endpoint);
         let attempts = if self.reachable { self.attempts } else { 1 };
         for attempt in 1..=attempts {
-            let sent = self
+            let mut request = self
                 .agent
                 .post(&self.endpoint)
-                .header("Content-Type", "application/json")
-                .send(body.as_bytes());
+                .header("Content-Type", "application/json");
+            if let Some(key) = &self.api_key {
+                request = request.header("Authorization", format!("Bearer {key}"));
+            }
+            let sent = request.send(body.as_bytes());
             match sent {
                 Ok(_) => {
                     self.reachable = true;
