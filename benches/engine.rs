@@ -3,14 +3,15 @@
 //! `cargo bench --bench engine` registers (through a real Git repository and
 //! a SQLite store) a no-op task (`/bin/true`, a container task run on the
 //! host), chains of 10, 1,000 and 10,000 of them, a fan-out of 1,000 and a
-//! map over 10,000 items (`maxParallel: 100`), runs each workflow to the end
+//! map over 10,000 items (`maxParallel: 100`) and a map of a two-node
+//! sub-workflow over 2,500 items (5,000 nodes), runs each workflow to the end
 //! with the local executor, and subtracts what the same number of
 //! `/bin/true` processes cost when spawned and awaited by the same process
 //! supervisor without the engine (one after another for a chain, all at
 //! once for the fan-out, 100 at a time for the map). Target: under 2 ms per
 //! node at every size, flat: the cost per node must not grow with the
 //! workflow. `WEIR_BENCH_CHAINS=10,1000` picks the chains; `WEIR_BENCH_MAP`
-//! the map's size.
+//! the map's size, `WEIR_BENCH_MAP_WORKFLOW` the sub-workflow map's.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -37,7 +38,7 @@ fn sizes(name: &str, default: &[usize]) -> Vec<usize> {
         .unwrap_or_else(|| default.to_vec())
 }
 
-fn definitions(chains: &[usize], map: usize) -> String {
+fn definitions(chains: &[usize], map: usize, map_workflow: usize) -> String {
     let mut s = String::from(
         r#"apiVersion: weir.dev/v1alpha1
 kind: Task
@@ -79,6 +80,31 @@ spec:
     write!(
         s,
         "---\napiVersion: weir.dev/v1alpha1\nkind: Workflow\nmetadata: {{ name: map }}\nspec:\n  nodes:\n    - id: each\n      task: noop-item\n      map: {{ over: [{}], as: i, maxParallel: {MAP_PARALLEL} }}\n",
+        items.join(", ")
+    )
+    .expect("string");
+    let items: Vec<String> = (0..map_workflow).map(|i| i.to_string()).collect();
+    write!(
+        s,
+        r#"---
+apiVersion: weir.dev/v1alpha1
+kind: Workflow
+metadata: {{ name: pair }}
+spec:
+  inputs: {{ i: {{ type: int }} }}
+  nodes:
+    - {{ id: first, task: noop-item, inputs: {{ i: "{{{{ inputs.i }}}}" }} }}
+    - {{ id: second, task: noop, after: [first] }}
+---
+apiVersion: weir.dev/v1alpha1
+kind: Workflow
+metadata: {{ name: map-workflow }}
+spec:
+  nodes:
+    - id: each
+      workflow: pair
+      map: {{ over: [{}], as: i, maxParallel: {MAP_PARALLEL} }}
+"#,
         items.join(", ")
     )
     .expect("string");
@@ -137,7 +163,8 @@ async fn baseline(dir: &std::path::Path, count: usize, window: usize) -> Duratio
 fn main() {
     let chains = sizes("WEIR_BENCH_CHAINS", &[10, 1_000, 10_000]);
     let map = sizes("WEIR_BENCH_MAP", &[10_000])[0];
-    let repo = repository(&definitions(&chains, map));
+    let map_workflow = sizes("WEIR_BENCH_MAP_WORKFLOW", &[2_500])[0];
+    let repo = repository(&definitions(&chains, map, map_workflow));
     let state = tempfile::tempdir().expect("state");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -168,6 +195,8 @@ fn main() {
             .collect();
         runs.push(("fan-out".into(), FAN_OUT, FAN_OUT));
         runs.push(("map".into(), map, MAP_PARALLEL));
+        // Two nodes per item, one after the other: at most 100 at once.
+        runs.push(("map-workflow".into(), 2 * map_workflow, MAP_PARALLEL));
         for (name, nodes, window) in runs {
             let request = Request {
                 name: name.clone(),

@@ -199,7 +199,7 @@ impl Engine {
                 tracing::warn!(execution = %execution.id, node = %state.node, "an attempt ended after another engine took its node over; not recorded");
                 continue;
             }
-            self.record(execution, spec, state, done.outcome).await?;
+            self.record(execution, &spec, state, done.outcome).await?;
         }
         Ok(())
     }
@@ -216,10 +216,13 @@ impl Engine {
         nodes: &mut [NodeState],
     ) -> Result<(), Error> {
         let mut lease_holder = None;
-        // A map node runs no attempt of its own (its items do).
+        // A map node runs no attempt of its own (its items do), nor an
+        // item of a map over a sub-workflow (its nodes do).
         let attempts = nodes.iter_mut().filter(|n| {
             n.status == NodeStatus::Running
-                && !plan.node(&n.node).is_some_and(|s| s.is_map_at(&n.node))
+                && !plan
+                    .node(&n.node)
+                    .is_some_and(|s| s.runs_no_attempt_at(&n.node))
         });
         for state in attempts {
             let key = AttemptKey {
@@ -278,7 +281,7 @@ impl Engine {
             } else {
                 Outcome::Interrupted
             };
-            self.record(execution, spec, state, outcome).await?;
+            self.record(execution, &spec, state, outcome).await?;
         }
         Ok(())
     }

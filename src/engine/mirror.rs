@@ -14,6 +14,7 @@
 //! which also follows a leadership change), when leadership is lost, and
 //! when a pass fails; an execution's entry goes when it ends.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex};
@@ -25,32 +26,50 @@ use crate::executor::lock;
 use crate::spec::ExecutionId;
 use crate::store::execution::{EngineWrite, NodeState};
 
-/// A plan and where each node path is in it.
+/// A plan and where each node path is in it (and in the sub-workflow
+/// plans of its maps over sub-workflows).
 #[derive(Debug)]
 pub struct IndexedPlan {
     plan: Plan,
     at: HashMap<String, usize>,
+    /// By map node path: where each node path of its sub-workflow's plan is.
+    within: HashMap<String, HashMap<String, usize>>,
+}
+
+fn index(plan: &Plan) -> HashMap<String, usize> {
+    plan.nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.path.clone(), i))
+        .collect()
 }
 
 impl IndexedPlan {
     pub fn new(plan: Plan) -> IndexedPlan {
-        let at = plan
+        let at = index(&plan);
+        let within = plan
             .nodes
             .iter()
-            .enumerate()
-            .map(|(i, n)| (n.path.clone(), i))
+            .filter_map(|n| Some((n.path.clone(), index(n.mapped_workflow()?))))
             .collect();
-        IndexedPlan { plan, at }
+        IndexedPlan { plan, at, within }
     }
 
     /// The node at `path`; for an item of a map node (`train[3]`), the
-    /// map node.
-    pub fn node(&self, path: &str) -> Option<&PlanNode> {
-        let at = self
-            .at
-            .get(path)
-            .or_else(|| self.at.get(super::plan::item_of(path)?.0))?;
-        Some(&self.plan.nodes[*at])
+    /// map node; for a node of an item of a map over a sub-workflow
+    /// (`fit[3]/train`), that sub-workflow's node as the item runs it.
+    pub fn node(&self, path: &str) -> Option<Cow<'_, PlanNode>> {
+        if let Some(&at) = self.at.get(path) {
+            return Some(Cow::Borrowed(&self.plan.nodes[at]));
+        }
+        if let Some((group, inner)) = super::plan::group_of(path) {
+            let (map, _) = super::plan::item_of(group)?;
+            let workflow = self.plan.nodes[*self.at.get(map)?].mapped_workflow()?;
+            let node = &workflow.nodes[*self.within.get(map)?.get(inner)?];
+            return Some(Cow::Owned(node.under(&path[..path.len() - inner.len()])));
+        }
+        let map = super::plan::item_of(path)?.0;
+        Some(Cow::Borrowed(&self.plan.nodes[*self.at.get(map)?]))
     }
 }
 
@@ -70,7 +89,7 @@ pub struct NodeMirror {
 
 #[derive(Debug)]
 enum Entry {
-    Here(Rows),
+    Here(Box<Rows>),
     /// A step has the rows ([`NodeMirror::take`]); the handles written
     /// meanwhile, to apply when they come back.
     Taken(Vec<NodeState>),
@@ -88,6 +107,11 @@ pub struct Rows {
     parent: Vec<Option<usize>>,
     /// Each map node row's item rows, in item order.
     items: HashMap<usize, Vec<usize>>,
+    /// Each row of a node of an item of a map over a sub-workflow
+    /// (`fit[3]/train`): the item's row (`fit[3]`).
+    group: Vec<Option<usize>>,
+    /// Each such item row's node rows.
+    members: HashMap<usize, Vec<usize>>,
     /// A dependency (row) a pending row was last seen waiting for.
     pub(super) blocked_on: Vec<Option<usize>>,
 }
@@ -101,15 +125,21 @@ impl Rows {
         rows
     }
 
-    /// Adds a row (a map node's item after the node's).
+    /// Adds a row (a map node's item after the node's, an item's node
+    /// after the item's).
     pub fn push(&mut self, node: NodeState) {
         let i = self.nodes.len();
         let parent = super::plan::item_of(&node.node).and_then(|(map, _)| self.index(map));
         if let Some(p) = parent {
             self.items.entry(p).or_default().push(i);
         }
+        let group = super::plan::group_of(&node.node).and_then(|(g, _)| self.index(g));
+        if let Some(g) = group {
+            self.members.entry(g).or_default().push(i);
+        }
         self.at.insert(node.node.clone(), i);
         self.parent.push(parent);
+        self.group.push(group);
         self.blocked_on.push(None);
         self.nodes.push(node);
     }
@@ -139,6 +169,21 @@ impl Rows {
         self.items.get(&i).map_or(&[], Vec::as_slice)
     }
 
+    /// The item row whose sub-workflow row `i` is a node of.
+    pub fn group_of(&self, i: usize) -> Option<usize> {
+        self.group[i]
+    }
+
+    /// The node rows of item row `i` of a map over a sub-workflow.
+    pub fn members_of(&self, i: usize) -> &[usize] {
+        self.members.get(&i).map_or(&[], Vec::as_slice)
+    }
+
+    /// The item rows (of maps over sub-workflows) that have node rows.
+    pub fn groups(&self) -> impl Iterator<Item = usize> + '_ {
+        self.members.keys().copied()
+    }
+
     /// The map node rows that have items.
     pub fn maps(&self) -> impl Iterator<Item = usize> + '_ {
         self.items.keys().copied()
@@ -153,7 +198,7 @@ impl NodeMirror {
         match executions.get_mut(execution)? {
             Entry::Taken(_) => None,
             entry => match std::mem::replace(entry, Entry::Taken(Vec::new())) {
-                Entry::Here(rows) => Some(rows),
+                Entry::Here(rows) => Some(*rows),
                 Entry::Taken(_) => None,
             },
         }
@@ -191,7 +236,7 @@ impl NodeMirror {
                 }
             }
         }
-        *entry = Entry::Here(rows);
+        *entry = Entry::Here(Box::new(rows));
     }
 
     /// Committed writes: each node row replaces the mirror's (of an

@@ -132,7 +132,9 @@ impl Engine {
         self.recover_unknown(&execution, &plan, &mut rows.nodes)
             .await?;
 
-        // Map nodes whose items decided them.
+        // Items of maps over sub-workflows whose nodes decided them, then
+        // map nodes whose items decided them.
+        self.settle_items(&execution, &plan, rows, now).await;
         self.settle_maps(&execution, &plan, rows, now);
 
         // 3. Cancel, fail fast, or finish.
@@ -178,6 +180,7 @@ impl Engine {
             let Some(spec) = plan.node(&state.node) else {
                 continue;
             };
+            let spec: &PlanNode = &spec;
             match self.store.decision(&execution.id, &state.node).await? {
                 Some(decision) if decision.approved => {
                     state.status = NodeStatus::Succeeded;
@@ -240,11 +243,12 @@ impl Engine {
             let mut still_running = false;
             for state in rows.nodes.iter_mut() {
                 match state.status {
-                    // A map node runs nothing itself: its items are stopped.
+                    // A map node runs nothing itself, nor does an item of a
+                    // map over a sub-workflow: what they run is stopped.
                     NodeStatus::Running
                         if plan
                             .node(&state.node)
-                            .is_some_and(|s| s.is_map_at(&state.node)) =>
+                            .is_some_and(|s| s.runs_no_attempt_at(&state.node)) =>
                     {
                         state.status = NodeStatus::Cancelled;
                         state.finished_at = Some(now);
@@ -334,14 +338,21 @@ impl Engine {
             let Some(spec) = plan.node(&rows.nodes[i].node) else {
                 continue;
             };
+            let spec: &PlanNode = &spec;
             let map = rows.parent_of(i);
             if map.is_some_and(|m| throttled(spec, running.get(&m).copied().unwrap_or(0))) {
                 continue;
             }
             // An item's inputs were bound when its map node began.
             let readiness = match map {
+                Some(m) if spec.mapped_workflow().is_some() => {
+                    self.begin_item(execution, spec, rows, i, now);
+                    *running.entry(m).or_default() += 1;
+                    progressed = true;
+                    continue;
+                }
                 Some(_) => Readiness::Run(object(rows.nodes[i].inputs.as_ref())),
-                None => readiness(spec, &execution.inputs, rows),
+                None => readiness(spec, inputs_of(execution, rows, i), rows),
             };
             let readiness = match readiness {
                 Readiness::Map { inputs, list } => {
@@ -453,10 +464,22 @@ impl Engine {
             item_state.inputs = Some(bound);
             match rows.index(&item_state.node) {
                 Some(j) if rows.nodes[j].inputs == item_state.inputs => kept += 1,
-                // Bound otherwise now: it runs again.
+                // Bound otherwise now: it runs again, with each node of its
+                // sub-workflow, if it maps one.
                 Some(j) => {
                     rows.nodes[j] = item_state;
                     self.write(EngineWrite::Node(rows.nodes[j].clone()));
+                    for m in rows.members_of(j).to_vec() {
+                        let old = &rows.nodes[m];
+                        let fresh = NodeState::pending(
+                            execution.id.clone(),
+                            old.node.clone(),
+                            old.task.clone(),
+                            old.task_version.clone(),
+                        );
+                        rows.nodes[m] = fresh;
+                        self.write(EngineWrite::Node(rows.nodes[m].clone()));
+                    }
                 }
                 None => new.push(item_state),
             }
@@ -496,11 +519,99 @@ impl Engine {
         for (i, verdict) in map_verdicts(plan, rows) {
             let state = &mut rows.nodes[i];
             if let Some(spec) = plan.node(&state.node) {
-                self.end_map(execution, spec, state, verdict, now);
+                self.end_map(execution, &spec, state, verdict, now);
             }
         }
     }
 
+    /// Item row `at` of a map over a sub-workflow begins: a pending row per
+    /// node of the sub-workflow under the item's path (`fit[3]/train`),
+    /// written with the item in one transaction. The item runs until its
+    /// nodes decide it ([`Engine::settle_items`]).
+    fn begin_item(
+        &self,
+        execution: &Execution,
+        spec: &PlanNode,
+        rows: &mut Rows,
+        at: usize,
+        now: DateTime<Utc>,
+    ) {
+        let Some(workflow) = spec.mapped_workflow() else {
+            return;
+        };
+        let prefix = format!("{}/", rows.nodes[at].node);
+        let members: Vec<NodeState> = workflow
+            .nodes
+            .iter()
+            .map(|n| {
+                NodeState::pending(
+                    execution.id.clone(),
+                    format!("{prefix}{}", n.path),
+                    n.task.clone(),
+                    n.task_version.clone(),
+                )
+            })
+            // Rows it has already: reset to pending when its map node
+            // bound it anew.
+            .filter(|n| rows.index(&n.node).is_none())
+            .collect();
+        let state = &mut rows.nodes[at];
+        state.status = NodeStatus::Running;
+        state.started_at = Some(now);
+        tracing::info!(execution = %execution.id, node = %state.node, nodes = members.len(), "map item started its workflow");
+        self.write(EngineWrite::Expanded {
+            node: state.clone(),
+            items: members.clone(),
+        });
+        self.tell(NodeEvent::Started, execution, spec, state);
+        for member in members {
+            rows.push(member);
+        }
+    }
+
+    /// Ends each running item of a map over a sub-workflow whose nodes
+    /// decided it: one failed (it fails as that node did, and its other
+    /// nodes are stopped), or all succeeded or were skipped (it succeeds
+    /// with the sub-workflow's outputs, null for an optional one whose
+    /// node was skipped).
+    async fn settle_items(
+        &self,
+        execution: &Execution,
+        plan: &IndexedPlan,
+        rows: &mut Rows,
+        now: DateTime<Utc>,
+    ) {
+        let groups: Vec<usize> = rows
+            .groups()
+            .filter(|&g| rows.nodes[g].status == NodeStatus::Running)
+            .collect();
+        for g in groups {
+            let Some(spec) = plan.node(&rows.nodes[g].node) else {
+                continue;
+            };
+            let Some(verdict) = item_verdict(&spec, rows, g) else {
+                continue;
+            };
+            if let Verdict::Failed(_) = verdict {
+                for m in rows.members_of(g).to_vec() {
+                    let member = &mut rows.nodes[m];
+                    match member.status {
+                        NodeStatus::Running => self.cancel_attempt(&execution.id, member).await,
+                        NodeStatus::Pending | NodeStatus::Retrying => {
+                            member.status = NodeStatus::Skipped;
+                            member.finished_at = Some(now);
+                            self.write(EngineWrite::Node(member.clone()));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            self.end_map(execution, &spec, &mut rows.nodes[g], verdict, now);
+        }
+    }
+
+    /// Ends a map node, or an item of a map over a sub-workflow, as what
+    /// it ran decided.
     fn end_map(
         &self,
         execution: &Execution,
@@ -514,7 +625,7 @@ impl Engine {
             Verdict::Succeeded(outputs) => {
                 state.status = NodeStatus::Succeeded;
                 state.outputs = Some(outputs);
-                // Its items have their own cache entries: none of its own.
+                // What it ran has its own cache entries: none of its own.
                 self.write(EngineWrite::Completed {
                     node: state.clone(),
                     cache: None,
@@ -529,7 +640,7 @@ impl Engine {
                 self.tell(NodeEvent::Failed, execution, spec, state);
             }
         }
-        tracing::info!(execution = %execution.id, node = %state.node, status = %state.status, "map node ended");
+        tracing::info!(execution = %execution.id, node = %state.node, status = %state.status, "map node or item ended");
     }
 
     /// Completes `state` from the cache when its key was seen (and the
@@ -653,18 +764,32 @@ fn ready_rows(plan: &IndexedPlan, rows: &mut Rows, now: DateTime<Utc>) -> Vec<us
 }
 
 /// Whether row `i` failed in a way that stops the execution: a failed
-/// item is its map node's to judge.
+/// item is its map node's to judge, and a failed node of an item of a map
+/// over a sub-workflow its item's.
 fn failed_for_good(rows: &Rows, i: usize) -> bool {
     matches!(
         rows.nodes[i].status,
         NodeStatus::Failed | NodeStatus::TimedOut
     ) && !rows.is_item(i)
+        && rows.group_of(i).is_none()
 }
 
 /// Whether every node of the plan is done (the items of a map node that
-/// succeeded may have failed, within its `minSuccessRatio`).
+/// succeeded may have failed, within its `minSuccessRatio`; the nodes of
+/// such an item have ended, none still running).
 fn all_done(rows: &Rows) -> bool {
-    (0..rows.nodes.len()).all(|i| rows.is_item(i) || done(rows.nodes[i].status))
+    (0..rows.nodes.len()).all(|i| {
+        let status = rows.nodes[i].status;
+        rows.is_item(i) || done(status) || rows.group_of(i).is_some() && status.is_terminal()
+    })
+}
+
+/// What `inputs.*` reads for row `i`: the execution's inputs, or, for a
+/// node of an item of a map over a sub-workflow, the item's.
+fn inputs_of<'a>(execution: &'a Execution, rows: &'a Rows, i: usize) -> &'a Value {
+    rows.group_of(i)
+        .and_then(|g| rows.nodes[g].inputs.as_ref())
+        .unwrap_or(&execution.inputs)
 }
 
 /// How many items of each map node (by row) are running.
@@ -707,6 +832,7 @@ fn map_verdicts(plan: &IndexedPlan, rows: &Rows) -> Vec<(usize, Verdict)> {
         let Some(spec) = plan.node(&state.node) else {
             continue;
         };
+        let spec: &PlanNode = &spec;
         let Some(map) = &spec.map else {
             continue;
         };
@@ -766,6 +892,46 @@ fn map_outputs(spec: &PlanNode, items: &[&NodeState]) -> Value {
     Value::Object(outputs)
 }
 
+/// How its nodes decided item row `g` of map node `spec` (over a
+/// sub-workflow), if they did: the first that failed fails it; once all
+/// succeeded or were skipped, its outputs are the sub-workflow's.
+fn item_verdict(spec: &PlanNode, rows: &Rows, g: usize) -> Option<Verdict> {
+    let workflow = spec.mapped_workflow()?;
+    let members = rows.members_of(g);
+    let failed = members
+        .iter()
+        .map(|&m| &rows.nodes[m])
+        .find(|n| matches!(n.status, NodeStatus::Failed | NodeStatus::TimedOut));
+    if let Some(n) = failed {
+        let why = n.error.as_deref().unwrap_or("");
+        return Some(Verdict::Failed(format!(
+            "node `{}` {}: {why}",
+            n.node, n.status
+        )));
+    }
+    if !members.iter().all(|&m| done(rows.nodes[m].status)) {
+        return None;
+    }
+    let item = &rows.nodes[g];
+    let inputs = item.inputs.as_ref().unwrap_or(&Value::Null);
+    let mut values = serde_json::Map::new();
+    for (name, binding) in workflow.outputs_under(&format!("{}/", item.node)) {
+        let value = match resolve(&binding, inputs, rows) {
+            Ok(v) => v,
+            // Its node was skipped by a condition: null, as declared.
+            Err(_)
+                if workflow.optional_outputs.contains(&name)
+                    && first_skipped(&binding, rows).is_some() =>
+            {
+                Value::Null
+            }
+            Err(e) => return Some(Verdict::Failed(format!("workflow output `{name}`: {e}"))),
+        };
+        values.insert(name, value);
+    }
+    Some(Verdict::Succeeded(Value::Object(values)))
+}
+
 /// A JSON object as a map (none: empty).
 fn object(value: Option<&Value>) -> BTreeMap<String, Value> {
     value
@@ -798,7 +964,7 @@ fn gate_deadline(
         .map(|n| {
             let look = now + DECISION_POLL;
             plan.node(&n.node)
-                .and_then(|spec| gate_deadline_of(spec, n))
+                .and_then(|spec| gate_deadline_of(&spec, n))
                 .map_or(look, |at| at.max(now).min(look))
         })
         .min()

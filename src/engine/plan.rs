@@ -79,6 +79,11 @@ pub struct PlanMap {
     pub max_parallel: Option<u32>,
     /// The share of items that must succeed (1: all).
     pub min_success_ratio: f64,
+    /// A map of a sub-workflow: its plan, compiled once, which each item
+    /// runs under its own path (`fit[3]/train`), its `inputs.*` bound to
+    /// the item's inputs. None for a map of a task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<Box<Plan>>,
 }
 
 impl PlanMap {
@@ -103,6 +108,75 @@ pub fn item_of(path: &str) -> Option<(&str, usize)> {
     Some((&path[..open], index))
 }
 
+/// The item of a map over a sub-workflow that the node at `path` runs in,
+/// and its path within the item (`fit[3]/train`: `fit[3]`, `train`);
+/// `None` for a node of the plan itself.
+pub fn group_of(path: &str) -> Option<(&str, &str)> {
+    let at = path.rfind("]/")?;
+    Some((&path[..=at], &path[at + 2..]))
+}
+
+/// The path a node's OpenLineage job is named by: its path without item
+/// indexes (`fit[3]/train`: `fit/train`), the same for every item.
+pub fn job_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut rest = path;
+    while let Some(open) = rest.find('[') {
+        out.push_str(&rest[..open]);
+        rest = rest[open..]
+            .find(']')
+            .map_or("", |close| &rest[open + close + 1..]);
+    }
+    out.push_str(rest);
+    out
+}
+
+impl Binding {
+    /// The same binding with each node it reads under `prefix`.
+    fn under(&self, prefix: &str) -> Binding {
+        match self {
+            Binding::Output { node, output } => Binding::Output {
+                node: format!("{prefix}{node}"),
+                output: output.clone(),
+            },
+            Binding::Concat { parts } => Binding::Concat {
+                parts: parts.iter().map(|p| p.under(prefix)).collect(),
+            },
+            other => other.clone(),
+        }
+    }
+}
+
+impl PlanNode {
+    /// This node of a mapped sub-workflow's plan, as item `prefix`
+    /// (`fit[3]/`) runs it: its path, dependencies and the outputs it reads
+    /// under the prefix; its `inputs.*` read the item's inputs.
+    pub fn under(&self, prefix: &str) -> PlanNode {
+        let mut node = self.clone();
+        node.path = format!("{prefix}{}", self.path);
+        node.deps = self.deps.iter().map(|d| format!("{prefix}{d}")).collect();
+        for binding in node.inputs.values_mut() {
+            *binding = binding.under(prefix);
+        }
+        for condition in &mut node.when {
+            for binding in condition.refs.values_mut() {
+                *binding = binding.under(prefix);
+            }
+        }
+        node
+    }
+}
+
+impl Plan {
+    /// Its outputs as item `prefix` gives them.
+    pub fn outputs_under(&self, prefix: &str) -> BTreeMap<String, Binding> {
+        self.outputs
+            .iter()
+            .map(|(name, b)| (name.clone(), b.under(prefix)))
+            .collect()
+    }
+}
+
 /// A `when:` condition, and where each value it reads comes from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -117,6 +191,10 @@ pub struct PlanCondition {
 /// The body type of an approval gate's plan node (`approve:`): it runs no
 /// task, so no task type bears this name.
 pub const APPROVE: &str = "approve";
+
+/// The body type of a map node that maps a sub-workflow: it runs no task
+/// itself, and no task type bears this name.
+pub const WORKFLOW: &str = "workflow";
 
 /// An approval gate as its plan node carries it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -147,6 +225,20 @@ impl PlanNode {
     /// map node itself, which runs nothing but its items.
     pub fn is_map_at(&self, path: &str) -> bool {
         self.map.is_some() && self.path == path
+    }
+
+    /// Whether the node at `path` (this node, or one of its items) runs no
+    /// attempt of its own: a map node, or an item of a map over a
+    /// sub-workflow (its nodes run).
+    pub fn runs_no_attempt_at(&self, path: &str) -> bool {
+        self.map
+            .as_ref()
+            .is_some_and(|m| self.path == path || m.workflow.is_some())
+    }
+
+    /// The mapped sub-workflow's plan, if this maps one.
+    pub fn mapped_workflow(&self) -> Option<&Plan> {
+        self.map.as_ref()?.workflow.as_deref()
     }
 }
 
@@ -214,8 +306,6 @@ pub enum Error {
     },
     #[error("sub-workflows nest deeper than {MAX_DEPTH} levels")]
     TooDeep,
-    #[error("node `{0}`: `map:` runs a task, not a sub-workflow")]
-    MapOverWorkflow(String),
 }
 
 /// Why a binding as written cannot be compiled.
@@ -248,13 +338,19 @@ pub trait Resolve {
 
 /// Compiles `workflow`; its inputs are the execution's inputs.
 pub fn compile(workflow: &WorkflowSpec, resolve: &dyn Resolve) -> Result<Plan, Error> {
+    compile_at(workflow, resolve, 0)
+}
+
+/// [`compile`] at nesting `depth` (a mapped sub-workflow's plan is
+/// compiled as a workflow of its own).
+fn compile_at(workflow: &WorkflowSpec, resolve: &dyn Resolve, depth: usize) -> Result<Plan, Error> {
     let scope: BTreeMap<String, Binding> = workflow
         .inputs
         .keys()
         .map(|name| (name.clone(), Binding::Input { name: name.clone() }))
         .collect();
     let mut nodes = Vec::new();
-    let outputs = expand(workflow, "", &scope, &[], &[], resolve, &mut nodes, 0)?;
+    let outputs = expand(workflow, "", &scope, &[], &[], resolve, &mut nodes, depth)?;
     let optional_outputs = workflow
         .outputs
         .iter()
@@ -349,18 +445,10 @@ fn expand(
                 };
                 fill_defaults(&mut inputs, &doc.spec.inputs);
                 let map = match &node.map {
-                    Some(map) => {
-                        let over = bind(&map.over, scope, &produced).map_err(&fail)?;
-                        upstream(&over, &mut deps);
-                        // Each item binds it, not a default.
-                        inputs.remove(&map.item);
-                        Some(PlanMap {
-                            over,
-                            item: map.item.clone(),
-                            max_parallel: map.max_parallel,
-                            min_success_ratio: map.ratio(),
-                        })
-                    }
+                    Some(map) => Some(
+                        plan_map(map, &mut inputs, scope, &produced, &mut deps, None)
+                            .map_err(&fail)?,
+                    ),
                     None => None,
                 };
                 out.push(PlanNode {
@@ -377,11 +465,11 @@ fn expand(
                 });
                 produced.insert(&node.id, Produced::Task(path));
             }
-            (None, Some(_)) if node.map.is_some() => return Err(Error::MapOverWorkflow(path)),
             (None, Some(workflow)) => {
                 let Some(Resolved {
+                    version,
                     definition: Definition::Workflow(doc),
-                    ..
+                    commit,
                 }) = resolve.resolve(Kind::Workflow, workflow)
                 else {
                     return Err(Error::Missing {
@@ -390,6 +478,27 @@ fn expand(
                     });
                 };
                 fill_defaults(&mut inputs, &doc.spec.inputs);
+                if let Some(map) = &node.map {
+                    // Compiled once, as if it were the execution's
+                    // workflow: each item runs it with its own inputs.
+                    let body = compile_at(&doc.spec, resolve, depth + 1)?;
+                    let map = plan_map(map, &mut inputs, scope, &produced, &mut deps, Some(body))
+                        .map_err(&fail)?;
+                    out.push(PlanNode {
+                        path: path.clone(),
+                        task: workflow.clone(),
+                        task_version: version,
+                        spec: workflow_spec(&doc.spec),
+                        inputs,
+                        deps: deps.into_iter().collect(),
+                        commit: Some(commit),
+                        notebook: None,
+                        when,
+                        map: Some(map),
+                    });
+                    produced.insert(&node.id, Produced::Task(path));
+                    continue;
+                }
                 let first = out.len();
                 let deps: Vec<String> = deps.into_iter().collect();
                 let outputs = expand(
@@ -423,6 +532,62 @@ fn expand(
         outputs.insert(name.clone(), binding);
     }
     Ok(outputs)
+}
+
+/// A node's `map:` compiled: its list bound (a data dependency), and its
+/// item input taken out of `inputs` (each item binds it, not a default).
+fn plan_map(
+    map: &crate::spec::MapOver,
+    inputs: &mut BTreeMap<String, Binding>,
+    scope: &BTreeMap<String, Binding>,
+    produced: &BTreeMap<&str, Produced>,
+    deps: &mut BTreeSet<String>,
+    workflow: Option<Plan>,
+) -> Result<PlanMap, BindError> {
+    let over = bind(&map.over, scope, produced)?;
+    upstream(&over, deps);
+    inputs.remove(&map.item);
+    Ok(PlanMap {
+        over,
+        item: map.item.clone(),
+        max_parallel: map.max_parallel,
+        min_success_ratio: map.ratio(),
+        workflow: workflow.map(Box::new),
+    })
+}
+
+/// The task-like spec of a map node over a sub-workflow: its ports are the
+/// workflow's (its outputs untyped: each item's are what the workflow's
+/// bindings give), its body the reserved type [`WORKFLOW`], no cache of
+/// its own (its nodes have theirs).
+fn workflow_spec(workflow: &WorkflowSpec) -> TaskSpec {
+    TaskSpec {
+        inputs: workflow.inputs.clone(),
+        outputs: workflow
+            .outputs
+            .keys()
+            .map(|name| {
+                let port = Port {
+                    type_name: None,
+                    enum_values: None,
+                    default: None,
+                    description: None,
+                };
+                (name.clone(), port)
+            })
+            .collect(),
+        body: crate::spec::TaskBody {
+            type_name: WORKFLOW.to_owned(),
+            value: Value::Object(serde_json::Map::new()),
+        },
+        retries: crate::spec::Retries::default(),
+        timeout: None,
+        cache: crate::spec::CacheSettings::default(),
+        resources: crate::spec::Resources::default(),
+        secrets: Vec::new(),
+        service_account: None,
+        sidecars: Vec::new(),
+    }
 }
 
 /// The plan node of an approval gate: no task, no inputs or outputs, its
@@ -607,6 +772,22 @@ fn local_order(spec: &WorkflowSpec) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Paths inside an item of a map over a sub-workflow name their item,
+    /// and their job is the same for every item.
+    #[test]
+    fn a_path_names_its_item_and_its_job_drops_the_indexes() {
+        assert_eq!(group_of("fit[3]/train"), Some(("fit[3]", "train")));
+        assert_eq!(
+            group_of("outer/fit[12]/inner/x"),
+            Some(("outer/fit[12]", "inner/x"))
+        );
+        assert_eq!(group_of("fit[3]"), None);
+        assert_eq!(group_of("outer/train"), None);
+        assert_eq!(job_path("outer/fit[12]/inner/x"), "outer/fit/inner/x");
+        assert_eq!(job_path("train[3]"), "train");
+        assert_eq!(job_path("train"), "train");
+    }
 
     /// A node of a plan stored before `commit` (a notebook task's, with
     /// its notebook's commit) reads its repository files at that commit.

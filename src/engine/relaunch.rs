@@ -13,7 +13,7 @@ use serde::Deserialize as _;
 
 use super::create::manual_id;
 use super::nodes::edges;
-use super::plan::{Plan, item_of};
+use super::plan::{Plan, group_of, item_of};
 use crate::spec::{EntityRef, ExecutionId, Kind, Trigger};
 use crate::store::Store;
 use crate::store::execution::{Execution, NodeState, NodeStatus, Status};
@@ -130,7 +130,22 @@ pub async fn again(
         .filter(|n| item_of(&n.node).is_some_and(|(map, _)| !succeeded.contains_key(map)))
         .collect();
     items.sort_by_key(|n| item_of(&n.node).map(|(map, i)| (map.to_owned(), i)));
-    for done in items {
+    // The nodes of each such item of a map over a sub-workflow, after the
+    // items (an item that failed begins again whole: the cache serves
+    // those of its nodes that allow it).
+    let mut members: Vec<&NodeState> = succeeded
+        .values()
+        .filter(|n| {
+            group_of(&n.node).is_some_and(|(item, _)| {
+                succeeded.contains_key(item)
+                    && item_of(item).is_some_and(|(map, _)| !succeeded.contains_key(map))
+            })
+        })
+        .collect();
+    members.sort_by_key(|n| {
+        group_of(&n.node).and_then(|(item, _)| item_of(item).map(|(m, i)| (m.to_owned(), i)))
+    });
+    for done in items.into_iter().chain(members) {
         let node = NodeState::pending(
             execution.id.clone(),
             done.node.clone(),

@@ -7,8 +7,10 @@
 //! failed item leaves a null and the node succeeds; at 1 (the default) a
 //! failed item fails the node and the execution. `weir validate` refuses,
 //! where they are written, a list that is not one, items that do not fit,
-//! an `as` that names no input or is bound twice, a map of a sub-workflow,
-//! and a consumer that does not expect a list (or its nulls).
+//! an `as` that names no input or is bound twice, a map of a gate, and a
+//! consumer that does not expect a list (or its nulls). A map of a
+//! sub-workflow runs the workflow per item (`fold[3]/prep`), its nodes'
+//! failures judged by their item, their cache entries their own.
 
 use serde_json::{Value, json};
 use weir::store::execution::NodeStatus;
@@ -104,7 +106,7 @@ fn most_at_once(log: &std::path::Path) -> usize {
         if line.starts_with("start") {
             now += 1;
             most = most.max(now);
-        } else {
+        } else if line.starts_with("end") {
             now -= 1;
         }
     }
@@ -279,6 +281,8 @@ on_every_backend!(
     a_map_runs_an_item_per_value_and_a_changed_item_alone_on_rerun,
     a_failed_item_fails_the_map_unless_the_ratio_allows_it,
     a_map_over_an_empty_list_succeeds_with_empty_lists,
+    a_map_of_a_sub_workflow_runs_it_per_item_and_a_changed_item_alone_on_rerun,
+    a_failed_node_fails_its_item_which_its_map_judges,
 );
 
 /// `weir serve` killed with SIGKILL in the middle of a map, and restarted:
@@ -504,6 +508,7 @@ spec:
   inputs: { fold: { type: int } }
   nodes:
     - { id: p, task: pick, inputs: { scores: [] } }
+    - { id: ok, approve: { prompt: "Go on?", timeout: 1h }, after: [p] }
 "#;
     let cases: Vec<(String, Code, &str, &str)> = vec![
         (
@@ -545,7 +550,7 @@ spec:
                 "      workflow: inner\n      map: { over: [1], as: fold }\n",
             ) + sub,
             Code::MapItem,
-            "node `pick` maps workflow `inner`: `map:` runs a task",
+            "node `pick` maps workflow `inner`, but its node `ok` is an approval gate",
             "{ over: [1]",
         ),
         (
@@ -590,4 +595,419 @@ spec:
         let report = validate_files(&[("sweep.yaml", &good)]);
         assert!(report.diagnostics.is_empty(), "{:#?}", report.diagnostics);
     }
+}
+
+/// A map over a sub-workflow: per fold, `prep` then `fit` (logged, to
+/// count how many items run at once), and a `report` only when `lr` is
+/// above 1 (so the optional output `note` is null otherwise). `prep` of
+/// fold 5 fails while `LOG.broken` exists.
+const PIPELINE: &str = r#"apiVersion: weir.dev/v1alpha1
+kind: Task
+metadata: { name: prep }
+spec:
+  inputs: { fold: { type: int }, log: { type: string } }
+  outputs: { rows: { type: int } }
+  cache: { enabled: true, ignoreInputs: [log] }
+  script:
+    interpreter: bash
+    source: |
+      echo "prep $WEIR_INPUT_FOLD" >> "$WEIR_INPUT_LOG"
+      if [ "$WEIR_INPUT_FOLD" = 5 ] && [ -e "$WEIR_INPUT_LOG.broken" ]; then
+        echo "fold 5 is unreadable" >&2; exit 1
+      fi
+      echo "{\"rows\": $((WEIR_INPUT_FOLD * 10))}" > "$WEIR_OUTPUTS/outputs.json"
+---
+apiVersion: weir.dev/v1alpha1
+kind: Task
+metadata: { name: fit }
+spec:
+  inputs: { rows: { type: int }, lr: { type: float }, log: { type: string } }
+  outputs: { score: { type: float } }
+  cache: { enabled: true, ignoreInputs: [log] }
+  script:
+    interpreter: bash
+    source: |
+      echo "start $WEIR_INPUT_ROWS" >> "$WEIR_INPUT_LOG"
+      sleep 0.2
+      echo "end $WEIR_INPUT_ROWS" >> "$WEIR_INPUT_LOG"
+      echo "{\"score\": $WEIR_INPUT_ROWS.5}" > "$WEIR_OUTPUTS/outputs.json"
+---
+apiVersion: weir.dev/v1alpha1
+kind: Task
+metadata: { name: report }
+spec:
+  inputs: { score: { type: float } }
+  outputs: { text: { type: string } }
+  script:
+    interpreter: bash
+    source: |
+      echo "{\"text\": \"scored $WEIR_INPUT_SCORE\"}" > "$WEIR_OUTPUTS/outputs.json"
+---
+apiVersion: weir.dev/v1alpha1
+kind: Task
+metadata: { name: total }
+spec:
+  inputs: { scores: { type: "list<float?>" } }
+  outputs: { sum: { type: float } }
+  script:
+    interpreter: python3
+    source: |
+      import json, os
+      scores = json.loads(os.environ["WEIR_INPUT_SCORES"])
+      with open(os.path.join(os.environ["WEIR_OUTPUTS"], "outputs.json"), "w") as f:
+          json.dump({"sum": sum(s for s in scores if s is not None)}, f)
+---
+apiVersion: weir.dev/v1alpha1
+kind: Workflow
+metadata: { name: fold-pipeline }
+spec:
+  inputs: { fold: { type: int }, lr: { type: float }, log: { type: string } }
+  nodes:
+    - { id: prep, task: prep, inputs: { fold: "{{ inputs.fold }}", log: "{{ inputs.log }}" } }
+    - id: fit
+      task: fit
+      inputs: { rows: "{{ nodes.prep.outputs.rows }}", lr: "{{ inputs.lr }}", log: "{{ inputs.log }}" }
+    - id: report
+      task: report
+      when: "inputs.lr > 1.0"
+      inputs: { score: "{{ nodes.fit.outputs.score }}" }
+  outputs:
+    score: "{{ nodes.fit.outputs.score }}"
+    note: { from: "{{ nodes.report.outputs.text }}", optional: true }
+---
+apiVersion: weir.dev/v1alpha1
+kind: Workflow
+metadata: { name: cv }
+spec:
+  inputs:
+    folds: { type: "list<int>" }
+    log: { type: string }
+    lr: { type: float, default: 0.5 }
+  nodes:
+    - id: fold
+      workflow: fold-pipeline
+      map: { over: "{{ inputs.folds }}", as: fold, maxParallel: 2 }
+      inputs: { lr: "{{ inputs.lr }}", log: "{{ inputs.log }}" }
+    - id: total
+      task: total
+      inputs: { scores: "{{ nodes.fold.outputs.score }}" }
+  outputs:
+    scores: "{{ nodes.fold.outputs.score }}"
+    notes: "{{ nodes.fold.outputs.note }}"
+    total: "{{ nodes.total.outputs.sum }}"
+"#;
+
+/// `PIPELINE` with the map tolerating one fold in five failing.
+fn tolerant_pipeline() -> String {
+    PIPELINE.replace("maxParallel: 2 }", "maxParallel: 2, minSuccessRatio: 0.8 }")
+}
+
+async fn a_map_of_a_sub_workflow_runs_it_per_item_and_a_changed_item_alone_on_rerun(b: Backend) {
+    let repo = GitRepo::new();
+    repo.write("cv.yaml", PIPELINE);
+    repo.commit("Cross-validation: a pipeline per fold");
+    let types = weir::task::TaskTypes::builtin();
+    let logs = tempfile::tempdir().expect("tempdir");
+    let log = logs.path().join("first.log");
+    let inputs = |folds: Value, log: &std::path::Path| json!({ "folds": folds, "log": log.display().to_string() });
+
+    let first = run_head(
+        &repo,
+        types.clone(),
+        &b,
+        "cv",
+        inputs(json!([0, 1, 2, 3, 4, 5]), &log),
+    )
+    .await;
+    assert_eq!(first.status, "succeeded", "{:#?}", first.nodes);
+    let paths: Vec<&str> = first.nodes.iter().map(|n| n.node.as_str()).collect();
+    assert_eq!(paths[..2], ["fold", "total"], "the plan's nodes first");
+    for i in 0..6 {
+        let item = node(&first.nodes, &format!("fold[{i}]"));
+        assert_eq!(item.status, NodeStatus::Succeeded);
+        assert_eq!(
+            item.attempts, 0,
+            "an item of a workflow runs its nodes, nothing itself"
+        );
+        assert_eq!(item.task, "fold-pipeline");
+        let bound = item.inputs.as_ref().expect("inputs");
+        assert_eq!(bound["fold"], i, "each item gets its value");
+        assert_eq!(bound["lr"], 0.5, "and the node's other inputs");
+        let score = f64::from(i * 10) + 0.5;
+        assert_eq!(item.outputs, Some(json!({ "score": score, "note": null })));
+        // Its nodes, under its path, each with its attempt.
+        let prep = node(&first.nodes, &format!("fold[{i}]/prep"));
+        assert_eq!((prep.status, prep.attempts), (NodeStatus::Succeeded, 1));
+        assert_eq!(prep.inputs.as_ref().expect("inputs")["fold"], i);
+        let fit = node(&first.nodes, &format!("fold[{i}]/fit"));
+        assert_eq!(fit.outputs, Some(json!({ "score": score })));
+        let report = node(&first.nodes, &format!("fold[{i}]/report"));
+        assert_eq!(
+            report.status,
+            NodeStatus::Skipped,
+            "`when: inputs.lr > 1.0`"
+        );
+        let at = |p: &str| paths.iter().position(|q| *q == p).expect("a row");
+        assert!(
+            at(&format!("fold[{i}]")) < at(&format!("fold[{i}]/prep")),
+            "an item before its nodes"
+        );
+    }
+    let fold = node(&first.nodes, "fold");
+    assert_eq!(fold.attempts, 0, "a map node runs nothing itself");
+    let scores: Vec<f64> = (0..6).map(|i| f64::from(i * 10) + 0.5).collect();
+    assert_eq!(
+        fold.outputs,
+        Some(json!({ "score": scores, "note": [null, null, null, null, null, null] })),
+        "lists in item order; a skipped optional output is null"
+    );
+    assert_eq!(
+        node(&first.nodes, "total").outputs,
+        Some(json!({ "sum": 153.0 }))
+    );
+    assert_eq!(
+        most_at_once(&log),
+        2,
+        "maxParallel: 2 items at once, no more"
+    );
+
+    // Each item's nodes have their lineage.
+    let execution = &first.nodes[0].execution;
+    let edges = b
+        .store
+        .lineage_of_execution(execution)
+        .await
+        .expect("lineage");
+    assert!(
+        edges
+            .iter()
+            .any(|e| e.node == "fold[3]/fit" && e.name == "score"),
+        "{edges:#?}"
+    );
+
+    // One fold changed: only its item's nodes run; the others' come from
+    // the cache.
+    let log = logs.path().join("second.log");
+    let second = run_head_in(
+        &repo,
+        types,
+        &b,
+        first.state,
+        "cv",
+        inputs(json!([0, 1, 2, 7, 4, 5]), &log),
+    )
+    .await;
+    assert_eq!(second.status, "succeeded", "{:#?}", second.nodes);
+    for i in [0, 1, 2, 4, 5] {
+        for step in ["prep", "fit"] {
+            let n = node(&second.nodes, &format!("fold[{i}]/{step}"));
+            assert_eq!(n.cached_from.as_ref(), Some(execution), "fold[{i}]/{step}");
+        }
+    }
+    assert_eq!(
+        std::fs::read_to_string(&log).expect("log"),
+        "prep 7\nstart 70\nend 70\n",
+        "only the changed item ran"
+    );
+    assert_eq!(
+        node(&second.nodes, "fold[3]").outputs,
+        Some(json!({ "score": 70.5, "note": null }))
+    );
+}
+
+async fn a_failed_node_fails_its_item_which_its_map_judges(b: Backend) {
+    let logs = tempfile::tempdir().expect("tempdir");
+    let types = weir::task::TaskTypes::builtin();
+    for log in ["tolerant.log", "strict.log"] {
+        std::fs::write(logs.path().join(format!("{log}.broken")), "").expect("marker");
+    }
+    let inputs = |name: &str| {
+        json!({
+            "folds": (1..=5).collect::<Vec<u32>>(),
+            "log": logs.path().join(name).display().to_string(),
+            "lr": 2.0,
+        })
+    };
+    // minSuccessRatio 0.8: fold 5's item fails (its `prep` did, its `fit`
+    // never ran), its place is null, and the map succeeds.
+    let repo = GitRepo::new();
+    repo.write("cv.yaml", &tolerant_pipeline());
+    repo.commit("Cross-validation that tolerates a bad fold");
+    let ran = run_head(&repo, types.clone(), &b, "cv", inputs("tolerant.log")).await;
+    assert_eq!(ran.status, "succeeded", "{:#?}", ran.nodes);
+    let item = node(&ran.nodes, "fold[4]");
+    assert_eq!(item.status, NodeStatus::Failed);
+    let error = item.error.as_deref().unwrap_or_default();
+    assert!(error.starts_with("node `fold[4]/prep` failed: "), "{error}");
+    assert_eq!(node(&ran.nodes, "fold[4]/fit").status, NodeStatus::Skipped);
+    let outputs = node(&ran.nodes, "fold").outputs.clone().expect("outputs");
+    assert_eq!(outputs["score"], json!([10.5, 20.5, 30.5, 40.5, null]));
+    assert_eq!(
+        outputs["note"][0], "scored 10.5",
+        "`when: inputs.lr > 1.0` held"
+    );
+    assert_eq!(outputs["note"][4], Value::Null);
+
+    // Every item must succeed (the default): the map fails, and with it
+    // the execution, naming the item and its node.
+    repo.write("cv.yaml", PIPELINE);
+    repo.commit("Every fold counts");
+    let ran = run_head(&repo, types, &b, "cv", inputs("strict.log")).await;
+    assert_eq!(ran.status, "failed", "{:#?}", ran.nodes);
+    let fold = node(&ran.nodes, "fold");
+    let error = fold.error.as_deref().unwrap_or_default();
+    assert!(
+        error.starts_with("item `fold[4]` failed: node `fold[4]/prep` failed: "),
+        "{error}"
+    );
+    assert_eq!(node(&ran.nodes, "total").status, NodeStatus::Skipped);
+    assert!(
+        ran.nodes
+            .iter()
+            .all(|n| n.status != NodeStatus::Running && n.status != NodeStatus::Pending),
+        "{:#?}",
+        ran.nodes
+    );
+}
+
+/// A map of a sub-workflow is checked as a map of a task is, against the
+/// workflow's inputs and outputs (an optional output makes a list of
+/// `T?`), and a workflow that holds a gate or a map of its own is refused.
+#[test]
+fn validate_checks_a_map_of_a_sub_workflow_where_it_is_written() {
+    let cases: Vec<(String, Code, &str, &str)> = vec![
+        (
+            PIPELINE.replace("as: fold,", "as: folds,"),
+            Code::MapItem,
+            "`map.as: folds`: workflow `fold-pipeline` has no input `folds`",
+            "folds,",
+        ),
+        (
+            PIPELINE.replace("folds: { type: \"list<int>\" }", "folds: { type: \"list<string>\" }"),
+            Code::MapOver,
+            "the items of `{{ inputs.folds }}` are string, but input `fold` of workflow `fold-pipeline` is int",
+            "\"{{ inputs.folds",
+        ),
+        (
+            PIPELINE.replace(
+                "scores: \"{{ nodes.fold.outputs.score }}\"",
+                "scores: \"{{ nodes.fold.outputs.note }}\"",
+            ),
+            Code::TypeMismatch,
+            "is list<float?>, but `{{ nodes.fold.outputs.note }}` is list<string?>",
+            "\"{{ nodes.fold",
+        ),
+        (
+            PIPELINE.replace(
+                "    - { id: prep, task: prep, inputs: { fold: \"{{ inputs.fold }}\", log: \"{{ inputs.log }}\" } }",
+                "    - { id: prep, task: prep, map: { over: [1], as: fold }, inputs: { log: \"{{ inputs.log }}\" } }",
+            )
+            .replace("rows: \"{{ nodes.prep.outputs.rows }}\"", "rows: 1"),
+            Code::MapItem,
+            "node `fold` maps workflow `fold-pipeline`, but its node `prep` maps",
+            "{ over: \"{{ inputs.folds",
+        ),
+    ];
+    for (text, code, says, at) in cases {
+        let report = validate_files(&[("cv.yaml", &text)]);
+        let found: Vec<_> = report
+            .diagnostics
+            .iter()
+            .filter(|d| d.code == code)
+            .collect();
+        assert_eq!(found.len(), 1, "{says}: {:#?}", report.diagnostics);
+        let d = found[0];
+        assert!(d.message.contains(says), "{says}: {}", d.message);
+        let pos = d.pos.expect("a position");
+        let line = text.lines().nth(pos.line as usize - 1).expect("the line");
+        assert!(
+            line[pos.column as usize - 1..].starts_with(at),
+            "{says}: reported at {}:{} `{line}`",
+            pos.line,
+            pos.column
+        );
+    }
+    for good in [PIPELINE.to_owned(), tolerant_pipeline()] {
+        let report = validate_files(&[("cv.yaml", &good)]);
+        assert!(report.diagnostics.is_empty(), "{:#?}", report.diagnostics);
+    }
+}
+
+/// `weir recover` of an execution whose map of a sub-workflow failed runs
+/// only the item that failed, all of its nodes; the items that succeeded
+/// and their nodes are served from the execution it recovers.
+#[test]
+fn recover_of_a_map_of_a_sub_workflow_runs_only_the_failed_item() {
+    use crate::common::{Daemon, TestDb, eventually, weir_json};
+    let db = TestDb::sqlite();
+    let repo = GitRepo::new();
+    repo.write("defs/cv.yaml", PIPELINE);
+    repo.commit("Cross-validation");
+    let path = repo.path().to_str().expect("utf-8");
+    let daemon = Daemon::start(&db, &["--repo", path, "--path", "defs"]);
+    let logs = tempfile::tempdir().expect("tempdir");
+    let log = logs.path().join("items.log");
+    let broken = logs.path().join("items.log.broken");
+    std::fs::write(&broken, "").expect("marker");
+    let ended = |id: &str| {
+        let mut last = Value::Null;
+        eventually("the execution ends", || {
+            last = weir_json(&["executions", id, "-o", "json"], &db).1;
+            !matches!(last["status"].as_str(), Some("running" | "queued"))
+        });
+        last
+    };
+    let (code, started) = weir_json(
+        &[
+            "run",
+            "cv",
+            "--no-cache",
+            "--input",
+            "folds=[1,2,3,4,5]",
+            "--input",
+            &format!("log={}", log.display()),
+            "-o",
+            "json",
+        ],
+        &db,
+    );
+    assert_eq!(code, 0, "{started:#}");
+    let id = started["id"].as_str().expect("an id").to_owned();
+    let failed = ended(&id);
+    assert_eq!(failed["status"], "failed", "{failed:#}");
+    let item = crate::common::node(&failed, "fold[4]");
+    assert_eq!(item["status"], "failed", "{item:#}");
+    let before = std::fs::read_to_string(&log).expect("log");
+
+    std::fs::remove_file(&broken).expect("mended");
+    let (code, recovering) = weir_json(&["recover", &id, "-o", "json"], &db);
+    assert_eq!(code, 0, "{recovering:#}");
+    let recovered_id = recovering["id"].as_str().expect("an id").to_owned();
+    let recovered = ended(&recovered_id);
+    assert_eq!(recovered["status"], "succeeded", "{recovered:#}");
+    let fold = crate::common::node(&recovered, "fold");
+    assert_eq!(
+        fold["outputs"]["score"],
+        json!([10.5, 20.5, 30.5, 40.5, 50.5])
+    );
+    // An item interrupted by fail-fast may have run in part: only those
+    // that succeeded were served.
+    for n in failed["nodes"].as_array().expect("nodes") {
+        let path = n["id"].as_str().expect("a path");
+        if n["status"] == "succeeded" && path.starts_with("fold[") {
+            let served = crate::common::node(&recovered, path);
+            assert_eq!(served["cachedFrom"], id.as_str(), "{path}: {served:#}");
+        }
+    }
+    let after = std::fs::read_to_string(&log).expect("log");
+    let rerun = &after[before.len()..];
+    assert!(
+        rerun.starts_with("prep 5\n"),
+        "the failed item ran again:\n{rerun}"
+    );
+    assert!(
+        !rerun.contains("prep 1\n"),
+        "a succeeded item ran again:\n{rerun}"
+    );
+    daemon.stop();
 }

@@ -216,7 +216,13 @@ pub fn run_event(
             facets: run_facets,
         },
         job: Job {
-            name: format!("{}.{}", execution.workflow, node.path),
+            // Every item's runs are of the same jobs (`fit/train` for
+            // `fit[3]/train`).
+            name: format!(
+                "{}.{}",
+                execution.workflow,
+                crate::engine::plan::job_path(&node.path)
+            ),
             namespace,
             facets: job_facets(execution),
         },
@@ -590,6 +596,36 @@ mod tests {
         let parent = &item["run"]["facets"]["parent"];
         assert_eq!(parent["run"]["runId"], node["run"]["runId"]);
         assert_eq!(parent["job"]["name"], "churn-training.train");
+        assert_eq!(parent["root"]["run"]["runId"], events[0]["run"]["runId"]);
+
+        // A node of item 3 of a map over a sub-workflow (`fit[3]/train`):
+        // a run of job `fit/train` (every item's), whose parent is the
+        // item's run and whose root is the execution's.
+        let mut member = node_state(NodeStatus::Running, 1, None);
+        member.node = "fit[3]/train".into();
+        let member = run_event(
+            EventType::Start,
+            &execution(LOCAL),
+            &plan_node("fit[3]/train"),
+            &member,
+            at(),
+        );
+        let member = serde_json::to_value(member).unwrap();
+        assert_valid(&validator, &member);
+        assert_eq!(member["job"]["name"], "churn-training.fit/train");
+        let mut fit3 = node_state(NodeStatus::Running, 0, None);
+        fit3.node = "fit[3]".into();
+        let fit3 = serde_json::to_value(run_event(
+            EventType::Start,
+            &execution(LOCAL),
+            &plan_node("fit"),
+            &fit3,
+            at(),
+        ))
+        .unwrap();
+        let parent = &member["run"]["facets"]["parent"];
+        assert_eq!(parent["run"]["runId"], fit3["run"]["runId"]);
+        assert_eq!(parent["job"]["name"], "churn-training.fit");
         assert_eq!(parent["root"]["run"]["runId"], events[0]["run"]["runId"]);
 
         let types: Vec<&str> = events

@@ -56,20 +56,27 @@ pub(super) const WORKFLOW_LANGUAGE: &str = "weir";
 
 /// The `parent` run facet of the run of node `node`: the run of its
 /// execution (job `<workflow>` in the same namespace); for an item of a map
-/// node (`train[3]`), the map node's run, with the execution's as `root`.
+/// node (`train[3]`), the map node's run, and for a node of an item of a
+/// map over a sub-workflow (`fit[3]/train`), the item's run (job
+/// `<workflow>.fit`), each with the execution's as `root`.
 pub(super) fn parent(execution: &Execution, namespace: &str, node: &str) -> Value {
     let of_execution = json!({
         "run": { "runId": RunId::of_execution(&execution.id) },
         "job": { "namespace": namespace, "name": execution.workflow },
     });
     let mut facet = json!({ "_producer": PRODUCER, "_schemaURL": PARENT_RUN_SCHEMA });
-    match crate::engine::plan::item_of(node) {
-        // An item of a map node: the map node's run, under the execution's.
-        Some((map, _)) => {
-            facet["run"] = json!({ "runId": RunId::of_node(&execution.id, map) });
+    // A node of an item of a map over a sub-workflow: the item's run; an
+    // item of a map node: the map node's run; either under the execution's.
+    let owner = match crate::engine::plan::group_of(node) {
+        Some((item, _)) => Some(item),
+        None => crate::engine::plan::item_of(node).map(|(map, _)| map),
+    };
+    match owner {
+        Some(owner) => {
+            facet["run"] = json!({ "runId": RunId::of_node(&execution.id, owner) });
             facet["job"] = json!({
                 "namespace": namespace,
-                "name": format!("{}.{map}", execution.workflow),
+                "name": format!("{}.{}", execution.workflow, crate::engine::plan::job_path(owner)),
             });
             facet["root"] = of_execution;
         }

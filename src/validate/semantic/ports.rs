@@ -25,6 +25,9 @@ pub struct Interface {
     /// A workflow's outputs declared `optional` (null when a `when:`
     /// skipped their node): a node calling it may be skipped in part.
     pub optional_outputs: std::collections::BTreeSet<String>,
+    /// Why a `map:` cannot run this workflow once per item (it holds an
+    /// approval gate or a map node, itself or in a sub-workflow it calls).
+    pub unmappable: Option<String>,
 }
 
 impl Interface {

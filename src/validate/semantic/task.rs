@@ -35,6 +35,7 @@ pub fn check(
         inputs,
         outputs,
         optional_outputs: Default::default(),
+        unmappable: None,
     };
 
     if let Some(t) = &spec.timeout {

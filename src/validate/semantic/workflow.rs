@@ -251,7 +251,10 @@ impl WorkflowScope<'_> {
                 match iface.outputs.get(output) {
                     Some(t) => {
                         let t = match self.maps.get(&n) {
-                            Some(&nullable) => t.clone().map(|t| {
+                            Some(&tolerant) => t.clone().map(|t| {
+                                // A failed item, or one whose node a `when:`
+                                // skipped, leaves a null.
+                                let nullable = tolerant || iface.optional_outputs.contains(output);
                                 let item = if nullable {
                                     TypeExpr::Optional(Box::new(t))
                                 } else {
@@ -509,6 +512,7 @@ fn check_workflow(
     }
 
     let skippable = skippable_nodes(spec, &scope, &data_deps);
+    let unmappable = unmappable(spec, &scope);
     let mut outputs = BTreeMap::new();
     let mut optional_outputs = BTreeSet::new();
     for (name, value) in &spec.outputs {
@@ -568,6 +572,7 @@ fn check_workflow(
             inputs,
             outputs,
             optional_outputs,
+            unmappable,
         },
         found,
     )
@@ -619,7 +624,8 @@ fn check_condition(
     }
 }
 
-/// Checks node `n`'s `map:`: it runs a task; `as` names an input of it
+/// Checks node `n`'s `map:`: it runs a task or a workflow free of gates
+/// and maps; `as` names an input of it
 /// that `inputs:` does not also bind; `over` is a list whose items fit
 /// that input. What `over` reads is a data dependency.
 fn check_map(
@@ -637,27 +643,18 @@ fn check_map(
     let field = |key| [Key("spec"), Key("nodes"), At(n), Key("map"), Key(key)];
     let over_path = field("over");
     let bound = read_binding(scope, &map.over, &over_path, deps, found);
-    let (task, iface) = match &scope.callees[n] {
-        Some((name, Kind::Task, iface)) => (*name, *iface),
-        Some((name, _, _)) => {
-            found.push(
-                at(
-                    entity,
-                    Code::MapItem,
-                    &[Key("spec"), Key("nodes"), At(n), Key("map")],
-                    format!("node `{}` maps workflow `{name}`: `map:` runs a task", node.id),
-                )
-                .with_help("map the sub-workflow's first task, or give the sub-workflow a `list` input and map inside it"),
-            );
-            return;
-        }
+    let (callee, kind, iface) = match &scope.callees[n] {
+        Some((name, kind, iface)) => (*name, *kind, *iface),
         None if node.approve.is_some() => {
             found.push(
                 at(
                     entity,
                     Code::MapItem,
                     &[Key("spec"), Key("nodes"), At(n), Key("map")],
-                    format!("node `{}` is an approval gate: `map:` runs a task", node.id),
+                    format!(
+                        "node `{}` is an approval gate: `map:` runs a task or a workflow",
+                        node.id
+                    ),
                 )
                 .with_help(
                     "one gate decides for the whole list: put it before or after the map node",
@@ -668,6 +665,19 @@ fn check_map(
         // The callee does not exist: reported already.
         None => return,
     };
+    let callee_word = format!("{} `{callee}`", kind_word(kind));
+    if let Some(why) = iface.and_then(|i| i.unmappable.as_deref()) {
+        found.push(
+            at(
+                entity,
+                Code::MapItem,
+                &[Key("spec"), Key("nodes"), At(n), Key("map")],
+                format!("node `{}` maps {callee_word}, but {why}", node.id),
+            )
+            .with_help("a mapped workflow runs tasks (and sub-workflows of tasks) once per item: move the gate or the inner map out of it"),
+        );
+        return;
+    }
     if node.inputs.contains_key(&map.item) {
         found.push(
             at_key(
@@ -681,7 +691,7 @@ fn check_map(
                     Key(map.item.as_str()),
                 ],
                 format!(
-                    "input `{}` of task `{task}` is bound to each item by `map.as`; it cannot also be bound here",
+                    "input `{}` of {callee_word} is bound to each item by `map.as`; it cannot also be bound here",
                     map.item
                 ),
             )
@@ -696,7 +706,7 @@ fn check_map(
                 Code::MapItem,
                 &field("as"),
                 format!(
-                    "`map.as: {}`: task `{task}` has no input `{}`",
+                    "`map.as: {}`: {callee_word} has no input `{}`",
                     map.item, map.item
                 ),
             )
@@ -705,7 +715,7 @@ fn check_map(
         return;
     };
     let Some(item_ty) = &param.ty else { return };
-    let what = format!("input `{}` of task `{task}`", map.item);
+    let what = format!("input `{}` of {callee_word}", map.item);
     let help = format!("`map.over` is a `list<T>` whose items fit {what} ({item_ty})");
     let wrong = match &bound {
         Bound::Reference(Some(TypeExpr::List(inner)), text)
@@ -739,6 +749,26 @@ fn check_map(
     }
 }
 
+/// Why a `map:` cannot run workflow `spec` once per item, if it cannot:
+/// it has an approval gate or a map node, or calls a workflow that does.
+fn unmappable(spec: &WorkflowSpec, scope: &WorkflowScope<'_>) -> Option<String> {
+    spec.nodes.iter().enumerate().find_map(|(n, node)| {
+        if node.approve.is_some() {
+            return Some(format!("its node `{}` is an approval gate", node.id));
+        }
+        if node.map.is_some() {
+            return Some(format!("its node `{}` maps", node.id));
+        }
+        match &scope.callees[n] {
+            Some((name, Kind::Workflow, Some(iface))) => iface
+                .unmappable
+                .as_ref()
+                .map(|why| format!("its node `{}` calls workflow `{name}`, and {why}", node.id)),
+            _ => None,
+        }
+    })
+}
+
 /// Which nodes a `when:` may skip: those with one, those that read an
 /// output of a skippable node (they are skipped with it), and calls of
 /// workflows with optional outputs. `deps` are each node's data
@@ -764,8 +794,9 @@ fn skippable_nodes(
             &scope.callees[n],
             Some((_, Kind::Workflow, Some(iface))) if !iface.optional_outputs.is_empty()
         );
+        // A map over such a workflow is not skipped: its lists hold nulls.
         let skippable = spec.nodes[n].when.is_some()
-            || callee_optional
+            || (callee_optional && spec.nodes[n].map.is_none())
             || deps[n].iter().any(|&m| visit(m, spec, scope, deps, memo));
         memo[n] = Some(skippable);
         skippable
