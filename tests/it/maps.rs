@@ -496,6 +496,34 @@ fn recover_runs_only_the_items_that_did_not_succeed() {
     daemon.stop();
 }
 
+/// Each case's text refused once with its code, saying what it says, at
+/// the place that starts with its last string; each good text accepted.
+fn refused_where_written(file: &str, cases: Vec<(String, Code, &str, &str)>, good: [String; 2]) {
+    for (text, code, says, at) in cases {
+        let report = validate_files(&[(file, &text)]);
+        let found: Vec<_> = report
+            .diagnostics
+            .iter()
+            .filter(|d| d.code == code)
+            .collect();
+        assert_eq!(found.len(), 1, "{says}: {:#?}", report.diagnostics);
+        let d = found[0];
+        assert!(d.message.contains(says), "{says}: {}", d.message);
+        let pos = d.pos.expect("a position");
+        let line = text.lines().nth(pos.line as usize - 1).expect("the line");
+        assert!(
+            line[pos.column as usize - 1..].starts_with(at),
+            "{says}: reported at {}:{} `{line}`",
+            pos.line,
+            pos.column
+        );
+    }
+    for good in good {
+        let report = validate_files(&[(file, &good)]);
+        assert!(report.diagnostics.is_empty(), "{:#?}", report.diagnostics);
+    }
+}
+
 /// Each bad map, at the value it is about.
 #[test]
 fn validate_refuses_bad_maps_where_they_are_written() {
@@ -572,29 +600,7 @@ spec:
             "\"{{ nodes.train",
         ),
     ];
-    for (text, code, says, at) in cases {
-        let report = validate_files(&[("sweep.yaml", &text)]);
-        let found: Vec<_> = report
-            .diagnostics
-            .iter()
-            .filter(|d| d.code == code)
-            .collect();
-        assert_eq!(found.len(), 1, "{says}: {:#?}", report.diagnostics);
-        let d = found[0];
-        assert!(d.message.contains(says), "{says}: {}", d.message);
-        let pos = d.pos.expect("a position");
-        let line = text.lines().nth(pos.line as usize - 1).expect("the line");
-        assert!(
-            line[pos.column as usize - 1..].starts_with(at),
-            "{says}: reported at {}:{} `{line}`",
-            pos.line,
-            pos.column
-        );
-    }
-    for good in [DEFS.to_owned(), tolerant()] {
-        let report = validate_files(&[("sweep.yaml", &good)]);
-        assert!(report.diagnostics.is_empty(), "{:#?}", report.diagnostics);
-    }
+    refused_where_written("sweep.yaml", cases, [DEFS.to_owned(), tolerant()]);
 }
 
 /// A map over a sub-workflow: per fold, `prep` then `fit` (logged, to
@@ -908,29 +914,7 @@ fn validate_checks_a_map_of_a_sub_workflow_where_it_is_written() {
             "{ over: \"{{ inputs.folds",
         ),
     ];
-    for (text, code, says, at) in cases {
-        let report = validate_files(&[("cv.yaml", &text)]);
-        let found: Vec<_> = report
-            .diagnostics
-            .iter()
-            .filter(|d| d.code == code)
-            .collect();
-        assert_eq!(found.len(), 1, "{says}: {:#?}", report.diagnostics);
-        let d = found[0];
-        assert!(d.message.contains(says), "{says}: {}", d.message);
-        let pos = d.pos.expect("a position");
-        let line = text.lines().nth(pos.line as usize - 1).expect("the line");
-        assert!(
-            line[pos.column as usize - 1..].starts_with(at),
-            "{says}: reported at {}:{} `{line}`",
-            pos.line,
-            pos.column
-        );
-    }
-    for good in [PIPELINE.to_owned(), tolerant_pipeline()] {
-        let report = validate_files(&[("cv.yaml", &good)]);
-        assert!(report.diagnostics.is_empty(), "{:#?}", report.diagnostics);
-    }
+    refused_where_written("cv.yaml", cases, [PIPELINE.to_owned(), tolerant_pipeline()]);
 }
 
 /// `weir recover` of an execution whose map of a sub-workflow failed runs
