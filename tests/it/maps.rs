@@ -285,6 +285,17 @@ on_every_backend!(
     a_failed_node_fails_its_item_which_its_map_judges,
 );
 
+/// Execution `id` once it has ended, as `weir executions ID -o json`
+/// shows it.
+fn ended(db: &crate::common::TestDb, id: &str) -> Value {
+    let mut last = Value::Null;
+    crate::common::eventually("the execution ends", || {
+        last = crate::common::weir_json(&["executions", id, "-o", "json"], db).1;
+        !matches!(last["status"].as_str(), Some("running" | "queued"))
+    });
+    last
+}
+
 /// `weir serve` killed with SIGKILL in the middle of a map, and restarted:
 /// the map finishes, and no item that had succeeded runs again (those
 /// running when it died were interrupted, and run again as any node's
@@ -340,11 +351,7 @@ fn a_map_survives_kill_9_of_its_engine_and_runs_no_finished_item_again() {
         "killed in the middle of the map: {done_before:?}"
     );
     let daemon = Daemon::start(&db, &args);
-    eventually("the execution ends", || {
-        let (_, execution) = weir_json(&["executions", &id, "-o", "json"], &db);
-        execution["status"] != "running" && execution["status"] != "queued"
-    });
-    let (_, execution) = weir_json(&["executions", &id, "-o", "json"], &db);
+    let execution = ended(&db, &id);
     assert_eq!(execution["status"], "succeeded", "{execution:#}");
     let scores: Vec<f64> = (0..25).map(|i| f64::from(i) + 0.5).collect();
     let train = crate::common::node(&execution, "train");
@@ -414,7 +421,7 @@ fn a_map_survives_kill_9_of_its_engine_and_runs_no_finished_item_again() {
 /// item order.
 #[test]
 fn recover_runs_only_the_items_that_did_not_succeed() {
-    use crate::common::{Daemon, TestDb, eventually, weir_json};
+    use crate::common::{Daemon, TestDb, weir_json};
     let db = TestDb::sqlite();
     let repo = GitRepo::new();
     repo.write("defs/sweep.yaml", DEFS);
@@ -426,14 +433,6 @@ fn recover_runs_only_the_items_that_did_not_succeed() {
     let broken = logs.path().join("items.log.broken");
     std::fs::write(&broken, "").expect("marker");
     let folds: Vec<u32> = (0..10).collect();
-    let ended = |id: &str| {
-        let mut last = Value::Null;
-        eventually("the execution ends", || {
-            last = weir_json(&["executions", id, "-o", "json"], &db).1;
-            !matches!(last["status"].as_str(), Some("running" | "queued"))
-        });
-        last
-    };
     let (code, started) = weir_json(
         &[
             "run",
@@ -452,7 +451,7 @@ fn recover_runs_only_the_items_that_did_not_succeed() {
     );
     assert_eq!(code, 0, "{started:#}");
     let id = started["id"].as_str().expect("an id").to_owned();
-    let failed = ended(&id);
+    let failed = ended(&db, &id);
     assert_eq!(failed["status"], "failed", "{failed:#}");
     let done_before: Vec<String> = failed["nodes"]
         .as_array()
@@ -469,7 +468,7 @@ fn recover_runs_only_the_items_that_did_not_succeed() {
     let (code, recovering) = weir_json(&["recover", &id, "-o", "json"], &db);
     assert_eq!(code, 0, "{recovering:#}");
     let recovered_id = recovering["id"].as_str().expect("an id").to_owned();
-    let recovered = ended(&recovered_id);
+    let recovered = ended(&db, &recovered_id);
     assert_eq!(recovered["status"], "succeeded", "{recovered:#}");
     let scores: Vec<f64> = (0..10).map(|i| f64::from(i) + 0.5).collect();
     let train = crate::common::node(&recovered, "train");
@@ -922,7 +921,7 @@ fn validate_checks_a_map_of_a_sub_workflow_where_it_is_written() {
 /// and their nodes are served from the execution it recovers.
 #[test]
 fn recover_of_a_map_of_a_sub_workflow_runs_only_the_failed_item() {
-    use crate::common::{Daemon, TestDb, eventually, weir_json};
+    use crate::common::{Daemon, TestDb, weir_json};
     let db = TestDb::sqlite();
     let repo = GitRepo::new();
     repo.write("defs/cv.yaml", PIPELINE);
@@ -933,14 +932,6 @@ fn recover_of_a_map_of_a_sub_workflow_runs_only_the_failed_item() {
     let log = logs.path().join("items.log");
     let broken = logs.path().join("items.log.broken");
     std::fs::write(&broken, "").expect("marker");
-    let ended = |id: &str| {
-        let mut last = Value::Null;
-        eventually("the execution ends", || {
-            last = weir_json(&["executions", id, "-o", "json"], &db).1;
-            !matches!(last["status"].as_str(), Some("running" | "queued"))
-        });
-        last
-    };
     let (code, started) = weir_json(
         &[
             "run",
@@ -957,7 +948,7 @@ fn recover_of_a_map_of_a_sub_workflow_runs_only_the_failed_item() {
     );
     assert_eq!(code, 0, "{started:#}");
     let id = started["id"].as_str().expect("an id").to_owned();
-    let failed = ended(&id);
+    let failed = ended(&db, &id);
     assert_eq!(failed["status"], "failed", "{failed:#}");
     let item = crate::common::node(&failed, "fold[4]");
     assert_eq!(item["status"], "failed", "{item:#}");
@@ -967,7 +958,7 @@ fn recover_of_a_map_of_a_sub_workflow_runs_only_the_failed_item() {
     let (code, recovering) = weir_json(&["recover", &id, "-o", "json"], &db);
     assert_eq!(code, 0, "{recovering:#}");
     let recovered_id = recovering["id"].as_str().expect("an id").to_owned();
-    let recovered = ended(&recovered_id);
+    let recovered = ended(&db, &recovered_id);
     assert_eq!(recovered["status"], "succeeded", "{recovered:#}");
     let fold = crate::common::node(&recovered, "fold");
     assert_eq!(
