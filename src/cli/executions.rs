@@ -36,6 +36,13 @@ pub struct Args {
     /// `queued`, `running`, `succeeded`, `failed`, `cancelled` or `timedOut`.
     #[arg(long)]
     pub status: Option<String>,
+    /// `manual`, `schedule`, `backfill`, `preview` or `api`.
+    #[arg(long)]
+    pub trigger: Option<String>,
+    /// Only executions older than this one: the next page of a list whose
+    /// last line it was.
+    #[arg(long, value_name = "ID", conflicts_with = "id")]
+    pub before: Option<ExecutionId>,
     /// Most executions listed, newest first.
     #[arg(long, default_value_t = 100)]
     pub limit: u32,
@@ -72,6 +79,8 @@ pub fn run(args: &Args) -> exit::Result {
         launch_plan: args.launch_plan.clone(),
         workflow: args.workflow.clone(),
         status: args.status.clone(),
+        trigger: args.trigger.clone(),
+        before: args.before.clone(),
         limit: Some(args.limit),
     };
     let page = NodePage {

@@ -133,9 +133,12 @@ impl Origin<'_> {
     }
 
     pub fn executions(&self, query: &ExecutionQuery) -> Result<Vec<ExecutionView>, ReadError> {
-        let filter = query.filter()?;
+        query.filter()?;
         match self {
-            Origin::Store(store) => read(store, async |s| views::executions(s, &filter).await),
+            Origin::Store(store) => block_on(async {
+                let store = store.open_existing().await?;
+                Ok(views::executions(store.as_ref(), query).await?)
+            }),
             Origin::Server(client) => Ok(client.executions(query)?),
         }
     }
@@ -149,12 +152,7 @@ impl Origin<'_> {
         match self {
             Origin::Store(store) => block_on(async {
                 let store = store.open_existing().await?;
-                views::execution_page(store.as_ref(), id, page)
-                    .await
-                    .map_err(|e| match e {
-                        PageError::Query(e) => ReadError::Query(e),
-                        PageError::Store(e) => ReadError::Store(e),
-                    })
+                Ok(views::execution_page(store.as_ref(), id, page).await?)
             }),
             Origin::Server(client) => Ok(client.execution(id, page)?),
         }
@@ -235,6 +233,15 @@ pub enum ReadError {
     Diff(#[from] DiffError),
     #[error(transparent)]
     Server(#[from] client::Error),
+}
+
+impl From<PageError> for ReadError {
+    fn from(e: PageError) -> ReadError {
+        match e {
+            PageError::Query(e) => ReadError::Query(e),
+            PageError::Store(e) => ReadError::Store(e),
+        }
+    }
 }
 
 impl From<ReadError> for Error {

@@ -202,14 +202,15 @@ async fn set_paused(
     }
 }
 
-/// `GET /api/v1/executions?launchPlan=&workflow=&status=&limit=`
-/// (`weir executions -o json`: without nodes; at most 100 by default).
+/// `GET /api/v1/executions?launchPlan=&workflow=&status=&trigger=&before=&limit=`
+/// (`weir executions -o json`: without nodes; at most 100 by default;
+/// `before=ID`: the page after execution `ID`).
 async fn executions(State(state): State<Shared>, Query(query): Query<ExecutionQuery>) -> Response {
-    let filter = match query.filter() {
-        Ok(filter) => filter,
-        Err(e) => return query_error(e),
-    };
-    document(views::executions(state.store.as_ref(), &filter).await)
+    match views::executions(state.store.as_ref(), &query).await {
+        Ok(list) => Json(views::to_json(&list)).into_response(),
+        Err(PageError::Query(e)) => query_error(e),
+        Err(PageError::Store(e)) => store_error(&e),
+    }
 }
 
 /// `GET /api/v1/executions/{id}`: one execution with its nodes

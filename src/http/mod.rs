@@ -39,6 +39,7 @@ mod artifacts;
 pub mod auth;
 mod backfills;
 pub mod client;
+pub mod console;
 pub mod health;
 mod hooks;
 mod logs;
@@ -146,6 +147,7 @@ pub fn router(state: AppState) -> Router {
         .route("/hooks/github", post(hooks::github))
         .route("/hooks/generic", post(hooks::generic))
         .nest("/api/v1", api::routes(state.clone()))
+        .merge(console::routes(state.clone()))
         .layer(DefaultBodyLimit::max(max_payload))
         .layer(middleware::from_fn(log_request))
         .with_state(state)

@@ -1126,3 +1126,172 @@ async fn api_diffs_two_executions_as_weir_diff_prints_them() {
     }
     server.stop().await;
 }
+
+/// The console's session: every page needs it once a token is configured,
+/// the login gives it in a cookie no script can read and no other site
+/// sends, and it never redirects off the site.
+#[tokio::test]
+async fn the_console_asks_for_the_token_once_and_keeps_a_strict_session() {
+    let server = Server::start(|state| state.secrets.api_token = Some(API_TOKEN.into())).await;
+    register_minimal(server.store.as_ref()).await;
+    let reply = server.get("/executions?status=failed", &[]).await;
+    assert_eq!(reply.status, 303);
+    assert_eq!(
+        reply.header("location"),
+        Some("/login?next=%2Fexecutions%3Fstatus%3Dfailed")
+    );
+    assert_eq!(reply.header("content-security-policy"), Some(console::CSP));
+    let login = server.get("/login?next=/executions", &[]).await;
+    assert_eq!(login.status, 200);
+    assert!(login.text().contains(r#"type="password""#));
+
+    let form = ("Content-Type", "application/x-www-form-urlencoded");
+    let wrong = server
+        .post("/login", &[form], b"token=nope&next=%2Fexecutions")
+        .await;
+    assert_eq!(wrong.status, 303);
+    assert_eq!(
+        wrong.header("location"),
+        Some("/login?failed=true&next=%2Fexecutions")
+    );
+    assert!(wrong.header("set-cookie").is_none());
+    let body = format!("token={API_TOKEN}&next=%2F%2Fevil.example%2F");
+    let right = server.post("/login", &[form], body.as_bytes()).await;
+    assert_eq!(right.status, 303);
+    assert_eq!(right.header("location"), Some("/"), "never off the site");
+    let cookie = right.header("set-cookie").expect("a session cookie");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains(API_TOKEN),
+        "the cookie proves, never holds, the token"
+    );
+    let session = cookie.split(';').next().expect("name=value").to_owned();
+    let page = server
+        .get("/executions?status=failed", &[("Cookie", &session)])
+        .await;
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert!(page.text().contains("<h1>Executions</h1>"));
+    let forged = server
+        .get("/", &[("Cookie", "weir_session=1800000000.00ff")])
+        .await;
+    assert_eq!(forged.status, 303, "a forged session is no session");
+    server.stop().await;
+}
+
+/// A console action needs a session, the session's CSRF token and a form
+/// from this origin; without a configured token the console only reads.
+#[tokio::test]
+async fn console_actions_need_the_session_its_csrf_token_and_this_origin() {
+    let open = Server::start(|_| {}).await;
+    register_minimal(open.store.as_ref()).await;
+    let page = open.get("/launchplans/demo/hello-hourly", &[]).await;
+    assert_eq!(
+        page.status, 200,
+        "reads are open without a token, as the API's"
+    );
+    assert!(
+        !page.text().contains("Run…"),
+        "and nothing is offered to act"
+    );
+    let form = ("Content-Type", "application/x-www-form-urlencoded");
+    let reply = open
+        .post("/launchplans/demo/hello/run", &[form], b"csrf=x")
+        .await;
+    assert_eq!(reply.status, 403);
+    open.stop().await;
+
+    let server = Server::start(|state| state.secrets.api_token = Some(API_TOKEN.into())).await;
+    register_minimal(server.store.as_ref()).await;
+    let body = format!("token={API_TOKEN}");
+    let login = server.post("/login", &[form], body.as_bytes()).await;
+    let cookie = login.header("set-cookie").expect("a session");
+    let session = cookie.split(';').next().expect("name=value").to_owned();
+    let jar = ("Cookie", session.as_str());
+    let page = server
+        .get("/launchplans/demo/hello-hourly/run", &[jar])
+        .await;
+    assert_eq!(page.status, 200, "{}", page.text());
+    let text = page.text();
+    let csrf = text
+        .split(r#"name="csrf" value=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the form carries a CSRF token")
+        .to_owned();
+
+    let path = "/launchplans/demo/hello-hourly/run";
+    let without = server.post(path, &[form, jar], b"in.who=ada").await;
+    assert_eq!(
+        without.status, 422,
+        "no CSRF field: the form is refused as malformed"
+    );
+    let wrong = server.post(path, &[form, jar], b"csrf=00&in.who=ada").await;
+    assert_eq!(wrong.status, 403);
+    assert!(wrong.text().contains("CSRF token does not match"));
+    let body = format!("csrf={csrf}&in.who=ada");
+    let elsewhere = server
+        .post(
+            path,
+            &[form, jar, ("Origin", "https://evil.example")],
+            body.as_bytes(),
+        )
+        .await;
+    assert_eq!(elsewhere.status, 403, "a form from another origin");
+    assert!(
+        server
+            .store
+            .executions(&Default::default())
+            .await
+            .expect("list")
+            .is_empty(),
+        "nothing refused started anything"
+    );
+    let origin = format!("http://{}", server.addr);
+    let started = server
+        .post(path, &[form, jar, ("Origin", &origin)], body.as_bytes())
+        .await;
+    assert_eq!(started.status, 303, "{}", started.text());
+    let location = started.header("location").expect("the execution's page");
+    let list = server
+        .store
+        .executions(&Default::default())
+        .await
+        .expect("list");
+    assert_eq!(list.len(), 1);
+    assert_eq!(location, format!("/executions/{}", list[0].id));
+    assert_eq!(list[0].inputs["who"], "ada");
+    assert_eq!(list[0].trigger, crate::spec::Trigger::Api);
+
+    // An input the workflow does not have is refused on the form, saying
+    // why, as `weir run` refuses it.
+    let bad = format!("csrf={csrf}&in.whom=ada");
+    let refused = server.post(path, &[form, jar], bad.as_bytes()).await;
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    assert!(
+        refused.text().contains("input `whom`"),
+        "{}",
+        refused.text()
+    );
+
+    let cancel = format!("{location}/cancel");
+    let confirm = server.get(&cancel, &[jar]).await;
+    assert_eq!(confirm.status, 200);
+    assert!(confirm.text().contains("Cancel the execution"));
+    let wrong = server.post(&cancel, &[form, jar], b"csrf=00").await;
+    assert_eq!(wrong.status, 403);
+    let body = format!("csrf={csrf}");
+    let done = server.post(&cancel, &[form, jar], body.as_bytes()).await;
+    assert_eq!(done.status, 303, "{}", done.text());
+    let id = location.trim_start_matches("/executions/");
+    let asked = server
+        .store
+        .execution(&id.into())
+        .await
+        .expect("read")
+        .expect("there");
+    assert!(asked.cancel_requested);
+    server.stop().await;
+}

@@ -323,7 +323,15 @@ pub async fn register(
                 report
                     .diagnostics
                     .iter()
-                    .map(|d| d.to_json(&prefix))
+                    .map(|d| {
+                        // With the line it points at: the console shows
+                        // it without reading the repository.
+                        let mut json = d.to_json(&prefix);
+                        if let Some(snippet) = d.snippet(&report.sources) {
+                            json["snippet"] = snippet.into();
+                        }
+                        json
+                    })
                     .collect::<Vec<_>>()
             ),
         };

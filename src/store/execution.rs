@@ -262,6 +262,10 @@ pub struct ExecutionFilter {
     pub launch_plan: Option<String>,
     pub workflow: Option<String>,
     pub status: Option<Status>,
+    pub trigger: Option<Trigger>,
+    /// Only those older than this execution (its creation instant and id):
+    /// the next page of a list.
+    pub before: Option<(DateTime<Utc>, ExecutionId)>,
     /// At most this many, newest first (`None`: 100).
     pub limit: Option<u32>,
 }

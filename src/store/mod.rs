@@ -414,6 +414,10 @@ pub trait Store: ExecutionStore + DeliveryStore + LeaseStore {
         key: &'a VersionKey,
     ) -> StoreFuture<'a, Option<serde_json::Value>>;
 
+    /// What the store recorded of each of `ids` that it knows (author,
+    /// committer, time, message), in no particular order.
+    fn commits<'a>(&'a self, ids: &'a [CommitId]) -> StoreFuture<'a, Vec<CommitInfo>>;
+
     /// Every source's status, ordered by key.
     fn sources(&self) -> StoreFuture<'_, Vec<SourceStatus>>;
 

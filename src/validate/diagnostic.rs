@@ -311,6 +311,25 @@ impl Diagnostic {
         })
     }
 
+    /// The line it points at, numbered, and a caret under its column
+    /// (`12 | retries: lots` then `   |          ^`), read from `sources`;
+    /// `None` without a position or the file's text.
+    pub fn snippet(&self, sources: &[super::SourceFile]) -> Option<String> {
+        let pos = self.pos?;
+        let file = sources
+            .iter()
+            .find(|f| std::path::Path::new(&f.path) == self.file)?;
+        let line = file.text.lines().nth((pos.line as usize).checked_sub(1)?)?;
+        let number = pos.line.to_string();
+        let pad = " ".repeat(number.len());
+        let indent: String = line
+            .chars()
+            .take((pos.column as usize).saturating_sub(1))
+            .map(|c| if c == '\t' { '\t' } else { ' ' })
+            .collect();
+        Some(format!("{number} | {line}\n{pad} | {indent}^"))
+    }
+
     /// `file:line:col` (or just the file).
     pub fn location(&self) -> String {
         match self.pos {
@@ -322,8 +341,28 @@ impl Diagnostic {
 
 #[cfg(test)]
 mod tests {
-    use super::Code;
+    use super::{Code, Diagnostic};
+    use crate::spec::yaml::Pos;
+    use crate::validate::SourceFile;
     use std::collections::HashSet;
+
+    #[test]
+    fn a_snippet_shows_the_line_and_a_caret_under_the_column() {
+        let sources = [SourceFile {
+            path: "etl/load.yaml".into(),
+            text: "kind: Task\nspec:\n\tretries: lots\n".into(),
+        }];
+        let at = |line, column| Some(Pos { line, column });
+        let d = Diagnostic::new(Code::ALL[0], "etl/load.yaml", at(3, 11), "bad");
+        assert_eq!(
+            d.snippet(&sources).as_deref(),
+            Some("3 | \tretries: lots\n  | \t         ^")
+        );
+        let elsewhere = Diagnostic::new(Code::ALL[0], "other.yaml", at(1, 1), "bad");
+        assert_eq!(elsewhere.snippet(&sources), None);
+        let past_the_end = Diagnostic::new(Code::ALL[0], "etl/load.yaml", at(9, 1), "bad");
+        assert_eq!(past_the_end.snippet(&sources), None);
+    }
 
     #[test]
     fn codes_and_names_are_unique() {

@@ -31,7 +31,7 @@ use definitions::{Documents, label, unified};
 
 use super::{instant, to_millis};
 use crate::source::history;
-use crate::spec::{CommitId, ExecutionId, Kind};
+use crate::spec::{CommitId, Digest, EntityRef, ExecutionId, Kind};
 use crate::store::execution::{Execution, NodeState, NodeStatus, Status};
 use crate::store::{self, CommitInfo, Store};
 
@@ -233,6 +233,22 @@ pub async fn diff(
         workflow_definition,
         nodes,
     })
+}
+
+/// A unified diff of two versions of one entity (`from` the older): their
+/// canonical documents as YAML, as `weir diff` shows a definition that
+/// changed; `None` when they read the same.
+pub async fn version_diff(
+    store: &dyn Store,
+    entity: &EntityRef,
+    from: &Digest,
+    to: &Digest,
+) -> Result<Option<String>, store::Error> {
+    let mut documents = Documents::new(store, &entity.project);
+    let old = documents.yaml(entity.kind, &entity.name, from).await?;
+    let new = documents.yaml(entity.kind, &entity.name, to).await?;
+    let labels = (label(&entity.name, from), label(&entity.name, to));
+    Ok(unified(&old, &new, labels))
 }
 
 async fn find(store: &dyn Store, id: &ExecutionId) -> Result<Execution, DiffError> {

@@ -231,6 +231,13 @@ pub struct ExecutionQuery {
     /// `queued`, `running`, `succeeded`, `failed`, `cancelled` or `timedOut`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+    /// `manual`, `schedule`, `backfill`, `preview` or `api`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<String>,
+    /// Only executions older than this one (an execution's id): the next
+    /// page of a list whose last row it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before: Option<ExecutionId>,
     /// At most this many, newest first ([`DEFAULT_LIMIT`] when absent).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
@@ -248,23 +255,44 @@ impl ExecutionQuery {
                 ))
             })?),
         };
+        let trigger = match self.trigger.as_deref() {
+            None => None,
+            Some(text) => Some(Trigger::parse(text).ok_or_else(|| {
+                QueryError(format!(
+                    "unknown trigger `{text}` (one of: {})",
+                    Trigger::ALL.map(Trigger::as_str).join(", ")
+                ))
+            })?),
+        };
         Ok(ExecutionFilter {
             project: None,
             launch_plan: self.launch_plan.clone(),
             workflow: self.workflow.clone(),
             status,
+            trigger,
+            before: None,
             limit: Some(self.limit.unwrap_or(DEFAULT_LIMIT)),
         })
     }
 }
 
-/// The executions `filter` selects, newest first, without their nodes.
+/// The executions `query` selects, newest first, without their nodes; a
+/// `before` that names no execution is refused.
 pub async fn executions(
     store: &dyn Store,
-    filter: &ExecutionFilter,
-) -> Result<Vec<ExecutionView>, store::Error> {
+    query: &ExecutionQuery,
+) -> Result<Vec<ExecutionView>, PageError> {
+    let mut filter = query.filter()?;
+    if let Some(before) = &query.before {
+        let Some(last) = store.execution(before).await? else {
+            return Err(PageError::Query(QueryError(format!(
+                "`before`: no execution `{before}`"
+            ))));
+        };
+        filter.before = Some((last.created_at, last.id));
+    }
     Ok(store
-        .executions(filter)
+        .executions(&filter)
         .await?
         .iter()
         .map(|e| ExecutionView::new(e, &[]))

@@ -28,6 +28,7 @@ mod backfill;
 mod cancel;
 mod diff;
 mod execution;
+mod graph;
 mod launch_plan;
 mod lineage;
 mod logs;
@@ -41,12 +42,13 @@ pub use backfill::{BackfillBody, BackfillEntryView, BackfillView};
 pub use cancel::{CancelError, CancelView, request_cancel};
 pub use diff::{
     Change, CommitView, CommitsView, DiffError, DiffView, NodeDiff, NodeSide, SideView,
-    ValueChange, diff,
+    ValueChange, diff, version_diff,
 };
 pub use execution::{
     ExecutionQuery, ExecutionView, MAX_NODES_PER_PAGE, NODES_PER_PAGE, NodePage, NodeView,
     PageError, RunBody, execution, execution_page, executions,
 };
+pub use graph::{GraphNode, GraphView, execution_graph, workflow_graph};
 pub use launch_plan::{DEFAULT_NEXT as DEFAULT_NEXT_INSTANTS, MAX_NEXT as MAX_NEXT_INSTANTS};
 pub use launch_plan::{
     InstantView, LastRunView, LaunchPlanError, LaunchPlanQuery, LaunchPlanView, PauseBody,

@@ -910,7 +910,7 @@ pub fn sync_examples(db: &TestDb) -> GitRepo {
 }
 
 /// Copies a folder of the crate into `repo` (files only, recursively).
-fn copy_into(repo: &GitRepo, from: &std::path::Path, to: &str) {
+pub fn copy_into(repo: &GitRepo, from: &std::path::Path, to: &str) {
     for entry in std::fs::read_dir(from).expect("read dir") {
         let entry = entry.expect("entry");
         let rel = format!("{to}/{}", entry.file_name().to_string_lossy());

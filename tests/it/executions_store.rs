@@ -34,7 +34,7 @@ on_every_backend!(
     executions_are_read_by_id_many_at_once,
     node_and_execution_updates_persist,
     unfinished_executions_are_the_queued_and_running_ones_oldest_first,
-    executions_filter_by_launch_plan_workflow_and_status_newest_first,
+    executions_filter_by_launch_plan_workflow_status_and_trigger_newest_first_a_page_at_a_time,
     cancel_is_granted_to_unfinished_executions_only,
     lineage_is_recorded_once_and_found_by_artifact_and_by_execution,
     the_first_cache_entry_for_a_key_wins,
@@ -619,7 +619,9 @@ async fn unfinished_executions_are_the_queued_and_running_ones_oldest_first(b: B
     assert_eq!(ids(&unfinished), ["queued-2", "running-3"]);
 }
 
-async fn executions_filter_by_launch_plan_workflow_and_status_newest_first(b: Backend) {
+async fn executions_filter_by_launch_plan_workflow_status_and_trigger_newest_first_a_page_at_a_time(
+    b: Backend,
+) {
     let store = &*b.store;
     let of = |id: &str, launch_plan: Option<&str>, workflow: &str, status, created| Execution {
         launch_plan: launch_plan.map(str::to_owned),
@@ -630,7 +632,10 @@ async fn executions_filter_by_launch_plan_workflow_and_status_newest_first(b: Ba
         of("n1", Some("nightly"), "train", Status::Succeeded, 1),
         of("h2", Some("hourly"), "etl", Status::Failed, 2),
         of("n3", Some("nightly"), "train", Status::Failed, 3),
-        of("m4", None, "train", Status::Running, 4),
+        Execution {
+            trigger: Trigger::Api,
+            ..of("m4", None, "train", Status::Running, 4)
+        },
         of("h5", Some("hourly"), "etl", Status::Succeeded, 5),
         of("n6", Some("nightly"), "train", Status::Queued, 6),
     ];
@@ -680,6 +685,29 @@ async fn executions_filter_by_launch_plan_workflow_and_status_newest_first(b: Ba
         ..ExecutionFilter::default()
     };
     assert!(list(limit_zero).await.is_empty());
+    let by_api = ExecutionFilter {
+        trigger: Some(Trigger::Api),
+        ..ExecutionFilter::default()
+    };
+    assert_eq!(list(by_api).await, ["m4"]);
+    // A page after `n3` (keyset): what is older, whatever the filter.
+    let after_n3 = ExecutionFilter {
+        before: Some((made[2].created_at, "n3".into())),
+        ..ExecutionFilter::default()
+    };
+    assert_eq!(list(after_n3).await, ["h2", "n1"]);
+    // Two created in the same instant are told apart by id.
+    let twin = Execution {
+        id: "n3b".into(),
+        ..made[2].clone()
+    };
+    create(store, &twin, &[]).await;
+    let after_n3b = ExecutionFilter {
+        before: Some((made[2].created_at, "n3b".into())),
+        limit: Some(1),
+        ..ExecutionFilter::default()
+    };
+    assert_eq!(list(after_n3b).await, ["n3"]);
 
     // Without a limit, the newest 100.
     for i in 0..100 {

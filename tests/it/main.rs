@@ -3,9 +3,11 @@
 mod approvals;
 mod artifacts_cli;
 mod backfill;
+mod browser;
 mod cli_conventions;
 mod common;
 mod conditions;
+mod console;
 mod crash_faults;
 mod daemon_health;
 mod deploy;

@@ -159,6 +159,8 @@ impl<D: Dialect> SqlStore<D> {
             .filter("launch_plan", filter.launch_plan.as_deref())
             .filter("workflow", filter.workflow.as_deref())
             .filter("status", filter.status.map(|s| s.as_str()))
+            .filter("trigger", filter.trigger.map(|t| t.as_str()))
+            .before(filter.before.as_ref().map(|(at, id)| (*at, id.as_str())))
             .push(" ORDER BY created_at DESC, id DESC LIMIT ")
             .push_bind(rows::execution_limit(filter));
         rows::executions(self.read(DOING, select).await?, DOING)

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::statement::Statement;
 use super::{Dialect, SqlStore};
-use crate::spec::{EntityRef, Kind, SourceKey};
+use crate::spec::{CommitId, EntityRef, Kind, SourceKey};
 use crate::store::{
     ActiveSet, ActiveVersion, AuditEntry, Changes, CommitInfo, NewVersion, Pause, SourceError,
     SourceStatus, Store, StoreFuture, VersionFilter, VersionKey, VersionRecord,
@@ -93,6 +93,10 @@ impl<D: Dialect> Store for SqlStore<D> {
 
     fn version_document<'a>(&'a self, key: &'a VersionKey) -> StoreFuture<'a, Option<Value>> {
         Box::pin(self.document(key))
+    }
+
+    fn commits<'a>(&'a self, ids: &'a [CommitId]) -> StoreFuture<'a, Vec<CommitInfo>> {
+        Box::pin(self.find_commits(ids))
     }
 
     fn sources(&self) -> StoreFuture<'_, Vec<SourceStatus>> {

@@ -20,8 +20,8 @@ use crate::store::execution::{
     RunOptions, Status,
 };
 use crate::store::{
-    ActiveSet, ActiveVersion, AuditEntry, Changes, Error, NewVersion, Person, SourceError,
-    SourceStatus, VersionKey, VersionRecord,
+    ActiveSet, ActiveVersion, AuditEntry, Changes, CommitInfo, Error, NewVersion, Person,
+    SourceError, SourceStatus, VersionKey, VersionRecord,
 };
 
 /// Parses a stored kind.
@@ -252,6 +252,36 @@ pub(crate) fn version_records(
             })
         })
         .collect()
+}
+
+/// A row of `commits`.
+#[derive(sqlx::FromRow)]
+pub(crate) struct CommitRow {
+    sha: String,
+    author_name: String,
+    author_email: String,
+    committer_name: String,
+    committer_email: String,
+    time: DateTime<Utc>,
+    message: String,
+}
+
+impl CommitRow {
+    pub(crate) fn into_info(self) -> CommitInfo {
+        CommitInfo {
+            id: CommitId(self.sha),
+            author: Person {
+                name: self.author_name,
+                email: self.author_email,
+            },
+            committer: Person {
+                name: self.committer_name,
+                email: self.committer_email,
+            },
+            time: self.time,
+            message: self.message,
+        }
+    }
 }
 
 /// A row of `sources`.

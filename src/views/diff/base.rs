@@ -23,6 +23,7 @@ pub async fn base_of(store: &dyn Store, to: &Execution) -> Result<Execution, Dif
             workflow: Some(to.workflow.clone()),
             status: Some(Status::Succeeded),
             limit: Some(limit),
+            ..ExecutionFilter::default()
         };
         let page = store.executions(&filter).await?;
         let earlier = page

@@ -6,9 +6,8 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use super::DiffError;
 use crate::spec::{Definition, Digest, EntityRef, Kind};
-use crate::store::{Store, VersionKey};
+use crate::store::{self, Store, VersionKey};
 
 /// A unified diff of two renderings under `(old, new)` labels; `None`
 /// when they read the same.
@@ -52,7 +51,7 @@ impl<'a> Documents<'a> {
         kind: Kind,
         name: &str,
         digest: &Digest,
-    ) -> Result<String, DiffError> {
+    ) -> Result<String, store::Error> {
         let slot = (kind, name.to_owned(), digest.clone());
         if let Some(text) = self.read.get(&slot) {
             return Ok(text.clone());

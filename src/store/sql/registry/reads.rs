@@ -7,15 +7,15 @@ use std::collections::HashSet;
 use serde_json::Value;
 use sqlx::types::Json;
 
-use crate::spec::{EntityRef, Kind, SourceKey};
+use crate::spec::{CommitId, EntityRef, Kind, SourceKey};
 use crate::store::sql::rows::{
-    self, ActivationRow, ActiveVersionRow, AuditRow, KeyRow, SourceRow, VersionRow,
+    self, ActivationRow, ActiveVersionRow, AuditRow, CommitRow, KeyRow, SourceRow, VersionRow,
 };
 use crate::store::sql::statement::{Built, Statement, rows_per_statement};
 use crate::store::sql::{Dialect, One, SqlStore, commit};
 use crate::store::{
-    ActiveSet, ActiveVersion, AuditEntry, Error, SourceStatus, VersionFilter, VersionKey,
-    VersionRecord,
+    ActiveSet, ActiveVersion, AuditEntry, CommitInfo, Error, SourceStatus, VersionFilter,
+    VersionKey, VersionRecord,
 };
 
 impl<D: Dialect> SqlStore<D> {
@@ -164,6 +164,21 @@ impl<D: Dialect> SqlStore<D> {
             )
             .await?;
         Ok(document.map(|(Json(value),)| value))
+    }
+
+    pub(super) async fn find_commits(&self, ids: &[CommitId]) -> Result<Vec<CommitInfo>, Error> {
+        const DOING: &str = "reading commits";
+        let mut found = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(rows_per_statement::<D>(1, 0)) {
+            let mut select = Statement::built::<D>(
+                "SELECT sha, author_name, author_email, committer_name, committer_email, time, \
+                 message FROM commits WHERE sha IN ",
+            );
+            select.push_tuple(chunk.iter().map(|id| id.0.as_str().into()));
+            let rows: Vec<CommitRow> = self.read(DOING, select).await?;
+            found.extend(rows.into_iter().map(CommitRow::into_info));
+        }
+        Ok(found)
     }
 
     pub(super) async fn list_sources(&self) -> Result<Vec<SourceStatus>, Error> {

@@ -1,0 +1,405 @@
+//! Definitions: the active tasks, workflows and launch plans by project
+//! (`/entities`), each entity's version history with the commit that
+//! brought each version (`/entities/{project}/{kind}/{name}`), the diff of
+//! any two of its versions (`…/diff?from=&to=`, the unified diff `weir
+//! diff` shows), and a workflow version's graph
+//! (`/workflows/{project}/{name}/{version}`).
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::Extension;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::graph::{self, Vertex};
+use super::layout::{Page, Section, badge, commit, entity_href, instant};
+use super::overview::subject;
+use super::{Refusal, Shared, Viewer, encode, refused, store_failed};
+use crate::spec::{CommitId, EntityRef, Kind};
+use crate::store::{CommitInfo, VersionFilter, VersionKey};
+use crate::views::{self, VersionView};
+
+/// The most entities the list shows before asking for a filter.
+const MAX_LISTED: usize = 1_000;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    project: Option<String>,
+    kind: Option<String>,
+}
+
+fn parse_kind(text: &str) -> Option<Kind> {
+    Kind::ALL
+        .into_iter()
+        .find(|k| k.as_str().eq_ignore_ascii_case(text))
+}
+
+/// `GET /entities?project=&kind=`: the active definitions.
+pub async fn list(
+    State(state): State<Shared>,
+    Extension(viewer): Extension<Viewer>,
+    Query(query): Query<ListQuery>,
+) -> Response {
+    let project = query.project.filter(|p| !p.is_empty());
+    let kind = query
+        .kind
+        .as_deref()
+        .filter(|k| !k.is_empty())
+        .map(parse_kind);
+    if let Some(None) = kind {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            "Unknown kind (one of: Task, Workflow, LaunchPlan).",
+            &viewer,
+        );
+    }
+    let filter = VersionFilter {
+        kind: kind.flatten(),
+        name: None,
+        project: project.clone(),
+    };
+    let versions = match views::versions(state.store.as_ref(), &filter).await {
+        Ok(list) => list,
+        Err(e) => return store_failed(&e, &viewer),
+    };
+    let mut active: Vec<&VersionView> = versions.iter().filter(|v| v.active).collect();
+    active.sort_by(|a, b| {
+        (&a.project, a.kind.as_str(), &a.name).cmp(&(&b.project, b.kind.as_str(), &b.name))
+    });
+    let total = active.len();
+    active.truncate(MAX_LISTED);
+    let mut by_project: BTreeMap<&str, Vec<&VersionView>> = BTreeMap::new();
+    for v in active {
+        by_project.entry(&v.project).or_default().push(v);
+    }
+    let body = html! {
+        h1 { "Definitions" }
+        form.filters method="get" action="/entities" {
+            label { "Project" input type="text" name="project" value=(project.clone().unwrap_or_default()); }
+            label { "Kind"
+                select name="kind" {
+                    option value="" { "any" }
+                    @for k in Kind::ALL {
+                        option value=(k.as_str()) selected[kind.flatten() == Some(k)] { (k.as_str()) }
+                    }
+                }
+            }
+            button type="submit" { "Filter" }
+        }
+        @if total > MAX_LISTED {
+            p.muted { "The first " (MAX_LISTED) " of " (total) " active definitions: filter by project or kind to see the others." }
+        }
+        @if by_project.is_empty() { p.muted { "No active definition." } }
+        @for (project, list) in &by_project {
+            h2 { "Project " (project) }
+            div.table-wrap { table {
+                thead { tr { th { "Kind" } th { "Name" } th { "Active version" } th.hide-narrow { "File" } th.hide-narrow { "Registered (UTC)" } } }
+                tbody {
+                    @for v in list {
+                        tr {
+                            td { (v.kind.as_str()) }
+                            td { a href=(entity_href(&v.project, v.kind.as_str(), &v.name)) { (v.name) } }
+                            td { code { (v.version) } }
+                            td.hide-narrow { code { (v.path) } }
+                            td.hide-narrow { (instant(&v.registered_at)) }
+                        }
+                    }
+                }
+            } }
+        }
+    };
+    Page::new("Definitions", Section::Entities, &viewer)
+        .render(body)
+        .into_response()
+}
+
+/// The versions of one entity, newest first; `Err` is the page to send.
+async fn versions_of(
+    state: &Shared,
+    viewer: &Viewer,
+    project: &str,
+    kind: &str,
+    name: &str,
+) -> Result<(Kind, Vec<VersionView>), Refusal> {
+    let Some(kind) = parse_kind(kind) else {
+        return Err(refused(
+            StatusCode::NOT_FOUND,
+            "Unknown kind (one of: Task, Workflow, LaunchPlan).",
+            viewer,
+        )
+        .into());
+    };
+    let filter = VersionFilter {
+        kind: Some(kind),
+        name: Some(name.to_owned()),
+        project: Some(project.to_owned()),
+    };
+    let versions = views::versions(state.store.as_ref(), &filter)
+        .await
+        .map_err(|e| Refusal::from(store_failed(&e, viewer)))?;
+    if versions.is_empty() {
+        return Err(refused(
+            StatusCode::NOT_FOUND,
+            &format!("No {kind} `{name}` in project `{project}`."),
+            viewer,
+        )
+        .into());
+    }
+    Ok((kind, versions))
+}
+
+/// `GET /entities/{project}/{kind}/{name}`: its versions.
+pub async fn history(
+    State(state): State<Shared>,
+    Extension(viewer): Extension<Viewer>,
+    Path((project, kind, name)): Path<(String, String, String)>,
+) -> Response {
+    let (kind, versions) = match versions_of(&state, &viewer, &project, &kind, &name).await {
+        Ok(found) => found,
+        Err(page) => return page.into_response(),
+    };
+    let mut ids: Vec<CommitId> = versions.iter().map(|v| v.commit.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    let commits: HashMap<CommitId, CommitInfo> = match state.store.commits(&ids).await {
+        Ok(found) => found.into_iter().map(|c| (c.id.clone(), c)).collect(),
+        Err(e) => return store_failed(&e, &viewer),
+    };
+    // What the newest version says of itself.
+    let newest_key = VersionKey {
+        entity: EntityRef::new(&project, kind, &name),
+        digest: versions[0].digest.clone(),
+    };
+    let description = match state.store.version_document(&newest_key).await {
+        Ok(document) => document.and_then(|d| {
+            d.pointer("/metadata/description")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        }),
+        Err(e) => return store_failed(&e, &viewer),
+    };
+    let title = format!("{kind} {name}");
+    let diff_action = format!("{}/diff", entity_href(&project, kind.as_str(), &name));
+    let newest = versions.first().map(|v| v.version.clone());
+    let older = versions.get(1).map(|v| v.version.clone());
+    let body = html! {
+        h1 { (kind.as_str()) " " (name) " " span.muted { "in " (project) } }
+        @if let Some(description) = &description { p.description { (description) } }
+        @if kind == Kind::LaunchPlan {
+            p { a href={ "/launchplans/" (encode(&project)) "/" (encode(&name)) } { "Schedule, next runs and recent runs" } }
+        }
+        p.muted { "Every version ever registered, newest first. A version is its content's digest: the same content is the same version whatever commit brings it back." }
+        form method="get" action=(diff_action) {
+            div.table-wrap { table.versions {
+                thead { tr {
+                    th { "From" } th { "To" } th { "Version" } th { "State" } th { "First commit" }
+                    th.hide-narrow { "Registered (UTC)" } th.hide-narrow { "Activations" }
+                } }
+                tbody {
+                    @for v in &versions {
+                        tr data-version=(v.version) {
+                            td { input type="radio" name="from" value=(v.version) aria-label={ "diff from " (v.version) } checked[Some(&v.version) == older.as_ref()]; }
+                            td { input type="radio" name="to" value=(v.version) aria-label={ "diff to " (v.version) } checked[Some(&v.version) == newest.as_ref()]; }
+                            td {
+                                code { (v.version) }
+                                @if kind == Kind::Workflow {
+                                    " " a href={ "/workflows/" (encode(&project)) "/" (encode(&name)) "/" (v.version) } { "graph" }
+                                }
+                            }
+                            td { @if v.active { (badge("active")) } @else { (badge("inactive")) } }
+                            td {
+                                (commit(&v.commit.0))
+                                @if let Some(info) = commits.get(&v.commit) {
+                                    " " (subject(&info.message))
+                                    div.muted { (info.author.name) ", " (instant(&info.time)) }
+                                }
+                                div.muted { code { (v.path) } }
+                            }
+                            td.hide-narrow { (instant(&v.registered_at)) }
+                            td.hide-narrow.num { (v.activations.len()) }
+                        }
+                    }
+                }
+            } }
+            @if versions.len() > 1 {
+                div.actions { button type="submit" { "Compare the two versions" } }
+            }
+        }
+        @if versions.len() > 1 {
+            h2 { "Roll back" }
+            p { "A rollback is a commit: weir restores the files of the chosen version, validates the result and commits it, and the daemon reconciles it as any commit. From a checkout of the repository:" }
+            @for v in versions.iter().filter(|v| !v.active) {
+                pre { "weir rollback " (shell_word(&name)) " --kind " (kind.as_str()) " --project " (shell_word(&project)) " --to " (v.version) " --push" }
+            }
+        }
+    };
+    Page::new(&title, Section::Entities, &viewer)
+        .render(body)
+        .into_response()
+}
+
+/// `text` as one word of a POSIX shell command (quoted when it must be).
+fn shell_word(text: &str) -> String {
+    if !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:@".contains(c))
+    {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DiffQuery {
+    from: String,
+    to: String,
+}
+
+/// `GET /entities/{project}/{kind}/{name}/diff?from=&to=`.
+pub async fn diff(
+    State(state): State<Shared>,
+    Extension(viewer): Extension<Viewer>,
+    Path((project, kind, name)): Path<(String, String, String)>,
+    Query(query): Query<DiffQuery>,
+) -> Response {
+    let (kind, versions) = match versions_of(&state, &viewer, &project, &kind, &name).await {
+        Ok(found) => found,
+        Err(page) => return page.into_response(),
+    };
+    let find = |wanted: &str| {
+        versions
+            .iter()
+            .find(|v| v.version == wanted || v.digest.as_str() == wanted)
+    };
+    let (Some(from), Some(to)) = (find(&query.from), find(&query.to)) else {
+        return refused(
+            StatusCode::NOT_FOUND,
+            &format!(
+                "{kind} `{name}` has no version `{}` or `{}`.",
+                query.from, query.to
+            ),
+            &viewer,
+        );
+    };
+    let entity = EntityRef::new(&project, kind, &name);
+    let text =
+        match views::version_diff(state.store.as_ref(), &entity, &from.digest, &to.digest).await {
+            Ok(text) => text,
+            Err(e) => return store_failed(&e, &viewer),
+        };
+    let title = format!("{name}: {} → {}", from.version, to.version);
+    let body = html! {
+        h1 { (kind.as_str()) " " a href=(entity_href(&project, kind.as_str(), &name)) { (name) } ": "
+            code { (from.version) } " → " code { (to.version) } }
+        @match &text {
+            None => { p { "The two versions read the same." } }
+            Some(text) => { (unified(text)) }
+        }
+    };
+    Page::new(&title, Section::Entities, &viewer)
+        .render(body)
+        .into_response()
+}
+
+/// A unified diff, its added and removed lines marked (and still `+`/`-`
+/// in the text, so colour is never the only sign).
+fn unified(text: &str) -> Markup {
+    html! {
+        pre.diff {
+            @for line in text.lines() {
+                @if line.starts_with("@@") {
+                    span.hunk { (line) } "\n"
+                } @else if line.starts_with('+') && !line.starts_with("+++") {
+                    span.add { (line) }
+                } @else if line.starts_with('-') && !line.starts_with("---") {
+                    span.del { (line) }
+                } @else {
+                    (line) "\n"
+                }
+            }
+        }
+    }
+}
+
+/// `GET /workflows/{project}/{name}/{version}`: the workflow's graph.
+pub async fn workflow(
+    State(state): State<Shared>,
+    Extension(viewer): Extension<Viewer>,
+    Path((project, name, version)): Path<(String, String, String)>,
+) -> Response {
+    let (_, versions) = match versions_of(&state, &viewer, &project, "Workflow", &name).await {
+        Ok(found) => found,
+        Err(page) => return page.into_response(),
+    };
+    let Some(found) = versions
+        .iter()
+        .find(|v| v.version == version || v.digest.as_str() == version)
+    else {
+        return refused(
+            StatusCode::NOT_FOUND,
+            &format!("Workflow `{name}` has no version `{version}`."),
+            &viewer,
+        );
+    };
+    let key = VersionKey {
+        entity: EntityRef::new(&project, Kind::Workflow, &name),
+        digest: found.digest.clone(),
+    };
+    let graph = match views::workflow_graph(state.store.as_ref(), &key).await {
+        Ok(Some(graph)) => graph,
+        Ok(None) => {
+            return refused(
+                StatusCode::NOT_FOUND,
+                "The store has no document of this version.",
+                &viewer,
+            );
+        }
+        Err(e) => return store_failed(&e, &viewer),
+    };
+    let vertices: Vec<Vertex> = graph
+        .nodes
+        .iter()
+        .map(|n| {
+            let (href, sub) = match n.kind.as_str() {
+                "workflow" => (
+                    Some(entity_href(&project, "Workflow", &n.task)),
+                    format!("workflow {}", n.task),
+                ),
+                "approve" => (None, "approval gate".to_owned()),
+                _ => (
+                    Some(entity_href(&project, "Task", &n.task)),
+                    format!("task {}", n.task),
+                ),
+            };
+            let mut sub = sub;
+            if n.map {
+                sub.push_str(" · map");
+            }
+            if n.conditional {
+                sub.push_str(" · when");
+            }
+            Vertex {
+                id: n.id.clone(),
+                label: n.id.clone(),
+                sub,
+                class: "s-none".into(),
+                href,
+            }
+        })
+        .collect();
+    let title = format!("Workflow {name}@{}", found.version);
+    let body = html! {
+        h1 { "Workflow " a href=(entity_href(&project, "Workflow", &name)) { (name) } "@" code { (found.version) } }
+        p { @if found.active { (badge("active")) } @else { (badge("inactive")) } " first in " (commit(&found.commit.0)) ", " code { (found.path) } }
+        (graph::draw(&title, &vertices, &graph.edges))
+        p.muted { "Each node links to its task's versions: which version runs is decided when an execution is created (an execution's page shows the exact versions)." }
+    };
+    Page::new(&title, Section::Entities, &viewer)
+        .render(body)
+        .into_response()
+}

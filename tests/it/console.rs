@@ -1,0 +1,293 @@
+//! The web console in a real browser (headless Chromium, `browser.rs`),
+//! on the examples served by the real daemon: what a user sees from the
+//! commit to a run's lineage, a refused commit, and hostile text shown as
+//! text. The console's session and CSRF rules are pinned over plain HTTP
+//! in `src/http/tests.rs`.
+
+use std::time::Duration;
+
+use fantoccini::Locator;
+
+use crate::browser::Browser;
+use crate::common::{Daemon, GitRepo, TestDb};
+use crate::engine::copy_into;
+
+const TOKEN: &str = "console-token";
+
+/// The examples under `pipelines/`, and a project whose task's
+/// description, log and output hold HTML and script tags.
+fn repository() -> GitRepo {
+    let repo = GitRepo::new();
+    copy_into(
+        &repo,
+        &crate::common::root().join("examples/repo"),
+        "pipelines",
+    );
+    repo.write(
+        "pipelines/xss/xss.yaml",
+        &std::fs::read_to_string(crate::common::fixture("console/xss.yaml")).expect("fixture"),
+    );
+    repo
+}
+
+/// Polls `check` (reloading the page first) until it holds.
+async fn until<F: AsyncFnMut() -> bool>(what: &str, browser: &Browser, mut check: F) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        // The pace of polling another process, not a wait for a decision.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        browser.client.refresh().await.expect("reload");
+    }
+}
+
+/// Starts a run of launch plan `project/name` from its page's form (with
+/// `inputs` typed in), waits on the execution's page until it ended, and
+/// returns its path and its status.
+async fn run_from_the_console(
+    browser: &Browser,
+    base: &str,
+    plan: &str,
+    inputs: &[(&str, &str)],
+) -> (String, String) {
+    browser.open(&format!("{base}/launchplans/{plan}")).await;
+    browser.follow("a.button[href$='/run']").await;
+    browser.assert_no_console_errors("the run form").await;
+    for (name, value) in inputs {
+        browser
+            .type_into(&format!("[name='in.{name}']"), value)
+            .await;
+    }
+    browser.follow("form.stack button[type=submit]").await;
+    let path = browser.path().await;
+    assert!(path.starts_with("/executions/"), "the run's page: {path}");
+    until("the execution ended", browser, async || {
+        let status = browser.text("h1 .badge").await;
+        !matches!(status.as_str(), "queued" | "running")
+    })
+    .await;
+    browser.assert_no_console_errors(&path).await;
+    (path, browser.text("h1 .badge").await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_shows_runs_from_their_commit_to_their_lineage_and_refusals_as_they_are() {
+    let db = TestDb::sqlite();
+    let repo = repository();
+    let good = repo.commit("The examples, and <b>a project</b> that shouts");
+    let secrets = tempfile::tempdir().expect("tempdir");
+    let token_file = secrets.path().join("api-token");
+    std::fs::write(&token_file, TOKEN).expect("write the token");
+    let daemon = Daemon::start(
+        &db,
+        &[
+            "--repo",
+            repo.path().to_str().expect("utf-8"),
+            "--path",
+            "pipelines",
+            "--interval",
+            "1s",
+            "--api-token-file",
+            token_file.to_str().expect("utf-8"),
+        ],
+    );
+    let base = daemon.url.clone();
+    let browser = Browser::start(1280, 900).await;
+
+    // The token once, then a session.
+    browser.open(&format!("{base}/")).await;
+    assert_eq!(browser.path().await, "/login");
+    browser.type_into("#token", "not the token").await;
+    browser.follow("form.stack button[type=submit]").await;
+    assert!(
+        browser
+            .text("p.error")
+            .await
+            .contains("not this server's API token")
+    );
+    browser.type_into("#token", TOKEN).await;
+    browser.follow("form.stack button[type=submit]").await;
+    assert_eq!(browser.path().await, "/");
+    browser.assert_no_console_errors("the overview").await;
+    assert_eq!(
+        browser.attr("dd.reconciled code", "title").await.as_deref(),
+        Some(good.as_str()),
+        "the overview shows the reconciled commit"
+    );
+    assert!(
+        browser
+            .text("dd.reconciled")
+            .await
+            .contains("<b>a project</b>"),
+        "a commit subject is text"
+    );
+
+    // A run started from the console: every node succeeded on the graph,
+    // a node's log, an output's lineage back to the commit.
+    let hour = [("hour", "2026-12-01T10:00:00Z")];
+    let (execution, status) =
+        run_from_the_console(&browser, &base, "etl/hourly-etl-schedule", &hour).await;
+    assert_eq!(status, "succeeded");
+    let nodes = browser
+        .client
+        .find_all(Locator::Css("svg.graph g.node"))
+        .await
+        .expect("the graph's nodes");
+    assert_eq!(nodes.len(), 8, "every node of hourly-etl");
+    for node in &nodes {
+        let class = node.attr("class").await.expect("class").unwrap_or_default();
+        assert!(class.contains("s-succeeded"), "{class}");
+    }
+    assert_eq!(
+        browser.attr("dd.commit code", "title").await.as_deref(),
+        Some(good.as_str())
+    );
+    browser.follow("a[href*='/log?node=check']").await;
+    browser.assert_no_console_errors("a node's log").await;
+    assert!(
+        browser.text("pre#log").await.contains("row count"),
+        "the check's log"
+    );
+    browser.open(&format!("{base}{execution}")).await;
+    let artifact = browser
+        .attr("pre.value a[href^='/lineage/sha256:']", "href")
+        .await
+        .expect("an output artifact links to its lineage");
+    browser.open(&format!("{base}{artifact}")).await;
+    let commits = browser
+        .client
+        .find_all(Locator::Css("ul.commits code"))
+        .await
+        .expect("commits");
+    let mut shown = Vec::new();
+    for c in &commits {
+        shown.push(c.attr("title").await.expect("title").unwrap_or_default());
+    }
+    assert_eq!(shown, [good.as_str()], "the lineage goes back to the commit");
+    assert!(
+        browser
+            .client
+            .find(Locator::Css("svg.graph g.node.k-commit"))
+            .await
+            .is_ok(),
+        "drawn as a graph"
+    );
+
+    // HTML and script tags in a description, a log and an output are text.
+    let (shouted, status) = run_from_the_console(&browser, &base, "xss/shout-now", &[]).await;
+    assert_eq!(status, "succeeded");
+    assert!(
+        browser
+            .text("main")
+            .await
+            .contains("<script>alert(3)</script>")
+    );
+    browser
+        .open(&format!("{base}{shouted}/log?node=shout"))
+        .await;
+    assert!(
+        browser
+            .text("pre#log")
+            .await
+            .contains("<script>alert(1)</script><img src=x onerror=alert(2)>")
+    );
+    browser
+        .open(&format!("{base}/entities/xss/Task/shout"))
+        .await;
+    assert_eq!(
+        browser.text("p.description").await,
+        "<script>alert(1)</script><b>not bold</b>"
+    );
+    let scripts = browser
+        .client
+        .execute("return document.scripts.length", vec![])
+        .await
+        .expect("a script count");
+    assert_eq!(scripts, 1, "weir.js alone: nothing shown became a script");
+    assert!(
+        browser.client.get_alert_text().await.is_err(),
+        "no alert was opened"
+    );
+
+    // A commit that breaks a file: its diagnostic on the overview, the
+    // last good versions still run.
+    let partitions = "pipelines/etl/tasks/partitions.yaml";
+    let text = std::fs::read_to_string(repo.path().join(partitions)).expect("read");
+    repo.write(
+        partitions,
+        &text.replacen("spec:\n", "spec:\n  bogus_field: lots\n", 1),
+    );
+    let broken = repo.commit("Break the partitions task");
+    browser.open(&format!("{base}/")).await;
+    until("the overview shows the refusal", &browser, async || {
+        browser.attr("dd.attempted code", "title").await.as_deref() == Some(broken.as_str())
+    })
+    .await;
+    browser.assert_no_console_errors("the overview").await;
+    assert_eq!(
+        browser.attr("dd.reconciled code", "title").await.as_deref(),
+        Some(good.as_str())
+    );
+    let diagnostics = browser.text("ul.diagnostics").await;
+    let line = diagnostics
+        .lines()
+        .find(|line| line.starts_with(&format!("{partitions}:")))
+        .unwrap_or_else(|| panic!("a diagnostic in {partitions}: {diagnostics}"));
+    let place = line.split_whitespace().next().expect("its place");
+    assert_eq!(place.matches(':').count(), 2, "file:line:col: {place}");
+    assert!(
+        diagnostics.contains("bogus_field: lots"),
+        "with its line: {diagnostics}"
+    );
+    let hour = [("hour", "2026-12-01T11:00:00Z")];
+    let (_, status) = run_from_the_console(&browser, &base, "etl/hourly-etl-schedule", &hour).await;
+    assert_eq!(status, "succeeded", "the last good versions keep running");
+
+    // Every page as a user meets it, without an error in the console.
+    for page in [
+        "/executions",
+        "/executions?status=succeeded&trigger=api",
+        "/entities",
+        "/entities/etl/Workflow/hourly-etl",
+        "/launchplans",
+        "/launchplans/sales/daily-sales-report",
+        "/audit",
+    ] {
+        browser.open(&format!("{base}{page}")).await;
+    }
+
+    // The README's pictures, when asked for (WEIR_CONSOLE_SCREENSHOTS=docs/console).
+    if let Some(dir) = std::env::var_os("WEIR_CONSOLE_SCREENSHOTS") {
+        let dir = std::path::PathBuf::from(dir);
+        std::fs::create_dir_all(&dir).expect("the screenshots' folder");
+        let pages = [
+            ("overview", "/".to_owned()),
+            ("executions", "/executions".to_owned()),
+            ("execution", execution.clone()),
+            ("lineage", artifact.clone()),
+            (
+                "launch-plan",
+                "/launchplans/etl/hourly-etl-schedule".to_owned(),
+            ),
+            ("definition", "/entities/etl/Workflow/hourly-etl".to_owned()),
+        ];
+        for dark in [false, true] {
+            browser.prefer_dark(dark).await;
+            for (name, page) in &pages {
+                browser.open(&format!("{base}{page}")).await;
+                let scheme = if dark { "dark" } else { "light" };
+                browser
+                    .screenshot(&dir.join(format!("{name}-{scheme}.png")))
+                    .await;
+            }
+        }
+    }
+    browser.close().await;
+    daemon.stop();
+}
