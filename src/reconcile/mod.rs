@@ -17,6 +17,7 @@
 //!   transaction (I1, I2); a store error leaves the previous state intact.
 
 pub mod preview;
+pub mod rollback;
 pub mod snapshot;
 
 use std::sync::Arc;

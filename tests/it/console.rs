@@ -169,7 +169,11 @@ async fn the_console_shows_runs_from_their_commit_to_their_lineage_and_refusals_
     for c in &commits {
         shown.push(c.attr("title").await.expect("title").unwrap_or_default());
     }
-    assert_eq!(shown, [good.as_str()], "the lineage goes back to the commit");
+    assert_eq!(
+        shown,
+        [good.as_str()],
+        "the lineage goes back to the commit"
+    );
     assert!(
         browser
             .client
