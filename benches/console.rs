@@ -187,6 +187,7 @@ async fn measure(label: &str, db_url: &str) {
         state_dir: Some(state.path().to_path_buf()),
         clock: weir::clock::Clock::system(),
         artifacts: None,
+        rollback: None,
     };
     let shutdown = CancellationToken::new();
     let served = tokio::spawn(weir::http::serve(

@@ -148,6 +148,7 @@ async fn commit_latency(remote: bool) -> Vec<Duration> {
         artifacts: None,
         task_env: Default::default(),
         openlineage: Default::default(),
+        console_rollback: Default::default(),
     };
     let shutdown = CancellationToken::new();
     let daemon = tokio::spawn(daemon::run(config, shutdown.clone()));
@@ -280,6 +281,7 @@ async fn api_run_latency() -> Vec<Duration> {
         artifacts: None,
         task_env: Default::default(),
         openlineage: Default::default(),
+        console_rollback: Default::default(),
     };
     let shutdown = CancellationToken::new();
     let daemon = tokio::spawn(daemon::run(config, shutdown.clone()));

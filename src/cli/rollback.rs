@@ -88,7 +88,7 @@ fn rollback(args: &Args) -> Result<String, Failure> {
     let source = GitSource::open(&spec, &args.store.state_dir)
         .map_err(|e| rollback::Error::Git(e.into()))?;
     let credentials = args.credentials.credentials();
-    let done = rollback::write(&source, &choice, args.push.then_some(&credentials))?;
+    let done = rollback::write(&source, &choice, None, args.push.then_some(&credentials))?;
     let mut out = format!(
         "committed {} on {}: Roll back {}/{} from {} to {}\n",
         done.commit.short(),

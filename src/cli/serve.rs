@@ -25,6 +25,24 @@ pub enum ExecutorArg {
     Kubernetes,
 }
 
+/// `--console-rollback`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RollbackArg {
+    Off,
+    Commit,
+    Push,
+}
+
+impl From<RollbackArg> for crate::http::RollbackWrites {
+    fn from(arg: RollbackArg) -> crate::http::RollbackWrites {
+        match arg {
+            RollbackArg::Off => crate::http::RollbackWrites::Off,
+            RollbackArg::Commit => crate::http::RollbackWrites::Commit,
+            RollbackArg::Push => crate::http::RollbackWrites::Push,
+        }
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Several sources and every setting in a file (see the README); the
@@ -120,6 +138,12 @@ pub struct Args {
     /// `Authorization: Bearer` (overrides `[secrets] openlineage_api_key`).
     #[arg(long, value_name = "FILE")]
     pub openlineage_api_key_file: Option<PathBuf>,
+    /// Whether the web console's rollback writes its commit to the source's
+    /// working tree (`commit`), and pushes it to `origin` (`push`); `off`
+    /// (the default) shows the `weir rollback` command instead (overrides
+    /// `[console] rollback`).
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub console_rollback: Option<RollbackArg>,
 }
 
 /// `--task-env`: what a task's process inherits (`serve`, `run`, `backfill`).
@@ -210,6 +234,9 @@ fn config_of(args: &Args) -> exit::Result<Config> {
     if let Some(path) = &args.openlineage_api_key_file {
         let key = read_secret(path, "OpenLineage API key").map_err(Error::failed)?;
         config.openlineage.api_key = Some(config::ApiKey(key));
+    }
+    if let Some(mode) = args.console_rollback {
+        config.console_rollback = mode.into();
     }
     Ok(config)
 }

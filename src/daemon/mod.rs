@@ -445,6 +445,23 @@ async fn serve(
         state_dir: Some(config.state_dir.clone()),
         clock: daemon.clock.clone(),
         artifacts: Some(artifacts),
+        rollback: match config.console_rollback {
+            http::RollbackWrites::Off => None,
+            writes => Some(http::RollbackWriter {
+                push: writes == http::RollbackWrites::Push,
+                sources: config
+                    .sources
+                    .iter()
+                    .map(|s| {
+                        (
+                            GitSource::expected_key(&s.spec, &config.state_dir),
+                            s.spec.clone(),
+                        )
+                    })
+                    .collect(),
+                state_dir: config.state_dir.clone(),
+            }),
+        },
     };
     http::server::serve(
         listener,

@@ -114,6 +114,30 @@ impl std::fmt::Debug for Secrets {
     }
 }
 
+/// Whether the console may write a rollback's commit (DESIGN.md section
+/// 11): not at all (it shows the `weir rollback` command instead, the
+/// default), to the source's working tree, or there and pushed to
+/// `origin`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RollbackWrites {
+    #[default]
+    Off,
+    Commit,
+    Push,
+}
+
+/// What the console needs to write a rollback's commit: each source's
+/// spec by key (a local repository with a working tree can be written;
+/// a remote's clone cannot, and the console says so), where remote
+/// sources' clones are, and whether to push.
+#[derive(Debug, Clone)]
+pub struct RollbackWriter {
+    pub push: bool,
+    pub sources: Vec<(SourceKey, crate::source::git::SourceSpec)>,
+    pub state_dir: std::path::PathBuf,
+}
+
 /// Everything the handlers share.
 pub struct AppState {
     pub store: Arc<dyn Store>,
@@ -132,6 +156,9 @@ pub struct AppState {
     /// The artifact store the daemon's engine writes (served by `GET
     /// /api/v1/artifacts/{digest}`); `None`: that route answers 404.
     pub artifacts: Option<Arc<dyn crate::artifact::ArtifactStore>>,
+    /// Where the console's rollbacks are written; `None`: the console shows
+    /// the `weir rollback` command instead.
+    pub rollback: Option<RollbackWriter>,
 }
 
 type Shared = Arc<AppState>;

@@ -73,6 +73,7 @@ impl Server {
             state_dir: None,
             clock: crate::clock::Clock::system(),
             artifacts: None,
+            rollback: None,
         };
         configure(&mut state);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -1293,5 +1294,50 @@ async fn console_actions_need_the_session_its_csrf_token_and_this_origin() {
         .expect("read")
         .expect("there");
     assert!(asked.cancel_requested);
+    server.stop().await;
+}
+
+/// Without `--console-rollback`, the console never writes to the
+/// repository: it shows the `weir rollback` command that would.
+#[tokio::test]
+async fn a_console_that_does_not_write_rollbacks_shows_the_command() {
+    let server = Server::start(|state| state.secrets.api_token = Some(API_TOKEN.into())).await;
+    register_minimal(server.store.as_ref()).await;
+    let form = ("Content-Type", "application/x-www-form-urlencoded");
+    let body = format!("token={API_TOKEN}");
+    let login = server.post("/login", &[form], body.as_bytes()).await;
+    let cookie = login.header("set-cookie").expect("a session");
+    let session = cookie.split(';').next().expect("name=value").to_owned();
+    let jar = ("Cookie", session.as_str());
+    let page = server
+        .get("/launchplans/demo/hello-hourly/run", &[jar])
+        .await;
+    let text = page.text();
+    let csrf = text
+        .split(r#"name="csrf" value=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a CSRF token")
+        .to_owned();
+    let body = format!("csrf={csrf}&to=0123456789ab");
+    let reply = server
+        .post(
+            "/entities/demo/Task/greet/rollback",
+            &[form, jar],
+            body.as_bytes(),
+        )
+        .await;
+    assert_eq!(reply.status, 403, "{}", reply.text());
+    assert!(
+        reply
+            .text()
+            .contains("weir rollback greet --kind Task --project demo --to 0123456789ab --push"),
+        "{}",
+        reply.text()
+    );
+    let confirm = server
+        .get("/entities/demo/Task/greet/rollback?to=0123456789ab", &[jar])
+        .await;
+    assert_eq!(confirm.status, 403);
     server.stop().await;
 }

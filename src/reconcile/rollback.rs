@@ -95,11 +95,13 @@ pub struct Done {
 }
 
 /// Writes the commit of `choice` on the checked-out branch of `source`'s
-/// working tree, and pushes it to `origin` with `push`'s credentials when
+/// working tree (which must be `branch` when given: the one a daemon
+/// follows), and pushes it to `origin` with `push`'s credentials when
 /// given. Blocking (Git).
 pub fn write(
     source: &GitSource,
     choice: &Choice,
+    branch: Option<&str>,
     push: Option<&Credentials>,
 ) -> Result<Done, Error> {
     let Choice { current, target } = choice;
@@ -111,9 +113,17 @@ pub fn write(
             source.key().0
         )));
     }
-    let branch = write::checked_out_branch(repo).ok_or_else(|| {
+    let checked_out = write::checked_out_branch(repo).ok_or_else(|| {
         Error::Refused("HEAD is detached; check out the branch to roll back on".to_owned())
     })?;
+    if let Some(followed) = branch
+        && followed != checked_out
+    {
+        return Err(Error::Refused(format!(
+            "the working tree has `{checked_out}` checked out, not `{followed}`, the branch followed"
+        )));
+    }
+    let branch = checked_out;
     let options = Options {
         default_project: entity.project.clone(),
         ..Options::default()
@@ -250,7 +260,9 @@ fn pick<'a>(
     let name = &target.name;
     let entities: BTreeSet<&EntityRef> = versions.iter().map(|v| &v.key.entity).collect();
     if entities.is_empty() {
-        return Err(Error::NotFound(format!("no registered version of `{name}`")));
+        return Err(Error::NotFound(format!(
+            "no registered version of `{name}`"
+        )));
     }
     if entities.len() > 1 {
         let list: Vec<String> = entities.iter().map(ToString::to_string).collect();

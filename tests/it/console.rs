@@ -95,6 +95,8 @@ async fn the_console_shows_runs_from_their_commit_to_their_lineage_and_refusals_
             "1s",
             "--api-token-file",
             token_file.to_str().expect("utf-8"),
+            "--console-rollback",
+            "commit",
         ],
     );
     let base = daemon.url.clone();
@@ -219,6 +221,71 @@ async fn the_console_shows_runs_from_their_commit_to_their_lineage_and_refusals_
         "no alert was opened"
     );
 
+    // A rollback from the console is a commit, which the daemon reconciles.
+    let shout = "pipelines/xss/xss.yaml";
+    let text = std::fs::read_to_string(repo.path().join(shout)).expect("read");
+    repo.write(
+        shout,
+        &text.replace("echo '<script>", "echo louder; echo '<script>"),
+    );
+    let louder = repo.commit("Shout louder");
+    browser.open(&format!("{base}/")).await;
+    until("the change is reconciled", &browser, async || {
+        browser.attr("dd.reconciled code", "title").await.as_deref() == Some(louder.as_str())
+    })
+    .await;
+    browser
+        .open(&format!("{base}/entities/xss/Task/shout"))
+        .await;
+    let old = browser
+        .attr("tr[data-version]:nth-child(2)", "data-version")
+        .await
+        .expect("the earlier version");
+    browser
+        .follow(&format!("a[href$='/rollback?to={old}']"))
+        .await;
+    browser
+        .assert_no_console_errors("the rollback's confirmation")
+        .await;
+    assert!(
+        browser.text("pre.diff").await.contains("echo louder"),
+        "what changes"
+    );
+    browser.follow("form.actions button[type=submit]").await;
+    browser
+        .assert_no_console_errors("the history after a rollback")
+        .await;
+    assert!(browser.text("p.notice").await.starts_with("Committed"));
+    let head = repo
+        .repo
+        .head()
+        .expect("head")
+        .peel_to_commit()
+        .expect("a commit");
+    assert!(
+        head.message()
+            .unwrap_or_default()
+            .starts_with("Roll back Task/shout to "),
+        "{:?}",
+        head.message()
+    );
+    let rolled_back = head.id().to_string();
+    browser.open(&format!("{base}/")).await;
+    until("the rollback is reconciled", &browser, async || {
+        browser.attr("dd.reconciled code", "title").await.as_deref() == Some(rolled_back.as_str())
+    })
+    .await;
+    browser
+        .open(&format!("{base}/entities/xss/Task/shout"))
+        .await;
+    assert_eq!(
+        browser
+            .text(&format!("tr[data-version='{old}'] .badge"))
+            .await,
+        "active",
+        "the version it restored is active again"
+    );
+
     // A commit that breaks a file: its diagnostic on the overview, the
     // last good versions still run.
     let partitions = "pipelines/etl/tasks/partitions.yaml";
@@ -236,7 +303,8 @@ async fn the_console_shows_runs_from_their_commit_to_their_lineage_and_refusals_
     browser.assert_no_console_errors("the overview").await;
     assert_eq!(
         browser.attr("dd.reconciled code", "title").await.as_deref(),
-        Some(good.as_str())
+        Some(rolled_back.as_str()),
+        "the last good commit stays reconciled"
     );
     let diagnostics = browser.text("ul.diagnostics").await;
     let line = diagnostics

@@ -37,6 +37,7 @@ async fn start(limits: Limits) -> Server {
         state_dir: None,
         clock: weir::clock::Clock::system(),
         artifacts: None,
+        rollback: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -25,6 +25,11 @@
 //! file = "/var/log/weir/lineage.jsonl" # appended, one event a line
 //! url = "http://marquez:5000"         # POSTed to <url>/api/v1/lineage
 //!
+//! [console]                           # the web console at /
+//! rollback = "commit"                 # write rollbacks' commits to a local source's
+//!                                     # working tree ("push": and push them); default
+//!                                     # "off": the console shows `weir rollback`
+//!
 //! [tasks]                             # what a task's process inherits
 //! env = ["AWS_*", "HTTPS_PROXY"]      # the daemon's variables tasks get beyond
 //!                                     # PATH, HOME, LANG, LC_ALL, TZ; default none
@@ -99,6 +104,16 @@ struct File {
     tasks: TasksFile,
     #[serde(default)]
     openlineage: OpenLineageFile,
+    #[serde(default)]
+    console: ConsoleFile,
+}
+
+/// `[console]`: what the web console may write.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsoleFile {
+    #[serde(default)]
+    rollback: crate::http::RollbackWrites,
 }
 
 /// `[openlineage]`: where the OpenLineage RunEvents of the executions the
@@ -430,6 +445,7 @@ pub fn parse(
         api_key: secret("openlineage_api_key", &file.secrets.openlineage_api_key)?
             .map(super::ApiKey),
     };
+    config.console_rollback = file.console.rollback;
     Ok(config)
 }
 
@@ -695,6 +711,22 @@ repo = "/srv/etl"
             Some(format!("v-{n}"))
         })
         .expect("valid");
+    }
+
+    #[test]
+    fn the_console_writes_rollbacks_only_when_told_to() {
+        let base = "[[sources]]\nrepo = \"/srv/etl\"\n";
+        let config = parse(base, Path::new("weir.toml"), &env).expect("valid");
+        assert_eq!(config.console_rollback, crate::http::RollbackWrites::Off);
+        let push = format!("[console]\nrollback = \"push\"\n{base}");
+        let config = parse(&push, Path::new("weir.toml"), &env).expect("valid");
+        assert_eq!(config.console_rollback, crate::http::RollbackWrites::Push);
+        let typo = format!("[console]\nrollback = \"yes\"\n{base}");
+        let Err(error) = parse(&typo, Path::new("weir.toml"), &env) else {
+            panic!("only off, commit or push")
+        };
+        let error = error.to_string();
+        assert!(error.contains("unknown variant `yes`"), "{error}");
     }
 
     #[test]

@@ -114,6 +114,9 @@ pub struct Config {
     /// (`[openlineage]`, `--openlineage-file`, `--openlineage-url`);
     /// nowhere by default.
     pub openlineage: OpenLineageConfig,
+    /// Whether the console may write rollbacks' commits (`[console]
+    /// rollback`, `--console-rollback`); off by default.
+    pub console_rollback: http::RollbackWrites,
 }
 
 impl Config {
@@ -137,6 +140,7 @@ impl Config {
             http: http::Limits::default(),
             task_env: AllowList::default(),
             openlineage: OpenLineageConfig::default(),
+            console_rollback: http::RollbackWrites::Off,
         }
     }
 }

@@ -3,21 +3,26 @@
 //! brought each version (`/entities/{project}/{kind}/{name}`), the diff of
 //! any two of its versions (`…/diff?from=&to=`, the unified diff `weir
 //! diff` shows), and a workflow version's graph
-//! (`/workflows/{project}/{name}/{version}`).
+//! (`/workflows/{project}/{name}/{version}`); and rolling an entity back
+//! to one of its versions (`…/rollback`), which writes the commit `weir
+//! rollback` writes (never the store) or, when this daemon does not write
+//! to its repository, shows that command.
 
 use std::collections::{BTreeMap, HashMap};
 
-use axum::Extension;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Extension, Form};
 use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::graph::{self, Vertex};
 use super::layout::{Page, Section, badge, commit, entity_href, instant};
 use super::overview::subject;
-use super::{Refusal, Shared, Viewer, encode, refused, store_failed};
+use super::{Posted, Refusal, Shared, Viewer, checked_form, encode, refused, store_failed};
+use crate::reconcile::rollback::{self, Target};
+use crate::source::git::GitSource;
 use crate::spec::{CommitId, EntityRef, Kind};
 use crate::store::{CommitInfo, VersionFilter, VersionKey};
 use crate::views::{self, VersionView};
@@ -151,11 +156,18 @@ async fn versions_of(
     Ok((kind, versions))
 }
 
+#[derive(Debug, Default, Deserialize)]
+pub struct HistoryQuery {
+    /// The commit a rollback just wrote.
+    rolledback: Option<String>,
+}
+
 /// `GET /entities/{project}/{kind}/{name}`: its versions.
 pub async fn history(
     State(state): State<Shared>,
     Extension(viewer): Extension<Viewer>,
     Path((project, kind, name)): Path<(String, String, String)>,
+    Query(query): Query<HistoryQuery>,
 ) -> Response {
     let (kind, versions) = match versions_of(&state, &viewer, &project, &kind, &name).await {
         Ok(found) => found,
@@ -228,17 +240,40 @@ pub async fn history(
                 div.actions { button type="submit" { "Compare the two versions" } }
             }
         }
-        @if versions.len() > 1 {
+        @if let Some(commit) = &query.rolledback {
+            p.notice role="status" { "Committed " code { (commit) } ": the daemon reconciles it as any commit, and the version it restores becomes active." }
+        }
+        @if versions.iter().any(|v| !v.active) && versions.iter().any(|v| v.active) {
             h2 { "Roll back" }
-            p { "A rollback is a commit: weir restores the files of the chosen version, validates the result and commits it, and the daemon reconciles it as any commit. From a checkout of the repository:" }
-            @for v in versions.iter().filter(|v| !v.active) {
-                pre { "weir rollback " (shell_word(&name)) " --kind " (kind.as_str()) " --project " (shell_word(&project)) " --to " (v.version) " --push" }
+            p { "A rollback is a commit: weir restores the files of the chosen version as they were, checks that the result is valid and gives exactly that version, and commits it; the daemon then reconciles it as any commit (nothing in the store is changed directly)." }
+            @if state.rollback.is_some() && viewer.can_act() {
+                ul.rollbacks {
+                    @for v in versions.iter().filter(|v| !v.active) {
+                        li { a href={ (entity_href(&project, kind.as_str(), &name)) "/rollback?to=" (v.version) } { "Roll back to " (v.version) "…" } }
+                    }
+                }
+            } @else {
+                p { "This daemon does not write to the repository (" code { "--console-rollback" } " is off); from a checkout of it:" }
+                @for v in versions.iter().filter(|v| !v.active) {
+                    pre.command { (rollback_command(&project, kind, &name, &v.version)) }
+                }
             }
         }
     };
     Page::new(&title, Section::Entities, &viewer)
         .render(body)
         .into_response()
+}
+
+/// The `weir rollback` command that writes the same commit from a
+/// checkout of the repository.
+fn rollback_command(project: &str, kind: Kind, name: &str, version: &str) -> String {
+    format!(
+        "weir rollback {} --kind {} --project {} --to {version} --push",
+        shell_word(name),
+        kind.as_str(),
+        shell_word(project)
+    )
 }
 
 /// `text` as one word of a POSIX shell command (quoted when it must be).
@@ -402,4 +437,199 @@ pub async fn workflow(
     Page::new(&title, Section::Entities, &viewer)
         .render(body)
         .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RollbackQuery {
+    to: String,
+}
+
+/// `GET /entities/{project}/{kind}/{name}/rollback?to=VERSION`: what a
+/// rollback to `VERSION` writes, to confirm.
+pub async fn confirm_rollback(
+    State(state): State<Shared>,
+    Extension(viewer): Extension<Viewer>,
+    Path((project, kind, name)): Path<(String, String, String)>,
+    Query(query): Query<RollbackQuery>,
+) -> Response {
+    let (kind, versions) = match versions_of(&state, &viewer, &project, &kind, &name).await {
+        Ok(found) => found,
+        Err(page) => return page.into_response(),
+    };
+    if !viewer.can_act() || state.rollback.is_none() {
+        return rollback_refused(
+            StatusCode::FORBIDDEN,
+            "This daemon does not write rollbacks (it needs an API token and --console-rollback commit or push).",
+            &viewer,
+            (&project, kind, &name, &query.to),
+        );
+    }
+    let (Some(current), Some(target)) = (
+        versions.iter().find(|v| v.active),
+        versions.iter().find(|v| v.version == query.to),
+    ) else {
+        return refused(
+            StatusCode::NOT_FOUND,
+            &format!(
+                "{kind} `{name}` has no active version or no version `{}`.",
+                query.to
+            ),
+            &viewer,
+        );
+    };
+    let entity = EntityRef::new(&project, kind, &name);
+    let diff = match views::version_diff(
+        state.store.as_ref(),
+        &entity,
+        &current.digest,
+        &target.digest,
+    )
+    .await
+    {
+        Ok(diff) => diff,
+        Err(e) => return store_failed(&e, &viewer),
+    };
+    let push = state.rollback.as_ref().is_some_and(|w| w.push);
+    let body = html! {
+        h1 { "Roll back " (kind.as_str()) " " (name) " to " code { (target.version) } "?" }
+        p { "weir restores the files that define it (and what it calls) as they were in "
+            (commit(&target.commit.0)) ", checks the result, and commits it on the branch the daemon follows"
+            @if push { ", then pushes it to origin" } ". The version active now, " code { (current.version) } ", stays registered: rolling forward is another rollback." }
+        h2 { "What changes" }
+        @match &diff {
+            None => { p { "The two versions read the same." } }
+            Some(text) => { (unified(text)) }
+        }
+        form.actions method="post" action={ (entity_href(&project, kind.as_str(), &name)) "/rollback" } {
+            input type="hidden" name="csrf" value=(viewer.csrf.clone().unwrap_or_default());
+            input type="hidden" name="to" value=(target.version);
+            button.danger type="submit" { "Commit the rollback" }
+            a href=(entity_href(&project, kind.as_str(), &name)) { "Back" }
+        }
+    };
+    Page::new("Roll back", Section::Entities, &viewer)
+        .render(body)
+        .into_response()
+}
+
+/// A rollback the console does not write, with the command that does.
+fn rollback_refused(
+    status: StatusCode,
+    why: &str,
+    viewer: &Viewer,
+    (project, kind, name, to): (&str, Kind, &str, &str),
+) -> Response {
+    let body = html! {
+        h1 { "Roll back " (kind.as_str()) " " (name) }
+        p.error role="alert" { (why) }
+        p { "From a checkout of the repository, this command writes the same commit:" }
+        pre.command { (rollback_command(project, kind, name, to)) }
+        p { a href=(entity_href(project, kind.as_str(), name)) { "Back to its versions" } }
+    };
+    (
+        status,
+        Page::new("Roll back", Section::Entities, viewer).render(body),
+    )
+        .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RollbackForm {
+    to: String,
+}
+
+/// `POST /entities/{project}/{kind}/{name}/rollback`: writes the commit
+/// `weir rollback` writes (on the working tree of the source that has the
+/// entity active, the branch it follows; pushed when so configured), wakes
+/// that source, and shows the history; a rollback that cannot be written
+/// shows why and the command.
+pub async fn rollback(
+    State(state): State<Shared>,
+    Extension(viewer): Extension<Viewer>,
+    Path((project, kind, name)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    Form(form): Form<Posted<RollbackForm>>,
+) -> Response {
+    let form = match checked_form(&state, &viewer, &headers, form) {
+        Ok(form) => form,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let Some(kind) = parse_kind(&kind) else {
+        return refused(StatusCode::NOT_FOUND, "Unknown kind.", &viewer);
+    };
+    let asked = (project.as_str(), kind, name.as_str(), form.to.as_str());
+    let Some(writer) = state.rollback.clone() else {
+        return rollback_refused(
+            StatusCode::FORBIDDEN,
+            "This daemon does not write rollbacks (--console-rollback is off).",
+            &viewer,
+            asked,
+        );
+    };
+    let store = state.store.as_ref();
+    let target = Target {
+        name: name.clone(),
+        kind: Some(kind),
+        project: Some(project.clone()),
+        to: Some(form.to.clone()),
+    };
+    let choice = match rollback::choose(store, &target).await {
+        Ok(choice) => choice,
+        Err(rollback::Error::Store(e)) => return store_failed(&e, &viewer),
+        Err(e @ rollback::Error::NotFound(_)) => {
+            return refused(StatusCode::NOT_FOUND, &e.to_string(), &viewer);
+        }
+        Err(e) => return rollback_refused(StatusCode::CONFLICT, &e.to_string(), &viewer, asked),
+    };
+    let active = match store.active_versions(kind, &name, Some(&project)).await {
+        Ok(active) => active,
+        Err(e) => return store_failed(&e, &viewer),
+    };
+    let source = active.first().map(|a| a.source.clone());
+    let found = source.as_ref().and_then(|key| {
+        let spec = writer.sources.iter().find(|(k, _)| k == key)?.1.clone();
+        let handle = state.sources.iter().find(|h| &h.key == key)?.clone();
+        Some((spec, handle))
+    });
+    let Some((spec, handle)) = found else {
+        return rollback_refused(
+            StatusCode::CONFLICT,
+            "The entity is not active in a source this daemon follows.",
+            &viewer,
+            asked,
+        );
+    };
+    let state_dir = writer.state_dir.clone();
+    let branch = handle.branch.clone();
+    let written = tokio::task::spawn_blocking(move || {
+        let source =
+            GitSource::open(&spec, &state_dir).map_err(|e| rollback::Error::Git(e.into()))?;
+        let push = writer.push.then_some(&spec.credentials);
+        rollback::write(&source, &choice, Some(&branch), push)
+    })
+    .await;
+    match written {
+        Ok(Ok(done)) => {
+            tracing::info!(
+                entity = %done.entity,
+                from = %done.from.short(),
+                to = %done.to.short(),
+                commit = %done.commit,
+                pushed = done.pushed,
+                "console: rollback committed"
+            );
+            handle.trigger.notify_one();
+            let to = format!(
+                "{}?rolledback={}",
+                entity_href(&project, kind.as_str(), &name),
+                done.commit.short()
+            );
+            Redirect::to(&to).into_response()
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "console: rollback not written");
+            rollback_refused(StatusCode::CONFLICT, &e.to_string(), &viewer, asked)
+        }
+        Err(e) => store_failed(&e, &viewer),
+    }
 }

@@ -67,6 +67,10 @@ pub(super) fn routes(state: Shared) -> Router<Shared> {
             get(entities::diff),
         )
         .route(
+            "/entities/{project}/{kind}/{name}/rollback",
+            get(entities::confirm_rollback).post(entities::rollback),
+        )
+        .route(
             "/workflows/{project}/{name}/{version}",
             get(entities::workflow),
         )
