@@ -1128,6 +1128,31 @@ async fn api_diffs_two_executions_as_weir_diff_prints_them() {
     server.stop().await;
 }
 
+/// Signs in to the console of `server` (which has [`API_TOKEN`]): the
+/// session's `Cookie` header value, and the CSRF token its forms carry.
+async fn console_session(server: &Server) -> (String, String) {
+    let form = ("Content-Type", "application/x-www-form-urlencoded");
+    let body = format!("token={API_TOKEN}");
+    let login = server.post("/login", &[form], body.as_bytes()).await;
+    let cookie = login.header("set-cookie").expect("a session cookie");
+    let session = cookie.split(';').next().expect("name=value").to_owned();
+    let page = server
+        .get(
+            "/launchplans/demo/hello-hourly/run",
+            &[("Cookie", &session)],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.text());
+    let csrf = page
+        .text()
+        .split(r#"name="csrf" value=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the form carries a CSRF token")
+        .to_owned();
+    (session, csrf)
+}
+
 /// The console's session: every page needs it once a token is configured,
 /// the login gives it in a cookie no script can read and no other site
 /// sends, and it never redirects off the site.
@@ -1206,22 +1231,8 @@ async fn console_actions_need_the_session_its_csrf_token_and_this_origin() {
 
     let server = Server::start(|state| state.secrets.api_token = Some(API_TOKEN.into())).await;
     register_minimal(server.store.as_ref()).await;
-    let body = format!("token={API_TOKEN}");
-    let login = server.post("/login", &[form], body.as_bytes()).await;
-    let cookie = login.header("set-cookie").expect("a session");
-    let session = cookie.split(';').next().expect("name=value").to_owned();
+    let (session, csrf) = console_session(&server).await;
     let jar = ("Cookie", session.as_str());
-    let page = server
-        .get("/launchplans/demo/hello-hourly/run", &[jar])
-        .await;
-    assert_eq!(page.status, 200, "{}", page.text());
-    let text = page.text();
-    let csrf = text
-        .split(r#"name="csrf" value=""#)
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("the form carries a CSRF token")
-        .to_owned();
 
     let path = "/launchplans/demo/hello-hourly/run";
     let without = server.post(path, &[form, jar], b"in.who=ada").await;
@@ -1304,21 +1315,8 @@ async fn a_console_that_does_not_write_rollbacks_shows_the_command() {
     let server = Server::start(|state| state.secrets.api_token = Some(API_TOKEN.into())).await;
     register_minimal(server.store.as_ref()).await;
     let form = ("Content-Type", "application/x-www-form-urlencoded");
-    let body = format!("token={API_TOKEN}");
-    let login = server.post("/login", &[form], body.as_bytes()).await;
-    let cookie = login.header("set-cookie").expect("a session");
-    let session = cookie.split(';').next().expect("name=value").to_owned();
+    let (session, csrf) = console_session(&server).await;
     let jar = ("Cookie", session.as_str());
-    let page = server
-        .get("/launchplans/demo/hello-hourly/run", &[jar])
-        .await;
-    let text = page.text();
-    let csrf = text
-        .split(r#"name="csrf" value=""#)
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("a CSRF token")
-        .to_owned();
     let body = format!("csrf={csrf}&to=0123456789ab");
     let reply = server
         .post(
@@ -1339,5 +1337,70 @@ async fn a_console_that_does_not_write_rollbacks_shows_the_command() {
         .get("/entities/demo/Task/greet/rollback?to=0123456789ab", &[jar])
         .await;
     assert_eq!(confirm.status, 403);
+    server.stop().await;
+}
+
+/// A backfill from the console shows its dry run first, creates nothing
+/// until confirmed, then creates each instant's execution once.
+#[tokio::test]
+async fn a_console_backfill_shows_its_dry_run_before_creating_anything() {
+    let server = Server::start(|state| state.secrets.api_token = Some(API_TOKEN.into())).await;
+    register_minimal(server.store.as_ref()).await;
+    let (session, csrf) = console_session(&server).await;
+    let jar = ("Cookie", session.as_str());
+    let path = "/launchplans/demo/hello-hourly/backfill";
+    let range = "from=2026-11-01T00%3A00%3A00Z&to=2026-11-01T02%3A00%3A00Z";
+    let dry = server.get(&format!("{path}?{range}"), &[jar]).await;
+    assert_eq!(dry.status, 200, "{}", dry.text());
+    assert!(
+        dry.text().contains("Dry run: 2 to create, 0 existing"),
+        "{}",
+        dry.text()
+    );
+    assert!(dry.text().contains("Create 2 executions"));
+    let none = server
+        .store
+        .executions(&Default::default())
+        .await
+        .expect("list");
+    assert!(none.is_empty(), "a dry run creates nothing");
+
+    let bad = server
+        .get(&format!("{path}?{range}&maxParallel=zero"), &[jar])
+        .await;
+    assert!(
+        bad.text().contains("maxParallel: `zero` is not a count"),
+        "{}",
+        bad.text()
+    );
+
+    let form = ("Content-Type", "application/x-www-form-urlencoded");
+    let body = format!("csrf={csrf}&{range}&maxParallel=2");
+    let created = server.post(path, &[form, jar], body.as_bytes()).await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    assert!(
+        created
+            .text()
+            .contains("Created 2 executions; 0 instants had one already")
+    );
+    let list = server
+        .store
+        .executions(&Default::default())
+        .await
+        .expect("list");
+    assert_eq!(list.len(), 2, "00:00 and 01:00: `to` is excluded");
+    assert!(
+        list.iter()
+            .all(|e| e.trigger == crate::spec::Trigger::Backfill)
+    );
+    let again = server.get(&format!("{path}?{range}"), &[jar]).await;
+    assert!(
+        again.text().contains("Dry run: 0 to create, 2 existing"),
+        "{}",
+        again.text()
+    );
+    let wrong = format!("csrf=00&{range}");
+    let refused = server.post(path, &[form, jar], wrong.as_bytes()).await;
+    assert_eq!(refused.status, 403);
     server.stop().await;
 }

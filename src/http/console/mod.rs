@@ -81,6 +81,10 @@ pub(super) fn routes(state: Shared) -> Router<Shared> {
             "/launchplans/{project}/{name}/run",
             get(plans::confirm_run).post(plans::run),
         )
+        .route(
+            "/launchplans/{project}/{name}/backfill",
+            get(plans::backfill_form).post(plans::backfill),
+        )
         .route("/audit", get(overview::audit))
         .route_layer(middleware::from_fn_with_state(state, guard))
 }

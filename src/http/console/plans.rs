@@ -2,24 +2,27 @@
 //! in words, its next ten instants in its own time zone with each
 //! daylight-saving change marked, its recent runs), and running it from a
 //! form of its workflow's inputs (`…/run`), checked against their types by
-//! `engine::create` exactly as `weir run` is.
+//! `engine::create` exactly as `weir run` is; and backfilling a range
+//! (`…/backfill`), its dry run shown before anything is created.
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
 use maud::{Markup, html};
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::executions::execution_href;
 use super::layout::{Page, Section, badge, commit, duration, entity_href, instant};
 use super::{Posted, Refusal, Shared, Viewer, checked_form, encode, refused, store_failed};
+use crate::engine::backfill::{self, EntryStatus};
 use crate::engine::create::{self, Request as RunRequest};
 use crate::spec::{Definition, Kind, Port, Trigger};
 use crate::store::execution::ExecutionFilter;
-use crate::views::{self, LaunchPlanError, LaunchPlanQuery, LaunchPlanView};
+use crate::views::{self, BackfillView, LaunchPlanError, LaunchPlanQuery, LaunchPlanView};
 
 fn plan_href(project: &str, name: &str) -> String {
     format!("/launchplans/{}/{}", encode(project), encode(name))
@@ -119,6 +122,9 @@ pub async fn one(
         div.actions {
             @if viewer.can_act() {
                 a.button href={ (plan_href(&project, &name)) "/run" } { "Run…" }
+            }
+            @if plan.schedule.is_some() {
+                a.button href={ (plan_href(&project, &name)) "/backfill" } { "Backfill…" }
             }
             a href={ "/executions?launchPlan=" (encode(&name)) } { "All its executions" }
             a href=(entity_href(&project, "LaunchPlan", &name)) { "Its versions" }
@@ -367,4 +373,190 @@ pub async fn run(
                 .into_response()
         }
     }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct BackfillQuery {
+    from: Option<String>,
+    to: Option<String>,
+    #[serde(rename = "maxParallel")]
+    max_parallel: Option<String>,
+}
+
+/// The `maxParallel` of a form: empty for none, else a count.
+fn max_parallel(text: Option<&str>) -> Result<Option<u32>, String> {
+    match text.map(str::trim).filter(|t| !t.is_empty()) {
+        None => Ok(None),
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(Some)
+            .ok_or_else(|| format!("maxParallel: `{text}` is not a count of at least 1")),
+    }
+}
+
+/// The table of a backfill's instants.
+fn entries(view: &BackfillView) -> Markup {
+    html! {
+        div.table-wrap { table.backfill {
+            thead { tr { th { "Instant (UTC)" } th { "Execution" } th { "State" } } }
+            tbody {
+                @for e in &view.entries {
+                    tr {
+                        td { (instant(&e.instant)) }
+                        td {
+                            @if e.status == EntryStatus::New { code { (e.execution_id) } }
+                            @else { a href=(execution_href(&e.execution_id)) { code { (e.execution_id) } } }
+                        }
+                        td {
+                            @match e.status {
+                                EntryStatus::New => { "to create" }
+                                EntryStatus::Created => { "created" }
+                                EntryStatus::Exists => { "exists" }
+                            }
+                            @if let Some(s) = e.execution_status { " " (badge(s.as_str())) }
+                        }
+                    }
+                }
+            }
+        } }
+    }
+}
+
+/// `GET /launchplans/{project}/{name}/backfill[?from=&to=&maxParallel=]`:
+/// the range to backfill, and once given, its dry run: which instants
+/// would run and which have an execution already, before anything is
+/// created.
+pub async fn backfill_form(
+    State(state): State<Shared>,
+    Extension(viewer): Extension<Viewer>,
+    Path((project, name)): Path<(String, String)>,
+    Query(query): Query<BackfillQuery>,
+) -> Response {
+    let plan = match find(&state, &viewer, &project, &name).await {
+        Ok(plan) => plan,
+        Err(page) => return page.into_response(),
+    };
+    let Some(schedule) = &plan.schedule else {
+        return refused(
+            StatusCode::CONFLICT,
+            &format!("Launch plan `{name}` has no schedule: there is nothing to backfill."),
+            &viewer,
+        );
+    };
+    let mut error = None;
+    let mut dry_run = None;
+    if let (Some(from), Some(to)) = (&query.from, &query.to) {
+        match max_parallel(query.max_parallel.as_deref()) {
+            Err(e) => error = Some(e),
+            Ok(bound) => {
+                let request = backfill::Request {
+                    launch_plan: name.clone(),
+                    project: Some(project.clone()),
+                    from: from.clone(),
+                    to: to.clone(),
+                    max_parallel: bound,
+                    dry_run: true,
+                };
+                match backfill::backfill(state.store.as_ref(), &request, state.clock.now()).await {
+                    Ok(done) => dry_run = Some(BackfillView::new(&done, true)),
+                    Err(e) if e.is_store() => return store_failed(&e, &viewer),
+                    Err(e) => error = Some(e.to_string()),
+                }
+            }
+        }
+    }
+    let action = format!("{}/backfill", plan_href(&project, &name));
+    let body = html! {
+        h1 { "Backfill " a href=(plan_href(&project, &name)) { (name) } }
+        p { "Runs the schedule (" (schedule.words) ", " (schedule.timezone) ") over a past range, each instant once: an instant that has an execution keeps it. Times as " code { "weir backfill" } " reads them: a date, a local time in " (schedule.timezone) ", or RFC 3339." }
+        @if let Some(error) = &error { p.error role="alert" { (error) } }
+        form.filters method="get" action=(action) {
+            label { "From" input type="text" name="from" required value=(query.from.clone().unwrap_or_default()) placeholder="2026-11-01"; }
+            label { "To" input type="text" name="to" required value=(query.to.clone().unwrap_or_default()) placeholder="2026-11-03"; }
+            label { "At most at once" input type="text" inputmode="numeric" name="maxParallel" value=(query.max_parallel.clone().unwrap_or_default()) placeholder="(the plan's concurrency)"; }
+            button type="submit" { "Show what would run" }
+        }
+        @if let Some(view) = &dry_run {
+            @let new = view.count(EntryStatus::New);
+            h2 { "Dry run: " (new) " to create, " (view.entries.len() - new) " existing" }
+            @if view.cut_at_now { p.muted { "The range reaches past now: later instants are the scheduler's." } }
+            (entries(view))
+            @if new > 0 {
+                @if viewer.can_act() {
+                    form.actions method="post" action=(action) {
+                        input type="hidden" name="csrf" value=(viewer.csrf.clone().unwrap_or_default());
+                        input type="hidden" name="from" value=(query.from.clone().unwrap_or_default());
+                        input type="hidden" name="to" value=(query.to.clone().unwrap_or_default());
+                        input type="hidden" name="maxParallel" value=(query.max_parallel.clone().unwrap_or_default());
+                        button type="submit" { "Create " (new) " executions" }
+                    }
+                } @else {
+                    p.muted { "Creating them needs a session under the API token." }
+                }
+            }
+        }
+    };
+    Page::new("Backfill", Section::LaunchPlans, &viewer)
+        .render(body)
+        .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct BackfillForm {
+    from: String,
+    to: String,
+    #[serde(rename = "maxParallel")]
+    max_parallel: Option<String>,
+}
+
+/// `POST /launchplans/{project}/{name}/backfill`: creates the executions
+/// of the range (what `weir backfill` does) and lists them.
+pub async fn backfill(
+    State(state): State<Shared>,
+    Extension(viewer): Extension<Viewer>,
+    Path((project, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    Form(form): Form<Posted<BackfillForm>>,
+) -> Response {
+    let form = match checked_form(&state, &viewer, &headers, form) {
+        Ok(form) => form,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let bound = match max_parallel(form.max_parallel.as_deref()) {
+        Ok(bound) => bound,
+        Err(e) => return refused(StatusCode::BAD_REQUEST, &e, &viewer),
+    };
+    let request = backfill::Request {
+        launch_plan: name.clone(),
+        project: Some(project.clone()),
+        from: form.from,
+        to: form.to,
+        max_parallel: bound,
+        dry_run: false,
+    };
+    let done = match backfill::backfill(state.store.as_ref(), &request, state.clock.now()).await {
+        Ok(done) => BackfillView::new(&done, false),
+        Err(e) if e.is_store() => return store_failed(&e, &viewer),
+        Err(e) => return refused(StatusCode::BAD_REQUEST, &e.to_string(), &viewer),
+    };
+    tracing::info!(
+        launch_plan = %name,
+        created = done.count(EntryStatus::Created),
+        "console: backfill created"
+    );
+    let body = html! {
+        h1 { "Backfill of " a href=(plan_href(&project, &name)) { (name) } }
+        p.notice role="status" { "Created " (done.count(EntryStatus::Created)) " executions; "
+            (done.count(EntryStatus::Exists)) " instants had one already. The engine runs them"
+            @if let Some(n) = done.max_parallel { ", at most " (n) " at once" } "." }
+        (entries(&done))
+        p { a href={ "/executions?trigger=backfill&launchPlan=" (encode(&name)) } { "Follow them in the executions list" } }
+    };
+    (
+        StatusCode::CREATED,
+        Page::new("Backfill", Section::LaunchPlans, &viewer).render(body),
+    )
+        .into_response()
 }
