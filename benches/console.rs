@@ -53,7 +53,7 @@ fn examples() -> tempfile::TempDir {
                 stack.push(path);
             } else if let Ok(text) = std::fs::read_to_string(&path) {
                 let rel = path.strip_prefix(&root).expect("inside").display();
-                files.push((format!("defs/{rel}"), text));
+                files.push((rel.to_string(), text));
             }
         }
     }

@@ -32,7 +32,8 @@
 //! `POST /hooks/generic`, `GET /api/v1/{sources, status, versions,
 //! executions, executions/{id}, executions/{id}/diff[/{base}],
 //! executions/{id}/logs, lineage/{id}, audit}`, `POST /api/v1/runs`,
-//! `POST /api/v1/backfills`, `POST /api/v1/executions/{id}/cancel`.
+//! `POST /api/v1/backfills`, `POST /api/v1/executions/{id}/cancel`; and
+//! the web console's pages at `/` ([`console`]).
 
 mod api;
 mod artifacts;

@@ -1,5 +1,5 @@
 //! What a pass keeps of the commit it registered, so that the next pass
-//! reads, parses and checks only what changed (DESIGN.md section 10: cost
+//! reads, parses and checks only what changed (DESIGN.md section 12: cost
 //! grows with what changed, not with the repository).
 //!
 //! A [`Snapshot`] lists every definition file of the reconciled commit with

@@ -359,6 +359,15 @@ async fn the_console_shows_runs_from_their_commit_to_their_lineage_and_refusals_
                     .await;
             }
         }
+        // On a phone.
+        browser.prefer_dark(false).await;
+        browser
+            .client
+            .set_window_size(390, 844)
+            .await
+            .expect("a phone's size");
+        browser.open(&format!("{base}{execution}")).await;
+        browser.screenshot(&dir.join("execution-phone.png")).await;
     }
     browser.close().await;
     daemon.stop();

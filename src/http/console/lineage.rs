@@ -13,7 +13,7 @@ use maud::html;
 
 use super::executions::execution_href;
 use super::graph::{self, Vertex};
-use super::layout::{Page, Section, commit, entity_href, instant};
+use super::layout::{Page, Section, commit, instant};
 use super::{Shared, Viewer, encode, refused, store_failed};
 use crate::artifact;
 use crate::store::execution::Direction;
@@ -36,22 +36,15 @@ pub async fn page(
         }
         Err(e) => return store_failed(&e, &viewer),
     };
-    // The project of each execution names its task versions' pages.
-    let mut projects = BTreeMap::new();
-    for edge in &view.edges {
-        if !projects.contains_key(&edge.execution)
-            && let Ok(Some(e)) = state.store.execution(&edge.execution).await
-        {
-            projects.insert(edge.execution.clone(), e.project);
-        }
-    }
+    // Commits, node runs (each with its task version) and artifacts: a
+    // commit defines the task version a run ran; a run reads and writes
+    // artifacts.
     let mut vertices: BTreeMap<String, Vertex> = BTreeMap::new();
     let mut edges: Vec<(String, String)> = Vec::new();
     for e in &view.edges {
         let reference = artifact::reference(&e.artifact);
         let artifact_id = format!("artifact:{reference}");
         let run_id = format!("run:{}/{}", e.execution, e.node);
-        let task_id = format!("task:{}@{}", e.task, e.task_version);
         let commit_id = format!("commit:{}", e.commit.0);
         vertices
             .entry(artifact_id.clone())
@@ -63,7 +56,7 @@ pub async fn page(
                     &reference["sha256:".len().."sha256:".len() + 12]
                 ),
                 class: if reference == view.target {
-                    "k-artifact s-waiting".into()
+                    "k-artifact k-target".into()
                 } else {
                     "k-artifact".into()
                 },
@@ -71,18 +64,10 @@ pub async fn page(
             });
         vertices.entry(run_id.clone()).or_insert_with(|| Vertex {
             id: run_id.clone(),
-            label: e.node.clone(),
-            sub: format!("run in {}", e.execution),
+            label: format!("{} · {}@{}", e.node, e.task, e.task_version),
+            sub: format!("in {}", e.execution),
             class: "s-succeeded".into(),
             href: Some(format!("{}#node-{}", execution_href(&e.execution), e.node)),
-        });
-        let project = projects.get(&e.execution).cloned().unwrap_or_default();
-        vertices.entry(task_id.clone()).or_insert_with(|| Vertex {
-            id: task_id.clone(),
-            label: format!("{}@{}", e.task, e.task_version),
-            sub: "task version".into(),
-            class: "s-none".into(),
-            href: Some(entity_href(&project, "Task", &e.task)),
         });
         vertices.entry(commit_id.clone()).or_insert_with(|| Vertex {
             id: commit_id.clone(),
@@ -91,8 +76,7 @@ pub async fn page(
             class: "k-commit".into(),
             href: None,
         });
-        edges.push((commit_id, task_id.clone()));
-        edges.push((task_id, run_id.clone()));
+        edges.push((commit_id, run_id.clone()));
         match e.direction {
             Direction::Input => edges.push((artifact_id, run_id)),
             Direction::Output => edges.push((run_id, artifact_id)),
@@ -104,7 +88,7 @@ pub async fn page(
     let title = format!("Lineage of {}", view.target);
     let body = html! {
         h1 { "Lineage of " code { (view.target) } }
-        p.muted { "Commits define task versions; a run of a task version reads and writes artifacts. Upstream: what produced it; downstream: what consumed it." }
+        p.muted { "A commit defines the task version a node ran (node · task@version); a node's run reads and writes artifacts. Upstream: what produced it; downstream: what consumed it." }
         @if view.edges.is_empty() {
             p { "No recorded lineage." }
         } @else {

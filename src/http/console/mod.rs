@@ -1,4 +1,4 @@
-//! The web console (DESIGN.md section 13): what `weir serve` shows a
+//! The web console (DESIGN.md section 11): what `weir serve` shows a
 //! browser at `/`. Every page is HTML rendered here, on the server, from
 //! the same documents the CLI prints and the API returns ([`crate::views`]),
 //! so the three cannot disagree; a little script (`assets/weir.js`) only
