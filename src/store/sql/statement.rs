@@ -299,10 +299,10 @@ impl<'q, F: Form> Statement<'q, F> {
         self
     }
 
-    /// Appends `(created_at, id) < (at, id)`, written so that an index on
-    /// `(…, created_at, id)` serves it: the rows of a list after a cursor,
-    /// newest first (keyset paging, as cheap on the thousandth page as on
-    /// the first).
+    /// Appends `(created_at, id) < (at, id)`, a row-value comparison that
+    /// both databases serve as a range of an index on `(…, created_at,
+    /// id)`: the rows of a list after a cursor, newest first (keyset
+    /// paging, as cheap on the thousandth page as on the first).
     pub fn before(&mut self, cursor: Option<(DateTime<Utc>, &'q str)>) -> &mut Statement<'q, F> {
         if let Some((at, id)) = cursor {
             self.sql.push_str(if self.conditions == 0 {
@@ -310,13 +310,11 @@ impl<'q, F: Form> Statement<'q, F> {
             } else {
                 " AND "
             });
-            self.sql.push_str("(created_at < ");
+            self.sql.push_str("(created_at, id) < (");
             self.push_bind(Param::Time(Some(at)));
-            self.sql.push_str(" OR (created_at = ");
-            self.push_bind(Param::Time(Some(at)));
-            self.sql.push_str(" AND id < ");
+            self.sql.push_str(", ");
             self.push_bind(Param::Text(Some(id)));
-            self.sql.push_str("))");
+            self.sql.push(')');
             self.conditions += 1;
         }
         self
