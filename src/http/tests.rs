@@ -1404,3 +1404,34 @@ async fn a_console_backfill_shows_its_dry_run_before_creating_anything() {
     assert_eq!(refused.status, 403);
     server.stop().await;
 }
+
+/// A launch plan's next instants are shown in its own time zone, with the
+/// daylight-saving change said in words.
+#[tokio::test]
+async fn a_launch_plan_page_marks_a_daylight_saving_change() {
+    let server = Server::start(|_| {}).await;
+    register_minimal(server.store.as_ref()).await;
+    let page = server
+        .get(
+            "/launchplans/demo/hello-hourly?from=2026-10-24T23:30:00Z",
+            &[],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.text());
+    let text = page.text();
+    assert!(text.contains("Next runs, in Europe/Berlin"), "{text}");
+    assert!(text.contains("2026-10-25T02:00:00+02:00"), "{text}");
+    assert!(
+        text.contains("2026-10-25T02:00:00+01:00"),
+        "the hour repeated: {text}"
+    );
+    assert!(
+        text.contains("daylight-saving change: +02:00 → +01:00"),
+        "{text}"
+    );
+    let bad = server
+        .get("/launchplans/demo/hello-hourly?from=yesterday-ish", &[])
+        .await;
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    server.stop().await;
+}

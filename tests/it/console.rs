@@ -23,10 +23,10 @@ fn repository() -> GitRepo {
         &crate::common::root().join("examples/repo"),
         "pipelines",
     );
-    repo.write(
-        "pipelines/xss/xss.yaml",
-        &std::fs::read_to_string(crate::common::fixture("console/xss.yaml")).expect("fixture"),
-    );
+    for file in ["xss.yaml", "ticks.yaml"] {
+        let text = std::fs::read_to_string(crate::common::fixture(&format!("console/{file}")));
+        repo.write(&format!("pipelines/xss/{file}"), &text.expect("fixture"));
+    }
     repo
 }
 
@@ -56,6 +56,24 @@ async fn run_from_the_console(
     plan: &str,
     inputs: &[(&str, &str)],
 ) -> (String, String) {
+    let path = start_from_the_console(browser, base, plan, inputs).await;
+    until("the execution ended", browser, async || {
+        let status = browser.text("h1 .badge").await;
+        !matches!(status.as_str(), "queued" | "running")
+    })
+    .await;
+    browser.assert_no_console_errors(&path).await;
+    (path, browser.text("h1 .badge").await)
+}
+
+/// Starts a run of launch plan `project/name` from its page's form; the
+/// path of the execution's page, where it leads.
+async fn start_from_the_console(
+    browser: &Browser,
+    base: &str,
+    plan: &str,
+    inputs: &[(&str, &str)],
+) -> String {
     browser.open(&format!("{base}/launchplans/{plan}")).await;
     browser.follow("a.button[href$='/run']").await;
     browser.assert_no_console_errors("the run form").await;
@@ -67,13 +85,19 @@ async fn run_from_the_console(
     browser.follow("form.stack button[type=submit]").await;
     let path = browser.path().await;
     assert!(path.starts_with("/executions/"), "the run's page: {path}");
-    until("the execution ended", browser, async || {
-        let status = browser.text("h1 .badge").await;
-        !matches!(status.as_str(), "queued" | "running")
-    })
-    .await;
-    browser.assert_no_console_errors(&path).await;
-    (path, browser.text("h1 .badge").await)
+    path
+}
+
+/// Waits, without reloading, until the element `css` reads `text`.
+async fn until_text(browser: &Browser, css: &str, text: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while browser.text(css).await != text {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "`{css}` never read `{text}`"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -221,6 +245,38 @@ async fn the_console_shows_runs_from_their_commit_to_their_lineage_and_refusals_
         "no alert was opened"
     );
 
+    // A running node's log is followed live, without reloading the page.
+    let ticking = start_from_the_console(&browser, &base, "xss/tick-tock", &[]).await;
+    browser
+        .open(&format!("{base}{ticking}/log?node=tick"))
+        .await;
+    until(
+        "the log page shows the node running",
+        &browser,
+        async || {
+            browser
+                .client
+                .find(Locator::Css("pre#log[data-follow]"))
+                .await
+                .is_ok()
+        },
+    )
+    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !browser.text("pre#log").await.contains("done") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the log grows in the page"
+        );
+        // The pace of looking at a page another process writes to.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let log = browser.text("pre#log").await;
+    assert!(log.contains("tick 1") && log.contains("tick 2"), "{log}");
+    assert_eq!(log.matches("tick 1").count(), 1, "each line once: {log}");
+    until_text(&browser, "#log-status", "ended").await;
+    browser.assert_no_console_errors("a followed log").await;
+
     // A rollback from the console is a commit, which the daemon reconciles.
     let shout = "pipelines/xss/xss.yaml";
     let text = std::fs::read_to_string(repo.path().join(shout)).expect("read");
@@ -329,10 +385,30 @@ async fn the_console_shows_runs_from_their_commit_to_their_lineage_and_refusals_
         "/entities/etl/Workflow/hourly-etl",
         "/launchplans",
         "/launchplans/sales/daily-sales-report",
+        "/launchplans/etl/hourly-etl-schedule/backfill?from=2026-11-01T00:00:00Z&to=2026-11-01T03:00:00Z",
         "/audit",
     ] {
         browser.open(&format!("{base}{page}")).await;
     }
+    browser.open(&format!("{base}{execution}")).await;
+    browser.follow("dd a[href^='/workflows/']").await;
+    browser
+        .assert_no_console_errors("a workflow version's graph")
+        .await;
+    let drawn = browser
+        .client
+        .find_all(Locator::Css("svg.graph g.node"))
+        .await
+        .expect("its nodes");
+    assert_eq!(drawn.len(), 8, "the workflow as written");
+    browser
+        .open(&format!("{base}/entities/xss/Task/shout"))
+        .await;
+    browser.follow("main form button[type=submit]").await;
+    browser
+        .assert_no_console_errors("a diff of two versions")
+        .await;
+    assert!(browser.text("pre.diff").await.contains("echo louder"));
 
     // The README's pictures, when asked for (WEIR_CONSOLE_SCREENSHOTS=docs/console).
     if let Some(dir) = std::env::var_os("WEIR_CONSOLE_SCREENSHOTS") {

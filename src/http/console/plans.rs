@@ -66,19 +66,21 @@ pub async fn list(State(state): State<Shared>, Extension(viewer): Extension<View
         .into_response()
 }
 
-/// The active launch plan `project/name` with its next ten instants;
+/// The active launch plan `project/name` with its next ten instants
+/// (after `from`, as `weir launchplans --from` reads it, else now);
 /// `Err` is the page to send.
 async fn find(
     state: &Shared,
     viewer: &Viewer,
     project: &str,
     name: &str,
+    from: Option<String>,
 ) -> Result<LaunchPlanView, Refusal> {
     let query = LaunchPlanQuery {
         project: Some(project.to_owned()),
         name: Some(name.to_owned()),
         next: Some(10),
-        from: None,
+        from,
     };
     match views::launch_plans(state.store.as_ref(), &query, state.clock.now()).await {
         Ok(mut plans) if !plans.is_empty() => Ok(plans.remove(0)),
@@ -95,13 +97,21 @@ async fn find(
     }
 }
 
-/// `GET /launchplans/{project}/{name}`.
+#[derive(Debug, Default, Deserialize)]
+pub struct PlanQuery {
+    /// Show the instants after this one (a date or an instant).
+    from: Option<String>,
+}
+
+/// `GET /launchplans/{project}/{name}[?from=]`.
 pub async fn one(
     State(state): State<Shared>,
     Extension(viewer): Extension<Viewer>,
     Path((project, name)): Path<(String, String)>,
+    Query(query): Query<PlanQuery>,
 ) -> Response {
-    let plan = match find(&state, &viewer, &project, &name).await {
+    let from = query.from.filter(|f| !f.trim().is_empty());
+    let plan = match find(&state, &viewer, &project, &name, from.clone()).await {
         Ok(plan) => plan,
         Err(page) => return page.into_response(),
     };
@@ -145,7 +155,11 @@ pub async fn one(
             }
         }
         @if let Some(s) = &plan.schedule {
-            h2 { "Next runs, in " (s.timezone) }
+            h2 { "Next runs, in " (s.timezone) @if let Some(from) = &from { " after " (from) } }
+            form.filters method="get" action=(plan_href(&project, &name)) {
+                label { "After" input type="text" name="from" value=(from.clone().unwrap_or_default()) placeholder="now (or 2027-03-27)"; }
+                button type="submit" { "Show" }
+            }
             @if plan.next.is_empty() { p.muted { "None (paused)." } }
             @else {
                 ol.instants {
@@ -434,7 +448,7 @@ pub async fn backfill_form(
     Path((project, name)): Path<(String, String)>,
     Query(query): Query<BackfillQuery>,
 ) -> Response {
-    let plan = match find(&state, &viewer, &project, &name).await {
+    let plan = match find(&state, &viewer, &project, &name, None).await {
         Ok(plan) => plan,
         Err(page) => return page.into_response(),
     };
