@@ -208,7 +208,7 @@ pub async fn history(
             div.table-wrap { table.versions {
                 thead { tr {
                     th { "From" } th { "To" } th { "Version" } th { "State" } th { "First commit" }
-                    th.hide-narrow { "Registered (UTC)" } th.hide-narrow { "Activations" }
+                    th.hide-narrow { "Registered (UTC)" } th.hide-narrow { "Activated in" }
                 } }
                 tbody {
                     @for v in &versions {
@@ -231,7 +231,12 @@ pub async fn history(
                                 div.muted { code { (v.path) } }
                             }
                             td.hide-narrow { (instant(&v.registered_at)) }
-                            td.hide-narrow.num { (v.activations.len()) }
+                            td.hide-narrow {
+                                @for (i, c) in v.activations.iter().enumerate() {
+                                    @if i > 0 { ", " }
+                                    (commit(&c.0))
+                                }
+                            }
                         }
                     }
                 }
