@@ -277,6 +277,30 @@ async fn the_console_shows_runs_from_their_commit_to_their_lineage_and_refusals_
     until_text(&browser, "#log-status", "ended").await;
     browser.assert_no_console_errors("a followed log").await;
 
+    // An approval gate decided from the console.
+    let gated = start_from_the_console(&browser, &base, "xss/gated-ship", &[]).await;
+    until("the gate waits", &browser, async || {
+        browser
+            .client
+            .find(Locator::Css("a.button[href*='/approval?node=gate']"))
+            .await
+            .is_ok()
+    })
+    .await;
+    browser
+        .follow("a.button[href*='/approval?node=gate']")
+        .await;
+    assert_eq!(browser.text("strong.prompt").await, "Ship <b>it</b>?");
+    browser.type_into("#by", "Ada Lovelace").await;
+    browser.type_into("#comment", "<i>looks good</i>").await;
+    browser.follow("button[value=approve]").await;
+    assert_eq!(browser.path().await, gated);
+    until("the gated run ended", &browser, async || {
+        browser.text("h1 .badge").await == "succeeded"
+    })
+    .await;
+    browser.assert_no_console_errors("an approved run").await;
+
     // A rollback from the console is a commit, which the daemon reconciles.
     let shout = "pipelines/xss/xss.yaml";
     let text = std::fs::read_to_string(repo.path().join(shout)).expect("read");

@@ -4,7 +4,7 @@
 //! coloured by node status, a timeline of its nodes, each node's inputs
 //! and outputs with artifacts linked to their lineage, the commit and
 //! versions it ran, its notifications), a node's log (followed live while
-//! it runs), and cancelling one.
+//! it runs), cancelling one, and deciding an approval gate.
 
 use std::collections::HashMap;
 
@@ -19,12 +19,12 @@ use super::graph::{self, Bar, Vertex};
 use super::layout::{
     Page, Section, badge, commit, duration, entity_href, instant, instant_opt, value,
 };
-use super::{Posted, Shared, Viewer, checked_form, encode, refused, store_failed};
+use super::{NEEDS_A_SESSION, Posted, Shared, Viewer, checked_form, encode, refused, store_failed};
 use crate::spec::{ExecutionId, Trigger};
-use crate::store::execution::Status;
+use crate::store::execution::{NodeStatus, Status};
 use crate::views::{
-    self, CancelError, ExecutionQuery, ExecutionView, LogQuery, LogTail, LogsError, NodePage,
-    PageError,
+    self, ApprovalBody, ApprovalError, CancelError, ExecutionQuery, ExecutionView, LogQuery,
+    LogTail, LogsError, NodePage, PageError, Verdict,
 };
 
 /// How many executions a page of the list shows.
@@ -201,7 +201,7 @@ pub async fn one(
         h2 { "Timeline" }
         (timeline(&e, now))
         h2 { "Nodes" }
-        (nodes(&e, now))
+        (nodes(&e, now, viewer.can_act()))
         @if let Some(next) = &e.nodes_next {
             p { a href={ (execution_href(&e.id)) "?after=" (encode(next)) } { "Next nodes →" } }
         }
@@ -303,7 +303,15 @@ fn timeline(e: &ExecutionView, now: chrono::DateTime<chrono::Utc>) -> Markup {
     graph::timeline(&format!("Timeline of execution {}", e.id), &bars, now)
 }
 
-fn nodes(e: &ExecutionView, now: chrono::DateTime<chrono::Utc>) -> Markup {
+fn approval_href(id: &ExecutionId, node: &str) -> String {
+    format!(
+        "/executions/{}/approval?node={}",
+        encode(id.as_str()),
+        encode(node)
+    )
+}
+
+fn nodes(e: &ExecutionView, now: chrono::DateTime<chrono::Utc>, can_act: bool) -> Markup {
     html! {
         div.table-wrap { table.nodes {
             thead { tr {
@@ -331,7 +339,12 @@ fn nodes(e: &ExecutionView, now: chrono::DateTime<chrono::Utc>) -> Markup {
                     @if n.error.is_some() || n.inputs.is_some() || n.outputs.is_some() || n.prompt.is_some() {
                         tr.detail {
                             td colspan="6" {
-                                @if let Some(prompt) = &n.prompt { p { "Asks: " (prompt) } }
+                                @if let Some(prompt) = &n.prompt {
+                                    p { "Asks: " (prompt) }
+                                    @if n.status == NodeStatus::Waiting && can_act {
+                                        p { a.button href=(approval_href(&e.id, &n.id)) { "Approve or reject…" } }
+                                    }
+                                }
                                 @if let Some(error) = &n.error { p.error { (error) } }
                                 details {
                                     summary { "Inputs and outputs of " (n.id) }
@@ -469,11 +482,7 @@ pub async fn confirm_cancel(
     Path(id): Path<ExecutionId>,
 ) -> Response {
     if !viewer.can_act() {
-        return refused(
-            StatusCode::FORBIDDEN,
-            "Acting from the console needs an API token: start weir serve with --api-token-file.",
-            &viewer,
-        );
+        return refused(StatusCode::FORBIDDEN, NEEDS_A_SESSION, &viewer);
     }
     let body = html! {
         h1 { "Cancel execution " code { (id) } "?" }
@@ -514,5 +523,106 @@ pub async fn cancel(
         Err(e @ CancelError::Ended { .. }) => {
             refused(StatusCode::CONFLICT, &e.to_string(), &viewer)
         }
+    }
+}
+
+/// `GET /executions/{id}/approval?node=PATH`: an approval gate's question,
+/// and the form that decides it.
+pub async fn confirm_approval(
+    State(state): State<Shared>,
+    Extension(viewer): Extension<Viewer>,
+    Path(id): Path<ExecutionId>,
+    Query(node): Query<NodeQuery>,
+) -> Response {
+    if !viewer.can_act() {
+        return refused(StatusCode::FORBIDDEN, NEEDS_A_SESSION, &viewer);
+    }
+    let e = match views::execution(state.store.as_ref(), &id).await {
+        Ok(Some(e)) => e,
+        Ok(None) => {
+            return refused(
+                StatusCode::NOT_FOUND,
+                &format!("No execution `{id}`."),
+                &viewer,
+            );
+        }
+        Err(e) => return store_failed(&e, &viewer),
+    };
+    let Some(gate) = e
+        .nodes
+        .iter()
+        .find(|n| n.id == node.node && n.prompt.is_some())
+    else {
+        let why = format!("Execution `{id}` has no approval gate `{}`.", node.node);
+        return refused(StatusCode::NOT_FOUND, &why, &viewer);
+    };
+    let body = html! {
+        h1 { "Decide " code { (gate.id) } " of " a href=(execution_href(&id)) { code { (id) } } }
+        p { "It asks: " strong.prompt { (gate.prompt.clone().unwrap_or_default()) } }
+        @if gate.status != NodeStatus::Waiting {
+            p.error role="alert" { "It does not wait for a decision: it is " (gate.status.as_str()) "." }
+        } @else {
+            form.stack method="post" action={ "/executions/" (encode(id.as_str())) "/approval" } {
+                input type="hidden" name="csrf" value=(viewer.csrf.clone().unwrap_or_default());
+                input type="hidden" name="node" value=(gate.id);
+                label for="by" { "Your name (recorded in the audit log)" }
+                input #by type="text" name="by" required maxlength="200" autocomplete="name";
+                label for="comment" { "Comment (optional)" }
+                textarea #comment name="comment" maxlength="2000" rows="3" {}
+                div.actions {
+                    button type="submit" name="decision" value="approve" { "Approve" }
+                    button.danger type="submit" name="decision" value="reject" { "Reject" }
+                    a href=(execution_href(&id)) { "Back" }
+                }
+            }
+        }
+    };
+    Page::new("Approval", Section::Executions, &viewer)
+        .render(body)
+        .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ApprovalForm {
+    node: String,
+    decision: Verdict,
+    by: String,
+    #[serde(default)]
+    comment: String,
+}
+
+/// `POST /executions/{id}/approval`: records the decision as `weir
+/// approve` does (the gate succeeds, or fails when rejected), then shows
+/// the execution.
+pub async fn approval(
+    State(state): State<Shared>,
+    Extension(viewer): Extension<Viewer>,
+    Path(id): Path<ExecutionId>,
+    headers: HeaderMap,
+    Form(form): Form<Posted<ApprovalForm>>,
+) -> Response {
+    let form = match checked_form(&state, &viewer, &headers, form) {
+        Ok(form) => form,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let body = ApprovalBody {
+        decision: form.decision,
+        comment: Some(form.comment).filter(|c| !c.trim().is_empty()),
+        by: Some(form.by),
+    };
+    let store = state.store.as_ref();
+    match views::decide(store, &id, &form.node, &body, "console", state.clock.now()).await {
+        Ok(decided) => {
+            tracing::info!(execution = %id, node = %form.node, decision = ?decided.decision, by = %decided.by, "console: approval decided");
+            Redirect::to(&execution_href(&id)).into_response()
+        }
+        Err(ApprovalError::Store(e)) => store_failed(&e, &viewer),
+        Err(e @ (ApprovalError::UnknownExecution(_) | ApprovalError::UnknownNode { .. })) => {
+            refused(StatusCode::NOT_FOUND, &e.to_string(), &viewer)
+        }
+        Err(e @ ApprovalError::Invalid(_)) => {
+            refused(StatusCode::BAD_REQUEST, &e.to_string(), &viewer)
+        }
+        Err(e) => refused(StatusCode::CONFLICT, &e.to_string(), &viewer),
     }
 }

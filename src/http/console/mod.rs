@@ -20,7 +20,10 @@
 //!   can be pasted in a chat or a pull request.
 //!
 //! What it must not do: change the store other than as the API does (a run
-//! through `engine::create`, a cancellation through `views::request_cancel`).
+//! through `engine::create`, a cancellation through
+//! `views::request_cancel`, a backfill through `engine::backfill`); a
+//! rollback changes the repository only (`reconcile::rollback`, the commit
+//! `weir rollback` writes), never the store.
 
 mod assets;
 mod entities;
@@ -36,7 +39,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Form, Router};
 use maud::html;
 use serde::Deserialize;
@@ -50,7 +53,7 @@ pub(super) fn routes(state: Shared) -> Router<Shared> {
     Router::new()
         .route("/", get(overview::page))
         .route("/login", get(login_form).post(login))
-        .route("/logout", axum::routing::post(logout))
+        .route("/logout", post(logout))
         .route("/assets/{name}", get(assets::serve))
         .route("/executions", get(executions::list))
         .route("/executions/{id}", get(executions::one))
@@ -59,6 +62,10 @@ pub(super) fn routes(state: Shared) -> Router<Shared> {
         .route(
             "/executions/{id}/cancel",
             get(executions::confirm_cancel).post(executions::cancel),
+        )
+        .route(
+            "/executions/{id}/approval",
+            get(executions::confirm_approval).post(executions::approval),
         )
         .route("/entities", get(entities::list))
         .route("/entities/{project}/{kind}/{name}", get(entities::history))
@@ -98,7 +105,7 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
 
 /// Sets the security headers, works out the [`Viewer`], and with an API
 /// token configured sends a request without a valid session to the login
-/// page (the stylesheet and the login page itself excepted). A write
+/// page (the assets and the login page itself excepted). A write
 /// (`POST`) must carry the session's CSRF token and come from this origin;
 /// the handlers check the token ([`checked_form`]), this checks the origin.
 async fn guard(State(state): State<Shared>, mut request: Request, next: Next) -> Response {
@@ -174,6 +181,9 @@ pub(crate) fn encode(text: &str) -> String {
     out
 }
 
+/// Why a viewer cannot act (without a token configured, or a session).
+const NEEDS_A_SESSION: &str = "Acting from the console needs a session under the API token (weir serve --api-token-file): sign in first.";
+
 /// A form that changes something: its fields, once its CSRF token was
 /// checked against the session's.
 #[derive(Debug, Deserialize)]
@@ -208,12 +218,7 @@ fn checked_form<T>(
     form: Posted<T>,
 ) -> Result<T, Refusal> {
     let (Some(token), Some(cookie)) = (&state.secrets.api_token, session::cookie(headers)) else {
-        return Err(refused(
-            StatusCode::FORBIDDEN,
-            "Acting from the console needs an API token: start weir serve with --api-token-file.",
-            viewer,
-        )
-        .into());
+        return Err(refused(StatusCode::FORBIDDEN, NEEDS_A_SESSION, viewer).into());
     };
     if !session::csrf_matches(token, cookie, &form.csrf) {
         return Err(refused(

@@ -17,7 +17,9 @@ use serde_json::Value;
 
 use super::executions::execution_href;
 use super::layout::{Page, Section, badge, commit, duration, entity_href, instant};
-use super::{Posted, Refusal, Shared, Viewer, checked_form, encode, refused, store_failed};
+use super::{
+    NEEDS_A_SESSION, Posted, Refusal, Shared, Viewer, checked_form, encode, refused, store_failed,
+};
 use crate::engine::backfill::{self, EntryStatus};
 use crate::engine::create::{self, Request as RunRequest};
 use crate::spec::{Definition, Kind, Port, Trigger};
@@ -316,11 +318,7 @@ pub async fn confirm_run(
     Path((project, name)): Path<(String, String)>,
 ) -> Response {
     if !viewer.can_act() {
-        return refused(
-            StatusCode::FORBIDDEN,
-            "Acting from the console needs an API token: start weir serve with --api-token-file.",
-            &viewer,
-        );
+        return refused(StatusCode::FORBIDDEN, NEEDS_A_SESSION, &viewer);
     }
     let fields = match fields(&state, &project, &name).await {
         Ok(fields) => fields,
