@@ -414,7 +414,21 @@ async fn the_console_shows_runs_from_their_commit_to_their_lineage_and_refusals_
     ] {
         browser.open(&format!("{base}{page}")).await;
     }
+    // From the keyboard: the first Tab reaches "Skip to content", then the
+    // navigation, each link focusable in order.
     browser.open(&format!("{base}{execution}")).await;
+    let tab = fantoccini::key::Key::Tab.to_string();
+    let body = browser
+        .client
+        .find(Locator::Css("body"))
+        .await
+        .expect("a body");
+    body.send_keys(&tab).await.expect("Tab");
+    let focused = browser.client.active_element().await.expect("a focus");
+    assert_eq!(focused.text().await.expect("text"), "Skip to content");
+    focused.send_keys(&tab).await.expect("Tab");
+    let focused = browser.client.active_element().await.expect("a focus");
+    assert_eq!(focused.text().await.expect("text"), "weir");
     browser.follow("dd a[href^='/workflows/']").await;
     browser
         .assert_no_console_errors("a workflow version's graph")
