@@ -117,12 +117,15 @@ fn main() {
     let window = measured.elapsed().as_secs_f64();
     let cpu = ticks as f64 / clock_ticks_per_second() / window * 100.0;
     let (rss, peak) = (memory_mb(pid, "VmRSS"), memory_mb(pid, "VmHWM"));
+    // Of the resident memory, what the process allocated, and the pages
+    // of mapped files (the binary's code and data, shared libraries).
+    let (anon, file) = (memory_mb(pid, "RssAnon"), memory_mb(pid, "RssFile"));
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();
     let _ = daemon.wait();
     println!(
-        "idle: weir serve on {} definitions ({PIPELINES} scheduled launch plans): ready after {:.1} s; over {window:.0} s idle: {cpu:.2} % of a core, {rss:.0} MB resident (peak {peak:.0} MB)",
+        "idle: weir serve on {} definitions ({PIPELINES} scheduled launch plans): ready after {:.1} s; over {window:.0} s idle: {cpu:.2} % of a core, {rss:.0} MB resident (peak {peak:.0} MB; {anon:.0} MB allocated, {file:.0} MB of mapped files)",
         PIPELINES * 5,
         reconciled.as_secs_f64(),
     );

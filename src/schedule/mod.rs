@@ -51,7 +51,8 @@ pub fn execution_id(
 /// When a schedule fires.
 #[derive(Debug, Clone)]
 pub enum When {
-    Cron(Box<croner::Cron>),
+    /// Shared by every schedule written the same ([`cron::shared`]).
+    Cron(std::sync::Arc<croner::Cron>),
     /// A fixed rate in whole seconds, anchored at the Unix epoch.
     Every(i64),
 }
@@ -93,7 +94,7 @@ impl Rule {
     /// Parses a schedule that passed validation.
     pub fn from_spec(schedule: &Schedule) -> Result<Rule, RuleError> {
         let when = match (&schedule.cron, &schedule.every) {
-            (Some(c), _) => When::Cron(Box::new(cron::parse(c)?)),
+            (Some(c), _) => When::Cron(cron::shared(c)?),
             (None, Some(e)) => {
                 let every = e.value(Field::Every)?;
                 let secs = i64::try_from(every.as_secs())
