@@ -91,6 +91,9 @@ mod tests {
         assert!(shared("17 2 * *").is_err(), "refused as parse refuses it");
         let weak = Arc::downgrade(&other);
         drop(other);
-        assert!(weak.upgrade().is_none(), "the table keeps no schedule alive");
+        assert!(
+            weak.upgrade().is_none(),
+            "the table keeps no schedule alive"
+        );
     }
 }
