@@ -295,8 +295,8 @@ pub struct Prepared {
 /// execution stores (read into a value per execution), and its nodes'
 /// rows. Text, not the typed plan: a daemon keeps one prepared plan per
 /// scheduled launch plan, and the typed plan holds each task's spec in
-/// maps that take a whole B-tree node each (about 13 KB for three tasks,
-/// against 3 KB of text), so 2,000 schedules kept 27 MB of them.
+/// maps that take a whole B-tree node each; with 2,000 schedules of three
+/// tasks the typed plans took 42 MB more than their text (`benches/idle`).
 #[derive(Debug, Clone)]
 struct PreparedPlan {
     json: Box<str>,
