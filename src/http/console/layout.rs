@@ -84,6 +84,20 @@ impl<'a> Page<'a> {
     }
 }
 
+/// The hidden field that carries the session's CSRF token in a form.
+pub fn csrf_field(viewer: &Viewer) -> Markup {
+    html! { input type="hidden" name="csrf" value=(viewer.csrf.as_deref().unwrap_or_default()); }
+}
+
+/// The link to a launch plan's page.
+pub fn plan_href(project: &str, name: &str) -> String {
+    format!(
+        "/launchplans/{}/{}",
+        super::encode(project),
+        super::encode(name)
+    )
+}
+
 /// A status as a badge: its colour and its name.
 pub fn badge(status: &str) -> Markup {
     html! { span class={ "badge s-" (status) } { (status) } }

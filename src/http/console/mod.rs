@@ -302,13 +302,9 @@ async fn login(
     // Only a path of this site: never an open redirect.
     let next = form
         .next
-        .filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\'))
+        .filter(|n| local_path(n))
         .unwrap_or_else(|| "/".into());
-    let mut presented = axum::http::HeaderMap::new();
-    if let Ok(value) = HeaderValue::from_str(&format!("Bearer {}", form.token.trim())) {
-        presented.insert(header::AUTHORIZATION, value);
-    }
-    if !super::auth::bearer_matches(&presented, token) {
+    if !super::auth::token_matches(form.token.trim(), token) {
         tracing::info!("console: sign-in refused (wrong token)");
         let to = format!("/login?failed=true&next={}", encode(&next));
         return Redirect::to(&to).into_response();
@@ -321,6 +317,19 @@ async fn login(
     response
 }
 
+/// Whether `next` is a path of this site and nothing else: it starts with
+/// one `/` (not `//` nor `/\`, which browsers read as another host) and
+/// holds no whitespace or control character (which browsers drop before
+/// reading it, so `/\t/evil` would become `//evil`).
+fn local_path(next: &str) -> bool {
+    let mut chars = next.chars();
+    chars.next() == Some('/')
+        && !matches!(chars.next(), Some('/' | '\\'))
+        && !next
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '\\')
+}
+
 /// `POST /logout`: ends the session (the cookie is cleared).
 async fn logout(headers: axum::http::HeaderMap) -> Response {
     let mut response = Redirect::to("/login").into_response();
@@ -328,4 +337,31 @@ async fn logout(headers: axum::http::HeaderMap) -> Response {
         response.headers_mut().insert(header::SET_COOKIE, cookie);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_path;
+
+    #[test]
+    fn after_sign_in_only_a_path_of_this_site_is_followed() {
+        for good in [
+            "/",
+            "/executions?status=failed",
+            "/entities/etl/Task/load%20x",
+        ] {
+            assert!(local_path(good), "{good}");
+        }
+        for bad in [
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "https://evil.example",
+            "evil",
+            "",
+        ] {
+            assert!(!local_path(bad), "{bad:?}");
+        }
+    }
 }

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use serde_json::Value;
 
-use super::layout::{Page, Section, badge, commit, instant, instant_opt};
+use super::layout::{Page, Section, badge, commit, instant, instant_opt, plan_href};
 use super::{Shared, Viewer, store_failed};
 use crate::spec::CommitId;
 use crate::store::CommitInfo;
@@ -37,6 +37,7 @@ pub async fn page(State(state): State<Shared>, Extension(viewer): Extension<View
         .flatten()
         .cloned()
         .collect();
+    ids.sort();
     ids.dedup();
     let commits: HashMap<CommitId, CommitInfo> = match store.commits(&ids).await {
         Ok(found) => found.into_iter().map(|c| (c.id.clone(), c)).collect(),
@@ -142,14 +143,6 @@ pub async fn page(State(state): State<Shared>, Extension(viewer): Extension<View
         .into_response()
 }
 
-fn plan_href(project: &str, name: &str) -> String {
-    format!(
-        "/launchplans/{}/{}",
-        super::encode(project),
-        super::encode(name)
-    )
-}
-
 /// One source: its commits and, when its head was refused, why.
 fn source_card(source: &SourceView, commits: &HashMap<CommitId, CommitInfo>) -> Markup {
     let described = |id: &Option<CommitId>| match id {
@@ -249,7 +242,7 @@ pub async fn audit(
                 }
             }
         } }
-        @if entries.len() as u32 == query.limit.unwrap_or(100) {
+        @if entries.len() as u32 == query.limit.unwrap_or(100) && query.limit.unwrap_or(100) < 1000 {
             p { a href={ "/audit?limit=" (query.limit.unwrap_or(100).saturating_mul(2).min(1000)) } { "Show more" } }
         }
     };

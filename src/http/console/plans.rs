@@ -3,7 +3,8 @@
 //! daylight-saving change marked, its recent runs), and running it from a
 //! form of its workflow's inputs (`…/run`), checked against their types by
 //! `engine::create` exactly as `weir run` is; and backfilling a range
-//! (`…/backfill`), its dry run shown before anything is created.
+//! (`…/backfill`), its dry run shown before anything is created, and the
+//! range shown again once created.
 
 use std::collections::BTreeMap;
 
@@ -16,7 +17,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::executions::execution_href;
-use super::layout::{Page, Section, badge, commit, duration, entity_href, instant};
+use super::layout::{
+    Page, Section, badge, commit, csrf_field, duration, entity_href, instant, plan_href,
+};
 use super::{
     NEEDS_A_SESSION, Posted, Refusal, Shared, Viewer, checked_form, encode, refused, store_failed,
 };
@@ -25,10 +28,6 @@ use crate::engine::create::{self, Request as RunRequest};
 use crate::spec::{Definition, Kind, Port, Trigger};
 use crate::store::execution::ExecutionFilter;
 use crate::views::{self, BackfillView, LaunchPlanError, LaunchPlanQuery, LaunchPlanView};
-
-fn plan_href(project: &str, name: &str) -> String {
-    format!("/launchplans/{}/{}", encode(project), encode(name))
-}
 
 /// `GET /launchplans`.
 pub async fn list(State(state): State<Shared>, Extension(viewer): Extension<Viewer>) -> Response {
@@ -267,7 +266,7 @@ fn run_form(
         p { "Starts an execution of the active version now, as " code { "weir run " (name) } " does." }
         @if let Some(error) = error { p.error role="alert" { (error) } }
         form.stack method="post" action={ (plan_href(project, name)) "/run" } {
-            input type="hidden" name="csrf" value=(viewer.csrf.clone().unwrap_or_default());
+            (csrf_field(viewer))
             @for f in fields {
                 @let ty = f.port.type_name.clone().unwrap_or_else(|| "string".into());
                 @if let Some(fixed) = &f.fixed {
@@ -393,6 +392,8 @@ pub struct BackfillQuery {
     to: Option<String>,
     #[serde(rename = "maxParallel")]
     max_parallel: Option<String>,
+    /// How many executions the backfill just created.
+    created: Option<usize>,
 }
 
 /// The `maxParallel` of a form: empty for none, else a count.
@@ -484,6 +485,10 @@ pub async fn backfill_form(
         h1 { "Backfill " a href=(plan_href(&project, &name)) { (name) } }
         p { "Runs the schedule (" (schedule.words) ", " (schedule.timezone) ") over a past range, each instant once: an instant that has an execution keeps it. Times as " code { "weir backfill" } " reads them: a date, a local time in " (schedule.timezone) ", or RFC 3339." }
         @if let Some(error) = &error { p.error role="alert" { (error) } }
+        @if let Some(created) = query.created {
+            p.notice role="status" { "Created " (created) " executions: the engine runs them. "
+                a href={ "/executions?trigger=backfill&launchPlan=" (encode(&name)) } { "Follow them" } }
+        }
         form.filters method="get" action=(action) {
             label { "From" input type="text" name="from" required value=(query.from.clone().unwrap_or_default()) placeholder="2026-11-01"; }
             label { "To" input type="text" name="to" required value=(query.to.clone().unwrap_or_default()) placeholder="2026-11-03"; }
@@ -492,13 +497,17 @@ pub async fn backfill_form(
         }
         @if let Some(view) = &dry_run {
             @let new = view.count(EntryStatus::New);
-            h2 { "Dry run: " (new) " to create, " (view.entries.len() - new) " existing" }
+            @if query.created.is_some() {
+                h2 { (view.entries.len() - new) " existing" @if new > 0 { ", " (new) " to create" } }
+            } @else {
+                h2 { "Dry run: " (new) " to create, " (view.entries.len() - new) " existing" }
+            }
             @if view.cut_at_now { p.muted { "The range reaches past now: later instants are the scheduler's." } }
             (entries(view))
             @if new > 0 {
                 @if viewer.can_act() {
                     form.actions method="post" action=(action) {
-                        input type="hidden" name="csrf" value=(viewer.csrf.clone().unwrap_or_default());
+                        (csrf_field(&viewer))
                         input type="hidden" name="from" value=(query.from.clone().unwrap_or_default());
                         input type="hidden" name="to" value=(query.to.clone().unwrap_or_default());
                         input type="hidden" name="maxParallel" value=(query.max_parallel.clone().unwrap_or_default());
@@ -543,32 +552,26 @@ pub async fn backfill(
     let request = backfill::Request {
         launch_plan: name.clone(),
         project: Some(project.clone()),
-        from: form.from,
-        to: form.to,
+        from: form.from.clone(),
+        to: form.to.clone(),
         max_parallel: bound,
         dry_run: false,
     };
     let done = match backfill::backfill(state.store.as_ref(), &request, state.clock.now()).await {
-        Ok(done) => BackfillView::new(&done, false),
+        Ok(done) => done,
         Err(e) if e.is_store() => return store_failed(&e, &viewer),
         Err(e) => return refused(StatusCode::BAD_REQUEST, &e.to_string(), &viewer),
     };
-    tracing::info!(
-        launch_plan = %name,
-        created = done.count(EntryStatus::Created),
-        "console: backfill created"
+    let created = done.count(EntryStatus::Created);
+    tracing::info!(launch_plan = %name, created, "console: backfill created");
+    // The range's page again (what exists now), so that a reload asks
+    // nothing twice.
+    let to = format!(
+        "{}/backfill?from={}&to={}&maxParallel={}&created={created}",
+        plan_href(&project, &name),
+        encode(&form.from),
+        encode(&form.to),
+        encode(form.max_parallel.as_deref().unwrap_or_default()),
     );
-    let body = html! {
-        h1 { "Backfill of " a href=(plan_href(&project, &name)) { (name) } }
-        p.notice role="status" { "Created " (done.count(EntryStatus::Created)) " executions; "
-            (done.count(EntryStatus::Exists)) " instants had one already. The engine runs them"
-            @if let Some(n) = done.max_parallel { ", at most " (n) " at once" } "." }
-        (entries(&done))
-        p { a href={ "/executions?trigger=backfill&launchPlan=" (encode(&name)) } { "Follow them in the executions list" } }
-    };
-    (
-        StatusCode::CREATED,
-        Page::new("Backfill", Section::LaunchPlans, &viewer).render(body),
-    )
-        .into_response()
+    Redirect::to(&to).into_response()
 }

@@ -66,6 +66,10 @@ pub fn issue(token: &str, now: DateTime<Utc>) -> String {
     format!("{issued}.{proof}")
 }
 
+/// How far in the future a session's issue may be: another replica's
+/// clock may run a little ahead of this one's.
+const SKEW_SECONDS: i64 = 60;
+
 /// Whether `value` is a session issued under `token` that has not expired
 /// at `now`. The proof is compared in constant time.
 pub fn valid(token: &str, value: &str, now: DateTime<Utc>) -> bool {
@@ -76,7 +80,7 @@ pub fn valid(token: &str, value: &str, now: DateTime<Utc>) -> bool {
         return false;
     };
     let age = now.timestamp() - at;
-    if !(0..SESSION_HOURS * 3600).contains(&age) {
+    if !(-SKEW_SECONDS..SESSION_HOURS * 3600).contains(&age) {
         return false;
     }
     let expected = mac(token, "session", issued);
@@ -124,12 +128,17 @@ pub fn set_cookie(value: Option<&str>, headers: &HeaderMap) -> String {
     )
 }
 
-/// Whether a write's `Origin` (when the browser sent one) is this host.
+/// Whether a write's `Origin` (when the browser sent one) is this host,
+/// as the browser reached it: `X-Forwarded-Host` when a proxy in front
+/// says so, else `Host`.
 pub fn same_origin(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;
     };
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let host = headers
+        .get("x-forwarded-host")
+        .or_else(|| headers.get(header::HOST))
+        .and_then(|h| h.to_str().ok());
     let origin_host = origin
         .to_str()
         .ok()
@@ -156,7 +165,11 @@ mod tests {
         assert!(valid("s3cret", &value, at(0)));
         assert!(valid("s3cret", &value, at(SESSION_HOURS * 3600 - 1)));
         assert!(!valid("s3cret", &value, at(SESSION_HOURS * 3600)));
-        assert!(!valid("s3cret", &value, at(-1)), "issued in the future");
+        assert!(
+            valid("s3cret", &value, at(-1)),
+            "a replica's clock a second behind"
+        );
+        assert!(!valid("s3cret", &value, at(-61)), "issued in the future");
         assert!(!valid("other", &value, at(1)), "the token changed");
         let (issued, proof) = value.split_once('.').expect("two parts");
         let later = format!("{}.{proof}", issued.parse::<i64>().expect("a number") + 60);
@@ -208,5 +221,17 @@ mod tests {
             HeaderValue::from_static("https://evil.example"),
         );
         assert!(!same_origin(&headers));
+        headers.insert(
+            "x-forwarded-host",
+            HeaderValue::from_static("weir.acme.dev"),
+        );
+        headers.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://weir.acme.dev"),
+        );
+        assert!(
+            same_origin(&headers),
+            "behind a proxy, the host it was reached at"
+        );
     }
 }
