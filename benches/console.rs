@@ -16,6 +16,8 @@
 //!
 //! It prints figures; it asserts nothing on time.
 
+#[path = "support/register.rs"]
+mod register;
 #[path = "support/repo.rs"]
 mod repo;
 
@@ -25,11 +27,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
+use register::register;
 use tokio_util::sync::CancellationToken;
 use weir::engine::create::{self, Request};
 use weir::http::{AppState, Metrics, Readiness, Secrets};
-use weir::reconcile::{self, Outcome};
-use weir::source::git::{GitSource, SourceSpec};
 use weir::spec::Trigger;
 use weir::store::Store;
 use weir::store::execution::{NewExecution, NodeStatus, Status};
@@ -59,25 +60,6 @@ fn examples() -> tempfile::TempDir {
     }
     repo::commit(&repository, &files, "The examples");
     dir
-}
-
-async fn register(store: &dyn Store, repo_dir: &std::path::Path, state: &std::path::Path) {
-    let spec = SourceSpec {
-        repo: repo_dir.display().to_string(),
-        branch: Some("main".into()),
-        path: "defs".into(),
-        credentials: Default::default(),
-    };
-    let source = GitSource::open(&spec, state).expect("source");
-    let loaded = reconcile::load(&source, &reconcile::Options::default(), None).expect("load");
-    match reconcile::register(store, loaded, Utc::now())
-        .await
-        .expect("register")
-    {
-        Outcome::Reconciled { .. } => {}
-        Outcome::Rejected { report, .. } => panic!("invalid: {:?}", report.diagnostics.first()),
-        Outcome::Untrusted { refusal, .. } => panic!("{refusal}"),
-    }
 }
 
 /// The id of copy `i` (the newest is the last).

@@ -25,6 +25,8 @@
 
 #[path = "support/generate.rs"]
 mod generate;
+#[path = "support/register.rs"]
+mod register;
 #[path = "support/repo.rs"]
 mod repo;
 
@@ -34,12 +36,11 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
 use git2::Repository;
+use register::register;
 use repo::commit;
 use weir::engine::backfill;
 use weir::engine::create::{self, Request};
 use weir::engine::scheduler::{self, Scheduler};
-use weir::reconcile::{self, Outcome};
-use weir::source::git::{GitSource, SourceSpec};
 use weir::spec::{EntityRef, Kind};
 use weir::store::Store;
 
@@ -83,26 +84,6 @@ fn repository(definitions: usize) -> tempfile::TempDir {
     files.extend((0..definitions % 5).map(|i| (format!("lone/task-{i}.yaml"), lone_task(i))));
     commit(&repo, &files, "Pipelines");
     dir
-}
-
-/// Registers the repository's head, as a first `weir sync` does.
-async fn register(store: &dyn Store, repo_dir: &std::path::Path, state: &std::path::Path) {
-    let spec = SourceSpec {
-        repo: repo_dir.display().to_string(),
-        branch: Some("main".into()),
-        path: "defs".into(),
-        credentials: Default::default(),
-    };
-    let source = GitSource::open(&spec, state).expect("source");
-    let loaded = reconcile::load(&source, &reconcile::Options::default(), None).expect("load");
-    match reconcile::register(store, loaded, chrono::Utc::now())
-        .await
-        .expect("register")
-    {
-        Outcome::Reconciled { .. } => {}
-        Outcome::Rejected { report, .. } => panic!("invalid: {:?}", report.diagnostics.first()),
-        Outcome::Untrusted { refusal, .. } => panic!("{refusal}"),
-    }
 }
 
 /// A database to register into: a SQLite file, or a fresh PostgreSQL

@@ -15,7 +15,7 @@ use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
-use crate::common::free_addr;
+use crate::common::{eventually, free_addr};
 
 pub struct Browser {
     pub client: Client,
@@ -78,15 +78,11 @@ impl Browser {
             .stderr(Stdio::null())
             .spawn()
             .expect("chromedriver runs (scripts/test-env installs Debian's chromium-driver)");
-        let mut waited = Duration::ZERO;
-        while std::net::TcpStream::connect(&addr).is_err() {
-            assert!(
-                waited < Duration::from_secs(30),
-                "chromedriver listens on {addr}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            waited += Duration::from_millis(100);
-        }
+        tokio::task::block_in_place(|| {
+            eventually("chromedriver listens", || {
+                std::net::TcpStream::connect(&addr).is_ok()
+            })
+        });
         let profile = tempfile::tempdir().expect("a profile folder");
         let capabilities = json!({
             "browserName": "chrome",
@@ -193,22 +189,29 @@ impl Browser {
     /// Clicks the first element `css` selects (a link, a form's button)
     /// and waits until the browser has moved to another URL.
     pub async fn follow(&self, css: &str) {
-        let before = self.client.current_url().await.expect("a URL");
+        // The page shown is marked; the next one is the page without it.
+        self.client
+            .execute("document.documentElement.dataset.left = 'yes'", vec![])
+            .await
+            .expect("the page is marked");
         self.click(css).await;
-        let mut waited = Duration::ZERO;
-        while self.client.current_url().await.expect("a URL") == before {
-            assert!(
-                waited < Duration::from_secs(30),
-                "`{css}` leads somewhere from {before}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            waited += Duration::from_millis(50);
-        }
         self.client
             .wait()
-            .for_element(Locator::Css("body"))
+            .at_most(Duration::from_secs(30))
+            .for_element(Locator::Css("html:not([data-left])"))
             .await
-            .expect("the page loads");
+            .unwrap_or_else(|e| panic!("`{css}` leads to another page: {e}"));
+    }
+
+    /// Waits (fantoccini polls the page) until `xpath` selects an element
+    /// of the page as it changes, without reloading it.
+    pub async fn wait_for(&self, xpath: &str) {
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(60))
+            .for_element(Locator::XPath(xpath))
+            .await
+            .unwrap_or_else(|e| panic!("`{xpath}` never appeared: {e}"));
     }
 
     /// Types `text` into the first element `css` selects.

@@ -4,12 +4,11 @@
 //! text. The console's session and CSRF rules are pinned over plain HTTP
 //! in `src/http/tests.rs`.
 
-use std::time::Duration;
-
 use fantoccini::Locator;
+use serde_json::Value;
 
 use crate::browser::Browser;
-use crate::common::{Daemon, GitRepo, TestDb};
+use crate::common::{Daemon, GitRepo, TestDb, eventually, http};
 use crate::engine::copy_into;
 
 const TOKEN: &str = "console-token";
@@ -30,21 +29,38 @@ fn repository() -> GitRepo {
     repo
 }
 
-/// Polls `check` (reloading the page first) until it holds.
-async fn until<F: AsyncFnMut() -> bool>(what: &str, browser: &Browser, mut check: F) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        if check().await {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting until {what}"
-        );
-        // The pace of polling another process, not a wait for a decision.
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        browser.client.refresh().await.expect("reload");
-    }
+/// Waits (as [`eventually`] does) until the daemon's API document at
+/// `path` (`/api/v1/…`) satisfies `check`: what the daemon does is asked
+/// of it, and the page is opened once it is done.
+fn until_api(daemon: &Daemon, what: &str, path: &str, check: impl Fn(&Value) -> bool) {
+    let auth = format!("Bearer {TOKEN}");
+    tokio::task::block_in_place(|| {
+        eventually(what, || {
+            let (code, body) = http(&daemon.addr, "GET", path, &[("Authorization", &auth)], b"");
+            code == 200 && serde_json::from_str(&body).is_ok_and(|v: Value| check(&v))
+        })
+    });
+}
+
+/// Waits until the execution whose page is `page` has ended.
+fn until_ended(daemon: &Daemon, page: &str) {
+    until_api(
+        daemon,
+        "the execution ended",
+        &format!("/api/v1{page}"),
+        |e| !matches!(e["status"].as_str(), Some("queued" | "running")),
+    );
+}
+
+/// Waits until the source's `field` (`lastReconciledCommit`,
+/// `lastAttemptedCommit`) is `commit`.
+fn until_source(daemon: &Daemon, field: &str, commit: &str) {
+    until_api(
+        daemon,
+        &format!("{field} is {commit}"),
+        "/api/v1/sources",
+        |sources| sources[0][field] == commit,
+    );
 }
 
 /// Starts a run of launch plan `project/name` from its page's form (with
@@ -52,17 +68,13 @@ async fn until<F: AsyncFnMut() -> bool>(what: &str, browser: &Browser, mut check
 /// returns its path and its status.
 async fn run_from_the_console(
     browser: &Browser,
-    base: &str,
+    daemon: &Daemon,
     plan: &str,
     inputs: &[(&str, &str)],
 ) -> (String, String) {
-    let path = start_from_the_console(browser, base, plan, inputs).await;
-    until("the execution ended", browser, async || {
-        let status = browser.text("h1 .badge").await;
-        !matches!(status.as_str(), "queued" | "running")
-    })
-    .await;
-    browser.assert_no_console_errors(&path).await;
+    let path = start_from_the_console(browser, &daemon.url, plan, inputs).await;
+    until_ended(daemon, &path);
+    browser.open(&format!("{}{path}", daemon.url)).await;
     (path, browser.text("h1 .badge").await)
 }
 
@@ -86,18 +98,6 @@ async fn start_from_the_console(
     let path = browser.path().await;
     assert!(path.starts_with("/executions/"), "the run's page: {path}");
     path
-}
-
-/// Waits, without reloading, until the element `css` reads `text`.
-async fn until_text(browser: &Browser, css: &str, text: &str) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while browser.text(css).await != text {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "`{css}` never read `{text}`"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -158,7 +158,7 @@ async fn the_console_shows_runs_from_their_commit_to_their_lineage_and_refusals_
     // a node's log, an output's lineage back to the commit.
     let hour = [("hour", "2026-12-01T10:00:00Z")];
     let (execution, status) =
-        run_from_the_console(&browser, &base, "etl/hourly-etl-schedule", &hour).await;
+        run_from_the_console(&browser, &daemon, "etl/hourly-etl-schedule", &hour).await;
     assert_eq!(status, "succeeded");
     let nodes = browser
         .client
@@ -210,7 +210,7 @@ async fn the_console_shows_runs_from_their_commit_to_their_lineage_and_refusals_
     );
 
     // HTML and script tags in a description, a log and an output are text.
-    let (shouted, status) = run_from_the_console(&browser, &base, "xss/shout-now", &[]).await;
+    let (shouted, status) = run_from_the_console(&browser, &daemon, "xss/shout-now", &[]).await;
     assert_eq!(status, "succeeded");
     assert!(
         browser
@@ -250,43 +250,35 @@ async fn the_console_shows_runs_from_their_commit_to_their_lineage_and_refusals_
     browser
         .open(&format!("{base}{ticking}/log?node=tick"))
         .await;
-    until(
-        "the log page shows the node running",
-        &browser,
-        async || {
-            browser
-                .client
-                .find(Locator::Css("pre#log[data-follow]"))
-                .await
-                .is_ok()
-        },
-    )
-    .await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !browser.text("pre#log").await.contains("done") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the log grows in the page"
-        );
-        // The pace of looking at a page another process writes to.
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    assert!(
+        browser
+            .client
+            .find(Locator::Css("pre#log[data-follow]"))
+            .await
+            .is_ok(),
+        "the page follows the running node"
+    );
+    browser
+        .wait_for("//pre[@id='log' and contains(., 'done')]")
+        .await;
     let log = browser.text("pre#log").await;
     assert!(log.contains("tick 1") && log.contains("tick 2"), "{log}");
     assert_eq!(log.matches("tick 1").count(), 1, "each line once: {log}");
-    until_text(&browser, "#log-status", "ended").await;
+    browser
+        .wait_for("//*[@id='log-status' and text()='ended']")
+        .await;
     browser.assert_no_console_errors("a followed log").await;
 
     // An approval gate decided from the console.
     let gated = start_from_the_console(&browser, &base, "xss/gated-ship", &[]).await;
-    until("the gate waits", &browser, async || {
-        browser
-            .client
-            .find(Locator::Css("a.button[href*='/approval?node=gate']"))
-            .await
-            .is_ok()
-    })
-    .await;
+    until_api(&daemon, "the gate waits", &format!("/api/v1{gated}"), |e| {
+        e["nodes"].as_array().is_some_and(|nodes| {
+            nodes
+                .iter()
+                .any(|n| n["id"] == "gate" && n["status"] == "waiting")
+        })
+    });
+    browser.open(&format!("{base}{gated}")).await;
     browser
         .follow("a.button[href*='/approval?node=gate']")
         .await;
@@ -295,10 +287,9 @@ async fn the_console_shows_runs_from_their_commit_to_their_lineage_and_refusals_
     browser.type_into("#comment", "<i>looks good</i>").await;
     browser.follow("button[value=approve]").await;
     assert_eq!(browser.path().await, gated);
-    until("the gated run ended", &browser, async || {
-        browser.text("h1 .badge").await == "succeeded"
-    })
-    .await;
+    until_ended(&daemon, &gated);
+    browser.open(&format!("{base}{gated}")).await;
+    assert_eq!(browser.text("h1 .badge").await, "succeeded");
     browser.assert_no_console_errors("an approved run").await;
 
     // A rollback from the console is a commit, which the daemon reconciles.
@@ -309,11 +300,7 @@ async fn the_console_shows_runs_from_their_commit_to_their_lineage_and_refusals_
         &text.replace("echo '<script>", "echo louder; echo '<script>"),
     );
     let louder = repo.commit("Shout louder");
-    browser.open(&format!("{base}/")).await;
-    until("the change is reconciled", &browser, async || {
-        browser.attr("dd.reconciled code", "title").await.as_deref() == Some(louder.as_str())
-    })
-    .await;
+    until_source(&daemon, "lastReconciledCommit", &louder);
     browser
         .open(&format!("{base}/entities/xss/Task/shout"))
         .await;
@@ -350,11 +337,7 @@ async fn the_console_shows_runs_from_their_commit_to_their_lineage_and_refusals_
         head.message()
     );
     let rolled_back = head.id().to_string();
-    browser.open(&format!("{base}/")).await;
-    until("the rollback is reconciled", &browser, async || {
-        browser.attr("dd.reconciled code", "title").await.as_deref() == Some(rolled_back.as_str())
-    })
-    .await;
+    until_source(&daemon, "lastReconciledCommit", &rolled_back);
     browser
         .open(&format!("{base}/entities/xss/Task/shout"))
         .await;
@@ -375,12 +358,13 @@ async fn the_console_shows_runs_from_their_commit_to_their_lineage_and_refusals_
         &text.replacen("spec:\n", "spec:\n  bogus_field: lots\n", 1),
     );
     let broken = repo.commit("Break the partitions task");
+    until_source(&daemon, "lastAttemptedCommit", &broken);
     browser.open(&format!("{base}/")).await;
-    until("the overview shows the refusal", &browser, async || {
-        browser.attr("dd.attempted code", "title").await.as_deref() == Some(broken.as_str())
-    })
-    .await;
-    browser.assert_no_console_errors("the overview").await;
+    assert_eq!(
+        browser.attr("dd.attempted code", "title").await.as_deref(),
+        Some(broken.as_str()),
+        "the overview shows the refused commit"
+    );
     assert_eq!(
         browser.attr("dd.reconciled code", "title").await.as_deref(),
         Some(rolled_back.as_str()),
@@ -398,7 +382,8 @@ async fn the_console_shows_runs_from_their_commit_to_their_lineage_and_refusals_
         "with its line: {diagnostics}"
     );
     let hour = [("hour", "2026-12-01T11:00:00Z")];
-    let (_, status) = run_from_the_console(&browser, &base, "etl/hourly-etl-schedule", &hour).await;
+    let (_, status) =
+        run_from_the_console(&browser, &daemon, "etl/hourly-etl-schedule", &hour).await;
     assert_eq!(status, "succeeded", "the last good versions keep running");
 
     // Every page as a user meets it, without an error in the console.

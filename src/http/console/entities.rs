@@ -8,7 +8,7 @@
 //! rollback` writes (never the store) or, when this daemon does not write
 //! to its repository, shows that command.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -19,12 +19,12 @@ use serde::Deserialize;
 
 use super::graph::{self, Vertex};
 use super::layout::{Page, Section, badge, commit, csrf_field, entity_href, instant, plan_href};
-use super::overview::subject;
+use super::overview::{commits_by_id, subject};
 use super::{Posted, Refusal, Shared, Viewer, checked_form, encode, refused, store_failed};
 use crate::reconcile::rollback::{self, Target};
 use crate::source::git::GitSource;
-use crate::spec::{CommitId, EntityRef, Kind};
-use crate::store::{CommitInfo, VersionFilter, VersionKey};
+use crate::spec::{EntityRef, Kind};
+use crate::store::{VersionFilter, VersionKey};
 use crate::views::{self, VersionView};
 
 /// The most entities the list shows before asking for a filter.
@@ -173,11 +173,13 @@ pub async fn history(
         Ok(found) => found,
         Err(page) => return page.into_response(),
     };
-    let mut ids: Vec<CommitId> = versions.iter().map(|v| v.commit.clone()).collect();
-    ids.sort();
-    ids.dedup();
-    let commits: HashMap<CommitId, CommitInfo> = match state.store.commits(&ids).await {
-        Ok(found) => found.into_iter().map(|c| (c.id.clone(), c)).collect(),
+    let commits = match commits_by_id(
+        state.store.as_ref(),
+        versions.iter().map(|v| v.commit.clone()).collect(),
+    )
+    .await
+    {
+        Ok(commits) => commits,
         Err(e) => return store_failed(&e, &viewer),
     };
     // What the newest version says of itself.

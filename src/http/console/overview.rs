@@ -15,8 +15,8 @@ use serde_json::Value;
 use super::layout::{Page, Section, badge, commit, instant, instant_opt, plan_href};
 use super::{Shared, Viewer, store_failed};
 use crate::spec::CommitId;
-use crate::store::CommitInfo;
 use crate::store::execution::{ExecutionFilter, Status};
+use crate::store::{CommitInfo, Store};
 use crate::views::{self, AuditQuery, LaunchPlanQuery, SourceView};
 
 /// How many failures the overview counts at most (then it says "100+").
@@ -30,17 +30,15 @@ pub async fn page(State(state): State<Shared>, Extension(viewer): Extension<View
         Ok(status) => status,
         Err(e) => return store_failed(&e, &viewer),
     };
-    let mut ids: Vec<CommitId> = status
+    let ids = status
         .sources
         .iter()
         .flat_map(|s| [&s.last_reconciled_commit, &s.last_attempted_commit])
         .flatten()
         .cloned()
         .collect();
-    ids.sort();
-    ids.dedup();
-    let commits: HashMap<CommitId, CommitInfo> = match store.commits(&ids).await {
-        Ok(found) => found.into_iter().map(|c| (c.id.clone(), c)).collect(),
+    let commits = match commits_by_id(store, ids).await {
+        Ok(commits) => commits,
         Err(e) => return store_failed(&e, &viewer),
     };
     let unfinished = match store.unfinished_summary().await {
@@ -178,6 +176,17 @@ fn source_card(source: &SourceView, commits: &HashMap<CommitId, CommitInfo>) -> 
             }
         }
     }
+}
+
+/// What the store recorded of each of `ids` (each read once).
+pub async fn commits_by_id(
+    store: &dyn Store,
+    mut ids: Vec<CommitId>,
+) -> Result<HashMap<CommitId, CommitInfo>, crate::store::Error> {
+    ids.sort();
+    ids.dedup();
+    let found = store.commits(&ids).await?;
+    Ok(found.into_iter().map(|c| (c.id.clone(), c)).collect())
 }
 
 /// The first line of a commit message.
