@@ -281,17 +281,6 @@ fn openlineage(args: &Args) -> exit::Result<Option<Arc<Emitter>>> {
 
 /// An execution and its nodes for people: what `weir run` and `weir
 /// executions ID` print (`-o json` prints the view itself).
-/// A node's run time as people read it: `850ms`, `12.4s`, `3m05s`, `2h01m`.
-fn duration(d: chrono::TimeDelta) -> String {
-    let ms = d.num_milliseconds().max(0);
-    match ms {
-        ..1_000 => format!("{ms}ms"),
-        1_000..60_000 => format!("{:.1}s", ms as f64 / 1000.0),
-        60_000..3_600_000 => format!("{}m{:02}s", ms / 60_000, ms % 60_000 / 1000),
-        _ => format!("{}h{:02}m", ms / 3_600_000, ms % 3_600_000 / 60_000),
-    }
-}
-
 pub fn execution_text(e: &ExecutionView) -> String {
     let mut out = format!(
         "execution {} {} (workflow {}@{}, commit {})\n",
@@ -327,7 +316,7 @@ pub fn execution_text(e: &ExecutionView) -> String {
                     .map(super::render::utc)
                     .unwrap_or_default(),
                 match (n.started_at, n.finished_at) {
-                    (Some(start), Some(end)) => duration(end - start),
+                    (Some(start), Some(end)) => crate::views::took(end - start),
                     _ => String::new(),
                 },
                 n.attempts.to_string(),
@@ -377,19 +366,4 @@ pub fn execution_text(e: &ExecutionView) -> String {
         out.push_str(&super::render::table(&header, &rows));
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::duration;
-
-    #[test]
-    fn a_node_s_duration_reads_at_its_own_scale() {
-        let ms = chrono::TimeDelta::milliseconds;
-        assert_eq!(duration(ms(850)), "850ms");
-        assert_eq!(duration(ms(12_400)), "12.4s");
-        assert_eq!(duration(ms(185_000)), "3m05s");
-        assert_eq!(duration(ms(7_260_000)), "2h01m");
-        assert_eq!(duration(ms(-5)), "0ms", "a clock that stepped back");
-    }
 }

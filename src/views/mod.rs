@@ -117,6 +117,18 @@ pub(crate) mod instant {
     }
 }
 
+/// A run time as people read it, at its own scale: `850ms`, `12.4s`,
+/// `3m05s`, `2h01m` (what `weir executions ID` and the console show).
+pub fn took(d: chrono::TimeDelta) -> String {
+    let ms = d.num_milliseconds().max(0);
+    match ms {
+        ..1_000 => format!("{ms}ms"),
+        1_000..60_000 => format!("{:.1}s", ms as f64 / 1000.0),
+        60_000..3_600_000 => format!("{}m{:02}s", ms / 60_000, ms % 60_000 / 1000),
+        _ => format!("{}h{:02}m", ms / 3_600_000, ms % 3_600_000 / 60_000),
+    }
+}
+
 /// Cuts an instant to what the JSON shows (milliseconds), so a view
 /// equals its round trip.
 fn to_millis(t: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
@@ -144,4 +156,19 @@ fn precise_instant() -> chrono::DateTime<chrono::Utc> {
         .single()
         .expect("a valid instant")
         + chrono::Duration::nanoseconds(123_456_789)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::took;
+
+    #[test]
+    fn a_run_time_reads_at_its_own_scale() {
+        let ms = chrono::TimeDelta::milliseconds;
+        assert_eq!(took(ms(850)), "850ms");
+        assert_eq!(took(ms(12_400)), "12.4s");
+        assert_eq!(took(ms(185_000)), "3m05s");
+        assert_eq!(took(ms(7_260_000)), "2h01m");
+        assert_eq!(took(ms(-5)), "0ms", "a clock that stepped back");
+    }
 }

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use maud::{Markup, html};
 
-use super::layout::human_millis;
+use crate::views::took;
 
 /// A box of a graph.
 pub struct Vertex {
@@ -235,7 +235,7 @@ pub fn timeline(title: &str, bars: &[Bar], now: DateTime<Utc>) -> Markup {
             let millis = (span * k as f64 / 4.0) as i64;
             (
                 LABEL + PLOT * k as f64 / 4.0,
-                format!("+{}", human_millis(millis)),
+                format!("+{}", took(chrono::TimeDelta::milliseconds(millis))),
             )
         })
         .collect();
@@ -252,9 +252,9 @@ pub fn timeline(title: &str, bars: &[Bar], now: DateTime<Utc>) -> Markup {
                     @let top = 20.0 + r as f64 * ROW;
                     @let x1 = at(bar.start);
                     @let x2 = at(bar.end.unwrap_or(now)).max(x1 + 2.0);
-                    @let took = human_millis((bar.end.unwrap_or(now) - bar.start).num_milliseconds().max(0));
+                    @let spent = took(bar.end.unwrap_or(now) - bar.start);
                     g {
-                        title { (bar.label) ": " (bar.status) ", " (took) (bar.note) }
+                        title { (bar.label) ": " (bar.status) ", " (spent) (bar.note) }
                         text.label x="4" y=(format!("{:.1}", top + 13.0)) {
                             @if let Some(href) = &bar.href {
                                 a href=(href) { (fit(&bar.label, 26)) }

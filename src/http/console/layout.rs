@@ -117,26 +117,16 @@ pub fn instant_opt(t: Option<&DateTime<Utc>>) -> Markup {
     }
 }
 
-/// How long from `start` to `end` (or to `now` while it runs).
+/// How long from `start` to `end` (or to `now` while it runs), as the
+/// CLI says it ([`crate::views::took`]).
 pub fn duration(
     start: Option<&DateTime<Utc>>,
     end: Option<&DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> String {
-    let Some(start) = start else {
-        return "—".into();
-    };
-    let millis = (*end.unwrap_or(&now) - *start).num_milliseconds().max(0);
-    human_millis(millis)
-}
-
-/// `850 ms`, `12.4 s`, `3 min 05 s`, `2 h 10 min`.
-pub fn human_millis(millis: i64) -> String {
-    match millis {
-        m if m < 1_000 => format!("{m} ms"),
-        m if m < 60_000 => format!("{:.1} s", m as f64 / 1000.0),
-        m if m < 3_600_000 => format!("{} min {:02} s", m / 60_000, (m / 1000) % 60),
-        m => format!("{} h {:02} min", m / 3_600_000, (m / 60_000) % 60),
+    match start {
+        Some(start) => crate::views::took(*end.unwrap_or(&now) - *start),
+        None => "—".into(),
     }
 }
 
