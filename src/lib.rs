@@ -47,5 +47,6 @@ pub mod source;
 pub mod spec;
 pub mod store;
 pub mod task;
+pub mod trigger;
 pub mod validate;
 pub mod views;

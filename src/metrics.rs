@@ -66,6 +66,11 @@ struct LoopLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TriggerLabels {
+    kind: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DeliveryLabels {
     target: String,
     outcome: String,
@@ -88,6 +93,10 @@ pub struct Metrics {
     notifications: Family<DeliveryLabels, Counter>,
     loop_restarts: Family<LoopLabels, Counter>,
     leader: Gauge,
+    trigger_events: Family<TriggerLabels, Counter>,
+    trigger_executions: Family<TriggerLabels, Counter>,
+    trigger_errors: Family<TriggerLabels, Counter>,
+    trigger_deferred: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -110,6 +119,18 @@ fn short_buckets() -> Histogram {
 /// 100 ms to about 7 h: a node's run.
 fn long_buckets() -> Histogram {
     Histogram::new(exponential_buckets(0.1, 4.0, 10))
+}
+
+/// A trigger kind as a label: one of three, else `other`.
+fn trigger_labels(kind: &str) -> TriggerLabels {
+    let kind = if ["artifact", "upstream", "webhook"].contains(&kind) {
+        kind
+    } else {
+        "other"
+    };
+    TriggerLabels {
+        kind: kind.to_owned(),
+    }
 }
 
 impl Metrics {
@@ -180,9 +201,37 @@ impl Metrics {
             "1 while this daemon holds the store's engine lease (it schedules and drives executions), else 0",
             leader.clone(),
         );
+        let trigger_events = Family::<TriggerLabels, Counter>::default();
+        registry.register(
+            "weir_trigger_events",
+            "Events recorded by launch plans' triggers, by kind (artifact, upstream, webhook)",
+            trigger_events.clone(),
+        );
+        let trigger_executions = Family::<TriggerLabels, Counter>::default();
+        registry.register(
+            "weir_trigger_executions",
+            "Executions created for triggers' events, by kind",
+            trigger_executions.clone(),
+        );
+        let trigger_errors = Family::<TriggerLabels, Counter>::default();
+        registry.register(
+            "weir_trigger_errors",
+            "Trigger polls that failed (a prefix that cannot be listed, an event that cannot start), by kind",
+            trigger_errors.clone(),
+        );
+        let trigger_deferred = Gauge::default();
+        registry.register(
+            "weir_trigger_events_deferred",
+            "Events recorded that wait for room under their trigger's maxPending",
+            trigger_deferred.clone(),
+        );
         Metrics {
             registry,
             leader,
+            trigger_events,
+            trigger_executions,
+            trigger_errors,
+            trigger_deferred,
             loop_restarts,
             reconcile_duration,
             reconcile_errors,
@@ -280,6 +329,33 @@ impl Metrics {
                 outcome: bounded(outcome, &["delivered", "retrying", "failed"]),
             })
             .inc();
+    }
+
+    /// A trigger of `kind` (`artifact`, `upstream`, `webhook`) recorded an
+    /// event to run.
+    pub fn trigger_event(&self, kind: &str) {
+        self.trigger_events
+            .get_or_create(&trigger_labels(kind))
+            .inc();
+    }
+
+    /// An execution was created for an event of a trigger of `kind`.
+    pub fn trigger_execution(&self, kind: &str) {
+        self.trigger_executions
+            .get_or_create(&trigger_labels(kind))
+            .inc();
+    }
+
+    /// A poll of a trigger of `kind` failed.
+    pub fn trigger_error(&self, kind: &str) {
+        self.trigger_errors
+            .get_or_create(&trigger_labels(kind))
+            .inc();
+    }
+
+    /// How many events wait for room under their trigger's `maxPending`.
+    pub fn trigger_deferred(&self, waiting: i64) {
+        self.trigger_deferred.set(waiting);
     }
 
     /// An execution was created `lag` after its scheduled instant.

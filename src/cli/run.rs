@@ -112,6 +112,7 @@ pub fn run(args: &Args) -> exit::Result {
         scheduled_at: None,
         no_cache: args.no_cache,
         preview: None,
+        event: None,
     };
     let emitter = openlineage(args)?;
     let result: exit::Result<Result<_, wait::Interrupt>> = block_on(async {
@@ -290,6 +291,12 @@ pub fn execution_text(e: &ExecutionView) -> String {
         e.workflow_version,
         e.commit.short()
     );
+    if let Some(event) = &e.event {
+        out.push_str(&format!(
+            "  {} trigger {}: event {}\n",
+            e.trigger, event.trigger, event.event
+        ));
+    }
     if let Some(error) = &e.error {
         out.push_str(&format!("  error: {error}\n"));
     }

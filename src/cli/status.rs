@@ -43,13 +43,42 @@ pub fn run(args: &Args) -> exit::Result {
     match args.output {
         Output::Json => println!("{:#}", views::to_json(&status.sources)),
         Output::Table => print!(
-            "{}{}{}",
+            "{}{}{}{}",
             table(&status.sources),
             lease_table(status.engine_lease.as_ref()),
-            paused_table(&status.paused)
+            paused_table(&status.paused),
+            triggers_table(&status.triggers)
         ),
     }
     Ok(ExitStatus::Success)
+}
+
+/// Each launch plan trigger: what it watches, its events (and how many
+/// wait under `maxPending`), where its cursor stands and its last error.
+fn triggers_table(triggers: &[crate::store::TriggerStatus]) -> String {
+    let mut out = String::new();
+    for t in triggers {
+        let c = &t.cursor;
+        out.push_str(&format!(
+            "trigger: {}/{} {} since {} (UTC): {} events, {} deferred, last polled {}{}{}\n",
+            c.key.project,
+            c.key.launch_plan,
+            c.key.trigger,
+            utc(&c.since),
+            t.events,
+            t.deferred,
+            c.polled_at.as_ref().map_or_else(|| "never".to_owned(), utc),
+            c.cursor
+                .as_ref()
+                .map_or_else(String::new, |cursor| format!(", cursor {cursor}")),
+            match (&c.error, &c.error_since) {
+                (Some(e), Some(since)) => format!(", failing since {}: {e}", utc(since)),
+                (Some(e), None) => format!(", failing: {e}"),
+                _ => String::new(),
+            }
+        ));
+    }
+    out
 }
 
 /// The launch plans paused now, if any: who paused each, when and why.

@@ -257,6 +257,100 @@ pub(super) async fn notifier_loop(
     sending.abort_all();
 }
 
+/// Watches the active launch plans' event triggers (DESIGN.md section
+/// 13): lists each artifact trigger's prefix at its interval, reads the
+/// executions that ended for the upstream triggers, and creates the
+/// executions their events are owed, waking the engine. Reads the active
+/// launch plans again when a reconcile happened (one read of the
+/// sources' status per `tick`); with no trigger it does nothing else.
+/// Acts only while this replica leads, so one daemon of a store watches.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn trigger_loop(
+    store: Arc<dyn Store>,
+    clock: Clock,
+    tick: Duration,
+    mut watcher: crate::trigger::Watcher,
+    metrics: Arc<crate::metrics::Metrics>,
+    wake_engine: Arc<tokio::sync::Notify>,
+    leadership: Leadership,
+    shutdown: CancellationToken,
+    heartbeat: Heartbeat,
+) {
+    let said = super::said::Said::default();
+    let mut last_pass: Option<tokio::time::Instant> = None;
+    let mut reconciled = None;
+    loop {
+        if !leadership.is_leading() {
+            last_pass = None;
+            if follow(&heartbeat, &shutdown, tick).await {
+                continue;
+            }
+            return;
+        }
+        match store.sources().await {
+            Ok(sources) => {
+                let commits: Vec<_> = sources
+                    .iter()
+                    .map(|s| (s.source.clone(), s.last_reconciled_at))
+                    .collect();
+                let now = clock.now();
+                let due = last_pass.is_none_or(|at| at.elapsed() >= SAFETY_NET)
+                    || reconciled.as_ref() != Some(&commits)
+                    || watcher.next_due().is_some_and(|due| due <= now);
+                if due {
+                    match watcher.pass(store.as_ref(), now, &sources).await {
+                        Ok(report) => {
+                            last_pass = Some(tokio::time::Instant::now());
+                            reconciled = Some(commits);
+                            if said.changed(format!("{} triggers", watcher.triggers())) {
+                                tracing::info!(triggers = watcher.triggers(), "active triggers");
+                            }
+                            for kind in &report.seen {
+                                metrics.trigger_event(kind.as_str());
+                            }
+                            for (kind, _) in &report.created {
+                                metrics.trigger_execution(kind.as_str());
+                            }
+                            for (key, _) in &report.errors {
+                                let kind = key.trigger.split(':').next().unwrap_or("other");
+                                metrics.trigger_error(kind);
+                            }
+                            if let Some(waiting) = report.waiting {
+                                metrics.trigger_deferred(waiting);
+                            }
+                            if !report.created.is_empty() {
+                                wake_engine.notify_one();
+                            }
+                        }
+                        Err(e) => {
+                            last_pass = None;
+                            if said.changed(format!("pass failed: {e}")) {
+                                tracing::warn!(error = %e, "trigger pass failed (said once until it changes)");
+                            }
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                last_pass = None;
+                if said.changed(format!("no sources: {e}")) {
+                    tracing::warn!(error = %e, "cannot read the sources' status (said once until it changes)");
+                }
+            }
+        }
+        let now = clock.now();
+        let wait = watcher
+            .next_due()
+            .and_then(|due| (due - now).to_std().ok())
+            .map_or(tick, |until| until.min(tick));
+        heartbeat.beat();
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

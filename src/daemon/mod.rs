@@ -54,7 +54,7 @@ use crate::spec::SourceKey;
 use crate::store;
 use leader::{Elector, Leadership};
 use lease::StoreLease;
-use loops::{engine_loop, notifier_loop, scheduler_loop};
+use loops::{engine_loop, notifier_loop, scheduler_loop, trigger_loop};
 use metrics_observer::MetricsObserver;
 use source_loop::{SourceLoop, reconcile_loop};
 use supervise::Supervisor;
@@ -102,6 +102,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     let (engine, kube_leadership) = elect(&daemon, &config, engine, &mut loops).await?;
     let store_lease = take_store_lease(&daemon, &config, engine, kube_leadership);
     spawn_loops(&daemon, &config, &store_lease, &mut loops);
+    spawn_trigger_loop(
+        &daemon,
+        &config,
+        &store_lease,
+        artifacts.clone(),
+        &mut loops,
+    );
     let served = serve(&daemon, config, listener, artifacts).await;
     shut_down(&daemon, loops, store_lease, lineage).await;
     served.map_err(Error::Http)
@@ -420,6 +427,42 @@ fn spawn_loops(daemon: &Daemon, config: &Config, lease: &StoreLeaseLoop, loops: 
             notifier.clone(),
             clock.clone(),
             tick,
+            leadership.clone(),
+            stop.clone(),
+            heartbeat,
+        )
+    });
+}
+
+/// Spawns the loop that watches the launch plans' event triggers, acting
+/// only while this replica leads.
+fn spawn_trigger_loop(
+    daemon: &Daemon,
+    config: &Config,
+    lease: &StoreLeaseLoop,
+    artifacts: Arc<dyn crate::artifact::ArtifactStore>,
+    loops: &mut Supervisor,
+) {
+    let period = http::health::expected_period(config.tick);
+    let (store, wake, metrics) = (
+        daemon.store.clone(),
+        lease.engine.wake.clone(),
+        daemon.metrics.clone(),
+    );
+    let (leadership, stop, tick, clock) = (
+        lease.leadership.clone(),
+        daemon.shutdown.clone(),
+        config.tick,
+        daemon.clock.clone(),
+    );
+    loops.spawn("triggers", period, move |heartbeat| {
+        trigger_loop(
+            store.clone(),
+            clock.clone(),
+            tick,
+            crate::trigger::Watcher::new(artifacts.clone()),
+            metrics.clone(),
+            wake.clone(),
             leadership.clone(),
             stop.clone(),
             heartbeat,

@@ -89,6 +89,7 @@ pub(super) mod tests {
                 max_parallel,
             }),
             no_cache: false,
+            event: None,
         };
         Execution {
             id: id.into(),

@@ -63,6 +63,9 @@ pub struct Request {
     /// Run the versions of this commit instead of the active ones (`weir
     /// run --ref`, trigger `preview`); the execution records its commit.
     pub preview: Option<Preview>,
+    /// The event a trigger runs it for, and the id recorded with the
+    /// event (`crate::trigger`): the execution gets exactly that id.
+    pub event: Option<(crate::store::trigger::EventRef, ExecutionId)>,
 }
 
 /// The commit a preview runs, and the version of every entity of its tree.
@@ -589,7 +592,9 @@ impl Prepared {
         let (lp_name, lp_version, id) = match launch_plan {
             Some((lp, _)) => {
                 let at = request.scheduled_at.unwrap_or(now);
-                let id = if request.scheduled_at.is_some() {
+                let id = if let Some((_, id)) = &request.event {
+                    id.clone()
+                } else if request.scheduled_at.is_some() {
                     schedule::execution_id(&lp.entity, &lp.digest, at)
                 } else {
                     manual_id(&lp.entity, now)
@@ -601,6 +606,7 @@ impl Prepared {
         let options = RunOptions {
             backfill: backfill.cloned(),
             no_cache: request.no_cache,
+            event: request.event.as_ref().map(|(event, _)| event.clone()),
         };
         let execution = Execution {
             id,

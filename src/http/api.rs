@@ -57,6 +57,7 @@ pub(super) fn routes(state: Shared) -> Router<Shared> {
         .route("/audit", get(audit))
         .route("/artifacts/{digest}", get(super::artifacts::get))
         .route("/runs", post(runs))
+        .route("/triggers/{project}/{name}", post(call_trigger))
         .route("/backfills", post(super::backfills::create))
         .route_layer(middleware::from_fn_with_state(state, require_token))
 }
@@ -412,6 +413,85 @@ async fn lineage(
     }
 }
 
+/// `POST /api/v1/triggers/{project}/{name}`: a call of the launch plan's
+/// webhook trigger (DESIGN.md section 13). The body is a JSON object of
+/// the run's inputs; the `Idempotency-Key` header names the event, so a
+/// retried call finds the execution of the first. 201 with the
+/// execution's id when this call created it, 200 when an earlier call with
+/// the key did, 202 when it waits for room under the trigger's
+/// `maxPending`; 400 for a body the run refuses (naming the input), 404
+/// for no such launch plan or one without a webhook trigger, 422 for a
+/// key reused with another body; 401 without the token, 403 when no
+/// token is configured.
+async fn call_trigger(
+    State(state): State<Shared>,
+    Path((project, name)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Response {
+    use crate::trigger::CallError;
+    if state.secrets.api_token.is_none() {
+        return error(
+            StatusCode::FORBIDDEN,
+            "calling a trigger needs an API token: configure one (weir serve --api-token-file)",
+        );
+    }
+    let key = match headers.get("idempotency-key").map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(key)) => Some(key.to_owned()),
+        Some(Err(_)) => {
+            return error(StatusCode::BAD_REQUEST, CallError::BadKey.to_string());
+        }
+    };
+    let body: serde_json::Value = if body.is_empty() {
+        serde_json::json!({})
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(body) => body,
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad request body: {e}")),
+        }
+    };
+    let called = crate::trigger::call(
+        state.store.as_ref(),
+        &project,
+        &name,
+        key.as_deref(),
+        &body,
+        state.clock.now(),
+    )
+    .await;
+    let called = match called {
+        Ok(called) => called,
+        Err(CallError::Create(create::Error::Store(e))) => return store_error(&e),
+        Err(e @ (CallError::Create(create::Error::NotFound(_)) | CallError::NoWebhook(_))) => {
+            return error(StatusCode::NOT_FOUND, e.to_string());
+        }
+        Err(e @ CallError::KeyReused(_)) => {
+            return error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string());
+        }
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    tracing::info!(execution = %called.execution, launch_plan = %name, created = called.created, deferred = called.deferred, "API: trigger called");
+    let status = if called.deferred {
+        StatusCode::ACCEPTED
+    } else if called.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let location = format!("/api/v1/executions/{}", called.execution);
+    (
+        status,
+        [(header::LOCATION, location)],
+        Json(serde_json::json!({
+            "execution": called.execution,
+            "created": called.created,
+            "deferred": called.deferred,
+        })),
+    )
+        .into_response()
+}
+
 /// `POST /api/v1/runs`: starts an execution of the active version (as
 /// `weir run` without `--wait`; the daemon's engine drives it). 201 with
 /// the execution, 200 when it existed already; 404 when no launch plan or
@@ -436,6 +516,7 @@ async fn runs(State(state): State<Shared>, body: Bytes) -> Response {
         scheduled_at: None,
         no_cache: body.no_cache,
         preview: None,
+        event: None,
     };
     let (execution, created) =
         match create::create_in(state.store.as_ref(), &request, None, state.clock.now()).await {

@@ -55,6 +55,8 @@ pub enum Field {
     Readiness,
     /// `approve.timeout`: how long an approval gate waits for a decision.
     Approval,
+    /// `triggers[].artifact.interval`: how often a prefix is listed.
+    Interval,
 }
 
 impl Field {
@@ -67,17 +69,20 @@ impl Field {
             Field::StartingDeadline => "schedule.startingDeadline",
             Field::Readiness => "readiness.timeout",
             Field::Approval => "approve.timeout",
+            Field::Interval => "artifact.interval",
         }
     }
 
     /// The largest value accepted: 7 days for a backoff, 30 days for a
     /// timeout (an attempt's, a sidecar's readiness, an approval's), 366
-    /// days for a schedule's rate and starting deadline.
+    /// days for a schedule's rate and starting deadline, a day for a
+    /// trigger's listing interval.
     pub fn max(self) -> Duration {
         match self {
             Field::Backoff => 7 * DAY,
             Field::Timeout | Field::Readiness | Field::Approval => 30 * DAY,
             Field::Every | Field::StartingDeadline => 366 * DAY,
+            Field::Interval => DAY,
         }
     }
 

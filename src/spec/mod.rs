@@ -179,7 +179,7 @@ impl Port {
 pub enum Definition {
     Task(Box<TaskDocument>),
     Workflow(WorkflowDocument),
-    LaunchPlan(LaunchPlanDocument),
+    LaunchPlan(Box<LaunchPlanDocument>),
 }
 
 impl Definition {
@@ -673,8 +673,116 @@ pub struct LaunchPlanSpec {
     pub defaults: BTreeMap<String, Value>,
     #[serde(default)]
     pub schedule: Option<Schedule>,
+    /// Events that start it (DESIGN.md section 13): an object landing
+    /// under a prefix, another launch plan's execution ending, a call.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub triggers: Vec<EventTrigger>,
     #[serde(default)]
     pub notify: Vec<NotifyRule>,
+}
+
+/// One entry of a launch plan's `triggers:`: exactly one kind of event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub enum EventTrigger {
+    /// A new object (or a new content of one) under a prefix of an object
+    /// store.
+    Artifact(ArtifactTrigger),
+    /// An execution of another launch plan of the project ended.
+    Upstream(UpstreamTrigger),
+    /// A call to `POST /api/v1/triggers/{project}/{launchPlan}`.
+    Webhook(WebhookTrigger),
+}
+
+/// `artifact:` of a trigger.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ArtifactTrigger {
+    /// The prefix watched: `s3://bucket/prefix/` or `file:///folder/`.
+    #[schemars(regex(pattern = r"^(s3|file)://"))]
+    pub url: String,
+    /// Which keys under the prefix count, relative to it: `*` stays in one
+    /// folder, `**` crosses folders (the default: every object).
+    #[serde(default = "default_pattern")]
+    #[schemars(length(min = 1, max = 1000))]
+    pub pattern: String,
+    /// The launch plan input (of type `file`) that receives the object.
+    pub input: String,
+    /// How often the prefix is listed (at least `100ms`; default `30s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub interval: Option<DurationText>,
+    /// The most executions of this trigger unfinished at once; later
+    /// objects wait, recorded, until one ends.
+    #[serde(default = "default_max_pending")]
+    #[schemars(range(min = 1, max = 100000))]
+    pub max_pending: u32,
+}
+
+/// `upstream:` of a trigger.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UpstreamTrigger {
+    /// A launch plan of the same project.
+    #[schemars(length(min = 1))]
+    pub launch_plan: String,
+    /// The phases of its executions that start this launch plan (default:
+    /// `succeeded`).
+    #[serde(default = "default_upstream_on")]
+    #[schemars(length(min = 1))]
+    pub on: Vec<Phase>,
+    /// Inputs of this launch plan's workflow: a value, or exactly one
+    /// `{{ upstream.inputs.NAME }}` or `{{ upstream.outputs.NAME }}`.
+    #[serde(default)]
+    pub inputs: BTreeMap<String, Value>,
+    #[serde(default = "default_max_pending")]
+    #[schemars(range(min = 1, max = 100000))]
+    pub max_pending: u32,
+}
+
+/// `webhook:` of a trigger: its body is the run's inputs, its
+/// `Idempotency-Key` header the event's identity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WebhookTrigger {
+    #[serde(default = "default_max_pending")]
+    #[schemars(range(min = 1, max = 100000))]
+    pub max_pending: u32,
+}
+
+fn default_pattern() -> String {
+    "**".to_owned()
+}
+
+fn default_max_pending() -> u32 {
+    100
+}
+
+fn default_upstream_on() -> Vec<Phase> {
+    vec![Phase::Succeeded]
+}
+
+impl EventTrigger {
+    /// What names this trigger across its launch plan's versions: a new
+    /// version with the same trigger goes on from where the last stopped
+    /// (its events are not run again), one with another prefix, pattern or
+    /// upstream starts afresh.
+    pub fn key(&self) -> String {
+        match self {
+            EventTrigger::Artifact(a) => format!("artifact:{}{}", a.url, a.pattern),
+            EventTrigger::Upstream(u) => format!("upstream:{}", u.launch_plan),
+            EventTrigger::Webhook(_) => "webhook".to_owned(),
+        }
+    }
+
+    /// The most of its executions unfinished at once.
+    pub fn max_pending(&self) -> u32 {
+        match self {
+            EventTrigger::Artifact(a) => a.max_pending,
+            EventTrigger::Upstream(u) => u.max_pending,
+            EventTrigger::Webhook(w) => w.max_pending,
+        }
+    }
 }
 
 /// When a launch plan runs by itself.

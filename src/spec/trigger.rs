@@ -1,4 +1,4 @@
-//! What created an execution ([`Trigger`]): one of five names, stored,
+//! What created an execution ([`Trigger`]): one of eight names, stored,
 //! printed and serialized as its lowercase name. The engine sets it when it
 //! creates an execution, the store keeps it, the views and the API show it
 //! (`weir executions -o json`), so it lives with the identities, below the
@@ -23,15 +23,24 @@ pub enum Trigger {
     Preview,
     /// `POST` to the HTTP API.
     Api,
+    /// An object landed under a launch plan's `artifact` trigger's prefix.
+    Artifact,
+    /// An execution of the launch plan an `upstream` trigger names ended.
+    Upstream,
+    /// A call to the launch plan's `webhook` trigger.
+    Webhook,
 }
 
 impl Trigger {
-    pub const ALL: [Trigger; 5] = [
+    pub const ALL: [Trigger; 8] = [
         Trigger::Manual,
         Trigger::Schedule,
         Trigger::Backfill,
         Trigger::Preview,
         Trigger::Api,
+        Trigger::Artifact,
+        Trigger::Upstream,
+        Trigger::Webhook,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -41,6 +50,9 @@ impl Trigger {
             Trigger::Backfill => "backfill",
             Trigger::Preview => "preview",
             Trigger::Api => "api",
+            Trigger::Artifact => "artifact",
+            Trigger::Upstream => "upstream",
+            Trigger::Webhook => "webhook",
         }
     }
 
@@ -71,7 +83,13 @@ mod tests {
             assert_eq!(serde_json::to_value(trigger).expect("json"), text);
         }
         let names = Trigger::ALL.map(Trigger::as_str);
-        assert_eq!(names, ["manual", "schedule", "backfill", "preview", "api"]);
+        assert_eq!(
+            names,
+            [
+                "manual", "schedule", "backfill", "preview", "api", "artifact", "upstream",
+                "webhook"
+            ]
+        );
         assert_eq!(Trigger::default(), Trigger::Manual);
         assert_eq!(Trigger::parse("Manual"), None);
     }

@@ -24,6 +24,9 @@ pub struct RunOptions {
     /// Run every node: none is served from the cache.
     #[serde(default)]
     pub no_cache: bool,
+    /// The event a trigger ran it for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<super::trigger::EventRef>,
 }
 
 /// The backfill an execution belongs to, kept in its [`RunOptions`].
@@ -576,6 +579,7 @@ mod tests {
                 max_parallel: Some(2),
             }),
             no_cache: true,
+            event: None,
         };
         let text = r#"{"backfill":{"id":"bf-1","maxParallel":2},"noCache":true}"#;
         assert_eq!(serde_json::to_string(&grouped).expect("json"), text);

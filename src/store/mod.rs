@@ -16,7 +16,8 @@
 //! Executions, their nodes, lineage and the cache are kept by the same
 //! store ([`ExecutionStore`], which [`Store`] requires), so one
 //! `Arc<dyn Store>` serves the reconciler, the scheduler and the engine;
-//! so is the lease that lets one engine at a time drive them ([`LeaseStore`]).
+//! so is the lease that lets one engine at a time drive them ([`LeaseStore`]),
+//! and what event triggers saw ([`TriggerStore`]).
 
 pub mod delivery;
 pub mod execution;
@@ -24,6 +25,7 @@ pub mod lease;
 pub mod postgres;
 pub(crate) mod sql;
 pub mod sqlite;
+pub mod trigger;
 
 pub use delivery::{Delivery, DeliveryAttempt, DeliveryStatus, DeliveryStore};
 pub use execution::{
@@ -31,6 +33,7 @@ pub use execution::{
     NodeState, NodeStatus, Status,
 };
 pub use lease::{ENGINE_LEASE, Lease, LeaseStore};
+pub use trigger::{EventRecord, TriggerCursor, TriggerKey, TriggerStatus, TriggerStore};
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
@@ -330,7 +333,7 @@ impl Error {
 /// Every method is one transaction. The store never reads the clock: each
 /// time it writes is given by its caller (the daemon's, the CLI's or a
 /// test's [`Clock`](crate::clock::Clock)), so a test can pin it.
-pub trait Store: ExecutionStore + DeliveryStore + LeaseStore {
+pub trait Store: ExecutionStore + DeliveryStore + LeaseStore + TriggerStore {
     /// Whether the store answers at all: `SELECT 1`, reading no table, so
     /// that a readiness probe costs the database next to nothing.
     fn ping(&self) -> StoreFuture<'_, ()>;

@@ -70,10 +70,14 @@ pub enum Code {
     /// A `map.as` that names no input of the task, is also bound in
     /// `inputs:`, or a `map:` on something other than a task.
     MapItem,
+    /// A launch plan trigger weir cannot watch or whose event does not
+    /// fit the workflow (an `artifact` input that is not a `file`, an
+    /// `upstream` binding of an unknown or ill-typed value, …).
+    InvalidTrigger,
 }
 
 impl Code {
-    pub const ALL: [Code; 46] = [
+    pub const ALL: [Code; 47] = [
         Code::FileTooLarge,
         Code::SymlinkEscape,
         Code::UnreadableFile,
@@ -120,6 +124,7 @@ impl Code {
         Code::SkippableOutput,
         Code::MapOver,
         Code::MapItem,
+        Code::InvalidTrigger,
     ];
 
     /// The short code, e.g. `W012`.
@@ -188,6 +193,7 @@ impl Code {
             Code::SkippableOutput => ("W045", "skippable-output"),
             Code::MapOver => ("W046", "map-over"),
             Code::MapItem => ("W047", "map-item"),
+            Code::InvalidTrigger => ("W048", "invalid-trigger"),
         }
     }
 }

@@ -29,6 +29,10 @@ pub struct ExecutionView {
     pub source: SourceKey,
     pub commit: CommitId,
     pub trigger: Trigger,
+    /// The event a launch plan's trigger ran it for (its trigger, its
+    /// identity, what is shown of it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<crate::store::trigger::EventRef>,
     #[serde(serialize_with = "instant::millis_opt")]
     pub scheduled_at: Option<DateTime<Utc>>,
     pub inputs: Value,
@@ -146,6 +150,7 @@ impl ExecutionView {
             source: e.source.clone(),
             commit: e.commit.clone(),
             trigger: e.trigger,
+            event: e.options.event.clone(),
             scheduled_at: e.scheduled_at.map(to_millis),
             inputs: e.inputs.clone(),
             outputs: present(&e.outputs),
@@ -231,7 +236,8 @@ pub struct ExecutionQuery {
     /// `queued`, `running`, `succeeded`, `failed`, `cancelled` or `timedOut`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
-    /// `manual`, `schedule`, `backfill`, `preview` or `api`.
+    /// `manual`, `schedule`, `backfill`, `preview`, `api`, `artifact`,
+    /// `upstream` or `webhook`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trigger: Option<String>,
     /// Only executions older than this one (an execution's id): the next

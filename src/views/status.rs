@@ -19,6 +19,9 @@ pub struct StatusView {
     /// The launch plans paused now (`weir pause`), by project and name.
     #[serde(default)]
     pub paused: Vec<PausedPlanView>,
+    /// Every launch plan trigger's cursor, counts and last error.
+    #[serde(default)]
+    pub triggers: Vec<crate::store::TriggerStatus>,
 }
 
 /// A launch plan paused now: who paused it, when and why.
@@ -78,6 +81,7 @@ pub async fn status(store: &dyn Store, now: DateTime<Utc>) -> Result<StatusView,
                 pause: PauseView::from(p),
             })
             .collect(),
+        triggers: store.trigger_statuses().await?,
     })
 }
 
@@ -114,6 +118,7 @@ mod tests {
                     catch_up: false,
                 }),
             }],
+            triggers: Vec::new(),
         };
         assert_eq!(round_trip(&view), view);
         let json = to_json(&view);
@@ -127,6 +132,7 @@ mod tests {
             sources: Vec::new(),
             engine_lease: None,
             paused: Vec::new(),
+            triggers: Vec::new(),
         };
         assert_eq!(to_json(&none)["engineLease"], serde_json::Value::Null);
         assert_eq!(round_trip(&none), none);

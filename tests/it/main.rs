@@ -47,5 +47,6 @@ mod stored_durations;
 mod sync_story;
 mod task_env;
 mod task_plugin;
+mod triggers;
 mod validate_cli;
 mod wake;

@@ -360,6 +360,7 @@ pub async fn run(
         scheduled_at: None,
         no_cache: false,
         preview: None,
+        event: None,
     };
     match create::create_in(state.store.as_ref(), &request, None, state.clock.now()).await {
         Ok((execution, _)) => {

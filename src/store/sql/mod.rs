@@ -41,6 +41,7 @@ mod pauses;
 mod registry;
 mod rows;
 pub mod statement;
+mod triggers;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -11,6 +11,7 @@ use serde_json::Value;
 use super::ports::Interface;
 use super::task::check_duration;
 use super::{Code, Diagnostic, Index, at, at_key, suggestion};
+use crate::spec::EventTrigger;
 use crate::spec::duration::Field;
 use crate::spec::types::TypeExpr;
 use crate::spec::yaml::PathStep;
@@ -121,7 +122,11 @@ pub fn check(
             Some(_) => {}
         }
     }
-    for (name, p) in &iface.inputs {
+    check_triggers(entity, spec, index, interfaces, iface, &mut found);
+    // A launch plan run only by its triggers is filled by each of them
+    // (`check_triggers`); one with a schedule, or none at all, by itself.
+    let by_itself = spec.schedule.is_some() || spec.triggers.is_empty();
+    for (name, p) in iface.inputs.iter().filter(|_| by_itself) {
         let filled = spec.inputs.contains_key(name)
             || spec.defaults.contains_key(name)
             || kickoff == Some(name.as_str());
@@ -134,6 +139,291 @@ pub fn check(
         }
     }
     found
+}
+
+/// Checks each trigger: artifact triggers watch a readable URL with a
+/// valid pattern into a `file` input that nothing else fixes; upstream
+/// triggers name a launch plan of the project whose workflow has the
+/// inputs and outputs they bind, of types that fit; each trigger fills
+/// every required input the launch plan leaves open; no trigger is
+/// written twice.
+fn check_triggers(
+    entity: &Entity,
+    spec: &LaunchPlanSpec,
+    index: &Index<'_>,
+    interfaces: &[Option<Interface>],
+    iface: &Interface,
+    found: &mut Vec<Diagnostic>,
+) {
+    let mut keys = std::collections::HashSet::new();
+    let open: Vec<&str> = iface
+        .inputs
+        .iter()
+        .filter(|(name, p)| {
+            p.required && !spec.inputs.contains_key(*name) && !spec.defaults.contains_key(*name)
+        })
+        .map(|(name, _)| name.as_str())
+        .collect();
+    for (i, trigger) in spec.triggers.iter().enumerate() {
+        let base = [Key("spec"), Key("triggers"), PathStep::Index(i)];
+        let path = |rest: &[PathStep<'static>]| -> Vec<PathStep<'static>> {
+            base.iter().cloned().chain(rest.iter().cloned()).collect()
+        };
+        if !keys.insert(trigger.key()) {
+            found.push(at(
+                entity,
+                Code::InvalidTrigger,
+                &base,
+                "the same trigger is written twice".to_owned(),
+            ));
+        }
+        match trigger {
+            EventTrigger::Artifact(a) => {
+                let url_path = path(&[Key("artifact"), Key("url")]);
+                let scheme_ok = a.url.starts_with("s3://") || a.url.starts_with("file:///");
+                if !scheme_ok || a.url.starts_with("s3:///") || a.url == "s3://" {
+                    found.push(
+                        at(entity, Code::InvalidTrigger, &url_path,
+                            format!("`{}` is neither s3://BUCKET/PREFIX/ nor file:///FOLDER/", a.url))
+                        .with_help("an artifact trigger watches a prefix of an S3 bucket (or an S3-compatible store) or a local folder"),
+                    );
+                }
+                if let Err(e) = crate::trigger::artifact::matcher(&a.pattern) {
+                    found.push(at(
+                        entity,
+                        Code::InvalidTrigger,
+                        &path(&[Key("artifact"), Key("pattern")]),
+                        e.to_string(),
+                    ));
+                }
+                if let Some(interval) = &a.interval {
+                    let at_interval = path(&[Key("artifact"), Key("interval")]);
+                    let value =
+                        check_duration(entity, Field::Interval, interval, &at_interval, found);
+                    if value.is_some_and(|d| d < std::time::Duration::from_millis(100)) {
+                        found.push(at(
+                            entity,
+                            Code::InvalidTrigger,
+                            &at_interval,
+                            format!("`interval: {interval}` is shorter than 100ms"),
+                        ));
+                    }
+                }
+                let input_path = path(&[Key("artifact"), Key("input")]);
+                match iface.inputs.get(&a.input) {
+                    None => found.push(
+                        at(entity, Code::InvalidTrigger, &input_path,
+                            format!("`{}` is not an input of workflow `{}`", a.input, spec.workflow))
+                        .with_help(suggestion(&a.input, &iface.input_names(), "input")),
+                    ),
+                    Some(p) if p.ty.as_ref().is_some_and(|t| *t != TypeExpr::File) => found.push(
+                        at(entity, Code::InvalidTrigger, &input_path,
+                            format!("input `{}` receives the object, so it must be a file, but it is {}",
+                                a.input, p.ty.as_ref().expect("checked")))
+                        .with_help("the object is copied into the artifact store and passed as a `file`"),
+                    ),
+                    Some(_) if spec.inputs.contains_key(&a.input) => found.push(at(
+                        entity,
+                        Code::ConflictingInput,
+                        &input_path,
+                        format!("`{}` receives the object but is also a fixed input", a.input),
+                    )),
+                    Some(_) => {}
+                }
+                unfilled(
+                    entity,
+                    &open,
+                    &[a.input.as_str()],
+                    &base,
+                    "an object",
+                    found,
+                );
+            }
+            EventTrigger::Upstream(u) => {
+                let bound: Vec<&str> = u.inputs.keys().map(String::as_str).collect();
+                check_upstream(entity, spec, u, index, interfaces, iface, &base, found);
+                unfilled(entity, &open, &bound, &base, "an upstream execution", found);
+            }
+            EventTrigger::Webhook(_) => {}
+        }
+    }
+}
+
+/// A required input `open` (not fixed nor defaulted) that a trigger does
+/// not fill: its runs could not start.
+fn unfilled(
+    entity: &Entity,
+    open: &[&str],
+    fills: &[&str],
+    at_trigger: &[PathStep<'_>],
+    what: &str,
+    found: &mut Vec<Diagnostic>,
+) {
+    for name in open.iter().filter(|n| !fills.contains(n)) {
+        found.push(
+            at(entity, Code::UnfilledInput, at_trigger,
+                format!("a run started by {what} needs input `{name}`, which neither the launch plan nor this trigger fills"))
+            .with_help(format!("add `{name}` to the launch plan's `inputs` or `defaults`, or bind it in the trigger")),
+        );
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check_upstream(
+    entity: &Entity,
+    spec: &LaunchPlanSpec,
+    u: &crate::spec::UpstreamTrigger,
+    index: &Index<'_>,
+    interfaces: &[Option<Interface>],
+    iface: &Interface,
+    base: &[PathStep<'_>],
+    found: &mut Vec<Diagnostic>,
+) {
+    use crate::trigger::upstream::{Binding, binding};
+    let project = &entity.id.project;
+    let name_path: Vec<PathStep<'_>> = base
+        .iter()
+        .cloned()
+        .chain([Key("upstream"), Key("launchPlan")])
+        .collect();
+    if u.launch_plan == entity.id.name {
+        found.push(at(
+            entity,
+            Code::InvalidTrigger,
+            &name_path,
+            "a launch plan cannot be its own upstream".to_owned(),
+        ));
+        return;
+    }
+    let upstream_iface = match index.get(project, Kind::LaunchPlan, &u.launch_plan) {
+        Some((_, e)) => match &e.definition {
+            Definition::LaunchPlan(lp) => index
+                .get(project, Kind::Workflow, &lp.spec.workflow)
+                .and_then(|(i, _)| interfaces[i].as_ref()),
+            _ => None,
+        },
+        None => {
+            found.push(
+                at(
+                    entity,
+                    Code::InvalidTrigger,
+                    &name_path,
+                    format!(
+                        "upstream launch plan `{}` does not exist in project `{project}`",
+                        u.launch_plan
+                    ),
+                )
+                .with_help(suggestion(
+                    &u.launch_plan,
+                    &index.names(project, Kind::LaunchPlan),
+                    "launch plan",
+                )),
+            );
+            return;
+        }
+    };
+    let only_succeeded = u.on.iter().all(|p| *p == crate::spec::Phase::Succeeded);
+    for (name, value) in &u.inputs {
+        let path: Vec<PathStep<'_>> = base
+            .iter()
+            .cloned()
+            .chain([Key("upstream"), Key("inputs"), Key(name.as_str())])
+            .collect();
+        let Some(target) = iface.inputs.get(name) else {
+            found.push(
+                at_key(
+                    entity,
+                    Code::UnknownInput,
+                    &path,
+                    format!("workflow `{}` has no input `{name}`", spec.workflow),
+                )
+                .with_help(suggestion(name, &iface.input_names(), "input")),
+            );
+            continue;
+        };
+        if spec.inputs.contains_key(name) {
+            found.push(at(
+                entity,
+                Code::ConflictingInput,
+                &path,
+                format!("`{name}` is bound by the trigger but is also a fixed input"),
+            ));
+        }
+        let source = match binding(value) {
+            Err(message) => {
+                found.push(at(entity, Code::InvalidTrigger, &path, message));
+                continue;
+            }
+            Ok(Binding::Value(v)) => {
+                if let Some(Err(e)) = target.ty.as_ref().map(|t| t.accepts_literal(v)) {
+                    found.push(at(
+                        entity,
+                        Code::TypeMismatch,
+                        &path,
+                        format!("input `{name}` of workflow `{}`: {e}", spec.workflow),
+                    ));
+                }
+                continue;
+            }
+            Ok(Binding::Input(from)) => upstream_iface.map(|ui| {
+                (
+                    "input",
+                    from,
+                    ui.inputs.get(from).map(|p| p.ty.clone()),
+                    ui.input_names(),
+                )
+            }),
+            Ok(Binding::Output(from)) => {
+                if !only_succeeded {
+                    found.push(
+                        at(entity, Code::InvalidTrigger, &path,
+                            format!("`{name}` binds an output of `{}`, which only a succeeded execution has", u.launch_plan))
+                        .with_help("bind outputs only with `on: [succeeded]`, or bind the upstream's inputs"),
+                    );
+                }
+                upstream_iface.map(|ui| {
+                    (
+                        "output",
+                        from,
+                        ui.outputs.get(from).cloned(),
+                        ui.output_names(),
+                    )
+                })
+            }
+        };
+        let Some((side, from, ty, names)) = source else {
+            continue;
+        };
+        match ty {
+            None => found.push(
+                at(
+                    entity,
+                    Code::InvalidTrigger,
+                    &path,
+                    format!(
+                        "launch plan `{}` runs a workflow with no {side} `{from}`",
+                        u.launch_plan
+                    ),
+                )
+                .with_help(suggestion(from, &names, side)),
+            ),
+            Some(Some(from_ty)) => {
+                if let Some(to) = &target.ty {
+                    if !to.accepts_reference(&from_ty) {
+                        found.push(at(
+                            entity,
+                            Code::TypeMismatch,
+                            &path,
+                            format!(
+                                "input `{name}` is {to}, but upstream {side} `{from}` is {from_ty}"
+                            ),
+                        ));
+                    }
+                }
+            }
+            Some(None) => {}
+        }
+    }
 }
 
 fn check_values(
