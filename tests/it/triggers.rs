@@ -670,3 +670,176 @@ spec:
         "{found:#?}"
     );
 }
+
+/// A launch plan whose runs wait until the file `gate` exists, started by
+/// the `*.csv` files of `url` (listed every `interval`), at most two at
+/// once.
+fn gated(url: &str, gate: &std::path::Path, interval: &str) -> String {
+    format!(
+        r#"apiVersion: weir.dev/v1alpha1
+kind: Task
+metadata: {{ name: wait }}
+spec:
+  inputs: {{ file: {{ type: file }} }}
+  outputs: {{ text: {{ type: string }} }}
+  script:
+    interpreter: bash
+    source: |
+      while [ ! -e "{gate}" ]; do sleep 0.05; done
+      printf '{{"text": "%s"}}' "$(cat "$WEIR_INPUT_FILE")" > "$WEIR_OUTPUTS/outputs.json"
+---
+apiVersion: weir.dev/v1alpha1
+kind: Workflow
+metadata: {{ name: load }}
+spec:
+  inputs: {{ file: {{ type: file }} }}
+  outputs: {{ text: "{{{{ nodes.wait.outputs.text }}}}" }}
+  nodes: [ {{ id: wait, task: wait, inputs: {{ file: "{{{{ inputs.file }}}}" }} }} ]
+---
+apiVersion: weir.dev/v1alpha1
+kind: LaunchPlan
+metadata: {{ name: on-orders }}
+spec:
+  workflow: load
+  triggers:
+    - artifact: {{ url: "{url}", pattern: "*.csv", input: file, interval: {interval}, maxPending: 2 }}
+"#,
+        gate = gate.display()
+    )
+}
+
+fn trigger_status(daemon: &Daemon, key: &str) -> Value {
+    triggers(daemon)
+        .into_iter()
+        .find(|t| t["trigger"] == key)
+        .unwrap_or(Value::Null)
+}
+
+#[test]
+fn events_beyond_max_pending_wait_visibly_and_a_new_version_runs_none_again() {
+    let landing = tempfile::tempdir().expect("tempdir");
+    let gate = landing.path().join("gate.open");
+    let url = format!("file://{}/", landing.path().display());
+    let repo = GitRepo::new();
+    repo.write("flow.yaml", &gated(&url, &gate, "200ms"));
+    repo.commit("load order files, two at a time");
+    let db = TestDb::sqlite();
+    let daemon = Daemon::start(
+        &db,
+        &[
+            "--repo",
+            repo.path().to_str().expect("utf-8"),
+            "--interval",
+            "300ms",
+        ],
+    );
+    let key = format!("artifact:{url}*.csv");
+    eventually("the trigger takes its baseline", || {
+        polled_at(&daemon, &key).is_some()
+    });
+    for i in 0..5 {
+        drop_file(landing.path(), &format!("{i}.csv"), &format!("order-{i}"));
+    }
+    eventually("two run and three wait, shown by the status", || {
+        let t = trigger_status(&daemon, &key);
+        t["events"] == 5 && t["deferred"] == 3
+    });
+    assert_eq!(executions_of(&db, "on-orders").len(), 2, "maxPending: 2");
+    // The gauge is counted every few seconds.
+    eventually("the metrics count the deferred events", || {
+        let (_, metrics) = http(&daemon.addr, "GET", "/metrics", &[], b"");
+        metrics.contains("weir_trigger_events_deferred 3")
+    });
+    assert_eq!(executions_of(&db, "on-orders").len(), 2, "still two");
+    std::fs::write(&gate, "").expect("open the gate");
+    eventually("every file ran once room was made", || {
+        succeeded(&executions_of(&db, "on-orders")) == 5
+    });
+    assert_eq!(trigger_status(&daemon, &key)["deferred"], 0);
+
+    // A new version of the launch plan (the same trigger) goes on from
+    // where the first stopped: no file runs again, a new one runs.
+    repo.write("flow.yaml", &gated(&url, &gate, "250ms"));
+    repo.commit("list the folder a little less often");
+    eventually("the new version is active", || {
+        let out = weir_with(
+            &[
+                "versions",
+                "--kind",
+                "launch-plan",
+                "--name",
+                "on-orders",
+                "-o",
+                "json",
+            ],
+            &db,
+        );
+        serde_json::from_slice::<Value>(&out.stdout)
+            .ok()
+            .and_then(|v| v.as_array().cloned())
+            .is_some_and(|versions| versions.len() == 2)
+    });
+    drop_file(landing.path(), "5.csv", "order-5");
+    eventually("the new file ran", || {
+        succeeded(&executions_of(&db, "on-orders")) == 6
+    });
+    let list = executions_of(&db, "on-orders");
+    let by = runs_by_object(&list);
+    assert_eq!(by.len(), 6);
+    assert!(by.values().all(|runs| runs.len() == 1), "{by:#?}");
+    let versions: BTreeSet<&str> = list
+        .iter()
+        .filter_map(|e| e["launchPlanVersion"].as_str())
+        .collect();
+    assert_eq!(versions.len(), 2, "the last file ran the new version");
+}
+
+#[test]
+fn a_prefix_that_cannot_be_read_is_shown_failing_and_retried_never_taken_as_empty() {
+    let parent = tempfile::tempdir().expect("tempdir");
+    let folder = parent.path().join("landing");
+    let url = format!("file://{}/", folder.display());
+    let repo = GitRepo::new();
+    repo.write("flow.yaml", &counting(&on_objects(&url)));
+    repo.commit("load order files from a folder not made yet");
+    let db = TestDb::sqlite();
+    let daemon = Daemon::start(
+        &db,
+        &[
+            "--repo",
+            repo.path().to_str().expect("utf-8"),
+            "--interval",
+            "1h",
+        ],
+    );
+    let key = format!("artifact:{url}*.csv");
+    eventually("the status shows the trigger failing", || {
+        let t = trigger_status(&daemon, &key);
+        t["error"].is_string() && t["errorSince"].is_string() && t["polledAt"].is_null()
+    });
+    let t = trigger_status(&daemon, &key);
+    assert!(
+        t["error"].as_str().unwrap_or("").contains("landing"),
+        "the error names what cannot be read: {t:#}"
+    );
+    let status = weir_with(&["status"], &db);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains("on-orders") && text.contains("failing since"),
+        "{text}"
+    );
+    // The folder appears with a file in it: the baseline is taken only
+    // now, so the file that was there first does not run; the next does.
+    std::fs::create_dir(&folder).expect("mkdir");
+    drop_file(&folder, "first.csv", "first");
+    eventually("the trigger recovers", || {
+        let t = trigger_status(&daemon, &key);
+        t["error"].is_null() && t["polledAt"].is_string()
+    });
+    drop_file(&folder, "second.csv", "second");
+    eventually("the next file ran", || {
+        succeeded(&executions_of(&db, "on-orders")) == 1
+    });
+    let by = runs_by_object(&executions_of(&db, "on-orders"));
+    assert_eq!(by.keys().collect::<Vec<_>>(), ["second.csv"]);
+}
