@@ -167,6 +167,13 @@ pub fn run(args: &Args) -> exit::Result {
                     "from": s.from,
                     "to": s.to,
                 })).collect::<Vec<_>>(),
+                "triggers": comparison.triggers.iter().map(|t| json!({
+                    "project": t.launch_plan.project,
+                    "name": t.launch_plan.name,
+                    "change": t.change,
+                    "from": t.from,
+                    "to": t.to,
+                })).collect::<Vec<_>>(),
             })
         ),
         PlanFormat::Markdown => {
@@ -221,6 +228,15 @@ fn text(c: &Comparison, base: &str, head: &str, note: Option<&str>) -> String {
             s.launch_plan.project,
             s.launch_plan.name,
             s.to.as_deref().or(s.from.as_deref()).unwrap_or("")
+        ));
+    }
+    for t in &c.triggers {
+        out.push_str(&format!(
+            "  trigger {} {}/{}: {}\n",
+            t.change,
+            t.launch_plan.project,
+            t.launch_plan.name,
+            t.to.as_deref().or(t.from.as_deref()).unwrap_or("")
         ));
     }
     out.push_str(&format!(
@@ -307,6 +323,21 @@ fn markdown(c: &Comparison, base: &str, head: &str, note: Option<&str>) -> Strin
             out.push_str(&format!(
                 "- {} `{}/{}`: {detail}\n",
                 s.change, s.launch_plan.project, s.launch_plan.name
+            ));
+        }
+    }
+    if !c.triggers.is_empty() {
+        out.push_str("\n**Triggers**\n\n");
+        for t in &c.triggers {
+            let detail = match (&t.from, &t.to) {
+                (Some(a), Some(b)) => format!("{a} → {b}"),
+                (None, Some(b)) => b.clone(),
+                (Some(a), None) => a.clone(),
+                (None, None) => String::new(),
+            };
+            out.push_str(&format!(
+                "- {} `{}/{}`: {detail}\n",
+                t.change, t.launch_plan.project, t.launch_plan.name
             ));
         }
     }

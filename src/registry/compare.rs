@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::spec::{Definition, Digest, EntityRef, Schedule};
+use crate::spec::{Definition, Digest, EntityRef, EventTrigger, Schedule};
 use crate::validate::Entity;
 
 /// One entity that differs between base and head.
@@ -30,6 +30,17 @@ pub struct ScheduleChange {
     pub to: Option<String>,
 }
 
+/// A launch plan's event trigger that starts, stops or changes
+/// (triggers are matched by [`EventTrigger::key`]: what they watch).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TriggerChange {
+    pub launch_plan: EntityRef,
+    /// `started`, `stopped` or `changed`.
+    pub change: &'static str,
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Comparison {
     pub added: Vec<EntityChange>,
@@ -37,6 +48,7 @@ pub struct Comparison {
     pub removed: Vec<EntityChange>,
     pub unchanged: usize,
     pub schedules: Vec<ScheduleChange>,
+    pub triggers: Vec<TriggerChange>,
 }
 
 impl Comparison {
@@ -56,6 +68,81 @@ pub fn describe_schedule(s: &Schedule) -> String {
         "{when} in {}, concurrency {:?}, catch-up {:?}",
         s.timezone, s.concurrency, s.catch_up
     )
+}
+
+/// Describes a trigger in one line: `artifact s3://landing/orders/*.csv
+/// into input file, every 30s, maxPending 100`.
+pub fn describe_trigger(t: &EventTrigger) -> String {
+    match t {
+        EventTrigger::Artifact(a) => format!(
+            "artifact {}{} into input {}, every {}, maxPending {}",
+            a.url,
+            a.pattern,
+            a.input,
+            a.interval
+                .as_ref()
+                .map_or_else(|| "30s".to_owned(), |i| i.to_string()),
+            a.max_pending
+        ),
+        EventTrigger::Upstream(u) => format!(
+            "upstream {} on {}{}, maxPending {}",
+            u.launch_plan,
+            u.on.iter()
+                .map(|p| serde_json::to_value(p)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join(", "),
+            if u.inputs.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", binding {}",
+                    u.inputs.keys().cloned().collect::<Vec<_>>().join(", ")
+                )
+            },
+            u.max_pending
+        ),
+        EventTrigger::Webhook(w) => format!("webhook, maxPending {}", w.max_pending),
+    }
+}
+
+fn triggers_of(e: &Entity) -> &[EventTrigger] {
+    match &e.definition {
+        Definition::LaunchPlan(lp) => &lp.spec.triggers,
+        _ => &[],
+    }
+}
+
+/// The triggers of a launch plan that start, stop or change between
+/// `before` and `after`.
+fn trigger_changes(
+    id: &EntityRef,
+    before: &[EventTrigger],
+    after: &[EventTrigger],
+) -> Vec<TriggerChange> {
+    let mut out = Vec::new();
+    let change = |change, from: Option<&EventTrigger>, to: Option<&EventTrigger>| TriggerChange {
+        launch_plan: id.clone(),
+        change,
+        from: from.map(describe_trigger),
+        to: to.map(describe_trigger),
+    };
+    for t in after {
+        match before.iter().find(|b| b.key() == t.key()) {
+            None => out.push(change("started", None, Some(t))),
+            Some(b) if b != t => out.push(change("changed", Some(b), Some(t))),
+            Some(_) => {}
+        }
+    }
+    for b in before
+        .iter()
+        .filter(|b| !after.iter().any(|t| t.key() == b.key()))
+    {
+        out.push(change("stopped", Some(b), None));
+    }
+    out
 }
 
 fn schedule_of(e: &Entity) -> Option<&Schedule> {
@@ -93,6 +180,9 @@ pub fn compare(base: &[Entity], head: &[Entity]) -> Comparison {
                 file: new.file.clone(),
             }),
         }
+        let triggers_before = base_ix.get(id).map_or(&[][..], |&b| triggers_of(&base[b]));
+        out.triggers
+            .extend(trigger_changes(id, triggers_before, triggers_of(new)));
         let before = base_ix.get(id).and_then(|&b| schedule_of(&base[b]));
         match (before, schedule_of(new)) {
             (None, Some(s)) => out.schedules.push(ScheduleChange {
@@ -125,6 +215,8 @@ pub fn compare(base: &[Entity], head: &[Entity]) -> Comparison {
                 to: None,
                 file: old.file.clone(),
             });
+            out.triggers
+                .extend(trigger_changes(id, triggers_of(old), &[]));
             if let Some(s) = schedule_of(old) {
                 out.schedules.push(ScheduleChange {
                     launch_plan: id.clone(),

@@ -843,3 +843,70 @@ fn a_prefix_that_cannot_be_read_is_shown_failing_and_retried_never_taken_as_empt
     let by = runs_by_object(&executions_of(&db, "on-orders"));
     assert_eq!(by.keys().collect::<Vec<_>>(), ["second.csv"]);
 }
+
+#[test]
+fn weir_plan_lists_the_triggers_a_commit_starts_changes_and_stops() {
+    let repo = GitRepo::new();
+    repo.write("called.yaml", CALLED);
+    repo.write("chain.yaml", CHAIN);
+    let base = repo.commit("base");
+    repo.write(
+        "called.yaml",
+        &CALLED.replace("[ { webhook: {} } ]", "[ { webhook: { maxPending: 5 } } ]"),
+    );
+    repo.write(
+        "chain.yaml",
+        &CHAIN.replace("on: [succeeded]", "on: [succeeded]\n        maxPending: 1"),
+    );
+    let middle = repo.commit("bound the runs");
+    let path = repo.path().to_str().expect("utf-8");
+    let plan = |base: &str, head: &str| -> Vec<(String, String, String)> {
+        let out = crate::common::weir(&[
+            "plan", "--repo", path, "--base", base, "--head", head, "-o", "json",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let json: Value = serde_json::from_slice(&out.stdout).expect("json");
+        json["triggers"]
+            .as_array()
+            .expect("triggers")
+            .iter()
+            .map(|t| {
+                let text = |k: &str| t[k].as_str().unwrap_or("").to_owned();
+                (text("name"), text("change"), text("to"))
+            })
+            .collect()
+    };
+    assert_eq!(
+        plan(&base, &middle),
+        [
+            (
+                "on-call".to_owned(),
+                "changed".to_owned(),
+                "webhook, maxPending 5".to_owned()
+            ),
+            (
+                "transform-orders".to_owned(),
+                "changed".to_owned(),
+                "upstream ingest-orders on succeeded, binding day, orders, maxPending 1".to_owned()
+            ),
+        ]
+    );
+    repo.remove("called.yaml");
+    let head = repo.commit("no more calls");
+    let stopped = plan(&middle, &head);
+    assert_eq!(stopped.len(), 1);
+    assert_eq!(
+        (stopped[0].0.as_str(), stopped[0].1.as_str()),
+        ("on-call", "stopped")
+    );
+    let table = crate::common::weir(&["plan", "--repo", path, "--base", &base, "--head", &head]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains("trigger stopped default/on-call: webhook, maxPending 100"),
+        "{text}"
+    );
+}
