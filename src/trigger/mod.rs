@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
 use object_store::ObjectStore;
 use object_store::path::Path;
 use serde_json::{Value, json};
@@ -57,6 +58,12 @@ pub const UPSTREAM_INTERVAL: Duration = Duration::from_secs(1);
 /// not this process recorded any (another replica's calls, room made by
 /// an execution that ended).
 pub const SWEEP: Duration = Duration::from_secs(5);
+
+/// How many prefixes are listed at once.
+const LISTINGS: usize = 32;
+
+/// A prefix ready to list: its store, the prefix, the pattern.
+type Listing = (Arc<dyn ObjectStore>, Path, globset::GlobMatcher);
 
 /// How far back an upstream read goes before its cursor: an execution
 /// whose end was written a little after a later one's (two writers'
@@ -375,8 +382,37 @@ impl Watcher {
             .filter(|(_, p)| p.next_poll <= now)
             .map(|(k, _)| k.clone())
             .collect();
+        // Opened (and what was seen read) one by one; listed at once, at
+        // most LISTINGS at a time: a thousand prefixes cost the slowest
+        // listings, not their sum.
+        let mut listings = Vec::with_capacity(due.len());
+        let mut outcomes = Vec::with_capacity(due.len());
         for key in due {
-            let outcome = self.poll_prefix(store, &key, now, report).await?;
+            match self.ready(store, &key).await? {
+                Ok(Some(ready)) => listings.push((key, ready)),
+                Ok(None) => outcomes.push((key, Ok(()))),
+                Err(e) => outcomes.push((key, Err(e))),
+            }
+        }
+        let listings: Vec<_> = listings
+            .into_iter()
+            .map(|(key, listing)| Box::pin(list_one(key, listing)))
+            .collect();
+        let listed: Vec<_> = futures_util::stream::iter(listings)
+            .buffer_unordered(LISTINGS)
+            .collect()
+            .await;
+        for (key, object_store, listed) in listed {
+            let outcome = match listed {
+                Ok(listed) => {
+                    self.take(store, &key, object_store, listed, now, report)
+                        .await?
+                }
+                Err(e) => Err(e),
+            };
+            outcomes.push((key, outcome));
+        }
+        for (key, outcome) in outcomes {
             let prefix = self.prefixes.get_mut(&key).expect("due prefixes exist");
             match outcome {
                 Ok(()) => {
@@ -401,20 +437,18 @@ impl Watcher {
         Ok(())
     }
 
-    /// Lists one prefix and records what is new: the objects there at its
-    /// first listing as the baseline (never run), every later new object
-    /// or new version of one as an event.
-    async fn poll_prefix(
+    /// What listing `key`'s prefix needs: its store opened, its pattern
+    /// compiled and what it saw read from the store (the first time).
+    /// `None` for a key no active launch plan has any more.
+    async fn ready(
         &mut self,
         store: &dyn Store,
         key: &TriggerKey,
-        now: DateTime<Utc>,
-        report: &mut Report,
-    ) -> Result<Result<(), artifact::Error>, store::Error> {
-        let Some((active, EventTrigger::Artifact(spec))) = self.find(key) else {
-            return Ok(Ok(()));
+    ) -> Result<Result<Option<Listing>, artifact::Error>, store::Error> {
+        let Some((_, EventTrigger::Artifact(spec))) = self.find(key) else {
+            return Ok(Ok(None));
         };
-        let (active, spec) = (active.clone(), spec.clone());
+        let spec = spec.clone();
         let prefix = self.prefixes.get_mut(key).expect("polled prefixes exist");
         if prefix.opened.is_none() {
             match self.stores.open(&spec.url) {
@@ -439,10 +473,27 @@ impl Watcher {
         }
         let (object_store, path) = prefix.opened.clone().expect("opened");
         let pattern = prefix.pattern.clone().expect("compiled");
-        let listed = match artifact::list(object_store.as_ref(), &path, &pattern).await {
-            Ok(listed) => listed,
-            Err(e) => return Ok(Err(e)),
+        Ok(Ok(Some((object_store, path, pattern))))
+    }
+
+    /// Records what is new in a prefix's listing: the objects there at its
+    /// first listing as the baseline (never run), every later new object
+    /// or new version of one as an event (copied into the artifact store
+    /// first).
+    async fn take(
+        &mut self,
+        store: &dyn Store,
+        key: &TriggerKey,
+        object_store: Arc<dyn ObjectStore>,
+        listed: Vec<artifact::Object>,
+        now: DateTime<Utc>,
+        report: &mut Report,
+    ) -> Result<Result<(), artifact::Error>, store::Error> {
+        let Some((active, EventTrigger::Artifact(spec))) = self.find(key) else {
+            return Ok(Ok(()));
         };
+        let (active, spec) = (active.clone(), spec.clone());
+        let prefix = self.prefixes.get_mut(key).expect("polled prefixes exist");
         let seen = prefix.seen.as_ref().expect("read");
         let changed: Vec<artifact::Object> = artifact::changed(seen, &listed)
             .into_iter()
@@ -736,6 +787,19 @@ impl Watcher {
         self.written.insert(key.clone(), now);
         Ok(())
     }
+}
+
+/// Lists one prefix: its key and store back with what it holds.
+async fn list_one(
+    key: TriggerKey,
+    (object_store, path, pattern): Listing,
+) -> (
+    TriggerKey,
+    Arc<dyn ObjectStore>,
+    Result<Vec<artifact::Object>, artifact::Error>,
+) {
+    let listed = artifact::list(object_store.as_ref(), &path, &pattern).await;
+    (key, object_store, listed)
 }
 
 /// The event of `upstream` ending, for the trigger `key` of `active`.
