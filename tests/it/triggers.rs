@@ -300,7 +300,15 @@ fn a_daemon_killed_while_files_keep_landing_runs_each_file_exactly_once() {
     });
     daemon.kill9();
     // Files keep landing while no daemon runs.
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    let landed = || {
+        std::fs::read_dir(landing.path())
+            .map(|d| d.filter(|e| e.is_ok()).count())
+            .unwrap_or(0)
+    };
+    let at_kill = landed();
+    eventually("more files landed while the daemon was down", || {
+        landed() >= (at_kill + 3).min(30)
+    });
     let _daemon = Daemon::start(&db, &args);
     producer.join().expect("the producer ends");
     eventually("every file ran", || {
@@ -458,17 +466,21 @@ fn an_upstream_success_runs_its_downstream_once_with_its_output_and_a_failure_no
     let ingest = executions_of(&db, "ingest-orders");
     assert_eq!(transform["event"]["event"], ingest[0]["id"]);
 
+    // A failure starts nothing: once the success after it has started its
+    // transform, the failure was seen too (ends are read in order).
     run(&["day=2026-12-02T00:00:00Z", "fail=true"]);
     eventually("the failing ingest ended", || {
         executions_of(&db, "ingest-orders")
             .iter()
             .any(|e| e["status"] == "failed")
     });
-    // Two more reads of ended executions (each second) see the failure.
-    std::thread::sleep(std::time::Duration::from_millis(2500));
+    run(&["day=2026-12-03T00:00:00Z"]);
+    eventually("the next success ran its transform", || {
+        succeeded(&executions_of(&db, "transform-orders")) == 2
+    });
     assert_eq!(
         executions_of(&db, "transform-orders").len(),
-        1,
+        2,
         "no run for a failure"
     );
 
@@ -490,11 +502,14 @@ fn an_upstream_success_runs_its_downstream_once_with_its_output_and_a_failure_no
         String::from_utf8_lossy(&out.stderr)
     );
     eventually("a transform per backfilled ingest", || {
-        succeeded(&executions_of(&db, "transform-orders")) == 4
+        succeeded(&executions_of(&db, "transform-orders")) == 5
     });
-    std::thread::sleep(std::time::Duration::from_millis(2500));
+    run(&["day=2026-12-04T00:00:00Z"]);
+    eventually("the last ingest ran its transform", || {
+        succeeded(&executions_of(&db, "transform-orders")) == 6
+    });
     let transforms = executions_of(&db, "transform-orders");
-    assert_eq!(transforms.len(), 4);
+    assert_eq!(transforms.len(), 6, "one per succeeded ingest");
     let days: BTreeSet<String> = transforms
         .iter()
         .map(|t| t["inputs"]["day"].as_str().unwrap_or("").to_owned())
@@ -504,6 +519,8 @@ fn an_upstream_success_runs_its_downstream_once_with_its_output_and_a_failure_no
         BTreeSet::from(
             [
                 "2026-12-01T00:00:00Z",
+                "2026-12-03T00:00:00Z",
+                "2026-12-04T00:00:00Z",
                 "2026-11-01T00:00:00Z",
                 "2026-11-01T01:00:00Z",
                 "2026-11-01T02:00:00Z"
