@@ -47,6 +47,7 @@ mod stored_durations;
 mod sync_story;
 mod task_env;
 mod task_plugin;
+mod trigger_store;
 mod triggers;
 mod validate_cli;
 mod wake;
