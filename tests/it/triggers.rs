@@ -465,6 +465,15 @@ fn an_upstream_success_runs_its_downstream_once_with_its_output_and_a_failure_no
     );
     let ingest = executions_of(&db, "ingest-orders");
     assert_eq!(transform["event"]["event"], ingest[0]["id"]);
+    // The console's page of the run links the upstream execution.
+    let id = transform["id"].as_str().expect("an id");
+    let (status, page) = http(&daemon.addr, "GET", &format!("/executions/{id}"), &[], b"");
+    assert_eq!(status, 200);
+    let upstream = ingest[0]["id"].as_str().expect("an id");
+    assert!(
+        page.contains(&format!("href=\"/executions/{upstream}\"")),
+        "{page}"
+    );
 
     // A failure starts nothing: once the success after it has started its
     // transform, the failure was seen too (ends are read in order).

@@ -241,6 +241,21 @@ fn facts(e: &ExecutionView) -> Markup {
             }
             dt { "Commit" } dd.commit { (commit(&e.commit.0)) " of " code { (e.source.0) } }
             dt { "Trigger" } dd { (e.trigger.as_str()) }
+            @if let Some(event) = &e.event {
+                dt { "Event" }
+                dd {
+                    code { (event.trigger) } " "
+                    @if let Some(upstream) = event.detail.get("execution").and_then(|v| v.as_str()) {
+                        a href=(execution_href(&ExecutionId::from(upstream))) { (upstream) }
+                        @if let Some(status) = event.detail.get("status").and_then(|v| v.as_str()) { " (" (status) ")" }
+                    } @else if let Some(url) = event.detail.get("url").and_then(|v| v.as_str()) {
+                        code { (url) }
+                        @if let Some(tag) = event.detail.get("etag").and_then(|v| v.as_str()) { " version " code { (tag) } }
+                    } @else {
+                        code { (event.event) }
+                    }
+                }
+            }
             @if let Some(at) = &e.scheduled_at { dt { "Scheduled for" } dd { (instant(at)) } }
             dt { "Created" } dd { time datetime=(crate::views::instant::format(&e.created_at)) data-local { (e.created_at.format("%Y-%m-%d %H:%M:%S")) } }
             dt { "Started" } dd { (instant_opt(e.started_at.as_ref())) }
