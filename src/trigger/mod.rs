@@ -160,6 +160,9 @@ pub struct Watcher {
     artifacts: Arc<dyn ArtifactStore>,
     stores: artifact::Stores,
     active: Vec<Active>,
+    /// Each active launch plan version read, with its spec when it has
+    /// triggers.
+    read: HashMap<VersionKey, Option<LaunchPlanSpec>>,
     /// Every source's last reconcile when `active` was read.
     reconciled: Option<Vec<(SourceKey, Option<DateTime<Utc>>)>>,
     cursors: HashMap<TriggerKey, TriggerCursor>,
@@ -184,6 +187,7 @@ impl Watcher {
             artifacts,
             stores: artifact::Stores::default(),
             active: Vec::new(),
+            read: HashMap::new(),
             reconciled: None,
             cursors: HashMap::new(),
             written: HashMap::new(),
@@ -266,25 +270,36 @@ impl Watcher {
             kind: Some(Kind::LaunchPlan),
             ..VersionFilter::default()
         };
+        // A version's document is read once: versions never change (I1).
         let mut active = Vec::new();
+        let mut read = HashMap::new();
         for version in store
             .versions(&filter)
             .await?
             .into_iter()
             .filter(|v| v.active)
         {
-            let Some(doc) = store.version_document(&version.key).await? else {
-                continue;
+            let spec = match self.read.remove(&version.key) {
+                Some(known) => known,
+                None => match store.version_document(&version.key).await? {
+                    Some(doc) => match Definition::from_json(Kind::LaunchPlan, doc) {
+                        Ok(Definition::LaunchPlan(lp)) if !lp.spec.triggers.is_empty() => {
+                            Some(lp.spec)
+                        }
+                        _ => None,
+                    },
+                    None => None,
+                },
             };
-            if let Ok(Definition::LaunchPlan(lp)) = Definition::from_json(Kind::LaunchPlan, doc) {
-                if !lp.spec.triggers.is_empty() {
-                    active.push(Active {
-                        key: version.key,
-                        spec: lp.spec,
-                    });
-                }
+            if let Some(spec) = &spec {
+                active.push(Active {
+                    key: version.key.clone(),
+                    spec: spec.clone(),
+                });
             }
+            read.insert(version.key, spec);
         }
+        self.read = read;
         let mut keys = HashSet::new();
         let mut upstream = false;
         for a in &active {

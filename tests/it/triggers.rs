@@ -269,61 +269,76 @@ fn drop_file(folder: &std::path::Path, name: &str, content: &str) {
     std::fs::rename(&staged, folder.join(name)).expect("rename");
 }
 
+/// How many objects `bucket` holds under `prefix`.
+fn count_objects(bucket: &Bucket, prefix: &str) -> usize {
+    let store = bucket.store.clone();
+    let prefix = ObjectPath::from(prefix);
+    bucket
+        .runtime
+        .block_on(async move {
+            use futures_util::TryStreamExt;
+            store.list(Some(&prefix)).try_collect::<Vec<_>>().await
+        })
+        .map_or(0, |listed| listed.len())
+}
+
 #[test]
-fn a_daemon_killed_while_files_keep_landing_runs_each_file_exactly_once() {
-    let landing = tempfile::tempdir().expect("tempdir");
-    let url = format!("file://{}/", landing.path().display());
+fn a_daemon_killed_while_objects_keep_landing_runs_each_object_exactly_once() {
+    let Some(endpoint) = s3_endpoint() else {
+        return;
+    };
+    let bucket = Arc::new(Bucket::new(&endpoint));
+    let url = format!("s3://{}/orders/", bucket.name);
     let repo = GitRepo::new();
     repo.write("flow.yaml", &counting(&on_objects(&url)));
     repo.commit("load every order file");
     let db = TestDb::sqlite();
+    let env = s3_env(&endpoint);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let args = [
         "--repo",
         repo.path().to_str().expect("utf-8"),
         "--interval",
         "1h",
     ];
-    let daemon = Daemon::start(&db, &args);
+    let daemon = Daemon::start_with_env(&db, &args, &env);
     let key = format!("artifact:{url}*.csv");
     eventually("the trigger takes its baseline", || {
         polled_at(&daemon, &key).is_some()
     });
-    let folder = landing.path().to_path_buf();
-    let producer = std::thread::spawn(move || {
-        for i in 0..30 {
-            drop_file(&folder, &format!("{i:02}.csv"), &format!("order-{i}"));
-            std::thread::sleep(std::time::Duration::from_millis(60));
-        }
-    });
-    eventually("some files ran", || {
+    let producer = {
+        let bucket = bucket.clone();
+        std::thread::spawn(move || {
+            for i in 0..30 {
+                bucket.put(&format!("orders/{i:02}.csv"), &format!("order-{i}"));
+                std::thread::sleep(std::time::Duration::from_millis(60));
+            }
+        })
+    };
+    eventually("some objects ran", || {
         !executions_of(&db, "on-orders").is_empty()
     });
     daemon.kill9();
-    // Files keep landing while no daemon runs.
-    let landed = || {
-        std::fs::read_dir(landing.path())
-            .map(|d| d.filter(|e| e.is_ok()).count())
-            .unwrap_or(0)
-    };
-    let at_kill = landed();
-    eventually("more files landed while the daemon was down", || {
-        landed() >= (at_kill + 3).min(30)
+    // Objects keep landing while no daemon runs.
+    let at_kill = count_objects(&bucket, "orders");
+    eventually("more objects landed while the daemon was down", || {
+        count_objects(&bucket, "orders") >= (at_kill + 3).min(30)
     });
-    let _daemon = Daemon::start(&db, &args);
+    let _daemon = Daemon::start_with_env(&db, &args, &env);
     producer.join().expect("the producer ends");
-    eventually("every file ran", || {
+    eventually("every object ran", || {
         succeeded(&executions_of(&db, "on-orders")) == 30
     });
-    // One more file: once it ran, a listing after every other file's ran.
-    drop_file(landing.path(), "last.csv", "last");
-    eventually("the last file ran", || {
+    // One more: once it ran, a listing after every other object's ran.
+    bucket.put("orders/last.csv", "last");
+    eventually("the last object ran", || {
         succeeded(&executions_of(&db, "on-orders")) == 31
     });
     let by = runs_by_object(&executions_of(&db, "on-orders"));
     assert_eq!(by.len(), 31, "{by:#?}");
     assert!(
         by.values().all(|runs| runs.len() == 1),
-        "each file ran once: {by:#?}"
+        "each object ran once: {by:#?}"
     );
 }
 
@@ -332,31 +347,38 @@ fn two_daemons_on_one_postgres_store_run_each_object_once() {
     let Some(db) = TestDb::postgres() else {
         return;
     };
-    let landing = tempfile::tempdir().expect("tempdir");
-    let url = format!("file://{}/", landing.path().display());
+    let Some(endpoint) = s3_endpoint() else {
+        return;
+    };
+    let bucket = Bucket::new(&endpoint);
+    let url = format!("s3://{}/orders/", bucket.name);
     let repo = GitRepo::new();
     repo.write("flow.yaml", &counting(&on_objects(&url)));
     repo.commit("load every order file");
+    let env = s3_env(&endpoint);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let args = [
         "--repo",
         repo.path().to_str().expect("utf-8"),
         "--interval",
         "1h",
     ];
-    let first = Daemon::start(&db, &args);
-    let second = Daemon::start(&db, &args);
+    let first = Daemon::start_with_env(&db, &args, &env);
+    let second = Daemon::start_with_env(&db, &args, &env);
     let key = format!("artifact:{url}*.csv");
     eventually("the trigger takes its baseline", || {
         polled_at(&first, &key).is_some()
     });
     for i in 0..10 {
-        drop_file(landing.path(), &format!("{i}.csv"), &format!("order-{i}"));
+        bucket.put(&format!("orders/{i}.csv"), &format!("order-{i}"));
     }
     eventually("ten executions succeeded", || {
         succeeded(&executions_of(&db, "on-orders")) == 10
     });
-    drop_file(landing.path(), "last.csv", "last");
-    eventually("the last file ran", || {
+    // The leader stops: the other takes over and goes on from its records.
+    first.kill9();
+    bucket.put("orders/last.csv", "last");
+    eventually("the last object ran", || {
         succeeded(&executions_of(&db, "on-orders")) == 11
     });
     drop(second);
