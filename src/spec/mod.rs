@@ -19,6 +19,7 @@ pub mod condition;
 pub mod cron;
 pub mod digest;
 pub mod duration;
+pub mod events;
 pub mod ids;
 pub mod quantity;
 pub mod schema;

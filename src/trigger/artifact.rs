@@ -22,24 +22,17 @@ pub enum Error {
     Scheme(String),
     #[error("`{0}` names no bucket (s3://bucket/prefix/)")]
     NoBucket(String),
-    #[error("`{pattern}` is not a pattern: {reason}")]
-    Pattern { pattern: String, reason: String },
+    #[error("{0}")]
+    Pattern(String),
     /// The store refused or failed (the message of `object_store`).
     #[error("{0}")]
     Store(String),
 }
 
-/// `pattern` as a matcher of keys relative to the prefix: `*` and `?`
-/// stay within one folder, `**` crosses folders.
+/// `pattern` as a matcher of keys relative to the prefix
+/// ([`crate::spec::events::pattern`]).
 pub fn matcher(pattern: &str) -> Result<globset::GlobMatcher, Error> {
-    globset::GlobBuilder::new(pattern)
-        .literal_separator(true)
-        .build()
-        .map(|g| g.compile_matcher())
-        .map_err(|e| Error::Pattern {
-            pattern: pattern.to_owned(),
-            reason: e.kind().to_string(),
-        })
+    crate::spec::events::pattern(pattern).map_err(Error::Pattern)
 }
 
 /// Where a URL's objects are: the store (one client per bucket or folder,
@@ -208,23 +201,4 @@ pub fn seen_of(detail: &Value) -> Option<(String, String)> {
         detail.get("key")?.as_str()?.to_owned(),
         detail.get("etag")?.as_str()?.to_owned(),
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::matcher;
-
-    #[test]
-    fn a_star_stays_in_its_folder_and_two_cross_folders() {
-        let one = matcher("*.parquet").expect("pattern");
-        assert!(one.is_match("a.parquet"));
-        assert!(!one.is_match("day=1/a.parquet"));
-        assert!(!one.is_match("a.csv"));
-        let any = matcher("**").expect("pattern");
-        assert!(any.is_match("day=1/a.parquet"));
-        let deep = matcher("**/*.csv").expect("pattern");
-        assert!(deep.is_match("x/y/z.csv"));
-        assert!(deep.is_match("z.csv"));
-        assert!(matcher("[").is_err());
-    }
 }

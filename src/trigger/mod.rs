@@ -206,20 +206,14 @@ impl Watcher {
         self.active.iter().map(|a| a.spec.triggers.len()).sum()
     }
 
-    /// When the next pass has something to do (`None`: nothing until a
-    /// reconcile changes the launch plans, or a call is deferred).
+    /// When the next pass has something to do (`None`: no trigger is
+    /// active; nothing until a reconcile changes the launch plans).
     pub fn next_due(&self) -> Option<DateTime<Utc>> {
         let polls = self.prefixes.values().map(|p| p.next_poll);
         polls
             .chain(self.next_upstream)
             .chain(self.next_sweep.filter(|_| self.triggers() > 0))
             .min()
-    }
-
-    /// Marks `key` as possibly having deferred events (a call this
-    /// process deferred).
-    pub fn wake(&mut self, key: TriggerKey) {
-        self.waiting.insert(key);
     }
 
     /// One pass at `now`: reads the active launch plans again when a
@@ -740,9 +734,22 @@ impl Watcher {
                 p
             }
         };
+        // An event whose run the workflow refuses (it changed since the
+        // event was recorded) is said and counted, and does not hold up
+        // the events behind it.
         let mut batch = Vec::with_capacity(deferred.len());
         for record in &deferred {
-            batch.push(new_execution(&prepared, kind(trigger), record, now)?);
+            match new_execution(&prepared, kind(trigger), record, now) {
+                Ok(new) => batch.push(new),
+                Err(create::Error::Store(e)) => return Err(create::Error::Store(e)),
+                Err(e) => {
+                    let message =
+                        format!("event {} cannot start, it is not run: {e}", record.event);
+                    tracing::warn!(launch_plan = %key.launch_plan, trigger = %key.trigger, error = %message, "a trigger's event is refused");
+                    report.errors.push((key.clone(), message.clone()));
+                    self.failed(store, key, now, message).await?;
+                }
+            }
         }
         let made = store.create_executions(&batch).await?;
         let events: Vec<String> = deferred.iter().map(|r| r.event.clone()).collect();

@@ -188,7 +188,7 @@ fn check_triggers(
                         .with_help("an artifact trigger watches a prefix of an S3 bucket (or an S3-compatible store) or a local folder"),
                     );
                 }
-                if let Err(e) = crate::trigger::artifact::matcher(&a.pattern) {
+                if let Err(e) = crate::spec::events::pattern(&a.pattern) {
                     found.push(at(
                         entity,
                         Code::InvalidTrigger,
@@ -279,7 +279,7 @@ fn check_upstream(
     base: &[PathStep<'_>],
     found: &mut Vec<Diagnostic>,
 ) {
-    use crate::trigger::upstream::{Binding, binding};
+    use crate::spec::events::{Binding, binding};
     let project = &entity.id.project;
     let name_path: Vec<PathStep<'_>> = base
         .iter()
