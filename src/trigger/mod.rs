@@ -621,7 +621,10 @@ impl Watcher {
                 }
                 for (key, active, spec) in &watching {
                     let cursor = &self.cursors[key];
+                    // A preview runs a pull request's versions: what it
+                    // makes is not the upstream's data.
                     let matches = e.project == key.project
+                        && e.trigger != Trigger::Preview
                         && e.launch_plan.as_deref() == Some(spec.launch_plan.as_str())
                         && phase(e.status).is_some_and(|p| spec.on.contains(&p))
                         && finished >= cursor.since;
