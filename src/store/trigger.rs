@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::StoreFuture;
-use super::execution::Execution;
-use crate::spec::{Digest, ExecutionId};
+use super::execution::Status;
+use crate::spec::{Digest, ExecutionId, Trigger};
 
 /// Names one trigger of one launch plan, across the launch plan's
 /// versions.
@@ -141,12 +141,26 @@ pub trait TriggerStore: Send + Sync {
 
     /// Executions that ended after `after` (an end instant and an id: a
     /// keyset), in the order they ended, then by id, at most `limit`:
-    /// what upstream triggers read.
+    /// what upstream triggers read (no plan, no nodes).
     fn ended_executions<'a>(
         &'a self,
         after: (DateTime<Utc>, &'a str),
         limit: u32,
-    ) -> StoreFuture<'a, Vec<Execution>>;
+    ) -> StoreFuture<'a, Vec<Ended>>;
+}
+
+/// An execution that ended, as upstream triggers read it: what they
+/// match on and bind from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ended {
+    pub id: ExecutionId,
+    pub project: String,
+    pub launch_plan: Option<String>,
+    pub trigger: Trigger,
+    pub status: Status,
+    pub inputs: Value,
+    pub outputs: Option<Value>,
+    pub finished_at: DateTime<Utc>,
 }
 
 /// The event an execution runs for, kept in its

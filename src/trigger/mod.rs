@@ -39,10 +39,10 @@ use crate::spec::{
     Definition, Digest, EntityRef, EventTrigger, ExecutionId, Kind, LaunchPlanSpec, Phase,
     SourceKey, Trigger,
 };
-use crate::store::trigger::EventRef;
+use crate::store::trigger::{Ended, EventRef};
 use crate::store::{
-    self, EventRecord, Execution, NewExecution, SourceStatus, Status, Store, TriggerCursor,
-    TriggerKey, VersionFilter, VersionKey,
+    self, EventRecord, NewExecution, SourceStatus, Status, Store, TriggerCursor, TriggerKey,
+    VersionFilter, VersionKey,
 };
 
 /// How often an artifact trigger lists its prefix unless it says.
@@ -613,7 +613,7 @@ impl Watcher {
             let page = store.ended_executions((after.0, &after.1), 500).await?;
             let full = page.len() == 500;
             for e in &page {
-                let finished = e.finished_at.expect("ended executions have an end");
+                let finished = e.finished_at;
                 after = (finished, e.id.to_string());
                 newest = newest.max(finished);
                 if self.recent.insert(e.id.clone(), finished).is_some() {
@@ -831,7 +831,7 @@ async fn list_one(
 fn upstream_event(
     key: &TriggerKey,
     active: &Active,
-    upstream: &Execution,
+    upstream: &Ended,
     inputs: BTreeMap<String, Value>,
     now: DateTime<Utc>,
 ) -> EventRecord {

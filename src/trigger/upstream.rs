@@ -10,12 +10,12 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::spec::events::{Binding, binding};
-use crate::store::Execution;
+use crate::store::trigger::Ended;
 
 /// The inputs `bindings` give for the ended `upstream` execution.
 pub fn bind(
     bindings: &BTreeMap<String, Value>,
-    upstream: &Execution,
+    upstream: &Ended,
 ) -> Result<BTreeMap<String, Value>, String> {
     let mut out = BTreeMap::new();
     for (name, value) in bindings {

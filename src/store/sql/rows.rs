@@ -421,14 +421,14 @@ fn parse_direction(text: &str, doing: &'static str) -> Result<Direction, Error> 
     }
 }
 
-fn parse_status(text: &str, doing: &'static str) -> Result<Status, Error> {
+pub(crate) fn parse_status(text: &str, doing: &'static str) -> Result<Status, Error> {
     Status::parse(text).ok_or_else(|| Error::Corrupt {
         doing,
         message: format!("unknown execution status {text:?}"),
     })
 }
 
-fn parse_trigger(text: &str, doing: &'static str) -> Result<Trigger, Error> {
+pub(crate) fn parse_trigger(text: &str, doing: &'static str) -> Result<Trigger, Error> {
     Trigger::parse(text).ok_or_else(|| Error::Corrupt {
         doing,
         message: format!("unknown execution trigger {text:?}"),

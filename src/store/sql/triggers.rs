@@ -8,12 +8,14 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::types::Json;
 
-use super::rows::{self, EXECUTION_COLUMNS};
+use super::rows;
 use super::statement::{Param, Statement};
 use super::{Dialect, SqlStore, commit};
 use crate::spec::{Digest, ExecutionId};
-use crate::store::trigger::{EventRecord, TriggerCursor, TriggerKey, TriggerStatus, TriggerStore};
-use crate::store::{Error, Execution, StoreFuture};
+use crate::store::trigger::{
+    Ended, EventRecord, TriggerCursor, TriggerKey, TriggerStatus, TriggerStore,
+};
+use crate::store::{Error, StoreFuture};
 
 const EVENT_COLUMNS: &str = "project, launch_plan, trigger, event, execution, version, inputs, \
      detail, seen_at, created_at";
@@ -80,6 +82,33 @@ impl From<CursorRow> for TriggerCursor {
             error: row.error,
             error_since: row.error_since,
         }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct EndedRow {
+    id: String,
+    project: String,
+    launch_plan: Option<String>,
+    trigger: String,
+    status: String,
+    inputs: Json<Value>,
+    outputs: Option<Json<Value>>,
+    finished_at: DateTime<Utc>,
+}
+
+impl EndedRow {
+    fn into_ended(self, doing: &'static str) -> Result<Ended, Error> {
+        Ok(Ended {
+            id: ExecutionId::from(self.id),
+            project: self.project,
+            launch_plan: self.launch_plan,
+            trigger: rows::parse_trigger(&self.trigger, doing)?,
+            status: rows::parse_status(&self.status, doing)?,
+            inputs: self.inputs.0,
+            outputs: self.outputs.map(|Json(v)| v),
+            finished_at: self.finished_at,
+        })
     }
 }
 
@@ -329,21 +358,19 @@ impl<D: Dialect> SqlStore<D> {
             .collect())
     }
 
-    async fn ended(
-        &self,
-        after: (DateTime<Utc>, &str),
-        limit: u32,
-    ) -> Result<Vec<Execution>, Error> {
+    async fn ended(&self, after: (DateTime<Utc>, &str), limit: u32) -> Result<Vec<Ended>, Error> {
         const DOING: &str = "reading ended executions";
-        let select = Statement::new(format!(
-            "SELECT {EXECUTION_COLUMNS} FROM executions WHERE finished_at IS NOT NULL \
+        let select = Statement::new(
+            "SELECT id, project, launch_plan, trigger, status, inputs, outputs, finished_at \
+             FROM executions WHERE finished_at IS NOT NULL \
              AND (finished_at > $1 OR (finished_at = $1 AND id > $2)) \
-             ORDER BY finished_at, id LIMIT $3"
-        ))
+             ORDER BY finished_at, id LIMIT $3",
+        )
         .bind(after.0)
         .bind(after.1)
         .bind(i64::from(limit));
-        rows::executions(self.read(DOING, select).await?, DOING)
+        let rows: Vec<EndedRow> = self.read(DOING, select).await?;
+        rows.into_iter().map(|row| row.into_ended(DOING)).collect()
     }
 }
 
@@ -400,7 +427,7 @@ impl<D: Dialect> TriggerStore for SqlStore<D> {
         &'a self,
         after: (DateTime<Utc>, &'a str),
         limit: u32,
-    ) -> StoreFuture<'a, Vec<Execution>> {
+    ) -> StoreFuture<'a, Vec<Ended>> {
         Box::pin(self.ended(after, limit))
     }
 }
