@@ -65,7 +65,7 @@ fn digest(text: &str) -> Digest {
 
 /// A scheduled execution of `ml/train` by the launch plan `nightly`,
 /// created at `at(created)`, with nothing optional set beyond that.
-fn execution(id: &str, status: Status, created: i64) -> Execution {
+pub(crate) fn execution(id: &str, status: Status, created: i64) -> Execution {
     Execution {
         id: id.into(),
         project: "ml".into(),

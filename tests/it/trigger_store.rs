@@ -19,6 +19,7 @@ on_every_backend!(
     an_event_is_recorded_once_and_a_second_recorder_reads_the_first,
     of_two_recorders_racing_over_the_same_events_each_is_new_to_exactly_one,
     a_cursor_keeps_when_its_trigger_began_and_shows_its_last_error,
+    ended_executions_come_in_the_order_they_ended_and_unfinished_ones_count_against_their_trigger,
 );
 
 fn at(seconds: i64) -> DateTime<Utc> {
@@ -181,4 +182,67 @@ async fn a_cursor_keeps_when_its_trigger_began_and_shows_its_last_error(b: Backe
     assert_eq!((statuses[0].events, statuses[0].deferred), (1, 1));
     assert_eq!(statuses[0].last_event_at, Some(at(1)));
     assert_eq!(statuses[0].cursor.error_since, Some(at(5)));
+}
+
+async fn ended_executions_come_in_the_order_they_ended_and_unfinished_ones_count_against_their_trigger(
+    b: Backend,
+) {
+    use weir::store::Status;
+    let ended = |id: &str, status, minute: i64| weir::store::Execution {
+        finished_at: Some(at(minute * 60)),
+        ..crate::executions_store::execution(id, status, 0)
+    };
+    for e in [
+        ended("b-late", Status::Succeeded, 20),
+        ended("b-first", Status::Failed, 10),
+        ended("a-first", Status::Succeeded, 10),
+        crate::executions_store::execution("c-queued", Status::Queued, 0),
+    ] {
+        b.store.create_execution(&e, &[]).await.expect("create");
+    }
+    let ids = |list: Vec<weir::store::trigger::Ended>| -> Vec<String> {
+        list.into_iter().map(|e| e.id.to_string()).collect()
+    };
+    let all = b
+        .store
+        .ended_executions((at(0), ""), 10)
+        .await
+        .expect("read");
+    assert_eq!(all[1].status, Status::Failed);
+    assert_eq!(all[0].inputs, json!({ "date": "2026-03-29" }));
+    assert_eq!(
+        ids(all),
+        ["a-first", "b-first", "b-late"],
+        "by end, then id"
+    );
+    let page = b
+        .store
+        .ended_executions((at(0), ""), 1)
+        .await
+        .expect("read");
+    assert_eq!(ids(page), ["a-first"]);
+    let next = b
+        .store
+        .ended_executions((at(600), "a-first"), 10)
+        .await
+        .expect("read");
+    assert_eq!(
+        ids(next),
+        ["b-first", "b-late"],
+        "after the keyset, the same instant included"
+    );
+
+    let mut queued = event("q.csv", "v1", 0);
+    queued.execution = Some(ExecutionId::from("c-queued"));
+    let mut done = event("d.csv", "v1", 0);
+    done.execution = Some(ExecutionId::from("a-first"));
+    b.store
+        .record_events(&[queued, done])
+        .await
+        .expect("record");
+    assert_eq!(
+        b.store.unfinished_of_trigger(&key()).await.expect("count"),
+        1,
+        "only the queued execution is pending"
+    );
 }
