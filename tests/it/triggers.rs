@@ -733,7 +733,8 @@ spec:
   script:
     interpreter: bash
     source: |
-      while [ ! -e "{gate}" ]; do sleep 0.05; done
+      # At most a minute: a failed test leaves no endless process behind.
+      for _ in $(seq 1200); do [ -e "{gate}" ] && break; sleep 0.05; done
       printf '{{"text": "%s"}}' "$(cat "$WEIR_INPUT_FILE")" > "$WEIR_OUTPUTS/outputs.json"
 ---
 apiVersion: weir.dev/v1alpha1
