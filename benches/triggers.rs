@@ -299,6 +299,7 @@ impl Landing {
         match self {
             Landing::Folder(dir) => {
                 let folder = dir.path().join(prefix);
+                std::fs::create_dir_all(&folder).expect("mkdir");
                 let staged = folder.join(format!(".{name}.partial"));
                 std::fs::write(&staged, content).expect("write");
                 std::fs::rename(&staged, folder.join(name)).expect("rename");
