@@ -9,8 +9,9 @@
 //!   fetches from Git itself, so a payload is never trusted for content.
 //!   An unauthenticated webhook (bad or missing signature or token)
 //!   triggers nothing.
-//! - The API is read-only except `POST /api/v1/runs`,
-//!   `POST /api/v1/backfills` and `POST /api/v1/executions/{id}/cancel`,
+//! - The API is read-only except its writes (`POST /api/v1/runs`,
+//!   `/api/v1/backfills`, `/api/v1/executions/{id}/cancel`, a launch
+//!   plan's webhook trigger `/api/v1/triggers/{project}/{name}`, …),
 //!   which always need the API token; with a token configured, every API
 //!   route needs it.
 //! - Secrets are compared in constant time and never logged.
@@ -32,7 +33,8 @@
 //! `POST /hooks/generic`, `GET /api/v1/{sources, status, versions,
 //! executions, executions/{id}, executions/{id}/diff[/{base}],
 //! executions/{id}/logs, lineage/{id}, audit}`, `POST /api/v1/runs`,
-//! `POST /api/v1/backfills`, `POST /api/v1/executions/{id}/cancel`; and
+//! `POST /api/v1/backfills`, `POST /api/v1/executions/{id}/cancel`,
+//! `POST /api/v1/triggers/{project}/{name}`; and
 //! the web console's pages at `/` ([`console`]).
 
 mod api;
