@@ -62,6 +62,9 @@ pub const SWEEP: Duration = Duration::from_secs(5);
 /// How many prefixes are listed at once.
 const LISTINGS: usize = 32;
 
+/// How many new objects are copied into the artifact store at once.
+const FETCHES: usize = 16;
+
 /// A prefix ready to list: its store, the prefix, the pattern.
 type Listing = (Arc<dyn ObjectStore>, Path, globset::GlobMatcher);
 
@@ -153,6 +156,20 @@ struct Prefix {
     seen: Option<HashMap<String, String>>,
     next_poll: DateTime<Utc>,
     failures: u32,
+}
+
+/// What a prefix's listing has that its trigger has not seen.
+struct Listed {
+    key: TriggerKey,
+    object_store: Arc<dyn ObjectStore>,
+    active: Active,
+    /// The input that receives an object.
+    input: String,
+    /// `s3://bucket` or `file:///folder`.
+    root: String,
+    /// The trigger's first listing: what is there is not run.
+    baseline: bool,
+    changed: Vec<artifact::Object>,
 }
 
 /// The trigger loop's state between passes.
@@ -411,16 +428,14 @@ impl Watcher {
             .buffer_unordered(LISTINGS)
             .collect()
             .await;
+        let mut found = Vec::with_capacity(listed.len());
         for (key, object_store, listed) in listed {
-            let outcome = match listed {
-                Ok(listed) => {
-                    self.take(store, &key, object_store, listed, now, report)
-                        .await?
-                }
-                Err(e) => Err(e),
-            };
-            outcomes.push((key, outcome));
+            match listed {
+                Ok(listed) => found.push((key, object_store, listed)),
+                Err(e) => outcomes.push((key, Err(e))),
+            }
         }
+        outcomes.extend(self.take(store, found, now, report).await?);
         for (key, outcome) in outcomes {
             let prefix = self.prefixes.get_mut(&key).expect("due prefixes exist");
             match outcome {
@@ -485,90 +500,140 @@ impl Watcher {
         Ok(Ok(Some((object_store, path, pattern))))
     }
 
-    /// Records what is new in a prefix's listing: the objects there at its
-    /// first listing as the baseline (never run), every later new object
-    /// or new version of one as an event (copied into the artifact store
-    /// first).
+    /// Records what is new in the prefixes' listings: the objects there at
+    /// a trigger's first listing as its baseline (never run), every later
+    /// new object or new version of one as an event, copied into the
+    /// artifact store first (at most FETCHES at once, across prefixes);
+    /// all of them in one write. A prefix whose object cannot be copied
+    /// fails its poll; what it copied is recorded, the rest is seen again
+    /// at its next listing. Each prefix's outcome.
     async fn take(
         &mut self,
         store: &dyn Store,
-        key: &TriggerKey,
-        object_store: Arc<dyn ObjectStore>,
-        listed: Vec<artifact::Object>,
+        listed: Vec<(TriggerKey, Arc<dyn ObjectStore>, Vec<artifact::Object>)>,
         now: DateTime<Utc>,
         report: &mut Report,
-    ) -> Result<Result<(), artifact::Error>, store::Error> {
-        let Some((active, EventTrigger::Artifact(spec))) = self.find(key) else {
-            return Ok(Ok(()));
-        };
-        let (active, spec) = (active.clone(), spec.clone());
-        let prefix = self.prefixes.get_mut(key).expect("polled prefixes exist");
-        let seen = prefix.seen.as_ref().expect("read");
-        let changed: Vec<artifact::Object> = artifact::changed(seen, &listed)
-            .into_iter()
-            .cloned()
-            .collect();
-        let root = prefix.root.clone();
-        let baseline = self.cursors.get(key).is_some_and(|c| c.polled_at.is_none());
-        if changed.is_empty() {
-            return Ok(Ok(()));
+    ) -> Result<Vec<(TriggerKey, Result<(), artifact::Error>)>, store::Error> {
+        // What each prefix has that is new, and whether it is a baseline.
+        let mut news = Vec::new();
+        let mut outcomes = Vec::new();
+        for (key, object_store, listed) in listed {
+            let Some((active, EventTrigger::Artifact(spec))) = self.find(&key) else {
+                outcomes.push((key, Ok(())));
+                continue;
+            };
+            let (active, input) = (active.clone(), spec.input.clone());
+            let prefix = &self.prefixes[&key];
+            let seen = prefix.seen.as_ref().expect("read");
+            let changed: Vec<artifact::Object> = artifact::changed(seen, &listed)
+                .into_iter()
+                .cloned()
+                .collect();
+            let baseline = self
+                .cursors
+                .get(&key)
+                .is_some_and(|c| c.polled_at.is_none());
+            let root = prefix.root.clone();
+            news.push(Listed {
+                key,
+                object_store,
+                active,
+                input,
+                root,
+                baseline,
+                changed,
+            });
         }
-        let mut records = Vec::with_capacity(changed.len());
-        let mut failure = None;
-        for object in &changed {
-            let event = object.event();
-            let mut detail = object.detail(&root);
-            let (execution, inputs) = if baseline {
-                (None, json!({}))
-            } else {
-                match artifact::fetch(object_store.as_ref(), object, self.artifacts.clone()).await {
-                    Ok(reference) => {
-                        detail["artifact"] = Value::String(reference.clone());
-                        (
-                            Some(execution_id(
+        let artifacts = &self.artifacts;
+        let fetches: Vec<_> = news
+            .iter()
+            .enumerate()
+            .filter(|(_, listed)| !listed.baseline)
+            .flat_map(|(n, listed)| {
+                listed.changed.iter().enumerate().map(move |(i, object)| {
+                    let (object_store, object) = (listed.object_store.clone(), object.clone());
+                    let artifacts = artifacts.clone();
+                    Box::pin(async move {
+                        let fetched =
+                            artifact::fetch(object_store.as_ref(), &object, artifacts).await;
+                        ((n, i), fetched)
+                    })
+                })
+            })
+            .collect();
+        let mut fetched: HashMap<(usize, usize), Result<String, artifact::Error>> =
+            futures_util::stream::iter(fetches)
+                .buffer_unordered(FETCHES)
+                .collect()
+                .await;
+        let mut records = Vec::new();
+        for (n, listed) in news.iter().enumerate() {
+            let Listed {
+                key,
+                active,
+                input,
+                root,
+                baseline,
+                changed,
+                ..
+            } = listed;
+            let mut failure = None;
+            for (i, object) in changed.iter().enumerate() {
+                let event = object.event();
+                let mut detail = object.detail(root);
+                let (execution, inputs) = if *baseline {
+                    (None, json!({}))
+                } else {
+                    match fetched.remove(&(n, i)).expect("every object fetched") {
+                        Ok(reference) => {
+                            detail["artifact"] = Value::String(reference.clone());
+                            let id = execution_id(
                                 &active.key.entity,
                                 &active.key.digest,
                                 &key.trigger,
                                 &event,
-                            )),
-                            json!({ spec.input.as_str(): reference }),
-                        )
+                            );
+                            (Some(id), json!({ input.as_str(): reference }))
+                        }
+                        Err(e) => {
+                            failure.get_or_insert(e);
+                            continue;
+                        }
                     }
-                    // What was fetched is recorded; the rest is seen
-                    // again at the next listing.
-                    Err(e) => {
-                        failure = Some(e);
-                        break;
-                    }
-                }
-            };
-            records.push(EventRecord {
-                key: key.clone(),
-                event,
-                execution,
-                version: active.key.digest.clone(),
-                inputs,
-                detail,
-                seen_at: now,
-                created_at: None,
-            });
+                };
+                records.push(EventRecord {
+                    key: key.clone(),
+                    event,
+                    execution,
+                    version: active.key.digest.clone(),
+                    inputs,
+                    detail,
+                    seen_at: now,
+                    created_at: None,
+                });
+            }
+            if *baseline {
+                tracing::info!(launch_plan = %key.launch_plan, trigger = %key.trigger, objects = changed.len(), "objects already there when the trigger began are not run");
+            }
+            outcomes.push((key.clone(), failure.map_or(Ok(()), Err)));
         }
-        let recorded = store.record_events(&records).await?;
-        let prefix = self.prefixes.get_mut(key).expect("polled prefixes exist");
-        let seen = prefix.seen.as_mut().expect("read");
-        for (record, new) in recorded {
+        if records.is_empty() {
+            return Ok(outcomes);
+        }
+        for (record, new) in store.record_events(&records).await? {
+            let prefix = self
+                .prefixes
+                .get_mut(&record.key)
+                .expect("polled prefixes exist");
             if let Some((object, tag)) = artifact::seen_of(&record.detail) {
-                seen.insert(object, tag);
+                prefix.seen.as_mut().expect("read").insert(object, tag);
             }
             if new && record.execution.is_some() {
                 report.seen.push(Trigger::Artifact);
-                self.waiting.insert(key.clone());
+                self.waiting.insert(record.key);
             }
         }
-        if baseline {
-            tracing::info!(launch_plan = %key.launch_plan, trigger = %key.trigger, objects = records.len(), "objects already there when the trigger began are not run");
-        }
-        Ok(failure.map_or(Ok(()), Err))
+        Ok(outcomes)
     }
 
     /// Reads the executions that ended since the upstream cursor and
