@@ -97,9 +97,13 @@ pub trait TriggerStore: Send + Sync {
     /// Records each event unless its (trigger, event) is recorded already,
     /// and returns, in the order given, the record as stored (the one
     /// given, or the first one's) and whether this call recorded it.
+    /// `cursors` are written in the same transaction (a trigger's baseline
+    /// and its first poll are one fact: a crash between them would take
+    /// the baseline again, over objects landed meanwhile).
     fn record_events<'a>(
         &'a self,
         events: &'a [EventRecord],
+        cursors: &'a [TriggerCursor],
     ) -> StoreFuture<'a, Vec<(EventRecord, bool)>>;
 
     /// The events of `key` recorded to run whose execution is not created

@@ -567,6 +567,7 @@ impl Watcher {
                 .collect()
                 .await;
         let mut records = Vec::new();
+        let mut baselines = Vec::new();
         for (n, listed) in news.iter().enumerate() {
             let Listed {
                 key,
@@ -614,13 +615,28 @@ impl Watcher {
             }
             if *baseline {
                 tracing::info!(launch_plan = %key.launch_plan, trigger = %key.trigger, objects = changed.len(), "objects already there when the trigger began are not run");
+                // The baseline and the first poll are written together
+                // (and kept here only once written).
+                if let Some(cursor) = self.cursors.get(key) {
+                    baselines.push(TriggerCursor {
+                        polled_at: Some(now),
+                        error: None,
+                        error_since: None,
+                        ..cursor.clone()
+                    });
+                }
             }
             outcomes.push((key.clone(), failure.map_or(Ok(()), Err)));
         }
-        if records.is_empty() {
+        if records.is_empty() && baselines.is_empty() {
             return Ok(outcomes);
         }
-        for (record, new) in store.record_events(&records).await? {
+        let recorded = store.record_events(&records, &baselines).await?;
+        for cursor in baselines {
+            self.written.insert(cursor.key.clone(), now);
+            self.cursors.insert(cursor.key.clone(), cursor);
+        }
+        for (record, new) in recorded {
             let prefix = self
                 .prefixes
                 .get_mut(&record.key)
@@ -710,7 +726,7 @@ impl Watcher {
             }
         }
         if !records.is_empty() {
-            for (record, new) in store.record_events(&records).await? {
+            for (record, new) in store.record_events(&records, &[]).await? {
                 if new {
                     report.seen.push(Trigger::Upstream);
                     self.waiting.insert(record.key);
@@ -1051,7 +1067,7 @@ pub async fn call(
     // refused, and leaves nothing behind.
     new_execution(&prepared, Trigger::Webhook, &record, now)?;
     let (stored, _) = store
-        .record_events(std::slice::from_ref(&record))
+        .record_events(std::slice::from_ref(&record), &[])
         .await?
         .pop()
         .expect("one event recorded");

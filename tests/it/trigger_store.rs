@@ -52,7 +52,7 @@ fn event(name: &str, version: &str, seen: i64) -> EventRecord {
 
 async fn an_event_is_recorded_once_and_a_second_recorder_reads_the_first(b: Backend) {
     let first = [event("a.csv", "v1", 0), event("b.csv", "v1", 1)];
-    let recorded = b.store.record_events(&first).await.expect("record");
+    let recorded = b.store.record_events(&first, &[]).await.expect("record");
     assert!(recorded.iter().all(|(_, new)| *new));
     assert_eq!(recorded[0].0, first[0]);
 
@@ -60,7 +60,7 @@ async fn an_event_is_recorded_once_and_a_second_recorder_reads_the_first(b: Back
     // first record, whose execution id is the one to create.
     let again = b
         .store
-        .record_events(&[event("a.csv", "v2", 5), event("c.csv", "v2", 6)])
+        .record_events(&[event("a.csv", "v2", 5), event("c.csv", "v2", 6)], &[])
         .await
         .expect("record");
     assert_eq!(again[0], (first[0].clone(), false));
@@ -91,7 +91,7 @@ async fn an_event_is_recorded_once_and_a_second_recorder_reads_the_first(b: Back
     assert_eq!(left[0].event, "c.csv");
     let (stored, new) = b
         .store
-        .record_events(&[event("a.csv", "v3", 9)])
+        .record_events(&[event("a.csv", "v3", 9)], &[])
         .await
         .expect("record")
         .remove(0);
@@ -102,7 +102,10 @@ async fn an_event_is_recorded_once_and_a_second_recorder_reads_the_first(b: Back
     // A baseline object (no execution) is recorded, never deferred.
     let mut baseline = event("old.csv", "v1", 10);
     baseline.execution = None;
-    b.store.record_events(&[baseline]).await.expect("record");
+    b.store
+        .record_events(&[baseline], &[])
+        .await
+        .expect("record");
     assert_eq!(
         b.store
             .deferred_events(&key(), 10)
@@ -135,7 +138,7 @@ async fn of_two_recorders_racing_over_the_same_events_each_is_new_to_exactly_one
                 events.reverse();
             }
             barrier.wait().await;
-            store.record_events(&events).await.expect("record")
+            store.record_events(&events, &[]).await.expect("record")
         })
     };
     let (a, b_) = (racer("v1", false), racer("v2", true));
@@ -173,15 +176,29 @@ async fn a_cursor_keeps_when_its_trigger_began_and_shows_its_last_error(b: Backe
         .expect("one");
     assert_eq!(stored.since, at(0), "a trigger begins once");
     assert_eq!(stored.error, cursor.error);
+    // A baseline and the trigger's first poll are written in one go.
+    let first_poll = TriggerCursor {
+        polled_at: Some(at(3)),
+        error: None,
+        error_since: None,
+        ..stored.clone()
+    };
     b.store
-        .record_events(&[event("a.csv", "v1", 1)])
+        .record_events(&[event("a.csv", "v1", 1)], &[first_poll])
         .await
         .expect("record");
+    let stored = b
+        .store
+        .trigger_cursor(&key())
+        .await
+        .expect("read")
+        .expect("one");
+    assert_eq!((stored.polled_at, stored.error), (Some(at(3)), None));
     let statuses = b.store.trigger_statuses().await.expect("statuses");
     assert_eq!(statuses.len(), 1);
     assert_eq!((statuses[0].events, statuses[0].deferred), (1, 1));
     assert_eq!(statuses[0].last_event_at, Some(at(1)));
-    assert_eq!(statuses[0].cursor.error_since, Some(at(5)));
+    assert_eq!(statuses[0].cursor.polled_at, Some(at(3)));
 }
 
 async fn ended_executions_come_in_the_order_they_ended_and_unfinished_ones_count_against_their_trigger(
@@ -237,7 +254,7 @@ async fn ended_executions_come_in_the_order_they_ended_and_unfinished_ones_count
     let mut done = event("d.csv", "v1", 0);
     done.execution = Some(ExecutionId::from("a-first"));
     b.store
-        .record_events(&[queued, done])
+        .record_events(&[queued, done], &[])
         .await
         .expect("record");
     assert_eq!(

@@ -132,10 +132,29 @@ fn of_trigger<'q>(sql: String, key: &'q TriggerKey) -> Statement<'q> {
         .bind(key.trigger.as_str())
 }
 
+/// Writes `c`, keeping `since` from its first write.
+fn cursor_upsert(c: &TriggerCursor) -> Statement<'_> {
+    of_trigger(
+        format!(
+            "INSERT INTO trigger_cursors ({CURSOR_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (project, launch_plan, trigger) DO UPDATE SET \
+             cursor = excluded.cursor, polled_at = excluded.polled_at, \
+             error = excluded.error, error_since = excluded.error_since"
+        ),
+        &c.key,
+    )
+    .bind(c.since)
+    .bind(Param::Text(c.cursor.as_deref()))
+    .bind(c.polled_at)
+    .bind(Param::Text(c.error.as_deref()))
+    .bind(c.error_since)
+}
+
 impl<D: Dialect> SqlStore<D> {
     async fn record_trigger_events(
         &self,
         events: &[EventRecord],
+        cursors: &[TriggerCursor],
     ) -> Result<Vec<(EventRecord, bool)>, Error> {
         const DOING: &str = "recording trigger events";
         // In key order: two recorders of overlapping events lock their
@@ -180,6 +199,9 @@ impl<D: Dialect> SqlStore<D> {
                 what: format!("trigger event {}", e.event),
             })?;
             out[i] = Some((row.into(), false));
+        }
+        for cursor in cursors {
+            D::execute(&mut tx, DOING, cursor_upsert(cursor)).await?;
         }
         commit(tx, DOING).await?;
         Ok(out
@@ -262,21 +284,8 @@ impl<D: Dialect> SqlStore<D> {
     }
 
     async fn write_cursor(&self, c: &TriggerCursor) -> Result<(), Error> {
-        let upsert = of_trigger(
-            format!(
-                "INSERT INTO trigger_cursors ({CURSOR_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                 ON CONFLICT (project, launch_plan, trigger) DO UPDATE SET \
-                 cursor = excluded.cursor, polled_at = excluded.polled_at, \
-                 error = excluded.error, error_since = excluded.error_since"
-            ),
-            &c.key,
-        )
-        .bind(c.since)
-        .bind(Param::Text(c.cursor.as_deref()))
-        .bind(c.polled_at)
-        .bind(Param::Text(c.error.as_deref()))
-        .bind(c.error_since);
-        self.run("writing a trigger's cursor", upsert).await?;
+        self.run("writing a trigger's cursor", cursor_upsert(c))
+            .await?;
         Ok(())
     }
 
@@ -378,8 +387,9 @@ impl<D: Dialect> TriggerStore for SqlStore<D> {
     fn record_events<'a>(
         &'a self,
         events: &'a [EventRecord],
+        cursors: &'a [TriggerCursor],
     ) -> StoreFuture<'a, Vec<(EventRecord, bool)>> {
-        Box::pin(self.record_trigger_events(events))
+        Box::pin(self.record_trigger_events(events, cursors))
     }
 
     fn deferred_events<'a>(
