@@ -336,30 +336,40 @@ impl Watcher {
                     self.cursors.insert(key.clone(), cursor);
                 }
                 match t {
-                    EventTrigger::Artifact(spec) if !self.prefixes.contains_key(&key) => {
+                    EventTrigger::Artifact(spec) => {
                         let interval = spec
                             .interval
                             .as_ref()
                             .and_then(|i| i.value(Field::Interval).ok())
                             .unwrap_or(DEFAULT_INTERVAL);
-                        let root = match spec.url.split_once("://") {
-                            Some(("s3", rest)) => {
-                                format!("s3://{}", rest.split('/').next().unwrap_or(rest))
+                        if let Some(prefix) = self.prefixes.get_mut(&key) {
+                            // A new version may change only the interval
+                            // (url and pattern are in the key): the next
+                            // poll comes no later than the new interval.
+                            if prefix.interval != interval {
+                                prefix.interval = interval;
+                                prefix.next_poll = prefix.next_poll.min(now + interval);
                             }
-                            _ => spec.url.trim_end_matches('/').to_owned(),
-                        };
-                        self.prefixes.insert(
-                            key.clone(),
-                            Prefix {
-                                root,
-                                opened: None,
-                                pattern: None,
-                                interval,
-                                seen: None,
-                                next_poll: now,
-                                failures: 0,
-                            },
-                        );
+                        } else {
+                            let root = match spec.url.split_once("://") {
+                                Some(("s3", rest)) => {
+                                    format!("s3://{}", rest.split('/').next().unwrap_or(rest))
+                                }
+                                _ => spec.url.trim_end_matches('/').to_owned(),
+                            };
+                            self.prefixes.insert(
+                                key.clone(),
+                                Prefix {
+                                    root,
+                                    opened: None,
+                                    pattern: None,
+                                    interval,
+                                    seen: None,
+                                    next_poll: now,
+                                    failures: 0,
+                                },
+                            );
+                        }
                     }
                     EventTrigger::Upstream(_) => upstream = true,
                     _ => {}

@@ -844,6 +844,41 @@ fn events_beyond_max_pending_wait_visibly_and_a_new_version_runs_none_again() {
 }
 
 #[test]
+fn a_shorter_interval_in_a_new_version_takes_effect_without_a_restart() {
+    let landing = tempfile::tempdir().expect("tempdir");
+    let gate = landing.path().join("gate.open");
+    std::fs::write(&gate, "").expect("no waiting");
+    let url = format!("file://{}/", landing.path().display());
+    let repo = GitRepo::new();
+    repo.write("flow.yaml", &gated(&url, &gate, "1h"));
+    repo.commit("look for order files once an hour");
+    let db = TestDb::sqlite();
+    let daemon = Daemon::start(
+        &db,
+        &[
+            "--repo",
+            repo.path().to_str().expect("utf-8"),
+            "--interval",
+            "300ms",
+        ],
+    );
+    let key = format!("artifact:{url}*.csv");
+    eventually("the trigger takes its baseline", || {
+        polled_at(&daemon, &key).is_some()
+    });
+    // The same trigger (url and pattern), now listed every 200 ms: the
+    // poll an hour away is brought forward.
+    repo.write("flow.yaml", &gated(&url, &gate, "200ms"));
+    repo.commit("look every 200 ms");
+    drop_file(landing.path(), "0.csv", "order-0");
+    eventually("the file ran without waiting an hour", || {
+        succeeded(&executions_of(&db, "on-orders")) == 1
+    });
+    let list = executions_of(&db, "on-orders");
+    assert_eq!(runs_by_object(&list).keys().collect::<Vec<_>>(), ["0.csv"]);
+}
+
+#[test]
 fn a_prefix_that_cannot_be_read_is_shown_failing_and_retried_never_taken_as_empty() {
     let parent = tempfile::tempdir().expect("tempdir");
     let folder = parent.path().join("landing");
