@@ -757,6 +757,55 @@ spec:
     )
 }
 
+/// A landing folder watched by [`gated`] in a daemon of its own, its
+/// baseline taken.
+struct Folder {
+    landing: tempfile::TempDir,
+    gate: std::path::PathBuf,
+    url: String,
+    repo: GitRepo,
+    db: TestDb,
+    daemon: Daemon,
+    key: String,
+}
+
+impl Folder {
+    fn watched(interval: &str, open: bool) -> Folder {
+        let landing = tempfile::tempdir().expect("tempdir");
+        let gate = landing.path().join("gate.open");
+        if open {
+            std::fs::write(&gate, "").expect("open the gate");
+        }
+        let url = format!("file://{}/", landing.path().display());
+        let repo = GitRepo::new();
+        repo.write("flow.yaml", &gated(&url, &gate, interval));
+        repo.commit(&format!("load order files, listed every {interval}"));
+        let db = TestDb::sqlite();
+        let daemon = Daemon::start(
+            &db,
+            &[
+                "--repo",
+                repo.path().to_str().expect("utf-8"),
+                "--interval",
+                "300ms",
+            ],
+        );
+        let key = format!("artifact:{url}*.csv");
+        eventually("the trigger takes its baseline", || {
+            polled_at(&daemon, &key).is_some()
+        });
+        Folder {
+            landing,
+            gate,
+            url,
+            repo,
+            db,
+            daemon,
+            key,
+        }
+    }
+}
+
 fn trigger_status(daemon: &Daemon, key: &str) -> Value {
     triggers(daemon)
         .into_iter()
@@ -766,26 +815,15 @@ fn trigger_status(daemon: &Daemon, key: &str) -> Value {
 
 #[test]
 fn events_beyond_max_pending_wait_visibly_and_a_new_version_runs_none_again() {
-    let landing = tempfile::tempdir().expect("tempdir");
-    let gate = landing.path().join("gate.open");
-    let url = format!("file://{}/", landing.path().display());
-    let repo = GitRepo::new();
-    repo.write("flow.yaml", &gated(&url, &gate, "200ms"));
-    repo.commit("load order files, two at a time");
-    let db = TestDb::sqlite();
-    let daemon = Daemon::start(
-        &db,
-        &[
-            "--repo",
-            repo.path().to_str().expect("utf-8"),
-            "--interval",
-            "300ms",
-        ],
-    );
-    let key = format!("artifact:{url}*.csv");
-    eventually("the trigger takes its baseline", || {
-        polled_at(&daemon, &key).is_some()
-    });
+    let Folder {
+        landing,
+        gate,
+        url,
+        repo,
+        db,
+        daemon,
+        key,
+    } = Folder::watched("200ms", false);
     for i in 0..5 {
         drop_file(landing.path(), &format!("{i}.csv"), &format!("order-{i}"));
     }
@@ -845,27 +883,15 @@ fn events_beyond_max_pending_wait_visibly_and_a_new_version_runs_none_again() {
 
 #[test]
 fn a_shorter_interval_in_a_new_version_takes_effect_without_a_restart() {
-    let landing = tempfile::tempdir().expect("tempdir");
-    let gate = landing.path().join("gate.open");
-    std::fs::write(&gate, "").expect("no waiting");
-    let url = format!("file://{}/", landing.path().display());
-    let repo = GitRepo::new();
-    repo.write("flow.yaml", &gated(&url, &gate, "1h"));
-    repo.commit("look for order files once an hour");
-    let db = TestDb::sqlite();
-    let daemon = Daemon::start(
-        &db,
-        &[
-            "--repo",
-            repo.path().to_str().expect("utf-8"),
-            "--interval",
-            "300ms",
-        ],
-    );
-    let key = format!("artifact:{url}*.csv");
-    eventually("the trigger takes its baseline", || {
-        polled_at(&daemon, &key).is_some()
-    });
+    let Folder {
+        landing,
+        gate,
+        url,
+        repo,
+        db,
+        daemon: _daemon,
+        key: _,
+    } = Folder::watched("1h", true);
     // The same trigger (url and pattern), now listed every 200 ms: the
     // poll an hour away is brought forward.
     repo.write("flow.yaml", &gated(&url, &gate, "200ms"));
