@@ -7,7 +7,7 @@ use serde_json::json;
 use super::exit::{self, Error, ExitStatus};
 use super::render;
 use crate::daemon::config::DEFAULT_STATE_DIR;
-use crate::registry::compare::{Comparison, EntityChange, compare};
+use crate::registry::compare::{Comparison, EntityChange, PlanChange, compare};
 use crate::source::dir::DEFAULT_MAX_FILE_SIZE;
 use crate::source::git::{GitSource, SourceSpec};
 use crate::spec::{Kind, short_sha};
@@ -160,20 +160,8 @@ pub fn run(args: &Args) -> exit::Result {
                 "changed": changes_json(&comparison.changed),
                 "removed": changes_json(&comparison.removed),
                 "unchanged": comparison.unchanged,
-                "schedules": comparison.schedules.iter().map(|s| json!({
-                    "project": s.launch_plan.project,
-                    "name": s.launch_plan.name,
-                    "change": s.change,
-                    "from": s.from,
-                    "to": s.to,
-                })).collect::<Vec<_>>(),
-                "triggers": comparison.triggers.iter().map(|t| json!({
-                    "project": t.launch_plan.project,
-                    "name": t.launch_plan.name,
-                    "change": t.change,
-                    "from": t.from,
-                    "to": t.to,
-                })).collect::<Vec<_>>(),
+                "schedules": plan_changes_json(&comparison.schedules),
+                "triggers": plan_changes_json(&comparison.triggers),
             })
         ),
         PlanFormat::Markdown => {
@@ -186,6 +174,22 @@ pub fn run(args: &Args) -> exit::Result {
 
 fn version(d: &Option<crate::spec::Digest>) -> &str {
     d.as_ref().map_or("-", |d| d.short())
+}
+
+/// Schedule or trigger changes, as `plan -o json` prints them.
+fn plan_changes_json(changes: &[PlanChange]) -> serde_json::Value {
+    json!(
+        changes
+            .iter()
+            .map(|p| json!({
+                "project": p.launch_plan.project,
+                "name": p.launch_plan.name,
+                "change": p.change,
+                "from": p.from,
+                "to": p.to,
+            }))
+            .collect::<Vec<_>>()
+    )
 }
 
 fn changes_json(changes: &[EntityChange]) -> serde_json::Value {
@@ -221,23 +225,16 @@ fn text(c: &Comparison, base: &str, head: &str, note: Option<&str>) -> String {
             ));
         }
     }
-    for s in &c.schedules {
-        out.push_str(&format!(
-            "  schedule {} {}/{}: {}\n",
-            s.change,
-            s.launch_plan.project,
-            s.launch_plan.name,
-            s.to.as_deref().or(s.from.as_deref()).unwrap_or("")
-        ));
-    }
-    for t in &c.triggers {
-        out.push_str(&format!(
-            "  trigger {} {}/{}: {}\n",
-            t.change,
-            t.launch_plan.project,
-            t.launch_plan.name,
-            t.to.as_deref().or(t.from.as_deref()).unwrap_or("")
-        ));
+    for (what, changes) in [("schedule", &c.schedules), ("trigger", &c.triggers)] {
+        for p in changes {
+            out.push_str(&format!(
+                "  {what} {} {}/{}: {}\n",
+                p.change,
+                p.launch_plan.project,
+                p.launch_plan.name,
+                p.to.as_deref().or(p.from.as_deref()).unwrap_or("")
+            ));
+        }
     }
     out.push_str(&format!(
         "{} added, {} changed, {} removed, {} unchanged\n",
@@ -311,25 +308,16 @@ fn markdown(c: &Comparison, base: &str, head: &str, note: Option<&str>) -> Strin
         out.push('\n');
     }
     out.push_str(&previews(c, head));
-    if !c.schedules.is_empty() {
-        out.push_str("**Schedules**\n\n");
-        for s in &c.schedules {
-            let detail = match (&s.from, &s.to) {
-                (Some(a), Some(b)) => format!("{a} → {b}"),
-                (None, Some(b)) => b.clone(),
-                (Some(a), None) => a.clone(),
-                (None, None) => String::new(),
-            };
-            out.push_str(&format!(
-                "- {} `{}/{}`: {detail}\n",
-                s.change, s.launch_plan.project, s.launch_plan.name
-            ));
+    for (heading, changes) in [
+        ("**Schedules**\n\n", &c.schedules),
+        ("\n**Triggers**\n\n", &c.triggers),
+    ] {
+        if changes.is_empty() {
+            continue;
         }
-    }
-    if !c.triggers.is_empty() {
-        out.push_str("\n**Triggers**\n\n");
-        for t in &c.triggers {
-            let detail = match (&t.from, &t.to) {
+        out.push_str(heading);
+        for p in changes {
+            let detail = match (&p.from, &p.to) {
                 (Some(a), Some(b)) => format!("{a} → {b}"),
                 (None, Some(b)) => b.clone(),
                 (Some(a), None) => a.clone(),
@@ -337,7 +325,7 @@ fn markdown(c: &Comparison, base: &str, head: &str, note: Option<&str>) -> Strin
             };
             out.push_str(&format!(
                 "- {} `{}/{}`: {detail}\n",
-                t.change, t.launch_plan.project, t.launch_plan.name
+                p.change, p.launch_plan.project, p.launch_plan.name
             ));
         }
     }

@@ -20,24 +20,16 @@ pub struct EntityChange {
     pub file: String,
 }
 
-/// A launch plan whose schedule starts, stops or changes.
+/// A launch plan's schedule, or one of its event triggers (matched by
+/// [`EventTrigger::key`]: what it watches), that starts, stops or changes.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ScheduleChange {
+pub struct PlanChange {
     pub launch_plan: EntityRef,
     /// `started`, `stopped` or `changed`.
     pub change: &'static str,
+    /// `None` when it starts.
     pub from: Option<String>,
-    pub to: Option<String>,
-}
-
-/// A launch plan's event trigger that starts, stops or changes
-/// (triggers are matched by [`EventTrigger::key`]: what they watch).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TriggerChange {
-    pub launch_plan: EntityRef,
-    /// `started`, `stopped` or `changed`.
-    pub change: &'static str,
-    pub from: Option<String>,
+    /// `None` when it stops.
     pub to: Option<String>,
 }
 
@@ -47,8 +39,8 @@ pub struct Comparison {
     pub changed: Vec<EntityChange>,
     pub removed: Vec<EntityChange>,
     pub unchanged: usize,
-    pub schedules: Vec<ScheduleChange>,
-    pub triggers: Vec<TriggerChange>,
+    pub schedules: Vec<PlanChange>,
+    pub triggers: Vec<PlanChange>,
 }
 
 impl Comparison {
@@ -121,9 +113,9 @@ fn trigger_changes(
     id: &EntityRef,
     before: &[EventTrigger],
     after: &[EventTrigger],
-) -> Vec<TriggerChange> {
+) -> Vec<PlanChange> {
     let mut out = Vec::new();
-    let change = |change, from: Option<&EventTrigger>, to: Option<&EventTrigger>| TriggerChange {
+    let change = |change, from: Option<&EventTrigger>, to: Option<&EventTrigger>| PlanChange {
         launch_plan: id.clone(),
         change,
         from: from.map(describe_trigger),
@@ -185,19 +177,19 @@ pub fn compare(base: &[Entity], head: &[Entity]) -> Comparison {
             .extend(trigger_changes(id, triggers_before, triggers_of(new)));
         let before = base_ix.get(id).and_then(|&b| schedule_of(&base[b]));
         match (before, schedule_of(new)) {
-            (None, Some(s)) => out.schedules.push(ScheduleChange {
+            (None, Some(s)) => out.schedules.push(PlanChange {
                 launch_plan: id.clone(),
                 change: "started",
                 from: None,
                 to: Some(describe_schedule(s)),
             }),
-            (Some(s), None) => out.schedules.push(ScheduleChange {
+            (Some(s), None) => out.schedules.push(PlanChange {
                 launch_plan: id.clone(),
                 change: "stopped",
                 from: Some(describe_schedule(s)),
                 to: None,
             }),
-            (Some(a), Some(b)) if a != b => out.schedules.push(ScheduleChange {
+            (Some(a), Some(b)) if a != b => out.schedules.push(PlanChange {
                 launch_plan: id.clone(),
                 change: "changed",
                 from: Some(describe_schedule(a)),
@@ -218,7 +210,7 @@ pub fn compare(base: &[Entity], head: &[Entity]) -> Comparison {
             out.triggers
                 .extend(trigger_changes(id, triggers_of(old), &[]));
             if let Some(s) = schedule_of(old) {
-                out.schedules.push(ScheduleChange {
+                out.schedules.push(PlanChange {
                     launch_plan: id.clone(),
                     change: "stopped",
                     from: Some(describe_schedule(s)),
