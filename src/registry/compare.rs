@@ -33,6 +33,30 @@ pub struct PlanChange {
     pub to: Option<String>,
 }
 
+impl PlanChange {
+    /// What became of `before` in `after` (each described by `describe`),
+    /// or `None` when both are absent or equal.
+    fn between<T: PartialEq>(
+        launch_plan: &EntityRef,
+        before: Option<&T>,
+        after: Option<&T>,
+        describe: fn(&T) -> String,
+    ) -> Option<PlanChange> {
+        let change = match (before, after) {
+            (None, Some(_)) => "started",
+            (Some(_), None) => "stopped",
+            (Some(a), Some(b)) if a != b => "changed",
+            _ => return None,
+        };
+        Some(PlanChange {
+            launch_plan: launch_plan.clone(),
+            change,
+            from: before.map(describe),
+            to: after.map(describe),
+        })
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Comparison {
     pub added: Vec<EntityChange>,
@@ -115,24 +139,15 @@ fn trigger_changes(
     after: &[EventTrigger],
 ) -> Vec<PlanChange> {
     let mut out = Vec::new();
-    let change = |change, from: Option<&EventTrigger>, to: Option<&EventTrigger>| PlanChange {
-        launch_plan: id.clone(),
-        change,
-        from: from.map(describe_trigger),
-        to: to.map(describe_trigger),
-    };
     for t in after {
-        match before.iter().find(|b| b.key() == t.key()) {
-            None => out.push(change("started", None, Some(t))),
-            Some(b) if b != t => out.push(change("changed", Some(b), Some(t))),
-            Some(_) => {}
-        }
+        let b = before.iter().find(|b| b.key() == t.key());
+        out.extend(PlanChange::between(id, b, Some(t), describe_trigger));
     }
     for b in before
         .iter()
         .filter(|b| !after.iter().any(|t| t.key() == b.key()))
     {
-        out.push(change("stopped", Some(b), None));
+        out.extend(PlanChange::between(id, Some(b), None, describe_trigger));
     }
     out
 }
@@ -176,27 +191,12 @@ pub fn compare(base: &[Entity], head: &[Entity]) -> Comparison {
         out.triggers
             .extend(trigger_changes(id, triggers_before, triggers_of(new)));
         let before = base_ix.get(id).and_then(|&b| schedule_of(&base[b]));
-        match (before, schedule_of(new)) {
-            (None, Some(s)) => out.schedules.push(PlanChange {
-                launch_plan: id.clone(),
-                change: "started",
-                from: None,
-                to: Some(describe_schedule(s)),
-            }),
-            (Some(s), None) => out.schedules.push(PlanChange {
-                launch_plan: id.clone(),
-                change: "stopped",
-                from: Some(describe_schedule(s)),
-                to: None,
-            }),
-            (Some(a), Some(b)) if a != b => out.schedules.push(PlanChange {
-                launch_plan: id.clone(),
-                change: "changed",
-                from: Some(describe_schedule(a)),
-                to: Some(describe_schedule(b)),
-            }),
-            _ => {}
-        }
+        out.schedules.extend(PlanChange::between(
+            id,
+            before,
+            schedule_of(new),
+            describe_schedule,
+        ));
     }
     for (id, &b) in &base_ix {
         if !head_ix.contains_key(id) {
@@ -209,14 +209,12 @@ pub fn compare(base: &[Entity], head: &[Entity]) -> Comparison {
             });
             out.triggers
                 .extend(trigger_changes(id, triggers_of(old), &[]));
-            if let Some(s) = schedule_of(old) {
-                out.schedules.push(PlanChange {
-                    launch_plan: id.clone(),
-                    change: "stopped",
-                    from: Some(describe_schedule(s)),
-                    to: None,
-                });
-            }
+            out.schedules.extend(PlanChange::between(
+                id,
+                schedule_of(old),
+                None,
+                describe_schedule,
+            ));
         }
     }
     out
