@@ -9,6 +9,7 @@
 //! be reported at the exact `file:line:col` of the value it is about.
 
 mod plain;
+mod subset;
 
 use std::fmt;
 
@@ -130,10 +131,11 @@ fn options(limits: Limits) -> serde_saphyr::Options {
 /// inside a document are recovered with [`parse_documents`] only for files
 /// that have something to report. Empty documents are skipped.
 ///
-/// Plain YAML is read straight from the parser's events (`plain`); any
-/// other text, and every error, by serde-saphyr.
+/// The block YAML definitions are written in is read straight from the
+/// bytes (`subset`); other plain YAML from the parser's events (`plain`);
+/// any other text, and every error, by serde-saphyr.
 pub fn parse_values(text: &str, limits: Limits) -> Result<Vec<(Pos, Value)>, SyntaxError> {
-    if let Some(docs) = plain::parse(text, limits) {
+    if let Some(docs) = subset::parse(text, limits).or_else(|| plain::parse(text, limits)) {
         return Ok(docs);
     }
     serde_saphyr::from_multiple_with_options::<Spanned<Value>>(text, options(limits))

@@ -155,7 +155,7 @@ impl<'a> Reader<'a> {
 /// A mapping key read as the text it is: quoted, or plain and neither
 /// null, a boolean, a number nor a merge key (serde-saphyr may compare
 /// those by meaning when looking for duplicates).
-fn is_text_key(text: &str, style: ScalarStyle) -> bool {
+pub(super) fn is_text_key(text: &str, style: ScalarStyle) -> bool {
     match style {
         ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted => true,
         ScalarStyle::Plain => text != "<<" && matches!(plain(text), Some(Plain::Text)),
@@ -165,7 +165,7 @@ fn is_text_key(text: &str, style: ScalarStyle) -> bool {
 
 /// A scalar's value as serde-saphyr gives it to `serde_json::Value`, when
 /// it is beyond doubt.
-fn scalar(text: Cow<'_, str>, style: ScalarStyle) -> Option<Value> {
+pub(super) fn scalar(text: Cow<'_, str>, style: ScalarStyle) -> Option<Value> {
     if style != ScalarStyle::Plain {
         // Quoted and block scalars are text, whatever they look like.
         return Some(Value::String(text.into_owned()));
