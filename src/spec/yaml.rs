@@ -10,6 +10,8 @@
 
 mod plain;
 mod subset;
+#[cfg(test)]
+mod testing;
 
 use std::fmt;
 

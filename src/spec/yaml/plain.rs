@@ -240,24 +240,14 @@ fn plain(text: &str) -> Option<Plain> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::{GENERATED, every_example_and_fixture, saphyr};
     use super::*;
-
-    fn saphyr(text: &str) -> Vec<(Pos, Value)> {
-        serde_saphyr::from_multiple_with_options::<serde_saphyr::Spanned<Value>>(
-            text,
-            super::super::options(Limits::default()),
-        )
-        .expect("valid YAML")
-        .into_iter()
-        .map(|d| (Pos::from_location(d.referenced), d.value))
-        .collect()
-    }
 
     /// Every text the fast path reads, it reads as serde-saphyr does.
     #[track_caller]
     fn agrees(text: &str) {
         let fast = parse(text, Limits::default()).expect("read by the fast path");
-        assert_eq!(fast, saphyr(text), "{text}");
+        assert_eq!(Ok(fast.clone()), saphyr(text), "{text}");
         for (_, value) in &fast {
             // Numbers keep their kind (an integer is not a float).
             let again: Value = serde_json::from_str(&value.to_string()).unwrap();
@@ -283,81 +273,12 @@ mod tests {
         agrees(GENERATED);
     }
 
-    /// A file as the benchmarks generate them (`benches/support/generate.rs`).
-    const GENERATED: &str = r#"apiVersion: weir.dev/v1alpha1
-kind: Task
-metadata: { name: task-7-0, project: team-7, description: Step 0 of pipeline 7. }
-spec:
-  inputs:
-    raw: { type: file }
-    sample: { type: float, default: 1.0 }
-  outputs:
-    rows: { type: int }
-  script:
-    interpreter: python3
-    image: python:3.12-slim
-    source: |
-      import json, os
-      print("processing", os.environ["WEIR_INPUT_DAY"], "at {{ inputs.sample }}")
-  retries: { attempts: 2, backoff: 30s }
-  timeout: 1h30m
-  cache: { enabled: true, version: "7" }
-  resources: { requests: { cpu: 500m, memory: 1Gi }, limits: { memory: 2Gi } }
----
-apiVersion: weir.dev/v1alpha1
-kind: LaunchPlan
-metadata: { name: pipeline-7-nightly, project: team-7 }
-spec:
-  workflow: pipeline-7
-  schedule:
-    cron: "7 2 * * *"
-    timezone: Europe/Berlin
-  notify:
-    - on: [failed, timedOut]
-      webhook: { url: "https://hooks.example.com/ml" }
-"#;
-
     /// The repository's own examples and fixtures: wherever the fast path
     /// reads one, it reads it as serde-saphyr does; and it reads the
     /// examples.
     #[test]
     fn agrees_on_every_example_and_fixture() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let mut unread = Vec::new();
-        let mut files = Vec::new();
-        let mut dirs = vec![root.join("examples"), root.join("tests/fixtures")];
-        while let Some(dir) = dirs.pop() {
-            for entry in std::fs::read_dir(dir).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    dirs.push(path);
-                } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-                    files.push(path);
-                }
-            }
-        }
-        for path in files {
-            let text = std::fs::read_to_string(&path).unwrap();
-            if let Some(fast) = parse(&text, Limits::default()) {
-                let slow = serde_saphyr::from_multiple_with_options::<serde_saphyr::Spanned<Value>>(
-                    &text,
-                    super::super::options(Limits::default()),
-                );
-                let slow: Vec<(Pos, Value)> = slow
-                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-                    .into_iter()
-                    .map(|d| (Pos::from_location(d.referenced), d.value))
-                    .collect();
-                assert_eq!(fast, slow, "{}", path.display());
-            } else if path.starts_with(root.join("examples")) {
-                unread.push(path);
-            }
-        }
-        assert_eq!(
-            unread,
-            Vec::<std::path::PathBuf>::new(),
-            "the fast path reads the examples"
-        );
+        every_example_and_fixture(parse, "the fast path");
     }
 
     #[test]
@@ -428,16 +349,7 @@ spec:
         #[test]
         fn never_reads_otherwise_than_serde_saphyr(text in yamlish()) {
             if let Some(fast) = parse(&text, Limits::default()) {
-                let slow = serde_saphyr::from_multiple_with_options::<serde_saphyr::Spanned<Value>>(
-                    &text,
-                    super::super::options(Limits::default()),
-                );
-                let slow: Vec<(Pos, Value)> = slow
-                    .map_err(|e| proptest::test_runner::TestCaseError::fail(format!("{text:?}: {e}")))?
-                    .into_iter()
-                    .map(|d| (Pos::from_location(d.referenced), d.value))
-                    .collect();
-                proptest::prop_assert_eq!(fast, slow, "{:?}", text);
+                proptest::prop_assert_eq!(Ok(fast), saphyr(&text), "{:?}", text);
             }
         }
     }
