@@ -32,5 +32,9 @@ pub fn run(args: &Args) -> exit::Result {
     let report = validate::validate(tree, &options);
     let prefix = render::display_prefix(&args.path);
     print!("{}", render::report(&report, args.output, &prefix));
-    Ok(ExitStatus::success_if(report.is_valid()))
+    let status = ExitStatus::success_if(report.is_valid());
+    // The process ends next: freeing every definition one by one (30 ms
+    // of 10,000) is work the system does at once when it exits.
+    std::mem::forget(report);
+    Ok(status)
 }

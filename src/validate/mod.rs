@@ -16,7 +16,7 @@
 //! ids of the files tasks run, which it asks of the source ([`FileIds`]).
 
 pub mod diagnostic;
-mod par;
+pub(crate) mod par;
 pub mod schema;
 pub mod semantic;
 

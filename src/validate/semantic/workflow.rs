@@ -25,16 +25,11 @@ pub fn check_all(index: &Index<'_>, interfaces: &mut [Option<Interface>]) -> Vec
     let workflows: Vec<usize> = (0..entities.len())
         .filter(|&i| matches!(entities[i].definition, Definition::Workflow(_)))
         .collect();
-    let mut inputs: HashMap<usize, BTreeMap<String, Param>> = HashMap::new();
     let mut calls: HashMap<usize, Vec<usize>> = HashMap::new();
     for &i in &workflows {
         let Definition::Workflow(w) = &entities[i].definition else {
             continue;
         };
-        inputs.insert(
-            i,
-            check_ports(&entities[i], &w.spec.inputs, Direction::Inputs, &mut found),
-        );
         let callees = w
             .spec
             .nodes
@@ -50,18 +45,34 @@ pub fn check_all(index: &Index<'_>, interfaces: &mut [Option<Interface>]) -> Vec
     }
     found.extend(report_call_cycles(entities, &workflows, &calls));
 
-    // Post-order over the call graph: callees are checked before callers.
+    let check = |i: usize, interfaces: &[Option<Interface>]| {
+        let mut found = Vec::new();
+        let Definition::Workflow(w) = &entities[i].definition else {
+            unreachable!("only workflows are checked here");
+        };
+        let inputs = check_ports(&entities[i], &w.spec.inputs, Direction::Inputs, &mut found);
+        let (iface, diags) = check_workflow(&entities[i], &w.spec, inputs, index, interfaces);
+        found.extend(diags);
+        (iface, found)
+    };
+    // Workflows that call no workflow (most) need only the tasks'
+    // interfaces: they are checked on all cores.
+    let (leaves, callers): (Vec<usize>, Vec<usize>) =
+        workflows.iter().partition(|i| calls[*i].is_empty());
+    let checked = crate::validate::par::map(&leaves, |&i| check(i, interfaces));
     let mut state: HashMap<usize, bool> = HashMap::new();
+    for (&i, (iface, diags)) in leaves.iter().zip(checked) {
+        interfaces[i] = Some(iface);
+        found.extend(diags);
+        state.insert(i, true);
+    }
+    // The others in post-order over the call graph: callees before callers.
     let mut order = Vec::new();
-    for &i in &workflows {
+    for &i in &callers {
         post_order(i, &calls, &mut state, &mut order);
     }
     for i in order {
-        let Definition::Workflow(w) = &entities[i].definition else {
-            continue;
-        };
-        let own_inputs = inputs.remove(&i).unwrap_or_default();
-        let (iface, diags) = check_workflow(&entities[i], &w.spec, own_inputs, index, interfaces);
+        let (iface, diags) = check(i, interfaces);
         interfaces[i] = Some(iface);
         found.extend(diags);
     }
