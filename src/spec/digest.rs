@@ -4,8 +4,9 @@
 //! the YAML had and whatever serde_json's map type is, so reformatting a
 //! file, reordering keys or adding comments never changes a digest.
 
+pub mod canonical;
+
 use std::fmt;
-use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -24,11 +25,26 @@ impl Digest {
         // those few bytes cost more than the hashing itself.
         let mut bytes = Vec::with_capacity(1024);
         write_canonical_to(value, &mut bytes);
-        let hash = Sha256::digest(&bytes);
-        let mut hex = String::with_capacity(64);
-        for byte in hash {
-            write!(hex, "{byte:02x}").expect("writing to a String cannot fail");
-        }
+        Digest::of_canonical(&bytes)
+    }
+
+    /// Digest of the canonical JSON of `value` as `serde_json::to_value`
+    /// has it: the digest [`Digest::of_json`] gives that value, without
+    /// building it.
+    pub fn of_serialize<T: Serialize + ?Sized>(value: &T) -> Result<Digest, canonical::Error> {
+        let mut bytes = Vec::with_capacity(1024);
+        canonical::write(value, &mut bytes)?;
+        Ok(Digest::of_canonical(&bytes))
+    }
+
+    fn of_canonical(bytes: &[u8]) -> Digest {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let hash = Sha256::digest(bytes);
+        let hex = hash
+            .iter()
+            .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]])
+            .map(char::from)
+            .collect();
         Digest(hex)
     }
 
@@ -109,6 +125,8 @@ fn write_scalar(scalar: &(impl Serialize + ?Sized), out: &mut Vec<u8>) {
 
 #[cfg(test)]
 mod tests {
+    use std::fmt::Write as _;
+
     use super::*;
     use serde_json::json;
 

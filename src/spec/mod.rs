@@ -218,6 +218,16 @@ impl Definition {
         };
         value.expect("specs are plain data and always serialize")
     }
+
+    /// The digest of [`Definition::canonical_spec`], computed without it.
+    pub fn spec_digest(&self) -> Digest {
+        let digest = match self {
+            Definition::Task(d) => Digest::of_serialize(&d.spec),
+            Definition::Workflow(d) => Digest::of_serialize(&d.spec),
+            Definition::LaunchPlan(d) => Digest::of_serialize(&d.spec),
+        };
+        digest.expect("specs are plain data and always serialize")
+    }
 }
 
 /// An input or output declaration: `{ type: int, default: 3 }` or

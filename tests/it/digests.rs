@@ -269,3 +269,29 @@ const PINNED: &[(&str, &str)] = &[
         "c0f2f6b40c06e720033bf050dad9604a4ac07defe0d9e9a51bbfac0d98b95af6",
     ),
 ];
+
+/// A spec's digest is written straight from the typed spec
+/// (`Definition::spec_digest`): for every definition of the examples and
+/// the fixtures, it is the digest of the spec as JSON, as it always was.
+#[test]
+fn a_spec_s_digest_is_the_digest_of_its_json() {
+    let root = crate::common::root();
+    let mut checked = 0;
+    for dir in ["examples", "tests/fixtures"] {
+        let tree =
+            weir::source::dir::read_tree(&root.join(dir), weir::source::dir::DEFAULT_MAX_FILE_SIZE)
+                .expect("a tree");
+        let report = weir::validate::validate(tree, &weir::validate::Options::default());
+        for e in &report.entities {
+            assert_eq!(
+                e.definition.spec_digest(),
+                weir::spec::Digest::of_json(&e.definition.canonical_spec()),
+                "{} in {}",
+                e.id.name,
+                e.file
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 50, "only {checked} definitions were read");
+}

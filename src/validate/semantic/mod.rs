@@ -178,7 +178,7 @@ pub fn assign_digests(
     task_types: &TaskTypes,
 ) {
     let spec_digests = super::par::map(entities, |e| {
-        let spec = Digest::of_json(&e.definition.canonical_spec());
+        let spec = e.definition.spec_digest();
         // A task runs its repository files (a notebook, a program): the
         // version covers their content (Git's blob id), each under its key.
         let Definition::Task(t) = &e.definition else {
