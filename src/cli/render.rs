@@ -8,14 +8,14 @@
 //! - `github`: workflow commands (`::error file=…,line=…,col=…::…`) that
 //!   GitHub Actions turns into pull-request annotations.
 
+use std::fmt::Write as _;
 use std::io::IsTerminal;
 use std::path::Path;
 
 use annotate_snippets::{AnnotationKind, Group, Level, Renderer, Snippet};
 use serde_json::json;
 
-use crate::spec::Kind;
-use crate::validate::{Diagnostic, Report, Severity};
+use crate::validate::{Diagnostic, Entity, Report, Severity};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -163,9 +163,12 @@ fn plural(n: usize, word: &str) -> String {
 }
 
 fn entity_table(report: &Report) -> String {
-    let mut rows: Vec<[String; 5]> = report
-        .entities
-        .iter()
+    let mut entities: Vec<&Entity> = report.entities.iter().collect();
+    entities.sort_by(|a, b| {
+        (&a.id.project, a.id.kind, &a.id.name).cmp(&(&b.id.project, b.id.kind, &b.id.name))
+    });
+    let rows: Vec<[String; 5]> = entities
+        .into_iter()
         .map(|e| {
             [
                 e.id.kind.to_string(),
@@ -176,10 +179,6 @@ fn entity_table(report: &Report) -> String {
             ]
         })
         .collect();
-    rows.sort_by(|a, b| {
-        let order = |k: &str| Kind::parse(k).map_or(9, |k| k as u8);
-        (&a[1], order(&a[0]), &a[2]).cmp(&(&b[1], order(&b[0]), &b[2]))
-    });
     let header = ["KIND", "PROJECT", "NAME", "VERSION", "FILE"].map(str::to_owned);
     table(&header, &rows)
 }
@@ -201,12 +200,15 @@ pub fn table<R: AsRef<[String]>>(header: &[String], rows: &[R]) -> String {
     }
     let mut out = String::new();
     for row in std::iter::once(header).chain(rows.iter().map(AsRef::as_ref)) {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
+        let start = out.len();
+        for (i, (cell, w)) in row.iter().zip(&widths).enumerate() {
+            if i > 0 {
+                out.push_str("  ");
+            }
+            write!(out, "{cell:<w$}").expect("writing to a String cannot fail");
+        }
+        let kept = out[start..].trim_end().len();
+        out.truncate(start + kept);
         out.push('\n');
     }
     out
