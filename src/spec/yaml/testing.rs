@@ -19,12 +19,13 @@ pub(super) fn saphyr(text: &str) -> Result<Vec<(Pos, Value)>, String> {
     .map_err(|e| e.to_string())
 }
 
+/// A fast reader: the documents of a text with their positions, or `None`
+/// for a text it leaves to the parsers behind it.
+type Reader = fn(&str, Limits) -> Option<Vec<(Pos, Value)>>;
+
 /// The repository's examples and fixtures: wherever `parse` reads one, it
 /// reads it as serde-saphyr does; and it reads every example.
-pub(super) fn every_example_and_fixture(
-    parse: fn(&str, Limits) -> Option<Vec<(Pos, Value)>>,
-    reader: &str,
-) {
+pub(super) fn every_example_and_fixture(parse: Reader, reader: &str) {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut unread = Vec::new();
     let mut dirs = vec![root.join("examples"), root.join("tests/fixtures")];
