@@ -407,14 +407,15 @@ pub(super) fn load_changes(
     }
     // The ids of the files they run: kept for unchanged ones, looked up by
     // path for the others.
-    for path in validate::repository_paths(&entities, task_types) {
+    let files = validate::repository_files(&entities, task_types);
+    for path in validate::repository_paths(&files) {
         if let std::collections::btree_map::Entry::Vacant(slot) = next.file_ids.entry(path) {
             if let Some(id) = source.file_id(commit, slot.key())? {
                 slot.insert(id);
             }
         }
     }
-    semantic::assign_digests(&mut entities, &next.file_ids, task_types);
+    semantic::assign_digests(&mut entities, &files, &next.file_ids);
 
     // 5. The new snapshot: re-read files get their fresh entries.
     for path in &reread {

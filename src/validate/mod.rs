@@ -86,18 +86,26 @@ pub fn is_notebook(path: &str) -> bool {
     path.ends_with(".ipynb")
 }
 
-/// The repository files the tasks among `entities` run
-/// ([`TaskTypes::repository_files`]), as paths relative to the source's
-/// root.
-pub fn repository_paths(entities: &[Entity], task_types: &TaskTypes) -> BTreeSet<String> {
-    entities
+/// What one entity runs from its repository: `(key, path relative to the
+/// source's root)` of each file ([`TaskTypes::repository_files`]); none but
+/// for a task whose type runs one (a notebook).
+pub type RepositoryFiles = Vec<(&'static str, String)>;
+
+/// The repository files each of `entities` runs, in their order: each
+/// task's body is decoded for it once, on all cores.
+pub fn repository_files(entities: &[Entity], task_types: &TaskTypes) -> Vec<RepositoryFiles> {
+    par::map(entities, |e| match &e.definition {
+        Definition::Task(t) => task_types.repository_files(&t.spec),
+        _ => Vec::new(),
+    })
+}
+
+/// Every path among `files`.
+pub fn repository_paths(files: &[RepositoryFiles]) -> BTreeSet<String> {
+    files
         .iter()
-        .filter_map(|e| match &e.definition {
-            Definition::Task(t) => Some(task_types.repository_files(&t.spec)),
-            _ => None,
-        })
         .flatten()
-        .map(|(_, path)| path)
+        .map(|(_, path)| path.clone())
         .collect()
 }
 
@@ -236,10 +244,10 @@ pub fn validate(tree: Tree, options: &Options) -> Report {
     if report.is_valid() {
         // A task's version covers the content of the files it runs: their
         // ids are asked of the source only now, and only theirs.
-        let paths = repository_paths(&report.entities, &options.task_types);
-        match file_ids(&paths, tree.file_ids.as_deref()) {
+        let files = repository_files(&report.entities, &options.task_types);
+        match file_ids(&repository_paths(&files), tree.file_ids.as_deref()) {
             Ok(ids) => {
-                semantic::assign_digests(&mut report.entities, &ids, &options.task_types);
+                semantic::assign_digests(&mut report.entities, &files, &ids);
                 report.file_ids = ids;
             }
             Err(unreadable) => {

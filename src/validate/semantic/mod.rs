@@ -174,28 +174,26 @@ pub fn check(
 /// cheap.
 pub fn assign_digests(
     entities: &mut [Entity],
+    files: &[super::RepositoryFiles],
     file_ids: &BTreeMap<String, String>,
-    task_types: &TaskTypes,
 ) {
-    let spec_digests = super::par::map(entities, |e| {
+    let runs: Vec<(&Entity, &super::RepositoryFiles)> = entities.iter().zip(files).collect();
+    let spec_digests = super::par::map(&runs, |(e, files)| {
         let spec = e.definition.spec_digest();
         // A task runs its repository files (a notebook, a program): the
         // version covers their content (Git's blob id), each under its key.
-        let Definition::Task(t) = &e.definition else {
-            return spec;
-        };
-        let files = task_types.repository_files(&t.spec);
         if files.is_empty() {
             return spec;
         }
         let mut covered = serde_json::Map::new();
         covered.insert("spec".to_owned(), json!(spec.as_str()));
-        for (key, path) in files {
-            let content = file_ids.get(&path);
-            covered.insert(key.to_owned(), json!(content));
+        for (key, path) in *files {
+            let content = file_ids.get(path);
+            covered.insert((*key).to_owned(), json!(content));
         }
         Digest::of_json(&Value::Object(covered))
     });
+    drop(runs);
     let mut digests: HashMap<IdKey<'_>, Digest> = HashMap::with_capacity(entities.len());
     for (e, spec) in entities.iter().zip(&spec_digests) {
         if e.id.kind == Kind::Task {
