@@ -193,7 +193,6 @@ pub fn assign_digests(
         }
         Digest::of_json(&Value::Object(covered))
     });
-    drop(runs);
     let mut digests: HashMap<IdKey<'_>, Digest> = HashMap::with_capacity(entities.len());
     for (e, spec) in entities.iter().zip(&spec_digests) {
         if e.id.kind == Kind::Task {
