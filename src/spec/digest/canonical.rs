@@ -70,6 +70,15 @@ impl Writer {
         serde_json::to_writer(&mut self.out, value).map_err(|e| Error(e.to_string()))
     }
 
+    /// `{"variant":` before a variant's array or object: an object of one
+    /// entry, already in order; its `Wrapped` closes it.
+    fn open_variant(&mut self, variant: &str) -> Result<(), Error> {
+        self.out.push(b'{');
+        self.string(variant)?;
+        self.out.push(b':');
+        Ok(())
+    }
+
     fn open_object(&mut self) -> Object<'_> {
         self.out.push(b'{');
         let base = self.entries.len();
@@ -293,10 +302,7 @@ impl<'a> ser::Serializer for &'a mut Writer {
         variant: &'static str,
         _len: usize,
     ) -> Result<Wrapped<Array<'a>>, Error> {
-        // `{"variant":[...]}`: one entry, already in order.
-        self.out.push(b'{');
-        self.string(variant)?;
-        self.out.push(b':');
+        self.open_variant(variant)?;
         Ok(Wrapped(self.open_array()))
     }
     fn serialize_map(self, _len: Option<usize>) -> Result<Map<'a>, Error> {
@@ -315,9 +321,7 @@ impl<'a> ser::Serializer for &'a mut Writer {
         variant: &'static str,
         _len: usize,
     ) -> Result<Wrapped<Object<'a>>, Error> {
-        self.out.push(b'{');
-        self.string(variant)?;
-        self.out.push(b':');
+        self.open_variant(variant)?;
         Ok(Wrapped(self.open_object()))
     }
 }
