@@ -22,7 +22,7 @@ use super::plan::{self, Resolve, Resolved};
 use crate::schedule;
 use crate::spec::types::TypeExpr;
 use crate::spec::{
-    CommitId, Definition, Digest, EntityRef, ExecutionId, Kind, LaunchPlanSpec, Port, SourceKey,
+    CommitId, Definition, Digest, EntityRef, ExecutionId, Kind, LaunchPlanSpec, Ports, SourceKey,
     Trigger,
 };
 use crate::store::execution::BackfillGroup;
@@ -283,7 +283,7 @@ pub struct Prepared {
     launch_plan: Option<(VersionKey, LaunchPlanSpec)>,
     workflow: VersionKey,
     /// The workflow's input ports.
-    ports: BTreeMap<String, Port>,
+    ports: Ports,
     plan: PreparedPlan,
     source: SourceKey,
     commit: CommitId,
@@ -665,10 +665,7 @@ fn one_of<T>(name: &str, mut found: Vec<T>, key: impl Fn(&T) -> &VersionKey) -> 
     }
 }
 
-fn check_inputs(
-    ports: &BTreeMap<String, Port>,
-    inputs: &BTreeMap<String, Value>,
-) -> Result<(), Error> {
+fn check_inputs(ports: &Ports, inputs: &BTreeMap<String, Value>) -> Result<(), Error> {
     for (name, port) in ports {
         let Some(value) = inputs.get(name) else {
             return Err(Error::Input {

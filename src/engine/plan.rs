@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::spec::template::{self, Part, Reference};
-use crate::spec::{CommitId, Definition, Digest, ExecutionId, Kind, Port, TaskSpec, WorkflowSpec};
+use crate::spec::{
+    CommitId, Definition, Digest, ExecutionId, Kind, Port, Ports, TaskSpec, WorkflowSpec,
+};
 use crate::store::execution::NodeState;
 
 /// Where a node input's value comes from.
@@ -601,8 +603,8 @@ fn gate_node(
 ) -> PlanNode {
     let body = serde_json::json!({ "prompt": approve.prompt });
     let spec = TaskSpec {
-        inputs: BTreeMap::new(),
-        outputs: BTreeMap::new(),
+        inputs: Ports::new(),
+        outputs: Ports::new(),
         body: crate::spec::TaskBody {
             type_name: APPROVE.to_owned(),
             value: body,
@@ -633,7 +635,7 @@ fn gate_node(
 }
 
 /// Inputs the node leaves unbound take the callee's default.
-fn fill_defaults(inputs: &mut BTreeMap<String, Binding>, ports: &BTreeMap<String, Port>) {
+fn fill_defaults(inputs: &mut BTreeMap<String, Binding>, ports: &Ports) {
     for (name, port) in ports {
         if let (false, Some(value)) = (inputs.contains_key(name), &port.default) {
             inputs.insert(

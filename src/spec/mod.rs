@@ -24,6 +24,7 @@ pub mod ids;
 pub mod quantity;
 pub mod schema;
 pub mod sidecar;
+pub mod small_map;
 pub mod template;
 pub mod trigger;
 pub mod types;
@@ -35,6 +36,7 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+pub use small_map::SmallMap;
 
 pub use digest::Digest;
 pub use duration::DurationText;
@@ -230,6 +232,9 @@ impl Definition {
     }
 }
 
+/// A definition's input or output ports by name, in name order.
+pub type Ports = SmallMap<Port>;
+
 /// An input or output declaration: `{ type: int, default: 3 }` or
 /// `{ enum: [a, b] }`. Exactly one of `type` and `enum`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -267,8 +272,8 @@ pub struct Port {
 /// bodies is filled in by [`schema::generate`] from the task types.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskSpec {
-    pub inputs: BTreeMap<String, Port>,
-    pub outputs: BTreeMap<String, Port>,
+    pub inputs: Ports,
+    pub outputs: Ports,
     pub body: TaskBody,
     pub retries: Retries,
     pub timeout: Option<DurationText>,
@@ -506,9 +511,9 @@ pub struct CacheSettings {
 #[serde(deny_unknown_fields)]
 pub struct Resources {
     #[serde(default)]
-    pub requests: BTreeMap<String, quantity::Quantity>,
+    pub requests: SmallMap<quantity::Quantity>,
     #[serde(default)]
-    pub limits: BTreeMap<String, quantity::Quantity>,
+    pub limits: SmallMap<quantity::Quantity>,
 }
 
 /// One key of a Kubernetes Secret, exposed as the environment variable `env`.
@@ -530,7 +535,7 @@ pub struct SecretRef {
 #[serde(deny_unknown_fields)]
 pub struct WorkflowSpec {
     #[serde(default)]
-    pub inputs: BTreeMap<String, Port>,
+    pub inputs: Ports,
     #[schemars(length(min = 1))]
     pub nodes: Vec<Node>,
     /// Each output is one `{{ nodes.N.outputs.y }}` reference, or `{ from:

@@ -267,7 +267,7 @@ fn sidecar_container(sidecar: &Sidecar) -> Container {
 }
 
 fn quantities(
-    map: &BTreeMap<String, crate::spec::quantity::Quantity>,
+    map: &crate::spec::SmallMap<crate::spec::quantity::Quantity>,
 ) -> Option<BTreeMap<String, Quantity>> {
     (!map.is_empty()).then(|| {
         map.iter()
@@ -562,14 +562,15 @@ mod tests {
         }))
         .expect("a task spec");
         spec.resources = Resources {
-            requests: BTreeMap::from([(
-                "cpu".into(),
-                crate::spec::quantity::Quantity("500m".into()),
-            )]),
-            limits: BTreeMap::from([(
+            requests: [("cpu".into(), crate::spec::quantity::Quantity("500m".into()))]
+                .into_iter()
+                .collect(),
+            limits: [(
                 "memory".into(),
                 crate::spec::quantity::Quantity("2Gi".into()),
-            )]),
+            )]
+            .into_iter()
+            .collect(),
         };
         spec.secrets = vec![SecretRef {
             name: "warehouse".into(),

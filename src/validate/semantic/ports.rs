@@ -1,11 +1,9 @@
 //! Interfaces: the typed inputs and outputs of tasks and workflows.
 
-use std::collections::BTreeMap;
-
 use super::{Code, Diagnostic, at, at_key};
-use crate::spec::Port;
 use crate::spec::types::TypeExpr;
 use crate::spec::yaml::PathStep;
+use crate::spec::{Ports, SmallMap};
 use crate::validate::Entity;
 
 /// One declared input. `ty` is `None` when the declaration itself is
@@ -20,8 +18,8 @@ pub struct Param {
 /// What a task or a workflow takes and produces.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Interface {
-    pub inputs: BTreeMap<String, Param>,
-    pub outputs: BTreeMap<String, Option<TypeExpr>>,
+    pub inputs: SmallMap<Param>,
+    pub outputs: SmallMap<Option<TypeExpr>>,
     /// A workflow's outputs declared `optional` (null when a `when:`
     /// skipped their node): a node calling it may be skipped in part.
     pub optional_outputs: std::collections::BTreeSet<String>,
@@ -65,11 +63,11 @@ fn valid_port_name(name: &str) -> bool {
 /// Checks a map of port declarations and returns their types.
 pub fn check_ports(
     entity: &Entity,
-    ports: &BTreeMap<String, Port>,
+    ports: &Ports,
     direction: Direction,
     found: &mut Vec<Diagnostic>,
-) -> BTreeMap<String, Param> {
-    let mut out = BTreeMap::new();
+) -> SmallMap<Param> {
+    let mut out = SmallMap::with_capacity(ports.len());
     for (name, port) in ports {
         let base = [
             PathStep::Key("spec"),

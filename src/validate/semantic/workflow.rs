@@ -13,7 +13,7 @@ use crate::spec::duration::Field;
 use crate::spec::template::{self, Reference};
 use crate::spec::types::TypeExpr;
 use crate::spec::yaml::PathStep;
-use crate::spec::{Definition, Kind, WorkflowOutput, WorkflowSpec};
+use crate::spec::{Definition, Kind, SmallMap, WorkflowOutput, WorkflowSpec};
 use crate::validate::Entity;
 
 use PathStep::{Index as At, Key};
@@ -201,7 +201,7 @@ enum Bound {
 
 struct WorkflowScope<'a> {
     entity: &'a Entity,
-    inputs: &'a BTreeMap<String, Param>,
+    inputs: &'a SmallMap<Param>,
     node_ids: HashMap<&'a str, usize>,
     callees: Vec<Option<(&'a str, Kind, Option<&'a Interface>)>>,
     /// The approval gates (`approve:`), which have no outputs.
@@ -302,7 +302,7 @@ fn kind_word(kind: Kind) -> &'static str {
 fn check_workflow(
     entity: &Entity,
     spec: &WorkflowSpec,
-    inputs: BTreeMap<String, Param>,
+    inputs: SmallMap<Param>,
     index: &Index<'_>,
     interfaces: &[Option<Interface>],
 ) -> (Interface, Vec<Diagnostic>) {
@@ -524,7 +524,7 @@ fn check_workflow(
 
     let skippable = skippable_nodes(spec, &scope, &data_deps);
     let unmappable = unmappable(spec, &scope);
-    let mut outputs = BTreeMap::new();
+    let mut outputs = SmallMap::with_capacity(spec.outputs.len());
     let mut optional_outputs = BTreeSet::new();
     for (name, value) in &spec.outputs {
         let declared = matches!(value, WorkflowOutput::Declared(_));
