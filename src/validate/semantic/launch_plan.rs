@@ -3,7 +3,9 @@
 //! filled, and the schedule parses (cron, `every`, time zone, deadline,
 //! kickoff input).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::HashMap;
 use std::str::FromStr;
 
 use serde_json::Value;

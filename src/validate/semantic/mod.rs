@@ -14,7 +14,10 @@ mod ports;
 mod task;
 mod workflow;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use foldhash::{HashMap, HashMapExt as _};
+use serde::Serialize;
 
 use serde_json::{Value, json};
 
@@ -40,6 +43,14 @@ pub(crate) struct Index<'a> {
 }
 
 impl<'a> Index<'a> {
+    pub fn new(entities: &'a [Entity]) -> Index<'a> {
+        let mut by_id = HashMap::with_capacity(entities.len());
+        for (i, e) in entities.iter().enumerate() {
+            by_id.entry(id_key(&e.id)).or_insert(i);
+        }
+        Index { entities, by_id }
+    }
+
     pub fn get(&self, project: &str, kind: Kind, name: &str) -> Option<(usize, &'a Entity)> {
         // A map keyed by longer-lived borrows reads as one keyed by shorter.
         let by_id: &HashMap<IdKey<'_>, usize> = &self.by_id;
@@ -121,10 +132,12 @@ pub fn check(
     task_types: &TaskTypes,
 ) -> Vec<Diagnostic> {
     let mut found = Vec::new();
-    let mut by_id: HashMap<IdKey<'_>, usize> = HashMap::with_capacity(entities.len());
+    let index = Index::new(entities);
     for (i, e) in entities.iter().enumerate() {
-        if let Some(&first) = by_id.get(&id_key(&e.id)) {
-            let f = &entities[first];
+        let (first, f) = index
+            .get(&e.id.project, e.id.kind, &e.id.name)
+            .expect("every entity is in the index");
+        if first != i {
             found.push(
                 at(
                     e,
@@ -137,11 +150,8 @@ pub fn check(
                 )
                 .with_help(format!("first defined at {}:{}", f.file, f.pos.line)),
             );
-        } else {
-            by_id.insert(id_key(&e.id), i);
         }
     }
-    let index = Index { entities, by_id };
 
     // Tasks are checked each on its own, and launch plans each against the
     // interfaces found before them: both on all cores, their findings kept
@@ -170,8 +180,9 @@ pub fn check(
 /// A task's version is the digest of its canonical spec. A workflow's is the
 /// digest of (its spec's digest, the versions of every task and workflow it
 /// calls); a launch plan's of (its spec's digest, its workflow's version).
-/// Spec digests are independent and computed in parallel; combining them is
-/// cheap.
+/// Spec digests, then workflows that call only tasks, then launch plans
+/// are computed on all cores; workflows that call workflows follow their
+/// callees.
 pub fn assign_digests(
     entities: &mut [Entity],
     files: &[super::RepositoryFiles],
@@ -193,41 +204,50 @@ pub fn assign_digests(
         }
         Digest::of_json(&Value::Object(covered))
     });
-    let mut digests: HashMap<IdKey<'_>, Digest> = HashMap::with_capacity(entities.len());
-    for (e, spec) in entities.iter().zip(&spec_digests) {
-        if e.id.kind == Kind::Task {
-            digests.insert(id_key(&e.id), spec.clone());
-        }
-    }
-    // Workflows may call workflows: resolve callees first (the tree is valid,
-    // so the call graph is acyclic and this terminates).
-    let mut pending: Vec<usize> = (0..entities.len())
-        .filter(|&i| entities[i].id.kind == Kind::Workflow)
+    let index = Index::new(entities);
+    let mut digests: Vec<Option<Digest>> = entities
+        .iter()
+        .zip(&spec_digests)
+        .map(|(e, spec)| (e.id.kind == Kind::Task).then(|| spec.clone()))
         .collect();
+    // A workflow's version, once each callee's is known (`None` before).
+    let workflow_version = |i: usize, digests: &[Option<Digest>]| {
+        let e = &entities[i];
+        let Definition::Workflow(w) = &e.definition else {
+            unreachable!("only workflows have a closure");
+        };
+        let mut closure = BTreeMap::new();
+        for node in &w.spec.nodes {
+            let (kind, name) = match (&node.task, &node.workflow) {
+                (Some(t), _) => (Kind::Task, t),
+                (None, Some(w)) => (Kind::Workflow, w),
+                (None, None) => continue,
+            };
+            let (callee, _) = index.get(&e.id.project, kind, name)?;
+            closure.insert(format!("{kind}/{name}"), digests[callee].as_ref()?.as_str());
+        }
+        let spec = spec_digests[i].as_str();
+        Some(Digest::of_serialize(&WorkflowVersion { spec, closure }).expect("plain data"))
+    };
+    // Workflows that call only tasks (most) on all cores; then the others,
+    // callees first (the tree is valid, so the call graph is acyclic).
+    let (leaves, mut pending): (Vec<usize>, Vec<usize>) = (0..entities.len())
+        .filter(|&i| entities[i].id.kind == Kind::Workflow)
+        .partition(|&i| match &entities[i].definition {
+            Definition::Workflow(w) => w.spec.nodes.iter().all(|n| n.workflow.is_none()),
+            _ => false,
+        });
+    for (i, digest) in leaves
+        .iter()
+        .zip(super::par::map(&leaves, |&i| workflow_version(i, &digests)))
+    {
+        digests[*i] = digest;
+    }
     while !pending.is_empty() {
         let before = pending.len();
         pending.retain(|&i| {
-            let e = &entities[i];
-            let Definition::Workflow(w) = &e.definition else {
-                return false;
-            };
-            let mut closure = BTreeMap::new();
-            for node in &w.spec.nodes {
-                let (kind, name) = match (&node.task, &node.workflow) {
-                    (Some(t), _) => (Kind::Task, t),
-                    (None, Some(w)) => (Kind::Workflow, w),
-                    (None, None) => continue,
-                };
-                match digests.get(&(e.id.project.as_str(), kind, name.as_str())) {
-                    Some(d) => {
-                        closure.insert(format!("{kind}/{name}"), d.as_str().to_owned());
-                    }
-                    None => return true,
-                }
-            }
-            let canonical = json!({ "spec": spec_digests[i].as_str(), "closure": closure });
-            digests.insert(id_key(&e.id), Digest::of_json(&canonical));
-            false
+            digests[i] = workflow_version(i, &digests);
+            digests[i].is_none()
         });
         if pending.len() == before {
             // Unreachable for a valid tree (its call graph is acyclic); leave
@@ -236,24 +256,41 @@ pub fn assign_digests(
             break;
         }
     }
-    for (i, e) in entities.iter().enumerate() {
-        if let Definition::LaunchPlan(lp) = &e.definition {
-            let wf = (
-                e.id.project.as_str(),
-                Kind::Workflow,
-                lp.spec.workflow.as_str(),
-            );
-            let wf_digest = digests.get(&wf).map(|d| d.as_str().to_owned());
-            let canonical = json!({ "spec": spec_digests[i].as_str(), "workflow": wf_digest });
-            digests.insert(id_key(&e.id), Digest::of_json(&canonical));
-        }
-    }
-    let assigned: Vec<Option<Digest>> = entities
-        .iter()
-        .map(|e| digests.get(&id_key(&e.id)).cloned())
+    let plans: Vec<usize> = (0..entities.len())
+        .filter(|&i| entities[i].id.kind == Kind::LaunchPlan)
         .collect();
-    drop(digests);
-    for (e, digest) in entities.iter_mut().zip(assigned) {
+    let plan_versions = super::par::map(&plans, |&i| {
+        let e = &entities[i];
+        let Definition::LaunchPlan(lp) = &e.definition else {
+            unreachable!("only launch plans are here");
+        };
+        let workflow = index
+            .get(&e.id.project, Kind::Workflow, &lp.spec.workflow)
+            .and_then(|(w, _)| digests[w].as_ref().map(Digest::as_str));
+        let spec = spec_digests[i].as_str();
+        Digest::of_serialize(&LaunchPlanVersion { spec, workflow }).expect("plain data")
+    });
+    for (i, digest) in plans.into_iter().zip(plan_versions) {
+        digests[i] = Some(digest);
+    }
+    drop(index);
+    for (e, digest) in entities.iter_mut().zip(digests) {
         e.digest = digest;
     }
+}
+
+/// What a workflow's version digests: its spec's digest and each callee's
+/// version under `task/NAME` or `workflow/NAME`.
+#[derive(Serialize)]
+struct WorkflowVersion<'a> {
+    spec: &'a str,
+    closure: BTreeMap<String, &'a str>,
+}
+
+/// What a launch plan's version digests: its spec's digest and its
+/// workflow's version.
+#[derive(Serialize)]
+struct LaunchPlanVersion<'a> {
+    spec: &'a str,
+    workflow: Option<&'a str>,
 }

@@ -2,8 +2,9 @@
 //! types, required inputs, cycles (between nodes and between workflows that
 //! call each other), and workflow outputs.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
+use foldhash::{HashMap, HashMapExt as _};
 use serde_json::Value;
 
 use super::ports::{Direction, Interface, Param, check_ports};
