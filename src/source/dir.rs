@@ -55,7 +55,7 @@ pub fn read_tree(root: &Path, max_file_size: u64) -> Result<Tree, Error> {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_default();
-        walk.file(&canonical_root, &name);
+        walk.file(canonical_root, &name, None);
     } else {
         walk.visited_dirs.insert(canonical_root.clone());
         walk.dir(&canonical_root, "").map_err(root_err)?;
@@ -71,8 +71,9 @@ struct Walk {
     max_file_size: u64,
     tree: Tree,
     visited_dirs: HashSet<PathBuf>,
-    /// Definition files found, to be read: (path, relative path).
-    definitions: Vec<(PathBuf, String)>,
+    /// Definition files found, to be read: (path, relative path, the type
+    /// the listing gave, none for a link's target).
+    definitions: Vec<(PathBuf, String, Option<fs::FileType>)>,
 }
 
 impl Walk {
@@ -90,17 +91,21 @@ impl Walk {
                 format!("{rel}/{name}")
             };
             let path = entry.path();
+            // The entry's type comes with the listing (no `stat`); a link's
+            // target's is asked for.
             let file_type = entry.file_type()?;
-            let target = if file_type.is_symlink() {
+            let listed = (!file_type.is_symlink()).then_some(file_type);
+            let target = if listed.is_none() {
                 self.tree.followed_links = true;
                 match self.resolve_link(&path, &rel_path) {
                     Some(t) => t,
                     None => continue,
                 }
             } else {
-                path.clone()
+                path
             };
-            if target.is_dir() {
+            let is_dir = listed.map_or_else(|| target.is_dir(), |t| t.is_dir());
+            if is_dir {
                 let canonical = target.canonicalize()?;
                 if self.visited_dirs.insert(canonical) {
                     if let Err(e) = self.dir(&target, &rel_path) {
@@ -108,13 +113,13 @@ impl Walk {
                     }
                 }
             } else if is_definition(&name) {
-                self.file(&target, &rel_path);
+                self.file(target, &rel_path, listed);
             } else {
                 if crate::validate::is_notebook(&rel_path) {
                     // A notebook that is not a regular file (a FIFO) is
                     // refused at once, as a definition is; its content is
                     // hashed only if a task runs it (`DiskFileIds`).
-                    let _ = self.open_regular(&target, &rel_path);
+                    let _ = self.open_regular(&target, &rel_path, listed);
                 }
                 self.tree.other_paths.insert(rel_path);
             }
@@ -146,9 +151,8 @@ impl Walk {
 
     /// Queues a definition file: the files are read together once the
     /// walk is done ([`Walk::read_files`]).
-    fn file(&mut self, path: &Path, rel_path: &str) {
-        self.definitions
-            .push((path.to_owned(), rel_path.to_owned()));
+    fn file(&mut self, path: PathBuf, rel_path: &str, listed: Option<fs::FileType>) {
+        self.definitions.push((path, rel_path.to_owned(), listed));
     }
 
     /// Reads the queued definition files on all cores (2,000 files: 20 ms
@@ -156,8 +160,8 @@ impl Walk {
     /// order.
     fn read_files(&mut self) {
         let limit = self.max_file_size;
-        let read = crate::validate::par::map(&self.definitions, |(path, rel_path)| {
-            read_definition(path, rel_path, limit)
+        let read = crate::validate::par::map(&self.definitions, |(path, rel_path, listed)| {
+            read_definition(path, rel_path, *listed, limit)
         });
         for file in read {
             match file {
@@ -169,8 +173,13 @@ impl Walk {
 
     /// `path` opened for reading, with its length, when it is a regular
     /// file; otherwise reports why not and returns `None`.
-    fn open_regular(&mut self, path: &Path, rel_path: &str) -> Option<(u64, fs::File)> {
-        match open_regular(path, rel_path) {
+    fn open_regular(
+        &mut self,
+        path: &Path,
+        rel_path: &str,
+        listed: Option<fs::FileType>,
+    ) -> Option<(u64, fs::File)> {
+        match open_regular(path, rel_path, listed) {
             Ok(opened) => Some(opened),
             Err(refused) => {
                 self.tree.read_errors.push(*refused);
@@ -186,10 +195,15 @@ impl Walk {
 
 /// The text of the definition file `path` when it is a regular UTF-8
 /// file of at most `limit` bytes; otherwise why not.
-fn read_definition(path: &Path, rel_path: &str, limit: u64) -> Result<SourceFile, Box<Diagnostic>> {
+fn read_definition(
+    path: &Path,
+    rel_path: &str,
+    listed: Option<fs::FileType>,
+    limit: u64,
+) -> Result<SourceFile, Box<Diagnostic>> {
     use std::io::Read as _;
 
-    let (len, file) = open_regular(path, rel_path)?;
+    let (len, file) = open_regular(path, rel_path, listed)?;
     if len > limit {
         return Err(Box::new(too_large(rel_path, len, limit)));
     }
@@ -217,20 +231,27 @@ fn read_definition(path: &Path, rel_path: &str, limit: u64) -> Result<SourceFile
 /// `path` opened for reading, with its length, when it is a regular file;
 /// otherwise why not.
 ///
-/// Its type is checked before it is opened, then it is opened without
-/// blocking (a FIFO's open would wait for a writer) and checked again on
-/// the opened handle, so a file swapped for a FIFO between the check and
-/// the read is still refused.
-fn open_regular(path: &Path, rel_path: &str) -> Result<(u64, fs::File), Box<Diagnostic>> {
+/// Its type is checked before it is opened (the type its folder's listing
+/// gave, `listed`, or else asked for), then it is opened without blocking
+/// (a FIFO's open would wait for a writer) and checked again on the opened
+/// handle, so a file swapped for a FIFO between the check and the read is
+/// still refused.
+fn open_regular(
+    path: &Path,
+    rel_path: &str,
+    listed: Option<fs::FileType>,
+) -> Result<(u64, fs::File), Box<Diagnostic>> {
     use std::os::unix::fs::OpenOptionsExt as _;
 
     // Checked before opening too: opening a device may act on it.
-    match fs::metadata(path) {
-        Ok(meta) if !meta.is_file() => {
-            return Err(Box::new(not_regular(rel_path, meta.file_type())));
-        }
-        Ok(_) => {}
-        Err(e) => return Err(Box::new(unreadable(rel_path, &e.to_string()))),
+    let file_type = match listed {
+        Some(file_type) => file_type,
+        None => fs::metadata(path)
+            .map_err(|e| Box::new(unreadable(rel_path, &e.to_string())))?
+            .file_type(),
+    };
+    if !file_type.is_file() {
+        return Err(Box::new(not_regular(rel_path, file_type)));
     }
     let (meta, file) = fs::OpenOptions::new()
         .read(true)
@@ -264,7 +285,7 @@ impl FileIds for DiskFileIds {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Box::new(unreadable(rel_path, &e.to_string()))),
         };
-        let (len, file) = open_regular(&path, rel_path)?;
+        let (len, file) = open_regular(&path, rel_path, None)?;
         blob_id(len, file)
             .map(Some)
             .map_err(|e| Box::new(unreadable(rel_path, &e.to_string())))
