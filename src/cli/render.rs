@@ -8,7 +8,7 @@
 //! - `github`: workflow commands (`::error file=…,line=…,col=…::…`) that
 //!   GitHub Actions turns into pull-request annotations.
 
-use std::fmt::Write as _;
+use std::borrow::Cow;
 use std::io::IsTerminal;
 use std::path::Path;
 
@@ -164,23 +164,23 @@ fn plural(n: usize, word: &str) -> String {
 
 fn entity_table(report: &Report) -> String {
     let mut entities: Vec<&Entity> = report.entities.iter().collect();
-    entities.sort_by(|a, b| {
+    // A valid tree's identities are unique: no order among equals to keep.
+    entities.sort_unstable_by(|a, b| {
         (&a.id.project, a.id.kind, &a.id.name).cmp(&(&b.id.project, b.id.kind, &b.id.name))
     });
-    let rows: Vec<[String; 5]> = entities
+    let rows: Vec<[Cow<'_, str>; 5]> = entities
         .into_iter()
         .map(|e| {
             [
-                e.id.kind.to_string(),
-                e.id.project.clone(),
-                e.id.name.clone(),
-                e.digest.as_ref().map_or("-", |d| d.short()).to_owned(),
-                format!("{}:{}", e.file, e.pos.line),
+                Cow::Borrowed(e.id.kind.as_str()),
+                Cow::Borrowed(e.id.project.as_str()),
+                Cow::Borrowed(e.id.name.as_str()),
+                Cow::Borrowed(e.digest.as_ref().map_or("-", |d| d.short())),
+                Cow::Owned(format!("{}:{}", e.file, e.pos.line)),
             ]
         })
         .collect();
-    let header = ["KIND", "PROJECT", "NAME", "VERSION", "FILE"].map(str::to_owned);
-    table(&header, &rows)
+    table(&["KIND", "PROJECT", "NAME", "VERSION", "FILE"], &rows)
 }
 
 /// An instant as tables show it: in UTC, to the second
@@ -191,27 +191,46 @@ pub fn utc(t: &chrono::DateTime<chrono::Utc>) -> String {
 }
 
 /// A plain left-aligned table.
-pub fn table<R: AsRef<[String]>>(header: &[String], rows: &[R]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(String::len).collect();
+pub fn table<H, C, R>(header: &[H], rows: &[R]) -> String
+where
+    H: AsRef<str>,
+    C: AsRef<str>,
+    R: AsRef<[C]>,
+{
+    let mut widths: Vec<usize> = header.iter().map(|h| width(h.as_ref())).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row.as_ref()) {
-            *w = (*w).max(cell.chars().count());
+            *w = (*w).max(width(cell.as_ref()));
         }
     }
-    let mut out = String::new();
-    for row in std::iter::once(header).chain(rows.iter().map(AsRef::as_ref)) {
-        let start = out.len();
-        for (i, (cell, w)) in row.iter().zip(&widths).enumerate() {
-            if i > 0 {
-                out.push_str("  ");
-            }
-            write!(out, "{cell:<w$}").expect("writing to a String cannot fail");
-        }
-        let kept = out[start..].trim_end().len();
-        out.truncate(start + kept);
-        out.push('\n');
+    let line: usize = widths.iter().map(|w| w + 2).sum();
+    let mut out = String::with_capacity(line * (rows.len() + 1));
+    table_row(&mut out, &widths, header.iter().map(AsRef::as_ref));
+    for row in rows {
+        table_row(&mut out, &widths, row.as_ref().iter().map(AsRef::as_ref));
     }
     out
+}
+
+/// A cell's width in columns (characters).
+fn width(cell: &str) -> usize {
+    cell.chars().count()
+}
+
+/// One line of a table: each cell padded to its column's width, two spaces
+/// between columns, none at the end.
+fn table_row<'a>(out: &mut String, widths: &[usize], cells: impl Iterator<Item = &'a str>) {
+    let start = out.len();
+    for (i, (cell, w)) in cells.zip(widths).enumerate() {
+        if i > 0 {
+            out.push_str("  ");
+        }
+        out.push_str(cell);
+        out.extend(std::iter::repeat_n(' ', w.saturating_sub(width(cell))));
+    }
+    let kept = out[start..].trim_end().len();
+    out.truncate(start + kept);
+    out.push('\n');
 }
 
 fn json_report(report: &Report, prefix: &str) -> String {
