@@ -67,7 +67,8 @@ impl Writer {
     }
 
     fn string(&mut self, value: &str) -> Result<(), Error> {
-        serde_json::to_writer(&mut self.out, value).map_err(|e| Error(e.to_string()))
+        write_str(&mut self.out, value);
+        Ok(())
     }
 
     /// `{"variant":` before a variant's array or object: an object of one
@@ -92,6 +93,69 @@ impl Writer {
             first: true,
         }
     }
+}
+
+/// `value` as a JSON string, escaped as serde_json escapes (`\"`, `\\`,
+/// `\b`, `\f`, `\n`, `\r`, `\t`, and `\u00xx` for the other control
+/// characters; nothing else): the bytes stored versions depend on. Runs
+/// that need no escape, most of a script, are found eight bytes at a time
+/// and copied whole.
+fn write_str(out: &mut Vec<u8>, value: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = value.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    // `bytes[copied..i]` needs no escape and is not yet written.
+    let (mut copied, mut i) = (0, 0);
+    while i < bytes.len() {
+        if let Some(word) = bytes.get(i..i + 8) {
+            let word = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+            if !needs_escape(word) {
+                i += 8;
+                continue;
+            }
+        }
+        let escape: &[u8] = match bytes[i] {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            control @ 0..0x20 => &[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(control >> 4)],
+                HEX[usize::from(control & 0xf)],
+            ],
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        out.extend_from_slice(&bytes[copied..i]);
+        out.extend_from_slice(escape);
+        i += 1;
+        copied = i;
+    }
+    out.extend_from_slice(&bytes[copied..]);
+    out.push(b'"');
+}
+
+/// Whether any of the eight bytes of `word` is a control character, `"`
+/// or `\\` (bytes of UTF-8 sequences, 0x80 and up, are none of them).
+fn needs_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Non-zero when a byte of `v` is below `n` (for `n` up to 0x80).
+    let below = |v: u64, n: u8| v.wrapping_sub(ONES * u64::from(n)) & !v & HIGH;
+    (below(word, 0x20)
+        | below(word ^ (ONES * u64::from(b'"')), 1)
+        | below(word ^ (ONES * u64::from(b'\\')), 1))
+        != 0
 }
 
 /// An object being written: entries in any order, sorted when it closes.
@@ -657,8 +721,40 @@ mod tests {
         });
     }
 
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        let every_ascii: String = (0u8..0x80).map(char::from).collect();
+        for text in [
+            String::new(),
+            every_ascii.clone(),
+            every_ascii.chars().rev().collect(),
+            "print(\"processing\", os.environ[\"DAY\"])\n\tdone\\n é 漢字 🦀\u{7f}".to_owned(),
+            "eight ok\"eight ok".to_owned(),
+        ] {
+            let mut ours = Vec::new();
+            super::write_str(&mut ours, &text);
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                serde_json::to_string(&text).unwrap()
+            );
+        }
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, ..Default::default() })]
+
+        #[test]
+        fn any_string_is_escaped_as_serde_json_escapes_it(
+            text in proptest::prop_oneof![
+                proptest::prelude::any::<String>(),
+                "[\\x00-\\x7f]{0,40}",
+                "[a\"\\\\\\n\\x01é]{0,40}",
+            ]
+        ) {
+            let mut ours = Vec::new();
+            super::write_str(&mut ours, &text);
+            proptest::prop_assert_eq!(String::from_utf8(ours).unwrap(), serde_json::to_string(&text).unwrap());
+        }
 
         #[test]
         fn any_value_is_written_as_through_the_value(value in values()) {
