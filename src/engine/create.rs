@@ -13,6 +13,7 @@
 //! is invisible to the scheduler. Its execution records the previewed
 //! commit and exactly the versions it ran (I5), with trigger [`Trigger::Preview`].
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
@@ -27,7 +28,9 @@ use crate::spec::{
 };
 use crate::store::execution::BackfillGroup;
 use crate::store::execution::{Execution, NewExecution, NodeState, RunOptions, Status};
-use crate::store::{self, ActiveSet, Store, VersionFilter, VersionKey, VersionRecord};
+use crate::store::{
+    self, ActiveSet, ActiveVersion, Store, VersionFilter, VersionKey, VersionRecord,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -128,6 +131,18 @@ struct Candidate {
     definition: Definition,
 }
 
+impl Candidate {
+    /// An active version, its document read.
+    fn active(v: ActiveVersion) -> Result<Candidate, Error> {
+        Ok(Candidate {
+            definition: definition(&v.key, v.document)?,
+            key: v.key,
+            commit: v.commit,
+            source: Some(v.source),
+        })
+    }
+}
+
 /// The versions named `name` of `kind` that an execution may run, newest
 /// registration first (one per project). Without a preview, one indexed
 /// query returns them with their sources and documents, so the cost does
@@ -144,14 +159,7 @@ async fn candidates(
             .active_versions(kind, name, project)
             .await?
             .into_iter()
-            .map(|v| {
-                Ok(Candidate {
-                    definition: definition(&v.key, v.document)?,
-                    key: v.key,
-                    commit: v.commit,
-                    source: Some(v.source),
-                })
-            })
+            .map(Candidate::active)
             .collect();
     };
     // The previewed commit's versions (one per project).
@@ -193,6 +201,9 @@ impl Resolve for Closure {
     }
 }
 
+/// Loads a workflow's closure one level of calls at a time: the callees
+/// of the workflows found so far, in one store query per level (a
+/// preview's, which are read by version, one by one).
 async fn closure(
     store: &dyn Store,
     preview: Option<&Preview>,
@@ -200,38 +211,58 @@ async fn closure(
     root: &Definition,
 ) -> Result<Closure, Error> {
     let mut found = BTreeMap::new();
-    let mut stack = vec![root.clone()];
-    while let Some(def) = stack.pop() {
-        let Definition::Workflow(w) = def else {
-            continue;
-        };
-        for node in &w.spec.nodes {
-            let (kind, name) = match (&node.task, &node.workflow) {
-                (Some(t), _) => (Kind::Task, t),
-                (None, Some(w)) => (Kind::Workflow, w),
-                (None, None) => continue,
-            };
-            if found.contains_key(&(kind, name.clone())) {
+    let mut level = vec![root.clone()];
+    while !level.is_empty() {
+        let mut wanted: Vec<(Kind, &str)> = Vec::new();
+        for def in &level {
+            let Definition::Workflow(w) = def else {
                 continue;
+            };
+            for node in &w.spec.nodes {
+                let callee = match (&node.task, &node.workflow) {
+                    (Some(t), _) => (Kind::Task, t.as_str()),
+                    (None, Some(w)) => (Kind::Workflow, w.as_str()),
+                    (None, None) => continue,
+                };
+                if !wanted.contains(&callee)
+                    && !found.contains_key(&(callee.0, callee.1.to_owned()))
+                {
+                    wanted.push(callee);
+                }
             }
-            let Some(callee) = candidates(store, preview, kind, name, Some(project))
+        }
+        let callees = match preview {
+            None => store
+                .active_versions_of(project, &wanted)
                 .await?
                 .into_iter()
-                .next()
-            else {
-                continue; // compile reports it
+                .map(Candidate::active)
+                .collect::<Result<Vec<_>, Error>>()?,
+            Some(_) => {
+                let mut callees = Vec::new();
+                for (kind, name) in &wanted {
+                    callees.extend(candidates(store, preview, *kind, name, Some(project)).await?);
+                }
+                callees
+            }
+        };
+        let mut next = Vec::new();
+        for callee in callees {
+            let entity = &callee.key.entity;
+            // The first of a name is its newest; one missing is reported
+            // by compile.
+            let Entry::Vacant(slot) = found.entry((entity.kind, entity.name.clone())) else {
+                continue;
             };
-            stack.push(callee.definition.clone());
-            found.insert(
-                (kind, name.clone()),
-                Callee {
-                    version: callee.key.digest,
-                    definition: callee.definition,
-                    commit: callee.commit,
-                    source: callee.source,
-                },
-            );
+            next.push(callee.definition.clone());
+            slot.insert(Callee {
+                version: callee.key.digest,
+                definition: callee.definition,
+                commit: callee.commit,
+                source: callee.source,
+            });
         }
+        level = next;
     }
     Ok(Closure(found))
 }

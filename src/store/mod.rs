@@ -411,6 +411,15 @@ pub trait Store: ExecutionStore + DeliveryStore + LeaseStore + TriggerStore {
         project: Option<&'a str>,
     ) -> StoreFuture<'a, Vec<ActiveVersion>>;
 
+    /// The active versions of each of `names` in `project`, grouped by
+    /// name and each name's newest registration first: what resolving the
+    /// callees of a workflow reads, in one indexed query for all of them.
+    fn active_versions_of<'a>(
+        &'a self,
+        project: &'a str,
+        names: &'a [(Kind, &'a str)],
+    ) -> StoreFuture<'a, Vec<ActiveVersion>>;
+
     /// The document of a version as it was written (for rollback).
     fn version_document<'a>(
         &'a self,

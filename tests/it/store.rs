@@ -32,6 +32,7 @@ on_every_backend!(
     ten_thousand_versions_apply_in_one_transaction,
     registering_inactive_versions_activates_nothing,
     every_stamp_is_the_instant_the_caller_gives,
+    the_active_versions_of_several_names_are_each_name_s_in_one_read,
 );
 
 // ---------------------------------------------------------------- fixtures
@@ -660,6 +661,59 @@ async fn versions_filter_and_flag_the_active_ones(b: Backend) {
         .expect("versions");
     let t_record = record.iter().find(|v| v.key == t.key).expect("listed");
     assert_eq!(t_record.activations, ids(&[1, 3]));
+}
+
+/// What resolving a workflow's callees reads at once is what reading each
+/// callee's name reads: its active versions in the project, newest first.
+async fn the_active_versions_of_several_names_are_each_name_s_in_one_read(b: Backend) {
+    let store = &*b.store;
+    let (p, q) = (source("p"), source("q"));
+    let t = def("ml", Kind::Task, "train", "1");
+    let t2 = def("ml", Kind::Task, "train", "2");
+    let w = def("ml", Kind::Workflow, "train", "1");
+    let score = def("ml", Kind::Task, "score", "1");
+    let other = def("etl", Kind::Task, "train", "1");
+    sync(store, &p, 1, &[&t, &w, &score]).await;
+    sync(store, &p, 2, &[&t2, &w, &score]).await;
+    // Source q still runs the old task version: two are active.
+    sync(store, &q, 3, &[&t, &other, &score]).await;
+
+    let names = [
+        (Kind::Workflow, "train"),
+        (Kind::Task, "train"),
+        (Kind::Task, "missing"),
+        (Kind::Task, "score"),
+    ];
+    let together = store
+        .active_versions_of("ml", &names)
+        .await
+        .expect("active versions of names");
+    let mut each = Vec::new();
+    for (kind, name) in [
+        (Kind::Task, "score"),
+        (Kind::Task, "train"),
+        (Kind::Workflow, "train"),
+    ] {
+        let versions = store
+            .active_versions(kind, name, Some("ml"))
+            .await
+            .expect("active versions");
+        each.extend(versions.into_iter().map(|v| (v.key, v.source)));
+    }
+    let together: Vec<_> = together.into_iter().map(|v| (v.key, v.source)).collect();
+    assert_eq!(together, each);
+    assert_eq!(
+        together.iter().map(|(key, _)| key).collect::<Vec<_>>(),
+        [&score.key, &t2.key, &t.key, &w.key],
+        "grouped by name, the newest of a name first, a version active in two sources once"
+    );
+    assert!(
+        store
+            .active_versions_of("ml", &[])
+            .await
+            .expect("no names")
+            .is_empty()
+    );
 }
 
 /// Two weir processes on one state directory (or replicas on one database)

@@ -91,6 +91,14 @@ impl<D: Dialect> Store for SqlStore<D> {
         Box::pin(self.list_active_versions(kind, name, project))
     }
 
+    fn active_versions_of<'a>(
+        &'a self,
+        project: &'a str,
+        names: &'a [(Kind, &'a str)],
+    ) -> StoreFuture<'a, Vec<ActiveVersion>> {
+        Box::pin(self.list_active_versions_of(project, names))
+    }
+
     fn version_document<'a>(&'a self, key: &'a VersionKey) -> StoreFuture<'a, Option<Value>> {
         Box::pin(self.document(key))
     }

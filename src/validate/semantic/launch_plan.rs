@@ -4,10 +4,9 @@
 //! kickoff input).
 
 use std::collections::BTreeMap;
-
-use foldhash::HashMap;
 use std::str::FromStr;
 
+use foldhash::HashMap;
 use serde_json::Value;
 
 use super::ports::Interface;

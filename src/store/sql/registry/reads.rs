@@ -149,6 +149,46 @@ impl<D: Dialect> SqlStore<D> {
         rows::active_versions(rows, DOING)
     }
 
+    pub(super) async fn list_active_versions_of(
+        &self,
+        project: &str,
+        names: &[(Kind, &str)],
+    ) -> Result<Vec<ActiveVersion>, Error> {
+        const DOING: &str = "reading the active versions of names";
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One `(kind = … AND name = …)` per name, each served by
+        // `active`'s key; grouped by name, then as `list_active_versions`
+        // orders one name's versions.
+        let mut statement = Statement::built::<D>(
+            "SELECT a.source, v.project, v.kind, v.name, v.digest, v.first_commit, \
+             v.document FROM active a JOIN versions v ON v.project = a.project \
+             AND v.kind = a.kind AND v.name = a.name AND v.digest = a.digest \
+             WHERE a.project = ",
+        );
+        statement.push_bind(project).push(" AND (");
+        for (i, (kind, name)) in names.iter().enumerate() {
+            statement
+                .push(if i == 0 {
+                    "(a.kind = "
+                } else {
+                    " OR (a.kind = "
+                })
+                .push_bind(kind.as_str())
+                .push(" AND a.name = ")
+                .push_bind(*name)
+                .push(")");
+        }
+        statement.persistent = false;
+        statement.push(&format!(
+            ") ORDER BY v.kind, v.name{b}, v.registered_at DESC, v.digest, a.source{b}",
+            b = D::BYTEWISE
+        ));
+        let rows: Vec<ActiveVersionRow> = self.read(DOING, statement).await?;
+        rows::active_versions(rows, DOING)
+    }
+
     pub(super) async fn document(&self, key: &VersionKey) -> Result<Option<Value>, Error> {
         let document: Option<One<Json<Value>>> = self
             .read_optional(
