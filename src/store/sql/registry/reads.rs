@@ -155,38 +155,30 @@ impl<D: Dialect> SqlStore<D> {
         names: &[(Kind, &str)],
     ) -> Result<Vec<ActiveVersion>, Error> {
         const DOING: &str = "reading the active versions of names";
-        if names.is_empty() {
-            return Ok(Vec::new());
-        }
-        // One `(kind = … AND name = …)` per name, each served by
-        // `active`'s key; grouped by name, then as `list_active_versions`
-        // orders one name's versions.
-        let mut statement = Statement::built::<D>(
-            "SELECT a.source, v.project, v.kind, v.name, v.digest, v.first_commit, \
-             v.document FROM active a JOIN versions v ON v.project = a.project \
-             AND v.kind = a.kind AND v.name = a.name AND v.digest = a.digest \
-             WHERE a.project = ",
-        );
-        statement.push_bind(project).push(" AND (");
-        for (i, (kind, name)) in names.iter().enumerate() {
+        let mut found = Vec::new();
+        // The names drive the join, so that each is one lookup of
+        // `active_by_version`'s whole key (a condition per name lets
+        // SQLite's planner scan the project's whole kind instead).
+        for chunk in names.chunks(rows_per_statement::<D>(2, 1)) {
+            let mut statement = Statement::built::<D>("WITH wanted (kind, name) AS (");
             statement
-                .push(if i == 0 {
-                    "(a.kind = "
-                } else {
-                    " OR (a.kind = "
-                })
-                .push_bind(kind.as_str())
-                .push(" AND a.name = ")
-                .push_bind(*name)
-                .push(")");
+                .push_values(chunk, |(kind, name)| [kind.as_str().into(), (*name).into()])
+                .push(
+                    ") SELECT a.source, v.project, v.kind, v.name, v.digest, v.first_commit, \
+                     v.document FROM wanted w JOIN active a ON a.kind = w.kind \
+                     AND a.name = w.name AND a.project = ",
+                )
+                .push_bind(project)
+                .push(&format!(
+                    " JOIN versions v ON v.project = a.project AND v.kind = a.kind \
+                     AND v.name = a.name AND v.digest = a.digest \
+                     ORDER BY v.kind, v.name{b}, v.registered_at DESC, v.digest, a.source{b}",
+                    b = D::BYTEWISE
+                ));
+            let rows: Vec<ActiveVersionRow> = self.read(DOING, statement).await?;
+            found.extend(rows::active_versions(rows, DOING)?);
         }
-        statement.persistent = false;
-        statement.push(&format!(
-            ") ORDER BY v.kind, v.name{b}, v.registered_at DESC, v.digest, a.source{b}",
-            b = D::BYTEWISE
-        ));
-        let rows: Vec<ActiveVersionRow> = self.read(DOING, statement).await?;
-        rows::active_versions(rows, DOING)
+        Ok(found)
     }
 
     pub(super) async fn document(&self, key: &VersionKey) -> Result<Option<Value>, Error> {
