@@ -14,7 +14,7 @@
 //! commit and exactly the versions it ran (I5), with trigger [`Trigger::Preview`].
 
 use std::collections::btree_map::Entry;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -213,7 +213,7 @@ async fn closure(
     let mut found = BTreeMap::new();
     let mut level = vec![root.clone()];
     while !level.is_empty() {
-        let mut wanted: Vec<(Kind, &str)> = Vec::new();
+        let mut wanted: BTreeSet<(Kind, &str)> = BTreeSet::new();
         for def in &level {
             let Definition::Workflow(w) = def else {
                 continue;
@@ -224,13 +224,12 @@ async fn closure(
                     (None, Some(w)) => (Kind::Workflow, w.as_str()),
                     (None, None) => continue,
                 };
-                if !wanted.contains(&callee)
-                    && !found.contains_key(&(callee.0, callee.1.to_owned()))
-                {
-                    wanted.push(callee);
+                if !found.contains_key(&(callee.0, callee.1.to_owned())) {
+                    wanted.insert(callee);
                 }
             }
         }
+        let wanted: Vec<(Kind, &str)> = wanted.into_iter().collect();
         let callees = match preview {
             None => store
                 .active_versions_of(project, &wanted)
