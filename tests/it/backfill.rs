@@ -85,12 +85,14 @@ spec:
   defaults: { day: "2026-01-01T00:00:00Z" }
 "#;
 
-/// A plan whose runs wait until the file `{release}` exists.
+/// A plan whose runs wait until the file `{release}` exists, or fail once
+/// its folder `{folder}` is gone: a test that ends, and deletes its
+/// folder, before a run saw the release leaves no process behind.
 const GATED: &str = r#"apiVersion: weir.dev/v1alpha1
 kind: Task
 metadata: { name: gate, project: lab }
 spec:
-  script: { interpreter: bash, source: "while [ ! -e '{release}' ]; do sleep 0.05; done" }
+  script: { interpreter: bash, source: "while [ ! -e '{release}' ]; do [ -d '{folder}' ] || exit 1; sleep 0.05; done" }
 ---
 apiVersion: weir.dev/v1alpha1
 kind: Workflow
@@ -112,6 +114,14 @@ spec:
   workflow: gate-flow
   schedule: { cron: "30 2 * * *", timezone: Europe/Berlin, concurrency: Replace }
 "#;
+
+/// [`GATED`] for runs released by the file `release`.
+fn gated_definitions(release: &std::path::Path) -> String {
+    let folder = release.parent().expect("a file in a folder");
+    GATED
+        .replace("{release}", &release.display().to_string())
+        .replace("{folder}", &folder.display().to_string())
+}
 
 /// After the week below: every instant of it is due.
 fn after_the_week() -> DateTime<Utc> {
@@ -151,11 +161,7 @@ async fn gated() -> Gated {
     let release = state.path().join("release");
     let state_dir = state.path().to_path_buf();
     let b = crate::common::backend(db).await;
-    let _repo = register(
-        b.store.as_ref(),
-        &GATED.replace("{release}", &release.display().to_string()),
-    )
-    .await;
+    let _repo = register(b.store.as_ref(), &gated_definitions(&release)).await;
     Gated {
         b,
         release,
@@ -506,7 +512,11 @@ async fn max_parallel_holds_the_rest_queued() {
 async fn replace_does_not_cancel_a_backfill() {
     let b = crate::common::backend(TestDb::sqlite()).await;
     let store = b.store.as_ref();
-    let _repo = register(store, &GATED.replace("{release}", "/nonexistent")).await;
+    let _repo = register(
+        store,
+        &gated_definitions(std::path::Path::new("/nonexistent")),
+    )
+    .await;
     let activated = activated_at(store, "newest-wins").await;
     let done = backfill::backfill(
         store,
@@ -677,7 +687,7 @@ fn the_cli_waits_for_a_bounded_backfill() {
     };
     let release = state.path().join("release");
     std::fs::write(&release, "").expect("an open gate");
-    let gated = GATED.replace("{release}", &release.display().to_string());
+    let gated = gated_definitions(&release);
     let _repo = synced(&gated, &db);
     let (code, done) = weir_json(
         &[
