@@ -101,11 +101,12 @@ pub(super) async fn scheduler_loop(
                             if !report.created.is_empty() || !report.cancelled.is_empty() {
                                 wake_engine.notify_one();
                             }
-                            // A tick reads every active launch plan's
-                            // version (2,000 records for as many schedules)
-                            // and drops them; handed back, they do not
-                            // stay resident between ticks (+20 MB idle
-                            // over a minute, otherwise).
+                            // A tick after a reconcile reads every active
+                            // launch plan's version (2,000 records for as
+                            // many schedules), and each tick the unfinished
+                            // executions; handed back, what they leave
+                            // free does not stay resident between ticks
+                            // (+20 MB idle over a minute, otherwise).
                             let _ = tokio::task::spawn_blocking(crate::reconcile::give_back_memory)
                                 .await;
                         }

@@ -85,9 +85,14 @@ pub struct Scheduler {
     /// Launch plans that could not be prepared since the active sets last
     /// changed: prepared again only when due (which reports why).
     unprepared: HashSet<VersionKey>,
-    /// Every source's last reconcile when `prepared` was last checked:
-    /// the active sets change only with a reconcile (`Store::apply`).
+    /// Every source's last reconcile when `prepared` was last checked and
+    /// `active_plans` read: the active sets change only with a reconcile
+    /// (`Store::apply`).
     reconciled: Option<Vec<SourceStatus>>,
+    /// The active launch plans' versions as of `reconciled` (none until
+    /// read, or after a tick that failed while it held them): a tick reads
+    /// them again only after a reconcile, not every safety-net tick.
+    active_plans: Option<Vec<VersionRecord>>,
 }
 
 /// The unfinished executions at a tick's start.
@@ -150,16 +155,24 @@ impl Scheduler {
     ) -> Result<Report, crate::store::Error> {
         let clock = Since::new(now);
         let mut report = Report::default();
-        let filter = VersionFilter {
-            kind: Some(Kind::LaunchPlan),
-            ..VersionFilter::default()
+        let reconciled_alike = self.reconciled_alike(&sources);
+        // Taken while the tick runs (it decides each plan with `&mut self`);
+        // put back when it ends well.
+        let plans = match self.active_plans.take() {
+            Some(plans) if reconciled_alike => plans,
+            _ => {
+                let filter = VersionFilter {
+                    kind: Some(Kind::LaunchPlan),
+                    ..VersionFilter::default()
+                };
+                store
+                    .versions(&filter)
+                    .await?
+                    .into_iter()
+                    .filter(|v| v.active)
+                    .collect()
+            }
         };
-        let plans: Vec<_> = store
-            .versions(&filter)
-            .await?
-            .into_iter()
-            .filter(|v| v.active)
-            .collect();
         let mut running = Running::default();
         for e in store.unfinished_executions().await? {
             if e.trigger == Trigger::Backfill {
@@ -179,7 +192,10 @@ impl Scheduler {
             .into_iter()
             .map(|p| ((p.project.clone(), p.name.clone()), p))
             .collect();
-        self.forget_stale_preparations(store, sources).await?;
+        if !reconciled_alike {
+            self.forget_stale_preparations(store, &sources).await?;
+            self.reconciled = Some(sources);
+        }
         let keep: HashSet<&VersionKey> = plans.iter().map(|p| &p.key).collect();
         self.states.retain(|k, _| keep.contains(k));
         self.plans.retain(|k, _| keep.contains(k));
@@ -198,6 +214,7 @@ impl Scheduler {
                 return Err(e);
             }
         }
+        self.active_plans = Some(plans);
         let mut batch = Vec::with_capacity(BATCH.min(due.len()));
         for (n, chunk) in due.chunks(BATCH).enumerate() {
             // Decided at `now`, each batch is created at its own time,
@@ -445,26 +462,30 @@ impl Scheduler {
     /// changed task makes a new key anyway; what this check adds is the
     /// source, which can change under the same versions (a definition
     /// moved from one source to another between two ticks).
-    async fn forget_stale_preparations(
-        &mut self,
-        store: &dyn Store,
-        sources: Vec<SourceStatus>,
-    ) -> Result<(), crate::store::Error> {
-        let unchanged = self.reconciled.as_ref().is_some_and(|last| {
+    /// Whether every source's last reconcile is the one the scheduler last
+    /// saw.
+    fn reconciled_alike(&self, sources: &[SourceStatus]) -> bool {
+        self.reconciled.as_ref().is_some_and(|last| {
             last.len() == sources.len()
-                && last.iter().zip(&sources).all(|(a, b)| {
+                && last.iter().zip(sources).all(|(a, b)| {
                     a.source == b.source
                         && a.last_reconciled == b.last_reconciled
                         && a.last_reconciled_at == b.last_reconciled_at
                 })
-        });
-        if unchanged {
-            return Ok(());
-        }
+        })
+    }
+
+    /// After a reconcile: forgets the preparations whose versions are no
+    /// longer the active ones.
+    async fn forget_stale_preparations(
+        &mut self,
+        store: &dyn Store,
+        sources: &[SourceStatus],
+    ) -> Result<(), crate::store::Error> {
         self.unprepared.clear();
         if !self.prepared.is_empty() {
             let mut active: HashMap<EntityRef, Vec<(SourceKey, Digest)>> = HashMap::new();
-            for status in &sources {
+            for status in sources {
                 for (entity, digest) in store.active_set(&status.source).await? {
                     active
                         .entry(entity)
@@ -480,7 +501,6 @@ impl Scheduler {
                 "active sets changed: prepared launch plans checked"
             );
         }
-        self.reconciled = Some(sources);
         Ok(())
     }
 }

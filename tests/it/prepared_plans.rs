@@ -15,6 +15,7 @@ use crate::common::{Backend, SourceRepo, every_second, on_every_backend};
 on_every_backend!(
     a_plan_moved_to_another_source_runs_as_that_source_s,
     an_instant_decided_under_a_version_runs_that_version_after_a_reconcile,
+    a_reconcile_between_two_ticks_adds_and_removes_schedules,
 );
 
 const KEEP: &str = r#"apiVersion: weir.dev/v1alpha1
@@ -69,6 +70,37 @@ async fn a_plan_moved_to_another_source_runs_as_that_source_s(b: Backend) {
         );
         assert_eq!(run.source, to, "{id} runs as the second source's");
     }
+}
+
+/// A scheduler reads the active launch plans again after each reconcile
+/// (and only then): one a reconcile adds between two ticks is scheduled at
+/// the next tick, one it removes stops there.
+async fn a_reconcile_between_two_ticks_adds_and_removes_schedules(b: Backend) {
+    let store = b.store.as_ref();
+    let repo = SourceRepo::new(&[("keep.yaml", KEEP)]);
+    let activated = Utc::now()
+        .duration_trunc(chrono::Duration::seconds(1))
+        .expect("truncates");
+    let at = |seconds| activated + chrono::Duration::seconds(seconds);
+    repo.reconcile(&b, activated).await;
+    let mut scheduler = Scheduler::new();
+    let before = scheduler.tick(store, at(1)).await.expect("tick");
+    assert!(before.created.is_empty(), "{before:?}");
+    assert_eq!(scheduler.schedules(), 0);
+
+    repo.repo.write("plan.yaml", &every_second("true", "none"));
+    repo.repo.commit("Add a schedule");
+    repo.reconcile(&b, at(2)).await;
+    let added = scheduler.tick(store, at(4)).await.expect("tick");
+    assert!(!added.created.is_empty(), "{added:?}");
+    assert_eq!(scheduler.schedules(), 1);
+
+    repo.repo.remove("plan.yaml");
+    repo.repo.commit("Remove the schedule");
+    repo.reconcile(&b, at(5)).await;
+    let removed = scheduler.tick(store, at(8)).await.expect("tick");
+    assert!(removed.created.is_empty(), "{removed:?}");
+    assert_eq!(scheduler.schedules(), 0);
 }
 
 /// The scheduler prepares the launch plan version its tick read active, by
