@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
+/// Lower-case hexadecimal digits: a digest's text and JSON's `\u00xx`.
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
 /// A full sha256 digest in lower-case hex; shown as its first 12 characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -38,7 +41,6 @@ impl Digest {
     }
 
     fn of_canonical(bytes: &[u8]) -> Digest {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
         let hash = Sha256::digest(bytes);
         let hex = hash
             .iter()

@@ -36,12 +36,12 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-pub use small_map::SmallMap;
 
 pub use digest::Digest;
 pub use duration::DurationText;
 pub use ids::{CommitId, ExecutionId, SourceKey, SourceParts, short_sha};
 pub use sidecar::Sidecar;
+pub use small_map::SmallMap;
 pub use trigger::Trigger;
 
 /// The only `apiVersion` this release reads.

@@ -101,7 +101,7 @@ impl Writer {
 /// that need no escape, most of a script, are found eight bytes at a time
 /// and copied whole.
 fn write_str(out: &mut Vec<u8>, value: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
+    use super::HEX;
     let bytes = value.as_bytes();
     out.reserve(bytes.len() + 2);
     out.push(b'"');
